@@ -1,0 +1,1 @@
+//! Fastboot host client (AOSP `fastboot` README): command codec, response codec, client, flashing.

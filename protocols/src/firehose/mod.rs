@@ -1,0 +1,1 @@
+//! Qualcomm Firehose: the XML protocol spoken by a running programmer.

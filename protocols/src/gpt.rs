@@ -1,0 +1,1 @@
+//! GUID Partition Table codec (UEFI spec), shared by hosts resolving labels and simulated phones.

@@ -1,0 +1,16 @@
+//! flashgate's protocol stack: transports, fastboot, the Android sparse format, Qualcomm
+//! Sahara/Firehose, GPT, and (feature `sim`) simulated phones that speak them.
+//!
+//! Nothing here knows about stations, YAML, async runtimes or terminals; progress and device
+//! messages leave through [`progress::ProgressSink`].
+
+pub mod fastboot;
+pub mod firehose;
+pub mod gpt;
+pub mod progress;
+pub mod sahara;
+pub mod sparse;
+pub mod transport;
+
+#[cfg(feature = "sim")]
+pub mod sim;

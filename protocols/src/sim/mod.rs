@@ -1,0 +1,1 @@
+//! Simulated phones: one storage, two personalities (fastboot and EDL), served over any transport.

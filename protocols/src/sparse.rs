@@ -1,0 +1,1 @@
+//! The Android sparse image format (AOSP libsparse `sparse_format.h`).

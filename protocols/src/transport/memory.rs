@@ -1,0 +1,421 @@
+//! An in-memory link between a host and a simulated device, with injectable link faults.
+//!
+//! Messages keep their boundaries (like USB bulk transfers). Each direction holds a bounded number
+//! of bytes in flight, so a fast writer blocks (and can time out) like a real endpoint whose peer
+//! is not reading, and memory stays bounded whatever the image size.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use super::{Framing, Transport, TransportError};
+
+/// Bytes that may wait in one direction before a writer blocks.
+pub const DEFAULT_IN_FLIGHT_LIMIT: usize = 4 * 1024 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Host,
+    Device,
+}
+
+#[derive(Default)]
+struct Direction {
+    queue: VecDeque<Vec<u8>>,
+    queued_bytes: usize,
+    /// Total bytes ever written in this direction.
+    written: u64,
+}
+
+struct State {
+    to_device: Direction,
+    to_host: Direction,
+    cut: bool,
+    stalled: bool,
+    /// Cut the link once this many bytes have gone host → device.
+    cut_after_host_bytes: Option<u64>,
+    /// Link speed limit in bytes per second (None: as fast as memory).
+    bytes_per_second: Option<u64>,
+    in_flight_limit: usize,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A poisoned lock means a thread panicked mid-update; the queues are still consistent
+        // (every update is a single push/pop), so keep going rather than propagate the panic.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// One end of an in-memory link.
+pub struct MemoryLink {
+    shared: Arc<Shared>,
+    side: Side,
+    framing: Framing,
+    max_packet_size: Option<usize>,
+    /// The unread rest of a packet partly consumed by `read_stream`.
+    pending: Vec<u8>,
+    pending_pos: usize,
+    name: String,
+}
+
+/// Test and demo control over a link: unplug it, stall it, slow it down.
+#[derive(Clone)]
+pub struct LinkControl {
+    shared: Arc<Shared>,
+}
+
+/// Create a connected (host end, device end, control) triple.
+pub fn pair(name: &str) -> (MemoryLink, MemoryLink, LinkControl) {
+    pair_with(name, Framing::Packets, None)
+}
+
+/// Like [`pair`], with a chosen framing (a `Stream` link models a serial port) and an optional
+/// USB max packet size reported by both ends.
+pub fn pair_with(
+    name: &str,
+    framing: Framing,
+    max_packet_size: Option<usize>,
+) -> (MemoryLink, MemoryLink, LinkControl) {
+    let shared = Arc::new(Shared {
+        state: Mutex::new(State {
+            to_device: Direction::default(),
+            to_host: Direction::default(),
+            cut: false,
+            stalled: false,
+            cut_after_host_bytes: None,
+            bytes_per_second: None,
+            in_flight_limit: DEFAULT_IN_FLIGHT_LIMIT,
+        }),
+        changed: Condvar::new(),
+    });
+    let end = |side| MemoryLink {
+        shared: shared.clone(),
+        side,
+        framing,
+        max_packet_size,
+        pending: Vec::new(),
+        pending_pos: 0,
+        name: format!("mem:{name}"),
+    };
+    let control = LinkControl {
+        shared: shared.clone(),
+    };
+    (end(Side::Host), end(Side::Device), control)
+}
+
+impl LinkControl {
+    /// Unplug: both ends fail with `Disconnected` from now on, including blocked calls.
+    pub fn cut(&self) {
+        self.shared.lock().cut = true;
+        self.shared.changed.notify_all();
+    }
+
+    pub fn is_cut(&self) -> bool {
+        self.shared.lock().cut
+    }
+
+    /// Unplug once the host has sent this many bytes in total (counted from link creation).
+    pub fn cut_after_host_bytes(&self, bytes: u64) {
+        self.shared.lock().cut_after_host_bytes = Some(bytes);
+    }
+
+    /// A stalled link delivers nothing in either direction: reads and full writes time out.
+    pub fn set_stalled(&self, stalled: bool) {
+        self.shared.lock().stalled = stalled;
+        self.shared.changed.notify_all();
+    }
+
+    /// Limit throughput to model a slow cable or hub (None: unlimited).
+    pub fn set_bytes_per_second(&self, rate: Option<u64>) {
+        self.shared.lock().bytes_per_second = rate;
+    }
+
+    /// Bytes the host has written so far.
+    pub fn host_bytes_written(&self) -> u64 {
+        self.shared.lock().to_device.written
+    }
+}
+
+impl MemoryLink {
+    fn outgoing(state: &mut State, side: Side) -> &mut Direction {
+        match side {
+            Side::Host => &mut state.to_device,
+            Side::Device => &mut state.to_host,
+        }
+    }
+
+    fn incoming(state: &mut State, side: Side) -> &mut Direction {
+        match side {
+            Side::Host => &mut state.to_host,
+            Side::Device => &mut state.to_device,
+        }
+    }
+
+    /// Wait for the next packet; `None` in `Ok` never happens: timeouts and cuts are errors.
+    fn next_packet(&mut self, timeout: Duration) -> Result<Vec<u8>, TransportError> {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.shared.lock();
+        loop {
+            if state.cut {
+                return Err(TransportError::Disconnected);
+            }
+            if !state.stalled {
+                let dir = Self::incoming(&mut state, self.side);
+                if let Some(packet) = dir.queue.pop_front() {
+                    dir.queued_bytes -= packet.len();
+                    self.shared.changed.notify_all();
+                    return Ok(packet);
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(TransportError::Timeout(timeout));
+            }
+            state = self
+                .shared
+                .changed
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    fn take_pending(&mut self, buf: &mut [u8]) -> usize {
+        let rest = &self.pending[self.pending_pos..];
+        let n = rest.len().min(buf.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        self.pending_pos += n;
+        if self.pending_pos == self.pending.len() {
+            self.pending.clear();
+            self.pending_pos = 0;
+        }
+        n
+    }
+}
+
+impl Transport for MemoryLink {
+    fn write(&mut self, data: &[u8], timeout: Duration) -> Result<(), TransportError> {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.shared.lock();
+        loop {
+            if state.cut {
+                return Err(TransportError::Disconnected);
+            }
+            let limit = state.in_flight_limit;
+            let queued = Self::outgoing(&mut state, self.side).queued_bytes;
+            // An empty queue always accepts, so one write larger than the limit still goes.
+            if !state.stalled && (queued == 0 || queued + data.len() <= limit) {
+                break;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(TransportError::Timeout(timeout));
+            }
+            state = self
+                .shared
+                .changed
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        let mut data = data;
+        let mut cut_now = false;
+        if self.side == Side::Host {
+            if let Some(limit) = state.cut_after_host_bytes {
+                let room = limit.saturating_sub(state.to_device.written);
+                if (data.len() as u64) >= room {
+                    data = &data[..room as usize];
+                    cut_now = true;
+                }
+            }
+        }
+        let rate = state.bytes_per_second;
+        let dir = Self::outgoing(&mut state, self.side);
+        dir.written += data.len() as u64;
+        if !data.is_empty() || !cut_now {
+            dir.queued_bytes += data.len();
+            dir.queue.push_back(data.to_vec());
+        }
+        if cut_now {
+            state.cut = true;
+        }
+        drop(state);
+        self.shared.changed.notify_all();
+        if cut_now {
+            return Err(TransportError::Disconnected);
+        }
+        if let Some(rate) = rate.filter(|r| *r > 0) {
+            std::thread::sleep(Duration::from_secs_f64(data.len() as f64 / rate as f64));
+        }
+        Ok(())
+    }
+
+    fn read_packet(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize, TransportError> {
+        if !self.pending.is_empty() {
+            return Ok(self.take_pending(buf));
+        }
+        let packet = self.next_packet(timeout)?;
+        if self.framing == Framing::Stream {
+            self.pending = packet;
+            return Ok(self.take_pending(buf));
+        }
+        if packet.len() > buf.len() {
+            return Err(TransportError::Overflow {
+                len: packet.len(),
+                max: buf.len(),
+            });
+        }
+        buf[..packet.len()].copy_from_slice(&packet);
+        Ok(packet.len())
+    }
+
+    fn read_stream(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize, TransportError> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            if !self.pending.is_empty() {
+                return Ok(self.take_pending(buf));
+            }
+            let packet = self.next_packet(timeout)?;
+            // Zero-length packets carry no data-phase bytes; skip them.
+            if !packet.is_empty() {
+                self.pending = packet;
+            }
+        }
+    }
+
+    fn framing(&self) -> Framing {
+        self.framing
+    }
+
+    fn max_packet_size(&self) -> Option<usize> {
+        self.max_packet_size
+    }
+
+    fn write_zero_length(&mut self, timeout: Duration) -> Result<(), TransportError> {
+        if self.max_packet_size.is_some() {
+            self.write(&[], timeout)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn describe(&self) -> String {
+        self.name.clone()
+    }
+}
+
+impl Drop for MemoryLink {
+    /// Dropping either end is an unplug for the other one.
+    fn drop(&mut self) {
+        self.shared.lock().cut = true;
+        self.shared.changed.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: Duration = Duration::from_millis(200);
+
+    #[test]
+    fn packets_keep_their_boundaries() {
+        let (mut host, mut dev, _c) = pair("t");
+        host.write(b"getvar:product", T).unwrap();
+        host.write(b"x", T).unwrap();
+        let mut buf = [0u8; 64];
+        assert_eq!(dev.read_packet(&mut buf, T).unwrap(), 14);
+        assert_eq!(&buf[..14], b"getvar:product");
+        assert_eq!(dev.read_packet(&mut buf, T).unwrap(), 1);
+    }
+
+    #[test]
+    fn oversized_packet_is_an_overflow_not_a_split() {
+        let (mut host, mut dev, _c) = pair("t");
+        dev.write(&[b'A'; 300], T).unwrap();
+        let mut buf = [0u8; 256];
+        assert!(matches!(
+            host.read_packet(&mut buf, T),
+            Err(TransportError::Overflow { len: 300, max: 256 })
+        ));
+    }
+
+    #[test]
+    fn stream_reads_span_packets() {
+        let (mut host, mut dev, _c) = pair("t");
+        dev.write(b"hello ", T).unwrap();
+        dev.write(b"world", T).unwrap();
+        let mut buf = [0u8; 11];
+        super::super::read_exact(&mut host, &mut buf, T).unwrap();
+        assert_eq!(&buf, b"hello world");
+    }
+
+    #[test]
+    fn silent_peer_times_out() {
+        let (mut host, _dev, _c) = pair("t");
+        let mut buf = [0u8; 8];
+        assert!(matches!(
+            host.read_packet(&mut buf, Duration::from_millis(20)),
+            Err(TransportError::Timeout(_))
+        ));
+    }
+
+    #[test]
+    fn cut_after_bytes_disconnects_both_ends() {
+        let (mut host, mut dev, c) = pair("t");
+        c.cut_after_host_bytes(10);
+        host.write(&[1; 6], T).unwrap();
+        assert!(matches!(
+            host.write(&[2; 6], T),
+            Err(TransportError::Disconnected)
+        ));
+        let mut buf = [0u8; 16];
+        // What was delivered before the cut is lost with the device: reads fail.
+        assert!(matches!(
+            dev.read_packet(&mut buf, T),
+            Err(TransportError::Disconnected)
+        ));
+        assert_eq!(c.host_bytes_written(), 10);
+    }
+
+    #[test]
+    fn dropping_one_end_unplugs_the_other() {
+        let (mut host, dev, _c) = pair("t");
+        drop(dev);
+        let mut buf = [0u8; 8];
+        assert!(host.read_packet(&mut buf, T).unwrap_err().is_disconnect());
+    }
+
+    #[test]
+    fn writer_blocks_when_peer_does_not_read() {
+        let (mut host, _dev, _c) = pair("t");
+        let chunk = vec![0u8; DEFAULT_IN_FLIGHT_LIMIT];
+        host.write(&chunk, T).unwrap();
+        assert!(matches!(
+            host.write(&chunk, Duration::from_millis(20)),
+            Err(TransportError::Timeout(_))
+        ));
+    }
+
+    #[test]
+    fn stalled_link_times_out() {
+        let (mut host, mut dev, c) = pair("t");
+        host.write(b"x", T).unwrap();
+        c.set_stalled(true);
+        let mut buf = [0u8; 8];
+        assert!(matches!(
+            dev.read_packet(&mut buf, Duration::from_millis(20)),
+            Err(TransportError::Timeout(_))
+        ));
+        c.set_stalled(false);
+        assert_eq!(dev.read_packet(&mut buf, T).unwrap(), 1);
+    }
+}

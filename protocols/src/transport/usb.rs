@@ -1,0 +1,310 @@
+//! USB bulk links through libusb (rusb, vendored libusb).
+//!
+//! A device is chosen by port path (`1-4.2`, as in sysfs) or serial string, and an interface by
+//! its class triple — never by a vendor/product allow-list, because phone makers reuse the
+//! standard fastboot and Qualcomm interfaces under many IDs.
+
+use std::time::Duration;
+
+use rusb::{Context, Device, DeviceHandle, Direction, TransferType, UsbContext};
+
+use super::{Transport, TransportError};
+
+/// Which interface to claim: class, subclass and any of the accepted protocols; optionally the
+/// device's vendor id (Qualcomm EDL is 05c6 plus its interface).
+#[derive(Debug, Clone)]
+pub struct InterfaceMatch {
+    pub vendor_id: Option<u16>,
+    pub class: u8,
+    pub subclass: u8,
+    pub protocols: &'static [u8],
+}
+
+/// The fastboot interface (AOSP: class 0xff, subclass 0x42, protocol 0x03).
+pub const FASTBOOT_INTERFACE: InterfaceMatch = InterfaceMatch {
+    vendor_id: None,
+    class: 0xff,
+    subclass: 0x42,
+    protocols: &[0x03],
+};
+
+/// Qualcomm EDL / QDLoader (vendor 05c6, class 0xff, subclass 0xff, protocol 0x10/0x11/0x13/0xff).
+pub const EDL_INTERFACE: InterfaceMatch = InterfaceMatch {
+    vendor_id: Some(0x05c6),
+    class: 0xff,
+    subclass: 0xff,
+    protocols: &[0x10, 0x11, 0x13, 0xff],
+};
+
+/// How to pick one device among those attached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceSelector {
+    PortPath(String),
+    Serial(String),
+    /// The only matching device; an error if there are none or several.
+    Any,
+}
+
+/// `1-4.2`: bus number, then the chain of hub port numbers, as Linux names it in sysfs.
+pub fn port_path_of<T: UsbContext>(device: &Device<T>) -> String {
+    let ports = device.port_numbers().unwrap_or_default();
+    let chain: Vec<String> = ports.iter().map(u8::to_string).collect();
+    if chain.is_empty() {
+        // A root hub itself: `usb1` in sysfs.
+        format!("usb{}", device.bus_number())
+    } else {
+        format!("{}-{}", device.bus_number(), chain.join("."))
+    }
+}
+
+fn usb_error(e: rusb::Error, timeout: Duration) -> TransportError {
+    match e {
+        rusb::Error::Timeout => TransportError::Timeout(timeout),
+        rusb::Error::NoDevice | rusb::Error::NotFound => TransportError::Disconnected,
+        rusb::Error::Pipe => TransportError::Stall,
+        rusb::Error::Io => TransportError::Disconnected,
+        other => TransportError::Usb(other.to_string()),
+    }
+}
+
+/// The endpoints of a matching interface.
+#[derive(Debug, Clone, Copy)]
+pub struct Endpoints {
+    pub interface: u8,
+    pub alt_setting: u8,
+    pub bulk_in: u8,
+    pub bulk_out: u8,
+    pub max_packet_out: u16,
+}
+
+/// Find the interface of `device` matching `want`, with one bulk IN and one bulk OUT endpoint.
+pub fn find_interface<T: UsbContext>(device: &Device<T>, want: &InterfaceMatch) -> Option<Endpoints> {
+    let desc = device.device_descriptor().ok()?;
+    if want.vendor_id.is_some_and(|v| v != desc.vendor_id()) {
+        return None;
+    }
+    let config = device.active_config_descriptor().ok()?;
+    for interface in config.interfaces() {
+        for alt in interface.descriptors() {
+            if alt.class_code() != want.class
+                || alt.sub_class_code() != want.subclass
+                || !want.protocols.contains(&alt.protocol_code())
+            {
+                continue;
+            }
+            let mut bulk_in = None;
+            let mut bulk_out = None;
+            for ep in alt.endpoint_descriptors() {
+                if ep.transfer_type() != TransferType::Bulk {
+                    continue;
+                }
+                match ep.direction() {
+                    Direction::In => bulk_in = bulk_in.or(Some(ep.address())),
+                    Direction::Out => {
+                        bulk_out = bulk_out.or(Some((ep.address(), ep.max_packet_size())))
+                    }
+                }
+            }
+            if let (Some(bulk_in), Some((bulk_out, mps))) = (bulk_in, bulk_out) {
+                return Some(Endpoints {
+                    interface: alt.interface_number(),
+                    alt_setting: alt.setting_number(),
+                    bulk_in,
+                    bulk_out,
+                    max_packet_out: mps,
+                });
+            }
+        }
+    }
+    None
+}
+
+/// Read the serial-number string descriptor (None if the device has none or will not say).
+pub fn serial_of<T: UsbContext>(device: &Device<T>, timeout: Duration) -> Option<String> {
+    let desc = device.device_descriptor().ok()?;
+    desc.serial_number_string_index()?;
+    let handle = device.open().ok()?;
+    let lang = *handle.read_languages(timeout).ok()?.first()?;
+    handle.read_serial_number_string(lang, &desc, timeout).ok()
+}
+
+/// One attached device that has a matching interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachedDevice {
+    pub port_path: String,
+    pub vendor_id: u16,
+    pub product_id: u16,
+    pub serial: Option<String>,
+    pub product: Option<String>,
+}
+
+/// Why devices could not be listed.
+#[derive(Debug, thiserror::Error)]
+pub enum ListError {
+    /// The machine has no USB subsystem (no usbfs): nothing can be attached.
+    #[error("no USB subsystem: {0}")]
+    NoUsbSubsystem(String),
+    #[error("cannot list USB devices: {0}")]
+    Usb(String),
+}
+
+/// Every attached device with an interface matching `want`, in port-path order.
+pub fn list_devices(want: &InterfaceMatch) -> Result<Vec<AttachedDevice>, ListError> {
+    let context = Context::new().map_err(|e| ListError::NoUsbSubsystem(e.to_string()))?;
+    let devices = context
+        .devices()
+        .map_err(|e| ListError::Usb(e.to_string()))?;
+    let timeout = Duration::from_millis(500);
+    let mut out = Vec::new();
+    for device in devices.iter() {
+        if find_interface(&device, want).is_none() {
+            continue;
+        }
+        let Ok(desc) = device.device_descriptor() else {
+            continue;
+        };
+        let strings = device.open().ok().and_then(|h| {
+            let lang = *h.read_languages(timeout).ok()?.first()?;
+            Some((
+                h.read_serial_number_string(lang, &desc, timeout).ok(),
+                h.read_product_string(lang, &desc, timeout).ok(),
+            ))
+        });
+        let (serial, product) = strings.unwrap_or((None, None));
+        out.push(AttachedDevice {
+            port_path: port_path_of(&device),
+            vendor_id: desc.vendor_id(),
+            product_id: desc.product_id(),
+            serial,
+            product,
+        });
+    }
+    out.sort_by(|a, b| a.port_path.cmp(&b.port_path));
+    Ok(out)
+}
+
+pub struct UsbLink {
+    handle: DeviceHandle<Context>,
+    endpoints: Endpoints,
+    name: String,
+}
+
+impl UsbLink {
+    /// Open the device chosen by `selector` and claim its interface matching `want`.
+    pub fn open(selector: &DeviceSelector, want: &InterfaceMatch) -> Result<Self, TransportError> {
+        let context = Context::new().map_err(|e| {
+            TransportError::Usb(format!(
+                "no USB subsystem: cannot start libusb ({e}); is /dev/bus/usb present?"
+            ))
+        })?;
+        let devices = context
+            .devices()
+            .map_err(|e| TransportError::Usb(format!("cannot list USB devices: {e}")))?;
+        let timeout = Duration::from_secs(1);
+        let mut found = Vec::new();
+        for device in devices.iter() {
+            let Some(endpoints) = find_interface(&device, want) else {
+                continue;
+            };
+            let port = port_path_of(&device);
+            let selected = match selector {
+                DeviceSelector::PortPath(p) => *p == port,
+                DeviceSelector::Serial(s) => serial_of(&device, timeout).as_deref() == Some(s),
+                DeviceSelector::Any => true,
+            };
+            if selected {
+                found.push((device, endpoints, port));
+            }
+        }
+        let (device, endpoints, port) = match found.len() {
+            0 => {
+                return Err(TransportError::Usb(format!(
+                    "no matching USB device for {selector:?} (check the cable and `flashgate devices`)"
+                )))
+            }
+            1 => found.pop().expect("one element"),
+            n => {
+                return Err(TransportError::Usb(format!(
+                    "{n} matching USB devices; choose one with usb:PORT_PATH or usb-serial:SERIAL"
+                )))
+            }
+        };
+        let handle = device.open().map_err(|e| match e {
+            rusb::Error::Access => TransportError::Usb(format!(
+                "permission denied opening USB device at {port}: install udev/ rules and join the flashgate group"
+            )),
+            other => usb_error(other, timeout),
+        })?;
+        // Kernel drivers (e.g. qcserial on EDL) may hold the interface; detach them if libusb can.
+        let _ = handle.set_auto_detach_kernel_driver(true);
+        handle
+            .claim_interface(endpoints.interface)
+            .map_err(|e| usb_error(e, timeout))?;
+        if endpoints.alt_setting != 0 {
+            handle
+                .set_alternate_setting(endpoints.interface, endpoints.alt_setting)
+                .map_err(|e| usb_error(e, timeout))?;
+        }
+        Ok(UsbLink {
+            handle,
+            endpoints,
+            name: format!("usb:{port}"),
+        })
+    }
+}
+
+impl Transport for UsbLink {
+    fn write(&mut self, data: &[u8], timeout: Duration) -> Result<(), TransportError> {
+        let mut sent = 0;
+        // libusb may complete a bulk OUT transfer partially on timeout; keep going until all is out.
+        while sent < data.len() {
+            let n = self
+                .handle
+                .write_bulk(self.endpoints.bulk_out, &data[sent..], timeout)
+                .map_err(|e| usb_error(e, timeout))?;
+            if n == 0 {
+                return Err(TransportError::Timeout(timeout));
+            }
+            sent += n;
+        }
+        if data.is_empty() {
+            self.handle
+                .write_bulk(self.endpoints.bulk_out, &[], timeout)
+                .map_err(|e| usb_error(e, timeout))?;
+        }
+        Ok(())
+    }
+
+    fn read_packet(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize, TransportError> {
+        self.handle
+            .read_bulk(self.endpoints.bulk_in, buf, timeout)
+            .map_err(|e| match e {
+                rusb::Error::Overflow => TransportError::Overflow {
+                    len: buf.len() + 1,
+                    max: buf.len(),
+                },
+                other => usb_error(other, timeout),
+            })
+    }
+
+    fn max_packet_size(&self) -> Option<usize> {
+        Some(usize::from(self.endpoints.max_packet_out))
+    }
+
+    fn write_zero_length(&mut self, timeout: Duration) -> Result<(), TransportError> {
+        self.handle
+            .write_bulk(self.endpoints.bulk_out, &[], timeout)
+            .map(|_| ())
+            .map_err(|e| usb_error(e, timeout))
+    }
+
+    fn describe(&self) -> String {
+        self.name.clone()
+    }
+}
+
+impl Drop for UsbLink {
+    fn drop(&mut self) {
+        let _ = self.handle.release_interface(self.endpoints.interface);
+    }
+}

@@ -1,0 +1,50 @@
+//! `flashgate`: the station's command line. Thin: parse arguments, set up logging, call the
+//! library, map errors to an exit code.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod devices;
+
+#[derive(Parser)]
+#[command(name = "flashgate", version, about = "Factory-line phone flashing station (fastboot + Qualcomm EDL)")]
+struct Cli {
+    /// More console output (-v, -vv); the log files always keep debug level.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List attached fastboot and Qualcomm EDL devices with their port path and serial.
+    Devices(devices::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result: anyhow::Result<ExitCode> = match cli.command {
+        Command::Devices(args) => devices::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! The flashgate station: configuration, batch orchestration, verification, journal.

@@ -1,0 +1,1 @@
+//! Scenario tests: whole flows against simulated phones. One test binary keeps `cargo test` fast.
