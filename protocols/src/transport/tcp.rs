@@ -43,7 +43,11 @@ fn set_timeouts(stream: &TcpStream, timeout: Duration) -> Result<(), TransportEr
     Ok(())
 }
 
-fn read_full(stream: &mut TcpStream, buf: &mut [u8], timeout: Duration) -> Result<(), TransportError> {
+fn read_full(
+    stream: &mut TcpStream,
+    buf: &mut [u8],
+    timeout: Duration,
+) -> Result<(), TransportError> {
     let mut filled = 0;
     while filled < buf.len() {
         match stream.read(&mut buf[filled..]) {
@@ -94,7 +98,10 @@ impl TcpLink {
     }
 
     /// Accept one host (device side): wait for its `FBnn` and answer `FB01`.
-    pub fn accept(listener: &TcpListener, handshake_timeout: Duration) -> Result<Self, TransportError> {
+    pub fn accept(
+        listener: &TcpListener,
+        handshake_timeout: Duration,
+    ) -> Result<Self, TransportError> {
         let (mut stream, peer) = listener.accept()?;
         stream.set_nodelay(true)?;
         set_timeouts(&stream, handshake_timeout)?;
@@ -136,7 +143,11 @@ impl TcpLink {
         Ok(())
     }
 
-    fn read_frame_bytes(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize, TransportError> {
+    fn read_frame_bytes(
+        &mut self,
+        buf: &mut [u8],
+        timeout: Duration,
+    ) -> Result<usize, TransportError> {
         let want = (buf.len() as u64).min(self.frame_left) as usize;
         loop {
             match self.stream.read(&mut buf[..want]) {

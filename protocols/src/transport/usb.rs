@@ -78,7 +78,10 @@ pub struct Endpoints {
 }
 
 /// Find the interface of `device` matching `want`, with one bulk IN and one bulk OUT endpoint.
-pub fn find_interface<T: UsbContext>(device: &Device<T>, want: &InterfaceMatch) -> Option<Endpoints> {
+pub fn find_interface<T: UsbContext>(
+    device: &Device<T>,
+    want: &InterfaceMatch,
+) -> Option<Endpoints> {
     let desc = device.device_descriptor().ok()?;
     if want.vendor_id.is_some_and(|v| v != desc.vendor_id()) {
         return None;
@@ -217,11 +220,9 @@ impl UsbLink {
             }
         }
         let (device, endpoints, port) = match found.len() {
-            0 => {
-                return Err(TransportError::Usb(format!(
-                    "no matching USB device for {selector:?} (check the cable and `flashgate devices`)"
-                )))
-            }
+            0 => return Err(TransportError::Usb(format!(
+                "no matching USB device for {selector:?} (check the cable and `flashgate devices`)"
+            ))),
             1 => found.pop().expect("one element"),
             n => {
                 return Err(TransportError::Usb(format!(

@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 mod devices;
 
 #[derive(Parser)]
-#[command(name = "flashgate", version, about = "Factory-line phone flashing station (fastboot + Qualcomm EDL)")]
+#[command(
+    name = "flashgate",
+    version,
+    about = "Factory-line phone flashing station (fastboot + Qualcomm EDL)"
+)]
 struct Cli {
     /// More console output (-v, -vv); the log files always keep debug level.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
