@@ -1,1 +1,4 @@
 //! The flashgate station: configuration, batch orchestration, verification, journal.
+
+pub mod config;
+pub mod digest;
