@@ -117,10 +117,16 @@ mod tests {
         assert_eq!(Sha256Digest::parse("abc"), Err(DigestParseError::Length(3)));
         let mut bad = EMPTY.to_string();
         bad.replace_range(10..11, "g");
-        assert_eq!(Sha256Digest::parse(&bad), Err(DigestParseError::NotHex('g')));
+        assert_eq!(
+            Sha256Digest::parse(&bad),
+            Err(DigestParseError::NotHex('g'))
+        );
         // 64 characters but multi-byte: counted as characters, refused as non-hex.
         let wide = "é".repeat(64);
-        assert_eq!(Sha256Digest::parse(&wide), Err(DigestParseError::NotHex('é')));
+        assert_eq!(
+            Sha256Digest::parse(&wide),
+            Err(DigestParseError::NotHex('é'))
+        );
     }
 
     #[test]

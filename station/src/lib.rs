@@ -2,3 +2,5 @@
 
 pub mod config;
 pub mod digest;
+pub mod journal;
+pub mod verdict;

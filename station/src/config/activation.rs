@@ -81,7 +81,11 @@ fn parse_ext4_path(text: &str) -> Result<Ext4PathText, String> {
         return Err(format!("`{text}` does not start with `/`; {fix}"));
     }
     let parts: Vec<&str> = text.split('/').skip(1).collect();
-    if parts.iter().any(|p| p.is_empty() || *p == "." || *p == "..") || text.contains('\0') {
+    if parts
+        .iter()
+        .any(|p| p.is_empty() || *p == "." || *p == "..")
+        || text.contains('\0')
+    {
         return Err(format!(
             "`{text}` has an empty, `.` or `..` component; {fix}"
         ));

@@ -20,7 +20,11 @@ impl KeyPath {
 
     /// Builds a path from dotted segments; `"slots"`, `2usize` style pieces via [`KeyPath::index`].
     pub fn of(keys: &[&str]) -> Self {
-        Self(keys.iter().map(|k| KeySegment::Key((*k).to_string())).collect())
+        Self(
+            keys.iter()
+                .map(|k| KeySegment::Key((*k).to_string()))
+                .collect(),
+        )
     }
 
     pub fn key(mut self, key: impl Into<String>) -> Self {
@@ -121,9 +125,14 @@ mod tests {
 
     #[test]
     fn key_paths_read_like_the_yaml() {
-        let path = KeyPath::of(&["regions", "00EEA"]).key("files").key("system");
+        let path = KeyPath::of(&["regions", "00EEA"])
+            .key("files")
+            .key("system");
         assert_eq!(path.to_string(), "regions.00EEA.files.system");
-        assert_eq!(KeyPath::of(&["slots"]).index(2).key("port").to_string(), "slots[2].port");
+        assert_eq!(
+            KeyPath::of(&["slots"]).index(2).key("port").to_string(),
+            "slots[2].port"
+        );
         assert_eq!(KeyPath::root().to_string(), "(document)");
     }
 

@@ -98,7 +98,9 @@ mod tests {
         assert!(parse_hw_id("xyz").is_err());
         assert_eq!(parse_pk_hash(&"ab".repeat(32)).unwrap().0.len(), 32);
         assert_eq!(parse_pk_hash(&"ab".repeat(48)).unwrap().0.len(), 48);
-        assert!(parse_pk_hash(&"ab".repeat(31)).unwrap_err().contains("31 bytes"));
+        assert!(parse_pk_hash(&"ab".repeat(31))
+            .unwrap_err()
+            .contains("31 bytes"));
         assert!(parse_pk_hash("zz").is_err());
     }
 }

@@ -32,11 +32,9 @@ impl ImagePath {
                         "`{text}` uses `..`; manifest paths must stay inside the image root, {FIX}"
                     ))
                 }
-                Component::RootDir | Component::Prefix(_) => {
-                    return Err(format!(
-                        "`{text}` is absolute; manifest paths must stay inside the image root, {FIX}"
-                    ))
-                }
+                Component::RootDir | Component::Prefix(_) => return Err(format!(
+                    "`{text}` is absolute; manifest paths must stay inside the image root, {FIX}"
+                )),
             }
         }
         if clean.as_os_str().is_empty() {
@@ -62,7 +60,11 @@ impl fmt::Debug for ImagePath {
     }
 }
 
-deserialize_checked_str!(ImagePath, "a path relative to the image root", ImagePath::parse);
+deserialize_checked_str!(
+    ImagePath,
+    "a path relative to the image root",
+    ImagePath::parse
+);
 
 /// Why a manifest path could not be placed inside the image root.
 #[derive(Debug, thiserror::Error)]
@@ -169,7 +171,15 @@ mod tests {
 
     #[test]
     fn refuses_escapes_and_oddities() {
-        for bad in ["../etc/passwd", "00WW/../../x", "/etc/passwd", "a\\b", "", ".", "  "] {
+        for bad in [
+            "../etc/passwd",
+            "00WW/../../x",
+            "/etc/passwd",
+            "a\\b",
+            "",
+            ".",
+            "  ",
+        ] {
             assert!(ImagePath::parse(bad).is_err(), "{bad:?} accepted");
         }
         assert!(ImagePath::parse("../x").unwrap_err().contains("`..`"));
@@ -198,7 +208,10 @@ mod tests {
         assert_eq!(missing, root.join("nope.img"));
         for escaping in ["link.img", "dangling.img"] {
             let error = resolve_inside(&root, &ImagePath::parse(escaping).unwrap()).unwrap_err();
-            assert!(matches!(error, PathEscape::OutsideRoot { .. }), "{escaping}: {error}");
+            assert!(
+                matches!(error, PathEscape::OutsideRoot { .. }),
+                "{escaping}: {error}"
+            );
             assert!(error.to_string().contains("outside the image root"));
         }
     }

@@ -106,9 +106,10 @@ fn explain_missing_client(error: ConfigError) -> ConfigError {
             line,
             key,
             problem: "this region names no activation client".into(),
-            fix: "every region must name its activation client (partition, image, ext4_path or raw, \
+            fix:
+                "every region must name its activation client (partition, image, ext4_path or raw, \
                   sha256, verify): flashgate refuses to flash a region whose client it cannot check"
-                .into(),
+                    .into(),
         },
         other => other,
     }
@@ -120,7 +121,12 @@ struct Validator<'a> {
 }
 
 impl Validator<'_> {
-    fn error(&self, key: &KeyPath, problem: impl Into<String>, fix: impl Into<String>) -> ConfigError {
+    fn error(
+        &self,
+        key: &KeyPath,
+        problem: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> ConfigError {
         self.doc.error_at(key, problem, fix)
     }
 
@@ -137,8 +143,14 @@ impl Validator<'_> {
         if stem != raw.product {
             return Err(self.error(
                 &name_key,
-                format!("the file is `{stem}.yaml` but names product `{}`", raw.product),
-                format!("rename the file to `{}.yaml` or correct `product`", raw.product),
+                format!(
+                    "the file is `{stem}.yaml` but names product `{}`",
+                    raw.product
+                ),
+                format!(
+                    "rename the file to `{}.yaml` or correct `product`",
+                    raw.product
+                ),
             ));
         }
 
@@ -157,7 +169,9 @@ impl Validator<'_> {
             if let Some(other) = client_owner.insert(set.activation_client.sha256, code.clone()) {
                 return Err(self.error(
                     &KeyPath::of(&["regions", code.as_str(), "activation_client", "sha256"]),
-                    format!("region {code} allow-lists the same activation client as region {other}"),
+                    format!(
+                        "region {code} allow-lists the same activation client as region {other}"
+                    ),
                     "each region has its own client; put this region's client hash here",
                 ));
             }
@@ -193,12 +207,14 @@ impl Validator<'_> {
         let mut edl = Vec::with_capacity(raw.edl.len());
         for (index, entry) in raw.edl.into_iter().enumerate() {
             let entry_key = key.clone().key("edl").index(index);
-            let programmer =
-                self.file("programmer", entry.programmer, &entry_key.clone().key("programmer"))?;
-            if edl
-                .iter()
-                .any(|e: &EdlIdentity| e.hw_id == entry.hw_id.0 && e.oem_pk_hash == entry.oem_pk_hash.0)
-            {
+            let programmer = self.file(
+                "programmer",
+                entry.programmer,
+                &entry_key.clone().key("programmer"),
+            )?;
+            if edl.iter().any(|e: &EdlIdentity| {
+                e.hw_id == entry.hw_id.0 && e.oem_pk_hash == entry.oem_pk_hash.0
+            }) {
                 return Err(self.error(
                     &entry_key,
                     "this HW id and OEM PK hash are already listed",
@@ -217,7 +233,12 @@ impl Validator<'_> {
         })
     }
 
-    fn file(&self, key_name: &str, raw: FileEntryFile, key: &KeyPath) -> Result<ImageFile, ConfigError> {
+    fn file(
+        &self,
+        key_name: &str,
+        raw: FileEntryFile,
+        key: &KeyPath,
+    ) -> Result<ImageFile, ConfigError> {
         if raw.size == 0 {
             return Err(self.error(
                 &key.clone().key("size"),
@@ -272,7 +293,10 @@ impl Validator<'_> {
             let known: Vec<&str> = files.keys().map(String::as_str).collect();
             Err(self.error(
                 at,
-                format!("`{name}` is not one of this region's files ({})", known.join(", ")),
+                format!(
+                    "`{name}` is not one of this region's files ({})",
+                    known.join(", ")
+                ),
                 "name a key of this region's `files`",
             ))
         };
@@ -301,7 +325,11 @@ impl Validator<'_> {
                 for (index, step) in plan.partitions.into_iter().enumerate() {
                     let step_key = plan_key.clone().key("partitions").index(index);
                     check_identifier(&step.partition).map_err(|p| {
-                        self.error(&step_key.clone().key("partition"), p, "write the partition's name")
+                        self.error(
+                            &step_key.clone().key("partition"),
+                            p,
+                            "write the partition's name",
+                        )
                     })?;
                     if !seen.insert(step.partition.clone()) {
                         return Err(self.error(
@@ -362,8 +390,13 @@ impl Validator<'_> {
             ));
         }
 
-        let activation_client =
-            self.activation(&key, raw.activation_client, &files, fastboot.as_ref(), file_ref)?;
+        let activation_client = self.activation(
+            &key,
+            raw.activation_client,
+            &files,
+            fastboot.as_ref(),
+            file_ref,
+        )?;
         Ok(ImageSet {
             region: code.clone(),
             build_id: raw.build_id,
@@ -384,7 +417,11 @@ impl Validator<'_> {
     ) -> Result<ActivationClient, ConfigError> {
         let key = region_key.clone().key("activation_client");
         check_identifier(&raw.partition).map_err(|p| {
-            self.error(&key.clone().key("partition"), p, "write the partition holding the client")
+            self.error(
+                &key.clone().key("partition"),
+                p,
+                "write the partition holding the client",
+            )
         })?;
         file_ref(&raw.image, &key.clone().key("image"))?;
         if let Some(plan) = fastboot {

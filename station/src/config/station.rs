@@ -159,11 +159,7 @@ impl StationConfig {
 
     pub fn from_document(doc: &YamlDocument) -> Result<Self, ConfigError> {
         let raw: StationFile = doc.parse()?;
-        let base = doc
-            .file
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default();
+        let base = doc.file.parent().map(Path::to_path_buf).unwrap_or_default();
         let base = if base.as_os_str().is_empty() {
             PathBuf::from(".")
         } else {
@@ -395,7 +391,10 @@ slots:
         assert_eq!(station.station_id, "line3-st01");
         assert_eq!(station.slots.len(), 3);
         assert_eq!(station.slots[0].slot, 1);
-        assert_eq!(station.slots[0].binding, SlotBinding::UsbPort("1-4.1".into()));
+        assert_eq!(
+            station.slots[0].binding,
+            SlotBinding::UsbPort("1-4.1".into())
+        );
         assert_eq!(
             station.slots[2].binding,
             SlotBinding::Simulated(SimulatedMode::Edl)
@@ -420,7 +419,10 @@ slots:
         assert!(message.contains("station.yaml"), "{message}");
         assert_eq!(error.line(), Some(line), "{message}");
         assert_eq!(error.key().unwrap().to_string(), key, "{message}");
-        assert!(message.contains(&format!(":{line}: key `{key}`")), "{message}");
+        assert!(
+            message.contains(&format!(":{line}: key `{key}`")),
+            "{message}"
+        );
         assert!(message.contains(words), "{message}");
     }
 
@@ -428,24 +430,87 @@ slots:
     fn unknown_key_is_refused() {
         let dir = station_dir();
         let text = GOOD.replace("    identify: 1", "    identify: 1\n    flash: 3");
-        assert_error(load(&dir, &text).unwrap_err(), 11, "limits.retries.flash", "unknown field");
+        assert_error(
+            load(&dir, &text).unwrap_err(),
+            11,
+            "limits.retries.flash",
+            "unknown field",
+        );
     }
 
     #[test]
     fn bad_values_are_placed() {
         let dir = station_dir();
         let cases = [
-            (GOOD.replace("\"1-4.1\"", "\"usb1\""), 13, "slots[1].port", "not a USB port path"),
-            (GOOD.replace("slot: 2,", "slot: 1,"), 13, "slots[1].slot", "listed twice"),
-            (GOOD.replace("\"1-4.1\"", "\"1-4.2\""), 13, "slots[1].port", "already slot 2"),
-            (GOOD.replace("    simulated: edl", "    simulated: edl\n    port: \"1-5\""), 14, "slots[2]", "both"),
-            (GOOD.replace("    simulated: edl", ""), 14, "slots[2]", "neither"),
-            (GOOD.replace("simulated: edl", "simulated: usb"), 15, "slots[2].simulated", "unknown variant"),
-            (GOOD.replace("parallel_slots: 4", "parallel_slots: 0"), 6, "limits.parallel_slots", "out of range"),
-            (GOOD.replace("command_secs: 10", "command_secs: 0"), 8, "limits.timeouts.command_secs", "out of range"),
-            (GOOD.replace("line3-st01", "line 3"), 1, "station_id", "letters, digits"),
-            (GOOD.replace("image_root: images", "image_root: nowhere"), 2, "image_root", "cannot be opened"),
-            (GOOD.replace("journal: state/journal.sqlite\n", ""), 1, "journal", "missing field"),
+            (
+                GOOD.replace("\"1-4.1\"", "\"usb1\""),
+                13,
+                "slots[1].port",
+                "not a USB port path",
+            ),
+            (
+                GOOD.replace("slot: 2,", "slot: 1,"),
+                13,
+                "slots[1].slot",
+                "listed twice",
+            ),
+            (
+                GOOD.replace("\"1-4.1\"", "\"1-4.2\""),
+                13,
+                "slots[1].port",
+                "already slot 2",
+            ),
+            (
+                GOOD.replace(
+                    "    simulated: edl",
+                    "    simulated: edl\n    port: \"1-5\"",
+                ),
+                14,
+                "slots[2]",
+                "both",
+            ),
+            (
+                GOOD.replace("    simulated: edl", ""),
+                14,
+                "slots[2]",
+                "neither",
+            ),
+            (
+                GOOD.replace("simulated: edl", "simulated: usb"),
+                15,
+                "slots[2].simulated",
+                "unknown variant",
+            ),
+            (
+                GOOD.replace("parallel_slots: 4", "parallel_slots: 0"),
+                6,
+                "limits.parallel_slots",
+                "out of range",
+            ),
+            (
+                GOOD.replace("command_secs: 10", "command_secs: 0"),
+                8,
+                "limits.timeouts.command_secs",
+                "out of range",
+            ),
+            (
+                GOOD.replace("line3-st01", "line 3"),
+                1,
+                "station_id",
+                "letters, digits",
+            ),
+            (
+                GOOD.replace("image_root: images", "image_root: nowhere"),
+                2,
+                "image_root",
+                "cannot be opened",
+            ),
+            (
+                GOOD.replace("journal: state/journal.sqlite\n", ""),
+                1,
+                "journal",
+                "missing field",
+            ),
         ];
         for (text, line, key, words) in cases {
             assert_error(load(&dir, &text).unwrap_err(), line, key, words);

@@ -45,7 +45,10 @@ impl WorkOrder {
         if stem != raw.id {
             return Err(doc.error_at(
                 &id_key,
-                format!("the file is `{stem}.yaml` but names work order `{}`", raw.id),
+                format!(
+                    "the file is `{stem}.yaml` but names work order `{}`",
+                    raw.id
+                ),
                 format!("rename the file to `{}.yaml` or correct `id`", raw.id),
             ));
         }
@@ -94,17 +97,40 @@ mod tests {
     #[test]
     fn errors_name_file_line_key() {
         let cases = [
-            (GOOD.replace("00EEA", "00eea"), 3, "region", "not a region code"),
-            (GOOD.replace("WO-1187", "WO-1188"), 1, "id", "rename the file"),
+            (
+                GOOD.replace("00EEA", "00eea"),
+                3,
+                "region",
+                "not a region code",
+            ),
+            (
+                GOOD.replace("WO-1187", "WO-1188"),
+                1,
+                "id",
+                "rename the file",
+            ),
             (GOOD.replace("200", "0"), 4, "quantity", "quantity 0"),
             (GOOD.replace("200", "-5"), 4, "quantity", "invalid type"),
-            (format!("{GOOD}priority: high\n"), 5, "priority", "unknown field"),
-            (GOOD.replace("product: fgdemo\n", ""), 1, "product", "missing field"),
+            (
+                format!("{GOOD}priority: high\n"),
+                5,
+                "priority",
+                "unknown field",
+            ),
+            (
+                GOOD.replace("product: fgdemo\n", ""),
+                1,
+                "product",
+                "missing field",
+            ),
         ];
         for (text, line, key, words) in cases {
             let error = WorkOrder::from_document(&doc(&text)).unwrap_err();
             let message = error.to_string();
-            assert!(message.starts_with("work-orders/WO-1187.yaml:"), "{message}");
+            assert!(
+                message.starts_with("work-orders/WO-1187.yaml:"),
+                "{message}"
+            );
             assert_eq!(error.line(), Some(line), "{message}");
             assert_eq!(error.key().unwrap().to_string(), key, "{message}");
             assert!(message.contains(words), "{message}");

@@ -7,7 +7,9 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
-use serde::de::{self, DeserializeOwned, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{
+    self, DeserializeOwned, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
 use serde::Deserialize;
 
 use super::error::{ConfigError, KeyPath, KeySegment};
@@ -114,9 +116,8 @@ impl YamlDocument {
 /// serde_yaml prefixes errors inside the document with the path of the value, `a.b[2].c: `.
 fn split_path_prefix(message: &str) -> (KeyPath, String) {
     if let Some((prefix, rest)) = message.split_once(": ") {
-        let looks_like_path = !prefix.is_empty()
-            && !prefix.contains(char::is_whitespace)
-            && !prefix.contains('`');
+        let looks_like_path =
+            !prefix.is_empty() && !prefix.contains(char::is_whitespace) && !prefix.contains('`');
         if looks_like_path {
             return (parse_key_path(prefix), rest.to_string());
         }
@@ -402,14 +403,18 @@ mod tests {
         size: u64,
     }
 
-    const GOOD: &str = "name: x\nitems:\n  - size: 1\n  - size: 2\ntable:\n  a:\n    size: 3\n  b: {size: 4}\n";
+    const GOOD: &str =
+        "name: x\nitems:\n  - size: 1\n  - size: 2\ntable:\n  a:\n    size: 3\n  b: {size: 4}\n";
 
     #[test]
     fn locates_keys_and_items() {
         let doc = YamlDocument::from_text("t.yaml", GOOD);
         assert_eq!(doc.line_of(&KeyPath::of(&["name"])), Some(1));
         assert_eq!(doc.line_of(&KeyPath::of(&["items"]).index(1)), Some(4));
-        assert_eq!(doc.line_of(&KeyPath::of(&["items"]).index(1).key("size")), Some(4));
+        assert_eq!(
+            doc.line_of(&KeyPath::of(&["items"]).index(1).key("size")),
+            Some(4)
+        );
         assert_eq!(doc.line_of(&KeyPath::of(&["table", "a"])), Some(6));
         assert_eq!(doc.line_of(&KeyPath::of(&["table", "a", "size"])), Some(7));
         assert_eq!(doc.line_of(&KeyPath::of(&["table", "b", "size"])), Some(8));
@@ -426,7 +431,10 @@ mod tests {
         assert_eq!(error.key().unwrap().to_string(), "items[1].colour");
         let message = error.to_string();
         assert!(message.starts_with("t.yaml:5: key `items[1].colour`: unknown field `colour`"));
-        assert!(message.contains("remove it or correct its spelling"), "{message}");
+        assert!(
+            message.contains("remove it or correct its spelling"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -442,7 +450,9 @@ mod tests {
     #[test]
     fn wrong_type_is_named() {
         let text = GOOD.replace("size: 3", "size: three");
-        let error = YamlDocument::from_text("t.yaml", text).parse::<Outer>().unwrap_err();
+        let error = YamlDocument::from_text("t.yaml", text)
+            .parse::<Outer>()
+            .unwrap_err();
         assert_eq!(error.key().unwrap().to_string(), "table.a.size");
         assert_eq!(error.line(), Some(7));
         assert!(error.to_string().contains("expected u64"), "{error}");
@@ -451,7 +461,9 @@ mod tests {
     #[test]
     fn duplicate_map_key_is_refused_at_its_line() {
         let text = format!("{GOOD}  a: {{size: 5}}\n");
-        let error = YamlDocument::from_text("t.yaml", text).parse::<Outer>().unwrap_err();
+        let error = YamlDocument::from_text("t.yaml", text)
+            .parse::<Outer>()
+            .unwrap_err();
         assert_eq!(error.line(), Some(9));
         assert!(error.to_string().contains("duplicate key `a`"), "{error}");
     }

@@ -6,6 +6,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod devices;
+mod history;
+mod journal_arg;
+mod report;
 
 #[derive(Parser)]
 #[command(
@@ -25,6 +28,10 @@ struct Cli {
 enum Command {
     /// List attached fastboot and Qualcomm EDL devices with their port path and serial.
     Devices(devices::Args),
+    /// Counts, yield and failures by code of a work order, from the journal.
+    Report(report::Args),
+    /// Every recorded attempt of one unit serial, from the journal.
+    History(history::Args),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +50,8 @@ fn main() -> ExitCode {
         .init();
     let result: anyhow::Result<ExitCode> = match cli.command {
         Command::Devices(args) => devices::run(args),
+        Command::Report(args) => report::run(args),
+        Command::History(args) => history::run(args),
     };
     match result {
         Ok(code) => code,
