@@ -368,7 +368,10 @@ impl<T: Transport> Fastboot<T> {
                     what: format!("reading the data for `{command}`"),
                     source: std::io::Error::new(
                         ErrorKind::UnexpectedEof,
-                        format!("the source ended after {} of {size} bytes", sent + got as u64),
+                        format!(
+                            "the source ended after {} of {size} bytes",
+                            sent + got as u64
+                        ),
                     ),
                 });
             }

@@ -33,9 +33,7 @@ pub(crate) fn send(bytes: &[u8]) -> Step {
 
 /// A device thread running `script`; it returns the data-phase bytes it received. It panics
 /// (failing the test on join) when the host sends something unexpected.
-pub(crate) fn scripted(
-    script: Vec<Step>,
-) -> (MemoryLink, JoinHandle<Vec<u8>>, LinkControl) {
+pub(crate) fn scripted(script: Vec<Step>) -> (MemoryLink, JoinHandle<Vec<u8>>, LinkControl) {
     let (host, mut device, control) = memory::pair("fake");
     let handle = thread::spawn(move || {
         let mut received = Vec::new();
@@ -62,9 +60,7 @@ pub(crate) fn scripted(
                     received.extend_from_slice(&data);
                 }
                 Sleep(d) => thread::sleep(d),
-                InfoForever => {
-                    while device.write(b"INFOstill working", T).is_ok() {}
-                }
+                InfoForever => while device.write(b"INFOstill working", T).is_ok() {},
             }
         }
         // Keep the device end open until the host is done, like a phone that stays plugged.
@@ -174,7 +170,10 @@ fn endless_info_stream_ends_in_an_error() {
 
 #[test]
 fn silent_device_times_out() {
-    let (link, dev, _c) = scripted(vec![Expect(b"getvar:product"), Sleep(Duration::from_millis(400))]);
+    let (link, dev, _c) = scripted(vec![
+        Expect(b"getvar:product"),
+        Sleep(Duration::from_millis(400)),
+    ]);
     let mut fb = client(link);
     fb.options_mut().response_timeout = Duration::from_millis(100);
     let err = fb.getvar("product").unwrap_err();
@@ -270,7 +269,9 @@ fn download_refused_by_device_is_a_device_fail() {
     let mut fb = client(link);
     let mut source = std::io::repeat(0).take(0x1000_0000);
     let err = fb.download(&mut source, 0x1000_0000).unwrap_err();
-    assert!(matches!(err, FastbootError::DeviceFail { ref message, .. } if message == "data too large"));
+    assert!(
+        matches!(err, FastbootError::DeviceFail { ref message, .. } if message == "data too large")
+    );
     drop(fb);
     dev.join().unwrap();
 }
@@ -296,10 +297,7 @@ fn disconnect_mid_download_is_typed() {
 
 #[test]
 fn short_source_is_an_io_error_naming_the_shortfall() {
-    let (link, dev, _c) = scripted(vec![
-        Expect(b"download:00000010"),
-        send(b"DATA00000010"),
-    ]);
+    let (link, dev, _c) = scripted(vec![Expect(b"download:00000010"), send(b"DATA00000010")]);
     let mut fb = client(link);
     let err = fb.download(&mut &[1u8; 10][..], 16).unwrap_err();
     assert!(matches!(err, FastbootError::Io { .. }), "{err:?}");
@@ -417,7 +415,10 @@ fn oem_captures_info_lines_and_zero_length_packets_are_ignored() {
     ]);
     let mut fb = client(link);
     let reply = fb.oem("sha256 system_a").unwrap();
-    assert_eq!(reply.messages, vec!["deadbeef".to_string(), "raw".to_string()]);
+    assert_eq!(
+        reply.messages,
+        vec!["deadbeef".to_string(), "raw".to_string()]
+    );
     drop(fb);
     dev.join().unwrap();
 }

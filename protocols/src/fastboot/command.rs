@@ -196,7 +196,10 @@ mod tests {
         let table: &[(Command<'_>, &[u8])] = &[
             (Command::GetVar("product"), b"getvar:product"),
             (Command::GetVar("all"), b"getvar:all"),
-            (Command::GetVar("has-slot:system"), b"getvar:has-slot:system"),
+            (
+                Command::GetVar("has-slot:system"),
+                b"getvar:has-slot:system",
+            ),
             (Command::Download(0x1234), b"download:00001234"),
             (Command::Download(0xa00_0000), b"download:0a000000"),
             (Command::Download(u32::MAX), b"download:ffffffff"),
@@ -230,7 +233,10 @@ mod tests {
             (Command::Continue, b"continue"),
             (Command::Oem("sha256 system_a"), b"oem sha256 system_a"),
             (Command::Flashing(FlashingAction::Lock), b"flashing lock"),
-            (Command::Flashing(FlashingAction::Unlock), b"flashing unlock"),
+            (
+                Command::Flashing(FlashingAction::Unlock),
+                b"flashing unlock",
+            ),
             (
                 Command::Flashing(FlashingAction::UnlockCritical),
                 b"flashing unlock_critical",
@@ -245,7 +251,14 @@ mod tests {
     fn refuses_commands_over_the_limit_unless_configured() {
         let long = "p".repeat(60);
         let err = Command::Flash(&long).encode(64).unwrap_err();
-        assert!(matches!(err, CommandError::TooLong { len: 66, max: 64, .. }));
+        assert!(matches!(
+            err,
+            CommandError::TooLong {
+                len: 66,
+                max: 64,
+                ..
+            }
+        ));
         assert_eq!(Command::Flash(&long).encode(4096).unwrap().len(), 66);
         // Exactly 64 bytes is allowed.
         let name = "p".repeat(58);

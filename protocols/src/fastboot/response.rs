@@ -104,7 +104,10 @@ mod tests {
             (b"OKAY", Response::Okay(String::new())),
             (b"OKAY0.4", Response::Okay("0.4".into())),
             (b"OKAY0x10000000", Response::Okay("0x10000000".into())),
-            (b"FAILUnknown variable", Response::Fail("Unknown variable".into())),
+            (
+                b"FAILUnknown variable",
+                Response::Fail("Unknown variable".into()),
+            ),
             (b"FAIL", Response::Fail(String::new())),
             (b"DATA00001234", Response::Data(0x1234)),
             (b"DATA00a00000", Response::Data(0xa0_0000)),
@@ -164,10 +167,7 @@ mod tests {
             b"DATA0000\x0012",
         ] {
             assert!(
-                matches!(
-                    Response::parse(bad),
-                    Err(ResponseError::BadDataSize { .. })
-                ),
+                matches!(Response::parse(bad), Err(ResponseError::BadDataSize { .. })),
                 "{bad:?}"
             );
         }

@@ -9,10 +9,7 @@ use crate::transport::Transport;
 /// decimal (some LK builds). Surrounding spaces are ignored; anything else is `None`.
 pub fn parse_size(text: &str) -> Option<u64> {
     let text = text.trim();
-    if let Some(hex) = text
-        .strip_prefix("0x")
-        .or_else(|| text.strip_prefix("0X"))
-    {
+    if let Some(hex) = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
         if hex.is_empty() || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             return None;
         }
@@ -141,7 +138,16 @@ mod tests {
         assert_eq!(parse_size("0X20"), Some(0x20));
         assert_eq!(parse_size(" 536870912 "), Some(536_870_912));
         assert_eq!(parse_size("0"), Some(0));
-        for bad in ["", "0x", "0xg", "12ab", "-1", "1e9", "0x1 2", "99999999999999999999"] {
+        for bad in [
+            "",
+            "0x",
+            "0xg",
+            "12ab",
+            "-1",
+            "1e9",
+            "0x1 2",
+            "99999999999999999999",
+        ] {
             assert_eq!(parse_size(bad), None, "{bad:?}");
         }
     }

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod devices;
+mod fastboot;
 
 #[derive(Parser)]
 #[command(
@@ -25,6 +26,8 @@ struct Cli {
 enum Command {
     /// List attached fastboot and Qualcomm EDL devices with their port path and serial.
     Devices(devices::Args),
+    /// Talk fastboot to one device (engineering: getvar, flash, erase, fetch, reboot, oem …).
+    Fastboot(fastboot::Args),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +46,7 @@ fn main() -> ExitCode {
         .init();
     let result: anyhow::Result<ExitCode> = match cli.command {
         Command::Devices(args) => devices::run(args),
+        Command::Fastboot(args) => fastboot::run(args),
     };
     match result {
         Ok(code) => code,
