@@ -112,7 +112,7 @@ impl SparseHeader {
                 found: self.chunk_hdr_sz,
             });
         }
-        if self.blk_sz == 0 || self.blk_sz % 4 != 0 {
+        if self.blk_sz == 0 || self.blk_sz & 3 != 0 {
             return Err(SparseError::BadBlockSize { found: self.blk_sz });
         }
         Ok(())

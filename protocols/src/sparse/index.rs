@@ -176,8 +176,8 @@ fn skip<R: Read + Seek>(
 /// Random-access reader over the expanded image of a sparse file.
 ///
 /// ```no_run
-/// # fn main() -> Result<(), protocols::sparse::SparseError> {
-/// use protocols::sparse::SparseIndex;
+/// # fn main() -> Result<(), flashgate_protocols::sparse::SparseError> {
+/// use flashgate_protocols::sparse::SparseIndex;
 /// let file = std::fs::File::open("system.img").unwrap();
 /// let mut image = SparseIndex::build(file)?;
 /// let mut superblock = [0u8; 1024];
@@ -218,7 +218,7 @@ impl<R: Read + Seek> SparseIndex<R> {
     pub fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), SparseError> {
         let image_len = self.expanded_len();
         let len = buf.len() as u64;
-        if offset.checked_add(len).map_or(true, |end| end > image_len) {
+        if !matches!(offset.checked_add(len), Some(end) if end <= image_len) {
             return Err(SparseError::OutOfRange {
                 offset,
                 len,
