@@ -8,11 +8,8 @@ use super::error::FastbootError;
 use super::flash::ImageKind;
 use crate::transport::Transport;
 
-/// Android sparse image magic, little-endian on disk.
-const SPARSE_MAGIC: u32 = 0xed26_ff3a;
-
 pub(crate) fn is_sparse_magic(first: [u8; 4]) -> bool {
-    u32::from_le_bytes(first) == SPARSE_MAGIC
+    crate::sparse::is_sparse(&first)
 }
 
 /// Flash `image` to `target` in pieces of at most `limit` bytes each; (pieces, bytes sent).
