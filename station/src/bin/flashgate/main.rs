@@ -24,7 +24,10 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// List attached fastboot and Qualcomm EDL devices with their port path and serial.
-    Devices(devices::Args),
+    Devices(devices::DevicesArgs),
+    /// List attached phones by port path with a ready-to-paste station.yaml slot entry;
+    /// `--watch` prints plug/unplug events live.
+    Ports(devices::PortsArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,7 +45,8 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result: anyhow::Result<ExitCode> = match cli.command {
-        Command::Devices(args) => devices::run(args),
+        Command::Devices(args) => devices::devices(args),
+        Command::Ports(args) => devices::ports(args),
     };
     match result {
         Ok(code) => code,
