@@ -1,5 +1,6 @@
 //! The flashgate station: configuration, batch orchestration, verification, journal.
 
+pub mod bus;
 pub mod config;
 pub mod digest;
 pub mod journal;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod devices;
+mod fastboot;
 mod history;
 mod journal_arg;
 mod report;
@@ -27,7 +28,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// List attached fastboot and Qualcomm EDL devices with their port path and serial.
-    Devices(devices::Args),
+    Devices(devices::DevicesArgs),
+    /// List attached phones by port path with a ready-to-paste station.yaml slot entry;
+    /// `--watch` prints plug/unplug events live.
+    Ports(devices::PortsArgs),
+    /// Talk fastboot to one device (engineering: getvar, flash, erase, fetch, reboot, oem …).
+    Fastboot(fastboot::Args),
     /// Counts, yield and failures by code of a work order, from the journal.
     Report(report::Args),
     /// Every recorded attempt of one unit serial, from the journal.
@@ -49,7 +55,9 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result: anyhow::Result<ExitCode> = match cli.command {
-        Command::Devices(args) => devices::run(args),
+        Command::Devices(args) => devices::devices(args),
+        Command::Ports(args) => devices::ports(args),
+        Command::Fastboot(args) => fastboot::run(args),
         Command::Report(args) => report::run(args),
         Command::History(args) => history::run(args),
     };
