@@ -32,9 +32,11 @@ impl ImagePath {
                         "`{text}` uses `..`; manifest paths must stay inside the image root, {FIX}"
                     ))
                 }
-                Component::RootDir | Component::Prefix(_) => return Err(format!(
+                Component::RootDir | Component::Prefix(_) => {
+                    return Err(format!(
                     "`{text}` is absolute; manifest paths must stay inside the image root, {FIX}"
-                )),
+                ))
+                }
             }
         }
         if clean.as_os_str().is_empty() {
