@@ -9,6 +9,7 @@
 
 pub mod client;
 mod error;
+pub mod package;
 mod program;
 mod readback;
 pub mod reader;
