@@ -1,2 +1,3 @@
 //! Scenario tests: whole flows against simulated phones. One test binary keeps `cargo test` fast.
+mod edl;
 mod sparse_interop;

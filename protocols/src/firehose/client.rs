@@ -541,7 +541,15 @@ impl<T: Transport> Firehose<T> {
             .attr("value", mode.value())
             .attr("DelayInSeconds", delay_seconds);
         let command = format!("power {}", mode.value());
-        self.command(doc, &command, self.config.timeouts.response)?;
+        self.send(&doc, &command)?;
+        // A programmer told to reset with no delay may be gone before its ACK is read: the
+        // disconnect is the reset happening, not a failure.
+        match self.await_response(&command, self.config.timeouts.response) {
+            Ok(response) if !response.ack => return Err(self.nak_error(&command, &response)),
+            Ok(_) => {}
+            Err(e) if e.is_disconnect() => return Ok(()),
+            Err(e) => return Err(e),
+        }
         let deadline = Instant::now() + Duration::from_millis(300);
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
             match self.reader.next_message(&mut self.link, left) {

@@ -46,7 +46,8 @@ impl<T: Transport> Firehose<T> {
             path: path.to_owned(),
             detail: e.to_string(),
         };
-        let mut sparse = SparseReader::new(BufReader::with_capacity(256 * 1024, file)).map_err(bad)?;
+        let mut sparse =
+            SparseReader::new(BufReader::with_capacity(256 * 1024, file)).map_err(bad)?;
         let block = u64::from(sparse.header().blk_sz);
         let sector = self.sector_size as u64;
         if block % sector != 0 && sector % block != 0 {
@@ -63,7 +64,12 @@ impl<T: Transport> Firehose<T> {
         while let Some(chunk) = sparse.next_chunk().map_err(bad)? {
             let offset = chunk.expanded_offset(sparse.header().blk_sz);
             let len = chunk.expanded_len(sparse.header().blk_sz);
-            if len == 0 || matches!(chunk.kind, ChunkKind::DontCare { .. } | ChunkKind::Crc32 { .. }) {
+            if len == 0
+                || matches!(
+                    chunk.kind,
+                    ChunkKind::DontCare { .. } | ChunkKind::Crc32 { .. }
+                )
+            {
                 continue;
             }
             if offset % sector != 0 || len % sector != 0 {
@@ -86,24 +92,33 @@ impl<T: Transport> Firehose<T> {
             match chunk.kind {
                 ChunkKind::Raw { .. } => {
                     let mut data = sparse.raw_data();
-                    self.program_sectors(&target, len / sector, &command, &mut |buf: &mut [u8]| {
-                        data.read_exact(buf)
-                    })?;
+                    self.program_sectors(
+                        &target,
+                        len / sector,
+                        &command,
+                        &mut |buf: &mut [u8]| data.read_exact(buf),
+                    )?;
                 }
                 ChunkKind::Fill { value, .. } => {
                     let pattern = value.to_le_bytes();
-                    self.program_sectors(&target, len / sector, &command, &mut |buf: &mut [u8]| {
-                        for word in buf.chunks_mut(4) {
-                            word.copy_from_slice(&pattern[..word.len()]);
-                        }
-                        Ok::<(), io::Error>(())
-                    })?;
+                    self.program_sectors(
+                        &target,
+                        len / sector,
+                        &command,
+                        &mut |buf: &mut [u8]| {
+                            for word in buf.chunks_mut(4) {
+                                word.copy_from_slice(&pattern[..word.len()]);
+                            }
+                            Ok::<(), io::Error>(())
+                        },
+                    )?;
                 }
                 ChunkKind::DontCare { .. } | ChunkKind::Crc32 { .. } => {}
             }
             sent += len;
         }
-        self.progress.event(ProgressEvent::StepFinished { step: label });
+        self.progress
+            .event(ProgressEvent::StepFinished { step: label });
         Ok(sent)
     }
 

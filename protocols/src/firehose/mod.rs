@@ -9,6 +9,8 @@
 
 pub mod client;
 mod error;
+pub mod flash;
+pub mod gpt_lookup;
 pub mod package;
 mod program;
 mod readback;
@@ -18,6 +20,7 @@ pub mod xml;
 
 pub use client::{ConfigureInfo, Firehose, FirehoseConfig, PatchRequest, PowerMode, Timeouts};
 pub use error::FirehoseError;
+pub use flash::FlashSummary;
 pub use program::ProgramTarget;
 pub use storage_info::StorageInfo;
 

@@ -69,11 +69,27 @@ fn loads_programs_erases_then_patches_with_every_attribute() {
         .collect();
     assert_eq!(
         kinds,
-        ["efi", "system_a", "erase", "PrimaryGPT", "BackupGPT", "patch"]
+        [
+            "efi",
+            "system_a",
+            "erase",
+            "PrimaryGPT",
+            "BackupGPT",
+            "patch"
+        ]
     );
     let efi = pkg.programs().next().unwrap();
-    assert_eq!(efi.origin, Origin { file: raw.clone(), line: 4 });
-    assert_eq!((efi.lun, efi.sector_size, efi.num_partition_sectors), (0, 4096, 2));
+    assert_eq!(
+        efi.origin,
+        Origin {
+            file: raw.clone(),
+            line: 4
+        }
+    );
+    assert_eq!(
+        (efi.lun, efi.sector_size, efi.num_partition_sectors),
+        (0, 4096, 2)
+    );
     assert_eq!(efi.numeric_start(), Some(6));
     assert_eq!(efi.data_bytes, 5000);
     assert_eq!(efi.path, dir.path().join("efi.bin"));
@@ -84,7 +100,10 @@ fn loads_programs_erases_then_patches_with_every_attribute() {
     assert_eq!(backup.start_sector, "NUM_DISK_SECTORS-5.");
     assert_eq!(backup.file_sector_offset, 6);
     assert_eq!(backup.data_bytes, 5 * 4096);
-    assert_eq!(pkg.skipped, vec![(Origin { file: raw, line: 6 }, "userdata".to_owned())]);
+    assert_eq!(
+        pkg.skipped,
+        vec![(Origin { file: raw, line: 6 }, "userdata".to_owned())]
+    );
     assert_eq!(pkg.host_patches, 1);
     let p = pkg.patches().next().unwrap();
     assert_eq!(p.value, "CRC32(NUM_DISK_SECTORS-5.,4096)");
@@ -108,7 +127,17 @@ fn a_file_larger_than_its_partition_is_refused() {
         &program_line(r#"start_sector="6" physical_partition_number="0" num_partition_sectors="1" filename="efi.bin" SECTOR_SIZE_IN_BYTES="4096" label="efi""#),
     )
     .unwrap_err();
-    assert!(matches!(err, PackageError::TooLarge { bytes: 5000, capacity: 4096, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            PackageError::TooLarge {
+                bytes: 5000,
+                capacity: 4096,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("rawprogram_t.xml:3"), "{err}");
 }
 
@@ -117,7 +146,11 @@ fn filenames_escaping_the_package_are_refused() {
     let dir = package_dir();
     let outside = tempfile::tempdir().unwrap();
     write(outside.path(), "secret.bin", b"x");
-    std::os::unix::fs::symlink(outside.path().join("secret.bin"), dir.path().join("link.bin")).unwrap();
+    std::os::unix::fs::symlink(
+        outside.path().join("secret.bin"),
+        dir.path().join("link.bin"),
+    )
+    .unwrap();
     for name in ["../efi.bin", "/etc/passwd", "sub/../../x.bin", "link.bin"] {
         let err = load_one(
             dir.path(),
@@ -148,7 +181,11 @@ fn clear_errors_name_file_line_and_attribute() {
         &program_line(r#"start_sector="6" physical_partition_number="zero" num_partition_sectors="1" filename="efi.bin" SECTOR_SIZE_IN_BYTES="4096" label="efi""#),
     )
     .unwrap_err();
-    assert!(err.to_string().contains("`physical_partition_number=\"zero\"` is not a number"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("`physical_partition_number=\"zero\"` is not a number"),
+        "{err}"
+    );
     let err = load_one(
         dir.path(),
         &program_line(r#"start_sector="6" physical_partition_number="0" num_partition_sectors="1" filename="nothere.bin" SECTOR_SIZE_IN_BYTES="4096" label="efi""#),

@@ -132,7 +132,10 @@ impl FirehoseDevice<'_> {
             }
         }
         loop {
-            let wait = self.config.idle_timeout.unwrap_or(Duration::from_secs(3600));
+            let wait = self
+                .config
+                .idle_timeout
+                .unwrap_or(Duration::from_secs(3600));
             let message = match self.reader.next_message(self.link, wait) {
                 Ok(m) => m,
                 Err(ReadError::Timeout(_)) if self.config.idle_timeout.is_some() => {
@@ -168,7 +171,11 @@ impl FirehoseDevice<'_> {
         let (luns, kind) = {
             let state = self.phone.lock();
             let luns = state.storage.luns().len();
-            let sector = state.storage.luns().first().map_or(4096, |l| l.sector_size());
+            let sector = state
+                .storage
+                .luns()
+                .first()
+                .map_or(4096, |l| l.sector_size());
             (luns, storage_kind_for(sector))
         };
         self.log("INFO: Binary build date: Nov 28 2026 @ 09:00:00")?;
@@ -244,7 +251,12 @@ impl FirehoseDevice<'_> {
                 self.ack(false).map(|_| Next::Continue)
             }
             "power" => self.power(command),
-            "program" | "read" | "patch" | "erase" | "getsha256digest" | "getstorageinfo"
+            "program"
+            | "read"
+            | "patch"
+            | "erase"
+            | "getsha256digest"
+            | "getstorageinfo"
             | "setbootablestoragedrive" => {
                 if self.payload.is_none() {
                     self.nak("ERROR: Storage is not initialized; send <configure> first")?;
@@ -271,7 +283,13 @@ impl FirehoseDevice<'_> {
     fn configure(&mut self, command: &Element) -> Result<(), TransportError> {
         let kind = {
             let state = self.phone.lock();
-            storage_kind_for(state.storage.luns().first().map_or(4096, |l| l.sector_size()))
+            storage_kind_for(
+                state
+                    .storage
+                    .luns()
+                    .first()
+                    .map_or(4096, |l| l.sector_size()),
+            )
         };
         let asked_memory = command.attr("MemoryName").and_then(StorageKind::parse);
         if asked_memory != Some(kind) {
@@ -288,17 +306,21 @@ impl FirehoseDevice<'_> {
         let Some(asked) = asked.filter(|a| *a > 0) else {
             return self.nak("ERROR: MaxPayloadSizeToTargetInBytes missing or not a number");
         };
+        let config = self.config.clone();
         let response = |value: &str, size: usize| {
             Document::new("response")
                 .attr("value", value)
                 .attr("MinVersionSupported", 1)
                 .attr("MemoryName", kind.memory_name().to_ascii_uppercase())
-                .attr("MaxPayloadSizeFromTargetInBytes", self.config.max_payload_from_target)
+                .attr(
+                    "MaxPayloadSizeFromTargetInBytes",
+                    config.max_payload_from_target,
+                )
                 .attr("MaxPayloadSizeToTargetInBytes", size)
                 .attr("MaxPayloadSizeToTargetInBytesSupported", max)
-                .attr("MaxXMLSizeInBytes", self.config.max_xml_size)
+                .attr("MaxXMLSizeInBytes", config.max_xml_size)
                 .attr("Version", 1)
-                .attr("TargetName", &self.config.target_name)
+                .attr("TargetName", &config.target_name)
         };
         if asked > max {
             self.log(&format!(
@@ -325,6 +347,14 @@ impl FirehoseDevice<'_> {
         };
         self.ack(false)?;
         self.log(&format!("INFO: Power {value} requested"))?;
+        // The reset takes a moment on a real phone (and DelayInSeconds asks for more): give the
+        // host time to read the ACK before the link goes away.
+        let delay = command
+            .attr("DelayInSeconds")
+            .and_then(|d| d.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+            .min(2);
+        thread::sleep(Duration::from_millis(100).max(Duration::from_secs(delay)));
         self.phone.set_mode(mode);
         Ok(Next::End(outcome))
     }

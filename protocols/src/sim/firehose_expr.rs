@@ -60,7 +60,11 @@ struct Expr<'a> {
 
 impl Expr<'_> {
     fn ws(&mut self) {
-        while self.s.get(self.pos).is_some_and(|b| b.is_ascii_whitespace()) {
+        while self
+            .s
+            .get(self.pos)
+            .is_some_and(|b| b.is_ascii_whitespace())
+        {
             self.pos += 1;
         }
     }
@@ -128,10 +132,7 @@ impl Expr<'_> {
                 }
                 match &self.s[start..self.pos] {
                     b"NUM_DISK_SECTORS" => Ok(self.n),
-                    other => Err(format!(
-                        "unknown name `{}`",
-                        String::from_utf8_lossy(other)
-                    )),
+                    other => Err(format!("unknown name `{}`", String::from_utf8_lossy(other))),
                 }
             }
             _ => Err("expected a number".into()),
@@ -141,7 +142,10 @@ impl Expr<'_> {
     fn number(&mut self) -> Result<u64, String> {
         let rest = &self.s[self.pos..];
         if rest.starts_with(b"0x") || rest.starts_with(b"0X") {
-            let digits = rest[2..].iter().take_while(|b| b.is_ascii_hexdigit()).count();
+            let digits = rest[2..]
+                .iter()
+                .take_while(|b| b.is_ascii_hexdigit())
+                .count();
             let text = std::str::from_utf8(&rest[2..2 + digits]).unwrap_or_default();
             self.pos += 2 + digits;
             return u64::from_str_radix(text, 16).map_err(|e| e.to_string());
@@ -185,7 +189,10 @@ mod tests {
                 len_bytes: 4096
             })
         );
-        assert_eq!(eval_patch_value("NUM_DISK_SECTORS-6.", 100), Ok(PatchValue::Number(94)));
+        assert_eq!(
+            eval_patch_value("NUM_DISK_SECTORS-6.", 100),
+            Ok(PatchValue::Number(94))
+        );
         assert!(eval_patch_value("CRC32(2)", 100).is_err());
     }
 }

@@ -262,11 +262,11 @@ impl FirehoseDevice<'_> {
             Ok(r) => r,
             Err(reason) => return self.nak(&reason),
         };
-        let result = self.phone.lock().storage.discard_lun(
-            range.lun,
-            range.byte_offset(),
-            range.byte_len(),
-        );
+        let result =
+            self.phone
+                .lock()
+                .storage
+                .discard_lun(range.lun, range.byte_offset(), range.byte_len());
         match result {
             Ok(()) => {
                 self.log(&format!(
@@ -301,10 +301,7 @@ impl FirehoseDevice<'_> {
             done += n as u64;
         }
         let digest: [u8; 32] = hasher.finalize().into();
-        self.log(&format!(
-            "INFO: Digest 0x{}",
-            hex::encode_upper(digest)
-        ))?;
+        self.log(&format!("INFO: Digest 0x{}", hex::encode_upper(digest)))?;
         self.ack(false)
     }
 
@@ -324,7 +321,9 @@ impl FirehoseDevice<'_> {
         let Some((sectors, sector_size, count)) = info else {
             return self.nak(&format!("ERROR: LUN {lun} does not exist"));
         };
-        let kind = super::storage_kind_for(sector_size).memory_name().to_ascii_uppercase();
+        let kind = super::storage_kind_for(sector_size)
+            .memory_name()
+            .to_ascii_uppercase();
         let serial = self.phone.identity().chip_serial;
         self.log(&format!(
             "INFO: {{\"storage_info\": {{\"total_blocks\":{sectors}, \"block_size\":{sector_size}, \"page_size\":{sector_size}, \"num_physical\":{count}, \"manufacturer_id\":462, \"serial_num\":{serial}, \"fw_version\":\"0100\",\"mem_type\":\"{kind}\",\"prod_name\":\"FLASHGATE-SIM\"}}}}"
