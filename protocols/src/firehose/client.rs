@@ -238,7 +238,7 @@ impl<T: Transport> Firehose<T> {
             .write(data, timeout)
             .map_err(|e| self.transport_error(command, e))?;
         if let Some(mps) = self.link.max_packet_size().filter(|m| *m > 0) {
-            if self.link.framing() == Framing::Packets && data.len() % mps == 0 {
+            if self.link.framing() == Framing::Packets && data.len().is_multiple_of(mps) {
                 self.link
                     .write_zero_length(timeout)
                     .map_err(|e| self.transport_error(command, e))?;

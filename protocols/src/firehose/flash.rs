@@ -50,7 +50,7 @@ impl<T: Transport> Firehose<T> {
             SparseReader::new(BufReader::with_capacity(256 * 1024, file)).map_err(bad)?;
         let block = u64::from(sparse.header().blk_sz);
         let sector = self.sector_size as u64;
-        if block % sector != 0 && sector % block != 0 {
+        if !block.is_multiple_of(sector) && !sector.is_multiple_of(block) {
             return Err(FirehoseError::BadImage {
                 path: path.to_owned(),
                 detail: format!("block size {block} does not fit {sector}-byte sectors"),
@@ -72,7 +72,7 @@ impl<T: Transport> Firehose<T> {
             {
                 continue;
             }
-            if offset % sector != 0 || len % sector != 0 {
+            if !offset.is_multiple_of(sector) || !len.is_multiple_of(sector) {
                 return Err(FirehoseError::BadImage {
                     path: path.to_owned(),
                     detail: format!(
