@@ -1,1 +1,2 @@
 //! Scenario tests: whole flows against simulated phones. One test binary keeps `cargo test` fast.
+mod sahara_host;
