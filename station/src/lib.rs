@@ -1,1 +1,2 @@
 //! The flashgate station: configuration, batch orchestration, verification, journal.
+pub mod bus;
