@@ -506,3 +506,39 @@ fn bytes_after_done_resp_stay_on_the_link_for_firehose() {
     assert_eq!(next, FIREHOSE_HELLO);
     rom.join().unwrap();
 }
+
+#[test]
+fn simulated_phone_identity_is_what_command_mode_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let elf = programmer_elf(b"phone programmer");
+    let prog = dir.path().join("prog.elf");
+    std::fs::write(&prog, &elf).unwrap();
+    let phone = protocols::sim::Phone::builder()
+        .serial("FGSAHARA1")
+        .msm_hw_id(0x0009_50e1_0072_0001)
+        .chip_id(0x0000_0950)
+        .sbl_version(7)
+        .accept_programmer_bytes(&elf)
+        .build()
+        .unwrap();
+    let expected = phone.identity();
+    let (mut host_end, dev_end) = links(Framing::Packets);
+    let handle = spawn_device(SaharaDevice::for_phone(3, &phone), dev_end);
+    let mut host = SaharaHost::with_timeouts(&mut host_end, TIMEOUTS);
+    let InfoOutcome::Info(info) = host.read_info().unwrap() else {
+        panic!()
+    };
+    assert_eq!(info.serial, Some(expected.chip_serial));
+    assert_eq!(info.hw_id.map(|h| h.as_u64()), Some(0x0009_50e1_0072_0001));
+    assert_eq!(info.chip_id_v3.map(|c| c.chip_identifier), Some(0x950));
+    assert_eq!(info.oem_pk_hash, Some(expected.oem_pk_hash));
+    assert_eq!(info.sbl_version, Some(7));
+    let outcome = host
+        .upload(&SaharaImages::programmer(&prog), &NoProgress)
+        .unwrap();
+    assert!(matches!(outcome, SaharaOutcome::ProgrammerLoaded(_)));
+    assert!(matches!(
+        handle.join().unwrap().0,
+        SaharaServeOutcome::ProgrammerAccepted { sha256, .. } if sha256 == <[u8; 32]>::from(Sha256::digest(&elf))
+    ));
+}

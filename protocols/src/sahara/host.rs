@@ -196,7 +196,7 @@ impl<'a> SaharaHost<'a> {
                 info.hw_id = Some(self.payload(identity::decode_hw_id(&p))?);
             }
         }
-        if info.hw_id.is_none() && version.map_or(true, |v| v >= 3) {
+        if info.hw_id.is_none() && version.is_none_or(|v| v >= 3) {
             if let Some(p) = self.execute(ExecCommand::ReadChipIdV3, &mut info)? {
                 let chip = self.payload(identity::decode_chip_id_v3(&p))?;
                 info.hw_id = Some(chip.hw_id);

@@ -141,7 +141,7 @@ pub fn normalize_pk_hash(payload: &[u8]) -> Vec<u8> {
     // Repeated copies: the payload is n ≥ 2 copies of one digest-sized block.
     for size in DIGEST_SIZES {
         if payload.len() > size
-            && payload.len() % size == 0
+            && payload.len().is_multiple_of(size)
             && payload.chunks(size).all(|c| c == &payload[..size])
         {
             digest = &payload[..size];

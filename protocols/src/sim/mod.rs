@@ -1,9 +1,4 @@
 //! Simulated phones: one storage, two personalities (fastboot and EDL), served over any transport.
-<<<<<<< HEAD
-
-pub mod sahara;
-pub mod sahara_elf;
-=======
 //!
 //! [`phone::Phone`] is the shared model (identity, [`storage::Storage`] with GPT LUNs, A/B slot
 //! state, injectable device faults). Personalities serve it over the device end of a
@@ -14,4 +9,5 @@ pub mod storage;
 
 pub use phone::{FaultAction, Identity, Phone, PhoneBuilder, PhoneMode};
 pub use storage::{DropWrites, LunSpec, PartitionSpec, Storage, StorageError, StorageMode};
->>>>>>> main
+pub mod sahara;
+pub mod sahara_elf;

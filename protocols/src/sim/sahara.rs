@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+use super::phone::{Identity, Phone};
 use super::sahara_elf::{ElfClass, ElfHeader, ELF32_HEADER_LEN, ELF64_HEADER_LEN};
 use crate::sahara::identity::{self, ChipIdV3, HwId};
 use crate::sahara::packet::{
@@ -51,6 +52,20 @@ impl Default for SaharaIdentity {
             oem_pk_hash: Sha256::digest(b"flashgate demo OEM root key").to_vec(),
             sbl_version: 0x0000_0003,
             signed_programmers: Vec::new(),
+        }
+    }
+}
+
+impl From<&Identity> for SaharaIdentity {
+    /// The Sahara side of a simulated phone's identity.
+    fn from(id: &Identity) -> Self {
+        SaharaIdentity {
+            serial: id.chip_serial,
+            hw_id: HwId::from_u64(id.msm_hw_id),
+            chip_identifier: id.chip_id,
+            oem_pk_hash: id.oem_pk_hash.clone(),
+            sbl_version: id.sbl_version,
+            signed_programmers: id.accepted_programmers.clone(),
         }
     }
 }
@@ -136,6 +151,11 @@ impl SaharaDevice {
             fault: None,
             host_timeout: Duration::from_secs(10),
         }
+    }
+
+    /// The boot ROM of a simulated phone (identity and signed list from the phone model).
+    pub fn for_phone(version: u32, phone: &Phone) -> Self {
+        Self::new(version, SaharaIdentity::from(&phone.identity()))
     }
 
     /// Serve one Sahara session on `link` until the programmer is accepted or refused, the
