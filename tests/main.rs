@@ -1,2 +1,3 @@
 //! Scenario tests: whole flows against simulated phones. One test binary keeps `cargo test` fast.
+mod sahara_host;
 mod sparse_interop;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod devices;
+mod fastboot;
 
 #[derive(Parser)]
 #[command(
@@ -28,6 +29,8 @@ enum Command {
     /// List attached phones by port path with a ready-to-paste station.yaml slot entry;
     /// `--watch` prints plug/unplug events live.
     Ports(devices::PortsArgs),
+    /// Talk fastboot to one device (engineering: getvar, flash, erase, fetch, reboot, oem …).
+    Fastboot(fastboot::Args),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +50,7 @@ fn main() -> ExitCode {
     let result: anyhow::Result<ExitCode> = match cli.command {
         Command::Devices(args) => devices::devices(args),
         Command::Ports(args) => devices::ports(args),
+        Command::Fastboot(args) => fastboot::run(args),
     };
     match result {
         Ok(code) => code,
