@@ -318,7 +318,7 @@ fn split_of_generated_sparse_images_matches_simg2simg() {
         }
         let bytes = w.finish().unwrap();
         let simg = write(dir.path(), &format!("gen-{seed}.simg"), &bytes);
-        let expanded = expand_with_simg2img(dir.path(), &[simg.clone()]);
+        let expanded = expand_with_simg2img(dir.path(), std::slice::from_ref(&simg));
         let plan = ChunkPlan::from_sparse(&mut File::open(&simg).unwrap()).unwrap();
         for max in [36_925u64, 50_000 + seed * 997, 90_000, 200_000] {
             let prefix = dir.path().join(format!("gen-{seed}-{max}"));
