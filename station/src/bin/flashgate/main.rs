@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod devices;
+mod edl;
 mod fastboot;
 mod history;
 mod journal_arg;
@@ -34,6 +35,8 @@ enum Command {
     Ports(devices::PortsArgs),
     /// Talk fastboot to one device (engineering: getvar, flash, erase, fetch, reboot, oem …).
     Fastboot(fastboot::Args),
+    /// Talk to one phone in Qualcomm EDL mode (Sahara identity, Firehose).
+    Edl(edl::Args),
     /// Counts, yield and failures by code of a work order, from the journal.
     Report(report::Args),
     /// Every recorded attempt of one unit serial, from the journal.
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
         Command::Devices(args) => devices::devices(args),
         Command::Ports(args) => devices::ports(args),
         Command::Fastboot(args) => fastboot::run(args),
+        Command::Edl(args) => edl::run(args),
         Command::Report(args) => report::run(args),
         Command::History(args) => history::run(args),
     };
