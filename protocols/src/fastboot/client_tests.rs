@@ -506,3 +506,24 @@ fn works_over_fastboot_tcp_framing() {
     drop(fb);
     assert_eq!(device.join().unwrap(), image);
 }
+
+#[test]
+fn command_deadline_stops_a_trickle_of_info_lines() {
+    let mut script = vec![Expect(b"erase:userdata")];
+    for _ in 0..40 {
+        script.push(Sleep(Duration::from_millis(20)));
+        script.push(send(b"INFOerasing"));
+    }
+    let (link, dev, _c) = scripted(script);
+    let mut fb = client(link);
+    fb.options_mut().command_deadline = Some(Duration::from_millis(200));
+    let started = std::time::Instant::now();
+    let err = fb.erase("userdata").unwrap_err();
+    assert!(
+        matches!(err, FastbootError::Timeout { timeout, .. } if timeout == Duration::from_millis(200)),
+        "{err:?}"
+    );
+    assert!(started.elapsed() < Duration::from_millis(700));
+    drop(fb);
+    dev.join().unwrap();
+}
