@@ -1,2 +1,4 @@
 //! Scenario tests: whole flows against simulated phones. One test binary keeps `cargo test` fast.
+mod edl;
+mod sahara_host;
 mod sparse_interop;
