@@ -364,7 +364,7 @@ mod tests {
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         for (i, b) in image.iter_mut().enumerate() {
             let block = i / 4096;
-            if block < 20 || block >= 50 {
+            if !(20..50).contains(&block) {
                 seed ^= seed << 13;
                 seed ^= seed >> 7;
                 seed ^= seed << 17;
