@@ -220,9 +220,11 @@ impl UsbLink {
             }
         }
         let (device, endpoints, port) = match found.len() {
-            0 => return Err(TransportError::Usb(format!(
+            0 => {
+                return Err(TransportError::Usb(format!(
                 "no matching USB device for {selector:?} (check the cable and `flashgate devices`)"
-            ))),
+            )))
+            }
             1 => found.pop().expect("one element"),
             n => {
                 return Err(TransportError::Usb(format!(
