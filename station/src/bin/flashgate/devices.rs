@@ -1,40 +1,84 @@
-//! `flashgate devices`: what is attached now.
+//! `flashgate devices` and `flashgate ports [--watch]`: what is attached, on which port path.
 
+use std::path::Path;
 use std::process::ExitCode;
 
-use protocols::transport::usb::{list_devices, ListError, EDL_INTERFACE, FASTBOOT_INTERFACE};
+use station::bus::rusb_bus::RusbBus;
+use station::bus::{sysfs, BusDevice, BusError, BusEvent, UsbBus};
 
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct DevicesArgs {}
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    let mut lines = Vec::new();
-    for (kind, want) in [("fastboot", &FASTBOOT_INTERFACE), ("edl", &EDL_INTERFACE)] {
-        match list_devices(want) {
-            Ok(devices) => {
-                for d in devices {
-                    lines.push(format!(
-                        "{:<12} {:<9} {:04x}:{:04x}  serial {}",
-                        d.port_path,
-                        kind,
-                        d.vendor_id,
-                        d.product_id,
-                        d.serial.as_deref().unwrap_or("(none)")
-                    ));
-                }
-            }
-            Err(ListError::NoUsbSubsystem(why)) => {
-                println!("no devices (no USB subsystem on this machine: {why})");
-                return Ok(ExitCode::SUCCESS);
-            }
-            Err(e) => return Err(e.into()),
+#[derive(clap::Args)]
+pub struct PortsArgs {
+    /// Keep running and print plug/unplug events as they happen (walk the hub to label slots).
+    #[arg(long)]
+    watch: bool,
+}
+
+fn line(d: &BusDevice) -> String {
+    format!(
+        "{:<12} {:<9} {:04x}:{:04x}  {:<7} serial {}",
+        d.port_path,
+        d.kind,
+        d.vendor_id,
+        d.product_id,
+        d.speed,
+        d.serial.as_deref().unwrap_or("(none)")
+    )
+}
+
+/// The real bus, or `None` after printing the plain "no devices" a machine without USB deserves.
+fn open_bus() -> anyhow::Result<Option<RusbBus>> {
+    match RusbBus::new() {
+        Ok(bus) => Ok(Some(bus)),
+        Err(BusError::NoUsbSubsystem(why)) => {
+            println!("no devices ({why})");
+            Ok(None)
         }
+        Err(e) => Err(e.into()),
     }
-    if lines.is_empty() {
+}
+
+pub fn devices(_args: DevicesArgs) -> anyhow::Result<ExitCode> {
+    let Some(bus) = open_bus()? else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    let devices = bus.snapshot()?;
+    if devices.is_empty() {
         println!("no devices");
     }
-    for line in lines {
-        println!("{line}");
+    for d in &devices {
+        println!("{}", line(d));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn ports(args: PortsArgs) -> anyhow::Result<ExitCode> {
+    let ttys = sysfs::usb_ttys(Path::new("/sys"));
+    for (tty, port) in &ttys {
+        println!("{port:<12} serial-tty {}", tty.display());
+    }
+    let Some(bus) = open_bus()? else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    if !args.watch {
+        let devices = bus.snapshot()?;
+        if devices.is_empty() && ttys.is_empty() {
+            println!("no devices");
+        }
+        for (i, d) in devices.iter().enumerate() {
+            println!("{}", line(d));
+            println!("    station.yaml: {}", d.slot_entry(i as u16 + 1));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("watching the USB bus; plug and unplug phones (Ctrl-C to stop)");
+    for event in bus.watch()? {
+        match event {
+            BusEvent::Arrived(d) => println!("+ {}", line(&d)),
+            BusEvent::Left { port_path, kind } => println!("- {port_path:<12} {kind}"),
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod devices;
+mod fastboot;
 
 #[derive(Parser)]
 #[command(
@@ -24,7 +25,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// List attached fastboot and Qualcomm EDL devices with their port path and serial.
-    Devices(devices::Args),
+    Devices(devices::DevicesArgs),
+    /// List attached phones by port path with a ready-to-paste station.yaml slot entry;
+    /// `--watch` prints plug/unplug events live.
+    Ports(devices::PortsArgs),
+    /// Talk fastboot to one device (engineering: getvar, flash, erase, fetch, reboot, oem …).
+    Fastboot(fastboot::Args),
 }
 
 fn main() -> ExitCode {
@@ -42,7 +48,9 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result: anyhow::Result<ExitCode> = match cli.command {
-        Command::Devices(args) => devices::run(args),
+        Command::Devices(args) => devices::devices(args),
+        Command::Ports(args) => devices::ports(args),
+        Command::Fastboot(args) => fastboot::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,39 @@
+//! The Android sparse image format (AOSP `libsparse`), as the fastboot client, the simulated
+//! phone, Firehose and the station use it.
+//!
+//! # Public API (other modules build on these names)
+//! - Codec ([`format`]): [`MAGIC`], [`CHUNK_TYPE_RAW`] / [`CHUNK_TYPE_FILL`] /
+//!   [`CHUNK_TYPE_DONT_CARE`] / [`CHUNK_TYPE_CRC32`], [`SparseHeader::parse`] (full
+//!   validation) / [`SparseHeader::encode`], [`ChunkHeader::parse`] / [`ChunkHeader::classify`]
+//!   (size-vs-type check) / [`ChunkHeader::encode`], [`is_sparse`] (sniff the first bytes).
+//! - Errors: [`SparseError`]; content errors name the chunk index and its file offset.
+//! - Streaming read: [`SparseReader`] (`next_chunk()` → [`Chunk`] with [`ChunkKind`]; RAW data
+//!   via `read_raw(&mut buf)` or `raw_data()` as `io::Read`), [`expand`] into any
+//!   `Write + Seek` (DONT_CARE = seek, keeps what was there), [`expand_to_file`] (also sets
+//!   the file length). CRC32 chunks are verified.
+//! - Random access: [`SparseIndex::build`]`(Read + Seek)` → `read_at(&mut self, offset: u64,
+//!   buf: &mut [u8]) -> Result<(), SparseError>`, `expanded_len()`. DONT_CARE reads as zeros.
+//!   [`ChunkTable::scan`] is the one-pass table underneath.
+//!
+//! Every length in a file is checked before use and nothing is allocated from a declared
+//! size; malformed input gives an error, never a panic.
+
+mod checksum;
+mod error;
+mod expand;
+pub mod format;
+mod index;
+mod reader;
+
+#[cfg(test)]
+mod testutil;
+
+pub use error::SparseError;
+pub use expand::{expand, expand_to_file, ExpandSummary};
+pub use format::{
+    is_sparse, ChunkHeader, ChunkType, SparseHeader, CHUNK_HEADER_LEN, CHUNK_TYPE_CRC32,
+    CHUNK_TYPE_DONT_CARE, CHUNK_TYPE_FILL, CHUNK_TYPE_RAW, DEFAULT_BLOCK_SIZE, FILE_HEADER_LEN,
+    MAGIC,
+};
+pub use index::{ChunkTable, Region, RegionData, SparseIndex};
+pub use reader::{Chunk, ChunkKind, RawData, SparseReader};
