@@ -9,3 +9,5 @@ pub mod storage;
 
 pub use phone::{FaultAction, Identity, Phone, PhoneBuilder, PhoneMode};
 pub use storage::{DropWrites, LunSpec, PartitionSpec, Storage, StorageError, StorageMode};
+pub mod sahara;
+pub mod sahara_elf;
