@@ -4,6 +4,8 @@
 //! state, injectable device faults). Personalities serve it over the device end of a
 //! [`crate::transport::Transport`].
 
+pub mod firehose;
+pub mod firehose_expr;
 pub mod phone;
 pub mod storage;
 
