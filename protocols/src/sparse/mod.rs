@@ -14,6 +14,16 @@
 //! - Random access: [`SparseIndex::build`]`(Read + Seek)` → `read_at(&mut self, offset: u64,
 //!   buf: &mut [u8]) -> Result<(), SparseError>`, `expanded_len()`. DONT_CARE reads as zeros.
 //!   [`ChunkTable::scan`] is the one-pass table underneath.
+//! - Plans (references into a source file, no data held): [`ChunkPlan::open`] (sparse or raw,
+//!   by magic), [`ChunkPlan::from_sparse`], [`ChunkPlan::scan_raw`] /
+//!   [`ChunkPlan::scan_raw_stream`] (repeated 32-bit word blocks → FILL, as the AOSP client's
+//!   resparse does; optional byte observer for hashing), [`ChunkPlan::whole`].
+//! - Splitting for `max-download-size`: [`split`]`(&plan, max_piece_bytes) -> Vec<Piece>`
+//!   (libsparse `sparse_file_resparse` cut points; each piece declares the whole image),
+//!   [`Piece::encoded_len`], [`Piece::write_to`]`(source: Read + Seek, out: Write)` streaming
+//!   through a 1 MiB buffer. [`min_piece_bytes`].
+//! - Writing arbitrary chunk sequences: [`SparseWriter`] (header totals enforced; optional
+//!   CRC32 chunk).
 //!
 //! Every length in a file is checked before use and nothing is allocated from a declared
 //! size; malformed input gives an error, never a panic.
@@ -23,7 +33,10 @@ mod error;
 mod expand;
 pub mod format;
 mod index;
+mod plan;
 mod reader;
+mod split;
+mod writer;
 
 #[cfg(test)]
 mod testutil;
@@ -36,4 +49,7 @@ pub use format::{
     MAGIC,
 };
 pub use index::{ChunkTable, Region, RegionData, SparseIndex};
+pub use plan::{ChunkPlan, PlannedChunk, PlannedData};
 pub use reader::{Chunk, ChunkKind, RawData, SparseReader};
+pub use split::{min_piece_bytes, split, Piece, PieceChunk, PieceData};
+pub use writer::SparseWriter;
