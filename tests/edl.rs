@@ -3,6 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 use std::thread;
+use std::time::Duration;
 
 use protocols::firehose::package;
 use protocols::firehose::{flash, Firehose, FirehoseConfig, FirehoseError, PowerMode, StorageKind};
@@ -182,4 +183,196 @@ fn firehose_program_nak_from_an_injected_fault_names_the_reason() {
     fh.power(PowerMode::Off, 0).unwrap();
     assert_eq!(device.join().unwrap(), Ok(FirehoseOutcome::PowerOff));
     assert_eq!(phone.mode(), PhoneMode::Off);
+}
+
+// ---- The whole EDL phone: Sahara upload, then Firehose, over one link ----
+
+use protocols::firehose::edl::{self, EdlError};
+use protocols::firehose::Timeouts;
+use protocols::sahara::{InfoOutcome, SaharaHost, SaharaImages, SaharaTimeouts};
+use protocols::sim::edl::{EdlOutcome, EdlSimConfig};
+use protocols::sim::sahara_elf::programmer_elf;
+use protocols::transport::Transport;
+
+const SAHARA: SaharaTimeouts = SaharaTimeouts {
+    hello: Duration::from_millis(300),
+    packet: Duration::from_secs(3),
+    write: Duration::from_secs(3),
+};
+
+/// A programmer file and a phone whose secure boot accepts it.
+fn edl_phone(dir: &std::path::Path) -> (Phone, std::path::PathBuf) {
+    let programmer = programmer_elf(b"flashgate test programmer for FGEDL0001");
+    let path = dir.join("prog_firehose_ddr.elf");
+    std::fs::write(&path, &programmer).unwrap();
+    let phone = test_phone(None);
+    phone
+        .lock()
+        .identity
+        .accepted_programmers
+        .push(Sha256::digest(&programmer).into());
+    (phone, path)
+}
+
+fn spawn_edl<T: Transport + 'static>(
+    phone: &Phone,
+    mut link: T,
+    config: EdlSimConfig,
+) -> thread::JoinHandle<EdlOutcome> {
+    let phone = phone.clone();
+    thread::spawn(move || {
+        let outcome = protocols::sim::edl::serve(&mut link, &phone, &config).unwrap();
+        // Hold the link until the host has read everything.
+        thread::sleep(Duration::from_millis(100));
+        outcome
+    })
+}
+
+fn quick_firehose() -> FirehoseConfig {
+    FirehoseConfig {
+        timeouts: Timeouts {
+            greeting: Duration::from_secs(2),
+            response: Duration::from_millis(800),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+fn whole_flow(framing: Framing) {
+    let dir = tempfile::tempdir().unwrap();
+    let (phone, programmer) = edl_phone(dir.path());
+    let pkg = EdlPackage::for_phone(&phone);
+    let (mut host, dev, _c) = pair_with(
+        "edl",
+        framing,
+        Some(512).filter(|_| framing == Framing::Packets),
+    );
+    let device = spawn_edl(&phone, dev, EdlSimConfig::new(2));
+
+    // info: Sahara command mode, then back to image transfer.
+    let identity = phone.identity();
+    match SaharaHost::with_timeouts(&mut host, SAHARA)
+        .read_info()
+        .unwrap()
+    {
+        InfoOutcome::Info(info) => {
+            assert_eq!(info.serial, Some(identity.chip_serial));
+            assert_eq!(info.oem_pk_hash.as_deref(), Some(&identity.oem_pk_hash[..]));
+        }
+        other => panic!("{other:?}"),
+    }
+    // upload + configure
+    let mut session = edl::start(
+        host,
+        &SaharaImages::programmer(&programmer),
+        SAHARA,
+        quick_firehose(),
+        Arc::new(protocols::progress::NoProgress),
+    )
+    .unwrap();
+    assert!(session.upload.is_some());
+    assert!(session
+        .greeting
+        .iter()
+        .any(|l| l.starts_with("INFO: End of supported functions")));
+    let fh = &mut session.firehose;
+    let package = package::load(&pkg.files(), &flash::probe_sparse).unwrap();
+    fh.flash_package(&package).unwrap();
+    assert_phone_holds_package(&phone, &pkg);
+    let luns = fh.lun_count();
+    let system = fh.find_partition("system_a", 0..luns).unwrap();
+    let sectors = (pkg.system_raw.len() / 4096) as u64;
+    let mut back = Vec::new();
+    fh.read_sectors(0, system.first_sector(), sectors, &mut back)
+        .unwrap();
+    assert!(back == pkg.system_raw);
+    let digest = fh
+        .sha256_digest(0, &system.first_sector().to_string(), sectors)
+        .unwrap();
+    assert_eq!(digest, <[u8; 32]>::from(Sha256::digest(&pkg.system_raw)));
+    fh.power(PowerMode::Reset, 0).unwrap();
+    assert_eq!(
+        device.join().unwrap(),
+        EdlOutcome::Programmer(FirehoseOutcome::Reset)
+    );
+    // Re-enumeration: the phone now boots to fastboot, where the same storage is read.
+    assert_eq!(phone.mode(), PhoneMode::Bootloader);
+}
+
+#[test]
+fn whole_edl_flow_in_memory_over_usb_like_packets() {
+    whole_flow(Framing::Packets);
+}
+
+#[test]
+fn whole_edl_flow_in_memory_over_a_serial_like_stream() {
+    whole_flow(Framing::Stream);
+}
+
+fn start_against(
+    phone: &Phone,
+    programmer: &std::path::Path,
+) -> (Result<(), EdlError>, EdlOutcome) {
+    let (host, dev, _c) = pair_with("edl", Framing::Packets, Some(512));
+    let device = spawn_edl(phone, dev, EdlSimConfig::new(3));
+    let result = edl::start(
+        host,
+        &SaharaImages::programmer(programmer),
+        SAHARA,
+        quick_firehose(),
+        Arc::new(protocols::progress::NoProgress),
+    )
+    .map(drop);
+    (result, device.join().unwrap())
+}
+
+#[test]
+fn a_programmer_the_phone_did_not_sign_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (phone, _) = edl_phone(dir.path());
+    let other = dir.path().join("other.elf");
+    std::fs::write(&other, programmer_elf(b"a programmer for another product")).unwrap();
+    let (result, outcome) = start_against(&phone, &other);
+    let err = result.unwrap_err();
+    assert!(matches!(err, EdlError::Sahara(_)), "{err}");
+    assert!(err.to_string().contains("other.elf"), "{err}");
+    assert!(
+        matches!(outcome, EdlOutcome::ProgrammerRejected { .. }),
+        "{outcome:?}"
+    );
+}
+
+#[test]
+fn a_nak_on_configure_surfaces_the_programmer_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let (phone, programmer) = edl_phone(dir.path());
+    phone.fail(
+        "configure",
+        "Failed to initialize (open whole lun) UFS Device slot 0 partition 0",
+    );
+    let (result, _outcome) = start_against(&phone, &programmer);
+    match result {
+        Err(EdlError::Firehose(FirehoseError::Nak {
+            command, reason, ..
+        })) => {
+            assert_eq!(command, "configure");
+            assert!(reason.contains("UFS Device slot 0"), "{reason}");
+        }
+        other => panic!("expected a NAK, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_programmer_that_never_answers_times_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let (phone, programmer) = edl_phone(dir.path());
+    phone.delay("configure", Duration::from_secs(3));
+    let (result, _outcome) = start_against(&phone, &programmer);
+    match result {
+        Err(EdlError::Firehose(FirehoseError::Timeout { command, .. })) => {
+            assert_eq!(command, "configure")
+        }
+        other => panic!("expected a timeout, got {other:?}"),
+    }
 }

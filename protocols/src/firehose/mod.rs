@@ -8,6 +8,7 @@
 //! Wire constants shared with the simulated programmer live here.
 
 pub mod client;
+pub mod edl;
 mod error;
 pub mod flash;
 pub mod gpt_lookup;

@@ -4,6 +4,7 @@
 //! state, injectable device faults). Personalities serve it over the device end of a
 //! [`crate::transport::Transport`].
 
+pub mod edl;
 pub mod firehose;
 pub mod firehose_expr;
 pub mod phone;
