@@ -3,4 +3,5 @@ mod dashboard;
 mod dashboard_logs;
 mod edl;
 mod sahara_host;
+mod sahara_pty;
 mod sparse_interop;
