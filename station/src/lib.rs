@@ -2,9 +2,12 @@
 
 pub mod bus;
 pub mod config;
+pub mod dashboard;
 pub mod digest;
+pub mod events;
 pub mod ext4_file;
 pub mod journal;
+pub mod logging;
 pub mod preflight;
 pub mod read_at;
 pub mod verdict;
