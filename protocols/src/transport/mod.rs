@@ -9,6 +9,8 @@ use std::fmt;
 use std::time::Duration;
 
 pub mod memory;
+#[cfg(unix)]
+pub mod pty;
 pub mod serial;
 pub mod tcp;
 pub mod usb;

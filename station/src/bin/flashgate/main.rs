@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod devices;
+mod edl;
 mod fastboot;
 
 #[derive(Parser)]
@@ -31,6 +32,8 @@ enum Command {
     Ports(devices::PortsArgs),
     /// Talk fastboot to one device (engineering: getvar, flash, erase, fetch, reboot, oem …).
     Fastboot(fastboot::Args),
+    /// Talk to one phone in Qualcomm EDL mode (Sahara identity, Firehose).
+    Edl(edl::Args),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
         Command::Devices(args) => devices::devices(args),
         Command::Ports(args) => devices::ports(args),
         Command::Fastboot(args) => fastboot::run(args),
+        Command::Edl(args) => edl::run(args),
     };
     match result {
         Ok(code) => code,
