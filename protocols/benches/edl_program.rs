@@ -120,7 +120,8 @@ fn one_run(drop_writes: bool, payload: usize) -> Run {
     };
     let cpu0 = thread_cpu();
     let t0 = Instant::now();
-    fh.program(&target, &mut Noise::new(), GIB).expect("program");
+    fh.program(&target, &mut Noise::new(), GIB)
+        .expect("program");
     let wall = t0.elapsed();
     let host_cpu = thread_cpu() - cpu0;
     fh.power(PowerMode::Reset, 0).expect("reset");

@@ -73,8 +73,7 @@ pub fn run(link: Box<dyn Transport>, args: &Args) -> anyhow::Result<ExitCode> {
     // Load the package before touching the phone: a broken package must not cost an upload.
     let package = match &args.action {
         Action::Flash { files } => Some(
-            package::load(files, &flash::probe_sparse)
-                .context("the package cannot be flashed")?,
+            package::load(files, &flash::probe_sparse).context("the package cannot be flashed")?,
         ),
         _ => None,
     };
@@ -99,7 +98,8 @@ pub fn run(link: Box<dyn Transport>, args: &Args) -> anyhow::Result<ExitCode> {
         }
         Action::Read { label, out } => {
             let found = locate(&mut session, label)?;
-            let file = File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
+            let file =
+                File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
             let mut writer = HashingWriter {
                 inner: BufWriter::with_capacity(1 << 20, file),
                 hasher: Sha256::new(),
