@@ -10,5 +10,6 @@ pub mod journal;
 pub mod logging;
 pub mod preflight;
 pub mod read_at;
+pub mod run;
 pub mod verdict;
 pub mod verified_image;
