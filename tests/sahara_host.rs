@@ -542,3 +542,29 @@ fn simulated_phone_identity_is_what_command_mode_reports() {
         SaharaServeOutcome::ProgrammerAccepted { sha256, .. } if sha256 == <[u8; 32]>::from(Sha256::digest(&elf))
     ));
 }
+
+#[test]
+fn v1_rom_refuses_command_mode_and_reset_is_acknowledged() {
+    let mut device = SaharaDevice::new(1, SaharaIdentity::default());
+    device.host_timeout = Duration::from_secs(2);
+    let (mut host_end, dev_end) = links(Framing::Packets);
+    let handle = spawn_device(device, dev_end);
+    let mut host = SaharaHost::with_timeouts(&mut host_end, TIMEOUTS);
+    let err = host.read_info().unwrap_err();
+    assert!(
+        matches!(err, SaharaError::CommandModeRefused { status, .. } if status == Status::INVALID_HOST_MODE),
+        "{err}"
+    );
+    assert!(err.to_string().contains("INVALID_HOST_MODE"), "{err}");
+    host.reset().unwrap();
+    assert_eq!(handle.join().unwrap().0, SaharaServeOutcome::Reset);
+
+    // Reset right after the ROM's HELLO, which is still queued ahead of RESET_RESP.
+    let (mut host_end, dev_end) = links(Framing::Stream);
+    let handle = spawn_device(SaharaDevice::new(3, SaharaIdentity::default()), dev_end);
+    thread::sleep(Duration::from_millis(50));
+    SaharaHost::with_timeouts(&mut host_end, TIMEOUTS)
+        .reset()
+        .unwrap();
+    assert_eq!(handle.join().unwrap().0, SaharaServeOutcome::Reset);
+}
