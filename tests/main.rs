@@ -1,4 +1,6 @@
 //! Scenario tests: whole flows against simulated phones. One test binary keeps `cargo test` fast.
+mod dashboard;
+mod dashboard_logs;
 mod edl;
 mod sahara_host;
 mod sahara_pty;

@@ -195,16 +195,17 @@ fn silent_device_times_out() {
 
 #[test]
 fn info_lines_restart_the_response_timer() {
-    // Five INFO lines 80 ms apart: 400 ms in all, with a 150 ms per-response timeout.
+    // Five INFO lines 300 ms apart: 1.5 s in all, with a 1 s per-response timeout (wide
+    // margins: the machine running the tests may be busy).
     let mut script = vec![Expect(b"flash:system_a")];
     for i in 0..5 {
-        script.push(Sleep(Duration::from_millis(80)));
+        script.push(Sleep(Duration::from_millis(300)));
         script.push(Send(format!("INFOwriting {i}").into_bytes()));
     }
     script.push(send(b"OKAY"));
     let (link, dev, _c) = scripted(script);
     let mut fb = client(link);
-    fb.options_mut().response_timeout = Duration::from_millis(150);
+    fb.options_mut().response_timeout = Duration::from_secs(1);
     let reply = fb.flash("system_a").unwrap();
     assert_eq!(reply.messages.len(), 5);
     assert_eq!(reply.messages[4], "writing 4");
@@ -505,4 +506,23 @@ fn works_over_fastboot_tcp_framing() {
     assert_eq!(out, image[..4096]);
     drop(fb);
     assert_eq!(device.join().unwrap(), image);
+}
+
+#[test]
+fn command_deadline_stops_a_trickle_of_info_lines() {
+    let mut script = vec![Expect(b"erase:userdata")];
+    for _ in 0..40 {
+        script.push(Sleep(Duration::from_millis(20)));
+        script.push(send(b"INFOerasing"));
+    }
+    let (link, dev, _c) = scripted(script);
+    let mut fb = client(link);
+    fb.options_mut().command_deadline = Some(Duration::from_millis(200));
+    let err = fb.erase("userdata").unwrap_err();
+    assert!(
+        matches!(err, FastbootError::Timeout { timeout, .. } if timeout == Duration::from_millis(200)),
+        "{err:?}"
+    );
+    drop(fb);
+    dev.join().unwrap();
 }

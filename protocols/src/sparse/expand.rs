@@ -31,7 +31,15 @@ pub fn expand<R: Read, W: Write + Seek>(
     sparse: R,
     out: &mut W,
 ) -> Result<ExpandSummary, SparseError> {
-    let mut reader = SparseReader::new(sparse)?;
+    expand_reader(SparseReader::new(sparse)?, out)
+}
+
+/// [`expand`] from a reader whose header the caller has already looked at (e.g. to refuse an
+/// image larger than the partition before writing anything).
+pub fn expand_reader<R: Read, W: Write + Seek>(
+    mut reader: SparseReader<R>,
+    out: &mut W,
+) -> Result<ExpandSummary, SparseError> {
     let blk_sz = reader.header().blk_sz;
     let base = out
         .stream_position()

@@ -9,11 +9,14 @@
 //! - Errors: [`SparseError`]; content errors name the chunk index and its file offset.
 //! - Streaming read: [`SparseReader`] (`next_chunk()` → [`Chunk`] with [`ChunkKind`]; RAW data
 //!   via `read_raw(&mut buf)` or `raw_data()` as `io::Read`), [`expand`] into any
-//!   `Write + Seek` (DONT_CARE = seek, keeps what was there), [`expand_to_file`] (also sets
-//!   the file length). CRC32 chunks are verified.
+//!   `Write + Seek` (DONT_CARE = seek, keeps what was there), [`expand_reader`] (check
+//!   `reader.header()` / `expanded_len()` first, e.g. against a partition size),
+//!   [`expand_to_file`] (also sets the file length). CRC32 chunks are verified.
 //! - Random access: [`SparseIndex::build`]`(Read + Seek)` → `read_at(&mut self, offset: u64,
 //!   buf: &mut [u8]) -> Result<(), SparseError>`, `expanded_len()`. DONT_CARE reads as zeros.
-//!   [`ChunkTable::scan`] is the one-pass table underneath.
+//!   [`ChunkTable::scan`] is the one-pass table underneath. For ext4-view, wrap it:
+//!   `impl Ext4Read for W { fn read(&mut self, at, dst) { self.0.read_at(at, dst).map_err(|e|
+//!   Box::new(e) as _) } }` (`SparseError` is `Send + Sync + 'static`).
 //! - Plans (references into a source file, no data held): [`ChunkPlan::open`] (sparse or raw,
 //!   by magic), [`ChunkPlan::from_sparse`], [`ChunkPlan::scan_raw`] /
 //!   [`ChunkPlan::scan_raw_stream`] (repeated 32-bit word blocks → FILL, as the AOSP client's
@@ -39,17 +42,21 @@ mod split;
 mod writer;
 
 #[cfg(test)]
+mod robustness_tests;
+#[cfg(test)]
+mod roundtrip_tests;
+#[cfg(test)]
 mod testutil;
 
 pub use error::SparseError;
-pub use expand::{expand, expand_to_file, ExpandSummary};
+pub use expand::{expand, expand_reader, expand_to_file, ExpandSummary};
 pub use format::{
     is_sparse, ChunkHeader, ChunkType, SparseHeader, CHUNK_HEADER_LEN, CHUNK_TYPE_CRC32,
     CHUNK_TYPE_DONT_CARE, CHUNK_TYPE_FILL, CHUNK_TYPE_RAW, DEFAULT_BLOCK_SIZE, FILE_HEADER_LEN,
     MAGIC,
 };
 pub use index::{ChunkTable, Region, RegionData, SparseIndex};
-pub use plan::{ChunkPlan, PlannedChunk, PlannedData};
+pub use plan::{ChunkPlan, PlannedChunk, PlannedData, MAX_PLAN_IMAGE_LEN};
 pub use reader::{Chunk, ChunkKind, RawData, SparseReader};
 pub use split::{min_piece_bytes, split, Piece, PieceChunk, PieceData};
 pub use writer::SparseWriter;

@@ -75,8 +75,14 @@ pub struct ChunkPlan {
 /// libsparse would overflow.
 fn max_chunk_bytes(block_size: u32) -> u64 {
     let limit = u64::from(u32::MAX) - CHUNK_HEADER_LEN as u64;
-    limit - limit % u64::from(block_size)
+    // At least one block, or a (FILL-only) image with giant blocks could never progress.
+    (limit - limit % u64::from(block_size)).max(u64::from(block_size))
 }
+
+/// Largest image a plan accepts: 16 TiB, what 2^32 blocks of 4096 bytes address. It also
+/// bounds the chunks [`max_chunk_bytes`] cuts add (a chunk carries at least 2 GiB, so at most
+/// 8192 cuts), so a tiny hostile file declaring an exabyte FILL cannot make a huge plan.
+pub const MAX_PLAN_IMAGE_LEN: u64 = 1 << 44;
 
 impl ChunkPlan {
     /// An empty plan for an image of `image_len` bytes (all DONT_CARE until chunks are added).
@@ -84,7 +90,9 @@ impl ChunkPlan {
         if block_size == 0 || block_size & 3 != 0 {
             return Err(SparseError::BadBlockSize { found: block_size });
         }
-        if image_len.div_ceil(u64::from(block_size)) > u64::from(u32::MAX) {
+        if image_len > MAX_PLAN_IMAGE_LEN
+            || image_len.div_ceil(u64::from(block_size)) > u64::from(u32::MAX)
+        {
             return Err(SparseError::ImageTooLarge {
                 len: image_len,
                 block_size,
@@ -131,16 +139,12 @@ impl ChunkPlan {
     /// merge (what libsparse's import does).
     pub fn from_sparse<R: Read + Seek>(source: &mut R) -> Result<Self, SparseError> {
         let table = ChunkTable::scan(source)?;
-        Ok(Self::from_table(&table))
+        Self::from_table(&table)
     }
 
-    pub fn from_table(table: &ChunkTable) -> Self {
+    pub fn from_table(table: &ChunkTable) -> Result<Self, SparseError> {
         let block_size = table.header.blk_sz;
-        let mut plan = ChunkPlan {
-            block_size,
-            image_len: table.header.expanded_len(),
-            chunks: Vec::new(),
-        };
+        let mut plan = ChunkPlan::new(block_size, table.header.expanded_len())?;
         for region in &table.regions {
             let data = match region.data {
                 RegionData::Raw { file_offset } => PlannedData::Raw {
@@ -154,7 +158,7 @@ impl ChunkPlan {
                 data,
             );
         }
-        plan
+        Ok(plan)
     }
 
     /// Scans a raw image file (whole, from offset 0) in 4096-byte blocks.
