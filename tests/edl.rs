@@ -242,14 +242,25 @@ fn quick_firehose() -> FirehoseConfig {
 fn whole_flow(framing: Framing) {
     let dir = tempfile::tempdir().unwrap();
     let (phone, programmer) = edl_phone(dir.path());
-    let pkg = EdlPackage::for_phone(&phone);
-    let (mut host, dev, _c) = pair_with(
+    let (host, dev, _c) = pair_with(
         "edl",
         framing,
         Some(512).filter(|_| framing == Framing::Packets),
     );
     let device = spawn_edl(&phone, dev, EdlSimConfig::new(2));
+    drive_whole_flow(host, &phone, &programmer);
+    assert_eq!(
+        device.join().unwrap(),
+        EdlOutcome::Programmer(FirehoseOutcome::Reset)
+    );
+    // Re-enumeration: the phone now boots to fastboot, where the same storage is read.
+    assert_eq!(phone.mode(), PhoneMode::Bootloader);
+}
 
+/// info, upload, configure, flash a package with a sparse image and patches, read back,
+/// digest, reset.
+fn drive_whole_flow<T: Transport>(mut host: T, phone: &Phone, programmer: &std::path::Path) {
+    let pkg = EdlPackage::for_phone(phone);
     // info: Sahara command mode, then back to image transfer.
     let identity = phone.identity();
     match SaharaHost::with_timeouts(&mut host, SAHARA)
@@ -265,7 +276,7 @@ fn whole_flow(framing: Framing) {
     // upload + configure
     let mut session = edl::start(
         host,
-        &SaharaImages::programmer(&programmer),
+        &SaharaImages::programmer(programmer),
         SAHARA,
         quick_firehose(),
         Arc::new(protocols::progress::NoProgress),
@@ -279,7 +290,7 @@ fn whole_flow(framing: Framing) {
     let fh = &mut session.firehose;
     let package = package::load(&pkg.files(), &flash::probe_sparse).unwrap();
     fh.flash_package(&package).unwrap();
-    assert_phone_holds_package(&phone, &pkg);
+    assert_phone_holds_package(phone, &pkg);
     let luns = fh.lun_count();
     let system = fh.find_partition("system_a", 0..luns).unwrap();
     let sectors = (pkg.system_raw.len() / 4096) as u64;
@@ -292,12 +303,21 @@ fn whole_flow(framing: Framing) {
         .unwrap();
     assert_eq!(digest, <[u8; 32]>::from(Sha256::digest(&pkg.system_raw)));
     fh.power(PowerMode::Reset, 0).unwrap();
+}
+
+#[test]
+fn whole_edl_flow_over_a_pty() {
+    let dir = tempfile::tempdir().unwrap();
+    let (phone, programmer) = edl_phone(dir.path());
+    let tty = dir.path().join("ttyEDL0");
+    let pty = protocols::transport::pty::PtyDevice::create(Some(&tty)).unwrap();
+    let device = spawn_edl(&phone, pty, EdlSimConfig::new(3));
+    let host = protocols::transport::serial::SerialLink::open(tty.to_str().unwrap()).unwrap();
+    drive_whole_flow(host, &phone, &programmer);
     assert_eq!(
         device.join().unwrap(),
         EdlOutcome::Programmer(FirehoseOutcome::Reset)
     );
-    // Re-enumeration: the phone now boots to fastboot, where the same storage is read.
-    assert_eq!(phone.mode(), PhoneMode::Bootloader);
 }
 
 #[test]
