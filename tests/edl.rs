@@ -121,6 +121,27 @@ fn firehose_host_flashes_a_package_on_the_simulated_programmer_in_memory() {
         .sha256_digest(system.lun, &system.first_sector().to_string(), sectors)
         .unwrap();
     assert_eq!(digest, <[u8; 32]>::from(Sha256::digest(&pkg.system_raw)));
+    // Random access inside a partition (what an ext4 reader does), counting what crossed.
+    let mut reader = protocols::firehose::gpt_lookup::PartitionReader::new(&mut fh, system.clone());
+    let mut piece = [0u8; 100];
+    reader.read_at(5 * 4096 - 50, &mut piece).unwrap();
+    assert_eq!(&piece[..], &pkg.system_raw[5 * 4096 - 50..5 * 4096 + 50]);
+    assert_eq!(reader.bytes_read(), 2 * 4096);
+    assert!(reader
+        .read_at(system.size_bytes() - 10, &mut piece)
+        .is_err());
+    // Erase: the range reads back as zeros through the fastboot view.
+    let boot = fh.find_partition("boot_a", 0..luns).unwrap();
+    fh.erase(0, Some((&boot.first_sector().to_string(), 2)))
+        .unwrap();
+    let mut head = vec![0xFFu8; 3 * 4096];
+    phone.read_partition("boot_a", 0, &mut head).unwrap();
+    assert!(head[..2 * 4096].iter().all(|&b| b == 0), "erased");
+    assert_eq!(
+        &head[2 * 4096..],
+        &pkg.boot[2 * 4096..3 * 4096],
+        "past the erase"
+    );
     let err = fh.find_partition("no_such", 0..2).unwrap_err();
     assert!(
         matches!(err, FirehoseError::PartitionNotFound { .. }),
