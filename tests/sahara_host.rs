@@ -764,3 +764,18 @@ fn oversized_command_answer_is_refused_before_reading_it() {
     );
     rom.join().unwrap();
 }
+
+#[test]
+fn unplug_mid_upload_is_a_disconnect() {
+    let dir = tempfile::tempdir().unwrap();
+    let (prog, sha) = write_programmer(dir.path(), "p.elf", &[9; 64 * 1024]);
+    let (mut host_end, dev_end, control) = pair("edl");
+    control.cut_after_host_bytes(20_000);
+    let handle = spawn_device(SaharaDevice::new(3, identity_signing(sha)), dev_end);
+    let err = SaharaHost::with_timeouts(&mut host_end, TIMEOUTS)
+        .upload(&SaharaImages::programmer(&prog), &NoProgress)
+        .unwrap_err();
+    assert!(err.is_disconnect(), "{err}");
+    assert!(err.to_string().contains("p.elf"), "{err}");
+    assert_eq!(handle.join().unwrap().0, SaharaServeOutcome::HostGone);
+}
