@@ -1,1 +1,7 @@
 //! Scenario tests: whole flows against simulated phones. One test binary keeps `cargo test` fast.
+mod dashboard;
+mod dashboard_logs;
+mod edl;
+mod sahara_host;
+mod sahara_pty;
+mod sparse_interop;

@@ -1,1 +1,21 @@
-//! Fastboot host client (AOSP `fastboot` README): command codec, response codec, client, flashing.
+//! The fastboot host side (AOSP `fastboot` README): sans-io codecs for commands and responses,
+//! a client over any [`crate::transport::Transport`], and the high-level operations a station
+//! needs (identify, flash with slot handling and sparse splitting, read back, digests, reboot).
+
+pub mod client;
+pub mod command;
+pub mod error;
+pub mod flash;
+pub mod readback;
+mod resparse;
+pub mod response;
+pub mod slots;
+pub mod vars;
+
+pub use client::{ClientOptions, Fastboot, Reply};
+pub use command::{Command, CommandError, FlashingAction, RebootTarget, DEFAULT_MAX_COMMAND_LEN};
+pub use error::{FastbootError, Violation};
+pub use flash::{FlashOptions, FlashReport, ImageKind, DEFAULT_FALLBACK_MAX_DOWNLOAD_SIZE};
+pub use response::{Response, ResponseError, MAX_RESPONSE_LEN};
+pub use slots::SlotChoice;
+pub use vars::{parse_size, DeviceIdentity};

@@ -11,6 +11,8 @@ use std::time::Duration;
 #[cfg(target_os = "linux")]
 pub mod functionfs;
 pub mod memory;
+#[cfg(unix)]
+pub mod pty;
 pub mod serial;
 pub mod tcp;
 pub mod usb;

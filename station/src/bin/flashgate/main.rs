@@ -6,6 +6,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod devices;
+mod edl;
+mod fastboot;
 
 #[derive(Parser)]
 #[command(
@@ -28,6 +30,10 @@ enum Command {
     /// List attached phones by port path with a ready-to-paste station.yaml slot entry;
     /// `--watch` prints plug/unplug events live.
     Ports(devices::PortsArgs),
+    /// Talk fastboot to one device (engineering: getvar, flash, erase, fetch, reboot, oem …).
+    Fastboot(fastboot::Args),
+    /// Talk to one phone in Qualcomm EDL mode (Sahara identity, Firehose).
+    Edl(edl::Args),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +53,8 @@ fn main() -> ExitCode {
     let result: anyhow::Result<ExitCode> = match cli.command {
         Command::Devices(args) => devices::devices(args),
         Command::Ports(args) => devices::ports(args),
+        Command::Fastboot(args) => fastboot::run(args),
+        Command::Edl(args) => edl::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,564 @@
+//! The fastboot host client: one command at a time, its responses, and its data phases.
+//!
+//! Unlike the AOSP client (which waits forever on a stalled device), every response has a
+//! deadline; INFO/TEXT lines restart it, as the README says they keep a command alive, and a cap
+//! on their number turns a device that never finishes into an error rather than a hang.
+
+use std::io::{ErrorKind, Read, Write};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::command::{Command, FlashingAction, RebootTarget, DEFAULT_MAX_COMMAND_LEN};
+use super::error::{FastbootError, Violation};
+use super::response::{Response, MAX_RESPONSE_LEN};
+use crate::progress::{NoProgress, ProgressEvent, ProgressSink};
+use crate::transport::{Transport, TransportError};
+
+/// Knobs of the client; [`Default`] suits real phones.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// How long to wait for each response packet and for each data-phase chunk to move.
+    pub response_timeout: Duration,
+    /// Longest command sent (see [`DEFAULT_MAX_COMMAND_LEN`]).
+    pub max_command_len: usize,
+    /// INFO/TEXT lines accepted for one command before the device is declared broken.
+    pub max_messages: usize,
+    /// Longest a command may keep answering INFO/TEXT before it must finish (None: no limit
+    /// beyond `max_messages`). Catches a device that trickles messages forever.
+    pub command_deadline: Option<Duration>,
+    /// Bytes moved per transport call in a data phase (also the one buffer the client holds).
+    pub chunk_size: usize,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            response_timeout: Duration::from_secs(30),
+            max_command_len: DEFAULT_MAX_COMMAND_LEN,
+            // `getvar all` on a phone with many partitions sends several hundred lines.
+            max_messages: 10_000,
+            command_deadline: None,
+            chunk_size: 1 << 20,
+        }
+    }
+}
+
+/// A command's successful answer: the OKAY text and the INFO/TEXT lines that came before it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reply {
+    pub value: String,
+    pub messages: Vec<String>,
+}
+
+/// What ends a command's response sequence.
+enum Final {
+    Okay(String),
+    Data(u32),
+}
+
+/// A fastboot session over one link.
+pub struct Fastboot<T: Transport> {
+    link: T,
+    options: ClientOptions,
+    progress: Arc<dyn ProgressSink>,
+    chunk: Vec<u8>,
+}
+
+impl<T: Transport> Fastboot<T> {
+    pub fn new(link: T) -> Self {
+        Self::with_options(link, ClientOptions::default())
+    }
+
+    pub fn with_options(link: T, options: ClientOptions) -> Self {
+        Fastboot {
+            link,
+            options,
+            progress: Arc::new(NoProgress),
+            chunk: Vec::new(),
+        }
+    }
+
+    /// Send device messages and data-phase progress to `sink`.
+    pub fn set_progress(&mut self, sink: Arc<dyn ProgressSink>) {
+        self.progress = sink;
+    }
+
+    pub fn options(&self) -> &ClientOptions {
+        &self.options
+    }
+
+    pub fn options_mut(&mut self) -> &mut ClientOptions {
+        &mut self.options
+    }
+
+    pub fn link(&self) -> &T {
+        &self.link
+    }
+
+    pub fn into_link(self) -> T {
+        self.link
+    }
+
+    pub(crate) fn progress(&self) -> &dyn ProgressSink {
+        &*self.progress
+    }
+
+    /// Run a command that must end in OKAY (no data phase).
+    pub fn run(&mut self, command: &Command<'_>) -> Result<Reply, FastbootError> {
+        let text = self.send(command)?;
+        let mut messages = Vec::new();
+        match self.await_final(&text, &mut messages)? {
+            Final::Okay(value) => Ok(Reply { value, messages }),
+            Final::Data(size) => Err(self.violation(&text, Violation::UnexpectedData { size })),
+        }
+    }
+
+    /// `getvar:NAME`: the variable's value.
+    pub fn getvar(&mut self, name: &str) -> Result<String, FastbootError> {
+        Ok(self.run(&Command::GetVar(name))?.value)
+    }
+
+    /// `getvar:all`: every variable the device lists, as (name, value) in its order. Names keep
+    /// their qualifiers (`partition-size:system_a`).
+    pub fn getvar_all(&mut self) -> Result<Vec<(String, String)>, FastbootError> {
+        let reply = self.run(&Command::GetVar("all"))?;
+        Ok(reply
+            .messages
+            .iter()
+            .map(|line| split_variable_line(line))
+            .collect())
+    }
+
+    /// `download:%08x` then `size` bytes from `source`, streamed in chunks.
+    pub fn download(&mut self, source: &mut dyn Read, size: u32) -> Result<Reply, FastbootError> {
+        let (text, mut messages) = self.begin_download(size)?;
+        self.send_data(&text, source, size.into())?;
+        self.finish_download(&text, &mut messages)
+    }
+
+    /// `download:%08x`, then `produce` writes the `size` data bytes into a writer that streams
+    /// them to the device chunk by chunk (for data generated on the fly, like sparse pieces).
+    /// Producing more or fewer than `size` bytes is an error.
+    pub fn download_with(
+        &mut self,
+        size: u32,
+        produce: &mut dyn FnMut(&mut dyn Write) -> std::io::Result<()>,
+    ) -> Result<Reply, FastbootError> {
+        let (text, mut messages) = self.begin_download(size)?;
+        let mut chunk = self.take_chunk();
+        chunk.clear();
+        let timeout = self.options.response_timeout;
+        let mut writer = LinkWriter {
+            link: &mut self.link,
+            buf: chunk,
+            declared: size.into(),
+            written: 0,
+            timeout,
+            progress: &*self.progress,
+            failure: None,
+        };
+        let produced = produce(&mut writer).and_then(|()| writer.flush_buf());
+        let (written, failure) = (writer.written, writer.failure.take());
+        self.chunk = std::mem::take(&mut writer.buf);
+        if let Some(e) = failure {
+            return Err(self.transport_error(&text, e));
+        }
+        produced.map_err(|source| FastbootError::Io {
+            what: format!("producing the data for `{text}`"),
+            source,
+        })?;
+        if written != u64::from(size) {
+            return Err(FastbootError::Image(format!(
+                "the data for `{text}` came to {written} bytes, not the {size} announced"
+            )));
+        }
+        self.finish_download(&text, &mut messages)
+    }
+
+    fn begin_download(&mut self, size: u32) -> Result<(String, Vec<String>), FastbootError> {
+        let text = self.send(&Command::Download(size))?;
+        let mut messages = Vec::new();
+        match self.await_final(&text, &mut messages)? {
+            Final::Data(offered) if offered == size => Ok((text, messages)),
+            Final::Data(offered) => Err(self.violation(
+                &text,
+                Violation::DataSizeMismatch {
+                    requested: size.into(),
+                    offered,
+                },
+            )),
+            Final::Okay(_) => Err(self.violation(&text, Violation::MissingData)),
+        }
+    }
+
+    fn finish_download(
+        &mut self,
+        text: &str,
+        messages: &mut Vec<String>,
+    ) -> Result<Reply, FastbootError> {
+        match self.await_final(text, messages)? {
+            Final::Okay(value) => Ok(Reply {
+                value,
+                messages: std::mem::take(messages),
+            }),
+            Final::Data(size) => Err(self.violation(text, Violation::UnexpectedData { size })),
+        }
+    }
+
+    /// `upload`: what the last command staged, streamed into `out`. Returns the byte count.
+    pub fn upload(&mut self, out: &mut dyn Write) -> Result<u64, FastbootError> {
+        self.receive(&Command::Upload, None, out)
+    }
+
+    /// One `fetch:PART:0xOFFSET:0xSIZE` command: `size` bytes of the partition from `offset`
+    /// into `out`. The device must offer exactly `size` bytes. For ranges larger than the
+    /// device's `max-fetch-size` use [`Fastboot::fetch_partition`].
+    pub fn fetch(
+        &mut self,
+        partition: &str,
+        offset: u64,
+        size: u32,
+        out: &mut dyn Write,
+    ) -> Result<u64, FastbootError> {
+        let command = Command::Fetch {
+            partition,
+            offset,
+            size: size.into(),
+        };
+        self.receive(&command, Some(size), out)
+    }
+
+    /// `flash:PART`: write what was downloaded.
+    pub fn flash(&mut self, partition: &str) -> Result<Reply, FastbootError> {
+        self.run(&Command::Flash(partition))
+    }
+
+    pub fn erase(&mut self, partition: &str) -> Result<Reply, FastbootError> {
+        self.run(&Command::Erase(partition))
+    }
+
+    pub fn set_active(&mut self, slot: &str) -> Result<Reply, FastbootError> {
+        self.run(&Command::SetActive(slot))
+    }
+
+    pub fn reboot(&mut self, target: RebootTarget) -> Result<Reply, FastbootError> {
+        self.run(&Command::Reboot(target))
+    }
+
+    pub fn continue_boot(&mut self) -> Result<Reply, FastbootError> {
+        self.run(&Command::Continue)
+    }
+
+    /// `oem ARGS`: vendor commands answer in INFO lines, which the reply keeps.
+    pub fn oem(&mut self, args: &str) -> Result<Reply, FastbootError> {
+        self.run(&Command::Oem(args))
+    }
+
+    pub fn flashing(&mut self, action: FlashingAction) -> Result<Reply, FastbootError> {
+        self.run(&Command::Flashing(action))
+    }
+
+    fn link_name(&self) -> String {
+        self.link.describe()
+    }
+
+    fn violation(&self, command: &str, violation: Violation) -> FastbootError {
+        FastbootError::Protocol {
+            command: command.to_string(),
+            link: self.link_name(),
+            violation,
+        }
+    }
+
+    fn transport_error(&self, command: &str, e: TransportError) -> FastbootError {
+        FastbootError::from_transport(command, self.link_name(), e)
+    }
+
+    fn send(&mut self, command: &Command<'_>) -> Result<String, FastbootError> {
+        let bytes = command.encode(self.options.max_command_len)?;
+        let text = command.to_string();
+        tracing::debug!(command = %text, link = %self.link_name(), "fastboot command");
+        self.link
+            .write(&bytes, self.options.response_timeout)
+            .map_err(|e| self.transport_error(&text, e))?;
+        Ok(text)
+    }
+
+    /// Read responses until OKAY, FAIL or DATA; INFO/TEXT go to the sink and into `messages`.
+    fn await_final(
+        &mut self,
+        command: &str,
+        messages: &mut Vec<String>,
+    ) -> Result<Final, FastbootError> {
+        let mut packet = [0u8; MAX_RESPONSE_LEN];
+        let mut seen = 0usize;
+        let deadline = self
+            .options
+            .command_deadline
+            .map(|d| (d, Instant::now() + d));
+        loop {
+            let mut wait = self.options.response_timeout;
+            if let Some((limit, at)) = deadline {
+                let left = at.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(FastbootError::Timeout {
+                        command: command.to_string(),
+                        link: self.link_name(),
+                        timeout: limit,
+                    });
+                }
+                wait = wait.min(left);
+            }
+            let len = match self.link.read_packet(&mut packet, wait) {
+                Ok(len) => len,
+                Err(TransportError::Timeout(_)) if wait < self.options.response_timeout => {
+                    // The command deadline, not the device's silence, cut this wait short.
+                    return Err(FastbootError::Timeout {
+                        command: command.to_string(),
+                        link: self.link_name(),
+                        timeout: deadline.map_or(wait, |(limit, _)| limit),
+                    });
+                }
+                Err(e) => return Err(self.transport_error(command, e)),
+            };
+            seen += 1;
+            if seen > self.options.max_messages {
+                return Err(self.violation(
+                    command,
+                    Violation::TooManyMessages {
+                        limit: self.options.max_messages,
+                    },
+                ));
+            }
+            // Zero-length packets are ignored by the protocol (a USB device may send one to
+            // end a transfer that filled whole packets).
+            if len == 0 {
+                continue;
+            }
+            let response =
+                Response::parse(&packet[..len]).map_err(|e| self.violation(command, e.into()))?;
+            match response {
+                Response::Okay(value) => return Ok(Final::Okay(value)),
+                Response::Data(size) => return Ok(Final::Data(size)),
+                Response::Fail(message) => {
+                    return Err(FastbootError::DeviceFail {
+                        command: command.to_string(),
+                        message,
+                    })
+                }
+                Response::Info(line) | Response::Text(line) => {
+                    tracing::debug!(command, message = %line, "device message");
+                    self.progress
+                        .event(ProgressEvent::DeviceMessage { text: &line });
+                    messages.push(line);
+                }
+            }
+        }
+    }
+
+    fn take_chunk(&mut self) -> Vec<u8> {
+        let mut chunk = std::mem::take(&mut self.chunk);
+        chunk.resize(self.options.chunk_size.max(4096), 0);
+        chunk
+    }
+
+    /// Host → device data phase: exactly `size` bytes from `source`.
+    fn send_data(
+        &mut self,
+        command: &str,
+        source: &mut dyn Read,
+        size: u64,
+    ) -> Result<(), FastbootError> {
+        let mut chunk = self.take_chunk();
+        let result = self.send_data_with(command, source, size, &mut chunk);
+        self.chunk = chunk;
+        result
+    }
+
+    fn send_data_with(
+        &mut self,
+        command: &str,
+        source: &mut dyn Read,
+        size: u64,
+        chunk: &mut [u8],
+    ) -> Result<(), FastbootError> {
+        let mut sent = 0u64;
+        while sent < size {
+            let want = usize::try_from(size - sent)
+                .unwrap_or(usize::MAX)
+                .min(chunk.len());
+            let got = fill(source, &mut chunk[..want]).map_err(|source| FastbootError::Io {
+                what: format!("reading the data for `{command}`"),
+                source,
+            })?;
+            if got < want {
+                return Err(FastbootError::Io {
+                    what: format!("reading the data for `{command}`"),
+                    source: std::io::Error::new(
+                        ErrorKind::UnexpectedEof,
+                        format!(
+                            "the source ended after {} of {size} bytes",
+                            sent + got as u64
+                        ),
+                    ),
+                });
+            }
+            self.link
+                .write(&chunk[..got], self.options.response_timeout)
+                .map_err(|e| self.transport_error(command, e))?;
+            sent += got as u64;
+            self.progress
+                .event(ProgressEvent::Bytes { bytes: got as u64 });
+        }
+        Ok(())
+    }
+
+    /// A command whose answer is a device → host data phase, then OKAY.
+    fn receive(
+        &mut self,
+        command: &Command<'_>,
+        expected: Option<u32>,
+        out: &mut dyn Write,
+    ) -> Result<u64, FastbootError> {
+        let text = self.send(command)?;
+        let mut messages = Vec::new();
+        let size = match self.await_final(&text, &mut messages)? {
+            Final::Data(size) => size,
+            Final::Okay(_) => return Err(self.violation(&text, Violation::MissingData)),
+        };
+        if let Some(requested) = expected {
+            if requested != size {
+                return Err(self.violation(
+                    &text,
+                    Violation::DataSizeMismatch {
+                        requested: requested.into(),
+                        offered: size,
+                    },
+                ));
+            }
+        }
+        let mut chunk = self.take_chunk();
+        let result = self.receive_data_with(&text, size.into(), out, &mut chunk);
+        self.chunk = chunk;
+        result?;
+        match self.await_final(&text, &mut messages)? {
+            Final::Okay(_) => Ok(size.into()),
+            Final::Data(size) => Err(self.violation(&text, Violation::UnexpectedData { size })),
+        }
+    }
+
+    fn receive_data_with(
+        &mut self,
+        command: &str,
+        size: u64,
+        out: &mut dyn Write,
+        chunk: &mut [u8],
+    ) -> Result<(), FastbootError> {
+        let mut received = 0u64;
+        while received < size {
+            let want = usize::try_from(size - received)
+                .unwrap_or(usize::MAX)
+                .min(chunk.len());
+            let got = self
+                .link
+                .read_stream(&mut chunk[..want], self.options.response_timeout)
+                .map_err(|e| self.transport_error(command, e))?;
+            if got == 0 {
+                return Err(FastbootError::Disconnected {
+                    command: command.to_string(),
+                    link: self.link_name(),
+                });
+            }
+            out.write_all(&chunk[..got])
+                .map_err(|source| FastbootError::Io {
+                    what: format!("writing the data of `{command}`"),
+                    source,
+                })?;
+            received += got as u64;
+            self.progress
+                .event(ProgressEvent::Bytes { bytes: got as u64 });
+        }
+        Ok(())
+    }
+}
+
+/// The host side of a download data phase as a `Write`: buffers up to one chunk, refuses bytes
+/// beyond the announced size, and keeps the transport's own error for the caller.
+struct LinkWriter<'a, T: Transport> {
+    link: &'a mut T,
+    buf: Vec<u8>,
+    declared: u64,
+    written: u64,
+    timeout: Duration,
+    progress: &'a dyn ProgressSink,
+    failure: Option<TransportError>,
+}
+
+impl<T: Transport> LinkWriter<'_, T> {
+    fn flush_buf(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.link.write(&self.buf, self.timeout) {
+            self.failure = Some(e);
+            return Err(std::io::Error::other("link failed"));
+        }
+        self.progress.event(ProgressEvent::Bytes {
+            bytes: self.buf.len() as u64,
+        });
+        self.buf.clear();
+        Ok(())
+    }
+}
+
+impl<T: Transport> Write for LinkWriter<'_, T> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.written + data.len() as u64 > self.declared {
+            return Err(std::io::Error::new(
+                ErrorKind::InvalidData,
+                format!(
+                    "more than the {} bytes announced to the device",
+                    self.declared
+                ),
+            ));
+        }
+        let room = self.buf.capacity() - self.buf.len();
+        let n = data.len().min(room.max(1));
+        self.buf.extend_from_slice(&data[..n]);
+        self.written += n as u64;
+        if self.buf.len() >= self.buf.capacity() {
+            self.flush_buf()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Read until `buf` is full or the source ends; the count read.
+fn fill(source: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match source.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// `getvar all` lines are `name: value` (names may hold ':' but not ": ").
+pub fn split_variable_line(line: &str) -> (String, String) {
+    match line.split_once(": ") {
+        Some((name, value)) => (name.trim().to_string(), value.trim().to_string()),
+        None => (line.trim().trim_end_matches(':').to_string(), String::new()),
+    }
+}
+
+#[cfg(test)]
+#[path = "client_tests.rs"]
+pub(crate) mod tests;

@@ -1,0 +1,537 @@
+//! One simulated phone: identity, storage, A/B state and injectable device faults, shared by its
+//! fastboot and EDL personalities and kept across re-enumerations.
+//!
+//! [`Phone`] is a cheap handle (`Arc<Mutex<…>>`): clone it into a fastboot server, later into an
+//! EDL server, and into the test that inspects the storage afterwards.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use super::storage::{DropWrites, LunSpec, PartitionSpec, Storage, StorageError, StorageMode};
+
+/// Who the phone says it is, to fastboot (`getvar`) and to Sahara (command mode).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// `getvar serialno` / USB iSerial.
+    pub serial: String,
+    /// `getvar product`.
+    pub product: String,
+    /// Sahara serial number (32-bit chip serial; `SERIAL_NUM_READ`).
+    pub chip_serial: u32,
+    /// Sahara MSM HW ID (`MSM_HW_ID_READ`, v1/v2): MSM id in the upper 32 bits, OEM and model
+    /// id below, as Qualcomm reports it.
+    pub msm_hw_id: u64,
+    /// Sahara v3 chip id (`CHIP_ID_V3_READ`).
+    pub chip_id: u32,
+    /// Hash of the OEM's root public key (`OEM_PK_HASH_READ`): 32 bytes (SHA-256) or 48
+    /// (SHA-384) on newer SoCs.
+    pub oem_pk_hash: Vec<u8>,
+    /// `SBL_SW_VERSION` (Sahara command 0x07).
+    pub sbl_version: u32,
+    /// SHA-256 of every programmer this phone's secure boot accepts (its "signed list").
+    pub accepted_programmers: Vec<[u8; 32]>,
+    /// `getvar secure`: secure boot enabled.
+    pub secure: bool,
+    /// `getvar unlocked`: bootloader unlocked (fastboot flashing lock/unlock changes it).
+    pub unlocked: bool,
+    /// `getvar version-bootloader`.
+    pub bootloader_version: String,
+}
+
+/// What the phone is running now; reboots move it and callers model re-enumeration from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PhoneMode {
+    /// The bootloader's fastboot (ABL).
+    Bootloader,
+    /// Userspace fastboot in recovery (`fastbootd`).
+    Fastbootd,
+    Recovery,
+    /// Booted to Android (gone from the bus for the station).
+    Android,
+    /// Qualcomm Emergency Download (Sahara, then Firehose).
+    Edl,
+    Off,
+}
+
+/// What an injected device fault does to an operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FaultAction {
+    /// Refuse it: fastboot `FAIL<message>`, Firehose NAK with this log line.
+    Fail(String),
+    /// Answer with bytes that are not a valid response.
+    Garbage,
+    /// Answer normally, but only after this long.
+    Delay(Duration),
+}
+
+/// One fault rule: which operation, what happens, how many times.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FaultRule {
+    /// Operation name, matched on whole words: `flash` matches `flash:boot_a`, `oem sha256`
+    /// matches `oem sha256 system_a`, `flash:boot_a` matches only that. Fastboot names
+    /// operations by their command text; Firehose by its tag (`program`, `configure`, …).
+    pub operation: String,
+    pub action: FaultAction,
+    /// `None`: every time; `Some(n)`: the next n times.
+    pub remaining: Option<u32>,
+}
+
+impl FaultRule {
+    fn matches(&self, operation: &str) -> bool {
+        match operation.strip_prefix(self.operation.as_str()) {
+            Some(rest) => rest.is_empty() || rest.starts_with([':', ' ']),
+            None => false,
+        }
+    }
+}
+
+/// Injected device faults (link faults — unplug, stall, slow link — live on the transport's
+/// `LinkControl`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Faults {
+    pub rules: Vec<FaultRule>,
+}
+
+impl Faults {
+    /// The fault to apply to `operation` now, if any (consumes one use of a counted rule).
+    pub fn take(&mut self, operation: &str) -> Option<FaultAction> {
+        let index = self.rules.iter().position(|r| r.matches(operation))?;
+        let rule = &mut self.rules[index];
+        let action = rule.action.clone();
+        if let Some(n) = rule.remaining.as_mut() {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.rules.remove(index);
+            }
+        }
+        Some(action)
+    }
+}
+
+/// Everything one phone is, behind the [`Phone`] handle's lock.
+pub struct PhoneState {
+    pub identity: Identity,
+    pub storage: Storage,
+    pub faults: Faults,
+    pub mode: PhoneMode,
+}
+
+/// A shared handle to one simulated phone.
+#[derive(Clone)]
+pub struct Phone {
+    inner: Arc<Mutex<PhoneState>>,
+}
+
+impl Phone {
+    /// A builder with a realistic default: A/B phone, one UFS LUN (4096-byte sectors), the
+    /// partitions of [`default_layout`].
+    pub fn builder() -> PhoneBuilder {
+        PhoneBuilder::default()
+    }
+
+    pub fn from_state(state: PhoneState) -> Phone {
+        Phone {
+            inner: Arc::new(Mutex::new(state)),
+        }
+    }
+
+    /// Lock the phone for a compound operation. Personalities hold it per command or per
+    /// chunk, never across a transport read.
+    pub fn lock(&self) -> MutexGuard<'_, PhoneState> {
+        // A panicking test thread must not wedge every other user of the phone.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn identity(&self) -> Identity {
+        self.lock().identity.clone()
+    }
+
+    pub fn mode(&self) -> PhoneMode {
+        self.lock().mode
+    }
+
+    pub fn set_mode(&self, mode: PhoneMode) {
+        self.lock().mode = mode;
+    }
+
+    /// Refuse `operation` every time with `message`.
+    pub fn fail(&self, operation: &str, message: &str) {
+        self.add_fault(operation, FaultAction::Fail(message.to_string()), None);
+    }
+
+    /// Answer `operation` with garbage every time.
+    pub fn garbage(&self, operation: &str) {
+        self.add_fault(operation, FaultAction::Garbage, None);
+    }
+
+    /// Delay the answer to `operation` every time.
+    pub fn delay(&self, operation: &str, by: Duration) {
+        self.add_fault(operation, FaultAction::Delay(by), None);
+    }
+
+    pub fn add_fault(&self, operation: &str, action: FaultAction, remaining: Option<u32>) {
+        self.lock().faults.rules.push(FaultRule {
+            operation: operation.to_string(),
+            action,
+            remaining,
+        });
+    }
+
+    pub fn clear_faults(&self) {
+        let mut s = self.lock();
+        s.faults.rules.clear();
+        s.storage.set_drop_writes(DropWrites::None);
+    }
+
+    /// Answer OKAY/ACK to writes but store nothing (all, or some partitions).
+    pub fn drop_writes(&self, which: DropWrites) {
+        self.lock().storage.set_drop_writes(which);
+    }
+
+    /// The fault for `operation`, if one is armed (consumes counted rules).
+    pub fn take_fault(&self, operation: &str) -> Option<FaultAction> {
+        self.lock().faults.take(operation)
+    }
+
+    /// Read a whole partition region (tests; bounded by the caller's buffer).
+    pub fn read_partition(
+        &self,
+        name: &str,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Result<(), StorageError> {
+        self.lock().storage.read_partition(name, offset, buf)
+    }
+
+    pub fn write_partition(
+        &self,
+        name: &str,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<(), StorageError> {
+        self.lock().storage.write_partition(name, offset, data)
+    }
+
+    /// SHA-256 of `len` bytes of a partition from `offset` (read in chunks under the lock).
+    pub fn partition_sha256(
+        &self,
+        name: &str,
+        offset: u64,
+        len: u64,
+    ) -> Result<[u8; 32], StorageError> {
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut done = 0u64;
+        while done < len {
+            let n = (len - done).min(buf.len() as u64) as usize;
+            self.lock()
+                .storage
+                .read_partition(name, offset + done, &mut buf[..n])?;
+            hasher.update(&buf[..n]);
+            done += n as u64;
+        }
+        Ok(hasher.finalize().into())
+    }
+
+    pub fn current_slot(&self) -> Option<String> {
+        self.lock().storage.current_slot()
+    }
+}
+
+/// Partition names and sizes.
+pub type Layout = Vec<(&'static str, u64)>;
+
+/// The partitions of a typical Qualcomm A/B phone (without `super`: logical partitions are
+/// modelled as physical ones), sizes as on shipping devices: (slotted — they get `_a`/`_b` —,
+/// shared).
+pub fn default_layout() -> (Layout, Layout) {
+    const K: u64 = 1024;
+    const M: u64 = 1024 * K;
+    const G: u64 = 1024 * M;
+    let slotted = vec![
+        ("boot", 96 * M),
+        ("vendor_boot", 96 * M),
+        ("dtbo", 24 * M),
+        ("vbmeta", 64 * K),
+        ("vbmeta_system", 64 * K),
+        ("system", 4 * G),
+        ("vendor", G),
+    ];
+    let shared = vec![
+        ("misc", M),
+        ("metadata", 16 * M),
+        ("persist", 32 * M),
+        ("userdata", 8 * G),
+    ];
+    (slotted, shared)
+}
+
+/// Builds a [`Phone`]; every setting has a realistic default.
+#[derive(Debug, Clone)]
+pub struct PhoneBuilder {
+    identity: Identity,
+    slots: Vec<String>,
+    sector_size: u32,
+    lun0_size: Option<u64>,
+    /// (name, size, slotted)
+    partitions: Vec<(String, u64, bool)>,
+    extra_luns: Vec<LunSpec>,
+    storage_dir: Option<PathBuf>,
+    mode: PhoneMode,
+}
+
+impl Default for PhoneBuilder {
+    fn default() -> Self {
+        PhoneBuilder {
+            identity: Identity {
+                serial: "FGSIM0001".into(),
+                product: "flashgate_sim".into(),
+                chip_serial: 0x0c0f_fee1,
+                msm_hw_id: 0x001b_80e1_0000_0000,
+                chip_id: 0x0000_01b8,
+                oem_pk_hash: Sha256::digest(b"flashgate simulated OEM root key").to_vec(),
+                sbl_version: 0,
+                accepted_programmers: Vec::new(),
+                secure: true,
+                unlocked: false,
+                bootloader_version: "FGSIM-ABL-1.0".into(),
+            },
+            slots: vec!["a".into(), "b".into()],
+            sector_size: 4096,
+            lun0_size: None,
+            partitions: Vec::new(),
+            extra_luns: Vec::new(),
+            storage_dir: None,
+            mode: PhoneMode::Bootloader,
+        }
+    }
+}
+
+impl PhoneBuilder {
+    /// Serial (fastboot `serialno`); also seeds the GPT GUIDs and the Sahara chip serial.
+    pub fn serial(mut self, serial: &str) -> Self {
+        self.identity.serial = serial.to_string();
+        let d = Sha256::digest(serial.as_bytes());
+        self.identity.chip_serial = u32::from_be_bytes([d[0], d[1], d[2], d[3]]);
+        self
+    }
+    pub fn product(mut self, product: &str) -> Self {
+        self.identity.product = product.to_string();
+        self
+    }
+    pub fn chip_serial(mut self, v: u32) -> Self {
+        self.identity.chip_serial = v;
+        self
+    }
+    pub fn msm_hw_id(mut self, v: u64) -> Self {
+        self.identity.msm_hw_id = v;
+        self
+    }
+    pub fn chip_id(mut self, v: u32) -> Self {
+        self.identity.chip_id = v;
+        self
+    }
+    pub fn oem_pk_hash(mut self, hash: &[u8]) -> Self {
+        self.identity.oem_pk_hash = hash.to_vec();
+        self
+    }
+    pub fn sbl_version(mut self, v: u32) -> Self {
+        self.identity.sbl_version = v;
+        self
+    }
+    /// Accept a programmer whose SHA-256 is this (may be called repeatedly).
+    pub fn accept_programmer(mut self, sha256: [u8; 32]) -> Self {
+        self.identity.accepted_programmers.push(sha256);
+        self
+    }
+    /// Accept this programmer file's contents.
+    pub fn accept_programmer_bytes(self, programmer: &[u8]) -> Self {
+        self.accept_programmer(Sha256::digest(programmer).into())
+    }
+    pub fn secure(mut self, secure: bool) -> Self {
+        self.identity.secure = secure;
+        self
+    }
+    pub fn unlocked(mut self, unlocked: bool) -> Self {
+        self.identity.unlocked = unlocked;
+        self
+    }
+    pub fn bootloader_version(mut self, v: &str) -> Self {
+        self.identity.bootloader_version = v.to_string();
+        self
+    }
+    pub fn identity(mut self, identity: Identity) -> Self {
+        self.identity = identity;
+        self
+    }
+    /// Slot suffixes (`&["a", "b"]`); empty for a phone without A/B.
+    pub fn slots(mut self, suffixes: &[&str]) -> Self {
+        self.slots = suffixes.iter().map(|s| s.to_string()).collect();
+        self
+    }
+    /// Sector size of LUN 0 (4096 UFS, 512 eMMC).
+    pub fn sector_size(mut self, sector_size: u32) -> Self {
+        self.sector_size = sector_size;
+        self
+    }
+    /// Size of LUN 0 (default: just fits its partitions).
+    pub fn lun_size(mut self, bytes: u64) -> Self {
+        self.lun0_size = Some(bytes);
+        self
+    }
+    /// Add a partition with exactly this name to LUN 0. The first explicit partition replaces
+    /// the default layout.
+    pub fn partition(mut self, name: &str, size_bytes: u64) -> Self {
+        self.partitions.push((name.to_string(), size_bytes, false));
+        self
+    }
+    /// Add `name_<slot>` for every slot to LUN 0.
+    pub fn slotted_partition(mut self, name: &str, size_bytes: u64) -> Self {
+        self.partitions.push((name.to_string(), size_bytes, true));
+        self
+    }
+    /// Add another LUN (UFS LUNs 1, 2, … in order).
+    pub fn lun(mut self, spec: LunSpec) -> Self {
+        self.extra_luns.push(spec);
+        self
+    }
+    /// Keep partitions as sparse files `DIR/<name>.img` (default: in memory).
+    pub fn storage_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.storage_dir = Some(dir.into());
+        self
+    }
+    pub fn mode(mut self, mode: PhoneMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// LUN 0's partitions as they will be created.
+    pub fn lun0_partitions(&self) -> Vec<PartitionSpec> {
+        let owned: Vec<(String, u64, bool)>;
+        let list = if self.partitions.is_empty() {
+            let (slotted, shared) = default_layout();
+            owned = slotted
+                .into_iter()
+                .map(|(n, s)| (n.to_string(), s, true))
+                .chain(shared.into_iter().map(|(n, s)| (n.to_string(), s, false)))
+                .collect();
+            &owned
+        } else {
+            &self.partitions
+        };
+        let mut specs = Vec::new();
+        for (name, size, slotted) in list {
+            if *slotted && !self.slots.is_empty() {
+                for s in &self.slots {
+                    specs.push(PartitionSpec {
+                        name: format!("{name}_{s}"),
+                        size_bytes: *size,
+                        type_guid: None,
+                    });
+                }
+            } else {
+                specs.push(PartitionSpec {
+                    name: name.clone(),
+                    size_bytes: *size,
+                    type_guid: None,
+                });
+            }
+        }
+        // Slotted partitions are listed slot by slot within each name (boot_a, boot_b, …),
+        // as Qualcomm partition tables order them.
+        specs
+    }
+
+    pub fn build(self) -> Result<Phone, StorageError> {
+        let mut luns = vec![LunSpec {
+            sector_size: self.sector_size,
+            size_bytes: self.lun0_size,
+            partitions: self.lun0_partitions(),
+        }];
+        luns.extend(self.extra_luns.iter().cloned());
+        let mode = match &self.storage_dir {
+            Some(dir) => StorageMode::Files(dir.clone()),
+            None => StorageMode::Memory,
+        };
+        let storage = Storage::create(&self.identity.serial, &luns, mode)?;
+        Ok(Phone::from_state(PhoneState {
+            identity: self.identity,
+            storage,
+            faults: Faults::default(),
+            mode: self.mode,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_phone_is_ab_with_a_active() {
+        let phone = Phone::builder().build().unwrap();
+        let s = phone.lock();
+        assert_eq!(s.storage.slot_suffixes(), ["a", "b"]);
+        assert_eq!(s.storage.current_slot().as_deref(), Some("a"));
+        for name in [
+            "boot_a", "boot_b", "system_a", "system_b", "vbmeta_a", "userdata",
+        ] {
+            assert!(s.storage.partition(name).is_some(), "{name}");
+        }
+        assert!(s.storage.partition("system").is_none());
+        assert_eq!(s.storage.partition("boot_a").unwrap().sector_size, 4096);
+        assert_eq!(s.storage.memory_in_use(), 2 * MEMORY_CHUNK_FOR_TEST);
+    }
+    // The GPT's primary and backup copies each take one memory chunk.
+    const MEMORY_CHUNK_FOR_TEST: u64 = super::super::storage::MEMORY_CHUNK as u64;
+
+    #[test]
+    fn fault_rules_match_whole_words_and_count_down() {
+        let phone = Phone::builder().build().unwrap();
+        phone.add_fault("flash", FaultAction::Fail("nope".into()), Some(2));
+        phone.garbage("oem sha256");
+        assert_eq!(phone.take_fault("flashing:unlock"), None);
+        assert_eq!(
+            phone.take_fault("flash:boot_a"),
+            Some(FaultAction::Fail("nope".into()))
+        );
+        assert!(phone.take_fault("flash").is_some());
+        assert_eq!(phone.take_fault("flash:boot_a"), None, "used up");
+        assert_eq!(
+            phone.take_fault("oem sha256 system_a"),
+            Some(FaultAction::Garbage)
+        );
+        assert_eq!(phone.take_fault("oem sha256x"), None);
+    }
+
+    #[test]
+    fn builder_explicit_partitions_and_no_slots() {
+        let phone = Phone::builder()
+            .slots(&[])
+            .sector_size(512)
+            .partition("boot", 1 << 20)
+            .slotted_partition("system", 2 << 20)
+            .build()
+            .unwrap();
+        let s = phone.lock();
+        assert!(s.storage.slot_suffixes().is_empty());
+        assert_eq!(s.storage.current_slot(), None);
+        assert_eq!(s.storage.partition("system").unwrap().size_bytes, 2 << 20);
+        assert_eq!(s.storage.partitions().len(), 2);
+    }
+
+    #[test]
+    fn handle_is_shared() {
+        let phone = Phone::builder().build().unwrap();
+        let other = phone.clone();
+        other.write_partition("boot_b", 4096, b"ANDROID!").unwrap();
+        let mut buf = [0u8; 8];
+        phone.read_partition("boot_b", 4096, &mut buf).unwrap();
+        assert_eq!(&buf, b"ANDROID!");
+        let expect: [u8; 32] = Sha256::digest([0u8; 4096]).into();
+        assert_eq!(phone.partition_sha256("boot_b", 0, 4096).unwrap(), expect);
+    }
+}

@@ -1,1 +1,0 @@
-//! The Android sparse image format (AOSP libsparse `sparse_format.h`).

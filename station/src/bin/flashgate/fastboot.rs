@@ -1,0 +1,305 @@
+//! `flashgate fastboot`: the engineering fastboot client (one device, one command).
+//!
+//! Unlike AOSP's `fastboot`, every device FAIL (getvar included) ends with a non-zero exit code,
+//! and a silent device times out instead of hanging.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use indicatif::{ProgressBar, ProgressStyle};
+use protocols::fastboot::{
+    ClientOptions, Fastboot, FlashOptions, FlashingAction, RebootTarget, SlotChoice,
+    DEFAULT_MAX_COMMAND_LEN,
+};
+use protocols::progress::{ProgressEvent, ProgressSink};
+use protocols::transport::tcp::TcpLink;
+use protocols::transport::usb::{DeviceSelector, UsbLink, FASTBOOT_INTERFACE};
+use protocols::transport::Transport;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The device: tcp:HOST[:PORT] (port 5554 by default), usb:PORT_PATH or usb-serial:SERIAL.
+    #[arg(long, short = 't')]
+    target: String,
+    /// Download limit in bytes (K/M/G suffixes allowed), used instead of the device's
+    /// max-download-size (like `fastboot -S`).
+    #[arg(short = 'S', long, value_parser = parse_byte_size)]
+    max_download_size: Option<u64>,
+    /// Seconds to wait for each device response (INFO lines restart the wait).
+    #[arg(long, default_value_t = 30)]
+    timeout: u64,
+    /// Longest command to send; old bootloaders accept 64 bytes.
+    #[arg(long, default_value_t = DEFAULT_MAX_COMMAND_LEN)]
+    max_command_len: usize,
+    #[command(subcommand)]
+    action: Action,
+}
+
+#[derive(clap::Subcommand)]
+enum Action {
+    /// Print a variable (`all` prints every variable).
+    Getvar { var: String },
+    /// Flash an image file (raw or sparse) to a partition.
+    Flash {
+        partition: String,
+        file: PathBuf,
+        /// a, b, all, other (default: the current slot for slotted partitions).
+        #[arg(long)]
+        slot: Option<SlotChoice>,
+    },
+    /// Erase a partition.
+    Erase {
+        partition: String,
+        #[arg(long)]
+        slot: Option<SlotChoice>,
+    },
+    /// Read a partition (or a byte range of it) into a file.
+    Fetch {
+        partition: String,
+        out: PathBuf,
+        #[arg(long)]
+        slot: Option<SlotChoice>,
+        /// First byte to read.
+        #[arg(long, default_value = "0", value_parser = parse_byte_size)]
+        offset: u64,
+        /// Bytes to read (default: to the end of the partition).
+        #[arg(long, value_parser = parse_byte_size)]
+        size: Option<u64>,
+    },
+    /// Make SLOT (a, b) the one that boots.
+    SetActive { slot: String },
+    /// Reboot: to the system, or to bootloader, fastboot or recovery.
+    Reboot { mode: Option<String> },
+    /// Leave fastboot and continue booting.
+    Continue,
+    /// A vendor command; its INFO lines are printed.
+    Oem {
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Lock or unlock the bootloader: lock, unlock, lock_critical, unlock_critical,
+    /// get_unlock_ability.
+    Flashing { action: String },
+}
+
+/// `123`, `64K`, `512M`, `1G`, `0x1000`.
+fn parse_byte_size(text: &str) -> Result<u64, String> {
+    let (number, shift) = match text.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&text[..i], 10),
+        Some((i, 'm' | 'M')) => (&text[..i], 20),
+        Some((i, 'g' | 'G')) => (&text[..i], 30),
+        _ => (text, 0),
+    };
+    protocols::fastboot::parse_size(number)
+        .and_then(|n| n.checked_mul(1u64 << shift))
+        .ok_or_else(|| format!("`{text}` is not a byte count (e.g. 4096, 0x1000, 512M)"))
+}
+
+fn open_target(target: &str, timeout: Duration) -> anyhow::Result<Box<dyn Transport>> {
+    if let Some(addr) = target.strip_prefix("tcp:") {
+        let addr = if addr.contains(':') {
+            addr.to_string()
+        } else {
+            format!("{addr}:5554")
+        };
+        let link = TcpLink::connect(&addr, timeout)
+            .with_context(|| format!("connecting to fastboot TCP device at {addr}"))?;
+        return Ok(Box::new(link));
+    }
+    let selector = if let Some(path) = target.strip_prefix("usb:") {
+        DeviceSelector::PortPath(path.to_string())
+    } else if let Some(serial) = target.strip_prefix("usb-serial:") {
+        DeviceSelector::Serial(serial.to_string())
+    } else {
+        bail!("unknown target `{target}`: use tcp:HOST:PORT, usb:PORT_PATH or usb-serial:SERIAL");
+    };
+    let link = UsbLink::open(&selector, &FASTBOOT_INTERFACE)
+        .with_context(|| format!("opening fastboot USB device {target}"))?;
+    Ok(Box::new(link))
+}
+
+/// Progress bar and device messages on stderr.
+struct StderrProgress {
+    bar: ProgressBar,
+}
+
+impl StderrProgress {
+    fn new() -> Self {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{msg:20} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        StderrProgress { bar }
+    }
+
+    fn say(&self, line: &str) {
+        if self.bar.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            self.bar.println(line);
+        }
+    }
+}
+
+impl ProgressSink for StderrProgress {
+    fn event(&self, event: ProgressEvent<'_>) {
+        match event {
+            ProgressEvent::StepStarted { step, total_bytes } => {
+                self.bar.reset();
+                self.bar.set_length(total_bytes);
+                self.bar.set_message(step.to_string());
+                self.say(&format!("{step} ({total_bytes} bytes)"));
+            }
+            ProgressEvent::Bytes { bytes } => self.bar.inc(bytes),
+            ProgressEvent::StepFinished { step } => {
+                self.bar.finish_and_clear();
+                self.say(&format!("{step}: done"));
+            }
+            ProgressEvent::DeviceMessage { text } => {
+                self.say(&format!("(bootloader) {}", text.escape_debug()))
+            }
+        }
+    }
+}
+
+fn single_partition(
+    fb: &mut Fastboot<Box<dyn Transport>>,
+    partition: &str,
+    slot: Option<SlotChoice>,
+) -> anyhow::Result<String> {
+    let mut names = fb.resolve_partitions(partition, &slot.unwrap_or_default())?;
+    if names.len() != 1 {
+        bail!("`{partition}` resolves to {names:?}; choose one slot");
+    }
+    Ok(names.remove(0))
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let timeout = Duration::from_secs(args.timeout.max(1));
+    let link = open_target(&args.target, timeout)?;
+    let mut fb = Fastboot::with_options(
+        link,
+        ClientOptions {
+            response_timeout: timeout,
+            max_command_len: args.max_command_len,
+            ..ClientOptions::default()
+        },
+    );
+    let progress = Arc::new(StderrProgress::new());
+    fb.set_progress(progress.clone());
+    let started = Instant::now();
+    match args.action {
+        Action::Getvar { var } if var == "all" => {
+            for (name, value) in fb.getvar_all()? {
+                println!("{name}: {value}");
+            }
+        }
+        Action::Getvar { var } => {
+            let value = fb.getvar(&var)?;
+            println!("{var}: {value}");
+        }
+        Action::Flash {
+            partition,
+            file,
+            slot,
+        } => {
+            let options = FlashOptions {
+                slot: slot.unwrap_or_default(),
+                max_download_size: args.max_download_size,
+                ..FlashOptions::default()
+            };
+            let report = fb.flash_file(&partition, &file, &options)?;
+            let secs = started.elapsed().as_secs_f64();
+            eprintln!(
+                "flashed {} ({:?} image, {} bytes) to {} in {} piece(s) of at most {} bytes: \
+                 {} bytes sent in {secs:.2} s",
+                file.display(),
+                report.kind,
+                report.image_len,
+                report.partitions.join(", "),
+                report.pieces,
+                report.max_download_size,
+                report.bytes_sent
+            );
+        }
+        Action::Erase { partition, slot } => {
+            for name in fb.resolve_partitions(&partition, &slot.unwrap_or_default())? {
+                fb.erase(&name)?;
+                eprintln!("erased {name}");
+            }
+        }
+        Action::Fetch {
+            partition,
+            out,
+            slot,
+            offset,
+            size,
+        } => {
+            let name = single_partition(&mut fb, &partition, slot)?;
+            let file = File::create(&out).with_context(|| format!("creating {}", out.display()))?;
+            let mut writer = BufWriter::with_capacity(1 << 20, file);
+            let bytes = fb.fetch_partition(&name, offset, size, &mut writer)?;
+            writer
+                .flush()
+                .with_context(|| format!("writing {}", out.display()))?;
+            eprintln!("fetched {bytes} bytes of {name} into {}", out.display());
+        }
+        Action::SetActive { slot } => {
+            let slot = slot.trim_start_matches('_');
+            fb.set_active(slot)?;
+            eprintln!("active slot: {slot}");
+        }
+        Action::Reboot { mode } => {
+            let mode = mode.unwrap_or_default();
+            let Some(target) = RebootTarget::parse(&mode) else {
+                bail!("unknown reboot mode `{mode}`: use bootloader, fastboot or recovery");
+            };
+            fb.reboot(target)?;
+        }
+        Action::Continue => {
+            fb.continue_boot()?;
+        }
+        Action::Oem { args: words } => {
+            let reply = fb.oem(&words.join(" "))?;
+            if !reply.value.is_empty() {
+                println!("{}", reply.value);
+            }
+        }
+        Action::Flashing { action } => {
+            let action = match action.as_str() {
+                "lock" => FlashingAction::Lock,
+                "unlock" => FlashingAction::Unlock,
+                "lock_critical" => FlashingAction::LockCritical,
+                "unlock_critical" => FlashingAction::UnlockCritical,
+                "get_unlock_ability" => FlashingAction::GetUnlockAbility,
+                other => bail!("unknown flashing action `{other}`"),
+            };
+            fb.flashing(action)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_byte_size;
+
+    #[test]
+    fn byte_sizes_take_suffixes_and_hex() {
+        assert_eq!(parse_byte_size("4096"), Ok(4096));
+        assert_eq!(parse_byte_size("64M"), Ok(64 << 20));
+        assert_eq!(parse_byte_size("1g"), Ok(1 << 30));
+        assert_eq!(parse_byte_size("0x1000"), Ok(4096));
+        assert!(parse_byte_size("M").is_err());
+        assert!(parse_byte_size("lots").is_err());
+    }
+}
