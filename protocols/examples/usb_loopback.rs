@@ -150,7 +150,7 @@ mod device {
                     let n = link.read_packet(&mut buf, T)?;
                     link.write(&buf[..n], T)?;
                     let mps = link.max_packet_size().unwrap_or(512);
-                    if n > 0 && n % mps == 0 {
+                    if n > 0 && n.is_multiple_of(mps) {
                         link.write_zero_length(T)?;
                     }
                 }
@@ -304,7 +304,7 @@ mod host {
         link.write(&data, T)
             .map_err(|e| format!("echo {len}: {e}"))?;
         // The device reads with a large buffer, so it needs the transfer terminated.
-        if len % mps == 0 {
+        if len.is_multiple_of(mps) {
             link.write_zero_length(T)
                 .map_err(|e| format!("echo {len} ZLP: {e}"))?;
         }

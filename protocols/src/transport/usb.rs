@@ -343,7 +343,7 @@ impl Transport for UsbLink {
         }
         let endpoint = self.endpoints.bulk_in;
         let packet = self.max_packet_in();
-        if buf.len() % packet == 0 {
+        if buf.len().is_multiple_of(packet) {
             return self
                 .handle
                 .read_bulk(endpoint, buf, timeout)
@@ -392,7 +392,7 @@ impl Transport for UsbLink {
         }
         let packet = self.max_packet_in();
         let want = buf.len().min(MAX_TRANSFER);
-        if want % packet == 0 {
+        if want.is_multiple_of(packet) {
             let endpoint = self.endpoints.bulk_in;
             return self
                 .handle
