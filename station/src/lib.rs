@@ -6,6 +6,7 @@ pub mod dashboard;
 pub mod digest;
 pub mod events;
 pub mod ext4_file;
+pub mod job;
 pub mod journal;
 pub mod logging;
 pub mod preflight;
