@@ -14,3 +14,5 @@ pub mod read_at;
 pub mod run;
 pub mod verdict;
 pub mod verified_image;
+pub mod sim_fleet;
+pub mod batch;
