@@ -4,8 +4,10 @@
 //! state, injectable device faults). Personalities serve it over the device end of a
 //! [`crate::transport::Transport`].
 
+pub mod fastboot;
 pub mod phone;
 pub mod storage;
 
+pub use fastboot::{FastbootConfig, FastbootDevice, FetchAllow, RebootTo, SessionEnd};
 pub use phone::{FaultAction, Identity, Phone, PhoneBuilder, PhoneMode};
 pub use storage::{DropWrites, LunSpec, PartitionSpec, Storage, StorageError, StorageMode};

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod devices;
 mod fastboot;
+mod sim;
 
 #[derive(Parser)]
 #[command(
@@ -31,6 +32,8 @@ enum Command {
     Ports(devices::PortsArgs),
     /// Talk fastboot to one device (engineering: getvar, flash, erase, fetch, reboot, oem …).
     Fastboot(fastboot::Args),
+    /// Serve simulated phones to outside peers (`sim fastboot --listen … --storage DIR`).
+    Sim(sim::Args),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
         Command::Devices(args) => devices::devices(args),
         Command::Ports(args) => devices::ports(args),
         Command::Fastboot(args) => fastboot::run(args),
+        Command::Sim(args) => sim::run(args),
     };
     match result {
         Ok(code) => code,
