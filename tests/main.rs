@@ -1,3 +1,9 @@
 //! Scenario tests: whole flows against simulated phones. One test binary keeps `cargo test` fast.
+mod dashboard;
+mod dashboard_logs;
+mod edl;
 mod fastboot_interop;
+mod sahara_host;
+mod sahara_pty;
 mod sparse_interop;
+mod station_preflight;

@@ -6,13 +6,13 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::command::{Command, FlashingAction, RebootTarget, DEFAULT_MAX_COMMAND_LEN};
 use super::error::{FastbootError, Violation};
 use super::response::{Response, MAX_RESPONSE_LEN};
 use crate::progress::{NoProgress, ProgressEvent, ProgressSink};
-use crate::transport::Transport;
+use crate::transport::{Transport, TransportError};
 
 /// Knobs of the client; [`Default`] suits real phones.
 #[derive(Debug, Clone)]
@@ -23,6 +23,9 @@ pub struct ClientOptions {
     pub max_command_len: usize,
     /// INFO/TEXT lines accepted for one command before the device is declared broken.
     pub max_messages: usize,
+    /// Longest a command may keep answering INFO/TEXT before it must finish (None: no limit
+    /// beyond `max_messages`). Catches a device that trickles messages forever.
+    pub command_deadline: Option<Duration>,
     /// Bytes moved per transport call in a data phase (also the one buffer the client holds).
     pub chunk_size: usize,
 }
@@ -34,6 +37,7 @@ impl Default for ClientOptions {
             max_command_len: DEFAULT_MAX_COMMAND_LEN,
             // `getvar all` on a phone with many partitions sends several hundred lines.
             max_messages: 10_000,
+            command_deadline: None,
             chunk_size: 1 << 20,
         }
     }
@@ -266,7 +270,7 @@ impl<T: Transport> Fastboot<T> {
         }
     }
 
-    fn transport_error(&self, command: &str, e: crate::transport::TransportError) -> FastbootError {
+    fn transport_error(&self, command: &str, e: TransportError) -> FastbootError {
         FastbootError::from_transport(command, self.link_name(), e)
     }
 
@@ -288,11 +292,35 @@ impl<T: Transport> Fastboot<T> {
     ) -> Result<Final, FastbootError> {
         let mut packet = [0u8; MAX_RESPONSE_LEN];
         let mut seen = 0usize;
+        let deadline = self
+            .options
+            .command_deadline
+            .map(|d| (d, Instant::now() + d));
         loop {
-            let len = self
-                .link
-                .read_packet(&mut packet, self.options.response_timeout)
-                .map_err(|e| self.transport_error(command, e))?;
+            let mut wait = self.options.response_timeout;
+            if let Some((limit, at)) = deadline {
+                let left = at.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(FastbootError::Timeout {
+                        command: command.to_string(),
+                        link: self.link_name(),
+                        timeout: limit,
+                    });
+                }
+                wait = wait.min(left);
+            }
+            let len = match self.link.read_packet(&mut packet, wait) {
+                Ok(len) => len,
+                Err(TransportError::Timeout(_)) if wait < self.options.response_timeout => {
+                    // The command deadline, not the device's silence, cut this wait short.
+                    return Err(FastbootError::Timeout {
+                        command: command.to_string(),
+                        link: self.link_name(),
+                        timeout: deadline.map_or(wait, |(limit, _)| limit),
+                    });
+                }
+                Err(e) => return Err(self.transport_error(command, e)),
+            };
             seen += 1;
             if seen > self.options.max_messages {
                 return Err(self.violation(
@@ -463,7 +491,7 @@ struct LinkWriter<'a, T: Transport> {
     written: u64,
     timeout: Duration,
     progress: &'a dyn ProgressSink,
-    failure: Option<crate::transport::TransportError>,
+    failure: Option<TransportError>,
 }
 
 impl<T: Transport> LinkWriter<'_, T> {

@@ -34,8 +34,16 @@ pub(crate) fn send(bytes: &[u8]) -> Step {
 /// A device thread running `script`; it returns the data-phase bytes it received. It panics
 /// (failing the test on join) when the host sends something unexpected.
 pub(crate) fn scripted(script: Vec<Step>) -> (MemoryLink, JoinHandle<Vec<u8>>, LinkControl) {
-    let (host, mut device, control) = memory::pair("fake");
-    let handle = thread::spawn(move || {
+    let (host, device, control) = memory::pair("fake");
+    (host, play(device, script), control)
+}
+
+/// Run `script` on the device end of any link.
+pub(crate) fn play<D: Transport + 'static>(
+    mut device: D,
+    script: Vec<Step>,
+) -> JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
         let mut received = Vec::new();
         let mut packet = vec![0u8; 4096];
         for step in script {
@@ -70,11 +78,10 @@ pub(crate) fn scripted(script: Vec<Step>) -> (MemoryLink, JoinHandle<Vec<u8>>, L
             Err(TransportError::Disconnected) | Err(TransportError::Timeout(_))
         ) {}
         received
-    });
-    (host, handle, control)
+    })
 }
 
-fn client(link: MemoryLink) -> Fastboot<MemoryLink> {
+fn client<L: Transport>(link: L) -> Fastboot<L> {
     let mut fb = Fastboot::new(link);
     fb.options_mut().response_timeout = Duration::from_secs(2);
     fb
@@ -188,16 +195,17 @@ fn silent_device_times_out() {
 
 #[test]
 fn info_lines_restart_the_response_timer() {
-    // Five INFO lines 80 ms apart: 400 ms in all, with a 150 ms per-response timeout.
+    // Five INFO lines 300 ms apart: 1.5 s in all, with a 1 s per-response timeout (wide
+    // margins: the machine running the tests may be busy).
     let mut script = vec![Expect(b"flash:system_a")];
     for i in 0..5 {
-        script.push(Sleep(Duration::from_millis(80)));
+        script.push(Sleep(Duration::from_millis(300)));
         script.push(Send(format!("INFOwriting {i}").into_bytes()));
     }
     script.push(send(b"OKAY"));
     let (link, dev, _c) = scripted(script);
     let mut fb = client(link);
-    fb.options_mut().response_timeout = Duration::from_millis(150);
+    fb.options_mut().response_timeout = Duration::from_secs(1);
     let reply = fb.flash("system_a").unwrap();
     assert_eq!(reply.messages.len(), 5);
     assert_eq!(reply.messages[4], "writing 4");
@@ -460,4 +468,61 @@ fn download_with_streams_produced_bytes_and_checks_the_count() {
     assert!(matches!(err, FastbootError::Io { .. }), "{err:?}");
     drop(fb);
     assert_eq!(dev.join().unwrap(), b"abcdef");
+}
+
+#[test]
+fn works_over_fastboot_tcp_framing() {
+    use crate::transport::tcp::TcpLink;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let image: Vec<u8> = (0..2_500_000u32).map(|i| (i % 251) as u8).collect();
+    let back = image[..4096].to_vec();
+    let device = thread::spawn(move || {
+        let link = TcpLink::accept(&listener, T).unwrap();
+        play(
+            link,
+            vec![
+                Expect(b"getvar:product"),
+                send(b"OKAYsim"),
+                Expect(b"download:002625a0"),
+                send(b"DATA002625a0"),
+                Receive(2_500_000),
+                send(b"OKAY"),
+                Expect(b"fetch:boot:0x00000000:0x00001000"),
+                send(b"DATA00001000"),
+                Send(back[..1000].to_vec()),
+                Send(back[1000..].to_vec()),
+                send(b"OKAY"),
+            ],
+        )
+        .join()
+        .unwrap()
+    });
+    let mut fb = client(TcpLink::connect(&addr, T).unwrap());
+    assert_eq!(fb.getvar("product").unwrap(), "sim");
+    fb.download(&mut &image[..], 2_500_000).unwrap();
+    let mut out = Vec::new();
+    fb.fetch("boot", 0, 4096, &mut out).unwrap();
+    assert_eq!(out, image[..4096]);
+    drop(fb);
+    assert_eq!(device.join().unwrap(), image);
+}
+
+#[test]
+fn command_deadline_stops_a_trickle_of_info_lines() {
+    let mut script = vec![Expect(b"erase:userdata")];
+    for _ in 0..40 {
+        script.push(Sleep(Duration::from_millis(20)));
+        script.push(send(b"INFOerasing"));
+    }
+    let (link, dev, _c) = scripted(script);
+    let mut fb = client(link);
+    fb.options_mut().command_deadline = Some(Duration::from_millis(200));
+    let err = fb.erase("userdata").unwrap_err();
+    assert!(
+        matches!(err, FastbootError::Timeout { timeout, .. } if timeout == Duration::from_millis(200)),
+        "{err:?}"
+    );
+    drop(fb);
+    dev.join().unwrap();
 }

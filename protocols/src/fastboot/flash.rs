@@ -151,30 +151,44 @@ impl<T: Transport> Fastboot<T> {
             .map_err(io("measuring the image"))?;
         let targets = self.resolve_partitions(partition, &options.slot)?;
         let limit = self.max_download_size(options)?;
+        if kind == ImageKind::Sparse {
+            resparse::validate_sparse(image)?;
+        }
+        // Fits in one download: raw and sparse images alike go as they are. Otherwise plan the
+        // pieces once (for a raw image this reads it once) and send them to every target.
+        let pieces = if image_len <= limit {
+            None
+        } else {
+            Some(resparse::plan_pieces(image, limit)?)
+        };
+        let bytes_per_target = match &pieces {
+            None => image_len,
+            Some(pieces) => pieces.iter().map(resparse::piece_len).sum(),
+        };
         let mut report = FlashReport {
             partitions: Vec::new(),
             kind,
             image_len,
             max_download_size: limit,
-            pieces: 0,
+            pieces: pieces.as_ref().map_or(1, Vec::len),
             bytes_sent: 0,
         };
         for target in targets {
             let step = format!("flash {target}");
             self.progress().event(ProgressEvent::StepStarted {
                 step: &step,
-                total_bytes: image_len,
+                total_bytes: bytes_per_target,
             });
-            let (pieces, sent) = if image_len <= limit {
-                // Fits in one download: raw and sparse images alike go as they are.
-                self.flash_whole(&target, image, image_len)?
-            } else {
-                resparse::flash_in_pieces(self, &target, image, kind, limit)?
-            };
+            match &pieces {
+                None => report.bytes_sent += self.flash_whole(&target, image, image_len)?,
+                Some(pieces) => {
+                    for piece in pieces {
+                        report.bytes_sent += resparse::send_piece(self, &target, image, piece)?;
+                    }
+                }
+            }
             self.progress()
                 .event(ProgressEvent::StepFinished { step: &step });
-            report.pieces = pieces;
-            report.bytes_sent += sent;
             report.partitions.push(target);
         }
         Ok(report)
@@ -185,7 +199,7 @@ impl<T: Transport> Fastboot<T> {
         target: &str,
         image: &mut R,
         image_len: u64,
-    ) -> Result<(usize, u64), FastbootError> {
+    ) -> Result<u64, FastbootError> {
         if image_len == 0 {
             return Err(FastbootError::Image(
                 "the image is empty; nothing to flash".into(),
@@ -203,7 +217,7 @@ impl<T: Transport> Fastboot<T> {
             })?;
         self.download(&mut *image, size)?;
         self.flash(target)?;
-        Ok((1, image_len))
+        Ok(image_len)
     }
 }
 
@@ -298,6 +312,173 @@ mod tests {
         assert_eq!(fb.max_download_size(&options).unwrap(), 512 << 20);
         assert_eq!(fb.max_download_size(&options).unwrap(), 1234);
         assert_eq!(fb.max_download_size(&options).unwrap(), 1234);
+        drop(fb);
+        dev.join().unwrap();
+    }
+
+    /// Script for flashing `pieces` (their encoded lengths) to `target` with the limit given
+    /// as an override (no max-download-size query) on an unslotted partition.
+    fn piece_script(
+        partition: &'static str,
+        lens: &[u64],
+    ) -> Vec<crate::fastboot::client::tests::Step> {
+        let mut script = vec![
+            Expect(Box::leak(
+                format!("getvar:has-slot:{partition}")
+                    .into_bytes()
+                    .into_boxed_slice(),
+            )),
+            send(b"OKAYno"),
+        ];
+        for &len in lens {
+            let command = format!("download:{len:08x}").into_bytes();
+            script.push(Expect(Box::leak(command.into_boxed_slice())));
+            script.push(Send(format!("DATA{len:08x}").into_bytes()));
+            script.push(Receive(len as usize));
+            script.push(send(b"OKAY"));
+            script.push(Expect(Box::leak(
+                format!("flash:{partition}").into_bytes().into_boxed_slice(),
+            )));
+            script.push(send(b"OKAY"));
+        }
+        script
+    }
+
+    /// Expand the concatenated pieces the device received, one after the other, over one
+    /// partition image, as a device does.
+    fn expand_pieces(received: &[u8], lens: &[u64], partition_len: usize) -> Vec<u8> {
+        let mut partition = Cursor::new(vec![0u8; partition_len]);
+        let mut at = 0usize;
+        for &len in lens {
+            let piece = &received[at..at + len as usize];
+            partition.set_position(0);
+            crate::sparse::expand(&mut Cursor::new(piece), &mut partition).unwrap();
+            at += len as usize;
+        }
+        partition.into_inner()
+    }
+
+    fn mixed_image() -> Vec<u8> {
+        // 64 blocks: random data, a run of zeros, a repeated word, more data.
+        let mut image = vec![0u8; 64 * 4096];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for (i, b) in image.iter_mut().enumerate() {
+            let block = i / 4096;
+            if !(20..50).contains(&block) {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                *b = seed as u8;
+            } else if (30..40).contains(&block) {
+                *b = [0xde, 0xad, 0xbe, 0xef][i % 4];
+            }
+        }
+        image
+    }
+
+    #[test]
+    fn sparse_image_over_the_limit_is_split() {
+        let image = mixed_image();
+        let plan = crate::sparse::ChunkPlan::open(&mut Cursor::new(&image)).unwrap();
+        let mut sparse = Vec::new();
+        plan.whole()
+            .write_to(&mut Cursor::new(&image), &mut sparse)
+            .unwrap();
+        let limit = 48 * 1024;
+        let sparse_plan = crate::sparse::ChunkPlan::open(&mut Cursor::new(&sparse)).unwrap();
+        let lens: Vec<u64> = crate::sparse::split(&sparse_plan, limit)
+            .unwrap()
+            .iter()
+            .map(|p| p.encoded_len())
+            .collect();
+        assert!(lens.len() > 1);
+        let (link, dev, _c) = scripted(piece_script("system", &lens));
+        let mut fb = Fastboot::new(link);
+        let options = FlashOptions {
+            max_download_size: Some(limit),
+            ..FlashOptions::default()
+        };
+        let report = fb
+            .flash_image("system", &mut Cursor::new(&sparse), &options)
+            .unwrap();
+        assert_eq!(
+            (report.kind, report.pieces),
+            (ImageKind::Sparse, lens.len())
+        );
+        drop(fb);
+        let received = dev.join().unwrap();
+        assert_eq!(expand_pieces(&received, &lens, image.len()), image);
+    }
+
+    #[test]
+    fn raw_image_over_the_limit_is_resparsed_and_split() {
+        let image = mixed_image();
+        let limit = 40 * 1024;
+        let plan = crate::sparse::ChunkPlan::open(&mut Cursor::new(&image)).unwrap();
+        let lens: Vec<u64> = crate::sparse::split(&plan, limit)
+            .unwrap()
+            .iter()
+            .map(|p| p.encoded_len())
+            .collect();
+        assert!(
+            lens.len() > 3 && lens.iter().all(|&l| l <= limit),
+            "{lens:?}"
+        );
+        let (link, dev, _c) = scripted(piece_script("super", &lens));
+        let mut fb = Fastboot::new(link);
+        let options = FlashOptions {
+            max_download_size: Some(limit),
+            ..FlashOptions::default()
+        };
+        let report = fb
+            .flash_image("super", &mut Cursor::new(&image), &options)
+            .unwrap();
+        assert_eq!(report.kind, ImageKind::Raw);
+        assert_eq!(report.pieces, lens.len());
+        assert_eq!(report.bytes_sent, lens.iter().sum::<u64>());
+        drop(fb);
+        let received = dev.join().unwrap();
+        assert_eq!(expand_pieces(&received, &lens, image.len()), image);
+    }
+
+    #[test]
+    fn sparse_image_that_fits_is_sent_byte_for_byte() {
+        let image: Vec<u8> = (0..8 * 4096u32).map(|i| (i / 4096) as u8).collect();
+        let plan = crate::sparse::ChunkPlan::open(&mut Cursor::new(&image)).unwrap();
+        let mut sparse = Vec::new();
+        plan.whole()
+            .write_to(&mut Cursor::new(&image), &mut sparse)
+            .unwrap();
+        let len = sparse.len() as u64;
+        let (link, dev, _c) = scripted(piece_script("boot", &[len]));
+        let mut fb = Fastboot::new(link);
+        let options = FlashOptions {
+            max_download_size: Some(1 << 20),
+            ..FlashOptions::default()
+        };
+        let report = fb
+            .flash_image("boot", &mut Cursor::new(&sparse), &options)
+            .unwrap();
+        assert_eq!((report.kind, report.pieces), (ImageKind::Sparse, 1));
+        drop(fb);
+        assert_eq!(dev.join().unwrap(), sparse);
+    }
+
+    #[test]
+    fn corrupt_sparse_image_is_refused_before_any_download() {
+        let mut bad = vec![0x3a, 0xff, 0x26, 0xed, 1, 0, 0, 0];
+        bad.extend_from_slice(&[0xff; 40]);
+        let (link, dev, c) = scripted(vec![Expect(b"getvar:has-slot:boot"), send(b"OKAYno")]);
+        let mut fb = Fastboot::new(link);
+        let options = FlashOptions {
+            max_download_size: Some(1 << 20),
+            ..FlashOptions::default()
+        };
+        let err = fb
+            .flash_image("boot", &mut Cursor::new(&bad), &options)
+            .unwrap_err();
+        assert!(matches!(err, FastbootError::Image(_)), "{err:?}");
+        assert_eq!(c.host_bytes_written(), "getvar:has-slot:boot".len() as u64);
         drop(fb);
         dev.join().unwrap();
     }

@@ -3,6 +3,8 @@
 
 use std::io::Write;
 
+use sha2::{Digest, Sha256};
+
 use super::client::Fastboot;
 use super::error::FastbootError;
 use super::vars::parse_size;
@@ -67,6 +69,19 @@ impl<T: Transport> Fastboot<T> {
         Ok(done)
     }
 
+    /// Fetch a range (to the partition's end when `length` is `None`) and hash it on the host
+    /// as it streams: (SHA-256, bytes read). Nothing is kept in memory.
+    pub fn fetch_sha256(
+        &mut self,
+        partition: &str,
+        offset: u64,
+        length: Option<u64>,
+    ) -> Result<([u8; 32], u64), FastbootError> {
+        let mut hasher = HashingWriter(Sha256::new());
+        let bytes = self.fetch_partition(partition, offset, length, &mut hasher)?;
+        Ok((hasher.0.finalize().into(), bytes))
+    }
+
     /// The vendor digest command `oem sha256 PART [OFFSET LENGTH]`: the device hashes its own
     /// storage and answers the hex digest in an INFO line.
     pub fn oem_sha256(
@@ -94,6 +109,18 @@ impl<T: Transport> Fastboot<T> {
                 reply.messages
             ))),
         }
+    }
+}
+
+struct HashingWriter(Sha256);
+
+impl Write for HashingWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.0.update(data);
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -130,6 +157,25 @@ mod tests {
             0x2800
         );
         assert_eq!(out, data);
+        drop(fb);
+        dev.join().unwrap();
+    }
+
+    #[test]
+    fn fetch_sha256_hashes_the_streamed_range() {
+        let data = vec![7u8; 3000];
+        let (link, dev, _c) = scripted(vec![
+            Expect(b"getvar:max-fetch-size"),
+            send(b"FAILunknown variable"),
+            Expect(b"fetch:system_a:0x00000200:0x00000bb8"),
+            send(b"DATA00000bb8"),
+            Send(data.clone()),
+            send(b"OKAY"),
+        ]);
+        let mut fb = Fastboot::new(link);
+        let (digest, bytes) = fb.fetch_sha256("system_a", 512, Some(3000)).unwrap();
+        assert_eq!(bytes, 3000);
+        assert_eq!(digest, <[u8; 32]>::from(Sha256::digest(&data)));
         drop(fb);
         dev.join().unwrap();
     }

@@ -179,6 +179,28 @@ mod tests {
     }
 
     #[test]
+    fn arbitrary_bytes_never_panic() {
+        // A small xorshift generator: deterministic, no extra dependency.
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let prefixes: [&[u8]; 6] = [b"", b"OKAY", b"FAIL", b"DATA", b"INFO", b"TEXT"];
+        for round in 0..20_000 {
+            let mut packet = prefixes[round % prefixes.len()].to_vec();
+            let len = (next() % 300) as usize;
+            packet.extend((0..len).map(|_| next() as u8));
+            let parsed = Response::parse(&packet);
+            if packet.len() > MAX_RESPONSE_LEN {
+                assert!(matches!(parsed, Err(ResponseError::TooLong { .. })));
+            }
+        }
+    }
+
+    #[test]
     fn error_text_shows_escaped_device_bytes() {
         let err = Response::parse(b"\x1b[2Jhello").unwrap_err();
         assert!(err.to_string().contains("\\x1b[2Jhello"), "{err}");

@@ -92,7 +92,7 @@ pub enum SparseError {
     )]
     SourceTruncated { doing: &'static str, offset: u64 },
 
-    #[error("image of {len} bytes is too large for the sparse format with {block_size}-byte blocks (at most 2^32-1 blocks)")]
+    #[error("image of {len} bytes is too large for the sparse format with {block_size}-byte blocks (at most 2^32-1 blocks and 16 TiB)")]
     ImageTooLarge { len: u64, block_size: u32 },
 
     #[error("sparse piece limit of {max} bytes is too small: at least {min} bytes are needed to carry one block")]

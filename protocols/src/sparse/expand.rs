@@ -31,12 +31,21 @@ pub fn expand<R: Read, W: Write + Seek>(
     sparse: R,
     out: &mut W,
 ) -> Result<ExpandSummary, SparseError> {
-    let mut reader = SparseReader::new(sparse)?;
+    expand_reader(SparseReader::new(sparse)?, out)
+}
+
+/// [`expand`] from a reader whose header the caller has already looked at (e.g. to refuse an
+/// image larger than the partition before writing anything).
+pub fn expand_reader<R: Read, W: Write + Seek>(
+    mut reader: SparseReader<R>,
+    out: &mut W,
+) -> Result<ExpandSummary, SparseError> {
     let blk_sz = reader.header().blk_sz;
     let base = out
         .stream_position()
         .map_err(SparseError::io("finding the output position"))?;
     let mut buf: Vec<u8> = Vec::new();
+    let mut pattern = PatternBuf::default();
     let mut summary = ExpandSummary {
         expanded_len: reader.expanded_len(),
         bytes_written: 0,
@@ -68,7 +77,7 @@ pub fn expand<R: Read, W: Write + Seek>(
             }
             ChunkKind::Fill { value, .. } => {
                 seek_to(out, base, at, &mut cursor)?;
-                write_pattern(out, value, len)?;
+                pattern.write(out, value, len)?;
                 cursor += len;
                 summary.bytes_written += len;
             }
@@ -109,30 +118,45 @@ fn seek_to<W: Seek>(out: &mut W, base: u64, at: u64, cursor: &mut u64) -> Result
     Ok(())
 }
 
-/// Writes `len` bytes of the repeated little-endian `value` (len is a multiple of 4).
-pub(crate) fn write_pattern<W: Write + ?Sized>(
-    out: &mut W,
-    value: u32,
-    len: u64,
-) -> Result<(), SparseError> {
-    let unit = usize::try_from(len).unwrap_or(usize::MAX).min(COPY_BUF_LEN);
-    let pattern: Vec<u8> = value
-        .to_le_bytes()
-        .iter()
-        .copied()
-        .cycle()
-        .take(unit)
-        .collect();
-    let mut left = len;
-    while left > 0 {
-        let n = pattern
-            .len()
-            .min(usize::try_from(left).unwrap_or(usize::MAX));
-        out.write_all(&pattern[..n])
-            .map_err(SparseError::io("writing the expanded image"))?;
-        left -= n as u64;
+/// A reusable buffer of one 32-bit pattern, rebuilt only when the value changes.
+#[derive(Default)]
+pub(crate) struct PatternBuf {
+    value: Option<u32>,
+    buf: Vec<u8>,
+}
+
+impl PatternBuf {
+    /// Writes `len` bytes of the repeated little-endian `value` (`len` a multiple of 4, or a
+    /// short zero tail).
+    pub(crate) fn write<W: Write + ?Sized>(
+        &mut self,
+        out: &mut W,
+        value: u32,
+        len: u64,
+    ) -> Result<(), SparseError> {
+        let want = usize::try_from(len).unwrap_or(usize::MAX).min(COPY_BUF_LEN);
+        if self.value != Some(value) || self.buf.len() < want {
+            let size = want.max(self.buf.len()).next_multiple_of(4);
+            self.buf = vec![0u8; size];
+            if value != 0 {
+                for word in self.buf.chunks_exact_mut(4) {
+                    word.copy_from_slice(&value.to_le_bytes());
+                }
+            }
+            self.value = Some(value);
+        }
+        let mut left = len;
+        while left > 0 {
+            let n = self
+                .buf
+                .len()
+                .min(usize::try_from(left).unwrap_or(usize::MAX));
+            out.write_all(&self.buf[..n])
+                .map_err(SparseError::io("writing the expanded image"))?;
+            left -= n as u64;
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -173,6 +197,27 @@ mod tests {
             out.into_inner(),
             [[0xff; 4], [0; 4], [0xff; 4], [0xff; 4]].concat()
         );
+    }
+
+    #[test]
+    fn expands_relative_to_the_writers_position() {
+        let bytes = image(
+            4,
+            3,
+            &[C::Fill(0x04030201, 1), C::Skip(1), C::Raw(b"wxyz".to_vec())],
+        );
+        let mut out = Cursor::new(vec![0xffu8; 20]);
+        out.set_position(6);
+        expand(&bytes[..], &mut out).unwrap();
+        let want = [
+            &[0xff; 6][..],
+            &[1, 2, 3, 4],
+            &[0xff; 4],
+            b"wxyz",
+            &[0xff; 2],
+        ]
+        .concat();
+        assert_eq!(out.into_inner(), want);
     }
 
     #[test]

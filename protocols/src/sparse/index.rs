@@ -272,6 +272,14 @@ impl<R: Read + Seek> SparseIndex<R> {
     }
 }
 
+/// The station boxes our errors into ext4-view's `Box<dyn Error + Send + Sync>` and moves an
+/// index into a blocking task: keep both possible.
+const _: () = {
+    const fn send_sync<T: Send + Sync + 'static>() {}
+    send_sync::<SparseError>();
+    send_sync::<SparseIndex<std::fs::File>>();
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,11 @@
 use std::fmt;
 use std::time::Duration;
 
+#[cfg(target_os = "linux")]
+pub mod functionfs;
 pub mod memory;
+#[cfg(unix)]
+pub mod pty;
 pub mod serial;
 pub mod tcp;
 pub mod usb;

@@ -6,7 +6,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod devices;
+mod edl;
 mod fastboot;
+mod history;
+mod journal_arg;
+mod report;
 mod sim;
 
 #[derive(Parser)]
@@ -32,6 +36,12 @@ enum Command {
     Ports(devices::PortsArgs),
     /// Talk fastboot to one device (engineering: getvar, flash, erase, fetch, reboot, oem …).
     Fastboot(fastboot::Args),
+    /// Talk to one phone in Qualcomm EDL mode (Sahara identity, Firehose).
+    Edl(edl::Args),
+    /// Counts, yield and failures by code of a work order, from the journal.
+    Report(report::Args),
+    /// Every recorded attempt of one unit serial, from the journal.
+    History(history::Args),
     /// Serve simulated phones to outside peers (`sim fastboot --listen … --storage DIR`).
     Sim(sim::Args),
 }
@@ -54,6 +64,9 @@ fn main() -> ExitCode {
         Command::Devices(args) => devices::devices(args),
         Command::Ports(args) => devices::ports(args),
         Command::Fastboot(args) => fastboot::run(args),
+        Command::Edl(args) => edl::run(args),
+        Command::Report(args) => report::run(args),
+        Command::History(args) => history::run(args),
         Command::Sim(args) => sim::run(args),
     };
     match result {

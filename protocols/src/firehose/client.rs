@@ -1,0 +1,582 @@
+//! The host side of a Firehose session: one programmer on one link.
+//!
+//! Behaviour follows linux-msm/qdl and qualcomm/qdlrs: drain the programmer's start-up logs,
+//! `configure` with payload-size negotiation, then one command at a time, each answered by any
+//! number of `<log>` lines and one `<response value="ACK|NAK">`. Logs that arrive after a
+//! response (MSM8916 does this) are simply read before the next response, so no command pays a
+//! quiet-period timeout. Raw-data phases (program, read) live in `program.rs` / `readback.rs`.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::reader::{MessageReader, ReadError, DEFAULT_MAX_MESSAGE};
+use super::xml::{Document, Element};
+use super::{
+    find_sha256_hex, FirehoseError, StorageInfo, StorageKind, DEFAULT_MAX_PAYLOAD,
+    END_OF_SUPPORTED_FUNCTIONS,
+};
+use crate::progress::{NoProgress, ProgressEvent, ProgressSink};
+use crate::transport::{Framing, Transport, TransportError};
+
+/// Device log lines kept for NAK reasons and diagnostics.
+const KEPT_LOGS: usize = 64;
+
+/// Largest payload the host will ever agree to (bounds the chunk buffer).
+const MAX_PAYLOAD_CAP: usize = 16 * 1024 * 1024;
+
+/// Per-operation timeouts. A response timer covers the whole answer (logs included).
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// Waiting for the programmer's start-up logs; a programmer that greeted earlier (or never
+    /// greets) costs at most this much before `configure` is sent anyway.
+    pub greeting: Duration,
+    /// The answer to a command without a data phase (configure, patch, nop, …) and the ACK that
+    /// opens a data phase.
+    pub response: Duration,
+    /// One chunk of raw data in either direction.
+    pub raw_data: Duration,
+    /// The final answer after a program's data (the programmer flushes to storage first).
+    pub program_done: Duration,
+    /// Digest and erase, which walk the storage on the device.
+    pub long_operation: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            greeting: Duration::from_secs(3),
+            response: Duration::from_secs(10),
+            raw_data: Duration::from_secs(30),
+            program_done: Duration::from_secs(120),
+            long_operation: Duration::from_secs(300),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct FirehoseConfig {
+    pub storage: StorageKind,
+    /// Sector size; `None` uses the storage type's (UFS 4096, eMMC 512).
+    pub sector_size: Option<usize>,
+    /// MaxPayloadSizeToTargetInBytes asked for in `configure`.
+    pub max_payload: usize,
+    pub skip_storage_init: bool,
+    pub timeouts: Timeouts,
+    pub max_message: usize,
+}
+
+impl Default for FirehoseConfig {
+    fn default() -> Self {
+        FirehoseConfig {
+            storage: StorageKind::Ufs,
+            sector_size: None,
+            max_payload: DEFAULT_MAX_PAYLOAD,
+            skip_storage_init: false,
+            timeouts: Timeouts::default(),
+            max_message: DEFAULT_MAX_MESSAGE,
+        }
+    }
+}
+
+/// What `configure` settled on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigureInfo {
+    pub payload_size: usize,
+    pub sector_size: usize,
+    pub target_name: Option<String>,
+    pub version: Option<String>,
+    pub memory_name: Option<String>,
+}
+
+/// `<power value=…>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PowerMode {
+    Reset,
+    Off,
+    ResetToEdl,
+}
+
+impl PowerMode {
+    pub fn value(self) -> &'static str {
+        match self {
+            PowerMode::Reset => "reset",
+            PowerMode::Off => "off",
+            PowerMode::ResetToEdl => "reset_to_edl",
+        }
+    }
+}
+
+/// A programmer's `<response>` with the log lines that preceded it.
+#[derive(Debug, Clone)]
+pub(crate) struct Response {
+    pub ack: bool,
+    pub rawmode: bool,
+    pub element: Element,
+    pub logs: Vec<String>,
+}
+
+pub struct Firehose<T: Transport> {
+    pub(crate) link: T,
+    pub(crate) reader: MessageReader,
+    pub(crate) config: FirehoseConfig,
+    pub(crate) payload_size: usize,
+    pub(crate) sector_size: usize,
+    pub(crate) progress: Arc<dyn ProgressSink>,
+    logs: VecDeque<String>,
+    greeted: bool,
+}
+
+impl<T: Transport> Firehose<T> {
+    pub fn new(link: T, config: FirehoseConfig) -> Self {
+        Self::with_pushback(link, config, &[])
+    }
+
+    /// Take over a link on which someone (the Sahara host) already read `bytes` of Firehose
+    /// output.
+    pub fn with_pushback(link: T, config: FirehoseConfig, bytes: &[u8]) -> Self {
+        let sector_size = config
+            .sector_size
+            .unwrap_or_else(|| config.storage.default_sector_size());
+        Firehose {
+            link,
+            reader: MessageReader::with_pushback(config.max_message, bytes),
+            payload_size: config.max_payload,
+            sector_size,
+            config,
+            progress: Arc::new(NoProgress),
+            logs: VecDeque::new(),
+            greeted: false,
+        }
+    }
+
+    pub fn set_progress(&mut self, sink: Arc<dyn ProgressSink>) {
+        self.progress = sink;
+    }
+
+    pub fn sector_size(&self) -> usize {
+        self.sector_size
+    }
+
+    /// Negotiated MaxPayloadSizeToTargetInBytes.
+    pub fn payload_size(&self) -> usize {
+        self.payload_size
+    }
+
+    /// The most recent device log lines (oldest first).
+    pub fn device_logs(&self) -> impl Iterator<Item = &str> {
+        self.logs.iter().map(String::as_str)
+    }
+
+    pub fn link(&self) -> &T {
+        &self.link
+    }
+
+    pub fn into_link(self) -> T {
+        self.link
+    }
+
+    pub(crate) fn describe(&self) -> String {
+        self.link.describe()
+    }
+
+    fn record_log(&mut self, line: &str) {
+        tracing::debug!(target: "firehose", "device: {line}");
+        self.progress
+            .event(ProgressEvent::DeviceMessage { text: line });
+        if self.logs.len() == KEPT_LOGS {
+            self.logs.pop_front();
+        }
+        self.logs.push_back(line.to_owned());
+    }
+
+    pub(crate) fn transport_error(&self, command: &str, e: TransportError) -> FirehoseError {
+        match e {
+            TransportError::Timeout(t) => FirehoseError::Timeout {
+                link: self.describe(),
+                command: command.to_owned(),
+                secs: t.as_secs_f64(),
+            },
+            other => FirehoseError::Transport {
+                link: self.describe(),
+                command: command.to_owned(),
+                source: other,
+            },
+        }
+    }
+
+    pub(crate) fn protocol_error(&self, command: &str, detail: impl Into<String>) -> FirehoseError {
+        FirehoseError::Protocol {
+            link: self.describe(),
+            command: command.to_owned(),
+            detail: detail.into(),
+        }
+    }
+
+    fn read_error(&self, command: &str, e: ReadError, timeout: Duration) -> FirehoseError {
+        match e {
+            ReadError::Transport(t) => self.transport_error(command, t),
+            ReadError::Timeout(_) => FirehoseError::Timeout {
+                link: self.describe(),
+                command: command.to_owned(),
+                secs: timeout.as_secs_f64(),
+            },
+            other => self.protocol_error(command, other.to_string()),
+        }
+    }
+
+    /// Write bytes, followed by a zero-length packet when the length is a multiple of the USB
+    /// max packet size: the programmer otherwise cannot tell where the transfer ends
+    /// (`ZlpAwareHost="1"`). Sahara must never get one; it never comes through here.
+    pub(crate) fn write_with_zlp(
+        &mut self,
+        data: &[u8],
+        command: &str,
+    ) -> Result<(), FirehoseError> {
+        let timeout = self.config.timeouts.raw_data;
+        self.link
+            .write(data, timeout)
+            .map_err(|e| self.transport_error(command, e))?;
+        if let Some(mps) = self.link.max_packet_size().filter(|m| *m > 0) {
+            if self.link.framing() == Framing::Packets && data.len().is_multiple_of(mps) {
+                self.link
+                    .write_zero_length(timeout)
+                    .map_err(|e| self.transport_error(command, e))?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn send(&mut self, doc: &Document, command: &str) -> Result<(), FirehoseError> {
+        tracing::trace!(target: "firehose", "host: {doc}");
+        self.write_with_zlp(&doc.to_bytes(), command)
+    }
+
+    /// Read messages until a `<response>`, recording every `<log>` on the way.
+    pub(crate) fn await_response(
+        &mut self,
+        command: &str,
+        timeout: Duration,
+    ) -> Result<Response, FirehoseError> {
+        let deadline = Instant::now() + timeout;
+        let mut logs = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let message = self
+                .reader
+                .next_message(&mut self.link, left)
+                .map_err(|e| self.read_error(command, e, timeout))?;
+            for element in message {
+                match element.name.as_str() {
+                    "log" => {
+                        let text = element.attr("value").unwrap_or_default().to_owned();
+                        self.record_log(&text);
+                        logs.push(text);
+                    }
+                    "response" => {
+                        let value = element.attr("value").unwrap_or_default();
+                        let ack = match value {
+                            "ACK" => true,
+                            "NAK" => false,
+                            other => {
+                                return Err(self.protocol_error(
+                                    command,
+                                    format!("response value `{other}` is neither ACK nor NAK"),
+                                ))
+                            }
+                        };
+                        let rawmode = element.attr("rawmode") == Some("true");
+                        return Ok(Response {
+                            ack,
+                            rawmode,
+                            element,
+                            logs,
+                        });
+                    }
+                    other => {
+                        tracing::debug!(target: "firehose", "ignoring <{other}> from the device")
+                    }
+                }
+            }
+        }
+    }
+
+    pub(crate) fn nak_error(&self, command: &str, response: &Response) -> FirehoseError {
+        // The programmer's reason is in the log lines just before the NAK; the last few are the
+        // ones that matter ("ERROR: …").
+        let tail: Vec<&str> = response
+            .logs
+            .iter()
+            .rev()
+            .take(3)
+            .rev()
+            .map(String::as_str)
+            .collect();
+        let reason = if tail.is_empty() {
+            "no reason given".to_owned()
+        } else {
+            tail.join(" | ")
+        };
+        FirehoseError::Nak {
+            link: self.describe(),
+            command: command.to_owned(),
+            reason,
+            logs: response.logs.clone(),
+        }
+    }
+
+    /// Send a command without data phase and require an ACK.
+    pub(crate) fn command(
+        &mut self,
+        doc: Document,
+        command: &str,
+        timeout: Duration,
+    ) -> Result<Response, FirehoseError> {
+        self.send(&doc, command)?;
+        let response = self.await_response(command, timeout)?;
+        if !response.ack {
+            return Err(self.nak_error(command, &response));
+        }
+        Ok(response)
+    }
+
+    /// Read the programmer's start-up logs until `INFO: End of supported functions`, a quiet
+    /// spell after some logs, or the greeting timeout with none (it may have greeted already).
+    /// Returns the lines read.
+    pub fn wait_for_greeting(&mut self) -> Result<Vec<String>, FirehoseError> {
+        let mut lines = Vec::new();
+        if self.greeted {
+            return Ok(lines);
+        }
+        self.greeted = true;
+        let deadline = Instant::now() + self.config.timeouts.greeting;
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(lines);
+            }
+            let wait = if lines.is_empty() {
+                deadline - now
+            } else {
+                (deadline - now).min(Duration::from_millis(500))
+            };
+            match self.reader.next_message(&mut self.link, wait) {
+                Ok(message) => {
+                    for element in message {
+                        if element.name == "log" {
+                            let text = element.attr("value").unwrap_or_default().to_owned();
+                            self.record_log(&text);
+                            let done = text.starts_with(END_OF_SUPPORTED_FUNCTIONS);
+                            lines.push(text);
+                            if done {
+                                return Ok(lines);
+                            }
+                        }
+                    }
+                }
+                Err(ReadError::Timeout(_)) => return Ok(lines),
+                Err(e) => {
+                    return Err(self.read_error("greeting", e, self.config.timeouts.greeting))
+                }
+            }
+        }
+    }
+
+    fn configure_document(&self, payload: usize) -> Document {
+        Document::new("configure")
+            .attr("MemoryName", self.config.storage.memory_name())
+            .attr("MaxPayloadSizeToTargetInBytes", payload)
+            .attr("Verbose", 0)
+            .attr("ZlpAwareHost", 1)
+            .attr("SkipStorageInit", u8::from(self.config.skip_storage_init))
+            .attr("SkipWrite", 0)
+            .attr("AlwaysValidate", 0)
+            .attr("MaxDigestTableSizeInBytes", 8192)
+            .attr("AckRawDataEveryNumPackets", 0)
+    }
+
+    /// `configure`: storage type and payload size. On a NAK that offers a size
+    /// (`MaxPayloadSizeToTargetInBytes`), retry once with it, as qdl and qdlrs do.
+    pub fn configure(&mut self) -> Result<ConfigureInfo, FirehoseError> {
+        self.wait_for_greeting()?;
+        let timeout = self.config.timeouts.response;
+        let mut requested = self.config.max_payload.min(MAX_PAYLOAD_CAP);
+        let mut response = self.configure_once(requested, timeout)?;
+        if !response.ack {
+            let offered = payload_attr(&response.element, "MaxPayloadSizeToTargetInBytes");
+            match offered {
+                Some(size) if size > 0 && size != requested => {
+                    requested = size.min(MAX_PAYLOAD_CAP);
+                    response = self.configure_once(requested, timeout)?;
+                    if !response.ack {
+                        return Err(self.nak_error("configure", &response));
+                    }
+                }
+                _ => return Err(self.nak_error("configure", &response)),
+            }
+        }
+        let accepted = payload_attr(&response.element, "MaxPayloadSizeToTargetInBytes")
+            .filter(|s| *s > 0)
+            .map_or(requested, |s| s.min(requested));
+        let payload = accepted - accepted % self.sector_size;
+        if payload == 0 {
+            return Err(self.protocol_error(
+                "configure",
+                format!(
+                    "payload size {accepted} is smaller than a {}-byte sector",
+                    self.sector_size
+                ),
+            ));
+        }
+        self.payload_size = payload;
+        let attr = |k: &str| response.element.attr(k).map(str::to_owned);
+        Ok(ConfigureInfo {
+            payload_size: payload,
+            sector_size: self.sector_size,
+            target_name: attr("TargetName"),
+            version: attr("Version"),
+            memory_name: attr("MemoryName"),
+        })
+    }
+
+    fn configure_once(
+        &mut self,
+        payload: usize,
+        timeout: Duration,
+    ) -> Result<Response, FirehoseError> {
+        let doc = self.configure_document(payload);
+        self.send(&doc, "configure")?;
+        self.await_response("configure", timeout)
+    }
+
+    pub fn nop(&mut self) -> Result<(), FirehoseError> {
+        let doc = Document::new("nop").attr("value", "ping");
+        self.command(doc, "nop", self.config.timeouts.response)
+            .map(|_| ())
+    }
+
+    /// `<patch>`: `start_sector` and `value` are passed through verbatim, so the programmer
+    /// evaluates `NUM_DISK_SECTORS-…` and `CRC32(…)` against the real disk.
+    pub fn patch(&mut self, patch: &PatchRequest<'_>) -> Result<(), FirehoseError> {
+        let doc = Document::new("patch")
+            .attr(
+                "SECTOR_SIZE_IN_BYTES",
+                patch.sector_size.unwrap_or(self.sector_size),
+            )
+            .attr("byte_offset", patch.byte_offset)
+            .attr("filename", super::PATCH_TARGET_DISK)
+            .attr("physical_partition_number", patch.lun)
+            .attr("size_in_bytes", patch.size_in_bytes)
+            .attr("start_sector", patch.start_sector)
+            .attr("value", patch.value);
+        let command = format!("patch {} ({})", patch.value, patch.what);
+        self.command(doc, &command, self.config.timeouts.response)
+            .map(|_| ())
+    }
+
+    /// `<erase>`: `sectors` = None erases the whole LUN (attributes omitted, as qdl does).
+    pub fn erase(&mut self, lun: u32, range: Option<(&str, u64)>) -> Result<(), FirehoseError> {
+        let mut doc = Document::new("erase")
+            .attr("SECTOR_SIZE_IN_BYTES", self.sector_size)
+            .attr("physical_partition_number", lun);
+        if let Some((start, count)) = range {
+            doc = doc
+                .attr("num_partition_sectors", count)
+                .attr("start_sector", start);
+        }
+        let command = format!("erase LUN {lun}");
+        self.command(doc, &command, self.config.timeouts.long_operation)
+            .map(|_| ())
+    }
+
+    /// `<getsha256digest>` over a sector range; the digest comes back in a `<log>` line (or, on
+    /// some programmers, a `Digest` attribute of the response).
+    pub fn sha256_digest(
+        &mut self,
+        lun: u32,
+        start_sector: &str,
+        num_sectors: u64,
+    ) -> Result<[u8; 32], FirehoseError> {
+        let doc = Document::new("getsha256digest")
+            .attr("SECTOR_SIZE_IN_BYTES", self.sector_size)
+            .attr("num_partition_sectors", num_sectors)
+            .attr("physical_partition_number", lun)
+            .attr("start_sector", start_sector);
+        let command = format!("getsha256digest LUN {lun} {start_sector}+{num_sectors}");
+        let response = self.command(doc, &command, self.config.timeouts.long_operation)?;
+        let from_attr = ["Digest", "SHA256", "sha256"]
+            .iter()
+            .filter_map(|k| response.element.attr(k))
+            .find_map(find_sha256_hex);
+        response
+            .logs
+            .iter()
+            .find_map(|l| find_sha256_hex(l))
+            .or(from_attr)
+            .ok_or_else(|| FirehoseError::NoDigest {
+                link: self.describe(),
+                command,
+            })
+    }
+
+    /// `<getstorageinfo>`: the geometry comes back as JSON inside `<log>` lines.
+    pub fn storage_info(&mut self, lun: u32) -> Result<StorageInfo, FirehoseError> {
+        let doc = Document::new("getstorageinfo").attr("physical_partition_number", lun);
+        let command = format!("getstorageinfo LUN {lun}");
+        let response = self.command(doc, &command, self.config.timeouts.response)?;
+        Ok(StorageInfo::from_logs(&response.logs))
+    }
+
+    pub fn set_bootable_storage_drive(&mut self, drive: u32) -> Result<(), FirehoseError> {
+        let doc = Document::new("setbootablestoragedrive").attr("value", drive);
+        let command = format!("setbootablestoragedrive {drive}");
+        self.command(doc, &command, self.config.timeouts.response)
+            .map(|_| ())
+    }
+
+    /// `<power>`. After the ACK the device goes away; remaining logs are drained briefly and a
+    /// disconnect then is the expected outcome, not an error.
+    pub fn power(&mut self, mode: PowerMode, delay_seconds: u32) -> Result<(), FirehoseError> {
+        let doc = Document::new("power")
+            .attr("value", mode.value())
+            .attr("DelayInSeconds", delay_seconds);
+        let command = format!("power {}", mode.value());
+        self.send(&doc, &command)?;
+        // A programmer told to reset with no delay may be gone before its ACK is read: the
+        // disconnect is the reset happening, not a failure.
+        match self.await_response(&command, self.config.timeouts.response) {
+            Ok(response) if !response.ack => return Err(self.nak_error(&command, &response)),
+            Ok(_) => {}
+            Err(e) if e.is_disconnect() => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        let deadline = Instant::now() + Duration::from_millis(300);
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.reader.next_message(&mut self.link, left) {
+                Ok(message) => {
+                    for element in message.iter().filter(|e| e.name == "log") {
+                        self.record_log(element.attr("value").unwrap_or_default());
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One device-side patch (from a patch*.xml line with `filename="DISK"`).
+#[derive(Debug, Clone, Copy)]
+pub struct PatchRequest<'a> {
+    pub lun: u32,
+    pub sector_size: Option<usize>,
+    pub start_sector: &'a str,
+    pub byte_offset: u64,
+    pub size_in_bytes: u64,
+    pub value: &'a str,
+    pub what: &'a str,
+}
+
+fn payload_attr(element: &Element, name: &str) -> Option<usize> {
+    element.attr(name).and_then(|v| v.trim().parse().ok())
+}

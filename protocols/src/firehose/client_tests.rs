@@ -1,0 +1,336 @@
+//! The host client against a scripted device on an in-memory link: exact wire behaviour
+//! (attributes sent, chunking, ZLPs, padding, pushback) without the simulator.
+
+use std::thread;
+use std::time::Duration;
+
+use super::client::PatchRequest;
+use super::program::ProgramTarget;
+use super::reader::MessageReader;
+use super::xml::{Document, Element};
+use super::*;
+use crate::transport::memory::{pair_with, MemoryLink};
+use crate::transport::{Framing, Transport};
+
+const T: Duration = Duration::from_secs(2);
+
+struct Device {
+    link: MemoryLink,
+    reader: MessageReader,
+}
+
+impl Device {
+    fn expect(&mut self, tag: &str) -> Element {
+        let mut msg = self.reader.next_message(&mut self.link, T).unwrap();
+        assert_eq!(msg.len(), 1);
+        let e = msg.remove(0);
+        assert_eq!(e.name, tag, "host sent {e:?}");
+        e
+    }
+    fn send(&mut self, doc: Document) {
+        self.link.write(&doc.to_bytes(), T).unwrap();
+    }
+    fn log(&mut self, text: &str) {
+        self.send(Document::new("log").attr("value", text));
+    }
+    fn respond(&mut self, value: &str, rawmode: bool) {
+        self.send(
+            Document::new("response")
+                .attr("value", value)
+                .attr("rawmode", rawmode),
+        );
+    }
+    /// Next packet as the device's USB endpoint sees it (ZLPs included).
+    fn packet(&mut self) -> Vec<u8> {
+        let mut buf = vec![0u8; 4 << 20];
+        let n = self.link.read_packet(&mut buf, T).unwrap();
+        buf.truncate(n);
+        buf
+    }
+}
+
+fn session(
+    config: FirehoseConfig,
+    script: impl FnOnce(&mut Device) + Send + 'static,
+) -> (Firehose<MemoryLink>, thread::JoinHandle<()>) {
+    let (host, dev, _c) = pair_with("fh", Framing::Packets, Some(512));
+    let handle = thread::spawn(move || {
+        let mut d = Device {
+            link: dev,
+            reader: MessageReader::default(),
+        };
+        script(&mut d);
+        // Keep the link up until the host is done reading.
+        thread::sleep(Duration::from_millis(100));
+    });
+    (Firehose::new(host, config), handle)
+}
+
+fn quick() -> FirehoseConfig {
+    FirehoseConfig {
+        timeouts: Timeouts {
+            greeting: Duration::from_millis(200),
+            response: Duration::from_millis(500),
+            raw_data: Duration::from_millis(500),
+            program_done: Duration::from_millis(500),
+            long_operation: Duration::from_millis(500),
+        },
+        ..Default::default()
+    }
+}
+
+fn greet(d: &mut Device) {
+    d.log("INFO: Binary build date: Jun 25 2021 @ 23:36:59");
+    d.log("INFO: Supported Functions (14):");
+    d.log("INFO: program");
+    d.log(END_OF_SUPPORTED_FUNCTIONS);
+}
+
+#[test]
+fn configure_retries_with_the_size_offered_in_a_nak() {
+    let (mut fh, dev) = session(quick(), |d| {
+        greet(d);
+        let c = d.expect("configure");
+        assert_eq!(c.attr("MemoryName"), Some("ufs"));
+        assert_eq!(c.attr("MaxPayloadSizeToTargetInBytes"), Some("1048576"));
+        assert_eq!(c.attr("ZlpAwareHost"), Some("1"));
+        assert_eq!(c.attr("SkipStorageInit"), Some("0"));
+        d.log("ERROR: MaxPayloadSizeToTargetInBytes 1048576 too large");
+        d.send(
+            Document::new("response")
+                .attr("value", "NAK")
+                .attr("MaxPayloadSizeToTargetInBytes", 262144)
+                .attr("MaxPayloadSizeToTargetInBytesSupported", 262144),
+        );
+        let c = d.expect("configure");
+        assert_eq!(c.attr("MaxPayloadSizeToTargetInBytes"), Some("262144"));
+        d.send(
+            Document::new("response")
+                .attr("value", "ACK")
+                .attr("MemoryName", "UFS")
+                .attr("MaxPayloadSizeToTargetInBytes", 262144)
+                .attr("TargetName", "8180")
+                .attr("Version", 1),
+        );
+    });
+    let info = fh.configure().unwrap();
+    assert_eq!(info.payload_size, 262144);
+    assert_eq!(info.sector_size, 4096);
+    assert_eq!(info.target_name.as_deref(), Some("8180"));
+    assert_eq!(fh.payload_size(), 262144);
+    assert!(fh.device_logs().any(|l| l.contains("too large")));
+    dev.join().unwrap();
+}
+
+#[test]
+fn configure_nak_without_an_offer_names_the_reason() {
+    let (mut fh, dev) = session(quick(), |d| {
+        greet(d);
+        d.expect("configure");
+        d.log("ERROR: Failed to initialize storage eMMC");
+        d.respond("NAK", false);
+    });
+    match fh.configure() {
+        Err(FirehoseError::Nak {
+            command, reason, ..
+        }) => {
+            assert_eq!(command, "configure");
+            assert!(reason.contains("Failed to initialize storage"), "{reason}");
+        }
+        other => panic!("expected NAK, got {other:?}"),
+    }
+    dev.join().unwrap();
+}
+
+#[test]
+fn silent_device_times_out_on_configure() {
+    let (mut fh, dev) = session(quick(), |_d| thread::sleep(Duration::from_millis(900)));
+    let err = fh.configure().unwrap_err();
+    assert!(
+        matches!(err, FirehoseError::Timeout { ref command, .. } if command == "configure"),
+        "{err:?}"
+    );
+    dev.join().unwrap();
+}
+
+fn configured(
+    payload: usize,
+    script: impl FnOnce(&mut Device) + Send + 'static,
+) -> (Firehose<MemoryLink>, thread::JoinHandle<()>) {
+    let (mut fh, dev) = session(quick(), move |d| {
+        greet(d);
+        d.expect("configure");
+        d.send(
+            Document::new("response")
+                .attr("value", "ACK")
+                .attr("MaxPayloadSizeToTargetInBytes", payload),
+        );
+        script(d);
+    });
+    fh.configure().unwrap();
+    (fh, dev)
+}
+
+#[test]
+fn program_sends_payload_sized_chunks_with_zlps_and_zero_padding() {
+    let data: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8 + 1).collect();
+    let expected = data.clone();
+    let (mut fh, dev) = configured(8192, move |d| {
+        let p = d.expect("program");
+        assert_eq!(p.attr("SECTOR_SIZE_IN_BYTES"), Some("4096"));
+        assert_eq!(p.attr("num_partition_sectors"), Some("3"));
+        assert_eq!(p.attr("physical_partition_number"), Some("4"));
+        assert_eq!(p.attr("start_sector"), Some("NUM_DISK_SECTORS-5."));
+        d.respond("ACK", true);
+        let first = d.packet();
+        assert_eq!(first.len(), 8192);
+        assert!(d.packet().is_empty(), "ZLP after a multiple of 512");
+        let second = d.packet();
+        assert_eq!(second.len(), 4096);
+        assert!(d.packet().is_empty());
+        let mut all = first;
+        all.extend_from_slice(&second);
+        assert_eq!(&all[..10_000], &expected[..]);
+        assert!(
+            all[10_000..].iter().all(|&b| b == 0),
+            "last sector zero-padded"
+        );
+        d.log("INFO: Finished sector address 0");
+        d.respond("ACK", false);
+    });
+    let target = ProgramTarget {
+        lun: 4,
+        start_sector: "NUM_DISK_SECTORS-5.",
+        label: "BackupGPT",
+        filename: Some("gpt_backup4.bin"),
+    };
+    fh.program(&target, &mut &data[..], data.len() as u64)
+        .unwrap();
+    dev.join().unwrap();
+}
+
+#[test]
+fn program_nak_on_open_surfaces_the_log() {
+    let (mut fh, dev) = configured(8192, |d| {
+        d.expect("program");
+        d.log("ERROR: Start sector 99999999 beyond end of LUN 0");
+        d.respond("NAK", false);
+    });
+    let target = ProgramTarget {
+        lun: 0,
+        start_sector: "99999999",
+        label: "system_a",
+        filename: None,
+    };
+    let err = fh.program(&target, &mut &[1u8; 100][..], 100).unwrap_err();
+    assert!(err.to_string().contains("beyond end of LUN"), "{err}");
+    dev.join().unwrap();
+}
+
+#[test]
+fn read_takes_data_that_arrived_with_the_ack() {
+    let (mut fh, dev) = configured(8192, |d| {
+        let r = d.expect("read");
+        assert_eq!(r.attr("num_partition_sectors"), Some("2"));
+        assert_eq!(r.attr("start_sector"), Some("6"));
+        // One transfer holding the ACK and the first data bytes, as a stream would deliver it.
+        let mut bytes = Document::new("response")
+            .attr("value", "ACK")
+            .attr("rawmode", "true")
+            .to_bytes();
+        bytes.extend_from_slice(&[0x11; 100]);
+        d.link.write(&bytes, T).unwrap();
+        d.link.write(&[0x22; 8092], T).unwrap();
+        d.respond("ACK", false);
+    });
+    let mut out = Vec::new();
+    fh.read_sectors(2, 6, 2, &mut out).unwrap();
+    assert_eq!(out.len(), 8192);
+    assert!(out[..100].iter().all(|&b| b == 0x11));
+    assert!(out[100..].iter().all(|&b| b == 0x22));
+    dev.join().unwrap();
+}
+
+#[test]
+fn digest_patch_storage_info_and_power() {
+    let hex = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+    let (mut fh, dev) = configured(8192, move |d| {
+        let g = d.expect("getsha256digest");
+        assert_eq!(g.attr("num_partition_sectors"), Some("16"));
+        d.log(&format!("INFO: Digest 0x{hex}"));
+        d.respond("ACK", false);
+
+        let p = d.expect("patch");
+        assert_eq!(p.attr("filename"), Some("DISK"));
+        assert_eq!(p.attr("value"), Some("CRC32(2,4096)"));
+        assert_eq!(p.attr("start_sector"), Some("NUM_DISK_SECTORS-1."));
+        assert_eq!(p.attr("byte_offset"), Some("88"));
+        d.respond("ACK", false);
+
+        d.expect("getstorageinfo");
+        d.log(
+            r#"INFO: {"storage_info": {"total_blocks":1024, "block_size":4096, "num_physical":3}}"#,
+        );
+        d.respond("ACK", false);
+
+        let p = d.expect("power");
+        assert_eq!(p.attr("value"), Some("reset"));
+        d.respond("ACK", false);
+        d.log("INFO: Resetting");
+    });
+    let digest = fh.sha256_digest(0, "6", 16).unwrap();
+    assert_eq!(hex::encode(digest), hex);
+    fh.patch(&PatchRequest {
+        lun: 0,
+        sector_size: None,
+        start_sector: "NUM_DISK_SECTORS-1.",
+        byte_offset: 88,
+        size_in_bytes: 4,
+        value: "CRC32(2,4096)",
+        what: "Update Backup Header with CRC of Partition Array.",
+    })
+    .unwrap();
+    let info = fh.storage_info(0).unwrap();
+    assert_eq!(info.size_bytes(), Some(4 << 20));
+    fh.power(PowerMode::Reset, 0).unwrap();
+    dev.join().unwrap();
+}
+
+#[test]
+fn digest_missing_from_an_ack_is_an_error() {
+    let (mut fh, dev) = configured(8192, |d| {
+        d.expect("getsha256digest");
+        d.log("INFO: nothing useful");
+        d.respond("ACK", false);
+    });
+    assert!(matches!(
+        fh.sha256_digest(0, "0", 1),
+        Err(FirehoseError::NoDigest { .. })
+    ));
+    dev.join().unwrap();
+}
+
+#[test]
+fn a_programmer_already_running_is_handed_over_with_pushback() {
+    let (host, mut dev, _c) = pair_with("fh", Framing::Stream, None);
+    let greeting = Document::new("log")
+        .attr("value", END_OF_SUPPORTED_FUNCTIONS)
+        .to_bytes();
+    // The Sahara host read the first 20 bytes while looking for a HELLO.
+    let (seen, rest) = greeting.split_at(20);
+    dev.write(rest, T).unwrap();
+    let handle = thread::spawn(move || {
+        let mut d = Device {
+            link: dev,
+            reader: MessageReader::default(),
+        };
+        d.expect("nop");
+        d.respond("ACK", false);
+        thread::sleep(Duration::from_millis(50));
+    });
+    let mut fh = Firehose::with_pushback(host, quick(), seen);
+    let lines = fh.wait_for_greeting().unwrap();
+    assert_eq!(lines, vec![END_OF_SUPPORTED_FUNCTIONS.to_owned()]);
+    fh.nop().unwrap();
+    handle.join().unwrap();
+}

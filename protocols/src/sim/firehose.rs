@@ -1,0 +1,370 @@
+//! A simulated Firehose programmer: what runs on the phone after Sahara has loaded it.
+//!
+//! Behaves like Qualcomm's programmers as qdl and qdlrs meet them: start-up `<log>` lines ending
+//! with `INFO: End of supported functions N`; `configure` that NAKs a payload size above its
+//! limit and offers its own; a `<log>` before every `<response>`; raw mode for program and read;
+//! NUM_DISK_SECTORS / CRC32 expressions evaluated on the device; SECTOR_SIZE_IN_BYTES checked
+//! against the storage (qdl probes the sector size by reading with both and watching for NAKs).
+//! Storage is the shared [`Phone`], so what is written here the fastboot personality reads back.
+
+use std::thread;
+use std::time::Duration;
+
+use crate::firehose::reader::{MessageReader, ReadError};
+use crate::firehose::xml::{Document, Element};
+use crate::firehose::{StorageKind, END_OF_SUPPORTED_FUNCTIONS};
+use crate::sim::phone::{FaultAction, Phone, PhoneMode};
+use crate::transport::{Transport, TransportError};
+
+#[path = "firehose_ops.rs"]
+mod ops;
+
+/// Functions announced in the greeting, in the order real programmers list them.
+pub const SUPPORTED_FUNCTIONS: &[&str] = &[
+    "program",
+    "read",
+    "nop",
+    "patch",
+    "configure",
+    "setbootablestoragedrive",
+    "erase",
+    "power",
+    "getstorageinfo",
+    "getsha256digest",
+];
+
+#[derive(Debug, Clone)]
+pub struct FirehoseSimConfig {
+    /// Largest MaxPayloadSizeToTargetInBytes accepted; larger requests are NAKed with this
+    /// size offered.
+    pub max_payload_to_target: usize,
+    /// Chunk size of read data toward the host.
+    pub max_payload_from_target: usize,
+    /// Largest XML command accepted (MaxXMLSizeInBytes).
+    pub max_xml_size: usize,
+    pub target_name: String,
+    /// Send the start-up logs (a programmer handed over by an earlier session does not).
+    pub greeting: bool,
+    /// What the phone boots into after `<power value="reset">`.
+    pub after_reset: PhoneMode,
+    /// How long to wait for the next command before giving up (`None`: forever).
+    pub idle_timeout: Option<Duration>,
+}
+
+impl Default for FirehoseSimConfig {
+    fn default() -> Self {
+        FirehoseSimConfig {
+            max_payload_to_target: crate::firehose::DEFAULT_MAX_PAYLOAD,
+            max_payload_from_target: crate::firehose::DEFAULT_MAX_PAYLOAD,
+            max_xml_size: 4096,
+            target_name: "8180".to_owned(),
+            greeting: true,
+            after_reset: PhoneMode::Bootloader,
+            idle_timeout: None,
+        }
+    }
+}
+
+/// How a programmer session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirehoseOutcome {
+    /// `<power value="reset">`: the phone reboots (into `after_reset`) and re-enumerates.
+    Reset,
+    /// `<power value="reset_to_edl">`: back to Sahara.
+    ResetToEdl,
+    /// `<power value="off">`.
+    PowerOff,
+    /// The host went away (unplug, closed pty).
+    HostGone,
+    /// No command within the idle timeout.
+    Idle,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FirehoseSimError {
+    #[error("simulated programmer: link failed: {0}")]
+    Transport(#[from] TransportError),
+}
+
+/// How long one response write may block before the host is considered gone.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serve one programmer session on `link` until power/reset or the host leaves. `pushback`
+/// holds bytes the Sahara stage already read past its last packet.
+pub fn serve(
+    link: &mut dyn Transport,
+    phone: &Phone,
+    config: &FirehoseSimConfig,
+    pushback: &[u8],
+) -> Result<FirehoseOutcome, FirehoseSimError> {
+    let mut device = FirehoseDevice {
+        link,
+        reader: MessageReader::with_pushback(config.max_xml_size.max(1024) * 4, pushback),
+        phone: phone.clone(),
+        config: config.clone(),
+        payload: None,
+    };
+    device.run()
+}
+
+pub(crate) struct FirehoseDevice<'a> {
+    link: &'a mut dyn Transport,
+    reader: MessageReader,
+    phone: Phone,
+    config: FirehoseSimConfig,
+    /// Negotiated MaxPayloadSizeToTargetInBytes once configured.
+    payload: Option<usize>,
+}
+
+/// What a handler tells the loop.
+enum Next {
+    Continue,
+    End(FirehoseOutcome),
+}
+
+impl FirehoseDevice<'_> {
+    fn run(&mut self) -> Result<FirehoseOutcome, FirehoseSimError> {
+        if self.config.greeting {
+            match self.greet() {
+                Ok(()) => {}
+                Err(e) if e.is_disconnect() => return Ok(FirehoseOutcome::HostGone),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        loop {
+            let wait = self
+                .config
+                .idle_timeout
+                .unwrap_or(Duration::from_secs(3600));
+            let message = match self.reader.next_message(self.link, wait) {
+                Ok(m) => m,
+                Err(ReadError::Timeout(_)) if self.config.idle_timeout.is_some() => {
+                    return Ok(FirehoseOutcome::Idle)
+                }
+                Err(ReadError::Timeout(_)) => continue,
+                Err(ReadError::Transport(e)) if e.is_disconnect() => {
+                    return Ok(FirehoseOutcome::HostGone)
+                }
+                Err(ReadError::Transport(e)) => return Err(e.into()),
+                Err(other) => {
+                    // Real programmers log the parse failure and NAK, then carry on.
+                    self.reader = MessageReader::new(self.config.max_xml_size.max(1024) * 4);
+                    self.nak(&format!("ERROR: XML not formed correctly: {other}"))?;
+                    continue;
+                }
+            };
+            let Some(command) = message.into_iter().next() else {
+                self.nak("ERROR: empty <data> element")?;
+                continue;
+            };
+            match self.dispatch(&command) {
+                Ok(Next::Continue) => {}
+                Ok(Next::End(outcome)) => return Ok(outcome),
+                Err(e) if e.is_disconnect() => return Ok(FirehoseOutcome::HostGone),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn greet(&mut self) -> Result<(), TransportError> {
+        let identity = self.phone.identity();
+        let (luns, kind) = {
+            let state = self.phone.lock();
+            let luns = state.storage.luns().len();
+            let sector = state
+                .storage
+                .luns()
+                .first()
+                .map_or(4096, |l| l.sector_size());
+            (luns, storage_kind_for(sector))
+        };
+        self.log("INFO: Binary build date: Nov 28 2026 @ 09:00:00")?;
+        self.log(&format!(
+            "INFO: Chip serial num: {} (0x{:x})",
+            identity.chip_serial, identity.chip_serial
+        ))?;
+        self.log(&format!(
+            "INFO: Firehose version 1, flashgate simulated programmer, target {}",
+            self.config.target_name
+        ))?;
+        self.log(&format!(
+            "INFO: Storage: {} with {luns} LUN(s)",
+            kind.memory_name().to_ascii_uppercase()
+        ))?;
+        self.log(&format!(
+            "INFO: Supported Functions ({}):",
+            SUPPORTED_FUNCTIONS.len()
+        ))?;
+        for f in SUPPORTED_FUNCTIONS {
+            self.log(&format!("INFO: {f}"))?;
+        }
+        self.log(&format!(
+            "{END_OF_SUPPORTED_FUNCTIONS} {}",
+            SUPPORTED_FUNCTIONS.len()
+        ))
+    }
+
+    fn send(&mut self, doc: Document) -> Result<(), TransportError> {
+        self.link.write(&doc.to_bytes(), WRITE_TIMEOUT)
+    }
+
+    fn log(&mut self, text: &str) -> Result<(), TransportError> {
+        self.send(Document::new("log").attr("value", text))
+    }
+
+    fn ack(&mut self, rawmode: bool) -> Result<(), TransportError> {
+        self.send(
+            Document::new("response")
+                .attr("value", "ACK")
+                .attr("rawmode", rawmode),
+        )
+    }
+
+    fn nak(&mut self, reason: &str) -> Result<(), TransportError> {
+        self.log(reason)?;
+        self.send(
+            Document::new("response")
+                .attr("value", "NAK")
+                .attr("rawmode", "false"),
+        )
+    }
+
+    fn dispatch(&mut self, command: &Element) -> Result<Next, TransportError> {
+        let tag = command.name.as_str();
+        match self.phone.take_fault(tag) {
+            Some(FaultAction::Fail(message)) => {
+                self.nak(&format!("ERROR: {message}"))?;
+                return Ok(Next::Continue);
+            }
+            Some(FaultAction::Garbage) => {
+                self.link.write(b"\x00\xff\x13garbage\xfe", WRITE_TIMEOUT)?;
+                return Ok(Next::Continue);
+            }
+            Some(FaultAction::Delay(by)) => thread::sleep(by),
+            None => {}
+        }
+        self.log(&format!("INFO: Calling handler for {tag}"))?;
+        match tag {
+            "configure" => self.configure(command).map(|_| Next::Continue),
+            "nop" => {
+                self.log("INFO: Binary build date: Nov 28 2026 @ 09:00:00")?;
+                self.ack(false).map(|_| Next::Continue)
+            }
+            "power" => self.power(command),
+            "program"
+            | "read"
+            | "patch"
+            | "erase"
+            | "getsha256digest"
+            | "getstorageinfo"
+            | "setbootablestoragedrive" => {
+                if self.payload.is_none() {
+                    self.nak("ERROR: Storage is not initialized; send <configure> first")?;
+                    return Ok(Next::Continue);
+                }
+                match tag {
+                    "program" => self.program(command)?,
+                    "read" => self.read(command)?,
+                    "patch" => self.patch(command)?,
+                    "erase" => self.erase(command)?,
+                    "getsha256digest" => self.digest(command)?,
+                    "getstorageinfo" => self.storage_info(command)?,
+                    _ => self.set_bootable(command)?,
+                }
+                Ok(Next::Continue)
+            }
+            other => {
+                self.nak(&format!("ERROR: Unrecognized tag <{other}>"))?;
+                Ok(Next::Continue)
+            }
+        }
+    }
+
+    fn configure(&mut self, command: &Element) -> Result<(), TransportError> {
+        let kind = {
+            let state = self.phone.lock();
+            storage_kind_for(
+                state
+                    .storage
+                    .luns()
+                    .first()
+                    .map_or(4096, |l| l.sector_size()),
+            )
+        };
+        let asked_memory = command.attr("MemoryName").and_then(StorageKind::parse);
+        if asked_memory != Some(kind) {
+            return self.nak(&format!(
+                "ERROR: Failed to open the {} storage: this device has {}",
+                command.attr("MemoryName").unwrap_or("(no MemoryName)"),
+                kind.memory_name().to_ascii_uppercase()
+            ));
+        }
+        let max = self.config.max_payload_to_target;
+        let asked = command
+            .attr("MaxPayloadSizeToTargetInBytes")
+            .and_then(|v| v.trim().parse::<usize>().ok());
+        let Some(asked) = asked.filter(|a| *a > 0) else {
+            return self.nak("ERROR: MaxPayloadSizeToTargetInBytes missing or not a number");
+        };
+        let config = self.config.clone();
+        let response = |value: &str, size: usize| {
+            Document::new("response")
+                .attr("value", value)
+                .attr("MinVersionSupported", 1)
+                .attr("MemoryName", kind.memory_name().to_ascii_uppercase())
+                .attr(
+                    "MaxPayloadSizeFromTargetInBytes",
+                    config.max_payload_from_target,
+                )
+                .attr("MaxPayloadSizeToTargetInBytes", size)
+                .attr("MaxPayloadSizeToTargetInBytesSupported", max)
+                .attr("MaxXMLSizeInBytes", config.max_xml_size)
+                .attr("Version", 1)
+                .attr("TargetName", &config.target_name)
+        };
+        if asked > max {
+            self.log(&format!(
+                "ERROR: MaxPayloadSizeToTargetInBytes {asked} is larger than the supported {max}"
+            ))?;
+            let doc = response("NAK", max);
+            return self.send(doc);
+        }
+        self.payload = Some(asked);
+        let doc = response("ACK", asked);
+        self.send(doc)
+    }
+
+    fn power(&mut self, command: &Element) -> Result<Next, TransportError> {
+        let value = command.attr("value").unwrap_or_default();
+        let (outcome, mode) = match value {
+            "reset" => (FirehoseOutcome::Reset, self.config.after_reset),
+            "reset_to_edl" => (FirehoseOutcome::ResetToEdl, PhoneMode::Edl),
+            "off" => (FirehoseOutcome::PowerOff, PhoneMode::Off),
+            other => {
+                self.nak(&format!("ERROR: Unknown power value '{other}'"))?;
+                return Ok(Next::Continue);
+            }
+        };
+        self.ack(false)?;
+        self.log(&format!("INFO: Power {value} requested"))?;
+        // The reset takes a moment on a real phone (and DelayInSeconds asks for more): give the
+        // host time to read the ACK before the link goes away.
+        let delay = command
+            .attr("DelayInSeconds")
+            .and_then(|d| d.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+            .min(2);
+        thread::sleep(Duration::from_millis(100).max(Duration::from_secs(delay)));
+        self.phone.set_mode(mode);
+        Ok(Next::End(outcome))
+    }
+}
+
+/// UFS exposes 4 KiB sectors, eMMC 512 B: the simulated storage's sector size says which it is.
+pub(crate) fn storage_kind_for(sector_size: u32) -> StorageKind {
+    if sector_size == 512 {
+        StorageKind::Emmc
+    } else {
+        StorageKind::Ufs
+    }
+}

@@ -1,0 +1,194 @@
+//! Output without a terminal (CI, systemd, a pipe): one plain line per event, or one JSON
+//! object per event. Lines never carry control characters, so a log file stays greppable.
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::sync::{Mutex, PoisonError};
+
+use crate::events::{format_clock, Event, EventKind, EventSink, SlotNumber, Verdict};
+
+use super::render::{clock, sizes};
+use super::text::sanitize;
+
+/// Plain lines, stateful only to repeat each slot's serial on every line and to thin progress
+/// (one line per 25 % step rather than ten a second per slot).
+#[derive(Debug, Default)]
+pub struct PlainLines {
+    serials: HashMap<SlotNumber, String>,
+    quarter: HashMap<SlotNumber, u64>,
+}
+
+impl PlainLines {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The line for `event`, or `None` for progress that did not cross a 25 % step.
+    pub fn format(&mut self, event: &Event) -> Option<String> {
+        let body = self.body(event)?;
+        let time = format_clock(event.ts_ms);
+        let line = match event.slot() {
+            Some(slot) => {
+                let serial = self.serials.get(&slot).map_or("-", String::as_str);
+                format!("{time} slot {slot:02} serial {serial} | {body}")
+            }
+            None => format!("{time} {body}"),
+        };
+        if let EventKind::UnitRemoved { slot } = &event.kind {
+            // The serial belonged to the unit that left; the next unit's lines must not carry it.
+            self.serials.remove(slot);
+        }
+        Some(sanitize(&line, true).into_owned())
+    }
+
+    fn body(&mut self, event: &Event) -> Option<String> {
+        Some(match &event.kind {
+            EventKind::BatchStarted(b) => format!(
+                "batch started | station {} | work order {} | product {} | region {} | build {} | quantity {} | {} slots",
+                b.station_id,
+                b.work_order,
+                b.product,
+                b.region,
+                b.build_id,
+                b.quantity,
+                b.slots.len()
+            ),
+            EventKind::UnitDetected { slot, port_path, mode, serial } => {
+                match serial {
+                    Some(serial) => self.serials.insert(*slot, serial.clone()),
+                    None => self.serials.remove(slot),
+                };
+                self.quarter.remove(slot);
+                format!("detected | port {port_path} | mode {mode}")
+            }
+            EventKind::UnitIdentified { slot, serial } => {
+                self.serials.insert(*slot, serial.clone());
+                "identified".to_owned()
+            }
+            EventKind::ModeChanged { mode, .. } => format!("re-enumerated | mode {mode}"),
+            EventKind::PhaseChanged { slot, phase } => {
+                self.quarter.remove(slot);
+                format!("phase {phase}")
+            }
+            EventKind::BytesProgress { slot, done, total } => {
+                let step = if *total == 0 { 0 } else { done.saturating_mul(4) / total };
+                if *total == 0 || self.quarter.get(slot) == Some(&step) {
+                    return None;
+                }
+                self.quarter.insert(*slot, step);
+                format!("progress {}% ({})", step * 25, sizes(*done, *total))
+            }
+            EventKind::DeviceLog { line, .. } => format!("device: {line}"),
+            EventKind::Warning { message, .. } => format!("WARNING: {message}"),
+            EventKind::Verdict { slot, serial, verdict } => {
+                if let Some(serial) = serial {
+                    self.serials.insert(*slot, serial.clone());
+                }
+                match verdict {
+                    Verdict::Pass => "PASS".to_owned(),
+                    Verdict::Fail { code, reason, next_step } => {
+                        format!("FAIL {code} | next: {next_step} | {reason}")
+                    }
+                }
+            }
+            EventKind::UnitRemoved { slot } => {
+                self.quarter.remove(slot);
+                "unit removed".to_owned()
+            }
+            EventKind::BatchFinished(s) => {
+                let decided = s.passed + s.failed;
+                let yield_text = match decided {
+                    0 => "-".to_owned(),
+                    n => format!("{:.1}%", f64::from(s.passed) * 100.0 / f64::from(n)),
+                };
+                let codes: Vec<String> =
+                    s.failures_by_code.iter().map(|(code, n)| format!("{code}={n}")).collect();
+                format!(
+                    "batch finished | passed {} | failed {} | yield {} | elapsed {}{}",
+                    s.passed,
+                    s.failed,
+                    yield_text,
+                    clock(s.elapsed_ms / 1000),
+                    if codes.is_empty() { String::new() } else { format!(" | failures {}", codes.join(" ")) }
+                )
+            }
+        })
+    }
+}
+
+/// One compact JSON object (no newline) for `event`.
+pub fn json_line(event: &Event) -> String {
+    // Serializing plain data with string keys cannot fail; the fallback keeps the stream valid.
+    serde_json::to_string(event)
+        .unwrap_or_else(|e| format!("{{\"event\":\"unserializable\",\"error\":\"{e}\"}}"))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineFormat {
+    Plain,
+    Json,
+}
+
+/// Writes one line per event to `out` (stdout, a file). Write errors are counted, not raised:
+/// a closed pipe must not stop the station; the journal and log files are the record.
+pub struct LineSink<W: Write + Send> {
+    inner: Mutex<LineSinkInner<W>>,
+}
+
+struct LineSinkInner<W> {
+    format: LineFormat,
+    plain: PlainLines,
+    out: W,
+    write_errors: u64,
+}
+
+impl<W: Write + Send> LineSink<W> {
+    pub fn new(format: LineFormat, out: W) -> Self {
+        Self {
+            inner: Mutex::new(LineSinkInner {
+                format,
+                plain: PlainLines::new(),
+                out,
+                write_errors: 0,
+            }),
+        }
+    }
+
+    pub fn write_errors(&self) -> u64 {
+        self.lock().write_errors
+    }
+
+    pub fn into_inner(self) -> W {
+        self.inner
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner)
+            .out
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LineSinkInner<W>> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl<W: Write + Send> LineSinkInner<W> {
+    fn write(&mut self, event: &Event) -> io::Result<()> {
+        let line = match self.format {
+            LineFormat::Plain => match self.plain.format(event) {
+                Some(line) => line,
+                None => return Ok(()),
+            },
+            LineFormat::Json => json_line(event),
+        };
+        writeln!(self.out, "{line}")?;
+        self.out.flush()
+    }
+}
+
+impl<W: Write + Send> EventSink for LineSink<W> {
+    fn emit(&self, event: Event) {
+        let mut inner = self.lock();
+        if inner.write(&event).is_err() {
+            inner.write_errors += 1;
+        }
+    }
+}

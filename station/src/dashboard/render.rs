@@ -1,0 +1,382 @@
+//! Drawing the state as text lines that fit a given screen. The same lines feed the TTY front
+//! end and the tests. Every line is cut to the width (a wrapped line would push the bars around
+//! on the next redraw) and there are never more lines than the height.
+
+use crate::events::{SlotNumber, Verdict};
+
+use super::state::{DashboardState, Progress, SlotRow, SlotStatus, Unit};
+use super::text::{fit, Line, Tone};
+use super::RenderStyle;
+
+/// Narrowest column worth drawing when slots are laid out side by side.
+const MIN_COLUMN_WIDTH: usize = 56;
+const COLUMN_GAP: &str = " | ";
+const MIN_BAR: usize = 6;
+const MAX_BAR: usize = 30;
+
+/// Column widths of a slot row; narrower screens drop the mode and shrink serial and phase.
+#[derive(Clone, Copy)]
+struct Layout {
+    serial: usize,
+    mode: usize,
+    phase: usize,
+}
+
+impl Layout {
+    fn for_width(width: usize) -> Self {
+        match width {
+            110.. => Layout {
+                serial: 16,
+                mode: 9,
+                phase: 26,
+            },
+            80.. => Layout {
+                serial: 14,
+                mode: 9,
+                phase: 20,
+            },
+            _ => Layout {
+                serial: 11,
+                mode: 0,
+                phase: 14,
+            },
+        }
+    }
+}
+
+impl DashboardState {
+    /// The screen: header, then one line per slot in slot order. At most `height` lines, each
+    /// at most `width` columns. When the slots do not fit under each other they are laid out in
+    /// columns; when even that does not fit, the last line names the hidden slots' failures.
+    pub fn render(&self, width: u16, height: u16, style: RenderStyle) -> Vec<String> {
+        let (width, height) = (usize::from(width), usize::from(height));
+        let mut out: Vec<String> = self.header(width, style).into_iter().take(height).collect();
+        let rows_free = height.saturating_sub(out.len());
+        if rows_free == 0 || self.slots.is_empty() {
+            return out;
+        }
+        let slots: Vec<(SlotNumber, &SlotRow)> = self.slots().collect();
+        if slots.len() <= rows_free {
+            out.extend(
+                slots
+                    .iter()
+                    .map(|(n, row)| self.slot_line(*n, row, width, style).finish(width, style)),
+            );
+            return out;
+        }
+        let columns = slots.len().div_ceil(rows_free);
+        let column_width = width.saturating_sub((columns - 1) * COLUMN_GAP.len()) / columns;
+        if column_width >= MIN_COLUMN_WIDTH {
+            let rows = slots.len().div_ceil(columns);
+            for r in 0..rows {
+                let mut line = Line::new();
+                for c in 0..columns {
+                    let Some((n, row)) = slots.get(c * rows + r) else {
+                        break;
+                    };
+                    if c > 0 {
+                        line.push(COLUMN_GAP, Tone::Dim, style);
+                    }
+                    line.append(
+                        self.slot_line(*n, row, column_width, style)
+                            .fitted(column_width, style),
+                    );
+                }
+                out.push(line.finish(width, style));
+            }
+            return out;
+        }
+        let shown = rows_free - 1;
+        for (n, row) in &slots[..shown] {
+            out.push(self.slot_line(*n, row, width, style).finish(width, style));
+        }
+        out.push(hidden_slots_line(&slots[shown..], style).finish(width, style));
+        out
+    }
+
+    fn header(&self, width: usize, style: RenderStyle) -> [String; 3] {
+        let mut first = Line::new();
+        first.push("FLASHGATE ", Tone::Bold, style);
+        if self.is_finished() {
+            first.push("[BATCH FINISHED] ", Tone::Bold, style);
+        }
+        // Most important first: a narrow screen cuts the build id, not the work order.
+        match &self.batch {
+            Some(b) => {
+                first
+                    .push(&format!("station {} ", b.station_id), Tone::Normal, style)
+                    .push(&format!("| WO {} ", b.work_order), Tone::Bold, style)
+                    .push(&format!("| {} {} ", b.product, b.region), Tone::Bold, style)
+                    .push(
+                        &format!("| elapsed {} ", clock(self.elapsed_ms() / 1000)),
+                        Tone::Normal,
+                        style,
+                    )
+                    .push(&format!("| build {}", b.build_id), Tone::Normal, style);
+            }
+            None => {
+                first.push("waiting for the batch to start", Tone::Dim, style);
+            }
+        }
+        let counts = self.counts();
+        let good = if counts.passed > 0 {
+            Tone::Good
+        } else {
+            Tone::Normal
+        };
+        let bad = if counts.failed > 0 {
+            Tone::Bad
+        } else {
+            Tone::Normal
+        };
+        let mut second = Line::new();
+        second
+            .push(&format!("passed {}", counts.passed), good, style)
+            .push(" ", Tone::Normal, style)
+            .push(&format!("failed {}", counts.failed), bad, style)
+            .push(
+                &format!(
+                    " in progress {} waiting {}",
+                    counts.in_progress, counts.waiting
+                ),
+                Tone::Normal,
+                style,
+            );
+        let yield_text = match self.yield_percent() {
+            Some(y) => format!(" | yield {y:.1}%"),
+            None => " | yield -".to_owned(),
+        };
+        second.push(&yield_text, Tone::Normal, style);
+        if let Some(b) = &self.batch {
+            second.push(
+                &format!(" | {}/{} done", counts.passed, b.quantity),
+                Tone::Normal,
+                style,
+            );
+        }
+        second.push(
+            &format!(" | {}", rate(self.throughput())),
+            Tone::Normal,
+            style,
+        );
+        let rule = if style.unicode { "─" } else { "-" }.repeat(width);
+        [
+            first.finish(width, style),
+            second.finish(width, style),
+            rule,
+        ]
+    }
+
+    fn slot_line(
+        &self,
+        number: SlotNumber,
+        row: &SlotRow,
+        width: usize,
+        style: RenderStyle,
+    ) -> Line {
+        let layout = Layout::for_width(width);
+        let mut line = Line::new();
+        line.push(&format!("S{number:02} "), Tone::Bold, style);
+        let unit = match &row.status {
+            SlotStatus::Empty => {
+                line.push("empty - waiting for a unit", Tone::Dim, style);
+                return line;
+            }
+            SlotStatus::Occupied(unit) | SlotStatus::Vanished(unit) => unit,
+        };
+        let serial = unit.serial.as_deref().unwrap_or("-");
+        line.push_fixed(serial, layout.serial, Tone::Normal, style)
+            .push(" ", Tone::Normal, style);
+        if layout.mode > 0 {
+            line.push_fixed(&unit.mode.to_string(), layout.mode - 1, Tone::Normal, style)
+                .push(" ", Tone::Normal, style);
+        }
+        let phase = match (&unit.verdict, &unit.phase) {
+            (Some(Verdict::Pass), _) => "done".to_owned(),
+            (_, Some(phase)) => phase.to_string(),
+            (_, None) => "detected".to_owned(),
+        };
+        line.push_fixed(&phase, layout.phase, Tone::Normal, style)
+            .push(" ", Tone::Normal, style);
+        let used = line.width();
+        if let SlotStatus::Vanished(_) = row.status {
+            line.push("GONE", Tone::Warn, style)
+                .push(" [re-seat cable] ", Tone::Bold, style)
+                .push("unit left the slot before a verdict", Tone::Normal, style);
+            return line;
+        }
+        match &unit.verdict {
+            Some(verdict) => self.verdict_tail(&mut line, unit, verdict, style),
+            None => match &unit.progress {
+                Some(progress) => {
+                    let tail = self.progress_tail(progress, width.saturating_sub(used), style);
+                    line.append(tail);
+                }
+                None => {
+                    let in_phase = self.now_ms.saturating_sub(unit.phase_since_ms) / 1000;
+                    line.push(&format!("({})", clock(in_phase)), Tone::Dim, style);
+                }
+            },
+        }
+        line
+    }
+
+    fn verdict_tail(&self, line: &mut Line, unit: &Unit, verdict: &Verdict, style: RenderStyle) {
+        let took = unit
+            .verdict_ms
+            .unwrap_or(self.now_ms)
+            .saturating_sub(unit.detected_ms)
+            / 1000;
+        match verdict {
+            Verdict::Pass => {
+                line.push("PASS", Tone::Good, style)
+                    .push(" [remove unit]", Tone::Bold, style)
+                    .push(&format!(" ({})", clock(took)), Tone::Dim, style);
+            }
+            // The next step comes right after FAIL so a narrow screen cuts the reason, not the
+            // instruction the operator acts on.
+            Verdict::Fail {
+                code,
+                reason,
+                next_step,
+            } => {
+                line.push("FAIL", Tone::Bad, style)
+                    .push(&format!(" [{next_step}] "), Tone::Bold, style)
+                    .push(code, Tone::Bad, style)
+                    .push(" | ", Tone::Normal, style)
+                    .push(reason, Tone::Normal, style);
+            }
+        }
+    }
+
+    fn progress_tail(&self, progress: &Progress, avail: usize, style: RenderStyle) -> Line {
+        let bytes = match progress.total {
+            0 => size(progress.done),
+            total => sizes(progress.done, total),
+        };
+        let bytes = fit(&bytes, 17, style);
+        let rate_text = format!("{:>10}", rate(progress.rate(self.now_ms)));
+        let eta_text = match progress.eta_secs(self.now_ms) {
+            Some(secs) => format!(" ETA {}", clock(secs)),
+            None => " ETA -".to_owned(),
+        };
+        let percent = progress.fraction().map(|f| format!("{:>3.0}% ", f * 100.0));
+        let mut parts_width = 1 + 17 + rate_text.len() + eta_text.len();
+        let mut show_rate = true;
+        let mut show_eta = true;
+        let bar_for = |parts: usize| avail.saturating_sub(parts + 2).min(MAX_BAR);
+        if bar_for(parts_width) < MIN_BAR {
+            show_eta = false;
+            parts_width -= eta_text.len();
+        }
+        if bar_for(parts_width) < MIN_BAR {
+            show_rate = false;
+            parts_width -= rate_text.len();
+        }
+        let bar_width = bar_for(parts_width);
+        let mut tail = Line::new();
+        match progress.fraction() {
+            Some(fraction) if bar_width >= MIN_BAR => {
+                let filled = ((fraction * bar_width as f64).round() as usize).min(bar_width);
+                let (full, empty) = if style.unicode {
+                    ("█", "░")
+                } else {
+                    ("#", ".")
+                };
+                tail.push("[", Tone::Dim, style)
+                    .push(&full.repeat(filled), Tone::Good, style)
+                    .push(&empty.repeat(bar_width - filled), Tone::Dim, style)
+                    .push("] ", Tone::Dim, style);
+            }
+            _ => {
+                tail.push(percent.as_deref().unwrap_or(""), Tone::Normal, style);
+            }
+        }
+        tail.push(&bytes, Tone::Normal, style);
+        if show_rate {
+            tail.push(&rate_text, Tone::Normal, style);
+        }
+        if show_eta {
+            tail.push(&eta_text, Tone::Dim, style);
+        }
+        tail
+    }
+}
+
+fn hidden_slots_line(hidden: &[(SlotNumber, &SlotRow)], style: RenderStyle) -> Line {
+    let (Some((first, _)), Some((last, _))) = (hidden.first(), hidden.last()) else {
+        return Line::new();
+    };
+    let failed: Vec<String> = hidden
+        .iter()
+        .filter(|(_, row)| match &row.status {
+            SlotStatus::Occupied(unit) => matches!(unit.verdict, Some(Verdict::Fail { .. })),
+            SlotStatus::Vanished(_) => true,
+            SlotStatus::Empty => false,
+        })
+        .map(|(n, _)| format!("S{n:02}"))
+        .collect();
+    let mut line = Line::new();
+    line.push(
+        &format!(
+            "+{} slots S{first:02}-S{last:02} hidden: enlarge the window",
+            hidden.len()
+        ),
+        Tone::Warn,
+        style,
+    );
+    if !failed.is_empty() {
+        line.push(
+            &format!(" | FAIL on {}", failed.join(" ")),
+            Tone::Bad,
+            style,
+        );
+    }
+    line
+}
+
+/// `m:ss`, or `h:mm:ss` from one hour.
+pub(crate) fn clock(secs: u64) -> String {
+    if secs >= 3600 {
+        format!("{}:{:02}:{:02}", secs / 3600, secs % 3600 / 60, secs % 60)
+    } else {
+        format!("{}:{:02}", secs / 60, secs % 60)
+    }
+}
+
+/// Decimal megabytes per second (what USB and storage people quote).
+pub(crate) fn rate(bytes_per_second: f64) -> String {
+    format!("{:.1} MB/s", bytes_per_second / 1e6)
+}
+
+fn size(bytes: u64) -> String {
+    if bytes >= 10_000_000_000 {
+        format!("{:.2} GB", bytes as f64 / 1e9)
+    } else {
+        format!("{:.1} MB", bytes as f64 / 1e6)
+    }
+}
+
+/// `done/total` in the unit of `total`.
+pub(crate) fn sizes(done: u64, total: u64) -> String {
+    if total >= 10_000_000_000 {
+        format!("{:.2}/{:.2} GB", done as f64 / 1e9, total as f64 / 1e9)
+    } else {
+        format!("{:.1}/{:.1} MB", done as f64 / 1e6, total as f64 / 1e6)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn figures() {
+        assert_eq!(clock(0), "0:00");
+        assert_eq!(clock(754), "12:34");
+        assert_eq!(clock(3_725), "1:02:05");
+        assert_eq!(rate(45_200_000.0), "45.2 MB/s");
+        assert_eq!(sizes(812_300_000, 2_048_000_000), "812.3/2048.0 MB");
+        assert_eq!(sizes(1_000_000_000, 12_000_000_000), "1.00/12.00 GB");
+    }
+}

@@ -1,0 +1,307 @@
+//! The station's event model: what the batch orchestrator tells its consumers (dashboard, plain
+//! and JSON line output, logs). Plain data; `Serialize` so `--json` can emit one object per event.
+//! No tokio, no terminal: the orchestrator emits through [`EventSink`], consumers decide.
+
+mod progress;
+mod sink;
+mod time;
+
+use std::fmt;
+
+use serde::Serialize;
+
+pub use progress::SlotProgress;
+pub use sink::{EventSink, Fanout, RecordingSink};
+pub use time::{format_clock, format_rfc3339, now_unix_ms};
+
+/// A slot number as configured in `station.yaml` (the physical USB port the operator sees).
+pub type SlotNumber = u16;
+
+/// One thing that happened at the station, stamped with wall-clock time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Event {
+    /// Milliseconds since the Unix epoch (UTC).
+    pub ts_ms: u64,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+impl Event {
+    /// Stamps `kind` with the current wall-clock time.
+    pub fn now(kind: EventKind) -> Self {
+        Self {
+            ts_ms: now_unix_ms(),
+            kind,
+        }
+    }
+
+    pub fn at(ts_ms: u64, kind: EventKind) -> Self {
+        Self { ts_ms, kind }
+    }
+
+    /// The slot this event concerns, if any (batch-wide events have none).
+    pub fn slot(&self) -> Option<SlotNumber> {
+        self.kind.slot()
+    }
+}
+
+/// The station's vocabulary. Serialized with an `"event"` tag in snake_case, fields flattened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum EventKind {
+    BatchStarted(BatchInfo),
+    /// A new unit appeared on a slot: everything shown for the previous unit is cleared.
+    UnitDetected {
+        slot: SlotNumber,
+        port_path: String,
+        mode: Mode,
+        /// Known at detection for fastboot (USB iSerial); for EDL only after identification.
+        serial: Option<String>,
+    },
+    /// Identification read the unit's serial number.
+    UnitIdentified {
+        slot: SlotNumber,
+        serial: String,
+    },
+    /// The same unit re-enumerated on the same port path in another mode (EDL → fastboot).
+    ModeChanged {
+        slot: SlotNumber,
+        mode: Mode,
+    },
+    PhaseChanged {
+        slot: SlotNumber,
+        phase: Phase,
+    },
+    /// Bulk data of the current phase: `done` of `total` bytes (`total` 0 when unknown).
+    BytesProgress {
+        slot: SlotNumber,
+        done: u64,
+        total: u64,
+    },
+    /// A line the device sent (fastboot INFO/TEXT, Firehose `<log>`).
+    DeviceLog {
+        slot: SlotNumber,
+        line: String,
+    },
+    /// Something the operator or engineer should notice that is not a verdict.
+    Warning {
+        slot: Option<SlotNumber>,
+        message: String,
+    },
+    /// Emitted only after the verdict row is committed to the journal.
+    Verdict {
+        slot: SlotNumber,
+        serial: Option<String>,
+        verdict: Verdict,
+    },
+    /// The operator took the unit off the slot (or it vanished before a verdict).
+    UnitRemoved {
+        slot: SlotNumber,
+    },
+    BatchFinished(BatchSummary),
+}
+
+impl EventKind {
+    pub fn slot(&self) -> Option<SlotNumber> {
+        match self {
+            EventKind::UnitDetected { slot, .. }
+            | EventKind::UnitIdentified { slot, .. }
+            | EventKind::ModeChanged { slot, .. }
+            | EventKind::PhaseChanged { slot, .. }
+            | EventKind::BytesProgress { slot, .. }
+            | EventKind::DeviceLog { slot, .. }
+            | EventKind::Verdict { slot, .. }
+            | EventKind::UnitRemoved { slot } => Some(*slot),
+            EventKind::Warning { slot, .. } => *slot,
+            EventKind::BatchStarted(_) | EventKind::BatchFinished(_) => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BatchInfo {
+    pub station_id: String,
+    pub work_order: String,
+    pub product: String,
+    pub region: String,
+    pub build_id: String,
+    /// Units the work order asks for.
+    pub quantity: u32,
+    pub slots: Vec<SlotInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SlotInfo {
+    pub slot: SlotNumber,
+    /// USB port path (`1-4.2`), or `sim:N` for a simulated slot.
+    pub port_path: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    Fastboot,
+    Edl,
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mode::Fastboot => "fastboot",
+            Mode::Edl => "EDL",
+        })
+    }
+}
+
+/// What a unit's task is doing now. `Display` gives the operator's wording.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "phase", rename_all = "snake_case")]
+pub enum Phase {
+    Identify,
+    /// Sahara upload of the Firehose programmer.
+    UploadProgrammer,
+    Flash {
+        partition: String,
+    },
+    /// Firehose `<patch>` / GPT fix-ups.
+    Patch,
+    SetActive {
+        slot_suffix: String,
+    },
+    Verify {
+        what: String,
+    },
+    Reboot,
+    WaitingForReenumeration,
+    /// A step the orchestrator names itself (shown as given).
+    Other {
+        name: String,
+    },
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Phase::Identify => f.write_str("identify"),
+            Phase::UploadProgrammer => f.write_str("upload programmer"),
+            Phase::Flash { partition } => write!(f, "flash {partition}"),
+            Phase::Patch => f.write_str("patch"),
+            Phase::SetActive { slot_suffix } => write!(f, "set active {slot_suffix}"),
+            Phase::Verify { what } if what.is_empty() => f.write_str("verify"),
+            Phase::Verify { what } => write!(f, "verify {what}"),
+            Phase::Reboot => f.write_str("reboot"),
+            Phase::WaitingForReenumeration => f.write_str("waiting for re-enumeration"),
+            Phase::Other { name } => f.write_str(name),
+        }
+    }
+}
+
+/// A unit attempt's result. FAIL carries a stable code (what reports group by), a sentence for
+/// humans and the operator's next step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "result", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Verdict {
+    Pass,
+    Fail {
+        /// e.g. `ACTIVATION_CLIENT_WRONG_REGION`, `DISCONNECTED`, `TIMEOUT`.
+        code: String,
+        reason: String,
+        next_step: NextStep,
+    },
+}
+
+impl Verdict {
+    pub fn is_pass(&self) -> bool {
+        matches!(self, Verdict::Pass)
+    }
+}
+
+/// What the line operator does next; the wording is what the screen shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NextStep {
+    RemoveUnit,
+    ReseatCable,
+    CallEngineer,
+}
+
+impl fmt::Display for NextStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NextStep::RemoveUnit => "remove unit",
+            NextStep::ReseatCable => "re-seat cable",
+            NextStep::CallEngineer => "call engineer",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct BatchSummary {
+    pub passed: u32,
+    pub failed: u32,
+    /// Failure code → number of unit attempts that failed with it.
+    pub failures_by_code: std::collections::BTreeMap<String, u32>,
+    pub elapsed_ms: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_shape_is_flat_and_tagged() {
+        let event = Event::at(
+            1_700_000_000_000,
+            EventKind::Verdict {
+                slot: 3,
+                serial: Some("7PL0003".into()),
+                verdict: Verdict::Fail {
+                    code: "ACTIVATION_CLIENT_WRONG_REGION".into(),
+                    reason: "system_a has the 00CN client".into(),
+                    next_step: NextStep::RemoveUnit,
+                },
+            },
+        );
+        let json = serde_json::to_string(&event).unwrap();
+        assert_eq!(
+            json,
+            r#"{"ts_ms":1700000000000,"event":"verdict","slot":3,"serial":"7PL0003","verdict":{"result":"FAIL","code":"ACTIVATION_CLIENT_WRONG_REGION","reason":"system_a has the 00CN client","next_step":"remove_unit"}}"#
+        );
+        let phase = Event::at(
+            5,
+            EventKind::PhaseChanged {
+                slot: 1,
+                phase: Phase::Flash {
+                    partition: "boot_a".into(),
+                },
+            },
+        );
+        assert_eq!(
+            serde_json::to_string(&phase).unwrap(),
+            r#"{"ts_ms":5,"event":"phase_changed","slot":1,"phase":{"phase":"flash","partition":"boot_a"}}"#
+        );
+    }
+
+    #[test]
+    fn phase_wording() {
+        assert_eq!(
+            Phase::Flash {
+                partition: "system_a".into()
+            }
+            .to_string(),
+            "flash system_a"
+        );
+        assert_eq!(
+            Phase::Verify {
+                what: String::new()
+            }
+            .to_string(),
+            "verify"
+        );
+        assert_eq!(
+            Phase::WaitingForReenumeration.to_string(),
+            "waiting for re-enumeration"
+        );
+        assert_eq!(NextStep::ReseatCable.to_string(), "re-seat cable");
+    }
+}

@@ -1,0 +1,241 @@
+//! Station logging on `tracing`:
+//! - a human console layer on stderr (above the dashboard rows when one is attached), its
+//!   verbosity from `-v`/`-q` or `RUST_LOG`;
+//! - a JSON file layer in the log directory, rotated daily, written by a background thread
+//!   that never drops a line (the non-blocking writer is configured lossless: a full queue makes
+//!   the logging thread wait instead of discarding);
+//! - per-unit log files ([`UnitLogs::attach`]).
+//!
+//! Both file layers keep debug level whatever the console shows.
+//! Every event inside a [`unit_span`] carries `slot`, `port_path`, `serial` and `work_order`.
+
+mod console;
+mod fields;
+mod json_layer;
+mod unit_log;
+
+use std::path::{Path, PathBuf};
+
+use tracing::{Dispatch, Span};
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
+use tracing_appender::rolling::{RollingFileAppender, Rotation};
+use tracing_subscriber::filter::{EnvFilter, LevelFilter};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::{Layer, Registry};
+
+pub use console::ConsoleOutput;
+pub use json_layer::UNIT_KEYS;
+pub use unit_log::{UnitLog, UnitLogs};
+
+use crate::events::{Event, EventKind, Verdict};
+
+/// Lines the file writer may queue before loggers wait (tracing-appender's default).
+pub const DEFAULT_FILE_QUEUE_LINES: usize = 128_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoggingError {
+    #[error("cannot create log directory {}: {source}; check station.yaml `log_dir` and its permissions", path.display())]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open the daily log file in {}: {source}; check station.yaml `log_dir` and free space", dir.display())]
+    OpenDailyLog {
+        dir: PathBuf,
+        source: tracing_appender::rolling::InitError,
+    },
+    #[error("cannot open unit log {}: {source}", path.display())]
+    OpenUnitLog {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("unit log {} not attached: the span is not recorded by flashgate's logging (was logging::build/install called on this thread?)", path.display())]
+    SpanNotLogged { path: PathBuf },
+    #[error("RUST_LOG `{value}` is not a valid filter: {reason}")]
+    BadFilter { value: String, reason: String },
+    #[error("a global tracing subscriber is already installed")]
+    AlreadyInstalled,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogOptions {
+    /// The station's log directory: daily JSON files here, unit logs in `units/`.
+    pub log_dir: PathBuf,
+    /// `-v` count minus `-q` count: 0 = warnings, 1 = info, 2 = debug, 3 = trace; -1 = errors,
+    /// -2 = nothing.
+    pub verbosity: i8,
+    /// `RUST_LOG`, if set: overrides `verbosity` for the console (only).
+    pub rust_log: Option<String>,
+    /// Colour on the console.
+    pub console_ansi: bool,
+    pub file_queue_lines: usize,
+}
+
+impl LogOptions {
+    pub fn new(log_dir: impl Into<PathBuf>, verbosity: i8) -> Self {
+        Self {
+            log_dir: log_dir.into(),
+            verbosity,
+            rust_log: std::env::var("RUST_LOG").ok().filter(|v| !v.is_empty()),
+            console_ansi: false,
+            file_queue_lines: DEFAULT_FILE_QUEUE_LINES,
+        }
+    }
+}
+
+/// Keeps the log machinery alive: dropping it flushes the JSON file (every queued line is
+/// written before `drop` returns).
+pub struct Logging {
+    units: UnitLogs,
+    console: ConsoleOutput,
+    daily_dir: PathBuf,
+    _file_guard: WorkerGuard,
+}
+
+impl Logging {
+    pub fn unit_logs(&self) -> &UnitLogs {
+        &self.units
+    }
+
+    /// Attach the dashboard's `MultiProgress` here so console lines print above its rows.
+    pub fn console(&self) -> &ConsoleOutput {
+        &self.console
+    }
+
+    pub fn log_dir(&self) -> &Path {
+        &self.daily_dir
+    }
+}
+
+/// The console filter: `RUST_LOG` when given, else the level for `verbosity`.
+pub fn console_filter(verbosity: i8, rust_log: Option<&str>) -> Result<EnvFilter, LoggingError> {
+    if let Some(value) = rust_log {
+        return EnvFilter::builder()
+            .parse(value)
+            .map_err(|e| LoggingError::BadFilter {
+                value: value.to_owned(),
+                reason: e.to_string(),
+            });
+    }
+    let level = match verbosity {
+        i8::MIN..=-2 => LevelFilter::OFF,
+        -1 => LevelFilter::ERROR,
+        0 => LevelFilter::WARN,
+        1 => LevelFilter::INFO,
+        2 => LevelFilter::DEBUG,
+        _ => LevelFilter::TRACE,
+    };
+    Ok(EnvFilter::default().add_directive(level.into()))
+}
+
+/// Builds the subscriber without installing it (tests use it with `tracing::dispatcher::
+/// with_default`); [`install`] makes it global.
+pub fn build(options: &LogOptions) -> Result<(Dispatch, Logging), LoggingError> {
+    let dir = &options.log_dir;
+    std::fs::create_dir_all(dir).map_err(|source| LoggingError::CreateDir {
+        path: dir.clone(),
+        source,
+    })?;
+    let appender = RollingFileAppender::builder()
+        .rotation(Rotation::DAILY)
+        .filename_prefix("flashgate")
+        .filename_suffix("jsonl")
+        .build(dir)
+        .map_err(|source| LoggingError::OpenDailyLog {
+            dir: dir.clone(),
+            source,
+        })?;
+    let (file_writer, file_guard) = NonBlockingBuilder::default()
+        .lossy(false)
+        .buffered_lines_limit(options.file_queue_lines.max(1))
+        .thread_name("flashgate-log")
+        .finish(appender);
+    let console = ConsoleOutput::new();
+    let console_layer = tracing_subscriber::fmt::layer()
+        .with_writer(console.clone())
+        .with_ansi(options.console_ansi)
+        .with_target(false)
+        .with_filter(console_filter(
+            options.verbosity,
+            options.rust_log.as_deref(),
+        )?);
+    let json_layer = json_layer::JsonFileLayer::new(file_writer).with_filter(LevelFilter::DEBUG);
+    let unit_layer = unit_log::UnitLogLayer.with_filter(LevelFilter::DEBUG);
+    let subscriber = Registry::default()
+        .with(json_layer)
+        .with(unit_layer)
+        .with(console_layer);
+    let logging = Logging {
+        units: UnitLogs::new(dir.join("units")),
+        console,
+        daily_dir: dir.clone(),
+        _file_guard: file_guard,
+    };
+    Ok((Dispatch::new(subscriber), logging))
+}
+
+/// Builds and installs the subscriber for the whole process. Keep the returned [`Logging`]
+/// alive until exit.
+pub fn install(options: &LogOptions) -> Result<Logging, LoggingError> {
+    let (dispatch, logging) = build(options)?;
+    tracing::dispatcher::set_global_default(dispatch)
+        .map_err(|_| LoggingError::AlreadyInstalled)?;
+    Ok(logging)
+}
+
+/// The span for one unit's job. `serial` is recorded once identification read it
+/// (`span.record("serial", serial)`), then [`UnitLogs::attach`] routes it to its file.
+pub fn unit_span(slot: u16, port_path: &str, work_order: &str, attempt: u32) -> Span {
+    tracing::info_span!(
+        "unit",
+        slot,
+        port_path,
+        work_order,
+        attempt,
+        serial = tracing::field::Empty
+    )
+}
+
+/// Logs a station event as a tracing event (call it inside the unit's span so it reaches the
+/// unit log): device lines at info under target `device`, byte progress at debug.
+pub fn log_event(event: &Event) {
+    match &event.kind {
+        EventKind::DeviceLog { line, .. } => tracing::info!(target: "device", "{line}"),
+        EventKind::BytesProgress { done, total, .. } => tracing::debug!(done, total, "progress"),
+        EventKind::PhaseChanged { phase, .. } => tracing::info!(%phase, "phase"),
+        EventKind::Warning { message, .. } => tracing::warn!("{message}"),
+        EventKind::Verdict {
+            verdict: Verdict::Pass,
+            ..
+        } => tracing::info!(result = "PASS", "verdict"),
+        EventKind::Verdict {
+            verdict:
+                Verdict::Fail {
+                    code,
+                    reason,
+                    next_step,
+                },
+            ..
+        } => {
+            tracing::warn!(result = "FAIL", code = %code, next_step = %next_step, "verdict: {reason}")
+        }
+        EventKind::UnitDetected { mode, .. } => tracing::info!(%mode, "unit detected"),
+        EventKind::UnitIdentified { serial, .. } => {
+            tracing::info!(serial = %serial, "unit identified")
+        }
+        EventKind::ModeChanged { mode, .. } => tracing::info!(%mode, "re-enumerated"),
+        EventKind::UnitRemoved { .. } => tracing::info!("unit removed"),
+        EventKind::BatchStarted(b) => tracing::info!(
+            station = %b.station_id, work_order = %b.work_order, product = %b.product,
+            region = %b.region, build_id = %b.build_id, "batch started"
+        ),
+        EventKind::BatchFinished(s) => {
+            tracing::info!(
+                passed = s.passed,
+                failed = s.failed,
+                elapsed_ms = s.elapsed_ms,
+                "batch finished"
+            )
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! Per-unit log files: every tracing event inside a unit's span (device INFO/log lines,
+//! protocol steps) also goes to `<dir>/<serial>-<attempt>.log`, whose path the journal row
+//! references. Writes are synchronous, one `write` per line, so nothing is lost or interleaved
+//! however many threads log for the unit.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use serde_json::Map;
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Span, Subscriber};
+use tracing_subscriber::layer::{Context, Layer};
+use tracing_subscriber::registry::{LookupSpan, Registry};
+
+use super::fields::{plain_value, JsonVisitor};
+use super::json_layer::{capture_span_fields, record_span_fields};
+use super::LoggingError;
+use crate::events::{format_rfc3339, now_unix_ms};
+
+/// Where unit log files go (`<log dir>/units`).
+#[derive(Debug, Clone)]
+pub struct UnitLogs {
+    dir: PathBuf,
+}
+
+/// An open per-unit log. Clones share the file.
+#[derive(Debug, Clone)]
+pub struct UnitLog {
+    inner: Arc<UnitLogFile>,
+}
+
+#[derive(Debug)]
+struct UnitLogFile {
+    path: PathBuf,
+    file: Mutex<File>,
+    lines: AtomicU64,
+    write_errors: AtomicU64,
+}
+
+impl UnitLogs {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `<dir>/<serial>-<attempt>.log`; the serial comes from the device, so anything but
+    /// `[A-Za-z0-9._-]` becomes `_` (no path separators, no surprises in a shell).
+    pub fn path_for(&self, serial: &str, attempt: u32) -> PathBuf {
+        let mut safe: String = serial
+            .chars()
+            .take(64)
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        if safe.is_empty() || safe.chars().all(|c| c == '.') {
+            safe = "unknown".into();
+        }
+        self.dir.join(format!("{safe}-{attempt}.log"))
+    }
+
+    /// Opens (appending) the unit's log file and routes every event inside `span` — and its
+    /// child spans — to it. Call as soon as the serial is known.
+    pub fn attach(&self, span: &Span, serial: &str, attempt: u32) -> Result<UnitLog, LoggingError> {
+        let log = self.open(serial, attempt)?;
+        let attached = span.with_subscriber(|(id, dispatch)| {
+            let registry = dispatch.downcast_ref::<Registry>()?;
+            let span = registry.span(id)?;
+            span.extensions_mut().replace(log.clone());
+            Some(())
+        });
+        match attached.flatten() {
+            Some(()) => Ok(log),
+            None => Err(LoggingError::SpanNotLogged {
+                path: log.path().to_owned(),
+            }),
+        }
+    }
+
+    /// Opens the file without routing a span (for lines written directly with [`UnitLog::line`]).
+    pub fn open(&self, serial: &str, attempt: u32) -> Result<UnitLog, LoggingError> {
+        std::fs::create_dir_all(&self.dir).map_err(|source| LoggingError::CreateDir {
+            path: self.dir.clone(),
+            source,
+        })?;
+        let path = self.path_for(serial, attempt);
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|source| LoggingError::OpenUnitLog {
+                path: path.clone(),
+                source,
+            })?;
+        Ok(UnitLog {
+            inner: Arc::new(UnitLogFile {
+                path,
+                file: Mutex::new(file),
+                lines: AtomicU64::new(0),
+                write_errors: AtomicU64::new(0),
+            }),
+        })
+    }
+}
+
+impl UnitLog {
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Lines written so far (through tracing or [`UnitLog::line`]).
+    pub fn lines_written(&self) -> u64 {
+        self.inner.lines.load(Ordering::Relaxed)
+    }
+
+    /// Failed writes (disk full …); a non-zero count belongs in the journal row.
+    pub fn write_errors(&self) -> u64 {
+        self.inner.write_errors.load(Ordering::Relaxed)
+    }
+
+    /// Appends one timestamped line; control characters are escaped so a line stays a line.
+    pub fn line(&self, text: &str) {
+        self.write(&format!(
+            "{} {}\n",
+            format_rfc3339(now_unix_ms()),
+            escape_controls(text)
+        ));
+    }
+
+    fn write(&self, line: &str) {
+        let mut file = self
+            .inner
+            .file
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match file.write_all(line.as_bytes()) {
+            Ok(()) => self.inner.lines.fetch_add(1, Ordering::Relaxed),
+            Err(_) => self.inner.write_errors.fetch_add(1, Ordering::Relaxed),
+        };
+    }
+}
+
+fn escape_controls(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_owned();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// Routes events to the [`UnitLog`] attached to the nearest enclosing span.
+pub(crate) struct UnitLogLayer;
+
+impl<S> Layer<S> for UnitLogLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        capture_span_fields(attrs, id, &ctx);
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        record_span_fields(id, values, &ctx);
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let Some(scope) = ctx.event_scope(event) else {
+            return;
+        };
+        let Some(log) = scope
+            .into_iter()
+            .find_map(|span| span.extensions().get::<UnitLog>().cloned())
+        else {
+            return;
+        };
+        let meta = event.metadata();
+        let mut fields = Map::new();
+        event.record(&mut JsonVisitor(&mut fields));
+        let message = fields
+            .remove("message")
+            .map(|v| plain_value(&v))
+            .unwrap_or_default();
+        let mut line = format!(
+            "{} {:>5} {}: {}",
+            format_rfc3339(now_unix_ms()),
+            meta.level().as_str(),
+            meta.target(),
+            escape_controls(&message)
+        );
+        for (key, value) in &fields {
+            line.push_str(&format!(" {key}={}", escape_controls(&plain_value(value))));
+        }
+        line.push('\n');
+        log.write(&line);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_are_safe() {
+        let logs = UnitLogs::new("/var/log/flashgate/units");
+        assert_eq!(
+            logs.path_for("7PL0001", 2),
+            Path::new("/var/log/flashgate/units/7PL0001-2.log")
+        );
+        assert_eq!(
+            logs.path_for("../../etc/x", 1),
+            Path::new("/var/log/flashgate/units/.._.._etc_x-1.log")
+        );
+        assert_eq!(
+            logs.path_for("..", 1),
+            Path::new("/var/log/flashgate/units/unknown-1.log")
+        );
+        assert_eq!(
+            logs.path_for("", 1),
+            Path::new("/var/log/flashgate/units/unknown-1.log")
+        );
+    }
+
+    #[test]
+    fn controls_are_escaped() {
+        assert_eq!(escape_controls("a\nb\x1b[0m"), "a\\nb\\u{1b}[0m");
+        assert_eq!(escape_controls("plain"), "plain");
+    }
+}

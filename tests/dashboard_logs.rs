@@ -1,0 +1,200 @@
+//! Station logs: JSON daily file and per-unit files keep every line under load, carry the unit
+//! fields, and keep debug level whatever the console verbosity.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use station::logging::{self, console_filter, LogOptions, UnitLog};
+
+fn options(dir: &Path, verbosity: i8) -> LogOptions {
+    LogOptions {
+        log_dir: dir.to_path_buf(),
+        verbosity,
+        rust_log: None,
+        console_ansi: false,
+        // A tiny queue so the burst fills it many times: a lossy writer would drop lines here.
+        file_queue_lines: 16,
+    }
+}
+
+fn daily_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn json_lines(dir: &Path) -> Vec<serde_json::Value> {
+    daily_files(dir)
+        .iter()
+        .flat_map(|p| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn burst_of_100k_lines_from_8_threads_loses_nothing() {
+    const THREADS: usize = 8;
+    const PER_THREAD: usize = 12_500;
+    let dir = tempfile::tempdir().unwrap();
+    let (dispatch, logging) = logging::build(&options(dir.path(), -2)).unwrap();
+    let (span, unit_log): (tracing::Span, UnitLog) =
+        tracing::dispatcher::with_default(&dispatch, || {
+            let span = logging::unit_span(7, "1-2.3", "WO-1187", 1);
+            span.record("serial", "7PLBURST");
+            let log = logging.unit_logs().attach(&span, "7PLBURST", 1).unwrap();
+            (span, log)
+        });
+    let span = Arc::new(span);
+    std::thread::scope(|scope| {
+        for t in 0..THREADS {
+            let dispatch = dispatch.clone();
+            let span = span.clone();
+            scope.spawn(move || {
+                tracing::dispatcher::with_default(&dispatch, || {
+                    span.in_scope(|| {
+                        for i in 0..PER_THREAD {
+                            tracing::debug!(target: "device", thread = t, seq = i, "INFO: line {t}/{i}");
+                        }
+                    })
+                })
+            });
+        }
+    });
+    drop(span);
+    drop(dispatch);
+    drop(logging); // flushes the JSON writer's queue
+    let total = THREADS * PER_THREAD;
+    assert_eq!(unit_log.lines_written(), total as u64);
+    assert_eq!(unit_log.path(), dir.path().join("units/7PLBURST-1.log"));
+    let unit_text = std::fs::read_to_string(unit_log.path()).unwrap();
+    let mut seen = HashSet::new();
+    for line in unit_text.lines() {
+        let tail = line
+            .split(": INFO: line ")
+            .nth(1)
+            .unwrap_or_else(|| panic!("malformed unit line {line:?}"));
+        let key = tail.split(' ').next().unwrap().to_owned();
+        assert!(seen.insert(key), "duplicate {line}");
+    }
+    assert_eq!(seen.len(), total, "every line once in the unit log");
+    let objects = json_lines(dir.path());
+    let keys: HashSet<(u64, u64)> = objects
+        .iter()
+        .map(|o| (o["thread"].as_u64().unwrap(), o["seq"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(objects.len(), total, "JSON file has every line");
+    assert_eq!(keys.len(), total);
+    assert!(objects
+        .iter()
+        .all(|o| o["serial"] == "7PLBURST" && o["slot"] == 7 && o["work_order"] == "WO-1187"));
+}
+
+#[test]
+fn json_lines_carry_unit_fields_and_files_keep_debug_whatever_the_console_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let (dispatch, logging) = logging::build(&options(dir.path(), -2)).unwrap();
+    let unit_path = tracing::dispatcher::with_default(&dispatch, || {
+        tracing::info!("station starting");
+        let span = logging::unit_span(3, "1-1.3", "WO-1187", 2);
+        let _entered = span.enter();
+        tracing::debug!("before identification");
+        span.record("serial", "7PL0003");
+        let log = logging.unit_logs().attach(&span, "7PL0003", 2).unwrap();
+        let step = tracing::debug_span!("flash", partition = "system_a");
+        step.in_scope(|| {
+            tracing::debug!(bytes = 4096_u64, "download");
+            tracing::trace!("too fine for the files");
+        });
+        logging::log_event(&station::events::Event::at(
+            0,
+            station::events::EventKind::DeviceLog {
+                slot: 3,
+                line: "Writing 'system_a'\u{1b}[0m".into(),
+            },
+        ));
+        log.path().to_owned()
+    });
+    drop(dispatch);
+    drop(logging);
+    let objects = json_lines(dir.path());
+    let messages: Vec<&str> = objects
+        .iter()
+        .map(|o| o["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            "station starting",
+            "before identification",
+            "download",
+            "Writing 'system_a'\u{1b}[0m"
+        ]
+    );
+    for key in logging::UNIT_KEYS {
+        assert!(
+            objects.iter().all(|o| o.get(key).is_some()),
+            "every line has {key}"
+        );
+    }
+    assert_eq!(objects[0]["slot"], serde_json::Value::Null);
+    assert_eq!(objects[1]["slot"], 3);
+    assert_eq!(
+        objects[1]["serial"],
+        serde_json::Value::Null,
+        "serial not known yet"
+    );
+    assert_eq!(objects[2]["serial"], "7PL0003");
+    assert_eq!(objects[2]["port_path"], "1-1.3");
+    assert_eq!(objects[2]["partition"], "system_a");
+    assert_eq!(objects[2]["span"], "flash");
+    assert_eq!(objects[2]["level"], "DEBUG");
+    assert_eq!(objects[3]["target"], "device");
+    let unit = std::fs::read_to_string(&unit_path).unwrap();
+    let lines: Vec<&str> = unit.lines().collect();
+    assert_eq!(lines.len(), 2, "lines after attach, debug and up: {unit}");
+    assert!(
+        lines[0].contains("DEBUG") && lines[0].ends_with(": download bytes=4096"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].ends_with("INFO device: Writing 'system_a'\\u{1b}[0m"),
+        "escaped: {}",
+        lines[1]
+    );
+    assert_eq!(unit_path, dir.path().join("units/7PL0003-2.log"));
+}
+
+#[test]
+fn attaching_outside_flashgate_logging_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = logging::UnitLogs::new(dir.path());
+    let err = logs.attach(&tracing::Span::none(), "X1", 1).unwrap_err();
+    assert!(err.to_string().contains("X1-1.log"), "{err}");
+}
+
+#[test]
+fn console_verbosity_and_rust_log() {
+    assert_eq!(console_filter(0, None).unwrap().to_string(), "warn");
+    assert_eq!(console_filter(2, None).unwrap().to_string(), "debug");
+    assert_eq!(console_filter(-1, None).unwrap().to_string(), "error");
+    assert_eq!(console_filter(-5, None).unwrap().to_string(), "off");
+    assert_eq!(
+        console_filter(0, Some("station=trace"))
+            .unwrap()
+            .to_string(),
+        "station=trace"
+    );
+    let err = console_filter(0, Some("station=loud")).unwrap_err();
+    assert!(err.to_string().contains("RUST_LOG `station=loud`"), "{err}");
+}
