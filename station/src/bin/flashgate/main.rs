@@ -12,6 +12,7 @@ mod history;
 mod journal_arg;
 mod report;
 mod run;
+mod sim;
 
 #[derive(Parser)]
 #[command(
@@ -44,6 +45,8 @@ enum Command {
     Report(report::Args),
     /// Every recorded attempt of one unit serial, from the journal.
     History(history::Args),
+    /// Serve simulated phones to outside peers (`sim fastboot --listen … --storage DIR`).
+    Sim(sim::Args),
 }
 
 fn main() -> ExitCode {
@@ -78,6 +81,7 @@ fn main() -> ExitCode {
         Command::Run(_) => unreachable!("handled above"),
         Command::Report(args) => report::run(args),
         Command::History(args) => history::run(args),
+        Command::Sim(args) => sim::run(args),
     };
     match result {
         Ok(code) => code,
