@@ -84,7 +84,9 @@ pub fn slot_source(
             SlotBinding::Simulated(SimulatedMode::Fastboot) => {
                 simulated.push((slot.slot, DeviceKind::Fastboot))
             }
-            SlotBinding::Simulated(SimulatedMode::Edl) => simulated.push((slot.slot, DeviceKind::Edl)),
+            SlotBinding::Simulated(SimulatedMode::Edl) => {
+                simulated.push((slot.slot, DeviceKind::Edl))
+            }
         }
     }
     match (usb.is_empty(), simulated.is_empty()) {
@@ -100,7 +102,11 @@ pub fn slot_source(
 
 /// A simulated phone of the batch's product, as the factory would deliver it: the manifest's
 /// fastboot product and EDL identity, a secure boot that accepts the product's programmers.
-pub fn product_phone(batch: &CheckedBatch, slot: SlotNumber, kind: DeviceKind) -> Result<Phone, StorageError> {
+pub fn product_phone(
+    batch: &CheckedBatch,
+    slot: SlotNumber,
+    kind: DeviceKind,
+) -> Result<Phone, StorageError> {
     let identity = &batch.product.identity;
     let mut builder = Phone::builder()
         .serial(&format!("FG{:06}", 100 + u32::from(slot)))
@@ -174,22 +180,23 @@ impl BatchRun {
     ) -> Result<BatchSummary, BatchError> {
         let journal = Arc::new(Mutex::new(Journal::open(&self.station.journal)?));
         let batch = &self.batch;
-        self.events.emit(Event::now(EventKind::BatchStarted(BatchInfo {
-            station_id: self.station.station_id.clone(),
-            work_order: batch.work_order.id.clone(),
-            product: batch.product.name.clone(),
-            region: batch.region().as_str().to_string(),
-            build_id: batch.image_set.build_id.clone(),
-            quantity: batch.work_order.quantity,
-            slots: self
-                .slots
-                .iter()
-                .map(|(port, slot)| SlotInfo {
-                    slot: *slot,
-                    port_path: port.clone(),
-                })
-                .collect(),
-        })));
+        self.events
+            .emit(Event::now(EventKind::BatchStarted(BatchInfo {
+                station_id: self.station.station_id.clone(),
+                work_order: batch.work_order.id.clone(),
+                product: batch.product.name.clone(),
+                region: batch.region().as_str().to_string(),
+                build_id: batch.image_set.build_id.clone(),
+                quantity: batch.work_order.quantity,
+                slots: self
+                    .slots
+                    .iter()
+                    .map(|(port, slot)| SlotInfo {
+                        slot: *slot,
+                        port_path: port.clone(),
+                    })
+                    .collect(),
+            })));
         let parallel = usize::from(self.station.limits.parallel_slots.max(1));
         let context = Arc::new(BatchContext {
             station: self.station,

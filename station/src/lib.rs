@@ -1,5 +1,6 @@
 //! The flashgate station: configuration, batch orchestration, verification, journal.
 
+pub mod batch;
 pub mod bus;
 pub mod config;
 pub mod dashboard;
@@ -12,7 +13,6 @@ pub mod logging;
 pub mod preflight;
 pub mod read_at;
 pub mod run;
+pub mod sim_fleet;
 pub mod verdict;
 pub mod verified_image;
-pub mod sim_fleet;
-pub mod batch;

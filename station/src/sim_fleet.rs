@@ -147,7 +147,9 @@ impl SimUnit {
             ))
             | Ok(EdlOutcome::RomReset) => self.re_enumerate(),
             Ok(_) => {}
-            Err(e) => tracing::debug!(port = %self.inner.port_path, "simulated EDL session ended: {e}"),
+            Err(e) => {
+                tracing::debug!(port = %self.inner.port_path, "simulated EDL session ended: {e}")
+            }
         }
     }
 

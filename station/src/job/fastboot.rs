@@ -246,6 +246,9 @@ pub fn verify_booting_slot(
     unit.phase(Phase::Verify {
         what: format!("{partition} {}", wanted.location),
     });
+    // Each ext4 block read is its own `fetch`: per-read progress would flood the operator's
+    // screen, so verification reports its phase and its byte count only.
+    client.set_progress(Arc::new(protocols::progress::NoProgress));
     let (_client, found) = verify::activation_client(attempt, client, &partition);
     let found = found?;
     attempt.result.activation_sha256_found = found.sha256;

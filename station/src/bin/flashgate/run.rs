@@ -11,7 +11,9 @@ use station::batch::{self, sim_port, BatchRun, SlotSource};
 use station::bus::rusb_bus::RusbBus;
 use station::bus::usbfs;
 use station::bus::UsbBus;
-use station::dashboard::{LineFormat, LineSink, OutputMode, RenderStyle, TtyDashboard, DEFAULT_REFRESH};
+use station::dashboard::{
+    LineFormat, LineSink, OutputMode, RenderStyle, TtyDashboard, DEFAULT_REFRESH,
+};
 use station::events::{BatchSummary, Event, EventSink, Fanout};
 use station::logging::{self, LogOptions};
 use station::preflight;
@@ -61,7 +63,8 @@ pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
         checked.activation.sha256.short(),
     );
     let source = batch::slot_source(&station, &checked, args.sim)?;
-    let verbosity = i8::try_from(verbose).unwrap_or(i8::MAX) - i8::try_from(args.quiet).unwrap_or(i8::MAX);
+    let verbosity =
+        i8::try_from(verbose).unwrap_or(i8::MAX) - i8::try_from(args.quiet).unwrap_or(i8::MAX);
     let logs = logging::install(&LogOptions::new(&station.log_dir, verbosity))
         .context("setting up the log files")?;
 
@@ -150,11 +153,13 @@ pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
     let summary = summary?;
     print_summary(&summary, expected);
     drop(logs);
-    Ok(if summary.failed == 0 && summary.passed as usize >= expected {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(
+        if summary.failed == 0 && summary.passed as usize >= expected {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        },
+    )
 }
 
 fn print_summary(summary: &BatchSummary, expected: usize) {
