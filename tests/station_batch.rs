@@ -21,7 +21,7 @@ use station::bus::sim::SimBus;
 use station::bus::DeviceKind;
 use station::config::{SlotSelection, StationConfig};
 use station::events::{EventKind, Mode, Phase, SlotNumber, Verdict};
-use station::journal::AttemptRow;
+use station::journal::{AttemptRow, UnitMode};
 use station::preflight::CheckedBatch;
 use station::run::StopWhen;
 use station::sim_fleet::SimUnit;
@@ -105,9 +105,9 @@ fn only_row(outcome: &BatchOutcome, serial: &str) -> AttemptRow {
     rows.into_iter().next().unwrap()
 }
 
-/// Issue #4's clean batch: 8 phones from `slot_source(.., Some(8))` — alternating fastboot and
-/// EDL once the product has an EDL plan, all fastboot while the demo has none — all PASS, and
-/// each journal row proves what was sent and what was found on the slot that boots.
+/// Issue #4's clean batch: 8 phones from `slot_source(.., Some(8))`, alternating fastboot and
+/// EDL, all PASS, and each journal row proves what was sent and what was found on the slot that
+/// boots (EDL units are verified through fastboot after their power reset).
 #[test]
 fn a_clean_batch_of_eight_phones_all_pass_with_proof_in_the_journal() {
     let demo = DemoStation::new();
@@ -120,14 +120,8 @@ fn a_clean_batch_of_eight_phones_all_pass_with_proof_in_the_journal() {
         .filter(|(_, k)| *k == DeviceKind::Edl)
         .map(|(s, _)| *s)
         .collect();
-    if batch.image_set.edl.is_some() && !batch.product.identity.edl.is_empty() {
-        assert_eq!(edl_slots.len(), 4, "{slots:?}");
-    } else {
-        assert!(
-            edl_slots.is_empty(),
-            "no EDL plan in the demo yet: {slots:?}"
-        );
-    }
+    // The demo product has an EDL package: slots 2, 4, 6, 8 start in EDL.
+    assert_eq!(edl_slots, BTreeSet::from([2, 4, 6, 8]), "{slots:?}");
     let fleet = Fleet::new(&demo, EEA, slots);
     fleet.plug_all();
     let system_partition = fleet
@@ -138,6 +132,7 @@ fn a_clean_batch_of_eight_phones_all_pass_with_proof_in_the_journal() {
         .partition("system_a")
         .unwrap()
         .size_bytes;
+    let system_image_len = expanded_len(&demo.image("00EEA/system.img"));
     let plan = batch.image_set.fastboot.clone().unwrap();
     let expected_client = batch.image_set.activation_client.sha256.to_hex();
     let outcome = run_batch(fleet.setup(Vec::new()));
@@ -168,20 +163,23 @@ fn a_clean_batch_of_eight_phones_all_pass_with_proof_in_the_journal() {
             "verification read {read} bytes of a {system_partition}-byte partition"
         );
         assert!(
-            read < batch.image("system").unwrap().size(),
-            "verification read {read} bytes, more than the whole system image"
+            read * 4 < system_image_len,
+            "verification read {read} bytes of a {system_image_len}-byte filesystem"
         );
         for image in &row.images_sent {
             let file = batch.image(&image.file).unwrap();
             assert_eq!(image.sha256, file.sha256(), "{image:?}");
         }
         if edl_slots.contains(&slot) {
+            // (The row's `mode` is the mode of the last identification: an EDL unit is
+            // identified again in fastboot after its power reset.)
             assert!(!row.images_sent.is_empty(), "{row:?}");
             assert!(outcome.slot_events(slot).contains(&EventKind::ModeChanged {
                 slot,
                 mode: Mode::Fastboot
             }));
         } else {
+            assert_eq!(row.mode, Some(UnitMode::Fastboot), "{row:?}");
             // slot: all → both slots of every partition of the plan.
             assert_eq!(plan.slot, SlotSelection::All);
             let sent: BTreeSet<(String, String)> = row
@@ -208,6 +206,15 @@ fn a_clean_batch_of_eight_phones_all_pass_with_proof_in_the_journal() {
     let report = outcome.journal.report(EEA).unwrap();
     assert_eq!(report.units_passed, 8);
     assert_eq!(report.yield_percent, Some(100.0));
+}
+
+/// The length of a sparse image once expanded (what the phone's filesystem spans).
+fn expanded_len(path: &std::path::Path) -> u64 {
+    let mut header = [0u8; protocols::sparse::FILE_HEADER_LEN];
+    std::io::Read::read_exact(&mut File::open(path).unwrap(), &mut header).unwrap();
+    protocols::sparse::SparseHeader::parse(&header)
+        .unwrap()
+        .expanded_len()
 }
 
 /// The phone's `current-slot` as the unit job verified it (from its Verify phase event).
@@ -462,14 +469,15 @@ fn a_phone_unplugged_mid_flash_fails_disconnected_while_the_rest_pass() {
 
 /// Issue #6 on the simulated bus: eight phones plugged at seeded random times start on their
 /// own and pass; a ninth is pulled mid-flash and re-plugged into another slot, where it is a new
-/// attempt; a phone on a port no slot maps is reported and never touched. Once the product has
-/// an EDL plan, the even slots start in EDL and must finish on the same slot after the power
-/// reset brings them back as fastboot.
+/// attempt; a phone on a port no slot maps is reported and never touched. The even slots start
+/// in EDL and must finish on the same slot, as the same unit, after the power reset brings them
+/// back as fastboot.
 #[test]
 fn hotplugged_phones_auto_start_keep_their_slots_and_unknown_ports_are_ignored() {
     let demo = DemoStation::new();
     let (_, batch) = demo.load(EEA);
     let edl = batch.image_set.edl.is_some() && !batch.product.identity.edl.is_empty();
+    assert!(edl, "the demo product has an EDL package");
     let mut slots: Vec<(SlotNumber, DeviceKind)> = (1..=8)
         .map(|s| {
             let kind = if edl && s % 2 == 0 {

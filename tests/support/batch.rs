@@ -215,6 +215,9 @@ pub fn run_batch(setup: BatchSetup) -> BatchOutcome {
         slots: setup.slots,
         events: Arc::new(fanout),
         stop_when: setup.stop_when,
+        unit_logs: None,
+        // What `flashgate run --sim` uses.
+        transfer_bytes: 1 << 20,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
