@@ -96,6 +96,7 @@ pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
 
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     let quantity = checked.work_order.quantity as usize;
+    let mut transfer_bytes = 1 << 20;
     let (bus, slots, stop_when, _units): (Arc<dyn UsbBus>, _, _, _) = match source {
         SlotSource::Usb(slots) => {
             let bus = RusbBus::new().context(
@@ -108,7 +109,9 @@ pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
             );
             if let Some(warning) = plan.warning {
                 tracing::warn!("{warning}");
+                eprintln!("warning: {warning}");
             }
+            transfer_bytes = plan.per_slot_bytes;
             let stop = StopWhen {
                 verdicts: None,
                 passes: Some(quantity),
@@ -144,6 +147,7 @@ pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
         events,
         stop_when,
         unit_logs: Some(logs.unit_logs().clone()),
+        transfer_bytes,
     };
     let summary = runtime.block_on(run.run(bus, async {
         let _ = tokio::signal::ctrl_c().await;
