@@ -121,6 +121,27 @@ fn firehose_host_flashes_a_package_on_the_simulated_programmer_in_memory() {
         .sha256_digest(system.lun, &system.first_sector().to_string(), sectors)
         .unwrap();
     assert_eq!(digest, <[u8; 32]>::from(Sha256::digest(&pkg.system_raw)));
+    // Random access inside a partition (what an ext4 reader does), counting what crossed.
+    let mut reader = protocols::firehose::gpt_lookup::PartitionReader::new(&mut fh, system.clone());
+    let mut piece = [0u8; 100];
+    reader.read_at(5 * 4096 - 50, &mut piece).unwrap();
+    assert_eq!(&piece[..], &pkg.system_raw[5 * 4096 - 50..5 * 4096 + 50]);
+    assert_eq!(reader.bytes_read(), 2 * 4096);
+    assert!(reader
+        .read_at(system.size_bytes() - 10, &mut piece)
+        .is_err());
+    // Erase: the range reads back as zeros through the fastboot view.
+    let boot = fh.find_partition("boot_a", 0..luns).unwrap();
+    fh.erase(0, Some((&boot.first_sector().to_string(), 2)))
+        .unwrap();
+    let mut head = vec![0xFFu8; 3 * 4096];
+    phone.read_partition("boot_a", 0, &mut head).unwrap();
+    assert!(head[..2 * 4096].iter().all(|&b| b == 0), "erased");
+    assert_eq!(
+        &head[2 * 4096..],
+        &pkg.boot[2 * 4096..3 * 4096],
+        "past the erase"
+    );
     let err = fh.find_partition("no_such", 0..2).unwrap_err();
     assert!(
         matches!(err, FirehoseError::PartitionNotFound { .. }),
@@ -242,14 +263,25 @@ fn quick_firehose() -> FirehoseConfig {
 fn whole_flow(framing: Framing) {
     let dir = tempfile::tempdir().unwrap();
     let (phone, programmer) = edl_phone(dir.path());
-    let pkg = EdlPackage::for_phone(&phone);
-    let (mut host, dev, _c) = pair_with(
+    let (host, dev, _c) = pair_with(
         "edl",
         framing,
         Some(512).filter(|_| framing == Framing::Packets),
     );
     let device = spawn_edl(&phone, dev, EdlSimConfig::new(2));
+    drive_whole_flow(host, &phone, &programmer);
+    assert_eq!(
+        device.join().unwrap(),
+        EdlOutcome::Programmer(FirehoseOutcome::Reset)
+    );
+    // Re-enumeration: the phone now boots to fastboot, where the same storage is read.
+    assert_eq!(phone.mode(), PhoneMode::Bootloader);
+}
 
+/// info, upload, configure, flash a package with a sparse image and patches, read back,
+/// digest, reset.
+fn drive_whole_flow<T: Transport>(mut host: T, phone: &Phone, programmer: &std::path::Path) {
+    let pkg = EdlPackage::for_phone(phone);
     // info: Sahara command mode, then back to image transfer.
     let identity = phone.identity();
     match SaharaHost::with_timeouts(&mut host, SAHARA)
@@ -265,7 +297,7 @@ fn whole_flow(framing: Framing) {
     // upload + configure
     let mut session = edl::start(
         host,
-        &SaharaImages::programmer(&programmer),
+        &SaharaImages::programmer(programmer),
         SAHARA,
         quick_firehose(),
         Arc::new(protocols::progress::NoProgress),
@@ -279,7 +311,7 @@ fn whole_flow(framing: Framing) {
     let fh = &mut session.firehose;
     let package = package::load(&pkg.files(), &flash::probe_sparse).unwrap();
     fh.flash_package(&package).unwrap();
-    assert_phone_holds_package(&phone, &pkg);
+    assert_phone_holds_package(phone, &pkg);
     let luns = fh.lun_count();
     let system = fh.find_partition("system_a", 0..luns).unwrap();
     let sectors = (pkg.system_raw.len() / 4096) as u64;
@@ -292,12 +324,21 @@ fn whole_flow(framing: Framing) {
         .unwrap();
     assert_eq!(digest, <[u8; 32]>::from(Sha256::digest(&pkg.system_raw)));
     fh.power(PowerMode::Reset, 0).unwrap();
+}
+
+#[test]
+fn whole_edl_flow_over_a_pty() {
+    let dir = tempfile::tempdir().unwrap();
+    let (phone, programmer) = edl_phone(dir.path());
+    let tty = dir.path().join("ttyEDL0");
+    let pty = protocols::transport::pty::PtyDevice::create(Some(&tty)).unwrap();
+    let device = spawn_edl(&phone, pty, EdlSimConfig::new(3));
+    let host = protocols::transport::serial::SerialLink::open(tty.to_str().unwrap()).unwrap();
+    drive_whole_flow(host, &phone, &programmer);
     assert_eq!(
         device.join().unwrap(),
         EdlOutcome::Programmer(FirehoseOutcome::Reset)
     );
-    // Re-enumeration: the phone now boots to fastboot, where the same storage is read.
-    assert_eq!(phone.mode(), PhoneMode::Bootloader);
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use protocols::progress::{NoProgress, ProgressEvent};
 use protocols::sahara::identity::HwId;
-use protocols::sahara::packet::Hello;
+use protocols::sahara::packet::{ExecCommand, Hello, HelloResp};
 use protocols::sahara::{
     InfoOutcome, Mode, Packet, SaharaError, SaharaHost, SaharaImages, SaharaOutcome,
     SaharaTimeouts, Status,
@@ -541,4 +541,241 @@ fn simulated_phone_identity_is_what_command_mode_reports() {
         handle.join().unwrap().0,
         SaharaServeOutcome::ProgrammerAccepted { sha256, .. } if sha256 == <[u8; 32]>::from(Sha256::digest(&elf))
     ));
+}
+
+#[test]
+fn v1_rom_refuses_command_mode_and_reset_is_acknowledged() {
+    let mut device = SaharaDevice::new(1, SaharaIdentity::default());
+    device.host_timeout = Duration::from_secs(2);
+    let (mut host_end, dev_end) = links(Framing::Packets);
+    let handle = spawn_device(device, dev_end);
+    let mut host = SaharaHost::with_timeouts(&mut host_end, TIMEOUTS);
+    let err = host.read_info().unwrap_err();
+    assert!(
+        matches!(err, SaharaError::CommandModeRefused { status, .. } if status == Status::INVALID_HOST_MODE),
+        "{err}"
+    );
+    assert!(err.to_string().contains("INVALID_HOST_MODE"), "{err}");
+    host.reset().unwrap();
+    assert_eq!(handle.join().unwrap().0, SaharaServeOutcome::Reset);
+
+    // Reset right after the ROM's HELLO, which is still queued ahead of RESET_RESP.
+    let (mut host_end, dev_end) = links(Framing::Stream);
+    let handle = spawn_device(SaharaDevice::new(3, SaharaIdentity::default()), dev_end);
+    thread::sleep(Duration::from_millis(50));
+    SaharaHost::with_timeouts(&mut host_end, TIMEOUTS)
+        .reset()
+        .unwrap();
+    assert_eq!(handle.join().unwrap().0, SaharaServeOutcome::Reset);
+}
+
+/// A boot ROM scripted step by step, for behaviours the simulated ROM does not have.
+fn scripted_rom(
+    framing: Framing,
+    script: impl FnOnce(&mut MemoryLink) + Send + 'static,
+) -> (MemoryLink, JoinHandle<MemoryLink>) {
+    let (host_end, mut dev_end) = links(framing);
+    let handle = thread::spawn(move || {
+        script(&mut dev_end);
+        dev_end
+    });
+    (host_end, handle)
+}
+
+const T: Duration = Duration::from_secs(3);
+
+fn hello(version: u32, version_compatible: u32, mode: Mode) -> Vec<u8> {
+    Packet::Hello(Hello {
+        version,
+        version_compatible,
+        max_packet_len: 1024,
+        mode,
+    })
+    .encode()
+}
+
+fn expect(dev: &mut MemoryLink, packet: Packet) {
+    let len = packet.encode().len();
+    let mut buf = vec![0u8; len];
+    read_exact(dev, &mut buf, T).unwrap();
+    assert_eq!(Packet::decode(&buf), Ok(packet));
+}
+
+/// Answer one READ_DATA_64 and check the bytes.
+fn read64(dev: &mut MemoryLink, image: u64, offset: u64, want: &[u8]) {
+    let length = want.len() as u64;
+    dev.write(
+        &Packet::ReadData64 {
+            image,
+            offset,
+            length,
+        }
+        .encode(),
+        T,
+    )
+    .unwrap();
+    let mut got = vec![0u8; want.len()];
+    read_exact(dev, &mut got, T).unwrap();
+    assert_eq!(got, want);
+}
+
+fn end_image(dev: &mut MemoryLink, image: u32) {
+    let eoi = Packet::EndOfImage {
+        image,
+        status: Status::SUCCESS,
+    };
+    dev.write(&eoi.encode(), T).unwrap();
+    expect(dev, Packet::Done);
+}
+
+fn done_resp(dev: &mut MemoryLink, status: Mode) {
+    dev.write(&Packet::DoneResp { status }.encode(), T).unwrap();
+}
+
+#[test]
+fn multi_image_rom_continues_after_a_pending_done_resp() {
+    let dir = tempfile::tempdir().unwrap();
+    let sbl = dir.path().join("sbl1.mbn");
+    let prog = dir.path().join("prog.elf");
+    std::fs::write(&sbl, b"SBL-IMAGE").unwrap();
+    std::fs::write(&prog, b"PROGRAMMER").unwrap();
+    let (mut host_end, rom) = scripted_rom(Framing::Packets, |dev| {
+        dev.write(&hello(2, 1, Mode::ImageTxPending), T).unwrap();
+        expect(
+            dev,
+            Packet::HelloResp(HelloResp {
+                version: 2,
+                version_compatible: 1,
+                status: Status::SUCCESS,
+                mode: Mode::ImageTxPending,
+            }),
+        );
+        read64(dev, 21, 4, b"IMAGE");
+        end_image(dev, 21);
+        // More images to come.
+        done_resp(dev, Mode::ImageTxPending);
+        read64(dev, 13, 0, b"PROG");
+        end_image(dev, 13);
+        done_resp(dev, Mode::ImageTxComplete);
+    });
+    let images = SaharaImages::from_list([(21, sbl.clone()), (13, prog.clone())]);
+    let outcome = SaharaHost::with_timeouts(&mut host_end, TIMEOUTS)
+        .upload(&images, &NoProgress)
+        .unwrap();
+    let SaharaOutcome::ProgrammerLoaded(report) = outcome else {
+        panic!("{outcome:?}")
+    };
+    let sent: Vec<(u64, u64, u64)> = report
+        .images
+        .iter()
+        .map(|i| (i.image_id, i.bytes_sent, i.requests))
+        .collect();
+    assert_eq!(sent, vec![(21, 5, 1), (13, 4, 1)]);
+    rom.join().unwrap();
+}
+
+#[test]
+fn msm8916_style_pending_after_the_only_programmer_means_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let prog = dir.path().join("prog.mbn");
+    std::fs::write(&prog, b"PROGRAMMER").unwrap();
+    let (mut host_end, rom) = scripted_rom(Framing::Stream, |dev| {
+        dev.write(&hello(2, 1, Mode::ImageTxPending), T).unwrap();
+        let mut resp = [0u8; 0x30];
+        read_exact(dev, &mut resp, T).unwrap();
+        read64(dev, 13, 0, b"PROGRAMMER");
+        end_image(dev, 13);
+        done_resp(dev, Mode::ImageTxPending);
+    });
+    let outcome = SaharaHost::with_timeouts(&mut host_end, TIMEOUTS)
+        .upload(&SaharaImages::programmer(&prog), &NoProgress)
+        .unwrap();
+    assert!(matches!(outcome, SaharaOutcome::ProgrammerLoaded(_)));
+    rom.join().unwrap();
+}
+
+#[test]
+fn rom_that_needs_a_newer_protocol_or_wants_a_crash_dump_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let prog = dir.path().join("prog.elf");
+    std::fs::write(&prog, b"P").unwrap();
+
+    let (mut host_end, rom) = scripted_rom(Framing::Packets, |dev| {
+        dev.write(&hello(4, 4, Mode::ImageTxPending), T).unwrap();
+    });
+    let err = SaharaHost::with_timeouts(&mut host_end, TIMEOUTS)
+        .upload(&SaharaImages::programmer(&prog), &NoProgress)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SaharaError::UnsupportedVersion {
+                version: 4,
+                compatible: 4,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    rom.join().unwrap();
+
+    let (mut host_end, rom) = scripted_rom(Framing::Packets, |dev| {
+        dev.write(&hello(2, 1, Mode::MemoryDebug), T).unwrap();
+    });
+    let err = SaharaHost::with_timeouts(&mut host_end, TIMEOUTS)
+        .upload(&SaharaImages::programmer(&prog), &NoProgress)
+        .unwrap_err();
+    assert!(matches!(err, SaharaError::MemoryDebugMode { .. }), "{err}");
+    assert!(err.to_string().contains("crash dump"), "{err}");
+    rom.join().unwrap();
+}
+
+#[test]
+fn oversized_command_answer_is_refused_before_reading_it() {
+    let (mut host_end, rom) = scripted_rom(Framing::Stream, |dev| {
+        dev.write(&hello(2, 1, Mode::ImageTxPending), T).unwrap();
+        let mut resp = [0u8; 0x30];
+        read_exact(dev, &mut resp, T).unwrap();
+        dev.write(&Packet::CmdReady.encode(), T).unwrap();
+        expect(
+            dev,
+            Packet::Execute {
+                command: ExecCommand::SerialNumRead,
+            },
+        );
+        let resp = Packet::ExecuteResp {
+            command: ExecCommand::SerialNumRead,
+            data_length: 0x1000_0000,
+        };
+        dev.write(&resp.encode(), T).unwrap();
+    });
+    let err = SaharaHost::with_timeouts(&mut host_end, TIMEOUTS)
+        .read_info()
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SaharaError::PayloadTooLong {
+                len: 0x1000_0000,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    rom.join().unwrap();
+}
+
+#[test]
+fn unplug_mid_upload_is_a_disconnect() {
+    let dir = tempfile::tempdir().unwrap();
+    let (prog, sha) = write_programmer(dir.path(), "p.elf", &[9; 64 * 1024]);
+    let (mut host_end, dev_end, control) = pair("edl");
+    control.cut_after_host_bytes(20_000);
+    let handle = spawn_device(SaharaDevice::new(3, identity_signing(sha)), dev_end);
+    let err = SaharaHost::with_timeouts(&mut host_end, TIMEOUTS)
+        .upload(&SaharaImages::programmer(&prog), &NoProgress)
+        .unwrap_err();
+    assert!(err.is_disconnect(), "{err}");
+    assert!(err.to_string().contains("p.elf"), "{err}");
+    assert_eq!(handle.join().unwrap().0, SaharaServeOutcome::HostGone);
 }

@@ -3,3 +3,4 @@ pub mod bus;
 pub mod dashboard;
 pub mod events;
 pub mod logging;
+pub mod run;

@@ -1,21 +1,19 @@
 //! The Sahara host: answer a boot ROM's HELLO, read its identity in command mode, and serve it
 //! the programmer it asks for, over any [`Transport`].
 //!
-//! On packet links (USB) one read is one Sahara packet. On byte streams (a QDLoader tty, a pty)
-//! the 8-byte header is read first, its length bounded, then exactly the rest: never a byte past
-//! the packet, because the bytes after it may belong to the Firehose programmer that follows.
+//! Packets are read by [`super::framing`], which never reads past a packet on byte streams.
 
 use std::time::Duration;
 
 use super::error::SaharaError;
-use super::identity::{self, ChipIdV3, HwId};
+use super::framing::{read_incoming, transport_error, Incoming};
+use super::identity;
 use super::images::{OpenImages, SaharaImages};
-use super::packet::{
-    ExecCommand, Header, Hello, HelloResp, Mode, Packet, HEADER_LEN, MAX_PACKET_LEN, MAX_VERSION,
-};
+use super::outcome::{DeviceInfo, ImageTransfer, InfoOutcome, SaharaOutcome, UploadReport};
+use super::packet::{ExecCommand, Hello, HelloResp, Mode, Packet, MAX_VERSION};
 use super::status::Status;
 use crate::progress::{ProgressEvent, ProgressSink};
-use crate::transport::{read_exact, Framing, Transport, TransportError};
+use crate::transport::{read_exact, Transport, TransportError};
 
 /// How long each wait may last.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,68 +39,9 @@ impl Default for SaharaTimeouts {
     }
 }
 
-/// The identity a device gives in command mode. A field is `None` when the device refused or
-/// does not have that command (v3 ROMs refuse MSM_HW_ID_READ; some refuse the SBL version).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeviceInfo {
-    /// Protocol version from the device's HELLO; `None` if it answered an unsolicited
-    /// HELLO_RESP without one.
-    pub version: Option<u32>,
-    pub serial: Option<u32>,
-    /// MSM/OEM/model id: from MSM_HW_ID_READ (v1/v2) or from the v3 chip id.
-    pub hw_id: Option<HwId>,
-    /// Only on v3 devices.
-    pub chip_id_v3: Option<ChipIdV3>,
-    /// The OEM public-key hash, reduced to one digest.
-    pub oem_pk_hash: Option<Vec<u8>>,
-    pub sbl_version: Option<u32>,
-    /// Client commands the device refused, with its status.
-    pub refused: Vec<(ExecCommand, Status)>,
-}
-
-/// One image served during an upload.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageTransfer {
-    pub image_id: u64,
-    pub file: std::path::PathBuf,
-    pub size: u64,
-    /// Bytes written in answer to READ_DATA(_64); more than `size` if the ROM re-read parts.
-    pub bytes_sent: u64,
-    pub requests: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UploadReport {
-    pub version: Option<u32>,
-    pub images: Vec<ImageTransfer>,
-}
-
-/// How an upload ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SaharaOutcome {
-    /// The device accepted every image (DONE_RESP complete) and is starting the programmer.
-    ProgrammerLoaded(UploadReport),
-    /// A Firehose programmer was already running (its first bytes were `<?xml`), so Sahara was
-    /// skipped. `already_read` holds what was read from the link; the Firehose client must
-    /// treat it as the start of its input.
-    FirehoseAlreadyRunning { already_read: Vec<u8> },
-}
-
-/// How an identity read ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum InfoOutcome {
-    /// The identity; the device was switched back to image transfer and will say HELLO again.
-    Info(DeviceInfo),
-    /// A Firehose programmer already runs: Sahara identity is not available any more.
-    FirehoseAlreadyRunning { already_read: Vec<u8> },
-}
-
 /// No client command answer we read is longer than this (the chip id is 48 bytes, PK hashes up
 /// to 128 with repetition).
 pub const MAX_EXEC_PAYLOAD: usize = 4096;
-
-/// One Firehose answer can be large; on a packet link it must fit one read or it is lost.
-const PACKET_READ_BUFFER: usize = 64 * 1024;
 
 /// Image data goes out in pieces of this size (a multiple of every USB max packet size, so
 /// the pieces form one continuous transfer for the device).
@@ -110,11 +49,6 @@ const DATA_CHUNK: usize = 1024 * 1024;
 
 /// Version we claim when prodding a device whose HELLO we never saw (qdl's baseline).
 const DEFAULT_VERSION: u32 = 2;
-
-enum Incoming {
-    Packet(Packet),
-    Firehose(Vec<u8>),
-}
 
 /// A Sahara session on one link. Borrow the link; when Sahara is done, the same link carries
 /// Firehose.
@@ -345,19 +279,26 @@ impl<'a> SaharaHost<'a> {
 
     /// Ask the device to reset (leave Sahara and reboot).
     pub fn reset(&mut self) -> Result<(), SaharaError> {
+        let during = "waiting for RESET_RESP";
         self.send(&Packet::Reset, "resetting the device")?;
-        match self.read_packet(self.timeouts.packet, false, "waiting for RESET_RESP")? {
-            Incoming::Packet(Packet::ResetResp) => Ok(()),
-            Incoming::Packet(other) => {
-                Err(self.unexpected(&other, "waiting for RESET_RESP", "RESET_RESP"))
+        // A HELLO the ROM sent before our RESET (after SWITCH_MODE, or at boot) may still be
+        // queued ahead of the answer.
+        for _ in 0..4 {
+            match self.read_packet(self.timeouts.packet, false, during)? {
+                Incoming::Packet(Packet::ResetResp) => return Ok(()),
+                Incoming::Packet(Packet::Hello(_)) => continue,
+                Incoming::Packet(other) => {
+                    return Err(self.unexpected(&other, during, "RESET_RESP"))
+                }
+                Incoming::Firehose(_) => break,
             }
-            Incoming::Firehose(_) => Err(SaharaError::Unexpected {
-                link: self.link.describe(),
-                during: "waiting for RESET_RESP".into(),
-                got: "Firehose XML",
-                expected: "RESET_RESP",
-            }),
         }
+        Err(SaharaError::Unexpected {
+            link: self.link.describe(),
+            during: during.into(),
+            got: "something else",
+            expected: "RESET_RESP",
+        })
     }
 
     fn read_first_or_next(
@@ -522,109 +463,14 @@ impl<'a> SaharaHost<'a> {
             .map_err(|e| self.transport_error(e, during))
     }
 
-    /// Read one Sahara packet. With `first`, bytes starting with `<?xml` mean a Firehose
-    /// programmer already runs, and are handed back instead of being parsed.
+    /// Read one Sahara packet (see [`framing::read_incoming`]).
     fn read_packet(
         &mut self,
         timeout: Duration,
         first: bool,
         waiting_for: &str,
     ) -> Result<Incoming, SaharaError> {
-        match self.link.framing() {
-            Framing::Packets => self.read_one_packet(timeout, first, waiting_for),
-            Framing::Stream => self.read_framed(timeout, first, waiting_for),
-        }
-    }
-
-    fn read_one_packet(
-        &mut self,
-        timeout: Duration,
-        first: bool,
-        waiting_for: &str,
-    ) -> Result<Incoming, SaharaError> {
-        if self.buf.len() < PACKET_READ_BUFFER {
-            self.buf.resize(PACKET_READ_BUFFER, 0);
-        }
-        loop {
-            let n = match self.link.read_packet(&mut self.buf, timeout) {
-                Ok(n) => n,
-                Err(e) => return Err(self.read_error(e, timeout, waiting_for)),
-            };
-            // A zero-length packet ends a transfer of a multiple of wMaxPacketSize; not ours.
-            if n == 0 {
-                continue;
-            }
-            let bytes = &self.buf[..n.min(self.buf.len())];
-            if first && bytes.starts_with(b"<?xml") {
-                return Ok(Incoming::Firehose(bytes.to_vec()));
-            }
-            return match Packet::decode(bytes) {
-                Ok(p) => Ok(Incoming::Packet(p)),
-                Err(source) => Err(SaharaError::Malformed {
-                    link: self.link.describe(),
-                    during: waiting_for.to_string(),
-                    source,
-                    head: head_hex(bytes),
-                }),
-            };
-        }
-    }
-
-    fn read_framed(
-        &mut self,
-        timeout: Duration,
-        first: bool,
-        waiting_for: &str,
-    ) -> Result<Incoming, SaharaError> {
-        let mut packet = [0u8; MAX_PACKET_LEN];
-        let (header_bytes, _) = packet.split_at_mut(HEADER_LEN);
-        if let Err(e) = read_exact(&mut *self.link, header_bytes, timeout) {
-            return Err(self.read_error(e, timeout, waiting_for));
-        }
-        if first && header_bytes.starts_with(b"<?xml") {
-            return Ok(Incoming::Firehose(header_bytes.to_vec()));
-        }
-        let header = Header::parse(header_bytes).map_err(|source| SaharaError::Malformed {
-            link: self.link.describe(),
-            during: waiting_for.to_string(),
-            source,
-            head: head_hex(header_bytes),
-        })?;
-        let total = header.length as usize;
-        let Some(body) = packet.get_mut(HEADER_LEN..total) else {
-            // Unreachable: Header::parse bounds the length to MAX_PACKET_LEN.
-            return Err(SaharaError::Malformed {
-                link: self.link.describe(),
-                during: waiting_for.to_string(),
-                source: super::packet::PacketError::LengthOutOfBounds {
-                    declared: header.length,
-                },
-                head: head_hex(&packet[..HEADER_LEN]),
-            });
-        };
-        if let Err(e) = read_exact(&mut *self.link, body, timeout) {
-            return Err(self.read_error(e, timeout, waiting_for));
-        }
-        let bytes = &packet[..total];
-        Packet::decode(bytes)
-            .map(Incoming::Packet)
-            .map_err(|source| SaharaError::Malformed {
-                link: self.link.describe(),
-                during: waiting_for.to_string(),
-                source,
-                head: head_hex(bytes),
-            })
-    }
-
-    fn read_error(&self, e: TransportError, timeout: Duration, waiting_for: &str) -> SaharaError {
-        match e {
-            TransportError::Timeout(_) => SaharaError::Timeout {
-                link: self.link.describe(),
-                waiting_for: waiting_for.to_string(),
-                timeout,
-            },
-            other => self.transport_error(other, waiting_for),
-        }
+        read_incoming(&mut *self.link, &mut self.buf, timeout, first, waiting_for)
     }
 
     fn transport_error(&self, e: TransportError, during: &str) -> SaharaError {
@@ -637,21 +483,6 @@ impl<'a> SaharaHost<'a> {
             during: during.to_string(),
             got: got.name(),
             expected,
-        }
-    }
-}
-
-fn transport_error(link: String, e: TransportError, during: &str) -> SaharaError {
-    if e.is_disconnect() {
-        SaharaError::Disconnected {
-            link,
-            during: during.to_string(),
-        }
-    } else {
-        SaharaError::Transport {
-            link,
-            during: during.to_string(),
-            source: e,
         }
     }
 }
@@ -671,14 +502,4 @@ fn report(version: Option<u32>, open: OpenImages) -> UploadReport {
             })
             .collect(),
     }
-}
-
-/// Up to 16 bytes as hex, for error messages about garbage.
-fn head_hex(bytes: &[u8]) -> String {
-    let shown = &bytes[..bytes.len().min(16)];
-    let mut s = hex::encode(shown);
-    if bytes.len() > shown.len() {
-        s.push('…');
-    }
-    s
 }

@@ -200,6 +200,27 @@ mod tests {
     }
 
     #[test]
+    fn expands_relative_to_the_writers_position() {
+        let bytes = image(
+            4,
+            3,
+            &[C::Fill(0x04030201, 1), C::Skip(1), C::Raw(b"wxyz".to_vec())],
+        );
+        let mut out = Cursor::new(vec![0xffu8; 20]);
+        out.set_position(6);
+        expand(&bytes[..], &mut out).unwrap();
+        let want = [
+            &[0xff; 6][..],
+            &[1, 2, 3, 4],
+            &[0xff; 4],
+            b"wxyz",
+            &[0xff; 2],
+        ]
+        .concat();
+        assert_eq!(out.into_inner(), want);
+    }
+
+    #[test]
     fn expand_to_file_sets_the_length_of_a_trailing_hole() {
         let bytes = image(4096, 5, &[C::Fill(0x01010101, 1), C::Skip(4)]);
         let mut file = tempfile::tempfile().unwrap();

@@ -8,6 +8,8 @@
 use std::fmt;
 use std::time::Duration;
 
+#[cfg(target_os = "linux")]
+pub mod functionfs;
 pub mod memory;
 #[cfg(unix)]
 pub mod pty;

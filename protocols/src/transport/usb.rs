@@ -190,7 +190,17 @@ pub struct UsbLink {
     handle: DeviceHandle<Context>,
     endpoints: Endpoints,
     name: String,
+    /// Bytes of the last IN transfer that did not fit the caller's `read_stream` buffer.
+    pending: Vec<u8>,
+    pending_at: usize,
+    /// Receive buffer for `read_stream` (whole packets, see there).
+    rx: Vec<u8>,
 }
+
+/// Largest bulk transfer handed to libusb at once. usbfs allocates kernel memory for every byte
+/// in flight (16 MiB for all devices by default), so one huge write would fail with ENOMEM on
+/// a busy hub; a multiple of every wMaxPacketSize, so the split is invisible on the wire.
+const MAX_TRANSFER: usize = 1 << 20;
 
 impl UsbLink {
     /// Open the device chosen by `selector` and claim its interface matching `want`.
@@ -252,42 +262,164 @@ impl UsbLink {
             handle,
             endpoints,
             name: format!("usb:{port}"),
+            pending: Vec::new(),
+            pending_at: 0,
+            rx: Vec::new(),
         })
+    }
+}
+
+impl UsbLink {
+    /// Map a libusb error; a stalled endpoint is cleared so the link stays usable once the
+    /// protocol has dealt with the [`TransportError::Stall`] (libusb leaves it halted).
+    fn transfer_error(&self, e: rusb::Error, endpoint: u8, timeout: Duration) -> TransportError {
+        if e == rusb::Error::Pipe {
+            let _ = self.handle.clear_halt(endpoint);
+        }
+        usb_error(e, timeout)
+    }
+
+    fn take_pending(&mut self, buf: &mut [u8]) -> usize {
+        let rest = &self.pending[self.pending_at..];
+        let n = rest.len().min(buf.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        self.pending_at += n;
+        if self.pending_at == self.pending.len() {
+            self.pending.clear();
+            self.pending_at = 0;
+        }
+        n
+    }
+
+    fn max_packet_in(&self) -> usize {
+        // The IN endpoint has the same wMaxPacketSize as OUT on every fastboot/EDL device;
+        // 512 (high speed) is the safe multiple when a descriptor says 0.
+        match usize::from(self.endpoints.max_packet_out) {
+            0 => 512,
+            n => n,
+        }
     }
 }
 
 impl Transport for UsbLink {
     fn write(&mut self, data: &[u8], timeout: Duration) -> Result<(), TransportError> {
-        let mut sent = 0;
-        // libusb may complete a bulk OUT transfer partially on timeout; keep going until all is out.
-        while sent < data.len() {
-            let n = self
-                .handle
-                .write_bulk(self.endpoints.bulk_out, &data[sent..], timeout)
-                .map_err(|e| usb_error(e, timeout))?;
-            if n == 0 {
-                return Err(TransportError::Timeout(timeout));
-            }
-            sent += n;
-        }
+        let out = self.endpoints.bulk_out;
         if data.is_empty() {
-            self.handle
-                .write_bulk(self.endpoints.bulk_out, &[], timeout)
-                .map_err(|e| usb_error(e, timeout))?;
+            return self
+                .handle
+                .write_bulk(out, &[], timeout)
+                .map(|_| ())
+                .map_err(|e| self.transfer_error(e, out, timeout));
+        }
+        for chunk in data.chunks(MAX_TRANSFER) {
+            let mut sent = 0;
+            // libusb may complete a bulk OUT transfer partially; keep going until all is out.
+            while sent < chunk.len() {
+                let n = self
+                    .handle
+                    .write_bulk(out, &chunk[sent..], timeout)
+                    .map_err(|e| self.transfer_error(e, out, timeout))?;
+                if n == 0 {
+                    return Err(TransportError::Timeout(timeout));
+                }
+                sent += n;
+            }
         }
         Ok(())
     }
 
     fn read_packet(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize, TransportError> {
-        self.handle
-            .read_bulk(self.endpoints.bulk_in, buf, timeout)
-            .map_err(|e| match e {
-                rusb::Error::Overflow => TransportError::Overflow {
-                    len: buf.len() + 1,
+        if self.pending_at < self.pending.len() {
+            let left = self.pending.len() - self.pending_at;
+            if left > buf.len() {
+                self.pending.clear();
+                self.pending_at = 0;
+                return Err(TransportError::Overflow {
+                    len: left,
                     max: buf.len(),
-                },
-                other => usb_error(other, timeout),
-            })
+                });
+            }
+            return Ok(self.take_pending(buf));
+        }
+        let endpoint = self.endpoints.bulk_in;
+        let packet = self.max_packet_in();
+        if buf.len().is_multiple_of(packet) {
+            return self
+                .handle
+                .read_bulk(endpoint, buf, timeout)
+                .map_err(|e| match e {
+                    rusb::Error::Overflow => TransportError::Overflow {
+                        len: buf.len() + 1,
+                        max: buf.len(),
+                    },
+                    other => self.transfer_error(other, endpoint, timeout),
+                });
+        }
+        // Receive whole packets so that a packet longer than `buf` is measured, not just
+        // refused by the host controller, and the error can say how long it was.
+        let whole = buf.len().div_ceil(packet) * packet;
+        let mut rx = std::mem::take(&mut self.rx);
+        rx.resize(whole, 0);
+        let result = self.handle.read_bulk(endpoint, &mut rx, timeout);
+        let outcome = match result {
+            Ok(n) if n <= buf.len() => {
+                buf[..n].copy_from_slice(&rx[..n]);
+                Ok(n)
+            }
+            Ok(n) => Err(TransportError::Overflow {
+                len: n,
+                max: buf.len(),
+            }),
+            Err(rusb::Error::Overflow) => Err(TransportError::Overflow {
+                len: whole + 1,
+                max: buf.len(),
+            }),
+            Err(e) => Err(self.transfer_error(e, endpoint, timeout)),
+        };
+        self.rx = rx;
+        outcome
+    }
+
+    /// Data phases: a buffer that is not a whole number of packets would make the host
+    /// controller report an overflow when the device's packet does not fit (the AOSP client
+    /// hits this with odd sizes), so read whole packets and keep the excess for the next call.
+    fn read_stream(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize, TransportError> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.pending_at < self.pending.len() {
+            return Ok(self.take_pending(buf));
+        }
+        let packet = self.max_packet_in();
+        let want = buf.len().min(MAX_TRANSFER);
+        if want.is_multiple_of(packet) {
+            let endpoint = self.endpoints.bulk_in;
+            return self
+                .handle
+                .read_bulk(endpoint, &mut buf[..want], timeout)
+                .map_err(|e| self.transfer_error(e, endpoint, timeout));
+        }
+        let whole = want.div_ceil(packet) * packet;
+        let mut rx = std::mem::take(&mut self.rx);
+        rx.resize(whole, 0);
+        let endpoint = self.endpoints.bulk_in;
+        let result = self.handle.read_bulk(endpoint, &mut rx, timeout);
+        let n = match result {
+            Ok(n) => n,
+            Err(e) => {
+                self.rx = rx;
+                return Err(self.transfer_error(e, endpoint, timeout));
+            }
+        };
+        let direct = n.min(buf.len());
+        buf[..direct].copy_from_slice(&rx[..direct]);
+        if n > direct {
+            self.pending.clear();
+            self.pending.extend_from_slice(&rx[direct..n]);
+            self.pending_at = 0;
+        }
+        self.rx = rx;
+        Ok(direct)
     }
 
     fn max_packet_size(&self) -> Option<usize> {
@@ -295,10 +427,11 @@ impl Transport for UsbLink {
     }
 
     fn write_zero_length(&mut self, timeout: Duration) -> Result<(), TransportError> {
+        let out = self.endpoints.bulk_out;
         self.handle
-            .write_bulk(self.endpoints.bulk_out, &[], timeout)
+            .write_bulk(out, &[], timeout)
             .map(|_| ())
-            .map_err(|e| usb_error(e, timeout))
+            .map_err(|e| self.transfer_error(e, out, timeout))
     }
 
     fn describe(&self) -> String {

@@ -17,6 +17,9 @@ use protocols::transport::serial::SerialLink;
 use protocols::transport::usb::{DeviceSelector, UsbLink, EDL_INTERFACE};
 use protocols::transport::Transport;
 
+#[path = "edl_firehose.rs"]
+mod firehose;
+
 #[derive(clap::Args)]
 pub struct Args {
     /// The phone: usb:PORT_PATH (e.g. usb:1-4.2) or serial:DEV (the QDLoader tty, a COM
@@ -31,6 +34,12 @@ pub struct Args {
     /// prodded with an unsolicited HELLO_RESP).
     #[arg(long, default_value_t = 5)]
     pub sahara_timeout: u64,
+    /// Storage the programmer drives: ufs (4096-byte sectors) or emmc (512).
+    #[arg(long, default_value = "ufs", value_parser = firehose::parse_storage)]
+    pub storage: protocols::firehose::StorageKind,
+    /// MaxPayloadSizeToTargetInBytes to ask for in `configure` (the programmer may offer less).
+    #[arg(long, default_value_t = protocols::firehose::DEFAULT_MAX_PAYLOAD)]
+    pub max_payload: usize,
     #[command(subcommand)]
     pub action: Action,
 }
@@ -42,6 +51,23 @@ pub enum Action {
     /// Upload the programmer over Sahara and leave it running (a later Firehose session finds
     /// it and skips Sahara).
     Upload,
+    /// Flash a flat build: rawprogram*.xml and patch*.xml files (programs of every file run
+    /// before the patches), then mark the boot LUN bootable.
+    Flash {
+        #[arg(required = true, value_name = "XML")]
+        files: Vec<std::path::PathBuf>,
+    },
+    /// Read a partition (found by GPT label on any LUN) into a file; prints its SHA-256.
+    Read {
+        label: String,
+        out: std::path::PathBuf,
+    },
+    /// Ask the programmer for the SHA-256 of a partition (getsha256digest).
+    Digest { label: String },
+    /// Print the primary GPT of every LUN.
+    Printgpt,
+    /// Reset the phone (power reset); it leaves EDL.
+    Reset,
 }
 
 /// Where the phone is.
@@ -124,6 +150,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             println!("{}", upload(&mut *link, &args)?);
             Ok(ExitCode::SUCCESS)
         }
+        _ => firehose::run(link, &args),
     }
 }
 

@@ -1,0 +1,11 @@
+//! Running a batch: the supervisor (bus events → one job per unit → journal → display) and the
+//! per-unit context jobs run with.
+
+pub mod supervisor;
+pub mod unit;
+
+pub use supervisor::{JobFactory, StopWhen, Supervisor, SupervisorError, VerdictRecorder};
+pub use unit::{ReenumerationError, UnitContext, UnitInfo, UnitJob, UnitOutcome};
+
+#[cfg(test)]
+mod tests;

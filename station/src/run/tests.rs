@@ -1,0 +1,319 @@
+//! Supervisor behaviour against the simulated bus with scripted jobs.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use protocols::transport::{memory, Transport};
+
+use super::*;
+use crate::bus::sim::{Connector, SimBus, SimConnection};
+use crate::bus::{BusDevice, DeviceKind, UsbBus};
+use crate::events::{EventKind, EventSink, NextStep, RecordingSink, Verdict};
+
+const T: Duration = Duration::from_secs(2);
+
+#[derive(Debug)]
+struct Outcome {
+    verdict: Verdict,
+    serial: Option<String>,
+}
+
+impl UnitOutcome for Outcome {
+    fn verdict(&self) -> &Verdict {
+        &self.verdict
+    }
+    fn serial(&self) -> Option<&str> {
+        self.serial.as_deref()
+    }
+    fn internal_error(_unit: &UnitInfo, message: String) -> Self {
+        fail("INTERNAL_ERROR", &message)
+    }
+}
+
+fn fail(code: &str, reason: &str) -> Outcome {
+    Outcome {
+        verdict: Verdict::Fail {
+            code: code.into(),
+            reason: reason.into(),
+            next_step: NextStep::CallEngineer,
+        },
+        serial: None,
+    }
+}
+
+/// Records verdicts and, at each write, how many verdict events were already shown: a verdict
+/// shown before its row was written would make that count exceed the rows.
+struct Recorder {
+    rows: Mutex<Vec<(u16, String)>>,
+    shown: Arc<RecordingSink>,
+}
+
+impl VerdictRecorder<Outcome> for Recorder {
+    fn record(&self, unit: &UnitInfo, outcome: &Outcome) -> Result<(), String> {
+        let shown = self
+            .shown
+            .events()
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::Verdict { .. }))
+            .count();
+        let mut rows = self.rows.lock().unwrap();
+        assert_eq!(
+            shown,
+            rows.len(),
+            "a verdict was shown before it was journaled"
+        );
+        let code = match &outcome.verdict {
+            Verdict::Pass => "PASS".to_string(),
+            Verdict::Fail { code, .. } => code.clone(),
+        };
+        rows.push((unit.slot, code));
+        Ok(())
+    }
+}
+
+/// A device that answers every packet with `OKAY<packet>`.
+fn echo(port: &str, kind: DeviceKind) -> (BusDevice, Connector) {
+    let device = BusDevice {
+        port_path: port.into(),
+        kind,
+        vendor_id: 0x18d1,
+        product_id: 0x4ee0,
+        serial: Some(format!("SER-{port}")),
+        speed: "high".into(),
+    };
+    let connector: Connector = Box::new(|| {
+        let (host, mut dev, control) = memory::pair("echo");
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 64];
+            while let Ok(n) = dev.read_packet(&mut buf, Duration::from_secs(10)) {
+                let mut answer = b"OKAY".to_vec();
+                answer.extend_from_slice(&buf[..n]);
+                if dev.write(&answer, T).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(SimConnection {
+            link: Box::new(host),
+            control,
+        })
+    });
+    (device, connector)
+}
+
+/// Talks to the device `rounds` times with `pause` between, optionally asking the bus to
+/// re-enumerate it as fastboot in the middle.
+struct EchoJob {
+    rounds: usize,
+    pause: Duration,
+    reenumerate_on: Option<SimBus>,
+}
+
+impl UnitJob<Outcome> for EchoJob {
+    fn run(self: Box<Self>, unit: &mut UnitContext) -> Outcome {
+        let serial = unit.device().serial.clone();
+        let mut link = match unit.open() {
+            Ok(l) => l,
+            Err(e) => return fail("DISCONNECTED", &e.to_string()),
+        };
+        for round in 0..self.rounds {
+            if round == self.rounds / 2 {
+                if let Some(bus) = &self.reenumerate_on {
+                    let (fb, c) = echo(&unit.info().port_path, DeviceKind::Fastboot);
+                    bus.re_enumerate(&unit.info().port_path, Duration::from_millis(30), fb, c);
+                    if let Err(e) = unit.wait_for_reenumeration(&[DeviceKind::Fastboot], T) {
+                        return fail("TIMEOUT", &e.to_string());
+                    }
+                    link = match unit.open() {
+                        Ok(l) => l,
+                        Err(e) => return fail("DISCONNECTED", &e.to_string()),
+                    };
+                }
+            }
+            let mut buf = [0u8; 64];
+            let io = link
+                .write(b"ping", T)
+                .and_then(|_| link.read_packet(&mut buf, T));
+            match io {
+                Ok(_) => {}
+                Err(e) if e.is_disconnect() => {
+                    return Outcome {
+                        serial,
+                        ..fail("DISCONNECTED", &e.to_string())
+                    }
+                }
+                Err(e) => return fail("PROTOCOL_ERROR", &e.to_string()),
+            }
+            std::thread::sleep(self.pause);
+        }
+        Outcome {
+            verdict: Verdict::Pass,
+            serial,
+        }
+    }
+}
+
+fn supervisor(
+    bus: &SimBus,
+    slots: &[(&str, u16)],
+    jobs: JobFactory<Outcome>,
+    stop_after: usize,
+) -> (Supervisor<Outcome>, Arc<RecordingSink>, Arc<Recorder>) {
+    let shown = Arc::new(RecordingSink::new());
+    let recorder = Arc::new(Recorder {
+        rows: Mutex::new(Vec::new()),
+        shown: shown.clone(),
+    });
+    let sup = Supervisor {
+        slots: slots
+            .iter()
+            .map(|(p, s)| (p.to_string(), *s))
+            .collect::<BTreeMap<_, _>>(),
+        bus: Arc::new(bus.clone()) as Arc<dyn UsbBus>,
+        jobs,
+        recorder: recorder.clone(),
+        events: shown.clone() as Arc<dyn EventSink>,
+        parallel: 4,
+        stop_when: StopWhen {
+            verdicts: Some(stop_after),
+            passes: None,
+        },
+    };
+    (sup, shown, recorder)
+}
+
+fn run(sup: Supervisor<Outcome>) -> crate::events::BatchSummary {
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(sup.run(std::future::pending()))
+        .unwrap()
+}
+
+#[test]
+fn units_on_mapped_slots_start_on_their_own_and_unmapped_ports_are_ignored() {
+    let bus = SimBus::new();
+    let jobs: JobFactory<Outcome> = Arc::new(|_| {
+        Box::new(EchoJob {
+            rounds: 3,
+            pause: Duration::from_millis(5),
+            reenumerate_on: None,
+        })
+    });
+    let (sup, shown, recorder) = supervisor(&bus, &[("1-1", 1), ("1-2", 2), ("1-3", 3)], jobs, 3);
+    for (i, port) in ["1-1", "1-2", "9-9", "1-3"].into_iter().enumerate() {
+        let bus = bus.clone();
+        bus.clone()
+            .schedule(Duration::from_millis(10 * i as u64), move |b| {
+                let (d, c) = echo(port, DeviceKind::Fastboot);
+                b.plug(d, c);
+            });
+    }
+    let summary = run(sup);
+    assert_eq!((summary.passed, summary.failed), (3, 0));
+    let mut rows = recorder.rows.lock().unwrap().clone();
+    rows.sort();
+    assert_eq!(
+        rows,
+        vec![(1, "PASS".into()), (2, "PASS".into()), (3, "PASS".into())]
+    );
+    assert!(shown.events().iter().any(|e| matches!(
+        &e.kind,
+        EventKind::Warning { slot: None, message } if message.contains("9-9") && message.contains("not flashed")
+    )));
+}
+
+#[test]
+fn unplug_mid_job_fails_only_that_unit_and_the_slot_waits_again() {
+    let bus = SimBus::new();
+    let jobs: JobFactory<Outcome> = Arc::new(|_| {
+        Box::new(EchoJob {
+            rounds: 40,
+            pause: Duration::from_millis(5),
+            reenumerate_on: None,
+        })
+    });
+    let (sup, shown, recorder) = supervisor(&bus, &[("1-1", 1), ("1-2", 2)], jobs, 2);
+    for port in ["1-1", "1-2"] {
+        let (d, c) = echo(port, DeviceKind::Fastboot);
+        bus.plug(d, c);
+    }
+    bus.schedule(Duration::from_millis(60), |b| {
+        b.unplug("1-2");
+    });
+    let summary = run(sup);
+    assert_eq!((summary.passed, summary.failed), (1, 1));
+    assert_eq!(summary.failures_by_code.get("DISCONNECTED"), Some(&1));
+    let rows = recorder.rows.lock().unwrap().clone();
+    assert!(rows.contains(&(2, "DISCONNECTED".into())), "{rows:?}");
+    assert!(shown
+        .events()
+        .iter()
+        .any(|e| matches!(e.kind, EventKind::UnitRemoved { slot: 2 })));
+}
+
+#[test]
+fn a_unit_that_re_enumerates_stays_on_its_slot() {
+    let bus = SimBus::new();
+    let bus_for_jobs = bus.clone();
+    let jobs: JobFactory<Outcome> = Arc::new(move |_| {
+        Box::new(EchoJob {
+            rounds: 4,
+            pause: Duration::from_millis(1),
+            reenumerate_on: Some(bus_for_jobs.clone()),
+        })
+    });
+    let (sup, shown, recorder) = supervisor(&bus, &[("1-4.2", 7)], jobs, 1);
+    let (d, c) = echo("1-4.2", DeviceKind::Edl);
+    bus.plug(d, c);
+    let summary = run(sup);
+    assert_eq!((summary.passed, summary.failed), (1, 0));
+    assert_eq!(
+        *recorder.rows.lock().unwrap(),
+        vec![(7, "PASS".to_string())]
+    );
+    let events = shown.events();
+    let detected = events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::UnitDetected { .. }))
+        .count();
+    assert_eq!(detected, 1, "re-enumeration must not start a second unit");
+    assert!(events.iter().any(|e| matches!(
+        e.kind,
+        EventKind::ModeChanged {
+            slot: 7,
+            mode: crate::events::Mode::Fastboot
+        }
+    )));
+}
+
+#[test]
+fn a_failing_journal_stops_the_batch_and_shows_nothing() {
+    struct Broken;
+    impl VerdictRecorder<Outcome> for Broken {
+        fn record(&self, _: &UnitInfo, _: &Outcome) -> Result<(), String> {
+            Err("disk full".into())
+        }
+    }
+    let bus = SimBus::new();
+    let jobs: JobFactory<Outcome> = Arc::new(|_| {
+        Box::new(EchoJob {
+            rounds: 1,
+            pause: Duration::ZERO,
+            reenumerate_on: None,
+        })
+    });
+    let (mut sup, shown, _) = supervisor(&bus, &[("1-1", 1)], jobs, 1);
+    sup.recorder = Arc::new(Broken);
+    let (d, c) = echo("1-1", DeviceKind::Fastboot);
+    bus.plug(d, c);
+    let err = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(sup.run(std::future::pending()))
+        .unwrap_err();
+    assert!(err.to_string().contains("disk full"), "{err}");
+    assert!(!shown
+        .events()
+        .iter()
+        .any(|e| matches!(e.kind, EventKind::Verdict { .. })));
+}

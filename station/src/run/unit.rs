@@ -1,0 +1,171 @@
+//! What one unit's job sees of the station while it runs on its own blocking thread.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use protocols::transport::Transport;
+
+use crate::bus::{BusDevice, BusError, DeviceKind, UsbBus};
+use crate::events::{Event, EventKind, EventSink, Phase, SlotNumber, SlotProgress, Verdict};
+
+/// What a finished job hands back: the verdict plus whatever the journal row needs.
+pub trait UnitOutcome: Send + 'static {
+    fn verdict(&self) -> &Verdict;
+    fn serial(&self) -> Option<&str>;
+    /// The outcome for a job that died without producing one (a bug, never a device's doing):
+    /// it still gets a FAIL row in the journal.
+    fn internal_error(unit: &UnitInfo, message: String) -> Self;
+}
+
+/// One unit's job from identification to verdict. Blocking: protocol I/O happens here.
+pub trait UnitJob<O: UnitOutcome>: Send + 'static {
+    fn run(self: Box<Self>, unit: &mut UnitContext) -> O;
+}
+
+/// Where a unit sits, for its verdict and journal row.
+#[derive(Debug, Clone)]
+pub struct UnitInfo {
+    pub slot: SlotNumber,
+    pub port_path: String,
+    /// The device as it first arrived (its kind may change on re-enumeration).
+    pub first_seen: BusDevice,
+    pub attempt_started: std::time::SystemTime,
+}
+
+/// Why waiting for the unit to come back failed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ReenumerationError {
+    #[error(
+        "slot {slot}: the unit did not come back as {expected} on port {port_path} within {secs} s"
+    )]
+    Timeout {
+        slot: SlotNumber,
+        port_path: String,
+        expected: String,
+        secs: u64,
+    },
+    #[error("slot {slot}: the batch was stopped")]
+    Cancelled { slot: SlotNumber },
+}
+
+/// Handed to [`UnitJob::run`].
+pub struct UnitContext {
+    info: UnitInfo,
+    device: BusDevice,
+    bus: Arc<dyn UsbBus>,
+    arrivals: Receiver<BusDevice>,
+    cancelled: Arc<AtomicBool>,
+    events: Arc<dyn EventSink>,
+}
+
+impl UnitContext {
+    pub(crate) fn new(
+        info: UnitInfo,
+        bus: Arc<dyn UsbBus>,
+        arrivals: Receiver<BusDevice>,
+        cancelled: Arc<AtomicBool>,
+        events: Arc<dyn EventSink>,
+    ) -> Self {
+        UnitContext {
+            device: info.first_seen.clone(),
+            info,
+            bus,
+            arrivals,
+            cancelled,
+            events,
+        }
+    }
+
+    pub fn info(&self) -> &UnitInfo {
+        &self.info
+    }
+
+    pub fn slot(&self) -> SlotNumber {
+        self.info.slot
+    }
+
+    /// The device as the bus shows it now (after any re-enumeration).
+    pub fn device(&self) -> &BusDevice {
+        &self.device
+    }
+
+    /// Open a link to the unit in its current mode.
+    pub fn open(&self) -> Result<Box<dyn Transport>, BusError> {
+        self.bus.open(&self.device.port_path, self.device.kind)
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::SeqCst)
+    }
+
+    pub fn emit(&self, kind: EventKind) {
+        self.events.emit(Event::now(kind));
+    }
+
+    pub fn phase(&self, phase: Phase) {
+        self.emit(EventKind::PhaseChanged {
+            slot: self.info.slot,
+            phase,
+        });
+    }
+
+    pub fn identified(&self, serial: &str) {
+        self.emit(EventKind::UnitIdentified {
+            slot: self.info.slot,
+            serial: serial.to_string(),
+        });
+    }
+
+    pub fn warn(&self, message: String) {
+        self.emit(EventKind::Warning {
+            slot: Some(self.info.slot),
+            message,
+        });
+    }
+
+    /// Progress and device messages of protocol operations, as this slot's events.
+    pub fn progress(&self) -> SlotProgress<Arc<dyn EventSink>> {
+        SlotProgress::new(self.info.slot, self.events.clone())
+    }
+
+    /// After a reboot or power reset: wait until the unit is back on the same port path as one
+    /// of `kinds`, then make it the current device.
+    pub fn wait_for_reenumeration(
+        &mut self,
+        kinds: &[DeviceKind],
+        deadline: Duration,
+    ) -> Result<&BusDevice, ReenumerationError> {
+        self.phase(Phase::WaitingForReenumeration);
+        let until = Instant::now() + deadline;
+        loop {
+            if self.is_cancelled() {
+                return Err(ReenumerationError::Cancelled {
+                    slot: self.info.slot,
+                });
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            // Wake up now and then to notice cancellation.
+            match self
+                .arrivals
+                .recv_timeout(left.min(Duration::from_millis(200)))
+            {
+                Ok(device) if kinds.contains(&device.kind) => {
+                    self.device = device;
+                    return Ok(&self.device);
+                }
+                Ok(_) | Err(RecvTimeoutError::Timeout) if !left.is_zero() => continue,
+                _ => {
+                    let expected: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
+                    return Err(ReenumerationError::Timeout {
+                        slot: self.info.slot,
+                        port_path: self.info.port_path.clone(),
+                        expected: expected.join(" or "),
+                        secs: deadline.as_secs(),
+                    });
+                }
+            }
+        }
+    }
+}
