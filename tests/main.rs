@@ -5,3 +5,4 @@ mod edl;
 mod sahara_host;
 mod sahara_pty;
 mod sparse_interop;
+mod station_preflight;

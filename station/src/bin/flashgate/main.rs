@@ -8,6 +8,9 @@ use clap::{Parser, Subcommand};
 mod devices;
 mod edl;
 mod fastboot;
+mod history;
+mod journal_arg;
+mod report;
 
 #[derive(Parser)]
 #[command(
@@ -34,6 +37,10 @@ enum Command {
     Fastboot(fastboot::Args),
     /// Talk to one phone in Qualcomm EDL mode (Sahara identity, Firehose).
     Edl(edl::Args),
+    /// Counts, yield and failures by code of a work order, from the journal.
+    Report(report::Args),
+    /// Every recorded attempt of one unit serial, from the journal.
+    History(history::Args),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +62,8 @@ fn main() -> ExitCode {
         Command::Ports(args) => devices::ports(args),
         Command::Fastboot(args) => fastboot::run(args),
         Command::Edl(args) => edl::run(args),
+        Command::Report(args) => report::run(args),
+        Command::History(args) => history::run(args),
     };
     match result {
         Ok(code) => code,
