@@ -11,6 +11,7 @@ mod fastboot;
 mod history;
 mod journal_arg;
 mod report;
+mod sim;
 
 #[derive(Parser)]
 #[command(
@@ -41,6 +42,8 @@ enum Command {
     Report(report::Args),
     /// Every recorded attempt of one unit serial, from the journal.
     History(history::Args),
+    /// Serve simulated phones to outside peers (`sim fastboot --listen … --storage DIR`).
+    Sim(sim::Args),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
         Command::Edl(args) => edl::run(args),
         Command::Report(args) => report::run(args),
         Command::History(args) => history::run(args),
+        Command::Sim(args) => sim::run(args),
     };
     match result {
         Ok(code) => code,
