@@ -2,6 +2,7 @@
 mod dashboard;
 mod dashboard_logs;
 mod edl;
+mod fastboot_interop;
 mod sahara_host;
 mod sahara_pty;
 mod sparse_interop;
