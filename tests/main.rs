@@ -1,7 +1,9 @@
 //! Scenario tests: whole flows against simulated phones. One test binary keeps `cargo test` fast.
+mod cli_run;
 mod dashboard;
 mod dashboard_logs;
 mod edl;
+mod fastboot_client;
 mod fastboot_interop;
 mod sahara_host;
 mod sahara_pty;
