@@ -2,6 +2,8 @@
 mod dashboard;
 mod dashboard_logs;
 mod edl;
+mod fastboot_interop;
 mod sahara_host;
 mod sahara_pty;
 mod sparse_interop;
+mod station_preflight;

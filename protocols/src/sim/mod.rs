@@ -5,11 +5,13 @@
 //! [`crate::transport::Transport`].
 
 pub mod edl;
+pub mod fastboot;
 pub mod firehose;
 pub mod firehose_expr;
 pub mod phone;
 pub mod storage;
 
+pub use fastboot::{FastbootConfig, FastbootDevice, FetchAllow, RebootTo, SessionEnd};
 pub use phone::{FaultAction, Identity, Phone, PhoneBuilder, PhoneMode};
 pub use storage::{DropWrites, LunSpec, PartitionSpec, Storage, StorageError, StorageMode};
 pub mod sahara;

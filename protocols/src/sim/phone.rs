@@ -37,6 +37,8 @@ pub struct Identity {
     pub secure: bool,
     /// `getvar unlocked`: bootloader unlocked (fastboot flashing lock/unlock changes it).
     pub unlocked: bool,
+    /// `flashing unlock_critical` state (bootloader partitions may be flashed).
+    pub critical_unlocked: bool,
     /// `getvar version-bootloader`.
     pub bootloader_version: String,
 }
@@ -296,7 +298,10 @@ impl Default for PhoneBuilder {
                 sbl_version: 0,
                 accepted_programmers: Vec::new(),
                 secure: true,
-                unlocked: false,
+                // Phones on a flashing line arrive unlocked (a locked bootloader refuses
+                // `flash`, as real ones do) and are locked at the end of the line.
+                unlocked: true,
+                critical_unlocked: false,
                 bootloader_version: "FGSIM-ABL-1.0".into(),
             },
             slots: vec!["a".into(), "b".into()],

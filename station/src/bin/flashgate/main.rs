@@ -8,6 +8,10 @@ use clap::{Parser, Subcommand};
 mod devices;
 mod edl;
 mod fastboot;
+mod history;
+mod journal_arg;
+mod report;
+mod sim;
 
 #[derive(Parser)]
 #[command(
@@ -34,6 +38,12 @@ enum Command {
     Fastboot(fastboot::Args),
     /// Talk to one phone in Qualcomm EDL mode (Sahara identity, Firehose).
     Edl(edl::Args),
+    /// Counts, yield and failures by code of a work order, from the journal.
+    Report(report::Args),
+    /// Every recorded attempt of one unit serial, from the journal.
+    History(history::Args),
+    /// Serve simulated phones to outside peers (`sim fastboot --listen … --storage DIR`).
+    Sim(sim::Args),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +65,9 @@ fn main() -> ExitCode {
         Command::Ports(args) => devices::ports(args),
         Command::Fastboot(args) => fastboot::run(args),
         Command::Edl(args) => edl::run(args),
+        Command::Report(args) => report::run(args),
+        Command::History(args) => history::run(args),
+        Command::Sim(args) => sim::run(args),
     };
     match result {
         Ok(code) => code,

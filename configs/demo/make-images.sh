@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# Regenerates the demo image sets in images/ and the product manifest products/fgdemo.yaml.
+#
+# The images are committed, so nothing here is needed to run the demo; run this only to change
+# them. Needs e2fsprogs (mke2fs) and android-sdk-libsparse-utils (img2simg):
+#   apt-get install e2fsprogs android-sdk-libsparse-utils
+#
+# Output is reproducible as far as mke2fs allows: fixed UUIDs, hash seeds and timestamps
+# (E2FSPROGS_FAKE_TIME, file mtimes), files added in sorted order. Checked with e2fsprogs 1.47.0.
+set -euo pipefail
+export LC_ALL=C
+cd "$(dirname "$0")"
+
+for tool in mke2fs debugfs img2simg sha256sum; do
+  command -v "$tool" >/dev/null 2>&1 || {
+    echo "make-images.sh: $tool not found; apt-get install e2fsprogs android-sdk-libsparse-utils" >&2
+    exit 1
+  }
+done
+
+EPOCH=1764288000 # 2025-11-28 00:00:00 UTC
+export E2FSPROGS_FAKE_TIME=$EPOCH
+SYSTEM_SIZE_KIB=1024
+# Which regions ship their system image as Android sparse (the others raw).
+declare -A SPARSE=([00WW]=no [00EEA]=yes [00CN]=yes)
+declare -A UUID=(
+  [00WW]=5f1a0000-0000-4000-8000-000000000001
+  [00EEA]=5f1a0000-0000-4000-8000-000000000002
+  [00CN]=5f1a0000-0000-4000-8000-000000000003
+)
+declare -A SERVER=([00WW]=activation.ww.example.com [00EEA]=activation.eu.example.com [00CN]=activation.cn.example.com)
+REGIONS=(00WW 00EEA 00CN)
+BUILD_DATE=20251128
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+le32() { # little-endian u32 as raw bytes
+  local v=$1
+  printf "\\x$(printf %02x $((v & 255)))\\x$(printf %02x $((v >> 8 & 255)))\\x$(printf %02x $((v >> 16 & 255)))\\x$(printf %02x $((v >> 24 & 255)))"
+}
+be32() {
+  local v=$1
+  printf "\\x$(printf %02x $((v >> 24 & 255)))\\x$(printf %02x $((v >> 16 & 255)))\\x$(printf %02x $((v >> 8 & 255)))\\x$(printf %02x $((v & 255)))"
+}
+pad_to() { # pad file $1 with zeros to a multiple of $2 bytes
+  local size; size=$(stat -c %s "$1")
+  local rem=$(( (size % $2) ))
+  [ "$rem" -eq 0 ] || head -c $(( $2 - rem )) /dev/zero >>"$1"
+}
+
+# The activation client: region-specific bytes (a stand-in for the vendor's signed APK).
+make_client() {
+  local region=$1 out=$2
+  {
+    printf 'ActivationClient demo build for region %s\n' "$region"
+    for i in $(seq 1 1500); do
+      printf 'region=%s server=https://%s/v1/activate record=%05d\n' "$region" "${SERVER[$region]}" "$i"
+    done
+  } >"$out"
+}
+
+# A system partition tree: the same apps everywhere except the activation client.
+make_system_tree() {
+  local region=$1 root=$2
+  mkdir -p "$root/priv-app/ActivationClient" "$root/app/Settings" "$root/etc"
+  make_client "$region" "$root/priv-app/ActivationClient/ActivationClient.apk"
+  for i in $(seq 1 3000); do printf 'Settings demo resource %05d\n' "$i"; done >"$root/app/Settings/Settings.apk"
+  {
+    echo "ro.product.name=fgdemo"
+    echo "ro.build.id=FGDEMO.$region.$BUILD_DATE"
+    echo "ro.product.region=$region"
+  } >"$root/build.prop"
+  printf '127.0.0.1 localhost\n' >"$root/etc/hosts"
+  find "$root" -exec touch -h -d "@$EPOCH" {} +
+}
+
+make_system() {
+  local region=$1 out=$2
+  local tree="$work/system-$region"
+  make_system_tree "$region" "$tree"
+  local raw="$work/system-$region.raw"
+  rm -f "$raw"
+  mke2fs -q -F -t ext4 -b 4096 -N 64 -L system -U "${UUID[$region]}" \
+    -E "hash_seed=${UUID[$region]},root_owner=0:0,lazy_itable_init=0,nodiscard" \
+    -O ^has_journal,^resize_inode -m 0 \
+    -d "$tree" "$raw" "${SYSTEM_SIZE_KIB}k" >/dev/null
+  # mke2fs -d copies each source file's ctime, which no tool can set: pin them with debugfs.
+  (cd "$tree" && find . -mindepth 1 | sort | sed 's|^\.||') |
+    while read -r path; do echo "set_inode_field $path ctime @$EPOCH"; done >"$work/ctime-$region"
+  echo "set_inode_field / ctime @$EPOCH" >>"$work/ctime-$region"
+  debugfs -w -f "$work/ctime-$region" "$raw" >/dev/null 2>&1
+  if [ "${SPARSE[$region]}" = yes ]; then
+    img2simg "$raw" "$out"
+  else
+    cp "$raw" "$out"
+  fi
+}
+
+# An Android boot image, header v0 (page size 4096): kernel and ramdisk are demo text.
+make_boot() {
+  local region=$1 out=$2
+  local kernel="$work/kernel-$region" ramdisk="$work/ramdisk-$region"
+  printf 'flashgate demo kernel (not bootable) for region %s\n' "$region" >"$kernel"
+  printf 'flashgate demo ramdisk for region %s\n' "$region" >"$ramdisk"
+  local ks rs; ks=$(stat -c %s "$kernel"); rs=$(stat -c %s "$ramdisk")
+  {
+    printf 'ANDROID!'
+    le32 "$ks"; le32 $((0x10008000))
+    le32 "$rs"; le32 $((0x11000000))
+    le32 0; le32 $((0x10f00000))
+    le32 $((0x10000100)); le32 4096
+    le32 0; le32 0            # header_version, os_version
+    printf 'fgdemo\0\0\0\0\0\0\0\0\0\0' # name[16]
+    local cmdline="console=ttyMSM0 androidboot.region=$region"
+    printf '%s' "$cmdline"; head -c $((512 - ${#cmdline})) /dev/zero
+    head -c 32 /dev/zero      # id
+    head -c 1024 /dev/zero    # extra cmdline
+  } >"$out"
+  pad_to "$out" 4096
+  cat "$kernel" >>"$out"; pad_to "$out" 4096
+  cat "$ramdisk" >>"$out"; pad_to "$out" 4096
+}
+
+# An unsigned vbmeta image (libavb header, algorithm NONE, no descriptors).
+make_vbmeta() {
+  local out=$1
+  {
+    printf 'AVB0'
+    be32 1; be32 0            # required libavb version 1.0
+    head -c 116 /dev/zero     # block sizes, algorithm NONE, offsets, rollback index, flags
+    printf 'avbtool 1.2.0 (flashgate demo)'
+    head -c $((48 - 30)) /dev/zero
+    head -c 80 /dev/zero      # reserved
+  } >"$out"
+}
+
+for region in "${REGIONS[@]}"; do
+  mkdir -p "images/$region"
+  make_system "$region" "images/$region/system.img"
+  make_boot "$region" "images/$region/boot.img"
+  make_vbmeta "images/$region/vbmeta.img"
+  make_client "$region" "$work/client-$region.apk"
+done
+
+size() { stat -c %s "$1"; }
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+
+{
+  cat <<YAML
+# Demo product manifest. GENERATED by configs/demo/make-images.sh: edit the script, not this file.
+#
+# Paths are relative to the station's image_root (configs/demo/images). Each region's
+# activation client is allow-listed by its SHA-256; pre-flight opens the system image (raw or
+# Android sparse), finds the client inside ext4 and refuses the batch unless it matches.
+product: fgdemo
+identity:
+  # What \`fastboot getvar product\` answers (the simulated phone's default).
+  fastboot_product: flashgate_sim
+  # EDL identities (hw_id, oem_pk_hash, programmer) and the regions' \`flash.edl\` plans
+  # (storage, rawprogram, patch) come with the demo EDL package.
+  edl: []
+regions:
+YAML
+  for region in "${REGIONS[@]}"; do
+    d="images/$region"
+    cat <<YAML
+  $region:
+    build_id: FGDEMO.$region.$BUILD_DATE
+    files:
+      system: { path: $region/system.img, size: $(size "$d/system.img"), sha256: "$(sha "$d/system.img")" }
+      boot: { path: $region/boot.img, size: $(size "$d/boot.img"), sha256: "$(sha "$d/boot.img")" }
+      vbmeta: { path: $region/vbmeta.img, size: $(size "$d/vbmeta.img"), sha256: "$(sha "$d/vbmeta.img")" }
+    flash:
+      fastboot:
+        slot: all
+        set_active: a
+        partitions:
+          - { partition: boot, image: boot }
+          - { partition: system, image: system }
+          - { partition: vbmeta, image: vbmeta }
+    activation_client:
+      partition: system
+      image: system
+      ext4_path: /priv-app/ActivationClient/ActivationClient.apk
+      sha256: "$(sha "$work/client-$region.apk")"
+      verify: host_readback
+YAML
+  done
+} >products/fgdemo.yaml
+
+echo "make-images.sh: wrote images/ and products/fgdemo.yaml"
+sha256sum images/*/*.img

@@ -1,0 +1,117 @@
+//! The download buffer: what `download:` received, waiting for `flash:`/`boot`.
+//!
+//! A real bootloader keeps it in RAM. A station simulates many phones at once, each allowed a
+//! download of hundreds of MiB, so a download larger than a threshold goes to an unlinked
+//! temporary file instead (the page cache makes that about as fast).
+
+use std::fs::File;
+use std::io::{self, Cursor, Read, Seek, SeekFrom, Write};
+
+pub(crate) enum Staging {
+    Memory(Vec<u8>),
+    Spilled { file: File, len: u64 },
+}
+
+/// Something to read a staged download from, from its first byte.
+pub(crate) enum StagedReader<'a> {
+    Memory(Cursor<&'a [u8]>),
+    File(io::Take<&'a File>),
+}
+
+impl Read for StagedReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            StagedReader::Memory(c) => c.read(buf),
+            StagedReader::File(f) => f.read(buf),
+        }
+    }
+}
+
+impl Staging {
+    /// A buffer for `len` bytes: memory up to `spill_above`, a temporary file beyond.
+    pub(crate) fn with_len(len: u64, spill_above: u64) -> io::Result<Staging> {
+        if len <= spill_above {
+            // `len` is bounded by max-download-size (checked before this is called).
+            Ok(Staging::Memory(Vec::with_capacity(len as usize)))
+        } else {
+            Ok(Staging::Spilled {
+                file: tempfile::tempfile()?,
+                len: 0,
+            })
+        }
+    }
+
+    pub(crate) fn append(&mut self, data: &[u8]) -> io::Result<()> {
+        match self {
+            Staging::Memory(v) => {
+                v.extend_from_slice(data);
+                Ok(())
+            }
+            Staging::Spilled { file, len } => {
+                file.write_all(data)?;
+                *len += data.len() as u64;
+                Ok(())
+            }
+        }
+    }
+
+    pub(crate) fn len(&self) -> u64 {
+        match self {
+            Staging::Memory(v) => v.len() as u64,
+            Staging::Spilled { len, .. } => *len,
+        }
+    }
+
+    /// The first bytes (for sniffing the sparse magic).
+    pub(crate) fn head(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut r = self.reader()?;
+        let mut filled = 0;
+        while filled < buf.len() {
+            let n = r.read(&mut buf[filled..])?;
+            if n == 0 {
+                break;
+            }
+            filled += n;
+        }
+        Ok(filled)
+    }
+
+    pub(crate) fn reader(&self) -> io::Result<StagedReader<'_>> {
+        match self {
+            Staging::Memory(v) => Ok(StagedReader::Memory(Cursor::new(v))),
+            Staging::Spilled { file, len } => {
+                let mut f = file;
+                f.seek(SeekFrom::Start(0))?;
+                Ok(StagedReader::File(f.take(*len)))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_kinds_read_back_what_was_appended() {
+        for spill_above in [1 << 20, 0] {
+            let mut s = Staging::with_len(300_000, spill_above).unwrap();
+            assert_eq!(matches!(s, Staging::Spilled { .. }), spill_above == 0);
+            let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+            for piece in data.chunks(70_000) {
+                s.append(piece).unwrap();
+            }
+            assert_eq!(s.len(), 300_000);
+            let mut back = Vec::new();
+            s.reader().unwrap().read_to_end(&mut back).unwrap();
+            assert!(back == data);
+            let mut head = [0u8; 4];
+            assert_eq!(s.head(&mut head).unwrap(), 4);
+            assert_eq!(head, [0, 1, 2, 3]);
+            // Reading twice starts over.
+            back.clear();
+            s.reader().unwrap().read_to_end(&mut back).unwrap();
+            assert_eq!(back.len(), 300_000);
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! `flashgate report --work-order ID`: counts, yield and failures by code, from the journal.
+
+use std::process::ExitCode;
+
+use station::journal::WorkOrderReport;
+
+use crate::journal_arg::JournalArgs;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Work order id, e.g. WO-1187.
+    #[arg(long = "work-order", value_name = "ID")]
+    pub work_order: String,
+    #[command(flatten)]
+    pub journal: JournalArgs,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let journal = args.journal.open()?;
+    let report = journal.report(&args.work_order)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", render(&report));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn list(values: &[String]) -> String {
+    if values.is_empty() {
+        "-".to_string()
+    } else {
+        values.join(", ")
+    }
+}
+
+fn percent(value: Option<f64>) -> String {
+    value.map_or_else(|| "-".to_string(), |v| format!("{v:.1} %"))
+}
+
+pub fn render(report: &WorkOrderReport) -> String {
+    let mut out = String::new();
+    let quantity = report
+        .quantity
+        .map_or_else(|| "-".to_string(), |q| q.to_string());
+    out.push_str(&format!("work order   {}\n", report.work_order));
+    if report.attempts == 0 {
+        out.push_str("no attempts recorded for this work order\n");
+        return out;
+    }
+    out.push_str(&format!(
+        "product      {}   region {}   build {}   station {}\n",
+        list(&report.products),
+        list(&report.regions),
+        list(&report.build_ids),
+        list(&report.stations)
+    ));
+    out.push_str(&format!(
+        "units        {} seen of {quantity} ordered: {} passed, {} failed, {} in progress\n",
+        report.units,
+        report.units_passed,
+        report.units_failed,
+        report
+            .units
+            .saturating_sub(report.units_passed + report.units_failed),
+    ));
+    out.push_str(&format!(
+        "yield        {} (first pass {})\n",
+        percent(report.yield_percent),
+        percent(report.first_pass_yield_percent)
+    ));
+    out.push_str(&format!(
+        "attempts     {}: {} PASS, {} FAIL, {} in progress, {} failed before the serial was read\n",
+        report.attempts,
+        report.attempts_passed,
+        report.attempts_failed,
+        report.attempts_in_progress,
+        report.attempts_unidentified
+    ));
+    if !report.failures_by_code.is_empty() {
+        out.push_str("failures by code\n");
+        for entry in &report.failures_by_code {
+            out.push_str(&format!("  {:<32} {}\n", entry.code, entry.count));
+        }
+    }
+    if !report.flagged_units.is_empty() {
+        out.push_str("FLAGGED: units that also passed under another work order\n");
+        for unit in &report.flagged_units {
+            out.push_str(&format!(
+                "  {:<20} also passed under {}\n",
+                unit.serial,
+                unit.passed_under_other_work_orders.join(", ")
+            ));
+        }
+    }
+    out.push_str(&format!(
+        "period       {} .. {}\n",
+        report.first_started_at.as_deref().unwrap_or("-"),
+        report.last_finished_at.as_deref().unwrap_or("-")
+    ));
+    out
+}

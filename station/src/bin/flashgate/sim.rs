@@ -1,0 +1,213 @@
+//! `flashgate sim …`: serve simulated phones to outside peers (Debian's `fastboot`, our own
+//! client, training set-ups).
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use protocols::sim::{FastbootConfig, FastbootDevice, FetchAllow, Phone, PhoneMode, SessionEnd};
+
+#[path = "sim_edl.rs"]
+mod sim_edl;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: SimCommand,
+}
+
+#[derive(clap::Subcommand)]
+enum SimCommand {
+    /// Serve one simulated fastboot phone over fastboot TCP until killed (one connection after
+    /// another, as the AOSP client connects once per command). Partitions are kept as sparse
+    /// files DIR/<name>.img; a restart on the same DIR keeps their contents.
+    Fastboot(FastbootArgs),
+    /// Serve one simulated phone in Qualcomm EDL (Sahara boot ROM, then the Firehose
+    /// programmer) on a pseudo-terminal until killed; LUN and partition files in DIR.
+    Edl(sim_edl::EdlArgs),
+}
+
+#[derive(clap::Args)]
+struct FastbootArgs {
+    /// Address to listen on (port 0 picks a free port; the chosen address is printed).
+    #[arg(long, default_value = "127.0.0.1:5554")]
+    listen: String,
+    /// Directory for the partition files.
+    #[arg(long, value_name = "DIR")]
+    storage: PathBuf,
+    /// `getvar product`.
+    #[arg(long)]
+    product: Option<String>,
+    /// `getvar serialno` (also seeds the GPT GUIDs).
+    #[arg(long)]
+    serial: Option<String>,
+    /// `getvar max-download-size` in bytes (suffixes K, M, G allowed).
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    max_download_size: Option<u64>,
+    /// `getvar max-fetch-size` in bytes.
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    max_fetch_size: Option<u64>,
+    /// A partition (repeatable), e.g. `boot=64M`. With --slots, names get one copy per slot
+    /// (`boot_a`, `boot_b`) except shared ones (userdata, metadata, misc, persist, frp, super,
+    /// cache) and names that already end in a slot suffix. Without any, a typical A/B layout.
+    #[arg(long = "partition", value_name = "NAME=SIZE")]
+    partitions: Vec<String>,
+    /// Slot suffixes, e.g. `a,b` (default: a,b for the built-in layout, none with --partition).
+    #[arg(long, value_delimiter = ',')]
+    slots: Option<Vec<String>>,
+    /// Sector size of the storage LUN (4096 UFS, 512 eMMC).
+    #[arg(long, default_value_t = 4096)]
+    sector_size: u32,
+    /// Partitions `fetch:` may read (repeatable; `all` for any). Default: fastbootd's list
+    /// (vendor_boot, vendor_boot_a, vendor_boot_b).
+    #[arg(long = "fetch-allow", value_name = "NAME")]
+    fetch_allow: Vec<String>,
+    /// Start with the bootloader locked (flash/erase refused until `flashing unlock`).
+    #[arg(long)]
+    locked: bool,
+}
+
+/// Names that stay single on an A/B phone.
+const SHARED_PARTITIONS: &[&str] = &[
+    "userdata", "metadata", "misc", "persist", "frp", "super", "cache", "devinfo",
+];
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match args.command {
+        SimCommand::Fastboot(a) => fastboot(a),
+        SimCommand::Edl(a) => sim_edl::run(a),
+    }
+}
+
+/// `64M`, `10MiB`, `4G`, `4096`, `0x1000`.
+fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let bad = || format!("{text:?} is not a size (examples: 4096, 0x1000, 512K, 64M, 4G)");
+    if let Some(hex) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        return u64::from_str_radix(hex, 16).map_err(|_| bad());
+    }
+    let digits_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(digits_end);
+    let n: u64 = number.parse().map_err(|_| bad())?;
+    let shift = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "M" | "MB" | "MIB" => 20,
+        "G" | "GB" | "GIB" => 30,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(1 << shift).ok_or_else(bad)
+}
+
+fn build_phone(a: &FastbootArgs) -> anyhow::Result<Phone> {
+    let mut builder = Phone::builder()
+        .storage_dir(&a.storage)
+        .sector_size(a.sector_size)
+        .unlocked(!a.locked);
+    if let Some(serial) = &a.serial {
+        builder = builder.serial(serial);
+    }
+    if let Some(product) = &a.product {
+        builder = builder.product(product);
+    }
+    let slots: Vec<String> = match &a.slots {
+        Some(s) => s.iter().filter(|s| !s.is_empty()).cloned().collect(),
+        None if a.partitions.is_empty() => vec!["a".into(), "b".into()],
+        None => Vec::new(),
+    };
+    for s in &slots {
+        if s.len() != 1 || !s.chars().all(|c| c.is_ascii_lowercase()) {
+            bail!("--slots: {s:?} is not a slot suffix (one lowercase letter, e.g. a,b)");
+        }
+    }
+    let slot_refs: Vec<&str> = slots.iter().map(String::as_str).collect();
+    builder = builder.slots(&slot_refs);
+    for spec in &a.partitions {
+        let (name, size) = spec
+            .split_once('=')
+            .with_context(|| format!("--partition {spec:?}: expected NAME=SIZE, e.g. boot=64M"))?;
+        let size = parse_size(size).map_err(|e| anyhow::anyhow!("--partition {spec:?}: {e}"))?;
+        let literal = SHARED_PARTITIONS.contains(&name)
+            || slots.iter().any(|s| name.ends_with(&format!("_{s}")));
+        builder = if literal || slots.is_empty() {
+            builder.partition(name, size)
+        } else {
+            builder.slotted_partition(name, size)
+        };
+    }
+    builder
+        .build()
+        .with_context(|| format!("creating the simulated phone in {}", a.storage.display()))
+}
+
+fn fastboot(a: FastbootArgs) -> anyhow::Result<ExitCode> {
+    let phone = build_phone(&a)?;
+    let mut config = FastbootConfig::default();
+    if let Some(n) = a.max_download_size {
+        config.max_download_size = u32::try_from(n)
+            .context("--max-download-size: at most 4 GiB - 1 (a DATA response has 8 hex digits)")?;
+    }
+    if let Some(n) = a.max_fetch_size {
+        config.max_fetch_size = u32::try_from(n)
+            .context("--max-fetch-size: at most 4 GiB - 1 (a DATA response has 8 hex digits)")?;
+    }
+    if a.fetch_allow.iter().any(|n| n == "all") {
+        config.fetch_allow = FetchAllow::All;
+    } else if !a.fetch_allow.is_empty() {
+        config.fetch_allow = FetchAllow::Only(a.fetch_allow.clone());
+    }
+    let listener =
+        TcpListener::bind(&a.listen).with_context(|| format!("listening on {}", a.listen))?;
+    let local = listener.local_addr()?;
+    let identity = phone.identity();
+    let partitions = phone.lock().storage.partitions();
+    // Stdout carries one machine-readable line (tests that pass port 0 read the address from
+    // it and may close the pipe afterwards); everything else goes to stderr.
+    println!("listening on {local}");
+    std::io::stdout().flush()?;
+    eprintln!(
+        "simulated fastboot phone {} ({}), {} partitions in {}, max-download-size {:#x}",
+        identity.serial,
+        identity.product,
+        partitions.len(),
+        a.storage.display(),
+        config.max_download_size
+    );
+    let mut device = FastbootDevice::new(phone.clone(), config);
+    device.serve_tcp(&listener, |end| {
+        match end {
+            SessionEnd::Disconnected => {}
+            SessionEnd::LinkError(e) => eprintln!("session ended: link error: {e}"),
+            other => {
+                eprintln!("session ended: {other:?}; the phone is put back into fastboot");
+                // Outside peers have no bus to watch: model the phone coming back in the
+                // bootloader right away (fastbootd stays fastbootd).
+                if phone.mode() != PhoneMode::Fastbootd {
+                    phone.set_mode(PhoneMode::Bootloader);
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    });
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("0x1000"), Ok(4096));
+        assert_eq!(parse_size("64M"), Ok(64 << 20));
+        assert_eq!(parse_size("10MiB"), Ok(10 << 20));
+        assert_eq!(parse_size("4G"), Ok(4 << 30));
+        assert!(parse_size("12Q").is_err());
+        assert!(parse_size("").is_err());
+        assert!(parse_size("99999999999999G").is_err());
+    }
+}

@@ -1,0 +1,32 @@
+//! Station configuration: `station.yaml`, product manifests and work orders, loaded strictly
+//! (unknown keys refused, every error placed by file, line and key) into plain structs.
+
+mod activation;
+mod error;
+mod files;
+mod flash_plan;
+mod identity;
+mod image_path;
+mod names;
+mod product;
+mod region;
+mod station;
+mod work_order;
+mod yaml;
+
+pub use activation::{ActivationClient, ClientLocation, VerifyMethod};
+pub use error::{ConfigError, KeyPath, KeySegment};
+pub use files::ImageFile;
+pub use flash_plan::{AbSlot, EdlPlan, FastbootPlan, FastbootStep, SlotSelection, StorageKind};
+pub use identity::{EdlIdentity, Identity};
+pub use image_path::{resolve_inside, ImagePath, PathEscape};
+pub use names::check_identifier;
+pub use product::{ImageSet, ProductManifest};
+pub use region::RegionCode;
+pub use station::{
+    Limits, Retries, SimulatedMode, SlotBinding, SlotConfig, StationConfig, Timeouts, MAX_SLOTS,
+};
+pub use work_order::WorkOrder;
+pub use yaml::YamlDocument;
+#[cfg(test)]
+mod product_tests;

@@ -1,0 +1,505 @@
+//! `products/<product>.yaml`: identity rules and, per region, the image set, its flash plan and
+//! its activation client. Loaded into plain validated structs; nothing downstream sees YAML.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::activation::{ActivationClient, ActivationClientFile, ClientLocation, VerifyMethod};
+use super::error::{ConfigError, KeyPath};
+use super::files::{FileEntryFile, ImageFile};
+use super::flash_plan::{EdlPlan, FastbootPlan, FastbootStep, FlashFile};
+use super::identity::{EdlIdentity, Identity, IdentityFile};
+use super::image_path::resolve_inside;
+use super::names::check_identifier;
+use super::region::RegionCode;
+use super::yaml::{UniqueMap, YamlDocument};
+use crate::digest::Sha256Digest;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProductManifest {
+    pub name: String,
+    pub source: PathBuf,
+    /// SHA-256 of the manifest file as read, recorded with every unit attempt.
+    pub manifest_sha256: Sha256Digest,
+    pub identity: Identity,
+    pub regions: BTreeMap<RegionCode, ImageSet>,
+}
+
+/// Everything one region's units receive.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageSet {
+    pub region: RegionCode,
+    pub build_id: String,
+    pub files: BTreeMap<String, ImageFile>,
+    pub fastboot: Option<FastbootPlan>,
+    pub edl: Option<EdlPlan>,
+    pub activation_client: ActivationClient,
+}
+
+impl ImageSet {
+    pub fn file(&self, key: &str) -> Option<&ImageFile> {
+        self.files.get(key)
+    }
+
+    /// The image file that holds the activation client.
+    pub fn activation_image(&self) -> Option<&ImageFile> {
+        self.files.get(&self.activation_client.file)
+    }
+}
+
+impl ProductManifest {
+    /// The region whose allow-listed activation client has `digest`, if any.
+    pub fn region_with_client(&self, digest: &Sha256Digest) -> Option<&RegionCode> {
+        self.regions
+            .values()
+            .find(|set| set.activation_client.sha256 == *digest)
+            .map(|set| &set.region)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProductFile {
+    product: String,
+    identity: IdentityFile,
+    regions: UniqueMap<RegionCode, RegionFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegionFile {
+    build_id: String,
+    files: UniqueMap<String, FileEntryFile>,
+    flash: FlashFile,
+    activation_client: ActivationClientFile,
+}
+
+/// The largest activation-client byte range accepted (an APK is a few MiB; a range this large
+/// is a typo).
+const MAX_RAW_CLIENT: u64 = 1 << 30;
+
+impl ProductManifest {
+    /// Loads and validates `file`; manifest paths are resolved inside `image_root` (canonical).
+    pub fn load(file: &Path, image_root: &Path) -> Result<Self, ConfigError> {
+        Self::from_document(&YamlDocument::read(file)?, image_root)
+    }
+
+    pub fn from_document(doc: &YamlDocument, image_root: &Path) -> Result<Self, ConfigError> {
+        let raw: ProductFile = doc.parse().map_err(explain_missing_client)?;
+        Validator { doc, image_root }.product(raw)
+    }
+}
+
+/// A missing `activation_client` is the one omission flashgate exists to refuse: say why.
+fn explain_missing_client(error: ConfigError) -> ConfigError {
+    match error {
+        ConfigError::Invalid {
+            file,
+            line,
+            key,
+            problem,
+            ..
+        } if problem.starts_with("missing field `activation_client`") => ConfigError::Invalid {
+            file,
+            line,
+            key,
+            problem: "this region names no activation client".into(),
+            fix:
+                "every region must name its activation client (partition, image, ext4_path or raw, \
+                  sha256, verify): flashgate refuses to flash a region whose client it cannot check"
+                    .into(),
+        },
+        other => other,
+    }
+}
+
+struct Validator<'a> {
+    doc: &'a YamlDocument,
+    image_root: &'a Path,
+}
+
+impl Validator<'_> {
+    fn error(
+        &self,
+        key: &KeyPath,
+        problem: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> ConfigError {
+        self.doc.error_at(key, problem, fix)
+    }
+
+    fn product(&self, raw: ProductFile) -> Result<ProductManifest, ConfigError> {
+        let name_key = KeyPath::of(&["product"]);
+        check_identifier(&raw.product)
+            .map_err(|p| self.error(&name_key, p, "use the product's short name"))?;
+        let stem = self
+            .doc
+            .file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if stem != raw.product {
+            return Err(self.error(
+                &name_key,
+                format!(
+                    "the file is `{stem}.yaml` but names product `{}`",
+                    raw.product
+                ),
+                format!(
+                    "rename the file to `{}.yaml` or correct `product`",
+                    raw.product
+                ),
+            ));
+        }
+
+        let identity = self.identity(raw.identity)?;
+        if raw.regions.0.is_empty() {
+            return Err(self.error(
+                &KeyPath::of(&["regions"]),
+                "no regions are listed",
+                "add one image set per region, e.g. `00WW:`",
+            ));
+        }
+        let mut regions = BTreeMap::new();
+        let mut client_owner: BTreeMap<Sha256Digest, RegionCode> = BTreeMap::new();
+        for (code, region) in raw.regions.0 {
+            let set = self.region(&code, region, &identity)?;
+            if let Some(other) = client_owner.insert(set.activation_client.sha256, code.clone()) {
+                return Err(self.error(
+                    &KeyPath::of(&["regions", code.as_str(), "activation_client", "sha256"]),
+                    format!(
+                        "region {code} allow-lists the same activation client as region {other}"
+                    ),
+                    "each region has its own client; put this region's client hash here",
+                ));
+            }
+            regions.insert(code, set);
+        }
+        Ok(ProductManifest {
+            name: raw.product,
+            source: self.doc.file.clone(),
+            manifest_sha256: Sha256Digest::of_bytes(self.doc.text.as_bytes()),
+            identity,
+            regions,
+        })
+    }
+
+    fn identity(&self, raw: IdentityFile) -> Result<Identity, ConfigError> {
+        let key = KeyPath::of(&["identity"]);
+        if let Some(product) = &raw.fastboot_product {
+            if product.is_empty() || product.len() > 64 || product.contains(char::is_whitespace) {
+                return Err(self.error(
+                    &key.clone().key("fastboot_product"),
+                    format!("`{product}` cannot be a fastboot product value"),
+                    "write what `fastboot getvar product` answers on this phone",
+                ));
+            }
+        }
+        if raw.fastboot_product.is_none() && raw.edl.is_empty() {
+            return Err(self.error(
+                &key,
+                "no identity rule: neither `fastboot_product` nor `edl`",
+                "add `fastboot_product:` (what `fastboot getvar product` answers) and/or `edl:` entries",
+            ));
+        }
+        let mut edl = Vec::with_capacity(raw.edl.len());
+        for (index, entry) in raw.edl.into_iter().enumerate() {
+            let entry_key = key.clone().key("edl").index(index);
+            let programmer = self.file(
+                "programmer",
+                entry.programmer,
+                &entry_key.clone().key("programmer"),
+            )?;
+            if edl.iter().any(|e: &EdlIdentity| {
+                e.hw_id == entry.hw_id.0 && e.oem_pk_hash == entry.oem_pk_hash.0
+            }) {
+                return Err(self.error(
+                    &entry_key,
+                    "this HW id and OEM PK hash are already listed",
+                    "list each HW id / PK hash pair once, with the programmer it accepts",
+                ));
+            }
+            edl.push(EdlIdentity {
+                hw_id: entry.hw_id.0,
+                oem_pk_hash: entry.oem_pk_hash.0,
+                programmer,
+            });
+        }
+        Ok(Identity {
+            fastboot_product: raw.fastboot_product,
+            edl,
+        })
+    }
+
+    fn file(
+        &self,
+        key_name: &str,
+        raw: FileEntryFile,
+        key: &KeyPath,
+    ) -> Result<ImageFile, ConfigError> {
+        if raw.size == 0 {
+            return Err(self.error(
+                &key.clone().key("size"),
+                "size 0: an empty image",
+                "write the file's size in bytes (`stat -c %s FILE`)",
+            ));
+        }
+        let path = resolve_inside(self.image_root, &raw.path)
+            .map_err(|e| self.error(&key.clone().key("path"), e.to_string(), ""))?;
+        Ok(ImageFile {
+            key: key_name.to_string(),
+            relative: raw.path,
+            path,
+            size: raw.size,
+            sha256: raw.sha256.0,
+        })
+    }
+
+    fn region(
+        &self,
+        code: &RegionCode,
+        raw: RegionFile,
+        identity: &Identity,
+    ) -> Result<ImageSet, ConfigError> {
+        let key = KeyPath::of(&["regions", code.as_str()]);
+        check_identifier(&raw.build_id).map_err(|p| {
+            self.error(
+                &key.clone().key("build_id"),
+                p,
+                "write the build id the image set was built as",
+            )
+        })?;
+        if raw.files.0.is_empty() {
+            return Err(self.error(
+                &key.clone().key("files"),
+                "no files are listed",
+                "list every file the plan writes, with path, size and sha256",
+            ));
+        }
+        let mut files = BTreeMap::new();
+        for (name, entry) in raw.files.0 {
+            let file_key = key.clone().key("files").key(name.as_str());
+            check_identifier(&name)
+                .map_err(|p| self.error(&file_key, p, "name files like `system` or `boot`"))?;
+            let file = self.file(&name, entry, &file_key)?;
+            files.insert(name, file);
+        }
+        let file_ref = |name: &str, at: &KeyPath| -> Result<(), ConfigError> {
+            if files.contains_key(name) {
+                return Ok(());
+            }
+            let known: Vec<&str> = files.keys().map(String::as_str).collect();
+            Err(self.error(
+                at,
+                format!(
+                    "`{name}` is not one of this region's files ({})",
+                    known.join(", ")
+                ),
+                "name a key of this region's `files`",
+            ))
+        };
+
+        let flash_key = key.clone().key("flash");
+        let fastboot = match raw.flash.fastboot {
+            None => None,
+            Some(plan) => {
+                let plan_key = flash_key.clone().key("fastboot");
+                if identity.fastboot_product.is_none() {
+                    return Err(self.error(
+                        &plan_key,
+                        "a fastboot plan, but `identity.fastboot_product` is not set",
+                        "add `identity.fastboot_product` so fastboot phones can be identified",
+                    ));
+                }
+                if plan.partitions.is_empty() {
+                    return Err(self.error(
+                        &plan_key.clone().key("partitions"),
+                        "the fastboot plan writes nothing",
+                        "list `- { partition: system, image: system }` entries",
+                    ));
+                }
+                let mut seen = BTreeSet::new();
+                let mut steps = Vec::new();
+                for (index, step) in plan.partitions.into_iter().enumerate() {
+                    let step_key = plan_key.clone().key("partitions").index(index);
+                    check_identifier(&step.partition).map_err(|p| {
+                        self.error(
+                            &step_key.clone().key("partition"),
+                            p,
+                            "write the partition's name",
+                        )
+                    })?;
+                    if !seen.insert(step.partition.clone()) {
+                        return Err(self.error(
+                            &step_key.clone().key("partition"),
+                            format!("partition `{}` is written twice", step.partition),
+                            "write each partition once",
+                        ));
+                    }
+                    file_ref(&step.image, &step_key.clone().key("image"))?;
+                    steps.push(FastbootStep {
+                        partition: step.partition,
+                        file: step.image,
+                    });
+                }
+                Some(FastbootPlan {
+                    slot: plan.slot,
+                    set_active: plan.set_active,
+                    steps,
+                })
+            }
+        };
+        let edl = match raw.flash.edl {
+            None => None,
+            Some(plan) => {
+                let plan_key = flash_key.clone().key("edl");
+                if identity.edl.is_empty() {
+                    return Err(self.error(
+                        &plan_key,
+                        "an EDL plan, but `identity.edl` lists no programmer",
+                        "add `identity.edl` entries (hw_id, oem_pk_hash, programmer)",
+                    ));
+                }
+                if plan.rawprogram.is_empty() {
+                    return Err(self.error(
+                        &plan_key.clone().key("rawprogram"),
+                        "the EDL plan names no rawprogram file",
+                        "list the keys of the rawprogram*.xml files",
+                    ));
+                }
+                for (index, name) in plan.rawprogram.iter().enumerate() {
+                    file_ref(name, &plan_key.clone().key("rawprogram").index(index))?;
+                }
+                for (index, name) in plan.patch.iter().enumerate() {
+                    file_ref(name, &plan_key.clone().key("patch").index(index))?;
+                }
+                Some(EdlPlan {
+                    storage: plan.storage,
+                    rawprogram: plan.rawprogram,
+                    patch: plan.patch,
+                })
+            }
+        };
+        if fastboot.is_none() && edl.is_none() {
+            return Err(self.error(
+                &flash_key,
+                "no flash plan: neither `fastboot` nor `edl`",
+                "add a `fastboot:` plan, an `edl:` plan, or both",
+            ));
+        }
+
+        let activation_client = self.activation(
+            &key,
+            raw.activation_client,
+            &files,
+            fastboot.as_ref(),
+            file_ref,
+        )?;
+        Ok(ImageSet {
+            region: code.clone(),
+            build_id: raw.build_id,
+            files,
+            fastboot,
+            edl,
+            activation_client,
+        })
+    }
+
+    fn activation(
+        &self,
+        region_key: &KeyPath,
+        raw: ActivationClientFile,
+        files: &BTreeMap<String, ImageFile>,
+        fastboot: Option<&FastbootPlan>,
+        file_ref: impl Fn(&str, &KeyPath) -> Result<(), ConfigError>,
+    ) -> Result<ActivationClient, ConfigError> {
+        let key = region_key.clone().key("activation_client");
+        check_identifier(&raw.partition).map_err(|p| {
+            self.error(
+                &key.clone().key("partition"),
+                p,
+                "write the partition holding the client",
+            )
+        })?;
+        file_ref(&raw.image, &key.clone().key("image"))?;
+        if let Some(plan) = fastboot {
+            let written = plan
+                .steps
+                .iter()
+                .any(|s| s.partition == raw.partition && s.file == raw.image);
+            if !written {
+                return Err(self.error(
+                    &key.clone().key("partition"),
+                    format!(
+                        "the fastboot plan does not write file `{}` to partition `{}`",
+                        raw.image, raw.partition
+                    ),
+                    "the activation client must live in a partition this plan writes, from this image",
+                ));
+            }
+        }
+        let location = match (raw.ext4_path, raw.raw) {
+            (Some(path), None) => ClientLocation::Ext4File { path: path.0 },
+            (None, Some(range)) => {
+                let range_key = key.clone().key("raw");
+                if range.length == 0 || range.length > MAX_RAW_CLIENT {
+                    return Err(self.error(
+                        &range_key.clone().key("length"),
+                        format!("length {} is out of range", range.length),
+                        format!("give the client's length in bytes, 1 to {MAX_RAW_CLIENT}"),
+                    ));
+                }
+                let image_size = files.get(&raw.image).map(|f| f.size).unwrap_or(0);
+                match range.offset.checked_add(range.length) {
+                    Some(end) if end <= image_size => {}
+                    _ => {
+                        return Err(self.error(
+                            &range_key,
+                            format!(
+                                "bytes {}+{} run past the end of `{}` ({image_size} bytes)",
+                                range.offset, range.length, raw.image
+                            ),
+                            "correct offset/length",
+                        ))
+                    }
+                }
+                ClientLocation::RawRange {
+                    offset: range.offset,
+                    length: range.length,
+                }
+            }
+            (Some(_), Some(_)) => {
+                return Err(self.error(
+                    &key,
+                    "both `ext4_path` and `raw` are given",
+                    "keep `ext4_path` for a file inside ext4, or `raw` for a byte range",
+                ))
+            }
+            (None, None) => {
+                return Err(self.error(
+                    &key,
+                    "neither `ext4_path` nor `raw` says where the client is",
+                    "add `ext4_path: /priv-app/…/….apk` or `raw: { offset: …, length: … }`",
+                ))
+            }
+        };
+        if raw.verify == VerifyMethod::DeviceDigest
+            && matches!(location, ClientLocation::Ext4File { .. })
+        {
+            return Err(self.error(
+                &key.clone().key("verify"),
+                "a device digest covers a byte range, not a file inside ext4",
+                "use `verify: host_readback` (reads only the blocks ext4 needs) or give a `raw` range",
+            ));
+        }
+        Ok(ActivationClient {
+            partition: raw.partition,
+            file: raw.image,
+            location,
+            sha256: raw.sha256.0,
+            verify: raw.verify,
+        })
+    }
+}

@@ -1,0 +1,363 @@
+//! Product manifest error paths: each refusal names file, line and key.
+
+use std::path::Path;
+
+use super::*;
+
+const SHA_A: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+const SHA_B: &str = "2222222222222222222222222222222222222222222222222222222222222222";
+const SHA_C: &str = "3333333333333333333333333333333333333333333333333333333333333333";
+
+/// Line numbers in the tests below refer to this text.
+const GOOD: &str = "\
+product: fgdemo
+identity:
+  fastboot_product: fgdemo
+  edl:
+    - hw_id: \"0x000a50e100000000\"
+      oem_pk_hash: \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"
+      programmer: { path: edl/prog.elf, size: 100, sha256: \"SHA_A\" }
+regions:
+  00WW:
+    build_id: FGDEMO.00WW.1
+    files:
+      system: { path: 00WW/system.img, size: 1048576, sha256: \"SHA_A\" }
+      boot: { path: 00WW/boot.img, size: 4096, sha256: \"SHA_B\" }
+    flash:
+      fastboot:
+        slot: all
+        set_active: a
+        partitions:
+          - { partition: boot, image: boot }
+          - { partition: system, image: system }
+    activation_client:
+      partition: system
+      image: system
+      ext4_path: /priv-app/ActivationClient/ActivationClient.apk
+      sha256: \"SHA_B\"
+      verify: host_readback
+  00CN:
+    build_id: FGDEMO.00CN.1
+    files:
+      system: { path: 00CN/system.img, size: 1048576, sha256: \"SHA_C\" }
+    flash:
+      fastboot:
+        slot: active
+        partitions:
+          - { partition: system, image: system }
+    activation_client:
+      partition: system
+      image: system
+      raw: { offset: 4096, length: 100 }
+      sha256: \"SHA_C\"
+      verify: device_digest
+";
+
+fn good() -> String {
+    GOOD.replace("SHA_A", SHA_A)
+        .replace("SHA_B", SHA_B)
+        .replace("SHA_C", SHA_C)
+}
+
+fn root() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for sub in ["00WW", "00CN", "edl"] {
+        std::fs::create_dir(dir.path().join(sub)).unwrap();
+    }
+    dir
+}
+
+fn load(root: &Path, text: &str) -> Result<ProductManifest, ConfigError> {
+    let root = root.canonicalize().unwrap();
+    ProductManifest::from_document(
+        &YamlDocument::from_text("products/fgdemo.yaml", text),
+        &root,
+    )
+}
+
+#[test]
+fn loads_the_good_manifest() {
+    let dir = root();
+    let product = load(dir.path(), &good()).unwrap();
+    assert_eq!(product.name, "fgdemo");
+    assert_eq!(product.identity.fastboot_product.as_deref(), Some("fgdemo"));
+    let edl = &product.identity.edl[0];
+    assert_eq!(edl.hw_id, 0x000a_50e1_0000_0000);
+    assert_eq!(
+        product
+            .identity
+            .programmer_for(0x000a_50e1_0000_0000, &[0xaa; 32])
+            .map(|e| e.programmer.relative.to_string()),
+        Some("edl/prog.elf".to_string())
+    );
+    assert!(product.identity.programmer_for(1, &[0xaa; 32]).is_none());
+    let ww = &product.regions[&RegionCode::parse("00WW").unwrap()];
+    assert_eq!(ww.build_id, "FGDEMO.00WW.1");
+    let plan = ww.fastboot.as_ref().unwrap();
+    assert_eq!(plan.slot, SlotSelection::All);
+    assert_eq!(plan.set_active, Some(AbSlot::A));
+    assert_eq!(plan.steps[1].partition, "system");
+    assert_eq!(ww.activation_image().unwrap().size, 1_048_576);
+    assert_eq!(
+        ww.activation_image().unwrap().path,
+        dir.path().canonicalize().unwrap().join("00WW/system.img")
+    );
+    assert_eq!(
+        ww.activation_client.location,
+        ClientLocation::Ext4File {
+            path: "/priv-app/ActivationClient/ActivationClient.apk".into()
+        }
+    );
+    let cn = &product.regions[&RegionCode::parse("00CN").unwrap()];
+    assert_eq!(
+        cn.activation_client.location,
+        ClientLocation::RawRange {
+            offset: 4096,
+            length: 100
+        }
+    );
+    assert_eq!(
+        product
+            .region_with_client(&crate::digest::Sha256Digest::parse(SHA_C).unwrap())
+            .map(RegionCode::as_str),
+        Some("00CN")
+    );
+    assert_eq!(
+        product.manifest_sha256,
+        crate::digest::Sha256Digest::of_bytes(good().as_bytes())
+    );
+}
+
+#[track_caller]
+fn assert_refused(text: &str, line: usize, key: &str, words: &str) {
+    let dir = root();
+    let error = load(dir.path(), text).expect_err("manifest accepted");
+    let message = error.to_string();
+    assert!(
+        message.starts_with(&format!("products/fgdemo.yaml:{line}: key `{key}`")),
+        "expected line {line} key {key}: {message}"
+    );
+    assert_eq!(error.line(), Some(line), "{message}");
+    assert_eq!(error.key().unwrap().to_string(), key, "{message}");
+    assert!(message.contains(words), "expected {words:?}: {message}");
+}
+
+#[test]
+fn unknown_key() {
+    let text = good().replace(
+        "      verify: host_readback",
+        "      verify: host_readback\n      verfy: x",
+    );
+    assert_refused(
+        &text,
+        27,
+        "regions.00WW.activation_client.verfy",
+        "unknown field `verfy`",
+    );
+}
+
+#[test]
+fn missing_activation_client() {
+    let start = good()
+        .find("    activation_client:\n      partition: system\n      image: system\n      raw")
+        .unwrap();
+    let text = good()[..start].to_string();
+    assert_refused(
+        &text,
+        28,
+        "regions.00CN.activation_client",
+        "every region must name its activation client",
+    );
+}
+
+#[test]
+fn bad_hash_format() {
+    let text = good().replace(
+        &format!("sha256: \"{SHA_B}\"\n      verify"),
+        "sha256: \"abc123\"\n      verify",
+    );
+    assert_refused(
+        &text,
+        25,
+        "regions.00WW.activation_client.sha256",
+        "not a SHA-256 (expected 64 hex digits, found 6",
+    );
+    let text = good().replacen(SHA_A, &"g".repeat(64), 1);
+    assert_refused(
+        &text,
+        7,
+        "identity.edl[0].programmer.sha256",
+        "`g` is not a hex digit",
+    );
+}
+
+#[test]
+fn paths_escaping_the_root() {
+    let text = good().replace("00WW/boot.img", "../boot.img");
+    assert_refused(&text, 13, "regions.00WW.files.boot.path", "`..`");
+    let text = good().replace("00WW/boot.img", "/etc/passwd");
+    assert_refused(&text, 13, "regions.00WW.files.boot.path", "absolute");
+}
+
+#[cfg(unix)]
+#[test]
+fn symlink_escaping_the_root() {
+    let dir = root();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("boot.img"), b"x").unwrap();
+    std::os::unix::fs::symlink(
+        outside.path().join("boot.img"),
+        dir.path().join("00WW/boot.img"),
+    )
+    .unwrap();
+    let error = load(dir.path(), &good()).unwrap_err();
+    let message = error.to_string();
+    assert_eq!(error.line(), Some(13), "{message}");
+    assert_eq!(
+        error.key().unwrap().to_string(),
+        "regions.00WW.files.boot.path"
+    );
+    assert!(message.contains("outside the image root"), "{message}");
+}
+
+#[test]
+fn cross_references_and_values() {
+    let g = good();
+    let cases: Vec<(String, usize, &str, &str)> = vec![
+        (
+            g.replace(
+                "- { partition: boot, image: boot }",
+                "- { partition: boot, image: bootloader }",
+            ),
+            19,
+            "regions.00WW.flash.fastboot.partitions[0].image",
+            "`bootloader` is not one of this region's files (boot, system)",
+        ),
+        (
+            g.replace(
+                "- { partition: boot, image: boot }",
+                "- { partition: system, image: boot }",
+            ),
+            20,
+            "regions.00WW.flash.fastboot.partitions[1].partition",
+            "written twice",
+        ),
+        (
+            g.replacen(
+                "      partition: system\n      image: system",
+                "      partition: vendor\n      image: system",
+                1,
+            ),
+            22,
+            "regions.00WW.activation_client.partition",
+            "does not write file `system` to partition `vendor`",
+        ),
+        (
+            g.replacen(
+                "      ext4_path: /priv-app",
+                "      raw: { offset: 0, length: 1 }\n      ext4_path: /priv-app",
+                1,
+            ),
+            21,
+            "regions.00WW.activation_client",
+            "both `ext4_path` and `raw`",
+        ),
+        (
+            g.replacen(
+                "      ext4_path: /priv-app/ActivationClient/ActivationClient.apk\n",
+                "",
+                1,
+            ),
+            21,
+            "regions.00WW.activation_client",
+            "neither `ext4_path` nor `raw`",
+        ),
+        (
+            g.replace("verify: host_readback", "verify: device_digest"),
+            26,
+            "regions.00WW.activation_client.verify",
+            "device digest covers a byte range",
+        ),
+        (
+            g.replace("verify: host_readback", "verify: trust_me"),
+            26,
+            "regions.00WW.activation_client.verify",
+            "unknown variant `trust_me`",
+        ),
+        (
+            g.replace(
+                "raw: { offset: 4096, length: 100 }",
+                "raw: { offset: 1048570, length: 100 }",
+            ),
+            39,
+            "regions.00CN.activation_client.raw",
+            "run past the end",
+        ),
+        (
+            g.replace(
+                &format!("sha256: \"{SHA_C}\"\n      verify"),
+                &format!("sha256: \"{SHA_B}\"\n      verify"),
+            ),
+            25,
+            "regions.00WW.activation_client.sha256",
+            "same activation client as region 00CN",
+        ),
+        (
+            g.replace("  00CN:", "  00cn:"),
+            27,
+            "regions",
+            "not a region code",
+        ),
+        (
+            g.replace("  00CN:", "  00WW:"),
+            27,
+            "regions",
+            "duplicate key `00WW`",
+        ),
+        (
+            g.replace("product: fgdemo", "product: other"),
+            1,
+            "product",
+            "rename the file to `other.yaml`",
+        ),
+        (
+            g.replace("size: 4096", "size: 0"),
+            13,
+            "regions.00WW.files.boot.size",
+            "empty image",
+        ),
+        (
+            g.replace("build_id: FGDEMO.00WW.1", "build_id: FGDEMO 00WW"),
+            10,
+            "regions.00WW.build_id",
+            "only letters",
+        ),
+        (
+            g.replace("  fastboot_product: fgdemo\n", ""),
+            31,
+            "regions.00CN.flash.fastboot",
+            "fastboot_product",
+        ),
+        (
+            g.replace("slot: all", "slot: c"),
+            16,
+            "regions.00WW.flash.fastboot.slot",
+            "unknown variant",
+        ),
+        (
+            g.replace("hw_id: \"0x000a50e100000000\"", "hw_id: \"chip\""),
+            5,
+            "identity.edl[0].hw_id",
+            "not a HW id",
+        ),
+        (
+            g.replace("ext4_path: /priv-app", "ext4_path: priv-app"),
+            24,
+            "regions.00WW.activation_client.ext4_path",
+            "does not start with `/`",
+        ),
+    ];
+    for (text, line, key, words) in cases {
+        assert_refused(&text, line, key, words);
+    }
+}

@@ -1,0 +1,536 @@
+//! `station.yaml`: which station this is, which USB port is which slot, limits, where the
+//! journal, logs and images live.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::error::{ConfigError, KeyPath};
+use super::names::check_identifier;
+use super::yaml::YamlDocument;
+
+/// A station, validated. Paths are absolute (relative ones in the file are taken from the
+/// directory holding `station.yaml`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StationConfig {
+    pub source: PathBuf,
+    pub station_id: String,
+    pub slots: Vec<SlotConfig>,
+    pub limits: Limits,
+    pub journal: PathBuf,
+    pub log_dir: PathBuf,
+    /// Canonical path of the folder every manifest path is relative to.
+    pub image_root: PathBuf,
+    /// Folder holding `<product>.yaml` manifests.
+    pub products_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotConfig {
+    pub slot: u16,
+    pub binding: SlotBinding,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SlotBinding {
+    /// A physical USB port path as Linux names it, e.g. `1-4.2` (bus 1, port 4, hub port 2).
+    UsbPort(String),
+    /// A simulated phone in the given mode (demo, training, tests).
+    Simulated(SimulatedMode),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SimulatedMode {
+    Fastboot,
+    Edl,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    pub parallel_slots: u16,
+    pub timeouts: Timeouts,
+    pub retries: Retries,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timeouts {
+    /// One command and its response (fastboot getvar, Firehose nop…).
+    pub command: Duration,
+    /// From detection to a known identity.
+    pub identify: Duration,
+    /// One partition (or one rawprogram file) written.
+    pub flash_partition: Duration,
+    /// The whole verification of one unit.
+    pub verify: Duration,
+    /// A unit re-appearing on its port after reboot or mode change.
+    pub reenumerate: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retries {
+    /// Extra identify attempts after a timeout or disconnect before the unit fails.
+    pub identify: u8,
+    /// Extra attempts of a partition write that failed with a transport error.
+    pub flash_partition: u8,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            command: Duration::from_secs(30),
+            identify: Duration::from_secs(60),
+            flash_partition: Duration::from_secs(600),
+            verify: Duration::from_secs(300),
+            reenumerate: Duration::from_secs(90),
+        }
+    }
+}
+
+impl Default for Retries {
+    fn default() -> Self {
+        Self {
+            identify: 2,
+            flash_partition: 1,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StationFile {
+    station_id: String,
+    image_root: PathBuf,
+    #[serde(default)]
+    products_dir: Option<PathBuf>,
+    journal: PathBuf,
+    log_dir: PathBuf,
+    limits: LimitsFile,
+    slots: Vec<SlotFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsFile {
+    parallel_slots: u16,
+    #[serde(default)]
+    timeouts: TimeoutsFile,
+    #[serde(default)]
+    retries: RetriesFile,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct TimeoutsFile {
+    command_secs: Option<u64>,
+    identify_secs: Option<u64>,
+    flash_partition_secs: Option<u64>,
+    verify_secs: Option<u64>,
+    reenumerate_secs: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RetriesFile {
+    identify: Option<u8>,
+    flash_partition: Option<u8>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SlotFile {
+    slot: u16,
+    #[serde(default)]
+    port: Option<String>,
+    #[serde(default)]
+    simulated: Option<SimulatedMode>,
+}
+
+/// The most slots one station drives; beyond this a hub's power and the usbfs budget run out.
+pub const MAX_SLOTS: u16 = 64;
+const MAX_TIMEOUT_SECS: u64 = 24 * 3600;
+
+impl StationConfig {
+    pub fn load(file: &Path) -> Result<Self, ConfigError> {
+        Self::from_document(&YamlDocument::read(file)?)
+    }
+
+    pub fn from_document(doc: &YamlDocument) -> Result<Self, ConfigError> {
+        let raw: StationFile = doc.parse()?;
+        let base = doc.file.parent().map(Path::to_path_buf).unwrap_or_default();
+        let base = if base.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            base
+        };
+
+        check_identifier(&raw.station_id).map_err(|problem| {
+            doc.error_at(
+                &KeyPath::of(&["station_id"]),
+                problem,
+                "use letters, digits, `-`, `_` or `.`, e.g. `line3-st01`",
+            )
+        })?;
+
+        let image_root_key = KeyPath::of(&["image_root"]);
+        let image_root = base.join(&raw.image_root);
+        let image_root = image_root.canonicalize().map_err(|e| {
+            doc.error_at(
+                &image_root_key,
+                format!("image root {} cannot be opened: {e}", image_root.display()),
+                "create the folder or correct the path (relative paths start at this file's folder)",
+            )
+        })?;
+        if !image_root.is_dir() {
+            return Err(doc.error_at(
+                &image_root_key,
+                format!("{} is not a folder", image_root.display()),
+                "point image_root at the folder holding the image sets",
+            ));
+        }
+        let products_dir = base.join(raw.products_dir.unwrap_or_else(|| "products".into()));
+
+        let limits = validate_limits(doc, raw.limits)?;
+        let slots = validate_slots(doc, raw.slots)?;
+        Ok(Self {
+            source: doc.file.clone(),
+            station_id: raw.station_id,
+            slots,
+            limits,
+            journal: base.join(raw.journal),
+            log_dir: base.join(raw.log_dir),
+            image_root,
+            products_dir,
+        })
+    }
+
+    /// Where the manifest of `product` lives.
+    pub fn product_manifest_path(&self, product: &str) -> PathBuf {
+        self.products_dir.join(format!("{product}.yaml"))
+    }
+
+    pub fn slot_for_port(&self, port_path: &str) -> Option<u16> {
+        self.slots.iter().find_map(|s| match &s.binding {
+            SlotBinding::UsbPort(p) if p == port_path => Some(s.slot),
+            _ => None,
+        })
+    }
+}
+
+fn validate_limits(doc: &YamlDocument, raw: LimitsFile) -> Result<Limits, ConfigError> {
+    let key = KeyPath::of(&["limits", "parallel_slots"]);
+    if raw.parallel_slots == 0 || raw.parallel_slots > MAX_SLOTS {
+        return Err(doc.error_at(
+            &key,
+            format!("{} is out of range", raw.parallel_slots),
+            format!("use 1 to {MAX_SLOTS}"),
+        ));
+    }
+    let defaults = Timeouts::default();
+    let t = raw.timeouts;
+    let secs = |name: &str, value: Option<u64>, default: Duration| {
+        let Some(value) = value else {
+            return Ok(default);
+        };
+        if value == 0 || value > MAX_TIMEOUT_SECS {
+            return Err(doc.error_at(
+                &KeyPath::of(&["limits", "timeouts", name]),
+                format!("{value} s is out of range"),
+                format!("use 1 to {MAX_TIMEOUT_SECS} seconds"),
+            ));
+        }
+        Ok(Duration::from_secs(value))
+    };
+    let timeouts = Timeouts {
+        command: secs("command_secs", t.command_secs, defaults.command)?,
+        identify: secs("identify_secs", t.identify_secs, defaults.identify)?,
+        flash_partition: secs(
+            "flash_partition_secs",
+            t.flash_partition_secs,
+            defaults.flash_partition,
+        )?,
+        verify: secs("verify_secs", t.verify_secs, defaults.verify)?,
+        reenumerate: secs("reenumerate_secs", t.reenumerate_secs, defaults.reenumerate)?,
+    };
+    let default_retries = Retries::default();
+    let retries = Retries {
+        identify: raw.retries.identify.unwrap_or(default_retries.identify),
+        flash_partition: raw
+            .retries
+            .flash_partition
+            .unwrap_or(default_retries.flash_partition),
+    };
+    Ok(Limits {
+        parallel_slots: raw.parallel_slots,
+        timeouts,
+        retries,
+    })
+}
+
+fn validate_slots(doc: &YamlDocument, raw: Vec<SlotFile>) -> Result<Vec<SlotConfig>, ConfigError> {
+    if raw.is_empty() {
+        return Err(doc.error_at(
+            &KeyPath::of(&["slots"]),
+            "no slots are listed",
+            "add one entry per USB port: `- { slot: 1, port: \"1-4.1\" }` (`flashgate ports` prints them)",
+        ));
+    }
+    let mut by_number: BTreeMap<u16, usize> = BTreeMap::new();
+    let mut by_port: BTreeMap<String, u16> = BTreeMap::new();
+    let mut slots = Vec::with_capacity(raw.len());
+    for (index, entry) in raw.into_iter().enumerate() {
+        let key = KeyPath::of(&["slots"]).index(index);
+        if entry.slot == 0 || entry.slot > MAX_SLOTS {
+            return Err(doc.error_at(
+                &key.clone().key("slot"),
+                format!("slot number {} is out of range", entry.slot),
+                format!("number slots 1 to {MAX_SLOTS}, as labelled on the hub"),
+            ));
+        }
+        if let Some(first) = by_number.insert(entry.slot, index) {
+            return Err(doc.error_at(
+                &key.clone().key("slot"),
+                format!("slot {} is listed twice (also slots[{first}])", entry.slot),
+                "give every slot its own number",
+            ));
+        }
+        let binding = match (entry.port, entry.simulated) {
+            (Some(port), None) => {
+                check_port_path(&port).map_err(|problem| {
+                    doc.error_at(
+                        &key.clone().key("port"),
+                        problem,
+                        "copy the port path `flashgate ports` prints, e.g. `1-4.2`",
+                    )
+                })?;
+                if let Some(other) = by_port.insert(port.clone(), entry.slot) {
+                    return Err(doc.error_at(
+                        &key.clone().key("port"),
+                        format!("port {port} is already slot {other}"),
+                        "each USB port belongs to one slot",
+                    ));
+                }
+                SlotBinding::UsbPort(port)
+            }
+            (None, Some(mode)) => SlotBinding::Simulated(mode),
+            (Some(_), Some(_)) => {
+                return Err(doc.error_at(
+                    &key,
+                    format!("slot {} has both `port` and `simulated`", entry.slot),
+                    "keep `port` for a real USB port or `simulated: fastboot|edl` for a simulated phone",
+                ))
+            }
+            (None, None) => {
+                return Err(doc.error_at(
+                    &key,
+                    format!("slot {} has neither `port` nor `simulated`", entry.slot),
+                    "add `port: \"1-4.2\"` (a USB port path) or `simulated: fastboot|edl`",
+                ))
+            }
+        };
+        slots.push(SlotConfig {
+            slot: entry.slot,
+            binding,
+        });
+    }
+    slots.sort_by_key(|s| s.slot);
+    Ok(slots)
+}
+
+/// Linux USB port paths: `<bus>-<port>[.<port>]*`, e.g. `1-4` or `3-1.4.2`.
+fn check_port_path(text: &str) -> Result<(), String> {
+    let bad = || format!("`{text}` is not a USB port path");
+    let (bus, ports) = text.split_once('-').ok_or_else(bad)?;
+    let numeric = |s: &str| !s.is_empty() && s.len() <= 3 && s.bytes().all(|b| b.is_ascii_digit());
+    if !numeric(bus) || !ports.split('.').all(numeric) {
+        return Err(bad());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn station_dir() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("images")).unwrap();
+        dir
+    }
+
+    const GOOD: &str = "\
+station_id: line3-st01
+image_root: images
+journal: state/journal.sqlite
+log_dir: state/logs
+limits:
+  parallel_slots: 4
+  timeouts:
+    command_secs: 10
+  retries:
+    identify: 1
+slots:
+  - { slot: 2, port: \"1-4.2\" }
+  - { slot: 1, port: \"1-4.1\" }
+  - slot: 3
+    simulated: edl
+";
+
+    fn load(dir: &tempfile::TempDir, text: &str) -> Result<StationConfig, ConfigError> {
+        let file = dir.path().join("station.yaml");
+        std::fs::write(&file, text).unwrap();
+        StationConfig::load(&file)
+    }
+
+    #[test]
+    fn loads_a_good_station() {
+        let dir = station_dir();
+        let station = load(&dir, GOOD).unwrap();
+        assert_eq!(station.station_id, "line3-st01");
+        assert_eq!(station.slots.len(), 3);
+        assert_eq!(station.slots[0].slot, 1);
+        assert_eq!(
+            station.slots[0].binding,
+            SlotBinding::UsbPort("1-4.1".into())
+        );
+        assert_eq!(
+            station.slots[2].binding,
+            SlotBinding::Simulated(SimulatedMode::Edl)
+        );
+        assert_eq!(station.slot_for_port("1-4.2"), Some(2));
+        assert_eq!(station.limits.timeouts.command, Duration::from_secs(10));
+        assert_eq!(station.limits.timeouts.verify, Timeouts::default().verify);
+        assert_eq!(station.limits.retries.identify, 1);
+        assert_eq!(
+            station.image_root,
+            dir.path().join("images").canonicalize().unwrap()
+        );
+        assert_eq!(station.journal, dir.path().join("state/journal.sqlite"));
+        assert_eq!(
+            station.product_manifest_path("demo"),
+            dir.path().join("products/demo.yaml")
+        );
+    }
+
+    fn assert_error(error: ConfigError, line: usize, key: &str, words: &str) {
+        let message = error.to_string();
+        assert!(message.contains("station.yaml"), "{message}");
+        assert_eq!(error.line(), Some(line), "{message}");
+        assert_eq!(error.key().unwrap().to_string(), key, "{message}");
+        assert!(
+            message.contains(&format!(":{line}: key `{key}`")),
+            "{message}"
+        );
+        assert!(message.contains(words), "{message}");
+    }
+
+    #[test]
+    fn unknown_key_is_refused() {
+        let dir = station_dir();
+        let text = GOOD.replace("    identify: 1", "    identify: 1\n    flash: 3");
+        assert_error(
+            load(&dir, &text).unwrap_err(),
+            11,
+            "limits.retries.flash",
+            "unknown field",
+        );
+    }
+
+    #[test]
+    fn bad_values_are_placed() {
+        let dir = station_dir();
+        let cases = [
+            (
+                GOOD.replace("\"1-4.1\"", "\"usb1\""),
+                13,
+                "slots[1].port",
+                "not a USB port path",
+            ),
+            (
+                GOOD.replace("slot: 2,", "slot: 1,"),
+                13,
+                "slots[1].slot",
+                "listed twice",
+            ),
+            (
+                GOOD.replace("\"1-4.1\"", "\"1-4.2\""),
+                13,
+                "slots[1].port",
+                "already slot 2",
+            ),
+            (
+                GOOD.replace(
+                    "    simulated: edl",
+                    "    simulated: edl\n    port: \"1-5\"",
+                ),
+                14,
+                "slots[2]",
+                "both",
+            ),
+            (
+                GOOD.replace("    simulated: edl", ""),
+                14,
+                "slots[2]",
+                "neither",
+            ),
+            (
+                GOOD.replace("simulated: edl", "simulated: usb"),
+                15,
+                "slots[2].simulated",
+                "unknown variant",
+            ),
+            (
+                GOOD.replace("parallel_slots: 4", "parallel_slots: 0"),
+                6,
+                "limits.parallel_slots",
+                "out of range",
+            ),
+            (
+                GOOD.replace("command_secs: 10", "command_secs: 0"),
+                8,
+                "limits.timeouts.command_secs",
+                "out of range",
+            ),
+            (
+                GOOD.replace("line3-st01", "line 3"),
+                1,
+                "station_id",
+                "letters, digits",
+            ),
+            (
+                GOOD.replace("image_root: images", "image_root: nowhere"),
+                2,
+                "image_root",
+                "cannot be opened",
+            ),
+            (
+                GOOD.replace("journal: state/journal.sqlite\n", ""),
+                1,
+                "journal",
+                "missing field",
+            ),
+        ];
+        for (text, line, key, words) in cases {
+            assert_error(load(&dir, &text).unwrap_err(), line, key, words);
+        }
+    }
+
+    #[test]
+    fn unreadable_file_says_so() {
+        let error = StationConfig::load(Path::new("/nonexistent/station.yaml")).unwrap_err();
+        assert!(matches!(error, ConfigError::Read { .. }));
+        assert!(error.to_string().contains("/nonexistent/station.yaml"));
+    }
+
+    #[test]
+    fn port_paths() {
+        for good in ["1-4", "1-4.2", "3-1.4.2.1"] {
+            assert!(check_port_path(good).is_ok(), "{good}");
+        }
+        for bad in ["1", "1-", "-4", "1-4.", "a-4", "1-4..2", "1-4 ", ""] {
+            assert!(check_port_path(bad).is_err(), "{bad}");
+        }
+    }
+}

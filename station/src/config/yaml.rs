@@ -1,0 +1,479 @@
+//! Strict YAML loading: serde_yaml errors turned into [`ConfigError`]s that name file, line and
+//! key, plus a way to find the line of a key for checks made after parsing (cross references,
+//! paths on disk).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+
+use serde::de::{
+    self, DeserializeOwned, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
+use serde::Deserialize;
+
+use super::error::{ConfigError, KeyPath, KeySegment};
+
+/// One YAML file as read from disk: kept so that errors found after parsing can be placed.
+#[derive(Debug, Clone)]
+pub struct YamlDocument {
+    pub file: PathBuf,
+    pub text: String,
+}
+
+impl YamlDocument {
+    pub fn read(file: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+            file: file.to_path_buf(),
+            source,
+        })?;
+        Ok(Self {
+            file: file.to_path_buf(),
+            text,
+        })
+    }
+
+    pub fn from_text(file: impl Into<PathBuf>, text: impl Into<String>) -> Self {
+        Self {
+            file: file.into(),
+            text: text.into(),
+        }
+    }
+
+    /// Deserializes the whole document; any serde_yaml error becomes a placed [`ConfigError`].
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
+        serde_yaml::from_str(&self.text).map_err(|e| self.convert(&e))
+    }
+
+    /// An error about `key`, placed at the key's line when the key can be found.
+    pub fn error_at(
+        &self,
+        key: &KeyPath,
+        problem: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> ConfigError {
+        ConfigError::Invalid {
+            file: self.file.clone(),
+            line: self.line_of(key),
+            key: key.clone(),
+            problem: problem.into(),
+            fix: fix.into(),
+        }
+    }
+
+    /// 1-based line of `key` (of the key itself for mapping entries, of the element for sequence
+    /// items). Found by walking the document with serde_yaml and stopping at the key with an
+    /// error, because serde_yaml only reports positions through errors.
+    pub fn line_of(&self, key: &KeyPath) -> Option<usize> {
+        if key.is_root() {
+            return Some(1);
+        }
+        let deserializer = serde_yaml::Deserializer::from_str(&self.text);
+        match (Locate { path: &key.0 }).deserialize(deserializer) {
+            Ok(()) => None,
+            Err(e) if e.to_string().contains(LOCATED) => e.location().map(|l| l.line()),
+            Err(_) => None,
+        }
+    }
+
+    fn convert(&self, error: &serde_yaml::Error) -> ConfigError {
+        let line = error.location().map(|l| l.line());
+        let mut message = error.to_string();
+        if let Some(location) = error.location() {
+            let suffix = format!(" at line {} column {}", location.line(), location.column());
+            if let Some(at) = message.find(&suffix) {
+                message.replace_range(at..at + suffix.len(), "");
+            }
+        }
+        let (mut key, problem) = split_path_prefix(&message);
+        let fix;
+        if let Some(name) = quoted_after(&problem, "unknown field `") {
+            key = key.key(name);
+            fix = "remove it or correct its spelling".to_string();
+        } else if let Some(name) = quoted_after(&problem, "missing field `") {
+            key = key.key(name);
+            fix = "add it (configs/demo/ has a complete example)".to_string();
+        } else if problem.starts_with("unknown variant") {
+            fix = "use one of the listed values".to_string();
+        } else if problem.starts_with("invalid type") || problem.starts_with("invalid value") {
+            fix = "give a value of the expected type".to_string();
+        } else if error.location().is_some() && key.is_root() && !problem.contains(';') {
+            fix = "fix the YAML syntax at that line".to_string();
+        } else {
+            // Our own value checks already end with what to do.
+            fix = String::new();
+        }
+        ConfigError::Invalid {
+            file: self.file.clone(),
+            line,
+            key,
+            problem,
+            fix,
+        }
+    }
+}
+
+/// serde_yaml prefixes errors inside the document with the path of the value, `a.b[2].c: `.
+fn split_path_prefix(message: &str) -> (KeyPath, String) {
+    if let Some((prefix, rest)) = message.split_once(": ") {
+        let looks_like_path =
+            !prefix.is_empty() && !prefix.contains(char::is_whitespace) && !prefix.contains('`');
+        if looks_like_path {
+            return (parse_key_path(prefix), rest.to_string());
+        }
+    }
+    (KeyPath::root(), message.to_string())
+}
+
+fn parse_key_path(text: &str) -> KeyPath {
+    let mut path = KeyPath::root();
+    for part in text.split('.') {
+        let (name, mut indices) = match part.find('[') {
+            Some(at) => (&part[..at], &part[at..]),
+            None => (part, ""),
+        };
+        if !name.is_empty() {
+            path = path.key(name);
+        }
+        while let Some(rest) = indices.strip_prefix('[') {
+            let Some(end) = rest.find(']') else { break };
+            if let Ok(index) = rest[..end].parse() {
+                path = path.index(index);
+            }
+            indices = &rest[end + 1..];
+        }
+    }
+    path
+}
+
+fn quoted_after<'a>(text: &'a str, opening: &str) -> Option<&'a str> {
+    let rest = text.strip_prefix(opening)?;
+    rest.split('`').next()
+}
+
+const LOCATED: &str = "\u{1}flashgate-located\u{1}";
+
+struct Locate<'p> {
+    path: &'p [KeySegment],
+}
+
+impl<'de> DeserializeSeed<'de> for Locate<'_> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        match self.path.first() {
+            None => deserializer.deserialize_any(FailHere),
+            Some(KeySegment::Key(_)) => deserializer.deserialize_map(self),
+            Some(KeySegment::Index(_)) => deserializer.deserialize_seq(self),
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for Locate<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a mapping or sequence")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let (Some(KeySegment::Key(wanted)), rest) = (self.path.first(), &self.path[1..]) else {
+            return Ok(());
+        };
+        while let Some(matched) = map.next_key_seed(KeyMatch {
+            wanted,
+            stop_here: rest.is_empty(),
+        })? {
+            if matched {
+                map.next_value_seed(Locate { path: rest })?;
+                return Ok(());
+            }
+            map.next_value::<IgnoredAny>()?;
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let (Some(KeySegment::Index(wanted)), rest) = (self.path.first(), &self.path[1..]) else {
+            return Ok(());
+        };
+        for _ in 0..*wanted {
+            if seq.next_element::<IgnoredAny>()?.is_none() {
+                return Ok(());
+            }
+        }
+        seq.next_element_seed(Locate { path: rest })?;
+        Ok(())
+    }
+}
+
+struct KeyMatch<'w> {
+    wanted: &'w str,
+    stop_here: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for KeyMatch<'_> {
+    type Value = bool;
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeyMatch<'_> {
+    type Value = bool;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a key")
+    }
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<bool, E> {
+        if key == self.wanted {
+            if self.stop_here {
+                return Err(E::custom(LOCATED));
+            }
+            return Ok(true);
+        }
+        Ok(false)
+    }
+    fn visit_u64<E: de::Error>(self, key: u64) -> Result<bool, E> {
+        self.visit_str(&key.to_string())
+    }
+    fn visit_i64<E: de::Error>(self, key: i64) -> Result<bool, E> {
+        self.visit_str(&key.to_string())
+    }
+    fn visit_bool<E: de::Error>(self, key: bool) -> Result<bool, E> {
+        self.visit_str(&key.to_string())
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<bool, E> {
+        Ok(false)
+    }
+}
+
+struct FailHere;
+
+impl<'de> Visitor<'de> for FailHere {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("anything")
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Err(E::custom(LOCATED))
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Err(E::custom(LOCATED))
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Err(E::custom(LOCATED))
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        Err(E::custom(LOCATED))
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        Err(E::custom(LOCATED))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Err(E::custom(LOCATED))
+    }
+    fn visit_none<E: de::Error>(self) -> Result<(), E> {
+        Err(E::custom(LOCATED))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<(), A::Error> {
+        Err(de::Error::custom(LOCATED))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<(), A::Error> {
+        Err(de::Error::custom(LOCATED))
+    }
+}
+
+/// A mapping whose keys must be unique. serde_yaml lets a later duplicate silently replace an
+/// earlier one when deserializing into a map, which would let a second `00EEA:` entry override
+/// the reviewed one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UniqueMap<K: Ord, V>(pub BTreeMap<K, V>);
+
+impl<'de, K, V> Deserialize<'de> for UniqueMap<K, V>
+where
+    K: Deserialize<'de> + Ord + fmt::Display,
+    V: Deserialize<'de>,
+{
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(UniqueMapVisitor(PhantomData))
+    }
+}
+
+struct UniqueMapVisitor<K, V>(PhantomData<(K, V)>);
+
+impl<'de, K, V> Visitor<'de> for UniqueMapVisitor<K, V>
+where
+    K: Deserialize<'de> + Ord + fmt::Display,
+    V: Deserialize<'de>,
+{
+    type Value = UniqueMap<K, V>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a mapping")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut entries = BTreeMap::new();
+        while let Some(key) = map.next_key_seed(UniqueKey {
+            seen: &entries,
+            _value: PhantomData::<V>,
+        })? {
+            let value = map.next_value()?;
+            entries.insert(key, value);
+        }
+        Ok(UniqueMap(entries))
+    }
+}
+
+struct UniqueKey<'m, K, V> {
+    seen: &'m BTreeMap<K, V>,
+    _value: PhantomData<V>,
+}
+
+impl<'de, K, V> DeserializeSeed<'de> for UniqueKey<'_, K, V>
+where
+    K: Deserialize<'de> + Ord + fmt::Display,
+{
+    type Value = K;
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<K, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de, K, V> Visitor<'de> for UniqueKey<'_, K, V>
+where
+    K: Deserialize<'de> + Ord + fmt::Display,
+{
+    type Value = K;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a key")
+    }
+    // The key is checked inside the visitor so that serde_yaml places the error at the key.
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<K, E> {
+        let key = K::deserialize(de::value::StrDeserializer::<E>::new(text))?;
+        if self.seen.contains_key(&key) {
+            return Err(E::custom(format!(
+                "duplicate key `{key}`; each key may appear only once here, delete or rename one"
+            )));
+        }
+        Ok(key)
+    }
+}
+
+/// Implements `Deserialize` for a string newtype through a checking constructor, inside the
+/// visitor so that serde_yaml attaches the value's line and key path to the error.
+macro_rules! deserialize_checked_str {
+    ($type:ty, $expecting:literal, $parse:expr) => {
+        impl<'de> serde::Deserialize<'de> for $type {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                struct CheckedVisitor;
+                impl<'de> serde::de::Visitor<'de> for CheckedVisitor {
+                    type Value = $type;
+                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                        f.write_str($expecting)
+                    }
+                    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<$type, E> {
+                        let parse: fn(&str) -> Result<$type, String> = $parse;
+                        parse(text).map_err(E::custom)
+                    }
+                }
+                deserializer.deserialize_str(CheckedVisitor)
+            }
+        }
+    };
+}
+pub(crate) use deserialize_checked_str;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Outer {
+        name: String,
+        items: Vec<Inner>,
+        table: UniqueMap<String, Inner>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Inner {
+        size: u64,
+    }
+
+    const GOOD: &str =
+        "name: x\nitems:\n  - size: 1\n  - size: 2\ntable:\n  a:\n    size: 3\n  b: {size: 4}\n";
+
+    #[test]
+    fn locates_keys_and_items() {
+        let doc = YamlDocument::from_text("t.yaml", GOOD);
+        assert_eq!(doc.line_of(&KeyPath::of(&["name"])), Some(1));
+        assert_eq!(doc.line_of(&KeyPath::of(&["items"]).index(1)), Some(4));
+        assert_eq!(
+            doc.line_of(&KeyPath::of(&["items"]).index(1).key("size")),
+            Some(4)
+        );
+        assert_eq!(doc.line_of(&KeyPath::of(&["table", "a"])), Some(6));
+        assert_eq!(doc.line_of(&KeyPath::of(&["table", "a", "size"])), Some(7));
+        assert_eq!(doc.line_of(&KeyPath::of(&["table", "b", "size"])), Some(8));
+        assert_eq!(doc.line_of(&KeyPath::of(&["table", "c"])), None);
+        assert_eq!(doc.line_of(&KeyPath::of(&["items"]).index(7)), None);
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_line() {
+        let text = GOOD.replace("  - size: 2", "  - size: 2\n    colour: red");
+        let doc = YamlDocument::from_text("t.yaml", text);
+        let error = doc.parse::<Outer>().unwrap_err();
+        assert_eq!(error.line(), Some(5));
+        assert_eq!(error.key().unwrap().to_string(), "items[1].colour");
+        let message = error.to_string();
+        assert!(message.starts_with("t.yaml:5: key `items[1].colour`: unknown field `colour`"));
+        assert!(
+            message.contains("remove it or correct its spelling"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn missing_key_is_named() {
+        let text = GOOD.replace("  b: {size: 4}", "  b: {}");
+        let doc = YamlDocument::from_text("t.yaml", text);
+        let error = doc.parse::<Outer>().unwrap_err();
+        assert_eq!(error.key().unwrap().to_string(), "table.b.size");
+        assert_eq!(error.line(), Some(8));
+        assert!(error.to_string().contains("add it"), "{error}");
+    }
+
+    #[test]
+    fn wrong_type_is_named() {
+        let text = GOOD.replace("size: 3", "size: three");
+        let error = YamlDocument::from_text("t.yaml", text)
+            .parse::<Outer>()
+            .unwrap_err();
+        assert_eq!(error.key().unwrap().to_string(), "table.a.size");
+        assert_eq!(error.line(), Some(7));
+        assert!(error.to_string().contains("expected u64"), "{error}");
+    }
+
+    #[test]
+    fn duplicate_map_key_is_refused_at_its_line() {
+        let text = format!("{GOOD}  a: {{size: 5}}\n");
+        let error = YamlDocument::from_text("t.yaml", text)
+            .parse::<Outer>()
+            .unwrap_err();
+        assert_eq!(error.line(), Some(9));
+        assert!(error.to_string().contains("duplicate key `a`"), "{error}");
+    }
+
+    #[test]
+    fn syntax_error_is_placed() {
+        let error = YamlDocument::from_text("t.yaml", "name: [x\nitems: 1\n")
+            .parse::<Outer>()
+            .unwrap_err();
+        assert!(error.line().is_some());
+        assert!(error.to_string().starts_with("t.yaml:"), "{error}");
+    }
+}

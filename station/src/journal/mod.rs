@@ -1,0 +1,265 @@
+//! The journal: one SQLite row per unit attempt, in WAL mode with synchronous=FULL. Every
+//! method commits before it returns, so whatever the dashboard shows after a call is on disk.
+
+mod query;
+mod record;
+mod schema;
+mod time;
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+pub use query::{AttemptRow, CodeCount, FlaggedUnit, WorkOrderReport};
+pub use record::{
+    AttemptId, AttemptOutcome, AttemptStart, FinishedAttempt, ImageSent, Phase, UnitMode,
+};
+pub use schema::SCHEMA_VERSION;
+pub use time::rfc3339_millis;
+
+use record::millis;
+
+use crate::verdict::Verdict;
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("journal {}: {source}", path.display())]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("journal: cannot create folder {}: {source}", path.display())]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("journal schema v{found} was written by a newer flashgate (this one knows v{supported}); upgrade flashgate")]
+    NewerSchema { found: i64, supported: i64 },
+    #[error("journal set-up: {0}")]
+    Setup(String),
+    #[error("journal: attempt {0} does not exist")]
+    NoSuchAttempt(i64),
+    #[error("journal: attempt {0} already has a verdict; start a new attempt for a retry")]
+    AlreadyFinished(i64),
+    #[error("journal: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("journal: row {id} holds unreadable {column}: {detail}")]
+    Corrupt {
+        id: i64,
+        column: &'static str,
+        detail: String,
+    },
+}
+
+pub struct Journal {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Journal").field("path", &self.path).finish()
+    }
+}
+
+impl Journal {
+    /// Opens (creating it and its folder if needed) the journal at `path`.
+    pub fn open(path: &Path) -> Result<Self, JournalError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| JournalError::CreateDir {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let open_error = |source| JournalError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut conn = Connection::open(path).map_err(open_error)?;
+        schema::prepare(&mut conn)?;
+        Ok(Self {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Opens an existing journal for reading only (report, history): never creates one.
+    pub fn open_existing(path: &Path) -> Result<Self, JournalError> {
+        if !path.exists() {
+            return Err(JournalError::Setup(format!(
+                "{} does not exist; check the station's `journal` path",
+                path.display()
+            )));
+        }
+        Self::open(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Records that a unit appeared on a slot. The row stays `IN_PROGRESS` until
+    /// [`Journal::finish`], so a station crash leaves a visible trace.
+    pub fn begin(&mut self, start: &AttemptStart) -> Result<AttemptId, JournalError> {
+        self.conn.execute(
+            "INSERT INTO attempts (slot, port_path, station_id, work_order, work_order_quantity,
+                 product, region, build_id, manifest_sha256, result, started_at_ms, tool_version,
+                 log_path)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'IN_PROGRESS', ?10, ?11, ?12)",
+            params![
+                start.slot,
+                start.port_path,
+                start.station_id,
+                start.work_order,
+                start.work_order_quantity,
+                start.product,
+                start.region,
+                start.build_id,
+                start.manifest_sha256.to_hex(),
+                millis(start.started_at),
+                start.tool_version,
+                start.log_path.as_ref().map(|p| p.display().to_string()),
+            ],
+        )?;
+        Ok(AttemptId(self.conn.last_insert_rowid()))
+    }
+
+    /// Records the unit's serial and mode. Returns the other work orders under which this serial
+    /// already passed, so the station can warn before flashing.
+    pub fn identified(
+        &mut self,
+        id: AttemptId,
+        serial: &str,
+        mode: UnitMode,
+        at: SystemTime,
+    ) -> Result<Vec<String>, JournalError> {
+        let tx = self.conn.transaction()?;
+        let work_order = open_attempt_work_order(&tx, id)?;
+        tx.execute(
+            "UPDATE attempts SET unit_serial = ?1, mode = ?2, identified_at_ms = ?3 WHERE id = ?4",
+            params![serial, mode.as_str(), millis(at), id.0],
+        )?;
+        let prior = prior_passes(&tx, serial, &work_order)?;
+        tx.commit()?;
+        Ok(prior)
+    }
+
+    pub fn phase(
+        &mut self,
+        id: AttemptId,
+        phase: Phase,
+        at: SystemTime,
+    ) -> Result<(), JournalError> {
+        let tx = self.conn.transaction()?;
+        open_attempt_work_order(&tx, id)?;
+        tx.execute(
+            &format!("UPDATE attempts SET {} = ?1 WHERE id = ?2", phase.column()),
+            params![millis(at), id.0],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Commits the verdict (durably) and returns only then. A serial that already passed under
+    /// another work order is flagged in the row and in the answer.
+    pub fn finish(
+        &mut self,
+        id: AttemptId,
+        outcome: &AttemptOutcome,
+    ) -> Result<FinishedAttempt, JournalError> {
+        let tx = self.conn.transaction()?;
+        let work_order = open_attempt_work_order(&tx, id)?;
+        let serial: Option<String> = tx.query_row(
+            "SELECT unit_serial FROM attempts WHERE id = ?1",
+            [id.0],
+            |row| row.get(0),
+        )?;
+        let prior = match &serial {
+            Some(serial) => prior_passes(&tx, serial, &work_order)?,
+            None => Vec::new(),
+        };
+        let (result, code, message) = match &outcome.verdict {
+            Verdict::Pass => ("PASS", None, None),
+            Verdict::Fail(failure) => (
+                "FAIL",
+                Some(failure.code().as_str()),
+                Some(failure.to_string()),
+            ),
+        };
+        let images = serde_json::to_string(&outcome.images_sent)
+            .map_err(|e| JournalError::Setup(format!("cannot encode images_sent: {e}")))?;
+        tx.execute(
+            "UPDATE attempts SET result = ?1, failure_code = ?2, failure_message = ?3,
+                 images_sent = ?4, activation_sha256_found = ?5, verify_method = ?6,
+                 verify_bytes_read = ?7, passed_under_other_work_orders = ?8, finished_at_ms = ?9
+             WHERE id = ?10",
+            params![
+                result,
+                code,
+                message,
+                images,
+                outcome.activation_sha256_found.map(|d| d.to_hex()),
+                outcome.verify_method.map(|m| m.as_str()),
+                outcome
+                    .verify_bytes_read
+                    .map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
+                (!prior.is_empty()).then(|| prior.join(",")),
+                millis(outcome.finished_at),
+                id.0,
+            ],
+        )?;
+        tx.commit()?;
+        Ok(FinishedAttempt {
+            id,
+            passed_under_other_work_orders: prior,
+        })
+    }
+
+    /// Work orders other than `work_order` under which `serial` has a PASS.
+    pub fn passed_under_other_work_orders(
+        &self,
+        serial: &str,
+        work_order: &str,
+    ) -> Result<Vec<String>, JournalError> {
+        prior_passes(&self.conn, serial, work_order)
+    }
+
+    pub(crate) fn connection(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+/// The attempt's work order, if the attempt exists and has no verdict yet.
+fn open_attempt_work_order(conn: &Connection, id: AttemptId) -> Result<String, JournalError> {
+    let row: Option<(String, String)> = conn
+        .query_row(
+            "SELECT work_order, result FROM attempts WHERE id = ?1",
+            [id.0],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()?;
+    match row {
+        None => Err(JournalError::NoSuchAttempt(id.0)),
+        Some((_, result)) if result != "IN_PROGRESS" => Err(JournalError::AlreadyFinished(id.0)),
+        Some((work_order, _)) => Ok(work_order),
+    }
+}
+
+fn prior_passes(
+    conn: &Connection,
+    serial: &str,
+    work_order: &str,
+) -> Result<Vec<String>, JournalError> {
+    let mut statement = conn.prepare_cached(
+        "SELECT DISTINCT work_order FROM attempts
+         WHERE unit_serial = ?1 AND result = 'PASS' AND work_order <> ?2 ORDER BY work_order",
+    )?;
+    let rows = statement.query_map(params![serial, work_order], |row| row.get(0))?;
+    Ok(rows.collect::<Result<Vec<String>, _>>()?)
+}
+
+#[cfg(test)]
+mod tests;

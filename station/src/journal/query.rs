@@ -1,0 +1,309 @@
+//! Read side of the journal: `flashgate report --work-order` and `flashgate history SERIAL`.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{params, Row};
+use serde::Serialize;
+
+use super::record::{ImageSent, UnitMode};
+use super::time::rfc3339_millis;
+use super::{Journal, JournalError};
+
+/// Counts and yield for one work order, from the journal alone.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WorkOrderReport {
+    pub work_order: String,
+    /// As recorded with the attempts (normally one of each).
+    pub products: Vec<String>,
+    pub regions: Vec<String>,
+    pub build_ids: Vec<String>,
+    pub stations: Vec<String>,
+    pub quantity: Option<u32>,
+    pub attempts: u64,
+    pub attempts_passed: u64,
+    pub attempts_failed: u64,
+    pub attempts_in_progress: u64,
+    /// Attempts that ended before the unit's serial was read.
+    pub attempts_unidentified: u64,
+    /// Distinct serials seen.
+    pub units: u64,
+    /// Serials with at least one PASS under this work order.
+    pub units_passed: u64,
+    /// Serials without a PASS whose attempts all ended in FAIL.
+    pub units_failed: u64,
+    /// Serials whose first attempt passed.
+    pub units_passed_first_time: u64,
+    /// units_passed / (units_passed + units_failed), in percent.
+    pub yield_percent: Option<f64>,
+    pub first_pass_yield_percent: Option<f64>,
+    /// Failed attempts grouped by code, most frequent first.
+    pub failures_by_code: Vec<CodeCount>,
+    /// Units that also passed under another work order.
+    pub flagged_units: Vec<FlaggedUnit>,
+    pub first_started_at: Option<String>,
+    pub last_finished_at: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CodeCount {
+    pub code: String,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FlaggedUnit {
+    pub serial: String,
+    pub passed_under_other_work_orders: Vec<String>,
+}
+
+/// One attempt as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AttemptRow {
+    pub id: i64,
+    pub unit_serial: Option<String>,
+    pub slot: u16,
+    pub port_path: String,
+    pub station_id: String,
+    pub work_order: String,
+    pub work_order_quantity: u32,
+    pub product: String,
+    pub region: String,
+    pub build_id: String,
+    pub manifest_sha256: String,
+    pub mode: Option<UnitMode>,
+    pub images_sent: Vec<ImageSent>,
+    pub activation_sha256_found: Option<String>,
+    pub verify_method: Option<String>,
+    pub verify_bytes_read: Option<u64>,
+    /// `PASS`, `FAIL` or `IN_PROGRESS`.
+    pub result: String,
+    pub failure_code: Option<String>,
+    pub failure_message: Option<String>,
+    pub passed_under_other_work_orders: Vec<String>,
+    pub started_at: String,
+    pub identified_at: Option<String>,
+    pub flash_started_at: Option<String>,
+    pub flash_done_at: Option<String>,
+    pub verify_started_at: Option<String>,
+    pub verify_done_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub tool_version: String,
+    pub log_path: Option<String>,
+}
+
+const ROW_COLUMNS: &str = "id, unit_serial, slot, port_path, station_id, work_order,
+    work_order_quantity, product, region, build_id, manifest_sha256, mode, images_sent,
+    activation_sha256_found, verify_method, verify_bytes_read, result, failure_code,
+    failure_message, passed_under_other_work_orders, started_at_ms, identified_at_ms,
+    flash_started_at_ms, flash_done_at_ms, verify_started_at_ms, verify_done_at_ms,
+    finished_at_ms, tool_version, log_path";
+
+/// The columns as SQLite returned them, before parsing the JSON and enum columns.
+struct RawRow {
+    row: AttemptRow,
+    mode: Option<String>,
+    images_sent: String,
+}
+
+fn raw_row(row: &Row) -> rusqlite::Result<RawRow> {
+    let at = |index: usize| -> rusqlite::Result<Option<String>> {
+        Ok(row.get::<_, Option<i64>>(index)?.map(rfc3339_millis))
+    };
+    let flagged: Option<String> = row.get(19)?;
+    Ok(RawRow {
+        mode: row.get(11)?,
+        images_sent: row.get(12)?,
+        row: AttemptRow {
+            id: row.get(0)?,
+            unit_serial: row.get(1)?,
+            slot: row.get(2)?,
+            port_path: row.get(3)?,
+            station_id: row.get(4)?,
+            work_order: row.get(5)?,
+            work_order_quantity: row.get(6)?,
+            product: row.get(7)?,
+            region: row.get(8)?,
+            build_id: row.get(9)?,
+            manifest_sha256: row.get(10)?,
+            mode: None,
+            images_sent: Vec::new(),
+            activation_sha256_found: row.get(13)?,
+            verify_method: row.get(14)?,
+            verify_bytes_read: row
+                .get::<_, Option<i64>>(15)?
+                .map(|n| u64::try_from(n).unwrap_or(0)),
+            result: row.get(16)?,
+            failure_code: row.get(17)?,
+            failure_message: row.get(18)?,
+            passed_under_other_work_orders: flagged
+                .map(|s| s.split(',').map(str::to_string).collect())
+                .unwrap_or_default(),
+            started_at: rfc3339_millis(row.get(20)?),
+            identified_at: at(21)?,
+            flash_started_at: at(22)?,
+            flash_done_at: at(23)?,
+            verify_started_at: at(24)?,
+            verify_done_at: at(25)?,
+            finished_at: at(26)?,
+            tool_version: row.get(27)?,
+            log_path: row.get(28)?,
+        },
+    })
+}
+
+fn finish_row(raw: RawRow) -> Result<AttemptRow, JournalError> {
+    let mut row = raw.row;
+    row.mode = match raw.mode {
+        None => None,
+        Some(text) => Some(UnitMode::parse(&text).ok_or_else(|| JournalError::Corrupt {
+            id: row.id,
+            column: "mode",
+            detail: text.clone(),
+        })?),
+    };
+    row.images_sent =
+        serde_json::from_str(&raw.images_sent).map_err(|e| JournalError::Corrupt {
+            id: row.id,
+            column: "images_sent",
+            detail: e.to_string(),
+        })?;
+    Ok(row)
+}
+
+fn percent(part: u64, whole: u64) -> Option<f64> {
+    (whole > 0).then(|| (part as f64) * 100.0 / (whole as f64))
+}
+
+impl Journal {
+    /// Every attempt of `serial`, oldest first.
+    pub fn history(&self, serial: &str) -> Result<Vec<AttemptRow>, JournalError> {
+        self.rows(
+            &format!("SELECT {ROW_COLUMNS} FROM attempts WHERE unit_serial = ?1 ORDER BY id"),
+            serial,
+        )
+    }
+
+    pub fn attempt(&self, id: super::AttemptId) -> Result<Option<AttemptRow>, JournalError> {
+        let mut rows = self.rows(
+            &format!("SELECT {ROW_COLUMNS} FROM attempts WHERE id = ?1"),
+            id.0,
+        )?;
+        Ok(rows.pop())
+    }
+
+    fn rows(&self, sql: &str, arg: impl rusqlite::ToSql) -> Result<Vec<AttemptRow>, JournalError> {
+        let mut statement = self.connection().prepare(sql)?;
+        let raws = statement
+            .query_map(params![arg], raw_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        raws.into_iter().map(finish_row).collect()
+    }
+
+    pub fn report(&self, work_order: &str) -> Result<WorkOrderReport, JournalError> {
+        let rows = self.rows(
+            &format!("SELECT {ROW_COLUMNS} FROM attempts WHERE work_order = ?1 ORDER BY id"),
+            work_order,
+        )?;
+        let mut report = WorkOrderReport {
+            work_order: work_order.to_string(),
+            products: distinct(rows.iter().map(|r| &r.product)),
+            regions: distinct(rows.iter().map(|r| &r.region)),
+            build_ids: distinct(rows.iter().map(|r| &r.build_id)),
+            stations: distinct(rows.iter().map(|r| &r.station_id)),
+            quantity: rows.iter().map(|r| r.work_order_quantity).max(),
+            attempts: rows.len() as u64,
+            attempts_passed: 0,
+            attempts_failed: 0,
+            attempts_in_progress: 0,
+            attempts_unidentified: 0,
+            units: 0,
+            units_passed: 0,
+            units_failed: 0,
+            units_passed_first_time: 0,
+            yield_percent: None,
+            first_pass_yield_percent: None,
+            failures_by_code: Vec::new(),
+            flagged_units: Vec::new(),
+            first_started_at: rows.first().map(|r| r.started_at.clone()),
+            last_finished_at: rows.iter().filter_map(|r| r.finished_at.clone()).max(),
+        };
+        let mut codes: BTreeMap<String, u64> = BTreeMap::new();
+        let mut units: BTreeMap<&str, UnitTally> = BTreeMap::new();
+        let mut flagged: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for row in &rows {
+            match row.result.as_str() {
+                "PASS" => report.attempts_passed += 1,
+                "FAIL" => report.attempts_failed += 1,
+                _ => report.attempts_in_progress += 1,
+            }
+            if let Some(code) = &row.failure_code {
+                *codes.entry(code.clone()).or_default() += 1;
+            }
+            let Some(serial) = row.unit_serial.as_deref() else {
+                if row.result != "IN_PROGRESS" {
+                    report.attempts_unidentified += 1;
+                }
+                continue;
+            };
+            let unit = units.entry(serial).or_insert(UnitTally {
+                first_attempt_passed: row.result == "PASS",
+                ..UnitTally::default()
+            });
+            unit.passed |= row.result == "PASS";
+            unit.open |= row.result == "IN_PROGRESS";
+            if !row.passed_under_other_work_orders.is_empty() {
+                let list = flagged.entry(serial).or_default();
+                for other in &row.passed_under_other_work_orders {
+                    if !list.contains(other) {
+                        list.push(other.clone());
+                    }
+                }
+            }
+        }
+        report.units = units.len() as u64;
+        for unit in units.values() {
+            if unit.passed {
+                report.units_passed += 1;
+            } else if !unit.open {
+                report.units_failed += 1;
+            }
+            if unit.first_attempt_passed {
+                report.units_passed_first_time += 1;
+            }
+        }
+        let decided = report.units_passed + report.units_failed;
+        report.yield_percent = percent(report.units_passed, decided);
+        report.first_pass_yield_percent = percent(report.units_passed_first_time, decided);
+        let mut codes: Vec<CodeCount> = codes
+            .into_iter()
+            .map(|(code, count)| CodeCount { code, count })
+            .collect();
+        codes.sort_by(|a, b| b.count.cmp(&a.count).then(a.code.cmp(&b.code)));
+        report.failures_by_code = codes;
+        report.flagged_units = flagged
+            .into_iter()
+            .map(|(serial, others)| FlaggedUnit {
+                serial: serial.to_string(),
+                passed_under_other_work_orders: others,
+            })
+            .collect();
+        Ok(report)
+    }
+}
+
+#[derive(Default)]
+struct UnitTally {
+    first_attempt_passed: bool,
+    passed: bool,
+    open: bool,
+}
+
+fn distinct<'a>(values: impl Iterator<Item = &'a String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for value in values {
+        if !out.contains(value) {
+            out.push(value.clone());
+        }
+    }
+    out
+}

@@ -1,0 +1,75 @@
+//! The journal's SQLite schema and its version. The version lives in `PRAGMA user_version`;
+//! a journal written by a newer flashgate is refused rather than misread.
+
+use rusqlite::Connection;
+
+use super::JournalError;
+
+pub const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA_V1: &str = "
+CREATE TABLE attempts (
+    id                      INTEGER PRIMARY KEY AUTOINCREMENT,
+    unit_serial             TEXT,
+    slot                    INTEGER NOT NULL,
+    port_path               TEXT NOT NULL,
+    station_id              TEXT NOT NULL,
+    work_order              TEXT NOT NULL,
+    work_order_quantity     INTEGER NOT NULL,
+    product                 TEXT NOT NULL,
+    region                  TEXT NOT NULL,
+    build_id                TEXT NOT NULL,
+    manifest_sha256         TEXT NOT NULL,
+    mode                    TEXT CHECK (mode IN ('fastboot', 'edl')),
+    images_sent             TEXT NOT NULL DEFAULT '[]',
+    activation_sha256_found TEXT,
+    verify_method           TEXT,
+    verify_bytes_read       INTEGER,
+    result                  TEXT NOT NULL CHECK (result IN ('IN_PROGRESS', 'PASS', 'FAIL')),
+    failure_code            TEXT,
+    failure_message         TEXT,
+    passed_under_other_work_orders TEXT,
+    started_at_ms           INTEGER NOT NULL,
+    identified_at_ms        INTEGER,
+    flash_started_at_ms     INTEGER,
+    flash_done_at_ms        INTEGER,
+    verify_started_at_ms    INTEGER,
+    verify_done_at_ms       INTEGER,
+    finished_at_ms          INTEGER,
+    tool_version            TEXT NOT NULL,
+    log_path                TEXT,
+    CHECK ((result = 'FAIL') = (failure_code IS NOT NULL))
+);
+CREATE INDEX attempts_by_serial ON attempts (unit_serial);
+CREATE INDEX attempts_by_work_order ON attempts (work_order);
+";
+
+/// Sets durability pragmas and creates or checks the schema.
+pub fn prepare(conn: &mut Connection) -> Result<(), JournalError> {
+    // WAL lets report/history read while the station writes; synchronous=FULL makes each commit
+    // durable when it returns, so a verdict the dashboard shows survives a power cut.
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(JournalError::Setup(format!(
+            "SQLite refused WAL mode (got `{mode}`); put the journal on a local disk"
+        )));
+    }
+    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    match version {
+        0 => {
+            let tx = conn.transaction()?;
+            tx.execute_batch(SCHEMA_V1)?;
+            tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
+            tx.commit()?;
+            Ok(())
+        }
+        SCHEMA_VERSION => Ok(()),
+        newer => Err(JournalError::NewerSchema {
+            found: newer,
+            supported: SCHEMA_VERSION,
+        }),
+    }
+}

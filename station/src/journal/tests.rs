@@ -1,0 +1,276 @@
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::*;
+use crate::config::{RegionCode, VerifyMethod};
+use crate::digest::Sha256Digest;
+use crate::verdict::{Failure, FailureCode, UnitRef};
+
+fn at(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_795_860_000 + secs)
+}
+
+fn start(slot: u16, work_order: &str) -> AttemptStart {
+    AttemptStart {
+        slot,
+        port_path: format!("1-4.{slot}"),
+        station_id: "line3-st01".into(),
+        work_order: work_order.into(),
+        work_order_quantity: 10,
+        product: "fgdemo".into(),
+        region: "00EEA".into(),
+        build_id: "FGDEMO.00EEA.1".into(),
+        manifest_sha256: Sha256Digest::of_bytes(b"manifest"),
+        tool_version: "flashgate 0.1.0".into(),
+        log_path: Some(format!("logs/unit-{slot}.log").into()),
+        started_at: at(0),
+    }
+}
+
+fn pass() -> AttemptOutcome {
+    AttemptOutcome {
+        verdict: Verdict::Pass,
+        images_sent: vec![ImageSent {
+            partition: "system_a".into(),
+            file: "system".into(),
+            sha256: Sha256Digest::of_bytes(b"system"),
+            bytes: 1_048_576,
+        }],
+        activation_sha256_found: Some(Sha256Digest::of_bytes(b"client-00EEA")),
+        verify_method: Some(VerifyMethod::HostReadback),
+        verify_bytes_read: Some(65_536),
+        finished_at: at(60),
+    }
+}
+
+fn fail(slot: u16, serial: &str) -> AttemptOutcome {
+    AttemptOutcome {
+        verdict: Verdict::Fail(Failure::ActivationClientWrongRegion {
+            unit: UnitRef {
+                slot,
+                serial: Some(serial.into()),
+            },
+            partition: "system_a".into(),
+            location: "/priv-app/ActivationClient/ActivationClient.apk".into(),
+            found_region: RegionCode::parse("00CN").unwrap(),
+            work_order: "WO-1".into(),
+            needed_region: RegionCode::parse("00EEA").unwrap(),
+        }),
+        images_sent: Vec::new(),
+        activation_sha256_found: Some(Sha256Digest::of_bytes(b"client-00CN")),
+        verify_method: Some(VerifyMethod::HostReadback),
+        verify_bytes_read: Some(40_960),
+        finished_at: at(50),
+    }
+}
+
+fn run(
+    journal: &mut Journal,
+    slot: u16,
+    work_order: &str,
+    serial: &str,
+    outcome: AttemptOutcome,
+) -> FinishedAttempt {
+    let id = journal.begin(&start(slot, work_order)).unwrap();
+    journal
+        .identified(id, serial, UnitMode::Fastboot, at(2))
+        .unwrap();
+    journal.phase(id, Phase::FlashStarted, at(3)).unwrap();
+    journal.phase(id, Phase::FlashDone, at(40)).unwrap();
+    journal.phase(id, Phase::VerifyStarted, at(41)).unwrap();
+    journal.phase(id, Phase::VerifyDone, at(45)).unwrap();
+    journal.finish(id, &outcome).unwrap()
+}
+
+#[test]
+fn opens_in_wal_with_full_sync_and_versioned_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(&dir.path().join("state/journal.sqlite")).unwrap();
+    let conn = journal.connection();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let sync: i64 = conn
+        .query_row("PRAGMA synchronous", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(sync, 2, "synchronous must be FULL (2)");
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+}
+
+#[test]
+fn refuses_a_newer_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.sqlite");
+    drop(Journal::open(&path).unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("PRAGMA user_version = 99").unwrap();
+    drop(conn);
+    let error = Journal::open(&path).unwrap_err();
+    assert!(
+        matches!(error, JournalError::NewerSchema { found: 99, .. }),
+        "{error}"
+    );
+    assert!(error.to_string().contains("upgrade flashgate"));
+}
+
+#[test]
+fn a_verdict_is_on_disk_when_finish_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.sqlite");
+    let mut journal = Journal::open(&path).unwrap();
+    let finished = run(&mut journal, 3, "WO-1", "7PL0042", pass());
+    // A second, independent connection sees the committed row while the writer is still open.
+    let reader = Journal::open_existing(&path).unwrap();
+    let row = reader.attempt(finished.id).unwrap().unwrap();
+    assert_eq!(row.result, "PASS");
+    assert_eq!(row.unit_serial.as_deref(), Some("7PL0042"));
+    assert_eq!(row.mode, Some(UnitMode::Fastboot));
+    assert_eq!(row.port_path, "1-4.3");
+    assert_eq!(row.images_sent, pass().images_sent);
+    assert_eq!(row.verify_bytes_read, Some(65_536));
+    assert_eq!(row.verify_method.as_deref(), Some("host_readback"));
+    assert_eq!(
+        row.activation_sha256_found,
+        Some(Sha256Digest::of_bytes(b"client-00EEA").to_hex())
+    );
+    assert_eq!(row.started_at, "2026-11-28T10:00:00.000Z");
+    assert_eq!(
+        row.flash_done_at.as_deref(),
+        Some("2026-11-28T10:00:40.000Z")
+    );
+    assert_eq!(row.finished_at.as_deref(), Some("2026-11-28T10:01:00.000Z"));
+    assert_eq!(row.log_path.as_deref(), Some("logs/unit-3.log"));
+}
+
+#[test]
+fn an_attempt_gets_one_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut journal = Journal::open(&dir.path().join("j.sqlite")).unwrap();
+    let finished = run(&mut journal, 1, "WO-1", "A", pass());
+    let again = journal.finish(finished.id, &fail(1, "A")).unwrap_err();
+    assert!(matches!(again, JournalError::AlreadyFinished(_)), "{again}");
+    let missing = journal
+        .phase(AttemptId(999), Phase::FlashDone, at(1))
+        .unwrap_err();
+    assert!(matches!(missing, JournalError::NoSuchAttempt(999)));
+    assert_eq!(
+        journal.attempt(finished.id).unwrap().unwrap().result,
+        "PASS"
+    );
+}
+
+#[test]
+fn flags_a_serial_passed_under_another_work_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut journal = Journal::open(&dir.path().join("j.sqlite")).unwrap();
+    assert!(run(&mut journal, 1, "WO-1", "SER1", pass())
+        .passed_under_other_work_orders
+        .is_empty());
+    // A retry under the same work order is not a flag.
+    assert!(run(&mut journal, 1, "WO-1", "SER1", pass())
+        .passed_under_other_work_orders
+        .is_empty());
+    let id = journal.begin(&start(2, "WO-2")).unwrap();
+    let early = journal
+        .identified(id, "SER1", UnitMode::Edl, at(1))
+        .unwrap();
+    assert_eq!(early, vec!["WO-1".to_string()]);
+    let finished = journal.finish(id, &pass()).unwrap();
+    assert_eq!(
+        finished.passed_under_other_work_orders,
+        vec!["WO-1".to_string()]
+    );
+    let row = journal.attempt(id).unwrap().unwrap();
+    assert_eq!(row.passed_under_other_work_orders, vec!["WO-1".to_string()]);
+    assert_eq!(
+        journal
+            .passed_under_other_work_orders("SER1", "WO-3")
+            .unwrap(),
+        vec!["WO-1".to_string(), "WO-2".to_string()]
+    );
+}
+
+#[test]
+fn report_counts_yield_and_failures_by_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut journal = Journal::open(&dir.path().join("j.sqlite")).unwrap();
+    run(&mut journal, 1, "WO-1", "A", pass());
+    run(&mut journal, 2, "WO-1", "B", fail(2, "B"));
+    run(&mut journal, 2, "WO-1", "B", pass()); // reworked, passes second time
+    run(&mut journal, 3, "WO-1", "C", fail(3, "C"));
+    let disconnected = AttemptOutcome {
+        verdict: Verdict::Fail(Failure::Disconnected {
+            unit: UnitRef {
+                slot: 4,
+                serial: None,
+            },
+            step: "identify".into(),
+        }),
+        ..pass()
+    };
+    let id = journal.begin(&start(4, "WO-1")).unwrap();
+    journal.finish(id, &disconnected).unwrap();
+    journal.begin(&start(5, "WO-1")).unwrap(); // still running
+    run(&mut journal, 1, "WO-9", "Z", pass()); // other work order: not counted
+
+    let report = journal.report("WO-1").unwrap();
+    assert_eq!(report.attempts, 6);
+    assert_eq!(report.attempts_passed, 2);
+    assert_eq!(report.attempts_failed, 3);
+    assert_eq!(report.attempts_in_progress, 1);
+    assert_eq!(report.attempts_unidentified, 1);
+    assert_eq!(report.units, 3);
+    assert_eq!(report.units_passed, 2);
+    assert_eq!(report.units_failed, 1);
+    assert_eq!(report.units_passed_first_time, 1);
+    let yield_percent = report.yield_percent.unwrap();
+    assert!(
+        (yield_percent - 200.0 / 3.0).abs() < 1e-9,
+        "{yield_percent}"
+    );
+    assert_eq!(
+        report.failures_by_code,
+        vec![
+            CodeCount {
+                code: FailureCode::ActivationClientWrongRegion.as_str().into(),
+                count: 2
+            },
+            CodeCount {
+                code: FailureCode::Disconnected.as_str().into(),
+                count: 1
+            },
+        ]
+    );
+    assert_eq!(report.products, vec!["fgdemo".to_string()]);
+    assert_eq!(report.quantity, Some(10));
+
+    let empty = journal.report("WO-404").unwrap();
+    assert_eq!(empty.attempts, 0);
+    assert_eq!(empty.yield_percent, None);
+}
+
+#[test]
+fn history_lists_every_attempt_of_a_serial() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut journal = Journal::open(&dir.path().join("j.sqlite")).unwrap();
+    run(&mut journal, 2, "WO-1", "B", fail(2, "B"));
+    run(&mut journal, 7, "WO-1", "B", pass());
+    run(&mut journal, 1, "WO-1", "A", pass());
+    let history = journal.history("B").unwrap();
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[0].result, "FAIL");
+    assert_eq!(
+        history[0].failure_code.as_deref(),
+        Some("ACTIVATION_CLIENT_WRONG_REGION")
+    );
+    assert!(history[0]
+        .failure_message
+        .as_deref()
+        .unwrap()
+        .starts_with("ACTIVATION_CLIENT_WRONG_REGION: slot 2 (serial B)"));
+    assert_eq!(history[1].slot, 7);
+    assert!(journal.history("nobody").unwrap().is_empty());
+}

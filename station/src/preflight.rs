@@ -1,0 +1,312 @@
+//! Pre-flight: before the first phone is touched, the work order's region must have an image
+//! set, every file must have the manifest's size and SHA-256 (hashed once per batch), and the
+//! activation client inside the image must be the one allow-listed for that region.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::config::{
+    ClientLocation, ConfigError, ImageFile, ImageSet, ProductManifest, RegionCode, StationConfig,
+    WorkOrder,
+};
+use crate::digest::Sha256Digest;
+use crate::ext4_file::{hash_file_in_ext4, Ext4FileError};
+use crate::read_at::{CountingReader, ReadAt};
+use crate::verdict::FailureCode;
+use crate::verified_image::{ImageCheckError, ImageFormat, VerifiedImage};
+
+/// Largest activation client pre-flight (and verification) will hash.
+pub const MAX_CLIENT_SIZE: u64 = 512 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PreflightError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("work order {work_order} is for product `{wanted}` but the manifest {} is product `{found}`; use the manifest of `{wanted}`", manifest.display())]
+    ProductMismatch {
+        work_order: String,
+        wanted: String,
+        found: String,
+        manifest: PathBuf,
+    },
+    #[error("work order {work_order} needs region {region}, but product {product} has no image set for it (it has {}); add the region to the manifest or correct the work order", available.join(", "))]
+    RegionMissing {
+        work_order: String,
+        region: RegionCode,
+        product: String,
+        available: Vec<String>,
+    },
+    #[error("IMAGE_HASH_MISMATCH: {source}")]
+    Image {
+        #[source]
+        source: ImageCheckError,
+    },
+    #[error("ACTIVATION_CLIENT_WRONG_REGION: image `{}` ({}) of region {}: {} has the {} client, work order {} needs {}; the build is mis-packaged, do not flash it", .0.image, .0.path.display(), .0.region, .0.location, .0.found_region_name(), .0.work_order, .0.region)]
+    ActivationClientWrongRegion(Box<ClientMismatch>),
+    #[error("ACTIVATION_CLIENT_UNKNOWN: image `{}` ({}) of region {}: {} has SHA-256 {}, which is no region's allow-listed client (work order {} needs {}); do not flash this build", .0.image, .0.path.display(), .0.region, .0.location, .0.found, .0.work_order, .0.expected)]
+    ActivationClientUnknown(Box<ClientMismatch>),
+    #[error("ACTIVATION_CLIENT_UNKNOWN: image `{}` ({}) of region {}: cannot read the activation client {}: {}; check the manifest's activation_client against the build", .0.image, .0.path.display(), .0.region, .0.location, .0.detail)]
+    ActivationClientUnreadable(Box<ClientUnreadable>),
+}
+
+/// The activation client in an image set is not the work order region's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientMismatch {
+    pub work_order: String,
+    /// The work order's region (whose image set this is).
+    pub region: RegionCode,
+    /// The region whose client was found, when it is one of the product's.
+    pub found_region: Option<RegionCode>,
+    pub image: String,
+    pub path: PathBuf,
+    /// Partition and path inside it, e.g. `system /priv-app/…/ActivationClient.apk`.
+    pub location: String,
+    pub found: Sha256Digest,
+    pub expected: Sha256Digest,
+}
+
+impl ClientMismatch {
+    fn found_region_name(&self) -> &str {
+        self.found_region
+            .as_ref()
+            .map_or("unknown", RegionCode::as_str)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientUnreadable {
+    pub region: RegionCode,
+    pub image: String,
+    pub path: PathBuf,
+    pub location: String,
+    pub detail: String,
+}
+
+impl PreflightError {
+    /// The failure code the refusal is reported under, when it is about the images.
+    pub fn code(&self) -> Option<FailureCode> {
+        match self {
+            Self::Config(_) | Self::ProductMismatch { .. } | Self::RegionMissing { .. } => None,
+            Self::Image { .. } => Some(FailureCode::ImageHashMismatch),
+            Self::ActivationClientWrongRegion(_) => Some(FailureCode::ActivationClientWrongRegion),
+            Self::ActivationClientUnknown(_) | Self::ActivationClientUnreadable(_) => {
+                Some(FailureCode::ActivationClientUnknown)
+            }
+        }
+    }
+}
+
+/// What pre-flight established about the activation client inside the image set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActivationCheck {
+    /// Key of the image holding it.
+    pub image: String,
+    pub image_format: ImageFormat,
+    pub location: ClientLocation,
+    pub sha256: Sha256Digest,
+    pub client_size: u64,
+    /// Bytes read from the (expanded) image to find and hash it.
+    pub bytes_read: u64,
+}
+
+/// A batch that passed pre-flight: the only way the orchestrator gets images to send.
+#[derive(Debug, Clone)]
+pub struct CheckedBatch {
+    pub work_order: WorkOrder,
+    pub product: ProductManifest,
+    pub image_set: ImageSet,
+    /// The region's files, by manifest key, each hashed once.
+    pub images: BTreeMap<String, VerifiedImage>,
+    /// EDL programmers from the identity rules, in manifest order.
+    pub programmers: Vec<VerifiedImage>,
+    pub activation: ActivationCheck,
+    /// Bytes streamed through SHA-256.
+    pub bytes_hashed: u64,
+    pub elapsed: Duration,
+}
+
+impl CheckedBatch {
+    pub fn region(&self) -> &RegionCode {
+        &self.image_set.region
+    }
+
+    pub fn image(&self, key: &str) -> Option<&VerifiedImage> {
+        self.images.get(key)
+    }
+}
+
+/// Loads `station.yaml`, the work order and its product's manifest, then runs [`preflight`].
+pub fn load_and_check(
+    station_file: &Path,
+    work_order_file: &Path,
+) -> Result<(StationConfig, CheckedBatch), PreflightError> {
+    let station = StationConfig::load(station_file)?;
+    let work_order = WorkOrder::load(work_order_file)?;
+    let product = ProductManifest::load(
+        &station.product_manifest_path(&work_order.product),
+        &station.image_root,
+    )?;
+    let batch = preflight(&product, &work_order)?;
+    Ok((station, batch))
+}
+
+/// Every check that must pass before the first phone is flashed.
+pub fn preflight(
+    product: &ProductManifest,
+    work_order: &WorkOrder,
+) -> Result<CheckedBatch, PreflightError> {
+    let started = Instant::now();
+    if work_order.product != product.name {
+        return Err(PreflightError::ProductMismatch {
+            work_order: work_order.id.clone(),
+            wanted: work_order.product.clone(),
+            found: product.name.clone(),
+            manifest: product.source.clone(),
+        });
+    }
+    let image_set =
+        product
+            .regions
+            .get(&work_order.region)
+            .ok_or_else(|| PreflightError::RegionMissing {
+                work_order: work_order.id.clone(),
+                region: work_order.region.clone(),
+                product: product.name.clone(),
+                available: product.regions.keys().map(|r| r.to_string()).collect(),
+            })?;
+
+    let mut hasher = OncePerFile::default();
+    let mut images = BTreeMap::new();
+    for (key, file) in &image_set.files {
+        images.insert(key.clone(), hasher.check(file)?);
+    }
+    let programmers = product
+        .identity
+        .edl
+        .iter()
+        .map(|entry| hasher.check(&entry.programmer))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let activation = check_activation_client(product, image_set, &images, work_order)?;
+    Ok(CheckedBatch {
+        work_order: work_order.clone(),
+        product: product.clone(),
+        image_set: image_set.clone(),
+        images,
+        programmers,
+        activation,
+        bytes_hashed: hasher.bytes,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Hashes each distinct file once even when several manifest entries name it.
+#[derive(Default)]
+struct OncePerFile {
+    done: BTreeMap<PathBuf, VerifiedImage>,
+    bytes: u64,
+}
+
+impl OncePerFile {
+    fn check(&mut self, file: &ImageFile) -> Result<VerifiedImage, PreflightError> {
+        if let Some(done) = self.done.get(&file.path) {
+            if done.size() == file.size && done.sha256() == file.sha256 {
+                return Ok(done.clone().renamed(&file.key));
+            }
+        }
+        let verified =
+            VerifiedImage::check(file).map_err(|source| PreflightError::Image { source })?;
+        self.bytes += file.size;
+        self.done.insert(file.path.clone(), verified.clone());
+        Ok(verified)
+    }
+}
+
+fn check_activation_client(
+    product: &ProductManifest,
+    image_set: &ImageSet,
+    images: &BTreeMap<String, VerifiedImage>,
+    work_order: &WorkOrder,
+) -> Result<ActivationCheck, PreflightError> {
+    let client = &image_set.activation_client;
+    let unreadable = |path: &Path, detail: String| {
+        PreflightError::ActivationClientUnreadable(Box::new(ClientUnreadable {
+            region: image_set.region.clone(),
+            image: client.file.clone(),
+            path: path.to_path_buf(),
+            location: client.location.to_string(),
+            detail,
+        }))
+    };
+    // The manifest loader guarantees the key exists; say so plainly if that ever changes.
+    let image = images
+        .get(&client.file)
+        .ok_or_else(|| unreadable(Path::new("?"), format!("no file `{}`", client.file)))?;
+    let view = image
+        .open_partition_view()
+        .map_err(|source| PreflightError::Image { source })?;
+    let image_format = view.format();
+    let (sha256, client_size, bytes_read) = match &client.location {
+        ClientLocation::Ext4File { path } => {
+            let (_, result) = hash_file_in_ext4(view, path, MAX_CLIENT_SIZE);
+            let digest =
+                result.map_err(|e: Ext4FileError| unreadable(image.path(), e.to_string()))?;
+            (digest.sha256, digest.size, digest.bytes_read)
+        }
+        ClientLocation::RawRange { offset, length } => {
+            let mut counting = CountingReader::new(view);
+            let sha256 = hash_range(&mut counting, *offset, *length)
+                .map_err(|e| unreadable(image.path(), e.to_string()))?;
+            (sha256, *length, counting.bytes_read())
+        }
+    };
+    if sha256 != client.sha256 {
+        let found_region = product.region_with_client(&sha256).cloned();
+        let mismatch = Box::new(ClientMismatch {
+            work_order: work_order.id.clone(),
+            region: image_set.region.clone(),
+            found_region: found_region.clone(),
+            image: client.file.clone(),
+            path: image.path().to_path_buf(),
+            location: format!("{} {}", client.partition, client.location),
+            found: sha256,
+            expected: client.sha256,
+        });
+        return Err(match found_region {
+            Some(_) => PreflightError::ActivationClientWrongRegion(mismatch),
+            None => PreflightError::ActivationClientUnknown(mismatch),
+        });
+    }
+    Ok(ActivationCheck {
+        image: client.file.clone(),
+        image_format,
+        location: client.location.clone(),
+        sha256,
+        client_size,
+        bytes_read,
+    })
+}
+
+/// SHA-256 of `length` bytes from `offset`, streamed.
+pub fn hash_range(
+    source: &mut impl ReadAt,
+    offset: u64,
+    length: u64,
+) -> std::io::Result<Sha256Digest> {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    let mut buffer = vec![0u8; 64 * 1024];
+    let mut done = 0u64;
+    while done < length {
+        let n = usize::try_from((length - done).min(buffer.len() as u64)).unwrap_or(buffer.len());
+        let chunk = buffer.get_mut(..n).unwrap_or(&mut []);
+        let at = offset.checked_add(done).ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "offset overflows")
+        })?;
+        source.read_exact_at(at, chunk)?;
+        hasher.update(&*chunk);
+        done += n as u64;
+    }
+    Ok(Sha256Digest::from_hasher(hasher))
+}

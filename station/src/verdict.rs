@@ -1,0 +1,405 @@
+//! The failure vocabulary: a stable code (what reports group by and the journal stores) and a
+//! sentence for people naming slot, unit, partition, and what was expected versus found.
+
+use std::fmt;
+
+use crate::config::RegionCode;
+use crate::digest::Sha256Digest;
+
+/// Stable failure codes. Their spelling is part of the journal format and of reports: never
+/// rename one; add new ones at the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FailureCode {
+    IdentityMismatch,
+    ImageHashMismatch,
+    ActivationClientWrongRegion,
+    ActivationClientUnknown,
+    DeviceFail,
+    Timeout,
+    Disconnected,
+    ProtocolError,
+    SlotMismatch,
+    VerifyMismatch,
+    /// The station itself failed (journal, image file vanished…): not the unit's fault.
+    HostError,
+}
+
+impl FailureCode {
+    pub const ALL: [FailureCode; 11] = [
+        Self::IdentityMismatch,
+        Self::ImageHashMismatch,
+        Self::ActivationClientWrongRegion,
+        Self::ActivationClientUnknown,
+        Self::DeviceFail,
+        Self::Timeout,
+        Self::Disconnected,
+        Self::ProtocolError,
+        Self::SlotMismatch,
+        Self::VerifyMismatch,
+        Self::HostError,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::IdentityMismatch => "IDENTITY_MISMATCH",
+            Self::ImageHashMismatch => "IMAGE_HASH_MISMATCH",
+            Self::ActivationClientWrongRegion => "ACTIVATION_CLIENT_WRONG_REGION",
+            Self::ActivationClientUnknown => "ACTIVATION_CLIENT_UNKNOWN",
+            Self::DeviceFail => "DEVICE_FAIL",
+            Self::Timeout => "TIMEOUT",
+            Self::Disconnected => "DISCONNECTED",
+            Self::ProtocolError => "PROTOCOL_ERROR",
+            Self::SlotMismatch => "SLOT_MISMATCH",
+            Self::VerifyMismatch => "VERIFY_MISMATCH",
+            Self::HostError => "HOST_ERROR",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == text)
+    }
+
+    /// What the line operator does next.
+    pub fn operator_action(self) -> &'static str {
+        match self {
+            Self::Disconnected | Self::Timeout => "re-seat cable and retry the unit",
+            Self::IdentityMismatch => "remove unit: wrong product for this work order",
+            Self::ActivationClientWrongRegion
+            | Self::ActivationClientUnknown
+            | Self::ImageHashMismatch
+            | Self::HostError => "stop the line and call engineer",
+            Self::DeviceFail | Self::ProtocolError | Self::SlotMismatch | Self::VerifyMismatch => {
+                "remove unit and put it in the rework tray"
+            }
+        }
+    }
+}
+
+impl fmt::Display for FailureCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The unit a sentence is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitRef {
+    pub slot: u16,
+    /// Unknown before identification.
+    pub serial: Option<String>,
+}
+
+impl fmt::Display for UnitRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.serial {
+            Some(serial) => write!(f, "slot {} (serial {serial})", self.slot),
+            None => write!(f, "slot {} (serial not yet read)", self.slot),
+        }
+    }
+}
+
+/// Why a unit failed; each variant has one code and renders one sentence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    IdentityMismatch {
+        unit: UnitRef,
+        /// What was compared: `fastboot product`, `EDL HW id`, `OEM PK hash`…
+        what: String,
+        expected: String,
+        found: String,
+    },
+    ImageHashMismatch {
+        unit: UnitRef,
+        file: String,
+        expected: Sha256Digest,
+        found: Sha256Digest,
+    },
+    ActivationClientWrongRegion {
+        unit: UnitRef,
+        /// Partition as read, with slot suffix (`system_a`).
+        partition: String,
+        /// Path inside ext4 or byte range.
+        location: String,
+        found_region: RegionCode,
+        work_order: String,
+        needed_region: RegionCode,
+    },
+    ActivationClientUnknown {
+        unit: UnitRef,
+        partition: String,
+        location: String,
+        /// None when the client is absent (file not found).
+        found: Option<Sha256Digest>,
+        expected: Sha256Digest,
+        work_order: String,
+        needed_region: RegionCode,
+    },
+    DeviceFail {
+        unit: UnitRef,
+        step: String,
+        reason: String,
+    },
+    Timeout {
+        unit: UnitRef,
+        step: String,
+        secs: u64,
+    },
+    Disconnected {
+        unit: UnitRef,
+        step: String,
+    },
+    ProtocolError {
+        unit: UnitRef,
+        step: String,
+        detail: String,
+    },
+    SlotMismatch {
+        unit: UnitRef,
+        expected_slot: String,
+        found_slot: String,
+        detail: String,
+    },
+    VerifyMismatch {
+        unit: UnitRef,
+        partition: String,
+        what: String,
+        expected: String,
+        found: String,
+    },
+    HostError {
+        unit: UnitRef,
+        step: String,
+        detail: String,
+    },
+}
+
+impl Failure {
+    pub fn code(&self) -> FailureCode {
+        match self {
+            Self::IdentityMismatch { .. } => FailureCode::IdentityMismatch,
+            Self::ImageHashMismatch { .. } => FailureCode::ImageHashMismatch,
+            Self::ActivationClientWrongRegion { .. } => FailureCode::ActivationClientWrongRegion,
+            Self::ActivationClientUnknown { .. } => FailureCode::ActivationClientUnknown,
+            Self::DeviceFail { .. } => FailureCode::DeviceFail,
+            Self::Timeout { .. } => FailureCode::Timeout,
+            Self::Disconnected { .. } => FailureCode::Disconnected,
+            Self::ProtocolError { .. } => FailureCode::ProtocolError,
+            Self::SlotMismatch { .. } => FailureCode::SlotMismatch,
+            Self::VerifyMismatch { .. } => FailureCode::VerifyMismatch,
+            Self::HostError { .. } => FailureCode::HostError,
+        }
+    }
+
+    pub fn unit(&self) -> &UnitRef {
+        match self {
+            Self::IdentityMismatch { unit, .. }
+            | Self::ImageHashMismatch { unit, .. }
+            | Self::ActivationClientWrongRegion { unit, .. }
+            | Self::ActivationClientUnknown { unit, .. }
+            | Self::DeviceFail { unit, .. }
+            | Self::Timeout { unit, .. }
+            | Self::Disconnected { unit, .. }
+            | Self::ProtocolError { unit, .. }
+            | Self::SlotMismatch { unit, .. }
+            | Self::VerifyMismatch { unit, .. }
+            | Self::HostError { unit, .. } => unit,
+        }
+    }
+
+    /// The sentence without the code prefix.
+    pub fn sentence(&self) -> String {
+        match self {
+            Self::IdentityMismatch { unit, what, expected, found } => {
+                format!("{unit}: {what} is {found}, this product needs {expected}")
+            }
+            Self::ImageHashMismatch { unit, file, expected, found } => format!(
+                "{unit}: image {file} has SHA-256 {}, the manifest says {}",
+                found.short(),
+                expected.short()
+            ),
+            Self::ActivationClientWrongRegion {
+                unit,
+                partition,
+                location,
+                found_region,
+                work_order,
+                needed_region,
+            } => format!(
+                "{unit}: {partition} {location} has the {found_region} client, \
+                 work order {work_order} needs {needed_region}"
+            ),
+            Self::ActivationClientUnknown {
+                unit,
+                partition,
+                location,
+                found,
+                expected,
+                work_order,
+                needed_region,
+            } => match found {
+                Some(found) => format!(
+                    "{unit}: {partition} {location} has SHA-256 {}, which is no region's client; \
+                     work order {work_order} needs the {needed_region} client {}",
+                    found.short(),
+                    expected.short()
+                ),
+                None => format!(
+                    "{unit}: {partition} has no {location}; work order {work_order} needs the \
+                     {needed_region} client {}",
+                    expected.short()
+                ),
+            },
+            Self::DeviceFail { unit, step, reason } => {
+                format!("{unit}: the phone refused {step}: {reason}")
+            }
+            Self::Timeout { unit, step, secs } => {
+                format!("{unit}: no answer during {step} within {secs} s")
+            }
+            Self::Disconnected { unit, step } => {
+                format!("{unit}: the phone disconnected during {step}")
+            }
+            Self::ProtocolError { unit, step, detail } => {
+                format!("{unit}: protocol violation during {step}: {detail}")
+            }
+            Self::SlotMismatch { unit, expected_slot, found_slot, detail } => format!(
+                "{unit}: the phone will boot slot {found_slot}, expected slot {expected_slot}: {detail}"
+            ),
+            Self::VerifyMismatch { unit, partition, what, expected, found } => format!(
+                "{unit}: {partition} {what} read back as {found}, expected {expected}"
+            ),
+            Self::HostError { unit, step, detail } => {
+                format!("{unit}: station error during {step}: {detail}")
+            }
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    /// `CODE: sentence`, as the dashboard and the journal's message column show it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code(), self.sentence())
+    }
+}
+
+/// The end of one unit attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Pass,
+    Fail(Failure),
+}
+
+impl Verdict {
+    pub fn is_pass(&self) -> bool {
+        matches!(self, Self::Pass)
+    }
+
+    pub fn code(&self) -> Option<FailureCode> {
+        match self {
+            Self::Pass => None,
+            Self::Fail(failure) => Some(failure.code()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit() -> UnitRef {
+        UnitRef {
+            slot: 3,
+            serial: Some("7PL0042".into()),
+        }
+    }
+
+    #[test]
+    fn wrong_region_sentence_matches_the_issue() {
+        let failure = Failure::ActivationClientWrongRegion {
+            unit: unit(),
+            partition: "system_a".into(),
+            location: "/priv-app/ActivationClient/ActivationClient.apk".into(),
+            found_region: RegionCode::parse("00CN").unwrap(),
+            work_order: "WO-1187".into(),
+            needed_region: RegionCode::parse("00EEA").unwrap(),
+        };
+        assert_eq!(failure.code(), FailureCode::ActivationClientWrongRegion);
+        assert_eq!(
+            failure.to_string(),
+            "ACTIVATION_CLIENT_WRONG_REGION: slot 3 (serial 7PL0042): system_a \
+             /priv-app/ActivationClient/ActivationClient.apk has the 00CN client, work order \
+             WO-1187 needs 00EEA"
+        );
+    }
+
+    #[test]
+    fn sentences_name_unit_and_expected_versus_found() {
+        let expected = Sha256Digest::of_bytes(b"a");
+        let found = Sha256Digest::of_bytes(b"b");
+        let cases = vec![
+            Failure::IdentityMismatch {
+                unit: unit(),
+                what: "fastboot product".into(),
+                expected: "fgdemo".into(),
+                found: "otherphone".into(),
+            },
+            Failure::ActivationClientUnknown {
+                unit: unit(),
+                partition: "system_b".into(),
+                location: "/priv-app/A.apk".into(),
+                found: Some(found),
+                expected,
+                work_order: "WO-1".into(),
+                needed_region: RegionCode::parse("00WW").unwrap(),
+            },
+            Failure::VerifyMismatch {
+                unit: unit(),
+                partition: "boot_a".into(),
+                what: "SHA-256".into(),
+                expected: expected.short(),
+                found: found.short(),
+            },
+            Failure::SlotMismatch {
+                unit: unit(),
+                expected_slot: "a".into(),
+                found_slot: "b".into(),
+                detail: "set_active was not honoured".into(),
+            },
+        ];
+        for failure in cases {
+            let text = failure.to_string();
+            assert!(text.starts_with(failure.code().as_str()), "{text}");
+            assert!(text.contains("slot 3 (serial 7PL0042)"), "{text}");
+        }
+        let unknown = Failure::ActivationClientUnknown {
+            unit: UnitRef {
+                slot: 1,
+                serial: None,
+            },
+            partition: "system_a".into(),
+            location: "/x.apk".into(),
+            found: None,
+            expected,
+            work_order: "WO-1".into(),
+            needed_region: RegionCode::parse("00WW").unwrap(),
+        };
+        assert_eq!(
+            unknown.sentence(),
+            format!(
+                "slot 1 (serial not yet read): system_a has no /x.apk; work order WO-1 needs the \
+                 00WW client {}",
+                expected.short()
+            )
+        );
+    }
+
+    #[test]
+    fn codes_round_trip_and_are_unique() {
+        let mut seen = std::collections::BTreeSet::new();
+        for code in FailureCode::ALL {
+            assert_eq!(FailureCode::parse(code.as_str()), Some(code));
+            assert!(seen.insert(code.as_str()));
+            assert!(!code.operator_action().is_empty());
+        }
+        assert_eq!(FailureCode::parse("NOPE"), None);
+    }
+}

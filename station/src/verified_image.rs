@@ -1,0 +1,394 @@
+//! Image files checked against the manifest once per batch, and handles that make sure the
+//! bytes later streamed to phones are the bytes that were checked.
+
+use std::fs::{File, Metadata};
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use protocols::sparse::{is_sparse, SparseIndex};
+use sha2::{Digest, Sha256};
+
+use crate::config::ImageFile;
+use crate::digest::{hash_stream, Sha256Digest};
+use crate::read_at::ReadAt;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImageCheckError {
+    #[error("image `{key}` ({}): cannot open: {source}; check the image root holds the build", path.display())]
+    Open {
+        key: String,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("image `{key}` ({}): {} bytes on disk, the manifest says {expected}; the file is not the one the manifest describes", path.display(), found)]
+    Size {
+        key: String,
+        path: PathBuf,
+        expected: u64,
+        found: u64,
+    },
+    #[error("image `{key}` ({}): SHA-256 {found}, the manifest says {expected}; the file changed after the manifest was written (rebuild the manifest or restore the file)", path.display())]
+    Hash {
+        key: String,
+        path: PathBuf,
+        expected: Sha256Digest,
+        found: Sha256Digest,
+    },
+    #[error("image `{key}` ({}): changed on disk since pre-flight checked it ({what}); restart the batch so pre-flight checks it again", path.display())]
+    ChangedSinceCheck {
+        key: String,
+        path: PathBuf,
+        what: String,
+    },
+    #[error("image `{key}` ({}): not a valid Android sparse image: {detail}", path.display())]
+    BadSparse {
+        key: String,
+        path: PathBuf,
+        detail: String,
+    },
+}
+
+/// What identifies the file version that was hashed; a change means the bytes may differ.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileStamp {
+    len: u64,
+    modified: Option<SystemTime>,
+    #[cfg(unix)]
+    inode: (u64, u64),
+}
+
+impl FileStamp {
+    fn of(metadata: &Metadata) -> Self {
+        Self {
+            len: metadata.len(),
+            modified: metadata.modified().ok(),
+            #[cfg(unix)]
+            inode: {
+                use std::os::unix::fs::MetadataExt;
+                (metadata.dev(), metadata.ino())
+            },
+        }
+    }
+
+    fn differences(&self, now: &Self) -> Option<String> {
+        if self.len != now.len {
+            return Some(format!("length {} → {}", self.len, now.len));
+        }
+        if self.modified != now.modified {
+            return Some("modification time changed".into());
+        }
+        #[cfg(unix)]
+        if self.inode != now.inode {
+            return Some("replaced by another file".into());
+        }
+        None
+    }
+}
+
+/// An image whose size and SHA-256 matched the manifest when pre-flight hashed it.
+#[derive(Debug, Clone)]
+pub struct VerifiedImage {
+    file: ImageFile,
+    stamp: FileStamp,
+    sparse: bool,
+}
+
+/// How an image is stored on the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageFormat {
+    Raw,
+    /// Android sparse; the partition receives its expansion.
+    Sparse,
+}
+
+impl ImageFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Raw => "raw",
+            Self::Sparse => "sparse",
+        }
+    }
+}
+
+impl VerifiedImage {
+    /// Streams the file through SHA-256 and compares size and digest with the manifest.
+    pub fn check(file: &ImageFile) -> Result<Self, ImageCheckError> {
+        let open_error = |source| ImageCheckError::Open {
+            key: file.key.clone(),
+            path: file.path.clone(),
+            source,
+        };
+        let mut handle = File::open(&file.path).map_err(open_error)?;
+        let before = FileStamp::of(&handle.metadata().map_err(open_error)?);
+        if before.len != file.size {
+            return Err(ImageCheckError::Size {
+                key: file.key.clone(),
+                path: file.path.clone(),
+                expected: file.size,
+                found: before.len,
+            });
+        }
+        let mut magic = [0u8; 4];
+        let sparse = handle.read_exact(&mut magic).is_ok() && is_sparse(&magic);
+        handle.seek(SeekFrom::Start(0)).map_err(open_error)?;
+        let (found, hashed) = hash_stream(&mut handle).map_err(open_error)?;
+        let after = FileStamp::of(&handle.metadata().map_err(open_error)?);
+        if let Some(what) = before.differences(&after) {
+            return Err(ImageCheckError::ChangedSinceCheck {
+                key: file.key.clone(),
+                path: file.path.clone(),
+                what: format!("while it was being hashed: {what}"),
+            });
+        }
+        if hashed != file.size {
+            return Err(ImageCheckError::Size {
+                key: file.key.clone(),
+                path: file.path.clone(),
+                expected: file.size,
+                found: hashed,
+            });
+        }
+        if found != file.sha256 {
+            return Err(ImageCheckError::Hash {
+                key: file.key.clone(),
+                path: file.path.clone(),
+                expected: file.sha256,
+                found,
+            });
+        }
+        Ok(Self {
+            file: file.clone(),
+            stamp: after,
+            sparse,
+        })
+    }
+
+    /// The same checked file under another manifest key (two entries naming one file).
+    pub fn renamed(mut self, key: &str) -> Self {
+        self.file.key = key.to_string();
+        self
+    }
+
+    pub fn manifest(&self) -> &ImageFile {
+        &self.file
+    }
+
+    pub fn key(&self) -> &str {
+        &self.file.key
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.file.path
+    }
+
+    pub fn size(&self) -> u64 {
+        self.file.size
+    }
+
+    pub fn sha256(&self) -> Sha256Digest {
+        self.file.sha256
+    }
+
+    pub fn format(&self) -> ImageFormat {
+        if self.sparse {
+            ImageFormat::Sparse
+        } else {
+            ImageFormat::Raw
+        }
+    }
+
+    fn reopen(&self) -> Result<File, ImageCheckError> {
+        let open_error = |source| ImageCheckError::Open {
+            key: self.file.key.clone(),
+            path: self.file.path.clone(),
+            source,
+        };
+        let handle = File::open(&self.file.path).map_err(open_error)?;
+        let now = FileStamp::of(&handle.metadata().map_err(open_error)?);
+        if let Some(what) = self.stamp.differences(&now) {
+            return Err(ImageCheckError::ChangedSinceCheck {
+                key: self.file.key.clone(),
+                path: self.file.path.clone(),
+                what,
+            });
+        }
+        Ok(handle)
+    }
+
+    /// A `Read + Seek` handle for flashing: it hashes the bytes it hands out and refuses to hand
+    /// out the last ones if the whole file's digest differs from the checked one, so a phone
+    /// never receives a complete image other than the one pre-flight checked.
+    pub fn open_stream(&self) -> Result<VerifiedStream, ImageCheckError> {
+        Ok(VerifiedStream {
+            file: self.reopen()?,
+            key: self.file.key.clone(),
+            expected: self.file.sha256,
+            size: self.file.size,
+            position: 0,
+            hasher: Sha256::new(),
+            hashed_up_to: 0,
+            gap: false,
+            verified: false,
+        })
+    }
+
+    /// Random access to the partition contents the image describes (a sparse image expanded),
+    /// for looking inside it (the activation client).
+    pub fn open_partition_view(&self) -> Result<PartitionView, ImageCheckError> {
+        let file = self.reopen()?;
+        if self.sparse {
+            let index = SparseIndex::build(file).map_err(|e| ImageCheckError::BadSparse {
+                key: self.file.key.clone(),
+                path: self.file.path.clone(),
+                detail: e.to_string(),
+            })?;
+            Ok(PartitionView::Sparse(index))
+        } else {
+            Ok(PartitionView::Raw(file))
+        }
+    }
+
+    /// Hashes the file again (e.g. before a long batch resumes) and compares.
+    pub fn recheck(&self) -> Result<(), ImageCheckError> {
+        let again = Self::check(&self.file)?;
+        if let Some(what) = self.stamp.differences(&again.stamp) {
+            return Err(ImageCheckError::ChangedSinceCheck {
+                key: self.file.key.clone(),
+                path: self.file.path.clone(),
+                what,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The partition contents of an image file.
+pub enum PartitionView {
+    Raw(File),
+    Sparse(SparseIndex<File>),
+}
+
+impl PartitionView {
+    pub fn format(&self) -> ImageFormat {
+        match self {
+            Self::Raw(_) => ImageFormat::Raw,
+            Self::Sparse(_) => ImageFormat::Sparse,
+        }
+    }
+}
+
+impl ReadAt for PartitionView {
+    fn read_exact_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        match self {
+            Self::Raw(file) => file.read_exact_at(offset, buf),
+            Self::Sparse(index) => index.read_exact_at(offset, buf),
+        }
+    }
+}
+
+/// See [`VerifiedImage::open_stream`].
+#[derive(Debug)]
+pub struct VerifiedStream {
+    file: File,
+    key: String,
+    expected: Sha256Digest,
+    size: u64,
+    position: u64,
+    hasher: Sha256,
+    /// Bytes `[0, hashed_up_to)` handed out so far have been hashed, in order.
+    hashed_up_to: u64,
+    /// A forward seek skipped bytes never handed out: the stream digest cannot be completed.
+    gap: bool,
+    verified: bool,
+}
+
+/// What a finished [`VerifiedStream`] proves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamProof {
+    /// Every byte of the file was handed out and their SHA-256 is the checked one.
+    AllBytesMatched(Sha256Digest),
+    /// The reader skipped ahead or stopped early: only `hashed` bytes were covered.
+    Partial { hashed: u64 },
+}
+
+impl VerifiedStream {
+    /// What the bytes handed out so far prove.
+    pub fn proof(&self) -> StreamProof {
+        if self.verified {
+            StreamProof::AllBytesMatched(self.expected)
+        } else {
+            StreamProof::Partial {
+                hashed: self.hashed_up_to,
+            }
+        }
+    }
+
+    fn account(&mut self, start: u64, data: &[u8]) -> io::Result<()> {
+        if self.gap || self.verified {
+            return Ok(());
+        }
+        let end = start + data.len() as u64;
+        if start > self.hashed_up_to {
+            self.gap = true;
+            return Ok(());
+        }
+        if end <= self.hashed_up_to {
+            return Ok(());
+        }
+        let skip = usize::try_from(self.hashed_up_to - start).unwrap_or(usize::MAX);
+        let fresh = data.get(skip..).unwrap_or(&[]);
+        self.hasher.update(fresh);
+        self.hashed_up_to = end;
+        if self.hashed_up_to > self.size {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "image `{}` grew past its checked size of {} bytes while being sent",
+                    self.key, self.size
+                ),
+            ));
+        }
+        if self.hashed_up_to == self.size {
+            let found = Sha256Digest::from_hasher(std::mem::take(&mut self.hasher));
+            if found != self.expected {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "image `{}` changed on disk: the bytes read hash to {found}, pre-flight checked {}; \
+                         the last bytes were withheld so the phone does not get a complete image",
+                        self.key, self.expected
+                    ),
+                ));
+            }
+            self.verified = true;
+        }
+        Ok(())
+    }
+}
+
+impl Read for VerifiedStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let start = self.position;
+        let n = self.file.read(buf)?;
+        let data = buf.get(..n).unwrap_or(&[]);
+        if let Err(e) = self.account(start, data) {
+            // Do not let the caller use bytes that failed the check.
+            buf.get_mut(..n).unwrap_or(&mut []).fill(0);
+            return Err(e);
+        }
+        self.position = start + n as u64;
+        Ok(n)
+    }
+}
+
+impl Seek for VerifiedStream {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        self.position = self.file.seek(to)?;
+        Ok(self.position)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,124 @@
+use std::io::Write;
+
+use super::*;
+use crate::config::ImagePath;
+
+fn image(dir: &Path, name: &str, data: &[u8]) -> ImageFile {
+    let path = dir.join(name);
+    std::fs::write(&path, data).unwrap();
+    ImageFile {
+        key: name.to_string(),
+        relative: ImagePath::parse(name).unwrap(),
+        path,
+        size: data.len() as u64,
+        sha256: Sha256Digest::of_bytes(data),
+    }
+}
+
+fn data() -> Vec<u8> {
+    (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect()
+}
+
+#[test]
+fn checks_size_and_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = image(dir.path(), "boot", &data());
+    let verified = VerifiedImage::check(&good).unwrap();
+    assert_eq!(verified.format(), ImageFormat::Raw);
+    assert_eq!(verified.sha256(), Sha256Digest::of_bytes(&data()));
+
+    let mut wrong_size = good.clone();
+    wrong_size.size += 1;
+    assert!(matches!(
+        VerifiedImage::check(&wrong_size),
+        Err(ImageCheckError::Size { .. })
+    ));
+    let mut wrong_hash = good.clone();
+    wrong_hash.sha256 = Sha256Digest::of_bytes(b"other");
+    let error = VerifiedImage::check(&wrong_hash).unwrap_err();
+    assert!(matches!(error, ImageCheckError::Hash { .. }));
+    assert!(error.to_string().contains("image `boot`"), "{error}");
+    let mut missing = good;
+    missing.path = dir.path().join("nope");
+    assert!(matches!(
+        VerifiedImage::check(&missing),
+        Err(ImageCheckError::Open { .. })
+    ));
+}
+
+#[test]
+fn a_full_sequential_stream_proves_the_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let verified = VerifiedImage::check(&image(dir.path(), "system", &data())).unwrap();
+    let mut stream = verified.open_stream().unwrap();
+    // The way fastboot's flash reads: sniff the magic, measure, rewind, read everything.
+    let mut magic = [0u8; 4];
+    stream.read_exact(&mut magic).unwrap();
+    let len = stream.seek(SeekFrom::End(0)).unwrap();
+    assert_eq!(len, data().len() as u64);
+    stream.seek(SeekFrom::Start(0)).unwrap();
+    let mut sent = Vec::new();
+    stream.read_to_end(&mut sent).unwrap();
+    assert_eq!(sent, data());
+    assert_eq!(
+        stream.proof(),
+        StreamProof::AllBytesMatched(Sha256Digest::of_bytes(&data()))
+    );
+}
+
+#[test]
+fn a_skipping_stream_proves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let verified = VerifiedImage::check(&image(dir.path(), "system", &data())).unwrap();
+    let mut stream = verified.open_stream().unwrap();
+    stream.seek(SeekFrom::Start(1000)).unwrap();
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).unwrap();
+    assert_eq!(stream.proof(), StreamProof::Partial { hashed: 0 });
+}
+
+#[test]
+fn a_file_changed_after_the_check_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = image(dir.path(), "system", &data());
+    let verified = VerifiedImage::check(&file).unwrap();
+    // Same length, different bytes, and a different modification time.
+    let mut changed = data();
+    changed[123_456] ^= 0xff;
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(&file.path, &changed).unwrap();
+    let error = verified.open_stream().unwrap_err();
+    assert!(
+        matches!(error, ImageCheckError::ChangedSinceCheck { .. }),
+        "{error}"
+    );
+    assert!(verified.open_partition_view().is_err());
+    assert!(verified.recheck().is_err());
+}
+
+#[test]
+fn bytes_changed_under_an_open_stream_are_withheld() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = image(dir.path(), "system", &data());
+    let verified = VerifiedImage::check(&file).unwrap();
+    let mut stream = verified.open_stream().unwrap();
+    let mut first = vec![0u8; 1000];
+    stream.read_exact(&mut first).unwrap();
+    // Modified in place after the stream was opened (the stamp check already passed).
+    let mut writer = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&file.path)
+        .unwrap();
+    writer.seek(SeekFrom::Start(200_000)).unwrap();
+    writer.write_all(&[0xee; 10]).unwrap();
+    drop(writer);
+    let mut rest = Vec::new();
+    let error = stream.read_to_end(&mut rest).unwrap_err();
+    assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+    assert!(error.to_string().contains("changed on disk"), "{error}");
+    assert!(
+        (rest.len() as u64) < data().len() as u64 - 1000,
+        "the final bytes must not be handed out"
+    );
+    assert!(matches!(stream.proof(), StreamProof::Partial { .. }));
+}

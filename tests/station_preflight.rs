@@ -1,0 +1,433 @@
+//! Pre-flight and journal scenarios on copies of `configs/demo`: the demo loads and passes, and a
+//! mis-packaged or altered build is refused before any phone is touched.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, SystemTime};
+
+use station::config::{ProductManifest, RegionCode, StationConfig, WorkOrder};
+use station::digest::Sha256Digest;
+use station::journal::{AttemptOutcome, AttemptStart, Journal, UnitMode};
+use station::preflight::{load_and_check, preflight, PreflightError};
+use station::verdict::{FailureCode, Verdict};
+use station::verified_image::ImageFormat;
+
+const CLIENT: &str = "/priv-app/ActivationClient/ActivationClient.apk";
+
+fn demo_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/demo")
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_name() == "state" {
+            continue;
+        }
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// A private copy of the demo station to break in one way.
+struct Demo {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+}
+
+impl Demo {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("demo");
+        copy_tree(&demo_dir(), &root);
+        Demo { _dir: dir, root }
+    }
+
+    fn station(&self) -> PathBuf {
+        self.root.join("station.yaml")
+    }
+
+    fn work_order(&self, id: &str) -> PathBuf {
+        self.root.join(format!("work-orders/{id}.yaml"))
+    }
+
+    fn manifest_path(&self) -> PathBuf {
+        self.root.join("products/fgdemo.yaml")
+    }
+
+    fn manifest_text(&self) -> String {
+        std::fs::read_to_string(self.manifest_path()).unwrap()
+    }
+
+    fn image(&self, relative: &str) -> PathBuf {
+        self.root.join("images").join(relative)
+    }
+
+    /// Rewrites the manifest's `files` entry `relative` with the file's current size and hash,
+    /// as a packager regenerating the manifest from the files on disk would.
+    fn repackage_entry(&self, relative: &str) {
+        let bytes = std::fs::read(self.image(relative)).unwrap();
+        let text = self.manifest_text();
+        let start = text.find(&format!("path: {relative},")).unwrap();
+        let end = start + text[start..].find('}').unwrap();
+        let replacement = format!(
+            "path: {relative}, size: {}, sha256: \"{}\" ",
+            bytes.len(),
+            Sha256Digest::of_bytes(&bytes)
+        );
+        let text = format!("{}{}{}", &text[..start], replacement, &text[end..]);
+        std::fs::write(self.manifest_path(), text).unwrap();
+    }
+}
+
+fn run(command: &mut Command) {
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("{command:?}: {e}"));
+    assert!(
+        output.status.success(),
+        "{command:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn the_demo_configs_load_and_pass_preflight() {
+    let demo = demo_dir();
+    let station = StationConfig::load(&demo.join("station.yaml")).unwrap();
+    assert_eq!(station.station_id, "demo-st01");
+    assert_eq!(station.slots.len(), 8);
+    let product = ProductManifest::load(
+        &station.product_manifest_path("fgdemo"),
+        &station.image_root,
+    )
+    .unwrap();
+    assert_eq!(product.regions.len(), 3);
+    for (id, region, format) in [
+        ("WO-DEMO-WW", "00WW", ImageFormat::Raw),
+        ("WO-DEMO-EEA", "00EEA", ImageFormat::Sparse),
+        ("WO-DEMO-CN", "00CN", ImageFormat::Sparse),
+    ] {
+        let (_, batch) = load_and_check(
+            &demo.join("station.yaml"),
+            &demo.join(format!("work-orders/{id}.yaml")),
+        )
+        .unwrap_or_else(|e| panic!("{id}: {e}"));
+        assert_eq!(batch.region().as_str(), region);
+        assert_eq!(batch.images.len(), 3);
+        assert_eq!(batch.activation.image_format, format);
+        assert_eq!(
+            batch.activation.sha256,
+            product.regions[&RegionCode::parse(region).unwrap()]
+                .activation_client
+                .sha256
+        );
+        let system = batch.image("system").unwrap();
+        let expanded = 1 << 20;
+        assert!(
+            batch.activation.bytes_read < expanded / 2,
+            "{id}: read {} bytes of a {expanded}-byte filesystem",
+            batch.activation.bytes_read
+        );
+        assert!(batch.bytes_hashed >= system.size());
+    }
+}
+
+#[test]
+fn a_work_order_with_another_regions_image_set_is_refused() {
+    let demo = Demo::new();
+    // The 00EEA entry now lists the 00CN files (paths, sizes and hashes all consistent), but
+    // still allow-lists the 00EEA client.
+    let text = demo.manifest_text();
+    let eea = text.find("  00EEA:").unwrap();
+    let cn = text.find("  00CN:").unwrap();
+    let cn_files = {
+        let block = &text[cn..];
+        let start = block.find("    files:").unwrap();
+        let end = block.find("    flash:").unwrap();
+        block[start..end].to_string()
+    };
+    let eea_block = &text[eea..cn];
+    let start = eea_block.find("    files:").unwrap();
+    let end = eea_block.find("    flash:").unwrap();
+    let new_eea = format!("{}{}{}", &eea_block[..start], cn_files, &eea_block[end..]);
+    std::fs::write(
+        demo.manifest_path(),
+        format!("{}{}{}", &text[..eea], new_eea, &text[cn..]),
+    )
+    .unwrap();
+
+    let error = load_and_check(&demo.station(), &demo.work_order("WO-DEMO-EEA")).unwrap_err();
+    assert_eq!(
+        error.code(),
+        Some(FailureCode::ActivationClientWrongRegion),
+        "{error}"
+    );
+    match &error {
+        PreflightError::ActivationClientWrongRegion(mismatch) => {
+            assert_eq!(mismatch.found_region.as_ref().unwrap().as_str(), "00CN");
+            assert_eq!(mismatch.region.as_str(), "00EEA");
+            assert_eq!(mismatch.work_order, "WO-DEMO-EEA");
+        }
+        other => panic!("expected a wrong-region refusal, got {other}"),
+    }
+    let message = error.to_string();
+    assert!(
+        message.starts_with("ACTIVATION_CLIENT_WRONG_REGION:"),
+        "{message}"
+    );
+    assert!(
+        message.contains("has the 00CN client, work order WO-DEMO-EEA needs 00EEA"),
+        "{message}"
+    );
+    // The other regions are untouched and still pass.
+    load_and_check(&demo.station(), &demo.work_order("WO-DEMO-WW")).unwrap();
+}
+
+#[test]
+fn a_work_order_for_a_region_without_an_image_set_is_refused() {
+    let demo = Demo::new();
+    std::fs::write(
+        demo.root.join("work-orders/WO-DEMO-US.yaml"),
+        "id: WO-DEMO-US\nproduct: fgdemo\nregion: 00US\nquantity: 1\n",
+    )
+    .unwrap();
+    let error = load_and_check(&demo.station(), &demo.work_order("WO-DEMO-US")).unwrap_err();
+    assert!(
+        matches!(error, PreflightError::RegionMissing { .. }),
+        "{error}"
+    );
+    assert!(error
+        .to_string()
+        .contains("has no image set for it (it has 00CN, 00EEA, 00WW)"));
+
+    let station = StationConfig::load(&demo.station()).unwrap();
+    let product = ProductManifest::load(&demo.manifest_path(), &station.image_root).unwrap();
+    let mut order = WorkOrder::load(&demo.work_order("WO-DEMO-WW")).unwrap();
+    order.product = "otherphone".into();
+    assert!(matches!(
+        preflight(&product, &order),
+        Err(PreflightError::ProductMismatch { .. })
+    ));
+}
+
+/// Builds `images/00EEA/system.img` from the 00EEA tree with the 00CN client put inside, and
+/// regenerates the manifest entry, as a build server that mixed up one file would.
+#[test]
+fn a_mispackaged_image_is_refused_with_the_region_named() {
+    let demo = Demo::new();
+    let work = tempfile::tempdir().unwrap();
+    let raw = |region: &str| {
+        let out = work.path().join(format!("{region}.raw"));
+        run(Command::new("simg2img")
+            .arg(demo.image(&format!("{region}/system.img")))
+            .arg(&out));
+        out
+    };
+    let eea_raw = raw("00EEA");
+    let cn_raw = raw("00CN");
+    let tree = work.path().join("tree");
+    std::fs::create_dir(&tree).unwrap();
+    run(Command::new("debugfs")
+        .arg("-R")
+        .arg(format!("rdump / {}", tree.display()))
+        .arg(&eea_raw));
+    let client_in_tree = tree.join(CLIENT.trim_start_matches('/'));
+    assert!(
+        client_in_tree.exists(),
+        "debugfs rdump did not extract the tree"
+    );
+    run(Command::new("debugfs")
+        .arg("-R")
+        .arg(format!("dump {CLIENT} {}", client_in_tree.display()))
+        .arg(&cn_raw));
+    let rebuilt = work.path().join("rebuilt.raw");
+    run(Command::new("mke2fs")
+        .args([
+            "-q",
+            "-F",
+            "-t",
+            "ext4",
+            "-b",
+            "4096",
+            "-N",
+            "64",
+            "-O",
+            "^has_journal",
+            "-d",
+        ])
+        .arg(&tree)
+        .arg(&rebuilt)
+        .arg("1024k"));
+    run(Command::new("img2simg")
+        .arg(&rebuilt)
+        .arg(demo.image("00EEA/system.img")));
+    demo.repackage_entry("00EEA/system.img");
+
+    let error = load_and_check(&demo.station(), &demo.work_order("WO-DEMO-EEA")).unwrap_err();
+    let message = error.to_string();
+    match &error {
+        PreflightError::ActivationClientWrongRegion(mismatch) => {
+            assert_eq!(
+                mismatch.found_region.as_ref().map(RegionCode::as_str),
+                Some("00CN"),
+                "{message}"
+            );
+            assert_eq!(mismatch.image, "system");
+        }
+        other => panic!("expected ACTIVATION_CLIENT_WRONG_REGION, got {other}"),
+    }
+    assert!(
+        message.contains(&format!("system {CLIENT} has the 00CN client")),
+        "{message}"
+    );
+    assert!(message.contains("00EEA/system.img"), "{message}");
+}
+
+#[test]
+fn a_client_of_no_region_is_refused_as_unknown() {
+    let demo = Demo::new();
+    let text = demo.manifest_text();
+    // Allow-list a different hash for 00WW: the image's client now belongs to no region.
+    let ww = text.find("  00WW:").unwrap();
+    let line = ww + text[ww..].find("      sha256: \"").unwrap();
+    let end = line + text[line..].find('\n').unwrap();
+    let fake = Sha256Digest::of_bytes(b"some other client");
+    let text = format!("{}      sha256: \"{fake}\"{}", &text[..line], &text[end..]);
+    std::fs::write(demo.manifest_path(), text).unwrap();
+    let error = load_and_check(&demo.station(), &demo.work_order("WO-DEMO-WW")).unwrap_err();
+    assert_eq!(
+        error.code(),
+        Some(FailureCode::ActivationClientUnknown),
+        "{error}"
+    );
+    assert!(
+        error
+            .to_string()
+            .contains("no region's allow-listed client"),
+        "{error}"
+    );
+}
+
+#[test]
+fn an_image_changed_after_the_manifest_was_written_is_refused() {
+    let demo = Demo::new();
+    // Same size, one byte different.
+    let boot = demo.image("00WW/boot.img");
+    let mut bytes = std::fs::read(&boot).unwrap();
+    bytes[5000] ^= 0x01;
+    std::fs::write(&boot, &bytes).unwrap();
+    let error = load_and_check(&demo.station(), &demo.work_order("WO-DEMO-WW")).unwrap_err();
+    assert_eq!(
+        error.code(),
+        Some(FailureCode::ImageHashMismatch),
+        "{error}"
+    );
+    let message = error.to_string();
+    assert!(
+        message.starts_with("IMAGE_HASH_MISMATCH: image `boot`"),
+        "{message}"
+    );
+    assert!(
+        message.contains("the file changed after the manifest was written"),
+        "{message}"
+    );
+
+    // Grown by a byte: caught by size before hashing.
+    let demo = Demo::new();
+    let system = demo.image("00EEA/system.img");
+    let mut bytes = std::fs::read(&system).unwrap();
+    bytes.push(0);
+    std::fs::write(&system, &bytes).unwrap();
+    let error = load_and_check(&demo.station(), &demo.work_order("WO-DEMO-EEA")).unwrap_err();
+    assert_eq!(error.code(), Some(FailureCode::ImageHashMismatch));
+    assert!(error.to_string().contains("the manifest says"), "{error}");
+}
+
+#[test]
+fn an_image_changed_after_preflight_cannot_be_streamed() {
+    let demo = Demo::new();
+    let (_, batch) = load_and_check(&demo.station(), &demo.work_order("WO-DEMO-WW")).unwrap();
+    let vbmeta = batch.image("vbmeta").unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    let mut bytes = std::fs::read(vbmeta.path()).unwrap();
+    bytes[0] = b'X';
+    std::fs::write(vbmeta.path(), &bytes).unwrap();
+    let error = vbmeta.open_stream().unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("changed on disk since pre-flight"),
+        "{error}"
+    );
+}
+
+#[test]
+fn the_journal_keeps_verdicts_across_reopen_and_flags_reuse() {
+    let demo = Demo::new();
+    let (station, batch) = load_and_check(&demo.station(), &demo.work_order("WO-DEMO-WW")).unwrap();
+    let start = |slot: u16, work_order: &str| AttemptStart {
+        slot,
+        port_path: format!("sim-{slot}"),
+        station_id: station.station_id.clone(),
+        work_order: work_order.into(),
+        work_order_quantity: batch.work_order.quantity,
+        product: batch.product.name.clone(),
+        region: batch.region().to_string(),
+        build_id: batch.image_set.build_id.clone(),
+        manifest_sha256: batch.product.manifest_sha256,
+        tool_version: "flashgate-test".into(),
+        log_path: None,
+        started_at: SystemTime::now(),
+    };
+    let pass = AttemptOutcome {
+        verdict: Verdict::Pass,
+        images_sent: Vec::new(),
+        activation_sha256_found: Some(batch.activation.sha256),
+        verify_method: Some(batch.image_set.activation_client.verify),
+        verify_bytes_read: Some(batch.activation.bytes_read),
+        finished_at: SystemTime::now(),
+    };
+    {
+        let mut journal = Journal::open(&station.journal).unwrap();
+        let id = journal.begin(&start(1, "WO-DEMO-WW")).unwrap();
+        journal
+            .identified(id, "FGSIM0001", UnitMode::Fastboot, SystemTime::now())
+            .unwrap();
+        let finished = journal.finish(id, &pass).unwrap();
+        assert!(finished.passed_under_other_work_orders.is_empty());
+    }
+    // A new process (station restart) sees the verdict and flags the same unit under another
+    // work order.
+    let mut journal = Journal::open(&station.journal).unwrap();
+    let history = journal.history("FGSIM0001").unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].result, "PASS");
+    assert_eq!(
+        history[0].manifest_sha256,
+        batch.product.manifest_sha256.to_hex()
+    );
+    let id = journal.begin(&start(4, "WO-DEMO-EEA")).unwrap();
+    let warned = journal
+        .identified(id, "FGSIM0001", UnitMode::Edl, SystemTime::now())
+        .unwrap();
+    assert_eq!(warned, vec!["WO-DEMO-WW".to_string()]);
+    let finished = journal.finish(id, &pass).unwrap();
+    assert_eq!(
+        finished.passed_under_other_work_orders,
+        vec!["WO-DEMO-WW".to_string()]
+    );
+    drop(journal);
+
+    let journal = Journal::open_existing(&station.journal).unwrap();
+    let report = journal.report("WO-DEMO-EEA").unwrap();
+    assert_eq!(report.units_passed, 1);
+    assert_eq!(report.flagged_units.len(), 1);
+    assert_eq!(report.flagged_units[0].serial, "FGSIM0001");
+    assert_eq!(journal.history("FGSIM0001").unwrap().len(), 2);
+}
