@@ -6,7 +6,7 @@ use std::path::Path;
 use super::{personality, serve, FunctionFsError, FunctionFsLink, Gadget, Next, Personality};
 use crate::sim::edl::{self, EdlOutcome, EdlSimConfig, EdlSimError};
 use crate::sim::firehose::FirehoseOutcome;
-use crate::sim::{Phone, PhoneMode};
+use crate::sim::{FastbootConfig, FastbootDevice, Phone, PhoneMode, SessionEnd};
 use crate::transport::Transport;
 
 /// The EDL personality of `phone` (its chip serial in the product string).
@@ -24,7 +24,7 @@ pub fn fastboot_personality(phone: &Phone) -> Personality {
 /// `after_reset` decides what the bus sees when the programmer resets the phone (its mode is
 /// then the programmer's `after_reset`, normally the bootloader): re-enumerate as EDL again,
 /// become a fastboot device, or leave.
-pub fn serve_edl_session(
+fn serve_edl_session(
     link: &mut FunctionFsLink,
     phone: &Phone,
     config: &EdlSimConfig,
@@ -59,20 +59,89 @@ pub fn serve_edl_session(
     }
 }
 
-/// Serve `phone` in EDL on the FunctionFS instance at `dir` until it powers off. After a
-/// programmer `power reset` the phone re-enumerates in EDL again (an EDL-only simulator, like
-/// a phone on a deep-flash cable), so EDL commands can run one after another.
-pub fn serve_edl(
+/// Serve fastboot commands of one host session until the phone reboots or the host goes.
+fn serve_fastboot_session(link: &mut FunctionFsLink, device: &mut FastbootDevice) -> Next {
+    loop {
+        let end = device.serve(link);
+        tracing::info!(?end, link = %link.describe(), "fastboot session ended");
+        let phone = device.phone();
+        match end {
+            SessionEnd::Disconnected => return Next::Continue,
+            SessionEnd::LinkError(e) if e.is_disconnect() => return Next::Continue,
+            // A data phase that timed out or failed: the device answers the next command.
+            SessionEnd::LinkError(_) => {}
+            SessionEnd::Reboot(_) | SessionEnd::Continue | SessionEnd::BootDownloaded => {
+                return match phone.mode() {
+                    PhoneMode::Edl => Next::Become(edl_personality(phone)),
+                    PhoneMode::Bootloader | PhoneMode::Fastbootd => Next::Reenumerate,
+                    // Android, recovery, off: gone from the station's bus. A simulator has no
+                    // one to hold the power key: it comes back in the bootloader, as the TCP
+                    // simulator does.
+                    _ => {
+                        phone.set_mode(PhoneMode::Bootloader);
+                        Next::Reenumerate
+                    }
+                };
+            }
+        }
+    }
+}
+
+/// How a simulated phone behaves on USB.
+pub struct PhoneOnUsb {
+    pub phone: Phone,
+    pub edl: EdlSimConfig,
+    pub fastboot: FastbootConfig,
+    /// After a Firehose `power reset` the phone boots on (into the programmer's
+    /// `after_reset` mode, the bootloader by default) and re-enumerates as a fastboot device;
+    /// `false` keeps it in EDL (a phone on a deep-flash cable), so EDL commands can repeat.
+    pub edl_reset_leaves_edl: bool,
+}
+
+/// Serve `setup.phone` on the FunctionFS instance at `dir` in the personality of its mode
+/// (EDL, or fastboot for the bootloader and fastbootd), re-enumerating on `gadget` whenever it
+/// reboots — as the other personality when the mode changes (`oem edl`, EDL reset → fastboot).
+/// Returns when the phone powers off.
+pub fn serve_phone(
     dir: &Path,
     gadget: Option<&Gadget>,
-    phone: &Phone,
-    config: &EdlSimConfig,
+    setup: PhoneOnUsb,
 ) -> Result<(), FunctionFsError> {
-    let mut back_to_edl = |phone: &Phone| {
-        phone.set_mode(PhoneMode::Edl);
-        Next::Reenumerate
+    let PhoneOnUsb {
+        phone,
+        edl,
+        fastboot,
+        edl_reset_leaves_edl,
+    } = setup;
+    let mut device = FastbootDevice::new(phone.clone(), fastboot);
+    let mut after_reset = |phone: &Phone| {
+        if edl_reset_leaves_edl {
+            if phone.mode() == PhoneMode::Edl {
+                Next::Reenumerate
+            } else {
+                Next::Become(fastboot_personality(phone))
+            }
+        } else {
+            phone.set_mode(PhoneMode::Edl);
+            Next::Reenumerate
+        }
     };
-    serve(dir, &edl_personality(phone), gadget, |link, _session| {
-        serve_edl_session(link, phone, config, &mut back_to_edl)
+    let first = match phone.mode() {
+        PhoneMode::Edl => edl_personality(&phone),
+        _ => fastboot_personality(&phone),
+    };
+    if let Some(g) = gadget {
+        g.set_identity(&first.identity)
+            .map_err(|source| FunctionFsError::Gadget {
+                gadget: g.dir().to_path_buf(),
+                source,
+            })?;
+    }
+    serve(dir, &first, gadget, |link, _session| {
+        if phone.mode() == PhoneMode::Edl {
+            serve_edl_session(link, &phone, &edl, &mut after_reset)
+        } else {
+            serve_fastboot_session(link, &mut device)
+        }
     })
 }
