@@ -10,3 +10,4 @@ mod sahara_pty;
 mod sparse_interop;
 mod station_batch;
 mod station_preflight;
+mod station_readback;
