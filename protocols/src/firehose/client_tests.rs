@@ -4,7 +4,7 @@
 use std::thread;
 use std::time::Duration;
 
-use super::client::PatchRequest;
+use super::commands::PatchRequest;
 use super::program::ProgramTarget;
 use super::reader::MessageReader;
 use super::xml::{Document, Element};

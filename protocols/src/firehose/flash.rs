@@ -8,7 +8,8 @@ use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::Path;
 
-use super::client::{Firehose, PatchRequest};
+use super::client::Firehose;
+use super::commands::PatchRequest;
 use super::package::{Package, ProgramEntry, Step};
 use super::program::ProgramTarget;
 use super::FirehoseError;

@@ -8,6 +8,7 @@
 //! Wire constants shared with the simulated programmer live here.
 
 pub mod client;
+mod commands;
 pub mod edl;
 mod error;
 pub mod flash;
@@ -19,7 +20,8 @@ pub mod reader;
 pub mod storage_info;
 pub mod xml;
 
-pub use client::{ConfigureInfo, Firehose, FirehoseConfig, PatchRequest, PowerMode, Timeouts};
+pub use client::{ConfigureInfo, Firehose, FirehoseConfig, Timeouts};
+pub use commands::{PatchRequest, PowerMode};
 pub use error::FirehoseError;
 pub use flash::FlashSummary;
 pub use program::ProgramTarget;

@@ -10,6 +10,9 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use protocols::sim::{FastbootConfig, FastbootDevice, FetchAllow, Phone, PhoneMode, SessionEnd};
 
+#[path = "sim_edl.rs"]
+mod sim_edl;
+
 #[derive(clap::Args)]
 pub struct Args {
     #[command(subcommand)]
@@ -22,6 +25,9 @@ enum SimCommand {
     /// another, as the AOSP client connects once per command). Partitions are kept as sparse
     /// files DIR/<name>.img; a restart on the same DIR keeps their contents.
     Fastboot(FastbootArgs),
+    /// Serve one simulated phone in Qualcomm EDL (Sahara boot ROM, then the Firehose
+    /// programmer) on a pseudo-terminal until killed; LUN and partition files in DIR.
+    Edl(sim_edl::EdlArgs),
 }
 
 #[derive(clap::Args)]
@@ -72,6 +78,7 @@ const SHARED_PARTITIONS: &[&str] = &[
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         SimCommand::Fastboot(a) => fastboot(a),
+        SimCommand::Edl(a) => sim_edl::run(a),
     }
 }
 

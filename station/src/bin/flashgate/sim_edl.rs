@@ -1,0 +1,207 @@
+//! `flashgate sim edl`: one simulated phone in Qualcomm EDL on a pseudo-terminal, as a real
+//! phone's QDLoader tty: the boot ROM's Sahara, then the programmer's Firehose, over LUN files
+//! in DIR. The phone stays in EDL across sessions (like a phone on a deep-flash cable): after a
+//! `power reset` it boots straight back into the ROM, so `flashgate edl …` can run again.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use protocols::sim::edl::{serve, EdlOutcome, EdlSimConfig};
+use protocols::sim::firehose::FirehoseSimConfig;
+use protocols::sim::Phone;
+use protocols::transport::pty::PtyDevice;
+use sha2::{Digest, Sha256};
+
+use super::parse_size;
+
+#[derive(clap::Args)]
+pub struct EdlArgs {
+    /// Create this symlink to the pty; hosts open it as a serial port (`--target serial:PATH`).
+    #[arg(long, value_name = "PATH")]
+    pty: PathBuf,
+    /// Directory for the partition and LUN files (kept across restarts).
+    #[arg(long, value_name = "DIR")]
+    storage: PathBuf,
+    /// Phone serial (also seeds the Sahara chip serial and the GPT GUIDs).
+    #[arg(long)]
+    serial: Option<String>,
+    /// Sector size of LUN 0: 4096 (UFS) or 512 (eMMC).
+    #[arg(long, default_value_t = 4096)]
+    sector_size: u32,
+    /// Size of LUN 0 in bytes (suffixes K, M, G); default: just fits the partitions.
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    lun_size: Option<u64>,
+    /// A programmer this phone's secure boot accepts (repeatable); any other is refused with
+    /// an authentication failure, as on a real secure-boot phone.
+    #[arg(long = "programmer", value_name = "FILE", required = true)]
+    programmers: Vec<PathBuf>,
+    /// A partition NAME=SIZE on LUN 0 (repeatable; names are used as given). Default: a
+    /// typical A/B layout.
+    #[arg(long = "partition", value_name = "NAME=SIZE")]
+    partitions: Vec<String>,
+    /// Sahara protocol version of the boot ROM (1, 2 or 3).
+    #[arg(long, default_value_t = 2)]
+    sahara_version: u32,
+    /// Largest MaxPayloadSizeToTargetInBytes the programmer accepts.
+    #[arg(long, value_name = "BYTES", value_parser = parse_size, default_value = "1M")]
+    max_payload: u64,
+}
+
+fn build_phone(args: &EdlArgs) -> anyhow::Result<Phone> {
+    if !matches!(args.sector_size, 512 | 4096) {
+        bail!("--sector-size must be 512 (eMMC) or 4096 (UFS)");
+    }
+    std::fs::create_dir_all(&args.storage)
+        .with_context(|| format!("cannot create {}", args.storage.display()))?;
+    let mut builder = Phone::builder()
+        .storage_dir(&args.storage)
+        .sector_size(args.sector_size);
+    if let Some(serial) = &args.serial {
+        builder = builder.serial(serial);
+    }
+    if let Some(size) = args.lun_size {
+        builder = builder.lun_size(size);
+    }
+    if !args.partitions.is_empty() {
+        builder = builder.slots(&[]);
+    }
+    for spec in &args.partitions {
+        let (name, size) = spec
+            .split_once('=')
+            .with_context(|| format!("--partition {spec}: expected NAME=SIZE"))?;
+        let size = parse_size(size).map_err(anyhow::Error::msg)?;
+        builder = builder.partition(name, size);
+    }
+    for file in &args.programmers {
+        let bytes = std::fs::read(file)
+            .with_context(|| format!("cannot read programmer {}", file.display()))?;
+        builder = builder.accept_programmer(Sha256::digest(&bytes).into());
+    }
+    builder.build().with_context(|| {
+        format!(
+            "cannot create the phone storage in {}",
+            args.storage.display()
+        )
+    })
+}
+
+pub fn run(args: EdlArgs) -> anyhow::Result<ExitCode> {
+    let phone = build_phone(&args)?;
+    let mut config = EdlSimConfig::new(args.sahara_version);
+    // The ROM waits for a host as long as the pty is served: nobody may open the port for a
+    // while, and a second HELLO would sit stale in the tty buffer.
+    config.rom.host_timeout = Duration::from_secs(24 * 3600);
+    config.programmer = FirehoseSimConfig {
+        max_payload_to_target: usize::try_from(args.max_payload)
+            .context("--max-payload is too large")?,
+        ..Default::default()
+    };
+    let mut pty = PtyDevice::create(Some(&args.pty))?;
+    println!(
+        "EDL phone {} (Sahara v{}) on {}; storage in {}",
+        phone.identity().serial,
+        args.sahara_version,
+        pty.path().display(),
+        args.storage.display()
+    );
+    std::io::stdout().flush().ok();
+    loop {
+        let outcome = serve(&mut pty, &phone, &config)?;
+        let note = match &outcome {
+            EdlOutcome::Programmer(o) => format!("programmer session ended: {o:?}; back to EDL"),
+            EdlOutcome::ProgrammerRejected { status } => {
+                format!("programmer refused by secure boot ({status})")
+            }
+            EdlOutcome::RomReset => "boot ROM reset by the host".to_owned(),
+            EdlOutcome::HostGone | EdlOutcome::HostSilent => "host went away".to_owned(),
+        };
+        eprintln!("{note}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct SimCli {
+        #[command(flatten)]
+        args: EdlArgs,
+    }
+
+    #[derive(Parser)]
+    struct EdlCli {
+        #[command(flatten)]
+        args: crate::edl::Args,
+    }
+
+    #[test]
+    fn served_phone_keeps_what_edl_flashed_in_partition_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let programmer = dir.path().join("prog.elf");
+        std::fs::write(
+            &programmer,
+            protocols::sim::sahara_elf::programmer_elf(b"sim edl cli"),
+        )
+        .unwrap();
+        let tty = dir.path().join("ttyEDL");
+        let storage = dir.path().join("phone");
+        let argv = [
+            "sim-edl",
+            "--pty",
+            tty.to_str().unwrap(),
+            "--storage",
+            storage.to_str().unwrap(),
+            "--programmer",
+            programmer.to_str().unwrap(),
+            "--partition",
+            "boot=1M",
+            "--partition",
+            "system=2M",
+            "--lun-size",
+            "8M",
+            "--sahara-version",
+            "3",
+            "--max-payload",
+            "64K",
+        ];
+        let sim = SimCli::try_parse_from(argv).unwrap().args;
+        // Serves until the process ends.
+        std::thread::spawn(move || run(sim));
+        for _ in 0..100 {
+            if tty.exists() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let image: Vec<u8> = (0..5000u32).map(|i| (i % 199) as u8 + 1).collect();
+        std::fs::write(dir.path().join("boot.img"), &image).unwrap();
+        let rawprogram = dir.path().join("rawprogram0.xml");
+        std::fs::write(
+            &rawprogram,
+            "<data>\n<program SECTOR_SIZE_IN_BYTES=\"4096\" filename=\"boot.img\" label=\"boot\" num_partition_sectors=\"256\" physical_partition_number=\"0\" start_sector=\"256\"/>\n</data>\n",
+        )
+        .unwrap();
+        let target = format!("serial:{}", tty.display());
+        let edl = |action: &[&str]| {
+            let argv = ["edl", "-t", &target, "-p", programmer.to_str().unwrap()];
+            let args = EdlCli::try_parse_from(argv.iter().copied().chain(action.iter().copied()))
+                .unwrap()
+                .args;
+            crate::edl::run(args)
+        };
+        edl(&["printgpt"]).unwrap();
+        edl(&["flash", rawprogram.to_str().unwrap()]).unwrap();
+        let file = std::fs::read(storage.join("boot.img")).unwrap();
+        assert_eq!(&file[..image.len()], &image[..]);
+        assert!(file[image.len()..8192].iter().all(|&b| b == 0));
+        // Reset: the served phone comes back in EDL and takes a new programmer session.
+        edl(&["reset"]).unwrap();
+        edl(&["digest", "boot"]).unwrap();
+    }
+}
