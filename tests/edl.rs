@@ -417,3 +417,68 @@ fn a_programmer_that_never_answers_times_out() {
         other => panic!("expected a timeout, got {other:?}"),
     }
 }
+
+#[test]
+fn garbage_from_the_programmer_is_a_protocol_error_not_a_hang() {
+    let phone = test_phone(None);
+    phone.garbage("getsha256digest");
+    let (mut fh, _device) = firehose_session(&phone, FirehoseSimConfig::default());
+    fh.configure().unwrap();
+    let err = fh.sha256_digest(0, "0", 1).unwrap_err();
+    assert!(matches!(err, FirehoseError::Protocol { .. }), "{err}");
+}
+
+#[test]
+fn unplugged_mid_program_is_a_disconnect() {
+    let phone = test_phone(None);
+    let (host, mut dev, control) = pair_with("edl", Framing::Packets, Some(512));
+    let p = phone.clone();
+    let device = thread::spawn(move || {
+        protocols::sim::firehose::serve(&mut dev, &p, &FirehoseSimConfig::default(), &[])
+            .map_err(|e| e.to_string())
+    });
+    let mut fh = Firehose::new(host, FirehoseConfig::default());
+    fh.configure().unwrap();
+    control.cut_after_host_bytes(control.host_bytes_written() + 3 * 1024 * 1024);
+    let target = protocols::firehose::ProgramTarget {
+        lun: 0,
+        start_sector: "256",
+        label: "system_a",
+        filename: None,
+    };
+    let data = vec![0x77u8; 6 << 20];
+    let err = fh
+        .program(&target, &mut &data[..], data.len() as u64)
+        .unwrap_err();
+    assert!(err.is_disconnect(), "{err}");
+    assert_eq!(device.join().unwrap(), Ok(FirehoseOutcome::HostGone));
+}
+
+#[test]
+fn a_phone_that_drops_writes_is_caught_by_read_back_and_digest() {
+    let phone = test_phone(None);
+    phone.drop_writes(protocols::sim::DropWrites::Partitions(
+        vec!["boot_a".into()],
+    ));
+    let (mut fh, _device) = firehose_session(&phone, FirehoseSimConfig::default());
+    fh.configure().unwrap();
+    let boot = fh.find_partition("boot_a", 0..1).unwrap();
+    let image = vec![0x42u8; 8192];
+    let start = boot.first_sector().to_string();
+    let target = protocols::firehose::ProgramTarget {
+        lun: 0,
+        start_sector: &start,
+        label: "boot_a",
+        filename: None,
+    };
+    // The programmer ACKs …
+    fh.program(&target, &mut &image[..], image.len() as u64)
+        .unwrap();
+    // … but what is on the device is not what was sent.
+    let mut back = Vec::new();
+    fh.read_sectors(0, boot.first_sector(), 2, &mut back)
+        .unwrap();
+    assert_ne!(back, image);
+    let digest = fh.sha256_digest(0, &start, 2).unwrap();
+    assert_ne!(digest, <[u8; 32]>::from(Sha256::digest(&image)));
+}

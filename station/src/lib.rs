@@ -1,15 +1,18 @@
 //! The flashgate station: configuration, batch orchestration, verification, journal.
 
+pub mod batch;
 pub mod bus;
 pub mod config;
 pub mod dashboard;
 pub mod digest;
 pub mod events;
 pub mod ext4_file;
+pub mod job;
 pub mod journal;
 pub mod logging;
 pub mod preflight;
 pub mod read_at;
 pub mod run;
+pub mod sim_fleet;
 pub mod verdict;
 pub mod verified_image;

@@ -11,6 +11,7 @@ mod fastboot;
 mod history;
 mod journal_arg;
 mod report;
+mod run;
 mod sim;
 
 #[derive(Parser)]
@@ -38,6 +39,8 @@ enum Command {
     Fastboot(fastboot::Args),
     /// Talk to one phone in Qualcomm EDL mode (Sahara identity, Firehose).
     Edl(edl::Args),
+    /// Run the station: pre-flight, then flash and verify every phone on its slot.
+    Run(run::Args),
     /// Counts, yield and failures by code of a work order, from the journal.
     Report(report::Args),
     /// Every recorded attempt of one unit serial, from the journal.
@@ -48,6 +51,16 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // `run` sets up the station's own logging (files + console above the dashboard).
+    if let Command::Run(args) = cli.command {
+        return match run::run(args, cli.verbose) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let filter = match cli.verbose {
         0 => "warn",
         1 => "info",
@@ -65,6 +78,7 @@ fn main() -> ExitCode {
         Command::Ports(args) => devices::ports(args),
         Command::Fastboot(args) => fastboot::run(args),
         Command::Edl(args) => edl::run(args),
+        Command::Run(_) => unreachable!("handled above"),
         Command::Report(args) => report::run(args),
         Command::History(args) => history::run(args),
         Command::Sim(args) => sim::run(args),

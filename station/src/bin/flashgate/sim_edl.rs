@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use protocols::sim::edl::{serve, EdlOutcome, EdlSimConfig};
 use protocols::sim::firehose::FirehoseSimConfig;
+use protocols::sim::sahara_elf::programmer_elf;
 use protocols::sim::Phone;
 use protocols::transport::pty::PtyDevice;
 use sha2::{Digest, Sha256};
@@ -36,8 +37,16 @@ pub struct EdlArgs {
     lun_size: Option<u64>,
     /// A programmer this phone's secure boot accepts (repeatable); any other is refused with
     /// an authentication failure, as on a real secure-boot phone.
-    #[arg(long = "programmer", value_name = "FILE", required = true)]
+    #[arg(
+        long = "programmer",
+        value_name = "FILE",
+        required_unless_present = "demo_programmer"
+    )]
     programmers: Vec<PathBuf>,
+    /// Write a simulated programmer ELF to FILE and accept it (for trying the EDL commands
+    /// without a vendor programmer).
+    #[arg(long, value_name = "FILE")]
+    demo_programmer: Option<PathBuf>,
     /// A partition NAME=SIZE on LUN 0 (repeatable; names are used as given). Default: a
     /// typical A/B layout.
     #[arg(long = "partition", value_name = "NAME=SIZE")]
@@ -74,6 +83,13 @@ fn build_phone(args: &EdlArgs) -> anyhow::Result<Phone> {
             .with_context(|| format!("--partition {spec}: expected NAME=SIZE"))?;
         let size = parse_size(size).map_err(anyhow::Error::msg)?;
         builder = builder.partition(name, size);
+    }
+    if let Some(path) = &args.demo_programmer {
+        let elf = programmer_elf(
+            format!("flashgate simulated programmer for {:?}", args.serial).as_bytes(),
+        );
+        std::fs::write(path, &elf).with_context(|| format!("cannot write {}", path.display()))?;
+        builder = builder.accept_programmer(Sha256::digest(&elf).into());
     }
     for file in &args.programmers {
         let bytes = std::fs::read(file)
@@ -144,11 +160,6 @@ mod tests {
     fn served_phone_keeps_what_edl_flashed_in_partition_files() {
         let dir = tempfile::tempdir().unwrap();
         let programmer = dir.path().join("prog.elf");
-        std::fs::write(
-            &programmer,
-            protocols::sim::sahara_elf::programmer_elf(b"sim edl cli"),
-        )
-        .unwrap();
         let tty = dir.path().join("ttyEDL");
         let storage = dir.path().join("phone");
         let argv = [
@@ -157,7 +168,7 @@ mod tests {
             tty.to_str().unwrap(),
             "--storage",
             storage.to_str().unwrap(),
-            "--programmer",
+            "--demo-programmer",
             programmer.to_str().unwrap(),
             "--partition",
             "boot=1M",

@@ -1,0 +1,222 @@
+//! A whole batch: pre-flight has passed; open the journal, put the slots on a bus (libusb, or
+//! simulated phones), run the supervisor with the station's unit job, and report.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use protocols::sim::edl::EdlSimConfig;
+use protocols::sim::fastboot::{FastbootConfig, FetchAllow};
+use protocols::sim::{Phone, PhoneMode, StorageError};
+
+use crate::bus::sim::SimBus;
+use crate::bus::{DeviceKind, UsbBus};
+use crate::config::{SimulatedMode, SlotBinding, StationConfig};
+use crate::events::{BatchInfo, BatchSummary, Event, EventKind, EventSink, SlotInfo, SlotNumber};
+use crate::job::{BatchContext, JournalRecorder, StationJob, UnitResult};
+use crate::journal::{Journal, JournalError};
+use crate::preflight::CheckedBatch;
+use crate::run::{JobFactory, StopWhen, Supervisor, SupervisorError};
+use crate::sim_fleet::SimUnit;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error(transparent)]
+    Supervisor(#[from] SupervisorError),
+    #[error("station.yaml {station}: slots {usb:?} are USB ports and slots {simulated:?} are simulated; a station runs either real or simulated phones — split them into two station files")]
+    MixedSlots {
+        station: String,
+        usb: Vec<SlotNumber>,
+        simulated: Vec<SlotNumber>,
+    },
+    #[error("cannot build simulated phone for slot {slot}: {source}")]
+    SimPhone {
+        slot: SlotNumber,
+        #[source]
+        source: StorageError,
+    },
+}
+
+/// The port path a simulated slot's phone is plugged into.
+pub fn sim_port(slot: SlotNumber) -> String {
+    format!("sim-{slot}")
+}
+
+/// Where each slot's phones come from.
+pub enum SlotSource {
+    /// Real phones on these USB port paths.
+    Usb(BTreeMap<String, SlotNumber>),
+    /// Simulated phones, one per slot, starting in this mode.
+    Simulated(Vec<(SlotNumber, DeviceKind)>),
+}
+
+/// The slots of `station`, or `sim` simulated slots instead: alternating fastboot and EDL
+/// phones when the region has an EDL plan, fastboot phones otherwise.
+pub fn slot_source(
+    station: &StationConfig,
+    batch: &CheckedBatch,
+    sim: Option<u16>,
+) -> Result<SlotSource, BatchError> {
+    let edl_possible = batch.image_set.edl.is_some() && !batch.product.identity.edl.is_empty();
+    if let Some(n) = sim {
+        return Ok(SlotSource::Simulated(
+            (1..=n)
+                .map(|slot| {
+                    let kind = if slot % 2 == 1 || !edl_possible {
+                        DeviceKind::Fastboot
+                    } else {
+                        DeviceKind::Edl
+                    };
+                    (slot, kind)
+                })
+                .collect(),
+        ));
+    }
+    let mut usb = BTreeMap::new();
+    let mut simulated = Vec::new();
+    for slot in &station.slots {
+        match &slot.binding {
+            SlotBinding::UsbPort(port) => {
+                usb.insert(port.clone(), slot.slot);
+            }
+            SlotBinding::Simulated(SimulatedMode::Fastboot) => {
+                simulated.push((slot.slot, DeviceKind::Fastboot))
+            }
+            SlotBinding::Simulated(SimulatedMode::Edl) => {
+                simulated.push((slot.slot, DeviceKind::Edl))
+            }
+        }
+    }
+    match (usb.is_empty(), simulated.is_empty()) {
+        (_, true) => Ok(SlotSource::Usb(usb)),
+        (true, false) => Ok(SlotSource::Simulated(simulated)),
+        (false, false) => Err(BatchError::MixedSlots {
+            station: station.source.display().to_string(),
+            usb: usb.values().copied().collect(),
+            simulated: simulated.iter().map(|(s, _)| *s).collect(),
+        }),
+    }
+}
+
+/// A simulated phone of the batch's product, as the factory would deliver it: the manifest's
+/// fastboot product and EDL identity, a secure boot that accepts the product's programmers.
+pub fn product_phone(
+    batch: &CheckedBatch,
+    slot: SlotNumber,
+    kind: DeviceKind,
+) -> Result<Phone, StorageError> {
+    let identity = &batch.product.identity;
+    let mut builder = Phone::builder()
+        .serial(&format!("FG{:06}", 100 + u32::from(slot)))
+        .chip_serial(0x5100_0000 + u32::from(slot))
+        .mode(match kind {
+            DeviceKind::Fastboot => PhoneMode::Bootloader,
+            DeviceKind::Edl => PhoneMode::Edl,
+        });
+    if let Some(product) = &identity.fastboot_product {
+        builder = builder.product(product);
+    }
+    if let Some(edl) = identity.edl.first() {
+        builder = builder.msm_hw_id(edl.hw_id).oem_pk_hash(&edl.oem_pk_hash);
+    }
+    for programmer in &batch.programmers {
+        builder = builder.accept_programmer(programmer.sha256().0);
+    }
+    builder.build()
+}
+
+/// The simulated bootloader a station's demo phones run: a factory bootloader lets the station
+/// read back any partition (production ABLs are configured so; fastbootd's list is narrower).
+pub fn factory_fastboot() -> FastbootConfig {
+    FastbootConfig {
+        fetch_allow: FetchAllow::All,
+        fetch_requires_unlocked: false,
+        ..FastbootConfig::default()
+    }
+}
+
+/// A simulated bus with one phone of the batch's product per slot.
+pub fn simulated_bus(
+    batch: &CheckedBatch,
+    slots: &[(SlotNumber, DeviceKind)],
+) -> Result<(SimBus, Vec<SimUnit>), BatchError> {
+    let bus = SimBus::new();
+    let mut units = Vec::new();
+    for (slot, kind) in slots {
+        let phone = product_phone(batch, *slot, *kind).map_err(|source| BatchError::SimPhone {
+            slot: *slot,
+            source,
+        })?;
+        units.push(SimUnit::new(
+            &bus,
+            &sim_port(*slot),
+            phone,
+            factory_fastboot(),
+            EdlSimConfig::default(),
+        ));
+    }
+    Ok((bus, units))
+}
+
+/// Everything a batch run needs besides the bus.
+pub struct BatchRun {
+    pub station: StationConfig,
+    pub batch: CheckedBatch,
+    /// Port path → slot.
+    pub slots: BTreeMap<String, SlotNumber>,
+    pub events: Arc<dyn EventSink>,
+    pub stop_when: StopWhen,
+}
+
+impl BatchRun {
+    /// Run on `bus` until the stop condition or `shutdown`. Every verdict is in the journal
+    /// before it is shown.
+    pub async fn run(
+        self,
+        bus: Arc<dyn UsbBus>,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<BatchSummary, BatchError> {
+        let journal = Arc::new(Mutex::new(Journal::open(&self.station.journal)?));
+        let batch = &self.batch;
+        self.events
+            .emit(Event::now(EventKind::BatchStarted(BatchInfo {
+                station_id: self.station.station_id.clone(),
+                work_order: batch.work_order.id.clone(),
+                product: batch.product.name.clone(),
+                region: batch.region().as_str().to_string(),
+                build_id: batch.image_set.build_id.clone(),
+                quantity: batch.work_order.quantity,
+                slots: self
+                    .slots
+                    .iter()
+                    .map(|(port, slot)| SlotInfo {
+                        slot: *slot,
+                        port_path: port.clone(),
+                    })
+                    .collect(),
+            })));
+        let parallel = usize::from(self.station.limits.parallel_slots.max(1));
+        let context = Arc::new(BatchContext {
+            station: self.station,
+            batch: self.batch,
+            journal: journal.clone(),
+        });
+        let jobs: JobFactory<UnitResult> = Arc::new(move |_| {
+            Box::new(StationJob {
+                context: context.clone(),
+            })
+        });
+        let supervisor = Supervisor {
+            slots: self.slots,
+            bus,
+            jobs,
+            recorder: Arc::new(JournalRecorder { journal }),
+            events: self.events,
+            parallel,
+            stop_when: self.stop_when,
+        };
+        Ok(supervisor.run(shutdown).await?)
+    }
+}

@@ -1,0 +1,262 @@
+//! A unit in fastboot: identify by `getvar`, flash the region's fastboot plan with slot handling,
+//! `set_active`, then verify the activation client on the slot the phone will boot.
+
+use std::sync::Arc;
+
+use protocols::fastboot::{ClientOptions, Fastboot, FlashOptions, SlotChoice};
+use protocols::transport::Transport;
+
+use crate::bus::BusError;
+use crate::config::{FastbootPlan, SlotSelection};
+use crate::events::Phase;
+use crate::journal::{ImageSent, Phase as JournalPhase, UnitMode};
+use crate::run::UnitContext;
+use crate::verdict::{Failure, Verdict};
+use crate::verified_image::StreamProof;
+
+use super::failure::from_fastboot;
+use super::{verify, Attempt};
+
+pub type Client = Fastboot<Box<dyn Transport>>;
+
+/// Fastboot's default `response_timeout` comes from station.yaml's command timeout.
+pub fn open(attempt: &Attempt<'_>, unit: &UnitContext, step: &str) -> Result<Client, Failure> {
+    let link = unit.open().map_err(|e| match e {
+        BusError::NotPresent { .. } => Failure::Disconnected {
+            unit: attempt.unit(),
+            step: step.to_string(),
+        },
+        other => Failure::HostError {
+            unit: attempt.unit(),
+            step: step.to_string(),
+            detail: other.to_string(),
+        },
+    })?;
+    let options = ClientOptions {
+        response_timeout: attempt.context.station.limits.timeouts.command,
+        ..ClientOptions::default()
+    };
+    let mut client = Fastboot::with_options(link, options);
+    client.set_progress(Arc::new(unit.progress()));
+    Ok(client)
+}
+
+/// The whole fastboot flow.
+pub fn run(attempt: &mut Attempt<'_>, unit: &mut UnitContext) -> Verdict {
+    match flow(attempt, unit) {
+        Ok(()) => Verdict::Pass,
+        Err(failure) => Verdict::Fail(failure),
+    }
+}
+
+fn flow(attempt: &mut Attempt<'_>, unit: &mut UnitContext) -> Result<(), Failure> {
+    let mut client = identify(attempt, unit)?;
+    let Some(plan) = attempt.context.batch.image_set.fastboot.clone() else {
+        return Err(Failure::HostError {
+            unit: attempt.unit(),
+            step: "choosing the flash plan".into(),
+            detail: format!(
+                "region {} of product {} has no fastboot plan, but the unit is in fastboot mode; \
+                 add `flash.fastboot` to the manifest or bring the unit up in EDL",
+                attempt.context.batch.region(),
+                attempt.context.batch.product.name
+            ),
+        });
+    };
+    flash(attempt, unit, &mut client, &plan)?;
+    if let Some(slot) = plan.set_active {
+        let step = format!("set_active {}", slot.letter());
+        unit.phase(Phase::SetActive {
+            slot_suffix: slot.suffix().into(),
+        });
+        client
+            .set_active(slot.letter())
+            .map_err(|e| from_fastboot(attempt.unit(), &step, &e))?;
+    }
+    verify_booting_slot(attempt, unit, client, plan.set_active.map(|s| s.letter()))
+}
+
+/// `getvar` the identity, with the configured retries, and check it against the product.
+pub fn identify(attempt: &mut Attempt<'_>, unit: &mut UnitContext) -> Result<Client, Failure> {
+    unit.phase(Phase::Identify);
+    let retries = attempt.context.station.limits.retries.identify;
+    let mut tries = 0;
+    let (client, identity) = loop {
+        let outcome = open(attempt, unit, "identify").and_then(|mut client| {
+            client
+                .identify()
+                .map(|identity| (client, identity))
+                .map_err(|e| from_fastboot(attempt.unit(), "identify (getvar)", &e))
+        });
+        match outcome {
+            Ok(found) => break found,
+            Err(failure @ (Failure::Timeout { .. } | Failure::Disconnected { .. }))
+                if tries < retries && !unit.is_cancelled() =>
+            {
+                tries += 1;
+                unit.warn(format!(
+                    "{failure}; retrying identification ({tries}/{retries})"
+                ));
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            Err(failure) => return Err(failure),
+        }
+    };
+    attempt.identified(unit, &identity.serialno, UnitMode::Fastboot);
+    let expected = attempt
+        .context
+        .batch
+        .product
+        .identity
+        .fastboot_product
+        .clone();
+    match expected {
+        Some(expected) if expected == identity.product => Ok(client),
+        Some(expected) => Err(Failure::IdentityMismatch {
+            unit: attempt.unit(),
+            what: "fastboot product".into(),
+            expected,
+            found: identity.product,
+        }),
+        None => Err(Failure::IdentityMismatch {
+            unit: attempt.unit(),
+            what: "fastboot product".into(),
+            expected: format!(
+                "(the manifest of {} names no fastboot product)",
+                attempt.context.batch.product.name
+            ),
+            found: identity.product,
+        }),
+    }
+}
+
+fn slot_choice(selection: SlotSelection) -> SlotChoice {
+    match selection {
+        SlotSelection::Active => SlotChoice::Current,
+        SlotSelection::Other => SlotChoice::Other,
+        SlotSelection::A => SlotChoice::Slot("a".into()),
+        SlotSelection::B => SlotChoice::Slot("b".into()),
+        SlotSelection::All => SlotChoice::All,
+    }
+}
+
+fn flash(
+    attempt: &mut Attempt<'_>,
+    unit: &mut UnitContext,
+    client: &mut Client,
+    plan: &FastbootPlan,
+) -> Result<(), Failure> {
+    attempt.journal_phase(unit, JournalPhase::FlashStarted);
+    let options = FlashOptions {
+        slot: slot_choice(plan.slot),
+        ..FlashOptions::default()
+    };
+    for step in &plan.steps {
+        if unit.is_cancelled() {
+            return Err(Failure::HostError {
+                unit: attempt.unit(),
+                step: format!("flash {}", step.partition),
+                detail: "the batch was stopped".into(),
+            });
+        }
+        unit.phase(Phase::Flash {
+            partition: step.partition.clone(),
+        });
+        let step_name = format!("flash {}", step.partition);
+        let image = attempt
+            .context
+            .batch
+            .image(&step.file)
+            .ok_or_else(|| Failure::HostError {
+                unit: attempt.unit(),
+                step: step_name.clone(),
+                detail: format!("the image set has no checked file `{}`", step.file),
+            })?;
+        // The stream re-checks the file against pre-flight's digest as it is sent: a file
+        // changed on disk since never reaches the phone whole.
+        let mut stream = image.open_stream().map_err(|e| Failure::HostError {
+            unit: attempt.unit(),
+            step: step_name.clone(),
+            detail: e.to_string(),
+        })?;
+        let report = client
+            .flash_image(&step.partition, &mut stream, &options)
+            .map_err(|e| from_fastboot(attempt.unit(), &step_name, &e))?;
+        if let StreamProof::Partial { hashed } = stream.proof() {
+            tracing::debug!(
+                file = %step.file,
+                hashed,
+                "image was sent in pieces; its digest was checked at pre-flight and the file is unchanged"
+            );
+        }
+        for partition in report.partitions {
+            attempt.result.images_sent.push(ImageSent {
+                partition,
+                file: step.file.clone(),
+                sha256: image.sha256(),
+                bytes: report.image_len,
+            });
+        }
+    }
+    attempt.journal_phase(unit, JournalPhase::FlashDone);
+    Ok(())
+}
+
+/// Verify the slot that will boot: `current-slot` (which must be `expected_slot` when the plan
+/// switched it), then the activation client on that slot's partition.
+pub fn verify_booting_slot(
+    attempt: &mut Attempt<'_>,
+    unit: &mut UnitContext,
+    mut client: Client,
+    expected_slot: Option<&str>,
+) -> Result<(), Failure> {
+    attempt.journal_phase(unit, JournalPhase::VerifyStarted);
+    let wanted = attempt.context.batch.image_set.activation_client.clone();
+    let fail = |attempt: &Attempt<'_>, step: &str, e| from_fastboot(attempt.unit(), step, &e);
+    let has_slot = client
+        .has_slot(&wanted.partition)
+        .map_err(|e| fail(attempt, "verify (has-slot)", e))?;
+    let partition = if has_slot {
+        let current = client
+            .current_slot()
+            .map_err(|e| fail(attempt, "verify (current-slot)", e))?;
+        let Some(current) = current else {
+            return Err(Failure::SlotMismatch {
+                unit: attempt.unit(),
+                expected_slot: expected_slot.unwrap_or("a slot").to_string(),
+                found_slot: "none".into(),
+                detail: format!(
+                    "{} has slots but the phone reports no current-slot",
+                    wanted.partition
+                ),
+            });
+        };
+        if let Some(expected) = expected_slot.filter(|e| *e != current) {
+            return Err(Failure::SlotMismatch {
+                unit: attempt.unit(),
+                expected_slot: expected.to_string(),
+                found_slot: current,
+                detail: "set_active was acknowledged but current-slot did not change".into(),
+            });
+        }
+        format!("{}_{current}", wanted.partition)
+    } else {
+        wanted.partition.clone()
+    };
+    unit.phase(Phase::Verify {
+        what: format!("{partition} {}", wanted.location),
+    });
+    // Each ext4 block read is its own `fetch`: per-read progress would flood the operator's
+    // screen, so verification reports its phase and its byte count only.
+    client.set_progress(Arc::new(protocols::progress::NoProgress));
+    let (_client, found) = verify::activation_client(attempt, client, &partition);
+    let found = found?;
+    attempt.result.activation_sha256_found = found.sha256;
+    attempt.result.verify_method = Some(found.method);
+    attempt.result.verify_bytes_read = Some(found.bytes_read);
+    attempt.journal_phase(unit, JournalPhase::VerifyDone);
+    match verify::judge(attempt, &partition, found.sha256) {
+        None => Ok(()),
+        Some(failure) => Err(failure),
+    }
+}

@@ -1,0 +1,160 @@
+//! One unit's job, from detection to verdict: identify, flash the region's plan, verify the
+//! activation client on the slot that will boot, and hand back a [`UnitResult`] for the journal.
+//!
+//! A unit arriving in fastboot runs the fastboot plan; one arriving in Qualcomm EDL runs the EDL
+//! plan (Sahara, Firehose), is power-reset into its bootloader and, once it re-enumerates as
+//! fastboot on the same port, is verified through fastboot like any other unit.
+
+// A `Failure` is built at most once per unit attempt and carries the whole sentence; boxing it
+// on every `?` would buy nothing.
+#![allow(clippy::result_large_err)]
+
+mod edl;
+mod failure;
+mod fastboot;
+mod outcome;
+mod verify;
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
+
+use crate::bus::DeviceKind;
+use crate::config::StationConfig;
+use crate::events::{EventKind, SlotNumber};
+use crate::journal::{AttemptId, AttemptStart, Journal, Phase as JournalPhase, UnitMode};
+use crate::preflight::CheckedBatch;
+use crate::run::{UnitContext, UnitJob};
+use crate::verdict::{Failure, UnitRef, Verdict};
+
+pub use outcome::{next_step, JournalRecorder, UnitResult};
+
+/// What every unit of a batch shares.
+pub struct BatchContext {
+    pub station: StationConfig,
+    pub batch: CheckedBatch,
+    pub journal: Arc<Mutex<Journal>>,
+}
+
+/// The job the supervisor starts for each unit.
+pub struct StationJob {
+    pub context: Arc<BatchContext>,
+}
+
+/// State of one unit's attempt while its job runs.
+pub(crate) struct Attempt<'a> {
+    pub context: &'a BatchContext,
+    pub id: Option<AttemptId>,
+    pub slot: SlotNumber,
+    pub serial: Option<String>,
+    pub result: UnitResult,
+}
+
+impl<'a> Attempt<'a> {
+    pub fn unit(&self) -> UnitRef {
+        UnitRef {
+            slot: self.slot,
+            serial: self.serial.clone(),
+        }
+    }
+
+    fn journal(&self) -> std::sync::MutexGuard<'_, Journal> {
+        self.context
+            .journal
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The unit is known: record it, and warn when it already passed under another work order.
+    pub fn identified(&mut self, unit: &UnitContext, serial: &str, mode: UnitMode) {
+        self.serial = Some(serial.to_string());
+        unit.identified(serial);
+        let Some(id) = self.id else { return };
+        match self
+            .journal()
+            .identified(id, serial, mode, SystemTime::now())
+        {
+            Ok(prior) if !prior.is_empty() => unit.warn(format!(
+                "serial {serial} already PASSED under work order(s) {}: the journal row is flagged",
+                prior.join(", ")
+            )),
+            Ok(_) => {}
+            Err(e) => unit.warn(format!("journal: {e}")),
+        }
+    }
+
+    pub fn journal_phase(&self, unit: &UnitContext, phase: JournalPhase) {
+        if let Some(id) = self.id {
+            if let Err(e) = self.journal().phase(id, phase, SystemTime::now()) {
+                unit.warn(format!("journal: {e}"));
+            }
+        }
+    }
+
+    pub fn finish(mut self, verdict: Verdict) -> UnitResult {
+        let serial = self.serial.clone();
+        let mut result = UnitResult::new(self.id, serial, verdict);
+        result.images_sent = std::mem::take(&mut self.result.images_sent);
+        result.activation_sha256_found = self.result.activation_sha256_found;
+        result.verify_method = self.result.verify_method;
+        result.verify_bytes_read = self.result.verify_bytes_read;
+        result
+    }
+}
+
+impl UnitJob<UnitResult> for StationJob {
+    fn run(self: Box<Self>, unit: &mut UnitContext) -> UnitResult {
+        let context = &*self.context;
+        let batch = &context.batch;
+        let start = AttemptStart {
+            slot: unit.slot(),
+            port_path: unit.info().port_path.clone(),
+            station_id: context.station.station_id.clone(),
+            work_order: batch.work_order.id.clone(),
+            work_order_quantity: batch.work_order.quantity,
+            product: batch.product.name.clone(),
+            region: batch.region().as_str().to_string(),
+            build_id: batch.image_set.build_id.clone(),
+            manifest_sha256: batch.product.manifest_sha256,
+            tool_version: format!("flashgate {}", env!("CARGO_PKG_VERSION")),
+            log_path: None,
+            started_at: unit.info().attempt_started,
+        };
+        let begun = context
+            .journal
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .begin(&start);
+        let mut attempt = Attempt {
+            context,
+            id: None,
+            slot: unit.slot(),
+            serial: unit
+                .device()
+                .serial
+                .clone()
+                .filter(|_| unit.device().kind == DeviceKind::Fastboot),
+            result: UnitResult::new(None, None, Verdict::Pass),
+        };
+        match begun {
+            Ok(id) => attempt.id = Some(id),
+            Err(e) => {
+                // Without a row the verdict could not be recorded: fail now, loudly.
+                let failure = Failure::HostError {
+                    unit: attempt.unit(),
+                    step: "opening the journal row".into(),
+                    detail: e.to_string(),
+                };
+                unit.emit(EventKind::Warning {
+                    slot: Some(unit.slot()),
+                    message: failure.to_string(),
+                });
+                return attempt.finish(Verdict::Fail(failure));
+            }
+        }
+        let verdict = match unit.device().kind {
+            DeviceKind::Fastboot => fastboot::run(&mut attempt, unit),
+            DeviceKind::Edl => edl::run(&mut attempt, unit),
+        };
+        attempt.finish(verdict)
+    }
+}

@@ -1,0 +1,163 @@
+//! Simulated phones on the simulated USB bus: each phone is plugged into a port path in the
+//! personality its mode calls for (fastboot or EDL), serves every link the station opens with
+//! the protocol simulators, and re-enumerates on the same port when a reboot or power reset
+//! moves it to another mode — unplugged, a short pause, plugged again as the new personality —
+//! as a real phone on a hub does.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use protocols::sim::edl::{self as sim_edl, EdlOutcome, EdlSimConfig};
+use protocols::sim::fastboot::{FastbootConfig, FastbootDevice, SessionEnd};
+use protocols::sim::firehose::FirehoseOutcome;
+use protocols::sim::{Phone, PhoneMode};
+use protocols::transport::memory;
+
+use crate::bus::sim::{Connector, SimBus, SimConnection};
+use crate::bus::{BusDevice, DeviceKind};
+
+/// Fastboot's and Qualcomm's USB ids, as the real devices enumerate.
+const FASTBOOT_VID_PID: (u16, u16) = (0x18d1, 0x4ee0);
+const EDL_VID_PID: (u16, u16) = (0x05c6, 0x9008);
+
+/// How long a rebooting phone is gone from the bus.
+pub const DEFAULT_REENUMERATION_GAP: Duration = Duration::from_millis(50);
+
+/// One simulated phone attached to a port of a [`SimBus`].
+#[derive(Clone)]
+pub struct SimUnit {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    bus: SimBus,
+    port_path: String,
+    phone: Phone,
+    /// The bootloader keeps its download buffer and logs across the host's connections.
+    fastboot: Mutex<FastbootDevice>,
+    edl: EdlSimConfig,
+    gap: Duration,
+}
+
+/// The bus personality of a phone mode; `None` when the phone is off the bus (Android, off).
+pub fn kind_of(mode: PhoneMode) -> Option<DeviceKind> {
+    match mode {
+        PhoneMode::Bootloader | PhoneMode::Fastbootd => Some(DeviceKind::Fastboot),
+        PhoneMode::Edl => Some(DeviceKind::Edl),
+        PhoneMode::Recovery | PhoneMode::Android | PhoneMode::Off => None,
+    }
+}
+
+impl SimUnit {
+    pub fn new(
+        bus: &SimBus,
+        port_path: &str,
+        phone: Phone,
+        fastboot: FastbootConfig,
+        edl: EdlSimConfig,
+    ) -> Self {
+        SimUnit {
+            inner: Arc::new(Inner {
+                bus: bus.clone(),
+                port_path: port_path.to_string(),
+                fastboot: Mutex::new(FastbootDevice::new(phone.clone(), fastboot)),
+                phone,
+                edl,
+                gap: DEFAULT_REENUMERATION_GAP,
+            }),
+        }
+    }
+
+    pub fn phone(&self) -> &Phone {
+        &self.inner.phone
+    }
+
+    pub fn port_path(&self) -> &str {
+        &self.inner.port_path
+    }
+
+    /// Attach the phone in the personality of its current mode (nothing if it is off the bus).
+    pub fn plug(&self) {
+        if let Some(kind) = kind_of(self.inner.phone.mode()) {
+            self.inner.bus.plug(self.device(kind), self.connector(kind));
+        }
+    }
+
+    /// Pull the cable.
+    pub fn unplug(&self) {
+        self.inner.bus.unplug(&self.inner.port_path);
+    }
+
+    /// How the bus shows this phone in `kind`: the fastboot serial as iSerial; Qualcomm's
+    /// `…_SN:XXXXXXXX` product string for EDL, which carries no serial descriptor of its own.
+    pub fn device(&self, kind: DeviceKind) -> BusDevice {
+        let identity = self.inner.phone.identity();
+        let ((vendor_id, product_id), serial) = match kind {
+            DeviceKind::Fastboot => (FASTBOOT_VID_PID, identity.serial),
+            DeviceKind::Edl => (EDL_VID_PID, format!("{:08x}", identity.chip_serial)),
+        };
+        BusDevice {
+            port_path: self.inner.port_path.clone(),
+            kind,
+            vendor_id,
+            product_id,
+            serial: Some(serial),
+            speed: "high".into(),
+        }
+    }
+
+    fn connector(&self, kind: DeviceKind) -> Connector {
+        let unit = self.clone();
+        Box::new(move || {
+            let (host, mut device, control) = memory::pair(&unit.inner.port_path);
+            let serving = unit.clone();
+            std::thread::Builder::new()
+                .name(format!("sim-{}-{kind}", unit.inner.port_path))
+                .spawn(move || match kind {
+                    DeviceKind::Fastboot => serving.serve_fastboot(&mut device),
+                    DeviceKind::Edl => serving.serve_edl(&mut device),
+                })
+                .map_err(|e| format!("cannot start the simulated phone: {e}"))?;
+            Ok(SimConnection {
+                link: Box::new(host),
+                control,
+            })
+        })
+    }
+
+    fn serve_fastboot(&self, link: &mut memory::MemoryLink) {
+        let end = self
+            .inner
+            .fastboot
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .serve(link);
+        match end {
+            SessionEnd::Reboot(_) | SessionEnd::Continue | SessionEnd::BootDownloaded => {
+                self.re_enumerate()
+            }
+            SessionEnd::Disconnected | SessionEnd::LinkError(_) => {}
+        }
+    }
+
+    fn serve_edl(&self, link: &mut memory::MemoryLink) {
+        match sim_edl::serve(link, &self.inner.phone, &self.inner.edl) {
+            Ok(EdlOutcome::Programmer(
+                FirehoseOutcome::Reset | FirehoseOutcome::ResetToEdl | FirehoseOutcome::PowerOff,
+            ))
+            | Ok(EdlOutcome::RomReset) => self.re_enumerate(),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::debug!(port = %self.inner.port_path, "simulated EDL session ended: {e}")
+            }
+        }
+    }
+
+    /// The phone left the bus for a reboot; it comes back on the same port in its new mode.
+    fn re_enumerate(&self) {
+        let inner = &self.inner;
+        inner.bus.unplug(&inner.port_path);
+        let unit = self.clone();
+        inner.bus.schedule(inner.gap, move |_| unit.plug());
+    }
+}
