@@ -119,7 +119,9 @@ fn the_demo_configs_load_and_pass_preflight() {
         )
         .unwrap_or_else(|e| panic!("{id}: {e}"));
         assert_eq!(batch.region().as_str(), region);
-        assert_eq!(batch.images.len(), 3);
+        // system, boot, vbmeta + the EDL package's rawprogram0 and patch0.
+        assert_eq!(batch.images.len(), 5);
+        assert_eq!(batch.programmers.len(), 1);
         assert_eq!(batch.activation.image_format, format);
         assert_eq!(
             batch.activation.sha256,

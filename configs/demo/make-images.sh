@@ -143,6 +143,54 @@ for region in "${REGIONS[@]}"; do
   make_client "$region" "$work/client-$region.apk"
 done
 
+# The demo EDL package. The programmer is a simulated one (flashgate writes it; its SHA-256 is
+# what the simulated phones' secure boot accepts through the manifest). The rawprogram files
+# place each image at its partition of the simulated phone's default UFS layout (LUN 0, 4096-byte
+# sectors: `protocols::sim::phone::default_layout`), both slots, as a factory package does; the
+# patch file is empty (the phones' GPT is already in place).
+FLASHGATE=${FLASHGATE:-"cargo run -q --bin flashgate --"}
+mkdir -p images/edl
+$FLASHGATE sim programmer-elf --out images/edl/prog_firehose_fgdemo.elf --name fgdemo >/dev/null
+EDL_HW_ID=0x001b80e100000000
+EDL_PK_HASH=$(printf 'flashgate simulated OEM root key' | sha256sum | cut -d' ' -f1)
+# label first_sector sectors file
+PARTS="boot_a 256 24576 boot.img
+boot_b 24832 24576 boot.img
+vbmeta_a 110848 16 vbmeta.img
+vbmeta_b 111104 16 vbmeta.img
+system_a 111872 1048576 system.img
+system_b 1160448 1048576 system.img"
+
+make_rawprogram() {
+  local region=$1 out=$2
+  {
+    echo '<?xml version="1.0" ?>'
+    echo '<data>'
+    echo "  <!-- flashgate demo package for region $region (UFS, LUN 0) -->"
+    echo "$PARTS" | while read -r label first sectors file; do
+      local sparse=false
+      if [ "$file" = system.img ] && [ "${SPARSE[$region]}" = yes ]; then sparse=true; fi
+      printf '  <program SECTOR_SIZE_IN_BYTES="4096" file_sector_offset="0" filename="%s" label="%s" num_partition_sectors="%s" partofsingleimage="false" physical_partition_number="0" readbackverify="false" size_in_KB="%s.0" sparse="%s" start_byte_hex="0x%x" start_sector="%s"/>\n' \
+        "$file" "$label" "$sectors" $((sectors * 4)) "$sparse" $((first * 4096)) "$first"
+    done
+    echo '</data>'
+  } >"$out"
+}
+
+make_patch() {
+  {
+    echo '<?xml version="1.0" ?>'
+    echo '<patches>'
+    echo '  <!-- The simulated phones ship with their GPT: nothing to patch. -->'
+    echo '</patches>'
+  } >"$1"
+}
+
+for region in "${REGIONS[@]}"; do
+  make_rawprogram "$region" "images/$region/rawprogram0.xml"
+  make_patch "images/$region/patch0.xml"
+done
+
 size() { stat -c %s "$1"; }
 sha() { sha256sum "$1" | cut -d' ' -f1; }
 
@@ -157,9 +205,11 @@ product: fgdemo
 identity:
   # What \`fastboot getvar product\` answers (the simulated phone's default).
   fastboot_product: flashgate_sim
-  # EDL identities (hw_id, oem_pk_hash, programmer) and the regions' \`flash.edl\` plans
-  # (storage, rawprogram, patch) come with the demo EDL package.
-  edl: []
+  # Sahara identity (MSM HW ID, OEM PK hash) of the simulated phones → the programmer to upload.
+  edl:
+    - hw_id: "$EDL_HW_ID"
+      oem_pk_hash: "$EDL_PK_HASH"
+      programmer: { path: edl/prog_firehose_fgdemo.elf, size: $(size images/edl/prog_firehose_fgdemo.elf), sha256: "$(sha images/edl/prog_firehose_fgdemo.elf)" }
 regions:
 YAML
   for region in "${REGIONS[@]}"; do
@@ -171,6 +221,8 @@ YAML
       system: { path: $region/system.img, size: $(size "$d/system.img"), sha256: "$(sha "$d/system.img")" }
       boot: { path: $region/boot.img, size: $(size "$d/boot.img"), sha256: "$(sha "$d/boot.img")" }
       vbmeta: { path: $region/vbmeta.img, size: $(size "$d/vbmeta.img"), sha256: "$(sha "$d/vbmeta.img")" }
+      rawprogram0: { path: $region/rawprogram0.xml, size: $(size "$d/rawprogram0.xml"), sha256: "$(sha "$d/rawprogram0.xml")" }
+      patch0: { path: $region/patch0.xml, size: $(size "$d/patch0.xml"), sha256: "$(sha "$d/patch0.xml")" }
     flash:
       fastboot:
         slot: all
@@ -179,6 +231,10 @@ YAML
           - { partition: boot, image: boot }
           - { partition: system, image: system }
           - { partition: vbmeta, image: vbmeta }
+      edl:
+        storage: ufs
+        rawprogram: [rawprogram0]
+        patch: [patch0]
     activation_client:
       partition: system
       image: system
@@ -190,4 +246,4 @@ YAML
 } >products/fgdemo.yaml
 
 echo "make-images.sh: wrote images/ and products/fgdemo.yaml"
-sha256sum images/*/*.img
+sha256sum images/*/*.img images/*/*.xml images/edl/*.elf

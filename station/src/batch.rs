@@ -15,6 +15,7 @@ use crate::config::{SimulatedMode, SlotBinding, StationConfig};
 use crate::events::{BatchInfo, BatchSummary, Event, EventKind, EventSink, SlotInfo, SlotNumber};
 use crate::job::{BatchContext, JournalRecorder, StationJob, UnitResult};
 use crate::journal::{Journal, JournalError};
+use crate::logging::UnitLogs;
 use crate::preflight::CheckedBatch;
 use crate::run::{JobFactory, StopWhen, Supervisor, SupervisorError};
 use crate::sim_fleet::SimUnit;
@@ -168,6 +169,8 @@ pub struct BatchRun {
     pub slots: BTreeMap<String, SlotNumber>,
     pub events: Arc<dyn EventSink>,
     pub stop_when: StopWhen,
+    /// Per-unit log files, when flashgate's logging is installed.
+    pub unit_logs: Option<UnitLogs>,
 }
 
 impl BatchRun {
@@ -202,6 +205,7 @@ impl BatchRun {
             station: self.station,
             batch: self.batch,
             journal: journal.clone(),
+            unit_logs: self.unit_logs,
         });
         let jobs: JobFactory<UnitResult> = Arc::new(move |_| {
             Box::new(StationJob {

@@ -22,6 +22,7 @@ use crate::bus::DeviceKind;
 use crate::config::StationConfig;
 use crate::events::{EventKind, SlotNumber};
 use crate::journal::{AttemptId, AttemptStart, Journal, Phase as JournalPhase, UnitMode};
+use crate::logging::UnitLogs;
 use crate::preflight::CheckedBatch;
 use crate::run::{UnitContext, UnitJob};
 use crate::verdict::{Failure, UnitRef, Verdict};
@@ -33,6 +34,9 @@ pub struct BatchContext {
     pub station: StationConfig,
     pub batch: CheckedBatch,
     pub journal: Arc<Mutex<Journal>>,
+    /// Per-unit log files (None when the process has no flashgate logging installed, e.g. in
+    /// library tests).
+    pub unit_logs: Option<UnitLogs>,
 }
 
 /// The job the supervisor starts for each unit.
@@ -43,6 +47,8 @@ pub struct StationJob {
 /// State of one unit's attempt while its job runs.
 pub(crate) struct Attempt<'a> {
     pub context: &'a BatchContext,
+    /// The unit's tracing span: everything logged inside goes to its own file once identified.
+    pub span: tracing::Span,
     pub id: Option<AttemptId>,
     pub slot: SlotNumber,
     pub serial: Option<String>,
@@ -69,6 +75,18 @@ impl<'a> Attempt<'a> {
         self.serial = Some(serial.to_string());
         unit.identified(serial);
         let Some(id) = self.id else { return };
+        self.span.record("serial", serial);
+        if let Some(logs) = &self.context.unit_logs {
+            let attempt_no = u32::try_from(id.0).unwrap_or(u32::MAX);
+            match logs.attach(&self.span, serial, attempt_no) {
+                Ok(log) => {
+                    if let Err(e) = self.journal().set_log_path(id, log.path()) {
+                        unit.warn(format!("journal: {e}"));
+                    }
+                }
+                Err(e) => unit.warn(format!("unit log for {serial}: {e}")),
+            }
+        }
         match self
             .journal()
             .identified(id, serial, mode, SystemTime::now())
@@ -124,8 +142,18 @@ impl UnitJob<UnitResult> for StationJob {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .begin(&start);
+        let span = crate::logging::unit_span(
+            unit.slot(),
+            &unit.info().port_path,
+            &batch.work_order.id,
+            begun
+                .as_ref()
+                .map_or(0, |id| u32::try_from(id.0).unwrap_or(u32::MAX)),
+        );
+        let _entered = span.enter();
         let mut attempt = Attempt {
             context,
+            span: span.clone(),
             id: None,
             slot: unit.slot(),
             serial: unit

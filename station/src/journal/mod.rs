@@ -147,6 +147,18 @@ impl Journal {
         Ok(prior)
     }
 
+    /// Records where the unit's own log file is, once it is known (it is named after the serial).
+    pub fn set_log_path(&mut self, id: AttemptId, path: &Path) -> Result<(), JournalError> {
+        let tx = self.conn.transaction()?;
+        open_attempt_work_order(&tx, id)?;
+        tx.execute(
+            "UPDATE attempts SET log_path = ?1 WHERE id = ?2",
+            params![path.display().to_string(), id.0],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
     pub fn phase(
         &mut self,
         id: AttemptId,

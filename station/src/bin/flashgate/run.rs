@@ -143,6 +143,7 @@ pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
         slots,
         events,
         stop_when,
+        unit_logs: Some(logs.unit_logs().clone()),
     };
     let summary = runtime.block_on(run.run(bus, async {
         let _ = tokio::signal::ctrl_c().await;

@@ -28,6 +28,19 @@ enum SimCommand {
     /// Serve one simulated phone in Qualcomm EDL (Sahara boot ROM, then the Firehose
     /// programmer) on a pseudo-terminal until killed; LUN and partition files in DIR.
     Edl(sim_edl::EdlArgs),
+    /// Write a programmer ELF that simulated phones can be told to accept (demo EDL packages,
+    /// training); its SHA-256 depends only on NAME.
+    ProgrammerElf(ProgrammerElfArgs),
+}
+
+#[derive(clap::Args)]
+struct ProgrammerElfArgs {
+    /// Where to write the ELF.
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// Text embedded as the programmer's code segment.
+    #[arg(long)]
+    name: String,
 }
 
 #[derive(clap::Args)]
@@ -79,6 +92,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         SimCommand::Fastboot(a) => fastboot(a),
         SimCommand::Edl(a) => sim_edl::run(a),
+        SimCommand::ProgrammerElf(a) => {
+            let elf = protocols::sim::sahara_elf::programmer_elf(
+                format!("flashgate simulated programmer: {}", a.name).as_bytes(),
+            );
+            std::fs::write(&a.out, &elf)
+                .with_context(|| format!("cannot write {}", a.out.display()))?;
+            println!("{} ({} bytes)", a.out.display(), elf.len());
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
