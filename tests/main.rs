@@ -1,4 +1,5 @@
 //! Scenario tests: whole flows against simulated phones. One test binary keeps `cargo test` fast.
+mod cli_run;
 mod dashboard;
 mod dashboard_logs;
 mod edl;

@@ -171,6 +171,8 @@ pub struct BatchRun {
     pub stop_when: StopWhen,
     /// Per-unit log files, when flashgate's logging is installed.
     pub unit_logs: Option<UnitLogs>,
+    /// Bulk transfer size per unit (see [`crate::bus::usbfs::plan`]).
+    pub transfer_bytes: usize,
 }
 
 impl BatchRun {
@@ -206,6 +208,7 @@ impl BatchRun {
             batch: self.batch,
             journal: journal.clone(),
             unit_logs: self.unit_logs,
+            transfer_bytes: self.transfer_bytes,
         });
         let jobs: JobFactory<UnitResult> = Arc::new(move |_| {
             Box::new(StationJob {

@@ -136,6 +136,9 @@ fn flow(attempt: &mut Attempt<'_>, unit: &mut UnitContext) -> Result<(), Failure
             response: timeouts.command,
             ..Timeouts::default()
         },
+        max_payload: context
+            .transfer_bytes
+            .min(FirehoseConfig::default().max_payload),
         ..FirehoseConfig::default()
     };
     let progress = Arc::new(unit.progress());
@@ -159,11 +162,39 @@ fn flow(attempt: &mut Attempt<'_>, unit: &mut UnitContext) -> Result<(), Failure
         })?;
         files.push(image.path().to_path_buf());
     }
+    // The package's XML names its images by file name; each of those must be a file pre-flight
+    // hashed, unchanged since (size, mtime, inode), or the unit is not flashed.
+    let check_unchanged = |path: &std::path::Path| -> Result<(), Failure> {
+        let image = batch
+            .images
+            .values()
+            .find(|i| i.path() == path)
+            .ok_or_else(|| Failure::HostError {
+                unit: attempt.unit(),
+                step: "loading the EDL package".into(),
+                detail: format!(
+                    "{} is named by the package but not listed in the region's files, so pre-flight \
+                     did not hash it; add it to the manifest",
+                    path.display()
+                ),
+            })?;
+        image
+            .open_stream()
+            .map(drop)
+            .map_err(|e| Failure::HostError {
+                unit: attempt.unit(),
+                step: "loading the EDL package".into(),
+                detail: e.to_string(),
+            })
+    };
     let package = package::load(&files, &probe_sparse).map_err(|e| Failure::HostError {
         unit: attempt.unit(),
         step: "loading the EDL package".into(),
         detail: e.to_string(),
     })?;
+    for program in package.programs() {
+        check_unchanged(&program.path)?;
+    }
     unit.phase(Phase::Flash {
         partition: plan.rawprogram.join("+"),
     });

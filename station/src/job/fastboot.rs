@@ -34,6 +34,7 @@ pub fn open(attempt: &Attempt<'_>, unit: &UnitContext, step: &str) -> Result<Cli
     })?;
     let options = ClientOptions {
         response_timeout: attempt.context.station.limits.timeouts.command,
+        chunk_size: attempt.context.transfer_bytes,
         ..ClientOptions::default()
     };
     let mut client = Fastboot::with_options(link, options);

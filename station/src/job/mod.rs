@@ -37,6 +37,9 @@ pub struct BatchContext {
     /// Per-unit log files (None when the process has no flashgate logging installed, e.g. in
     /// library tests).
     pub unit_logs: Option<UnitLogs>,
+    /// Largest bulk transfer one unit keeps in flight: capped so every slot fits the kernel's
+    /// usbfs budget (`bus::usbfs::plan`).
+    pub transfer_bytes: usize,
 }
 
 /// The job the supervisor starts for each unit.

@@ -96,6 +96,7 @@ pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
 
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     let quantity = checked.work_order.quantity as usize;
+    let mut transfer_bytes = 1 << 20;
     let (bus, slots, stop_when, _units): (Arc<dyn UsbBus>, _, _, _) = match source {
         SlotSource::Usb(slots) => {
             let bus = RusbBus::new().context(
@@ -108,7 +109,9 @@ pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
             );
             if let Some(warning) = plan.warning {
                 tracing::warn!("{warning}");
+                eprintln!("warning: {warning}");
             }
+            transfer_bytes = plan.per_slot_bytes;
             let stop = StopWhen {
                 verdicts: None,
                 passes: Some(quantity),
@@ -144,6 +147,7 @@ pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
         events,
         stop_when,
         unit_logs: Some(logs.unit_logs().clone()),
+        transfer_bytes,
     };
     let summary = runtime.block_on(run.run(bus, async {
         let _ = tokio::signal::ctrl_c().await;
@@ -152,7 +156,7 @@ pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
     drop(runtime);
     let _ = consumer.join();
     let summary = summary?;
-    print_summary(&summary, expected);
+    print_summary(&summary, expected, mode == OutputMode::Json);
     drop(logs);
     Ok(
         if summary.failed == 0 && summary.passed as usize >= expected {
@@ -163,20 +167,27 @@ pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
     )
 }
 
-fn print_summary(summary: &BatchSummary, expected: usize) {
+/// The closing summary; with `--json` it goes to stderr so stdout stays one JSON object per line
+/// (the `batch_finished` event carries the same figures).
+fn print_summary(summary: &BatchSummary, expected: usize, json: bool) {
     let total = summary.passed + summary.failed;
     let yield_pct = if total > 0 {
         f64::from(summary.passed) * 100.0 / f64::from(total)
     } else {
         0.0
     };
-    println!(
-        "batch summary: {} passed, {} failed of {expected} expected; yield {yield_pct:.1} %; {:.1} s",
+    let mut text = format!(
+        "batch summary: {} passed, {} failed of {expected} expected; yield {yield_pct:.1} %; {:.1} s\n",
         summary.passed,
         summary.failed,
         summary.elapsed_ms as f64 / 1000.0
     );
     for (code, count) in &summary.failures_by_code {
-        println!("  {code}: {count}");
+        text.push_str(&format!("  {code}: {count}\n"));
+    }
+    if json {
+        eprint!("{text}");
+    } else {
+        print!("{text}");
     }
 }

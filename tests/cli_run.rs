@@ -1,0 +1,144 @@
+//! The README's main command, end to end through the `flashgate` binary: pre-flight, a batch
+//! of simulated phones (fastboot and EDL), the JSON event stream, the journal and `report`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use flashgate_scenarios::flashgate_bin;
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_name() == "state" {
+            continue; // a developer's earlier demo run
+        }
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// A private copy of `configs/demo` (its journal and logs land inside it).
+fn demo_copy() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = dir.path().join("demo");
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/demo"),
+        &demo,
+    );
+    (dir, demo)
+}
+
+fn run(demo: &Path, work_order: &str, extra: &[&str]) -> std::process::Output {
+    Command::new(flashgate_bin())
+        .arg("run")
+        .arg("--station")
+        .arg(demo.join("station.yaml"))
+        .arg("--work-order")
+        .arg(demo.join(format!("work-orders/{work_order}.yaml")))
+        .arg("--json")
+        .args(extra)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("running flashgate")
+}
+
+fn events(stdout: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("not one JSON object per line: {e}: {line}"))
+        })
+        .collect()
+}
+
+#[test]
+fn the_main_job_passes_every_demo_phone_and_journals_it() {
+    let (_keep, demo) = demo_copy();
+    let out = run(&demo, "WO-DEMO-EEA", &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "flashgate run failed: {stderr}");
+    let events = events(&out.stdout);
+    let verdicts: Vec<&serde_json::Value> =
+        events.iter().filter(|e| e["event"] == "verdict").collect();
+    assert_eq!(verdicts.len(), 8, "{stderr}");
+    assert!(verdicts.iter().all(|v| v["verdict"]["result"] == "PASS"));
+    // Four phones started in EDL and came back as fastboot on their own slot.
+    let mode_changes = events
+        .iter()
+        .filter(|e| e["event"] == "mode_changed" && e["mode"] == "fastboot")
+        .count();
+    assert_eq!(mode_changes, 4);
+    let finished = events.last().unwrap();
+    assert_eq!(finished["event"], "batch_finished");
+    assert_eq!(finished["passed"], 8);
+    assert!(stderr.contains("8 passed, 0 failed"), "{stderr}");
+
+    let report = Command::new(flashgate_bin())
+        .args([
+            "report",
+            "--work-order",
+            "WO-DEMO-EEA",
+            "--json",
+            "--station",
+        ])
+        .arg(demo.join("station.yaml"))
+        .output()
+        .unwrap();
+    assert!(report.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
+    assert_eq!(report["units_passed"], 8, "{report}");
+    assert_eq!(report["attempts_failed"], 0, "{report}");
+    assert_eq!(report["regions"][0], "00EEA", "{report}");
+}
+
+#[test]
+fn a_mis_packaged_build_is_refused_before_any_phone_is_touched() {
+    let (_keep, demo) = demo_copy();
+    // Ship the China system image under the EEA name, with a manifest whose size and hash match
+    // the file: only the activation client inside gives it away.
+    let images = demo.join("images");
+    std::fs::copy(
+        images.join("00CN/system.img"),
+        images.join("00EEA/system.img"),
+    )
+    .unwrap();
+    let manifest = demo.join("products/fgdemo.yaml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let cn_line = text
+        .lines()
+        .find(|l| l.contains("path: 00CN/system.img"))
+        .unwrap()
+        .replace("00CN/", "00EEA/");
+    let patched: Vec<String> = text
+        .lines()
+        .map(|l| {
+            if l.contains("path: 00EEA/system.img") {
+                cn_line.clone()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    std::fs::write(&manifest, patched.join("\n")).unwrap();
+
+    let out = run(&demo, "WO-DEMO-EEA", &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("ACTIVATION_CLIENT_WRONG_REGION") && stderr.contains("00CN client"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("no phone was touched"), "{stderr}");
+    assert!(
+        out.stdout.is_empty(),
+        "a batch started: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(!demo.join("state/journal.sqlite").exists());
+}
