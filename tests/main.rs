@@ -3,6 +3,7 @@ mod cli_run;
 mod dashboard;
 mod dashboard_logs;
 mod edl;
+mod fastboot_client;
 mod fastboot_interop;
 mod sahara_host;
 mod sahara_pty;

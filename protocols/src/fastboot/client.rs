@@ -551,11 +551,13 @@ fn fill(source: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(filled)
 }
 
-/// `getvar all` lines are `name: value` (names may hold ':' but not ": ").
+/// `getvar all` lines are `name: value` (LK, ABL) or `name:value` (AOSP fastbootd); names may
+/// hold ':' themselves (`partition-size:system_a`), so without ": " the last ':' separates.
 pub fn split_variable_line(line: &str) -> (String, String) {
-    match line.split_once(": ") {
+    let split = line.split_once(": ").or_else(|| line.rsplit_once(':'));
+    match split {
         Some((name, value)) => (name.trim().to_string(), value.trim().to_string()),
-        None => (line.trim().trim_end_matches(':').to_string(), String::new()),
+        None => (line.trim().to_string(), String::new()),
     }
 }
 

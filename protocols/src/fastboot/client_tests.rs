@@ -393,6 +393,8 @@ fn getvar_all_splits_names_and_values() {
         send(b"INFOproduct: sim"),
         send(b"INFOpartition-size:system_a: 0x40000000"),
         send(b"INFOhas-slot:system: yes"),
+        send(b"INFOpartition-size:boot_b:0x6000000"),
+        send(b"INFOcurrent-slot:a"),
         send(b"OKAY"),
     ]);
     let mut fb = client(link);
@@ -406,6 +408,8 @@ fn getvar_all_splits_names_and_values() {
                 "0x40000000".to_string()
             ),
             ("has-slot:system".to_string(), "yes".to_string()),
+            ("partition-size:boot_b".to_string(), "0x6000000".to_string()),
+            ("current-slot".to_string(), "a".to_string()),
         ]
     );
     drop(fb);
