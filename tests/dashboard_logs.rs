@@ -198,3 +198,64 @@ fn console_verbosity_and_rust_log() {
     let err = console_filter(0, Some("station=loud")).unwrap_err();
     assert!(err.to_string().contains("RUST_LOG `station=loud`"), "{err}");
 }
+
+#[test]
+fn protocol_progress_reaches_the_unit_log_through_the_tracing_sink() {
+    use protocols::progress::{ProgressEvent, ProgressSink};
+    use station::events::{EventKind, Fanout, RecordingSink, SlotProgress};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (dispatch, logging) = logging::build(&options(dir.path(), 0)).unwrap();
+    let dashboard = Arc::new(RecordingSink::new());
+    let path = tracing::dispatcher::with_default(&dispatch, || {
+        let span = logging::unit_span(4, "1-1.4", "WO-1187", 1);
+        let log = logging.unit_logs().attach(&span, "7PL0004", 1).unwrap();
+        let _entered = span.enter();
+        let progress = SlotProgress::new(
+            4,
+            Fanout::new()
+                .with(dashboard.clone())
+                .with(logging::TracingSink),
+        );
+        progress.event(ProgressEvent::StepStarted {
+            step: "flash boot_a",
+            total_bytes: 4096,
+        });
+        progress.event(ProgressEvent::DeviceMessage {
+            text: "erasing boot_a",
+        });
+        progress.event(ProgressEvent::Bytes { bytes: 4096 });
+        progress.event(ProgressEvent::StepFinished {
+            step: "flash boot_a",
+        });
+        log.path().to_owned()
+    });
+    drop(dispatch);
+    drop(logging);
+    let unit = std::fs::read_to_string(path).unwrap();
+    let lines: Vec<&str> = unit.lines().collect();
+    assert!(lines.len() >= 3, "{unit}");
+    assert!(lines[0].ends_with("progress done=0 total=4096"), "{unit}");
+    assert!(lines[1].ends_with("INFO device: erasing boot_a"), "{unit}");
+    assert!(
+        lines
+            .last()
+            .unwrap()
+            .ends_with("progress done=4096 total=4096"),
+        "{unit}"
+    );
+    let kinds: Vec<EventKind> = dashboard.events().into_iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds.first(),
+        Some(&EventKind::BytesProgress {
+            slot: 4,
+            done: 0,
+            total: 4096
+        })
+    );
+    assert_eq!(
+        kinds.len(),
+        lines.len(),
+        "the dashboard and the log saw the same events"
+    );
+}

@@ -61,7 +61,7 @@ mod device {
     use std::time::Duration;
 
     use flashgate_protocols::transport::functionfs::{
-        self, descriptors, FunctionFsLink, Gadget, Next,
+        self, descriptors, FunctionFsLink, Gadget, Next, Personality,
     };
     use flashgate_protocols::transport::{read_exact, Transport, TransportError};
 
@@ -86,7 +86,19 @@ mod device {
             }
         };
         let mut seen = Vec::<String>::new();
-        functionfs::serve(dir, &loopback, gadget.as_ref(), |link, session| {
+        // The identity stays what the set-up script wrote in configfs.
+        let personality = Personality {
+            descriptors: loopback,
+            identity: functionfs::DeviceIdentity {
+                vendor_id: 0,
+                product_id: 0,
+                manufacturer: String::new(),
+                product: String::new(),
+                serial: String::new(),
+            },
+            terminate_whole_packets: false,
+        };
+        functionfs::serve(dir, &personality, gadget.as_ref(), |link, session| {
             eprintln!("device: session {session} on {}", link.describe());
             match serve_session(link, gadget.as_ref(), &mut seen) {
                 Ok(next) => next,

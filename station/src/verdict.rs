@@ -5,6 +5,7 @@ use std::fmt;
 
 use crate::config::RegionCode;
 use crate::digest::Sha256Digest;
+use crate::events::NextStep;
 
 /// Stable failure codes. Their spelling is part of the journal format and of reports: never
 /// rename one; add new ones at the end.
@@ -59,18 +60,21 @@ impl FailureCode {
         Self::ALL.into_iter().find(|c| c.as_str() == text)
     }
 
-    /// What the line operator does next.
-    pub fn operator_action(self) -> &'static str {
+    /// What the line operator does next, as the dashboard shows it.
+    pub fn next_step(self) -> NextStep {
         match self {
-            Self::Disconnected | Self::Timeout => "re-seat cable and retry the unit",
-            Self::IdentityMismatch => "remove unit: wrong product for this work order",
+            // A cable or hub problem as often as the phone's.
+            Self::Disconnected | Self::Timeout => NextStep::ReseatCable,
+            Self::IdentityMismatch
+            | Self::DeviceFail
+            | Self::ProtocolError
+            | Self::SlotMismatch
+            | Self::VerifyMismatch => NextStep::RemoveUnit,
+            // Wrong or altered builds and station faults are not fixed at the slot.
             Self::ActivationClientWrongRegion
             | Self::ActivationClientUnknown
             | Self::ImageHashMismatch
-            | Self::HostError => "stop the line and call engineer",
-            Self::DeviceFail | Self::ProtocolError | Self::SlotMismatch | Self::VerifyMismatch => {
-                "remove unit and put it in the rework tray"
-            }
+            | Self::HostError => NextStep::CallEngineer,
         }
     }
 }
@@ -301,6 +305,20 @@ impl Verdict {
     }
 }
 
+/// What the dashboard and the event stream show for a verdict.
+impl From<&Verdict> for crate::events::Verdict {
+    fn from(verdict: &Verdict) -> Self {
+        match verdict {
+            Verdict::Pass => Self::Pass,
+            Verdict::Fail(failure) => Self::Fail {
+                code: failure.code().as_str().to_string(),
+                reason: failure.sentence(),
+                next_step: failure.code().next_step(),
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -393,12 +411,35 @@ mod tests {
     }
 
     #[test]
+    fn the_dashboard_gets_code_sentence_and_next_step() {
+        let failure = Failure::Disconnected {
+            unit: unit(),
+            step: "flash system_a".into(),
+        };
+        let shown = crate::events::Verdict::from(&Verdict::Fail(failure));
+        assert_eq!(
+            shown,
+            crate::events::Verdict::Fail {
+                code: "DISCONNECTED".into(),
+                reason: "slot 3 (serial 7PL0042): the phone disconnected during flash system_a"
+                    .into(),
+                next_step: NextStep::ReseatCable,
+            }
+        );
+        assert_eq!(
+            FailureCode::ActivationClientWrongRegion.next_step(),
+            NextStep::CallEngineer
+        );
+        assert!(crate::events::Verdict::from(&Verdict::Pass).is_pass());
+    }
+
+    #[test]
     fn codes_round_trip_and_are_unique() {
         let mut seen = std::collections::BTreeSet::new();
         for code in FailureCode::ALL {
             assert_eq!(FailureCode::parse(code.as_str()), Some(code));
             assert!(seen.insert(code.as_str()));
-            assert!(!code.operator_action().is_empty());
+            let _ = code.next_step();
         }
         assert_eq!(FailureCode::parse("NOPE"), None);
     }

@@ -269,7 +269,67 @@ impl UsbLink {
     }
 }
 
+/// The rusb error for a libusb return code (rusb keeps its own conversion private).
+fn libusb_error(code: i32) -> rusb::Error {
+    use rusb::constants::*;
+    match code {
+        LIBUSB_ERROR_IO => rusb::Error::Io,
+        LIBUSB_ERROR_INVALID_PARAM => rusb::Error::InvalidParam,
+        LIBUSB_ERROR_ACCESS => rusb::Error::Access,
+        LIBUSB_ERROR_NO_DEVICE => rusb::Error::NoDevice,
+        LIBUSB_ERROR_NOT_FOUND => rusb::Error::NotFound,
+        LIBUSB_ERROR_BUSY => rusb::Error::Busy,
+        LIBUSB_ERROR_TIMEOUT => rusb::Error::Timeout,
+        LIBUSB_ERROR_OVERFLOW => rusb::Error::Overflow,
+        LIBUSB_ERROR_PIPE => rusb::Error::Pipe,
+        LIBUSB_ERROR_INTERRUPTED => rusb::Error::Interrupted,
+        LIBUSB_ERROR_NO_MEM => rusb::Error::NoMem,
+        LIBUSB_ERROR_NOT_SUPPORTED => rusb::Error::NotSupported,
+        _ => rusb::Error::Other,
+    }
+}
+
 impl UsbLink {
+    /// One bulk IN transfer. Unlike rusb's `read_bulk`, bytes that arrived before a timeout are
+    /// returned, not dropped: a device that ends a message on a packet boundary without a
+    /// zero-length packet leaves the host waiting for more until the timeout, and what it did
+    /// send is the message (seen with Firehose logs of 512·n bytes on the virtual bus).
+    fn bulk_read(
+        &self,
+        endpoint: u8,
+        buf: &mut [u8],
+        timeout: Duration,
+    ) -> Result<usize, rusb::Error> {
+        let mut transferred: i32 = 0;
+        let len = i32::try_from(buf.len()).unwrap_or(i32::MAX);
+        // libusb reads 0 as "wait forever": every read here has a deadline.
+        let ms = u32::try_from(timeout.as_millis())
+            .unwrap_or(u32::MAX)
+            .max(1);
+        // SAFETY: `buf` is valid for `len` bytes for the duration of this synchronous call and
+        // the handle is open for the lifetime of `self`.
+        let code = unsafe {
+            rusb::ffi::libusb_bulk_transfer(
+                self.handle.as_raw(),
+                endpoint,
+                buf.as_mut_ptr(),
+                len,
+                &mut transferred,
+                ms,
+            )
+        };
+        let got = usize::try_from(transferred).unwrap_or(0).min(buf.len());
+        match code {
+            0 => Ok(got),
+            rusb::constants::LIBUSB_ERROR_TIMEOUT | rusb::constants::LIBUSB_ERROR_INTERRUPTED
+                if got > 0 =>
+            {
+                Ok(got)
+            }
+            other => Err(libusb_error(other)),
+        }
+    }
+
     /// Map a libusb error; a stalled endpoint is cleared so the link stays usable once the
     /// protocol has dealt with the [`TransportError::Stall`] (libusb leaves it halted).
     fn transfer_error(&self, e: rusb::Error, endpoint: u8, timeout: Duration) -> TransportError {
@@ -344,23 +404,20 @@ impl Transport for UsbLink {
         let endpoint = self.endpoints.bulk_in;
         let packet = self.max_packet_in();
         if buf.len().is_multiple_of(packet) {
-            return self
-                .handle
-                .read_bulk(endpoint, buf, timeout)
-                .map_err(|e| match e {
-                    rusb::Error::Overflow => TransportError::Overflow {
-                        len: buf.len() + 1,
-                        max: buf.len(),
-                    },
-                    other => self.transfer_error(other, endpoint, timeout),
-                });
+            return self.bulk_read(endpoint, buf, timeout).map_err(|e| match e {
+                rusb::Error::Overflow => TransportError::Overflow {
+                    len: buf.len() + 1,
+                    max: buf.len(),
+                },
+                other => self.transfer_error(other, endpoint, timeout),
+            });
         }
         // Receive whole packets so that a packet longer than `buf` is measured, not just
         // refused by the host controller, and the error can say how long it was.
         let whole = buf.len().div_ceil(packet) * packet;
         let mut rx = std::mem::take(&mut self.rx);
         rx.resize(whole, 0);
-        let result = self.handle.read_bulk(endpoint, &mut rx, timeout);
+        let result = self.bulk_read(endpoint, &mut rx, timeout);
         let outcome = match result {
             Ok(n) if n <= buf.len() => {
                 buf[..n].copy_from_slice(&rx[..n]);
@@ -395,15 +452,14 @@ impl Transport for UsbLink {
         if want.is_multiple_of(packet) {
             let endpoint = self.endpoints.bulk_in;
             return self
-                .handle
-                .read_bulk(endpoint, &mut buf[..want], timeout)
+                .bulk_read(endpoint, &mut buf[..want], timeout)
                 .map_err(|e| self.transfer_error(e, endpoint, timeout));
         }
         let whole = want.div_ceil(packet) * packet;
         let mut rx = std::mem::take(&mut self.rx);
         rx.resize(whole, 0);
         let endpoint = self.endpoints.bulk_in;
-        let result = self.handle.read_bulk(endpoint, &mut rx, timeout);
+        let result = self.bulk_read(endpoint, &mut rx, timeout);
         let n = match result {
             Ok(n) => n,
             Err(e) => {

@@ -3,6 +3,7 @@
 //! rows that already fit the terminal. Device log lines and warnings are printed above the rows
 //! with `MultiProgress::println`, never through them.
 
+use std::io::Write;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -29,20 +30,25 @@ pub struct TtyDashboard {
     size: Box<dyn Fn() -> (u16, u16) + Send>,
     pending: Vec<String>,
     not_printed: usize,
+    /// Clear the whole screen when the terminal size changes (see [`TtyDashboard::refresh`]).
+    clear_on_resize: bool,
+    last_size: Option<(u16, u16)>,
 }
 
 impl TtyDashboard {
     /// Draws on stderr, sized from the terminal at every refresh (so resizing just works).
     pub fn stderr(style: RenderStyle) -> Self {
         let term = console::Term::stderr();
-        Self::with_target(
+        let mut dashboard = Self::with_target(
             ProgressDrawTarget::stderr_with_hz(20),
             move || {
                 let (rows, cols) = term.size();
                 (cols, rows)
             },
             style,
-        )
+        );
+        dashboard.clear_on_resize = true;
+        dashboard
     }
 
     /// `size` returns (columns, rows) of the drawing area.
@@ -63,6 +69,8 @@ impl TtyDashboard {
             size: Box::new(size),
             pending: Vec::new(),
             not_printed: 0,
+            clear_on_resize: false,
+            last_size: None,
         }
     }
 
@@ -120,6 +128,16 @@ impl TtyDashboard {
     pub fn refresh(&mut self) {
         self.state.tick(now_unix_ms());
         let (width, height) = (self.size)();
+        if self.clear_on_resize && self.last_size.is_some_and(|last| last != (width, height)) {
+            // The terminal re-wrapped what we drew for the old size, so indicatif's count of
+            // lines to move back over is wrong; start from a clean screen instead of leaving
+            // fragments of old rows behind.
+            self.multi.suspend(|| {
+                let mut err = std::io::stderr().lock();
+                let _ = err.write_all(b"\x1b[H\x1b[2J").and_then(|()| err.flush());
+            });
+        }
+        self.last_size = Some((width, height));
         if self.not_printed > 0 {
             self.pending.push(format!(
                 "... {} more device lines not shown here (they are in the unit log files)",

@@ -13,7 +13,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 pub use query::{AttemptRow, CodeCount, FlaggedUnit, WorkOrderReport};
 pub use record::{
-    AttemptId, AttemptOutcome, AttemptStart, FinishedAttempt, ImageSent, Phase, UnitMode,
+    AttemptId, AttemptOutcome, AttemptStart, CompletedAttempt, FinishedAttempt, ImageSent, Phase,
+    PhaseTimes, UnitMode,
 };
 pub use schema::SCHEMA_VERSION;
 pub use time::rfc3339_millis;
@@ -104,27 +105,7 @@ impl Journal {
     /// Records that a unit appeared on a slot. The row stays `IN_PROGRESS` until
     /// [`Journal::finish`], so a station crash leaves a visible trace.
     pub fn begin(&mut self, start: &AttemptStart) -> Result<AttemptId, JournalError> {
-        self.conn.execute(
-            "INSERT INTO attempts (slot, port_path, station_id, work_order, work_order_quantity,
-                 product, region, build_id, manifest_sha256, result, started_at_ms, tool_version,
-                 log_path)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'IN_PROGRESS', ?10, ?11, ?12)",
-            params![
-                start.slot,
-                start.port_path,
-                start.station_id,
-                start.work_order,
-                start.work_order_quantity,
-                start.product,
-                start.region,
-                start.build_id,
-                start.manifest_sha256.to_hex(),
-                millis(start.started_at),
-                start.tool_version,
-                start.log_path.as_ref().map(|p| p.display().to_string()),
-            ],
-        )?;
-        Ok(AttemptId(self.conn.last_insert_rowid()))
+        begin_in(&self.conn, start)
     }
 
     /// Records the unit's serial and mode. Returns the other work orders under which this serial
@@ -137,12 +118,7 @@ impl Journal {
         at: SystemTime,
     ) -> Result<Vec<String>, JournalError> {
         let tx = self.conn.transaction()?;
-        let work_order = open_attempt_work_order(&tx, id)?;
-        tx.execute(
-            "UPDATE attempts SET unit_serial = ?1, mode = ?2, identified_at_ms = ?3 WHERE id = ?4",
-            params![serial, mode.as_str(), millis(at), id.0],
-        )?;
-        let prior = prior_passes(&tx, serial, &work_order)?;
+        let prior = identified_in(&tx, id, serial, mode, at)?;
         tx.commit()?;
         Ok(prior)
     }
@@ -166,11 +142,7 @@ impl Journal {
         at: SystemTime,
     ) -> Result<(), JournalError> {
         let tx = self.conn.transaction()?;
-        open_attempt_work_order(&tx, id)?;
-        tx.execute(
-            &format!("UPDATE attempts SET {} = ?1 WHERE id = ?2", phase.column()),
-            params![millis(at), id.0],
-        )?;
+        phase_in(&tx, id, phase, at)?;
         tx.commit()?;
         Ok(())
     }
@@ -183,51 +155,39 @@ impl Journal {
         outcome: &AttemptOutcome,
     ) -> Result<FinishedAttempt, JournalError> {
         let tx = self.conn.transaction()?;
-        let work_order = open_attempt_work_order(&tx, id)?;
-        let serial: Option<String> = tx.query_row(
-            "SELECT unit_serial FROM attempts WHERE id = ?1",
-            [id.0],
-            |row| row.get(0),
-        )?;
-        let prior = match &serial {
-            Some(serial) => prior_passes(&tx, serial, &work_order)?,
-            None => Vec::new(),
-        };
-        let (result, code, message) = match &outcome.verdict {
-            Verdict::Pass => ("PASS", None, None),
-            Verdict::Fail(failure) => (
-                "FAIL",
-                Some(failure.code().as_str()),
-                Some(failure.to_string()),
-            ),
-        };
-        let images = serde_json::to_string(&outcome.images_sent)
-            .map_err(|e| JournalError::Setup(format!("cannot encode images_sent: {e}")))?;
-        tx.execute(
-            "UPDATE attempts SET result = ?1, failure_code = ?2, failure_message = ?3,
-                 images_sent = ?4, activation_sha256_found = ?5, verify_method = ?6,
-                 verify_bytes_read = ?7, passed_under_other_work_orders = ?8, finished_at_ms = ?9
-             WHERE id = ?10",
-            params![
-                result,
-                code,
-                message,
-                images,
-                outcome.activation_sha256_found.map(|d| d.to_hex()),
-                outcome.verify_method.map(|m| m.as_str()),
-                outcome
-                    .verify_bytes_read
-                    .map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
-                (!prior.is_empty()).then(|| prior.join(",")),
-                millis(outcome.finished_at),
-                id.0,
-            ],
-        )?;
+        let finished = finish_in(&tx, id, outcome)?;
         tx.commit()?;
-        Ok(FinishedAttempt {
-            id,
-            passed_under_other_work_orders: prior,
-        })
+        Ok(finished)
+    }
+
+    /// A whole attempt in one durable transaction, for a caller that collects the phases
+    /// itself and writes once at the verdict.
+    pub fn record(&mut self, attempt: &CompletedAttempt) -> Result<FinishedAttempt, JournalError> {
+        let tx = self.conn.transaction()?;
+        let id = begin_in(&tx, &attempt.start)?;
+        if let Some(serial) = &attempt.serial {
+            let at = attempt
+                .phases
+                .identified
+                .unwrap_or(attempt.start.started_at);
+            let mode = attempt.mode.ok_or_else(|| {
+                JournalError::Setup("an identified attempt needs its mode (fastboot or edl)".into())
+            })?;
+            identified_in(&tx, id, serial, mode, at)?;
+        }
+        for (phase, at) in [
+            (Phase::FlashStarted, attempt.phases.flash_started),
+            (Phase::FlashDone, attempt.phases.flash_done),
+            (Phase::VerifyStarted, attempt.phases.verify_started),
+            (Phase::VerifyDone, attempt.phases.verify_done),
+        ] {
+            if let Some(at) = at {
+                phase_in(&tx, id, phase, at)?;
+            }
+        }
+        let finished = finish_in(&tx, id, &attempt.outcome)?;
+        tx.commit()?;
+        Ok(finished)
     }
 
     /// Work orders other than `work_order` under which `serial` has a PASS.
@@ -242,6 +202,110 @@ impl Journal {
     pub(crate) fn connection(&self) -> &Connection {
         &self.conn
     }
+}
+
+fn begin_in(conn: &Connection, start: &AttemptStart) -> Result<AttemptId, JournalError> {
+    conn.execute(
+        "INSERT INTO attempts (slot, port_path, station_id, work_order, work_order_quantity,
+                 product, region, build_id, manifest_sha256, result, started_at_ms, tool_version,
+                 log_path)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'IN_PROGRESS', ?10, ?11, ?12)",
+        params![
+            start.slot,
+            start.port_path,
+            start.station_id,
+            start.work_order,
+            start.work_order_quantity,
+            start.product,
+            start.region,
+            start.build_id,
+            start.manifest_sha256.to_hex(),
+            millis(start.started_at),
+            start.tool_version,
+            start.log_path.as_ref().map(|p| p.display().to_string()),
+        ],
+    )?;
+    Ok(AttemptId(conn.last_insert_rowid()))
+}
+
+fn identified_in(
+    conn: &Connection,
+    id: AttemptId,
+    serial: &str,
+    mode: UnitMode,
+    at: SystemTime,
+) -> Result<Vec<String>, JournalError> {
+    let work_order = open_attempt_work_order(conn, id)?;
+    conn.execute(
+        "UPDATE attempts SET unit_serial = ?1, mode = ?2, identified_at_ms = ?3 WHERE id = ?4",
+        params![serial, mode.as_str(), millis(at), id.0],
+    )?;
+    prior_passes(conn, serial, &work_order)
+}
+
+fn phase_in(
+    conn: &Connection,
+    id: AttemptId,
+    phase: Phase,
+    at: SystemTime,
+) -> Result<(), JournalError> {
+    open_attempt_work_order(conn, id)?;
+    conn.execute(
+        &format!("UPDATE attempts SET {} = ?1 WHERE id = ?2", phase.column()),
+        params![millis(at), id.0],
+    )?;
+    Ok(())
+}
+
+fn finish_in(
+    conn: &Connection,
+    id: AttemptId,
+    outcome: &AttemptOutcome,
+) -> Result<FinishedAttempt, JournalError> {
+    let work_order = open_attempt_work_order(conn, id)?;
+    let serial: Option<String> = conn.query_row(
+        "SELECT unit_serial FROM attempts WHERE id = ?1",
+        [id.0],
+        |row| row.get(0),
+    )?;
+    let prior = match &serial {
+        Some(serial) => prior_passes(conn, serial, &work_order)?,
+        None => Vec::new(),
+    };
+    let (result, code, message) = match &outcome.verdict {
+        Verdict::Pass => ("PASS", None, None),
+        Verdict::Fail(failure) => (
+            "FAIL",
+            Some(failure.code().as_str()),
+            Some(failure.to_string()),
+        ),
+    };
+    let images = serde_json::to_string(&outcome.images_sent)
+        .map_err(|e| JournalError::Setup(format!("cannot encode images_sent: {e}")))?;
+    conn.execute(
+        "UPDATE attempts SET result = ?1, failure_code = ?2, failure_message = ?3,
+             images_sent = ?4, activation_sha256_found = ?5, verify_method = ?6,
+             verify_bytes_read = ?7, passed_under_other_work_orders = ?8, finished_at_ms = ?9
+         WHERE id = ?10",
+        params![
+            result,
+            code,
+            message,
+            images,
+            outcome.activation_sha256_found.map(|d| d.to_hex()),
+            outcome.verify_method.map(|m| m.as_str()),
+            outcome
+                .verify_bytes_read
+                .map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
+            (!prior.is_empty()).then(|| prior.join(",")),
+            millis(outcome.finished_at),
+            id.0,
+        ],
+    )?;
+    Ok(FinishedAttempt {
+        id,
+        passed_under_other_work_orders: prior,
+    })
 }
 
 /// The attempt's work order, if the attempt exists and has no verdict yet.

@@ -98,6 +98,27 @@ pub struct AttemptOutcome {
     pub finished_at: SystemTime,
 }
 
+/// When each phase happened (unset: the attempt never reached it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PhaseTimes {
+    pub identified: Option<SystemTime>,
+    pub flash_started: Option<SystemTime>,
+    pub flash_done: Option<SystemTime>,
+    pub verify_started: Option<SystemTime>,
+    pub verify_done: Option<SystemTime>,
+}
+
+/// A whole attempt, written at once by [`super::Journal::record`].
+#[derive(Debug, Clone)]
+pub struct CompletedAttempt {
+    pub start: AttemptStart,
+    /// None when the unit failed before its serial was read.
+    pub serial: Option<String>,
+    pub mode: Option<UnitMode>,
+    pub phases: PhaseTimes,
+    pub outcome: AttemptOutcome,
+}
+
 /// What the journal knows after a verdict is committed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FinishedAttempt {

@@ -274,3 +274,49 @@ fn history_lists_every_attempt_of_a_serial() {
     assert_eq!(history[1].slot, 7);
     assert!(journal.history("nobody").unwrap().is_empty());
 }
+
+#[test]
+fn a_whole_attempt_can_be_recorded_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut journal = Journal::open(&dir.path().join("j.sqlite")).unwrap();
+    run(&mut journal, 1, "WO-1", "SER9", pass());
+    let attempt = CompletedAttempt {
+        start: start(6, "WO-2"),
+        serial: Some("SER9".into()),
+        mode: Some(UnitMode::Edl),
+        phases: PhaseTimes {
+            identified: Some(at(1)),
+            flash_started: Some(at(2)),
+            flash_done: Some(at(30)),
+            verify_started: None,
+            verify_done: None,
+        },
+        outcome: fail(6, "SER9"),
+    };
+    let finished = journal.record(&attempt).unwrap();
+    assert_eq!(
+        finished.passed_under_other_work_orders,
+        vec!["WO-1".to_string()]
+    );
+    let row = journal.attempt(finished.id).unwrap().unwrap();
+    assert_eq!(row.result, "FAIL");
+    assert_eq!(row.mode, Some(UnitMode::Edl));
+    assert_eq!(
+        row.identified_at.as_deref(),
+        Some("2026-11-28T10:00:01.000Z")
+    );
+    assert_eq!(
+        row.flash_done_at.as_deref(),
+        Some("2026-11-28T10:00:30.000Z")
+    );
+    assert_eq!(row.verify_started_at, None);
+
+    // A serial without a mode is refused and leaves no half-written row.
+    let before = journal.report("WO-2").unwrap().attempts;
+    let broken = CompletedAttempt {
+        mode: None,
+        ..attempt
+    };
+    assert!(journal.record(&broken).is_err());
+    assert_eq!(journal.report("WO-2").unwrap().attempts, before);
+}

@@ -27,7 +27,7 @@ pub use console::ConsoleOutput;
 pub use json_layer::UNIT_KEYS;
 pub use unit_log::{UnitLog, UnitLogs};
 
-use crate::events::{Event, EventKind, Verdict};
+use crate::events::{Event, EventKind, EventSink, Verdict};
 
 /// Lines the file writer may queue before loggers wait (tracing-appender's default).
 pub const DEFAULT_FILE_QUEUE_LINES: usize = 128_000;
@@ -237,5 +237,17 @@ pub fn log_event(event: &Event) {
                 "batch finished"
             )
         }
+    }
+}
+
+/// Logs each event with [`log_event`] in the emitting thread's current span. Put it beside the
+/// dashboard's channel in a unit task's fan-out (`SlotProgress::new(slot, Fanout::new()
+/// .with(dashboard_tx).with(TracingSink))`) and protocol steps and device lines reach the unit's
+/// log file and the JSON log with the unit's fields.
+pub struct TracingSink;
+
+impl EventSink for TracingSink {
+    fn emit(&self, event: Event) {
+        log_event(&event);
     }
 }

@@ -70,6 +70,14 @@ pub struct AioContext {
 // The context is a kernel handle; nothing in it is tied to the thread that created it.
 unsafe impl Send for AioContext {}
 
+/// A request queued by [`AioContext::submit_read`]; its iocb must live until it is reaped.
+pub struct Submitted {
+    _iocb: Box<Iocb>,
+}
+
+// The iocb is plain data the kernel reads at submission and by address on cancel.
+unsafe impl Send for Submitted {}
+
 /// How long to wait for a cancelled request to come back before giving up on it.
 const CANCEL_REAP_LIMIT: Duration = Duration::from_secs(5);
 
@@ -89,23 +97,6 @@ impl AioContext {
 
     pub fn is_poisoned(&self) -> bool {
         self.poisoned
-    }
-
-    /// Read up to `buf.len()` bytes from `fd`; one completion is one USB transfer (or the part
-    /// of it that fits: the UDC ends the request when `buf` is full).
-    ///
-    /// # Safety of the buffer
-    /// The kernel writes into `buf` until the request completes; this function returns only
-    /// after completion or after a reaped cancellation, except when the context becomes
-    /// poisoned, in which case the caller must leak `buf`.
-    pub fn read(&mut self, fd: RawFd, buf: &mut [u8], timeout: Duration) -> io::Result<Completion> {
-        self.transfer(
-            fd,
-            IOCB_CMD_PREAD,
-            buf.as_mut_ptr() as u64,
-            buf.len(),
-            timeout,
-        )
     }
 
     /// Write `data` to `fd` as one transfer. FunctionFS copies write data into a kernel buffer
@@ -185,6 +176,46 @@ impl AioContext {
         }
     }
 
+    /// Queue a read of `len` bytes into `buf` and return at once; [`AioContext::wait`] reaps
+    /// it. The request stays queued across timeouts, so nothing the host sends is lost.
+    ///
+    /// # Safety
+    /// `buf` must stay valid for `len` bytes until the request is reaped by `wait` or the
+    /// context is dropped (io_destroy cancels and waits for it).
+    pub unsafe fn submit_read(
+        &mut self,
+        fd: RawFd,
+        buf: *mut u8,
+        len: usize,
+    ) -> io::Result<Submitted> {
+        let mut iocb = Box::new(Iocb {
+            aio_lio_opcode: IOCB_CMD_PREAD,
+            aio_fildes: fd as u32,
+            aio_buf: buf as u64,
+            aio_nbytes: len as u64,
+            ..Iocb::default()
+        });
+        let mut list = [&mut *iocb as *mut Iocb];
+        // SAFETY: one valid iocb, kept alive in the returned Submitted until reaped.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_io_submit,
+                self.ctx,
+                1 as libc::c_long,
+                list.as_mut_ptr(),
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Submitted { _iocb: iocb })
+    }
+
+    /// Reap the completion of the one queued request, waiting up to `timeout`.
+    pub fn wait(&mut self, timeout: Duration) -> io::Result<Option<Completion>> {
+        Ok(self.wait_event(timeout)?.map(|e| completion_of(&e)))
+    }
+
     fn wait_event(&mut self, timeout: Duration) -> io::Result<Option<IoEvent>> {
         let deadline = Instant::now() + timeout;
         loop {
@@ -254,8 +285,8 @@ mod tests {
         assert_eq!(std::mem::size_of::<IoEvent>(), 32);
     }
 
-    /// A pipe has no async read support, so the kernel completes it synchronously; this checks
-    /// submission, completion and the write path without FunctionFS.
+    /// A regular file has no real async I/O, so the kernel completes requests at submission;
+    /// this checks submission, reaping and errors without FunctionFS.
     #[test]
     fn reads_and_writes_complete_through_the_ring() {
         let dir = tempfile::tempdir().unwrap();
@@ -274,13 +305,14 @@ mod tests {
             Completion::Done(5)
         );
         let mut buf = [0u8; 16];
-        assert_eq!(
-            ctx.read(file.as_raw_fd(), &mut buf, t).unwrap(),
-            Completion::Done(5)
-        );
+        // SAFETY: `buf` outlives the request, which is reaped before the next line.
+        let queued = unsafe { ctx.submit_read(file.as_raw_fd(), buf.as_mut_ptr(), buf.len()) };
+        let _queued = queued.unwrap();
+        assert_eq!(ctx.wait(t).unwrap(), Some(Completion::Done(5)));
         assert_eq!(&buf[..5], b"hello");
+        assert_eq!(ctx.wait(Duration::from_millis(10)).unwrap(), None);
         assert_eq!(
-            ctx.read(-1, &mut buf, t).unwrap(),
+            ctx.write(-1, b"x", t).unwrap(),
             Completion::Failed(libc::EBADF)
         );
     }

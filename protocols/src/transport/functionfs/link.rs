@@ -1,12 +1,17 @@
 //! The device end of a USB link on FunctionFS bulk endpoints (`ep1` IN, `ep2` OUT).
 //!
 //! A UDC completes an OUT request when it is full or when the host ends the transfer with a
-//! short packet (or a zero-length packet). So one read returns one host transfer only if the
-//! request is at least as long as the transfer; reads are rounded up to whole packets because
-//! a request that ends inside a packet is an overflow on real controllers. A device cannot
-//! tell that a transfer of exactly N·wMaxPacketSize bytes has ended unless it asked for exactly
-//! that many bytes or the host sends a zero-length packet after it — which is why Firehose
-//! hosts send one and why fastboot devices read data phases by their announced length.
+//! short packet or a zero-length packet (ZLP). Two host habits pull in opposite directions:
+//! - Sahara and fastboot hosts send a data phase of N·wMaxPacketSize bytes with no ZLP, so the
+//!   device must ask for exactly what it expects (a larger request would wait for more);
+//! - Firehose hosts follow such a transfer with a ZLP and only then read the answer, so the
+//!   device must have a request queued while it writes that answer, or both ends wait.
+//!
+//! So reads are sized by the caller (rounded up to whole packets, as UDCs require), and before
+//! every write the link queues a one-packet read-ahead if no OUT request is queued, as a
+//! phone's USB stack always has one. Completions are kept with "did the transfer end here", so
+//! `read_packet` returns one host transfer and `read_stream` any bytes; a timed-out request
+//! stays queued, so a timeout never loses data.
 
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
@@ -15,7 +20,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::aio::{AioContext, Completion};
+use super::aio::{AioContext, Completion, Submitted};
 use super::descriptors::HIGH_SPEED_BULK_PACKET;
 use super::ep0::Shared;
 use crate::transport::{Framing, Transport, TransportError};
@@ -29,19 +34,28 @@ pub const MAX_REQUEST: usize = 256 * 1024;
 const FUNCTIONFS_ENDPOINT_DESCRIPTOR: libc::c_ulong = 0x8009_6782;
 
 pub struct FunctionFsLink {
+    // Field order matters: the contexts are dropped (io_destroy cancels and reaps the queued
+    // read-ahead) before the buffer the kernel writes into.
+    aio_out: AioContext,
+    aio_in: AioContext,
+    /// The queued OUT request, if any, with its length, and the buffer it fills.
+    queued: Option<(Submitted, usize)>,
+    rx: Vec<u8>,
     ep_in: File,
     ep_out: File,
     shared: Arc<Shared>,
     /// The enablement this link belongs to; any later DISABLE ends it for good.
     session: u64,
-    aio: AioContext,
-    /// Bounce buffer for OUT requests: the kernel may write into it until a request is reaped,
-    /// so it is never the caller's buffer.
-    rx: Vec<u8>,
-    /// The part of the last OUT transfer that did not fit the caller's `read_stream` buffer.
+    /// Received bytes not yet handed out, and whether the host's transfer ends with them.
     pending: Vec<u8>,
     pending_at: usize,
+    pending_ends_transfer: bool,
+    /// The caller's `read_packet` buffer filled exactly at the end of a completion: a ZLP that
+    /// comes next only terminates that transfer and is not a packet of its own.
+    zlp_terminates_previous: bool,
     max_packet: usize,
+    /// Follow every write of a whole number of packets with a zero-length packet.
+    terminate_whole_packets: bool,
     name: String,
 }
 
@@ -79,10 +93,6 @@ fn endpoint_max_packet(ep: &File) -> Option<usize> {
     (mps > 0).then_some(mps)
 }
 
-fn round_up(len: usize, packet: usize) -> usize {
-    len.div_ceil(packet) * packet
-}
-
 impl FunctionFsLink {
     pub(super) fn open(
         dir: &Path,
@@ -94,17 +104,31 @@ impl FunctionFsLink {
         let max_packet =
             endpoint_max_packet(&ep_out).unwrap_or(usize::from(HIGH_SPEED_BULK_PACKET));
         Ok(FunctionFsLink {
+            aio_out: AioContext::new()?,
+            aio_in: AioContext::new()?,
+            queued: None,
+            rx: vec![0; MAX_REQUEST],
             ep_in,
             ep_out,
             shared,
             session,
-            aio: AioContext::new()?,
-            rx: vec![0; MAX_REQUEST],
             pending: Vec::new(),
             pending_at: 0,
+            pending_ends_transfer: false,
+            zlp_terminates_previous: false,
             max_packet,
+            terminate_whole_packets: false,
             name: format!("functionfs:{}", dir.display()),
         })
+    }
+
+    /// End every message whose length is a whole number of packets with a zero-length
+    /// packet, as device stacks that set `req->zero` on bulk IN do. Without it a host reading
+    /// with a larger buffer cannot tell the message ended (it waits for its timeout). Right
+    /// for message protocols read into large buffers (Firehose XML); wrong for fastboot, whose
+    /// hosts read a data phase by its length and would take the ZLP as an empty response.
+    pub fn set_terminate_whole_packets(&mut self, on: bool) {
+        self.terminate_whole_packets = on;
     }
 
     /// Stall the bulk IN endpoint: the host's next IN transfer fails with EPIPE until it
@@ -167,29 +191,69 @@ impl FunctionFsLink {
         }
     }
 
-    /// One OUT request of `len` bytes (a whole number of packets) into the bounce buffer.
-    fn receive(&mut self, len: usize, timeout: Duration) -> Result<usize, TransportError> {
+    /// Wait for the next OUT completion and make it the pending bytes. Without a queued
+    /// request, queue one of `want` bytes (rounded up to whole packets). On a timeout the
+    /// request stays queued for the next call.
+    fn next_completion(&mut self, want: usize, timeout: Duration) -> Result<(), TransportError> {
         self.check_session()?;
-        let len = len.min(self.rx.len());
-        let fd = self.ep_out.as_raw_fd();
-        let completion = self.aio.read(fd, &mut self.rx[..len], timeout);
-        if self.aio.is_poisoned() {
-            // The kernel may still write into the bounce buffer: never free it.
-            std::mem::forget(std::mem::take(&mut self.rx));
+        if self.aio_out.is_poisoned() {
+            return Err(TransportError::Disconnected);
         }
-        match completion? {
-            Completion::Done(n) => Ok(n.min(len)),
-            Completion::Failed(e) => Err(self.failure(e, timeout)),
-            Completion::TimedOut => {
+        if self.queued.is_none() {
+            self.queue_read(want)?;
+        }
+        let completion = match self.aio_out.wait(timeout)? {
+            Some(c) => c,
+            None => {
                 self.check_session()?;
-                Err(TransportError::Timeout(timeout))
+                return Err(TransportError::Timeout(timeout));
             }
+        };
+        let requested = self.queued.take().map_or(0, |(_, len)| len);
+        tracing::trace!(requested, ?completion, link = %self.name, "bulk OUT completion");
+        match completion {
+            Completion::Done(n) => {
+                let n = n.min(requested);
+                self.pending.clear();
+                self.pending.extend_from_slice(&self.rx[..n]);
+                self.pending_at = 0;
+                self.pending_ends_transfer = n < requested;
+                Ok(())
+            }
+            Completion::Failed(e) => Err(self.failure(e, timeout)),
+            Completion::TimedOut => Err(TransportError::Timeout(timeout)),
         }
+    }
+
+    /// Queue one OUT request of `want` bytes rounded up to whole packets (at most the buffer).
+    fn queue_read(&mut self, want: usize) -> Result<(), TransportError> {
+        let len = (want.max(1).div_ceil(self.max_packet) * self.max_packet).min(self.rx.len());
+        let fd = self.ep_out.as_raw_fd();
+        // SAFETY: `rx` is neither read, resized nor freed while the request is queued: it is
+        // only read after `wait` reaped the request, and the context is dropped first.
+        let submitted = unsafe { self.aio_out.submit_read(fd, self.rx.as_mut_ptr(), len) };
+        match submitted {
+            Ok(s) => {
+                self.queued = Some((s, len));
+                Ok(())
+            }
+            Err(e) => Err(self.failure(e.raw_os_error().unwrap_or(libc::EIO), Duration::ZERO)),
+        }
+    }
+
+    fn pending_left(&self) -> usize {
+        self.pending.len() - self.pending_at
     }
 
     fn send(&mut self, data: &[u8], timeout: Duration) -> Result<(), TransportError> {
         self.check_session()?;
-        match self.aio.write(self.ep_in.as_raw_fd(), data, timeout)? {
+        if self.queued.is_none() {
+            // One packet: enough to take a ZLP or the start of the host's next transfer.
+            self.queue_read(self.max_packet)?;
+        }
+        let completion = self.aio_in.write(self.ep_in.as_raw_fd(), data, timeout)?;
+        tracing::trace!(len = data.len(), ?completion, link = %self.name, "bulk IN request");
+        match completion {
             Completion::Done(n) if n == data.len() => Ok(()),
             // The host's read was shorter than our packet (it got an overflow error): the UDC
             // completes the request with what the host took.
@@ -226,55 +290,63 @@ impl Transport for FunctionFsLink {
         for chunk in data.chunks(MAX_REQUEST) {
             self.send(chunk, timeout)?;
         }
+        if self.terminate_whole_packets && data.len().is_multiple_of(self.max_packet) {
+            self.send(&[], timeout)?;
+        }
         Ok(())
     }
 
     fn read_packet(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize, TransportError> {
-        if self.pending_at < self.pending.len() {
-            let left = self.pending.len() - self.pending_at;
-            if left > buf.len() {
+        let mut filled = 0;
+        loop {
+            if self.pending_left() == 0 {
+                match self.next_completion(buf.len() - filled, timeout) {
+                    Ok(()) => {}
+                    // The host stopped in the middle of a transfer without ending it: what
+                    // came is the packet.
+                    Err(TransportError::Timeout(_)) if filled > 0 => return Ok(filled),
+                    Err(e) => return Err(e),
+                }
+                if self.pending.is_empty() {
+                    if filled == 0 && std::mem::take(&mut self.zlp_terminates_previous) {
+                        continue;
+                    }
+                    self.zlp_terminates_previous = false;
+                    return Ok(filled); // a ZLP: the end of this transfer (or an empty packet)
+                }
+            }
+            self.zlp_terminates_previous = false;
+            let room = buf.len() - filled;
+            if self.pending_left() > room {
+                let len = filled + self.pending_left();
                 self.pending.clear();
                 self.pending_at = 0;
                 return Err(TransportError::Overflow {
-                    len: left,
+                    len,
                     max: buf.len(),
                 });
             }
-            return Ok(self.take_pending(buf));
+            filled += self.take_pending(&mut buf[filled..]);
+            if self.pending_ends_transfer {
+                return Ok(filled);
+            }
+            if filled == buf.len() {
+                self.zlp_terminates_previous = true;
+                return Ok(filled);
+            }
         }
-        let n = self.receive(round_up(buf.len().max(1), self.max_packet), timeout)?;
-        if n > buf.len() {
-            return Err(TransportError::Overflow {
-                len: n,
-                max: buf.len(),
-            });
-        }
-        buf[..n].copy_from_slice(&self.rx[..n]);
-        Ok(n)
     }
 
     fn read_stream(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize, TransportError> {
         if buf.is_empty() {
             return Ok(0);
         }
-        if self.pending_at < self.pending.len() {
-            return Ok(self.take_pending(buf));
+        // Zero-length packets inside a data phase carry nothing: wait for real bytes.
+        while self.pending_left() == 0 {
+            self.next_completion(buf.len(), timeout)?;
         }
-        // A zero-length packet inside a data phase carries nothing: wait for real bytes.
-        loop {
-            let n = self.receive(round_up(buf.len(), self.max_packet), timeout)?;
-            if n == 0 {
-                continue;
-            }
-            let direct = n.min(buf.len());
-            buf[..direct].copy_from_slice(&self.rx[..direct]);
-            if n > direct {
-                self.pending.clear();
-                self.pending.extend_from_slice(&self.rx[direct..n]);
-                self.pending_at = 0;
-            }
-            return Ok(direct);
-        }
+        self.zlp_terminates_previous = false;
+        Ok(self.take_pending(buf))
     }
 
     fn framing(&self) -> Framing {
@@ -299,11 +371,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn requests_round_up_to_whole_packets() {
-        assert_eq!(round_up(1, 512), 512);
-        assert_eq!(round_up(512, 512), 512);
-        assert_eq!(round_up(513, 512), 1024);
-        assert_eq!(round_up(64, 64), 64);
-        assert_eq!(MAX_REQUEST % 1024, 0);
+    fn largest_request_is_a_whole_number_of_packets_at_every_speed() {
+        for packet in [64, 512, 1024] {
+            assert_eq!(MAX_REQUEST % packet, 0);
+        }
+        assert_eq!(
+            FUNCTIONFS_ENDPOINT_DESCRIPTOR,
+            (2 << 30) | (9 << 16) | (0x67 << 8) | 130
+        );
     }
 }

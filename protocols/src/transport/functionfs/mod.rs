@@ -20,6 +20,9 @@ pub mod descriptors;
 pub mod ep0;
 pub mod gadget;
 mod link;
+pub mod personality;
+#[cfg(feature = "sim")]
+pub mod sim_phone;
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -33,6 +36,7 @@ pub use descriptors::{FunctionDescriptors, InterfaceClass};
 pub use ep0::{BusState, Ep0Event};
 pub use gadget::{DeviceIdentity, Gadget};
 pub use link::{FunctionFsLink, MAX_REQUEST};
+pub use personality::Personality;
 
 use super::TransportError;
 
@@ -168,7 +172,7 @@ pub enum Next {
     /// Re-enumerate with the same personality: unbind, then bind again (a reboot).
     Reenumerate,
     /// Re-enumerate as another device: new descriptors and identity (EDL → fastboot).
-    Become(FunctionDescriptors, DeviceIdentity),
+    Become(Personality),
     /// Leave the bus (unbind) and return.
     Stop,
 }
@@ -177,15 +181,17 @@ pub enum Next {
 /// sees a real disconnect before the device comes back (phones take longer still).
 const REPLUG_PAUSE: Duration = Duration::from_millis(300);
 
-/// Serve sessions on the FunctionFS instance mounted at `dir`. With `gadget`, this process
-/// binds the gadget itself and models re-enumeration by unbinding and re-binding it;
-/// without, the caller binds the gadget and only [`Next::Continue`]/[`Next::Stop`] apply.
+/// Serve sessions on the FunctionFS instance mounted at `dir` as `personality`. With `gadget`,
+/// this process binds the gadget itself (after writing the descriptors, as the kernel
+/// requires) and models re-enumeration by unbinding and re-binding it, setting the gadget's
+/// identity for [`Next::Become`]; without, the caller sets the identity and binds the gadget,
+/// and only [`Next::Continue`]/[`Next::Stop`] apply.
 ///
 /// `handler` runs once per host session with that session's link and returns what to do next.
 /// `handler` gets the session number (1 for the first enablement) for logs.
 pub fn serve(
     dir: &Path,
-    descriptors: &FunctionDescriptors,
+    personality: &Personality,
     gadget: Option<&Gadget>,
     mut handler: impl FnMut(&mut FunctionFsLink, u64) -> Next,
 ) -> Result<(), FunctionFsError> {
@@ -193,9 +199,9 @@ pub fn serve(
         gadget: g.dir().to_path_buf(),
         source,
     };
-    let mut descriptors = descriptors.clone();
+    let mut personality = personality.clone();
     'function: loop {
-        let function = Function::start(dir, &descriptors)?;
+        let function = Function::start(dir, &personality.descriptors)?;
         if let Some(g) = gadget {
             g.bind().map_err(|e| gadget_err(g, e))?;
         }
@@ -207,6 +213,7 @@ pub fn serve(
                 Err(_) => return Ok(()), // ep0 closed: the gadget was torn down
             };
             last_session = function.state().sessions;
+            link.set_terminate_whole_packets(personality.terminate_whole_packets);
             tracing::info!(session = last_session, dir = %dir.display(), "host enabled the function");
             let next = handler(&mut link, last_session);
             drop(link);
@@ -223,13 +230,14 @@ pub fn serve(
                     std::thread::sleep(REPLUG_PAUSE);
                     g.bind().map_err(|e| gadget_err(g, e))?;
                 }
-                (Next::Become(new_descriptors, identity), Some(g)) => {
+                (Next::Become(next), Some(g)) => {
                     g.unbind().map_err(|e| gadget_err(g, e))?;
                     // Descriptors can only be written once per ep0 open: close the function
                     // and start it again with the new ones.
                     drop(function);
-                    g.set_identity(&identity).map_err(|e| gadget_err(g, e))?;
-                    descriptors = new_descriptors;
+                    g.set_identity(&next.identity)
+                        .map_err(|e| gadget_err(g, e))?;
+                    personality = next;
                     std::thread::sleep(REPLUG_PAUSE);
                     continue 'function;
                 }

@@ -77,3 +77,84 @@ pub fn render(serial: &str, rows: &[AttemptRow]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use station::config::VerifyMethod;
+    use station::digest::Sha256Digest;
+    use station::journal::{AttemptOutcome, AttemptStart, ImageSent, Journal, UnitMode};
+    use station::verdict::Verdict;
+
+    use super::render;
+
+    #[test]
+    fn renders_each_attempt_with_what_was_sent_and_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = Journal::open(&dir.path().join("j.sqlite")).unwrap();
+        let at = UNIX_EPOCH + Duration::from_secs(1_795_860_000);
+        let id = journal
+            .begin(&AttemptStart {
+                slot: 5,
+                port_path: "1-4.5".into(),
+                station_id: "st1".into(),
+                work_order: "WO-1".into(),
+                work_order_quantity: 1,
+                product: "fgdemo".into(),
+                region: "00WW".into(),
+                build_id: "B1".into(),
+                manifest_sha256: Sha256Digest::of_bytes(b"m"),
+                tool_version: "t".into(),
+                log_path: Some("logs/S1-1.log".into()),
+                started_at: at,
+            })
+            .unwrap();
+        journal.identified(id, "S1", UnitMode::Edl, at).unwrap();
+        let client = Sha256Digest::of_bytes(b"client");
+        journal
+            .finish(
+                id,
+                &AttemptOutcome {
+                    verdict: Verdict::Pass,
+                    images_sent: vec![ImageSent {
+                        partition: "system_a".into(),
+                        file: "system".into(),
+                        sha256: Sha256Digest::of_bytes(b"system"),
+                        bytes: 4096,
+                    }],
+                    activation_sha256_found: Some(client),
+                    verify_method: Some(VerifyMethod::HostReadback),
+                    verify_bytes_read: Some(131_072),
+                    finished_at: at,
+                },
+            )
+            .unwrap();
+        let rows = journal.history("S1").unwrap();
+        let text = render("S1", &rows);
+        assert!(
+            text.starts_with(
+                "serial S1: 1 attempt(s)\n#1 2026-11-28T10:00:00.000Z  PASS  work order WO-1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "activation client {client} (host_readback; 131072 bytes read back)"
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains("sent system -> system_a (4096 bytes"),
+            "{text}"
+        );
+        assert!(text.contains("log logs/S1-1.log"), "{text}");
+        assert_eq!(render("S2", &[]), "no attempts recorded for serial S2\n");
+        let json = serde_json::to_value(&rows).unwrap();
+        assert_eq!(json[0]["mode"], "edl");
+        assert_eq!(
+            json[0]["images_sent"][0]["sha256"],
+            Sha256Digest::of_bytes(b"system").to_hex()
+        );
+    }
+}

@@ -103,3 +103,83 @@ pub fn render(report: &WorkOrderReport) -> String {
     ));
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use station::digest::Sha256Digest;
+    use station::journal::{AttemptOutcome, AttemptStart, Journal, UnitMode};
+    use station::verdict::{Failure, UnitRef, Verdict};
+
+    use super::render;
+
+    #[test]
+    fn renders_counts_yield_codes_and_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = Journal::open(&dir.path().join("j.sqlite")).unwrap();
+        let at = UNIX_EPOCH + Duration::from_secs(1_795_860_000);
+        let start = |work_order: &str| AttemptStart {
+            slot: 2,
+            port_path: "1-4.2".into(),
+            station_id: "st1".into(),
+            work_order: work_order.into(),
+            work_order_quantity: 50,
+            product: "fgdemo".into(),
+            region: "00EEA".into(),
+            build_id: "B1".into(),
+            manifest_sha256: Sha256Digest::of_bytes(b"m"),
+            tool_version: "t".into(),
+            log_path: None,
+            started_at: at,
+        };
+        let outcome = |verdict| AttemptOutcome {
+            verdict,
+            images_sent: Vec::new(),
+            activation_sha256_found: None,
+            verify_method: None,
+            verify_bytes_read: None,
+            finished_at: at,
+        };
+        for (work_order, serial, verdict) in [
+            ("WO-0", "S1", Verdict::Pass),
+            ("WO-1", "S1", Verdict::Pass),
+            (
+                "WO-1",
+                "S2",
+                Verdict::Fail(Failure::Timeout {
+                    unit: UnitRef {
+                        slot: 2,
+                        serial: Some("S2".into()),
+                    },
+                    step: "identify".into(),
+                    secs: 60,
+                }),
+            ),
+        ] {
+            let id = journal.begin(&start(work_order)).unwrap();
+            journal
+                .identified(id, serial, UnitMode::Fastboot, at)
+                .unwrap();
+            journal.finish(id, &outcome(verdict)).unwrap();
+        }
+        let text = render(&journal.report("WO-1").unwrap());
+        assert!(
+            text.contains("units        2 seen of 50 ordered: 1 passed, 1 failed, 0 in progress"),
+            "{text}"
+        );
+        assert!(
+            text.contains("yield        50.0 % (first pass 50.0 %)"),
+            "{text}"
+        );
+        assert!(text.contains("  TIMEOUT"), "{text}");
+        assert!(
+            text.contains("S1                   also passed under WO-0"),
+            "{text}"
+        );
+        let json = serde_json::to_value(journal.report("WO-1").unwrap()).unwrap();
+        assert_eq!(json["failures_by_code"][0]["code"], "TIMEOUT");
+        assert_eq!(json["units_passed"], 1);
+        assert!(render(&journal.report("WO-9").unwrap()).contains("no attempts recorded"));
+    }
+}

@@ -38,15 +38,6 @@ pub struct Args {
     quiet: u8,
 }
 
-/// Every event also becomes a tracing event, so the JSON log file holds the batch.
-struct LogSink;
-
-impl EventSink for LogSink {
-    fn emit(&self, event: Event) {
-        logging::log_event(&event);
-    }
-}
-
 pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
     let (station, checked) = preflight::load_and_check(&args.station, &args.work_order)
         .context("pre-flight refused the batch; no phone was touched")?;
@@ -92,7 +83,7 @@ pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
             })
         }
     };
-    let events: Arc<dyn EventSink> = Arc::new(Fanout::new().with(tx).with(LogSink));
+    let events: Arc<dyn EventSink> = Arc::new(Fanout::new().with(tx).with(logging::TracingSink));
 
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     let quantity = checked.work_order.quantity as usize;

@@ -12,6 +12,8 @@ use protocols::sim::{FastbootConfig, FastbootDevice, FetchAllow, Phone, PhoneMod
 
 #[path = "sim_edl.rs"]
 mod sim_edl;
+#[path = "sim_usb.rs"]
+mod sim_usb;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -48,6 +50,8 @@ struct FastbootArgs {
     /// Address to listen on (port 0 picks a free port; the chosen address is printed).
     #[arg(long, default_value = "127.0.0.1:5554")]
     listen: String,
+    #[command(flatten)]
+    usb: sim_usb::UsbArgs,
     /// Directory for the partition files.
     #[arg(long, value_name = "DIR")]
     storage: PathBuf,
@@ -180,6 +184,10 @@ fn fastboot(a: FastbootArgs) -> anyhow::Result<ExitCode> {
         config.fetch_allow = FetchAllow::All;
     } else if !a.fetch_allow.is_empty() {
         config.fetch_allow = FetchAllow::Only(a.fetch_allow.clone());
+    }
+    if a.usb.functionfs.is_some() {
+        let edl = protocols::sim::edl::EdlSimConfig::default();
+        return sim_usb::serve(&a.usb, phone, edl, config, false);
     }
     let listener =
         TcpListener::bind(&a.listen).with_context(|| format!("listening on {}", a.listen))?;

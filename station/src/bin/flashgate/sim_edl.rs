@@ -21,8 +21,14 @@ use super::parse_size;
 #[derive(clap::Args)]
 pub struct EdlArgs {
     /// Create this symlink to the pty; hosts open it as a serial port (`--target serial:PATH`).
-    #[arg(long, value_name = "PATH")]
-    pty: PathBuf,
+    #[arg(long, value_name = "PATH", required_unless_present = "functionfs")]
+    pty: Option<PathBuf>,
+    #[command(flatten)]
+    usb: super::sim_usb::UsbArgs,
+    /// With --functionfs: after a Firehose `power reset` the phone boots into its bootloader
+    /// and re-enumerates as a fastboot device (default: back in EDL).
+    #[arg(long, requires = "functionfs")]
+    reset_to_fastboot: bool,
     /// Directory for the partition and LUN files (kept across restarts).
     #[arg(long, value_name = "DIR")]
     storage: PathBuf,
@@ -115,7 +121,15 @@ pub fn run(args: EdlArgs) -> anyhow::Result<ExitCode> {
             .context("--max-payload is too large")?,
         ..Default::default()
     };
-    let mut pty = PtyDevice::create(Some(&args.pty))?;
+    if args.usb.functionfs.is_some() {
+        phone.set_mode(protocols::sim::PhoneMode::Edl);
+        let fastboot = protocols::sim::FastbootConfig::default();
+        return super::sim_usb::serve(&args.usb, phone, config, fastboot, args.reset_to_fastboot);
+    }
+    let Some(pty_path) = &args.pty else {
+        anyhow::bail!("--pty PATH or --functionfs DIR is required");
+    };
+    let mut pty = PtyDevice::create(Some(pty_path))?;
     println!(
         "EDL phone {} (Sahara v{}) on {}; storage in {}",
         phone.identity().serial,

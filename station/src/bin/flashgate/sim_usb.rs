@@ -1,0 +1,82 @@
+//! `--functionfs DIR [--gadget DIR --udc NAME]` for `flashgate sim fastboot|edl`: serve the
+//! simulated phone as a USB device on a mounted FunctionFS instance (Linux, a UDC such as
+//! `dummy_hcd`'s `dummy_udc.N`), so hosts reach it through the kernel's USB stack.
+//!
+//! With `--gadget`, this process owns the gadget's bus presence: it writes the descriptors,
+//! sets the identity for the phone's mode (fastboot 18d1:4ee0 with the serial; EDL 05c6:9008
+//! with `QUSB__BULK_SN:XXXXXXXX`), binds it to `--udc`, and re-enumerates by unbinding and
+//! re-binding whenever the phone reboots, as the other personality when its mode changes.
+//! Without `--gadget`, whoever set up the gadget binds it after the descriptors are written
+//! (when `DIR/ep1` appears) and re-enumeration is not modelled.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use protocols::sim::edl::EdlSimConfig;
+use protocols::sim::{FastbootConfig, Phone};
+
+#[derive(clap::Args, Debug, Default)]
+pub struct UsbArgs {
+    /// Serve on the FunctionFS instance mounted at DIR (a USB gadget function) instead.
+    #[arg(long, value_name = "DIR")]
+    pub functionfs: Option<PathBuf>,
+    /// The gadget's configfs directory (…/usb_gadget/NAME): set its identity, bind it to
+    /// --udc and re-enumerate it on reboots.
+    #[arg(long, value_name = "DIR", requires = "functionfs", requires = "udc")]
+    pub gadget: Option<PathBuf>,
+    /// The USB device controller to bind the gadget to (a name in /sys/class/udc).
+    #[arg(long, value_name = "NAME", requires = "gadget")]
+    pub udc: Option<String>,
+}
+
+/// Serve `phone` on FunctionFS until it powers off (or fail to set it up).
+#[cfg(target_os = "linux")]
+pub fn serve(
+    usb: &UsbArgs,
+    phone: Phone,
+    edl: EdlSimConfig,
+    fastboot: FastbootConfig,
+    edl_reset_leaves_edl: bool,
+) -> anyhow::Result<ExitCode> {
+    use protocols::transport::functionfs::{sim_phone, Gadget};
+
+    let Some(dir) = &usb.functionfs else {
+        anyhow::bail!("internal: no --functionfs directory");
+    };
+    let gadget = match (&usb.gadget, &usb.udc) {
+        (Some(g), Some(udc)) => Some(Gadget::new(g, udc)),
+        _ => None,
+    };
+    let identity = phone.identity();
+    eprintln!(
+        "simulated phone {} ({:?}) on FunctionFS {}{}",
+        identity.serial,
+        phone.mode(),
+        dir.display(),
+        gadget.as_ref().map_or(String::new(), |g| format!(
+            ", gadget {} on {}",
+            g.dir().display(),
+            g.udc()
+        ))
+    );
+    let setup = sim_phone::PhoneOnUsb {
+        phone,
+        edl,
+        fastboot,
+        edl_reset_leaves_edl,
+    };
+    sim_phone::serve_phone(dir, gadget.as_ref(), setup)?;
+    eprintln!("the phone powered off");
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn serve(
+    _usb: &UsbArgs,
+    _phone: Phone,
+    _edl: EdlSimConfig,
+    _fastboot: FastbootConfig,
+    _edl_reset_leaves_edl: bool,
+) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("--functionfs needs Linux (FunctionFS, a USB device controller)")
+}
