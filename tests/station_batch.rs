@@ -171,8 +171,9 @@ fn a_clean_batch_of_eight_phones_all_pass_with_proof_in_the_journal() {
             assert_eq!(image.sha256, file.sha256(), "{image:?}");
         }
         if edl_slots.contains(&slot) {
-            // (The row's `mode` is the mode of the last identification: an EDL unit is
-            // identified again in fastboot after its power reset.)
+            // Flashed over EDL: the row keeps that mode although the unit was identified again
+            // in fastboot after its power reset (the serial is then the fastboot one).
+            assert_eq!(row.mode, Some(UnitMode::Edl), "{row:?}");
             assert!(!row.images_sent.is_empty(), "{row:?}");
             assert!(outcome.slot_events(slot).contains(&EventKind::ModeChanged {
                 slot,

@@ -251,7 +251,23 @@ impl Transport for MemoryLink {
             return Err(TransportError::Disconnected);
         }
         if let Some(rate) = rate.filter(|r| *r > 0) {
-            std::thread::sleep(Duration::from_secs_f64(data.len() as f64 / rate as f64));
+            // The time the bytes take on a slow link; an unplug meanwhile is noticed at once,
+            // as a real cable pull fails the transfer in flight.
+            let until = Instant::now() + Duration::from_secs_f64(data.len() as f64 / rate as f64);
+            let mut state = self.shared.lock();
+            while !state.cut {
+                let now = Instant::now();
+                if now >= until {
+                    return Ok(());
+                }
+                state = self
+                    .shared
+                    .changed
+                    .wait_timeout(state, until - now)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+            return Err(TransportError::Disconnected);
         }
         Ok(())
     }
@@ -403,6 +419,25 @@ mod tests {
             host.write(&chunk, Duration::from_millis(20)),
             Err(TransportError::Timeout(_))
         ));
+    }
+
+    #[test]
+    fn unplug_interrupts_a_slow_transfer() {
+        let (mut host, _dev, c) = pair("t");
+        c.set_bytes_per_second(Some(1000));
+        let cutter = c.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            cutter.cut();
+        });
+        let started = Instant::now();
+        // 100 kB at 1 kB/s would take 100 s; the cut must end it long before.
+        assert!(matches!(
+            host.write(&[0u8; 100_000], Duration::from_secs(1)),
+            Err(TransportError::Disconnected)
+        ));
+        assert!(started.elapsed() < Duration::from_secs(50));
+        t.join().unwrap();
     }
 
     #[test]

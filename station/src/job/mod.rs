@@ -55,6 +55,9 @@ pub(crate) struct Attempt<'a> {
     pub id: Option<AttemptId>,
     pub slot: SlotNumber,
     pub serial: Option<String>,
+    /// How the unit was first identified (and flashed); a later re-identification after a
+    /// re-enumeration (EDL → fastboot) updates the serial but keeps this.
+    pub mode: Option<UnitMode>,
     pub result: UnitResult,
 }
 
@@ -90,6 +93,7 @@ impl<'a> Attempt<'a> {
                 Err(e) => unit.warn(format!("unit log for {serial}: {e}")),
             }
         }
+        let mode = *self.mode.get_or_insert(mode);
         match self
             .journal()
             .identified(id, serial, mode, SystemTime::now())
@@ -164,6 +168,7 @@ impl UnitJob<UnitResult> for StationJob {
                 .serial
                 .clone()
                 .filter(|_| unit.device().kind == DeviceKind::Fastboot),
+            mode: None,
             result: UnitResult::new(None, None, Verdict::Pass),
         };
         match begun {

@@ -133,9 +133,12 @@ pub fn activation_client(
                 Err(e) => Err(Failure::VerifyMismatch {
                     unit: attempt.unit(),
                     partition: partition.to_string(),
-                    what: "filesystem".into(),
-                    expected: "a readable ext4 filesystem".into(),
-                    found: e.to_string(),
+                    what: "ext4 filesystem".into(),
+                    expected: format!(
+                        "the flashed {} image's filesystem",
+                        attempt.context.batch.region()
+                    ),
+                    found: format!("unreadable ({e})"),
                 }),
             };
             (source.client, found)

@@ -118,6 +118,14 @@ impl<O: UnitOutcome> Supervisor<O> {
                     .passes
                     .is_some_and(|n| summary.passed as usize >= n);
             if stop_due && running == 0 {
+                // Removals the bus already saw (a unit pulled as its job ended) are shown before
+                // the batch closes; the bus reports from its own thread, so give it a moment.
+                let settle = std::time::Duration::from_millis(100);
+                while let Ok(Some(event)) = tokio::time::timeout(settle, bus_rx.recv()).await {
+                    if let BusEvent::Left { port_path, .. } = event {
+                        self.left(&port_path, &mut states);
+                    }
+                }
                 break;
             }
             tokio::select! {
@@ -167,17 +175,7 @@ impl<O: UnitOutcome> Supervisor<O> {
                             SlotState::Waiting | SlotState::Done => {}
                         }
                     }
-                    BusEvent::Left { port_path, .. } => {
-                        let Some(&slot) = self.slots.get(&port_path) else { continue };
-                        match states.get_mut(&slot) {
-                            Some(SlotState::Running { gone, .. }) => *gone = true,
-                            Some(state @ SlotState::Done) => {
-                                *state = SlotState::Waiting;
-                                self.emit(EventKind::UnitRemoved { slot });
-                            }
-                            _ => {}
-                        }
-                    }
+                    BusEvent::Left { port_path, .. } => self.left(&port_path, &mut states),
                 },
                 Some((unit, outcome)) = done_rx.recv() => {
                     running -= 1;
@@ -196,6 +194,22 @@ impl<O: UnitOutcome> Supervisor<O> {
         summary.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.emit(EventKind::BatchFinished(summary.clone()));
         Ok(summary)
+    }
+
+    /// A device left its port: a running unit is marked gone (its job sees the link die), a
+    /// finished one has been taken away and its slot waits for the next.
+    fn left(&self, port_path: &str, states: &mut BTreeMap<SlotNumber, SlotState>) {
+        let Some(&slot) = self.slots.get(port_path) else {
+            return;
+        };
+        match states.get_mut(&slot) {
+            Some(SlotState::Running { gone, .. }) => *gone = true,
+            Some(state @ SlotState::Done) => {
+                *state = SlotState::Waiting;
+                self.emit(EventKind::UnitRemoved { slot });
+            }
+            _ => {}
+        }
     }
 
     fn start(
