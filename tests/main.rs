@@ -9,3 +9,4 @@ mod sahara_host;
 mod sahara_pty;
 mod sparse_interop;
 mod station_preflight;
+mod station_readback;

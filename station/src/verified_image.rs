@@ -229,7 +229,6 @@ impl VerifiedImage {
             position: 0,
             hasher: Sha256::new(),
             hashed_up_to: 0,
-            gap: false,
             verified: false,
         })
     }
@@ -297,10 +296,10 @@ pub struct VerifiedStream {
     size: u64,
     position: u64,
     hasher: Sha256,
-    /// Bytes `[0, hashed_up_to)` handed out so far have been hashed, in order.
+    /// Bytes `[0, hashed_up_to)` handed out so far have been hashed, in order. Reads that start
+    /// past it (a client scanning sparse chunk headers before sending) are not hashed; the
+    /// prefix grows again when reading comes back to it.
     hashed_up_to: u64,
-    /// A forward seek skipped bytes never handed out: the stream digest cannot be completed.
-    gap: bool,
     verified: bool,
 }
 
@@ -309,7 +308,7 @@ pub struct VerifiedStream {
 pub enum StreamProof {
     /// Every byte of the file was handed out and their SHA-256 is the checked one.
     AllBytesMatched(Sha256Digest),
-    /// The reader skipped ahead or stopped early: only `hashed` bytes were covered.
+    /// Not every byte was handed out in one ordered pass: only the first `hashed` bytes were.
     Partial { hashed: u64 },
 }
 
@@ -326,15 +325,11 @@ impl VerifiedStream {
     }
 
     fn account(&mut self, start: u64, data: &[u8]) -> io::Result<()> {
-        if self.gap || self.verified {
+        if self.verified {
             return Ok(());
         }
         let end = start + data.len() as u64;
-        if start > self.hashed_up_to {
-            self.gap = true;
-            return Ok(());
-        }
-        if end <= self.hashed_up_to {
+        if start > self.hashed_up_to || end <= self.hashed_up_to {
             return Ok(());
         }
         let skip = usize::try_from(self.hashed_up_to - start).unwrap_or(usize::MAX);

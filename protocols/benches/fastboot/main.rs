@@ -132,6 +132,8 @@ impl Sim {
             .arg(storage)
             .args(["--max-download-size", &(64 * MIB).to_string()])
             .args(["--partition", &format!("system={partition_size}")])
+            // The simulated bootloader derives its slots from the boot partitions.
+            .args(["--partition", "boot=16M"])
             .args(["--slots", "a,b"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -41,6 +41,8 @@ pub fn run() {
     ] {
         let storage = dir.path().join(format!("phone-{max_download}"));
         let phone = Phone::builder()
+            // The simulated bootloader derives its slots from the boot partitions.
+            .slotted_partition("boot", 16 << 20)
             .slotted_partition("system", GIB + (64 << 20))
             .storage_dir(&storage)
             .build()

@@ -1,8 +1,34 @@
 //! Simulated phones: one storage, two personalities (fastboot and EDL), served over any transport.
 //!
-//! [`phone::Phone`] is the shared model (identity, [`storage::Storage`] with GPT LUNs, A/B slot
-//! state, injectable device faults). Personalities serve it over the device end of a
-//! [`crate::transport::Transport`].
+//! # The shared model
+//! - [`phone::Phone`] (a cheap `Clone` handle around `Arc<Mutex<PhoneState>>`): build one with
+//!   `Phone::builder()…build()` — defaults are a realistic unlocked, secure A/B phone with one
+//!   UFS LUN (4096-byte sectors) and `boot_a/_b`, `vendor_boot_*`, `dtbo_*`, `vbmeta_*`,
+//!   `system_*`, `vendor_*`, `misc`, `metadata`, `persist`, `userdata`; `.storage_dir(DIR)` keeps
+//!   partitions as sparse files `DIR/<name>.img` instead of memory. Clone the handle into each
+//!   personality and into the test that inspects storage; it survives re-enumeration.
+//! - [`storage::Storage`] (`phone.lock().storage`): LUNs carrying real GPTs
+//!   (`read_lun`/`write_lun`/`discard_lun` for EDL's sector view, `read_partition`/
+//!   `write_partition`/`discard_partition` by label, `partition(name)` → LUN, LBAs, size).
+//!   Writes into a partition's range land in that partition's region, so both personalities see
+//!   the same bytes. A/B state (`current_slot`, `set_active_slot`, `slot(s)`) lives in the GPT
+//!   attributes of `boot_<s>` (Qualcomm's bits 48–55), so a GPT read over EDL shows it too.
+//! - Device faults: `phone.fail(op, msg)`, `phone.garbage(op)`, `phone.delay(op, d)`,
+//!   `phone.add_fault(op, action, Some(n))` for the next n times, and
+//!   `phone.drop_writes(DropWrites::All | Partitions(..))` (answer OKAY, store nothing).
+//!   `op` matches whole words: the fastboot personality names operations by their command text
+//!   (`flash:boot_a`, `getvar:product`, `download`, `oem sha256 system_a`; a rule `flash`
+//!   matches every flash). Link faults (unplug, stall, slow) are on
+//!   [`crate::transport::memory::LinkControl`].
+//!
+//! # Fastboot personality
+//! [`fastboot::FastbootDevice::serve`] answers one host over the device end of a link until it
+//! disconnects or a reboot/continue/boot ends the session ([`fastboot::SessionEnd`]; the
+//! phone's [`phone::PhoneMode`] is already updated, so a caller can re-enumerate the phone as
+//! fastbootd, EDL or gone). `serve_tcp` accepts fastboot TCP connections one after another.
+//! [`fastboot::FastbootConfig::default`]: max-download-size 256 MiB, max-fetch-size 256 MiB,
+//! `fetch:` limited to fastbootd's list (`vendor_boot*`) and refused when locked — set
+//! `fetch_allow: FetchAllow::All` for a phone whose station verifies by reading back.
 
 pub mod edl;
 pub mod fastboot;

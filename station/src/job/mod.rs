@@ -27,7 +27,7 @@ use crate::preflight::CheckedBatch;
 use crate::run::{UnitContext, UnitJob};
 use crate::verdict::{Failure, UnitRef, Verdict};
 
-pub use outcome::{next_step, JournalRecorder, UnitResult};
+pub use outcome::{JournalRecorder, UnitResult};
 
 /// What every unit of a batch shares.
 pub struct BatchContext {

@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use crate::config::VerifyMethod;
 use crate::digest::Sha256Digest;
-use crate::events::{self, NextStep};
+use crate::events;
 use crate::journal::{AttemptId, AttemptOutcome, ImageSent, Journal};
 use crate::run::{UnitInfo, UnitOutcome, VerdictRecorder};
 use crate::verdict::{Failure, FailureCode, UnitRef, Verdict};
@@ -25,28 +25,9 @@ pub struct UnitResult {
     pub verify_bytes_read: Option<u64>,
 }
 
-/// The operator's next step for a failure code: the screen tells a non-engineer what to do.
-pub fn next_step(code: FailureCode) -> NextStep {
-    match code {
-        FailureCode::Disconnected | FailureCode::Timeout => NextStep::ReseatCable,
-        FailureCode::ActivationClientWrongRegion
-        | FailureCode::ActivationClientUnknown
-        | FailureCode::ImageHashMismatch
-        | FailureCode::HostError => NextStep::CallEngineer,
-        _ => NextStep::RemoveUnit,
-    }
-}
-
 impl UnitResult {
     pub fn new(attempt: Option<AttemptId>, serial: Option<String>, verdict: Verdict) -> Self {
-        let shown = match &verdict {
-            Verdict::Pass => events::Verdict::Pass,
-            Verdict::Fail(failure) => events::Verdict::Fail {
-                code: failure.code().as_str().to_string(),
-                reason: failure.sentence(),
-                next_step: next_step(failure.code()),
-            },
-        };
+        let shown = events::Verdict::from(&verdict);
         UnitResult {
             attempt,
             serial,

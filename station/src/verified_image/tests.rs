@@ -71,10 +71,33 @@ fn a_skipping_stream_proves_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let verified = VerifiedImage::check(&image(dir.path(), "system", &data())).unwrap();
     let mut stream = verified.open_stream().unwrap();
+    let mut head = [0u8; 100];
+    stream.read_exact(&mut head).unwrap();
     stream.seek(SeekFrom::Start(1000)).unwrap();
     let mut rest = Vec::new();
     stream.read_to_end(&mut rest).unwrap();
-    assert_eq!(stream.proof(), StreamProof::Partial { hashed: 0 });
+    assert_eq!(stream.proof(), StreamProof::Partial { hashed: 100 });
+}
+
+#[test]
+fn a_scan_then_an_ordered_pass_proves_the_bytes() {
+    // How a client treats a sparse image: hop between chunk headers, then send it all.
+    let dir = tempfile::tempdir().unwrap();
+    let verified = VerifiedImage::check(&image(dir.path(), "system", &data())).unwrap();
+    let mut stream = verified.open_stream().unwrap();
+    let mut header = [0u8; 28];
+    for at in [0u64, 5000, 90_000, 250_000] {
+        stream.seek(SeekFrom::Start(at)).unwrap();
+        stream.read_exact(&mut header).unwrap();
+    }
+    stream.seek(SeekFrom::Start(0)).unwrap();
+    let mut sent = Vec::new();
+    stream.read_to_end(&mut sent).unwrap();
+    assert_eq!(sent, data());
+    assert_eq!(
+        stream.proof(),
+        StreamProof::AllBytesMatched(Sha256Digest::of_bytes(&data()))
+    );
 }
 
 #[test]
