@@ -8,5 +8,6 @@ mod fastboot_interop;
 mod sahara_host;
 mod sahara_pty;
 mod sparse_interop;
+mod station_batch;
 mod station_preflight;
 mod station_readback;

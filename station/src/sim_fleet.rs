@@ -37,6 +37,8 @@ struct Inner {
     fastboot: Mutex<FastbootDevice>,
     edl: EdlSimConfig,
     gap: Duration,
+    /// Bandwidth of the links opened from now on (`None`: as fast as memory).
+    link_rate: Mutex<Option<u64>>,
 }
 
 /// The bus personality of a phone mode; `None` when the phone is off the bus (Android, off).
@@ -64,6 +66,7 @@ impl SimUnit {
                 phone,
                 edl,
                 gap: DEFAULT_REENUMERATION_GAP,
+                link_rate: Mutex::new(None),
             }),
         }
     }
@@ -81,6 +84,16 @@ impl SimUnit {
         if let Some(kind) = kind_of(self.inner.phone.mode()) {
             self.inner.bus.plug(self.device(kind), self.connector(kind));
         }
+    }
+
+    /// Limit the bandwidth of every link opened to this phone from now on (a slow hub, a bad
+    /// cable); tests use it to keep a unit mid-transfer long enough to pull its cable.
+    pub fn set_link_bytes_per_second(&self, rate: Option<u64>) {
+        *self
+            .inner
+            .link_rate
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = rate;
     }
 
     /// Pull the cable.
@@ -110,6 +123,14 @@ impl SimUnit {
         let unit = self.clone();
         Box::new(move || {
             let (host, mut device, control) = memory::pair(&unit.inner.port_path);
+            let rate = *unit
+                .inner
+                .link_rate
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if rate.is_some() {
+                control.set_bytes_per_second(rate);
+            }
             let serving = unit.clone();
             std::thread::Builder::new()
                 .name(format!("sim-{}-{kind}", unit.inner.port_path))

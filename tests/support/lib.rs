@@ -1,5 +1,7 @@
 //! Helpers shared by the scenario tests in `tests/`.
 
+pub mod batch;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;

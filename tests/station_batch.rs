@@ -1,0 +1,649 @@
+//! Whole batches (issues #4 and #6) through the station library on a simulated USB bus: simulated
+//! phones of the demo product on their slots, the real unit job (identify, flash, set_active,
+//! ext4 read-back of the activation client), the supervisor, and the journal in a tempdir copy of
+//! `configs/demo`. Each test asserts the verdicts shown, the events and the journal rows, and
+//! that no verdict was shown before its journal row was committed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::Cursor;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use flashgate_scenarios::batch::{on_event, run_batch, BatchOutcome, BatchSetup, DemoStation};
+use flashgate_scenarios::pseudo_random;
+use protocols::sim::edl::EdlSimConfig;
+use protocols::sim::storage::DropWrites;
+use station::batch::SlotSource;
+use station::batch::{factory_fastboot, product_phone, sim_port, simulated_bus, slot_source};
+use station::bus::sim::SimBus;
+use station::bus::DeviceKind;
+use station::config::{SlotSelection, StationConfig};
+use station::events::{EventKind, Mode, Phase, SlotNumber, Verdict};
+use station::journal::{AttemptRow, UnitMode};
+use station::preflight::CheckedBatch;
+use station::run::StopWhen;
+use station::sim_fleet::SimUnit;
+
+const CLIENT: &str = "/priv-app/ActivationClient/ActivationClient.apk";
+const EEA: &str = "WO-DEMO-EEA";
+/// A slowed unit's system image takes seconds on the wire; its cable is pulled this long into
+/// the transfer (well inside it, whatever the machine's load).
+const PULL_AFTER: Duration = Duration::from_millis(300);
+/// The slowed unit's link: 282 KiB of system image take about 4 s.
+const SLOW_LINK: u64 = 64 * 1024;
+
+fn ports(slots: &[(SlotNumber, DeviceKind)]) -> BTreeMap<String, SlotNumber> {
+    slots.iter().map(|(s, _)| (sim_port(*s), *s)).collect()
+}
+
+fn fastboot_slots(n: SlotNumber) -> Vec<(SlotNumber, DeviceKind)> {
+    (1..=n).map(|s| (s, DeviceKind::Fastboot)).collect()
+}
+
+fn stop_after(verdicts: usize) -> StopWhen {
+    StopWhen {
+        verdicts: Some(verdicts),
+        passes: None,
+    }
+}
+
+/// A batch of simulated phones on `slots`, all plugged at once unless the caller plugs them.
+struct Fleet {
+    station: StationConfig,
+    batch: CheckedBatch,
+    bus: SimBus,
+    units: Vec<SimUnit>,
+    slots: Vec<(SlotNumber, DeviceKind)>,
+}
+
+impl Fleet {
+    fn new(demo: &DemoStation, work_order: &str, slots: Vec<(SlotNumber, DeviceKind)>) -> Self {
+        let (station, batch) = demo.load(work_order);
+        let (bus, units) = simulated_bus(&batch, &slots).unwrap();
+        Fleet {
+            station,
+            batch,
+            bus,
+            units,
+            slots,
+        }
+    }
+
+    fn unit(&self, slot: SlotNumber) -> &SimUnit {
+        let i = self.slots.iter().position(|(s, _)| *s == slot).unwrap();
+        &self.units[i]
+    }
+
+    fn plug_all(&self) {
+        for unit in &self.units {
+            unit.plug();
+        }
+    }
+
+    fn setup(self, reactions: Vec<Box<dyn station::events::EventSink>>) -> BatchSetup {
+        BatchSetup {
+            slots: ports(&self.slots),
+            stop_when: stop_after(self.slots.len()),
+            station: self.station,
+            batch: self.batch,
+            bus: self.bus,
+            reactions,
+        }
+    }
+}
+
+fn serial_of(slot: SlotNumber) -> String {
+    format!("FG{:06}", 100 + u32::from(slot))
+}
+
+/// The one journal row of `serial`.
+fn only_row(outcome: &BatchOutcome, serial: &str) -> AttemptRow {
+    let rows = outcome.history(serial);
+    assert_eq!(rows.len(), 1, "{serial}: {rows:?}");
+    rows.into_iter().next().unwrap()
+}
+
+/// Issue #4's clean batch: 8 phones from `slot_source(.., Some(8))`, alternating fastboot and
+/// EDL, all PASS, and each journal row proves what was sent and what was found on the slot that
+/// boots (EDL units are verified through fastboot after their power reset).
+#[test]
+fn a_clean_batch_of_eight_phones_all_pass_with_proof_in_the_journal() {
+    let demo = DemoStation::new();
+    let (station, batch) = demo.load(EEA);
+    let SlotSource::Simulated(slots) = slot_source(&station, &batch, Some(8)).unwrap() else {
+        panic!("--sim slots are simulated");
+    };
+    let edl_slots: BTreeSet<SlotNumber> = slots
+        .iter()
+        .filter(|(_, k)| *k == DeviceKind::Edl)
+        .map(|(s, _)| *s)
+        .collect();
+    // The demo product has an EDL package: slots 2, 4, 6, 8 start in EDL.
+    assert_eq!(edl_slots, BTreeSet::from([2, 4, 6, 8]), "{slots:?}");
+    let fleet = Fleet::new(&demo, EEA, slots);
+    fleet.plug_all();
+    let system_partition = fleet
+        .unit(1)
+        .phone()
+        .lock()
+        .storage
+        .partition("system_a")
+        .unwrap()
+        .size_bytes;
+    let system_image_len = expanded_len(&demo.image("00EEA/system.img"));
+    let plan = batch.image_set.fastboot.clone().unwrap();
+    let expected_client = batch.image_set.activation_client.sha256.to_hex();
+    let outcome = run_batch(fleet.setup(Vec::new()));
+
+    assert_eq!(outcome.summary.passed, 8, "{:?}", outcome.verdicts());
+    assert_eq!(outcome.summary.failed, 0);
+    outcome.assert_every_verdict_journaled_first();
+    for slot in 1..=8 {
+        assert_eq!(outcome.verdict_on(slot), Verdict::Pass);
+        let row = only_row(&outcome, &serial_of(slot));
+        assert_eq!(row.slot, slot);
+        assert_eq!(row.port_path, sim_port(slot));
+        assert_eq!(row.result, "PASS");
+        assert_eq!(row.work_order, EEA);
+        assert_eq!(row.region, "00EEA");
+        assert_eq!(row.build_id, batch.image_set.build_id);
+        assert_eq!(
+            row.activation_sha256_found.as_deref(),
+            Some(&*expected_client)
+        );
+        assert_eq!(row.verify_method.as_deref(), Some("host_readback"));
+        let read = row.verify_bytes_read.unwrap();
+        // ext4 read-back fetches superblock, descriptors, inodes, directories and the client's
+        // blocks — not the 4 GiB partition, not even the whole image.
+        assert!(read > 0, "{row:?}");
+        assert!(
+            read * 1000 < system_partition,
+            "verification read {read} bytes of a {system_partition}-byte partition"
+        );
+        assert!(
+            read * 4 < system_image_len,
+            "verification read {read} bytes of a {system_image_len}-byte filesystem"
+        );
+        for image in &row.images_sent {
+            let file = batch.image(&image.file).unwrap();
+            assert_eq!(image.sha256, file.sha256(), "{image:?}");
+        }
+        if edl_slots.contains(&slot) {
+            // (The row's `mode` is the mode of the last identification: an EDL unit is
+            // identified again in fastboot after its power reset.)
+            assert!(!row.images_sent.is_empty(), "{row:?}");
+            assert!(outcome.slot_events(slot).contains(&EventKind::ModeChanged {
+                slot,
+                mode: Mode::Fastboot
+            }));
+        } else {
+            assert_eq!(row.mode, Some(UnitMode::Fastboot), "{row:?}");
+            // slot: all → both slots of every partition of the plan.
+            assert_eq!(plan.slot, SlotSelection::All);
+            let sent: BTreeSet<(String, String)> = row
+                .images_sent
+                .iter()
+                .map(|i| (i.partition.clone(), i.file.clone()))
+                .collect();
+            let expected: BTreeSet<(String, String)> = plan
+                .steps
+                .iter()
+                .flat_map(|s| ["a", "b"].map(|x| (format!("{}_{x}", s.partition), s.file.clone())))
+                .collect();
+            assert_eq!(sent, expected);
+            for image in &row.images_sent {
+                assert_eq!(image.bytes, batch.image(&image.file).unwrap().size());
+            }
+        }
+        assert_eq!(
+            fleet_current_slot(&outcome, slot),
+            Some("a".into()),
+            "plan sets a active"
+        );
+    }
+    let report = outcome.journal.report(EEA).unwrap();
+    assert_eq!(report.units_passed, 8);
+    assert_eq!(report.yield_percent, Some(100.0));
+}
+
+/// The length of a sparse image once expanded (what the phone's filesystem spans).
+fn expanded_len(path: &std::path::Path) -> u64 {
+    let mut header = [0u8; protocols::sparse::FILE_HEADER_LEN];
+    std::io::Read::read_exact(&mut File::open(path).unwrap(), &mut header).unwrap();
+    protocols::sparse::SparseHeader::parse(&header)
+        .unwrap()
+        .expanded_len()
+}
+
+/// The phone's `current-slot` as the unit job verified it (from its Verify phase event).
+fn fleet_current_slot(outcome: &BatchOutcome, slot: SlotNumber) -> Option<String> {
+    outcome.slot_events(slot).iter().find_map(|e| match e {
+        EventKind::PhaseChanged {
+            phase: Phase::Verify { what },
+            ..
+        } => what
+            .strip_prefix("system_")
+            .and_then(|rest| rest.split(' ').next())
+            .map(str::to_string),
+        _ => None,
+    })
+}
+
+/// A phone that answers OKAY to every write but keeps nothing fails verification; the rest of
+/// the batch passes.
+#[test]
+fn a_phone_that_drops_its_writes_fails_verification_and_the_others_pass() {
+    let demo = DemoStation::new();
+    let fleet = Fleet::new(&demo, EEA, fastboot_slots(4));
+    fleet.unit(3).phone().drop_writes(DropWrites::All);
+    fleet.plug_all();
+    let outcome = run_batch(fleet.setup(Vec::new()));
+
+    outcome.assert_every_verdict_journaled_first();
+    for slot in [1, 2, 4] {
+        assert_eq!(outcome.verdict_on(slot), Verdict::Pass, "slot {slot}");
+    }
+    let (code, sentence) = outcome.failure_on(3);
+    // The phone's system_a is still blank: no ext4 filesystem to find the client in.
+    assert_eq!(code, "VERIFY_MISMATCH", "{sentence}");
+    let serial = serial_of(3);
+    assert!(
+        sentence.starts_with(&format!("slot 3 (serial {serial}): system_a ")),
+        "{sentence}"
+    );
+    assert!(sentence.contains("ext4"), "{sentence}");
+    let row = only_row(&outcome, &serial);
+    assert_eq!(row.failure_code.as_deref(), Some("VERIFY_MISMATCH"));
+    // Everything was "sent" (the phone said OKAY), and nothing was found.
+    assert_eq!(row.images_sent.len(), 6, "{row:?}");
+    assert_eq!(row.activation_sha256_found, None);
+    assert_eq!(outcome.summary.passed, 3);
+    assert_eq!(
+        outcome.summary.failures_by_code.get("VERIFY_MISMATCH"),
+        Some(&1)
+    );
+}
+
+/// A phone of another product is refused at identification, before anything is written.
+#[test]
+fn a_phone_of_another_product_fails_identification() {
+    let demo = DemoStation::new();
+    let fleet = Fleet::new(&demo, EEA, fastboot_slots(3));
+    fleet.unit(2).phone().lock().identity.product = "otherphone".into();
+    fleet.plug_all();
+    let phone = fleet.unit(2).phone().clone();
+    let outcome = run_batch(fleet.setup(Vec::new()));
+
+    outcome.assert_every_verdict_journaled_first();
+    assert_eq!(outcome.verdict_on(1), Verdict::Pass);
+    assert_eq!(outcome.verdict_on(3), Verdict::Pass);
+    let (code, sentence) = outcome.failure_on(2);
+    assert_eq!(code, "IDENTITY_MISMATCH");
+    assert_eq!(
+        sentence,
+        format!(
+            "slot 2 (serial {}): fastboot product is otherphone, this product needs flashgate_sim",
+            serial_of(2)
+        )
+    );
+    let row = only_row(&outcome, &serial_of(2));
+    assert!(row.images_sent.is_empty(), "{row:?}");
+    assert_eq!(row.flash_started_at, None);
+    assert!(!outcome.slot_events(2).iter().any(|e| matches!(
+        e,
+        EventKind::PhaseChanged {
+            phase: Phase::Flash { .. },
+            ..
+        }
+    )));
+    // Nothing was written: boot_a is still blank.
+    let mut head = [0xa5u8; 4096];
+    phone.read_partition("boot_a", 0, &mut head).unwrap();
+    assert!(head.iter().all(|b| *b == 0));
+}
+
+/// The 00CN system image, expanded, in `system_b`, and `b` made the slot that boots: a phone
+/// that was once flashed with the China build.
+fn stage_china_build_on_slot_b(demo: &DemoStation, unit: &SimUnit) -> Vec<u8> {
+    let mut expanded = Cursor::new(Vec::new());
+    protocols::sparse::expand(
+        File::open(demo.image("00CN/system.img")).unwrap(),
+        &mut expanded,
+    )
+    .unwrap();
+    let expanded = expanded.into_inner();
+    let phone = unit.phone();
+    phone.write_partition("system_b", 0, &expanded).unwrap();
+    phone.lock().storage.set_active_slot("b").unwrap();
+    assert_eq!(phone.current_slot().as_deref(), Some("b"));
+    expanded
+}
+
+/// With the demo plan (`slot: all`, `set_active: a`) the China build on the other slot is
+/// overwritten, the phone switched to `a`, and the booting slot verified: PASS.
+#[test]
+fn china_build_on_the_other_slot_is_switched_away_and_verified() {
+    let demo = DemoStation::new();
+    let fleet = Fleet::new(&demo, EEA, fastboot_slots(3));
+    let china = stage_china_build_on_slot_b(&demo, fleet.unit(2));
+    fleet.plug_all();
+    let phone = fleet.unit(2).phone().clone();
+    let outcome = run_batch(fleet.setup(Vec::new()));
+
+    outcome.assert_every_verdict_journaled_first();
+    for slot in 1..=3 {
+        assert_eq!(outcome.verdict_on(slot), Verdict::Pass, "slot {slot}");
+    }
+    assert_eq!(phone.current_slot().as_deref(), Some("a"));
+    assert_eq!(fleet_current_slot(&outcome, 2).as_deref(), Some("a"));
+    assert!(outcome.slot_events(2).contains(&EventKind::PhaseChanged {
+        slot: 2,
+        phase: Phase::SetActive {
+            slot_suffix: "_a".into()
+        }
+    }));
+    let row = only_row(&outcome, &serial_of(2));
+    assert!(row.images_sent.iter().any(|i| i.partition == "system_b"));
+    // The China build is gone from slot b as well.
+    let mut head = vec![0u8; china.len()];
+    phone.read_partition("system_b", 0, &mut head).unwrap();
+    assert_ne!(head, china);
+}
+
+/// With a plan that writes slot `a` only and never switches, the phone still boots `b`, which
+/// holds the China build: the station verifies the booting slot and refuses the unit.
+#[test]
+fn china_build_on_the_booting_slot_fails_when_the_plan_does_not_switch() {
+    let demo = DemoStation::new();
+    demo.edit_manifest(|text| {
+        let start = text.find("  00EEA:").unwrap();
+        let (head, tail) = text.split_at(start);
+        let tail = tail.replacen(
+            "        slot: all\n        set_active: a\n",
+            "        slot: a\n",
+            1,
+        );
+        format!("{head}{tail}")
+    });
+    let fleet = Fleet::new(&demo, EEA, fastboot_slots(3));
+    let plan = fleet.batch.image_set.fastboot.clone().unwrap();
+    assert_eq!((plan.slot, plan.set_active), (SlotSelection::A, None));
+    stage_china_build_on_slot_b(&demo, fleet.unit(2));
+    fleet.plug_all();
+    let outcome = run_batch(fleet.setup(Vec::new()));
+
+    outcome.assert_every_verdict_journaled_first();
+    // Fresh phones boot `a`, which the plan wrote.
+    assert_eq!(outcome.verdict_on(1), Verdict::Pass);
+    assert_eq!(outcome.verdict_on(3), Verdict::Pass);
+    let (code, sentence) = outcome.failure_on(2);
+    assert_eq!(code, "ACTIVATION_CLIENT_WRONG_REGION");
+    assert_eq!(
+        sentence,
+        format!(
+            "slot 2 (serial {}): system_b {CLIENT} has the 00CN client, work order {EEA} needs 00EEA",
+            serial_of(2)
+        )
+    );
+    let row = only_row(&outcome, &serial_of(2));
+    let sent: Vec<&str> = row
+        .images_sent
+        .iter()
+        .map(|i| i.partition.as_str())
+        .collect();
+    assert_eq!(sent, ["boot_a", "system_a", "vbmeta_a"]);
+    let (_, china) = demo.load("WO-DEMO-CN");
+    assert_eq!(
+        row.activation_sha256_found,
+        Some(china.image_set.activation_client.sha256.to_hex())
+    );
+}
+
+/// Pull the cable of one unit while its system image is on the wire (its link slowed so the
+/// transfer lasts): that unit fails DISCONNECTED, its slot returns to waiting, the rest pass.
+#[test]
+fn a_phone_unplugged_mid_flash_fails_disconnected_while_the_rest_pass() {
+    let demo = DemoStation::new();
+    let fleet = Fleet::new(&demo, EEA, fastboot_slots(4));
+    let victim = fleet.unit(2).clone();
+    victim.set_link_bytes_per_second(Some(SLOW_LINK));
+    fleet.plug_all();
+    let pulled = Arc::new(AtomicBool::new(false));
+    let pull = {
+        let pulled = pulled.clone();
+        let bus = fleet.bus.clone();
+        let mut in_system = false;
+        on_event(move |event| match &event.kind {
+            EventKind::PhaseChanged { slot: 2, phase } => {
+                in_system = matches!(phase, Phase::Flash { partition } if partition == "system");
+            }
+            // The system image's transfer started (the fastboot client announces the step with
+            // 0 bytes done); at 64 KiB/s it lasts seconds: pull the cable a moment into it.
+            EventKind::BytesProgress {
+                slot: 2,
+                done: 0,
+                total,
+            } if in_system && *total > 0 && !pulled.swap(true, Ordering::SeqCst) => {
+                let victim = victim.clone();
+                bus.schedule(PULL_AFTER, move |_| victim.unplug());
+            }
+            _ => {}
+        })
+    };
+    let outcome = run_batch(fleet.setup(vec![Box::new(pull)]));
+
+    assert!(pulled.load(Ordering::SeqCst), "the cable was never pulled");
+    outcome.assert_every_verdict_journaled_first();
+    for slot in [1, 3, 4] {
+        assert_eq!(outcome.verdict_on(slot), Verdict::Pass, "slot {slot}");
+    }
+    let (code, sentence) = outcome.failure_on(2);
+    assert_eq!(code, "DISCONNECTED");
+    assert!(
+        sentence.starts_with(&format!(
+            "slot 2 (serial {}): the phone disconnected during flash system",
+            serial_of(2)
+        )),
+        "{sentence}"
+    );
+    let events = outcome.slot_events(2);
+    let verdict_at = events
+        .iter()
+        .position(|e| matches!(e, EventKind::Verdict { .. }))
+        .unwrap();
+    assert!(
+        events[verdict_at..].contains(&EventKind::UnitRemoved { slot: 2 }),
+        "slot 2 did not return to waiting: {events:?}"
+    );
+    let row = only_row(&outcome, &serial_of(2));
+    assert_eq!(row.flash_done_at, None);
+    assert_eq!(row.verify_method, None);
+    // boot went through before the cable was pulled; system did not.
+    assert!(
+        row.images_sent.iter().all(|i| i.file != "system"),
+        "{row:?}"
+    );
+}
+
+/// Issue #6 on the simulated bus: eight phones plugged at seeded random times start on their
+/// own and pass; a ninth is pulled mid-flash and re-plugged into another slot, where it is a new
+/// attempt; a phone on a port no slot maps is reported and never touched. The even slots start
+/// in EDL and must finish on the same slot, as the same unit, after the power reset brings them
+/// back as fastboot.
+#[test]
+fn hotplugged_phones_auto_start_keep_their_slots_and_unknown_ports_are_ignored() {
+    let demo = DemoStation::new();
+    let (_, batch) = demo.load(EEA);
+    let edl = batch.image_set.edl.is_some() && !batch.product.identity.edl.is_empty();
+    assert!(edl, "the demo product has an EDL package");
+    let mut slots: Vec<(SlotNumber, DeviceKind)> = (1..=8)
+        .map(|s| {
+            let kind = if edl && s % 2 == 0 {
+                DeviceKind::Edl
+            } else {
+                DeviceKind::Fastboot
+            };
+            (s, kind)
+        })
+        .collect();
+    // Slot 9's phone moves to slot 10 mid-job; slot 10 starts empty.
+    slots.push((9, DeviceKind::Fastboot));
+    let fleet = Fleet::new(&demo, EEA, slots.clone());
+    let mut mapped = ports(&slots);
+    mapped.insert(sim_port(10), 10);
+
+    let mover = fleet.unit(9).clone();
+    mover.set_link_bytes_per_second(Some(SLOW_LINK));
+    let moved = SimUnit::new(
+        &fleet.bus,
+        &sim_port(10),
+        mover.phone().clone(),
+        factory_fastboot(),
+        EdlSimConfig::default(),
+    );
+    let stray = SimUnit::new(
+        &fleet.bus,
+        "sim-99",
+        product_phone(&fleet.batch, 99, DeviceKind::Fastboot).unwrap(),
+        factory_fastboot(),
+        EdlSimConfig::default(),
+    );
+    let stray_phone = stray.phone().clone();
+
+    // Seeded arrival times, 0–630 ms apart, in a shuffled order.
+    let delays = pseudo_random(0x6a7e_5107, 10);
+    for (i, unit) in fleet.units.iter().chain([&stray]).enumerate() {
+        let unit = unit.clone();
+        let delay = Duration::from_millis(u64::from(delays[i] % 64) * 10);
+        fleet.bus.schedule(delay, move |_| unit.plug());
+    }
+    let moving = Arc::new(AtomicBool::new(false));
+    let move_it = {
+        let moving = moving.clone();
+        let bus = fleet.bus.clone();
+        let mut in_system = false;
+        on_event(move |event| match &event.kind {
+            EventKind::PhaseChanged { slot: 9, phase } => {
+                in_system = matches!(phase, Phase::Flash { partition } if partition == "system");
+            }
+            EventKind::BytesProgress {
+                slot: 9,
+                done: 0,
+                total,
+            } if in_system && *total > 0 && !moving.swap(true, Ordering::SeqCst) => {
+                let mover = mover.clone();
+                let moved = moved.clone();
+                bus.schedule(PULL_AFTER, move |bus| {
+                    mover.unplug();
+                    bus.schedule(Duration::from_millis(100), move |_| moved.plug());
+                });
+            }
+            _ => {}
+        })
+    };
+    let setup = BatchSetup {
+        station: fleet.station,
+        batch: fleet.batch,
+        bus: fleet.bus,
+        slots: mapped,
+        // 8 passes, slot 9's DISCONNECTED, slot 10's PASS.
+        stop_when: stop_after(10),
+        reactions: vec![Box::new(move_it)],
+    };
+    let outcome = run_batch(setup);
+
+    assert!(
+        moving.load(Ordering::SeqCst),
+        "the ninth phone was never moved"
+    );
+    outcome.assert_every_verdict_journaled_first();
+    assert_eq!(outcome.summary.passed, 9, "{:?}", outcome.verdicts());
+    assert_eq!(outcome.summary.failed, 1);
+
+    // Auto-start: every phone was detected on its slot and ran to a verdict there.
+    for (slot, kind) in &slots[..8] {
+        let slot = *slot;
+        let events = outcome.slot_events(slot);
+        assert!(
+            matches!(events.first(), Some(EventKind::UnitDetected { port_path, mode, .. })
+                if *port_path == sim_port(slot) && *mode == mode_of(*kind)),
+            "slot {slot}: {events:?}"
+        );
+        assert_eq!(outcome.verdict_on(slot), Verdict::Pass, "slot {slot}");
+        let row = only_row(&outcome, &serial_of(slot));
+        assert_eq!((row.slot, row.port_path.as_str()), (slot, &*sim_port(slot)));
+        if *kind == DeviceKind::Edl {
+            // EDL → fastboot re-enumeration on the same port: the same unit, the same slot.
+            assert!(events.contains(&EventKind::ModeChanged {
+                slot,
+                mode: Mode::Fastboot
+            }));
+            let detections = events
+                .iter()
+                .filter(|e| matches!(e, EventKind::UnitDetected { .. }))
+                .count();
+            assert_eq!(detections, 1, "slot {slot}: {events:?}");
+        }
+    }
+
+    // The moved phone: two attempts, two slots, two ports.
+    let history = outcome.history(&serial_of(9));
+    assert_eq!(history.len(), 2, "{history:?}");
+    assert_eq!(
+        (
+            history[0].slot,
+            history[0].port_path.as_str(),
+            history[0].result.as_str()
+        ),
+        (9, "sim-9", "FAIL")
+    );
+    assert_eq!(history[0].failure_code.as_deref(), Some("DISCONNECTED"));
+    assert_eq!(
+        (
+            history[1].slot,
+            history[1].port_path.as_str(),
+            history[1].result.as_str()
+        ),
+        (10, "sim-10", "PASS")
+    );
+    assert_eq!(outcome.failure_on(9).0, "DISCONNECTED");
+    assert_eq!(outcome.verdict_on(10), Verdict::Pass);
+    assert!(outcome
+        .slot_events(9)
+        .contains(&EventKind::UnitRemoved { slot: 9 }));
+
+    // The stray phone on an unmapped port: one warning naming the port, never worked on.
+    let warnings: Vec<&String> = outcome
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Warning {
+                slot: None,
+                message,
+            } if message.contains("sim-99") => Some(message),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("not on any slot"), "{}", warnings[0]);
+    assert!(outcome.history(&serial_of(99)).is_empty());
+    assert!(!outcome.events.iter().any(|e| matches!(
+        &e.kind,
+        EventKind::UnitDetected { port_path, .. } if port_path == "sim-99"
+    )));
+    let mut head = [0xa5u8; 4096];
+    stray_phone.read_partition("boot_a", 0, &mut head).unwrap();
+    assert!(
+        head.iter().all(|b| *b == 0),
+        "the stray phone was written to"
+    );
+}
+
+fn mode_of(kind: DeviceKind) -> Mode {
+    match kind {
+        DeviceKind::Fastboot => Mode::Fastboot,
+        DeviceKind::Edl => Mode::Edl,
+    }
+}
