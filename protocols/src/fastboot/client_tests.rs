@@ -72,9 +72,12 @@ pub(crate) fn play<D: Transport + 'static>(
             }
         }
         // Keep the device end open until the host is done, like a phone that stays plugged.
+        // The host closing its end ends this at once; the timeout only bounds a test that
+        // forgets to, and must not be short: on a loaded machine a host can pause for hundreds
+        // of milliseconds between two commands, and a device that left early made tests flaky.
         let mut sink = [0u8; 64];
         while !matches!(
-            device.read_packet(&mut sink, Duration::from_millis(200)),
+            device.read_packet(&mut sink, T),
             Err(TransportError::Disconnected) | Err(TransportError::Timeout(_))
         ) {}
         received
