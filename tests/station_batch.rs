@@ -266,6 +266,33 @@ fn a_phone_that_drops_its_writes_fails_verification_and_the_others_pass() {
     );
 }
 
+/// The same lie over EDL: Firehose ACKs every `<program>` and keeps nothing; after the power
+/// reset the station reads the booting slot back through fastboot and refuses the unit.
+#[test]
+fn an_edl_phone_that_drops_its_writes_fails_verification() {
+    let demo = DemoStation::new();
+    let fleet = Fleet::new(&demo, EEA, vec![(1, DeviceKind::Edl), (2, DeviceKind::Edl)]);
+    fleet.unit(2).phone().drop_writes(DropWrites::All);
+    fleet.plug_all();
+    let outcome = run_batch(fleet.setup(Vec::new()));
+
+    outcome.assert_every_verdict_journaled_first();
+    assert_eq!(outcome.verdict_on(1), Verdict::Pass);
+    let (code, sentence) = outcome.failure_on(2);
+    assert_eq!(code, "VERIFY_MISMATCH", "{sentence}");
+    assert!(
+        sentence.starts_with(&format!("slot 2 (serial {}): system_", serial_of(2))),
+        "{sentence}"
+    );
+    assert!(outcome.slot_events(2).contains(&EventKind::ModeChanged {
+        slot: 2,
+        mode: Mode::Fastboot
+    }));
+    let row = only_row(&outcome, &serial_of(2));
+    assert!(!row.images_sent.is_empty(), "{row:?}");
+    assert_eq!(row.activation_sha256_found, None);
+}
+
 /// A phone of another product is refused at identification, before anything is written.
 #[test]
 fn a_phone_of_another_product_fails_identification() {
