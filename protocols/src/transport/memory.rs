@@ -45,6 +45,24 @@ struct Shared {
 }
 
 impl Shared {
+    /// Sleep until the state changes or `deadline` passes; `None` once the deadline has passed.
+    fn wait_until<'a>(
+        &'a self,
+        state: MutexGuard<'a, State>,
+        deadline: Instant,
+    ) -> Option<MutexGuard<'a, State>> {
+        let now = Instant::now();
+        if now >= deadline {
+            return None;
+        }
+        Some(
+            self.changed
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0,
+        )
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A poisoned lock means a thread panicked mid-update; the queues are still consistent
         // (every update is a single push/pop), so keep going rather than propagate the panic.
@@ -173,16 +191,10 @@ impl MemoryLink {
                     return Ok(packet);
                 }
             }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(TransportError::Timeout(timeout));
-            }
             state = self
                 .shared
-                .changed
-                .wait_timeout(state, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+                .wait_until(state, deadline)
+                .ok_or(TransportError::Timeout(timeout))?;
         }
     }
 
@@ -213,16 +225,10 @@ impl Transport for MemoryLink {
             if !state.stalled && (queued == 0 || queued + data.len() <= limit) {
                 break;
             }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(TransportError::Timeout(timeout));
-            }
             state = self
                 .shared
-                .changed
-                .wait_timeout(state, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+                .wait_until(state, deadline)
+                .ok_or(TransportError::Timeout(timeout))?;
         }
         let mut data = data;
         let mut cut_now = false;
@@ -256,16 +262,10 @@ impl Transport for MemoryLink {
             let until = Instant::now() + Duration::from_secs_f64(data.len() as f64 / rate as f64);
             let mut state = self.shared.lock();
             while !state.cut {
-                let now = Instant::now();
-                if now >= until {
-                    return Ok(());
+                match self.shared.wait_until(state, until) {
+                    Some(next) => state = next,
+                    None => return Ok(()),
                 }
-                state = self
-                    .shared
-                    .changed
-                    .wait_timeout(state, until - now)
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0;
             }
             return Err(TransportError::Disconnected);
         }
