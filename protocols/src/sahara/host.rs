@@ -73,6 +73,27 @@ impl<'a> SaharaHost<'a> {
         }
     }
 
+    /// The next thing the device sends. When the first HELLO does not come (the device sent it
+    /// before the port was opened, or a driver ate it), prod the device once with an unprompted
+    /// HELLO_RESP in `mode`: a ROM left mid-protocol answers that.
+    fn next_incoming(
+        &mut self,
+        first: bool,
+        prodded: &mut bool,
+        mode: Mode,
+        during: &str,
+    ) -> Result<Incoming, SaharaError> {
+        loop {
+            match self.read_first_or_next(first, *prodded, during) {
+                Err(e) if e.is_timeout() && first && !*prodded => {
+                    self.send_hello_resp(DEFAULT_VERSION, mode, during)?;
+                    *prodded = true;
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Enter command mode, read serial, HW ID (v1/v2) or chip id (v3), OEM PK hash and SBL
     /// version, then switch the device back to image transfer so an upload can follow.
     pub fn read_info(&mut self) -> Result<InfoOutcome, SaharaError> {
@@ -81,14 +102,7 @@ impl<'a> SaharaHost<'a> {
         let mut first = true;
         let mut prodded = false;
         loop {
-            let incoming = match self.read_first_or_next(first, prodded, during) {
-                Err(e) if e.is_timeout() && first && !prodded => {
-                    self.send_hello_resp(DEFAULT_VERSION, Mode::Command, during)?;
-                    prodded = true;
-                    continue;
-                }
-                other => other?,
-            };
+            let incoming = self.next_incoming(first, &mut prodded, Mode::Command, during)?;
             let packet = match incoming {
                 Incoming::Firehose(already_read) => {
                     return Ok(InfoOutcome::FirehoseAlreadyRunning { already_read })
@@ -175,14 +189,7 @@ impl<'a> SaharaHost<'a> {
         let mut first = true;
         let mut prodded = false;
         loop {
-            let incoming = match self.read_first_or_next(first, prodded, during) {
-                Err(e) if e.is_timeout() && first && !prodded => {
-                    self.send_hello_resp(DEFAULT_VERSION, Mode::ImageTxPending, during)?;
-                    prodded = true;
-                    continue;
-                }
-                other => other?,
-            };
+            let incoming = self.next_incoming(first, &mut prodded, Mode::ImageTxPending, during)?;
             let packet = match incoming {
                 Incoming::Firehose(already_read) => {
                     progress.event(ProgressEvent::StepFinished { step: &step });
