@@ -11,9 +11,8 @@ use protocols::firehose::flash::probe_sparse;
 use protocols::firehose::package;
 use protocols::firehose::{FirehoseConfig, PowerMode, StorageKind as FirehoseStorage, Timeouts};
 use protocols::sahara::{InfoOutcome, SaharaHost, SaharaImages, SaharaTimeouts};
-use protocols::transport::Transport;
 
-use crate::bus::{BusError, DeviceKind};
+use crate::bus::DeviceKind;
 use crate::config::StorageKind;
 use crate::events::Phase;
 use crate::journal::{ImageSent, Phase as JournalPhase, UnitMode};
@@ -28,24 +27,6 @@ pub fn run(attempt: &mut Attempt<'_>, unit: &mut UnitContext) -> Verdict {
         Ok(()) => Verdict::Pass,
         Err(failure) => Verdict::Fail(failure),
     }
-}
-
-fn open(
-    attempt: &Attempt<'_>,
-    unit: &UnitContext,
-    step: &str,
-) -> Result<Box<dyn Transport>, Failure> {
-    unit.open().map_err(|e| match e {
-        BusError::NotPresent { .. } => Failure::Disconnected {
-            unit: attempt.unit(),
-            step: step.to_string(),
-        },
-        other => Failure::HostError {
-            unit: attempt.unit(),
-            step: step.to_string(),
-            detail: other.to_string(),
-        },
-    })
 }
 
 fn flow(attempt: &mut Attempt<'_>, unit: &mut UnitContext) -> Result<(), Failure> {
@@ -66,7 +47,7 @@ fn flow(attempt: &mut Attempt<'_>, unit: &mut UnitContext) -> Result<(), Failure
 
     // Identify: Sahara command mode, then back to image transfer on the same session.
     unit.phase(Phase::Identify);
-    let mut link = open(attempt, unit, "identify (Sahara)")?;
+    let mut link = attempt.open_link(unit, "identify (Sahara)")?;
     let info = match SaharaHost::with_timeouts(&mut *link, SaharaTimeouts::default()).read_info() {
         Ok(InfoOutcome::Info(info)) => info,
         Ok(InfoOutcome::FirehoseAlreadyRunning { .. }) => {

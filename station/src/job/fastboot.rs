@@ -6,7 +6,6 @@ use std::sync::Arc;
 use protocols::fastboot::{ClientOptions, Fastboot, FlashOptions, SlotChoice};
 use protocols::transport::Transport;
 
-use crate::bus::BusError;
 use crate::config::{FastbootPlan, SlotSelection};
 use crate::events::Phase;
 use crate::journal::{ImageSent, Phase as JournalPhase, UnitMode};
@@ -21,17 +20,7 @@ pub type Client = Fastboot<Box<dyn Transport>>;
 
 /// Fastboot's default `response_timeout` comes from station.yaml's command timeout.
 pub fn open(attempt: &Attempt<'_>, unit: &UnitContext, step: &str) -> Result<Client, Failure> {
-    let link = unit.open().map_err(|e| match e {
-        BusError::NotPresent { .. } => Failure::Disconnected {
-            unit: attempt.unit(),
-            step: step.to_string(),
-        },
-        other => Failure::HostError {
-            unit: attempt.unit(),
-            step: step.to_string(),
-            detail: other.to_string(),
-        },
-    })?;
+    let link = attempt.open_link(unit, step)?;
     let options = ClientOptions {
         response_timeout: attempt.context.station.limits.timeouts.command,
         chunk_size: attempt.context.transfer_bytes,

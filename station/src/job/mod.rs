@@ -107,6 +107,26 @@ impl<'a> Attempt<'a> {
         }
     }
 
+    /// Open a link to the unit in its current mode; a unit no longer on its port is
+    /// `DISCONNECTED`, anything else is the station's own failure.
+    pub fn open_link(
+        &self,
+        unit: &UnitContext,
+        step: &str,
+    ) -> Result<Box<dyn protocols::transport::Transport>, Failure> {
+        unit.open().map_err(|e| match e {
+            crate::bus::BusError::NotPresent { .. } => Failure::Disconnected {
+                unit: self.unit(),
+                step: step.to_string(),
+            },
+            other => Failure::HostError {
+                unit: self.unit(),
+                step: step.to_string(),
+                detail: other.to_string(),
+            },
+        })
+    }
+
     pub fn journal_phase(&self, unit: &UnitContext, phase: JournalPhase) {
         if let Some(id) = self.id {
             if let Err(e) = self.journal().phase(id, phase, SystemTime::now()) {
