@@ -135,14 +135,15 @@ impl<'a> Attempt<'a> {
         }
     }
 
-    pub fn finish(mut self, verdict: Verdict) -> UnitResult {
-        let serial = self.serial.clone();
-        let mut result = UnitResult::new(self.id, serial, verdict);
-        result.images_sent = std::mem::take(&mut self.result.images_sent);
-        result.activation_sha256_found = self.result.activation_sha256_found;
-        result.verify_method = self.result.verify_method;
-        result.verify_bytes_read = self.result.verify_bytes_read;
-        result
+    /// The attempt's result: what the job gathered along the way, with its verdict.
+    pub fn finish(self, verdict: Verdict) -> UnitResult {
+        UnitResult {
+            attempt: self.id,
+            serial: self.serial,
+            shown: crate::events::Verdict::from(&verdict),
+            verdict,
+            ..self.result
+        }
     }
 }
 
