@@ -827,3 +827,85 @@ fn a_phone_swapped_in_during_a_reboot_is_a_new_unit_not_the_flashed_one() {
     assert!(new.id > old.id);
     assert_eq!(newcomer_phone.current_slot().as_deref(), Some("a"));
 }
+
+/// Issue #5's per-unit log file, for an EDL unit: it is identified twice (Sahara chip serial,
+/// then fastboot `serialno` after its power reset), yet its attempt has one log file — the one
+/// its journal row names, holding both halves of the job. Runs the batch with flashgate's
+/// logging as `flashgate run` installs it (on every runtime thread, since jobs log from the
+/// blocking pool).
+#[test]
+fn an_edl_unit_keeps_one_log_file_across_its_re_enumeration() {
+    let demo = DemoStation::new();
+    let fleet = Fleet::new(&demo, EEA, vec![(1, DeviceKind::Edl), (2, DeviceKind::Fastboot)]);
+    let chip_serial = format!("{:08x}", fleet.unit(1).phone().identity().chip_serial);
+    fleet.plug_all();
+    let logs = tempfile::tempdir().unwrap();
+    let (dispatch, logging) =
+        station::logging::build(&station::logging::LogOptions::new(logs.path(), 0)).unwrap();
+    let recording = Arc::new(station::events::RecordingSink::new());
+    let journal_path = fleet.station.journal.clone();
+    let slots = ports(&fleet.slots);
+    let run = station::batch::BatchRun {
+        station: fleet.station,
+        batch: fleet.batch,
+        slots,
+        events: Arc::new(
+            station::events::Fanout::new()
+                .with(recording.clone())
+                .with(station::logging::TracingSink),
+        ),
+        stop_when: stop_after(2),
+        unit_logs: Some(logging.unit_logs().clone()),
+        transfer_bytes: 1 << 20,
+    };
+    let thread_dispatch = dispatch.clone();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .on_thread_start(move || {
+            // Kept for the thread's life: its default subscriber is flashgate's.
+            std::mem::forget(tracing::dispatcher::set_default(&thread_dispatch));
+        })
+        .enable_all()
+        .build()
+        .unwrap();
+    let bus: Arc<dyn station::bus::UsbBus> = Arc::new(fleet.bus);
+    let summary = runtime
+        .block_on(async {
+            tokio::time::timeout(
+                flashgate_scenarios::batch::BATCH_DEADLINE,
+                run.run(bus, std::future::pending()),
+            )
+            .await
+        })
+        .expect("the batch ended")
+        .unwrap();
+    drop(runtime);
+    drop(dispatch);
+    drop(logging);
+    assert_eq!(summary.passed, 2, "{:?}", recording.events());
+
+    let journal = station::journal::Journal::open_existing(&journal_path).unwrap();
+    let mut files: Vec<_> = std::fs::read_dir(logs.path().join("units"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 2, "one log file per attempt: {files:?}");
+    let edl_row = journal.history(&serial_of(1)).unwrap().remove(0);
+    let edl_log = std::path::PathBuf::from(edl_row.log_path.clone().unwrap());
+    assert!(files.contains(&edl_log), "{edl_row:?} {files:?}");
+    // Named when the unit was first identified (in EDL), with the attempt's number.
+    assert_eq!(
+        edl_log.file_name().unwrap().to_string_lossy(),
+        format!("{chip_serial}-{}.log", edl_row.id)
+    );
+    // Both halves of the job: the EDL programmer's lines and the fastboot verification.
+    let text = std::fs::read_to_string(&edl_log).unwrap();
+    assert!(text.contains("phase=upload programmer"), "{text}");
+    assert!(text.contains("unit identified again"), "{text}");
+    assert!(text.contains(&format!("serial={}", serial_of(1))), "{text}");
+    assert!(text.contains("phase=verify system_"), "{text}");
+    let fastboot_row = journal.history(&serial_of(2)).unwrap().remove(0);
+    let fastboot_log = fastboot_row.log_path.unwrap();
+    assert!(fastboot_log.ends_with(&format!("{}-{}.log", serial_of(2), fastboot_row.id)));
+}
