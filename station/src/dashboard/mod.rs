@@ -2,8 +2,8 @@
 //!
 //! - [`DashboardState`]: a pure state machine; `apply(&Event)` then `render(width, height,
 //!   style)` gives the screen as lines, testable without a terminal.
-//! - [`TtyDashboard`]: the terminal front end on indicatif's `MultiProgress`; device log lines
-//!   and warnings are printed above the rows.
+//! - [`TtyDashboard`]: the terminal front end on indicatif's `MultiProgress`; warnings, and
+//!   device log lines at `-v`, are printed above the rows.
 //! - [`LineSink`] / [`PlainLines`]: without a terminal, one plain line per event, or one JSON
 //!   object per event (`--json`).
 //! - [`script`]: a scripted batch for demos, tests and the rendering benchmark.
@@ -19,6 +19,10 @@ pub use lines::{json_line, LineFormat, LineSink, PlainLines};
 pub use state::{Counts, DashboardState, Progress, SlotRow, SlotStatus, Unit};
 pub use text::sanitize;
 pub use tty::{TtyDashboard, DEFAULT_REFRESH};
+
+/// A capturing terminal for tests of what the operator sees.
+#[cfg(test)]
+pub(crate) use tty::tests as tty_tests;
 
 /// How lines are drawn: colour and non-ASCII glyphs can each be turned off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,7 +1,8 @@
 //! The terminal front end: indicatif's `MultiProgress` owns the cursor; the whole screen is one
 //! multi-line message rendered by [`DashboardState::render`], so a refresh is one redraw of
-//! rows that already fit the terminal. Device log lines and warnings are printed above the rows
-//! with `MultiProgress::println`, never through them.
+//! rows that already fit the terminal. Warnings — and device log lines when the operator asked
+//! for them with `-v` — are printed above the rows with `MultiProgress::println`, never through
+//! them.
 
 use std::io::Write;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -33,6 +34,10 @@ pub struct TtyDashboard {
     /// Clear the whole screen when the terminal size changes (see [`TtyDashboard::refresh`]).
     clear_on_resize: bool,
     last_size: Option<(u16, u16)>,
+    /// Print device lines (fastboot INFO/TEXT, Firehose `<log>`) above the rows. Off by
+    /// default: a programmer's start-up chatter from 32 phones buries the warnings an operator
+    /// must act on; the lines are always in the unit log files and the plain/JSON streams.
+    device_lines: bool,
 }
 
 impl TtyDashboard {
@@ -71,7 +76,14 @@ impl TtyDashboard {
             not_printed: 0,
             clear_on_resize: false,
             last_size: None,
+            device_lines: false,
         }
+    }
+
+    /// Also print device lines above the rows (`flashgate run -v`).
+    pub fn with_device_lines(mut self, show: bool) -> Self {
+        self.device_lines = show;
+        self
     }
 
     /// For the console log layer, so its lines also go above the rows.
@@ -86,7 +98,7 @@ impl TtyDashboard {
     pub fn apply(&mut self, event: &Event) {
         self.state.apply(event);
         let (tone, text) = match &event.kind {
-            EventKind::DeviceLog { slot, line } => (
+            EventKind::DeviceLog { slot, line } if self.device_lines => (
                 Tone::Normal,
                 format!("S{slot:02} {}: {line}", self.serial(*slot)),
             ),
@@ -192,5 +204,132 @@ impl TtyDashboard {
         self.refresh();
         self.screen.finish();
         self.state
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::io;
+    use std::sync::{Arc, Mutex, PoisonError};
+
+    use indicatif::TermLike;
+
+    use super::*;
+    use crate::events::Mode;
+
+    /// A terminal that keeps everything drawn on it, as text.
+    #[derive(Debug, Clone, Default)]
+    pub(crate) struct CaptureTerm {
+        text: Arc<Mutex<String>>,
+    }
+
+    impl CaptureTerm {
+        pub(crate) fn text(&self) -> String {
+            self.text
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone()
+        }
+
+        fn push(&self, s: &str) {
+            self.text
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push_str(s);
+        }
+    }
+
+    impl TermLike for CaptureTerm {
+        fn width(&self) -> u16 {
+            160
+        }
+        fn height(&self) -> u16 {
+            40
+        }
+        fn move_cursor_up(&self, _: usize) -> io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_down(&self, _: usize) -> io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_right(&self, _: usize) -> io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_left(&self, _: usize) -> io::Result<()> {
+            Ok(())
+        }
+        fn write_line(&self, s: &str) -> io::Result<()> {
+            self.push(s);
+            self.push("\n");
+            Ok(())
+        }
+        fn write_str(&self, s: &str) -> io::Result<()> {
+            self.push(s);
+            Ok(())
+        }
+        fn clear_line(&self) -> io::Result<()> {
+            Ok(())
+        }
+        fn flush(&self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// What the operator's terminal shows after a unit's programmer talked and a warning came.
+    fn screen(dashboard: TtyDashboard, term: &CaptureTerm) -> String {
+        let mut dashboard = dashboard;
+        for kind in [
+            EventKind::UnitDetected {
+                slot: 3,
+                port_path: "1-4.3".into(),
+                mode: Mode::Edl,
+                serial: None,
+            },
+            EventKind::UnitIdentified {
+                slot: 3,
+                serial: "7PL0003".into(),
+            },
+            EventKind::DeviceLog {
+                slot: 3,
+                line: "INFO: Binary build date: Nov 28 2026".into(),
+            },
+            EventKind::Warning {
+                slot: Some(3),
+                message: "usbfs budget is low".into(),
+            },
+        ] {
+            dashboard.apply(&Event::now(kind));
+        }
+        dashboard.finish();
+        term.text()
+    }
+
+    fn dashboard_on(term: &CaptureTerm) -> TtyDashboard {
+        TtyDashboard::with_target(
+            ProgressDrawTarget::term_like(Box::new(term.clone())),
+            || (160, 40),
+            RenderStyle::PLAIN,
+        )
+    }
+
+    #[test]
+    fn device_lines_are_shown_only_when_asked_for_warnings_always() {
+        let quiet = CaptureTerm::default();
+        let shown = screen(dashboard_on(&quiet), &quiet);
+        assert!(
+            shown.contains("WARNING S03 7PL0003: usbfs budget is low"),
+            "{shown}"
+        );
+        assert!(!shown.contains("Binary build date"), "{shown}");
+        // The row itself is drawn either way.
+        assert!(shown.contains("S03"), "{shown}");
+
+        let verbose = CaptureTerm::default();
+        let shown = screen(dashboard_on(&verbose).with_device_lines(true), &verbose);
+        assert!(
+            shown.contains("S03 7PL0003: INFO: Binary build date: Nov 28 2026"),
+            "{shown}"
+        );
+        assert!(shown.contains("WARNING S03 7PL0003: usbfs budget is low"));
     }
 }
