@@ -15,10 +15,10 @@ use protocols::transport::Framing;
 use sha2::{Digest, Sha256};
 
 #[path = "edl_package.rs"]
-mod edl_package;
+pub(crate) mod edl_package;
 use edl_package::{test_phone, EdlPackage};
 
-fn firehose_session(
+pub(crate) fn firehose_session(
     phone: &Phone,
     sim: FirehoseSimConfig,
 ) -> (

@@ -3,6 +3,7 @@ mod cli_run;
 mod dashboard;
 mod dashboard_logs;
 mod edl;
+mod edl_backup_gpt;
 mod fastboot_client;
 mod fastboot_interop;
 mod sahara_host;

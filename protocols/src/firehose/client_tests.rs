@@ -7,84 +7,11 @@ use std::time::Duration;
 use super::commands::PatchRequest;
 use super::program::ProgramTarget;
 use super::reader::MessageReader;
-use super::xml::{Document, Element};
+use super::scripted_device::{configured, greet, quick, session, Device, T};
+use super::xml::Document;
 use super::*;
-use crate::transport::memory::{pair_with, MemoryLink};
+use crate::transport::memory::pair_with;
 use crate::transport::{Framing, Transport};
-
-const T: Duration = Duration::from_secs(2);
-
-struct Device {
-    link: MemoryLink,
-    reader: MessageReader,
-}
-
-impl Device {
-    fn expect(&mut self, tag: &str) -> Element {
-        let mut msg = self.reader.next_message(&mut self.link, T).unwrap();
-        assert_eq!(msg.len(), 1);
-        let e = msg.remove(0);
-        assert_eq!(e.name, tag, "host sent {e:?}");
-        e
-    }
-    fn send(&mut self, doc: Document) {
-        self.link.write(&doc.to_bytes(), T).unwrap();
-    }
-    fn log(&mut self, text: &str) {
-        self.send(Document::new("log").attr("value", text));
-    }
-    fn respond(&mut self, value: &str, rawmode: bool) {
-        self.send(
-            Document::new("response")
-                .attr("value", value)
-                .attr("rawmode", rawmode),
-        );
-    }
-    /// Next packet as the device's USB endpoint sees it (ZLPs included).
-    fn packet(&mut self) -> Vec<u8> {
-        let mut buf = vec![0u8; 4 << 20];
-        let n = self.link.read_packet(&mut buf, T).unwrap();
-        buf.truncate(n);
-        buf
-    }
-}
-
-fn session(
-    config: FirehoseConfig,
-    script: impl FnOnce(&mut Device) + Send + 'static,
-) -> (Firehose<MemoryLink>, thread::JoinHandle<()>) {
-    let (host, dev, _c) = pair_with("fh", Framing::Packets, Some(512));
-    let handle = thread::spawn(move || {
-        let mut d = Device {
-            link: dev,
-            reader: MessageReader::default(),
-        };
-        script(&mut d);
-        // Keep the link up until the host is done reading.
-        thread::sleep(Duration::from_millis(100));
-    });
-    (Firehose::new(host, config), handle)
-}
-
-fn quick() -> FirehoseConfig {
-    FirehoseConfig {
-        timeouts: Timeouts {
-            greeting: Duration::from_millis(200),
-            response: Duration::from_millis(500),
-            raw_data: Duration::from_millis(500),
-            program_done: Duration::from_millis(500),
-            long_operation: Duration::from_millis(500),
-        },
-        ..Default::default()
-    }
-}
-
-fn greet(d: &mut Device) {
-    d.log("INFO: Binary build date: Jun 25 2021 @ 23:36:59");
-    d.log("INFO: Supported Functions (14):");
-    d.log("INFO: program");
-    d.log(END_OF_SUPPORTED_FUNCTIONS);
-}
 
 #[test]
 fn configure_retries_with_the_size_offered_in_a_nak() {
@@ -151,24 +78,6 @@ fn silent_device_times_out_on_configure() {
         "{err:?}"
     );
     dev.join().unwrap();
-}
-
-fn configured(
-    payload: usize,
-    script: impl FnOnce(&mut Device) + Send + 'static,
-) -> (Firehose<MemoryLink>, thread::JoinHandle<()>) {
-    let (mut fh, dev) = session(quick(), move |d| {
-        greet(d);
-        d.expect("configure");
-        d.send(
-            Document::new("response")
-                .attr("value", "ACK")
-                .attr("MaxPayloadSizeToTargetInBytes", payload),
-        );
-        script(d);
-    });
-    fh.configure().unwrap();
-    (fh, dev)
 }
 
 #[test]

@@ -1,6 +1,11 @@
-//! Partitions by label: read the primary GPT of a LUN through `<read>` and find a label, so the
-//! station can read back or digest `system_a` without knowing sectors. The table codec is
+//! Partitions by label: read the GPT of a LUN through `<read>` and find a label, so the station
+//! can read back or digest `system_a` without knowing sectors. The table codec is
 //! [`crate::gpt`]; only the sectors the header points at are read.
+//!
+//! The primary copy (header at LBA 1) is read first. When it is damaged (bad signature or CRC,
+//! an interrupted table write) the backup copy in the LUN's last sector is used, as UEFI
+//! firmware does; the LUN's size comes from the programmer's `<getstorageinfo>`
+//! (`total_blocks`), the same source qdl uses for a LUN's geometry.
 
 use super::client::Firehose;
 use super::FirehoseError;
@@ -16,6 +21,8 @@ pub struct PartitionLocation {
     pub lun: u32,
     pub sector_size: usize,
     pub partition: Partition,
+    /// Why the primary GPT was refused, when the partition was found through the backup copy.
+    pub primary_gpt_damage: Option<String>,
 }
 
 impl PartitionLocation {
@@ -30,11 +37,128 @@ impl PartitionLocation {
     }
 }
 
+/// One LUN's validated partition table and which copy it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LunGpt {
+    pub lun: u32,
+    pub header: GptHeader,
+    pub partitions: Vec<Partition>,
+    /// `Some(reason)` when the primary copy was damaged and this table is the backup.
+    pub primary_damage: Option<String>,
+}
+
+impl LunGpt {
+    pub fn copy(&self) -> Which {
+        if self.primary_damage.is_some() {
+            Which::Backup
+        } else {
+            Which::Primary
+        }
+    }
+}
+
 impl<T: Transport> Firehose<T> {
     /// The primary GPT (header at LBA 1) of `lun`, validated (signature, CRCs, bounds).
     pub fn read_primary_gpt(
         &mut self,
         lun: u32,
+    ) -> Result<(GptHeader, Vec<Partition>), FirehoseError> {
+        self.read_gpt_copy(lun, 1, Which::Primary)
+    }
+
+    /// The backup GPT of `lun`: header in the LUN's last sector (`disk_sectors - 1`), validated
+    /// like the primary (and it must say it sits in that sector).
+    pub fn read_backup_gpt(
+        &mut self,
+        lun: u32,
+        disk_sectors: u64,
+    ) -> Result<(GptHeader, Vec<Partition>), FirehoseError> {
+        if disk_sectors < 3 {
+            return Err(FirehoseError::Gpt {
+                lun,
+                detail: format!("a LUN of {disk_sectors} sectors cannot hold a backup GPT"),
+            });
+        }
+        self.read_gpt_copy(lun, disk_sectors - 1, Which::Backup)
+    }
+
+    /// The GPT of `lun`: the primary copy, or the backup when the primary is damaged. A link
+    /// failure or a NAK on the primary's read (no such LUN) is returned as it is; when both
+    /// copies are bad the error names the LUN and both reasons.
+    pub fn read_lun_gpt(&mut self, lun: u32) -> Result<LunGpt, FirehoseError> {
+        let primary_damage = match self.read_primary_gpt(lun) {
+            Ok((header, partitions)) => {
+                return Ok(LunGpt {
+                    lun,
+                    header,
+                    partitions,
+                    primary_damage: None,
+                })
+            }
+            Err(FirehoseError::Gpt { detail, .. }) => detail,
+            Err(other) => return Err(other),
+        };
+        let backup = self
+            .lun_sectors(lun)
+            .and_then(|sectors| self.read_backup_gpt(lun, sectors));
+        match backup {
+            Ok((header, partitions)) => {
+                tracing::warn!(
+                    target: "firehose",
+                    "LUN {lun}: primary GPT is damaged ({primary_damage}); using the backup GPT \
+                     at LBA {}. Re-flash gpt_main{lun}.bin to repair it.",
+                    header.my_lba
+                );
+                Ok(LunGpt {
+                    lun,
+                    header,
+                    partitions,
+                    primary_damage: Some(primary_damage),
+                })
+            }
+            Err(FirehoseError::Gpt { detail, .. }) => Err(FirehoseError::Gpt {
+                lun,
+                detail: format!("no valid GPT: primary: {primary_damage}; backup: {detail}"),
+            }),
+            Err(FirehoseError::Nak {
+                command, reason, ..
+            }) => Err(FirehoseError::Gpt {
+                lun,
+                detail: format!(
+                    "no valid GPT: primary: {primary_damage}; backup: the programmer refused \
+                     `{command}`: {reason}"
+                ),
+            }),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Sectors on `lun` as the programmer reports them (`total_blocks` of `<getstorageinfo>`),
+    /// refused when its block size is not the session's sector size.
+    fn lun_sectors(&mut self, lun: u32) -> Result<u64, FirehoseError> {
+        let info = self.storage_info(lun)?;
+        let gpt_error = |detail: String| FirehoseError::Gpt { lun, detail };
+        let total = info.total_blocks.filter(|t| *t > 0).ok_or_else(|| {
+            gpt_error(
+                "the programmer's getstorageinfo reported no total_blocks, so the backup GPT \
+                 (in the LUN's last sector) cannot be located"
+                    .to_owned(),
+            )
+        })?;
+        match info.block_size {
+            Some(size) if size != self.sector_size as u64 => Err(gpt_error(format!(
+                "getstorageinfo reports {size}-byte blocks but the session uses {}-byte sectors",
+                self.sector_size
+            ))),
+            _ => Ok(total),
+        }
+    }
+
+    fn read_gpt_copy(
+        &mut self,
+        lun: u32,
+        header_lba: u64,
+        which: Which,
     ) -> Result<(GptHeader, Vec<Partition>), FirehoseError> {
         let sector = self.sector_size;
         let sector_size = u32::try_from(sector)
@@ -63,8 +187,8 @@ impl<T: Transport> Firehose<T> {
                 }
             },
             sector_size,
-            1,
-            Which::Primary,
+            header_lba,
+            which,
         );
         match (result, link_error) {
             (Ok(table), _) => Ok(table),
@@ -76,8 +200,9 @@ impl<T: Transport> Firehose<T> {
         }
     }
 
-    /// Find `label` in the GPTs of `luns`, in order. LUNs the programmer refuses (not present)
-    /// or without a valid GPT are skipped; a link failure stops the search.
+    /// Find `label` in the GPTs of `luns`, in order (each LUN's primary table, or its backup
+    /// when the primary is damaged). LUNs the programmer refuses (not present) are skipped,
+    /// LUNs with no valid copy are named in the error; a link failure stops the search.
     pub fn find_partition(
         &mut self,
         label: &str,
@@ -85,20 +210,21 @@ impl<T: Transport> Firehose<T> {
     ) -> Result<PartitionLocation, FirehoseError> {
         let mut searched = Vec::new();
         for lun in luns {
-            match self.read_primary_gpt(lun) {
-                Ok((_, partitions)) => {
+            match self.read_lun_gpt(lun) {
+                Ok(table) => {
                     searched.push(lun.to_string());
-                    if let Some(p) = partitions.into_iter().find(|p| p.name == label) {
+                    if let Some(p) = table.partitions.into_iter().find(|p| p.name == label) {
                         return Ok(PartitionLocation {
                             lun,
                             sector_size: self.sector_size,
                             partition: p,
+                            primary_gpt_damage: table.primary_damage,
                         });
                     }
                 }
                 Err(FirehoseError::Nak { .. }) => {}
                 Err(FirehoseError::Gpt { detail, .. }) => {
-                    searched.push(format!("{lun} (no valid GPT: {detail})"));
+                    searched.push(format!("{lun} ({detail})"));
                 }
                 Err(other) => return Err(other),
             }

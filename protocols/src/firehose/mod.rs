@@ -135,3 +135,7 @@ mod tests {
 
 #[cfg(test)]
 mod client_tests;
+#[cfg(test)]
+mod gpt_lookup_tests;
+#[cfg(test)]
+mod scripted_device;

@@ -66,7 +66,15 @@ fn open_session(link: Box<dyn Transport>, args: &Args) -> anyhow::Result<Session
 fn locate(session: &mut Session, label: &str) -> anyhow::Result<PartitionLocation> {
     let fh = &mut session.firehose;
     let luns = fh.lun_count();
-    Ok(fh.find_partition(label, 0..luns)?)
+    let found = fh.find_partition(label, 0..luns)?;
+    if let Some(damage) = &found.primary_gpt_damage {
+        eprintln!(
+            "warning: LUN {}: primary GPT is damaged ({damage}); `{label}` was found through the \
+             backup GPT",
+            found.lun
+        );
+    }
+    Ok(found)
 }
 
 pub fn run(link: Box<dyn Transport>, args: &Args) -> anyhow::Result<ExitCode> {
@@ -138,17 +146,23 @@ pub fn run(link: Box<dyn Transport>, args: &Args) -> anyhow::Result<ExitCode> {
             let luns = fh.lun_count();
             let mut any = false;
             for lun in 0..luns {
-                match fh.read_primary_gpt(lun) {
-                    Ok((header, partitions)) => {
+                match fh.read_lun_gpt(lun) {
+                    Ok(table) => {
                         any = true;
+                        if let Some(damage) = &table.primary_damage {
+                            eprintln!("warning: LUN {lun}: primary GPT is damaged ({damage}); showing the backup GPT");
+                        }
+                        let header = &table.header;
                         println!(
-                            "LUN {lun}: disk GUID {}, usable LBAs {}..={}, {} partitions",
+                            "LUN {lun}: {} GPT at LBA {}, disk GUID {}, usable LBAs {}..={}, {} partitions",
+                            table.copy(),
+                            header.my_lba,
                             header.disk_guid,
                             header.first_usable_lba,
                             header.last_usable_lba,
-                            partitions.len()
+                            table.partitions.len()
                         );
-                        for p in partitions {
+                        for p in &table.partitions {
                             println!(
                                 "  {:>3} {:<24} {:>10} {:>10} {:>12} bytes  attrs 0x{:016x}",
                                 p.index,
@@ -160,7 +174,7 @@ pub fn run(link: Box<dyn Transport>, args: &Args) -> anyhow::Result<ExitCode> {
                             );
                         }
                     }
-                    Err(e) => eprintln!("LUN {lun}: {e}"),
+                    Err(e) => eprintln!("{e}"),
                 }
             }
             if !any {

@@ -1,0 +1,130 @@
+//! A scripted programmer for the client's unit tests: the test says, message by message, what
+//! the device expects and answers, on an in-memory USB-like link (512-byte packets, ZLPs seen).
+
+use std::thread;
+use std::time::Duration;
+
+use super::reader::MessageReader;
+use super::xml::{Document, Element};
+use super::*;
+use crate::transport::memory::{pair_with, MemoryLink};
+use crate::transport::{Framing, Transport};
+
+pub(super) const T: Duration = Duration::from_secs(2);
+
+pub(super) struct Device {
+    pub link: MemoryLink,
+    pub reader: MessageReader,
+}
+
+impl Device {
+    pub fn expect(&mut self, tag: &str) -> Element {
+        let mut msg = self.reader.next_message(&mut self.link, T).unwrap();
+        assert_eq!(msg.len(), 1);
+        let e = msg.remove(0);
+        assert_eq!(e.name, tag, "host sent {e:?}");
+        e
+    }
+    pub fn send(&mut self, doc: Document) {
+        self.link.write(&doc.to_bytes(), T).unwrap();
+    }
+    pub fn log(&mut self, text: &str) {
+        self.send(Document::new("log").attr("value", text));
+    }
+    pub fn respond(&mut self, value: &str, rawmode: bool) {
+        self.send(
+            Document::new("response")
+                .attr("value", value)
+                .attr("rawmode", rawmode),
+        );
+    }
+    /// Next packet as the device's USB endpoint sees it (ZLPs included).
+    pub fn packet(&mut self) -> Vec<u8> {
+        let mut buf = vec![0u8; 4 << 20];
+        let n = self.link.read_packet(&mut buf, T).unwrap();
+        buf.truncate(n);
+        buf
+    }
+    /// Answer the next `<read>`, which must address `start` + `count` sectors of `lun`, with
+    /// `data` (exactly `count` sectors).
+    pub fn serve_read(&mut self, lun: u32, start: u64, count: u64, data: &[u8]) {
+        let r = self.expect("read");
+        assert_eq!(
+            r.attr("physical_partition_number"),
+            Some(lun.to_string().as_str())
+        );
+        assert_eq!(r.attr("start_sector"), Some(start.to_string().as_str()));
+        assert_eq!(
+            r.attr("num_partition_sectors"),
+            Some(count.to_string().as_str())
+        );
+        self.respond("ACK", true);
+        self.link.write(data, T).unwrap();
+        self.respond("ACK", false);
+    }
+}
+
+pub(super) fn session(
+    config: FirehoseConfig,
+    script: impl FnOnce(&mut Device) + Send + 'static,
+) -> (Firehose<MemoryLink>, thread::JoinHandle<()>) {
+    let (host, dev, _c) = pair_with("fh", Framing::Packets, Some(512));
+    let handle = thread::spawn(move || {
+        let mut d = Device {
+            link: dev,
+            reader: MessageReader::default(),
+        };
+        script(&mut d);
+        // Keep the link up until the host is done reading.
+        thread::sleep(Duration::from_millis(100));
+    });
+    (Firehose::new(host, config), handle)
+}
+
+pub(super) fn quick() -> FirehoseConfig {
+    FirehoseConfig {
+        timeouts: Timeouts {
+            greeting: Duration::from_millis(200),
+            response: Duration::from_millis(500),
+            raw_data: Duration::from_millis(500),
+            program_done: Duration::from_millis(500),
+            long_operation: Duration::from_millis(500),
+        },
+        ..Default::default()
+    }
+}
+
+pub(super) fn greet(d: &mut Device) {
+    d.log("INFO: Binary build date: Jun 25 2021 @ 23:36:59");
+    d.log("INFO: Supported Functions (14):");
+    d.log("INFO: program");
+    d.log(END_OF_SUPPORTED_FUNCTIONS);
+}
+
+/// A session already configured with `payload` (the device ACKs the first configure).
+pub(super) fn configured_with(
+    config: FirehoseConfig,
+    payload: usize,
+    script: impl FnOnce(&mut Device) + Send + 'static,
+) -> (Firehose<MemoryLink>, thread::JoinHandle<()>) {
+    let (mut fh, dev) = session(config, move |d| {
+        greet(d);
+        d.expect("configure");
+        d.send(
+            Document::new("response")
+                .attr("value", "ACK")
+                .attr("MaxPayloadSizeToTargetInBytes", payload)
+                .attr("MaxPayloadSizeToTargetInBytesSupported", payload),
+        );
+        script(d);
+    });
+    fh.configure().unwrap();
+    (fh, dev)
+}
+
+pub(super) fn configured(
+    payload: usize,
+    script: impl FnOnce(&mut Device) + Send + 'static,
+) -> (Firehose<MemoryLink>, thread::JoinHandle<()>) {
+    configured_with(quick(), payload, script)
+}
