@@ -724,10 +724,22 @@ fn set_active_acknowledged_but_not_kept_fails_slot_mismatch_while_the_rest_pass(
         assert_eq!(next_step, station::events::NextStep::RemoveUnit);
         let events = outcome.slot_events(slot);
         let reboot = events.iter().position(|e| {
-            matches!(e, EventKind::PhaseChanged { phase: Phase::Reboot, .. })
+            matches!(
+                e,
+                EventKind::PhaseChanged {
+                    phase: Phase::Reboot,
+                    ..
+                }
+            )
         });
         let set_active = events.iter().position(|e| {
-            matches!(e, EventKind::PhaseChanged { phase: Phase::SetActive { .. }, .. })
+            matches!(
+                e,
+                EventKind::PhaseChanged {
+                    phase: Phase::SetActive { .. },
+                    ..
+                }
+            )
         });
         assert!(set_active < reboot && reboot.is_some(), "{events:?}");
         let row = only_row(&outcome, &serial);
@@ -738,15 +750,23 @@ fn set_active_acknowledged_but_not_kept_fails_slot_mismatch_while_the_rest_pass(
         );
         assert_eq!(row.activation_sha256_found, None, "{row:?}");
         assert_eq!(row.verify_bytes_read, None, "{row:?}");
-        assert_eq!(phones[usize::from(slot) - 1].current_slot().as_deref(), Some("b"));
+        assert_eq!(
+            phones[usize::from(slot) - 1].current_slot().as_deref(),
+            Some("b")
+        );
     }
     // The honest phones were switched, rebooted and verified on `a`.
     for slot in [1, 4] {
-        assert_eq!(phones[usize::from(slot) - 1].current_slot().as_deref(), Some("a"));
-        assert!(outcome.slot_events(slot).contains(&EventKind::PhaseChanged {
-            slot,
-            phase: Phase::Reboot
-        }));
+        assert_eq!(
+            phones[usize::from(slot) - 1].current_slot().as_deref(),
+            Some("a")
+        );
+        assert!(outcome
+            .slot_events(slot)
+            .contains(&EventKind::PhaseChanged {
+                slot,
+                phase: Phase::Reboot
+            }));
     }
     assert_eq!(
         outcome.summary.failures_by_code.get("SLOT_MISMATCH"),
@@ -811,12 +831,27 @@ fn a_phone_swapped_in_during_a_reboot_is_a_new_unit_not_the_flashed_one() {
     let events = outcome.slot_events(2);
     let fail_at = events
         .iter()
-        .position(|e| matches!(e, EventKind::Verdict { verdict: Verdict::Fail { .. }, .. }))
+        .position(|e| {
+            matches!(
+                e,
+                EventKind::Verdict {
+                    verdict: Verdict::Fail { .. },
+                    ..
+                }
+            )
+        })
         .unwrap();
-    assert!(matches!(
-        &events[fail_at + 1..],
-        [EventKind::UnitRemoved { slot: 2 }, EventKind::UnitDetected { slot: 2, .. }, ..]
-    ), "{events:?}");
+    assert!(
+        matches!(
+            &events[fail_at + 1..],
+            [
+                EventKind::UnitRemoved { slot: 2 },
+                EventKind::UnitDetected { slot: 2, .. },
+                ..
+            ]
+        ),
+        "{events:?}"
+    );
 
     let old = only_row(&outcome, &flashed);
     assert_eq!(old.failure_code.as_deref(), Some("IDENTITY_MISMATCH"));
@@ -836,7 +871,11 @@ fn a_phone_swapped_in_during_a_reboot_is_a_new_unit_not_the_flashed_one() {
 #[test]
 fn an_edl_unit_keeps_one_log_file_across_its_re_enumeration() {
     let demo = DemoStation::new();
-    let fleet = Fleet::new(&demo, EEA, vec![(1, DeviceKind::Edl), (2, DeviceKind::Fastboot)]);
+    let fleet = Fleet::new(
+        &demo,
+        EEA,
+        vec![(1, DeviceKind::Edl), (2, DeviceKind::Fastboot)],
+    );
     let chip_serial = format!("{:08x}", fleet.unit(1).phone().identity().chip_serial);
     fleet.plug_all();
     let logs = tempfile::tempdir().unwrap();
