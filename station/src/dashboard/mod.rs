@@ -20,10 +20,6 @@ pub use state::{Counts, DashboardState, Progress, SlotRow, SlotStatus, Unit};
 pub use text::sanitize;
 pub use tty::{TtyDashboard, DEFAULT_REFRESH};
 
-/// A capturing terminal for tests of what the operator sees.
-#[cfg(test)]
-pub(crate) use tty::tests as tty_tests;
-
 /// How lines are drawn: colour and non-ASCII glyphs can each be turned off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RenderStyle {

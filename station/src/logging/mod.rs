@@ -264,10 +264,70 @@ impl EventSink for TracingSink {
 
 #[cfg(test)]
 mod tests {
-    use indicatif::{MultiProgress, ProgressDrawTarget};
+    use std::io;
+    use std::sync::{Arc, Mutex, PoisonError};
+
+    use indicatif::{MultiProgress, ProgressDrawTarget, TermLike};
 
     use super::*;
-    use crate::dashboard::tty_tests::CaptureTerm;
+
+    /// A terminal that keeps everything drawn on it, as text.
+    #[derive(Debug, Clone, Default)]
+    struct CaptureTerm {
+        text: Arc<Mutex<String>>,
+    }
+
+    impl CaptureTerm {
+        fn text(&self) -> String {
+            self.text
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone()
+        }
+
+        fn push(&self, s: &str) {
+            self.text
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push_str(s);
+        }
+    }
+
+    impl TermLike for CaptureTerm {
+        fn width(&self) -> u16 {
+            160
+        }
+        fn height(&self) -> u16 {
+            40
+        }
+        fn move_cursor_up(&self, _: usize) -> io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_down(&self, _: usize) -> io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_right(&self, _: usize) -> io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_left(&self, _: usize) -> io::Result<()> {
+            Ok(())
+        }
+        fn write_line(&self, s: &str) -> io::Result<()> {
+            self.push(s);
+            self.push("\n");
+            Ok(())
+        }
+        fn write_str(&self, s: &str) -> io::Result<()> {
+            self.push(s);
+            Ok(())
+        }
+        fn clear_line(&self) -> io::Result<()> {
+            Ok(())
+        }
+        fn flush(&self) -> io::Result<()> {
+            Ok(())
+        }
+    }
 
     /// What the console shows, above a dashboard, for one device line and one station line.
     fn console_shows(verbosity: i8, rust_log: Option<&str>) -> String {
