@@ -95,6 +95,20 @@ fn the_main_job_passes_every_demo_phone_and_journals_it() {
     assert_eq!(report["units_passed"], 8, "{report}");
     assert_eq!(report["attempts_failed"], 0, "{report}");
     assert_eq!(report["regions"][0], "00EEA", "{report}");
+
+    // `history … | head` on a reader that has already gone: the listing ends quietly, it
+    // does not panic on the closed pipe.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let history = Command::new(flashgate_bin())
+        .args(["history", "--json", "FG000101", "--station"])
+        .arg(demo.join("station.yaml"))
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&history.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
 }
 
 #[test]

@@ -11,6 +11,7 @@ use std::time::Duration;
 #[cfg(target_os = "linux")]
 pub mod functionfs;
 pub mod memory;
+pub mod paced;
 #[cfg(unix)]
 pub mod pty;
 pub mod serial;

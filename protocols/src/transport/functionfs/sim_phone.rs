@@ -3,10 +3,11 @@
 
 use std::path::Path;
 
-use super::{personality, serve, FunctionFsError, FunctionFsLink, Gadget, Next, Personality};
+use super::{personality, serve, FunctionFsError, Gadget, Next, Personality};
 use crate::sim::edl::{self, EdlOutcome, EdlSimConfig, EdlSimError};
 use crate::sim::firehose::FirehoseOutcome;
 use crate::sim::{FastbootConfig, FastbootDevice, Phone, PhoneMode, SessionEnd};
+use crate::transport::paced::Paced;
 use crate::transport::Transport;
 
 /// The EDL personality of `phone` (its chip serial in the product string).
@@ -25,7 +26,7 @@ pub fn fastboot_personality(phone: &Phone) -> Personality {
 /// then the programmer's `after_reset`, normally the bootloader): re-enumerate as EDL again,
 /// become a fastboot device, or leave.
 fn serve_edl_session(
-    link: &mut FunctionFsLink,
+    link: &mut dyn Transport,
     phone: &Phone,
     config: &EdlSimConfig,
     after_reset: &mut dyn FnMut(&Phone) -> Next,
@@ -60,7 +61,7 @@ fn serve_edl_session(
 }
 
 /// Serve fastboot commands of one host session until the phone reboots or the host goes.
-fn serve_fastboot_session(link: &mut FunctionFsLink, device: &mut FastbootDevice) -> Next {
+fn serve_fastboot_session(link: &mut dyn Transport, device: &mut FastbootDevice) -> Next {
     loop {
         let end = device.serve(link);
         tracing::info!(?end, link = %link.describe(), "fastboot session ended");
@@ -96,6 +97,9 @@ pub struct PhoneOnUsb {
     /// `after_reset` mode, the bootloader by default) and re-enumerates as a fastboot device;
     /// `false` keeps it in EDL (a phone on a deep-flash cable), so EDL commands can repeat.
     pub edl_reset_leaves_edl: bool,
+    /// Take in host data at most this fast (bytes per second): a phone writing to slow flash.
+    /// `None` reads as fast as the bus delivers.
+    pub ingress_bytes_per_second: Option<u64>,
 }
 
 /// Serve `setup.phone` on the FunctionFS instance at `dir` in the personality of its mode
@@ -112,6 +116,7 @@ pub fn serve_phone(
         edl,
         fastboot,
         edl_reset_leaves_edl,
+        ingress_bytes_per_second,
     } = setup;
     let mut device = FastbootDevice::new(phone.clone(), fastboot);
     let mut after_reset = |phone: &Phone| {
@@ -138,6 +143,14 @@ pub fn serve_phone(
             })?;
     }
     serve(dir, &first, gadget, |link, _session| {
+        let mut paced;
+        let link: &mut dyn Transport = match ingress_bytes_per_second {
+            Some(rate) => {
+                paced = Paced::new(link, rate);
+                &mut paced
+            }
+            None => link,
+        };
         if phone.mode() == PhoneMode::Edl {
             serve_edl_session(link, &phone, &edl, &mut after_reset)
         } else {

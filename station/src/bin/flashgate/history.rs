@@ -34,11 +34,16 @@ pub fn render(serial: &str, rows: &[AttemptRow]) -> String {
     }
     let mut out = format!("serial {serial}: {} attempt(s)\n", rows.len());
     for row in rows {
+        // The stable failure code beside FAIL: what an engineer greps for and the reports count.
+        let result = match &row.failure_code {
+            Some(code) => format!("{} {code}", row.result),
+            None => row.result.clone(),
+        };
         out.push_str(&format!(
             "#{} {}  {}  work order {} ({} {} build {})  station {} slot {} port {}  {}\n",
             row.id,
             row.started_at,
-            row.result,
+            result,
             row.work_order,
             row.product,
             row.region,
@@ -85,7 +90,7 @@ mod tests {
     use station::config::VerifyMethod;
     use station::digest::Sha256Digest;
     use station::journal::{AttemptOutcome, AttemptStart, ImageSent, Journal, UnitMode};
-    use station::verdict::Verdict;
+    use station::verdict::{Failure, UnitRef, Verdict};
 
     use super::render;
 
@@ -94,22 +99,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut journal = Journal::open(&dir.path().join("j.sqlite")).unwrap();
         let at = UNIX_EPOCH + Duration::from_secs(1_795_860_000);
-        let id = journal
-            .begin(&AttemptStart {
-                slot: 5,
-                port_path: "1-4.5".into(),
-                station_id: "st1".into(),
-                work_order: "WO-1".into(),
-                work_order_quantity: 1,
-                product: "fgdemo".into(),
-                region: "00WW".into(),
-                build_id: "B1".into(),
-                manifest_sha256: Sha256Digest::of_bytes(b"m"),
-                tool_version: "t".into(),
-                log_path: Some("logs/S1-1.log".into()),
-                started_at: at,
-            })
-            .unwrap();
+        let start = AttemptStart {
+            slot: 5,
+            port_path: "1-4.5".into(),
+            station_id: "st1".into(),
+            work_order: "WO-1".into(),
+            work_order_quantity: 1,
+            product: "fgdemo".into(),
+            region: "00WW".into(),
+            build_id: "B1".into(),
+            manifest_sha256: Sha256Digest::of_bytes(b"m"),
+            tool_version: "t".into(),
+            log_path: Some("logs/S1-1.log".into()),
+            started_at: at,
+        };
+        let id = journal.begin(&start).unwrap();
         journal.identified(id, "S1", UnitMode::Edl, at).unwrap();
         let client = Sha256Digest::of_bytes(b"client");
         journal
@@ -149,6 +153,43 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("log logs/S1-1.log"), "{text}");
+
+        // A failed attempt shows its code beside FAIL, and its message.
+        let failed = journal
+            .begin(&AttemptStart {
+                started_at: at + Duration::from_secs(60),
+                ..start.clone()
+            })
+            .unwrap();
+        journal
+            .identified(failed, "S1", UnitMode::Fastboot, at)
+            .unwrap();
+        journal
+            .finish(
+                failed,
+                &AttemptOutcome {
+                    verdict: Verdict::Fail(Failure::Disconnected {
+                        unit: UnitRef {
+                            slot: 5,
+                            serial: Some("S1".into()),
+                        },
+                        step: "flash system_a".into(),
+                    }),
+                    images_sent: Vec::new(),
+                    activation_sha256_found: None,
+                    verify_method: None,
+                    verify_bytes_read: None,
+                    finished_at: at,
+                },
+            )
+            .unwrap();
+        let text = render("S1", &journal.history("S1").unwrap());
+        let second = text.lines().find(|l| l.starts_with("#2 ")).unwrap();
+        assert!(
+            second.contains("  FAIL DISCONNECTED  work order WO-1"),
+            "{text}"
+        );
+        assert!(text.contains("flash system_a"), "{text}");
         assert_eq!(render("S2", &[]), "no attempts recorded for serial S2\n");
         let json = serde_json::to_value(&rows).unwrap();
         assert_eq!(json[0]["mode"], "edl");

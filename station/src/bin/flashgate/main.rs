@@ -49,8 +49,25 @@ enum Command {
     Sim(sim::Args),
 }
 
+/// Read-only listing commands end quietly when their reader goes away (`history --json | head`),
+/// as Unix tools do. Commands that drive a phone keep Rust's default (a failed write is an
+/// error they handle), so a closed pipe never kills a flash half-way.
+fn quiet_on_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(
+        cli.command,
+        Command::Report(_) | Command::History(_) | Command::Devices(_) | Command::Ports(_)
+    ) {
+        quiet_on_closed_pipe();
+    }
     // `run` sets up the station's own logging (files + console above the dashboard).
     if let Command::Run(args) = cli.command {
         return match run::run(args, cli.verbose) {

@@ -108,6 +108,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// `--fetch-allow` values: `all`, or the partitions `fetch:` may read; none keeps the default.
+fn fetch_allow(names: &[String]) -> Option<FetchAllow> {
+    if names.iter().any(|n| n == "all") {
+        Some(FetchAllow::All)
+    } else if names.is_empty() {
+        None
+    } else {
+        Some(FetchAllow::Only(names.to_vec()))
+    }
+}
+
 /// `64M`, `10MiB`, `4G`, `4096`, `0x1000`.
 fn parse_size(text: &str) -> Result<u64, String> {
     let t = text.trim();
@@ -180,10 +191,8 @@ fn fastboot(a: FastbootArgs) -> anyhow::Result<ExitCode> {
         config.max_fetch_size = u32::try_from(n)
             .context("--max-fetch-size: at most 4 GiB - 1 (a DATA response has 8 hex digits)")?;
     }
-    if a.fetch_allow.iter().any(|n| n == "all") {
-        config.fetch_allow = FetchAllow::All;
-    } else if !a.fetch_allow.is_empty() {
-        config.fetch_allow = FetchAllow::Only(a.fetch_allow.clone());
+    if let Some(allow) = fetch_allow(&a.fetch_allow) {
+        config.fetch_allow = allow;
     }
     if a.usb.functionfs.is_some() {
         let edl = protocols::sim::edl::EdlSimConfig::default();

@@ -29,6 +29,14 @@ pub struct EdlArgs {
     /// and re-enumerates as a fastboot device (default: back in EDL).
     #[arg(long, requires = "functionfs")]
     reset_to_fastboot: bool,
+    /// With --reset-to-fastboot: partitions the bootloader's `fetch:` may read (repeatable;
+    /// `all` for any, as a factory bootloader that lets the station read back what it wrote).
+    #[arg(
+        long = "fetch-allow",
+        value_name = "NAME",
+        requires = "reset_to_fastboot"
+    )]
+    fetch_allow: Vec<String>,
     /// Directory for the partition and LUN files (kept across restarts).
     #[arg(long, value_name = "DIR")]
     storage: PathBuf,
@@ -123,7 +131,10 @@ pub fn run(args: EdlArgs) -> anyhow::Result<ExitCode> {
     };
     if args.usb.functionfs.is_some() {
         phone.set_mode(protocols::sim::PhoneMode::Edl);
-        let fastboot = protocols::sim::FastbootConfig::default();
+        let mut fastboot = protocols::sim::FastbootConfig::default();
+        if let Some(allow) = super::fetch_allow(&args.fetch_allow) {
+            fastboot.fetch_allow = allow;
+        }
         return super::sim_usb::serve(&args.usb, phone, config, fastboot, args.reset_to_fastboot);
     }
     let Some(pty_path) = &args.pty else {

@@ -27,6 +27,10 @@ pub struct UsbArgs {
     /// The USB device controller to bind the gadget to (a name in /sys/class/udc).
     #[arg(long, value_name = "NAME", requires = "gadget")]
     pub udc: Option<String>,
+    /// Take in host data at most this fast, in bytes per second (suffixes K, M): a phone
+    /// writing to slow flash. Gives an operator time to pull the cable mid-flash.
+    #[arg(long, value_name = "BYTES", value_parser = super::parse_size, requires = "functionfs")]
+    pub usb_rate: Option<u64>,
 }
 
 /// Serve `phone` on FunctionFS until it powers off (or fail to set it up).
@@ -49,7 +53,7 @@ pub fn serve(
     };
     let identity = phone.identity();
     eprintln!(
-        "simulated phone {} ({:?}) on FunctionFS {}{}",
+        "simulated phone {} ({:?}) on FunctionFS {}{}{}",
         identity.serial,
         phone.mode(),
         dir.display(),
@@ -57,13 +61,16 @@ pub fn serve(
             ", gadget {} on {}",
             g.dir().display(),
             g.udc()
-        ))
+        )),
+        usb.usb_rate
+            .map_or(String::new(), |r| format!(", taking in {r} bytes/s"))
     );
     let setup = sim_phone::PhoneOnUsb {
         phone,
         edl,
         fastboot,
         edl_reset_leaves_edl,
+        ingress_bytes_per_second: usb.usb_rate,
     };
     sim_phone::serve_phone(dir, gadget.as_ref(), setup)?;
     eprintln!("the phone powered off");
