@@ -4,6 +4,7 @@ mod dashboard;
 mod dashboard_logs;
 mod edl;
 mod edl_backup_gpt;
+mod edl_payload;
 mod fastboot_client;
 mod fastboot_interop;
 mod sahara_host;

@@ -40,6 +40,10 @@ pub struct Args {
     /// MaxPayloadSizeToTargetInBytes to ask for in `configure` (the programmer may offer less).
     #[arg(long, default_value_t = protocols::firehose::DEFAULT_MAX_PAYLOAD)]
     pub max_payload: usize,
+    /// The most to configure again up to when the programmer says it supports a larger
+    /// payload than was asked for (at most 16 MiB).
+    #[arg(long, default_value_t = protocols::firehose::MAX_PAYLOAD_CAP)]
+    pub max_payload_cap: usize,
     #[command(subcommand)]
     pub action: Action,
 }
@@ -64,7 +68,8 @@ pub enum Action {
     },
     /// Ask the programmer for the SHA-256 of a partition (getsha256digest).
     Digest { label: String },
-    /// Print the primary GPT of every LUN.
+    /// Print the GPT of every LUN (its backup copy, with a warning, where the primary is
+    /// damaged).
     Printgpt,
     /// Reset the phone (power reset); it leaves EDL.
     Reset,
