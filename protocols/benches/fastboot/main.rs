@@ -9,7 +9,9 @@
 //!   (getrusage of the client thread; the simulator runs on its own thread).
 //! - `tcp`: over TCP loopback against `flashgate sim fastboot --listen`, Debian's
 //!   `fastboot flash` versus `flashgate fastboot flash` for a 300 MiB mostly-zero raw file and
-//!   its `img2simg` sparse image, max-download-size 64 MiB; median of 3 wall-clock runs each.
+//!   its `img2simg` sparse image, max-download-size 64 MiB; medians of `BENCH_RUNS` (default 5)
+//!   runs each, the two tools taking turns: wall clock, and the client process's CPU time
+//!   (steadier than wall clock on a shared machine).
 //! - `rss`: peak RSS of `flashgate fastboot flash` with a 4 GiB raw image (wait4 rusage).
 //!
 //! `FLASHGATE_BIN` overrides the path of the `flashgate` binary (default
@@ -168,10 +170,20 @@ impl Drop for Sim {
     }
 }
 
-/// Run a command to completion; (wall seconds, peak RSS in KiB of that process).
+/// What one run of a command cost.
+struct Measured {
+    /// Wall seconds from spawn to exit.
+    wall: f64,
+    /// User + system CPU seconds of the process.
+    cpu: f64,
+    /// Peak RSS in KiB.
+    rss_kib: u64,
+}
+
+/// Run a command to completion and measure it.
 // The child is reaped by wait4 (which also yields its own rusage), not by Child::wait.
 #[allow(clippy::zombie_processes)]
-fn run_measured(mut command: Command) -> (f64, u64) {
+fn run_measured(mut command: Command) -> Measured {
     let started = Instant::now();
     let child = command
         .stdout(Stdio::null())
@@ -195,7 +207,12 @@ fn run_measured(mut command: Command) -> (f64, u64) {
         rc == pid && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
         "command failed (status {status}): {text}"
     );
-    (wall, usage.ru_maxrss as u64)
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Measured {
+        wall,
+        cpu: secs(usage.ru_utime) + secs(usage.ru_stime),
+        rss_kib: usage.ru_maxrss as u64,
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -214,6 +231,11 @@ fn same_bytes(a: &Path, b: &Path) -> bool {
 }
 
 fn tcp_side_by_side(flashgate: &Path, dir: &Path) {
+    let runs: usize = std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(5);
     let raw = dir.join("mostly-zero-300m.img");
     let sparse = dir.join("mostly-zero-300m.simg");
     mostly_zero_image(&raw, 300 * MIB, 4 * MIB);
@@ -223,12 +245,18 @@ fn tcp_side_by_side(flashgate: &Path, dir: &Path) {
         .status()
         .expect("img2simg");
     assert!(ok.success(), "img2simg failed");
-    println!("tcp loopback, 300 MiB, max-download-size 64 MiB, median of 3 (wall seconds):");
+    println!(
+        "tcp loopback, 300 MiB, max-download-size 64 MiB, median of {runs} runs per tool, the \
+         tools taking turns (wall seconds; client CPU = user+sys of the client process):"
+    );
     for (label, image) in [("raw mostly-zero", &raw), ("img2simg sparse", &sparse)] {
-        let mut results = Vec::new();
-        for tool in ["fastboot", "flashgate"] {
-            let mut times = Vec::new();
-            for _ in 0..3 {
+        let tools = ["fastboot", "flashgate"];
+        let mut wall: [Vec<f64>; 2] = Default::default();
+        let mut cpu: [Vec<f64>; 2] = Default::default();
+        for run in 0..runs {
+            // Alternate who goes first, so a burst of load elsewhere hits both alike.
+            for i in [run % 2, 1 - run % 2] {
+                let tool = tools[i];
                 let sim = Sim::start(flashgate, &dir.join("sim-storage"), 320 * MIB);
                 let mut command = if tool == "fastboot" {
                     let mut c = Command::new("fastboot");
@@ -241,7 +269,7 @@ fn tcp_side_by_side(flashgate: &Path, dir: &Path) {
                     c
                 };
                 command.env("NO_COLOR", "1");
-                let (wall, _) = run_measured(command);
+                let measured = run_measured(command);
                 let written = sim.storage.join("system_a.img");
                 if label.starts_with("raw") {
                     assert!(
@@ -249,15 +277,22 @@ fn tcp_side_by_side(flashgate: &Path, dir: &Path) {
                         "{tool}: partition differs from the image"
                     );
                 }
-                times.push(wall);
+                wall[i].push(measured.wall);
+                cpu[i].push(measured.cpu);
             }
-            let m = median(times.clone());
-            println!("  {label:16} {tool:9} median {m:6.2} s  runs {times:.2?}");
-            results.push(m);
+        }
+        for (i, tool) in tools.iter().enumerate() {
+            println!(
+                "  {label:16} {tool:9} median {:6.3} s  client CPU median {:6.3} s  runs {:.3?}",
+                median(wall[i].clone()),
+                median(cpu[i].clone()),
+                wall[i]
+            );
         }
         println!(
-            "  {label:16} flashgate/fastboot time ratio {:.2}",
-            results[1] / results[0]
+            "  {label:16} flashgate/fastboot ratio: wall {:.2}, client CPU {:.2}",
+            median(wall[1].clone()) / median(wall[0].clone()),
+            median(cpu[1].clone()) / median(cpu[0].clone())
         );
     }
 }
@@ -288,10 +323,11 @@ fn peak_rss(flashgate: &Path, dir: &Path) {
     command
         .args(["fastboot", "--target", &sim.target(), "flash", "system"])
         .arg(&image);
-    let (wall, rss_kib) = run_measured(command);
+    let measured = run_measured(command);
     println!(
-        "flashgate fastboot flash, 4 GiB raw image over TCP: {wall:.1} s, peak RSS {:.1} MiB",
-        rss_kib as f64 / 1024.0
+        "flashgate fastboot flash, 4 GiB raw image over TCP: {:.1} s, peak RSS {:.1} MiB",
+        measured.wall,
+        measured.rss_kib as f64 / 1024.0
     );
     let _ = std::fs::remove_file(image);
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::command::{Command, FlashingAction, RebootTarget, DEFAULT_MAX_COMMAND_LEN};
 use super::error::{FastbootError, Violation};
+use super::link_writer::{Finished, LinkWriter};
 use super::response::{Response, MAX_RESPONSE_LEN};
 use crate::progress::{NoProgress, ProgressEvent, ProgressSink};
 use crate::transport::{Transport, TransportError};
@@ -145,21 +146,17 @@ impl<T: Transport> Fastboot<T> {
         produce: &mut dyn FnMut(&mut dyn Write) -> std::io::Result<()>,
     ) -> Result<Reply, FastbootError> {
         let (text, mut messages) = self.begin_download(size)?;
-        let mut chunk = self.take_chunk();
-        chunk.clear();
+        let chunk = self.take_chunk();
         let timeout = self.options.response_timeout;
-        let mut writer = LinkWriter {
-            link: &mut self.link,
-            buf: chunk,
-            declared: size.into(),
-            written: 0,
-            timeout,
-            progress: &*self.progress,
-            failure: None,
-        };
+        let mut writer =
+            LinkWriter::new(&mut self.link, chunk, size.into(), timeout, &*self.progress);
         let produced = produce(&mut writer).and_then(|()| writer.flush_buf());
-        let (written, failure) = (writer.written, writer.failure.take());
-        self.chunk = std::mem::take(&mut writer.buf);
+        let Finished {
+            buf,
+            written,
+            failure,
+        } = writer.finish();
+        self.chunk = buf;
         if let Some(e) = failure {
             return Err(self.transport_error(&text, e));
         }
@@ -478,61 +475,6 @@ impl<T: Transport> Fastboot<T> {
             self.progress
                 .event(ProgressEvent::Bytes { bytes: got as u64 });
         }
-        Ok(())
-    }
-}
-
-/// The host side of a download data phase as a `Write`: buffers up to one chunk, refuses bytes
-/// beyond the announced size, and keeps the transport's own error for the caller.
-struct LinkWriter<'a, T: Transport> {
-    link: &'a mut T,
-    buf: Vec<u8>,
-    declared: u64,
-    written: u64,
-    timeout: Duration,
-    progress: &'a dyn ProgressSink,
-    failure: Option<TransportError>,
-}
-
-impl<T: Transport> LinkWriter<'_, T> {
-    fn flush_buf(&mut self) -> std::io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        if let Err(e) = self.link.write(&self.buf, self.timeout) {
-            self.failure = Some(e);
-            return Err(std::io::Error::other("link failed"));
-        }
-        self.progress.event(ProgressEvent::Bytes {
-            bytes: self.buf.len() as u64,
-        });
-        self.buf.clear();
-        Ok(())
-    }
-}
-
-impl<T: Transport> Write for LinkWriter<'_, T> {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        if self.written + data.len() as u64 > self.declared {
-            return Err(std::io::Error::new(
-                ErrorKind::InvalidData,
-                format!(
-                    "more than the {} bytes announced to the device",
-                    self.declared
-                ),
-            ));
-        }
-        let room = self.buf.capacity() - self.buf.len();
-        let n = data.len().min(room.max(1));
-        self.buf.extend_from_slice(&data[..n]);
-        self.written += n as u64;
-        if self.buf.len() >= self.buf.capacity() {
-            self.flush_buf()?;
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
 }

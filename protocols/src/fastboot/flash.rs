@@ -154,15 +154,16 @@ impl<T: Transport> Fastboot<T> {
             .map_err(io("measuring the image"))?;
         let targets = self.resolve_partitions(partition, &options.slot)?;
         let limit = self.max_download_size(options)?;
-        if kind == ImageKind::Sparse {
-            resparse::validate_sparse(image)?;
-        }
+        let sparse_plan = match kind {
+            ImageKind::Sparse => Some(resparse::sparse_plan(image)?),
+            ImageKind::Raw => None,
+        };
         // Fits in one download: raw and sparse images alike go as they are. Otherwise plan the
         // pieces once (for a raw image this reads it once) and send them to every target.
         let piece_limit = resparse_piece_limit(image_len, limit);
         let pieces = match piece_limit {
             None => None,
-            Some(piece_limit) => Some(resparse::plan_pieces(image, piece_limit)?),
+            Some(piece_limit) => Some(resparse::plan_pieces(image, sparse_plan, piece_limit)?),
         };
         let bytes_per_target = match &pieces {
             None => image_len,

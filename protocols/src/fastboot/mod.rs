@@ -6,6 +6,7 @@ pub mod client;
 pub mod command;
 pub mod error;
 pub mod flash;
+mod link_writer;
 pub mod readback;
 mod resparse;
 pub mod response;

@@ -35,17 +35,22 @@ fn image_error(e: SparseError) -> FastbootError {
 }
 
 /// Check a sparse image's headers and chunk table (the device would refuse a broken one only
-/// after the whole download).
-pub(crate) fn validate_sparse<R: Read + Seek>(image: &mut R) -> Result<(), FastbootError> {
-    ChunkPlan::from_sparse(image).map(drop).map_err(image_error)
+/// after the whole download); the plan is kept for splitting, so the table is read once.
+pub(crate) fn sparse_plan<R: Read + Seek>(image: &mut R) -> Result<ChunkPlan, FastbootError> {
+    ChunkPlan::from_sparse(image).map_err(image_error)
 }
 
-/// The pieces, each at most `limit` bytes encoded, that carry `image` (raw or sparse).
+/// The pieces, each at most `limit` bytes encoded, that carry `image`: a sparse image by the
+/// plan [`sparse_plan`] made, a raw one (`plan` None) by reading it once.
 pub(crate) fn plan_pieces<R: Read + Seek>(
     image: &mut R,
+    plan: Option<ChunkPlan>,
     limit: u64,
 ) -> Result<Vec<Piece>, FastbootError> {
-    let plan = ChunkPlan::open(image).map_err(image_error)?;
+    let plan = match plan {
+        Some(plan) => plan,
+        None => ChunkPlan::scan_raw(image).map_err(image_error)?,
+    };
     split(&plan, limit).map_err(image_error)
 }
 

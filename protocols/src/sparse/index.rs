@@ -10,6 +10,9 @@ use std::io::{BufReader, Read, Seek, SeekFrom};
 use super::error::{read_exact_or_truncated, SparseError};
 use super::format::{ChunkHeader, ChunkType, SparseHeader, CHUNK_HEADER_LEN, FILE_HEADER_LEN};
 
+/// Read-ahead while scanning a chunk table: about 1,300 chunk headers.
+const SCAN_BUF_LEN: usize = 16 * 1024;
+
 /// A run of blocks that carries data. Blocks not covered by any region read as zeros
 /// (DONT_CARE).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +57,9 @@ impl ChunkTable {
         source
             .seek(SeekFrom::Start(0))
             .map_err(SparseError::io("seeking to the sparse header"))?;
-        let mut input = BufReader::with_capacity(64 * 1024, source);
+        // Small: after each RAW chunk's data is seeked over, the next 12-byte chunk header
+        // refills the whole buffer, and flashing scans the table before every download.
+        let mut input = BufReader::with_capacity(SCAN_BUF_LEN, source);
 
         let mut bytes = [0u8; FILE_HEADER_LEN];
         read_exact_or_truncated(&mut input, &mut bytes, "sparse file header", 0)?;
