@@ -145,6 +145,16 @@ impl<T: Transport> Fastboot<T> {
         size: u32,
         produce: &mut dyn FnMut(&mut dyn Write) -> std::io::Result<()>,
     ) -> Result<Reply, FastbootError> {
+        self.download_streamed(size, &mut |writer| produce(writer))
+    }
+
+    /// [`Fastboot::download_with`] with the writer itself, which can also read data from a
+    /// source straight into the buffer it sends from ([`LinkWriter::read_from`]).
+    pub(crate) fn download_streamed(
+        &mut self,
+        size: u32,
+        produce: &mut dyn FnMut(&mut LinkWriter<'_, T>) -> std::io::Result<()>,
+    ) -> Result<Reply, FastbootError> {
         let (text, mut messages) = self.begin_download(size)?;
         let chunk = self.take_chunk();
         let timeout = self.options.response_timeout;

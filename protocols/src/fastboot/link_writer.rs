@@ -1,15 +1,12 @@
 //! The host side of a download data phase as a `Write`, for data produced on the fly (sparse
 //! pieces): it refuses bytes beyond the announced size, keeps the transport's own error for the
-//! caller, and sends what it is given with as few copies as the link allows.
+//! caller, and can read RAW data from the image straight into the buffer it sends from.
 
-use std::io::{ErrorKind, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::time::Duration;
 
 use crate::progress::{ProgressEvent, ProgressSink};
 use crate::transport::{Transport, TransportError};
-
-/// Writes at least this long skip the buffer (see [`LinkWriter::write_direct`]).
-const DIRECT_WRITE_MIN: usize = 64 * 1024;
 
 /// Every data-phase write but the last is a whole multiple of this, as the AOSP client keeps its
 /// USB writes whole multiples of 1 KiB: a bulk transfer that does not end on a max-packet
@@ -19,11 +16,10 @@ pub(crate) const LINK_WRITE_ALIGN: usize = 4096;
 
 pub(crate) struct LinkWriter<'a, T: Transport> {
     link: &'a mut T,
-    /// Small writes (sparse headers, FILL values) gather here, up to `limit` bytes.
+    /// What goes out in the next link write: `buf[..filled]`. Every write but the last is the
+    /// whole buffer, a multiple of [`LINK_WRITE_ALIGN`].
     buf: Vec<u8>,
-    /// Most bytes sent in one link write: the buffer's capacity rounded down to a whole
-    /// multiple of [`LINK_WRITE_ALIGN`].
-    limit: usize,
+    filled: usize,
     declared: u64,
     written: u64,
     timeout: Duration,
@@ -39,9 +35,16 @@ pub(crate) struct Finished {
     pub failure: Option<TransportError>,
 }
 
+fn too_much(declared: u64) -> std::io::Error {
+    std::io::Error::new(
+        ErrorKind::InvalidData,
+        format!("more than the {declared} bytes announced to the device"),
+    )
+}
+
 impl<'a, T: Transport> LinkWriter<'a, T> {
-    /// A writer for a data phase of `declared` bytes. `buf` is emptied; its capacity, rounded
-    /// down to whole [`LINK_WRITE_ALIGN`]s (one at least), bounds every write to the link.
+    /// A writer for a data phase of `declared` bytes that sends `buf`'s length, rounded down to
+    /// whole [`LINK_WRITE_ALIGN`]s (one at least), per link write.
     pub(crate) fn new(
         link: &'a mut T,
         mut buf: Vec<u8>,
@@ -49,13 +52,12 @@ impl<'a, T: Transport> LinkWriter<'a, T> {
         timeout: Duration,
         progress: &'a dyn ProgressSink,
     ) -> Self {
-        buf.clear();
-        let limit = (buf.capacity() / LINK_WRITE_ALIGN).max(1) * LINK_WRITE_ALIGN;
-        buf.reserve(limit);
+        let len = (buf.len() / LINK_WRITE_ALIGN).max(1) * LINK_WRITE_ALIGN;
+        buf.resize(len, 0);
         LinkWriter {
             link,
             buf,
-            limit,
+            filled: 0,
             declared,
             written: 0,
             timeout,
@@ -75,69 +77,63 @@ impl<'a, T: Transport> LinkWriter<'a, T> {
 
     /// Send what is buffered.
     pub(crate) fn flush_buf(&mut self) -> std::io::Result<()> {
-        if self.buf.is_empty() {
+        if self.filled == 0 {
             return Ok(());
         }
-        let buf = std::mem::take(&mut self.buf);
-        let sent = self.send(&buf);
-        self.buf = buf;
-        self.buf.clear();
-        sent
-    }
-
-    fn send(&mut self, data: &[u8]) -> std::io::Result<()> {
-        if let Err(e) = self.link.write(data, self.timeout) {
+        if let Err(e) = self.link.write(&self.buf[..self.filled], self.timeout) {
             self.failure = Some(e);
             return Err(std::io::Error::other("link failed"));
         }
         self.progress.event(ProgressEvent::Bytes {
-            bytes: data.len() as u64,
+            bytes: self.filled as u64,
         });
+        self.filled = 0;
         Ok(())
     }
 
-    /// Large writes (the RAW data of a sparse piece) go to the link from the caller's memory:
-    /// the buffer is topped up to an aligned length and sent, then the aligned bulk of `data`
-    /// follows without being copied (one copy of the image fewer per download, as the AOSP
-    /// client's sparse callback does); the unaligned tail is left for the next call. Returns the
-    /// bytes consumed, or `None` when `data` is to be buffered instead.
-    fn write_direct(&mut self, data: &[u8]) -> std::io::Result<Option<usize>> {
-        let top_up = (LINK_WRITE_ALIGN - self.buf.len() % LINK_WRITE_ALIGN) % LINK_WRITE_ALIGN;
-        if data.len() < DIRECT_WRITE_MIN {
-            return Ok(None);
+    /// Move `len` bytes from `source` to the device, read straight into the buffer the link
+    /// writes from: the image's RAW data is copied once on the host (by the read), as the AOSP
+    /// client manages by mapping the file. A source that ends early is `UnexpectedEof`.
+    pub(crate) fn read_from(&mut self, source: &mut dyn Read, len: u64) -> std::io::Result<()> {
+        if self.written + len > self.declared {
+            return Err(too_much(self.declared));
         }
-        if !self.buf.is_empty() {
-            self.buf.extend_from_slice(&data[..top_up]);
-            self.written += top_up as u64;
-            self.flush_buf()?;
+        let mut left = len;
+        while left > 0 {
+            let room = self.buf.len() - self.filled;
+            let want = usize::try_from(left).unwrap_or(usize::MAX).min(room);
+            let n = match source.read(&mut self.buf[self.filled..self.filled + want]) {
+                Ok(0) => {
+                    return Err(std::io::Error::new(
+                        ErrorKind::UnexpectedEof,
+                        format!("the source ended {left} bytes short"),
+                    ))
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            self.filled += n;
+            self.written += n as u64;
+            left -= n as u64;
+            if self.filled == self.buf.len() {
+                self.flush_buf()?;
+            }
         }
-        let rest = &data[top_up..];
-        let direct = (rest.len() - rest.len() % LINK_WRITE_ALIGN).min(self.limit);
-        self.send(&rest[..direct])?;
-        self.written += direct as u64;
-        Ok(Some(top_up + direct))
+        Ok(())
     }
 }
 
 impl<T: Transport> Write for LinkWriter<'_, T> {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
         if self.written + data.len() as u64 > self.declared {
-            return Err(std::io::Error::new(
-                ErrorKind::InvalidData,
-                format!(
-                    "more than the {} bytes announced to the device",
-                    self.declared
-                ),
-            ));
+            return Err(too_much(self.declared));
         }
-        if let Some(n) = self.write_direct(data)? {
-            return Ok(n);
-        }
-        let room = self.limit - self.buf.len();
-        let n = data.len().min(room);
-        self.buf.extend_from_slice(&data[..n]);
+        let n = data.len().min(self.buf.len() - self.filled);
+        self.buf[self.filled..self.filled + n].copy_from_slice(&data[..n]);
+        self.filled += n;
         self.written += n as u64;
-        if self.buf.len() >= self.limit {
+        if self.filled == self.buf.len() {
             self.flush_buf()?;
         }
         Ok(n)
@@ -184,59 +180,65 @@ mod tests {
             .collect()
     }
 
-    /// Feed `parts` through a writer with a buffer of `capacity`; the link's writes.
-    fn run(parts: &[Vec<u8>], capacity: usize) -> Vec<Vec<u8>> {
+    /// What the writer is given: bytes to `write`, or bytes for it to `read_from` a source.
+    enum Part {
+        Write(Vec<u8>),
+        Read(Vec<u8>),
+    }
+
+    /// Feed `parts` through a writer with a buffer of `buf_len`; the link's writes.
+    fn run(parts: &[Part], buf_len: usize) -> Vec<Vec<u8>> {
         let mut link = Recorder::default();
-        let total: usize = parts.iter().map(Vec::len).sum();
+        let bytes = |p: &Part| match p {
+            Part::Write(b) | Part::Read(b) => b.clone(),
+        };
+        let all: Vec<u8> = parts.iter().flat_map(bytes).collect();
         let mut w = LinkWriter::new(
             &mut link,
-            Vec::with_capacity(capacity),
-            total as u64,
+            vec![0; buf_len],
+            all.len() as u64,
             T,
             &NoProgress,
         );
         for p in parts {
-            w.write_all(p).unwrap();
+            match p {
+                Part::Write(b) => w.write_all(b).unwrap(),
+                Part::Read(b) => w.read_from(&mut &b[..], b.len() as u64).unwrap(),
+            }
         }
         w.flush_buf().unwrap();
         let finished = w.finish();
-        assert_eq!(finished.written, total as u64);
+        assert_eq!(finished.written, all.len() as u64);
         assert!(finished.failure.is_none());
-        let writes = link.writes;
-        assert_eq!(
-            writes.concat(),
-            parts.concat(),
-            "bytes reach the link in order"
-        );
-        writes
+        assert_eq!(link.writes.concat(), all, "bytes reach the link in order");
+        link.writes
     }
 
     #[test]
     fn small_writes_gather_into_buffer_sized_link_writes() {
         // A FILL-only piece: a file header, then 16-byte chunks.
-        let mut parts = vec![pattern(28, 1)];
-        parts.extend((0..10_000).map(|i| pattern(16, i as u8)));
+        let mut parts = vec![Part::Write(pattern(28, 1))];
+        parts.extend((0..10_000).map(|i| Part::Write(pattern(16, i as u8))));
         let lens: Vec<usize> = run(&parts, 64 * 1024).iter().map(Vec::len).collect();
         assert_eq!(lens, vec![65536, 65536, 28 + 160_000 - 2 * 65536]);
     }
 
     #[test]
-    fn large_writes_go_straight_through_in_aligned_pieces() {
-        // A sparse header, a RAW chunk header, then RAW data: the headers are topped up to
-        // 4 KiB with the data's first bytes, the data's aligned bulk follows in writes of at
-        // most the buffer's capacity, and what is left waits in the buffer.
-        let data = pattern(300_000, 7);
-        let parts = vec![
-            pattern(28, 1),
-            pattern(12, 2),
-            data,
-            pattern(12, 3),
-            pattern(5, 4),
+    fn raw_data_read_from_the_source_fills_the_buffer_around_the_headers() {
+        // A sparse header and a RAW chunk header, 300,000 bytes of RAW data read from the
+        // source, another chunk header, a FILL value: link writes of the whole buffer.
+        let parts = [
+            Part::Write(pattern(28, 1)),
+            Part::Write(pattern(12, 2)),
+            Part::Read(pattern(300_000, 7)),
+            Part::Write(pattern(12, 3)),
+            Part::Write(pattern(4, 4)),
         ];
         let lens: Vec<usize> = run(&parts, 128 * 1024).iter().map(Vec::len).collect();
-        // 40 header bytes + 4056 data bytes, two direct writes of 128 KiB, then the data's last
-        // 33,800 bytes (under the direct-write minimum) buffered with the 17 bytes after them.
-        assert_eq!(lens, vec![4096, 131_072, 131_072, 33_817]);
+        assert_eq!(
+            lens,
+            vec![131_072, 131_072, 40 + 300_000 + 16 - 2 * 131_072]
+        );
     }
 
     #[test]
@@ -248,39 +250,49 @@ mod tests {
             seed ^= seed >> 17;
             seed ^= seed << 5;
             // Mostly small headers, sometimes RAW data of odd lengths.
-            let len = if seed % 4 == 0 {
-                60_000 + (seed % 200_000) as usize
+            let len = (seed % 40) as usize + 1;
+            parts.push(if seed % 4 == 0 {
+                Part::Read(pattern(60_000 + (seed % 200_000) as usize, seed as u8))
             } else {
-                (seed % 40) as usize + 1
-            };
-            parts.push(pattern(len, seed as u8));
+                Part::Write(pattern(len, seed as u8))
+            });
         }
-        for capacity in [100, 4096, 64 * 1024, 100_000, 1 << 20] {
-            let writes = run(&parts, capacity);
+        for buf_len in [0, 100, 4096, 64 * 1024, 100_000, 1 << 20] {
+            let writes = run(&parts, buf_len);
+            let limit = (buf_len / LINK_WRITE_ALIGN).max(1) * LINK_WRITE_ALIGN;
             let (last, rest) = writes.split_last().unwrap();
-            assert!(!last.is_empty());
-            let limit = (capacity / LINK_WRITE_ALIGN).max(1) * LINK_WRITE_ALIGN;
+            assert!(!last.is_empty() && last.len() <= limit);
             for w in rest {
-                assert_eq!(w.len() % LINK_WRITE_ALIGN, 0, "capacity {capacity}");
-                assert!(w.len() <= limit, "{} at capacity {capacity}", w.len());
+                assert_eq!(w.len(), limit, "buffer of {buf_len}");
             }
         }
     }
 
     #[test]
-    fn more_than_announced_is_refused_and_link_errors_are_kept() {
+    fn more_than_announced_or_a_short_source_is_refused_and_link_errors_are_kept() {
         let mut link = Recorder::default();
-        let mut w = LinkWriter::new(&mut link, Vec::with_capacity(4096), 10, T, &NoProgress);
+        let mut w = LinkWriter::new(&mut link, vec![0; 4096], 10, T, &NoProgress);
         w.write_all(b"0123456789").unwrap();
-        let err = w.write_all(b"x").unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::InvalidData);
+        assert_eq!(
+            w.write_all(b"x").unwrap_err().kind(),
+            ErrorKind::InvalidData
+        );
+        assert_eq!(
+            w.read_from(&mut &b"x"[..], 1).unwrap_err().kind(),
+            ErrorKind::InvalidData
+        );
+
+        let mut link = Recorder::default();
+        let mut w = LinkWriter::new(&mut link, vec![0; 4096], 100, T, &NoProgress);
+        let err = w.read_from(&mut &[7u8; 30][..], 50).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::UnexpectedEof);
 
         let mut link = Recorder {
             fail_after: Some(1),
             ..Recorder::default()
         };
-        let mut w = LinkWriter::new(&mut link, Vec::with_capacity(4096), 1 << 20, T, &NoProgress);
-        assert!(w.write_all(&pattern(200_000, 9)).is_err());
+        let mut w = LinkWriter::new(&mut link, vec![0; 4096], 1 << 20, T, &NoProgress);
+        assert!(w.read_from(&mut &pattern(200_000, 9)[..], 200_000).is_err());
         let finished = w.finish();
         assert!(matches!(
             finished.failure,

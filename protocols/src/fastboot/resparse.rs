@@ -71,9 +71,15 @@ pub(crate) fn send_piece<T: Transport, R: Read + Seek>(
             "a sparse piece of {len} bytes exceeds one download"
         ))
     })?;
-    fb.download_with(size, &mut |out| {
+    // RAW data goes from the image file straight into the buffer the link sends from.
+    fb.download_streamed(size, &mut |out| {
         piece
-            .write_to(&mut *image, out)
+            .write_via(&mut *image, out, |out, image, len| {
+                out.read_from(image, len).map_err(|source| SparseError::Io {
+                    doing: "reading RAW data from the image",
+                    source,
+                })
+            })
             .map(drop)
             .map_err(std::io::Error::other)
     })?;

@@ -146,6 +146,36 @@ impl Piece {
         source: &mut S,
         out: &mut W,
     ) -> Result<u64, SparseError> {
+        self.write_chunks(source, out, &mut |w, source, len| {
+            w.write_raw_from(source, len)
+        })
+    }
+
+    /// Like [`Piece::write_to`], but the RAW data of each chunk is moved by `copy(out, source,
+    /// len)` with `source` positioned at the data: for an output that reads straight into its
+    /// own buffer (see [`SparseWriter::write_raw_by`]). `copy` must write exactly `len` bytes.
+    pub fn write_via<S, W, F>(
+        &self,
+        source: &mut S,
+        out: &mut W,
+        mut copy: F,
+    ) -> Result<u64, SparseError>
+    where
+        S: Read + Seek + ?Sized,
+        W: Write + ?Sized,
+        F: FnMut(&mut W, &mut S, u64) -> Result<(), SparseError>,
+    {
+        self.write_chunks(source, out, &mut |w, source, len| {
+            w.write_raw_by(len, |out, len| copy(&mut **out, source, len))
+        })
+    }
+
+    fn write_chunks<S: Read + Seek + ?Sized, W: Write + ?Sized>(
+        &self,
+        source: &mut S,
+        out: &mut W,
+        raw: &mut dyn FnMut(&mut SparseWriter<&mut W>, &mut S, u64) -> Result<(), SparseError>,
+    ) -> Result<u64, SparseError> {
         let mut w = SparseWriter::new(
             &mut *out,
             self.block_size,
@@ -158,7 +188,7 @@ impl Piece {
                     source
                         .seek(SeekFrom::Start(source_offset))
                         .map_err(SparseError::io("seeking in the source image"))?;
-                    w.write_raw_from(source, len).map_err(|e| match e {
+                    raw(&mut w, &mut *source, len).map_err(|e| match e {
                         SparseError::SourceTruncated { doing, offset } => {
                             SparseError::SourceTruncated {
                                 doing,
@@ -274,6 +304,43 @@ mod tests {
             expand(&bytes[..], &mut target).unwrap();
         }
         target.into_inner()
+    }
+
+    #[test]
+    fn write_via_lets_the_output_copy_raw_data_and_matches_write_to() {
+        let img = [
+            noise(3, 4096 * 6 + 100),
+            vec![0; 4096 * 4],
+            noise(4, 4096 * 3),
+        ]
+        .concat();
+        let plan = raw_plan(&img, 4096);
+        for piece in split(&plan, PIECE_OVERHEAD + 12 * 4 + 5 * 4096).unwrap() {
+            let mut expected = Vec::new();
+            piece
+                .write_to(&mut Cursor::new(&img), &mut expected)
+                .unwrap();
+            let mut out = Vec::new();
+            let mut copied = Vec::new();
+            let n = piece
+                .write_via(&mut Cursor::new(&img), &mut out, |out, source, len| {
+                    copied.push(len);
+                    std::io::copy(&mut source.take(len), out)
+                        .map(drop)
+                        .map_err(SparseError::io("test copy"))
+                })
+                .unwrap();
+            assert_eq!((n, &out), (expected.len() as u64, &expected));
+            let raw_lens: Vec<u64> = piece
+                .chunks()
+                .iter()
+                .filter_map(|c| match c.data {
+                    PieceData::Raw { len, .. } => Some(len),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(copied, raw_lens);
+        }
     }
 
     #[test]

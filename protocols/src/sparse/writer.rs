@@ -98,20 +98,7 @@ impl<W: Write> SparseWriter<W> {
         source: &mut R,
         len: u64,
     ) -> Result<(), SparseError> {
-        let blk = u64::from(self.header.blk_sz);
-        if len == 0 {
-            return Err(SparseError::Writer(
-                "a RAW chunk needs at least one byte".into(),
-            ));
-        }
-        let blocks = len.div_ceil(blk);
-        let padded = blocks * blk;
-        let total_sz = u32::try_from(padded + CHUNK_HEADER_LEN as u64).map_err(|_| {
-            SparseError::Writer(format!(
-                "RAW chunk of {len} bytes does not fit a 32-bit chunk size"
-            ))
-        })?;
-        self.begin_chunk(CHUNK_TYPE_RAW, blocks, total_sz)?;
+        let padded = self.begin_raw(len)?;
         if self.buf.is_empty() {
             self.buf = vec![0u8; COPY_BUF_LEN.min(usize::try_from(padded).unwrap_or(COPY_BUF_LEN))];
         }
@@ -146,6 +133,49 @@ impl<W: Write> SparseWriter<W> {
             }
             copied += n as u64;
         }
+        self.end_raw(len, padded)
+    }
+
+    /// A RAW chunk of `len` bytes that `copy(out, len)` writes to the output itself, for an
+    /// output that can read its source straight into its own buffer (a fastboot download),
+    /// which spares the copy through this writer's buffer. `copy` must write exactly `len`
+    /// bytes; the writer pads to whole blocks. Not for a writer made [`SparseWriter::with_crc`]:
+    /// the CRC needs to see the data.
+    pub fn write_raw_by<F>(&mut self, len: u64, copy: F) -> Result<(), SparseError>
+    where
+        F: FnOnce(&mut W, u64) -> Result<(), SparseError>,
+    {
+        if self.crc.is_some() {
+            return Err(SparseError::Writer(
+                "a writer keeping a CRC32 must see RAW data: use write_raw_from".into(),
+            ));
+        }
+        let padded = self.begin_raw(len)?;
+        copy(&mut self.out, len)?;
+        self.end_raw(len, padded)
+    }
+
+    /// Checks `len` and writes the RAW chunk's header; the padded data length.
+    fn begin_raw(&mut self, len: u64) -> Result<u64, SparseError> {
+        let blk = u64::from(self.header.blk_sz);
+        if len == 0 {
+            return Err(SparseError::Writer(
+                "a RAW chunk needs at least one byte".into(),
+            ));
+        }
+        let blocks = len.div_ceil(blk);
+        let padded = blocks * blk;
+        let total_sz = u32::try_from(padded + CHUNK_HEADER_LEN as u64).map_err(|_| {
+            SparseError::Writer(format!(
+                "RAW chunk of {len} bytes does not fit a 32-bit chunk size"
+            ))
+        })?;
+        self.begin_chunk(CHUNK_TYPE_RAW, blocks, total_sz)?;
+        Ok(padded)
+    }
+
+    /// Zero-pads a RAW chunk's last block.
+    fn end_raw(&mut self, len: u64, padded: u64) -> Result<(), SparseError> {
         let pad = padded - len; // < one block
         if pad > 0 {
             if let Some(crc) = &mut self.crc {
@@ -260,6 +290,26 @@ mod tests {
     use super::*;
     use crate::sparse::testutil::{expanded, image, noise, C};
     use crate::sparse::SparseReader;
+
+    #[test]
+    fn write_raw_by_lets_the_output_write_the_data_and_pads_it() {
+        let mut by = SparseWriter::new(Vec::new(), 4096, 2, 1).unwrap();
+        by.write_raw_by(5000, |out, len| {
+            out.extend(std::iter::repeat_n(0xab, len as usize));
+            Ok(())
+        })
+        .unwrap();
+        let by = by.finish().unwrap();
+        let mut from = SparseWriter::new(Vec::new(), 4096, 2, 1).unwrap();
+        from.write_raw_from(&mut &[0xabu8; 5000][..], 5000).unwrap();
+        assert_eq!(by, from.finish().unwrap());
+        assert_eq!(by.len(), 28 + 12 + 8192);
+        let mut crc = SparseWriter::with_crc(Vec::new(), 4096, 2, 2).unwrap();
+        assert!(matches!(
+            crc.write_raw_by(10, |_, _| Ok(())),
+            Err(SparseError::Writer(_))
+        ));
+    }
 
     #[test]
     fn writes_the_bytes_a_hand_built_image_has() {
