@@ -85,7 +85,7 @@ pub enum TableError {
 /// of its format.
 pub fn parse_table(bytes: &[u8], format: TableFormat) -> Result<Vec<MemoryRegion>, TableError> {
     let entry = format.entry_len();
-    if bytes.len() % entry != 0 {
+    if !bytes.len().is_multiple_of(entry) {
         return Err(TableError::Length {
             len: bytes.len(),
             entry,

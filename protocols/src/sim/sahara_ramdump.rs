@@ -84,7 +84,7 @@ impl SimMemoryDump {
     /// The bytes of one table region (what a host should have written for it).
     pub fn region_bytes(&self, filename: &str) -> Option<&[u8]> {
         let region = self.table.iter().find(|r| r.filename == filename)?;
-        self.read(region.address, region.length).map(|b| &b[..])
+        self.read(region.address, region.length)
     }
 
     fn table_bytes(&self) -> Vec<u8> {
