@@ -535,6 +535,8 @@ impl TermLike for CaptureTerm {
     }
 }
 
+/// At `-v` (`with_device_lines(true)`) device lines go above the rows; by default only
+/// warnings do (see `tty_front_end_hides_device_lines_by_default`).
 #[test]
 fn tty_front_end_prints_device_lines_above_the_rows() {
     let term = CaptureTerm::default();
@@ -542,7 +544,8 @@ fn tty_front_end_prints_device_lines_above_the_rows() {
         ProgressDrawTarget::term_like(Box::new(term.clone())),
         || (120, 40),
         RenderStyle::PLAIN,
-    );
+    )
+    .with_device_lines(true);
     for event in scripted_batch(4, T0) {
         dashboard.apply(&event);
     }
@@ -568,5 +571,37 @@ fn tty_front_end_prints_device_lines_above_the_rows() {
         "device lines are printed above the rows:\n{written}"
     );
     assert!(written[rows_at..].contains("PASS [remove unit]"));
+    assert!(written.contains("[BATCH FINISHED]"));
+}
+
+#[test]
+fn tty_front_end_hides_device_lines_by_default() {
+    let term = CaptureTerm::default();
+    let mut dashboard = TtyDashboard::with_target(
+        ProgressDrawTarget::term_like(Box::new(term.clone())),
+        || (120, 40),
+        RenderStyle::PLAIN,
+    );
+    let script = scripted_batch(4, T0);
+    assert!(script
+        .iter()
+        .any(|e| matches!(e.kind, EventKind::DeviceLog { .. })));
+    for event in script {
+        dashboard.apply(&event);
+    }
+    dashboard.apply(&ev(
+        99_000,
+        EventKind::Warning {
+            slot: Some(2),
+            message: "hub port 1-1.2 over-current".into(),
+        },
+    ));
+    dashboard.finish();
+    let written = term.written.lock().unwrap().clone();
+    assert!(!written.contains("Writing 'system_a' OKAY"), "{written}");
+    assert!(
+        written.contains("WARNING S02 7PL020215838: hub port 1-1.2 over-current"),
+        "{written}"
+    );
     assert!(written.contains("[BATCH FINISHED]"));
 }

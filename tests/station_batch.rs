@@ -14,6 +14,7 @@ use std::time::Duration;
 use flashgate_scenarios::batch::{on_event, run_batch, BatchOutcome, BatchSetup, DemoStation};
 use flashgate_scenarios::pseudo_random;
 use protocols::sim::edl::EdlSimConfig;
+use protocols::sim::fastboot::SetActiveBehaviour;
 use protocols::sim::storage::DropWrites;
 use station::batch::SlotSource;
 use station::batch::{factory_fastboot, product_phone, sim_port, simulated_bus, slot_source};
@@ -674,4 +675,276 @@ fn mode_of(kind: DeviceKind) -> Mode {
         DeviceKind::Fastboot => Mode::Fastboot,
         DeviceKind::Edl => Mode::Edl,
     }
+}
+
+/// Issue #4's SLOT_MISMATCH: two bootloaders answer OKAY to `set_active a` and still boot `b`
+/// — slot 2's ignores the command, slot 3's switches in RAM only and is back on `b` after the
+/// reboot the station does before reading `current-slot`. Both fail SLOT_MISMATCH with a
+/// sentence naming slot, serial, the slot asked for, the slot found and what to do, and nothing
+/// is verified on them; the honest phones pass.
+#[test]
+fn set_active_acknowledged_but_not_kept_fails_slot_mismatch_while_the_rest_pass() {
+    let demo = DemoStation::new();
+    let fleet = Fleet::new(&demo, EEA, fastboot_slots(4));
+    for (slot, behaviour) in [
+        (2, SetActiveBehaviour::IgnoredAfterOkay),
+        (3, SetActiveBehaviour::LostOnReboot),
+    ] {
+        let unit = fleet.unit(slot);
+        unit.phone().lock().storage.set_active_slot("b").unwrap();
+        unit.configure_fastboot(|config| config.set_active = behaviour);
+    }
+    let phones: Vec<_> = (1..=4).map(|s| fleet.unit(s).phone().clone()).collect();
+    fleet.plug_all();
+    let outcome = run_batch(fleet.setup(Vec::new()));
+
+    outcome.assert_every_verdict_journaled_first();
+    assert_eq!(outcome.verdict_on(1), Verdict::Pass);
+    assert_eq!(outcome.verdict_on(4), Verdict::Pass);
+    for slot in [2, 3] {
+        let serial = serial_of(slot);
+        let Verdict::Fail {
+            code,
+            reason,
+            next_step,
+        } = outcome.verdict_on(slot)
+        else {
+            panic!("slot {slot} passed");
+        };
+        assert_eq!(code, "SLOT_MISMATCH", "{reason}");
+        assert_eq!(
+            reason,
+            format!(
+                "slot {slot} (serial {serial}): the phone will boot slot b, expected slot a: the \
+                 bootloader acknowledged `set_active a`, but after reboot-bootloader current-slot \
+                 is b (slot a not kept: marked unbootable or never persisted); nothing on slot b \
+                 was verified — remove the unit and send it to rework for its bootloader"
+            )
+        );
+        assert_eq!(next_step, station::events::NextStep::RemoveUnit);
+        let events = outcome.slot_events(slot);
+        let reboot = events.iter().position(|e| {
+            matches!(
+                e,
+                EventKind::PhaseChanged {
+                    phase: Phase::Reboot,
+                    ..
+                }
+            )
+        });
+        let set_active = events.iter().position(|e| {
+            matches!(
+                e,
+                EventKind::PhaseChanged {
+                    phase: Phase::SetActive { .. },
+                    ..
+                }
+            )
+        });
+        assert!(set_active < reboot && reboot.is_some(), "{events:?}");
+        let row = only_row(&outcome, &serial);
+        assert_eq!(row.failure_code.as_deref(), Some("SLOT_MISMATCH"));
+        assert_eq!(
+            row.failure_message.as_deref(),
+            Some(&*format!("SLOT_MISMATCH: {reason}"))
+        );
+        assert_eq!(row.activation_sha256_found, None, "{row:?}");
+        assert_eq!(row.verify_bytes_read, None, "{row:?}");
+        assert_eq!(
+            phones[usize::from(slot) - 1].current_slot().as_deref(),
+            Some("b")
+        );
+    }
+    // The honest phones were switched, rebooted and verified on `a`.
+    for slot in [1, 4] {
+        assert_eq!(
+            phones[usize::from(slot) - 1].current_slot().as_deref(),
+            Some("a")
+        );
+        assert!(outcome
+            .slot_events(slot)
+            .contains(&EventKind::PhaseChanged {
+                slot,
+                phase: Phase::Reboot
+            }));
+    }
+    assert_eq!(
+        outcome.summary.failures_by_code.get("SLOT_MISMATCH"),
+        Some(&2)
+    );
+}
+
+/// Serial continuity (issue #4's "keep the unit on its slot across re-enumeration"): slot 2's
+/// phone is swapped for another one while it is off the bus for its `reboot-bootloader`. The
+/// newcomer is not taken for the flashed unit: that attempt fails IDENTITY_MISMATCH naming both
+/// serials and the port (a warning says so above the rows), and the newcomer runs an attempt
+/// of its own on the slot and passes.
+#[test]
+fn a_phone_swapped_in_during_a_reboot_is_a_new_unit_not_the_flashed_one() {
+    let demo = DemoStation::new();
+    let fleet = Fleet::new(&demo, EEA, fastboot_slots(3));
+    let newcomer = SimUnit::new(
+        &fleet.bus,
+        &sim_port(2),
+        product_phone(&fleet.batch, 42, DeviceKind::Fastboot).unwrap(),
+        factory_fastboot(),
+        EdlSimConfig::default(),
+    );
+    let newcomer_phone = newcomer.phone().clone();
+    fleet.unit(2).swap_on_next_reboot(newcomer);
+    fleet.plug_all();
+    let (flashed, swapped_in) = (serial_of(2), serial_of(42));
+    let mut setup = fleet.setup(Vec::new());
+    // Three units plus the newcomer's own attempt.
+    setup.stop_when = stop_after(4);
+    let outcome = run_batch(setup);
+
+    outcome.assert_every_verdict_journaled_first();
+    assert_eq!(outcome.verdict_on(1), Verdict::Pass);
+    assert_eq!(outcome.verdict_on(3), Verdict::Pass);
+    let on_slot_2: Vec<_> = outcome
+        .verdicts()
+        .into_iter()
+        .filter(|(slot, _, _)| *slot == 2)
+        .collect();
+    assert_eq!(on_slot_2.len(), 2, "{on_slot_2:?}");
+    let expected_sentence = format!(
+        "slot 2 (serial {flashed}): another phone (serial {swapped_in}) came back on port sim-2 \
+         after reboot-bootloader; {flashed} was flashed but not verified: put {flashed} back on \
+         a slot for a new attempt ({swapped_in} gets an attempt of its own)"
+    );
+    match &on_slot_2[0] {
+        (_, Some(serial), Verdict::Fail { code, reason, .. }) => {
+            assert_eq!(serial, &flashed);
+            assert_eq!(code, "IDENTITY_MISMATCH");
+            assert_eq!(reason, &expected_sentence);
+        }
+        other => panic!("first verdict on slot 2: {other:?}"),
+    }
+    assert_eq!(on_slot_2[1], (2, Some(swapped_in.clone()), Verdict::Pass));
+    let warned = outcome.slot_events(2).iter().any(|e| {
+        matches!(e, EventKind::Warning { message, .. }
+            if *message == format!("IDENTITY_MISMATCH: {expected_sentence}"))
+    });
+    assert!(warned, "{:?}", outcome.slot_events(2));
+    // The slot shows the flashed unit gone and the newcomer detected as a new unit.
+    let events = outcome.slot_events(2);
+    let fail_at = events
+        .iter()
+        .position(|e| {
+            matches!(
+                e,
+                EventKind::Verdict {
+                    verdict: Verdict::Fail { .. },
+                    ..
+                }
+            )
+        })
+        .unwrap();
+    assert!(
+        matches!(
+            &events[fail_at + 1..],
+            [
+                EventKind::UnitRemoved { slot: 2 },
+                EventKind::UnitDetected { slot: 2, .. },
+                ..
+            ]
+        ),
+        "{events:?}"
+    );
+
+    let old = only_row(&outcome, &flashed);
+    assert_eq!(old.failure_code.as_deref(), Some("IDENTITY_MISMATCH"));
+    assert_eq!(old.images_sent.len(), 6, "{old:?}");
+    assert_eq!(old.activation_sha256_found, None);
+    let new = only_row(&outcome, &swapped_in);
+    assert_eq!((new.slot, new.result.as_str()), (2, "PASS"));
+    assert!(new.id > old.id);
+    assert_eq!(newcomer_phone.current_slot().as_deref(), Some("a"));
+}
+
+/// Issue #5's per-unit log file, for an EDL unit: it is identified twice (Sahara chip serial,
+/// then fastboot `serialno` after its power reset), yet its attempt has one log file — the one
+/// its journal row names, holding both halves of the job. Runs the batch with flashgate's
+/// logging as `flashgate run` installs it (on every runtime thread, since jobs log from the
+/// blocking pool).
+#[test]
+fn an_edl_unit_keeps_one_log_file_across_its_re_enumeration() {
+    let demo = DemoStation::new();
+    let fleet = Fleet::new(
+        &demo,
+        EEA,
+        vec![(1, DeviceKind::Edl), (2, DeviceKind::Fastboot)],
+    );
+    let chip_serial = format!("{:08x}", fleet.unit(1).phone().identity().chip_serial);
+    fleet.plug_all();
+    let logs = tempfile::tempdir().unwrap();
+    let (dispatch, logging) =
+        station::logging::build(&station::logging::LogOptions::new(logs.path(), 0)).unwrap();
+    let recording = Arc::new(station::events::RecordingSink::new());
+    let journal_path = fleet.station.journal.clone();
+    let slots = ports(&fleet.slots);
+    let run = station::batch::BatchRun {
+        station: fleet.station,
+        batch: fleet.batch,
+        slots,
+        events: Arc::new(
+            station::events::Fanout::new()
+                .with(recording.clone())
+                .with(station::logging::TracingSink),
+        ),
+        stop_when: stop_after(2),
+        unit_logs: Some(logging.unit_logs().clone()),
+        transfer_bytes: 1 << 20,
+    };
+    let thread_dispatch = dispatch.clone();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .on_thread_start(move || {
+            // Kept for the thread's life: its default subscriber is flashgate's.
+            std::mem::forget(tracing::dispatcher::set_default(&thread_dispatch));
+        })
+        .enable_all()
+        .build()
+        .unwrap();
+    let bus: Arc<dyn station::bus::UsbBus> = Arc::new(fleet.bus);
+    let summary = runtime
+        .block_on(async {
+            tokio::time::timeout(
+                flashgate_scenarios::batch::BATCH_DEADLINE,
+                run.run(bus, std::future::pending()),
+            )
+            .await
+        })
+        .expect("the batch ended")
+        .unwrap();
+    drop(runtime);
+    drop(dispatch);
+    drop(logging);
+    assert_eq!(summary.passed, 2, "{:?}", recording.events());
+
+    let journal = station::journal::Journal::open_existing(&journal_path).unwrap();
+    let mut files: Vec<_> = std::fs::read_dir(logs.path().join("units"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 2, "one log file per attempt: {files:?}");
+    let edl_row = journal.history(&serial_of(1)).unwrap().remove(0);
+    let edl_log = std::path::PathBuf::from(edl_row.log_path.clone().unwrap());
+    assert!(files.contains(&edl_log), "{edl_row:?} {files:?}");
+    // Named when the unit was first identified (in EDL), with the attempt's number.
+    assert_eq!(
+        edl_log.file_name().unwrap().to_string_lossy(),
+        format!("{chip_serial}-{}.log", edl_row.id)
+    );
+    // Both halves of the job: the EDL programmer's lines and the fastboot verification.
+    let text = std::fs::read_to_string(&edl_log).unwrap();
+    assert!(text.contains("phase=upload programmer"), "{text}");
+    assert!(text.contains("unit identified again"), "{text}");
+    assert!(text.contains(&format!("serial={}", serial_of(1))), "{text}");
+    assert!(text.contains("phase=verify system_"), "{text}");
+    let fastboot_row = journal.history(&serial_of(2)).unwrap().remove(0);
+    let fastboot_log = fastboot_row.log_path.unwrap();
+    assert!(fastboot_log.ends_with(&format!("{}-{}.log", serial_of(2), fastboot_row.id)));
 }

@@ -39,6 +39,9 @@ struct Inner {
     gap: Duration,
     /// Bandwidth of the links opened from now on (`None`: as fast as memory).
     link_rate: Mutex<Option<u64>>,
+    /// The phone an operator puts on the port while this one is off the bus for its next
+    /// reboot (this one then never comes back).
+    swapped_in: Mutex<Option<SimUnit>>,
 }
 
 /// The bus personality of a phone mode; `None` when the phone is off the bus (Android, off).
@@ -67,6 +70,7 @@ impl SimUnit {
                 edl,
                 gap: DEFAULT_REENUMERATION_GAP,
                 link_rate: Mutex::new(None),
+                swapped_in: Mutex::new(None),
             }),
         }
     }
@@ -94,6 +98,28 @@ impl SimUnit {
             .link_rate
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = rate;
+    }
+
+    /// Change this phone's bootloader behaviour from its next command on (e.g. arm a
+    /// `set_active` that is acknowledged but not honoured).
+    pub fn configure_fastboot(&self, edit: impl FnOnce(&mut FastbootConfig)) {
+        edit(
+            self.inner
+                .fastboot
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .config_mut(),
+        );
+    }
+
+    /// An operator swaps phones during this phone's next reboot: it leaves the bus as usual and
+    /// `other` (a phone on the same port path) arrives in its place.
+    pub fn swap_on_next_reboot(&self, other: SimUnit) {
+        *self
+            .inner
+            .swapped_in
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(other);
     }
 
     /// Pull the cable.
@@ -178,7 +204,12 @@ impl SimUnit {
     fn re_enumerate(&self) {
         let inner = &self.inner;
         inner.bus.unplug(&inner.port_path);
-        let unit = self.clone();
+        let unit = inner
+            .swapped_in
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+            .unwrap_or_else(|| self.clone());
         inner.bus.schedule(inner.gap, move |_| unit.plug());
     }
 }

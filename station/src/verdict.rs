@@ -175,6 +175,17 @@ pub enum Failure {
         step: String,
         detail: String,
     },
+    /// Another phone came back on the unit's port after a reboot (its serial differs): the
+    /// unit that was flashed left unverified. Coded `IDENTITY_MISMATCH`.
+    UnitSwapped {
+        /// The unit of this attempt (the one that rebooted).
+        unit: UnitRef,
+        port_path: String,
+        /// The reboot the phone was swapped in (`reboot-bootloader`).
+        during: String,
+        /// The serial of the phone now on the port.
+        found_serial: String,
+    },
 }
 
 impl Failure {
@@ -191,6 +202,7 @@ impl Failure {
             Self::SlotMismatch { .. } => FailureCode::SlotMismatch,
             Self::VerifyMismatch { .. } => FailureCode::VerifyMismatch,
             Self::HostError { .. } => FailureCode::HostError,
+            Self::UnitSwapped { .. } => FailureCode::IdentityMismatch,
         }
     }
 
@@ -206,7 +218,8 @@ impl Failure {
             | Self::ProtocolError { unit, .. }
             | Self::SlotMismatch { unit, .. }
             | Self::VerifyMismatch { unit, .. }
-            | Self::HostError { unit, .. } => unit,
+            | Self::HostError { unit, .. }
+            | Self::UnitSwapped { unit, .. } => unit,
         }
     }
 
@@ -273,6 +286,14 @@ impl Failure {
             ),
             Self::HostError { unit, step, detail } => {
                 format!("{unit}: station error during {step}: {detail}")
+            }
+            Self::UnitSwapped { unit, port_path, during, found_serial } => {
+                let flashed = unit.serial.as_deref().unwrap_or("the unit");
+                format!(
+                    "{unit}: another phone (serial {found_serial}) came back on port {port_path} \
+                     after {during}; {flashed} was flashed but not verified: put {flashed} back \
+                     on a slot for a new attempt ({found_serial} gets an attempt of its own)"
+                )
             }
         }
     }
@@ -407,6 +428,23 @@ mod tests {
                  00WW client {}",
                 expected.short()
             )
+        );
+    }
+
+    #[test]
+    fn a_swapped_unit_names_both_serials_the_port_and_what_to_do() {
+        let failure = Failure::UnitSwapped {
+            unit: unit(),
+            port_path: "1-4.2".into(),
+            during: "reboot-bootloader".into(),
+            found_serial: "7PL0099".into(),
+        };
+        assert_eq!(failure.code(), FailureCode::IdentityMismatch);
+        assert_eq!(
+            failure.to_string(),
+            "IDENTITY_MISMATCH: slot 3 (serial 7PL0042): another phone (serial 7PL0099) came \
+             back on port 1-4.2 after reboot-bootloader; 7PL0042 was flashed but not verified: \
+             put 7PL0042 back on a slot for a new attempt (7PL0099 gets an attempt of its own)"
         );
     }
 

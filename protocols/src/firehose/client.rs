@@ -20,9 +20,6 @@ use crate::transport::{Framing, Transport, TransportError};
 /// Device log lines kept for NAK reasons and diagnostics.
 const KEPT_LOGS: usize = 64;
 
-/// Largest payload the host will ever agree to (bounds the chunk buffer).
-const MAX_PAYLOAD_CAP: usize = 16 * 1024 * 1024;
-
 /// Per-operation timeouts. A response timer covers the whole answer (logs included).
 #[derive(Debug, Clone, Copy)]
 pub struct Timeouts {
@@ -57,8 +54,12 @@ pub struct FirehoseConfig {
     pub storage: StorageKind,
     /// Sector size; `None` uses the storage type's (UFS 4096, eMMC 512).
     pub sector_size: Option<usize>,
-    /// MaxPayloadSizeToTargetInBytes asked for in `configure`.
+    /// MaxPayloadSizeToTargetInBytes asked for in the first `configure`.
     pub max_payload: usize,
+    /// The most the host will re-negotiate up to when the programmer says it supports more
+    /// than `max_payload` (at most [`super::configure::MAX_PAYLOAD_CAP`]). `None`: never more
+    /// than `max_payload`, for callers whose transfer size is budgeted (usbfs memory).
+    pub payload_cap: Option<usize>,
     pub skip_storage_init: bool,
     pub timeouts: Timeouts,
     pub max_message: usize,
@@ -70,21 +71,12 @@ impl Default for FirehoseConfig {
             storage: StorageKind::Ufs,
             sector_size: None,
             max_payload: DEFAULT_MAX_PAYLOAD,
+            payload_cap: None,
             skip_storage_init: false,
             timeouts: Timeouts::default(),
             max_message: DEFAULT_MAX_MESSAGE,
         }
     }
-}
-
-/// What `configure` settled on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigureInfo {
-    pub payload_size: usize,
-    pub sector_size: usize,
-    pub target_name: Option<String>,
-    pub version: Option<String>,
-    pub memory_name: Option<String>,
 }
 
 /// A programmer's `<response>` with the log lines that preceded it.
@@ -361,75 +353,4 @@ impl<T: Transport> Firehose<T> {
             }
         }
     }
-
-    fn configure_document(&self, payload: usize) -> Document {
-        Document::new("configure")
-            .attr("MemoryName", self.config.storage.memory_name())
-            .attr("MaxPayloadSizeToTargetInBytes", payload)
-            .attr("Verbose", 0)
-            .attr("ZlpAwareHost", 1)
-            .attr("SkipStorageInit", u8::from(self.config.skip_storage_init))
-            .attr("SkipWrite", 0)
-            .attr("AlwaysValidate", 0)
-            .attr("MaxDigestTableSizeInBytes", 8192)
-            .attr("AckRawDataEveryNumPackets", 0)
-    }
-
-    /// `configure`: storage type and payload size. On a NAK that offers a size
-    /// (`MaxPayloadSizeToTargetInBytes`), retry once with it, as qdl and qdlrs do.
-    pub fn configure(&mut self) -> Result<ConfigureInfo, FirehoseError> {
-        self.wait_for_greeting()?;
-        let timeout = self.config.timeouts.response;
-        let mut requested = self.config.max_payload.min(MAX_PAYLOAD_CAP);
-        let mut response = self.configure_once(requested, timeout)?;
-        if !response.ack {
-            let offered = payload_attr(&response.element, "MaxPayloadSizeToTargetInBytes");
-            match offered {
-                Some(size) if size > 0 && size != requested => {
-                    requested = size.min(MAX_PAYLOAD_CAP);
-                    response = self.configure_once(requested, timeout)?;
-                    if !response.ack {
-                        return Err(self.nak_error("configure", &response));
-                    }
-                }
-                _ => return Err(self.nak_error("configure", &response)),
-            }
-        }
-        let accepted = payload_attr(&response.element, "MaxPayloadSizeToTargetInBytes")
-            .filter(|s| *s > 0)
-            .map_or(requested, |s| s.min(requested));
-        let payload = accepted - accepted % self.sector_size;
-        if payload == 0 {
-            return Err(self.protocol_error(
-                "configure",
-                format!(
-                    "payload size {accepted} is smaller than a {}-byte sector",
-                    self.sector_size
-                ),
-            ));
-        }
-        self.payload_size = payload;
-        let attr = |k: &str| response.element.attr(k).map(str::to_owned);
-        Ok(ConfigureInfo {
-            payload_size: payload,
-            sector_size: self.sector_size,
-            target_name: attr("TargetName"),
-            version: attr("Version"),
-            memory_name: attr("MemoryName"),
-        })
-    }
-
-    fn configure_once(
-        &mut self,
-        payload: usize,
-        timeout: Duration,
-    ) -> Result<Response, FirehoseError> {
-        let doc = self.configure_document(payload);
-        self.send(&doc, "configure")?;
-        self.await_response("configure", timeout)
-    }
-}
-
-fn payload_attr(element: &Element, name: &str) -> Option<usize> {
-    element.attr(name).and_then(|v| v.trim().parse().ok())
 }

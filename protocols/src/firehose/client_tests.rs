@@ -243,3 +243,109 @@ fn a_programmer_already_running_is_handed_over_with_pushback() {
     fh.nop().unwrap();
     handle.join().unwrap();
 }
+
+fn ack_offering(d: &mut Device, size: usize, supported: usize) {
+    d.send(
+        Document::new("response")
+            .attr("value", "ACK")
+            .attr("MinVersionSupported", 1)
+            .attr("MemoryName", "UFS")
+            .attr("MaxPayloadSizeToTargetInBytes", size)
+            .attr("MaxPayloadSizeToTargetInBytesSupported", supported)
+            .attr("Version", 1)
+            .attr("TargetName", "8180"),
+    );
+}
+
+#[test]
+fn configure_is_sent_once_more_when_an_ack_offers_a_larger_payload() {
+    let config = FirehoseConfig {
+        payload_cap: Some(16 << 20),
+        ..quick()
+    };
+    let (mut fh, dev) = session(config, |d| {
+        greet(d);
+        let c = d.expect("configure");
+        assert_eq!(c.attr("MaxPayloadSizeToTargetInBytes"), Some("1048576"));
+        ack_offering(d, 1 << 20, 4 << 20);
+        let c = d.expect("configure");
+        assert_eq!(c.attr("MaxPayloadSizeToTargetInBytes"), Some("4194304"));
+        assert_eq!(c.attr("MemoryName"), Some("ufs"));
+        ack_offering(d, 4 << 20, 4 << 20);
+        // The raw data now comes in 4 MiB transfers.
+        d.expect("program");
+        d.respond("ACK", true);
+        assert_eq!(d.packet().len(), 4 << 20);
+        assert!(d.packet().is_empty(), "ZLP");
+        assert_eq!(d.packet().len(), 4096);
+        assert!(d.packet().is_empty(), "ZLP");
+        d.respond("ACK", false);
+    });
+    let info = fh.configure().unwrap();
+    assert_eq!(info.payload_size, 4 << 20);
+    assert_eq!(info.device_supported, Some(4 << 20));
+    assert_eq!(info.exchanges, 2);
+    let data = vec![0x5a; (4 << 20) + 4096];
+    let target = ProgramTarget {
+        lun: 0,
+        start_sector: "6",
+        label: "system_a",
+        filename: None,
+    };
+    fh.program(&target, &mut &data[..], data.len() as u64)
+        .unwrap();
+    dev.join().unwrap();
+}
+
+#[test]
+fn without_a_cap_above_the_ask_a_larger_offer_is_not_taken() {
+    let (mut fh, dev) = session(quick(), |d| {
+        greet(d);
+        d.expect("configure");
+        ack_offering(d, 1 << 20, 4 << 20);
+        // The next thing the host sends is the command, not a second configure.
+        d.expect("nop");
+        d.respond("ACK", false);
+    });
+    let info = fh.configure().unwrap();
+    assert_eq!((info.payload_size, info.exchanges), (1 << 20, 1));
+    fh.nop().unwrap();
+    dev.join().unwrap();
+}
+
+#[test]
+fn a_refused_second_configure_is_an_error_and_there_is_no_third() {
+    let config = FirehoseConfig {
+        payload_cap: Some(8 << 20),
+        ..quick()
+    };
+    let (mut fh, dev) = session(config, |d| {
+        greet(d);
+        d.expect("configure");
+        ack_offering(d, 1 << 20, 8 << 20);
+        let c = d.expect("configure");
+        assert_eq!(c.attr("MaxPayloadSizeToTargetInBytes"), Some("8388608"));
+        d.log("ERROR: Failed to allocate 8388608 bytes");
+        d.send(
+            Document::new("response")
+                .attr("value", "NAK")
+                .attr("MaxPayloadSizeToTargetInBytes", 2 << 20)
+                .attr("MaxPayloadSizeToTargetInBytesSupported", 2 << 20),
+        );
+        // No third configure follows: the host gives up.
+        assert!(d
+            .reader
+            .next_message(&mut d.link, Duration::from_millis(300))
+            .is_err());
+    });
+    match fh.configure() {
+        Err(FirehoseError::Nak {
+            command, reason, ..
+        }) => {
+            assert_eq!(command, "configure");
+            assert!(reason.contains("Failed to allocate"), "{reason}");
+        }
+        other => panic!("expected a NAK, got {other:?}"),
+    }
+    dev.join().unwrap();
+}

@@ -4,7 +4,8 @@
 
 use std::sync::Arc;
 
-use super::client::{ConfigureInfo, Firehose, FirehoseConfig};
+use super::client::{Firehose, FirehoseConfig};
+use super::configure::ConfigureInfo;
 use super::FirehoseError;
 use crate::progress::ProgressSink;
 use crate::sahara::{

@@ -2,13 +2,15 @@
 //!
 //! - [`xml`]: the XML subset (parse, escape, command documents), sans-io.
 //! - [`reader`]: framing messages out of a USB or serial link, with pushback.
-//! - [`client`]: the host session (configure, program, patch, read, erase, digest, power…).
+//! - [`client`]: the host session (program, patch, read, erase, digest, power…);
+//!   [`configure`]: payload-size negotiation.
 //! - [`package`]: rawprogram*.xml / patch*.xml packages.
 //!
 //! Wire constants shared with the simulated programmer live here.
 
 pub mod client;
 mod commands;
+pub mod configure;
 pub mod edl;
 mod error;
 pub mod flash;
@@ -20,8 +22,9 @@ pub mod reader;
 pub mod storage_info;
 pub mod xml;
 
-pub use client::{ConfigureInfo, Firehose, FirehoseConfig, Timeouts};
+pub use client::{Firehose, FirehoseConfig, Timeouts};
 pub use commands::{PatchRequest, PowerMode};
+pub use configure::{ConfigureInfo, MAX_PAYLOAD_CAP};
 pub use error::FirehoseError;
 pub use flash::FlashSummary;
 pub use program::ProgramTarget;

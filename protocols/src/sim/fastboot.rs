@@ -74,6 +74,23 @@ pub struct FastbootConfig {
     pub idle_timeout: Option<Duration>,
     /// Downloads larger than this are staged in an unlinked temporary file, not memory.
     pub spill_downloads_above: u64,
+    /// How `set_active` is honoured (a fault real bootloaders have shown).
+    pub set_active: SetActiveBehaviour,
+}
+
+/// What the bootloader does with an acknowledged `set_active`. Real ABLs have answered OKAY and
+/// still booted the old slot: the requested slot was marked unbootable, or the new slot
+/// attributes stayed in RAM and were never written back to the GPT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SetActiveBehaviour {
+    /// Switch and persist the slot attributes (both GPT copies).
+    #[default]
+    Honoured,
+    /// Answer OKAY and change nothing: `current-slot` stays where it was.
+    IgnoredAfterOkay,
+    /// Answer OKAY and switch in RAM only: `current-slot` shows the new slot for the rest of
+    /// this boot, and the old slot is the active one again after the next reboot.
+    LostOnReboot,
 }
 
 impl Default for FastbootConfig {
@@ -86,6 +103,7 @@ impl Default for FastbootConfig {
             data_timeout: Duration::from_secs(30),
             idle_timeout: None,
             spill_downloads_above: 8 << 20,
+            set_active: SetActiveBehaviour::Honoured,
         }
     }
 }
@@ -142,6 +160,9 @@ pub struct FastbootDevice {
     /// Data an `oem` command staged for `upload`.
     staged_upload: Option<Vec<u8>>,
     log: VecDeque<String>,
+    /// The slot that was active before a `set_active` this boot did not persist
+    /// ([`SetActiveBehaviour::LostOnReboot`]): it is active again after a reboot.
+    unpersisted_from: Option<String>,
 }
 
 impl FastbootDevice {
@@ -152,6 +173,7 @@ impl FastbootDevice {
             download: None,
             staged_upload: None,
             log: VecDeque::new(),
+            unpersisted_from: None,
         }
     }
 
@@ -161,6 +183,12 @@ impl FastbootDevice {
 
     pub fn config(&self) -> &FastbootConfig {
         &self.config
+    }
+
+    /// Change the bootloader's behaviour from the next command on (a test arming a fault on a
+    /// phone that is already on the bus).
+    pub fn config_mut(&mut self) -> &mut FastbootConfig {
+        &mut self.config
     }
 
     /// Serve commands until the host disconnects, a reboot/continue/boot ends the session, or
@@ -304,6 +332,7 @@ impl FastbootDevice {
                 send(link, b"OKAY", "")?;
                 self.phone.set_mode(PhoneMode::Android);
                 self.download = None;
+                self.forget_unpersisted_slot();
                 Ok(Flow::End(SessionEnd::Continue))
             }
             "boot" => self.boot(link),
@@ -326,6 +355,7 @@ impl FastbootDevice {
         // RAM does not survive a reboot.
         self.download = None;
         self.staged_upload = None;
+        self.forget_unpersisted_slot();
         Ok(Flow::End(SessionEnd::Reboot(to)))
     }
 
@@ -341,6 +371,7 @@ impl FastbootDevice {
         send(link, b"OKAY", "")?;
         self.phone.set_mode(PhoneMode::Android);
         self.download = None;
+        self.forget_unpersisted_slot();
         Ok(Flow::End(SessionEnd::BootDownloaded))
     }
 }

@@ -368,3 +368,7 @@ pub(crate) fn storage_kind_for(sector_size: u32) -> StorageKind {
         StorageKind::Ufs
     }
 }
+
+#[cfg(test)]
+#[path = "firehose_tests.rs"]
+mod tests;

@@ -2,8 +2,8 @@
 //!
 //! - [`DashboardState`]: a pure state machine; `apply(&Event)` then `render(width, height,
 //!   style)` gives the screen as lines, testable without a terminal.
-//! - [`TtyDashboard`]: the terminal front end on indicatif's `MultiProgress`; device log lines
-//!   and warnings are printed above the rows.
+//! - [`TtyDashboard`]: the terminal front end on indicatif's `MultiProgress`; warnings, and
+//!   device log lines at `-v`, are printed above the rows.
 //! - [`LineSink`] / [`PlainLines`]: without a terminal, one plain line per event, or one JSON
 //!   object per event (`--json`).
 //! - [`script`]: a scripted batch for demos, tests and the rendering benchmark.

@@ -1,7 +1,8 @@
 //! The terminal front end: indicatif's `MultiProgress` owns the cursor; the whole screen is one
 //! multi-line message rendered by [`DashboardState::render`], so a refresh is one redraw of
-//! rows that already fit the terminal. Device log lines and warnings are printed above the rows
-//! with `MultiProgress::println`, never through them.
+//! rows that already fit the terminal. Warnings — and device log lines when the operator asked
+//! for them with `-v` — are printed above the rows with `MultiProgress::println`, never through
+//! them.
 
 use std::io::Write;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -33,6 +34,10 @@ pub struct TtyDashboard {
     /// Clear the whole screen when the terminal size changes (see [`TtyDashboard::refresh`]).
     clear_on_resize: bool,
     last_size: Option<(u16, u16)>,
+    /// Print device lines (fastboot INFO/TEXT, Firehose `<log>`) above the rows. Off by
+    /// default: a programmer's start-up chatter from 32 phones buries the warnings an operator
+    /// must act on; the lines are always in the unit log files and the plain/JSON streams.
+    device_lines: bool,
 }
 
 impl TtyDashboard {
@@ -71,7 +76,14 @@ impl TtyDashboard {
             not_printed: 0,
             clear_on_resize: false,
             last_size: None,
+            device_lines: false,
         }
+    }
+
+    /// Also print device lines above the rows (`flashgate run -v`).
+    pub fn with_device_lines(mut self, show: bool) -> Self {
+        self.device_lines = show;
+        self
     }
 
     /// For the console log layer, so its lines also go above the rows.
@@ -86,7 +98,7 @@ impl TtyDashboard {
     pub fn apply(&mut self, event: &Event) {
         self.state.apply(event);
         let (tone, text) = match &event.kind {
-            EventKind::DeviceLog { slot, line } => (
+            EventKind::DeviceLog { slot, line } if self.device_lines => (
                 Tone::Normal,
                 format!("S{slot:02} {}: {line}", self.serial(*slot)),
             ),

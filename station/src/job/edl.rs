@@ -207,13 +207,13 @@ fn flow(attempt: &mut Attempt<'_>, unit: &mut UnitContext) -> Result<(), Failure
         .power(PowerMode::Reset, 0)
         .map_err(|e| from_firehose(attempt.unit(), "power reset", &e))?;
     drop(session);
-    unit.wait_for_reenumeration(&[DeviceKind::Fastboot], timeouts.reenumerate)
-        .map_err(|e| Failure::Timeout {
-            unit: attempt.unit(),
-            step: format!("re-enumeration after EDL reset ({e})"),
-            secs: timeouts.reenumerate.as_secs(),
-        })?;
+    attempt.wait_back(unit, DeviceKind::Fastboot, "EDL reset")?;
     let edl_serial = attempt.serial.clone();
+    // Serial continuity cannot be checked here: Sahara reports the SoC's chip serial and
+    // fastboot its own `serialno` (on Qualcomm bootloaders usually derived from the storage
+    // device, often set by the OEM), and neither protocol exposes the other's. A phone swapped
+    // in during this gap is identified and verified as itself (its fastboot serial goes into
+    // the row); the flashed unit's EDL chip serial stays in the attempt's log.
     let client = fastboot::identify(attempt, unit)?;
     // The serial a phone reports in fastboot (its `serialno`) is the unit's serial from now on;
     // the EDL chip serial stays in the log.

@@ -3,9 +3,12 @@
 
 use std::sync::Arc;
 
-use protocols::fastboot::{ClientOptions, Fastboot, FlashOptions, SlotChoice};
+use protocols::fastboot::{
+    ClientOptions, DeviceIdentity, Fastboot, FlashOptions, RebootTarget, SlotChoice,
+};
 use protocols::transport::Transport;
 
+use crate::bus::DeviceKind;
 use crate::config::{FastbootPlan, SlotSelection};
 use crate::events::Phase;
 use crate::journal::{ImageSent, Phase as JournalPhase, UnitMode};
@@ -62,13 +65,80 @@ fn flow(attempt: &mut Attempt<'_>, unit: &mut UnitContext) -> Result<(), Failure
         client
             .set_active(slot.letter())
             .map_err(|e| from_fastboot(attempt.unit(), &step, &e))?;
+        // Bootloaders have answered OKAY to set_active and still booted the old slot (the slot
+        // was marked unbootable, or the new attributes were never written back): only
+        // `current-slot` read after a reboot shows the slot the phone will boot.
+        client = reboot_bootloader(attempt, unit, client)?;
     }
     verify_booting_slot(attempt, unit, client, plan.set_active.map(|s| s.letter()))
+}
+
+const REBOOT_BOOTLOADER: &str = "reboot-bootloader";
+
+/// `reboot-bootloader`, wait for the phone to come back on its port, and make sure it is the
+/// same unit.
+fn reboot_bootloader(
+    attempt: &mut Attempt<'_>,
+    unit: &mut UnitContext,
+    mut client: Client,
+) -> Result<Client, Failure> {
+    unit.phase(Phase::Reboot);
+    match client.reboot(RebootTarget::Bootloader) {
+        Ok(_) => {}
+        // A rebooting phone may leave the bus before its OKAY reaches the host: gone is what
+        // was asked for. Whether it comes back, and as the same unit, is checked next.
+        Err(e) if e.is_disconnect() => {
+            tracing::debug!("the phone left the bus before acknowledging {REBOOT_BOOTLOADER}")
+        }
+        Err(e) => return Err(from_fastboot(attempt.unit(), REBOOT_BOOTLOADER, &e)),
+    }
+    drop(client);
+    attempt.wait_back(unit, DeviceKind::Fastboot, REBOOT_BOOTLOADER)?;
+    reidentify(attempt, unit, REBOOT_BOOTLOADER)
 }
 
 /// `getvar` the identity, with the configured retries, and check it against the product.
 pub fn identify(attempt: &mut Attempt<'_>, unit: &mut UnitContext) -> Result<Client, Failure> {
     unit.phase(Phase::Identify);
+    let (client, identity) = read_identity(attempt, unit)?;
+    attempt.identified(unit, &identity.serialno, UnitMode::Fastboot);
+    check_product(attempt, client, identity)
+}
+
+/// Identify the phone that came back on the port after a fastboot reboot: its `serialno` must
+/// be the unit's. Another phone is not taken for the unit: this attempt fails naming both
+/// serials, and the phone on the port is handed to the supervisor as a new unit.
+pub fn reidentify(
+    attempt: &mut Attempt<'_>,
+    unit: &mut UnitContext,
+    after: &str,
+) -> Result<Client, Failure> {
+    unit.phase(Phase::Identify);
+    let (client, identity) = read_identity(attempt, unit)?;
+    if attempt
+        .serial
+        .as_deref()
+        .is_some_and(|serial| serial != identity.serialno)
+    {
+        let failure = Failure::UnitSwapped {
+            unit: attempt.unit(),
+            port_path: unit.info().port_path.clone(),
+            during: after.to_string(),
+            found_serial: identity.serialno,
+        };
+        // Printed above the rows: the slot's row moves on to the new phone at once.
+        unit.warn(failure.to_string());
+        unit.hand_over_device();
+        return Err(failure);
+    }
+    check_product(attempt, client, identity)
+}
+
+/// Open the link and `getvar` the identity, retrying as station.yaml allows.
+fn read_identity(
+    attempt: &Attempt<'_>,
+    unit: &mut UnitContext,
+) -> Result<(Client, DeviceIdentity), Failure> {
     let retries = attempt.context.station.limits.retries.identify;
     let mut tries = 0;
     let (client, identity) = loop {
@@ -92,7 +162,15 @@ pub fn identify(attempt: &mut Attempt<'_>, unit: &mut UnitContext) -> Result<Cli
             Err(failure) => return Err(failure),
         }
     };
-    attempt.identified(unit, &identity.serialno, UnitMode::Fastboot);
+    Ok((client, identity))
+}
+
+/// The phone must be of the batch's product (`getvar product`).
+fn check_product(
+    attempt: &Attempt<'_>,
+    client: Client,
+    identity: DeviceIdentity,
+) -> Result<Client, Failure> {
     let expected = attempt
         .context
         .batch
@@ -225,8 +303,13 @@ pub fn verify_booting_slot(
             return Err(Failure::SlotMismatch {
                 unit: attempt.unit(),
                 expected_slot: expected.to_string(),
-                found_slot: current,
-                detail: "set_active was acknowledged but current-slot did not change".into(),
+                found_slot: current.clone(),
+                detail: format!(
+                    "the bootloader acknowledged `set_active {expected}`, but after \
+                     {REBOOT_BOOTLOADER} current-slot is {current} (slot {expected} not kept: \
+                     marked unbootable or never persisted); nothing on slot {current} was \
+                     verified — remove the unit and send it to rework for its bootloader"
+                ),
             });
         }
         format!("{}_{current}", wanted.partition)

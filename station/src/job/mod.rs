@@ -22,7 +22,7 @@ use crate::bus::DeviceKind;
 use crate::config::StationConfig;
 use crate::events::{EventKind, SlotNumber};
 use crate::journal::{AttemptId, AttemptStart, Journal, Phase as JournalPhase, UnitMode};
-use crate::logging::UnitLogs;
+use crate::logging::{UnitLog, UnitLogs};
 use crate::preflight::CheckedBatch;
 use crate::run::{UnitContext, UnitJob};
 use crate::verdict::{Failure, UnitRef, Verdict};
@@ -58,6 +58,8 @@ pub(crate) struct Attempt<'a> {
     /// How the unit was first identified (and flashed); a later re-identification after a
     /// re-enumeration (EDL → fastboot) updates the serial but keeps this.
     pub mode: Option<UnitMode>,
+    /// The attempt's log file, once the unit's first serial named it.
+    pub log: Option<UnitLog>,
     pub result: UnitResult,
 }
 
@@ -82,16 +84,27 @@ impl<'a> Attempt<'a> {
         unit.identified(serial);
         let Some(id) = self.id else { return };
         self.span.record("serial", serial);
-        if let Some(logs) = &self.context.unit_logs {
-            let attempt_no = u32::try_from(id.0).unwrap_or(u32::MAX);
-            match logs.attach(&self.span, serial, attempt_no) {
-                Ok(log) => {
-                    if let Err(e) = self.journal().set_log_path(id, log.path()) {
-                        unit.warn(format!("journal: {e}"));
+        match (&self.log, &self.context.unit_logs) {
+            // Identified again after a re-enumeration (EDL chip serial, then fastboot
+            // serialno): one attempt keeps one log file, the one its journal row names.
+            (Some(log), _) => tracing::info!(
+                serial,
+                log = %log.path().display(),
+                "unit identified again (after re-enumeration); this attempt's log stays here"
+            ),
+            (None, Some(logs)) => {
+                let attempt_no = u32::try_from(id.0).unwrap_or(u32::MAX);
+                match logs.attach(&self.span, serial, attempt_no) {
+                    Ok(log) => {
+                        if let Err(e) = self.journal().set_log_path(id, log.path()) {
+                            unit.warn(format!("journal: {e}"));
+                        }
+                        self.log = Some(log);
                     }
+                    Err(e) => unit.warn(format!("unit log for {serial}: {e}")),
                 }
-                Err(e) => unit.warn(format!("unit log for {serial}: {e}")),
             }
+            (None, None) => {}
         }
         let mode = *self.mode.get_or_insert(mode);
         match self
@@ -104,6 +117,29 @@ impl<'a> Attempt<'a> {
             )),
             Ok(_) => {}
             Err(e) => unit.warn(format!("journal: {e}")),
+        }
+    }
+
+    /// After a reboot or power reset: wait until a `kind` device is back on the unit's port.
+    pub fn wait_back(
+        &self,
+        unit: &mut UnitContext,
+        kind: DeviceKind,
+        after: &str,
+    ) -> Result<(), Failure> {
+        let deadline = self.context.station.limits.timeouts.reenumerate;
+        match unit.wait_for_reenumeration(&[kind], deadline) {
+            Ok(_) => Ok(()),
+            Err(e @ crate::run::ReenumerationError::Timeout { .. }) => Err(Failure::Timeout {
+                unit: self.unit(),
+                step: format!("re-enumeration after {after} ({e})"),
+                secs: deadline.as_secs(),
+            }),
+            Err(e @ crate::run::ReenumerationError::Cancelled { .. }) => Err(Failure::HostError {
+                unit: self.unit(),
+                step: format!("re-enumeration after {after}"),
+                detail: e.to_string(),
+            }),
         }
     }
 
@@ -190,6 +226,7 @@ impl UnitJob<UnitResult> for StationJob {
                 .clone()
                 .filter(|_| unit.device().kind == DeviceKind::Fastboot),
             mode: None,
+            log: None,
             result: UnitResult::new(None, None, Verdict::Pass),
         };
         match begun {

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use tracing::{Dispatch, Span};
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_appender::rolling::{RollingFileAppender, Rotation};
-use tracing_subscriber::filter::{EnvFilter, LevelFilter};
+use tracing_subscriber::filter::{filter_fn, EnvFilter, LevelFilter};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::{Layer, Registry};
 
@@ -28,6 +28,9 @@ pub use json_layer::UNIT_KEYS;
 pub use unit_log::{UnitLog, UnitLogs};
 
 use crate::events::{Event, EventKind, EventSink, Verdict};
+
+/// The tracing target of device lines (fastboot INFO/TEXT, Firehose `<log>`).
+pub const DEVICE_TARGET: &str = "device";
 
 /// Lines the file writer may queue before loggers wait (tracing-appender's default).
 pub const DEFAULT_FILE_QUEUE_LINES: usize = 128_000;
@@ -151,6 +154,10 @@ pub fn build(options: &LogOptions) -> Result<(Dispatch, Logging), LoggingError> 
         .thread_name("flashgate-log")
         .finish(appender);
     let console = ConsoleOutput::new();
+    // Device lines reach the operator through the event stream (the dashboard at -v, plain and
+    // JSON lines always); the console log would only repeat them. An explicit RUST_LOG gets
+    // what it names.
+    let device_lines_on_console = options.rust_log.is_some();
     let console_layer = tracing_subscriber::fmt::layer()
         .with_writer(console.clone())
         .with_ansi(options.console_ansi)
@@ -158,7 +165,10 @@ pub fn build(options: &LogOptions) -> Result<(Dispatch, Logging), LoggingError> 
         .with_filter(console_filter(
             options.verbosity,
             options.rust_log.as_deref(),
-        )?);
+        )?)
+        .with_filter(filter_fn(move |meta| {
+            device_lines_on_console || meta.target() != DEVICE_TARGET
+        }));
     let json_layer = json_layer::JsonFileLayer::new(file_writer).with_filter(LevelFilter::DEBUG);
     let unit_layer = unit_log::UnitLogLayer.with_filter(LevelFilter::DEBUG);
     let subscriber = Registry::default()
@@ -200,7 +210,7 @@ pub fn unit_span(slot: u16, port_path: &str, work_order: &str, attempt: u32) -> 
 /// unit log): device lines at info under target `device`, byte progress at debug.
 pub fn log_event(event: &Event) {
     match &event.kind {
-        EventKind::DeviceLog { line, .. } => tracing::info!(target: "device", "{line}"),
+        EventKind::DeviceLog { line, .. } => tracing::info!(target: DEVICE_TARGET, "{line}"),
         EventKind::BytesProgress { done, total, .. } => tracing::debug!(done, total, "progress"),
         EventKind::PhaseChanged { phase, .. } => tracing::info!(%phase, "phase"),
         EventKind::Warning { message, .. } => tracing::warn!("{message}"),
@@ -249,5 +259,106 @@ pub struct TracingSink;
 impl EventSink for TracingSink {
     fn emit(&self, event: Event) {
         log_event(&event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::sync::{Arc, Mutex, PoisonError};
+
+    use indicatif::{MultiProgress, ProgressDrawTarget, TermLike};
+
+    use super::*;
+
+    /// A terminal that keeps everything drawn on it, as text.
+    #[derive(Debug, Clone, Default)]
+    struct CaptureTerm {
+        text: Arc<Mutex<String>>,
+    }
+
+    impl CaptureTerm {
+        fn text(&self) -> String {
+            self.text
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone()
+        }
+
+        fn push(&self, s: &str) {
+            self.text
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push_str(s);
+        }
+    }
+
+    impl TermLike for CaptureTerm {
+        fn width(&self) -> u16 {
+            160
+        }
+        fn height(&self) -> u16 {
+            40
+        }
+        fn move_cursor_up(&self, _: usize) -> io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_down(&self, _: usize) -> io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_right(&self, _: usize) -> io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_left(&self, _: usize) -> io::Result<()> {
+            Ok(())
+        }
+        fn write_line(&self, s: &str) -> io::Result<()> {
+            self.push(s);
+            self.push("\n");
+            Ok(())
+        }
+        fn write_str(&self, s: &str) -> io::Result<()> {
+            self.push(s);
+            Ok(())
+        }
+        fn clear_line(&self) -> io::Result<()> {
+            Ok(())
+        }
+        fn flush(&self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// What the console shows, above a dashboard, for one device line and one station line.
+    fn console_shows(verbosity: i8, rust_log: Option<&str>) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let mut options = LogOptions::new(dir.path(), verbosity);
+        options.rust_log = rust_log.map(str::to_owned);
+        let (dispatch, logging) = build(&options).unwrap();
+        let term = CaptureTerm::default();
+        logging.console().attach(MultiProgress::with_draw_target(
+            ProgressDrawTarget::term_like(Box::new(term.clone())),
+        ));
+        tracing::dispatcher::with_default(&dispatch, || {
+            let span = unit_span(3, "1-4.3", "WO-1", 1);
+            let _entered = span.enter();
+            log_event(&Event::now(EventKind::DeviceLog {
+                slot: 3,
+                line: "INFO: Binary build date".into(),
+            }));
+            tracing::info!("station line");
+        });
+        term.text()
+    }
+
+    #[test]
+    fn the_console_never_repeats_device_lines_unless_rust_log_names_them() {
+        let shown = console_shows(1, None);
+        assert!(shown.contains("station line"), "{shown}");
+        assert!(!shown.contains("Binary build date"), "{shown}");
+        let shown = console_shows(0, None);
+        assert!(!shown.contains("station line"), "{shown}");
+        let shown = console_shows(0, Some("info"));
+        assert!(shown.contains("Binary build date"), "{shown}");
     }
 }

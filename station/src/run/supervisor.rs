@@ -55,6 +55,14 @@ pub struct Supervisor<O: UnitOutcome> {
     pub stop_when: StopWhen,
 }
 
+/// A job's end, as the supervisor receives it.
+struct Done<O> {
+    unit: UnitInfo,
+    outcome: O,
+    /// The phone the job found on the port instead of its unit, for a new attempt.
+    handed_over: Option<BusDevice>,
+}
+
 enum SlotState {
     Waiting,
     Running {
@@ -99,7 +107,7 @@ impl<O: UnitOutcome> Supervisor<O> {
                 }
             })
             .expect("spawning a thread at batch start");
-        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(UnitInfo, O)>();
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done<O>>();
         let permits = Arc::new(Semaphore::new(self.parallel.max(1)));
         let mut states: BTreeMap<SlotNumber, SlotState> = self
             .slots
@@ -138,9 +146,9 @@ impl<O: UnitOutcome> Supervisor<O> {
                     // Let running jobs reach a verdict (they see the cancellation between
                     // chunks); every one is journaled before we return.
                     while running > 0 {
-                        let Some((unit, outcome)) = done_rx.recv().await else { break };
+                        let Some(done) = done_rx.recv().await else { break };
                         running -= 1;
-                        self.finish(&unit, outcome, &mut summary).await?;
+                        self.finish(&done.unit, done.outcome, &mut summary).await?;
                     }
                     break;
                 }
@@ -177,14 +185,23 @@ impl<O: UnitOutcome> Supervisor<O> {
                     }
                     BusEvent::Left { port_path, .. } => self.left(&port_path, &mut states),
                 },
-                Some((unit, outcome)) = done_rx.recv() => {
+                Some(Done { unit, outcome, handed_over }) = done_rx.recv() => {
                     running -= 1;
                     verdicts += 1;
                     self.finish(&unit, outcome, &mut summary).await?;
                     let gone = matches!(states.get(&unit.slot), Some(SlotState::Running { gone: true, .. }));
+                    let stop_due = self.stop_when.verdicts.is_some_and(|n| verdicts >= n)
+                        || self.stop_when.passes.is_some_and(|n| summary.passed as usize >= n);
                     if gone {
                         states.insert(unit.slot, SlotState::Waiting);
                         self.emit(EventKind::UnitRemoved { slot: unit.slot });
+                    } else if let Some(device) = handed_over.filter(|_| !stop_due) {
+                        // Another phone took the unit's place during a reboot: the old unit's
+                        // verdict is shown, and the phone on the port is a new unit.
+                        self.emit(EventKind::UnitRemoved { slot: unit.slot });
+                        let next = self.start(unit.slot, device, &permits, &done_tx);
+                        states.insert(unit.slot, next);
+                        running += 1;
                     } else {
                         states.insert(unit.slot, SlotState::Done);
                     }
@@ -217,7 +234,7 @@ impl<O: UnitOutcome> Supervisor<O> {
         slot: SlotNumber,
         device: BusDevice,
         permits: &Arc<Semaphore>,
-        done_tx: &mpsc::UnboundedSender<(UnitInfo, O)>,
+        done_tx: &mpsc::UnboundedSender<Done<O>>,
     ) -> SlotState {
         self.emit(EventKind::UnitDetected {
             slot,
@@ -246,12 +263,20 @@ impl<O: UnitOutcome> Supervisor<O> {
         tokio::spawn(async move {
             let _permit = permits.acquire_owned().await;
             let worker_info = info.clone();
-            let outcome = tokio::task::spawn_blocking(move || job.run(&mut context))
-                .await
-                .unwrap_or_else(|e| {
-                    O::internal_error(&worker_info, format!("the unit's job crashed: {e}"))
-                });
-            let _ = done_tx.send((info, outcome));
+            let (outcome, handed_over) = tokio::task::spawn_blocking(move || {
+                let outcome = job.run(&mut context);
+                (outcome, context.take_handed_over())
+            })
+            .await
+            .unwrap_or_else(|e| {
+                let message = format!("the unit's job crashed: {e}");
+                (O::internal_error(&worker_info, message), None)
+            });
+            let _ = done_tx.send(Done {
+                unit: info,
+                outcome,
+                handed_over,
+            });
         });
         SlotState::Running {
             arrivals: arrivals_tx,

@@ -58,6 +58,9 @@ pub struct UnitContext {
     arrivals: Receiver<BusDevice>,
     cancelled: Arc<AtomicBool>,
     events: Arc<dyn EventSink>,
+    /// Set when the device now on the port is not this job's unit (see
+    /// [`UnitContext::hand_over_device`]).
+    handed_over: Option<BusDevice>,
 }
 
 impl UnitContext {
@@ -75,6 +78,7 @@ impl UnitContext {
             arrivals,
             cancelled,
             events,
+            handed_over: None,
         }
     }
 
@@ -89,6 +93,17 @@ impl UnitContext {
     /// The device as the bus shows it now (after any re-enumeration).
     pub fn device(&self) -> &BusDevice {
         &self.device
+    }
+
+    /// The device now on the port is another phone, not this job's unit (it was swapped in
+    /// during a reboot): once this attempt's verdict is recorded, the supervisor starts a new
+    /// attempt for it on the same slot.
+    pub fn hand_over_device(&mut self) {
+        self.handed_over = Some(self.device.clone());
+    }
+
+    pub(crate) fn take_handed_over(&mut self) -> Option<BusDevice> {
+        self.handed_over.take()
     }
 
     /// Open a link to the unit in its current mode.

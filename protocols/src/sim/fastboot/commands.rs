@@ -7,7 +7,9 @@ use sha2::{Digest, Sha256};
 
 use super::staging::Staging;
 use super::vars::resolve;
-use super::{parse_number, send, FastbootDevice, Flow, RebootTo, WRITE_TIMEOUT};
+use super::{
+    parse_number, send, FastbootDevice, Flow, RebootTo, SetActiveBehaviour, WRITE_TIMEOUT,
+};
 use crate::sim::phone::Phone;
 use crate::sim::storage::PartitionInfo;
 use crate::sparse::{self, FILE_HEADER_LEN};
@@ -284,20 +286,39 @@ impl FastbootDevice {
         arg: &str,
     ) -> Result<(), TransportError> {
         let slot = arg.strip_prefix('_').unwrap_or(arg);
+        let behaviour = self.config.set_active;
         let result = {
             let mut state = self.phone.lock();
+            let before = state.storage.current_slot();
             if state.storage.slot_suffixes().is_empty() {
                 Err("Slot Change is not supported".to_string())
+            } else if !state.storage.slot_suffixes().iter().any(|s| s == slot) {
+                Err(format!("Invalid slot suffix: {arg}"))
+            } else if behaviour == SetActiveBehaviour::IgnoredAfterOkay {
+                Ok(())
             } else {
-                state
+                let switched = state
                     .storage
                     .set_active_slot(slot)
-                    .map_err(|_| format!("Invalid slot suffix: {arg}"))
+                    .map_err(|_| format!("Invalid slot suffix: {arg}"));
+                if switched.is_ok() && behaviour == SetActiveBehaviour::LostOnReboot {
+                    // Keep the first slot of this boot: that is what the GPT still says.
+                    self.unpersisted_from = self.unpersisted_from.take().or(before);
+                }
+                switched
             }
         };
         match result {
             Ok(()) => send(link, b"OKAY", ""),
             Err(reason) => send(link, b"FAIL", &reason),
+        }
+    }
+
+    /// A reboot loses what `set_active` kept only in RAM: the slot active before it boots.
+    pub(super) fn forget_unpersisted_slot(&mut self) {
+        if let Some(slot) = self.unpersisted_from.take() {
+            // The slot existed a moment ago on this phone; nothing to report if it vanished.
+            let _ = self.phone.lock().storage.set_active_slot(&slot);
         }
     }
 

@@ -332,6 +332,67 @@ fn oem_sha256_answers_the_digest_of_the_range() {
     assert!(one(&mut host, "oem sha256 nope").starts_with("FAILNo such partition"));
 }
 
+/// One bootloader (its RAM kept across sessions, as `SimUnit` keeps it) serving one session.
+fn session(device: &mut FastbootDevice, commands: &[&str]) -> (Vec<String>, SessionEnd) {
+    let (mut host, mut dev, _ctl) = memory::pair("fbsim-session");
+    thread::scope(|scope| {
+        let served = scope.spawn(move || {
+            let end = device.serve(&mut dev);
+            (end, dev)
+        });
+        let replies = commands.iter().map(|c| one(&mut host, c)).collect();
+        drop(host);
+        let (end, _dev) = served.join().unwrap();
+        (replies, end)
+    })
+}
+
+#[test]
+fn set_active_acknowledged_but_ignored_keeps_the_booting_slot() {
+    let phone = small_phone();
+    let config = FastbootConfig {
+        set_active: SetActiveBehaviour::IgnoredAfterOkay,
+        ..FastbootConfig::default()
+    };
+    let mut device = FastbootDevice::new(phone.clone(), config);
+    let (replies, _) = session(
+        &mut device,
+        &["set_active:b", "getvar:current-slot", "set_active:c"],
+    );
+    assert_eq!(replies, ["OKAY", "OKAYa", "FAILInvalid slot suffix: c"]);
+    assert_eq!(phone.current_slot().as_deref(), Some("a"));
+}
+
+#[test]
+fn set_active_kept_in_ram_only_is_lost_on_reboot() {
+    let phone = small_phone();
+    let config = FastbootConfig {
+        set_active: SetActiveBehaviour::LostOnReboot,
+        ..FastbootConfig::default()
+    };
+    let mut device = FastbootDevice::new(phone.clone(), config);
+    let (replies, end) = session(
+        &mut device,
+        &[
+            "set_active:b",
+            "getvar:current-slot",
+            "set_active:a",
+            "set_active:b",
+            "reboot-bootloader",
+        ],
+    );
+    // Until the reboot the phone itself believes the switch.
+    assert_eq!(replies, ["OKAY", "OKAYb", "OKAY", "OKAY", "OKAY"]);
+    assert!(matches!(end, SessionEnd::Reboot(RebootTo::Bootloader)));
+    let (replies, _) = session(&mut device, &["getvar:current-slot"]);
+    assert_eq!(replies, ["OKAYa"], "the slot of the last boot comes back");
+    // Honoured is the default, and persists across the reboot.
+    let honest = small_phone();
+    let mut device = FastbootDevice::new(honest.clone(), FastbootConfig::default());
+    session(&mut device, &["set_active:b", "reboot-bootloader"]);
+    assert_eq!(honest.current_slot().as_deref(), Some("b"));
+}
+
 #[test]
 fn faults_fail_garbage_delay_and_dropped_writes() {
     let phone = small_phone();

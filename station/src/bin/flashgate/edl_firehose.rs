@@ -45,6 +45,7 @@ fn open_session(link: Box<dyn Transport>, args: &Args) -> anyhow::Result<Session
     let config = FirehoseConfig {
         storage: args.storage,
         max_payload: args.max_payload,
+        payload_cap: Some(args.max_payload_cap),
         ..Default::default()
     };
     let session = start(
@@ -54,11 +55,17 @@ fn open_session(link: Box<dyn Transport>, args: &Args) -> anyhow::Result<Session
         config,
         Arc::new(ConsoleProgress),
     )?;
+    let configured = &session.configure;
     tracing::info!(
-        "programmer configured: {} storage, {}-byte sectors, payload {} bytes",
+        "programmer configured: {} storage, {}-byte sectors, payload {} bytes (programmer \
+         supports {}; {} configure exchange(s))",
         args.storage,
-        session.configure.sector_size,
-        session.configure.payload_size
+        configured.sector_size,
+        configured.payload_size,
+        configured
+            .device_supported
+            .map_or("an unstated size".to_owned(), |s| format!("{s} bytes")),
+        configured.exchanges
     );
     Ok(session)
 }
@@ -185,7 +192,9 @@ pub fn run(link: Box<dyn Transport>, args: &Args) -> anyhow::Result<ExitCode> {
             session.firehose.power(PowerMode::Reset, 0)?;
             println!("reset requested; the phone leaves EDL");
         }
-        Action::Info | Action::Upload => bail!("internal: Sahara action routed to Firehose"),
+        Action::Info | Action::Upload | Action::Ramdump { .. } => {
+            bail!("internal: Sahara action routed to Firehose")
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -63,7 +63,10 @@ pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
     let mode = OutputMode::detect(args.json);
     let consumer: std::thread::JoinHandle<()> = match mode {
         OutputMode::Tty => {
-            let dashboard = TtyDashboard::stderr(RenderStyle::detect());
+            // Device lines above the rows only when asked for (-v); they are always in the
+            // unit log files.
+            let dashboard =
+                TtyDashboard::stderr(RenderStyle::detect()).with_device_lines(verbosity >= 1);
             logs.console().attach(dashboard.multi_progress().clone());
             std::thread::spawn(move || {
                 dashboard.run(rx, DEFAULT_REFRESH);
