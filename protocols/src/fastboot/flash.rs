@@ -8,7 +8,7 @@ use std::path::Path;
 
 use super::client::Fastboot;
 use super::error::FastbootError;
-use super::resparse;
+use super::resparse::{self, resparse_piece_limit};
 use super::slots::SlotChoice;
 use super::vars::parse_size;
 use crate::progress::ProgressEvent;
@@ -56,6 +56,9 @@ pub struct FlashReport {
     pub image_len: u64,
     /// The download limit used.
     pub max_download_size: u64,
+    /// The largest download made: the image length when it went whole, else the piece limit
+    /// (at most [`super::RESPARSE_LIMIT`]).
+    pub piece_limit: u64,
     /// Downloads per partition (1 when the image was sent as-is).
     pub pieces: usize,
     /// Bytes sent over the link, all partitions together.
@@ -156,10 +159,10 @@ impl<T: Transport> Fastboot<T> {
         }
         // Fits in one download: raw and sparse images alike go as they are. Otherwise plan the
         // pieces once (for a raw image this reads it once) and send them to every target.
-        let pieces = if image_len <= limit {
-            None
-        } else {
-            Some(resparse::plan_pieces(image, limit)?)
+        let piece_limit = resparse_piece_limit(image_len, limit);
+        let pieces = match piece_limit {
+            None => None,
+            Some(piece_limit) => Some(resparse::plan_pieces(image, piece_limit)?),
         };
         let bytes_per_target = match &pieces {
             None => image_len,
@@ -170,6 +173,7 @@ impl<T: Transport> Fastboot<T> {
             kind,
             image_len,
             max_download_size: limit,
+            piece_limit: piece_limit.unwrap_or(image_len),
             pieces: pieces.as_ref().map_or(1, Vec::len),
             bytes_sent: 0,
         };

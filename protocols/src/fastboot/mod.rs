@@ -16,6 +16,7 @@ pub use client::{ClientOptions, Fastboot, Reply};
 pub use command::{Command, CommandError, FlashingAction, RebootTarget, DEFAULT_MAX_COMMAND_LEN};
 pub use error::{FastbootError, Violation};
 pub use flash::{FlashOptions, FlashReport, ImageKind, DEFAULT_FALLBACK_MAX_DOWNLOAD_SIZE};
+pub use resparse::{resparse_piece_limit, RESPARSE_LIMIT};
 pub use response::{Response, ResponseError, MAX_RESPONSE_LEN};
 pub use slots::SlotChoice;
 pub use vars::{parse_size, DeviceIdentity};

@@ -220,13 +220,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let report = fb.flash_file(&partition, &file, &options)?;
             let secs = started.elapsed().as_secs_f64();
             eprintln!(
-                "flashed {} ({:?} image, {} bytes) to {} in {} piece(s) of at most {} bytes: \
-                 {} bytes sent in {secs:.2} s",
+                "flashed {} ({:?} image, {} bytes) to {} in {} piece(s) of at most {} bytes \
+                 (max-download-size {}): {} bytes sent in {secs:.2} s",
                 file.display(),
                 report.kind,
                 report.image_len,
                 report.partitions.join(", "),
                 report.pieces,
+                report.piece_limit,
                 report.max_download_size,
                 report.bytes_sent
             );
