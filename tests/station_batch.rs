@@ -876,7 +876,7 @@ fn an_edl_unit_keeps_one_log_file_across_its_re_enumeration() {
         EEA,
         vec![(1, DeviceKind::Edl), (2, DeviceKind::Fastboot)],
     );
-    let chip_serial = format!("{:08x}", fleet.unit(1).phone().identity().chip_serial);
+    let chip_serial = station::bus::edl_serial_text(fleet.unit(1).phone().identity().chip_serial);
     fleet.plug_all();
     let logs = tempfile::tempdir().unwrap();
     let (dispatch, logging) =
