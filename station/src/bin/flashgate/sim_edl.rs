@@ -204,24 +204,24 @@ mod tests {
         args: crate::edl::Args,
     }
 
-    #[test]
-    fn a_crashed_phone_offers_its_memory_to_ramdump_again_after_each_reset() {
-        let dir = tempfile::tempdir().unwrap();
-        let tty = dir.path().join("ttyEDL");
-        let tty_arg = tty.to_str().unwrap().to_owned();
-        let storage = dir.path().join("phone");
-        let programmer = dir.path().join("prog.elf");
+    /// Serve `sim edl --pty DIR/ttyEDL --storage DIR/phone --demo-programmer DIR/prog.elf
+    /// EXTRA…` in the background (until the test process ends); returns the host's target.
+    fn serve_in_background(dir: &std::path::Path, extra: &[&str]) -> String {
+        let tty = dir.join("ttyEDL");
+        let storage = dir.join("phone");
+        let programmer = dir.join("prog.elf");
         let argv = [
             "sim-edl",
             "--pty",
-            &tty_arg,
+            tty.to_str().unwrap(),
             "--storage",
             storage.to_str().unwrap(),
             "--demo-programmer",
             programmer.to_str().unwrap(),
-            "--crashed",
         ];
-        let sim = SimCli::try_parse_from(argv).unwrap().args;
+        let sim = SimCli::try_parse_from(argv.iter().chain(extra))
+            .unwrap()
+            .args;
         std::thread::spawn(move || run(sim));
         for _ in 0..100 {
             if tty.exists() {
@@ -229,8 +229,14 @@ mod tests {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        format!("serial:{}", tty.display())
+    }
+
+    #[test]
+    fn a_crashed_phone_offers_its_memory_to_ramdump_again_after_each_reset() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = serve_in_background(dir.path(), &["--crashed"]);
         let expected = SimMemoryDump::small(TableFormat::Bits64);
-        let target = format!("serial:{tty_arg}");
         for round in ["first", "second"] {
             let out = dir.path().join(round);
             let argv = [
@@ -258,36 +264,22 @@ mod tests {
     fn served_phone_keeps_what_edl_flashed_in_partition_files() {
         let dir = tempfile::tempdir().unwrap();
         let programmer = dir.path().join("prog.elf");
-        let tty = dir.path().join("ttyEDL");
         let storage = dir.path().join("phone");
-        let argv = [
-            "sim-edl",
-            "--pty",
-            tty.to_str().unwrap(),
-            "--storage",
-            storage.to_str().unwrap(),
-            "--demo-programmer",
-            programmer.to_str().unwrap(),
-            "--partition",
-            "boot=1M",
-            "--partition",
-            "system=2M",
-            "--lun-size",
-            "8M",
-            "--sahara-version",
-            "3",
-            "--max-payload",
-            "64K",
-        ];
-        let sim = SimCli::try_parse_from(argv).unwrap().args;
-        // Serves until the process ends.
-        std::thread::spawn(move || run(sim));
-        for _ in 0..100 {
-            if tty.exists() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let target = serve_in_background(
+            dir.path(),
+            &[
+                "--partition",
+                "boot=1M",
+                "--partition",
+                "system=2M",
+                "--lun-size",
+                "8M",
+                "--sahara-version",
+                "3",
+                "--max-payload",
+                "64K",
+            ],
+        );
         let image: Vec<u8> = (0..5000u32).map(|i| (i % 199) as u8 + 1).collect();
         std::fs::write(dir.path().join("boot.img"), &image).unwrap();
         let rawprogram = dir.path().join("rawprogram0.xml");
@@ -296,7 +288,6 @@ mod tests {
             "<data>\n<program SECTOR_SIZE_IN_BYTES=\"4096\" filename=\"boot.img\" label=\"boot\" num_partition_sectors=\"256\" physical_partition_number=\"0\" start_sector=\"256\"/>\n</data>\n",
         )
         .unwrap();
-        let target = format!("serial:{}", tty.display());
         let edl = |action: &[&str]| {
             let argv = ["edl", "-t", &target, "-p", programmer.to_str().unwrap()];
             let args = EdlCli::try_parse_from(argv.iter().copied().chain(action.iter().copied()))
