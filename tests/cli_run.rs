@@ -74,6 +74,22 @@ fn the_main_job_passes_every_demo_phone_and_journals_it() {
         .filter(|e| e["event"] == "mode_changed" && e["mode"] == "fastboot")
         .count();
     assert_eq!(mode_changes, 4);
+    // An EDL phone's chip serial reads the same from its USB product string (at detection)
+    // and from Sahara (at identification).
+    for detected in events
+        .iter()
+        .filter(|e| e["event"] == "unit_detected" && e["mode"] == "edl")
+    {
+        let identified = events
+            .iter()
+            .find(|e| e["event"] == "unit_identified" && e["slot"] == detected["slot"])
+            .unwrap();
+        assert_eq!(identified["serial"], detected["serial"], "{detected}");
+        assert!(
+            detected["serial"].as_str().unwrap().starts_with("5EC0000"),
+            "{detected}"
+        );
+    }
     let finished = events.last().unwrap();
     assert_eq!(finished["event"], "batch_finished");
     assert_eq!(finished["passed"], 8);

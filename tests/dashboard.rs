@@ -1,12 +1,11 @@
 //! The operator dashboard driven by a scripted event stream, asserted on the rendered text:
 //! no terminal needed.
 
-use std::io;
-use std::sync::{Arc, Mutex};
-
-use indicatif::{ProgressDrawTarget, TermLike};
+use indicatif::ProgressDrawTarget;
 use station::dashboard::script::{self, scripted_batch};
-use station::dashboard::{DashboardState, LineFormat, LineSink, RenderStyle, TtyDashboard};
+use station::dashboard::{
+    CaptureTerm, DashboardState, LineFormat, LineSink, RenderStyle, TtyDashboard,
+};
 use station::events::{Event, EventKind, EventSink, Mode, NextStep, Phase, Verdict};
 use unicode_width::UnicodeWidthStr;
 
@@ -492,54 +491,11 @@ fn json_lines_one_object_per_event() {
         .all(|o| o["ts_ms"].as_u64().is_some_and(|t| t >= T0)));
 }
 
-/// A terminal that keeps what indicatif writes.
-#[derive(Debug, Clone, Default)]
-struct CaptureTerm {
-    written: Arc<Mutex<String>>,
-}
-
-impl TermLike for CaptureTerm {
-    fn width(&self) -> u16 {
-        120
-    }
-    fn height(&self) -> u16 {
-        40
-    }
-    fn move_cursor_up(&self, _: usize) -> io::Result<()> {
-        Ok(())
-    }
-    fn move_cursor_down(&self, _: usize) -> io::Result<()> {
-        Ok(())
-    }
-    fn move_cursor_right(&self, _: usize) -> io::Result<()> {
-        Ok(())
-    }
-    fn move_cursor_left(&self, _: usize) -> io::Result<()> {
-        Ok(())
-    }
-    fn write_line(&self, s: &str) -> io::Result<()> {
-        let mut w = self.written.lock().unwrap();
-        w.push_str(s);
-        w.push('\n');
-        Ok(())
-    }
-    fn write_str(&self, s: &str) -> io::Result<()> {
-        self.written.lock().unwrap().push_str(s);
-        Ok(())
-    }
-    fn clear_line(&self) -> io::Result<()> {
-        Ok(())
-    }
-    fn flush(&self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 /// At `-v` (`with_device_lines(true)`) device lines go above the rows; by default only
 /// warnings do (see `tty_front_end_hides_device_lines_by_default`).
 #[test]
 fn tty_front_end_prints_device_lines_above_the_rows() {
-    let term = CaptureTerm::default();
+    let term = CaptureTerm::new(120, 40);
     let mut dashboard = TtyDashboard::with_target(
         ProgressDrawTarget::term_like(Box::new(term.clone())),
         || (120, 40),
@@ -558,7 +514,7 @@ fn tty_front_end_prints_device_lines_above_the_rows() {
     ));
     let state = dashboard.finish();
     assert_eq!(state.counts().passed, 5);
-    let written = term.written.lock().unwrap().clone();
+    let written = term.text();
     let log_at = written
         .find("S02 7PL020215838: Writing 'system_a' OKAY")
         .expect(&written);
@@ -576,7 +532,7 @@ fn tty_front_end_prints_device_lines_above_the_rows() {
 
 #[test]
 fn tty_front_end_hides_device_lines_by_default() {
-    let term = CaptureTerm::default();
+    let term = CaptureTerm::new(120, 40);
     let mut dashboard = TtyDashboard::with_target(
         ProgressDrawTarget::term_like(Box::new(term.clone())),
         || (120, 40),
@@ -597,7 +553,7 @@ fn tty_front_end_hides_device_lines_by_default() {
         },
     ));
     dashboard.finish();
-    let written = term.written.lock().unwrap().clone();
+    let written = term.text();
     assert!(!written.contains("Writing 'system_a' OKAY"), "{written}");
     assert!(
         written.contains("WARNING S02 7PL020215838: hub port 1-1.2 over-current"),

@@ -75,3 +75,26 @@ fn a_damaged_primary_gpt_is_read_through_the_backup_and_both_damaged_names_the_l
     fh.power(protocols::firehose::PowerMode::Off, 0).unwrap();
     assert_eq!(device.join().unwrap(), Ok(FirehoseOutcome::PowerOff));
 }
+
+#[test]
+fn a_programmer_without_getstorageinfo_is_asked_for_the_last_sector_by_expression() {
+    let phone = test_phone(None);
+    let system = phone.lock().storage.partition("system_a").unwrap();
+    // Signature gone from the primary header; and this programmer refuses getstorageinfo, so
+    // the LUN size must come from its own NUM_DISK_SECTORS.
+    damage(&phone, 4096, b"NOT PART");
+    phone.fail("getstorageinfo", "Unrecognized tag <getstorageinfo>");
+
+    let (mut fh, device) = firehose_session(&phone, FirehoseSimConfig::default());
+    fh.configure().unwrap();
+    let found = fh.find_partition("system_a", 0..1).unwrap();
+    assert_eq!(found.first_sector(), system.first_lba);
+    assert_eq!(found.partition.last_lba, system.last_lba);
+    assert!(found
+        .primary_gpt_damage
+        .as_deref()
+        .is_some_and(|d| d.contains("signature")));
+
+    fh.power(protocols::firehose::PowerMode::Off, 0).unwrap();
+    assert_eq!(device.join().unwrap(), Ok(FirehoseOutcome::PowerOff));
+}

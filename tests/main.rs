@@ -5,6 +5,7 @@ mod dashboard_logs;
 mod edl;
 mod edl_backup_gpt;
 mod edl_payload;
+mod edl_ramdump;
 mod fastboot_client;
 mod fastboot_interop;
 mod sahara_host;

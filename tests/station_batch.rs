@@ -1,6 +1,6 @@
 //! Whole batches (issues #4 and #6) through the station library on a simulated USB bus: simulated
 //! phones of the demo product on their slots, the real unit job (identify, flash, set_active,
-//! ext4 read-back of the activation client), the supervisor, and the journal in a tempdir copy of
+//! reboot-bootloader, ext4 read-back of the activation client), the supervisor, and the journal in a tempdir copy of
 //! `configs/demo`. Each test asserts the verdicts shown, the events and the journal rows, and
 //! that no verdict was shown before its journal row was committed.
 
@@ -876,7 +876,7 @@ fn an_edl_unit_keeps_one_log_file_across_its_re_enumeration() {
         EEA,
         vec![(1, DeviceKind::Edl), (2, DeviceKind::Fastboot)],
     );
-    let chip_serial = format!("{:08x}", fleet.unit(1).phone().identity().chip_serial);
+    let chip_serial = station::bus::edl_serial_text(fleet.unit(1).phone().identity().chip_serial);
     fleet.plug_all();
     let logs = tempfile::tempdir().unwrap();
     let (dispatch, logging) =

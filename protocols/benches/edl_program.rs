@@ -80,7 +80,9 @@ struct Run {
     device_cpu: Duration,
 }
 
-fn one_run(drop_writes: bool, payload: usize) -> Run {
+/// `payload`: what the host asks for first; `device_max`: what the programmer supports (the
+/// host re-configures up to it when it is larger).
+fn one_run(drop_writes: bool, payload: usize, device_max: usize) -> Run {
     let phone = Phone::builder()
         .slots(&[])
         .partition("system", GIB + (1 << 20))
@@ -93,7 +95,7 @@ fn one_run(drop_writes: bool, payload: usize) -> Run {
     let (host, mut dev, _c) = pair_with("bench", Framing::Packets, Some(512));
     let (cpu_tx, cpu_rx) = mpsc::channel();
     let sim = FirehoseSimConfig {
-        max_payload_to_target: payload,
+        max_payload_to_target: device_max,
         ..Default::default()
     };
     let device_phone = phone.clone();
@@ -107,10 +109,12 @@ fn one_run(drop_writes: bool, payload: usize) -> Run {
         host,
         FirehoseConfig {
             max_payload: payload,
+            payload_cap: Some(device_max.max(payload)),
             ..Default::default()
         },
     );
-    fh.configure().expect("configure");
+    let configured = fh.configure().expect("configure");
+    assert_eq!(configured.payload_size, device_max);
     let start = start_sector.to_string();
     let target = ProgramTarget {
         lun: 0,
@@ -146,8 +150,10 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn report(name: &str, drop_writes: bool, payload: usize) {
-    let runs: Vec<Run> = (0..RUNS).map(|_| one_run(drop_writes, payload)).collect();
+fn report(name: &str, drop_writes: bool, asked: usize, payload: usize) {
+    let runs: Vec<Run> = (0..RUNS)
+        .map(|_| one_run(drop_writes, asked, payload))
+        .collect();
     let mbps = median(
         runs.iter()
             .map(|r| GIB as f64 / 1e6 / r.wall.as_secs_f64())
@@ -164,7 +170,28 @@ fn report(name: &str, drop_writes: bool, payload: usize) {
 
 fn main() {
     println!("firehose program of 1 GiB through the simulated programmer, in memory");
-    report("stored in the phone's sparse memory", false, 1 << 20);
-    report("phone drops writes (protocol path only)", true, 1 << 20);
-    report("phone drops writes (protocol path only)", true, 256 << 10);
+    report(
+        "stored in the phone's sparse memory",
+        false,
+        1 << 20,
+        1 << 20,
+    );
+    report(
+        "phone drops writes (protocol path only)",
+        true,
+        1 << 20,
+        1 << 20,
+    );
+    report(
+        "phone drops writes (protocol path only)",
+        true,
+        256 << 10,
+        256 << 10,
+    );
+    report(
+        "drops writes, asked 1 MiB, re-configured",
+        true,
+        1 << 20,
+        4 << 20,
+    );
 }

@@ -111,7 +111,7 @@ pub fn product_phone(
     let identity = &batch.product.identity;
     let mut builder = Phone::builder()
         .serial(&format!("FG{:06}", 100 + u32::from(slot)))
-        .chip_serial(0x5100_0000 + u32::from(slot))
+        .chip_serial(0x5EC0_0000 + u32::from(slot))
         .mode(match kind {
             DeviceKind::Fastboot => PhoneMode::Bootloader,
             DeviceKind::Edl => PhoneMode::Edl,

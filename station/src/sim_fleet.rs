@@ -133,7 +133,10 @@ impl SimUnit {
         let identity = self.inner.phone.identity();
         let ((vendor_id, product_id), serial) = match kind {
             DeviceKind::Fastboot => (FASTBOOT_VID_PID, identity.serial),
-            DeviceKind::Edl => (EDL_VID_PID, format!("{:08x}", identity.chip_serial)),
+            DeviceKind::Edl => (
+                EDL_VID_PID,
+                crate::bus::edl_serial_text(identity.chip_serial),
+            ),
         };
         BusDevice {
             port_path: self.inner.port_path.clone(),

@@ -4,8 +4,9 @@
 //!
 //! The primary copy (header at LBA 1) is read first. When it is damaged (bad signature or CRC,
 //! an interrupted table write) the backup copy in the LUN's last sector is used, as UEFI
-//! firmware does; the LUN's size comes from the programmer's `<getstorageinfo>`
-//! (`total_blocks`), the same source qdl uses for a LUN's geometry.
+//! firmware does. The LUN's size comes from the programmer's `<getstorageinfo>`
+//! (`total_blocks`, the source qdl uses for a LUN's geometry); a programmer that does not report
+//! it is asked for the last sector as `NUM_DISK_SECTORS-1.`, which it evaluates itself.
 
 use super::client::Firehose;
 use super::FirehoseError;
@@ -98,9 +99,14 @@ impl<T: Transport> Firehose<T> {
             Err(FirehoseError::Gpt { detail, .. }) => detail,
             Err(other) => return Err(other),
         };
-        let backup = self
-            .lun_sectors(lun)
-            .and_then(|sectors| self.read_backup_gpt(lun, sectors));
+        let backup = match self.lun_sectors(lun) {
+            Ok(sectors) => self.read_backup_gpt(lun, sectors),
+            Err(FirehoseError::Gpt { detail, .. })
+            | Err(FirehoseError::Nak { reason: detail, .. }) => {
+                self.read_backup_gpt_at_disk_end(lun, &detail)
+            }
+            Err(other) => Err(other),
+        };
         match backup {
             Ok((header, partitions)) => {
                 tracing::warn!(
@@ -152,6 +158,45 @@ impl<T: Transport> Firehose<T> {
             ))),
             _ => Ok(total),
         }
+    }
+
+    /// The backup GPT found by asking the programmer for the LUN's last sector
+    /// (`NUM_DISK_SECTORS-1.`); that header, once validated, says which LBA it is, and the copy
+    /// is then read as usual. `size_unknown` says why the size was not known.
+    fn read_backup_gpt_at_disk_end(
+        &mut self,
+        lun: u32,
+        size_unknown: &str,
+    ) -> Result<(GptHeader, Vec<Partition>), FirehoseError> {
+        let sector_size = u32::try_from(self.sector_size).map_err(|_| {
+            FirehoseError::InvalidRequest(format!("sector size {}", self.sector_size))
+        })?;
+        let mut last = Vec::new();
+        let located = self
+            .read_sectors_from(lun, "NUM_DISK_SECTORS-1.", 1, &mut last)
+            .and_then(|()| {
+                GptHeader::parse(&last, sector_size, Which::Backup).map_err(|e| {
+                    FirehoseError::Gpt {
+                        lun,
+                        detail: e.to_string(),
+                    }
+                })
+            });
+        let header = match located {
+            Ok(header) => header,
+            Err(FirehoseError::Gpt { detail, .. })
+            | Err(FirehoseError::Nak { reason: detail, .. }) => {
+                return Err(FirehoseError::Gpt {
+                    lun,
+                    detail: format!(
+                        "LUN size unknown ({size_unknown}) and the sector at NUM_DISK_SECTORS-1 \
+                         gave no backup header: {detail}"
+                    ),
+                })
+            }
+            Err(other) => return Err(other),
+        };
+        self.read_backup_gpt(lun, header.my_lba.saturating_add(1))
     }
 
     fn read_gpt_copy(

@@ -149,10 +149,26 @@ fn both_copies_bad_is_an_error_naming_the_lun_and_both_reasons() {
 }
 
 #[test]
-fn without_a_disk_size_the_backup_cannot_be_found_and_the_error_says_why() {
+fn without_a_disk_size_the_last_sector_is_asked_for_as_num_disk_sectors_minus_one() {
     let (mut fh, dev) = configured_with(emmc(), 512 * 1024, |d| {
         d.serve_read(0, 1, 1, &primary_with_bad_crc());
         storage_info(d, None);
+        d.serve_read_from(0, "NUM_DISK_SECTORS-1.", 1, &header(99, 1, 67));
+        d.serve_read(0, BACKUP_HEADER_LBA, 1, &header(99, 1, 67));
+        d.serve_read(0, BACKUP_ENTRIES_LBA, ENTRY_SECTORS, &entries());
+    });
+    let found = fh.find_partition("system_a", 0..1).unwrap();
+    assert_eq!((found.first_sector(), found.num_sectors()), (40, 10));
+    assert!(found.primary_gpt_damage.is_some());
+    dev.join().unwrap();
+}
+
+#[test]
+fn without_a_disk_size_or_a_backup_at_the_end_the_error_says_why() {
+    let (mut fh, dev) = configured_with(emmc(), 512 * 1024, |d| {
+        d.serve_read(0, 1, 1, &primary_with_bad_crc());
+        storage_info(d, None);
+        d.serve_read_from(0, "NUM_DISK_SECTORS-1.", 1, &[0u8; 512]);
     });
     let err = fh.find_partition("system_a", 0..1).unwrap_err();
     let text = err.to_string();
@@ -162,5 +178,11 @@ fn without_a_disk_size_the_backup_cannot_be_found_and_the_error_says_why() {
     );
     assert!(text.contains("0 (no valid GPT: primary: "), "{text}");
     assert!(text.contains("no total_blocks"), "{text}");
+    assert!(
+        text.contains(
+            "NUM_DISK_SECTORS-1 gave no backup header: backup GPT header: no \"EFI PART\""
+        ),
+        "{text}"
+    );
     dev.join().unwrap();
 }

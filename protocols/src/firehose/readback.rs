@@ -22,6 +22,18 @@ impl<T: Transport> Firehose<T> {
         num_sectors: u64,
         out: &mut dyn Write,
     ) -> Result<(), FirehoseError> {
+        self.read_sectors_from(lun, &start_sector.to_string(), num_sectors, out)
+    }
+
+    /// [`Self::read_sectors`] from a `start_sector` the programmer evaluates, such as
+    /// `NUM_DISK_SECTORS-1.` (qdl passes a read's start_sector through verbatim too).
+    pub fn read_sectors_from(
+        &mut self,
+        lun: u32,
+        start_sector: &str,
+        num_sectors: u64,
+        out: &mut dyn Write,
+    ) -> Result<(), FirehoseError> {
         if num_sectors == 0 {
             return Ok(());
         }

@@ -48,12 +48,17 @@ impl Device {
     /// Answer the next `<read>`, which must address `start` + `count` sectors of `lun`, with
     /// `data` (exactly `count` sectors).
     pub fn serve_read(&mut self, lun: u32, start: u64, count: u64, data: &[u8]) {
+        self.serve_read_from(lun, &start.to_string(), count, data)
+    }
+
+    /// [`Self::serve_read`] for a `start_sector` given as an expression.
+    pub fn serve_read_from(&mut self, lun: u32, start: &str, count: u64, data: &[u8]) {
         let r = self.expect("read");
         assert_eq!(
             r.attr("physical_partition_number"),
             Some(lun.to_string().as_str())
         );
-        assert_eq!(r.attr("start_sector"), Some(start.to_string().as_str()));
+        assert_eq!(r.attr("start_sector"), Some(start));
         assert_eq!(
             r.attr("num_partition_sectors"),
             Some(count.to_string().as_str())

@@ -122,6 +122,38 @@ pub enum SaharaError {
     )]
     MemoryDebugMode { link: String },
 
+    #[error(
+        "{link}: device announced Sahara mode {mode} in HELLO, not memory debug (2): it has no \
+         crash dump to collect (a phone that crashed re-enters EDL in memory-debug mode)"
+    )]
+    NotMemoryDebug { link: String, mode: u32 },
+
+    #[error("{link}: {what}: {detail}")]
+    MemoryTable {
+        link: String,
+        what: String,
+        detail: String,
+    },
+
+    #[error(
+        "{link}: device refused to read {length} bytes at {address:#x} ({what}) with status \
+         {status}"
+    )]
+    MemoryReadRefused {
+        link: String,
+        what: String,
+        address: u64,
+        length: u64,
+        status: Status,
+    },
+
+    #[error("cannot write the RAM dump file {}: {source}", path.display())]
+    DumpFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
     #[error("{link}: device reset itself during the Sahara {during}")]
     DeviceReset { link: String, during: String },
 

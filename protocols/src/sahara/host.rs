@@ -53,10 +53,10 @@ const DEFAULT_VERSION: u32 = 2;
 /// A Sahara session on one link. Borrow the link; when Sahara is done, the same link carries
 /// Firehose.
 pub struct SaharaHost<'a> {
-    link: &'a mut dyn Transport,
-    timeouts: SaharaTimeouts,
+    pub(super) link: &'a mut dyn Transport,
+    pub(super) timeouts: SaharaTimeouts,
     buf: Vec<u8>,
-    data: Vec<u8>,
+    pub(super) data: Vec<u8>,
 }
 
 impl<'a> SaharaHost<'a> {
@@ -76,7 +76,7 @@ impl<'a> SaharaHost<'a> {
     /// The next thing the device sends. When the first HELLO does not come (the device sent it
     /// before the port was opened, or a driver ate it), prod the device once with an unprompted
     /// HELLO_RESP in `mode`: a ROM left mid-protocol answers that.
-    fn next_incoming(
+    pub(super) fn next_incoming(
         &mut self,
         first: bool,
         prodded: &mut bool,
@@ -329,7 +329,12 @@ impl<'a> SaharaHost<'a> {
         self.read_packet(timeout, first, &waiting_for)
     }
 
-    fn answer_hello(&mut self, hello: Hello, mode: Mode, during: &str) -> Result<u32, SaharaError> {
+    pub(super) fn answer_hello(
+        &mut self,
+        hello: Hello,
+        mode: Mode,
+        during: &str,
+    ) -> Result<u32, SaharaError> {
         if hello.version_compatible > MAX_VERSION || hello.version == 0 {
             return Err(SaharaError::UnsupportedVersion {
                 link: self.link.describe(),
@@ -464,14 +469,14 @@ impl<'a> SaharaHost<'a> {
         Ok(())
     }
 
-    fn send(&mut self, packet: &Packet, during: &str) -> Result<(), SaharaError> {
+    pub(super) fn send(&mut self, packet: &Packet, during: &str) -> Result<(), SaharaError> {
         self.link
             .write(&packet.encode(), self.timeouts.write)
             .map_err(|e| self.transport_error(e, during))
     }
 
     /// Read one Sahara packet (see [`framing::read_incoming`]).
-    fn read_packet(
+    pub(super) fn read_packet(
         &mut self,
         timeout: Duration,
         first: bool,
@@ -480,11 +485,16 @@ impl<'a> SaharaHost<'a> {
         read_incoming(&mut *self.link, &mut self.buf, timeout, first, waiting_for)
     }
 
-    fn transport_error(&self, e: TransportError, during: &str) -> SaharaError {
+    pub(super) fn transport_error(&self, e: TransportError, during: &str) -> SaharaError {
         transport_error(self.link.describe(), e, during)
     }
 
-    fn unexpected(&self, got: &Packet, during: &str, expected: &'static str) -> SaharaError {
+    pub(super) fn unexpected(
+        &self,
+        got: &Packet,
+        during: &str,
+        expected: &'static str,
+    ) -> SaharaError {
         SaharaError::Unexpected {
             link: self.link.describe(),
             during: during.to_string(),

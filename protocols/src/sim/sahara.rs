@@ -16,59 +16,21 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use super::phone::{Identity, Phone};
+use super::phone::Phone;
 use super::sahara_elf::{ElfClass, ElfHeader, ELF32_HEADER_LEN, ELF64_HEADER_LEN};
-use crate::sahara::identity::{self, ChipIdV3, HwId};
+use crate::sahara::identity::{self, ChipIdV3};
 use crate::sahara::packet::{
     ExecCommand, Header, Hello, Mode, Packet, HEADER_LEN, MAX_PACKET_LEN, PROGRAMMER_IMAGE_ID,
 };
 use crate::sahara::status::Status;
 use crate::transport::{read_exact, Framing, Transport, TransportError};
 
-/// Who the ROM says it is in command mode, and which programmers its secure boot accepts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SaharaIdentity {
-    pub serial: u32,
-    pub hw_id: HwId,
-    /// First word of the v3 chip id.
-    pub chip_identifier: u32,
-    /// The OEM public-key hash digest (32 or 48 bytes).
-    pub oem_pk_hash: Vec<u8>,
-    pub sbl_version: u32,
-    /// SHA-256 of every programmer file this ROM accepts.
-    pub signed_programmers: Vec<[u8; 32]>,
-}
-
-impl Default for SaharaIdentity {
-    fn default() -> Self {
-        SaharaIdentity {
-            serial: 0x7e11_a5c3,
-            hw_id: HwId {
-                msm_id: 0x0013_10e1,
-                oem_id: 0x0072,
-                model_id: 0x0000,
-            },
-            chip_identifier: 0x0013_10e1,
-            oem_pk_hash: Sha256::digest(b"flashgate demo OEM root key").to_vec(),
-            sbl_version: 0x0000_0003,
-            signed_programmers: Vec::new(),
-        }
-    }
-}
-
-impl From<&Identity> for SaharaIdentity {
-    /// The Sahara side of a simulated phone's identity.
-    fn from(id: &Identity) -> Self {
-        SaharaIdentity {
-            serial: id.chip_serial,
-            hw_id: HwId::from_u64(id.msm_hw_id),
-            chip_identifier: id.chip_id,
-            oem_pk_hash: id.oem_pk_hash.clone(),
-            sbl_version: id.sbl_version,
-            signed_programmers: id.accepted_programmers.clone(),
-        }
-    }
-}
+#[path = "sahara_identity.rs"]
+mod identity_model;
+#[path = "sahara_ramdump.rs"]
+mod ramdump;
+pub use identity_model::SaharaIdentity;
+pub use ramdump::{pattern, SimMemoryDump};
 
 /// Misbehaviour to inject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,6 +94,9 @@ pub struct SaharaDevice {
     pub fault: Option<SaharaFault>,
     /// How long it waits for the host's next packet or data.
     pub host_timeout: Duration,
+    /// A crashed phone: HELLO announces memory debug and this RAM is offered (see
+    /// [`SaharaDevice::crashed`]).
+    pub memory_dump: Option<SimMemoryDump>,
 }
 
 impl SaharaDevice {
@@ -150,6 +115,16 @@ impl SaharaDevice {
             max_programmer_size: 64 * 1024 * 1024,
             fault: None,
             host_timeout: Duration::from_secs(10),
+            memory_dump: None,
+        }
+    }
+
+    /// The ROM of a phone that crashed: it greets in memory-debug mode and offers `dump`.
+    pub fn crashed(version: u32, identity: SaharaIdentity, dump: SimMemoryDump) -> Self {
+        SaharaDevice {
+            hello_mode: Mode::MemoryDebug,
+            memory_dump: Some(dump),
+            ..Self::new(version, identity)
         }
     }
 
@@ -210,6 +185,15 @@ impl SaharaDevice {
                             link,
                             &end_of_image(self.image_id, Status::INVALID_HOST_PROTOCOL),
                         )?;
+                        continue;
+                    }
+                    // A crashed ROM serves only the mode it announced (qdl echoes it back).
+                    if let Some(dump) = &self.memory_dump {
+                        if resp.mode == Mode::MemoryDebug {
+                            return self.serve_memory_debug(link, dump);
+                        }
+                        let refusal = end_of_image(self.image_id, Status::INVALID_HOST_MODE);
+                        self.send(link, &refusal)?;
                         continue;
                     }
                     match resp.mode {

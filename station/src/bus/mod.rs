@@ -115,8 +115,19 @@ pub fn diff(before: &[BusDevice], after: &[BusDevice]) -> Vec<BusEvent> {
 /// rather than in a serial descriptor.
 pub fn edl_serial_from_product(product: &str) -> Option<String> {
     let (_, rest) = product.split_once("_SN:")?;
-    let serial: String = rest.chars().take_while(|c| c.is_ascii_hexdigit()).collect();
+    let serial: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_hexdigit())
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
     (!serial.is_empty()).then_some(serial)
+}
+
+/// How an EDL phone's chip serial is written everywhere the station shows or records it: as
+/// the USB product string carries it (`QUSB__BULK_SN:1A2B3C4D`), so the serial on the
+/// dashboard at detection, after Sahara identification and in the journal is one string.
+pub fn edl_serial_text(chip_serial: u32) -> String {
+    format!("{chip_serial:08X}")
 }
 
 #[cfg(test)]
@@ -166,8 +177,9 @@ mod tests {
         assert_eq!(
             edl_serial_from_product("Qualcomm CDMA Technologies MSM_SN:0badf00d trailing")
                 .as_deref(),
-            Some("0badf00d")
+            Some("0BADF00D")
         );
+        assert_eq!(edl_serial_text(0x0bad_f00d), "0BADF00D");
         assert_eq!(edl_serial_from_product("QUSB__BULK"), None);
         assert_eq!(edl_serial_from_product("x_SN:"), None);
     }

@@ -8,6 +8,7 @@
 //!   object per event (`--json`).
 //! - [`script`]: a scripted batch for demos, tests and the rendering benchmark.
 
+mod capture;
 mod lines;
 mod render;
 pub mod script;
@@ -15,6 +16,7 @@ mod state;
 mod text;
 mod tty;
 
+pub use capture::CaptureTerm;
 pub use lines::{json_line, LineFormat, LineSink, PlainLines};
 pub use state::{Counts, DashboardState, Progress, SlotRow, SlotStatus, Unit};
 pub use text::sanitize;

@@ -349,21 +349,33 @@ pub(crate) fn rate(bytes_per_second: f64) -> String {
     format!("{:.1} MB/s", bytes_per_second / 1e6)
 }
 
-fn size(bytes: u64) -> String {
+/// The decimal unit a figure of `bytes` reads best in: GB from 10 GB, kB below 1 MB (a boot or
+/// vbmeta image would otherwise show as "0.0 MB").
+fn unit_for(bytes: u64) -> (&'static str, f64, usize) {
     if bytes >= 10_000_000_000 {
-        format!("{:.2} GB", bytes as f64 / 1e9)
+        ("GB", 1e9, 2)
+    } else if bytes >= 1_000_000 {
+        ("MB", 1e6, 1)
     } else {
-        format!("{:.1} MB", bytes as f64 / 1e6)
+        ("kB", 1e3, 1)
     }
+}
+
+fn size(bytes: u64) -> String {
+    let (unit, scale, decimals) = unit_for(bytes);
+    format!("{:.*} {unit}", decimals, bytes as f64 / scale)
 }
 
 /// `done/total` in the unit of `total`.
 pub(crate) fn sizes(done: u64, total: u64) -> String {
-    if total >= 10_000_000_000 {
-        format!("{:.2}/{:.2} GB", done as f64 / 1e9, total as f64 / 1e9)
-    } else {
-        format!("{:.1}/{:.1} MB", done as f64 / 1e6, total as f64 / 1e6)
-    }
+    let (unit, scale, decimals) = unit_for(total);
+    format!(
+        "{:.*}/{:.*} {unit}",
+        decimals,
+        done as f64 / scale,
+        decimals,
+        total as f64 / scale
+    )
 }
 
 #[cfg(test)]
@@ -378,5 +390,10 @@ mod tests {
         assert_eq!(rate(45_200_000.0), "45.2 MB/s");
         assert_eq!(sizes(812_300_000, 2_048_000_000), "812.3/2048.0 MB");
         assert_eq!(sizes(1_000_000_000, 12_000_000_000), "1.00/12.00 GB");
+        assert_eq!(sizes(0, 12_288), "0.0/12.3 kB");
+        assert_eq!(sizes(256, 256), "0.3/0.3 kB");
+        assert_eq!(size(282_708), "282.7 kB");
+        assert_eq!(size(4_294_967_296), "4295.0 MB");
+        assert_eq!(size(12_000_000_000), "12.00 GB");
     }
 }

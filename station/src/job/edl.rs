@@ -63,7 +63,7 @@ fn flow(attempt: &mut Attempt<'_>, unit: &mut UnitContext) -> Result<(), Failure
     };
     let serial = info
         .serial
-        .map(|s| format!("{s:08x}"))
+        .map(crate::bus::edl_serial_text)
         .unwrap_or_else(|| "unknown".to_string());
     attempt.identified(unit, &serial, UnitMode::Edl);
     let hw_id = info

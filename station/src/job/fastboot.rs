@@ -1,5 +1,6 @@
 //! A unit in fastboot: identify by `getvar`, flash the region's fastboot plan with slot handling,
-//! `set_active`, then verify the activation client on the slot the phone will boot.
+//! `set_active` and `reboot-bootloader` (the phone that comes back must be the same unit), then
+//! verify the activation client on the slot the phone will boot.
 
 use std::sync::Arc;
 

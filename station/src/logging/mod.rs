@@ -264,70 +264,9 @@ impl EventSink for TracingSink {
 
 #[cfg(test)]
 mod tests {
-    use std::io;
-    use std::sync::{Arc, Mutex, PoisonError};
-
-    use indicatif::{MultiProgress, ProgressDrawTarget, TermLike};
+    use indicatif::{MultiProgress, ProgressDrawTarget};
 
     use super::*;
-
-    /// A terminal that keeps everything drawn on it, as text.
-    #[derive(Debug, Clone, Default)]
-    struct CaptureTerm {
-        text: Arc<Mutex<String>>,
-    }
-
-    impl CaptureTerm {
-        fn text(&self) -> String {
-            self.text
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone()
-        }
-
-        fn push(&self, s: &str) {
-            self.text
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push_str(s);
-        }
-    }
-
-    impl TermLike for CaptureTerm {
-        fn width(&self) -> u16 {
-            160
-        }
-        fn height(&self) -> u16 {
-            40
-        }
-        fn move_cursor_up(&self, _: usize) -> io::Result<()> {
-            Ok(())
-        }
-        fn move_cursor_down(&self, _: usize) -> io::Result<()> {
-            Ok(())
-        }
-        fn move_cursor_right(&self, _: usize) -> io::Result<()> {
-            Ok(())
-        }
-        fn move_cursor_left(&self, _: usize) -> io::Result<()> {
-            Ok(())
-        }
-        fn write_line(&self, s: &str) -> io::Result<()> {
-            self.push(s);
-            self.push("\n");
-            Ok(())
-        }
-        fn write_str(&self, s: &str) -> io::Result<()> {
-            self.push(s);
-            Ok(())
-        }
-        fn clear_line(&self) -> io::Result<()> {
-            Ok(())
-        }
-        fn flush(&self) -> io::Result<()> {
-            Ok(())
-        }
-    }
 
     /// What the console shows, above a dashboard, for one device line and one station line.
     fn console_shows(verbosity: i8, rust_log: Option<&str>) -> String {
@@ -335,7 +274,7 @@ mod tests {
         let mut options = LogOptions::new(dir.path(), verbosity);
         options.rust_log = rust_log.map(str::to_owned);
         let (dispatch, logging) = build(&options).unwrap();
-        let term = CaptureTerm::default();
+        let term = crate::dashboard::CaptureTerm::new(160, 40);
         logging.console().attach(MultiProgress::with_draw_target(
             ProgressDrawTarget::term_like(Box::new(term.clone())),
         ));

@@ -317,3 +317,97 @@ fn a_failing_journal_stops_the_batch_and_shows_nothing() {
         .iter()
         .any(|e| matches!(e.kind, EventKind::Verdict { .. })));
 }
+
+/// A job that reboots its unit; another phone (serial `SER-NEW`) comes back on the port, and the
+/// job hands it over. The newcomer's own job just passes.
+struct SwapJob {
+    bus: SimBus,
+}
+
+impl UnitJob<Outcome> for SwapJob {
+    fn run(self: Box<Self>, unit: &mut UnitContext) -> Outcome {
+        let serial = unit.device().serial.clone();
+        if serial.as_deref() == Some("SER-NEW") {
+            return Outcome {
+                verdict: Verdict::Pass,
+                serial,
+            };
+        }
+        let port = unit.info().port_path.clone();
+        let (mut newcomer, connector) = echo(&port, DeviceKind::Fastboot);
+        newcomer.serial = Some("SER-NEW".into());
+        self.bus
+            .re_enumerate(&port, Duration::from_millis(20), newcomer, connector);
+        if let Err(e) = unit.wait_for_reenumeration(&[DeviceKind::Fastboot], T) {
+            return fail("TIMEOUT", &e.to_string());
+        }
+        unit.hand_over_device();
+        Outcome {
+            serial,
+            ..fail("IDENTITY_MISMATCH", "another phone came back")
+        }
+    }
+}
+
+fn swap_batch(stop_after: usize) -> (Vec<(u16, String)>, Vec<EventKind>) {
+    let bus = SimBus::new();
+    let bus_for_jobs = bus.clone();
+    let jobs: JobFactory<Outcome> = Arc::new(move |_| {
+        Box::new(SwapJob {
+            bus: bus_for_jobs.clone(),
+        })
+    });
+    let (sup, shown, recorder) = supervisor(&bus, &[("1-1", 1)], jobs, stop_after);
+    let (d, c) = echo("1-1", DeviceKind::Fastboot);
+    bus.plug(d, c);
+    run(sup);
+    let rows = recorder.rows.lock().unwrap().clone();
+    let events = shown.events().into_iter().map(|e| e.kind).collect();
+    (rows, events)
+}
+
+#[test]
+fn a_handed_over_device_becomes_a_new_attempt_after_the_old_verdict() {
+    let (rows, events) = swap_batch(2);
+    assert_eq!(
+        rows,
+        vec![
+            (1, "IDENTITY_MISMATCH".to_string()),
+            (1, "PASS".to_string())
+        ]
+    );
+    let fail_at = events
+        .iter()
+        .position(|e| {
+            matches!(
+                e,
+                EventKind::Verdict {
+                    verdict: Verdict::Fail { .. },
+                    ..
+                }
+            )
+        })
+        .unwrap();
+    assert!(
+        matches!(
+            &events[fail_at + 1..],
+            [
+                EventKind::UnitRemoved { slot: 1 },
+                EventKind::UnitDetected { slot: 1, serial: Some(s), .. },
+                ..
+            ] if s == "SER-NEW"
+        ),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn a_handed_over_device_waits_when_the_batch_is_complete() {
+    let (rows, events) = swap_batch(1);
+    assert_eq!(rows, vec![(1, "IDENTITY_MISMATCH".to_string())]);
+    let detected = events
+        .iter()
+        .filter(|e| matches!(e, EventKind::UnitDetected { .. }))
+        .count();
+    assert_eq!(detected, 1, "{events:?}");
+}

@@ -1,7 +1,7 @@
 //! `flashgate edl`: one phone in Qualcomm Emergency Download mode (Sahara, then Firehose).
 //!
 //! `info` reads the boot ROM's identity in Sahara command mode and leaves the phone waiting for
-//! a programmer. Firehose actions (flash, read, digest, printgpt, reset) are added as further
+//! a programmer; `ramdump` collects a crashed phone's RAM in memory-debug mode. Firehose actions (flash, read, digest, printgpt, reset) are added as further
 //! [`Action`] variants: open the link with [`open_target`], upload with [`upload_programmer`],
 //! then hand the link (and any bytes already read) to the Firehose client.
 
@@ -19,6 +19,8 @@ use protocols::transport::Transport;
 
 #[path = "edl_firehose.rs"]
 mod firehose;
+#[path = "edl_ramdump.rs"]
+mod ramdump;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -73,6 +75,25 @@ pub enum Action {
     Printgpt,
     /// Reset the phone (power reset); it leaves EDL.
     Reset,
+    /// Collect a crashed phone's RAM (Sahara memory-debug mode) into DIR, one file per region
+    /// as the phone names them, then reset it.
+    Ramdump {
+        /// Output directory (created if missing).
+        #[arg(long)]
+        out: std::path::PathBuf,
+        /// Collect only this region (filename with or without extension); repeatable.
+        #[arg(long = "region")]
+        regions: Vec<String>,
+        /// Collect only the regions the phone marks as worth saving.
+        #[arg(long)]
+        preferred_only: bool,
+        /// Skip any region larger than this many bytes.
+        #[arg(long, default_value_t = protocols::sahara::ramdump::RamdumpLimits::default().max_region_bytes)]
+        max_region_bytes: u64,
+        /// Stop collecting once this many bytes are written.
+        #[arg(long, default_value_t = protocols::sahara::ramdump::RamdumpLimits::default().max_total_bytes)]
+        max_total_bytes: u64,
+    },
 }
 
 /// Where the phone is.
@@ -155,6 +176,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             println!("{}", upload(&mut *link, &args)?);
             Ok(ExitCode::SUCCESS)
         }
+        Action::Ramdump { .. } => ramdump::run(&mut *link, &args),
         _ => firehose::run(link, &args),
     }
 }

@@ -192,7 +192,9 @@ pub fn run(link: Box<dyn Transport>, args: &Args) -> anyhow::Result<ExitCode> {
             session.firehose.power(PowerMode::Reset, 0)?;
             println!("reset requested; the phone leaves EDL");
         }
-        Action::Info | Action::Upload => bail!("internal: Sahara action routed to Firehose"),
+        Action::Info | Action::Upload | Action::Ramdump { .. } => {
+            bail!("internal: Sahara action routed to Firehose")
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -9,8 +9,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use protocols::sahara::memory_table::TableFormat;
 use protocols::sim::edl::{serve, EdlOutcome, EdlSimConfig};
 use protocols::sim::firehose::FirehoseSimConfig;
+use protocols::sim::sahara::{SaharaDevice, SaharaIdentity, SimMemoryDump};
 use protocols::sim::sahara_elf::programmer_elf;
 use protocols::sim::Phone;
 use protocols::transport::pty::PtyDevice;
@@ -68,6 +70,12 @@ pub struct EdlArgs {
     /// Sahara protocol version of the boot ROM (1, 2 or 3).
     #[arg(long, default_value_t = 2)]
     sahara_version: u32,
+    /// The phone has crashed: its ROM boots in Sahara memory-debug mode and offers a small
+    /// memory table (DDR, OCIMEM, CODE RAM) for `flashgate edl ramdump`, every boot, until the
+    /// process ends (as a phone stays in crash-dump mode until it is power-cycled). The
+    /// regions' SHA-256 are printed at start, to check a collected dump against.
+    #[arg(long)]
+    crashed: bool,
     /// Largest MaxPayloadSizeToTargetInBytes the programmer accepts.
     #[arg(long, value_name = "BYTES", value_parser = parse_size, default_value = "1M")]
     max_payload: u64,
@@ -123,6 +131,21 @@ pub fn run(args: EdlArgs) -> anyhow::Result<ExitCode> {
     let mut config = EdlSimConfig::new(args.sahara_version);
     // The ROM waits for a host as long as the pty is served: nobody may open the port for a
     // while, and a second HELLO would sit stale in the tty buffer.
+    if args.crashed {
+        let dump = SimMemoryDump::small(TableFormat::Bits64);
+        for region in &dump.table {
+            let bytes = dump.region_bytes(&region.filename).unwrap_or_default();
+            eprintln!(
+                "crash dump region {} ({}): {} bytes at {:#x}, sha256 {}",
+                region.filename,
+                region.description,
+                region.length,
+                region.address,
+                hex::encode(Sha256::digest(bytes))
+            );
+        }
+        config.rom = SaharaDevice::crashed(args.sahara_version, SaharaIdentity::default(), dump);
+    }
     config.rom.host_timeout = Duration::from_secs(24 * 3600);
     config.programmer = FirehoseSimConfig {
         max_payload_to_target: usize::try_from(args.max_payload)
@@ -181,12 +204,12 @@ mod tests {
         args: crate::edl::Args,
     }
 
-    #[test]
-    fn served_phone_keeps_what_edl_flashed_in_partition_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let programmer = dir.path().join("prog.elf");
-        let tty = dir.path().join("ttyEDL");
-        let storage = dir.path().join("phone");
+    /// Serve `sim edl --pty DIR/ttyEDL --storage DIR/phone --demo-programmer DIR/prog.elf
+    /// EXTRA…` in the background (until the test process ends); returns the host's target.
+    fn serve_in_background(dir: &std::path::Path, extra: &[&str]) -> String {
+        let tty = dir.join("ttyEDL");
+        let storage = dir.join("phone");
+        let programmer = dir.join("prog.elf");
         let argv = [
             "sim-edl",
             "--pty",
@@ -195,19 +218,10 @@ mod tests {
             storage.to_str().unwrap(),
             "--demo-programmer",
             programmer.to_str().unwrap(),
-            "--partition",
-            "boot=1M",
-            "--partition",
-            "system=2M",
-            "--lun-size",
-            "8M",
-            "--sahara-version",
-            "3",
-            "--max-payload",
-            "64K",
         ];
-        let sim = SimCli::try_parse_from(argv).unwrap().args;
-        // Serves until the process ends.
+        let sim = SimCli::try_parse_from(argv.iter().chain(extra))
+            .unwrap()
+            .args;
         std::thread::spawn(move || run(sim));
         for _ in 0..100 {
             if tty.exists() {
@@ -215,6 +229,57 @@ mod tests {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        format!("serial:{}", tty.display())
+    }
+
+    #[test]
+    fn a_crashed_phone_offers_its_memory_to_ramdump_again_after_each_reset() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = serve_in_background(dir.path(), &["--crashed"]);
+        let expected = SimMemoryDump::small(TableFormat::Bits64);
+        for round in ["first", "second"] {
+            let out = dir.path().join(round);
+            let argv = [
+                "edl",
+                "-t",
+                &target,
+                "ramdump",
+                "--out",
+                out.to_str().unwrap(),
+            ];
+            let args = EdlCli::try_parse_from(argv).unwrap().args;
+            crate::edl::run(args).unwrap();
+            for region in &expected.table {
+                let written = std::fs::read(out.join(&region.filename)).unwrap();
+                assert!(
+                    written == expected.region_bytes(&region.filename).unwrap(),
+                    "{round} dump of {}",
+                    region.filename
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn served_phone_keeps_what_edl_flashed_in_partition_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let programmer = dir.path().join("prog.elf");
+        let storage = dir.path().join("phone");
+        let target = serve_in_background(
+            dir.path(),
+            &[
+                "--partition",
+                "boot=1M",
+                "--partition",
+                "system=2M",
+                "--lun-size",
+                "8M",
+                "--sahara-version",
+                "3",
+                "--max-payload",
+                "64K",
+            ],
+        );
         let image: Vec<u8> = (0..5000u32).map(|i| (i % 199) as u8 + 1).collect();
         std::fs::write(dir.path().join("boot.img"), &image).unwrap();
         let rawprogram = dir.path().join("rawprogram0.xml");
@@ -223,7 +288,6 @@ mod tests {
             "<data>\n<program SECTOR_SIZE_IN_BYTES=\"4096\" filename=\"boot.img\" label=\"boot\" num_partition_sectors=\"256\" physical_partition_number=\"0\" start_sector=\"256\"/>\n</data>\n",
         )
         .unwrap();
-        let target = format!("serial:{}", tty.display());
         let edl = |action: &[&str]| {
             let argv = ["edl", "-t", &target, "-p", programmer.to_str().unwrap()];
             let args = EdlCli::try_parse_from(argv.iter().copied().chain(action.iter().copied()))
