@@ -251,7 +251,7 @@ mod tests {
             seed ^= seed << 5;
             // Mostly small headers, sometimes RAW data of odd lengths.
             let len = (seed % 40) as usize + 1;
-            parts.push(if seed % 4 == 0 {
+            parts.push(if seed.is_multiple_of(4) {
                 Part::Read(pattern(60_000 + (seed % 200_000) as usize, seed as u8))
             } else {
                 Part::Write(pattern(len, seed as u8))

@@ -22,6 +22,10 @@ pub fn min_piece_bytes(block_size: u32) -> u64 {
     PIECE_OVERHEAD + CHUNK_HEADER_LEN as u64 + u64::from(block_size)
 }
 
+/// How [`Piece`] moves one RAW chunk's data: (writer, source at the data, length).
+type RawCopy<'a, W, S> =
+    dyn FnMut(&mut SparseWriter<&mut W>, &mut S, u64) -> Result<(), SparseError> + 'a;
+
 /// One chunk of a piece.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PieceChunk {
@@ -174,7 +178,7 @@ impl Piece {
         &self,
         source: &mut S,
         out: &mut W,
-        raw: &mut dyn FnMut(&mut SparseWriter<&mut W>, &mut S, u64) -> Result<(), SparseError>,
+        raw: &mut RawCopy<'_, W, S>,
     ) -> Result<u64, SparseError> {
         let mut w = SparseWriter::new(
             &mut *out,
