@@ -863,6 +863,59 @@ fn a_phone_swapped_in_during_a_reboot_is_a_new_unit_not_the_flashed_one() {
     assert_eq!(newcomer_phone.current_slot().as_deref(), Some("a"));
 }
 
+/// After `reboot-bootloader` a Qualcomm EDL device (05c6:9008) shows up on the unit's port
+/// instead of fastboot: the unit's boot chain did not start, or another phone was plugged in.
+/// The attempt fails at once with DEVICE_FAIL (not a TIMEOUT a minute and a half later), and
+/// the EDL device gets an attempt of its own, which flashes it through EDL and passes.
+#[test]
+fn an_edl_device_back_after_a_fastboot_reboot_fails_the_unit_at_once_and_is_flashed_anew() {
+    let demo = DemoStation::new();
+    let fleet = Fleet::new(&demo, EEA, fastboot_slots(2));
+    let in_edl = SimUnit::new(
+        &fleet.bus,
+        &sim_port(2),
+        product_phone(&fleet.batch, 43, DeviceKind::Edl).unwrap(),
+        factory_fastboot(),
+        EdlSimConfig::default(),
+    );
+    fleet.unit(2).swap_on_next_reboot(in_edl);
+    fleet.plug_all();
+    let flashed = serial_of(2);
+    let mut setup = fleet.setup(Vec::new());
+    setup.stop_when = stop_after(3);
+    let outcome = run_batch(setup);
+
+    outcome.assert_every_verdict_journaled_first();
+    assert_eq!(outcome.verdict_on(1), Verdict::Pass);
+    let on_slot_2: Vec<_> = outcome
+        .verdicts()
+        .into_iter()
+        .filter(|(slot, _, _)| *slot == 2)
+        .collect();
+    assert_eq!(on_slot_2.len(), 2, "{on_slot_2:?}");
+    let expected_sentence = format!(
+        "slot 2 (serial {flashed}): after reboot-bootloader a phone in EDL mode came back on \
+         port sim-2, not the unit in fastboot mode: the unit did not boot its bootloader (a bad \
+         boot chain image) or another phone was plugged in; it was flashed but not verified: \
+         take it off the slot for rework (the phone in EDL mode gets an attempt of its own)"
+    );
+    match &on_slot_2[0] {
+        (_, Some(serial), Verdict::Fail { code, reason, .. }) => {
+            assert_eq!(serial, &flashed);
+            assert_eq!(code, "DEVICE_FAIL");
+            assert_eq!(reason, &expected_sentence);
+        }
+        other => panic!("first verdict on slot 2: {other:?}"),
+    }
+    // The EDL device's own attempt: Sahara, Firehose, reset into fastboot, verified.
+    assert_eq!(on_slot_2[1], (2, Some(serial_of(43)), Verdict::Pass));
+    let old = only_row(&outcome, &flashed);
+    assert_eq!(old.failure_code.as_deref(), Some("DEVICE_FAIL"));
+    assert_eq!(old.activation_sha256_found, None);
+    let new = only_row(&outcome, &serial_of(43));
+    assert_eq!(new.mode.map(|m| m.as_str()), Some("edl"));
+}
+
 /// Issue #5's per-unit log file, for an EDL unit: it is identified twice (Sahara chip serial,
 /// then fastboot `serialno` after its power reset), yet its attempt has one log file — the one
 /// its journal row names, holding both halves of the job. Runs the batch with flashgate's

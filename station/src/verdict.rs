@@ -186,6 +186,17 @@ pub enum Failure {
         /// The serial of the phone now on the port.
         found_serial: String,
     },
+    /// After a reboot a device of another kind came back on the unit's port (the unit fell
+    /// into EDL because its boot chain did not start, or another phone was plugged in): the
+    /// unit is not verified. Coded `DEVICE_FAIL`.
+    CameBackAsOtherKind {
+        unit: UnitRef,
+        port_path: String,
+        /// The reboot (`reboot-bootloader`, `EDL reset`).
+        during: String,
+        expected: String,
+        found: String,
+    },
 }
 
 impl Failure {
@@ -203,6 +214,7 @@ impl Failure {
             Self::VerifyMismatch { .. } => FailureCode::VerifyMismatch,
             Self::HostError { .. } => FailureCode::HostError,
             Self::UnitSwapped { .. } => FailureCode::IdentityMismatch,
+            Self::CameBackAsOtherKind { .. } => FailureCode::DeviceFail,
         }
     }
 
@@ -219,7 +231,8 @@ impl Failure {
             | Self::SlotMismatch { unit, .. }
             | Self::VerifyMismatch { unit, .. }
             | Self::HostError { unit, .. }
-            | Self::UnitSwapped { unit, .. } => unit,
+            | Self::UnitSwapped { unit, .. }
+            | Self::CameBackAsOtherKind { unit, .. } => unit,
         }
     }
 
@@ -295,6 +308,13 @@ impl Failure {
                      on a slot for a new attempt ({found_serial} gets an attempt of its own)"
                 )
             }
+            Self::CameBackAsOtherKind { unit, port_path, during, expected, found } => format!(
+                "{unit}: after {during} a phone in {found} mode came back on port {port_path}, \
+                 not the unit in {expected} mode: the unit did not boot its bootloader (a bad \
+                 boot chain image) or another phone was plugged in; it was flashed but not \
+                 verified: take it off the slot for rework (the phone in {found} mode gets an \
+                 attempt of its own)"
+            ),
         }
     }
 }

@@ -140,6 +140,27 @@ impl<'a> Attempt<'a> {
                 step: format!("re-enumeration after {after}"),
                 detail: e.to_string(),
             }),
+            Err(crate::run::ReenumerationError::OtherKind {
+                port_path,
+                expected,
+                found,
+                ..
+            }) => {
+                let failure = Failure::CameBackAsOtherKind {
+                    unit: self.unit(),
+                    port_path,
+                    during: after.to_string(),
+                    expected,
+                    found: match found {
+                        DeviceKind::Edl => "EDL".to_string(),
+                        DeviceKind::Fastboot => "fastboot".to_string(),
+                    },
+                };
+                // Printed above the rows: the slot's row moves on to the new device at once.
+                unit.warn(failure.to_string());
+                unit.hand_over_device();
+                Err(failure)
+            }
         }
     }
 

@@ -48,6 +48,15 @@ pub enum ReenumerationError {
     },
     #[error("slot {slot}: the batch was stopped")]
     Cancelled { slot: SlotNumber },
+    /// A device came back on the port, but as another kind (the unit fell into EDL, or another
+    /// phone was plugged in): it is now the context's current device.
+    #[error("slot {slot}: a {found} device came back on port {port_path}, not {expected}")]
+    OtherKind {
+        slot: SlotNumber,
+        port_path: String,
+        expected: String,
+        found: DeviceKind,
+    },
 }
 
 /// Handed to [`UnitJob::run`].
@@ -170,17 +179,33 @@ impl UnitContext {
                     self.device = device;
                     return Ok(&self.device);
                 }
-                Ok(_) | Err(RecvTimeoutError::Timeout) if !left.is_zero() => continue,
+                // Waiting on would only end in a timeout: nothing else arrives on this port
+                // while that device stays.
+                Ok(device) => {
+                    let found = device.kind;
+                    self.device = device;
+                    return Err(ReenumerationError::OtherKind {
+                        slot: self.info.slot,
+                        port_path: self.info.port_path.clone(),
+                        expected: expected_kinds(kinds),
+                        found,
+                    });
+                }
+                Err(RecvTimeoutError::Timeout) if !left.is_zero() => continue,
                 _ => {
-                    let expected: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
                     return Err(ReenumerationError::Timeout {
                         slot: self.info.slot,
                         port_path: self.info.port_path.clone(),
-                        expected: expected.join(" or "),
+                        expected: expected_kinds(kinds),
                         secs: deadline.as_secs(),
                     });
                 }
             }
         }
     }
+}
+
+fn expected_kinds(kinds: &[DeviceKind]) -> String {
+    let names: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
+    names.join(" or ")
 }
