@@ -5,7 +5,7 @@
 //! many bytes. A data phase may arrive in frames of any size, so [`Transport::read_stream`] reads
 //! across frame boundaries, while [`Transport::read_packet`] returns one whole frame.
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, IoSlice, Read, Write};
 use std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
@@ -166,19 +166,27 @@ impl TcpLink {
 impl Transport for TcpLink {
     fn write(&mut self, data: &[u8], timeout: Duration) -> Result<(), TransportError> {
         set_timeouts(&self.stream, timeout)?;
-        let mut frame = Vec::with_capacity(HEADER_LEN + data.len().min(1 << 20));
-        frame.extend_from_slice(&(data.len() as u64).to_be_bytes());
-        if data.len() <= 1 << 20 {
-            frame.extend_from_slice(data);
-            self.stream
-                .write_all(&frame)
-                .map_err(|e| io_to_transport(e, timeout))
-        } else {
-            self.stream
-                .write_all(&frame)
-                .and_then(|_| self.stream.write_all(data))
-                .map_err(|e| io_to_transport(e, timeout))
+        // Header and payload leave in one vectored write (one segment for a small frame, and
+        // no copy of a large one into a frame buffer); the kernel may take less, so go on
+        // from wherever it stopped.
+        let header = (data.len() as u64).to_be_bytes();
+        let total = HEADER_LEN + data.len();
+        let mut sent = 0;
+        while sent < total {
+            let result = if sent < HEADER_LEN {
+                self.stream
+                    .write_vectored(&[IoSlice::new(&header[sent..]), IoSlice::new(data)])
+            } else {
+                self.stream.write(&data[sent - HEADER_LEN..])
+            };
+            match result {
+                Ok(0) => return Err(TransportError::Disconnected),
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(io_to_transport(e, timeout)),
+            }
         }
+        Ok(())
     }
 
     fn read_packet(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize, TransportError> {
@@ -264,6 +272,28 @@ mod tests {
         let mut buf = [0u8; 256];
         let n = host.read_packet(&mut buf, T).unwrap();
         assert_eq!(&buf[..n], b"OKAY");
+    }
+
+    #[test]
+    fn a_frame_larger_than_the_socket_buffers_arrives_whole_and_in_order() {
+        // The kernel takes such a write in parts (the header possibly with only some of the
+        // payload): every byte must still arrive once, with the next frame right behind.
+        let (mut host, mut dev) = connected();
+        let big: Vec<u8> = (0..(3 << 20) + 5u32)
+            .map(|i| (i * 7 + i / 4093) as u8)
+            .collect();
+        let expected = big.clone();
+        let reader = thread::spawn(move || {
+            let mut got = vec![0u8; expected.len()];
+            super::super::read_exact(&mut dev, &mut got, T).unwrap();
+            assert!(got == expected, "payload differs");
+            let mut buf = [0u8; 16];
+            let n = dev.read_packet(&mut buf, T).unwrap();
+            assert_eq!(&buf[..n], b"next");
+        });
+        host.write(&big, T).unwrap();
+        host.write(b"next", T).unwrap();
+        reader.join().unwrap();
     }
 
     #[test]

@@ -21,14 +21,6 @@ use protocols::transport::tcp::TcpLink;
 use protocols::transport::usb::{DeviceSelector, UsbLink, FASTBOOT_INTERFACE};
 use protocols::transport::Transport;
 
-/// Bytes per data-phase write on fastboot TCP links: just over 1 MiB, because `TcpLink` copies
-/// a write of up to 1 MiB into a newly allocated frame (a tenth of this client's CPU time when
-/// flashing a sparse image, measured against AOSP's client), while a larger one goes out as it
-/// is; and no larger than that, because a buffer that stays in the CPU cache between the file
-/// read and the socket send measured faster than 2 or 4 MiB. Back to the 1 MiB default once
-/// `TcpLink` frames without copying.
-const TCP_CHUNK_SIZE: usize = (1 << 20) + (64 << 10);
-
 #[derive(clap::Args)]
 pub struct Args {
     /// The device: tcp:HOST[:PORT] (port 5554 by default), usb:PORT_PATH or usb-serial:SERIAL.
@@ -195,19 +187,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let timeout = Duration::from_secs(args.timeout.max(1));
     let link = open_target(&args.target, timeout)?;
     let defaults = ClientOptions::default();
-    // A TCP link has no per-transfer limit like usbfs has: larger data-phase writes mean fewer
-    // frames and system calls per image (each write is one length-prefixed frame).
-    let chunk_size = if args.target.starts_with("tcp:") {
-        TCP_CHUNK_SIZE
-    } else {
-        defaults.chunk_size
-    };
     let mut fb = Fastboot::with_options(
         link,
         ClientOptions {
             response_timeout: timeout,
             max_command_len: args.max_command_len,
-            chunk_size,
+            chunk_size: defaults.chunk_size,
             ..defaults
         },
     );
