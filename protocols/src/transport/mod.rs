@@ -46,6 +46,9 @@ pub enum TransportError {
     Io(#[from] std::io::Error),
     #[error("USB error: {0}")]
     Usb(String),
+    /// Nothing to open where the caller looked (no device on that port, or with that serial).
+    #[error("{0}")]
+    NotFound(String),
 }
 
 impl TransportError {

@@ -231,7 +231,7 @@ impl UsbLink {
         }
         let (device, endpoints, port) = match found.len() {
             0 => {
-                return Err(TransportError::Usb(format!(
+                return Err(TransportError::NotFound(format!(
                 "no matching USB device for {selector:?} (check the cable and `flashgate devices`)"
             )))
             }

@@ -59,16 +59,29 @@ fn classify(device: &Device<Context>) -> Option<DeviceKind> {
 
 fn describe(device: &Device<Context>, kind: DeviceKind) -> Option<BusDevice> {
     let desc = device.device_descriptor().ok()?;
-    // A device we may not open (permissions) is still listed, without its serial.
-    let strings = device.open().ok().and_then(|h| {
-        let lang = *h.read_languages(STRING_TIMEOUT).ok()?.first()?;
-        Some((
-            h.read_serial_number_string(lang, &desc, STRING_TIMEOUT)
-                .ok(),
-            h.read_product_string(lang, &desc, STRING_TIMEOUT).ok(),
-        ))
-    });
-    let (serial, product) = strings.unwrap_or((None, None));
+    // A device we may not open (permissions) is still listed, without its serial; one that is
+    // already gone (libusb can list a device for a moment after it left the bus) is not listed,
+    // or a pulled cable would show up as a phone arriving again.
+    let (serial, product) = match device.open() {
+        Ok(handle) => {
+            let lang = match handle.read_languages(STRING_TIMEOUT) {
+                Ok(langs) => langs.first().copied(),
+                Err(rusb::Error::NoDevice) => return None,
+                Err(_) => None,
+            };
+            match lang {
+                Some(lang) => (
+                    handle
+                        .read_serial_number_string(lang, &desc, STRING_TIMEOUT)
+                        .ok(),
+                    handle.read_product_string(lang, &desc, STRING_TIMEOUT).ok(),
+                ),
+                None => (None, None),
+            }
+        }
+        Err(rusb::Error::NoDevice) => return None,
+        Err(_) => (None, None),
+    };
     let serial = match kind {
         DeviceKind::Edl => product
             .as_deref()
@@ -171,10 +184,14 @@ impl UsbBus for RusbBus {
         UsbLink::open(&DeviceSelector::PortPath(port_path.to_string()), want)
             .map(|link| Box::new(link) as Box<dyn Transport>)
             .map_err(|e| match e {
-                TransportError::Disconnected => BusError::NotPresent {
-                    port_path: port_path.to_string(),
-                    kind,
-                },
+                // Gone between the bus listing and the open (a pulled cable, a flapping hub
+                // port): the unit's absence, not the station's fault.
+                TransportError::Disconnected | TransportError::NotFound(_) => {
+                    BusError::NotPresent {
+                        port_path: port_path.to_string(),
+                        kind,
+                    }
+                }
                 other => BusError::Open {
                     port_path: port_path.to_string(),
                     kind,
