@@ -144,6 +144,16 @@ pub enum Mode {
     Edl,
 }
 
+/// The mode a phone is in, from how it enumerates on the bus.
+impl From<crate::bus::DeviceKind> for Mode {
+    fn from(kind: crate::bus::DeviceKind) -> Self {
+        match kind {
+            crate::bus::DeviceKind::Fastboot => Mode::Fastboot,
+            crate::bus::DeviceKind::Edl => Mode::Edl,
+        }
+    }
+}
+
 impl fmt::Display for Mode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

@@ -127,10 +127,7 @@ pub fn reidentify(
             during: after.to_string(),
             found_serial: identity.serialno,
         };
-        // Printed above the rows: the slot's row moves on to the new phone at once.
-        unit.warn(failure.to_string());
-        unit.hand_over_device();
-        return Err(failure);
+        return Err(super::hand_over(unit, failure));
     }
     check_product(attempt, client, identity)
 }

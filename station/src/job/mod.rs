@@ -20,7 +20,7 @@ use std::time::SystemTime;
 
 use crate::bus::DeviceKind;
 use crate::config::StationConfig;
-use crate::events::{EventKind, SlotNumber};
+use crate::events::{EventKind, Mode, SlotNumber};
 use crate::journal::{AttemptId, AttemptStart, Journal, Phase as JournalPhase, UnitMode};
 use crate::logging::{UnitLog, UnitLogs};
 use crate::preflight::CheckedBatch;
@@ -141,26 +141,17 @@ impl<'a> Attempt<'a> {
                 detail: e.to_string(),
             }),
             Err(crate::run::ReenumerationError::OtherKind {
-                port_path,
-                expected,
-                found,
-                ..
-            }) => {
-                let failure = Failure::CameBackAsOtherKind {
+                port_path, found, ..
+            }) => Err(hand_over(
+                unit,
+                Failure::CameBackAsOtherKind {
                     unit: self.unit(),
                     port_path,
                     during: after.to_string(),
-                    expected,
-                    found: match found {
-                        DeviceKind::Edl => "EDL".to_string(),
-                        DeviceKind::Fastboot => "fastboot".to_string(),
-                    },
-                };
-                // Printed above the rows: the slot's row moves on to the new device at once.
-                unit.warn(failure.to_string());
-                unit.hand_over_device();
-                Err(failure)
-            }
+                    expected: Mode::from(kind).to_string(),
+                    found: Mode::from(found).to_string(),
+                },
+            )),
         }
     }
 
@@ -272,4 +263,14 @@ impl UnitJob<UnitResult> for StationJob {
         };
         attempt.finish(verdict)
     }
+}
+
+/// The device now on the unit's port is not the unit (another phone, or the unit in another
+/// mode): the attempt fails with `failure`, and the device is handed to the supervisor for an
+/// attempt of its own. The sentence also goes above the rows, because the slot's row moves on
+/// to the new device at once.
+pub(crate) fn hand_over(unit: &mut UnitContext, failure: Failure) -> Failure {
+    unit.warn(failure.to_string());
+    unit.hand_over_device();
+    failure
 }

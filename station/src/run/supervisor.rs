@@ -76,13 +76,6 @@ enum SlotState {
     Done,
 }
 
-fn mode(kind: DeviceKind) -> Mode {
-    match kind {
-        DeviceKind::Fastboot => Mode::Fastboot,
-        DeviceKind::Edl => Mode::Edl,
-    }
-}
-
 impl<O: UnitOutcome> Supervisor<O> {
     fn emit(&self, kind: EventKind) {
         self.events.emit(Event::now(kind));
@@ -175,7 +168,7 @@ impl<O: UnitOutcome> Supervisor<O> {
                             SlotState::Running { arrivals, kind, gone, .. } => {
                                 if *kind != device.kind {
                                     *kind = device.kind;
-                                    self.emit(EventKind::ModeChanged { slot, mode: mode(device.kind) });
+                                    self.emit(EventKind::ModeChanged { slot, mode: Mode::from(device.kind) });
                                 }
                                 *gone = false;
                                 let _ = arrivals.send(device);
@@ -239,7 +232,7 @@ impl<O: UnitOutcome> Supervisor<O> {
         self.emit(EventKind::UnitDetected {
             slot,
             port_path: device.port_path.clone(),
-            mode: mode(device.kind),
+            mode: Mode::from(device.kind),
             serial: device.serial.clone(),
         });
         let (arrivals_tx, arrivals_rx) = std_mpsc::channel();
