@@ -396,4 +396,16 @@ fn cli_getvar_flash_fetch_and_exit_codes() {
 
     let out = sim.cli(&["flash", "nonexistent", image.to_str().unwrap()]);
     assert!(!out.status.success(), "{out:?}");
+
+    // A fetch the device refuses half-way (past the partition's end) leaves no partial file.
+    let cut = dir.path().join("cut.img");
+    let out = sim.cli(&["fetch", "boot", cut.to_str().unwrap(), "--size", "1G"]);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(!cut.exists(), "a failed fetch left {}", cut.display());
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains("partial"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 }

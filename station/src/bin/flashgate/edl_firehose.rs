@@ -1,7 +1,6 @@
 //! The Firehose actions of `flashgate edl`: flash, read, digest, printgpt, reset. Each uploads
 //! the programmer (or finds it running), configures it, and does one thing.
 
-use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -15,6 +14,7 @@ use protocols::transport::Transport;
 use sha2::{Digest, Sha256};
 
 use super::{programmer_images, sahara_timeouts, Action, Args};
+use crate::output_file::OutputFile;
 
 pub fn parse_storage(text: &str) -> Result<StorageKind, String> {
     match StorageKind::parse(text) {
@@ -113,22 +113,25 @@ pub fn run(link: Box<dyn Transport>, args: &Args) -> anyhow::Result<ExitCode> {
         }
         Action::Read { label, out } => {
             let found = locate(&mut session, label)?;
-            let file =
-                File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
-            let mut writer = HashingWriter {
-                inner: BufWriter::with_capacity(1 << 20, file),
-                hasher: Sha256::new(),
+            let file = OutputFile::create(out)?;
+            let digest = {
+                let mut writer = HashingWriter {
+                    inner: BufWriter::with_capacity(1 << 20, file.file()),
+                    hasher: Sha256::new(),
+                };
+                session.firehose.read_sectors(
+                    found.lun,
+                    found.first_sector(),
+                    found.num_sectors(),
+                    &mut writer,
+                )?;
+                writer
+                    .inner
+                    .flush()
+                    .with_context(|| format!("cannot write {}", out.display()))?;
+                hex::encode(writer.hasher.finalize())
             };
-            session.firehose.read_sectors(
-                found.lun,
-                found.first_sector(),
-                found.num_sectors(),
-                &mut writer,
-            )?;
-            writer
-                .inner
-                .flush()
-                .with_context(|| format!("cannot write {}", out.display()))?;
+            file.commit()?;
             println!(
                 "{label}: LUN {} sectors {}..={} ({} bytes) -> {}\nsha256 {}",
                 found.lun,
@@ -136,7 +139,7 @@ pub fn run(link: Box<dyn Transport>, args: &Args) -> anyhow::Result<ExitCode> {
                 found.partition.last_lba,
                 found.size_bytes(),
                 out.display(),
-                hex::encode(writer.hasher.finalize())
+                digest
             );
         }
         Action::Digest { label } => {
@@ -275,7 +278,7 @@ mod tests {
         let boot: Vec<u8> = (0..10_000u32).map(|i| (i * 7 % 251) as u8).collect();
         std::fs::write(dir.path().join("boot.img"), &boot).unwrap();
         let mut sparse = SparseWriter::new(
-            File::create(dir.path().join("system.img")).unwrap(),
+            std::fs::File::create(dir.path().join("system.img")).unwrap(),
             4096,
             8,
             3,

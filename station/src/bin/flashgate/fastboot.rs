@@ -3,7 +3,6 @@
 //! Unlike AOSP's `fastboot`, every device FAIL (getvar included) ends with a non-zero exit code,
 //! and a silent device times out instead of hanging.
 
-use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,6 +19,8 @@ use protocols::progress::{ProgressEvent, ProgressSink};
 use protocols::transport::tcp::TcpLink;
 use protocols::transport::usb::{DeviceSelector, UsbLink, FASTBOOT_INTERFACE};
 use protocols::transport::Transport;
+
+use crate::output_file::OutputFile;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -248,12 +249,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             size,
         } => {
             let name = single_partition(&mut fb, &partition, slot)?;
-            let file = File::create(&out).with_context(|| format!("creating {}", out.display()))?;
-            let mut writer = BufWriter::with_capacity(1 << 20, file);
+            let file = OutputFile::create(&out)?;
+            let mut writer = BufWriter::with_capacity(1 << 20, file.file());
             let bytes = fb.fetch_partition(&name, offset, size, &mut writer)?;
             writer
                 .flush()
                 .with_context(|| format!("writing {}", out.display()))?;
+            drop(writer);
+            file.commit()?;
             eprintln!("fetched {bytes} bytes of {name} into {}", out.display());
         }
         Action::SetActive { slot } => {

@@ -10,6 +10,7 @@ mod edl;
 mod fastboot;
 mod history;
 mod journal_arg;
+mod output_file;
 mod report;
 mod run;
 mod sim;
@@ -89,6 +90,11 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only on a terminal, and never when NO_COLOR asks for none.
+        .with_ansi(
+            std::io::IsTerminal::is_terminal(&std::io::stderr())
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        )
         .init();
     let result: anyhow::Result<ExitCode> = match cli.command {
         Command::Devices(args) => devices::devices(args),
