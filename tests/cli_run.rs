@@ -93,7 +93,10 @@ fn the_main_job_passes_every_demo_phone_and_journals_it() {
     let finished = events.last().unwrap();
     assert_eq!(finished["event"], "batch_finished");
     assert_eq!(finished["passed"], 8);
-    assert!(stderr.contains("8 passed, 0 failed"), "{stderr}");
+    assert!(
+        stderr.contains("passed 8 of 100 ordered (this run 8), failed 0, aborted 0"),
+        "{stderr}"
+    );
 
     let report = Command::new(flashgate_bin())
         .args([

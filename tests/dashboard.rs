@@ -61,8 +61,9 @@ fn eight_slot_batch_final_screen_shows_every_verdict_and_matching_counts() {
     assert!(screen[0].contains("build DP1.241128.007"));
     // 8 first units + a second unit on slots 1 and 2; slots 3 and 6 fail.
     assert!(
-        screen[1]
-            .starts_with("passed 8 failed 2 in progress 0 waiting 0 | yield 80.0% | 8/100 done"),
+        screen[1].starts_with(
+            "passed 8 of 100 ordered (this run 8) failed 2 in progress 0 waiting 0 | yield 80.0%"
+        ),
         "{}",
         screen[1]
     );
@@ -127,7 +128,9 @@ fn mid_batch_rows_show_progress_rate_and_eta() {
         (0, 0, 8, 0)
     );
     assert!(
-        screen[1].starts_with("passed 0 failed 0 in progress 8 waiting 0 | yield -"),
+        screen[1].starts_with(
+            "passed 0 of 100 ordered (this run 0) failed 0 in progress 8 waiting 0 | yield -"
+        ),
         "{}",
         screen[1]
     );
@@ -374,7 +377,9 @@ fn no_color_gives_plain_ascii() {
         "PASS in green with colour"
     );
     assert!(
-        coloured[1].starts_with("\x1b[1;32mpassed 8\x1b[0m \x1b[1;31mfailed 2\x1b[0m"),
+        coloured[1].starts_with(
+            "\x1b[1;32mpassed 8 of 100 ordered (this run 8)\x1b[0m \x1b[1;31mfailed 2\x1b[0m"
+        ),
         "{:?}",
         coloured[1]
     );
@@ -433,7 +438,9 @@ fn plain_lines_one_per_event_without_control_characters() {
     );
     assert!(lines
         .iter()
-        .any(|l| l.contains("batch finished | passed 8 | failed 2 | yield 80.0%")));
+        .any(|l| l.contains(
+            "batch finished | passed 8 of 100 ordered (this run 8) | failed 2 | aborted 0 | yield 80.0%"
+        )));
     // Progress is thinned to quarter steps: at most 5 lines per transfer, not 10 per second.
     let progress = lines.iter().filter(|l| l.contains("| progress ")).count();
     let progress_events = events

@@ -24,7 +24,6 @@ use station::config::{SlotSelection, StationConfig};
 use station::events::{EventKind, Mode, Phase, SlotNumber, Verdict};
 use station::journal::{AttemptRow, UnitMode};
 use station::preflight::CheckedBatch;
-use station::run::StopWhen;
 use station::sim_fleet::SimUnit;
 
 const CLIENT: &str = "/priv-app/ActivationClient/ActivationClient.apk";
@@ -43,11 +42,8 @@ fn fastboot_slots(n: SlotNumber) -> Vec<(SlotNumber, DeviceKind)> {
     (1..=n).map(|s| (s, DeviceKind::Fastboot)).collect()
 }
 
-fn stop_after(verdicts: usize) -> StopWhen {
-    StopWhen {
-        verdicts: Some(verdicts),
-        passes: None,
-    }
+fn stop_after(verdicts: usize) -> Option<usize> {
+    Some(verdicts)
 }
 
 /// A batch of simulated phones on `slots`, all plugged at once unless the caller plugs them.
@@ -86,7 +82,7 @@ impl Fleet {
     fn setup(self, reactions: Vec<Box<dyn station::events::EventSink>>) -> BatchSetup {
         BatchSetup {
             slots: ports(&self.slots),
-            stop_when: stop_after(self.slots.len()),
+            stop_after_verdicts: stop_after(self.slots.len()),
             station: self.station,
             batch: self.batch,
             bus: self.bus,
@@ -578,7 +574,7 @@ fn hotplugged_phones_auto_start_keep_their_slots_and_unknown_ports_are_ignored()
         bus: fleet.bus,
         slots: mapped,
         // 8 passes, slot 9's DISCONNECTED, slot 10's PASS.
-        stop_when: stop_after(10),
+        stop_after_verdicts: stop_after(10),
         reactions: vec![Box::new(move_it)],
     };
     let outcome = run_batch(setup);
@@ -796,7 +792,7 @@ fn a_phone_swapped_in_during_a_reboot_is_a_new_unit_not_the_flashed_one() {
     let (flashed, swapped_in) = (serial_of(2), serial_of(42));
     let mut setup = fleet.setup(Vec::new());
     // Three units plus the newcomer's own attempt.
-    setup.stop_when = stop_after(4);
+    setup.stop_after_verdicts = stop_after(4);
     let outcome = run_batch(setup);
 
     outcome.assert_every_verdict_journaled_first();
@@ -882,7 +878,7 @@ fn an_edl_device_back_after_a_fastboot_reboot_fails_the_unit_at_once_and_is_flas
     fleet.plug_all();
     let flashed = serial_of(2);
     let mut setup = fleet.setup(Vec::new());
-    setup.stop_when = stop_after(3);
+    setup.stop_after_verdicts = stop_after(3);
     let outcome = run_batch(setup);
 
     outcome.assert_every_verdict_journaled_first();
@@ -946,7 +942,8 @@ fn an_edl_unit_keeps_one_log_file_across_its_re_enumeration() {
                 .with(recording.clone())
                 .with(station::logging::TracingSink),
         ),
-        stop_when: stop_after(2),
+        stop_after_verdicts: stop_after(2),
+        journal_patience: station::batch::DEFAULT_JOURNAL_PATIENCE,
         unit_logs: Some(logging.unit_logs().clone()),
         transfer_bytes: 1 << 20,
     };
@@ -971,6 +968,9 @@ fn an_edl_unit_keeps_one_log_file_across_its_re_enumeration() {
         })
         .expect("the batch ended")
         .unwrap();
+    let station::batch::BatchEnd::Ran(summary) = summary else {
+        panic!("the work order was already complete")
+    };
     drop(runtime);
     drop(dispatch);
     drop(logging);

@@ -73,6 +73,7 @@ fn steady_stream(start_ms: u64) -> Vec<Event> {
             region: "00WW".into(),
             build_id: "B1".into(),
             quantity: 1000,
+            passed_before: 0,
             slots: (1..=SLOTS)
                 .map(|slot| SlotInfo {
                     slot,

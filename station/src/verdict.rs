@@ -218,6 +218,26 @@ impl Failure {
         }
     }
 
+    /// Whether cutting the unit's link or job at a stop could have caused this failure (as
+    /// opposed to a finding about the unit, which stands whatever happened after it).
+    pub fn may_be_a_cut(&self) -> bool {
+        match self {
+            Self::DeviceFail { .. }
+            | Self::Timeout { .. }
+            | Self::Disconnected { .. }
+            | Self::ProtocolError { .. }
+            | Self::HostError { .. } => true,
+            Self::IdentityMismatch { .. }
+            | Self::ImageHashMismatch { .. }
+            | Self::ActivationClientWrongRegion { .. }
+            | Self::ActivationClientUnknown { .. }
+            | Self::SlotMismatch { .. }
+            | Self::VerifyMismatch { .. }
+            | Self::UnitSwapped { .. }
+            | Self::CameBackAsOtherKind { .. } => false,
+        }
+    }
+
     pub fn unit(&self) -> &UnitRef {
         match self {
             Self::IdentityMismatch { unit, .. }
@@ -326,11 +346,40 @@ impl fmt::Display for Failure {
     }
 }
 
+/// An attempt the station cut before it could reach a verdict (a stop, or the journal no longer
+/// answering). Not a failure: the unit is neither blamed nor counted in the yield; it is flashed
+/// again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interruption {
+    pub unit: UnitRef,
+    /// The step the attempt was in when it was cut (`flash system_a`).
+    pub step: String,
+    /// Why the station cut it (`the station was stopped (SIGTERM)`).
+    pub why: String,
+}
+
+impl Interruption {
+    pub fn sentence(&self) -> String {
+        format!(
+            "{}: {} during {}, before a verdict; the unit is not verified: flash it again",
+            self.unit, self.why, self.step
+        )
+    }
+}
+
+impl fmt::Display for Interruption {
+    /// `ABORTED: sentence`, as the journal's message column shows it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ABORTED: {}", self.sentence())
+    }
+}
+
 /// The end of one unit attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     Pass,
     Fail(Failure),
+    Aborted(Interruption),
 }
 
 impl Verdict {
@@ -340,7 +389,7 @@ impl Verdict {
 
     pub fn code(&self) -> Option<FailureCode> {
         match self {
-            Self::Pass => None,
+            Self::Pass | Self::Aborted(_) => None,
             Self::Fail(failure) => Some(failure.code()),
         }
     }
@@ -355,6 +404,9 @@ impl From<&Verdict> for crate::events::Verdict {
                 code: failure.code().as_str().to_string(),
                 reason: failure.sentence(),
                 next_step: failure.code().next_step(),
+            },
+            Verdict::Aborted(interruption) => Self::Aborted {
+                reason: interruption.sentence(),
             },
         }
     }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use station::batch::BatchRun;
+use station::batch::{BatchEnd, BatchRun};
 use station::bus::sim::SimBus;
 use station::config::StationConfig;
 use station::events::{
@@ -15,7 +15,6 @@ use station::events::{
 };
 use station::journal::{AttemptRow, Journal};
 use station::preflight::{load_and_check, CheckedBatch};
-use station::run::StopWhen;
 
 /// A batch that has not ended after this long is stuck (a bug), not slow: fail instead of
 /// hanging CI. Never a timing assertion — every batch here takes a second or two.
@@ -185,7 +184,8 @@ pub struct BatchSetup {
     pub bus: SimBus,
     /// Port path → slot.
     pub slots: BTreeMap<String, SlotNumber>,
-    pub stop_when: StopWhen,
+    /// The rig ends after this many verdicts (or when the work order's quantity has passed).
+    pub stop_after_verdicts: Option<usize>,
     /// Extra sinks (scripted reactions), called after the recorder for every event.
     pub reactions: Vec<Box<dyn EventSink>>,
 }
@@ -214,7 +214,8 @@ pub fn run_batch(setup: BatchSetup) -> BatchOutcome {
         batch: setup.batch,
         slots: setup.slots,
         events: Arc::new(fanout),
-        stop_when: setup.stop_when,
+        stop_after_verdicts: setup.stop_after_verdicts,
+        journal_patience: station::batch::DEFAULT_JOURNAL_PATIENCE,
         unit_logs: None,
         // What `flashgate run --sim` uses.
         transfer_bytes: 1 << 20,
@@ -229,7 +230,10 @@ pub fn run_batch(setup: BatchSetup) -> BatchOutcome {
         tokio::time::timeout(BATCH_DEADLINE, run.run(bus, std::future::pending())).await
     });
     let summary = match result {
-        Ok(Ok(summary)) => summary,
+        Ok(Ok(BatchEnd::Ran(summary))) => summary,
+        Ok(Ok(BatchEnd::AlreadyComplete { work_order, .. })) => {
+            panic!("work order {work_order} was already complete: nothing ran")
+        }
         Ok(Err(e)) => panic!("the batch failed: {e}"),
         Err(_) => {
             runtime.shutdown_background();
@@ -292,6 +296,9 @@ impl BatchOutcome {
         match self.verdict_on(slot) {
             Verdict::Fail { code, reason, .. } => (code, reason),
             Verdict::Pass => panic!("slot {slot} passed; a failure was expected"),
+            Verdict::Aborted { reason } => {
+                panic!("slot {slot} was aborted ({reason}); a failure was expected")
+            }
         }
     }
 
@@ -348,6 +355,15 @@ impl BatchOutcome {
                         "journal message {message:?} does not carry the shown sentence {reason:?}"
                     );
                 }
+                Verdict::Aborted { reason } => {
+                    assert_eq!(row.result, "ABORTED", "{row:?}");
+                    assert_eq!(row.failure_code, None);
+                    let message = row.failure_message.clone().unwrap_or_default();
+                    assert!(
+                        message.contains(reason.as_str()),
+                        "{message:?} / {reason:?}"
+                    );
+                }
             }
             assert!(row.finished_at.is_some(), "{row:?}");
         }
@@ -362,6 +378,11 @@ impl BatchOutcome {
         assert_eq!(
             report.attempts_failed,
             u64::from(self.summary.failed),
+            "{report:?}"
+        );
+        assert_eq!(
+            report.attempts_aborted,
+            u64::from(self.summary.aborted),
             "{report:?}"
         );
         let journal_codes: BTreeMap<String, u32> = report

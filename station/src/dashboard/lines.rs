@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::io::{self, Write};
 use std::sync::{Mutex, PoisonError};
 
-use crate::events::{format_clock, Event, EventKind, EventSink, SlotNumber, Verdict};
+use crate::events::{format_clock, Event, EventKind, EventSink, NextStep, SlotNumber, Verdict};
 
 use super::render::{clock, sizes};
 use super::text::sanitize;
@@ -89,12 +89,18 @@ impl PlainLines {
                     Verdict::Fail { code, reason, next_step } => {
                         format!("FAIL {code} | next: {next_step} | {reason}")
                     }
+                    Verdict::Aborted { reason } => {
+                        format!("ABORTED | next: {} | {reason}", NextStep::FlashAgain)
+                    }
                 }
             }
             EventKind::UnitRemoved { slot } => {
                 self.quarter.remove(slot);
                 "unit removed".to_owned()
             }
+            EventKind::Stopping { why, units_running } => format!(
+                "STOPPING | {why} | {units_running} unit(s) finish their current step; nothing new starts"
+            ),
             EventKind::BatchFinished(s) => {
                 let decided = s.passed + s.failed;
                 let yield_text = match decided {
@@ -103,10 +109,16 @@ impl PlainLines {
                 };
                 let codes: Vec<String> =
                     s.failures_by_code.iter().map(|(code, n)| format!("{code}={n}")).collect();
+                let ordered = match (s.units_passed, s.ordered) {
+                    (Some(units), Some(ordered)) => {
+                        format!("passed {units} of {ordered} ordered (this run {})", s.passed)
+                    }
+                    _ => format!("passed {}", s.passed),
+                };
                 format!(
-                    "batch finished | passed {} | failed {} | yield {} | elapsed {}{}",
-                    s.passed,
+                    "batch finished | {ordered} | failed {} | aborted {} | yield {} | elapsed {}{}",
                     s.failed,
+                    s.aborted,
                     yield_text,
                     clock(s.elapsed_ms / 1000),
                     if codes.is_empty() { String::new() } else { format!(" | failures {}", codes.join(" ")) }

@@ -2,7 +2,7 @@
 //! end and the tests. Every line is cut to the width (a wrapped line would push the bars around
 //! on the next redraw) and there are never more lines than the height.
 
-use crate::events::{SlotNumber, Verdict};
+use crate::events::{NextStep, SlotNumber, Verdict};
 
 use super::state::{DashboardState, Progress, SlotRow, SlotStatus, Unit};
 use super::text::{fit, Line, Tone};
@@ -99,6 +99,8 @@ impl DashboardState {
         first.push("FLASHGATE ", Tone::Bold, style);
         if self.is_finished() {
             first.push("[BATCH FINISHED] ", Tone::Bold, style);
+        } else if self.stopping().is_some() {
+            first.push("[STOPPING: units finish their step] ", Tone::Warn, style);
         }
         // Most important first: a narrow screen cuts the build id, not the work order.
         match &self.batch {
@@ -130,30 +132,38 @@ impl DashboardState {
             Tone::Normal
         };
         let mut second = Line::new();
-        second
-            .push(&format!("passed {}", counts.passed), good, style)
-            .push(" ", Tone::Normal, style)
-            .push(&format!("failed {}", counts.failed), bad, style)
-            .push(
+        match &self.batch {
+            Some(b) => second.push(
                 &format!(
-                    " in progress {} waiting {}",
-                    counts.in_progress, counts.waiting
+                    "passed {} of {} ordered (this run {})",
+                    counts.units_passed, b.quantity, counts.passed
                 ),
-                Tone::Normal,
+                good,
                 style,
-            );
+            ),
+            None => second.push(&format!("passed {}", counts.passed), good, style),
+        };
+        second.push(" ", Tone::Normal, style).push(
+            &format!("failed {}", counts.failed),
+            bad,
+            style,
+        );
+        if counts.aborted > 0 {
+            second.push(&format!(" aborted {}", counts.aborted), Tone::Warn, style);
+        }
+        second.push(
+            &format!(
+                " in progress {} waiting {}",
+                counts.in_progress, counts.waiting
+            ),
+            Tone::Normal,
+            style,
+        );
         let yield_text = match self.yield_percent() {
             Some(y) => format!(" | yield {y:.1}%"),
             None => " | yield -".to_owned(),
         };
         second.push(&yield_text, Tone::Normal, style);
-        if let Some(b) = &self.batch {
-            second.push(
-                &format!(" | {}/{} done", counts.passed, b.quantity),
-                Tone::Normal,
-                style,
-            );
-        }
         second.push(
             &format!(" | {}", rate(self.throughput())),
             Tone::Normal,
@@ -244,6 +254,11 @@ impl DashboardState {
                     .push(&format!(" [{next_step}] "), Tone::Bold, style)
                     .push(code, Tone::Bad, style)
                     .push(" | ", Tone::Normal, style)
+                    .push(reason, Tone::Normal, style);
+            }
+            Verdict::Aborted { reason } => {
+                line.push("ABORTED", Tone::Warn, style)
+                    .push(&format!(" [{}] ", NextStep::FlashAgain), Tone::Bold, style)
                     .push(reason, Tone::Normal, style);
             }
         }

@@ -29,6 +29,7 @@ pub fn scripted_batch(slots: u16, start_ms: u64) -> Vec<Event> {
             region: "00EEA".into(),
             build_id: "DP1.241128.007".into(),
             quantity: 100,
+            passed_before: 0,
             slots: (1..=slots)
                 .map(|slot| SlotInfo {
                     slot,
@@ -67,6 +68,9 @@ pub fn scripted_batch(slots: u16, start_ms: u64) -> Vec<Event> {
             failed,
             failures_by_code: failures,
             elapsed_ms,
+            aborted: 0,
+            ordered: Some(100),
+            units_passed: Some(passed),
         }),
     ));
     // Stable: events of one slot at the same instant keep their order.
@@ -78,6 +82,7 @@ fn tally(verdict: &Verdict, passed: &mut u32, failures: &mut BTreeMap<String, u3
     match verdict {
         Verdict::Pass => *passed += 1,
         Verdict::Fail { code, .. } => *failures.entry(code.clone()).or_default() += 1,
+        Verdict::Aborted { .. } => {}
     }
 }
 

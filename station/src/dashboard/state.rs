@@ -20,6 +20,11 @@ pub struct DashboardState {
     pub(super) slots: BTreeMap<SlotNumber, SlotRow>,
     pub(super) passed: u32,
     pub(super) failed: u32,
+    pub(super) aborted: u32,
+    /// Serials that passed in this run (a unit passing twice is one unit of the order).
+    pub(super) passed_serials: std::collections::BTreeSet<String>,
+    /// Why the station is stopping, once it is.
+    pub(super) stopping: Option<String>,
 }
 
 /// One physical slot. Its position on screen is fixed by its number.
@@ -111,6 +116,10 @@ impl Progress {
 pub struct Counts {
     pub passed: u32,
     pub failed: u32,
+    /// Attempts cut by a stop (neither passed nor failed).
+    pub aborted: u32,
+    /// Distinct units passed under the work order, earlier runs included.
+    pub units_passed: u32,
     /// Units on a slot without a verdict yet.
     pub in_progress: u32,
     /// Slots without a unit.
@@ -161,15 +170,23 @@ impl DashboardState {
                     .record(at, *done, *total);
             }
             EventKind::DeviceLog { .. } | EventKind::Warning { .. } => {}
+            EventKind::Stopping { why, .. } => self.stopping = Some(why.clone()),
             EventKind::Verdict {
                 slot,
                 serial,
                 verdict,
             } => {
-                if verdict.is_pass() {
-                    self.passed += 1;
-                } else {
-                    self.failed += 1;
+                match verdict {
+                    Verdict::Pass => {
+                        self.passed += 1;
+                        self.passed_serials.insert(
+                            serial
+                                .clone()
+                                .unwrap_or_else(|| format!("slot {slot} #{}", self.passed)),
+                        );
+                    }
+                    Verdict::Fail { .. } => self.failed += 1,
+                    Verdict::Aborted { .. } => self.aborted += 1,
                 }
                 let unit = self.unit_mut(*slot, at);
                 if unit.serial.is_none() {
@@ -219,9 +236,18 @@ impl DashboardState {
                 SlotStatus::Empty | SlotStatus::Vanished(_) => waiting += 1,
             }
         }
+        let passed_before = self.batch.as_ref().map_or(0, |b| b.passed_before);
         Counts {
             passed: self.passed,
             failed: self.failed,
+            aborted: self.aborted,
+            units_passed: match &self.summary {
+                Some(BatchSummary {
+                    units_passed: Some(n),
+                    ..
+                }) => *n,
+                _ => passed_before + self.passed_serials.len() as u32,
+            },
             in_progress,
             waiting,
         }
@@ -256,6 +282,11 @@ impl DashboardState {
 
     pub fn is_finished(&self) -> bool {
         self.summary.is_some()
+    }
+
+    /// Why the station is stopping (a signal, a journal that stopped answering), once it is.
+    pub fn stopping(&self) -> Option<&str> {
+        self.stopping.as_deref()
     }
 
     pub fn slot(&self, slot: SlotNumber) -> Option<&SlotRow> {

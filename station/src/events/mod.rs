@@ -98,6 +98,12 @@ pub enum EventKind {
     UnitRemoved {
         slot: SlotNumber,
     },
+    /// The station was asked to stop (a signal, or the journal stopped answering): running
+    /// units are cut at their next safe point and recorded, nothing new starts.
+    Stopping {
+        why: String,
+        units_running: u32,
+    },
     BatchFinished(BatchSummary),
 }
 
@@ -113,7 +119,9 @@ impl EventKind {
             | EventKind::Verdict { slot, .. }
             | EventKind::UnitRemoved { slot } => Some(*slot),
             EventKind::Warning { slot, .. } => *slot,
-            EventKind::BatchStarted(_) | EventKind::BatchFinished(_) => None,
+            EventKind::BatchStarted(_)
+            | EventKind::Stopping { .. }
+            | EventKind::BatchFinished(_) => None,
         }
     }
 }
@@ -127,6 +135,8 @@ pub struct BatchInfo {
     pub build_id: String,
     /// Units the work order asks for.
     pub quantity: u32,
+    /// Distinct units that passed under the work order in earlier runs (from the journal).
+    pub passed_before: u32,
     pub slots: Vec<SlotInfo>,
 }
 
@@ -218,6 +228,11 @@ pub enum Verdict {
         reason: String,
         next_step: NextStep,
     },
+    /// The station cut the attempt before a verdict (a stop): not a failure, not in the yield;
+    /// the unit is flashed again.
+    Aborted {
+        reason: String,
+    },
 }
 
 impl Verdict {
@@ -233,6 +248,8 @@ pub enum NextStep {
     RemoveUnit,
     ReseatCable,
     CallEngineer,
+    /// The attempt was cut before a verdict: put the unit on a slot again.
+    FlashAgain,
 }
 
 impl fmt::Display for NextStep {
@@ -241,6 +258,7 @@ impl fmt::Display for NextStep {
             NextStep::RemoveUnit => "remove unit",
             NextStep::ReseatCable => "re-seat cable",
             NextStep::CallEngineer => "call engineer",
+            NextStep::FlashAgain => "flash again",
         })
     }
 }
@@ -249,6 +267,13 @@ impl fmt::Display for NextStep {
 pub struct BatchSummary {
     pub passed: u32,
     pub failed: u32,
+    /// Attempts the station cut before a verdict (a stop): neither passed nor failed.
+    pub aborted: u32,
+    /// The work order's quantity, when the batch works to one.
+    pub ordered: Option<u32>,
+    /// Distinct units passed under the work order in every run the journal holds (this run's
+    /// passes included), when counted.
+    pub units_passed: Option<u32>,
     /// Failure code → number of unit attempts that failed with it.
     pub failures_by_code: std::collections::BTreeMap<String, u32>,
     pub elapsed_ms: u64,

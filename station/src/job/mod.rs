@@ -25,7 +25,7 @@ use crate::journal::{AttemptId, AttemptStart, Journal, Phase as JournalPhase, Un
 use crate::logging::{UnitLog, UnitLogs};
 use crate::preflight::CheckedBatch;
 use crate::run::{UnitContext, UnitJob};
-use crate::verdict::{Failure, UnitRef, Verdict};
+use crate::verdict::{Failure, Interruption, UnitRef, Verdict};
 
 pub use outcome::{JournalRecorder, UnitResult};
 
@@ -184,7 +184,18 @@ impl<'a> Attempt<'a> {
     }
 
     /// The attempt's result: what the job gathered along the way, with its verdict.
-    pub fn finish(self, verdict: Verdict) -> UnitResult {
+    pub fn finish(self, unit: &UnitContext, verdict: Verdict) -> UnitResult {
+        if let Some(log) = &self.log {
+            let lost = log.write_errors();
+            if lost > 0 {
+                unit.warn(format!(
+                    "LOG WRITE FAILED: slot {}: {lost} line(s) of the unit log {} could not be \
+                     written; check free space and permissions of the station's log_dir",
+                    self.slot,
+                    log.path().display()
+                ));
+            }
+        }
         UnitResult {
             attempt: self.id,
             serial: self.serial,
@@ -242,26 +253,88 @@ impl UnitJob<UnitResult> for StationJob {
             result: UnitResult::new(None, None, Verdict::Pass),
         };
         match begun {
-            Ok(id) => attempt.id = Some(id),
+            Ok(id) => {
+                attempt.id = Some(id);
+                unit.info().set_record_id(id.0);
+            }
             Err(e) => {
-                // Without a row the verdict could not be recorded: fail now, loudly.
-                let failure = Failure::HostError {
+                // No row, no flashing: the unit is not touched, and the supervisor stops the
+                // batch because the journal does not answer.
+                let interruption = Interruption {
                     unit: attempt.unit(),
                     step: "opening the journal row".into(),
-                    detail: e.to_string(),
+                    why: format!("the journal did not answer ({e})"),
                 };
                 unit.emit(EventKind::Warning {
                     slot: Some(unit.slot()),
-                    message: failure.to_string(),
+                    message: interruption.to_string(),
                 });
-                return attempt.finish(Verdict::Fail(failure));
+                return attempt.finish(unit, Verdict::Aborted(interruption));
             }
         }
-        let verdict = match unit.device().kind {
-            DeviceKind::Fastboot => fastboot::run(&mut attempt, unit),
-            DeviceKind::Edl => edl::run(&mut attempt, unit),
+        // A panic in the job (a bug, or a parser defect on hostile bytes) fails this unit only.
+        let flow =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match unit.device().kind {
+                DeviceKind::Fastboot => fastboot::run(&mut attempt, unit),
+                DeviceKind::Edl => edl::run(&mut attempt, unit),
+            }));
+        let verdict = match flow {
+            Ok(verdict) => verdict,
+            Err(panic) => Verdict::Fail(Failure::HostError {
+                unit: attempt.unit(),
+                step: "the unit's job".into(),
+                detail: format!(
+                    "it crashed ({}); the station goes on with the other units — report this \
+                     unit's log to the flashgate engineers",
+                    panic_message(panic.as_ref())
+                ),
+            }),
         };
-        attempt.finish(verdict)
+        let verdict = match verdict {
+            // A link cut, a timeout or a refused step after the station asked the job to stop is
+            // the stop's doing, not the unit's; a verdict the job reached (a wrong client, a
+            // mismatch) stands.
+            Verdict::Fail(failure) if unit.is_cancelled() && failure.may_be_a_cut() => {
+                Verdict::Aborted(Interruption {
+                    unit: attempt.unit(),
+                    step: failure_step(&failure),
+                    why: unit
+                        .stop_reason()
+                        .unwrap_or_else(|| "the station was stopped".into()),
+                })
+            }
+            other => other,
+        };
+        attempt.finish(unit, verdict)
+    }
+}
+
+/// The text a panic carried.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into())
+}
+
+/// The step a failure names, for the sentence of an attempt cut by a stop.
+fn failure_step(failure: &Failure) -> String {
+    match failure {
+        Failure::DeviceFail { step, .. }
+        | Failure::Timeout { step, .. }
+        | Failure::Disconnected { step, .. }
+        | Failure::ProtocolError { step, .. }
+        | Failure::HostError { step, .. } => step.clone(),
+        Failure::UnitSwapped { during, .. } | Failure::CameBackAsOtherKind { during, .. } => {
+            during.clone()
+        }
+        Failure::IdentityMismatch { .. } => "identification".into(),
+        Failure::ImageHashMismatch { .. } => "flashing".into(),
+        Failure::ActivationClientWrongRegion { .. }
+        | Failure::ActivationClientUnknown { .. }
+        | Failure::SlotMismatch { .. }
+        | Failure::VerifyMismatch { .. } => "verification".into(),
     }
 }
 

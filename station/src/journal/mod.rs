@@ -1,6 +1,7 @@
 //! The journal: one SQLite row per unit attempt, in WAL mode with synchronous=FULL. Every
 //! method commits before it returns, so whatever the dashboard shows after a call is on disk.
 
+mod lock;
 mod query;
 mod record;
 mod schema;
@@ -11,6 +12,7 @@ use std::time::SystemTime;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+pub use lock::StationLock;
 pub use query::{AttemptRow, CodeCount, FlaggedUnit, WorkOrderReport};
 pub use record::{
     AttemptId, AttemptOutcome, AttemptStart, CompletedAttempt, FinishedAttempt, ImageSent, Phase,
@@ -47,6 +49,19 @@ pub enum JournalError {
     AlreadyFinished(i64),
     #[error("journal: {0}")]
     Sql(#[from] rusqlite::Error),
+    #[error("journal {} is in use by another flashgate station (pid {pid}{since}): one station process per journal; stop the other one, or give this station its own `journal` in station.yaml", path.display())]
+    InUse {
+        path: PathBuf,
+        pid: String,
+        since: String,
+    },
+    #[error("journal {}: cannot take the station lock {}: {source}", path.display(), lock.display())]
+    Lock {
+        path: PathBuf,
+        lock: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("journal: row {id} holds unreadable {column}: {detail}")]
     Corrupt {
         id: i64,
@@ -85,6 +100,69 @@ impl Journal {
             conn,
             path: path.to_path_buf(),
         })
+    }
+
+    /// Opens the journal for a station run: takes the journal's station lock first (one station
+    /// process per journal; the lock goes with the process, even on a crash), then closes every
+    /// attempt a previous run left without a verdict as ABORTED. Returns the closed attempts so
+    /// the console can name them.
+    pub fn open_for_station(
+        path: &Path,
+        now: SystemTime,
+    ) -> Result<(Self, StationLock, Vec<AttemptRow>), JournalError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| JournalError::CreateDir {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let lock = StationLock::take(path)?;
+        let mut journal = Self::open(path)?;
+        let closed = journal.close_interrupted(now)?;
+        Ok((journal, lock, closed))
+    }
+
+    /// Closes every `IN_PROGRESS` attempt as ABORTED ("the station stopped before a verdict").
+    /// Only the station holding the journal's lock may call this: an open attempt of a running
+    /// station is not interrupted.
+    pub fn close_interrupted(&mut self, now: SystemTime) -> Result<Vec<AttemptRow>, JournalError> {
+        let tx = self.conn.transaction()?;
+        let open = query::rows_in(
+            &tx,
+            &format!(
+                "SELECT {} FROM attempts WHERE result = 'IN_PROGRESS' ORDER BY id",
+                query::ROW_COLUMNS
+            ),
+            rusqlite::params![],
+        )?;
+        for row in &open {
+            let interruption = crate::verdict::Interruption {
+                unit: crate::verdict::UnitRef {
+                    slot: row.slot,
+                    serial: row.unit_serial.clone(),
+                },
+                step: row.last_step().to_string(),
+                why: "the station stopped (crash, kill or power loss)".into(),
+            };
+            tx.execute(
+                "UPDATE attempts SET result = 'ABORTED', failure_message = ?1, finished_at_ms = ?2
+                 WHERE id = ?3 AND result = 'IN_PROGRESS'",
+                params![interruption.to_string(), millis(now), row.id],
+            )?;
+        }
+        tx.commit()?;
+        Ok(open)
+    }
+
+    /// Distinct units with a PASS under `work_order`, in every run this journal holds.
+    pub fn units_passed(&self, work_order: &str) -> Result<u32, JournalError> {
+        let count: i64 = self.conn.query_row(
+            "SELECT COUNT(DISTINCT unit_serial) FROM attempts
+             WHERE work_order = ?1 AND result = 'PASS' AND unit_serial IS NOT NULL",
+            [work_order],
+            |row| row.get(0),
+        )?;
+        Ok(u32::try_from(count).unwrap_or(u32::MAX))
     }
 
     /// Opens an existing journal for reading only (report, history): never creates one.
@@ -279,6 +357,7 @@ fn finish_in(
             Some(failure.code().as_str()),
             Some(failure.to_string()),
         ),
+        Verdict::Aborted(interruption) => ("ABORTED", None, Some(interruption.to_string())),
     };
     let images = serde_json::to_string(&outcome.images_sent)
         .map_err(|e| JournalError::Setup(format!("cannot encode images_sent: {e}")))?;

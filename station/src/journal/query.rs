@@ -23,15 +23,19 @@ pub struct WorkOrderReport {
     pub attempts_passed: u64,
     pub attempts_failed: u64,
     pub attempts_in_progress: u64,
+    /// Attempts the station cut before a verdict (a stop or a crash): not failures.
+    pub attempts_aborted: u64,
     /// Attempts that ended before the unit's serial was read.
     pub attempts_unidentified: u64,
     /// Distinct serials seen.
     pub units: u64,
     /// Serials with at least one PASS under this work order.
     pub units_passed: u64,
-    /// Serials without a PASS whose attempts all ended in FAIL.
+    /// Serials without a PASS, with a FAIL, and no attempt open.
     pub units_failed: u64,
-    /// Serials whose first attempt passed.
+    /// Serials whose attempts were all cut before a verdict (not verified, not failed).
+    pub units_aborted: u64,
+    /// Serials whose first attempt with a verdict (ABORTED ones do not count) passed.
     pub units_passed_first_time: u64,
     /// units_passed / (units_passed + units_failed), in percent.
     pub yield_percent: Option<f64>,
@@ -75,7 +79,7 @@ pub struct AttemptRow {
     pub activation_sha256_found: Option<String>,
     pub verify_method: Option<String>,
     pub verify_bytes_read: Option<u64>,
-    /// `PASS`, `FAIL` or `IN_PROGRESS`.
+    /// `PASS`, `FAIL`, `ABORTED` or `IN_PROGRESS`.
     pub result: String,
     pub failure_code: Option<String>,
     pub failure_message: Option<String>,
@@ -91,7 +95,7 @@ pub struct AttemptRow {
     pub log_path: Option<String>,
 }
 
-const ROW_COLUMNS: &str = "id, unit_serial, slot, port_path, station_id, work_order,
+pub(super) const ROW_COLUMNS: &str = "id, unit_serial, slot, port_path, station_id, work_order,
     work_order_quantity, product, region, build_id, manifest_sha256, mode, images_sent,
     activation_sha256_found, verify_method, verify_bytes_read, result, failure_code,
     failure_message, passed_under_other_work_orders, started_at_ms, identified_at_ms,
@@ -170,6 +174,37 @@ fn finish_row(raw: RawRow) -> Result<AttemptRow, JournalError> {
     Ok(row)
 }
 
+pub(super) fn rows_in(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    args: impl rusqlite::Params,
+) -> Result<Vec<AttemptRow>, JournalError> {
+    let mut statement = conn.prepare(sql)?;
+    let raws = statement
+        .query_map(args, raw_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    raws.into_iter().map(finish_row).collect()
+}
+
+impl AttemptRow {
+    /// The last step the journal saw the attempt reach, for a sentence about where it stopped.
+    pub fn last_step(&self) -> &'static str {
+        if self.verify_done_at.is_some() {
+            "the verdict"
+        } else if self.verify_started_at.is_some() {
+            "verification"
+        } else if self.flash_done_at.is_some() {
+            "the step after flashing"
+        } else if self.flash_started_at.is_some() {
+            "flashing"
+        } else if self.identified_at.is_some() {
+            "the step after identification"
+        } else {
+            "identification"
+        }
+    }
+}
+
 fn percent(part: u64, whole: u64) -> Option<f64> {
     (whole > 0).then(|| (part as f64) * 100.0 / (whole as f64))
 }
@@ -192,11 +227,7 @@ impl Journal {
     }
 
     fn rows(&self, sql: &str, arg: impl rusqlite::ToSql) -> Result<Vec<AttemptRow>, JournalError> {
-        let mut statement = self.connection().prepare(sql)?;
-        let raws = statement
-            .query_map(params![arg], raw_row)?
-            .collect::<Result<Vec<_>, _>>()?;
-        raws.into_iter().map(finish_row).collect()
+        rows_in(self.connection(), sql, params![arg])
     }
 
     pub fn report(&self, work_order: &str) -> Result<WorkOrderReport, JournalError> {
@@ -215,10 +246,12 @@ impl Journal {
             attempts_passed: 0,
             attempts_failed: 0,
             attempts_in_progress: 0,
+            attempts_aborted: 0,
             attempts_unidentified: 0,
             units: 0,
             units_passed: 0,
             units_failed: 0,
+            units_aborted: 0,
             units_passed_first_time: 0,
             yield_percent: None,
             first_pass_yield_percent: None,
@@ -234,22 +267,25 @@ impl Journal {
             match row.result.as_str() {
                 "PASS" => report.attempts_passed += 1,
                 "FAIL" => report.attempts_failed += 1,
+                "ABORTED" => report.attempts_aborted += 1,
                 _ => report.attempts_in_progress += 1,
             }
             if let Some(code) = &row.failure_code {
                 *codes.entry(code.clone()).or_default() += 1;
             }
             let Some(serial) = row.unit_serial.as_deref() else {
-                if row.result != "IN_PROGRESS" {
+                if row.result == "PASS" || row.result == "FAIL" {
                     report.attempts_unidentified += 1;
                 }
                 continue;
             };
-            let unit = units.entry(serial).or_insert(UnitTally {
-                first_attempt_passed: row.result == "PASS",
-                ..UnitTally::default()
-            });
+            let unit = units.entry(serial).or_default();
+            if unit.first_verdict_passed.is_none() && matches!(row.result.as_str(), "PASS" | "FAIL")
+            {
+                unit.first_verdict_passed = Some(row.result == "PASS");
+            }
             unit.passed |= row.result == "PASS";
+            unit.failed |= row.result == "FAIL";
             unit.open |= row.result == "IN_PROGRESS";
             if !row.passed_under_other_work_orders.is_empty() {
                 let list = flagged.entry(serial).or_default();
@@ -264,10 +300,13 @@ impl Journal {
         for unit in units.values() {
             if unit.passed {
                 report.units_passed += 1;
-            } else if !unit.open {
+            } else if unit.open {
+            } else if unit.failed {
                 report.units_failed += 1;
+            } else {
+                report.units_aborted += 1;
             }
-            if unit.first_attempt_passed {
+            if unit.first_verdict_passed == Some(true) {
                 report.units_passed_first_time += 1;
             }
         }
@@ -293,8 +332,9 @@ impl Journal {
 
 #[derive(Default)]
 struct UnitTally {
-    first_attempt_passed: bool,
+    first_verdict_passed: Option<bool>,
     passed: bool,
+    failed: bool,
     open: bool,
 }
 

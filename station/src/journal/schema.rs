@@ -5,9 +5,12 @@ use rusqlite::Connection;
 
 use super::JournalError;
 
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
-const SCHEMA_V1: &str = "
+/// v2: `ABORTED`, an attempt the station cut before a verdict (a stop, a crash found at the next
+/// start). SQLite cannot change a CHECK constraint in place, so v1 journals are rebuilt (same
+/// rows, same ids) in one transaction.
+const SCHEMA_V2: &str = "
 CREATE TABLE attempts (
     id                      INTEGER PRIMARY KEY AUTOINCREMENT,
     unit_serial             TEXT,
@@ -25,7 +28,8 @@ CREATE TABLE attempts (
     activation_sha256_found TEXT,
     verify_method           TEXT,
     verify_bytes_read       INTEGER,
-    result                  TEXT NOT NULL CHECK (result IN ('IN_PROGRESS', 'PASS', 'FAIL')),
+    result                  TEXT NOT NULL
+                            CHECK (result IN ('IN_PROGRESS', 'PASS', 'FAIL', 'ABORTED')),
     failure_code            TEXT,
     failure_message         TEXT,
     passed_under_other_work_orders TEXT,
@@ -44,6 +48,23 @@ CREATE INDEX attempts_by_serial ON attempts (unit_serial);
 CREATE INDEX attempts_by_work_order ON attempts (work_order);
 ";
 
+#[cfg(test)]
+pub(super) const SCHEMA_V2_FOR_TESTS: &str = SCHEMA_V2;
+
+const MIGRATE_V1_TO_V2: &str = "
+ALTER TABLE attempts RENAME TO attempts_v1;
+DROP INDEX attempts_by_serial;
+DROP INDEX attempts_by_work_order;
+";
+
+const COPY_V1_ROWS: &str = "
+INSERT INTO attempts SELECT * FROM attempts_v1;
+DROP TABLE attempts_v1;
+";
+
+/// How long one journal statement waits for a lock held by another connection.
+pub const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Sets durability pragmas and creates or checks the schema.
 pub fn prepare(conn: &mut Connection) -> Result<(), JournalError> {
     // WAL lets report/history read while the station writes; synchronous=FULL makes each commit
@@ -55,13 +76,24 @@ pub fn prepare(conn: &mut Connection) -> Result<(), JournalError> {
         )));
     }
     conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    // Bounded: a journal that stays locked (another program holding it) must surface as an
+    // error the station acts on, not as slots that each hang for long.
+    conn.busy_timeout(BUSY_TIMEOUT)?;
 
     let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     match version {
         0 => {
             let tx = conn.transaction()?;
-            tx.execute_batch(SCHEMA_V1)?;
+            tx.execute_batch(SCHEMA_V2)?;
+            tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
+            tx.commit()?;
+            Ok(())
+        }
+        1 => {
+            let tx = conn.transaction()?;
+            tx.execute_batch(MIGRATE_V1_TO_V2)?;
+            tx.execute_batch(SCHEMA_V2)?;
+            tx.execute_batch(COPY_V1_ROWS)?;
             tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
             tx.commit()?;
             Ok(())

@@ -320,3 +320,129 @@ fn a_whole_attempt_can_be_recorded_at_once() {
     assert!(journal.record(&broken).is_err());
     assert_eq!(journal.report("WO-2").unwrap().attempts, before);
 }
+
+#[test]
+fn a_v1_journal_is_migrated_keeping_every_row_and_learns_aborted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.sqlite");
+    {
+        // A journal as flashgate with schema v1 wrote it: the same table without ABORTED.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let v1 = super::schema::SCHEMA_V2_FOR_TESTS.replace(
+            "CHECK (result IN ('IN_PROGRESS', 'PASS', 'FAIL', 'ABORTED'))",
+            "CHECK (result IN ('IN_PROGRESS', 'PASS', 'FAIL'))",
+        );
+        assert_ne!(v1, super::schema::SCHEMA_V2_FOR_TESTS);
+        conn.execute_batch(&v1).unwrap();
+        conn.execute_batch("PRAGMA user_version = 1").unwrap();
+        conn.execute(
+            "INSERT INTO attempts (slot, port_path, station_id, work_order, work_order_quantity,
+                 product, region, build_id, manifest_sha256, result, started_at_ms, tool_version,
+                 unit_serial)
+             VALUES (2, '1-4.2', 'st', 'WO-1', 5, 'p', '00EEA', 'b', 'ab', 'PASS', 1, 'v', 'SN1'),
+                    (3, '1-4.3', 'st', 'WO-1', 5, 'p', '00EEA', 'b', 'ab', 'IN_PROGRESS', 2, 'v',
+                     NULL)",
+            [],
+        )
+        .unwrap();
+        assert!(conn
+            .execute("UPDATE attempts SET result = 'ABORTED' WHERE id = 2", [])
+            .is_err());
+    }
+    let mut journal = Journal::open(&path).unwrap();
+    let version: i64 = journal
+        .connection()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    assert_eq!(journal.history("SN1").unwrap().len(), 1);
+    assert_eq!(journal.units_passed("WO-1").unwrap(), 1);
+    let closed = journal.close_interrupted(at(100)).unwrap();
+    assert_eq!(closed.iter().map(|r| r.id).collect::<Vec<_>>(), vec![2]);
+    let row = journal.attempt(AttemptId(2)).unwrap().unwrap();
+    assert_eq!(row.result, "ABORTED");
+    assert_eq!(row.failure_code, None);
+    assert!(
+        row.failure_message
+            .as_deref()
+            .unwrap()
+            .starts_with("ABORTED: slot 3 (serial not yet read): the station stopped"),
+        "{row:?}"
+    );
+}
+
+#[test]
+fn interrupted_attempts_are_closed_as_aborted_and_stay_out_of_the_yield() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.sqlite");
+    let mut journal = Journal::open(&path).unwrap();
+    run(&mut journal, 1, "WO-1", "SN1", pass());
+    run(&mut journal, 2, "WO-1", "SN2", fail(2, "SN2"));
+    // Slot 3 was flashing when the station died; slot 4 had not been identified yet.
+    let flashing = journal.begin(&start(3, "WO-1")).unwrap();
+    journal
+        .identified(flashing, "SN3", UnitMode::Fastboot, at(2))
+        .unwrap();
+    journal.phase(flashing, Phase::FlashStarted, at(3)).unwrap();
+    let detected = journal.begin(&start(4, "WO-1")).unwrap();
+    drop(journal);
+
+    let (mut journal, _lock, closed) = Journal::open_for_station(&path, at(200)).unwrap();
+    assert_eq!(
+        closed.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![flashing.0, detected.0]
+    );
+    let row = journal.attempt(flashing).unwrap().unwrap();
+    assert_eq!(row.result, "ABORTED");
+    assert_eq!(
+        row.failure_message.as_deref(),
+        Some(
+            "ABORTED: slot 3 (serial SN3): the station stopped (crash, kill or power loss) during \
+             flashing, before a verdict; the unit is not verified: flash it again"
+        )
+    );
+    assert!(row.finished_at.is_some());
+    // Nothing is left open, and the next start finds nothing to close.
+    assert!(journal.close_interrupted(at(300)).unwrap().is_empty());
+    let report = journal.report("WO-1").unwrap();
+    assert_eq!(report.attempts_in_progress, 0);
+    assert_eq!(report.attempts_aborted, 2);
+    assert_eq!(report.units_aborted, 1, "SN3 was only ever aborted");
+    assert_eq!((report.units_passed, report.units_failed), (1, 1));
+    assert_eq!(report.yield_percent, Some(50.0));
+    assert_eq!(journal.units_passed("WO-1").unwrap(), 1);
+}
+
+#[test]
+fn units_passed_counts_each_unit_once_per_work_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut journal = Journal::open(&dir.path().join("j.sqlite")).unwrap();
+    run(&mut journal, 1, "WO-1", "SN1", pass());
+    run(&mut journal, 1, "WO-1", "SN1", pass());
+    run(&mut journal, 2, "WO-1", "SN2", fail(2, "SN2"));
+    run(&mut journal, 3, "WO-2", "SN3", pass());
+    assert_eq!(journal.units_passed("WO-1").unwrap(), 1);
+    assert_eq!(journal.units_passed("WO-2").unwrap(), 1);
+    assert_eq!(journal.units_passed("WO-3").unwrap(), 0);
+}
+
+#[test]
+fn a_second_station_on_the_journal_is_refused_before_it_touches_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.sqlite");
+    let (mut journal, _lock, _) = Journal::open_for_station(&path, at(0)).unwrap();
+    let open = journal.begin(&start(1, "WO-1")).unwrap();
+    let error = Journal::open_for_station(&path, at(10)).unwrap_err();
+    assert!(matches!(error, JournalError::InUse { .. }), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("one station process per journal"),
+        "{error}"
+    );
+    // The first station's open attempt was not closed by the refused one.
+    assert_eq!(
+        journal.attempt(open).unwrap().unwrap().result,
+        "IN_PROGRESS"
+    );
+}

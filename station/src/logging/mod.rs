@@ -25,7 +25,7 @@ use tracing_subscriber::{Layer, Registry};
 
 pub use console::ConsoleOutput;
 pub use json_layer::UNIT_KEYS;
-pub use unit_log::{UnitLog, UnitLogs};
+pub use unit_log::{LogHealth, UnitLog, UnitLogs};
 
 use crate::events::{Event, EventKind, EventSink, Verdict};
 
@@ -148,11 +148,15 @@ pub fn build(options: &LogOptions) -> Result<(Dispatch, Logging), LoggingError> 
             dir: dir.clone(),
             source,
         })?;
+    let health = std::sync::Arc::new(LogHealth::default());
     let (file_writer, file_guard) = NonBlockingBuilder::default()
         .lossy(false)
         .buffered_lines_limit(options.file_queue_lines.max(1))
         .thread_name("flashgate-log")
-        .finish(appender);
+        .finish(CountFailures {
+            inner: appender,
+            health: health.clone(),
+        });
     let console = ConsoleOutput::new();
     // Device lines reach the operator through the event stream (the dashboard at -v, plain and
     // JSON lines always); the console log would only repeat them. An explicit RUST_LOG gets
@@ -176,12 +180,39 @@ pub fn build(options: &LogOptions) -> Result<(Dispatch, Logging), LoggingError> 
         .with(unit_layer)
         .with(console_layer);
     let logging = Logging {
-        units: UnitLogs::new(dir.join("units")),
+        units: UnitLogs::with_health(dir.join("units"), health),
         console,
         daily_dir: dir.clone(),
         _file_guard: file_guard,
     };
     Ok((Dispatch::new(subscriber), logging))
+}
+
+/// The daily log's file writer, counting the writes that fail (the writer thread cannot report
+/// them to anyone else).
+struct CountFailures<W> {
+    inner: W,
+    health: std::sync::Arc<LogHealth>,
+}
+
+impl<W: std::io::Write> std::io::Write for CountFailures<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.inner
+            .write(buf)
+            .inspect_err(|_| self.health.daily_failed())
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.inner
+            .write_all(buf)
+            .inspect_err(|_| self.health.daily_failed())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner
+            .flush()
+            .inspect_err(|_| self.health.daily_failed())
+    }
 }
 
 /// Builds and installs the subscriber for the whole process. Keep the returned [`Logging`]
@@ -229,6 +260,13 @@ pub fn log_event(event: &Event) {
         } => {
             tracing::warn!(result = "FAIL", code = %code, next_step = %next_step, "verdict: {reason}")
         }
+        EventKind::Verdict {
+            verdict: Verdict::Aborted { reason },
+            ..
+        } => tracing::warn!(result = "ABORTED", "verdict: {reason}"),
+        EventKind::Stopping { why, units_running } => {
+            tracing::warn!(units_running, "stopping: {why}")
+        }
         EventKind::UnitDetected { mode, .. } => tracing::info!(%mode, "unit detected"),
         EventKind::UnitIdentified { serial, .. } => {
             tracing::info!(serial = %serial, "unit identified")
@@ -243,6 +281,7 @@ pub fn log_event(event: &Event) {
             tracing::info!(
                 passed = s.passed,
                 failed = s.failed,
+                aborted = s.aborted,
                 elapsed_ms = s.elapsed_ms,
                 "batch finished"
             )

@@ -24,6 +24,31 @@ use crate::events::{format_rfc3339, now_unix_ms};
 #[derive(Debug, Clone)]
 pub struct UnitLogs {
     dir: PathBuf,
+    health: Arc<LogHealth>,
+}
+
+/// Failed log writes (a full or read-only log disk), counted for the whole process so the
+/// station can say so on the dashboard and in the summary instead of losing logs quietly.
+#[derive(Debug, Default)]
+pub struct LogHealth {
+    daily_errors: AtomicU64,
+    unit_errors: AtomicU64,
+}
+
+impl LogHealth {
+    /// Lines of the daily JSON log that could not be written.
+    pub fn daily_write_errors(&self) -> u64 {
+        self.daily_errors.load(Ordering::Relaxed)
+    }
+
+    /// Lines of unit logs that could not be written.
+    pub fn unit_write_errors(&self) -> u64 {
+        self.unit_errors.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn daily_failed(&self) {
+        self.daily_errors.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// An open per-unit log. Clones share the file.
@@ -38,11 +63,23 @@ struct UnitLogFile {
     file: Mutex<File>,
     lines: AtomicU64,
     write_errors: AtomicU64,
+    health: Arc<LogHealth>,
 }
 
 impl UnitLogs {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
+        Self::with_health(dir, Arc::default())
+    }
+
+    pub fn with_health(dir: impl Into<PathBuf>, health: Arc<LogHealth>) -> Self {
+        Self {
+            dir: dir.into(),
+            health,
+        }
+    }
+
+    pub fn health(&self) -> &Arc<LogHealth> {
+        &self.health
     }
 
     pub fn dir(&self) -> &Path {
@@ -108,6 +145,7 @@ impl UnitLogs {
                 file: Mutex::new(file),
                 lines: AtomicU64::new(0),
                 write_errors: AtomicU64::new(0),
+                health: self.health.clone(),
             }),
         })
     }
@@ -144,9 +182,17 @@ impl UnitLog {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         match file.write_all(line.as_bytes()) {
-            Ok(()) => self.inner.lines.fetch_add(1, Ordering::Relaxed),
-            Err(_) => self.inner.write_errors.fetch_add(1, Ordering::Relaxed),
-        };
+            Ok(()) => {
+                self.inner.lines.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => {
+                self.inner.write_errors.fetch_add(1, Ordering::Relaxed);
+                self.inner
+                    .health
+                    .unit_errors
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 }
 

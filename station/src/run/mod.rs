@@ -4,7 +4,9 @@
 pub mod supervisor;
 pub mod unit;
 
-pub use supervisor::{JobFactory, StopWhen, Supervisor, SupervisorError, VerdictRecorder};
+pub use supervisor::{
+    JobFactory, Quantity, Recorded, StopWhen, Supervisor, SupervisorError, VerdictRecorder,
+};
 pub use unit::{ReenumerationError, UnitContext, UnitInfo, UnitJob, UnitOutcome};
 
 #[cfg(test)]

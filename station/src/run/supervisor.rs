@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc as std_mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Instant, SystemTime};
 
 use tokio::sync::{mpsc, Semaphore};
@@ -21,7 +21,15 @@ pub type JobFactory<O> = Arc<dyn Fn(&UnitInfo) -> Box<dyn UnitJob<O>> + Send + S
 /// Writes a verdict durably. Called on a blocking thread; must return only once the row is on
 /// disk, because the verdict is shown right after.
 pub trait VerdictRecorder<O>: Send + Sync + 'static {
-    fn record(&self, unit: &UnitInfo, outcome: &O) -> Result<(), String>;
+    fn record(&self, unit: &UnitInfo, outcome: &O) -> Result<Recorded, String>;
+}
+
+/// What the record of a verdict says about the work order as a whole.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Recorded {
+    /// Distinct units with a PASS under the work order, in every run the journal holds (None
+    /// when the recorder does not count).
+    pub units_passed: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -37,10 +45,19 @@ pub enum SupervisorError {
 /// When a batch ends on its own.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StopWhen {
-    /// After this many verdicts (PASS or FAIL), once no job is running.
+    /// After this many verdicts (PASS, FAIL or ABORTED), once no job is running.
     pub verdicts: Option<usize>,
-    /// After this many PASS verdicts (a work order's quantity).
-    pub passes: Option<usize>,
+    /// The work order's quantity: once the units passed (this run and earlier ones) plus the
+    /// units being flashed reach it, no further unit is started; the batch ends when the units
+    /// passed reach it.
+    pub quantity: Option<Quantity>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quantity {
+    pub ordered: u32,
+    /// Distinct units that passed under the work order before this run (from the journal).
+    pub passed_before: u32,
 }
 
 pub struct Supervisor<O: UnitOutcome> {
@@ -55,6 +72,23 @@ pub struct Supervisor<O: UnitOutcome> {
     pub stop_when: StopWhen,
 }
 
+/// The running batch's book-keeping.
+struct Batch<O> {
+    launch: Launch<O>,
+    states: BTreeMap<SlotNumber, SlotState>,
+    summary: BatchSummary,
+    running: usize,
+    verdicts: usize,
+}
+
+/// What starting a job needs besides the unit.
+struct Launch<O> {
+    permits: Arc<Semaphore>,
+    done_tx: mpsc::UnboundedSender<Done<O>>,
+    /// Why the batch is stopping, once it is: every job reads it for its ABORTED sentence.
+    stop_why: Arc<OnceLock<String>>,
+}
+
 /// A job's end, as the supervisor receives it.
 struct Done<O> {
     unit: UnitInfo,
@@ -65,6 +99,9 @@ struct Done<O> {
 
 enum SlotState {
     Waiting,
+    /// A unit arrived while the units in flight could complete the work order: it is started
+    /// only if one of them fails.
+    Held(BusDevice),
     Running {
         arrivals: std_mpsc::Sender<BusDevice>,
         cancelled: Arc<AtomicBool>,
@@ -82,9 +119,14 @@ impl<O: UnitOutcome> Supervisor<O> {
     }
 
     /// Run until the stop condition is met or `shutdown` resolves; returns the batch summary.
+    ///
+    /// `shutdown` resolves with the reason of a stop (`SIGTERM`): every running unit is cut at
+    /// its next safe point and recorded as ABORTED (or its verdict, if it reached one), all in
+    /// the journal before this returns. A journal that stops answering stops the batch the same
+    /// way: no unit is started after it.
     pub async fn run(
         self,
-        shutdown: impl std::future::Future<Output = ()>,
+        shutdown: impl std::future::Future<Output = String>,
     ) -> Result<BatchSummary, SupervisorError> {
         let started = Instant::now();
         let bus_events = self.bus.watch()?;
@@ -101,109 +143,238 @@ impl<O: UnitOutcome> Supervisor<O> {
             })
             .expect("spawning a thread at batch start");
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done<O>>();
-        let permits = Arc::new(Semaphore::new(self.parallel.max(1)));
-        let mut states: BTreeMap<SlotNumber, SlotState> = self
-            .slots
-            .values()
-            .map(|slot| (*slot, SlotState::Waiting))
-            .collect();
-        let mut summary = BatchSummary::default();
-        let mut running = 0usize;
-        let mut verdicts = 0usize;
+        let mut batch = Batch {
+            launch: Launch {
+                permits: Arc::new(Semaphore::new(self.parallel.max(1))),
+                done_tx,
+                stop_why: Arc::default(),
+            },
+            states: self
+                .slots
+                .values()
+                .map(|slot| (*slot, SlotState::Waiting))
+                .collect(),
+            summary: BatchSummary {
+                ordered: self.stop_when.quantity.map(|q| q.ordered),
+                units_passed: self.stop_when.quantity.map(|q| q.passed_before),
+                ..BatchSummary::default()
+            },
+            running: 0,
+            verdicts: 0,
+        };
         tokio::pin!(shutdown);
 
-        loop {
-            let stop_due = self.stop_when.verdicts.is_some_and(|n| verdicts >= n)
-                || self
-                    .stop_when
-                    .passes
-                    .is_some_and(|n| summary.passed as usize >= n);
-            if stop_due && running == 0 {
+        let outcome = loop {
+            if self.stop_due(&batch) && batch.running == 0 {
                 // Removals the bus already saw (a unit pulled as its job ended) are shown before
                 // the batch closes; the bus reports from its own thread, so give it a moment.
                 let settle = std::time::Duration::from_millis(100);
                 while let Ok(Some(event)) = tokio::time::timeout(settle, bus_rx.recv()).await {
                     if let BusEvent::Left { port_path, .. } = event {
-                        self.left(&port_path, &mut states);
+                        self.left(&port_path, &mut batch.states);
                     }
                 }
-                break;
+                break Ok(());
             }
             tokio::select! {
-                _ = &mut shutdown => {
-                    for state in states.values() {
-                        if let SlotState::Running { cancelled, .. } = state {
-                            cancelled.store(true, Ordering::SeqCst);
-                        }
-                    }
-                    // Let running jobs reach a verdict (they see the cancellation between
-                    // chunks); every one is journaled before we return.
-                    while running > 0 {
-                        let Some(done) = done_rx.recv().await else { break };
-                        running -= 1;
-                        self.finish(&done.unit, done.outcome, &mut summary).await?;
-                    }
-                    break;
+                why = &mut shutdown => {
+                    self.emit(EventKind::Stopping { why: why.clone(), units_running: batch.running as u32 });
+                    break self.drain(&mut batch, &mut done_rx, &why).await;
                 }
                 Some(event) = bus_rx.recv() => match event {
-                    BusEvent::Arrived(device) => {
-                        let Some(&slot) = self.slots.get(&device.port_path) else {
-                            self.emit(EventKind::Warning {
-                                slot: None,
-                                message: format!(
-                                    "{} device {} on port {} is not on any slot in station.yaml: not flashed",
-                                    device.kind,
-                                    device.serial.as_deref().unwrap_or("(no serial)"),
-                                    device.port_path
-                                ),
-                            });
-                            continue;
-                        };
-                        let state = states.entry(slot).or_insert(SlotState::Waiting);
-                        match state {
-                            SlotState::Waiting if !stop_due => {
-                                *state = self.start(slot, device, &permits, &done_tx);
-                                running += 1;
-                            }
-                            SlotState::Running { arrivals, kind, gone, .. } => {
-                                if *kind != device.kind {
-                                    *kind = device.kind;
-                                    self.emit(EventKind::ModeChanged { slot, mode: Mode::from(device.kind) });
-                                }
-                                *gone = false;
-                                let _ = arrivals.send(device);
-                            }
-                            SlotState::Waiting | SlotState::Done => {}
-                        }
-                    }
-                    BusEvent::Left { port_path, .. } => self.left(&port_path, &mut states),
+                    BusEvent::Arrived(device) => self.arrived(device, &mut batch),
+                    BusEvent::Left { port_path, .. } => self.left(&port_path, &mut batch.states),
                 },
-                Some(Done { unit, outcome, handed_over }) = done_rx.recv() => {
-                    running -= 1;
-                    verdicts += 1;
-                    self.finish(&unit, outcome, &mut summary).await?;
-                    let gone = matches!(states.get(&unit.slot), Some(SlotState::Running { gone: true, .. }));
-                    let stop_due = self.stop_when.verdicts.is_some_and(|n| verdicts >= n)
-                        || self.stop_when.passes.is_some_and(|n| summary.passed as usize >= n);
-                    if gone {
-                        states.insert(unit.slot, SlotState::Waiting);
-                        self.emit(EventKind::UnitRemoved { slot: unit.slot });
-                    } else if let Some(device) = handed_over.filter(|_| !stop_due) {
-                        // Another phone took the unit's place during a reboot: the old unit's
-                        // verdict is shown, and the phone on the port is a new unit.
-                        self.emit(EventKind::UnitRemoved { slot: unit.slot });
-                        let next = self.start(unit.slot, device, &permits, &done_tx);
-                        states.insert(unit.slot, next);
-                        running += 1;
-                    } else {
-                        states.insert(unit.slot, SlotState::Done);
+                Some(done) = done_rx.recv() => {
+                    batch.running -= 1;
+                    batch.verdicts += 1;
+                    if let Err(e) = self.finish(&done.unit, done.outcome, &mut batch.summary).await {
+                        let why = "the journal stopped answering".to_string();
+                        self.emit(EventKind::Stopping { why: format!("{why}: {e}"), units_running: batch.running as u32 });
+                        // Verdicts of the units still running are tried once more each; none
+                        // is shown unless it is on disk.
+                        let _ = self.drain(&mut batch, &mut done_rx, &why).await;
+                        break Err(e);
                     }
+                    self.after_verdict(done.unit.slot, done.handed_over, &mut batch);
                 }
             }
+        };
+        self.release_held(&mut batch.states);
+        batch.summary.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.emit(EventKind::BatchFinished(batch.summary.clone()));
+        outcome.map(|()| batch.summary)
+    }
+
+    fn stop_due(&self, batch: &Batch<O>) -> bool {
+        self.stop_when.verdicts.is_some_and(|n| batch.verdicts >= n)
+            || self
+                .stop_when
+                .quantity
+                .is_some_and(|q| batch.summary.units_passed.unwrap_or(0) >= q.ordered)
+    }
+
+    /// Whether one more unit may be started without risking more passes than ordered.
+    fn may_start(&self, batch: &Batch<O>) -> bool {
+        if self.stop_due(batch) {
+            return false;
         }
-        summary.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.emit(EventKind::BatchFinished(summary.clone()));
-        Ok(summary)
+        self.stop_when.quantity.is_none_or(|q| {
+            let committed = batch.summary.units_passed.unwrap_or(0) as usize + batch.running;
+            committed < q.ordered as usize
+        })
+    }
+
+    fn arrived(&self, device: BusDevice, batch: &mut Batch<O>) {
+        let Some(&slot) = self.slots.get(&device.port_path) else {
+            self.emit(EventKind::Warning {
+                slot: None,
+                message: format!(
+                    "{} device {} on port {} is not on any slot in station.yaml: not flashed",
+                    device.kind,
+                    device.serial.as_deref().unwrap_or("(no serial)"),
+                    device.port_path
+                ),
+            });
+            return;
+        };
+        let may_start = self.may_start(batch);
+        let stop_due = self.stop_due(batch);
+        let state = batch.states.entry(slot).or_insert(SlotState::Waiting);
+        match state {
+            SlotState::Waiting if may_start => {
+                *state = self.start(slot, device, &batch.launch);
+                batch.running += 1;
+            }
+            SlotState::Waiting if !stop_due => {
+                self.emit(EventKind::Warning {
+                    slot: Some(slot),
+                    message: format!(
+                        "slot {slot}: unit {} held, not flashed: the units being flashed will \
+                         complete the work order if they pass",
+                        device.serial.as_deref().unwrap_or("(serial not yet read)")
+                    ),
+                });
+                *state = SlotState::Held(device);
+            }
+            SlotState::Running {
+                arrivals,
+                kind,
+                gone,
+                ..
+            } => {
+                if *kind != device.kind {
+                    *kind = device.kind;
+                    self.emit(EventKind::ModeChanged {
+                        slot,
+                        mode: Mode::from(device.kind),
+                    });
+                }
+                *gone = false;
+                let _ = arrivals.send(device);
+            }
+            SlotState::Held(held) => *held = device,
+            SlotState::Waiting | SlotState::Done => {}
+        }
+    }
+
+    /// After a verdict is shown: the slot waits for its unit to be taken away, or starts the
+    /// phone that took the unit's place; a held unit may start if a place became free.
+    fn after_verdict(
+        &self,
+        slot: SlotNumber,
+        handed_over: Option<BusDevice>,
+        batch: &mut Batch<O>,
+    ) {
+        let gone = matches!(
+            batch.states.get(&slot),
+            Some(SlotState::Running { gone: true, .. })
+        );
+        if gone {
+            batch.states.insert(slot, SlotState::Waiting);
+            self.emit(EventKind::UnitRemoved { slot });
+        } else if let Some(device) = handed_over.filter(|_| self.may_start(batch)) {
+            // Another phone took the unit's place during a reboot: the old unit's verdict is
+            // shown, and the phone on the port is a new unit.
+            self.emit(EventKind::UnitRemoved { slot });
+            let next = self.start(slot, device, &batch.launch);
+            batch.states.insert(slot, next);
+            batch.running += 1;
+        } else {
+            batch.states.insert(slot, SlotState::Done);
+        }
+        while self.may_start(batch) {
+            let Some((&held_slot, _)) = batch
+                .states
+                .iter()
+                .find(|(_, state)| matches!(state, SlotState::Held(_)))
+            else {
+                break;
+            };
+            let Some(SlotState::Held(device)) = batch.states.remove(&held_slot) else {
+                break;
+            };
+            let next = self.start(held_slot, device, &batch.launch);
+            batch.states.insert(held_slot, next);
+            batch.running += 1;
+        }
+    }
+
+    /// A stop: every running unit is cut at its next safe point; each outcome is journaled
+    /// (verdict or ABORTED) before the batch ends.
+    async fn drain(
+        &self,
+        batch: &mut Batch<O>,
+        done_rx: &mut mpsc::UnboundedReceiver<Done<O>>,
+        why: &str,
+    ) -> Result<(), SupervisorError> {
+        let _ = batch.launch.stop_why.set(why.to_string());
+        for state in batch.states.values() {
+            if let SlotState::Running { cancelled, .. } = state {
+                cancelled.store(true, Ordering::SeqCst);
+            }
+        }
+        let mut first_error = None;
+        while batch.running > 0 {
+            let Some(done) = done_rx.recv().await else {
+                break;
+            };
+            batch.running -= 1;
+            batch.verdicts += 1;
+            let slot = done.unit.slot;
+            if let Err(e) = self
+                .finish(&done.unit, done.outcome, &mut batch.summary)
+                .await
+            {
+                self.emit(EventKind::Warning {
+                    slot: Some(slot),
+                    message: format!(
+                        "slot {slot}: the attempt's verdict could not be written ({e}); its row \
+                         stays open and is closed as ABORTED when the station next starts"
+                    ),
+                });
+                first_error.get_or_insert(e);
+            }
+            batch.states.insert(slot, SlotState::Done);
+        }
+        tracing::info!(why, "batch stopped");
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Units held back because the order could complete without them are told so.
+    fn release_held(&self, states: &mut BTreeMap<SlotNumber, SlotState>) {
+        for (slot, state) in states.iter_mut() {
+            if let SlotState::Held(device) = state {
+                self.emit(EventKind::Warning {
+                    slot: Some(*slot),
+                    message: format!(
+                        "slot {slot}: unit {} was not flashed: the work order is complete",
+                        device.serial.as_deref().unwrap_or("(serial not read)")
+                    ),
+                });
+                *state = SlotState::Done;
+            }
+        }
     }
 
     /// A device left its port: a running unit is marked gone (its job sees the link die), a
@@ -214,7 +385,7 @@ impl<O: UnitOutcome> Supervisor<O> {
         };
         match states.get_mut(&slot) {
             Some(SlotState::Running { gone, .. }) => *gone = true,
-            Some(state @ SlotState::Done) => {
+            Some(state @ (SlotState::Done | SlotState::Held(_))) => {
                 *state = SlotState::Waiting;
                 self.emit(EventKind::UnitRemoved { slot });
             }
@@ -222,13 +393,7 @@ impl<O: UnitOutcome> Supervisor<O> {
         }
     }
 
-    fn start(
-        &self,
-        slot: SlotNumber,
-        device: BusDevice,
-        permits: &Arc<Semaphore>,
-        done_tx: &mpsc::UnboundedSender<Done<O>>,
-    ) -> SlotState {
+    fn start(&self, slot: SlotNumber, device: BusDevice, launch: &Launch<O>) -> SlotState {
         self.emit(EventKind::UnitDetected {
             slot,
             port_path: device.port_path.clone(),
@@ -237,22 +402,23 @@ impl<O: UnitOutcome> Supervisor<O> {
         });
         let (arrivals_tx, arrivals_rx) = std_mpsc::channel();
         let cancelled = Arc::new(AtomicBool::new(false));
-        let info = UnitInfo {
+        let info = UnitInfo::new(
             slot,
-            port_path: device.port_path.clone(),
-            first_seen: device.clone(),
-            attempt_started: SystemTime::now(),
-        };
+            device.port_path.clone(),
+            device.clone(),
+            SystemTime::now(),
+        );
         let job = (self.jobs)(&info);
         let mut context = UnitContext::new(
             info.clone(),
             self.bus.clone(),
             arrivals_rx,
             cancelled.clone(),
+            launch.stop_why.clone(),
             self.events.clone(),
         );
-        let permits = permits.clone();
-        let done_tx = done_tx.clone();
+        let permits = launch.permits.clone();
+        let done_tx = launch.done_tx.clone();
         tokio::spawn(async move {
             let _permit = permits.acquire_owned().await;
             let worker_info = info.clone();
@@ -297,7 +463,7 @@ impl<O: UnitOutcome> Supervisor<O> {
             slot: unit.slot,
             reason: format!("journal writer crashed: {e}"),
         })?;
-        written.map_err(|reason| SupervisorError::Journal {
+        let recorded = written.map_err(|reason| SupervisorError::Journal {
             slot: unit.slot,
             reason,
         })?;
@@ -307,6 +473,13 @@ impl<O: UnitOutcome> Supervisor<O> {
                 summary.failed += 1;
                 *summary.failures_by_code.entry(code.clone()).or_default() += 1;
             }
+            Verdict::Aborted { .. } => summary.aborted += 1,
+        }
+        match (recorded.units_passed, &mut summary.units_passed) {
+            (Some(counted), total) => *total = Some(counted),
+            // A recorder that does not count: every PASS is a unit.
+            (None, Some(total)) if outcome.verdict().is_pass() => *total += 1,
+            (None, _) => {}
         }
         self.emit(EventKind::Verdict {
             slot: unit.slot,

@@ -50,7 +50,7 @@ struct Recorder {
 }
 
 impl VerdictRecorder<Outcome> for Recorder {
-    fn record(&self, unit: &UnitInfo, outcome: &Outcome) -> Result<(), String> {
+    fn record(&self, unit: &UnitInfo, outcome: &Outcome) -> Result<Recorded, String> {
         let shown = self
             .shown
             .events()
@@ -66,9 +66,10 @@ impl VerdictRecorder<Outcome> for Recorder {
         let code = match &outcome.verdict {
             Verdict::Pass => "PASS".to_string(),
             Verdict::Fail { code, .. } => code.clone(),
+            Verdict::Aborted { .. } => "ABORTED".to_string(),
         };
         rows.push((unit.slot, code));
-        Ok(())
+        Ok(Recorded::default())
     }
 }
 
@@ -177,7 +178,7 @@ fn supervisor(
         parallel: 4,
         stop_when: StopWhen {
             verdicts: Some(stop_after),
-            passes: None,
+            quantity: None,
         },
     };
     (sup, shown, recorder)
@@ -291,7 +292,7 @@ fn a_unit_that_re_enumerates_stays_on_its_slot() {
 fn a_failing_journal_stops_the_batch_and_shows_nothing() {
     struct Broken;
     impl VerdictRecorder<Outcome> for Broken {
-        fn record(&self, _: &UnitInfo, _: &Outcome) -> Result<(), String> {
+        fn record(&self, _: &UnitInfo, _: &Outcome) -> Result<Recorded, String> {
             Err("disk full".into())
         }
     }
@@ -410,4 +411,182 @@ fn a_handed_over_device_waits_when_the_batch_is_complete() {
         .filter(|e| matches!(e, EventKind::UnitDetected { .. }))
         .count();
     assert_eq!(detected, 1, "{events:?}");
+}
+
+/// Fails on port `1-1` once `ready` says so; elsewhere talks a while and passes.
+fn failing_on_1_1(ready: impl Fn() -> bool + Send + Sync + Clone + 'static) -> JobFactory<Outcome> {
+    Arc::new(move |info: &UnitInfo| -> Box<dyn UnitJob<Outcome>> {
+        if info.port_path == "1-1" {
+            struct Fails<F>(F);
+            impl<F: Fn() -> bool + Send + 'static> UnitJob<Outcome> for Fails<F> {
+                fn run(self: Box<Self>, _unit: &mut UnitContext) -> Outcome {
+                    while !(self.0)() {
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                    fail("DEVICE_FAIL", "refused flash")
+                }
+            }
+            Box::new(Fails(ready.clone()))
+        } else {
+            Box::new(EchoJob {
+                rounds: 10,
+                pause: Duration::from_millis(5),
+                reenumerate_on: None,
+            })
+        }
+    })
+}
+
+fn held_warnings(shown: &RecordingSink) -> Vec<(u16, String)> {
+    shown
+        .events()
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            EventKind::Warning {
+                slot: Some(slot),
+                message,
+            } if message.contains("not flashed") => Some((slot, message)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn no_unit_starts_past_the_quantity_counting_earlier_runs() {
+    let bus = SimBus::new();
+    let slots = [("1-2", 2), ("1-3", 3), ("1-4", 4), ("1-5", 5)];
+    let (mut sup, shown, recorder) = supervisor(&bus, &slots, failing_on_1_1(|| true), usize::MAX);
+    sup.stop_when = StopWhen {
+        verdicts: None,
+        quantity: Some(Quantity {
+            ordered: 3,
+            passed_before: 1,
+        }),
+    };
+    for (port, _) in slots {
+        let (d, c) = echo(port, DeviceKind::Fastboot);
+        bus.plug(d, c);
+    }
+    let summary = run(sup);
+    assert_eq!((summary.passed, summary.failed), (2, 0));
+    assert_eq!(summary.units_passed, Some(3));
+    assert_eq!(summary.ordered, Some(3));
+    assert_eq!(
+        recorder.rows.lock().unwrap().len(),
+        2,
+        "only two units may start"
+    );
+    let held = held_warnings(&shown);
+    let told_complete: Vec<u16> = held
+        .iter()
+        .filter(|(_, m)| m.contains("the work order is complete"))
+        .map(|(slot, _)| *slot)
+        .collect();
+    assert_eq!(told_complete.len(), 2, "{held:?}");
+    let detected = shown
+        .events()
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::UnitDetected { .. }))
+        .count();
+    assert_eq!(detected, 2, "held units are not detected as started units");
+}
+
+#[test]
+fn a_held_unit_starts_when_a_unit_in_flight_fails() {
+    let bus = SimBus::new();
+    let slots = [("1-1", 1), ("1-2", 2), ("1-3", 3)];
+    let (mut sup, shown, recorder) = supervisor(&bus, &slots, failing_on_1_1(|| true), usize::MAX);
+    // Slot 1's unit fails only once slot 3's unit has been held back.
+    let watched = shown.clone();
+    sup.jobs = failing_on_1_1(move || !held_warnings(&watched).is_empty());
+    sup.stop_when = StopWhen {
+        verdicts: None,
+        quantity: Some(Quantity {
+            ordered: 2,
+            passed_before: 0,
+        }),
+    };
+    for (i, (port, _)) in slots.into_iter().enumerate() {
+        bus.schedule(Duration::from_millis(5 * i as u64), move |b| {
+            let (d, c) = echo(port, DeviceKind::Fastboot);
+            b.plug(d, c);
+        });
+    }
+    let summary = run(sup);
+    assert_eq!((summary.passed, summary.failed), (2, 1));
+    let mut rows = recorder.rows.lock().unwrap().clone();
+    rows.sort();
+    assert_eq!(
+        rows,
+        vec![
+            (1, "DEVICE_FAIL".to_string()),
+            (2, "PASS".to_string()),
+            (3, "PASS".to_string())
+        ]
+    );
+    let held = held_warnings(&shown);
+    assert!(
+        held.iter()
+            .any(|(slot, m)| *slot == 3 && m.contains("held")),
+        "{held:?}"
+    );
+}
+
+/// Talks until the station asks it to stop, then says it was cut.
+struct UntilStopped;
+
+impl UnitJob<Outcome> for UntilStopped {
+    fn run(self: Box<Self>, unit: &mut UnitContext) -> Outcome {
+        while !unit.is_cancelled() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Outcome {
+            verdict: Verdict::Aborted {
+                reason: unit.stop_reason().unwrap_or_default(),
+            },
+            serial: unit.device().serial.clone(),
+        }
+    }
+}
+
+#[test]
+fn a_stop_cuts_running_units_journals_them_and_starts_nothing_new() {
+    let bus = SimBus::new();
+    let jobs: JobFactory<Outcome> = Arc::new(|_| Box::new(UntilStopped));
+    let (sup, shown, recorder) = supervisor(&bus, &[("1-1", 1), ("1-2", 2), ("1-3", 3)], jobs, 99);
+    for port in ["1-1", "1-2"] {
+        let (d, c) = echo(port, DeviceKind::Fastboot);
+        bus.plug(d, c);
+    }
+    let summary = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(sup.run(async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            "the station was stopped (SIGTERM)".to_string()
+        }))
+        .unwrap();
+    // A phone plugged after the stop is not started (the batch has ended by then).
+    let (d, c) = echo("1-3", DeviceKind::Fastboot);
+    bus.plug(d, c);
+    assert_eq!((summary.passed, summary.failed, summary.aborted), (0, 0, 2));
+    let mut rows = recorder.rows.lock().unwrap().clone();
+    rows.sort();
+    assert_eq!(
+        rows,
+        vec![(1, "ABORTED".to_string()), (2, "ABORTED".to_string())]
+    );
+    let events = shown.events();
+    let stopping = events
+        .iter()
+        .position(|e| matches!(&e.kind, EventKind::Stopping { why, units_running: 2 } if why.contains("SIGTERM")))
+        .expect("a Stopping event before the verdicts");
+    let first_verdict = events
+        .iter()
+        .position(|e| matches!(e.kind, EventKind::Verdict { .. }))
+        .unwrap();
+    assert!(stopping < first_verdict);
+    assert!(events.iter().any(|e| matches!(
+        &e.kind,
+        EventKind::Verdict { verdict: Verdict::Aborted { reason }, .. } if reason.contains("SIGTERM")
+    )));
 }

@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use protocols::transport::Transport;
@@ -32,6 +32,34 @@ pub struct UnitInfo {
     /// The device as it first arrived (its kind may change on re-enumeration).
     pub first_seen: BusDevice,
     pub attempt_started: std::time::SystemTime,
+    /// The id the job's recorder gave this attempt once it opened it (a journal row), shared so
+    /// that a job that crashes still gets its verdict on that row.
+    record_id: Arc<OnceLock<i64>>,
+}
+
+impl UnitInfo {
+    pub fn new(
+        slot: SlotNumber,
+        port_path: String,
+        first_seen: BusDevice,
+        attempt_started: std::time::SystemTime,
+    ) -> Self {
+        UnitInfo {
+            slot,
+            port_path,
+            first_seen,
+            attempt_started,
+            record_id: Arc::default(),
+        }
+    }
+
+    pub fn record_id(&self) -> Option<i64> {
+        self.record_id.get().copied()
+    }
+
+    pub fn set_record_id(&self, id: i64) {
+        let _ = self.record_id.set(id);
+    }
 }
 
 /// Why waiting for the unit to come back failed.
@@ -66,6 +94,7 @@ pub struct UnitContext {
     bus: Arc<dyn UsbBus>,
     arrivals: Receiver<BusDevice>,
     cancelled: Arc<AtomicBool>,
+    stop_why: Arc<OnceLock<String>>,
     events: Arc<dyn EventSink>,
     /// Set when the device now on the port is not this job's unit (see
     /// [`UnitContext::hand_over_device`]).
@@ -78,6 +107,7 @@ impl UnitContext {
         bus: Arc<dyn UsbBus>,
         arrivals: Receiver<BusDevice>,
         cancelled: Arc<AtomicBool>,
+        stop_why: Arc<OnceLock<String>>,
         events: Arc<dyn EventSink>,
     ) -> Self {
         UnitContext {
@@ -86,6 +116,7 @@ impl UnitContext {
             bus,
             arrivals,
             cancelled,
+            stop_why,
             events,
             handed_over: None,
         }
@@ -122,6 +153,11 @@ impl UnitContext {
 
     pub fn is_cancelled(&self) -> bool {
         self.cancelled.load(Ordering::SeqCst)
+    }
+
+    /// Why the station stopped, once it did (`the station was stopped (SIGTERM)`).
+    pub fn stop_reason(&self) -> Option<String> {
+        self.stop_why.get().cloned()
     }
 
     pub fn emit(&self, kind: EventKind) {

@@ -59,13 +59,14 @@ pub fn render(report: &WorkOrderReport) -> String {
         list(&report.stations)
     ));
     out.push_str(&format!(
-        "units        {} seen of {quantity} ordered: {} passed, {} failed, {} in progress\n",
+        "units        {} seen of {quantity} ordered: {} passed, {} failed, {} in progress, {} aborted\n",
         report.units,
         report.units_passed,
         report.units_failed,
         report
             .units
-            .saturating_sub(report.units_passed + report.units_failed),
+            .saturating_sub(report.units_passed + report.units_failed + report.units_aborted),
+        report.units_aborted,
     ));
     out.push_str(&format!(
         "yield        {} (first pass {})\n",
@@ -73,10 +74,11 @@ pub fn render(report: &WorkOrderReport) -> String {
         percent(report.first_pass_yield_percent)
     ));
     out.push_str(&format!(
-        "attempts     {}: {} PASS, {} FAIL, {} in progress, {} failed before the serial was read\n",
+        "attempts     {}: {} PASS, {} FAIL, {} ABORTED (cut by a stop, not failures), {} in progress, {} failed before the serial was read\n",
         report.attempts,
         report.attempts_passed,
         report.attempts_failed,
+        report.attempts_aborted,
         report.attempts_in_progress,
         report.attempts_unidentified
     ));
@@ -165,7 +167,9 @@ mod tests {
         }
         let text = render(&journal.report("WO-1").unwrap());
         assert!(
-            text.contains("units        2 seen of 50 ordered: 1 passed, 1 failed, 0 in progress"),
+            text.contains(
+                "units        2 seen of 50 ordered: 1 passed, 1 failed, 0 in progress, 0 aborted"
+            ),
             "{text}"
         );
         assert!(

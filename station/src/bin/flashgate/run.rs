@@ -1,13 +1,14 @@
 //! `flashgate run`: the station's main job — pre-flight, then a batch of phones on their slots
 //! (real USB, or simulated phones with `--sim N`), the operator's dashboard, and a summary.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use anyhow::Context;
-use station::batch::{self, sim_port, BatchRun, SlotSource};
+use station::batch::{self, sim_port, BatchEnd, BatchRun, SlotSource};
 use station::bus::rusb_bus::RusbBus;
 use station::bus::usbfs;
 use station::bus::UsbBus;
@@ -15,9 +16,8 @@ use station::dashboard::{
     LineFormat, LineSink, OutputMode, RenderStyle, TtyDashboard, DEFAULT_REFRESH,
 };
 use station::events::{BatchSummary, Event, EventSink, Fanout};
-use station::logging::{self, LogOptions};
+use station::logging::{self, LogHealth, LogOptions};
 use station::preflight;
-use station::run::StopWhen;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -39,6 +39,12 @@ pub struct Args {
 }
 
 pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
+    // Signals are taken over before anything else: a stop during pre-flight or the batch ends
+    // the way Ctrl-C does, never by the default action.
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    let stops = runtime
+        .block_on(async { StopRequests::listen() })
+        .context("installing the stop signal handlers")?;
     let (station, checked) = preflight::load_and_check(&args.station, &args.work_order)
         .context("pre-flight refused the batch; no phone was touched")?;
     eprintln!(
@@ -79,6 +85,8 @@ pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
                 LineFormat::Plain
             };
             std::thread::spawn(move || {
+                // A closed stdout (`run … | head`) must not stop the station: lines that cannot
+                // be written are counted by the sink and dropped.
                 let sink = LineSink::new(format, std::io::stdout());
                 for event in rx {
                     sink.emit(event);
@@ -88,10 +96,8 @@ pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
     };
     let events: Arc<dyn EventSink> = Arc::new(Fanout::new().with(tx).with(logging::TracingSink));
 
-    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
-    let quantity = checked.work_order.quantity as usize;
     let mut transfer_bytes = 1 << 20;
-    let (bus, slots, stop_when, _units): (Arc<dyn UsbBus>, _, _, _) = match source {
+    let (bus, slots, stop_after_verdicts, _units): (Arc<dyn UsbBus>, _, _, _) = match source {
         SlotSource::Usb(slots) => {
             let bus = RusbBus::new().context(
                 "this station's slots are USB ports; to try flashgate without phones use --sim N",
@@ -106,11 +112,7 @@ pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
                 eprintln!("warning: {warning}");
             }
             transfer_bytes = plan.per_slot_bytes;
-            let stop = StopWhen {
-                verdicts: None,
-                passes: Some(quantity),
-            };
-            (Arc::new(bus) as Arc<dyn UsbBus>, slots, stop, Vec::new())
+            (Arc::new(bus) as Arc<dyn UsbBus>, slots, None, Vec::new())
         }
         SlotSource::Simulated(sim_slots) => {
             let (bus, units) = batch::simulated_bus(&checked, &sim_slots)?;
@@ -123,37 +125,61 @@ pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
                 .iter()
                 .map(|(slot, _)| (sim_port(*slot), *slot))
                 .collect();
-            let stop = StopWhen {
-                verdicts: Some(sim_slots.len()),
-                passes: None,
-            };
-            (Arc::new(bus) as Arc<dyn UsbBus>, slots, stop, units)
+            // A rig holds a fixed set of phones: it ends when each has a verdict (or when the
+            // order's quantity has passed, as a line does).
+            (
+                Arc::new(bus) as Arc<dyn UsbBus>,
+                slots,
+                Some(sim_slots.len()),
+                units,
+            )
         }
     };
-    let expected = match stop_when.verdicts {
-        Some(n) => n,
-        None => quantity,
-    };
+    let log_health = logs.unit_logs().health().clone();
     let run = BatchRun {
         station,
         batch: checked,
         slots,
         events,
-        stop_when,
+        stop_after_verdicts,
+        journal_patience: batch::DEFAULT_JOURNAL_PATIENCE,
         unit_logs: Some(logs.unit_logs().clone()),
         transfer_bytes,
     };
-    let summary = runtime.block_on(run.run(bus, async {
-        let _ = tokio::signal::ctrl_c().await;
-    }));
+    let ended = runtime.block_on(run.run(bus, async move { stops.first().await }));
     // Dropping the last sender ends the consumers; wait for them to draw the final screen.
     drop(runtime);
     let _ = consumer.join();
-    let summary = summary?;
-    print_summary(&summary, expected, mode == OutputMode::Json);
+    let summary = match ended? {
+        BatchEnd::Ran(summary) => summary,
+        BatchEnd::AlreadyComplete {
+            work_order,
+            passed,
+            ordered,
+        } => {
+            let text = format!(
+                "work order {work_order} is complete: {passed} of {ordered} ordered units passed \
+                 in earlier runs (journal); nothing to flash — lock the station to the next work \
+                 order\n"
+            );
+            if mode == OutputMode::Json {
+                eprint!("{text}");
+            } else {
+                say(&text);
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    print_summary(&summary, &log_health, mode == OutputMode::Json);
     drop(logs);
+    // 0 only for a batch that reached its end (the order's quantity, or every phone of a rig)
+    // with every attempt passed.
+    let reached_end = summary
+        .ordered
+        .is_some_and(|ordered| summary.units_passed.unwrap_or(0) >= ordered)
+        || stop_after_verdicts.is_some_and(|n| summary.passed as usize >= n);
     Ok(
-        if summary.failed == 0 && summary.passed as usize >= expected {
+        if summary.failed == 0 && summary.aborted == 0 && reached_end {
             ExitCode::SUCCESS
         } else {
             ExitCode::FAILURE
@@ -161,27 +187,97 @@ pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
     )
 }
 
+/// Ctrl-C, SIGTERM (`systemctl stop`) and SIGHUP (the terminal went away) all stop the station
+/// the same way: every unit is cut at a safe point and journaled. A second request ends the
+/// process at once; attempts without a verdict are then closed as ABORTED at the next start.
+struct StopRequests {
+    terminate: tokio::signal::unix::Signal,
+    hangup: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl StopRequests {
+    fn listen() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Self {
+            terminate: signal(SignalKind::terminate())?,
+            hangup: signal(SignalKind::hangup())?,
+            interrupt: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.terminate.recv() => "SIGTERM",
+            _ = self.hangup.recv() => "SIGHUP",
+            _ = self.interrupt.recv() => "Ctrl-C",
+        }
+    }
+
+    /// The first stop request's reason; a second one exits the process.
+    async fn first(mut self) -> String {
+        let why = self.next().await;
+        tokio::spawn(async move {
+            let again = self.next().await;
+            eprintln!(
+                "\n{again} again: exiting now; attempts without a verdict are closed as ABORTED \
+                 when the station next starts"
+            );
+            std::process::exit(130);
+        });
+        format!("the station was stopped ({why})")
+    }
+}
+
+/// Writes to stdout, quietly giving up if nobody reads it any more (`run … | head`).
+fn say(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
 /// The closing summary; with `--json` it goes to stderr so stdout stays one JSON object per line
 /// (the `batch_finished` event carries the same figures).
-fn print_summary(summary: &BatchSummary, expected: usize, json: bool) {
-    let total = summary.passed + summary.failed;
-    let yield_pct = if total > 0 {
-        f64::from(summary.passed) * 100.0 / f64::from(total)
+fn print_summary(summary: &BatchSummary, logs: &LogHealth, json: bool) {
+    let decided = summary.passed + summary.failed;
+    let yield_pct = if decided > 0 {
+        f64::from(summary.passed) * 100.0 / f64::from(decided)
     } else {
         0.0
     };
+    let ordered = match (summary.units_passed, summary.ordered) {
+        (Some(units), Some(ordered)) => format!(
+            "passed {units} of {ordered} ordered (this run {})",
+            summary.passed
+        ),
+        _ => format!("passed {}", summary.passed),
+    };
     let mut text = format!(
-        "batch summary: {} passed, {} failed of {expected} expected; yield {yield_pct:.1} %; {:.1} s\n",
-        summary.passed,
+        "batch summary: {ordered}, failed {}, aborted {}; yield {yield_pct:.1} %; {:.1} s\n",
         summary.failed,
+        summary.aborted,
         summary.elapsed_ms as f64 / 1000.0
     );
     for (code, count) in &summary.failures_by_code {
         text.push_str(&format!("  {code}: {count}\n"));
     }
+    if summary.aborted > 0 {
+        text.push_str(&format!(
+            "  ABORTED: {} (cut by the stop before a verdict; flash those units again)\n",
+            summary.aborted
+        ));
+    }
+    let lost = logs.daily_write_errors() + logs.unit_write_errors();
+    if lost > 0 {
+        text.push_str(&format!(
+            "WARNING: {lost} log line(s) could not be written ({} daily, {} unit logs): check free \
+             space and permissions of the station's log_dir\n",
+            logs.daily_write_errors(),
+            logs.unit_write_errors()
+        ));
+    }
     if json {
         eprint!("{text}");
     } else {
-        print!("{text}");
+        say(&text);
     }
 }
