@@ -86,7 +86,7 @@ fn the_main_job_passes_every_demo_phone_and_journals_it() {
             .unwrap();
         assert_eq!(identified["serial"], detected["serial"], "{detected}");
         assert!(
-            detected["serial"].as_str().unwrap().starts_with("5EC0000"),
+            detected["serial"].as_str().unwrap().starts_with("5EC001"),
             "{detected}"
         );
     }

@@ -108,10 +108,26 @@ pub fn product_phone(
     slot: SlotNumber,
     kind: DeviceKind,
 ) -> Result<Phone, StorageError> {
+    numbered_phone(batch, FIRST_RIG_SERIAL + u32::from(slot), kind)
+}
+
+/// The serials of a rig's phones are this plus the slot number (`FG000101` on slot 1).
+pub const FIRST_RIG_SERIAL: u32 = 100;
+const RIG_SERIAL_PREFIX: &str = "FG";
+
+/// A simulated phone of the batch's product whose serial is `FG{number:06}` and whose EDL chip
+/// serial reads the same digits (`5EC00105` for `FG000105`).
+pub fn numbered_phone(
+    batch: &CheckedBatch,
+    number: u32,
+    kind: DeviceKind,
+) -> Result<Phone, StorageError> {
     let identity = &batch.product.identity;
     let mut builder = Phone::builder()
-        .serial(&format!("FG{:06}", 100 + u32::from(slot)))
-        .chip_serial(0x5EC0_0000 + u32::from(slot))
+        .serial(&format!("{RIG_SERIAL_PREFIX}{number:06}"))
+        .chip_serial(0x5EC0_0000_u32.wrapping_add(
+            u32::from_str_radix(&number.to_string(), 16).unwrap_or(number),
+        ))
         .mode(match kind {
             DeviceKind::Fastboot => PhoneMode::Bootloader,
             DeviceKind::Edl => PhoneMode::Edl,
@@ -128,6 +144,21 @@ pub fn product_phone(
     builder.build()
 }
 
+/// The serial base for a rig run on `journal`: the next hundred past the highest rig serial
+/// the journal holds, so that no two runs' phones share a serial (`FG000101`… on a new journal,
+/// `FG000201`… after one run).
+pub fn next_rig_serials(journal: &std::path::Path) -> u32 {
+    let highest = Journal::open_existing(journal)
+        .and_then(|j| j.highest_serial_with_prefix(RIG_SERIAL_PREFIX))
+        .ok()
+        .flatten()
+        .and_then(|serial| serial.get(RIG_SERIAL_PREFIX.len()..)?.parse::<u32>().ok());
+    match highest {
+        None => FIRST_RIG_SERIAL,
+        Some(n) => (n / 100).saturating_add(1).saturating_mul(100),
+    }
+}
+
 /// The simulated bootloader a station's demo phones run: a factory bootloader lets the station
 /// read back any partition (production ABLs are configured so; fastbootd's list is narrower).
 pub fn factory_fastboot() -> FastbootConfig {
@@ -138,18 +169,30 @@ pub fn factory_fastboot() -> FastbootConfig {
     }
 }
 
-/// A simulated bus with one phone of the batch's product per slot.
+/// A simulated bus with one phone of the batch's product per slot (serials `FG000101`…).
 pub fn simulated_bus(
     batch: &CheckedBatch,
     slots: &[(SlotNumber, DeviceKind)],
 ) -> Result<(SimBus, Vec<SimUnit>), BatchError> {
+    simulated_bus_numbered(batch, slots, FIRST_RIG_SERIAL)
+}
+
+/// As [`simulated_bus`], the phone on slot N having serial number `first + N`: a rig run again
+/// on the same journal brings new phones, as a line does.
+pub fn simulated_bus_numbered(
+    batch: &CheckedBatch,
+    slots: &[(SlotNumber, DeviceKind)],
+    first: u32,
+) -> Result<(SimBus, Vec<SimUnit>), BatchError> {
     let bus = SimBus::new();
     let mut units = Vec::new();
     for (slot, kind) in slots {
-        let phone = product_phone(batch, *slot, *kind).map_err(|source| BatchError::SimPhone {
-            slot: *slot,
-            source,
-        })?;
+        let phone = numbered_phone(batch, first.saturating_add(u32::from(*slot)), *kind).map_err(
+            |source| BatchError::SimPhone {
+                slot: *slot,
+                source,
+            },
+        )?;
         units.push(SimUnit::new(
             &bus,
             &sim_port(*slot),

@@ -165,6 +165,22 @@ impl Journal {
         Ok(u32::try_from(count).unwrap_or(u32::MAX))
     }
 
+    /// The highest serial (in text order) that starts with `prefix`.
+    pub fn highest_serial_with_prefix(&self, prefix: &str) -> Result<Option<String>, JournalError> {
+        Ok(self.conn.query_row(
+            "SELECT MAX(unit_serial) FROM attempts WHERE substr(unit_serial, 1, length(?1)) = ?1",
+            [prefix],
+            |row| row.get(0),
+        )?)
+    }
+
+    /// SQLite's own check of the file (`ok` when sound).
+    pub fn integrity_check(&self) -> Result<String, JournalError> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA integrity_check", [], |row| row.get(0))?)
+    }
+
     /// Opens an existing journal for reading only (report, history): never creates one.
     pub fn open_existing(path: &Path) -> Result<Self, JournalError> {
         if !path.exists() {

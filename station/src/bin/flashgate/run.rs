@@ -115,7 +115,9 @@ pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
             (Arc::new(bus) as Arc<dyn UsbBus>, slots, None, Vec::new())
         }
         SlotSource::Simulated(sim_slots) => {
-            let (bus, units) = batch::simulated_bus(&checked, &sim_slots)?;
+            // New phones each run: serials no earlier run on this journal used.
+            let first = batch::next_rig_serials(&station.journal);
+            let (bus, units) = batch::simulated_bus_numbered(&checked, &sim_slots, first)?;
             // Phones arrive one after another, as an operator fills a hub.
             for (i, unit) in units.iter().enumerate() {
                 let unit = unit.clone();
