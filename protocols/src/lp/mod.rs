@@ -36,6 +36,7 @@
 //! above [`MAX_METADATA_SIZE`] are refused (liblp accepts some of these on read and fails
 //! later, or reads past its buffer). Nothing that liblp's own writer produces is refused.
 
+mod allocator;
 mod builder;
 mod error;
 mod fuzz;
@@ -48,7 +49,13 @@ mod reader;
 mod writer;
 
 #[cfg(test)]
+mod builder_tests;
+#[cfg(test)]
+mod corruption_tests;
+#[cfg(test)]
 mod literal_tests;
+#[cfg(test)]
+mod reader_tests;
 #[cfg(test)]
 mod test_support;
 
