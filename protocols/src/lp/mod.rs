@@ -57,6 +57,8 @@ mod literal_tests;
 #[cfg(test)]
 mod reader_tests;
 #[cfg(test)]
+mod roundtrip_tests;
+#[cfg(test)]
 mod test_support;
 
 pub use builder::{DeviceSpec, MetadataBuilder};
