@@ -146,7 +146,8 @@ fn rich_metadata() -> Metadata {
     b.resize_partition("system_a", (6 << 20) + 12345).unwrap();
     for round in 1..=3 {
         b.resize_partition("vendor_a", round << 20).unwrap();
-        b.resize_partition("product_a", (round * 512) << 10).unwrap();
+        b.resize_partition("product_a", (round * 512) << 10)
+            .unwrap();
     }
     let m = b.export().unwrap();
     assert!(m.find("vendor_a").unwrap().num_extents > 1, "fragmented");

@@ -135,8 +135,11 @@ impl Metadata {
                         sector,
                     } => MappedRange::Device {
                         block_device,
-                        // Inside the device (validated), so no overflow.
-                        offset: sector * SECTOR_SIZE + (from - extent_start),
+                        // Inside the device once validated; saturating for metadata
+                        // assembled by hand.
+                        offset: sector
+                            .saturating_mul(SECTOR_SIZE)
+                            .saturating_add(from - extent_start),
                         len,
                     },
                     ExtentTarget::Zero => MappedRange::Zero { len },

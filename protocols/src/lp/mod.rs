@@ -81,7 +81,9 @@ pub use writer::{
 use std::fmt;
 
 /// A reader of absolute byte offsets (a file, a phone's `super` partition read through
-/// Firehose or fastboot): fills all of the buffer or fails.
+/// Firehose or fastboot): fills all of the buffer or fails. Any
+/// `FnMut(u64, &mut [u8]) -> io::Result<()>` is one, so a caller with its own positioned
+/// reader passes `&mut |offset, buf| source.read_exact_at(offset, buf)`.
 pub trait ReadAt {
     fn read_exact_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<()>;
 }
