@@ -12,6 +12,7 @@ use super::command::{Command, FlashingAction, RebootTarget, DEFAULT_MAX_COMMAND_
 use super::error::{FastbootError, Violation};
 use super::link_writer::{Finished, LinkWriter};
 use super::response::{Response, MAX_RESPONSE_LEN};
+use super::variable::Variable;
 use crate::progress::{NoProgress, ProgressEvent, ProgressSink};
 use crate::transport::{Transport, TransportError};
 
@@ -114,15 +115,15 @@ impl<T: Transport> Fastboot<T> {
         }
     }
 
-    /// `getvar:NAME`: the variable's value.
-    pub fn getvar(&mut self, name: &str) -> Result<String, FastbootError> {
-        Ok(self.run(&Command::GetVar(name))?.value)
+    /// `getvar:NAME`: the variable's value. Takes a [`Variable`] or its name.
+    pub fn getvar<'v>(&mut self, var: impl Into<Variable<'v>>) -> Result<String, FastbootError> {
+        Ok(self.run(&Command::GetVar(var.into()))?.value)
     }
 
     /// `getvar:all`: every variable the device lists, as (name, value) in its order. Names keep
     /// their qualifiers (`partition-size:system_a`).
     pub fn getvar_all(&mut self) -> Result<Vec<(String, String)>, FastbootError> {
-        let reply = self.run(&Command::GetVar("all"))?;
+        let reply = self.run(&Command::GetVar(Variable::All))?;
         Ok(reply
             .messages
             .iter()
@@ -229,8 +230,8 @@ impl<T: Transport> Fastboot<T> {
     ) -> Result<u64, FastbootError> {
         let command = Command::Fetch {
             partition,
-            offset,
-            size: size.into(),
+            offset: Some(offset),
+            size: Some(size.into()),
         };
         self.receive(&command, Some(size), out)
     }

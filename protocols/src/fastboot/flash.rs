@@ -10,6 +10,7 @@ use super::client::Fastboot;
 use super::error::FastbootError;
 use super::resparse::{self, resparse_piece_limit};
 use super::slots::SlotChoice;
+use super::variable::Variable;
 use super::vars::parse_size;
 use crate::progress::ProgressEvent;
 use crate::transport::Transport;
@@ -90,7 +91,7 @@ impl<T: Transport> Fastboot<T> {
     pub fn max_download_size(&mut self, options: &FlashOptions) -> Result<u64, FastbootError> {
         let limit = match options.max_download_size {
             Some(limit) => limit,
-            None => match self.getvar_optional("max-download-size")? {
+            None => match self.getvar_optional(Variable::MaxDownloadSize)? {
                 Some(text) => match parse_size(&text).filter(|&n| n > 0) {
                     Some(n) => n,
                     None => {

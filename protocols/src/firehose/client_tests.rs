@@ -137,6 +137,46 @@ fn program_nak_on_open_surfaces_the_log() {
 }
 
 #[test]
+fn a_reason_logged_after_the_nak_in_the_same_document_is_kept() {
+    let (mut fh, dev) = configured(8192, |d| {
+        d.expect("program");
+        d.link
+            .write(
+                br#"<?xml version="1.0" ?><data><response value="NAK" rawmode="false" /><log value="ERROR: Write protected LUN 0" /></data>"#,
+                T,
+            )
+            .unwrap();
+    });
+    let target = ProgramTarget {
+        lun: 0,
+        start_sector: "0",
+        label: "xbl_a",
+        filename: None,
+    };
+    let err = fh.program(&target, &mut &[1u8; 100][..], 100).unwrap_err();
+    assert!(err.to_string().contains("Write protected LUN 0"), "{err}");
+    assert_eq!(
+        fh.device_logs().last(),
+        Some("ERROR: Write protected LUN 0")
+    );
+    dev.join().unwrap();
+}
+
+#[test]
+fn a_response_value_that_is_neither_ack_nor_nak_is_a_protocol_error() {
+    let (mut fh, dev) = configured(8192, |d| {
+        d.expect("nop");
+        d.link
+            .write(br#"<data><response value="ACK?" /></data>"#, T)
+            .unwrap();
+    });
+    let err = fh.nop().unwrap_err();
+    assert!(matches!(err, FirehoseError::Protocol { .. }), "{err}");
+    assert!(err.to_string().contains("neither ACK nor NAK"), "{err}");
+    dev.join().unwrap();
+}
+
+#[test]
 fn read_takes_data_that_arrived_with_the_ack() {
     let (mut fh, dev) = configured(8192, |d| {
         let r = d.expect("read");

@@ -48,10 +48,10 @@ impl<T: Transport> Firehose<T> {
             .attr("start_sector", start_sector);
         self.send(&doc, &command)?;
         let response = self.await_response(&command, self.config.timeouts.response)?;
-        if !response.ack {
+        if !response.ack() {
             return Err(self.nak_error(&command, &response));
         }
-        if !response.rawmode {
+        if !response.is_raw() {
             return Err(self.protocol_error(&command, "ACK without rawmode=\"true\""));
         }
 
@@ -73,7 +73,7 @@ impl<T: Transport> Firehose<T> {
         }
 
         let response = self.await_response(&command, self.config.timeouts.response)?;
-        if !response.ack {
+        if !response.ack() {
             return Err(self.nak_error(&command, &response));
         }
         if let Some(source) = output_error {

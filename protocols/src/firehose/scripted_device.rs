@@ -5,6 +5,7 @@ use std::thread;
 use std::time::Duration;
 
 use super::reader::MessageReader;
+use super::response::{encode_log, encode_response, Response};
 use super::xml::{Document, Element};
 use super::*;
 use crate::transport::memory::{pair_with, MemoryLink};
@@ -29,14 +30,23 @@ impl Device {
         self.link.write(&doc.to_bytes(), T).unwrap();
     }
     pub fn log(&mut self, text: &str) {
-        self.send(Document::new("log").attr("value", text));
+        self.link.write(&encode_log(text), T).unwrap();
     }
+    pub fn answer(&mut self, response: &Response) {
+        self.link.write(&encode_response(response), T).unwrap();
+    }
+    /// `value` is `ACK` or `NAK`.
     pub fn respond(&mut self, value: &str, rawmode: bool) {
-        self.send(
-            Document::new("response")
-                .attr("value", value)
-                .attr("rawmode", rawmode),
-        );
+        let ack = match value {
+            "ACK" => true,
+            "NAK" => false,
+            other => panic!("a response value is ACK or NAK, not {other}"),
+        };
+        self.answer(&Response {
+            ack,
+            rawmode: Some(rawmode),
+            attributes: Vec::new(),
+        });
     }
     /// Next packet as the device's USB endpoint sees it (ZLPs included).
     pub fn packet(&mut self) -> Vec<u8> {
@@ -115,11 +125,14 @@ pub(super) fn configured_with(
     let (mut fh, dev) = session(config, move |d| {
         greet(d);
         d.expect("configure");
-        d.send(
-            Document::new("response")
-                .attr("value", "ACK")
-                .attr("MaxPayloadSizeToTargetInBytes", payload)
-                .attr("MaxPayloadSizeToTargetInBytesSupported", payload),
+        d.answer(
+            &Response {
+                ack: true,
+                rawmode: None,
+                attributes: Vec::new(),
+            }
+            .with("MaxPayloadSizeToTargetInBytes", payload)
+            .with("MaxPayloadSizeToTargetInBytesSupported", payload),
         );
         script(d);
     });

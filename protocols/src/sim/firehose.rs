@@ -11,7 +11,8 @@ use std::thread;
 use std::time::Duration;
 
 use crate::firehose::reader::{MessageReader, ReadError};
-use crate::firehose::xml::{Document, Element};
+use crate::firehose::response::{encode_log, encode_response, Response};
+use crate::firehose::xml::Element;
 use crate::firehose::{StorageKind, END_OF_SUPPORTED_FUNCTIONS};
 use crate::sim::phone::{FaultAction, Phone, PhoneMode};
 use crate::transport::{Transport, TransportError};
@@ -204,29 +205,22 @@ impl FirehoseDevice<'_> {
         ))
     }
 
-    fn send(&mut self, doc: Document) -> Result<(), TransportError> {
-        self.link.write(&doc.to_bytes(), WRITE_TIMEOUT)
+    fn log(&mut self, text: &str) -> Result<(), TransportError> {
+        self.link.write(&encode_log(text), WRITE_TIMEOUT)
     }
 
-    fn log(&mut self, text: &str) -> Result<(), TransportError> {
-        self.send(Document::new("log").attr("value", text))
+    fn respond(&mut self, response: &Response) -> Result<(), TransportError> {
+        self.link.write(&encode_response(response), WRITE_TIMEOUT)
     }
 
     fn ack(&mut self, rawmode: bool) -> Result<(), TransportError> {
-        self.send(
-            Document::new("response")
-                .attr("value", "ACK")
-                .attr("rawmode", rawmode),
-        )
+        self.respond(&Response::ack(rawmode))
     }
 
+    /// Real programmers log the reason, then NAK.
     fn nak(&mut self, reason: &str) -> Result<(), TransportError> {
         self.log(reason)?;
-        self.send(
-            Document::new("response")
-                .attr("value", "NAK")
-                .attr("rawmode", "false"),
-        )
+        self.respond(&Response::nak())
     }
 
     fn dispatch(&mut self, command: &Element) -> Result<Next, TransportError> {
@@ -306,32 +300,36 @@ impl FirehoseDevice<'_> {
         let Some(asked) = asked.filter(|a| *a > 0) else {
             return self.nak("ERROR: MaxPayloadSizeToTargetInBytes missing or not a number");
         };
-        let config = self.config.clone();
-        let response = |value: &str, size: usize| {
-            Document::new("response")
-                .attr("value", value)
-                .attr("MinVersionSupported", 1)
-                .attr("MemoryName", kind.memory_name().to_ascii_uppercase())
-                .attr(
-                    "MaxPayloadSizeFromTargetInBytes",
-                    config.max_payload_from_target,
-                )
-                .attr("MaxPayloadSizeToTargetInBytes", size)
-                .attr("MaxPayloadSizeToTargetInBytesSupported", max)
-                .attr("MaxXMLSizeInBytes", config.max_xml_size)
-                .attr("Version", 1)
-                .attr("TargetName", &config.target_name)
+        // What real programmers answer a configure with: no rawmode, the negotiated sizes.
+        let config = &self.config;
+        let answer = |ack: bool, size: usize| {
+            Response {
+                ack,
+                rawmode: None,
+                attributes: Vec::new(),
+            }
+            .with("MinVersionSupported", 1)
+            .with("MemoryName", kind.memory_name().to_ascii_uppercase())
+            .with(
+                "MaxPayloadSizeFromTargetInBytes",
+                config.max_payload_from_target,
+            )
+            .with("MaxPayloadSizeToTargetInBytes", size)
+            .with("MaxPayloadSizeToTargetInBytesSupported", max)
+            .with("MaxXMLSizeInBytes", config.max_xml_size)
+            .with("Version", 1)
+            .with("TargetName", &config.target_name)
         };
         if asked > max {
+            let nak = answer(false, max);
             self.log(&format!(
                 "ERROR: MaxPayloadSizeToTargetInBytes {asked} is larger than the supported {max}"
             ))?;
-            let doc = response("NAK", max);
-            return self.send(doc);
+            return self.respond(&nak);
         }
+        let ack = answer(true, asked);
         self.payload = Some(asked);
-        let doc = response("ACK", asked);
-        self.send(doc)
+        self.respond(&ack)
     }
 
     fn power(&mut self, command: &Element) -> Result<Next, TransportError> {

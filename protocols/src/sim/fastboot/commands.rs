@@ -1,22 +1,19 @@
 //! The commands that move data or change storage: download, upload, flash (raw or sparse),
-//! erase, fetch, set_active, oem, flashing.
+//! erase, fetch, set_active.
 
 use std::io::{self, Read, Seek, SeekFrom, Write};
 
-use sha2::{Digest, Sha256};
-
 use super::staging::Staging;
 use super::vars::resolve;
-use super::{
-    parse_number, send, FastbootDevice, Flow, RebootTo, SetActiveBehaviour, WRITE_TIMEOUT,
-};
+use super::{fail, okay, reply, FastbootDevice, SetActiveBehaviour, WRITE_TIMEOUT};
+use crate::fastboot::Response;
 use crate::sim::phone::Phone;
 use crate::sim::storage::PartitionInfo;
 use crate::sparse::{self, FILE_HEADER_LEN};
 use crate::transport::{Transport, TransportError};
 
 /// Unit of storage I/O while flashing, fetching and hashing.
-const IO_CHUNK: usize = 1 << 20;
+pub(super) const IO_CHUNK: usize = 1 << 20;
 
 /// A partition as a `Write + Seek` target, so the shared sparse expander can write into it.
 /// Each write takes the phone's lock for that write only.
@@ -68,34 +65,29 @@ impl FastbootDevice {
         !self.phone.lock().identity.unlocked
     }
 
-    fn find(&self, name: &str) -> Option<PartitionInfo> {
+    pub(super) fn find(&self, name: &str) -> Option<PartitionInfo> {
         resolve(&self.phone.lock().storage, name)
     }
 
     pub(super) fn download(
         &mut self,
         link: &mut dyn Transport,
-        arg: &str,
+        size: u32,
     ) -> Result<(), TransportError> {
-        let size = match u32::from_str_radix(arg, 16) {
-            Ok(n) if !arg.is_empty() && arg.len() <= 8 && n > 0 => n,
-            _ => return send(link, b"FAIL", "Invalid download size"),
-        };
+        if size == 0 {
+            return fail(link, "Invalid download size");
+        }
         if size > self.config.max_download_size {
-            return send(
-                link,
-                b"FAIL",
-                "Requested download size is more than max allowed",
-            );
+            return fail(link, "Requested download size is more than max allowed");
         }
         // A new download replaces the old one before any byte arrives, like a RAM buffer.
         self.download = None;
         let mut staging =
             match Staging::with_len(u64::from(size), self.config.spill_downloads_above) {
                 Ok(s) => s,
-                Err(e) => return send(link, b"FAIL", &format!("No room for the download: {e}")),
+                Err(e) => return fail(link, format!("No room for the download: {e}")),
             };
-        send(link, b"DATA", &format!("{size:08x}"))?;
+        reply(link, Response::Data(size))?;
         let mut buf = vec![0u8; IO_CHUNK.min(size as usize)];
         let mut left = size as usize;
         let mut stage_error = None;
@@ -115,21 +107,24 @@ impl FastbootDevice {
             left -= n;
         }
         if let Some(e) = stage_error {
-            return send(link, b"FAIL", &format!("Download buffer failed: {e}"));
+            return fail(link, format!("Download buffer failed: {e}"));
         }
         self.download = Some(staging);
-        send(link, b"OKAY", "")
+        okay(link, "")
     }
 
     pub(super) fn upload(&mut self, link: &mut dyn Transport) -> Result<(), TransportError> {
         let Some(data) = self.staged_upload.take() else {
-            return send(link, b"FAIL", "No data staged for upload");
+            return fail(link, "No data staged for upload");
         };
-        send(link, b"DATA", &format!("{:08x}", data.len()))?;
+        let Ok(len) = u32::try_from(data.len()) else {
+            return fail(link, "Staged data is larger than a DATA phase can announce");
+        };
+        reply(link, Response::Data(len))?;
         for piece in data.chunks(IO_CHUNK) {
             link.write(piece, WRITE_TIMEOUT)?;
         }
-        send(link, b"OKAY", "")
+        okay(link, "")
     }
 
     pub(super) fn flash(
@@ -138,18 +133,18 @@ impl FastbootDevice {
         name: &str,
     ) -> Result<(), TransportError> {
         if self.locked() {
-            return send(link, b"FAIL", "Flashing is not allowed in Lock State");
+            return fail(link, "Flashing is not allowed in Lock State");
         }
         let Some(part) = self.find(name) else {
-            return send(link, b"FAIL", &format!("No such partition: {name}"));
+            return fail(link, format!("No such partition: {name}"));
         };
         let Some(staging) = self.download.as_ref() else {
-            return send(link, b"FAIL", "No image downloaded: send `download` first");
+            return fail(link, "No image downloaded: send `download` first");
         };
         let result = write_image(&self.phone, staging, &part);
         match result {
-            Ok(()) => send(link, b"OKAY", ""),
-            Err(reason) => send(link, b"FAIL", &reason),
+            Ok(()) => okay(link, ""),
+            Err(reason) => fail(link, reason),
         }
     }
 
@@ -159,10 +154,10 @@ impl FastbootDevice {
         name: &str,
     ) -> Result<(), TransportError> {
         if self.locked() {
-            return send(link, b"FAIL", "Erase is not allowed in Lock State");
+            return fail(link, "Erase is not allowed in Lock State");
         }
         let Some(part) = self.find(name) else {
-            return send(link, b"FAIL", &format!("No such partition: {name}"));
+            return fail(link, format!("No such partition: {name}"));
         };
         let result = self
             .phone
@@ -170,12 +165,8 @@ impl FastbootDevice {
             .storage
             .discard_partition(&part.name, 0, part.size_bytes);
         match result {
-            Ok(()) => send(link, b"OKAY", ""),
-            Err(e) => send(
-                link,
-                b"FAIL",
-                &format!("Erase of {} failed: {e}", part.name),
-            ),
+            Ok(()) => okay(link, ""),
+            Err(e) => fail(link, format!("Erase of {} failed: {e}", part.name)),
         }
     }
 
@@ -183,59 +174,42 @@ impl FastbootDevice {
     pub(super) fn fetch(
         &mut self,
         link: &mut dyn Transport,
-        arg: &str,
+        name: &str,
+        offset: Option<u64>,
+        size: Option<u64>,
     ) -> Result<(), TransportError> {
         if self.config.fetch_requires_unlocked && self.locked() {
-            return send(link, b"FAIL", "Fetch is not allowed on locked devices");
-        }
-        let mut args = arg.split(':');
-        let name = args.next().unwrap_or("");
-        if name.is_empty() {
-            return send(link, b"FAIL", "Missing partition arg");
+            return fail(link, "Fetch is not allowed on locked devices");
         }
         if !self.config.fetch_allow.allows(name) {
             let list = match &self.config.fetch_allow {
                 super::FetchAllow::Only(names) => names.join(", "),
                 super::FetchAllow::All => String::new(),
             };
-            return send(link, b"FAIL", &format!("Fetch is only allowed on [{list}]"));
+            return fail(link, format!("Fetch is only allowed on [{list}]"));
         }
         let Some(part) = self.find(name) else {
-            return send(link, b"FAIL", &format!("Cannot open {name}"));
+            return fail(link, format!("Cannot open {name}"));
         };
-        let offset = match args.next() {
-            None => 0,
-            Some(t) => match parse_number(t) {
-                Some(n) => n,
-                None => return send(link, b"FAIL", "Invalid offset, must be integer"),
-            },
-        };
+        let offset = offset.unwrap_or(0);
         if offset > part.size_bytes {
-            return send(
+            return fail(
                 link,
-                b"FAIL",
-                &format!(
+                format!(
                     "Invalid offset 0x{offset:x}, partition {} has size 0x{:x}",
                     part.name, part.size_bytes
                 ),
             );
         }
         let max_len = part.size_bytes - offset;
-        let len = match args.next() {
-            None => max_len,
-            Some(t) => match parse_number(t) {
-                Some(n) => n,
-                None => return send(link, b"FAIL", "Invalid size, must be integer"),
-            },
-        };
+        let len = size.unwrap_or(max_len);
         if len == 0 {
-            return send(link, b"OKAY", "Read 0 bytes");
+            return okay(link, "Read 0 bytes");
         }
         if len > max_len {
-            return send(
+            return fail(
                 link,
-                b"FAIL",
-                &format!(
+                format!(
                     "Invalid size to read 0x{len:x}, partition {} has size 0x{:x} and fetching \
                      from offset 0x{offset:x}",
                     part.name, part.size_bytes
@@ -243,16 +217,16 @@ impl FastbootDevice {
             );
         }
         if len > u64::from(self.config.max_fetch_size) {
-            return send(
+            return fail(
                 link,
-                b"FAIL",
-                &format!(
+                format!(
                     "Cannot fetch 0x{len:x} bytes because it exceeds maximum transport size 0x{:x}",
                     self.config.max_fetch_size
                 ),
             );
         }
-        send(link, b"DATA", &format!("{len:08x}"))?;
+        // Bounded by max_fetch_size (a u32) just above.
+        reply(link, Response::Data(len as u32))?;
         let mut buf = vec![0u8; IO_CHUNK.min(len as usize)];
         let mut done = 0u64;
         while done < len {
@@ -270,10 +244,9 @@ impl FastbootDevice {
             link.write(&buf[..n], WRITE_TIMEOUT)?;
             done += n as u64;
         }
-        send(
+        okay(
             link,
-            b"OKAY",
-            &format!(
+            format!(
                 "Fetched {} (offset=0x{offset:x}, size=0x{len:x})",
                 part.name
             ),
@@ -309,8 +282,8 @@ impl FastbootDevice {
             }
         };
         match result {
-            Ok(()) => send(link, b"OKAY", ""),
-            Err(reason) => send(link, b"FAIL", &reason),
+            Ok(()) => okay(link, ""),
+            Err(reason) => fail(link, reason),
         }
     }
 
@@ -319,148 +292,6 @@ impl FastbootDevice {
         if let Some(slot) = self.unpersisted_from.take() {
             // The slot existed a moment ago on this phone; nothing to report if it vanished.
             let _ = self.phone.lock().storage.set_active_slot(&slot);
-        }
-    }
-
-    pub(super) fn oem(
-        &mut self,
-        link: &mut dyn Transport,
-        args: &str,
-    ) -> Result<Flow, TransportError> {
-        let words: Vec<&str> = args.split_whitespace().collect();
-        match words.as_slice() {
-            ["sha256", rest @ ..] => self.oem_sha256(link, rest).map(|_| Flow::Next),
-            ["device-info"] => {
-                let (unlocked, critical) = {
-                    let s = self.phone.lock();
-                    (s.identity.unlocked, s.identity.critical_unlocked)
-                };
-                send(link, b"INFO", "Verity mode: true")?;
-                send(link, b"INFO", &format!("Device unlocked: {unlocked}"))?;
-                send(
-                    link,
-                    b"INFO",
-                    &format!("Device critical unlocked: {critical}"),
-                )?;
-                send(link, b"INFO", "Charger screen enabled: false")?;
-                send(link, b"OKAY", "").map(|_| Flow::Next)
-            }
-            ["log"] => {
-                let text: String = self.log.iter().map(|l| format!("{l}\n")).collect();
-                let len = text.len();
-                self.staged_upload = Some(text.into_bytes());
-                send(
-                    link,
-                    b"INFO",
-                    &format!("{len} bytes of log staged for upload"),
-                )?;
-                send(link, b"OKAY", "").map(|_| Flow::Next)
-            }
-            ["edl"] => self.reboot(link, RebootTo::Edl),
-            _ => send(link, b"FAIL", "unknown command").map(|_| Flow::Next),
-        }
-    }
-
-    /// `oem sha256 <partition> [<offset> <length>]`: the vendor digest the station verifies
-    /// with; the device hashes its own storage and answers the hex digest in an INFO line.
-    fn oem_sha256(
-        &mut self,
-        link: &mut dyn Transport,
-        args: &[&str],
-    ) -> Result<(), TransportError> {
-        const USAGE: &str = "usage: oem sha256 <partition> [<offset> <length>]";
-        let (name, range) = match args {
-            [name] => (*name, None),
-            [name, offset, length] => match (parse_number(offset), parse_number(length)) {
-                (Some(o), Some(l)) => (*name, Some((o, l))),
-                _ => return send(link, b"FAIL", USAGE),
-            },
-            _ => return send(link, b"FAIL", USAGE),
-        };
-        let Some(part) = self.find(name) else {
-            return send(link, b"FAIL", &format!("No such partition: {name}"));
-        };
-        let (offset, len) = range.unwrap_or((0, part.size_bytes));
-        if offset.checked_add(len).is_none_or(|e| e > part.size_bytes) {
-            return send(
-                link,
-                b"FAIL",
-                &format!(
-                    "range {offset}+{len} is outside {} ({} bytes)",
-                    part.name, part.size_bytes
-                ),
-            );
-        }
-        let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; IO_CHUNK.min(len as usize).max(1)];
-        let mut done = 0u64;
-        while done < len {
-            let n = (len - done).min(buf.len() as u64) as usize;
-            let read =
-                self.phone
-                    .lock()
-                    .storage
-                    .read_partition(&part.name, offset + done, &mut buf[..n]);
-            if let Err(e) = read {
-                return send(link, b"FAIL", &format!("reading {}: {e}", part.name));
-            }
-            hasher.update(&buf[..n]);
-            done += n as u64;
-        }
-        send(link, b"INFO", &hex::encode(hasher.finalize()))?;
-        send(link, b"OKAY", "")
-    }
-
-    pub(super) fn flashing(
-        &mut self,
-        link: &mut dyn Transport,
-        args: &str,
-    ) -> Result<(), TransportError> {
-        match args.trim() {
-            "get_unlock_ability" => {
-                send(link, b"INFO", "get_unlock_ability: 1")?;
-                send(link, b"OKAY", "")
-            }
-            action @ ("unlock" | "lock") => {
-                let want_unlocked = action == "unlock";
-                let result = {
-                    let mut s = self.phone.lock();
-                    if s.identity.unlocked == want_unlocked {
-                        Err(format!("Device already : {action}ed!"))
-                    } else {
-                        s.identity.unlocked = want_unlocked;
-                        // Changing the lock state wipes user data (ABL asks on screen first;
-                        // the simulated user always confirms).
-                        match s.storage.partition("userdata") {
-                            Some(p) => s
-                                .storage
-                                .discard_partition("userdata", 0, p.size_bytes)
-                                .map_err(|e| format!("wiping userdata: {e}")),
-                            None => Ok(()),
-                        }
-                    }
-                };
-                match result {
-                    Ok(()) => send(link, b"OKAY", ""),
-                    Err(reason) => send(link, b"FAIL", &reason),
-                }
-            }
-            action @ ("unlock_critical" | "lock_critical") => {
-                let want = action == "unlock_critical";
-                let already = {
-                    let mut s = self.phone.lock();
-                    let already = s.identity.critical_unlocked == want;
-                    s.identity.critical_unlocked = want;
-                    already
-                };
-                if already {
-                    let word = if want { "unlocked" } else { "locked" };
-                    send(link, b"FAIL", &format!("Device already : critical {word}!"))
-                } else {
-                    send(link, b"OKAY", "")
-                }
-            }
-            _ => send(link, b"FAIL", "unknown command"),
         }
     }
 }

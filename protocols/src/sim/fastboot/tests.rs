@@ -134,10 +134,18 @@ fn long_and_unknown_commands_fail_and_the_session_continues() {
     assert!(one(&mut host, &long).starts_with("FAILCommand too long"));
     assert_eq!(one(&mut host, "powerdown"), "FAILunknown command");
     assert_eq!(one(&mut host, "oem frobnicate"), "FAILunknown command");
+    assert_eq!(one(&mut host, "reboot:bootloader"), "FAILunknown command");
+    assert_eq!(
+        one(&mut host, "getvar:"),
+        "FAILgetvar: missing variable name"
+    );
     host.write(&[0xff, 0xfe, b':'], T).unwrap();
     let mut buf = [0u8; 256];
     let n = host.read_packet(&mut buf, T).unwrap();
-    assert_eq!(&buf[..n], b"FAILunknown command");
+    assert_eq!(
+        &buf[..n],
+        b"FAILCommand contains control character or non-ASCII byte 0xff"
+    );
     assert_eq!(one(&mut host, "getvar:product"), "OKAYsim_product");
 }
 
@@ -183,7 +191,15 @@ fn download_limits_and_flash_refusals() {
         one(&mut host, "download:00001001"),
         "FAILRequested download size is more than max allowed"
     );
-    assert_eq!(one(&mut host, "download:zz"), "FAILInvalid download size");
+    assert_eq!(
+        one(&mut host, "download:zz"),
+        "FAILdownload: invalid size (8 hex digits) `zz`"
+    );
+    // `download:%08x` is exactly 8 digits, as fastbootd insists.
+    assert_eq!(
+        one(&mut host, "download:1000"),
+        "FAILdownload: invalid size (8 hex digits) `1000`"
+    );
     assert_eq!(
         one(&mut host, "download:00000000"),
         "FAILInvalid download size"
@@ -290,9 +306,10 @@ fn fetch_follows_fastbootd_rules() {
     );
     assert!(one(&mut host, "fetch:vendor_boot_a:0x200000").starts_with("FAILInvalid offset"));
     assert!(one(&mut host, "fetch:vendor_boot_a:0:0x100001").starts_with("FAILInvalid size"));
+    // Arguments are read by the shared codec, which names what it could not read.
     assert_eq!(
         one(&mut host, "fetch:vendor_boot_a:x"),
-        "FAILInvalid offset, must be integer"
+        "FAILfetch: invalid offset `x`"
     );
 }
 
@@ -446,6 +463,54 @@ fn reboots_end_the_session_and_set_the_mode() {
     assert_eq!(one(&mut host, "getvar:is-userspace"), "OKAYyes");
     assert_eq!(one(&mut host, "continue"), "OKAY");
     assert!(matches!(dev.join().unwrap().0, SessionEnd::Continue));
+}
+
+#[test]
+fn logical_partition_commands_belong_to_fastbootd() {
+    use crate::sim::phone::PhoneMode;
+    let phone = small_phone();
+    let fastbootd_only = [
+        "update-super:super:wipe",
+        "create-logical-partition:product_a:4096",
+        "delete-logical-partition:product_a",
+        "resize-logical-partition:system_a:0",
+        "snapshot-update:cancel",
+        "gsi:status",
+    ];
+    let (mut host, _dev) = start(phone.clone(), FastbootConfig::default());
+    for command in fastbootd_only {
+        assert_eq!(one(&mut host, command), "FAILunknown command", "{command}");
+    }
+    drop(host);
+    phone.set_mode(PhoneMode::Fastbootd);
+    let (mut host, _dev) = start(phone.clone(), FastbootConfig::default());
+    // This phone has no `super`: fastbootd says so rather than not knowing the command.
+    for command in &fastbootd_only[..4] {
+        assert_eq!(
+            one(&mut host, command),
+            "FAILCould not open super partition",
+            "{command}"
+        );
+    }
+    assert_eq!(
+        cmd(&mut host, "snapshot-update:"),
+        vec!["INFOnone".to_string(), "OKAY".to_string()]
+    );
+    assert_eq!(one(&mut host, "snapshot-update:cancel"), "OKAYSuccess");
+    assert_eq!(
+        one(&mut host, "snapshot-update:merge"),
+        "FAILNo snapshot merge is in progress"
+    );
+    assert_eq!(one(&mut host, "gsi:wipe"), "FAILNo GSI is installed");
+    assert_eq!(
+        one(&mut host, "update-super:super:merge"),
+        "FAILupdate-super: invalid argument `merge`"
+    );
+    phone.lock().identity.unlocked = false;
+    assert_eq!(
+        one(&mut host, "delete-logical-partition:product_a"),
+        "FAILCommand not available on locked devices"
+    );
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! `getvar:` — the variables real bootloaders and fastbootd publish, and `getvar:all`.
 
-use super::{send, FastbootDevice};
+use super::{fail, info, okay, FastbootDevice};
+use crate::fastboot::Variable;
 use crate::sim::phone::PhoneMode;
 use crate::sim::storage::{PartitionInfo, Storage};
 use crate::transport::{Transport, TransportError};
@@ -38,28 +39,48 @@ fn slot_base<'a>(name: &'a str, slots: &[String]) -> Option<&'a str> {
         .find_map(|s| name.strip_suffix(&format!("_{s}")))
 }
 
+/// What `getvar:all` lists first, in ABL's order.
+const DEVICE_VARIABLES: &[Variable<'static>] = &[
+    Variable::Version,
+    Variable::VersionBootloader,
+    Variable::VersionBaseband,
+    Variable::Product,
+    Variable::SerialNo,
+    Variable::Secure,
+    Variable::Unlocked,
+    Variable::CriticalUnlocked,
+    Variable::MaxDownloadSize,
+    Variable::MaxFetchSize,
+    Variable::IsUserspace,
+    Variable::Variant,
+    Variable::LogicalBlockSize,
+    Variable::SnapshotUpdateStatus,
+    Variable::SlotCount,
+    Variable::CurrentSlot,
+];
+
 impl FastbootDevice {
     /// The value of one variable, `None` if this device does not publish it.
-    fn variable(&self, name: &str) -> Option<String> {
+    fn variable(&self, var: Variable<'_>) -> Option<String> {
         let state = self.phone.lock();
         let id = &state.identity;
         let storage = &state.storage;
         let slots = storage.slot_suffixes();
         let userspace = state.mode == PhoneMode::Fastbootd;
-        let value = match name {
-            "version" => "0.4".to_string(),
-            "version-bootloader" => id.bootloader_version.clone(),
-            "version-baseband" => "FGSIM-MPSS-1.0".to_string(),
-            "product" => id.product.clone(),
-            "serialno" => id.serial.clone(),
-            "secure" => yes_no(id.secure),
-            "unlocked" => yes_no(id.unlocked),
-            "critical-unlocked" => yes_no(id.critical_unlocked),
-            "max-download-size" => format!("0x{:X}", self.config.max_download_size),
-            "max-fetch-size" => format!("0x{:X}", self.config.max_fetch_size),
-            "is-userspace" => yes_no(userspace),
-            "variant" => "SIM UFS".to_string(),
-            "logical-block-size" => {
+        let value = match var {
+            Variable::Version => "0.4".to_string(),
+            Variable::VersionBootloader => id.bootloader_version.clone(),
+            Variable::VersionBaseband => "FGSIM-MPSS-1.0".to_string(),
+            Variable::Product => id.product.clone(),
+            Variable::SerialNo => id.serial.clone(),
+            Variable::Secure => yes_no(id.secure),
+            Variable::Unlocked => yes_no(id.unlocked),
+            Variable::CriticalUnlocked => yes_no(id.critical_unlocked),
+            Variable::MaxDownloadSize => format!("0x{:X}", self.config.max_download_size),
+            Variable::MaxFetchSize => format!("0x{:X}", self.config.max_fetch_size),
+            Variable::IsUserspace => yes_no(userspace),
+            Variable::Variant => "SIM UFS".to_string(),
+            Variable::LogicalBlockSize => {
                 let ss = storage
                     .luns()
                     .first()
@@ -67,64 +88,53 @@ impl FastbootDevice {
                     .unwrap_or(4096);
                 format!("0x{ss:X}")
             }
-            "snapshot-update-status" if userspace => "none".to_string(),
-            "slot-count" if !slots.is_empty() => slots.len().to_string(),
-            "current-slot" if !slots.is_empty() => storage.current_slot()?,
-            _ => return self.parameterised(name, storage, &slots),
-        };
-        Some(value)
-    }
-
-    fn parameterised(&self, name: &str, storage: &Storage, slots: &[String]) -> Option<String> {
-        let (var, arg) = name.split_once(':')?;
-        match var {
-            "has-slot" => {
+            Variable::SnapshotUpdateStatus if userspace => "none".to_string(),
+            Variable::SlotCount if !slots.is_empty() => slots.len().to_string(),
+            Variable::CurrentSlot if !slots.is_empty() => storage.current_slot()?,
+            Variable::HasSlot(base) => {
                 let has = !slots.is_empty()
                     && slots
                         .iter()
-                        .all(|s| storage.partition(&format!("{arg}_{s}")).is_some());
-                Some(yes_no(has))
+                        .all(|s| storage.partition(&format!("{base}_{s}")).is_some());
+                yes_no(has)
             }
-            "partition-size" => resolve(storage, arg).map(|p| format!("0x{:X}", p.size_bytes)),
-            "partition-type" => resolve(storage, arg).map(|p| partition_type(&p.name).to_string()),
+            Variable::PartitionSize(name) => {
+                format!("0x{:X}", resolve(storage, name)?.size_bytes)
+            }
+            Variable::PartitionType(name) => {
+                partition_type(&resolve(storage, name)?.name).to_string()
+            }
             // No `super` here: every partition is physical.
-            "is-logical" => resolve(storage, arg).map(|_| yes_no(false)),
-            "slot-successful" | "slot-unbootable" | "slot-retry-count" => {
-                let slot = storage.slot(arg.trim_start_matches('_'))?;
-                Some(match var {
-                    "slot-successful" => yes_no(slot.successful),
-                    "slot-unbootable" => yes_no(slot.unbootable),
-                    _ => slot.retry_count.to_string(),
-                })
+            Variable::IsLogical(name) => resolve(storage, name).map(|_| yes_no(false))?,
+            Variable::SlotSuccessful(s) => {
+                yes_no(storage.slot(s.trim_start_matches('_'))?.successful)
             }
-            _ => None,
-        }
+            Variable::SlotUnbootable(s) => {
+                yes_no(storage.slot(s.trim_start_matches('_'))?.unbootable)
+            }
+            Variable::SlotRetryCount(s) => storage
+                .slot(s.trim_start_matches('_'))?
+                .retry_count
+                .to_string(),
+            // `all` is answered by `getvar` itself; the rest this bootloader does not publish.
+            Variable::All
+            | Variable::SnapshotUpdateStatus
+            | Variable::SlotCount
+            | Variable::CurrentSlot
+            | Variable::SuperPartitionName
+            | Variable::HwRevision
+            | Variable::Other(_) => return None,
+        };
+        Some(value)
     }
 
     /// Every `name:value` line `getvar:all` prints, in ABL's order: device, then partitions,
     /// then slots.
     fn all_variables(&self) -> Vec<String> {
         let mut lines = Vec::new();
-        for name in [
-            "version",
-            "version-bootloader",
-            "version-baseband",
-            "product",
-            "serialno",
-            "secure",
-            "unlocked",
-            "critical-unlocked",
-            "max-download-size",
-            "max-fetch-size",
-            "is-userspace",
-            "variant",
-            "logical-block-size",
-            "snapshot-update-status",
-            "slot-count",
-            "current-slot",
-        ] {
-            if let Some(v) = self.variable(name) {
-                lines.push(format!("{name}:{v}"));
+        for &var in DEVICE_VARIABLES {
+            if let Some(v) = self.variable(var) {
+                lines.push(format!("{var}:{v}"));
             }
         }
         let (partitions, slots) = {
@@ -133,25 +143,32 @@ impl FastbootDevice {
         };
         let mut bases = Vec::new();
         for p in &partitions {
-            lines.push(format!("partition-size:{}:0x{:X}", p.name, p.size_bytes));
-            lines.push(format!(
-                "partition-type:{}:{}",
-                p.name,
-                partition_type(&p.name)
-            ));
+            for var in [
+                Variable::PartitionSize(&p.name),
+                Variable::PartitionType(&p.name),
+            ] {
+                if let Some(v) = self.variable(var) {
+                    lines.push(format!("{var}:{v}"));
+                }
+            }
             if let Some(base) = slot_base(&p.name, &slots) {
                 if !bases.contains(&base.to_string()) {
                     bases.push(base.to_string());
                 }
             }
         }
-        for base in bases {
-            lines.push(format!("has-slot:{base}:yes"));
+        for base in &bases {
+            let var = Variable::HasSlot(base);
+            lines.push(format!("{var}:yes"));
         }
         for s in &slots {
-            for var in ["slot-successful", "slot-unbootable", "slot-retry-count"] {
-                if let Some(v) = self.variable(&format!("{var}:{s}")) {
-                    lines.push(format!("{var}:{s}:{v}"));
+            for var in [
+                Variable::SlotSuccessful(s),
+                Variable::SlotUnbootable(s),
+                Variable::SlotRetryCount(s),
+            ] {
+                if let Some(v) = self.variable(var) {
+                    lines.push(format!("{var}:{v}"));
                 }
             }
         }
@@ -161,17 +178,17 @@ impl FastbootDevice {
     pub(super) fn getvar(
         &mut self,
         link: &mut dyn Transport,
-        name: &str,
+        var: Variable<'_>,
     ) -> Result<(), TransportError> {
-        if name == "all" {
+        if var == Variable::All {
             for line in self.all_variables() {
-                send(link, b"INFO", &line)?;
+                info(link, line)?;
             }
-            return send(link, b"OKAY", "");
+            return okay(link, "");
         }
-        match self.variable(name) {
-            Some(value) => send(link, b"OKAY", &value),
-            None => send(link, b"FAIL", UNKNOWN_VARIABLE),
+        match self.variable(var) {
+            Some(value) => okay(link, value),
+            None => fail(link, UNKNOWN_VARIABLE),
         }
     }
 }
