@@ -125,9 +125,10 @@ pub fn numbered_phone(
     let identity = &batch.product.identity;
     let mut builder = Phone::builder()
         .serial(&format!("{RIG_SERIAL_PREFIX}{number:06}"))
-        .chip_serial(0x5EC0_0000_u32.wrapping_add(
-            u32::from_str_radix(&number.to_string(), 16).unwrap_or(number),
-        ))
+        .chip_serial(
+            0x5EC0_0000_u32
+                .wrapping_add(u32::from_str_radix(&number.to_string(), 16).unwrap_or(number)),
+        )
         .mode(match kind {
             DeviceKind::Fastboot => PhoneMode::Bootloader,
             DeviceKind::Edl => PhoneMode::Edl,
