@@ -1001,3 +1001,59 @@ fn an_edl_unit_keeps_one_log_file_across_its_re_enumeration() {
     let fastboot_log = fastboot_row.log_path.unwrap();
     assert!(fastboot_log.ends_with(&format!("{}-{}.log", serial_of(2), fastboot_row.id)));
 }
+
+#[test]
+fn a_stop_reaches_a_firehose_program_mid_transfer_and_the_unit_is_aborted() {
+    let demo = DemoStation::new();
+    let fleet = Fleet::new(
+        &demo,
+        EEA,
+        vec![(1, DeviceKind::Edl), (2, DeviceKind::Fastboot)],
+    );
+    // Slot 1's program takes seconds on the wire.
+    fleet.unit(1).set_link_bytes_per_second(Some(SLOW_LINK));
+    fleet.plug_all();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<String>();
+    let mut stop_tx = Some(stop_tx);
+    let mut programming = false;
+    let stop_mid_program = on_event(move |event| match &event.kind {
+        EventKind::PhaseChanged {
+            slot: 1,
+            phase: Phase::Flash { .. },
+        } => programming = true,
+        EventKind::BytesProgress { slot: 1, done, .. } if programming && *done > 0 => {
+            if let Some(tx) = stop_tx.take() {
+                let _ = tx.send("the station was stopped (SIGTERM)".into());
+            }
+        }
+        _ => {}
+    });
+    let outcome = flashgate_scenarios::batch::run_batch_until(
+        fleet.setup(vec![Box::new(stop_mid_program)]),
+        async { stop_rx.await.unwrap_or_default() },
+    );
+    outcome.assert_every_verdict_journaled_first();
+    match outcome.verdict_on(1) {
+        Verdict::Aborted { reason } => assert!(
+            reason.contains("SIGTERM") && reason.contains("program the EDL package"),
+            "{reason}"
+        ),
+        other => panic!("slot 1 should be ABORTED, got {other:?}"),
+    }
+    // Cut inside the program: the phone was never reset.
+    assert!(
+        !outcome.slot_events(1).iter().any(|e| matches!(
+            e,
+            EventKind::PhaseChanged {
+                phase: Phase::Reboot,
+                ..
+            }
+        )),
+        "{:?}",
+        outcome.slot_events(1)
+    );
+    let report = outcome.journal.report(EEA).unwrap();
+    assert!(report.attempts_aborted >= 1, "{report:?}");
+    assert_eq!(report.attempts_in_progress, 0, "{report:?}");
+    assert_eq!(outcome.summary.failed, 0, "a stop blames no unit");
+}

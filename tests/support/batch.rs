@@ -201,6 +201,14 @@ pub struct BatchOutcome {
 
 /// Run the batch through the library (`BatchRun::run`) until its stop condition.
 pub fn run_batch(setup: BatchSetup) -> BatchOutcome {
+    run_batch_until(setup, std::future::pending())
+}
+
+/// [`run_batch`], stopped as a signal would when `stop` resolves (with the reason).
+pub fn run_batch_until(
+    setup: BatchSetup,
+    stop: impl std::future::Future<Output = String>,
+) -> BatchOutcome {
     let recording = Arc::new(RecordingSink::new());
     let witness = Arc::new(JournalWitness::new(&setup.station.journal));
     let mut fanout = Fanout::new().with(recording.clone()).with(witness.clone());
@@ -226,9 +234,8 @@ pub fn run_batch(setup: BatchSetup) -> BatchOutcome {
         .build()
         .unwrap();
     let bus: Arc<dyn station::bus::UsbBus> = Arc::new(setup.bus);
-    let result = runtime.block_on(async {
-        tokio::time::timeout(BATCH_DEADLINE, run.run(bus, std::future::pending())).await
-    });
+    let result =
+        runtime.block_on(async { tokio::time::timeout(BATCH_DEADLINE, run.run(bus, stop)).await });
     let summary = match result {
         Ok(Ok(BatchEnd::Ran(summary))) => summary,
         Ok(Ok(BatchEnd::AlreadyComplete { work_order, .. })) => {

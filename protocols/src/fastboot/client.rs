@@ -166,10 +166,17 @@ impl<T: Transport> Fastboot<T> {
             buf,
             written,
             failure,
+            stopped,
         } = writer.finish();
         self.chunk = buf;
         if let Some(e) = failure {
             return Err(self.transport_error(&text, e));
+        }
+        if stopped {
+            return Err(FastbootError::Stopped {
+                command: text,
+                done: written,
+            });
         }
         produced.map_err(|source| FastbootError::Io {
             what: format!("producing the data for `{text}`"),
@@ -392,6 +399,12 @@ impl<T: Transport> Fastboot<T> {
     ) -> Result<(), FastbootError> {
         let mut sent = 0u64;
         while sent < size {
+            if self.progress.stop_requested() {
+                return Err(FastbootError::Stopped {
+                    command: command.to_string(),
+                    done: sent,
+                });
+            }
             let want = usize::try_from(size - sent)
                 .unwrap_or(usize::MAX)
                 .min(chunk.len());
@@ -464,6 +477,12 @@ impl<T: Transport> Fastboot<T> {
     ) -> Result<(), FastbootError> {
         let mut received = 0u64;
         while received < size {
+            if self.progress.stop_requested() {
+                return Err(FastbootError::Stopped {
+                    command: command.to_string(),
+                    done: received,
+                });
+            }
             let want = usize::try_from(size - received)
                 .unwrap_or(usize::MAX)
                 .min(chunk.len());

@@ -132,7 +132,6 @@ fn garbage_is_a_protocol_violation() {
         ),
         "{err:?}"
     );
-    assert_eq!(err.code(), "PROTOCOL_ERROR");
     drop(fb);
     dev.join().unwrap();
 }
@@ -191,7 +190,6 @@ fn silent_device_times_out() {
         matches!(&err, FastbootError::Timeout { command, .. } if command == "getvar:product"),
         "{err:?}"
     );
-    assert_eq!(err.code(), "TIMEOUT");
     drop(fb);
     dev.join().unwrap();
 }
@@ -301,7 +299,6 @@ fn disconnect_mid_download_is_typed() {
         .download(&mut std::io::repeat(0xa5).take(0x40_0000), 0x40_0000)
         .unwrap_err();
     assert!(err.is_disconnect(), "{err:?}");
-    assert_eq!(err.code(), "DISCONNECTED");
     drop(fb);
     dev.join().unwrap();
 }

@@ -138,6 +138,12 @@ impl<T: Transport> Firehose<T> {
         let mut buf = vec![0u8; (sectors_per_chunk as usize) * self.sector_size];
         let mut left = num_sectors;
         while left > 0 {
+            if self.progress.stop_requested() {
+                return Err(FirehoseError::Stopped {
+                    link: self.describe(),
+                    command: command.to_owned(),
+                });
+            }
             let n = left.min(sectors_per_chunk);
             let chunk = &mut buf[..(n as usize) * self.sector_size];
             fill_chunk(chunk).map_err(|source| FirehoseError::Source {

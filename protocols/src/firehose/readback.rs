@@ -60,6 +60,12 @@ impl<T: Transport> Firehose<T> {
         // A failing output still drains the data so the session stays usable.
         let mut output_error = None;
         while left > 0 {
+            if self.progress.stop_requested() {
+                return Err(FirehoseError::Stopped {
+                    link: self.describe(),
+                    command,
+                });
+            }
             let want = (left as usize).min(buf.len());
             self.read_raw_exact(&mut buf[..want], &command)?;
             if output_error.is_none() {

@@ -185,9 +185,10 @@ impl UnitContext {
         });
     }
 
-    /// Progress and device messages of protocol operations, as this slot's events.
+    /// Progress and device messages of protocol operations, as this slot's events; the
+    /// operations stop at their next safe point when the station stops.
     pub fn progress(&self) -> SlotProgress<Arc<dyn EventSink>> {
-        SlotProgress::new(self.info.slot, self.events.clone())
+        SlotProgress::new(self.info.slot, self.events.clone()).stop_on(self.cancelled.clone())
     }
 
     /// After a reboot or power reset: wait until the unit is back on the same port path as one
