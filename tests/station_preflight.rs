@@ -10,7 +10,7 @@ use station::digest::Sha256Digest;
 use station::journal::{AttemptOutcome, AttemptStart, Journal, UnitMode};
 use station::preflight::{load_and_check, preflight, PreflightError};
 use station::verdict::{FailureCode, Verdict};
-use station::verified_image::ImageFormat;
+use station::verified_image::{ImageCheckError, ImageFormat};
 
 const CLIENT: &str = "/priv-app/ActivationClient/ActivationClient.apk";
 
@@ -432,4 +432,83 @@ fn the_journal_keeps_verdicts_across_reopen_and_flags_reuse() {
     assert_eq!(report.flagged_units.len(), 1);
     assert_eq!(report.flagged_units[0].serial, "FGSIM0001");
     assert_eq!(journal.history("FGSIM0001").unwrap().len(), 2);
+}
+
+/// Runs pre-flight of `work_order` on another thread, so a pre-flight that blocks (opening a
+/// FIFO for reading waits for a writer) fails the test instead of hanging it.
+fn preflight_within(demo: &Demo, work_order: &str) -> Result<(), PreflightError> {
+    let (station, order) = (demo.station(), demo.work_order(work_order));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(load_and_check(&station, &order).map(drop));
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("pre-flight did not return within 60 s")
+}
+
+#[cfg(unix)]
+#[test]
+fn a_fifo_or_a_directory_at_an_image_path_is_refused_as_not_a_file() {
+    for (relative, work_order) in [
+        ("00EEA/boot.img", "WO-DEMO-EEA"),
+        ("00EEA/rawprogram0.xml", "WO-DEMO-EEA"),
+        ("edl/prog_firehose_fgdemo.elf", "WO-DEMO-WW"),
+    ] {
+        let demo = Demo::new();
+        let path = demo.image(relative);
+        std::fs::remove_file(&path).unwrap();
+        run(Command::new("mkfifo").arg(&path));
+        let error = preflight_within(&demo, work_order).unwrap_err();
+        let message = error.to_string();
+        assert!(
+            matches!(
+                &error,
+                PreflightError::Image {
+                    source: ImageCheckError::NotRegularFile { kind: "a FIFO", .. }
+                }
+            ),
+            "{relative}: {message}"
+        );
+        assert!(
+            message.contains(&format!("{relative}) is a FIFO, not a regular file")),
+            "{message}"
+        );
+        assert_eq!(error.code(), None, "{message}");
+    }
+
+    let demo = Demo::new();
+    let boot = demo.image("00WW/boot.img");
+    std::fs::remove_file(&boot).unwrap();
+    std::fs::create_dir(&boot).unwrap();
+    let error = preflight_within(&demo, "WO-DEMO-WW").unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.starts_with("image `boot` (")
+            && message.contains("00WW/boot.img) is a directory, not a regular file"),
+        "{message}"
+    );
+    assert!(!message.contains("bytes on disk"), "{message}");
+}
+
+#[test]
+fn a_missing_image_is_refused_as_missing_not_as_a_mismatch() {
+    let demo = Demo::new();
+    std::fs::remove_file(demo.image("00EEA/vbmeta.img")).unwrap();
+    let error = preflight_within(&demo, "WO-DEMO-EEA").unwrap_err();
+    let message = error.to_string();
+    assert!(
+        matches!(
+            &error,
+            PreflightError::Image {
+                source: ImageCheckError::Missing { key, .. }
+            } if key == "vbmeta"
+        ),
+        "{message}"
+    );
+    assert_eq!(error.code(), None, "{message}");
+    assert!(!message.contains("IMAGE_HASH_MISMATCH"), "{message}");
+    assert!(
+        message.contains("00EEA/vbmeta.img): no such file; copy the build's file there"),
+        "{message}"
+    );
 }

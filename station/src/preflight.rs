@@ -37,7 +37,9 @@ pub enum PreflightError {
         product: String,
         available: Vec<String>,
     },
-    #[error("IMAGE_HASH_MISMATCH: {source}")]
+    /// A file of the image set (or a programmer) is missing, not a regular file, unreadable, or
+    /// not the manifest's bytes; only the last is reported under `IMAGE_HASH_MISMATCH`.
+    #[error("{}{source}", if source.is_mismatch() { "IMAGE_HASH_MISMATCH: " } else { "" })]
     Image {
         #[source]
         source: ImageCheckError,
@@ -88,7 +90,8 @@ impl PreflightError {
     pub fn code(&self) -> Option<FailureCode> {
         match self {
             Self::Config(_) | Self::ProductMismatch { .. } | Self::RegionMissing { .. } => None,
-            Self::Image { .. } => Some(FailureCode::ImageHashMismatch),
+            Self::Image { source } if source.is_mismatch() => Some(FailureCode::ImageHashMismatch),
+            Self::Image { .. } => None,
             Self::ActivationClientWrongRegion(_) => Some(FailureCode::ActivationClientWrongRegion),
             Self::ActivationClientUnknown(_) | Self::ActivationClientUnreadable(_) => {
                 Some(FailureCode::ActivationClientUnknown)

@@ -15,6 +15,14 @@ use crate::read_at::ReadAt;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageCheckError {
+    #[error("image `{key}` ({}): no such file; copy the build's file there or correct the manifest's `path`", path.display())]
+    Missing { key: String, path: PathBuf },
+    #[error("image `{key}` ({}) is {kind}, not a regular file; put the image file itself at that path", path.display())]
+    NotRegularFile {
+        key: String,
+        path: PathBuf,
+        kind: &'static str,
+    },
     #[error("image `{key}` ({}): cannot open: {source}; check the image root holds the build", path.display())]
     Open {
         key: String,
@@ -112,6 +120,93 @@ impl ImageFormat {
     }
 }
 
+impl ImageCheckError {
+    /// Whether the file is there but its bytes are not the manifest's (size or digest differ,
+    /// or they changed after the check), as opposed to a file that is missing, unreadable or
+    /// not a file at all.
+    pub fn is_mismatch(&self) -> bool {
+        matches!(
+            self,
+            Self::Size { .. } | Self::Hash { .. } | Self::ChangedSinceCheck { .. }
+        )
+    }
+}
+
+/// What a path holds when it is not a regular file, for messages.
+fn describe_file_type(file_type: std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if file_type.is_fifo() {
+            return "a FIFO";
+        }
+        if file_type.is_socket() {
+            return "a socket";
+        }
+        if file_type.is_block_device() {
+            return "a block device";
+        }
+        if file_type.is_char_device() {
+            return "a character device";
+        }
+    }
+    if file_type.is_dir() {
+        "a directory"
+    } else if file_type.is_symlink() {
+        "a symbolic link"
+    } else {
+        "not a plain file"
+    }
+}
+
+/// Opens `file` for reading only if it is a regular file. The type is checked before opening
+/// (opening a FIFO for reading blocks until a writer appears) and again on the open handle (the
+/// path may have been replaced in between); the open itself does not block on a FIFO.
+pub fn open_regular_file(file: &ImageFile) -> Result<File, ImageCheckError> {
+    let open_error = |source| ImageCheckError::Open {
+        key: file.key.clone(),
+        path: file.path.clone(),
+        source,
+    };
+    let not_regular = |kind| ImageCheckError::NotRegularFile {
+        key: file.key.clone(),
+        path: file.path.clone(),
+        kind,
+    };
+    let metadata = match std::fs::metadata(&file.path) {
+        Ok(metadata) => metadata,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(ImageCheckError::Missing {
+                key: file.key.clone(),
+                path: file.path.clone(),
+            })
+        }
+        Err(e) => return Err(open_error(e)),
+    };
+    if !metadata.is_file() {
+        return Err(not_regular(describe_file_type(metadata.file_type())));
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY);
+    }
+    let handle = options.open(&file.path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => ImageCheckError::Missing {
+            key: file.key.clone(),
+            path: file.path.clone(),
+        },
+        _ => open_error(e),
+    })?;
+    let metadata = handle.metadata().map_err(open_error)?;
+    if !metadata.is_file() {
+        return Err(not_regular(describe_file_type(metadata.file_type())));
+    }
+    Ok(handle)
+}
+
 impl VerifiedImage {
     /// Streams the file through SHA-256 and compares size and digest with the manifest.
     pub fn check(file: &ImageFile) -> Result<Self, ImageCheckError> {
@@ -120,7 +215,7 @@ impl VerifiedImage {
             path: file.path.clone(),
             source,
         };
-        let mut handle = File::open(&file.path).map_err(open_error)?;
+        let mut handle = open_regular_file(file)?;
         let before = FileStamp::of(&handle.metadata().map_err(open_error)?);
         if before.len != file.size {
             return Err(ImageCheckError::Size {
@@ -205,7 +300,7 @@ impl VerifiedImage {
             path: self.file.path.clone(),
             source,
         };
-        let handle = File::open(&self.file.path).map_err(open_error)?;
+        let handle = open_regular_file(&self.file)?;
         let now = FileStamp::of(&handle.metadata().map_err(open_error)?);
         if let Some(what) = self.stamp.differences(&now) {
             return Err(ImageCheckError::ChangedSinceCheck {
