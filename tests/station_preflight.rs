@@ -512,3 +512,61 @@ fn a_missing_image_is_refused_as_missing_not_as_a_mismatch() {
         "{message}"
     );
 }
+
+#[test]
+fn configs_nested_100k_and_200k_levels_deep_are_refused_with_file_and_line() {
+    for depth in [100_000, 200_000] {
+        let demo = Demo::new();
+        let nested = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        let order = demo.work_order("WO-DEMO-EEA");
+        std::fs::write(
+            &order,
+            format!("id: WO-DEMO-EEA\nproduct: fgdemo\nregion: {nested}\nquantity: 8\n"),
+        )
+        .unwrap();
+        let error = load_and_check(&demo.station(), &order).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "{}:3: key `(document)`: values nest more than 64 levels deep here; flashgate \
+                 configs nest a few levels; this file is damaged or not a flashgate config, \
+                 restore it from version control",
+                order.display()
+            )
+        );
+
+        let demo = Demo::new();
+        let mut text = demo.manifest_text();
+        text.push_str(&format!("extra:\n  {}x\n", "- ".repeat(depth)));
+        std::fs::write(demo.manifest_path(), &text).unwrap();
+        let error = load_and_check(&demo.station(), &demo.work_order("WO-DEMO-EEA")).unwrap_err();
+        let line = text.lines().count();
+        assert!(
+            error.to_string().starts_with(&format!(
+                "{}:{line}: key `(document)`: values nest more than 64 levels",
+                demo.manifest_path().display()
+            )),
+            "{error}"
+        );
+
+        let demo = Demo::new();
+        let mut text = std::fs::read_to_string(demo.station()).unwrap();
+        text.push_str(&format!(
+            "x: {}1{}\n",
+            "{a: ".repeat(depth),
+            "}".repeat(depth)
+        ));
+        std::fs::write(demo.station(), &text).unwrap();
+        let error = load_and_check(&demo.station(), &demo.work_order("WO-DEMO-EEA")).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("values nest more than 64 levels deep here"),
+            "{error}"
+        );
+        assert_eq!(
+            error.to_string().split(": key").next().unwrap(),
+            format!("{}:{}", demo.station().display(), text.lines().count())
+        );
+    }
+}

@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 use crate::config::ImageFile;
 use crate::digest::{hash_stream, Sha256Digest};
 use crate::read_at::ReadAt;
+use crate::regular_file::{open_regular, RegularFileError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageCheckError {
@@ -132,79 +133,24 @@ impl ImageCheckError {
     }
 }
 
-/// What a path holds when it is not a regular file, for messages.
-fn describe_file_type(file_type: std::fs::FileType) -> &'static str {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        if file_type.is_fifo() {
-            return "a FIFO";
-        }
-        if file_type.is_socket() {
-            return "a socket";
-        }
-        if file_type.is_block_device() {
-            return "a block device";
-        }
-        if file_type.is_char_device() {
-            return "a character device";
-        }
-    }
-    if file_type.is_dir() {
-        "a directory"
-    } else if file_type.is_symlink() {
-        "a symbolic link"
-    } else {
-        "not a plain file"
-    }
-}
-
-/// Opens `file` for reading only if it is a regular file. The type is checked before opening
-/// (opening a FIFO for reading blocks until a writer appears) and again on the open handle (the
-/// path may have been replaced in between); the open itself does not block on a FIFO.
+/// Opens the image for reading only if it is a regular file (see [`open_regular`]).
 pub fn open_regular_file(file: &ImageFile) -> Result<File, ImageCheckError> {
-    let open_error = |source| ImageCheckError::Open {
-        key: file.key.clone(),
-        path: file.path.clone(),
-        source,
-    };
-    let not_regular = |kind| ImageCheckError::NotRegularFile {
-        key: file.key.clone(),
-        path: file.path.clone(),
-        kind,
-    };
-    let metadata = match std::fs::metadata(&file.path) {
-        Ok(metadata) => metadata,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(ImageCheckError::Missing {
-                key: file.key.clone(),
-                path: file.path.clone(),
-            })
-        }
-        Err(e) => return Err(open_error(e)),
-    };
-    if !metadata.is_file() {
-        return Err(not_regular(describe_file_type(metadata.file_type())));
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY);
-    }
-    let handle = options.open(&file.path).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => ImageCheckError::Missing {
+    open_regular(&file.path).map_err(|error| match error {
+        RegularFileError::Missing => ImageCheckError::Missing {
             key: file.key.clone(),
             path: file.path.clone(),
         },
-        _ => open_error(e),
-    })?;
-    let metadata = handle.metadata().map_err(open_error)?;
-    if !metadata.is_file() {
-        return Err(not_regular(describe_file_type(metadata.file_type())));
-    }
-    Ok(handle)
+        RegularFileError::NotRegular(kind) => ImageCheckError::NotRegularFile {
+            key: file.key.clone(),
+            path: file.path.clone(),
+            kind,
+        },
+        RegularFileError::Io(source) => ImageCheckError::Open {
+            key: file.key.clone(),
+            path: file.path.clone(),
+            source,
+        },
+    })
 }
 
 impl VerifiedImage {

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::io::Read;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
@@ -13,6 +14,7 @@ use serde::de::{
 use serde::Deserialize;
 
 use super::error::{ConfigError, KeyPath, KeySegment};
+use crate::regular_file::{open_regular, RegularFileError};
 
 /// One YAML file as read from disk: kept so that errors found after parsing can be placed.
 #[derive(Debug, Clone)]
@@ -21,18 +23,63 @@ pub struct YamlDocument {
     pub text: String,
 }
 
+/// Largest configuration file accepted. A product manifest with hundreds of files is tens of
+/// KiB; anything near this is not a flashgate config, and parsing time and memory stay bounded.
+pub const MAX_DOCUMENT_BYTES: usize = 4 << 20;
+
+/// Deepest nesting of mappings and sequences accepted. flashgate's configs nest five or six
+/// levels; libyaml's scanner slows down quadratically with nesting (100,000 levels took 35 s
+/// to refuse), so deeper documents are refused before they reach it.
+pub const MAX_NESTING: usize = 64;
+
 impl YamlDocument {
+    /// Reads `file` if it is a regular file of at most [`MAX_DOCUMENT_BYTES`] of UTF-8 text.
     pub fn read(file: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+        let read_error = |source| ConfigError::Read {
             file: file.to_path_buf(),
             source,
+        };
+        let handle = open_regular(file).map_err(|error| match error {
+            RegularFileError::Missing => {
+                read_error(std::io::Error::from(std::io::ErrorKind::NotFound))
+            }
+            RegularFileError::NotRegular(kind) => ConfigError::NotRegularFile {
+                file: file.to_path_buf(),
+                kind,
+            },
+            RegularFileError::Io(source) => read_error(source),
         })?;
-        Ok(Self {
-            file: file.to_path_buf(),
-            text,
-        })
+        let mut bytes = Vec::new();
+        handle
+            .take(MAX_DOCUMENT_BYTES as u64 + 1)
+            .read_to_end(&mut bytes)
+            .map_err(read_error)?;
+        Self::from_bytes(file, &bytes)
     }
 
+    /// A document from bytes as read from `file` (named in errors), refused unless they are
+    /// UTF-8 text within [`MAX_DOCUMENT_BYTES`]. With [`YamlDocument::parse`] this is the whole
+    /// loading path on arbitrary input (what the config fuzzers drive).
+    pub fn from_bytes(file: impl Into<PathBuf>, bytes: &[u8]) -> Result<Self, ConfigError> {
+        let file = file.into();
+        check_size(&file, bytes.len())?;
+        match std::str::from_utf8(bytes) {
+            Ok(text) => Ok(Self::from_text(file, text)),
+            Err(e) => {
+                let valid = bytes.get(..e.valid_up_to()).unwrap_or_default();
+                let line = 1 + valid.iter().filter(|&&b| b == b'\n').count();
+                Err(ConfigError::Invalid {
+                    file,
+                    line: Some(line),
+                    key: KeyPath::root(),
+                    problem: "the file is not UTF-8 text".into(),
+                    fix: "save it as UTF-8 (configs are plain YAML text)".into(),
+                })
+            }
+        }
+    }
+
+    /// Deserializes the whole document; any serde_yaml error becomes a placed [`ConfigError`].
     pub fn from_text(file: impl Into<PathBuf>, text: impl Into<String>) -> Self {
         Self {
             file: file.into(),
@@ -41,7 +88,21 @@ impl YamlDocument {
     }
 
     /// Deserializes the whole document; any serde_yaml error becomes a placed [`ConfigError`].
+    /// Documents larger than [`MAX_DOCUMENT_BYTES`] or nested deeper than [`MAX_NESTING`] are
+    /// refused before the YAML parser sees them.
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
+        check_size(&self.file, self.text.len())?;
+        if let Some(line) = nesting_beyond(&self.text, MAX_NESTING) {
+            return Err(ConfigError::Invalid {
+                file: self.file.clone(),
+                line: Some(line),
+                key: KeyPath::root(),
+                problem: format!("values nest more than {MAX_NESTING} levels deep here"),
+                fix: "flashgate configs nest a few levels; this file is damaged or not a \
+                      flashgate config, restore it from version control"
+                    .into(),
+            });
+        }
         serde_yaml::from_str(&self.text).map_err(|e| self.convert(&e))
     }
 
@@ -111,6 +172,126 @@ impl YamlDocument {
             fix,
         }
     }
+}
+
+fn check_size(file: &Path, len: usize) -> Result<(), ConfigError> {
+    if len <= MAX_DOCUMENT_BYTES {
+        return Ok(());
+    }
+    Err(ConfigError::Invalid {
+        file: file.to_path_buf(),
+        line: None,
+        key: KeyPath::root(),
+        problem: format!("the file is larger than {} MiB", MAX_DOCUMENT_BYTES >> 20),
+        fix: "flashgate configs are a few KiB; check that the path names the right file".into(),
+    })
+}
+
+/// The 1-based line where `text` nests mappings and sequences deeper than `limit`, if it does.
+///
+/// One linear pass that over-estimates YAML's nesting without parsing it: indentation levels
+/// of block collections, compact `- - x` / `? ` entries, and `[`/`{` flow collections (outside
+/// quotes and comments) all count; block scalars (`|`, `>`) are skipped. Brackets inside a plain
+/// scalar of block context (`a[b]`) are not counted, since they do not open a collection.
+fn nesting_beyond(text: &str, limit: usize) -> Option<usize> {
+    let mut indents: Vec<usize> = Vec::new();
+    let mut flow = 0usize;
+    let mut quote: Option<u8> = None;
+    let mut block_scalar_parent: Option<usize> = None;
+    for (index, line) in text.split('\n').enumerate() {
+        let bytes = line.as_bytes();
+        let indent = bytes.iter().take_while(|&&b| b == b' ').count();
+        let rest = &bytes[indent..];
+        let blank = rest.iter().all(|b| b.is_ascii_whitespace());
+        if let Some(parent) = block_scalar_parent {
+            if blank || indent > parent {
+                continue;
+            }
+            block_scalar_parent = None;
+        }
+        let mut depth_here = 0;
+        let mut at = indent;
+        if quote.is_none() && flow == 0 {
+            if blank || rest.first() == Some(&b'#') {
+                continue;
+            }
+            while indents.last().is_some_and(|&top| top > indent) {
+                indents.pop();
+            }
+            if indents.last() != Some(&indent) {
+                indents.push(indent);
+            }
+            // Compact nested entries on one line: `- - - x`, `? - x`.
+            while let Some(&b) = bytes.get(at) {
+                let next = bytes.get(at + 1).copied();
+                if (b == b'-' || b == b'?') && next.is_none_or(|n| n == b' ' || n == b'\t') {
+                    depth_here += 1;
+                    at += 1;
+                    while bytes.get(at).is_some_and(|&b| b == b' ' || b == b'\t') {
+                        at += 1;
+                    }
+                } else {
+                    break;
+                }
+            }
+            if indents.len() + depth_here > limit {
+                return Some(index + 1);
+            }
+        }
+        let block_depth = indents.len() + depth_here;
+        let mut previous: Option<u8> = None;
+        let mut content_end = bytes.len();
+        while let Some(&b) = bytes.get(at) {
+            match quote {
+                Some(b'\'') if b == b'\'' => {
+                    if bytes.get(at + 1) == Some(&b'\'') {
+                        at += 1; // `''` is a quote inside the scalar
+                    } else {
+                        quote = None;
+                    }
+                }
+                Some(b'"') if b == b'\\' => at += 1,
+                Some(b'"') if b == b'"' => quote = None,
+                Some(_) => {}
+                None => {
+                    let token_start = previous.is_none_or(|p| {
+                        p == b' '
+                            || p == b'\t'
+                            || (flow > 0 && matches!(p, b'[' | b'{' | b',' | b':'))
+                    });
+                    match b {
+                        b'#' if previous.is_none_or(|p| p == b' ' || p == b'\t') => {
+                            content_end = at;
+                            break;
+                        }
+                        b'\'' | b'"' if token_start => quote = Some(b),
+                        b'[' | b'{' if flow > 0 || token_start => {
+                            flow += 1;
+                            if block_depth + flow > limit {
+                                return Some(index + 1);
+                            }
+                        }
+                        b']' | b'}' if flow > 0 => flow -= 1,
+                        _ => {}
+                    }
+                }
+            }
+            previous = Some(b);
+            at += 1;
+        }
+        if quote.is_none() && flow == 0 {
+            let content = String::from_utf8_lossy(&bytes[..content_end]);
+            let last_token = content.split_whitespace().last().unwrap_or("");
+            let is_block_scalar = last_token.starts_with(['|', '>'])
+                && last_token[1..]
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || b == b'+' || b == b'-');
+            if is_block_scalar {
+                block_scalar_parent = Some(indent);
+            }
+        }
+    }
+    None
 }
 
 /// serde_yaml prefixes errors inside the document with the path of the value, `a.b[2].c: `.
@@ -466,6 +647,94 @@ mod tests {
             .unwrap_err();
         assert_eq!(error.line(), Some(9));
         assert!(error.to_string().contains("duplicate key `a`"), "{error}");
+    }
+
+    #[track_caller]
+    fn assert_too_deep(text: &str, line: usize) {
+        let error = YamlDocument::from_text("deep.yaml", text)
+            .parse::<Outer>()
+            .unwrap_err();
+        let message = error.to_string();
+        assert_eq!(error.line(), Some(line), "{message}");
+        assert!(
+            message.starts_with(&format!(
+                "deep.yaml:{line}: key `(document)`: values nest more than 64 levels deep here; "
+            )),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_before_parsing() {
+        for depth in [65, 100_000, 200_000] {
+            assert_too_deep(
+                &format!("name: {}{}\n", "[".repeat(depth), "]".repeat(depth)),
+                1,
+            );
+            assert_too_deep(
+                &format!("name: {}1{}\n", "{a: ".repeat(depth), "}".repeat(depth)),
+                1,
+            );
+            assert_too_deep(&format!("{}x\n", "- ".repeat(depth)), 1);
+        }
+        // Flow collections over several lines, after a few good lines.
+        let mut text = String::from("name: x\nitems:\n");
+        for _ in 0..100 {
+            text.push_str("  - [\n");
+        }
+        assert_too_deep(&text, 65);
+        // Block mappings by indentation.
+        let mut text = String::new();
+        for level in 0..70 {
+            text.push_str(&format!("{}k{level}:\n", " ".repeat(level)));
+        }
+        assert_too_deep(&text, 65);
+    }
+
+    #[test]
+    fn brackets_that_open_nothing_do_not_count() {
+        let deep = "[".repeat(100);
+        let text = format!(
+            "# {deep}\nname: \"{deep}\" # {deep}\nitems: []\ntable: {{a: {{size: 1}}}}\n\
+             b: x\nnote: 'it''s {deep}'\nplain: a{deep}\nlong: |\n  {deep}\n   {deep}\n"
+        );
+        let count = nesting_beyond(&text, MAX_NESTING);
+        assert_eq!(count, None, "{text}");
+        // And the well-formed configs of the tests above nest well below the limit.
+        assert_eq!(nesting_beyond(GOOD, 4), None);
+    }
+
+    #[test]
+    fn oversized_and_non_utf8_documents_are_refused() {
+        let big = vec![b'#'; MAX_DOCUMENT_BYTES + 1];
+        let error = YamlDocument::from_bytes("big.yaml", &big).unwrap_err();
+        assert!(error.to_string().contains("larger than 4 MiB"), "{error}");
+        let error = YamlDocument::from_bytes("bad.yaml", b"name: x\nitems: \xff\n").unwrap_err();
+        assert_eq!(error.line(), Some(2), "{error}");
+        assert!(error.to_string().contains("not UTF-8"), "{error}");
+        let doc = YamlDocument::from_bytes("ok.yaml", GOOD.as_bytes()).unwrap();
+        assert!(doc.parse::<Outer>().is_ok());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_or_a_directory_is_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("station.yaml");
+        let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        let error = YamlDocument::read(&fifo).unwrap_err();
+        assert!(
+            error.to_string().ends_with(
+                "station.yaml is a FIFO, not a regular file; give the path of the YAML file itself"
+            ),
+            "{error}"
+        );
+        let error = YamlDocument::read(dir.path()).unwrap_err();
+        assert!(error.to_string().contains("is a directory"), "{error}");
+        let error = YamlDocument::read(&dir.path().join("none.yaml")).unwrap_err();
+        assert!(matches!(error, ConfigError::Read { .. }), "{error}");
     }
 
     #[test]
