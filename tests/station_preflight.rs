@@ -570,3 +570,157 @@ fn configs_nested_100k_and_200k_levels_deep_are_refused_with_file_and_line() {
         );
     }
 }
+
+/// CRC-32 (IEEE 802.3), bit by bit: an oracle independent of the code under test.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+impl Demo {
+    /// Rewrites the image at `relative` with `edit` and its manifest entry to match, as a
+    /// packager would: the manifest then vouches for the broken file.
+    fn repackage(&self, relative: &str, edit: impl FnOnce(&mut Vec<u8>)) {
+        let path = self.image(relative);
+        let mut bytes = std::fs::read(&path).unwrap();
+        edit(&mut bytes);
+        std::fs::write(&path, &bytes).unwrap();
+        self.repackage_entry(relative);
+    }
+
+    fn declare_sizes(&self, yaml: &str) {
+        let text = self
+            .manifest_text()
+            .replacen("regions:\n", &format!("{yaml}regions:\n"), 1);
+        std::fs::write(self.manifest_path(), text).unwrap();
+    }
+}
+
+fn expanded_system(demo: &Demo, region: &str) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    protocols::sparse::expand(
+        std::fs::File::open(demo.image(&format!("{region}/system.img"))).unwrap(),
+        &mut out,
+    )
+    .unwrap();
+    out.into_inner()
+}
+
+#[track_caller]
+fn assert_bad_sparse(demo: &Demo, words: &str) {
+    let error = load_and_check(&demo.station(), &demo.work_order("WO-DEMO-EEA")).unwrap_err();
+    let message = error.to_string();
+    assert!(
+        matches!(
+            &error,
+            PreflightError::Image {
+                source: ImageCheckError::BadSparse { key, .. }
+            } if key == "system"
+        ),
+        "{message}"
+    );
+    assert!(
+        message.starts_with("image `system` (") && message.contains("00EEA/system.img)"),
+        "{message}"
+    );
+    assert!(message.contains(words), "expected {words:?}: {message}");
+}
+
+#[test]
+fn sparse_images_with_a_bad_crc_are_refused() {
+    // The header's image_checksum, when a writer filled it in, must be the expanded image's
+    // CRC32; img2simg writes 0 ("not computed").
+    let demo = Demo::new();
+    let good_crc = crc32(&expanded_system(&demo, "00EEA"));
+    demo.repackage("00EEA/system.img", |b| {
+        assert_eq!(&b[24..28], &[0; 4], "img2simg writes no image_checksum");
+        b[24..28].copy_from_slice(&(good_crc ^ 0x8000_0000).to_le_bytes());
+    });
+    assert_bad_sparse(
+        &demo,
+        &format!(
+            "image_checksum is {:#010x} but the expanded image has CRC32 {good_crc:#010x}",
+            good_crc ^ 0x8000_0000
+        ),
+    );
+    demo.repackage("00EEA/system.img", |b| {
+        b[24..28].copy_from_slice(&good_crc.to_le_bytes());
+    });
+    load_and_check(&demo.station(), &demo.work_order("WO-DEMO-EEA")).unwrap();
+
+    // A CRC32 chunk appended after the last chunk: checked against everything before it.
+    let demo = Demo::new();
+    let append_crc_chunk = |b: &mut Vec<u8>, crc: u32| {
+        let chunks = u32::from_le_bytes(b[20..24].try_into().unwrap());
+        b[20..24].copy_from_slice(&(chunks + 1).to_le_bytes());
+        b.extend_from_slice(&0xCAC4u16.to_le_bytes());
+        b.extend_from_slice(&[0, 0]);
+        b.extend_from_slice(&0u32.to_le_bytes());
+        b.extend_from_slice(&16u32.to_le_bytes());
+        b.extend_from_slice(&crc.to_le_bytes());
+    };
+    demo.repackage("00EEA/system.img", |b| append_crc_chunk(b, good_crc));
+    load_and_check(&demo.station(), &demo.work_order("WO-DEMO-EEA")).unwrap();
+    let demo = Demo::new();
+    demo.repackage("00EEA/system.img", |b| append_crc_chunk(b, good_crc ^ 1));
+    assert_bad_sparse(&demo, "CRC32 chunk says");
+}
+
+#[test]
+fn a_sparse_chunk_table_the_file_cannot_hold_is_refused() {
+    let demo = Demo::new();
+    demo.repackage("00EEA/system.img", |b| {
+        b[20..24].copy_from_slice(&u32::MAX.to_le_bytes());
+    });
+    assert_bad_sparse(&demo, "the header declares 4294967295 chunks");
+    // One chunk short: the walk runs past the end of the file.
+    let demo = Demo::new();
+    demo.repackage("00EEA/system.img", |b| {
+        let chunks = u32::from_le_bytes(b[20..24].try_into().unwrap());
+        b[20..24].copy_from_slice(&(chunks - 1).to_le_bytes());
+    });
+    assert_bad_sparse(&demo, "total_blks");
+}
+
+#[test]
+fn an_image_larger_than_its_declared_partition_is_refused() {
+    let demo = Demo::new();
+    demo.declare_sizes("sizes:\n  partitions: { system: 1000000, boot: 100663296 }\n");
+    let error = load_and_check(&demo.station(), &demo.work_order("WO-DEMO-EEA")).unwrap_err();
+    let message = error.to_string();
+    match &error {
+        PreflightError::ImageTooLarge(too_large) => {
+            assert_eq!(too_large.key, "system");
+            assert_eq!(too_large.partition, "system");
+            assert_eq!((too_large.bytes, too_large.capacity), (1 << 20, 1_000_000));
+            assert!(too_large.sparse);
+        }
+        other => panic!("expected ImageTooLarge, got {other}"),
+    }
+    assert!(
+        message.contains("00EEA/system.img): the sparse image expands to 1048576 bytes, but partition `system` holds 1000000 (`sizes.partitions` in "),
+        "{message}"
+    );
+    let error = load_and_check(&demo.station(), &demo.work_order("WO-DEMO-WW")).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("00WW/system.img): the image has 1048576 bytes, but partition `system`"),
+        "{error}"
+    );
+
+    // Sizes that fit pass; a partition without a declared size is not checked.
+    let demo = Demo::new();
+    demo.declare_sizes("sizes:\n  partitions: { system: 1048576 }\n");
+    load_and_check(&demo.station(), &demo.work_order("WO-DEMO-EEA")).unwrap();
+}

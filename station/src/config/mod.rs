@@ -10,6 +10,7 @@ mod image_path;
 mod names;
 mod product;
 mod region;
+mod sizes;
 mod station;
 mod work_order;
 mod yaml;
@@ -23,6 +24,7 @@ pub use image_path::{resolve_inside, ImagePath, PathEscape};
 pub use names::check_identifier;
 pub use product::{ImageSet, ProductManifest};
 pub use region::RegionCode;
+pub use sizes::DeclaredSizes;
 pub use station::{
     Limits, Retries, SimulatedMode, SlotBinding, SlotConfig, StationConfig, Timeouts, MAX_SLOTS,
 };

@@ -14,6 +14,7 @@ use super::identity::{EdlIdentity, Identity, IdentityFile};
 use super::image_path::resolve_inside;
 use super::names::check_identifier;
 use super::region::RegionCode;
+use super::sizes::{DeclaredSizes, SizesFile};
 use super::yaml::{UniqueMap, YamlDocument};
 use crate::digest::Sha256Digest;
 
@@ -24,6 +25,8 @@ pub struct ProductManifest {
     /// SHA-256 of the manifest file as read, recorded with every unit attempt.
     pub manifest_sha256: Sha256Digest,
     pub identity: Identity,
+    /// Partition and LUN sizes, when the manifest declares them (`sizes:`).
+    pub sizes: DeclaredSizes,
     pub regions: BTreeMap<RegionCode, ImageSet>,
 }
 
@@ -64,6 +67,8 @@ impl ProductManifest {
 struct ProductFile {
     product: String,
     identity: IdentityFile,
+    #[serde(default)]
+    sizes: Option<SizesFile>,
     regions: UniqueMap<RegionCode, RegionFile>,
 }
 
@@ -155,6 +160,7 @@ impl Validator<'_> {
         }
 
         let identity = self.identity(raw.identity)?;
+        let sizes = self.sizes(raw.sizes)?;
         if raw.regions.0.is_empty() {
             return Err(self.error(
                 &KeyPath::of(&["regions"]),
@@ -175,6 +181,7 @@ impl Validator<'_> {
                     "each region has its own client; put this region's client hash here",
                 ));
             }
+            self.luns_fit_sectors(&code, &set, &sizes)?;
             regions.insert(code, set);
         }
         Ok(ProductManifest {
@@ -182,8 +189,69 @@ impl Validator<'_> {
             source: self.doc.file.clone(),
             manifest_sha256: Sha256Digest::of_bytes(self.doc.text.as_bytes()),
             identity,
+            sizes,
             regions,
         })
+    }
+
+    fn sizes(&self, raw: Option<SizesFile>) -> Result<DeclaredSizes, ConfigError> {
+        let Some(raw) = raw else {
+            return Ok(DeclaredSizes::default());
+        };
+        let key = KeyPath::of(&["sizes"]);
+        let partitions = raw.partitions.map(|m| m.0).unwrap_or_default();
+        for (name, &size) in &partitions {
+            let at = key.clone().key("partitions").key(name.as_str());
+            check_identifier(name)
+                .map_err(|p| self.error(&at, p, "write the partition's name, e.g. `system`"))?;
+            if size == 0 {
+                return Err(self.error(
+                    &at,
+                    "size 0",
+                    "write the partition's size in bytes (`fastboot getvar partition-size:NAME`)",
+                ));
+            }
+        }
+        let luns: BTreeMap<u32, u64> = raw
+            .luns
+            .map(|m| m.0.into_iter().map(|(lun, size)| (lun.0, size)).collect())
+            .unwrap_or_default();
+        for (lun, &size) in &luns {
+            if size == 0 {
+                return Err(self.error(
+                    &key.clone().key("luns").key(lun.to_string()),
+                    "size 0",
+                    "write the LUN's size in bytes (sectors × sector size)",
+                ));
+            }
+        }
+        Ok(DeclaredSizes { partitions, luns })
+    }
+
+    /// A declared LUN size must be a whole number of the EDL plan's sectors.
+    fn luns_fit_sectors(
+        &self,
+        code: &RegionCode,
+        set: &ImageSet,
+        sizes: &DeclaredSizes,
+    ) -> Result<(), ConfigError> {
+        let Some(plan) = &set.edl else {
+            return Ok(());
+        };
+        let sector = u64::from(plan.storage.sector_size());
+        for (lun, &size) in &sizes.luns {
+            if size % sector != 0 {
+                return Err(self.error(
+                    &KeyPath::of(&["sizes", "luns"]).key(lun.to_string()),
+                    format!(
+                        "{size} bytes is not a whole number of the {sector}-byte sectors region \
+                         {code}'s EDL plan writes"
+                    ),
+                    "write the LUN's size in bytes: its sector count times the sector size",
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn identity(&self, raw: IdentityFile) -> Result<Identity, ConfigError> {

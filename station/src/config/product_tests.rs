@@ -361,3 +361,59 @@ fn cross_references_and_values() {
         assert_refused(&text, line, key, words);
     }
 }
+
+#[test]
+fn declared_sizes() {
+    let with = |sizes: &str| good().replacen("regions:\n", &format!("{sizes}regions:\n"), 1);
+    let dir = root();
+    let product = load(
+        dir.path(),
+        &with("sizes:\n  partitions: { system: 4096, boot_b: 8192 }\n  luns: { 0: 1048576, 3: 4096 }\n"),
+    )
+    .unwrap();
+    assert_eq!(product.sizes.partition("system_a"), Some(4096));
+    assert_eq!(product.sizes.partition("boot_b"), Some(8192));
+    assert_eq!(product.sizes.luns.get(&3), Some(&4096));
+    assert_eq!(
+        load(dir.path(), &good()).unwrap().sizes,
+        DeclaredSizes::default()
+    );
+
+    assert_refused(
+        &with("sizes:\n  partitions: { system: 0 }\n"),
+        9,
+        "sizes.partitions.system",
+        "size 0",
+    );
+    assert_refused(
+        &with("sizes:\n  luns: { zero: 4096 }\n"),
+        9,
+        "sizes.luns",
+        "`zero` is not a LUN number",
+    );
+    assert_refused(
+        &with("sizes:\n  luns: { 0: 4096, 0: 8192 }\n"),
+        9,
+        "sizes.luns",
+        "duplicate key `0`",
+    );
+    assert_refused(
+        &with("sizes:\n  partition: { system: 1 }\n"),
+        9,
+        "sizes.partition",
+        "unknown field `partition`",
+    );
+    // A LUN size must be whole sectors of the EDL plan's storage (UFS: 4096 bytes).
+    let mut edl = with("sizes:\n  luns: { 0: 6144 }\n");
+    let at = edl.rfind("    activation_client:\n").unwrap();
+    edl.insert_str(
+        at,
+        "      edl:\n        storage: ufs\n        rawprogram: [system]\n",
+    );
+    assert_refused(
+        &edl,
+        9,
+        "sizes.luns.0",
+        "6144 bytes is not a whole number of the 4096-byte sectors region 00CN's EDL plan writes",
+    );
+}

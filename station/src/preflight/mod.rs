@@ -2,6 +2,10 @@
 //! set, every file must have the manifest's size and SHA-256 (hashed once per batch), and the
 //! activation client inside the image must be the one allow-listed for that region.
 
+mod sizes;
+
+pub use sizes::TooLarge;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -44,6 +48,8 @@ pub enum PreflightError {
         #[source]
         source: ImageCheckError,
     },
+    #[error("{0}")]
+    ImageTooLarge(Box<TooLarge>),
     #[error("ACTIVATION_CLIENT_WRONG_REGION: image `{}` ({}) of region {}: {} has the {} client, work order {} needs {}; the build is mis-packaged, do not flash it", .0.image, .0.path.display(), .0.region, .0.location, .0.found_region_name(), .0.work_order, .0.region)]
     ActivationClientWrongRegion(Box<ClientMismatch>),
     #[error("ACTIVATION_CLIENT_UNKNOWN: image `{}` ({}) of region {}: {} has SHA-256 {}, which is no region's allow-listed client (work order {} needs {}); do not flash this build", .0.image, .0.path.display(), .0.region, .0.location, .0.found, .0.work_order, .0.expected)]
@@ -91,7 +97,7 @@ impl PreflightError {
         match self {
             Self::Config(_) | Self::ProductMismatch { .. } | Self::RegionMissing { .. } => None,
             Self::Image { source } if source.is_mismatch() => Some(FailureCode::ImageHashMismatch),
-            Self::Image { .. } => None,
+            Self::Image { .. } | Self::ImageTooLarge(_) => None,
             Self::ActivationClientWrongRegion(_) => Some(FailureCode::ActivationClientWrongRegion),
             Self::ActivationClientUnknown(_) | Self::ActivationClientUnreadable(_) => {
                 Some(FailureCode::ActivationClientUnknown)
@@ -191,6 +197,7 @@ pub fn preflight(
         .map(|entry| hasher.check(&entry.programmer))
         .collect::<Result<Vec<_>, _>>()?;
 
+    sizes::check_fastboot_plan(product, image_set, &images)?;
     let activation = check_activation_client(product, image_set, &images, work_order)?;
     Ok(CheckedBatch {
         work_order: work_order.clone(),
