@@ -724,3 +724,35 @@ fn an_image_larger_than_its_declared_partition_is_refused() {
     demo.declare_sizes("sizes:\n  partitions: { system: 1048576 }\n");
     load_and_check(&demo.station(), &demo.work_order("WO-DEMO-EEA")).unwrap();
 }
+
+#[test]
+fn a_plan_that_writes_slot_b_and_activates_slot_a_is_refused_at_load() {
+    let demo = Demo::new();
+    let text = demo.manifest_text();
+    let eea = text.find("  00EEA:").unwrap();
+    let edited = format!(
+        "{}{}",
+        &text[..eea],
+        text[eea..].replacen("        slot: all\n", "        slot: b\n", 1)
+    );
+    std::fs::write(demo.manifest_path(), &edited).unwrap();
+    let line = 1
+        + edited[..eea].lines().count()
+        + edited[eea..]
+            .lines()
+            .position(|l| l == "        set_active: a")
+            .unwrap();
+    let error = load_and_check(&demo.station(), &demo.work_order("WO-DEMO-EEA")).unwrap_err();
+    assert!(
+        matches!(&error, PreflightError::Config(c) if c.line() == Some(line)),
+        "{error}"
+    );
+    assert!(
+        error.to_string().starts_with(&format!(
+            "{}:{line}: key `regions.00EEA.flash.fastboot.set_active`: the plan writes slot b \
+             but activates slot a",
+            demo.manifest_path().display()
+        )),
+        "{error}"
+    );
+}

@@ -1,7 +1,7 @@
 //! `products/<product>.yaml`: identity rules and, per region, the image set, its flash plan and
 //! its activation client. Loaded into plain validated structs; nothing downstream sees YAML.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -9,7 +9,9 @@ use serde::Deserialize;
 use super::activation::{ActivationClient, ActivationClientFile, ClientLocation, VerifyMethod};
 use super::error::{ConfigError, KeyPath};
 use super::files::{FileEntryFile, ImageFile};
-use super::flash_plan::{EdlPlan, FastbootPlan, FastbootStep, FlashFile};
+use super::flash_plan::{
+    check_slots, written_before, EdlPlan, FastbootPlan, FastbootStep, FlashFile,
+};
 use super::identity::{EdlIdentity, Identity, IdentityFile};
 use super::image_path::resolve_inside;
 use super::names::check_identifier;
@@ -388,8 +390,9 @@ impl Validator<'_> {
                         "list `- { partition: system, image: system }` entries",
                     ));
                 }
-                let mut seen = BTreeSet::new();
-                let mut steps = Vec::new();
+                check_slots(plan.slot, plan.set_active)
+                    .map_err(|e| self.error(&plan_key.clone().key(e.key), e.problem, e.fix))?;
+                let mut steps: Vec<FastbootStep> = Vec::new();
                 for (index, step) in plan.partitions.into_iter().enumerate() {
                     let step_key = plan_key.clone().key("partitions").index(index);
                     check_identifier(&step.partition).map_err(|p| {
@@ -399,10 +402,21 @@ impl Validator<'_> {
                             "write the partition's name",
                         )
                     })?;
-                    if !seen.insert(step.partition.clone()) {
+                    if let Some(earlier) = written_before(&step.partition, &steps, plan.slot) {
+                        let problem = if earlier == step.partition {
+                            format!("partition `{}` is written twice", step.partition)
+                        } else {
+                            format!(
+                                "partition `{}` is written twice: once as `{earlier}` and once \
+                                 as `{}` (slot {})",
+                                step.partition,
+                                step.partition,
+                                plan.slot.as_str()
+                            )
+                        };
                         return Err(self.error(
                             &step_key.clone().key("partition"),
-                            format!("partition `{}` is written twice", step.partition),
+                            problem,
                             "write each partition once",
                         ));
                     }
