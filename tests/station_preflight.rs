@@ -1008,3 +1008,48 @@ fn an_edl_package_that_does_not_write_the_client_partition_is_refused() {
         "{message}"
     );
 }
+
+/// Deterministic mutations of the demo configs through each loader's bytes entry point: an
+/// error or a config, never a panic (a smoke test; the fuzzers go further).
+#[test]
+fn config_loaders_take_arbitrary_bytes() {
+    let demo = Demo::new();
+    let root = demo.root.join("images").canonicalize().unwrap();
+    let inputs = [
+        std::fs::read(demo.station()).unwrap(),
+        std::fs::read(demo.work_order("WO-DEMO-EEA")).unwrap(),
+        std::fs::read(demo.manifest_path()).unwrap(),
+    ];
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    const NASTY: &[&[u8]] = &[
+        b"[", b"{", b"&a ", b"*a", b"- ", b"\t", b": ", b"\xff", b"\n  ", b"!!", b"'", b"\"",
+    ];
+    for round in 0..600 {
+        let mut bytes = inputs[round % 3].clone();
+        for _ in 0..1 + next() % 4 {
+            let at = (next() as usize) % bytes.len().max(1);
+            match next() % 3 {
+                0 => bytes.truncate(at),
+                1 => {
+                    let piece = NASTY[(next() as usize) % NASTY.len()];
+                    bytes.splice(at..at, piece.iter().copied());
+                }
+                _ => {
+                    if let Some(b) = bytes.get_mut(at) {
+                        *b = next() as u8;
+                    }
+                }
+            }
+        }
+        let file = Path::new("fuzz/fgdemo.yaml");
+        let _ = StationConfig::from_bytes(file, &bytes);
+        let _ = WorkOrder::from_bytes(file, &bytes);
+        let _ = ProductManifest::from_bytes(file, &bytes, &root);
+    }
+}

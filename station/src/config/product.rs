@@ -93,6 +93,12 @@ impl ProductManifest {
         Self::from_document(&YamlDocument::read(file)?, image_root)
     }
 
+    /// The whole loader on the bytes of a file named `file`; arbitrary bytes give an error,
+    /// never a panic (the config fuzzer's entry point). Paths are resolved in `image_root`.
+    pub fn from_bytes(file: &Path, bytes: &[u8], image_root: &Path) -> Result<Self, ConfigError> {
+        Self::from_document(&YamlDocument::from_bytes(file, bytes)?, image_root)
+    }
+
     pub fn from_document(doc: &YamlDocument, image_root: &Path) -> Result<Self, ConfigError> {
         let raw: ProductFile = doc.parse().map_err(explain_missing_client)?;
         Validator { doc, image_root }.product(raw)
