@@ -8,6 +8,7 @@ mod edl_payload;
 mod edl_ramdump;
 mod fastboot_client;
 mod fastboot_interop;
+mod preflight_images;
 mod sahara_host;
 mod sahara_pty;
 mod sparse_interop;

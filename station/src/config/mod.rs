@@ -14,6 +14,7 @@ mod sizes;
 mod station;
 mod work_order;
 mod yaml;
+mod yaml_bounds;
 
 pub use activation::{ActivationClient, ClientLocation, VerifyMethod};
 pub use error::{ConfigError, KeyPath, KeySegment};
