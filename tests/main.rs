@@ -10,6 +10,7 @@ mod edl_ramdump;
 mod fastboot_client;
 mod fastboot_interop;
 mod lp_interop;
+mod preflight_images;
 mod sahara_host;
 mod sahara_pty;
 mod sparse_interop;

@@ -363,3 +363,43 @@ fn split_of_generated_sparse_images_matches_simg2simg() {
         }
     }
 }
+
+/// What pre-flight runs on every sparse image: libsparse's own output passes it, with and
+/// without a CRC32 chunk (image_checksum 0, as libsparse writes it, is not checked).
+#[test]
+fn img2simg_output_and_a_crc_chunk_written_for_simg2img_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw_path = write(dir.path(), "in.img", &mixed_raw_image(1000));
+    let simg = dir.path().join("in.simg");
+    run_tool("img2simg", &[&raw_path, &simg]);
+    let bytes = fs::read(&simg).unwrap();
+    let summary = sparse::verify(&bytes[..], bytes.len() as u64).unwrap();
+    assert_eq!(
+        summary.expanded_len,
+        padded(&mixed_raw_image(1000)).len() as u64
+    );
+    assert!(!summary.image_checksum_verified);
+
+    let mut w = SparseWriter::with_crc(Vec::new(), 4096, 20, 4).unwrap();
+    w.write_raw(&noise(9, 4096 * 3)).unwrap();
+    w.write_dont_care(7).unwrap();
+    w.write_fill(0xa5a5_5a5a, 10).unwrap();
+    w.write_crc32().unwrap();
+    let bytes = w.finish().unwrap();
+    // simg2img accepts it (it does not check the CRC chunk) and so do we (we do).
+    let path = write(dir.path(), "crc.simg", &bytes);
+    assert_eq!(expand_with_simg2img(dir.path(), &[path]).len(), 20 * 4096);
+    assert_eq!(
+        sparse::verify(&bytes[..], bytes.len() as u64)
+            .unwrap()
+            .crc32_chunks,
+        1
+    );
+    let mut bad = bytes.clone();
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    assert!(matches!(
+        sparse::verify(&bad[..], bad.len() as u64),
+        Err(sparse::SparseError::CrcMismatch { .. })
+    ));
+}

@@ -12,6 +12,7 @@ pub mod journal;
 pub mod logging;
 pub mod preflight;
 pub mod read_at;
+pub mod regular_file;
 pub mod run;
 pub mod sim_fleet;
 pub mod verdict;

@@ -10,9 +10,11 @@ mod image_path;
 mod names;
 mod product;
 mod region;
+mod sizes;
 mod station;
 mod work_order;
 mod yaml;
+mod yaml_bounds;
 
 pub use activation::{ActivationClient, ClientLocation, VerifyMethod};
 pub use error::{ConfigError, KeyPath, KeySegment};
@@ -23,6 +25,7 @@ pub use image_path::{resolve_inside, ImagePath, PathEscape};
 pub use names::check_identifier;
 pub use product::{ImageSet, ProductManifest};
 pub use region::RegionCode;
+pub use sizes::DeclaredSizes;
 pub use station::{
     Limits, Retries, SimulatedMode, SlotBinding, SlotConfig, StationConfig, Timeouts, MAX_SLOTS,
 };

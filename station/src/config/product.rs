@@ -1,7 +1,7 @@
 //! `products/<product>.yaml`: identity rules and, per region, the image set, its flash plan and
 //! its activation client. Loaded into plain validated structs; nothing downstream sees YAML.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -9,11 +9,14 @@ use serde::Deserialize;
 use super::activation::{ActivationClient, ActivationClientFile, ClientLocation, VerifyMethod};
 use super::error::{ConfigError, KeyPath};
 use super::files::{FileEntryFile, ImageFile};
-use super::flash_plan::{EdlPlan, FastbootPlan, FastbootStep, FlashFile};
+use super::flash_plan::{
+    check_slots, written_before, EdlPlan, FastbootPlan, FastbootStep, FlashFile,
+};
 use super::identity::{EdlIdentity, Identity, IdentityFile};
 use super::image_path::resolve_inside;
 use super::names::check_identifier;
 use super::region::RegionCode;
+use super::sizes::{DeclaredSizes, SizesFile};
 use super::yaml::{UniqueMap, YamlDocument};
 use crate::digest::Sha256Digest;
 
@@ -24,6 +27,8 @@ pub struct ProductManifest {
     /// SHA-256 of the manifest file as read, recorded with every unit attempt.
     pub manifest_sha256: Sha256Digest,
     pub identity: Identity,
+    /// Partition and LUN sizes, when the manifest declares them (`sizes:`).
+    pub sizes: DeclaredSizes,
     pub regions: BTreeMap<RegionCode, ImageSet>,
 }
 
@@ -64,6 +69,8 @@ impl ProductManifest {
 struct ProductFile {
     product: String,
     identity: IdentityFile,
+    #[serde(default)]
+    sizes: Option<SizesFile>,
     regions: UniqueMap<RegionCode, RegionFile>,
 }
 
@@ -84,6 +91,12 @@ impl ProductManifest {
     /// Loads and validates `file`; manifest paths are resolved inside `image_root` (canonical).
     pub fn load(file: &Path, image_root: &Path) -> Result<Self, ConfigError> {
         Self::from_document(&YamlDocument::read(file)?, image_root)
+    }
+
+    /// The whole loader on the bytes of a file named `file`; arbitrary bytes give an error,
+    /// never a panic (the config fuzzer's entry point). Paths are resolved in `image_root`.
+    pub fn from_bytes(file: &Path, bytes: &[u8], image_root: &Path) -> Result<Self, ConfigError> {
+        Self::from_document(&YamlDocument::from_bytes(file, bytes)?, image_root)
     }
 
     pub fn from_document(doc: &YamlDocument, image_root: &Path) -> Result<Self, ConfigError> {
@@ -155,6 +168,7 @@ impl Validator<'_> {
         }
 
         let identity = self.identity(raw.identity)?;
+        let sizes = self.sizes(raw.sizes)?;
         if raw.regions.0.is_empty() {
             return Err(self.error(
                 &KeyPath::of(&["regions"]),
@@ -175,6 +189,7 @@ impl Validator<'_> {
                     "each region has its own client; put this region's client hash here",
                 ));
             }
+            self.luns_fit_sectors(&code, &set, &sizes)?;
             regions.insert(code, set);
         }
         Ok(ProductManifest {
@@ -182,8 +197,69 @@ impl Validator<'_> {
             source: self.doc.file.clone(),
             manifest_sha256: Sha256Digest::of_bytes(self.doc.text.as_bytes()),
             identity,
+            sizes,
             regions,
         })
+    }
+
+    fn sizes(&self, raw: Option<SizesFile>) -> Result<DeclaredSizes, ConfigError> {
+        let Some(raw) = raw else {
+            return Ok(DeclaredSizes::default());
+        };
+        let key = KeyPath::of(&["sizes"]);
+        let partitions = raw.partitions.map(|m| m.0).unwrap_or_default();
+        for (name, &size) in &partitions {
+            let at = key.clone().key("partitions").key(name.as_str());
+            check_identifier(name)
+                .map_err(|p| self.error(&at, p, "write the partition's name, e.g. `system`"))?;
+            if size == 0 {
+                return Err(self.error(
+                    &at,
+                    "size 0",
+                    "write the partition's size in bytes (`fastboot getvar partition-size:NAME`)",
+                ));
+            }
+        }
+        let luns: BTreeMap<u32, u64> = raw
+            .luns
+            .map(|m| m.0.into_iter().map(|(lun, size)| (lun.0, size)).collect())
+            .unwrap_or_default();
+        for (lun, &size) in &luns {
+            if size == 0 {
+                return Err(self.error(
+                    &key.clone().key("luns").key(lun.to_string()),
+                    "size 0",
+                    "write the LUN's size in bytes (sectors × sector size)",
+                ));
+            }
+        }
+        Ok(DeclaredSizes { partitions, luns })
+    }
+
+    /// A declared LUN size must be a whole number of the EDL plan's sectors.
+    fn luns_fit_sectors(
+        &self,
+        code: &RegionCode,
+        set: &ImageSet,
+        sizes: &DeclaredSizes,
+    ) -> Result<(), ConfigError> {
+        let Some(plan) = &set.edl else {
+            return Ok(());
+        };
+        let sector = u64::from(plan.storage.sector_size());
+        for (lun, &size) in &sizes.luns {
+            if size % sector != 0 {
+                return Err(self.error(
+                    &KeyPath::of(&["sizes", "luns"]).key(lun.to_string()),
+                    format!(
+                        "{size} bytes is not a whole number of the {sector}-byte sectors region \
+                         {code}'s EDL plan writes"
+                    ),
+                    "write the LUN's size in bytes: its sector count times the sector size",
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn identity(&self, raw: IdentityFile) -> Result<Identity, ConfigError> {
@@ -320,8 +396,9 @@ impl Validator<'_> {
                         "list `- { partition: system, image: system }` entries",
                     ));
                 }
-                let mut seen = BTreeSet::new();
-                let mut steps = Vec::new();
+                check_slots(plan.slot, plan.set_active)
+                    .map_err(|e| self.error(&plan_key.clone().key(e.key), e.problem, e.fix))?;
+                let mut steps: Vec<FastbootStep> = Vec::new();
                 for (index, step) in plan.partitions.into_iter().enumerate() {
                     let step_key = plan_key.clone().key("partitions").index(index);
                     check_identifier(&step.partition).map_err(|p| {
@@ -331,10 +408,21 @@ impl Validator<'_> {
                             "write the partition's name",
                         )
                     })?;
-                    if !seen.insert(step.partition.clone()) {
+                    if let Some(earlier) = written_before(&step.partition, &steps, plan.slot) {
+                        let problem = if earlier == step.partition {
+                            format!("partition `{}` is written twice", step.partition)
+                        } else {
+                            format!(
+                                "partition `{}` is written twice: once as `{earlier}` and once \
+                                 as `{}` (slot {})",
+                                step.partition,
+                                step.partition,
+                                plan.slot.as_str()
+                            )
+                        };
                         return Err(self.error(
                             &step_key.clone().key("partition"),
-                            format!("partition `{}` is written twice", step.partition),
+                            problem,
                             "write each partition once",
                         ));
                     }

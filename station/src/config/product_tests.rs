@@ -361,3 +361,116 @@ fn cross_references_and_values() {
         assert_refused(&text, line, key, words);
     }
 }
+
+#[test]
+fn declared_sizes() {
+    let with = |sizes: &str| good().replacen("regions:\n", &format!("{sizes}regions:\n"), 1);
+    let dir = root();
+    let product = load(
+        dir.path(),
+        &with("sizes:\n  partitions: { system: 4096, boot_b: 8192 }\n  luns: { 0: 1048576, 3: 4096 }\n"),
+    )
+    .unwrap();
+    assert_eq!(product.sizes.partition("system_a"), Some(4096));
+    assert_eq!(product.sizes.partition("boot_b"), Some(8192));
+    assert_eq!(product.sizes.luns.get(&3), Some(&4096));
+    assert_eq!(
+        load(dir.path(), &good()).unwrap().sizes,
+        DeclaredSizes::default()
+    );
+
+    assert_refused(
+        &with("sizes:\n  partitions: { system: 0 }\n"),
+        9,
+        "sizes.partitions.system",
+        "size 0",
+    );
+    assert_refused(
+        &with("sizes:\n  luns: { zero: 4096 }\n"),
+        9,
+        "sizes.luns",
+        "`zero` is not a LUN number",
+    );
+    assert_refused(
+        &with("sizes:\n  luns: { 0: 4096, 0: 8192 }\n"),
+        9,
+        "sizes.luns",
+        "duplicate key `0`",
+    );
+    assert_refused(
+        &with("sizes:\n  partition: { system: 1 }\n"),
+        9,
+        "sizes.partition",
+        "unknown field `partition`",
+    );
+    // A LUN size must be whole sectors of the EDL plan's storage (UFS: 4096 bytes).
+    let mut edl = with("sizes:\n  luns: { 0: 6144 }\n");
+    let at = edl.rfind("    activation_client:\n").unwrap();
+    edl.insert_str(
+        at,
+        "      edl:\n        storage: ufs\n        rawprogram: [system]\n",
+    );
+    assert_refused(
+        &edl,
+        9,
+        "sizes.luns.0",
+        "6144 bytes is not a whole number of the 4096-byte sectors region 00CN's EDL plan writes",
+    );
+}
+
+#[test]
+fn a_plan_must_boot_the_slot_it_writes() {
+    let g = good();
+    assert_refused(
+        &g.replace("slot: all", "slot: b"),
+        17,
+        "regions.00WW.flash.fastboot.set_active",
+        "the plan writes slot b but activates slot a: phones would boot slot a, which this plan \
+         does not write; activate the slot the plan writes (`set_active: b`)",
+    );
+    for selection in ["active", "other"] {
+        assert_refused(
+            &g.replace("slot: all", &format!("slot: {selection}")),
+            17,
+            "regions.00WW.flash.fastboot.set_active",
+            &format!("`slot: {selection}` writes whichever slot each phone reports"),
+        );
+    }
+    assert_refused(
+        &g.replace("slot: active", "slot: other"),
+        33,
+        "regions.00CN.flash.fastboot.slot",
+        "`slot: other` writes the slot the phone does not boot, and nothing activates it",
+    );
+    // Consistent plans load: a slot and its activation, a slot alone, both slots.
+    let dir = root();
+    for text in [
+        g.replace("slot: all", "slot: a"),
+        g.replace("slot: all", "slot: b")
+            .replace("set_active: a", "set_active: b"),
+        g.replace("slot: all\n        set_active: a\n", "slot: a\n"),
+    ] {
+        load(dir.path(), &text).unwrap();
+    }
+}
+
+#[test]
+fn a_partition_written_twice_under_its_slot_name_is_refused() {
+    let g = good();
+    assert_refused(
+        &g.replace(
+            "- { partition: boot, image: boot }",
+            "- { partition: system_a, image: boot }",
+        ),
+        20,
+        "regions.00WW.flash.fastboot.partitions[1].partition",
+        "partition `system` is written twice: once as `system_a` and once as `system` (slot all)",
+    );
+    // Slot b of a plan that writes slot a is another partition.
+    let dir = root();
+    let text = g.replace("slot: all", "slot: a").replace(
+        "- { partition: boot, image: boot }",
+        "- { partition: system_b, image: boot }",
+    );
+    load(dir.path(), &text).unwrap();
+}

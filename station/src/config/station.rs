@@ -157,6 +157,12 @@ impl StationConfig {
         Self::from_document(&YamlDocument::read(file)?)
     }
 
+    /// The whole loader on the bytes of a file named `file`; arbitrary bytes give an error,
+    /// never a panic (the config fuzzer's entry point).
+    pub fn from_bytes(file: &Path, bytes: &[u8]) -> Result<Self, ConfigError> {
+        Self::from_document(&YamlDocument::from_bytes(file, bytes)?)
+    }
+
     pub fn from_document(doc: &YamlDocument) -> Result<Self, ConfigError> {
         let raw: StationFile = doc.parse()?;
         let base = doc.file.parent().map(Path::to_path_buf).unwrap_or_default();

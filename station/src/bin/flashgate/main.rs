@@ -61,6 +61,20 @@ fn quiet_on_closed_pipe() {
     }
 }
 
+/// The error and its causes, each said once: library errors already quote their cause in their
+/// own sentence, so a cause whose text is already there is not repeated.
+fn render_error(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if matches!(
@@ -74,7 +88,7 @@ fn main() -> ExitCode {
         return match run::run(args, cli.verbose) {
             Ok(code) => code,
             Err(e) => {
-                eprintln!("error: {e:#}");
+                eprintln!("error: {}", render_error(&e));
                 ExitCode::FAILURE
             }
         };
@@ -109,8 +123,33 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", render_error(&e));
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("image `boot`: cannot open: {source}")]
+    struct Quoting {
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn causes_already_quoted_are_said_once() {
+        let error = anyhow::Error::new(Quoting {
+            source: std::io::Error::other("disk on fire"),
+        })
+        .context("pre-flight refused the batch");
+        assert_eq!(
+            render_error(&error),
+            "pre-flight refused the batch: image `boot`: cannot open: disk on fire"
+        );
+        let plain = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(render_error(&plain), "outer: inner");
     }
 }

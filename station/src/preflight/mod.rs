@@ -1,6 +1,16 @@
 //! Pre-flight: before the first phone is touched, the work order's region must have an image
-//! set, every file must have the manifest's size and SHA-256 (hashed once per batch), and the
-//! activation client inside the image must be the one allow-listed for that region.
+//! set, every file must be a regular file with the manifest's size and SHA-256 (hashed once per
+//! batch; sparse images walked and CRC-checked in the same pass), every image must fit the
+//! partition sizes the manifest declares, the EDL package must parse and name only listed files
+//! inside the declared storage, and the activation client inside the image must be the one
+//! allow-listed for that region. Everything that can be known offline is refused here, once,
+//! rather than by every phone in turn.
+
+mod edl_package;
+mod sizes;
+
+pub use edl_package::UnlistedFile;
+pub use sizes::TooLarge;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,6 +25,7 @@ use crate::ext4_file::{hash_file_in_ext4, Ext4FileError};
 use crate::read_at::{CountingReader, ReadAt};
 use crate::verdict::FailureCode;
 use crate::verified_image::{ImageCheckError, ImageFormat, VerifiedImage};
+use protocols::firehose::package::{Package, PackageError};
 
 /// Largest activation client pre-flight (and verification) will hash.
 pub const MAX_CLIENT_SIZE: u64 = 512 << 20;
@@ -37,10 +48,32 @@ pub enum PreflightError {
         product: String,
         available: Vec<String>,
     },
-    #[error("IMAGE_HASH_MISMATCH: {source}")]
+    /// A file of the image set (or a programmer) is missing, not a regular file, unreadable, or
+    /// not the manifest's bytes; only the last is reported under `IMAGE_HASH_MISMATCH`.
+    #[error("{}{source}", if source.is_mismatch() { "IMAGE_HASH_MISMATCH: " } else { "" })]
     Image {
         #[source]
         source: ImageCheckError,
+    },
+    #[error("{0}")]
+    ImageTooLarge(Box<TooLarge>),
+    #[error("region {region}: the EDL package is refused: {source}; correct the package (and its manifest entry) before flashing")]
+    EdlPackage {
+        region: RegionCode,
+        #[source]
+        source: Box<PackageError>,
+    },
+    #[error("region {region}: the EDL package names files the manifest does not list, so pre-flight did not hash them: {}; list each in `regions.{region}.files` with its size and sha256, or remove the line", render_unlisted(files))]
+    EdlPackageUnlisted {
+        region: RegionCode,
+        files: Vec<UnlistedFile>,
+    },
+    #[error("region {region}: the EDL package never writes file `{file}` ({}) to partition {partition} (or {partition}_a/{partition}_b), where the activation client is verified; add the program line or correct `activation_client`", path.display())]
+    EdlClientNotWritten {
+        region: RegionCode,
+        partition: String,
+        file: String,
+        path: PathBuf,
     },
     #[error("ACTIVATION_CLIENT_WRONG_REGION: image `{}` ({}) of region {}: {} has the {} client, work order {} needs {}; the build is mis-packaged, do not flash it", .0.image, .0.path.display(), .0.region, .0.location, .0.found_region_name(), .0.work_order, .0.region)]
     ActivationClientWrongRegion(Box<ClientMismatch>),
@@ -48,6 +81,14 @@ pub enum PreflightError {
     ActivationClientUnknown(Box<ClientMismatch>),
     #[error("ACTIVATION_CLIENT_UNKNOWN: image `{}` ({}) of region {}: cannot read the activation client {}: {}; check the manifest's activation_client against the build", .0.image, .0.path.display(), .0.region, .0.location, .0.detail)]
     ActivationClientUnreadable(Box<ClientUnreadable>),
+}
+
+fn render_unlisted(files: &[UnlistedFile]) -> String {
+    files
+        .iter()
+        .map(UnlistedFile::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The activation client in an image set is not the work order region's.
@@ -84,11 +125,24 @@ pub struct ClientUnreadable {
 }
 
 impl PreflightError {
+    /// What was wrong with the EDL package, when that is why pre-flight refused.
+    pub fn package_error(&self) -> Option<&PackageError> {
+        match self {
+            Self::EdlPackage { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+
     /// The failure code the refusal is reported under, when it is about the images.
     pub fn code(&self) -> Option<FailureCode> {
         match self {
             Self::Config(_) | Self::ProductMismatch { .. } | Self::RegionMissing { .. } => None,
-            Self::Image { .. } => Some(FailureCode::ImageHashMismatch),
+            Self::Image { source } if source.is_mismatch() => Some(FailureCode::ImageHashMismatch),
+            Self::Image { .. }
+            | Self::ImageTooLarge(_)
+            | Self::EdlPackage { .. }
+            | Self::EdlPackageUnlisted { .. }
+            | Self::EdlClientNotWritten { .. } => None,
             Self::ActivationClientWrongRegion(_) => Some(FailureCode::ActivationClientWrongRegion),
             Self::ActivationClientUnknown(_) | Self::ActivationClientUnreadable(_) => {
                 Some(FailureCode::ActivationClientUnknown)
@@ -121,6 +175,9 @@ pub struct CheckedBatch {
     /// EDL programmers from the identity rules, in manifest order.
     pub programmers: Vec<VerifiedImage>,
     pub activation: ActivationCheck,
+    /// The region's EDL package, parsed and checked from the bytes pre-flight hashed (`None`
+    /// without an EDL plan).
+    pub edl_package: Option<Package>,
     /// Bytes streamed through SHA-256.
     pub bytes_hashed: u64,
     pub elapsed: Duration,
@@ -188,6 +245,8 @@ pub fn preflight(
         .map(|entry| hasher.check(&entry.programmer))
         .collect::<Result<Vec<_>, _>>()?;
 
+    sizes::check_fastboot_plan(product, image_set, &images)?;
+    let edl_package = edl_package::check(product, image_set, &images)?;
     let activation = check_activation_client(product, image_set, &images, work_order)?;
     Ok(CheckedBatch {
         work_order: work_order.clone(),
@@ -196,6 +255,7 @@ pub fn preflight(
         images,
         programmers,
         activation,
+        edl_package,
         bytes_hashed: hasher.bytes,
         elapsed: started.elapsed(),
     })
