@@ -15,9 +15,10 @@
 //!
 //! Around it this module adds what a factory line needs from a hostile image or a failing
 //! phone: the superblock's checksum and block size checked as the kernel does before erofs-rs
-//! sees the image, a read budget (bytes and requests) for the path lookup and then in
-//! proportion to the file's size, bounded paths and listings, and errors that tell a device
-//! fault from a corrupt image.
+//! sees the image, no read past the filesystem's end (on a phone or in a `super` image that
+//! would be another partition), a read budget (bytes and requests) for the path lookup and
+//! then in proportion to the file's size, bounded paths and listings, and errors that tell a
+//! device fault from a corrupt image.
 //!
 //! Symbolic links are not followed, in the path or at its end: where an absolute link points is
 //! decided by the phone's mount namespace, not by the image, so a link is reported as what it
@@ -27,6 +28,8 @@
 mod source;
 mod superblock;
 
+#[cfg(test)]
+mod hostile_tests;
 #[cfg(test)]
 mod test_images;
 #[cfg(test)]
@@ -309,7 +312,21 @@ fn open_filesystem<'a, S: ReadAt + Send>(
     path: &str,
 ) -> Result<EroFS<ErofsSource<'a, S>>, ErofsFileError> {
     superblock::check(&mut lock(metered), path)?;
-    complete(EroFS::new(ErofsSource(metered))).map_err(|e| classify(e, path))
+    let fs = complete(EroFS::new(ErofsSource(metered))).map_err(|e| classify(e, path))?;
+    let superblock = fs.super_block();
+    let end = superblock
+        .block_count()
+        .checked_mul(1 << superblock.blk_size_bits)
+        .filter(|&end| end > superblock::SUPERBLOCK_OFFSET)
+        .ok_or_else(|| ErofsFileError::Corrupt {
+            path: path.to_string(),
+            detail: format!(
+                "the superblock gives the filesystem {} blocks",
+                superblock.block_count()
+            ),
+        })?;
+    lock(metered).set_end(end);
+    Ok(fs)
 }
 
 /// The outcome of one operation, with the source handed back. A failure the source recorded
@@ -326,6 +343,15 @@ fn settle<S: ReadAt, T>(
     let result = match failure {
         None => result,
         Some(SourceFailure::Io(e)) => Err(ErofsFileError::Source(e)),
+        Some(SourceFailure::OutsideFilesystem { offset, len, end }) => {
+            Err(ErofsFileError::Corrupt {
+                path: path.to_string(),
+                detail: format!(
+                    "the image's metadata points at {len} bytes at offset {offset}, past the \
+                     filesystem's end at {end} bytes"
+                ),
+            })
+        }
         Some(SourceFailure::OverBudget(budget)) => Err(ErofsFileError::Corrupt {
             path: path.to_string(),
             detail: format!(

@@ -34,6 +34,13 @@ impl Budget {
 pub enum SourceFailure {
     Io(io::Error),
     OverBudget(Budget),
+    /// Metadata pointed past the filesystem's end as its superblock gives it: a lie of the
+    /// image, not a failure of the source (and never a read of a neighbouring partition).
+    OutsideFilesystem {
+        offset: u64,
+        len: usize,
+        end: u64,
+    },
 }
 
 /// A source with a read budget that records the first failure.
@@ -41,6 +48,8 @@ pub enum SourceFailure {
 pub struct Metered<S> {
     source: CountingReader<S>,
     budget: Budget,
+    /// Where the filesystem ends, once its superblock has been read.
+    end: Option<u64>,
     failure: Option<SourceFailure>,
 }
 
@@ -49,8 +58,14 @@ impl<S: ReadAt> Metered<S> {
         Self {
             source: CountingReader::new(source),
             budget,
+            end: None,
             failure: None,
         }
+    }
+
+    /// Refuses, from now on, reads that reach past `end`.
+    pub fn set_end(&mut self, end: u64) {
+        self.end = Some(end);
     }
 
     /// Widens the budget once a step has learnt, within the old one, what it needs to read
@@ -69,6 +84,19 @@ impl<S: ReadAt> Metered<S> {
         if bytes > self.budget.bytes || self.source.reads() >= self.budget.reads {
             self.failure = Some(SourceFailure::OverBudget(self.budget));
             return Err(io::Error::other("read budget exhausted"));
+        }
+        if let Some(end) = self.end {
+            if offset
+                .checked_add(buf.len() as u64)
+                .is_none_or(|read_end| read_end > end)
+            {
+                self.failure = Some(SourceFailure::OutsideFilesystem {
+                    offset,
+                    len: buf.len(),
+                    end,
+                });
+                return Err(io::Error::other("read past the filesystem's end"));
+            }
         }
         self.source.read_exact_at(offset, buf).map_err(|e| {
             let copy = io::Error::new(e.kind(), e.to_string());
@@ -168,6 +196,28 @@ mod tests {
         assert!(metered.read(0, &mut [0u8; 1]).is_err());
         let (_, _, failure) = metered.finish();
         assert!(matches!(failure, Some(SourceFailure::OverBudget(b)) if b == budget(1000, 2)));
+    }
+
+    #[test]
+    fn reads_past_the_filesystem_are_refused_once_its_end_is_known() {
+        let mut metered = Metered::new(vec![0u8; 100], budget(1000, 1000));
+        metered.read(90, &mut [0u8; 10]).unwrap();
+        metered.set_end(50);
+        metered.read(46, &mut [0u8; 4]).unwrap();
+        assert!(metered.read(47, &mut [0u8; 4]).is_err());
+        let (_, counts, failure) = metered.finish();
+        assert_eq!(counts.reads, 2);
+        assert!(matches!(
+            failure,
+            Some(SourceFailure::OutsideFilesystem {
+                offset: 47,
+                len: 4,
+                end: 50
+            })
+        ));
+        let mut metered = Metered::new(vec![0u8; 100], budget(1000, 1000));
+        metered.set_end(50);
+        assert!(metered.read(u64::MAX, &mut [0u8; 4]).is_err());
     }
 
     #[test]
