@@ -156,9 +156,14 @@ impl Dice {
     }
 }
 
+/// Mutates `rounds` times (CI's quick form), or as often as `FLASHGATE_EROFS_MUTATIONS` says
+/// with a seed from `FLASHGATE_EROFS_SEED` when run by hand for longer.
 fn mutate_and_exercise(options: &[&str], seed: u64, rounds: usize) {
+    let from_env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse().ok());
+    let rounds = from_env("FLASHGATE_EROFS_MUTATIONS").unwrap_or(rounds as u64) as usize;
+    let seed = from_env("FLASHGATE_EROFS_SEED").map_or(seed, |s: u64| s.wrapping_mul(31) ^ seed);
     let target = image(options);
-    let mut dice = Dice(seed);
+    let mut dice = Dice(seed | 1);
     let mut failures = Vec::new();
     for round in 0..rounds {
         let (region, range) = &target.regions[dice.roll(target.regions.len())];
@@ -194,7 +199,10 @@ fn mutate_and_exercise(options: &[&str], seed: u64, rounds: usize) {
             failures.push(format!("truncation to {len} bytes"));
         }
     }
-    assert!(failures.is_empty(), "{options:?} panicked: {failures:#?}");
+    assert!(
+        failures.is_empty(),
+        "{options:?} seed {seed} panicked: {failures:#?}"
+    );
 }
 
 #[test]
