@@ -7,6 +7,7 @@ mod edl;
 mod edl_backup_gpt;
 mod edl_payload;
 mod edl_ramdump;
+mod erofs_readback;
 mod fastboot_client;
 mod fastboot_interop;
 mod lp_interop;

@@ -5,6 +5,7 @@ pub mod bus;
 pub mod config;
 pub mod dashboard;
 pub mod digest;
+pub mod erofs;
 pub mod events;
 pub mod ext4_file;
 pub mod job;
