@@ -3,12 +3,11 @@
 //! patch files, `power reset`; the phone re-enumerates on the same port in fastboot and is
 //! verified there, on the slot it will boot.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use protocols::firehose::edl::{start as start_programmer, EdlSession};
-use protocols::firehose::flash::probe_sparse;
-use protocols::firehose::package::{self, Package};
+use protocols::firehose::package::Package;
 use protocols::firehose::{FirehoseConfig, PowerMode, StorageKind as FirehoseStorage, Timeouts};
 use protocols::sahara::{DeviceInfo, InfoOutcome, SaharaHost, SaharaImages, SaharaTimeouts};
 use protocols::transport::Transport;
@@ -187,7 +186,7 @@ fn flash_package(
     plan: &EdlPlan,
 ) -> Result<(), Failure> {
     attempt.journal_phase(unit, JournalPhase::FlashStarted);
-    let package = load_package(attempt, plan)?;
+    let package = load_package(attempt)?;
     unit.phase(Phase::Flash {
         partition: plan.rawprogram.join("+"),
     });
@@ -215,9 +214,9 @@ fn flash_package(
     Ok(())
 }
 
-/// The region's rawprogram/patch files, parsed; every image they name must be a file
-/// pre-flight hashed, unchanged since (size, mtime, inode), or the unit is not flashed.
-fn load_package(attempt: &Attempt<'_>, plan: &EdlPlan) -> Result<Package, Failure> {
+/// The package pre-flight parsed and checked from the bytes it hashed; every image it names
+/// must still be the file pre-flight hashed (size, mtime, inode), or the unit is not flashed.
+fn load_package(attempt: &Attempt<'_>) -> Result<Package, Failure> {
     const STEP: &str = "loading the EDL package";
     let batch = &attempt.context.batch;
     let host_error = |detail: String| Failure::HostError {
@@ -225,37 +224,25 @@ fn load_package(attempt: &Attempt<'_>, plan: &EdlPlan) -> Result<Package, Failur
         step: STEP.into(),
         detail,
     };
-    let files = plan
-        .rawprogram
-        .iter()
-        .chain(plan.patch.iter())
-        .map(|key| {
-            batch
-                .image(key)
-                .map(|image| image.path().to_path_buf())
-                .ok_or_else(|| host_error(format!("the image set has no checked file `{key}`")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let package = package::load(&files, &probe_sparse).map_err(|e| host_error(e.to_string()))?;
-    let check_unchanged = |path: &Path| -> Result<(), Failure> {
+    let package = batch
+        .edl_package
+        .clone()
+        .ok_or_else(|| host_error("pre-flight checked no EDL package for this region".into()))?;
+    for program in package.programs() {
         let image = batch
             .images
             .values()
-            .find(|i| i.path() == path)
+            .find(|i| i.path() == program.path)
             .ok_or_else(|| {
                 host_error(format!(
-                    "{} is named by the package but not listed in the region's files, so \
-                     pre-flight did not hash it; add it to the manifest",
-                    path.display()
+                    "{} is named by the package but not among the files pre-flight hashed",
+                    program.path.display()
                 ))
             })?;
         image
             .open_stream()
             .map(drop)
-            .map_err(|e| host_error(e.to_string()))
-    };
-    for program in package.programs() {
-        check_unchanged(&program.path)?;
+            .map_err(|e| host_error(e.to_string()))?;
     }
     Ok(package)
 }
