@@ -11,7 +11,7 @@ use std::thread;
 use protocols::fastboot::{Fastboot, FastbootError, FlashOptions, SlotChoice};
 use protocols::sim::{FastbootConfig, FastbootDevice, FetchAllow, Phone};
 use protocols::transport::{memory, Transport};
-use station::ext4_file::hash_file_in_ext4;
+use station::ext4::hash_file_in_ext4;
 use station::preflight::{load_and_check, MAX_CLIENT_SIZE};
 use station::read_at::ReadAt;
 use station::verified_image::StreamProof;

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 use station::config::ImageFile;
 use station::config::ImagePath;
 use station::digest::Sha256Digest;
-use station::ext4_file::hash_file_in_ext4;
+use station::ext4::hash_file_in_ext4;
 use station::journal::{AttemptOutcome, AttemptStart, Journal, UnitMode};
 use station::preflight::load_and_check;
 use station::verdict::Verdict;

@@ -6,7 +6,7 @@ pub mod config;
 pub mod dashboard;
 pub mod digest;
 pub mod events;
-pub mod ext4_file;
+pub mod ext4;
 pub mod job;
 pub mod journal;
 pub mod logging;
