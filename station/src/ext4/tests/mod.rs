@@ -1,7 +1,9 @@
 //! The reader against the demo images, mke2fs images of every supported shape, and hostile
-//! images.
+//! images (crafted cases and a deterministic mutation run).
 
+mod hostile;
 mod mkfs;
+mod mutate;
 
 use std::path::PathBuf;
 
