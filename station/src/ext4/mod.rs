@@ -488,6 +488,11 @@ pub fn list_dir<S: ReadAt>(source: S, path: &str) -> (S, Result<Vec<Ext4DirEntry
                 limit: MAX_LISTED_ENTRIES,
             });
         }
+        // Per entry listed, its inode and at worst its group's descriptor, on top of the
+        // metadata allowance.
+        let entries = names.len() as u64;
+        let per_entry = u64::from(vol.sb.inode_size) + u64::from(vol.sb.desc_size);
+        vol.source.allow(entries * per_entry, 2 * entries);
         names
             .into_iter()
             .map(|(name, number)| {
