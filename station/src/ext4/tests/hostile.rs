@@ -475,6 +475,16 @@ fn bad_extents_are_refused_and_uninitialised_ones_read_as_zeros() {
         let detail = corrupt_detail(fx.read(&image, CLIENT).2);
         assert!(detail.contains("extent"), "{what}: {detail}");
     }
+    // An encrypted file's blocks are ciphertext: refused, never hashed as if plain.
+    let mut image = fx.image.clone();
+    let flags = fx.inode_offset(number) + 0x20;
+    let encrypted = get32(&image, flags) | 0x800;
+    put32(&mut image, flags, encrypted);
+    let result = fx.read(&image, CLIENT).2;
+    assert!(
+        matches!(&result, Err(Ext4FileError::Unsupported { feature }) if feature.contains("encrypted")),
+        "{result:?}"
+    );
     // Two extents that overlap in logical order.
     let mut image = fx.image.clone();
     put16(&mut image, root + 2, 2);

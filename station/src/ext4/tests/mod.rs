@@ -110,3 +110,63 @@ fn a_failing_source_is_reported_as_such() {
     }
     assert_eq!(head.len(), 64 * 1024);
 }
+
+#[test]
+fn the_probe_tells_ext4_from_other_images() {
+    let product = demo();
+    let mut superblock = vec![0u8; SUPERBLOCK_SIZE];
+    view(&product, "00WW", "system")
+        .read_exact_at(SUPERBLOCK_OFFSET, &mut superblock)
+        .unwrap();
+    assert!(is_ext4(&superblock));
+    view(&product, "00WW", "boot")
+        .read_exact_at(SUPERBLOCK_OFFSET, &mut superblock)
+        .unwrap();
+    assert!(!is_ext4(&superblock));
+}
+
+#[test]
+fn paths_are_absolute_bounded_and_literal() {
+    for (path, reason) in [
+        ("priv-app/A.apk", "start with /"),
+        ("/priv-app/../etc/hosts", "`.` and `..`"),
+        ("/./a", "`.` and `..`"),
+        ("/a\0b", "NUL"),
+    ] {
+        match components(path) {
+            Err(Ext4FileError::InvalidPath { reason: r, .. }) => {
+                assert!(r.contains(reason), "{path}: {r}")
+            }
+            other => panic!("{path}: {other:?}"),
+        }
+    }
+    assert!(components(&format!("/{}", "a".repeat(256))).is_err());
+    assert!(components(&"/a".repeat(MAX_PATH_COMPONENTS + 1)).is_err());
+    assert!(components(&"/".repeat(MAX_PATH_BYTES + 1)).is_err());
+    assert_eq!(components("//a///b/").unwrap(), vec!["a", "b"]);
+    assert!(components("/").unwrap().is_empty());
+}
+
+#[test]
+fn a_failing_writer_is_an_output_error() {
+    struct Broken;
+    impl io::Write for Broken {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::Error::new(io::ErrorKind::BrokenPipe, "closed"))
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let product = demo();
+    let (_, result) = read_file(
+        view(&product, "00WW", "system"),
+        CLIENT,
+        &mut Broken,
+        1 << 30,
+    );
+    assert!(
+        matches!(result, Err(Ext4FileError::Output { .. })),
+        "{result:?}"
+    );
+}
