@@ -7,7 +7,9 @@
 //! - every read is charged to a budget: [`METADATA_BUDGET_BYTES`] and
 //!   [`METADATA_BUDGET_READS`] for metadata, plus the file's own size once its inode has been
 //!   checked against the caller's limit — nothing can make it read gigabytes from a phone;
-//! - no recursion on image data; every buffer is at most one block (data reads at most 1 MiB);
+//! - no recursion on image data; a metadata buffer is at most 64 KiB (a block, or a run of
+//!   directory blocks), a data read at most 1 MiB (contiguous blocks coalesced), and the
+//!   extent walk holds at most one block per tree level;
 //! - paths are bounded ([`MAX_PATH_COMPONENTS`], 255-byte names) and symlinks never followed;
 //! - every offset, length and index from the image is checked before use; arithmetic on image
 //!   values is range-checked first, so image data never panics.
