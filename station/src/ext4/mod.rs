@@ -18,10 +18,10 @@
 //! sparse_super(2), extents (uninitialised extents and holes read as zeros), legacy
 //! direct/indirect block maps, linear and htree directories (read linearly), inline data
 //! (in `i_block` and the in-inode `system.data` continuation), filetype, huge_file,
-//! large_file, largedir, dir_nlink, extra_isize, shared_blocks and any other read-only
-//! compatible feature (by definition harmless to a reader), and metadata_csum (superblock,
-//! group descriptor, inode, extent block and directory block checksums verified) or
-//! gdt_csum. Refused as [`Ext4FileError::Unsupported`]: needs_recovery (a journal to replay —
+//! large_file, largedir, dir_nlink, extra_isize, bigalloc, shared_blocks and any other
+//! read-only compatible feature (by definition harmless to a reader), and metadata_csum
+//! (superblock, group descriptor, inode, extent block and directory block checksums verified)
+//! or gdt_csum. Refused as [`Ext4FileError::Unsupported`]: needs_recovery (a journal to replay —
 //! a flashed, never-mounted image never has one), journal_dev, compression, dirdata, casefold,
 //! unknown incompatible features, encrypted files, inline data kept in an EA inode.
 //!

@@ -355,3 +355,23 @@ fn mkfs_checksum_seed_survives_a_new_uuid() {
     let (bytes, _) = read_all(&image, "/nested/a/b/c/d/deep.bin").unwrap();
     assert!(bytes == files["/nested/a/b/c/d/deep.bin"]);
 }
+
+#[test]
+fn mkfs_bigalloc() {
+    // Clusters of 16 KiB: allocation changes, extents still count blocks.
+    check_variant(
+        "bigalloc",
+        &[
+            "-b",
+            "4096",
+            "-C",
+            "16384",
+            "-N",
+            "8192",
+            "-O",
+            "bigalloc,^has_journal,^resize_inode",
+        ],
+        "128M",
+        false,
+    );
+}
