@@ -30,6 +30,7 @@ fn fixture(checksums: bool) -> Fixture {
         "priv-app/ActivationClient/ActivationClient.apk",
         &pattern(10 * BLOCK, 7),
     );
+    put("app/Copy.apk", &pattern(10 * BLOCK, 8));
     put("dir/x/inside", b"inside x\n");
     put("dir/file", b"a file\n");
     let mut sparse = vec![0u8; 1 << 20];
@@ -517,4 +518,22 @@ fn the_read_budget_stops_what_the_structure_checks_allow() {
         source.read(0, &mut buf[..8]),
         Err(Fault::Budget { .. })
     ));
+}
+
+#[test]
+fn shared_blocks_as_e2fsdroid_deduplicates_read_for_every_file() {
+    let fx = fixture(false);
+    let client = fx.inode_offset(fx.inode_number(CLIENT)) + 0x28;
+    let copy = fx.inode_offset(fx.inode_number("/app/Copy.apk")) + 0x28;
+    let mut image = fx.image.clone();
+    // shared_blocks (read-only compatible), and the copy's extents now map the client's
+    // blocks, as e2fsdroid does for identical files.
+    let ro_compat = get32(&image, 1024 + 0x64) | 0x4000;
+    put32(&mut image, 1024 + 0x64, ro_compat);
+    image.copy_within(client..client + 60, copy);
+    let (_, _, original) = fx.read(&image, CLIENT);
+    let (_, _, shared) = fx.read(&image, "/app/Copy.apk");
+    let (original, shared) = (original.unwrap(), shared.unwrap());
+    assert!(original == pattern(10 * BLOCK, 7));
+    assert!(shared == pattern(10 * BLOCK, 7));
 }
