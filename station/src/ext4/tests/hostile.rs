@@ -455,8 +455,14 @@ fn bad_extents_are_refused_and_uninitialised_ones_read_as_zeros() {
     let physical = get32(&fx.image, root + 12 + 8);
     let blocks_count = get32(&fx.image, 1024 + 0x4);
 
+    // Every extent of the client marked uninitialised (preallocated): the file reads as zeros.
     let mut image = fx.image.clone();
-    put16(&mut image, root + 12 + 4, 10 | 0x8000);
+    let extents = usize::from(Le(&image).u16(root + 2));
+    for i in 0..extents {
+        let len = root + 12 + i * 12 + 4;
+        let marked = Le(&image).u16(len) | 0x8000;
+        put16(&mut image, len, marked);
+    }
     let (_, _, result) = fx.read(&image, CLIENT);
     assert_eq!(result.unwrap(), vec![0u8; 10 * BLOCK]);
 
