@@ -123,7 +123,8 @@ fn check_block<'b>(ctx: &Ctx, dir: &Inode, index: u64, block: &'b [u8]) -> Resul
     // root is block 0 of an indexed directory, an interior node is one empty entry spanning
     // the block.
     let is_index = (index == 0 && dir.is_htree())
-        || (first.u32(0) == 0 && u64::from(first.u16(4)) == ctx.block_size);
+        || (first.u32(0) == 0
+            && block_rec_len(first.u16(4), ctx.block_size) as u64 == ctx.block_size);
     if is_index {
         return Ok(block);
     }
@@ -147,6 +148,18 @@ fn check_block<'b>(ctx: &Ctx, dir: &Inode, index: u64, block: &'b [u8]) -> Resul
     Ok(entries)
 }
 
+/// A directory block entry's `rec_len`. 64 KiB blocks do not fit a u16: there 0 and 65535 mean
+/// the whole block, and the low two bits (always zero otherwise) carry bits 16-17.
+fn block_rec_len(raw: u16, block_size: u64) -> usize {
+    if block_size < 65536 {
+        usize::from(raw)
+    } else if raw == 0 || raw == 65535 {
+        block_size as usize
+    } else {
+        usize::from(raw & 65532) | usize::from(raw & 3) << 16
+    }
+}
+
 /// Walks the entries of one block (or inline region), checking each before using it.
 fn parse_entries(
     ctx: &Ctx,
@@ -165,14 +178,8 @@ fn parse_entries(
         }
         let inode = r.u32(at);
         let raw_len = r.u16(at + 4);
-        let rec_len = if in_block && ctx.block_size >= 65536 {
-            // 64 KiB blocks do not fit a u16 rec_len: 0 and 65535 mean the whole block, and
-            // the low two bits (always zero otherwise) carry bits 16-17.
-            if raw_len == 0 || raw_len == 65535 {
-                ctx.block_size as usize
-            } else {
-                usize::from(raw_len & 65532) | usize::from(raw_len & 3) << 16
-            }
+        let rec_len = if in_block {
+            block_rec_len(raw_len, ctx.block_size)
         } else {
             usize::from(raw_len)
         };
@@ -206,4 +213,19 @@ fn parse_entries(
         at += rec_len;
     }
     Ok(ControlFlow::Continue(()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::block_rec_len;
+
+    #[test]
+    fn rec_len_of_64k_blocks_carries_two_more_bits() {
+        assert_eq!(block_rec_len(12, 4096), 12);
+        assert_eq!(block_rec_len(0, 4096), 0);
+        assert_eq!(block_rec_len(12, 65536), 12);
+        assert_eq!(block_rec_len(0, 65536), 65536);
+        assert_eq!(block_rec_len(65535, 65536), 65536);
+        assert_eq!(block_rec_len(0x8001, 65536), 0x18000);
+    }
 }
