@@ -7,7 +7,7 @@ pub mod dashboard;
 pub mod digest;
 pub mod erofs;
 pub mod events;
-pub mod ext4_file;
+pub mod ext4;
 pub mod job;
 pub mod journal;
 pub mod logging;

@@ -9,7 +9,7 @@ use protocols::transport::Transport;
 
 use crate::config::{ClientLocation, VerifyMethod};
 use crate::digest::Sha256Digest;
-use crate::ext4_file::{hash_file_in_ext4, Ext4FileError};
+use crate::ext4::{hash_file_in_ext4, Ext4FileError};
 use crate::preflight::{hash_range, MAX_CLIENT_SIZE};
 use crate::read_at::{CountingReader, ReadAt};
 use crate::verdict::Failure;
@@ -18,7 +18,7 @@ use super::failure::from_fastboot;
 use super::Attempt;
 
 /// A phone partition as a random-access source, read through `fetch:`. Owns the client so
-/// ext4-view can hold it; it is handed back after hashing.
+/// the ext4 reader can take it by value; it is handed back after hashing.
 pub struct FetchSource {
     pub client: Fastboot<Box<dyn Transport>>,
     pub partition: String,

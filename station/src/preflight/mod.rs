@@ -21,7 +21,7 @@ use crate::config::{
     WorkOrder,
 };
 use crate::digest::Sha256Digest;
-use crate::ext4_file::{hash_file_in_ext4, Ext4FileError};
+use crate::ext4::{hash_file_in_ext4, Ext4FileError};
 use crate::read_at::{CountingReader, ReadAt};
 use crate::verdict::FailureCode;
 use crate::verified_image::{ImageCheckError, ImageFormat, VerifiedImage};
