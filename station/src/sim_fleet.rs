@@ -11,7 +11,7 @@ use protocols::sim::edl::{self as sim_edl, EdlOutcome, EdlSimConfig};
 use protocols::sim::fastboot::{FastbootConfig, FastbootDevice, SessionEnd};
 use protocols::sim::firehose::FirehoseOutcome;
 use protocols::sim::{Phone, PhoneMode};
-use protocols::transport::memory;
+use protocols::transport::memory::{self, LinkFaults};
 
 use crate::bus::sim::{Connector, SimBus, SimConnection};
 use crate::bus::{BusDevice, DeviceKind};
@@ -37,8 +37,8 @@ struct Inner {
     fastboot: Mutex<FastbootDevice>,
     edl: EdlSimConfig,
     gap: Duration,
-    /// Bandwidth of the links opened from now on (`None`: as fast as memory).
-    link_rate: Mutex<Option<u64>>,
+    /// Link faults (bandwidth, a cut after so many bytes) of the links opened from now on.
+    link_faults: Mutex<LinkFaults>,
     /// The phone an operator puts on the port while this one is off the bus for its next
     /// reboot (this one then never comes back).
     swapped_in: Mutex<Option<SimUnit>>,
@@ -69,7 +69,7 @@ impl SimUnit {
                 phone,
                 edl,
                 gap: DEFAULT_REENUMERATION_GAP,
-                link_rate: Mutex::new(None),
+                link_faults: Mutex::new(LinkFaults::default()),
                 swapped_in: Mutex::new(None),
             }),
         }
@@ -93,11 +93,28 @@ impl SimUnit {
     /// Limit the bandwidth of every link opened to this phone from now on (a slow hub, a bad
     /// cable); tests use it to keep a unit mid-transfer long enough to pull its cable.
     pub fn set_link_bytes_per_second(&self, rate: Option<u64>) {
+        self.set_link_faults(LinkFaults {
+            bytes_per_second: rate,
+            ..self.link_faults()
+        });
+    }
+
+    /// Arm these link faults on every link opened to this phone from now on (a bad cable: it
+    /// drops after so many bytes of host data, every time).
+    pub fn set_link_faults(&self, faults: LinkFaults) {
         *self
             .inner
-            .link_rate
+            .link_faults
             .lock()
-            .unwrap_or_else(PoisonError::into_inner) = rate;
+            .unwrap_or_else(PoisonError::into_inner) = faults;
+    }
+
+    pub fn link_faults(&self) -> LinkFaults {
+        *self
+            .inner
+            .link_faults
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Change this phone's bootloader behaviour from its next command on (e.g. arm a
@@ -152,14 +169,7 @@ impl SimUnit {
         let unit = self.clone();
         Box::new(move || {
             let (host, mut device, control) = memory::pair(&unit.inner.port_path);
-            let rate = *unit
-                .inner
-                .link_rate
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if rate.is_some() {
-                control.set_bytes_per_second(rate);
-            }
+            control.arm(&unit.link_faults());
             let serving = unit.clone();
             std::thread::Builder::new()
                 .name(format!("sim-{}-{kind}", unit.inner.port_path))

@@ -1,8 +1,9 @@
 //! The fastboot host client: one command at a time, its responses, and its data phases.
 //!
 //! Unlike the AOSP client (which waits forever on a stalled device), every response has a
-//! deadline; INFO/TEXT lines restart it, as the README says they keep a command alive, and a cap
-//! on their number turns a device that never finishes into an error rather than a hang.
+//! deadline: the silence between two frames is bounded, and so is the whole answer when a
+//! command deadline is set. INFO/TEXT lines keep a command alive (the README) but not past its
+//! deadline: a device that trickles messages forever ends in a timeout, not a hang.
 
 use std::io::{ErrorKind, Read, Write};
 use std::sync::Arc;
@@ -25,9 +26,14 @@ pub struct ClientOptions {
     pub max_command_len: usize,
     /// INFO/TEXT lines accepted for one command before the device is declared broken.
     pub max_messages: usize,
-    /// Longest a command may keep answering INFO/TEXT before it must finish (None: no limit
-    /// beyond `max_messages`). Catches a device that trickles messages forever.
+    /// Longest a command's answer may take, from the command to its OKAY/FAIL/DATA, INFO/TEXT
+    /// lines included (None: only `response_timeout` between frames and `max_messages`).
+    /// Catches a device that trickles messages forever.
     pub command_deadline: Option<Duration>,
+    /// The bound on the answer of a command that writes storage ([`Command::writes_storage`]):
+    /// it replaces both `response_timeout` and `command_deadline` for them, since a device
+    /// writing a large image may be silent for minutes. None: bound like any other command.
+    pub write_deadline: Option<Duration>,
     /// Bytes moved per transport call in a data phase (also the one buffer the client holds).
     pub chunk_size: usize,
 }
@@ -40,9 +46,34 @@ impl Default for ClientOptions {
             // `getvar all` on a phone with many partitions sends several hundred lines.
             max_messages: 10_000,
             command_deadline: None,
+            write_deadline: None,
             chunk_size: 1 << 20,
         }
     }
+}
+
+impl ClientOptions {
+    /// How long `command`'s answer may take: the longest silence between two frames, and the
+    /// bound on the whole answer.
+    pub fn answer_bounds(&self, command: &Command<'_>) -> AnswerBounds {
+        match self.write_deadline {
+            Some(deadline) if command.writes_storage() => AnswerBounds {
+                silence: deadline,
+                whole: Some(deadline),
+            },
+            _ => AnswerBounds {
+                silence: self.response_timeout,
+                whole: self.command_deadline,
+            },
+        }
+    }
+}
+
+/// See [`ClientOptions::answer_bounds`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnswerBounds {
+    pub silence: Duration,
+    pub whole: Option<Duration>,
 }
 
 /// A command's successful answer: the OKAY text and the INFO/TEXT lines that came before it.
@@ -64,6 +95,8 @@ pub struct Fastboot<T: Transport> {
     options: ClientOptions,
     progress: Arc<dyn ProgressSink>,
     chunk: Vec<u8>,
+    /// How long the answer to the command last sent may take.
+    bounds: AnswerBounds,
 }
 
 impl<T: Transport> Fastboot<T> {
@@ -72,11 +105,16 @@ impl<T: Transport> Fastboot<T> {
     }
 
     pub fn with_options(link: T, options: ClientOptions) -> Self {
+        let bounds = AnswerBounds {
+            silence: options.response_timeout,
+            whole: options.command_deadline,
+        };
         Fastboot {
             link,
             options,
             progress: Arc::new(NoProgress),
             chunk: Vec::new(),
+            bounds,
         }
     }
 
@@ -292,6 +330,7 @@ impl<T: Transport> Fastboot<T> {
     fn send(&mut self, command: &Command<'_>) -> Result<String, FastbootError> {
         let bytes = command.encode(self.options.max_command_len)?;
         let text = command.to_string();
+        self.bounds = self.options.answer_bounds(command);
         tracing::debug!(command = %text, link = %self.link_name(), "fastboot command");
         self.link
             .write(&bytes, self.options.response_timeout)
@@ -307,12 +346,11 @@ impl<T: Transport> Fastboot<T> {
     ) -> Result<Final, FastbootError> {
         let mut packet = [0u8; MAX_RESPONSE_LEN];
         let mut seen = 0usize;
-        let deadline = self
-            .options
-            .command_deadline
-            .map(|d| (d, Instant::now() + d));
+        let AnswerBounds { silence, whole } = self.bounds;
+        // INFO/TEXT lines do not move this: the whole answer is bound, not only each gap.
+        let deadline = whole.map(|d| (d, Instant::now() + d));
         loop {
-            let mut wait = self.options.response_timeout;
+            let mut wait = silence;
             if let Some((limit, at)) = deadline {
                 let left = at.saturating_duration_since(Instant::now());
                 if left.is_zero() {
@@ -326,7 +364,7 @@ impl<T: Transport> Fastboot<T> {
             }
             let len = match self.link.read_packet(&mut packet, wait) {
                 Ok(len) => len,
-                Err(TransportError::Timeout(_)) if wait < self.options.response_timeout => {
+                Err(TransportError::Timeout(_)) if wait < silence => {
                     // The command deadline, not the device's silence, cut this wait short.
                     return Err(FastbootError::Timeout {
                         command: command.to_string(),

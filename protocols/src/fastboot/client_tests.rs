@@ -530,3 +530,110 @@ fn command_deadline_stops_a_trickle_of_info_lines() {
     drop(fb);
     dev.join().unwrap();
 }
+
+/// An INFO line every `every`, for much longer than any deadline in these tests.
+fn info_every(every: Duration) -> Vec<Step> {
+    (0..250)
+        .flat_map(|_| [Sleep(every), send(b"INFOstill working")])
+        .collect()
+}
+
+#[test]
+fn command_deadline_holds_however_many_info_lines_keep_coming() {
+    let mut script = vec![Expect(b"getvar:product")];
+    script.extend(info_every(Duration::from_millis(20)));
+    let (link, dev, _c) = scripted(script);
+    let mut fb = client(link);
+    fb.options_mut().command_deadline = Some(Duration::from_millis(300));
+    let err = fb.getvar("product").unwrap_err();
+    assert!(
+        matches!(err, FastbootError::Timeout { timeout, .. } if timeout == Duration::from_millis(300)),
+        "{err:?}"
+    );
+    drop(fb);
+    dev.join().unwrap();
+}
+
+#[test]
+fn a_storage_write_may_be_silent_until_the_write_deadline_and_no_longer() {
+    let (link, dev, _c) = scripted(vec![
+        Expect(b"flash:boot_a"),
+        // Longer than the silence allowed to other commands.
+        Sleep(Duration::from_millis(400)),
+        send(b"OKAY"),
+        Expect(b"getvar:product"),
+        Sleep(Duration::from_secs(1)),
+        send(b"OKAYlate"),
+    ]);
+    let mut fb = client(link);
+    fb.options_mut().response_timeout = Duration::from_millis(200);
+    fb.options_mut().command_deadline = Some(Duration::from_millis(200));
+    fb.options_mut().write_deadline = Some(Duration::from_secs(3));
+    fb.flash("boot_a").unwrap();
+    let err = fb.getvar("product").unwrap_err();
+    assert!(
+        matches!(err, FastbootError::Timeout { timeout, .. } if timeout == Duration::from_millis(200)),
+        "{err:?}"
+    );
+    drop(fb);
+    dev.join().unwrap();
+
+    let mut script = vec![Expect(b"erase:userdata")];
+    script.extend(info_every(Duration::from_millis(20)));
+    let (link, dev, _c) = scripted(script);
+    let mut fb = client(link);
+    fb.options_mut().write_deadline = Some(Duration::from_millis(300));
+    let err = fb.erase("userdata").unwrap_err();
+    assert!(
+        matches!(err, FastbootError::Timeout { timeout, .. } if timeout == Duration::from_millis(300)),
+        "{err:?}"
+    );
+    drop(fb);
+    dev.join().unwrap();
+}
+
+#[test]
+fn answer_bounds_give_storage_writes_the_write_deadline() {
+    let options = ClientOptions {
+        response_timeout: Duration::from_secs(3),
+        command_deadline: Some(Duration::from_secs(5)),
+        write_deadline: Some(Duration::from_secs(600)),
+        ..ClientOptions::default()
+    };
+    let ordinary = AnswerBounds {
+        silence: Duration::from_secs(3),
+        whole: Some(Duration::from_secs(5)),
+    };
+    let write = AnswerBounds {
+        silence: Duration::from_secs(600),
+        whole: Some(Duration::from_secs(600)),
+    };
+    for (command, bounds) in [
+        (Command::Flash("system_a"), write),
+        (Command::Erase("userdata"), write),
+        (
+            Command::UpdateSuper {
+                partition: "super",
+                wipe: false,
+            },
+            write,
+        ),
+        (Command::Flashing(FlashingAction::Unlock), write),
+        (
+            Command::Flashing(FlashingAction::GetUnlockAbility),
+            ordinary,
+        ),
+        (Command::Download(0x1000), ordinary),
+        (Command::GetVar(Variable::Product), ordinary),
+        (Command::SetActive("a"), ordinary),
+        (Command::Oem("device-info"), ordinary),
+    ] {
+        assert_eq!(options.answer_bounds(&command), bounds, "{command}");
+    }
+    // Without a write deadline, writes are bound like the rest.
+    let plain = ClientOptions {
+        write_deadline: None,
+        ..options
+    };
+    assert_eq!(plain.answer_bounds(&Command::Flash("boot")), ordinary);
+}

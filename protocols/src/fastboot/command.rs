@@ -333,6 +333,20 @@ impl<'a> Command<'a> {
         Ok(text.into_bytes())
     }
 
+    /// Whether the device answers only once it has written storage, work that grows with the
+    /// data (`flash`, `erase`, `update-super`, `snapshot-update` merges and cancels, and the
+    /// `flashing` lock changes that wipe userdata): a device may be silent for minutes.
+    pub fn writes_storage(&self) -> bool {
+        match *self {
+            Command::Flash(_)
+            | Command::Erase(_)
+            | Command::UpdateSuper { .. }
+            | Command::SnapshotUpdate(SnapshotUpdate::Cancel | SnapshotUpdate::Merge) => true,
+            Command::Flashing(action) => action != FlashingAction::GetUnlockAbility,
+            _ => false,
+        }
+    }
+
     /// The partition, slot or variable-argument name this command carries.
     fn name(&self) -> Option<&'a str> {
         match *self {

@@ -19,7 +19,7 @@ pub mod vars;
 #[cfg(test)]
 mod codec_tests;
 
-pub use client::{ClientOptions, Fastboot, Reply};
+pub use client::{AnswerBounds, ClientOptions, Fastboot, Reply};
 pub use command::{
     Command, CommandError, FlashingAction, GsiAction, ParseError, RebootTarget, SnapshotUpdate,
     DEFAULT_MAX_COMMAND_LEN,

@@ -28,6 +28,7 @@ use crate::transport::{Transport, TransportError};
 use super::phone::{FaultAction, Phone, PhoneMode};
 
 mod commands;
+mod faults;
 mod oem;
 mod staging;
 mod userspace;
@@ -171,6 +172,9 @@ pub struct FastbootDevice {
     /// The slot that was active before a `set_active` this boot did not persist
     /// ([`SetActiveBehaviour::LostOnReboot`]): it is active again after a reboot.
     unpersisted_from: Option<String>,
+    /// An injected fault that changes what the current command reads back (short data, other
+    /// bytes); cleared when the command is answered.
+    read_fault: Option<FaultAction>,
 }
 
 impl FastbootDevice {
@@ -182,6 +186,7 @@ impl FastbootDevice {
             staged_upload: None,
             log: VecDeque::new(),
             unpersisted_from: None,
+            read_fault: None,
         }
     }
 
@@ -282,21 +287,9 @@ impl FastbootDevice {
         // Faults name operations by the command text as sent (printable ASCII, checked above).
         let text = String::from_utf8_lossy(raw);
         match self.phone.take_fault(&text) {
-            Some(FaultAction::Fail(message)) => {
-                fail(link, message)?;
-                return Ok(Flow::Next);
-            }
-            Some(FaultAction::Garbage) => {
-                link.write(
-                    b"\xffGARBAGE\x00\x13\x37 not a fastboot response",
-                    WRITE_TIMEOUT,
-                )?;
-                return Ok(Flow::Next);
-            }
-            Some(FaultAction::Delay(by)) => std::thread::sleep(by),
-            None => {}
+            Some(fault) => self.dispatch_faulty(link, command, fault),
+            None => self.dispatch(link, command),
         }
-        self.dispatch(link, command)
     }
 
     fn dispatch(

@@ -17,6 +17,8 @@ use crate::firehose::{StorageKind, END_OF_SUPPORTED_FUNCTIONS};
 use crate::sim::phone::{FaultAction, Phone, PhoneMode};
 use crate::transport::{Transport, TransportError};
 
+#[path = "firehose_faults.rs"]
+mod faults;
 #[path = "firehose_ops.rs"]
 mod ops;
 
@@ -50,6 +52,24 @@ pub struct FirehoseSimConfig {
     pub after_reset: PhoneMode,
     /// How long to wait for the next command before giving up (`None`: forever).
     pub idle_timeout: Option<Duration>,
+    /// How its XML documents are cut into USB transfers.
+    pub answer_packets: AnswerPackets,
+}
+
+/// How a programmer hands its XML documents to USB. Firehose is a byte stream: all of these
+/// are legal, real programmers differ, and a host must frame documents by `</data>` whatever
+/// the transfers look like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AnswerPackets {
+    /// One transfer per document.
+    #[default]
+    Whole,
+    /// Each document in transfers of at most this many bytes (a programmer writing its XML
+    /// piecemeal).
+    Split(usize),
+    /// The `<log>` documents before a `<response>` go out together with it in one transfer
+    /// (several documents in one packet).
+    Merged,
 }
 
 impl Default for FirehoseSimConfig {
@@ -62,6 +82,7 @@ impl Default for FirehoseSimConfig {
             greeting: true,
             after_reset: PhoneMode::Bootloader,
             idle_timeout: None,
+            answer_packets: AnswerPackets::Whole,
         }
     }
 }
@@ -104,6 +125,8 @@ pub fn serve(
         phone: phone.clone(),
         config: config.clone(),
         payload: None,
+        held: Vec::new(),
+        read_fault: None,
     };
     device.run()
 }
@@ -115,6 +138,10 @@ pub(crate) struct FirehoseDevice<'a> {
     config: FirehoseSimConfig,
     /// Negotiated MaxPayloadSizeToTargetInBytes once configured.
     payload: Option<usize>,
+    /// Documents held back to go out with the next response ([`AnswerPackets::Merged`]).
+    held: Vec<u8>,
+    /// An injected fault that changes what the current `<read>` sends (short, other bytes).
+    read_fault: Option<FaultAction>,
 }
 
 /// What a handler tells the loop.
@@ -126,7 +153,7 @@ enum Next {
 impl FirehoseDevice<'_> {
     fn run(&mut self) -> Result<FirehoseOutcome, FirehoseSimError> {
         if self.config.greeting {
-            match self.greet() {
+            match self.greet().and_then(|()| self.flush_held()) {
                 Ok(()) => {}
                 Err(e) if e.is_disconnect() => return Ok(FirehoseOutcome::HostGone),
                 Err(e) => return Err(e.into()),
@@ -158,7 +185,10 @@ impl FirehoseDevice<'_> {
                 self.nak("ERROR: empty <data> element")?;
                 continue;
             };
-            match self.dispatch(&command) {
+            match self
+                .dispatch(&command)
+                .and_then(|next| self.flush_held().map(|()| next))
+            {
                 Ok(Next::Continue) => {}
                 Ok(Next::End(outcome)) => return Ok(outcome),
                 Err(e) if e.is_disconnect() => return Ok(FirehoseOutcome::HostGone),
@@ -206,11 +236,40 @@ impl FirehoseDevice<'_> {
     }
 
     fn log(&mut self, text: &str) -> Result<(), TransportError> {
-        self.link.write(&encode_log(text), WRITE_TIMEOUT)
+        self.emit(encode_log(text), false)
     }
 
     fn respond(&mut self, response: &Response) -> Result<(), TransportError> {
-        self.link.write(&encode_response(response), WRITE_TIMEOUT)
+        self.emit(encode_response(response), true)
+    }
+
+    /// Hand one document to USB as [`AnswerPackets`] says; a response releases what was held.
+    fn emit(&mut self, document: Vec<u8>, response: bool) -> Result<(), TransportError> {
+        match self.config.answer_packets {
+            AnswerPackets::Whole => self.link.write(&document, WRITE_TIMEOUT),
+            AnswerPackets::Split(size) => {
+                for piece in document.chunks(size.max(1)) {
+                    self.link.write(piece, WRITE_TIMEOUT)?;
+                }
+                Ok(())
+            }
+            AnswerPackets::Merged => {
+                self.held.extend_from_slice(&document);
+                if response {
+                    self.flush_held()?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Send the documents held back for merging, in one transfer.
+    fn flush_held(&mut self) -> Result<(), TransportError> {
+        if self.held.is_empty() {
+            return Ok(());
+        }
+        let held = std::mem::take(&mut self.held);
+        self.link.write(&held, WRITE_TIMEOUT)
     }
 
     fn ack(&mut self, rawmode: bool) -> Result<(), TransportError> {
@@ -226,17 +285,13 @@ impl FirehoseDevice<'_> {
     fn dispatch(&mut self, command: &Element) -> Result<Next, TransportError> {
         let tag = command.name.as_str();
         match self.phone.take_fault(tag) {
-            Some(FaultAction::Fail(message)) => {
-                self.nak(&format!("ERROR: {message}"))?;
-                return Ok(Next::Continue);
-            }
-            Some(FaultAction::Garbage) => {
-                self.link.write(b"\x00\xff\x13garbage\xfe", WRITE_TIMEOUT)?;
-                return Ok(Next::Continue);
-            }
-            Some(FaultAction::Delay(by)) => thread::sleep(by),
-            None => {}
+            Some(fault) => self.dispatch_faulty(command, fault),
+            None => self.handle(command),
         }
+    }
+
+    fn handle(&mut self, command: &Element) -> Result<Next, TransportError> {
+        let tag = command.name.as_str();
         self.log(&format!("INFO: Calling handler for {tag}"))?;
         match tag {
             "configure" => self.configure(command).map(|_| Next::Continue),

@@ -151,18 +151,16 @@ impl FirehoseDevice<'_> {
         let chunk = self.config.max_payload_from_target.max(1);
         let mut buf = vec![0u8; chunk.min(range.byte_len() as usize)];
         let mut done = 0u64;
-        while done < range.byte_len() {
-            let n = ((range.byte_len() - done) as usize).min(buf.len());
+        let sent = self.bytes_to_send(range.byte_len());
+        while done < sent {
+            let n = ((sent - done) as usize).min(buf.len());
+            let at = range.byte_offset() + done;
+            if self
+                .read_for_host(range.lun, at, done, &mut buf[..n])
+                .is_err()
             {
-                let mut state = self.phone.lock();
-                if state
-                    .storage
-                    .read_lun(range.lun, range.byte_offset() + done, &mut buf[..n])
-                    .is_err()
-                {
-                    // Already range-checked; a backing-file error still owes the host its bytes.
-                    buf[..n].fill(0);
-                }
+                // Already range-checked; a backing-file error still owes the host its bytes.
+                buf[..n].fill(0);
             }
             self.link.write(&buf[..n], super::WRITE_TIMEOUT)?;
             done += n as u64;

@@ -14,12 +14,17 @@
 //!   the same bytes. A/B state (`current_slot`, `set_active_slot`, `slot(s)`) lives in the GPT
 //!   attributes of `boot_<s>` (Qualcomm's bits 48–55), so a GPT read over EDL shows it too.
 //! - Device faults: `phone.fail(op, msg)`, `phone.garbage(op)`, `phone.delay(op, d)`,
-//!   `phone.add_fault(op, action, Some(n))` for the next n times, and
+//!   `phone.add_fault(op, action, Some(n))` for the next n times (every
+//!   [`phone::FaultAction`]: stall, over-long answer, endless INFO/log lines, another DATA
+//!   size, OKAY without doing it, short or substituted read-back, malformed answer), and
 //!   `phone.drop_writes(DropWrites::All | Partitions(..))` (answer OKAY, store nothing).
 //!   `op` matches whole words: the fastboot personality names operations by their command text
 //!   (`flash:boot_a`, `getvar:product`, `download`, `oem sha256 system_a`; a rule `flash`
-//!   matches every flash). Link faults (unplug, stall, slow) are on
-//!   [`crate::transport::memory::LinkControl`].
+//!   matches every flash), Firehose by its tag (`program`, `read`). Link faults (unplug, a cut
+//!   after N host bytes, stall, slow) are on [`crate::transport::memory::LinkControl`]
+//!   ([`crate::transport::memory::LinkFaults`] to arm them on every link to a phone); boot ROM
+//!   misbehaviour on [`sahara::SaharaFault`]; how a programmer cuts its XML into USB transfers
+//!   on [`firehose::AnswerPackets`].
 //!
 //! # Fastboot personality
 //! [`fastboot::FastbootDevice::serve`] answers one host over the device end of a link until it

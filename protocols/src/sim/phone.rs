@@ -58,7 +58,8 @@ pub enum PhoneMode {
     Off,
 }
 
-/// What an injected device fault does to an operation.
+/// What an injected device fault does to an operation. Each is something a misbehaving real
+/// device has been seen to do on the wire; each personality renders it in its own protocol.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FaultAction {
     /// Refuse it: fastboot `FAIL<message>`, Firehose NAK with this log line.
@@ -67,6 +68,33 @@ pub enum FaultAction {
     Garbage,
     /// Answer normally, but only after this long.
     Delay(Duration),
+    /// A hung device: never answer, swallow whatever the host sends until it leaves.
+    Stall,
+    /// Answer with one frame of this many bytes: fastboot an `OKAY` frame padded past the
+    /// protocol's 256-byte limit (which breaks the AOSP client's next command); Firehose a
+    /// `<log>` of this length before the normal answer.
+    LongResponse(usize),
+    /// Keep the operation busy forever with a progress line every `every`: fastboot `INFO`,
+    /// Firehose `<log>`; it never finishes, and stops only when the host leaves.
+    EndlessInfo { every: Duration },
+    /// fastboot `download`/`fetch`: act as if the host had asked for this many bytes (the
+    /// `DATA` answer announces it, and the data phase follows the device's figure). Firehose
+    /// answers carry no size: answered normally.
+    DataSize(u32),
+    /// Answer success without doing the operation: fastboot `OKAY<text>` (e.g. a variable's
+    /// value, `0x0` for `getvar:max-download-size`); Firehose the text as a `<log>`, then ACK.
+    Okay(String),
+    /// A read toward the host (fastboot `fetch`/`upload` after their `DATA`, Firehose `<read>`
+    /// after its rawmode ACK) carries only this many bytes, then the closing OKAY/ACK as if it
+    /// were complete.
+    ShortData(u64),
+    /// Reads return these bytes instead of what storage holds (a partition that reads back as
+    /// something else than was written): fastboot `fetch` serves them at the partition's
+    /// offsets, Firehose `<read>` from the start of the requested range; zeros past their end.
+    ReadBack(Arc<[u8]>),
+    /// An answer shaped like the protocol's but broken inside: fastboot `DATA` with a size that
+    /// is not hex; Firehose a `<data>` document that is not well-formed XML.
+    Malformed,
 }
 
 /// One fault rule: which operation, what happens, how many times.

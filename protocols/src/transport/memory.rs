@@ -88,6 +88,16 @@ pub struct LinkControl {
     shared: Arc<Shared>,
 }
 
+/// Link faults to arm on each new link to a device (a bad cable or a slow hub stays bad for
+/// every connection), applied with [`LinkControl::arm`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LinkFaults {
+    /// See [`LinkControl::set_bytes_per_second`].
+    pub bytes_per_second: Option<u64>,
+    /// See [`LinkControl::cut_after_host_bytes`]: counted per link.
+    pub cut_after_host_bytes: Option<u64>,
+}
+
 /// Create a connected (host end, device end, control) triple.
 pub fn pair(name: &str) -> (MemoryLink, MemoryLink, LinkControl) {
     pair_with(name, Framing::Packets, None)
@@ -128,6 +138,16 @@ pub fn pair_with(
 }
 
 impl LinkControl {
+    /// Arm `faults` on this link (faults left `None` are not touched).
+    pub fn arm(&self, faults: &LinkFaults) {
+        if faults.bytes_per_second.is_some() {
+            self.set_bytes_per_second(faults.bytes_per_second);
+        }
+        if let Some(bytes) = faults.cut_after_host_bytes {
+            self.cut_after_host_bytes(bytes);
+        }
+    }
+
     /// Unplug: both ends fail with `Disconnected` from now on, including blocked calls.
     pub fn cut(&self) {
         self.shared.lock().cut = true;
@@ -241,7 +261,25 @@ impl Transport for MemoryLink {
                 }
             }
         }
-        let rate = state.bytes_per_second;
+        if let Some(rate) = state.bytes_per_second.filter(|r| *r > 0) {
+            // On a slow link the bytes are on the wire this long before the peer has them; an
+            // unplug meanwhile fails the transfer in flight, as a real cable pull does. Once
+            // delivered they are the peer's, whatever happens to the link after.
+            let until = Instant::now() + Duration::from_secs_f64(data.len() as f64 / rate as f64);
+            loop {
+                if state.cut {
+                    return Err(TransportError::Disconnected);
+                }
+                match self.shared.wait_until(state, until) {
+                    Some(next) => state = next,
+                    None => break,
+                }
+            }
+            state = self.shared.lock();
+            if state.cut {
+                return Err(TransportError::Disconnected);
+            }
+        }
         let dir = Self::outgoing(&mut state, self.side);
         dir.written += data.len() as u64;
         if !data.is_empty() || !cut_now {
@@ -254,19 +292,6 @@ impl Transport for MemoryLink {
         drop(state);
         self.shared.changed.notify_all();
         if cut_now {
-            return Err(TransportError::Disconnected);
-        }
-        if let Some(rate) = rate.filter(|r| *r > 0) {
-            // The time the bytes take on a slow link; an unplug meanwhile is noticed at once,
-            // as a real cable pull fails the transfer in flight.
-            let until = Instant::now() + Duration::from_secs_f64(data.len() as f64 / rate as f64);
-            let mut state = self.shared.lock();
-            while !state.cut {
-                match self.shared.wait_until(state, until) {
-                    Some(next) => state = next,
-                    None => return Ok(()),
-                }
-            }
             return Err(TransportError::Disconnected);
         }
         Ok(())
@@ -438,6 +463,27 @@ mod tests {
         ));
         assert!(started.elapsed() < Duration::from_secs(50));
         t.join().unwrap();
+    }
+
+    #[test]
+    fn slow_link_delivers_after_the_wire_time_and_a_later_unplug_does_not_undo_it() {
+        let (mut host, mut dev, c) = pair("t");
+        // Four bytes take 100 ms on the wire.
+        c.set_bytes_per_second(Some(40));
+        let device = std::thread::spawn(move || {
+            let sent = dev.write(b"OKAY", T);
+            (sent, dev)
+        });
+        let mut buf = [0u8; 8];
+        assert_eq!(
+            host.read_packet(&mut buf, Duration::from_secs(5)).unwrap(),
+            4
+        );
+        // The host got the answer and goes (as after a reboot's OKAY): the device's transfer
+        // had completed, so its write succeeded.
+        drop(host);
+        let (sent, _dev) = device.join().unwrap();
+        assert!(sent.is_ok(), "{sent:?}");
     }
 
     #[test]

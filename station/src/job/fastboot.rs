@@ -22,11 +22,15 @@ use super::{verify, Attempt};
 
 pub type Client = Fastboot<Box<dyn Transport>>;
 
-/// Fastboot's default `response_timeout` comes from station.yaml's command timeout.
+/// Fastboot's timeouts come from station.yaml: a command's whole answer (INFO lines included)
+/// within the command timeout, a storage write's (`flash`, `erase`) within the partition timeout.
 pub fn open(attempt: &Attempt<'_>, unit: &UnitContext, step: &str) -> Result<Client, Failure> {
     let link = attempt.open_link(unit, step)?;
+    let timeouts = &attempt.context.station.limits.timeouts;
     let options = ClientOptions {
-        response_timeout: attempt.context.station.limits.timeouts.command,
+        response_timeout: timeouts.command,
+        command_deadline: Some(timeouts.command),
+        write_deadline: Some(timeouts.flash_partition),
         chunk_size: attempt.context.transfer_bytes,
         ..ClientOptions::default()
     };

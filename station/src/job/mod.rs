@@ -256,6 +256,13 @@ impl UnitJob<UnitResult> for StationJob {
             Ok(id) => {
                 attempt.id = Some(id);
                 unit.info().set_record_id(id.0);
+                // The verdict names the unit by the serial the bus shows until it identifies
+                // itself; the row must be found under it even if it never does.
+                if let Some(serial) = &attempt.serial {
+                    if let Err(e) = attempt.journal().seen_as(id, serial) {
+                        unit.warn(format!("journal: {e}"));
+                    }
+                }
             }
             Err(e) => {
                 // No row, no flashing: the unit is not touched, and the supervisor stops the
@@ -282,7 +289,9 @@ impl UnitJob<UnitResult> for StationJob {
             Ok(verdict) => verdict,
             Err(panic) => Verdict::Fail(Failure::HostError {
                 unit: attempt.unit(),
-                step: "the unit's job".into(),
+                step: unit
+                    .current_phase()
+                    .map_or_else(|| "the unit's job".into(), |phase| phase.to_string()),
                 detail: format!(
                     "it crashed ({}); the station goes on with the other units — report this \
                      unit's log to the flashgate engineers",

@@ -217,6 +217,21 @@ impl Journal {
         Ok(prior)
     }
 
+    /// Records the serial the unit shows on the bus (a fastboot device's USB serial number)
+    /// before it answers for itself, so an attempt that fails before identification is found
+    /// under the serial the operator was shown. Identification replaces it; a row that already
+    /// has a serial keeps it.
+    pub fn seen_as(&mut self, id: AttemptId, serial: &str) -> Result<(), JournalError> {
+        let tx = self.conn.transaction()?;
+        open_attempt_work_order(&tx, id)?;
+        tx.execute(
+            "UPDATE attempts SET unit_serial = ?1 WHERE id = ?2 AND unit_serial IS NULL",
+            params![serial, id.0],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Records where the unit's own log file is, once it is known (it is named after the serial).
     pub fn set_log_path(&mut self, id: AttemptId, path: &Path) -> Result<(), JournalError> {
         let tx = self.conn.transaction()?;

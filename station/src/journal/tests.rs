@@ -446,3 +446,47 @@ fn a_second_station_on_the_journal_is_refused_before_it_touches_anything() {
         "IN_PROGRESS"
     );
 }
+
+/// A unit that fails before it answers for itself is found under the serial the bus showed;
+/// identification replaces that serial, and a row that has one keeps it.
+#[test]
+fn seen_as_names_an_unidentified_attempt_until_identification() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut journal = Journal::open(&dir.path().join("journal.sqlite")).unwrap();
+    let timed_out = journal.begin(&start(2, "WO-1")).unwrap();
+    journal.seen_as(timed_out, "USB-SERIAL-2").unwrap();
+    let failure = Failure::Timeout {
+        unit: UnitRef {
+            slot: 2,
+            serial: Some("USB-SERIAL-2".into()),
+        },
+        step: "identify (getvar)".into(),
+        secs: 30,
+    };
+    journal
+        .finish(
+            timed_out,
+            &AttemptOutcome {
+                verdict: Verdict::Fail(failure),
+                images_sent: Vec::new(),
+                activation_sha256_found: None,
+                verify_method: None,
+                verify_bytes_read: None,
+                finished_at: at(31),
+            },
+        )
+        .unwrap();
+    let rows = journal.history("USB-SERIAL-2").unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].failure_code.as_deref(), Some("TIMEOUT"));
+    assert_eq!(rows[0].identified_at, None, "seen, never identified");
+
+    let identified = journal.begin(&start(3, "WO-1")).unwrap();
+    journal.seen_as(identified, "USB-SERIAL-3").unwrap();
+    journal
+        .identified(identified, "FG000103", UnitMode::Fastboot, at(2))
+        .unwrap();
+    journal.seen_as(identified, "USB-SERIAL-3").unwrap();
+    assert!(journal.history("USB-SERIAL-3").unwrap().is_empty());
+    assert_eq!(journal.history("FG000103").unwrap().len(), 1);
+}

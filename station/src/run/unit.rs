@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use protocols::transport::Transport;
@@ -99,6 +99,8 @@ pub struct UnitContext {
     /// Set when the device now on the port is not this job's unit (see
     /// [`UnitContext::hand_over_device`]).
     handed_over: Option<BusDevice>,
+    /// The step the job last announced, for a sentence about a job that crashed in it.
+    phase: Mutex<Option<Phase>>,
 }
 
 impl UnitContext {
@@ -119,6 +121,7 @@ impl UnitContext {
             stop_why,
             events,
             handed_over: None,
+            phase: Mutex::new(None),
         }
     }
 
@@ -165,10 +168,19 @@ impl UnitContext {
     }
 
     pub fn phase(&self, phase: Phase) {
+        *self.phase.lock().unwrap_or_else(PoisonError::into_inner) = Some(phase.clone());
         self.emit(EventKind::PhaseChanged {
             slot: self.info.slot,
             phase,
         });
+    }
+
+    /// The step the job last announced with [`UnitContext::phase`].
+    pub fn current_phase(&self) -> Option<Phase> {
+        self.phase
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     pub fn identified(&self, serial: &str) {

@@ -121,7 +121,8 @@ impl FastbootDevice {
             return fail(link, "Staged data is larger than a DATA phase can announce");
         };
         reply(link, Response::Data(len))?;
-        for piece in data.chunks(IO_CHUNK) {
+        let sent = self.bytes_to_send(len.into()) as usize;
+        for piece in data[..sent].chunks(IO_CHUNK) {
             link.write(piece, WRITE_TIMEOUT)?;
         }
         okay(link, "")
@@ -229,13 +230,10 @@ impl FastbootDevice {
         reply(link, Response::Data(len as u32))?;
         let mut buf = vec![0u8; IO_CHUNK.min(len as usize)];
         let mut done = 0u64;
-        while done < len {
-            let n = (len - done).min(buf.len() as u64) as usize;
-            let read =
-                self.phone
-                    .lock()
-                    .storage
-                    .read_partition(&part.name, offset + done, &mut buf[..n]);
+        let sent = self.bytes_to_send(len);
+        while done < sent {
+            let n = (sent - done).min(buf.len() as u64) as usize;
+            let read = self.read_for_host(&part.name, offset + done, &mut buf[..n]);
             if read.is_err() {
                 // Mid-data there is no way to report a reason: end the stream early like
                 // fastbootd does and let the host notice the short transfer.

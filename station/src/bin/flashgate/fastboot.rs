@@ -31,7 +31,9 @@ pub struct Args {
     /// max-download-size (like `fastboot -S`).
     #[arg(short = 'S', long, value_parser = parse_byte_size)]
     max_download_size: Option<u64>,
-    /// Seconds to wait for each device response (INFO lines restart the wait).
+    /// Seconds a command's answer may take, INFO lines included (they do not extend it).
+    /// Commands that write storage (flash, erase, flashing lock/unlock) get at least
+    /// 10 minutes: a device writing a large image can be silent that long.
     #[arg(long, default_value_t = 30)]
     timeout: u64,
     /// Longest command to send; old bootloaders accept 64 bytes.
@@ -184,6 +186,9 @@ fn single_partition(
     Ok(names.remove(0))
 }
 
+/// The least time a storage-writing command's answer is given, whatever `--timeout` says.
+const MIN_WRITE_DEADLINE: Duration = Duration::from_secs(600);
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let timeout = Duration::from_secs(args.timeout.max(1));
     let link = open_target(&args.target, timeout)?;
@@ -192,6 +197,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         link,
         ClientOptions {
             response_timeout: timeout,
+            command_deadline: Some(timeout),
+            write_deadline: Some(timeout.max(MIN_WRITE_DEADLINE)),
             max_command_len: args.max_command_len,
             chunk_size: defaults.chunk_size,
             ..defaults
