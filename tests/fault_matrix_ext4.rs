@@ -122,7 +122,6 @@ fn hostile_ext4_read_back_with_zero_blocks_per_group_fails_that_unit_only() {
 }
 
 #[test]
-#[ignore = "needs the bounded ext4 reader (branch ext4): ext4-view 0.9.3 grows memory without bound on this image"]
 fn hostile_ext4_read_back_with_a_self_referencing_extent_index_fails_that_unit_only() {
     let work = tempfile::tempdir().unwrap();
     run_with_system_reading_back(self_referencing_extent_index(small_ext4(work.path())));
