@@ -1,4 +1,5 @@
-//! Simulated phones: one storage, two personalities (fastboot and EDL), served over any transport.
+//! Simulated phones: one storage, three personalities (bootloader fastboot, fastbootd and
+//! EDL), one lifecycle, served over any transport.
 //!
 //! # The shared model
 //! - [`phone::Phone`] (a cheap `Clone` handle around `Arc<Mutex<PhoneState>>`): build one with
@@ -23,9 +24,15 @@
 //!
 //! # Fastboot personality
 //! [`fastboot::FastbootDevice::serve`] answers one host over the device end of a link until it
-//! disconnects or a reboot/continue/boot ends the session ([`fastboot::SessionEnd`]; the
-//! phone's [`phone::PhoneMode`] is already updated, so a caller can re-enumerate the phone as
-//! fastbootd, EDL or gone). `serve_tcp` accepts fastboot TCP connections one after another.
+//! disconnects or a reboot/continue/boot ends the session ([`fastboot::SessionEnd`]).
+//! `serve_tcp` ([`host::tcp`]) accepts fastboot TCP connections one after another.
+//!
+//! # Lifecycle and hosts
+//! [`lifecycle`] is the one table of what each ending of a session does to the phone (its
+//! [`phone::PhoneMode`], and whether and when it is back on the bus in which personality).
+//! Personalities report endings with [`Phone::end_session`]; every host ([`host`]: fastboot
+//! TCP, a pty, FunctionFS; the station's simulated bus) carries out
+//! [`Phone::take_transition`] and decides nothing itself.
 //! [`fastboot::FastbootConfig::default`]: max-download-size 256 MiB, max-fetch-size 256 MiB,
 //! `fetch:` limited to fastbootd's list (`vendor_boot*`) and refused when locked — set
 //! `fetch_allow: FetchAllow::All` for a phone whose station verifies by reading back.
@@ -34,10 +41,13 @@ pub mod edl;
 pub mod fastboot;
 pub mod firehose;
 pub mod firehose_expr;
+pub mod host;
+pub mod lifecycle;
 pub mod phone;
 pub mod storage;
 
-pub use fastboot::{FastbootConfig, FastbootDevice, FetchAllow, RebootTo, SessionEnd};
+pub use fastboot::{FastbootConfig, FastbootDevice, FetchAllow, SessionEnd};
+pub use lifecycle::{BusPersonality, Ending, Lifecycle, Presence, RebootTo, Transition};
 pub use phone::{FaultAction, Identity, Phone, PhoneBuilder, PhoneMode};
 pub use storage::{DropWrites, LunSpec, PartitionSpec, Storage, StorageError, StorageMode};
 pub mod sahara;

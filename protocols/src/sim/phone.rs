@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+pub use super::lifecycle::PhoneMode;
+use super::lifecycle::{Ending, Lifecycle, Transition};
 use super::storage::{DropWrites, LunSpec, PartitionSpec, Storage, StorageError, StorageMode};
 
 /// Who the phone says it is, to fastboot (`getvar`) and to Sahara (command mode).
@@ -41,21 +43,6 @@ pub struct Identity {
     pub critical_unlocked: bool,
     /// `getvar version-bootloader`.
     pub bootloader_version: String,
-}
-
-/// What the phone is running now; reboots move it and callers model re-enumeration from it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PhoneMode {
-    /// The bootloader's fastboot (ABL).
-    Bootloader,
-    /// Userspace fastboot in recovery (`fastbootd`).
-    Fastbootd,
-    Recovery,
-    /// Booted to Android (gone from the bus for the station).
-    Android,
-    /// Qualcomm Emergency Download (Sahara, then Firehose).
-    Edl,
-    Off,
 }
 
 /// What an injected device fault does to an operation.
@@ -119,6 +106,9 @@ pub struct PhoneState {
     pub storage: Storage,
     pub faults: Faults,
     pub mode: PhoneMode,
+    pub lifecycle: Lifecycle,
+    /// The last session's ending, until its host takes it.
+    pub transition: Option<Transition>,
 }
 
 /// A shared handle to one simulated phone.
@@ -157,6 +147,26 @@ impl Phone {
 
     pub fn set_mode(&self, mode: PhoneMode) {
         self.lock().mode = mode;
+    }
+
+    /// The phone ends the current session with `ending`: its mode moves as its lifecycle
+    /// says, and the transition waits for the host ([`Phone::take_transition`]).
+    pub fn end_session(&self, ending: Ending) -> Transition {
+        let mut state = self.lock();
+        let transition = state.lifecycle.next(state.mode, ending);
+        state.mode = transition.mode;
+        state.transition = Some(transition);
+        transition
+    }
+
+    /// What the last session's ending did to the phone, once: `None` when the host ended the
+    /// session (the phone stays as it was).
+    pub fn take_transition(&self) -> Option<Transition> {
+        self.lock().transition.take()
+    }
+
+    pub fn lifecycle(&self) -> Lifecycle {
+        self.lock().lifecycle
     }
 
     /// Refuse `operation` every time with `message`.
@@ -283,6 +293,7 @@ pub struct PhoneBuilder {
     extra_luns: Vec<LunSpec>,
     storage_dir: Option<PathBuf>,
     mode: PhoneMode,
+    lifecycle: Lifecycle,
 }
 
 impl Default for PhoneBuilder {
@@ -311,6 +322,7 @@ impl Default for PhoneBuilder {
             extra_luns: Vec::new(),
             storage_dir: None,
             mode: PhoneMode::Bootloader,
+            lifecycle: Lifecycle::default(),
         }
     }
 }
@@ -412,6 +424,15 @@ impl PhoneBuilder {
         self.mode = mode;
         self
     }
+    /// Where a normal boot ends (default: Android, gone from the station's bus).
+    pub fn boots_to(mut self, mode: PhoneMode) -> Self {
+        self.lifecycle.boots_to = mode;
+        self
+    }
+    pub fn lifecycle(mut self, lifecycle: Lifecycle) -> Self {
+        self.lifecycle = lifecycle;
+        self
+    }
 
     /// LUN 0's partitions as they will be created.
     pub fn lun0_partitions(&self) -> Vec<PartitionSpec> {
@@ -467,6 +488,8 @@ impl PhoneBuilder {
             storage,
             faults: Faults::default(),
             mode: self.mode,
+            lifecycle: self.lifecycle,
+            transition: None,
         }))
     }
 }

@@ -85,6 +85,26 @@ struct FastbootArgs {
     /// Start with the bootloader locked (flash/erase refused until `flashing unlock`).
     #[arg(long)]
     locked: bool,
+    /// Where the phone's boot chain ends after `reboot`, `continue` or a power reset: the
+    /// bootloader (a factory build, so a client keeps finding the phone), or Android (the
+    /// phone leaves fastboot, and the simulator ends).
+    #[arg(long, value_enum, default_value_t = BootsTo::Bootloader)]
+    boots_to: BootsTo,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum BootsTo {
+    Bootloader,
+    Android,
+}
+
+impl From<BootsTo> for PhoneMode {
+    fn from(b: BootsTo) -> Self {
+        match b {
+            BootsTo::Bootloader => PhoneMode::Bootloader,
+            BootsTo::Android => PhoneMode::Android,
+        }
+    }
 }
 
 /// Names that stay single on an A/B phone.
@@ -143,7 +163,8 @@ fn build_phone(a: &FastbootArgs) -> anyhow::Result<Phone> {
     let mut builder = Phone::builder()
         .storage_dir(&a.storage)
         .sector_size(a.sector_size)
-        .unlocked(!a.locked);
+        .unlocked(!a.locked)
+        .boots_to(a.boots_to.into());
     if let Some(serial) = &a.serial {
         builder = builder.serial(serial);
     }
@@ -196,7 +217,7 @@ fn fastboot(a: FastbootArgs) -> anyhow::Result<ExitCode> {
     }
     if a.usb.functionfs.is_some() {
         let edl = protocols::sim::edl::EdlSimConfig::default();
-        return sim_usb::serve(&a.usb, phone, edl, config, false);
+        return sim_usb::serve(&a.usb, phone, edl, config);
     }
     let listener =
         TcpListener::bind(&a.listen).with_context(|| format!("listening on {}", a.listen))?;
@@ -220,17 +241,17 @@ fn fastboot(a: FastbootArgs) -> anyhow::Result<ExitCode> {
         match end {
             SessionEnd::Disconnected => {}
             SessionEnd::LinkError(e) => eprintln!("session ended: link error: {e}"),
-            other => {
-                eprintln!("session ended: {other:?}; the phone is put back into fastboot");
-                // Outside peers have no bus to watch: model the phone coming back in the
-                // bootloader right away (fastbootd stays fastbootd).
-                if phone.mode() != PhoneMode::Fastbootd {
-                    phone.set_mode(PhoneMode::Bootloader);
-                }
-            }
+            other => eprintln!(
+                "session ended: {other:?}; the phone is now in {:?}",
+                phone.mode()
+            ),
         }
         ControlFlow::Continue(())
     });
+    eprintln!(
+        "the phone left fastboot (it is now in {:?}), where fastboot TCP cannot reach it",
+        phone.mode()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
