@@ -22,10 +22,17 @@
 //!   matches every flash). Link faults (unplug, stall, slow) are on
 //!   [`crate::transport::memory::LinkControl`].
 //!
+//! - A dynamic-partition phone (Android 10+): `.dynamic_partitions(SUPER_SIZE)` gives it a
+//!   physical `super` whose LP metadata ([`crate::lp`]) holds `system`, `system_ext`,
+//!   `product`, `vendor`, `odm` per slot in `qti_dynamic_partitions_a/_b` ([`dynamic`]).
+//!
 //! # Fastboot personality
 //! [`fastboot::FastbootDevice::serve`] answers one host over the device end of a link until it
 //! disconnects or a reboot/continue/boot ends the session ([`fastboot::SessionEnd`]).
 //! `serve_tcp` ([`host::tcp`]) accepts fastboot TCP connections one after another.
+//! [`fastboot::FastbootConfig::default`]: max-download-size 256 MiB, max-fetch-size 256 MiB,
+//! `fetch:` limited to fastbootd's list (`vendor_boot*`) and refused when locked — set
+//! `fetch_allow: FetchAllow::All` for a phone whose station verifies by reading back.
 //!
 //! # Lifecycle and hosts
 //! [`lifecycle`] is the one table of what each ending of a session does to the phone (its
@@ -33,15 +40,14 @@
 //! Personalities report endings with [`Phone::end_session`]; every host ([`host`]: fastboot
 //! TCP, a pty, FunctionFS; the station's simulated bus) carries out
 //! [`Phone::take_transition`] and decides nothing itself.
-//! [`fastboot::FastbootConfig::default`]: max-download-size 256 MiB, max-fetch-size 256 MiB,
-//! `fetch:` limited to fastbootd's list (`vendor_boot*`) and refused when locked — set
-//! `fetch_allow: FetchAllow::All` for a phone whose station verifies by reading back.
 
+pub mod dynamic;
 pub mod edl;
 pub mod fastboot;
 pub mod firehose;
 pub mod firehose_expr;
 pub mod host;
+pub mod layout;
 pub mod lifecycle;
 pub mod phone;
 pub mod storage;
