@@ -27,8 +27,10 @@ pub use super::lifecycle::RebootTo;
 use super::phone::{FaultAction, Phone};
 
 mod commands;
+mod logical;
 mod oem;
 mod staging;
+mod target;
 mod userspace;
 mod vars;
 
@@ -364,5 +366,7 @@ impl From<RebootTarget> for RebootTo {
     }
 }
 
+#[cfg(test)]
+mod fastbootd_tests;
 #[cfg(test)]
 mod tests;

@@ -26,13 +26,19 @@
 //!   physical `super` whose LP metadata ([`crate::lp`]) holds `system`, `system_ext`,
 //!   `product`, `vendor`, `odm` per slot in `qti_dynamic_partitions_a/_b` ([`dynamic`]).
 //!
-//! # Fastboot personality
+//! # Fastboot personalities
 //! [`fastboot::FastbootDevice::serve`] answers one host over the device end of a link until it
 //! disconnects or a reboot/continue/boot ends the session ([`fastboot::SessionEnd`]).
-//! `serve_tcp` ([`host::tcp`]) accepts fastboot TCP connections one after another.
-//! [`fastboot::FastbootConfig::default`]: max-download-size 256 MiB, max-fetch-size 256 MiB,
-//! `fetch:` limited to fastbootd's list (`vendor_boot*`) and refused when locked — set
-//! `fetch_allow: FetchAllow::All` for a phone whose station verifies by reading back.
+//! `serve_tcp` ([`host::tcp`]) accepts fastboot TCP connections one after another. The same
+//! device is the bootloader or, after `reboot-fastboot`, fastbootd (`is-userspace: yes`),
+//! which knows the logical partitions of the current slot: `is-logical`, `partition-size`,
+//! `super-partition-name`, `flash`/`erase` through their extents, `create-`, `delete-`,
+//! `resize-logical-partition` and `update-super[:wipe]`, answered as AOSP's fastbootd does.
+//! The bootloader refuses logical partitions ("Partition should be flashed in fastbootd") and
+//! flashes `super` whole. [`fastboot::FastbootConfig::default`]: max-download-size 256 MiB,
+//! max-fetch-size 256 MiB, `fetch:` limited to fastbootd's list (`vendor_boot*`) and refused
+//! when locked — set `fetch_allow: FetchAllow::All` for a phone whose station verifies by
+//! reading back.
 //!
 //! # Lifecycle and hosts
 //! [`lifecycle`] is the one table of what each ending of a session does to the phone (its
