@@ -9,6 +9,7 @@ mod edl_payload;
 mod edl_ramdump;
 mod fastboot_client;
 mod fastboot_interop;
+mod fastbootd_interop;
 mod lp_interop;
 mod sahara_host;
 mod sahara_pty;

@@ -78,6 +78,14 @@ struct FastbootArgs {
     /// Sector size of the storage LUN (4096 UFS, 512 eMMC).
     #[arg(long, default_value_t = 4096)]
     sector_size: u32,
+    /// A dynamic-partition phone (Android 10+): a physical `super` of SIZE whose LP metadata
+    /// holds system, system_ext, product, vendor and odm per slot (slot a sized, slot b
+    /// empty). `reboot fastboot` reaches fastbootd, which flashes, creates, resizes and
+    /// deletes them and takes `update-super`; the bootloader refuses them and flashes `super`
+    /// whole. Without --partition, the physical layout is boot, init_boot, vendor_boot, dtbo,
+    /// vbmeta(_system) per slot, misc, metadata, persist, super, userdata.
+    #[arg(long = "super", value_name = "SIZE", value_parser = parse_size)]
+    super_size: Option<u64>,
     /// Partitions `fetch:` may read (repeatable; `all` for any). Default: fastbootd's list
     /// (vendor_boot, vendor_boot_a, vendor_boot_b).
     #[arg(long = "fetch-allow", value_name = "NAME")]
@@ -171,6 +179,9 @@ fn build_phone(a: &FastbootArgs) -> anyhow::Result<Phone> {
     if let Some(product) = &a.product {
         builder = builder.product(product);
     }
+    if let Some(size) = a.super_size {
+        builder = builder.dynamic_partitions(size);
+    }
     let slots: Vec<String> = match &a.slots {
         Some(s) => s.iter().filter(|s| !s.is_empty()).cloned().collect(),
         None if a.partitions.is_empty() => vec!["a".into(), "b".into()],
@@ -236,6 +247,11 @@ fn fastboot(a: FastbootArgs) -> anyhow::Result<ExitCode> {
         a.storage.display(),
         config.max_download_size
     );
+    if let Some(size) = a.super_size {
+        eprintln!(
+            "dynamic partitions in a {size}-byte super: `fastboot reboot fastboot` to edit them"
+        );
+    }
     let mut device = FastbootDevice::new(phone.clone(), config);
     device.serve_tcp(&listener, |end| {
         match end {
