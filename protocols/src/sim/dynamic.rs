@@ -101,7 +101,7 @@ impl DynamicLayout {
             let block = u64::from(DEFAULT_BLOCK_SIZE);
             DEFAULT_LOGICAL
                 .iter()
-                .map(|(name, share)| (name.to_string(), (group_size * share / 64) / block * block))
+                .map(|(name, share)| (name.to_string(), group_size / 64 * share / block * block))
                 .collect()
         } else {
             self.logical.clone()

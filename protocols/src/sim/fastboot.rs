@@ -138,6 +138,8 @@ enum Flow {
     End(SessionEnd),
 }
 
+/// Unit of storage I/O while flashing, fetching and hashing.
+const IO_CHUNK: usize = 1 << 20;
 /// Time allowed to hand one response frame to the link.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Commands longer than this are read whole (so the answer can be a clean FAIL) and refused.

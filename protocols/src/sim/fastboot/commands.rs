@@ -4,7 +4,7 @@
 use super::staging::Staging;
 use super::target::{write_image, Target};
 use super::vars::resolve;
-use super::{fail, okay, reply, FastbootDevice, SetActiveBehaviour, WRITE_TIMEOUT};
+use super::{fail, okay, reply, FastbootDevice, SetActiveBehaviour, IO_CHUNK, WRITE_TIMEOUT};
 use crate::fastboot::Response;
 use crate::sim::storage::PartitionInfo;
 use crate::transport::{Transport, TransportError};
@@ -12,9 +12,6 @@ use crate::transport::{Transport, TransportError};
 /// What a bootloader answers when asked to write a logical partition (AOSP's "Moving Fastboot
 /// to User Space": the bootloader must refuse dynamic partitions with this error).
 pub(super) const FLASH_IN_FASTBOOTD: &str = "Partition should be flashed in fastbootd";
-
-/// Unit of storage I/O while flashing, fetching and hashing.
-pub(super) const IO_CHUNK: usize = 1 << 20;
 
 impl FastbootDevice {
     fn locked(&self) -> bool {

@@ -4,8 +4,8 @@
 
 use std::io::{self, Read, Seek, SeekFrom, Write};
 
-use super::commands::IO_CHUNK;
 use super::staging::Staging;
+use super::IO_CHUNK;
 use crate::lp::{MappedRange, Metadata};
 use crate::sim::dynamic::SUPER;
 use crate::sim::phone::Phone;
