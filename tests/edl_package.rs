@@ -8,7 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use protocols::sim::Phone;
+use protocols::sim::{Phone, PhoneMode};
 
 pub struct EdlPackage {
     /// Keeps the package files alive.
@@ -265,10 +265,12 @@ impl EdlPackage {
 }
 
 /// A phone shaped for these tests: small partitions, a LUN larger than they need (so
-/// NUM_DISK_SECTORS matters), UFS sectors.
+/// NUM_DISK_SECTORS matters), UFS sectors, and a factory build whose boot chain stops in the
+/// bootloader (a Firehose reset brings it back in fastboot).
 pub fn test_phone(storage_dir: Option<&Path>) -> Phone {
     let mut b = Phone::builder()
         .serial("FGEDL0001")
+        .boots_to(PhoneMode::Bootloader)
         .slotted_partition("boot", 1 << 20)
         .slotted_partition("system", 8 << 20)
         .partition("userdata", 4 << 20)

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use flashgate_scenarios::{flashgate_bin, pseudo_random};
 
 /// A `flashgate sim fastboot` process; killed when dropped.
-struct SimServer {
+pub(crate) struct SimServer {
     child: Child,
     /// Kept open so the simulator never writes into a closed pipe.
     _stdout: BufReader<std::process::ChildStdout>,
@@ -21,7 +21,7 @@ struct SimServer {
 }
 
 impl SimServer {
-    fn start(extra: &[&str]) -> SimServer {
+    pub(crate) fn start(extra: &[&str]) -> SimServer {
         let dir = tempfile::tempdir().unwrap();
         let storage = dir.path().join("storage");
         let mut child = Command::new(flashgate_bin())
@@ -51,8 +51,15 @@ impl SimServer {
 
     /// Run Debian's `fastboot -s tcp:ADDR ARGS…`. The AOSP client never times out on a silent
     /// device, so the test does.
-    fn fastboot(&self, args: &[&str]) -> Output {
+    pub(crate) fn fastboot(&self, args: &[&str]) -> Output {
+        self.fastboot_with(args, &[])
+    }
+
+    /// [`SimServer::fastboot`] with environment variables (`ANDROID_PRODUCT_OUT` for
+    /// `flashall`).
+    pub(crate) fn fastboot_with(&self, args: &[&str], env: &[(&str, &Path)]) -> Output {
         let mut child = Command::new("fastboot")
+            .envs(env.iter().copied())
             .arg("-s")
             .arg(format!("tcp:{}", self.addr))
             .args(args)
@@ -72,7 +79,7 @@ impl SimServer {
         child.wait_with_output().unwrap()
     }
 
-    fn partition_file(&self, name: &str) -> PathBuf {
+    pub(crate) fn partition_file(&self, name: &str) -> PathBuf {
         self.storage.join(format!("{name}.img"))
     }
 }
@@ -84,7 +91,7 @@ impl Drop for SimServer {
     }
 }
 
-fn text(out: &Output) -> String {
+pub(crate) fn text(out: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

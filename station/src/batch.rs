@@ -132,7 +132,10 @@ pub fn numbered_phone(
         .mode(match kind {
             DeviceKind::Fastboot => PhoneMode::Bootloader,
             DeviceKind::Edl => PhoneMode::Edl,
-        });
+        })
+        // A factory build whose boot chain stops in the bootloader: after EDL's power reset
+        // the phone is back in fastboot on its slot, where the station reads back.
+        .boots_to(PhoneMode::Bootloader);
     if let Some(product) = &identity.fastboot_product {
         builder = builder.product(product);
     }

@@ -1,16 +1,16 @@
 //! Simulated phones on the simulated USB bus: each phone is plugged into a port path in the
 //! personality its mode calls for (fastboot or EDL), serves every link the station opens with
-//! the protocol simulators, and re-enumerates on the same port when a reboot or power reset
-//! moves it to another mode — unplugged, a short pause, plugged again as the new personality —
+//! the protocol simulators, and carries out its lifecycle after every session: when a reboot
+//! or power reset takes it off the bus it is unplugged and, if its lifecycle brings it back,
+//! plugged again on the same port after the lifecycle's gap, as the new mode's personality —
 //! as a real phone on a hub does.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use protocols::sim::edl::{self as sim_edl, EdlOutcome, EdlSimConfig};
-use protocols::sim::fastboot::{FastbootConfig, FastbootDevice, SessionEnd};
-use protocols::sim::firehose::FirehoseOutcome;
-use protocols::sim::{Phone, PhoneMode};
+use protocols::sim::edl::{self as sim_edl, EdlSimConfig};
+use protocols::sim::fastboot::{FastbootConfig, FastbootDevice};
+use protocols::sim::{BusPersonality, Phone, Presence};
 use protocols::transport::memory::{self, LinkFaults};
 
 use crate::bus::sim::{Connector, SimBus, SimConnection};
@@ -19,9 +19,6 @@ use crate::bus::{BusDevice, DeviceKind};
 /// Fastboot's and Qualcomm's USB ids, as the real devices enumerate.
 const FASTBOOT_VID_PID: (u16, u16) = (0x18d1, 0x4ee0);
 const EDL_VID_PID: (u16, u16) = (0x05c6, 0x9008);
-
-/// How long a rebooting phone is gone from the bus.
-pub const DEFAULT_REENUMERATION_GAP: Duration = Duration::from_millis(50);
 
 /// One simulated phone attached to a port of a [`SimBus`].
 #[derive(Clone)]
@@ -36,7 +33,6 @@ struct Inner {
     /// The bootloader keeps its download buffer and logs across the host's connections.
     fastboot: Mutex<FastbootDevice>,
     edl: EdlSimConfig,
-    gap: Duration,
     /// Link faults (bandwidth, a cut after so many bytes) of the links opened from now on.
     link_faults: Mutex<LinkFaults>,
     /// The phone an operator puts on the port while this one is off the bus for its next
@@ -44,12 +40,11 @@ struct Inner {
     swapped_in: Mutex<Option<SimUnit>>,
 }
 
-/// The bus personality of a phone mode; `None` when the phone is off the bus (Android, off).
-pub fn kind_of(mode: PhoneMode) -> Option<DeviceKind> {
-    match mode {
-        PhoneMode::Bootloader | PhoneMode::Fastbootd => Some(DeviceKind::Fastboot),
-        PhoneMode::Edl => Some(DeviceKind::Edl),
-        PhoneMode::Recovery | PhoneMode::Android | PhoneMode::Off => None,
+/// How the station's bus names a phone's USB personality.
+pub fn kind_of(personality: BusPersonality) -> DeviceKind {
+    match personality {
+        BusPersonality::Fastboot => DeviceKind::Fastboot,
+        BusPersonality::Edl => DeviceKind::Edl,
     }
 }
 
@@ -68,7 +63,6 @@ impl SimUnit {
                 fastboot: Mutex::new(FastbootDevice::new(phone.clone(), fastboot)),
                 phone,
                 edl,
-                gap: DEFAULT_REENUMERATION_GAP,
                 link_faults: Mutex::new(LinkFaults::default()),
                 swapped_in: Mutex::new(None),
             }),
@@ -85,7 +79,8 @@ impl SimUnit {
 
     /// Attach the phone in the personality of its current mode (nothing if it is off the bus).
     pub fn plug(&self) {
-        if let Some(kind) = kind_of(self.inner.phone.mode()) {
+        if let Some(personality) = self.inner.phone.mode().personality() {
+            let kind = kind_of(personality);
             self.inner.bus.plug(self.device(kind), self.connector(kind));
         }
     }
@@ -186,43 +181,174 @@ impl SimUnit {
     }
 
     fn serve_fastboot(&self, link: &mut memory::MemoryLink) {
-        let end = self
-            .inner
+        self.inner
             .fastboot
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .serve(link);
-        match end {
-            SessionEnd::Reboot(_) | SessionEnd::Continue | SessionEnd::BootDownloaded => {
-                self.re_enumerate()
-            }
-            SessionEnd::Disconnected | SessionEnd::LinkError(_) => {}
-        }
+        self.carry_out_transition();
     }
 
     fn serve_edl(&self, link: &mut memory::MemoryLink) {
-        match sim_edl::serve(link, &self.inner.phone, &self.inner.edl) {
-            Ok(EdlOutcome::Programmer(
-                FirehoseOutcome::Reset | FirehoseOutcome::ResetToEdl | FirehoseOutcome::PowerOff,
-            ))
-            | Ok(EdlOutcome::RomReset) => self.re_enumerate(),
-            Ok(_) => {}
-            Err(e) => {
-                tracing::debug!(port = %self.inner.port_path, "simulated EDL session ended: {e}")
-            }
+        if let Err(e) = sim_edl::serve(link, &self.inner.phone, &self.inner.edl) {
+            tracing::debug!(port = %self.inner.port_path, "simulated EDL session ended: {e}");
+        }
+        self.carry_out_transition();
+    }
+
+    /// What the phone's lifecycle decided when the session ended: leave the bus, and come back
+    /// on the same port after the gap when it says so.
+    fn carry_out_transition(&self) {
+        let Some(transition) = self.inner.phone.take_transition() else {
+            return;
+        };
+        match transition.presence {
+            Presence::Stays => {}
+            Presence::Returns { after, .. } => self.leave_bus(after, true),
+            Presence::Leaves => self.leave_bus(self.inner.phone.lifecycle().reboot_gap, false),
         }
     }
 
-    /// The phone left the bus for a reboot; it comes back on the same port in its new mode.
-    fn re_enumerate(&self) {
+    /// The phone leaves the bus; after `gap` it comes back if `returns`, and a phone swapped
+    /// in meanwhile arrives in its place either way.
+    fn leave_bus(&self, gap: Duration, returns: bool) {
         let inner = &self.inner;
         inner.bus.unplug(&inner.port_path);
-        let unit = inner
+        let swapped = inner
             .swapped_in
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .take()
-            .unwrap_or_else(|| self.clone());
-        inner.bus.schedule(inner.gap, move |_| unit.plug());
+            .take();
+        let arriving = match swapped {
+            Some(other) => other,
+            None if returns => self.clone(),
+            None => return,
+        };
+        inner.bus.schedule(gap, move |_| arriving.plug());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc::Receiver;
+
+    use protocols::sahara::host::SaharaHost;
+    use protocols::sahara::images::SaharaImages;
+    use protocols::sim::PhoneMode;
+    use protocols::transport::Transport;
+
+    use super::*;
+    use crate::bus::{BusEvent, UsbBus};
+
+    const T: Duration = Duration::from_secs(5);
+    /// Long enough for a phone that comes back to have come back.
+    const SETTLE: Duration = Duration::from_millis(400);
+
+    fn unit(bus: &SimBus, mode: PhoneMode, boots_to: PhoneMode) -> SimUnit {
+        let phone = Phone::builder()
+            .slotted_partition("boot", 1 << 20)
+            .mode(mode)
+            .boots_to(boots_to)
+            .build()
+            .unwrap();
+        SimUnit::new(
+            bus,
+            "1-1",
+            phone,
+            FastbootConfig::default(),
+            EdlSimConfig::default(),
+        )
+    }
+
+    /// Send one fastboot command on a fresh link and return the answer.
+    fn fastboot(bus: &SimBus, command: &str) -> String {
+        let mut link = bus.open("1-1", DeviceKind::Fastboot).unwrap();
+        link.write(command.as_bytes(), T).unwrap();
+        let mut buf = [0u8; 256];
+        let n = link.read_packet(&mut buf, T).unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+
+    /// Send a reboot command: the phone may leave the bus before its OKAY reaches the host (an
+    /// unplug cuts the link with what was in flight), as a real one may.
+    fn reboot(bus: &SimBus, command: &str) {
+        let mut link = bus.open("1-1", DeviceKind::Fastboot).unwrap();
+        link.write(command.as_bytes(), T).unwrap();
+        let mut buf = [0u8; 256];
+        match link.read_packet(&mut buf, T) {
+            Ok(n) => assert_eq!(&buf[..n], b"OKAY"),
+            Err(e) => assert!(e.is_disconnect(), "{e}"),
+        }
+    }
+
+    /// Events after the initial arrival, within `SETTLE`.
+    fn later_events(events: &Receiver<BusEvent>) -> Vec<BusEvent> {
+        std::thread::sleep(SETTLE);
+        events.try_iter().collect()
+    }
+
+    fn left(kind: DeviceKind) -> BusEvent {
+        BusEvent::Left {
+            port_path: "1-1".into(),
+            kind,
+        }
+    }
+
+    #[test]
+    fn reboot_fastboot_comes_back_as_fastbootd_on_the_same_port() {
+        let bus = SimBus::new();
+        let u = unit(&bus, PhoneMode::Bootloader, PhoneMode::Android);
+        u.plug();
+        let events = bus.watch().unwrap();
+        let _ = events.recv_timeout(T).unwrap();
+        assert_eq!(fastboot(&bus, "getvar:is-userspace"), "OKAYno");
+        reboot(&bus, "reboot-fastboot");
+        let seen = later_events(&events);
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        assert_eq!(seen[0], left(DeviceKind::Fastboot));
+        assert!(matches!(&seen[1], BusEvent::Arrived(d) if d.kind == DeviceKind::Fastboot));
+        assert_eq!(fastboot(&bus, "getvar:is-userspace"), "OKAYyes");
+    }
+
+    #[test]
+    fn a_phone_that_boots_android_leaves_for_good() {
+        let bus = SimBus::new();
+        let u = unit(&bus, PhoneMode::Bootloader, PhoneMode::Android);
+        u.plug();
+        let events = bus.watch().unwrap();
+        let _ = events.recv_timeout(T).unwrap();
+        reboot(&bus, "reboot");
+        assert_eq!(later_events(&events), [left(DeviceKind::Fastboot)]);
+        assert_eq!(u.phone().mode(), PhoneMode::Android);
+    }
+
+    /// The ROM answers END_OF_IMAGE with an error and waits in Sahara, as a real PBL does
+    /// (qdl and qdlrs stop there): no re-enumeration, and the next host finds it as it was.
+    #[test]
+    fn a_refused_programmer_leaves_the_phone_waiting_in_edl_on_the_bus() {
+        let dir = tempfile::tempdir().unwrap();
+        let stranger = dir.path().join("unsigned.elf");
+        std::fs::write(
+            &stranger,
+            protocols::sim::sahara_elf::programmer_elf(b"signed by nobody"),
+        )
+        .unwrap();
+        let bus = SimBus::new();
+        let u = unit(&bus, PhoneMode::Edl, PhoneMode::Bootloader);
+        u.plug();
+        let events = bus.watch().unwrap();
+        let _ = events.recv_timeout(T).unwrap();
+        let mut link = bus.open("1-1", DeviceKind::Edl).unwrap();
+        let err = SaharaHost::new(link.as_mut())
+            .upload(
+                &SaharaImages::programmer(&stranger),
+                &protocols::progress::NoProgress,
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("unsigned.elf"), "{err}");
+        drop(link);
+        assert_eq!(later_events(&events), []);
+        assert_eq!(u.phone().mode(), PhoneMode::Edl);
+        assert!(bus.is_attached("1-1", DeviceKind::Edl));
     }
 }

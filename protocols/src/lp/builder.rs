@@ -11,8 +11,8 @@
 use super::allocator::{align_up, BuilderPartition};
 use super::Group;
 use super::{
-    attr, encode_name, total_metadata_size, BlockDevice, Geometry, LpError, Metadata, Partition,
-    Which, DEFAULT_ALIGNMENT, DEFAULT_BLOCK_SIZE, DEFAULT_GROUP, DEFAULT_SUPER_NAME,
+    attr, encode_name, total_metadata_size, BlockDevice, ExtentTarget, Geometry, LpError, Metadata,
+    Partition, Which, DEFAULT_ALIGNMENT, DEFAULT_BLOCK_SIZE, DEFAULT_GROUP, DEFAULT_SUPER_NAME,
     HEADER_SIZE_V1_2, MAX_METADATA_SIZE, SECTOR_SIZE, VERSION_FOR_EXPANDED_HEADER,
     VERSION_FOR_UPDATED_ATTR,
 };
@@ -314,6 +314,54 @@ impl MetadataBuilder {
             self.grow(index, aligned - old)?;
         } else if aligned < old {
             self.partitions[index].shrink_to(aligned);
+        }
+        Ok(())
+    }
+
+    /// Take the partitions named in `names`, extents and all, from `old` (liblp's
+    /// `ImportPartitions`, with which fastbootd's `update-super` keeps the other slot's
+    /// partitions): the block device tables must match, each partition's group must exist
+    /// here, a partition of that name here must be empty, and its group must have room.
+    pub fn import_partitions(&mut self, old: &Metadata, names: &[&str]) -> Result<(), LpError> {
+        let same_devices = old.block_devices.len() == self.block_devices.len()
+            && old
+                .block_devices
+                .iter()
+                .zip(&self.block_devices)
+                .all(|(a, b)| {
+                    a.first_logical_sector == b.first_logical_sector
+                        && a.size == b.size
+                        && a.partition_name == b.partition_name
+                });
+        if !same_devices {
+            return Err(build_error("the block device tables differ".into()));
+        }
+        for p in old
+            .partitions
+            .iter()
+            .filter(|p| names.contains(&p.name.as_str()))
+        {
+            let index = match self.partitions.iter().position(|q| q.name == p.name) {
+                Some(index) => index,
+                None => {
+                    let group = old.group_of(p).map(|g| g.name.as_str()).unwrap_or_default();
+                    self.add_partition(&p.name, group, p.attributes)?;
+                    self.partitions.len() - 1
+                }
+            };
+            if self.partitions[index].size() > 0 {
+                return Err(build_error(format!(
+                    "importing {:?} would overwrite a non-empty partition",
+                    p.name
+                )));
+            }
+            let extents = old.partition_extents(p).to_vec();
+            let needed = extents
+                .iter()
+                .filter(|e| matches!(e.target, ExtentTarget::Linear { .. }))
+                .fold(0u64, |sum, e| sum.saturating_add(e.len_bytes()));
+            self.check_group_room(index, needed)?;
+            self.partitions[index].extents = extents;
         }
         Ok(())
     }

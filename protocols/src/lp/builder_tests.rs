@@ -243,3 +243,45 @@ fn bad_requests_are_refused() {
     b.resize_group("g", 4096).unwrap();
     assert!(b.export().is_err());
 }
+
+/// `update-super` keeps the other slot's partitions: liblp's ImportPartitions takes them with
+/// their extents into the new table, when the devices match and the groups have room.
+#[test]
+fn import_partitions_keeps_extents_into_a_new_table() {
+    let mut old = liblp_test_builder(1 << 20);
+    old.add_group("main_b", 128 << 10).unwrap();
+    old.add_partition("system_a", DEFAULT_GROUP, 0).unwrap();
+    old.resize_partition("system_a", 64 << 10).unwrap();
+    old.add_partition("system_b", "main_b", attr::READONLY)
+        .unwrap();
+    old.resize_partition("system_b", 96 << 10).unwrap();
+    let old = old.export().unwrap();
+    let mut new = liblp_test_builder(1 << 20);
+    new.add_group("main_b", 128 << 10).unwrap();
+    new.add_partition("system_a", DEFAULT_GROUP, 0).unwrap();
+    let fresh = new.clone();
+    new.import_partitions(&old, &["system_b"]).unwrap();
+    let merged = new.export().unwrap();
+    assert_eq!(
+        extents_of(&merged, "system_b"),
+        extents_of(&old, "system_b")
+    );
+    assert_eq!(merged.find("system_b").unwrap().attributes, attr::READONLY);
+    assert!(extents_of(&merged, "system_a").is_empty(), "not imported");
+    // A group too small for what is imported, another device, a non-empty target: refused.
+    let mut small = liblp_test_builder(1 << 20);
+    small.add_group("main_b", 64 << 10).unwrap();
+    assert!(matches!(
+        small.import_partitions(&old, &["system_b"]),
+        Err(LpError::GroupFull { .. })
+    ));
+    let mut other = liblp_test_builder(2 << 20);
+    other.add_group("main_b", 0).unwrap();
+    assert!(other.import_partitions(&old, &["system_b"]).is_err());
+    let mut full = fresh;
+    full.resize_partition("system_a", 4096).unwrap();
+    assert!(full.import_partitions(&old, &["system_a"]).is_err());
+    // A group the new table lacks.
+    let mut no_group = liblp_test_builder(1 << 20);
+    assert!(no_group.import_partitions(&old, &["system_b"]).is_err());
+}

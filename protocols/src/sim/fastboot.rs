@@ -17,20 +17,21 @@
 //! misspelled the same way cannot pass; what the codec refuses is answered with its reason.
 
 use std::collections::VecDeque;
-use std::net::TcpListener;
-use std::ops::ControlFlow;
 use std::time::Duration;
 
 use crate::fastboot::{Command, ParseError, RebootTarget, Response, DEFAULT_MAX_COMMAND_LEN};
-use crate::transport::tcp::TcpLink;
 use crate::transport::{Transport, TransportError};
 
-use super::phone::{FaultAction, Phone, PhoneMode};
+use super::lifecycle::Ending;
+pub use super::lifecycle::RebootTo;
+use super::phone::{FaultAction, Phone};
 
 mod commands;
 mod faults;
+mod logical;
 mod oem;
 mod staging;
+mod target;
 mod userspace;
 mod vars;
 
@@ -115,27 +116,14 @@ impl Default for FastbootConfig {
     }
 }
 
-/// Where a reboot command sends the phone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RebootTo {
-    /// `reboot`: Android.
-    System,
-    /// `reboot-bootloader`: the bootloader's fastboot again.
-    Bootloader,
-    /// `reboot-fastboot`: fastbootd.
-    Fastbootd,
-    /// `reboot-recovery`.
-    Recovery,
-    /// `oem edl`: Qualcomm Emergency Download (the phone re-enumerates as 05c6:9008).
-    Edl,
-}
-
-/// Why [`FastbootDevice::serve`] returned: callers model re-enumeration from it.
+/// Why [`FastbootDevice::serve`] returned. Where the phone ended the session (a reboot,
+/// `continue`, `boot`), its lifecycle has already moved it: the host carries out
+/// [`Phone::take_transition`].
 #[derive(Debug)]
 pub enum SessionEnd {
     /// The host closed the link (the AOSP client does after every invocation) or it was cut.
     Disconnected,
-    /// A reboot was acknowledged; the phone's mode is already updated.
+    /// A reboot was acknowledged.
     Reboot(RebootTo),
     /// `continue`: boot the installed OS.
     Continue,
@@ -151,6 +139,8 @@ enum Flow {
     End(SessionEnd),
 }
 
+/// Unit of storage I/O while flashing, fetching and hashing.
+const IO_CHUNK: usize = 1 << 20;
 /// Time allowed to hand one response frame to the link.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Commands longer than this are read whole (so the answer can be a clean FAIL) and refused.
@@ -240,32 +230,6 @@ impl FastbootDevice {
         }
     }
 
-    /// Accept fastboot TCP connections one after another and serve each (the AOSP client
-    /// connects once per command). `after_session` sees how each ended and decides whether to
-    /// keep going. Handshake failures are skipped.
-    pub fn serve_tcp(
-        &mut self,
-        listener: &TcpListener,
-        mut after_session: impl FnMut(&SessionEnd) -> ControlFlow<()>,
-    ) {
-        loop {
-            let mut link = match TcpLink::accept(listener, Duration::from_secs(5)) {
-                Ok(link) => link,
-                Err(e) => {
-                    tracing::warn!("fastboot TCP accept/handshake failed: {e}");
-                    // A listener that keeps failing (e.g. out of descriptors) must not spin.
-                    std::thread::sleep(Duration::from_millis(50));
-                    continue;
-                }
-            };
-            let end = self.serve(&mut link);
-            tracing::info!(peer = %link.describe(), "fastboot session ended: {end:?}");
-            if after_session(&end).is_break() {
-                return;
-            }
-        }
-    }
-
     fn remember(&mut self, command: &str) {
         if self.log.len() == LOG_LINES {
             self.log.pop_front();
@@ -315,9 +279,8 @@ impl FastbootDevice {
             Command::Reboot(target) => self.reboot(link, RebootTo::from(target)),
             Command::Continue => {
                 okay(link, "")?;
-                self.phone.set_mode(PhoneMode::Android);
-                self.download = None;
-                self.forget_unpersisted_slot();
+                self.lose_ram();
+                self.phone.end_session(Ending::Continue);
                 Ok(Flow::End(SessionEnd::Continue))
             }
             Command::Boot => self.boot(link),
@@ -333,18 +296,17 @@ impl FastbootDevice {
 
     fn reboot(&mut self, link: &mut dyn Transport, to: RebootTo) -> Result<Flow, TransportError> {
         okay(link, "")?;
-        self.phone.set_mode(match to {
-            RebootTo::System => PhoneMode::Android,
-            RebootTo::Bootloader => PhoneMode::Bootloader,
-            RebootTo::Fastbootd => PhoneMode::Fastbootd,
-            RebootTo::Recovery => PhoneMode::Recovery,
-            RebootTo::Edl => PhoneMode::Edl,
-        });
-        // RAM does not survive a reboot.
+        self.lose_ram();
+        self.phone.end_session(Ending::Reboot(to));
+        Ok(Flow::End(SessionEnd::Reboot(to)))
+    }
+
+    /// RAM does not survive a reboot: the download buffer, staged uploads and a slot switch
+    /// that was never written back.
+    fn lose_ram(&mut self) {
         self.download = None;
         self.staged_upload = None;
         self.forget_unpersisted_slot();
-        Ok(Flow::End(SessionEnd::Reboot(to)))
     }
 
     fn boot(&mut self, link: &mut dyn Transport) -> Result<Flow, TransportError> {
@@ -357,9 +319,8 @@ impl FastbootDevice {
             return Ok(Flow::Next);
         }
         okay(link, "")?;
-        self.phone.set_mode(PhoneMode::Android);
-        self.download = None;
-        self.forget_unpersisted_slot();
+        self.lose_ram();
+        self.phone.end_session(Ending::BootDownloaded);
         Ok(Flow::End(SessionEnd::BootDownloaded))
     }
 }
@@ -400,5 +361,7 @@ impl From<RebootTarget> for RebootTo {
     }
 }
 
+#[cfg(test)]
+mod fastbootd_tests;
 #[cfg(test)]
 mod tests;

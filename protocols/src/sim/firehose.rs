@@ -14,7 +14,8 @@ use crate::firehose::reader::{MessageReader, ReadError};
 use crate::firehose::response::{encode_log, encode_response, Response};
 use crate::firehose::xml::Element;
 use crate::firehose::{StorageKind, END_OF_SUPPORTED_FUNCTIONS};
-use crate::sim::phone::{FaultAction, Phone, PhoneMode};
+use crate::sim::lifecycle::Ending;
+use crate::sim::phone::{FaultAction, Phone};
 use crate::transport::{Transport, TransportError};
 
 #[path = "firehose_faults.rs"]
@@ -48,8 +49,6 @@ pub struct FirehoseSimConfig {
     pub target_name: String,
     /// Send the start-up logs (a programmer handed over by an earlier session does not).
     pub greeting: bool,
-    /// What the phone boots into after `<power value="reset">`.
-    pub after_reset: PhoneMode,
     /// How long to wait for the next command before giving up (`None`: forever).
     pub idle_timeout: Option<Duration>,
     /// How its XML documents are cut into USB transfers.
@@ -80,7 +79,6 @@ impl Default for FirehoseSimConfig {
             max_xml_size: 4096,
             target_name: "8180".to_owned(),
             greeting: true,
-            after_reset: PhoneMode::Bootloader,
             idle_timeout: None,
             answer_packets: AnswerPackets::Whole,
         }
@@ -90,7 +88,8 @@ impl Default for FirehoseSimConfig {
 /// How a programmer session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FirehoseOutcome {
-    /// `<power value="reset">`: the phone reboots (into `after_reset`) and re-enumerates.
+    /// `<power value="reset">`: the phone reboots through its boot chain (its lifecycle's
+    /// `boots_to`).
     Reset,
     /// `<power value="reset_to_edl">`: back to Sahara.
     ResetToEdl,
@@ -389,10 +388,10 @@ impl FirehoseDevice<'_> {
 
     fn power(&mut self, command: &Element) -> Result<Next, TransportError> {
         let value = command.attr("value").unwrap_or_default();
-        let (outcome, mode) = match value {
-            "reset" => (FirehoseOutcome::Reset, self.config.after_reset),
-            "reset_to_edl" => (FirehoseOutcome::ResetToEdl, PhoneMode::Edl),
-            "off" => (FirehoseOutcome::PowerOff, PhoneMode::Off),
+        let (outcome, ending) = match value {
+            "reset" => (FirehoseOutcome::Reset, Ending::PowerReset),
+            "reset_to_edl" => (FirehoseOutcome::ResetToEdl, Ending::PowerResetToEdl),
+            "off" => (FirehoseOutcome::PowerOff, Ending::PowerOff),
             other => {
                 self.nak(&format!("ERROR: Unknown power value '{other}'"))?;
                 return Ok(Next::Continue);
@@ -408,7 +407,7 @@ impl FirehoseDevice<'_> {
             .unwrap_or(0)
             .min(2);
         thread::sleep(Duration::from_millis(100).max(Duration::from_secs(delay)));
-        self.phone.set_mode(mode);
+        self.phone.end_session(ending);
         Ok(Next::End(outcome))
     }
 }

@@ -1,64 +1,17 @@
 //! The commands that move data or change storage: download, upload, flash (raw or sparse),
 //! erase, fetch, set_active.
 
-use std::io::{self, Read, Seek, SeekFrom, Write};
-
 use super::staging::Staging;
+use super::target::{write_image, Target};
 use super::vars::resolve;
-use super::{fail, okay, reply, FastbootDevice, SetActiveBehaviour, WRITE_TIMEOUT};
+use super::{fail, okay, reply, FastbootDevice, SetActiveBehaviour, IO_CHUNK, WRITE_TIMEOUT};
 use crate::fastboot::Response;
-use crate::sim::phone::Phone;
 use crate::sim::storage::PartitionInfo;
-use crate::sparse::{self, FILE_HEADER_LEN};
 use crate::transport::{Transport, TransportError};
 
-/// Unit of storage I/O while flashing, fetching and hashing.
-pub(super) const IO_CHUNK: usize = 1 << 20;
-
-/// A partition as a `Write + Seek` target, so the shared sparse expander can write into it.
-/// Each write takes the phone's lock for that write only.
-struct PartitionWriter<'a> {
-    phone: &'a Phone,
-    name: &'a str,
-    size: u64,
-    pos: u64,
-}
-
-impl Write for PartitionWriter<'_> {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        let end = self.pos.checked_add(data.len() as u64);
-        if end.is_none_or(|e| e > self.size) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("write past the end of {} ({} bytes)", self.name, self.size),
-            ));
-        }
-        self.phone
-            .lock()
-            .storage
-            .write_partition(self.name, self.pos, data)
-            .map_err(io::Error::other)?;
-        self.pos += data.len() as u64;
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Seek for PartitionWriter<'_> {
-    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
-        let target = match to {
-            SeekFrom::Start(n) => Some(n),
-            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
-            SeekFrom::End(d) => self.size.checked_add_signed(d),
-        };
-        self.pos = target
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek out of range"))?;
-        Ok(self.pos)
-    }
-}
+/// What a bootloader answers when asked to write a logical partition (AOSP's "Moving Fastboot
+/// to User Space": the bootloader must refuse dynamic partitions with this error).
+pub(super) const FLASH_IN_FASTBOOTD: &str = "Partition should be flashed in fastbootd";
 
 impl FastbootDevice {
     fn locked(&self) -> bool {
@@ -128,21 +81,43 @@ impl FastbootDevice {
         okay(link, "")
     }
 
+    /// The partition `flash:`/`erase:` write: fastbootd prefers a logical partition (as AOSP's
+    /// `OpenPartition` does), the bootloader knows only the GPT and refuses logical names.
+    fn write_target(&self, name: &str) -> Result<Target, String> {
+        let logical = self.logical(name);
+        if self.userspace() {
+            if let Some((metadata, index)) = logical {
+                return Ok(Target::Logical { metadata, index });
+            }
+        }
+        match self.find(name) {
+            Some(part) => Ok(Target::Physical(part)),
+            None if logical.is_some() => Err(FLASH_IN_FASTBOOTD.to_string()),
+            None => Err(format!("No such partition: {name}")),
+        }
+    }
+
     pub(super) fn flash(
         &mut self,
         link: &mut dyn Transport,
         name: &str,
     ) -> Result<(), TransportError> {
         if self.locked() {
-            return fail(link, "Flashing is not allowed in Lock State");
+            return fail(link, self.locked_refusal("Flashing"));
         }
-        let Some(part) = self.find(name) else {
-            return fail(link, format!("No such partition: {name}"));
+        let target = match self.write_target(name) {
+            Ok(target) => target,
+            Err(reason) => return fail(link, reason),
         };
         let Some(staging) = self.download.as_ref() else {
             return fail(link, "No image downloaded: send `download` first");
         };
-        let result = write_image(&self.phone, staging, &part);
+        let result = write_image(&self.phone, staging, &target);
+        if result.is_ok() {
+            if let Target::Logical { metadata, index } = &target {
+                self.cancel_snapshot(metadata, *index);
+            }
+        }
         match result {
             Ok(()) => okay(link, ""),
             Err(reason) => fail(link, reason),
@@ -155,19 +130,25 @@ impl FastbootDevice {
         name: &str,
     ) -> Result<(), TransportError> {
         if self.locked() {
-            return fail(link, "Erase is not allowed in Lock State");
+            return fail(link, self.locked_refusal("Erase"));
         }
-        let Some(part) = self.find(name) else {
-            return fail(link, format!("No such partition: {name}"));
+        let target = match self.write_target(name) {
+            Ok(target) => target,
+            Err(reason) => return fail(link, reason),
         };
-        let result = self
-            .phone
-            .lock()
-            .storage
-            .discard_partition(&part.name, 0, part.size_bytes);
+        let result = target.discard(&mut self.phone.lock().storage);
         match result {
             Ok(()) => okay(link, ""),
-            Err(e) => fail(link, format!("Erase of {} failed: {e}", part.name)),
+            Err(reason) => fail(link, reason),
+        }
+    }
+
+    /// How a locked phone refuses `what`: ABL's wording, or fastbootd's.
+    fn locked_refusal(&self, what: &str) -> String {
+        if self.userspace() {
+            format!("{what} is not allowed on locked devices")
+        } else {
+            format!("{what} is not allowed in Lock State")
         }
     }
 
@@ -290,60 +271,6 @@ impl FastbootDevice {
         if let Some(slot) = self.unpersisted_from.take() {
             // The slot existed a moment ago on this phone; nothing to report if it vanished.
             let _ = self.phone.lock().storage.set_active_slot(&slot);
-        }
-    }
-}
-
-/// Write a staged image into a partition: sparse images are expanded (RAW copied, FILL
-/// written, DONT_CARE left as it is, so each piece of a split image keeps the others' data);
-/// anything else is written raw from the partition's start.
-fn write_image(phone: &Phone, staging: &Staging, part: &PartitionInfo) -> Result<(), String> {
-    let staged = |e: io::Error| format!("reading the download buffer: {e}");
-    let mut head = [0u8; FILE_HEADER_LEN];
-    let n = staging.head(&mut head).map_err(staged)?;
-    if sparse::is_sparse(&head[..n]) {
-        let header = sparse::SparseHeader::parse(&head[..n])
-            .map_err(|e| format!("Invalid sparse image: {e}"))?;
-        if header.expanded_len() > part.size_bytes {
-            return Err(format!(
-                "Sparse image size span overflow: {} bytes expanded, {} holds {}",
-                header.expanded_len(),
-                part.name,
-                part.size_bytes
-            ));
-        }
-        let mut target = PartitionWriter {
-            phone,
-            name: &part.name,
-            size: part.size_bytes,
-            pos: 0,
-        };
-        sparse::expand(staging.reader().map_err(staged)?, &mut target)
-            .map(|_| ())
-            .map_err(|e| format!("Flashing sparse image to {} failed: {e}", part.name))
-    } else {
-        if staging.len() > part.size_bytes {
-            return Err(format!(
-                "Image size {} exceeds partition size {} of {}",
-                staging.len(),
-                part.size_bytes,
-                part.name
-            ));
-        }
-        let mut reader = staging.reader().map_err(staged)?;
-        let mut buf = vec![0u8; IO_CHUNK];
-        let mut pos = 0u64;
-        loop {
-            let n = reader.read(&mut buf).map_err(staged)?;
-            if n == 0 {
-                return Ok(());
-            }
-            phone
-                .lock()
-                .storage
-                .write_partition(&part.name, pos, &buf[..n])
-                .map_err(|e| format!("Writing {} failed: {e}", part.name))?;
-            pos += n as u64;
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use sha2::{Digest, Sha256};
 
-use super::commands::IO_CHUNK;
+use super::IO_CHUNK;
 use super::{fail, info, okay, FastbootDevice, Flow, RebootTo, UNKNOWN_COMMAND};
 use crate::fastboot::command::parse_number;
 use crate::fastboot::FlashingAction;

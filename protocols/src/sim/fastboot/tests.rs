@@ -8,7 +8,7 @@ use crate::sim::phone::Phone;
 use crate::sim::storage::DropWrites;
 use crate::transport::memory::{self, MemoryLink};
 
-const T: Duration = Duration::from_secs(5);
+pub(super) const T: Duration = Duration::from_secs(5);
 
 fn small_phone() -> Phone {
     Phone::builder()
@@ -24,7 +24,7 @@ fn small_phone() -> Phone {
 
 /// A device served on a thread; the host end to talk to it. The thread returns the device end
 /// with the outcome (dropping it would unplug the link before the host read the last answer).
-fn start(
+pub(super) fn start(
     phone: Phone,
     config: FastbootConfig,
 ) -> (MemoryLink, thread::JoinHandle<(SessionEnd, MemoryLink)>) {
@@ -36,7 +36,7 @@ fn start(
     (host, handle)
 }
 
-fn cmd(host: &mut MemoryLink, command: &str) -> Vec<String> {
+pub(super) fn cmd(host: &mut MemoryLink, command: &str) -> Vec<String> {
     host.write(command.as_bytes(), T).unwrap();
     let mut replies = Vec::new();
     loop {
@@ -51,13 +51,13 @@ fn cmd(host: &mut MemoryLink, command: &str) -> Vec<String> {
     }
 }
 
-fn one(host: &mut MemoryLink, command: &str) -> String {
+pub(super) fn one(host: &mut MemoryLink, command: &str) -> String {
     let r = cmd(host, command);
     assert_eq!(r.len(), 1, "{command}: {r:?}");
     r.into_iter().next().unwrap()
 }
 
-fn download(host: &mut MemoryLink, data: &[u8]) {
+pub(super) fn download(host: &mut MemoryLink, data: &[u8]) {
     assert_eq!(
         one(host, &format!("download:{:08x}", data.len())),
         format!("DATA{:08x}", data.len())
@@ -233,7 +233,7 @@ fn download_limits_and_flash_refusals() {
 }
 
 /// A sparse image built by hand: RAW block, FILL 2 blocks, DONT_CARE 1 block, RAW block.
-fn sparse_image(blk: u32, raw: &[u8]) -> Vec<u8> {
+pub(super) fn sparse_image(blk: u32, raw: &[u8]) -> Vec<u8> {
     use crate::sparse::{
         ChunkHeader, SparseHeader, CHUNK_TYPE_DONT_CARE, CHUNK_TYPE_FILL, CHUNK_TYPE_RAW,
     };
@@ -350,7 +350,7 @@ fn oem_sha256_answers_the_digest_of_the_range() {
 }
 
 /// One bootloader (its RAM kept across sessions, as `SimUnit` keeps it) serving one session.
-fn session(device: &mut FastbootDevice, commands: &[&str]) -> (Vec<String>, SessionEnd) {
+pub(super) fn session(device: &mut FastbootDevice, commands: &[&str]) -> (Vec<String>, SessionEnd) {
     let (mut host, mut dev, _ctl) = memory::pair("fbsim-session");
     thread::scope(|scope| {
         let served = scope.spawn(move || {
@@ -485,7 +485,8 @@ fn logical_partition_commands_belong_to_fastbootd() {
     phone.set_mode(PhoneMode::Fastbootd);
     let (mut host, _dev) = start(phone.clone(), FastbootConfig::default());
     // This phone has no `super`: fastbootd says so rather than not knowing the command.
-    for command in &fastbootd_only[..4] {
+    assert_eq!(one(&mut host, fastbootd_only[0]), "FAILNo data available");
+    for command in &fastbootd_only[1..4] {
         assert_eq!(
             one(&mut host, command),
             "FAILCould not open super partition",

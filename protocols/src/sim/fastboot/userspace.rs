@@ -1,7 +1,8 @@
-//! The commands only userspace fastboot (fastbootd) has: logical partitions in `super`,
-//! Virtual A/B snapshots and GSI. The bootloader personality does not know them and answers
-//! as ABL does; fastbootd answers as AOSP's `fastboot/device/commands.cpp` does on a phone
-//! like this one, which has no `super` (its partitions are all physical) and no GSI.
+//! The commands only userspace fastboot (fastbootd) has: logical partitions in `super`
+//! ([`super::logical`]), Virtual A/B snapshots and GSI. The bootloader personality does not
+//! know them and answers as ABL does; fastbootd answers as AOSP's
+//! `fastboot/device/commands.cpp` does (a phone without `super` cannot open it; no phone here
+//! has a GSI or a snapshot update in progress).
 
 use super::{fail, info, okay, FastbootDevice, UNKNOWN_COMMAND};
 use crate::fastboot::{Command, SnapshotUpdate};
@@ -18,14 +19,13 @@ impl FastbootDevice {
             return fail(link, UNKNOWN_COMMAND);
         }
         match command {
-            Command::UpdateSuper { .. }
-            | Command::CreateLogicalPartition { .. }
-            | Command::DeleteLogicalPartition(_)
-            | Command::ResizeLogicalPartition { .. } => {
-                if !self.phone.lock().identity.unlocked {
-                    return fail(link, "Command not available on locked devices");
-                }
-                fail(link, "Could not open super partition")
+            Command::UpdateSuper { partition, wipe } => self.update_super(link, partition, wipe),
+            Command::CreateLogicalPartition { partition, size } => {
+                self.create_logical(link, partition, size)
+            }
+            Command::DeleteLogicalPartition(partition) => self.delete_logical(link, partition),
+            Command::ResizeLogicalPartition { partition, size } => {
+                self.resize_logical(link, partition, size)
             }
             // No merge is ever in progress: `snapshot-update-status` says `none`.
             Command::SnapshotUpdate(SnapshotUpdate::Status) => {

@@ -1,13 +1,26 @@
-//! `getvar:` — the variables real bootloaders and fastbootd publish, and `getvar:all`.
+//! `getvar:` — the variables real bootloaders and fastbootd publish, and `getvar:all`. The
+//! bootloader knows the GPT only; fastbootd also knows the logical partitions of the current
+//! slot (`is-logical`, `partition-size`, `has-slot`, `super-partition-name`).
 
 use super::{fail, info, okay, FastbootDevice};
 use crate::fastboot::Variable;
-use crate::sim::phone::PhoneMode;
+use crate::sim::dynamic::SUPER;
 use crate::sim::storage::{PartitionInfo, Storage};
 use crate::transport::{Transport, TransportError};
 
 /// ABL's answer to a variable it does not publish.
 const UNKNOWN_VARIABLE: &str = "GetVar Variable Not found";
+
+/// fastbootd's answer when a variable has no value for its argument, or is unknown
+/// (AOSP's `fastboot/device/variables.cpp`).
+fn fastbootd_refusal(var: Variable<'_>) -> &'static str {
+    match var {
+        Variable::IsLogical(_) => "Partition not found",
+        Variable::PartitionSize(_) => "Could not open partition",
+        Variable::PartitionType(_) => "Invalid partition",
+        _ => "Unknown variable",
+    }
+}
 
 fn yes_no(b: bool) -> String {
     if b { "yes" } else { "no" }.to_string()
@@ -62,11 +75,33 @@ const DEVICE_VARIABLES: &[Variable<'static>] = &[
 impl FastbootDevice {
     /// The value of one variable, `None` if this device does not publish it.
     fn variable(&self, var: Variable<'_>) -> Option<String> {
+        let userspace = self.userspace();
+        // fastbootd looks for a logical partition first, as AOSP's does.
+        let logical_size = |name: &str| {
+            if !userspace {
+                return None;
+            }
+            let (metadata, index) = self.logical(name)?;
+            Some(metadata.partition_size(&metadata.partitions[index]))
+        };
+        let logical_value = match var {
+            Variable::IsLogical(name) => logical_size(name).map(|_| yes_no(true)),
+            Variable::PartitionSize(name) => logical_size(name).map(|size| format!("0x{size:X}")),
+            Variable::PartitionType(name) => logical_size(name).map(|_| "raw".to_string()),
+            Variable::HasSlot(base) => {
+                let slot = self.phone.lock().storage.current_slot();
+                slot.and_then(|s| logical_size(&format!("{base}_{s}")))
+                    .map(|_| yes_no(true))
+            }
+            _ => None,
+        };
+        if logical_value.is_some() {
+            return logical_value;
+        }
         let state = self.phone.lock();
         let id = &state.identity;
         let storage = &state.storage;
         let slots = storage.slot_suffixes();
-        let userspace = state.mode == PhoneMode::Fastbootd;
         let value = match var {
             Variable::Version => "0.4".to_string(),
             Variable::VersionBootloader => id.bootloader_version.clone(),
@@ -89,6 +124,7 @@ impl FastbootDevice {
                 format!("0x{ss:X}")
             }
             Variable::SnapshotUpdateStatus if userspace => "none".to_string(),
+            Variable::SuperPartitionName if userspace => SUPER.to_string(),
             Variable::SlotCount if !slots.is_empty() => slots.len().to_string(),
             Variable::CurrentSlot if !slots.is_empty() => storage.current_slot()?,
             Variable::HasSlot(base) => {
@@ -104,7 +140,7 @@ impl FastbootDevice {
             Variable::PartitionType(name) => {
                 partition_type(&resolve(storage, name)?.name).to_string()
             }
-            // No `super` here: every partition is physical.
+            // A GPT partition is physical; the bootloader knows no other kind.
             Variable::IsLogical(name) => resolve(storage, name).map(|_| yes_no(false))?,
             Variable::SlotSuccessful(s) => {
                 yes_no(storage.slot(s.trim_start_matches('_'))?.successful)
@@ -116,7 +152,7 @@ impl FastbootDevice {
                 .slot(s.trim_start_matches('_'))?
                 .retry_count
                 .to_string(),
-            // `all` is answered by `getvar` itself; the rest this bootloader does not publish.
+            // `all` is answered by `getvar` itself; the rest this device does not publish.
             Variable::All
             | Variable::SnapshotUpdateStatus
             | Variable::SlotCount
@@ -157,6 +193,9 @@ impl FastbootDevice {
                 }
             }
         }
+        if self.userspace() {
+            lines.extend(self.logical_lines(&partitions));
+        }
         for base in &bases {
             let var = Variable::HasSlot(base);
             lines.push(format!("{var}:yes"));
@@ -175,6 +214,27 @@ impl FastbootDevice {
         lines
     }
 
+    /// fastbootd's lines for `getvar:all`: every logical partition's size and type, and
+    /// `is-logical` for every partition.
+    fn logical_lines(&self, physical: &[PartitionInfo]) -> Vec<String> {
+        let mut lines = Vec::new();
+        for name in &self.logical_names() {
+            for var in [
+                Variable::PartitionSize(name),
+                Variable::PartitionType(name),
+                Variable::IsLogical(name),
+            ] {
+                if let Some(v) = self.variable(var) {
+                    lines.push(format!("{var}:{v}"));
+                }
+            }
+        }
+        for p in physical {
+            lines.push(format!("{}:no", Variable::IsLogical(&p.name)));
+        }
+        lines
+    }
+
     pub(super) fn getvar(
         &mut self,
         link: &mut dyn Transport,
@@ -188,6 +248,7 @@ impl FastbootDevice {
         }
         match self.variable(var) {
             Some(value) => okay(link, value),
+            None if self.userspace() => fail(link, fastbootd_refusal(var)),
             None => fail(link, UNKNOWN_VARIABLE),
         }
     }

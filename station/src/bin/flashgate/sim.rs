@@ -78,6 +78,14 @@ struct FastbootArgs {
     /// Sector size of the storage LUN (4096 UFS, 512 eMMC).
     #[arg(long, default_value_t = 4096)]
     sector_size: u32,
+    /// A dynamic-partition phone (Android 10+): a physical `super` of SIZE whose LP metadata
+    /// holds system, system_ext, product, vendor and odm per slot (slot a sized, slot b
+    /// empty). `reboot fastboot` reaches fastbootd, which flashes, creates, resizes and
+    /// deletes them and takes `update-super`; the bootloader refuses them and flashes `super`
+    /// whole. Without --partition, the physical layout is boot, init_boot, vendor_boot, dtbo,
+    /// vbmeta(_system) per slot, misc, metadata, persist, super, userdata.
+    #[arg(long = "super", value_name = "SIZE", value_parser = parse_size)]
+    super_size: Option<u64>,
     /// Partitions `fetch:` may read (repeatable; `all` for any). Default: fastbootd's list
     /// (vendor_boot, vendor_boot_a, vendor_boot_b).
     #[arg(long = "fetch-allow", value_name = "NAME")]
@@ -85,6 +93,26 @@ struct FastbootArgs {
     /// Start with the bootloader locked (flash/erase refused until `flashing unlock`).
     #[arg(long)]
     locked: bool,
+    /// Where the phone's boot chain ends after `reboot`, `continue` or a power reset: the
+    /// bootloader (a factory build, so a client keeps finding the phone), or Android (the
+    /// phone leaves fastboot, and the simulator ends).
+    #[arg(long, value_enum, default_value_t = BootsTo::Bootloader)]
+    boots_to: BootsTo,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum BootsTo {
+    Bootloader,
+    Android,
+}
+
+impl From<BootsTo> for PhoneMode {
+    fn from(b: BootsTo) -> Self {
+        match b {
+            BootsTo::Bootloader => PhoneMode::Bootloader,
+            BootsTo::Android => PhoneMode::Android,
+        }
+    }
 }
 
 /// Names that stay single on an A/B phone.
@@ -143,12 +171,16 @@ fn build_phone(a: &FastbootArgs) -> anyhow::Result<Phone> {
     let mut builder = Phone::builder()
         .storage_dir(&a.storage)
         .sector_size(a.sector_size)
-        .unlocked(!a.locked);
+        .unlocked(!a.locked)
+        .boots_to(a.boots_to.into());
     if let Some(serial) = &a.serial {
         builder = builder.serial(serial);
     }
     if let Some(product) = &a.product {
         builder = builder.product(product);
+    }
+    if let Some(size) = a.super_size {
+        builder = builder.dynamic_partitions(size);
     }
     let slots: Vec<String> = match &a.slots {
         Some(s) => s.iter().filter(|s| !s.is_empty()).cloned().collect(),
@@ -196,7 +228,7 @@ fn fastboot(a: FastbootArgs) -> anyhow::Result<ExitCode> {
     }
     if a.usb.functionfs.is_some() {
         let edl = protocols::sim::edl::EdlSimConfig::default();
-        return sim_usb::serve(&a.usb, phone, edl, config, false);
+        return sim_usb::serve(&a.usb, phone, edl, config);
     }
     let listener =
         TcpListener::bind(&a.listen).with_context(|| format!("listening on {}", a.listen))?;
@@ -215,22 +247,27 @@ fn fastboot(a: FastbootArgs) -> anyhow::Result<ExitCode> {
         a.storage.display(),
         config.max_download_size
     );
+    if let Some(size) = a.super_size {
+        eprintln!(
+            "dynamic partitions in a {size}-byte super: `fastboot reboot fastboot` to edit them"
+        );
+    }
     let mut device = FastbootDevice::new(phone.clone(), config);
     device.serve_tcp(&listener, |end| {
         match end {
             SessionEnd::Disconnected => {}
             SessionEnd::LinkError(e) => eprintln!("session ended: link error: {e}"),
-            other => {
-                eprintln!("session ended: {other:?}; the phone is put back into fastboot");
-                // Outside peers have no bus to watch: model the phone coming back in the
-                // bootloader right away (fastbootd stays fastbootd).
-                if phone.mode() != PhoneMode::Fastbootd {
-                    phone.set_mode(PhoneMode::Bootloader);
-                }
-            }
+            other => eprintln!(
+                "session ended: {other:?}; the phone is now in {:?}",
+                phone.mode()
+            ),
         }
         ControlFlow::Continue(())
     });
+    eprintln!(
+        "the phone left fastboot (it is now in {:?}), where fastboot TCP cannot reach it",
+        phone.mode()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,7 +1,8 @@
 //! `flashgate sim edl`: one simulated phone in Qualcomm EDL on a pseudo-terminal, as a real
 //! phone's QDLoader tty: the boot ROM's Sahara, then the programmer's Firehose, over LUN files
-//! in DIR. The phone stays in EDL across sessions (like a phone on a deep-flash cable): after a
-//! `power reset` it boots straight back into the ROM, so `flashgate edl …` can run again.
+//! in DIR. The phone is on a deep-flash cable (its boot chain ends in EDL): after a `power
+//! reset` it boots straight back into the ROM, so `flashgate edl …` can run again; `power off`
+//! ends it.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -10,11 +11,12 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use protocols::sahara::memory_table::TableFormat;
-use protocols::sim::edl::{serve, EdlOutcome, EdlSimConfig};
+use protocols::sim::edl::{EdlOutcome, EdlSimConfig};
 use protocols::sim::firehose::FirehoseSimConfig;
+use protocols::sim::host::stream::serve_edl;
 use protocols::sim::sahara::{SaharaDevice, SaharaIdentity, SimMemoryDump};
 use protocols::sim::sahara_elf::programmer_elf;
-use protocols::sim::Phone;
+use protocols::sim::{Phone, PhoneMode};
 use protocols::transport::pty::PtyDevice;
 use sha2::{Digest, Sha256};
 
@@ -89,7 +91,13 @@ fn build_phone(args: &EdlArgs) -> anyhow::Result<Phone> {
         .with_context(|| format!("cannot create {}", args.storage.display()))?;
     let mut builder = Phone::builder()
         .storage_dir(&args.storage)
-        .sector_size(args.sector_size);
+        .sector_size(args.sector_size)
+        .mode(PhoneMode::Edl)
+        .boots_to(if args.reset_to_fastboot {
+            PhoneMode::Bootloader
+        } else {
+            PhoneMode::Edl
+        });
     if let Some(serial) = &args.serial {
         builder = builder.serial(serial);
     }
@@ -153,12 +161,11 @@ pub fn run(args: EdlArgs) -> anyhow::Result<ExitCode> {
         ..Default::default()
     };
     if args.usb.functionfs.is_some() {
-        phone.set_mode(protocols::sim::PhoneMode::Edl);
         let mut fastboot = protocols::sim::FastbootConfig::default();
         if let Some(allow) = super::fetch_allow(&args.fetch_allow) {
             fastboot.fetch_allow = allow;
         }
-        return super::sim_usb::serve(&args.usb, phone, config, fastboot, args.reset_to_fastboot);
+        return super::sim_usb::serve(&args.usb, phone, config, fastboot);
     }
     let Some(pty_path) = &args.pty else {
         anyhow::bail!("--pty PATH or --functionfs DIR is required");
@@ -172,18 +179,19 @@ pub fn run(args: EdlArgs) -> anyhow::Result<ExitCode> {
         args.storage.display()
     );
     std::io::stdout().flush().ok();
-    loop {
-        let outcome = serve(&mut pty, &phone, &config)?;
-        let note = match &outcome {
-            EdlOutcome::Programmer(o) => format!("programmer session ended: {o:?}; back to EDL"),
+    let left = serve_edl(&mut pty, &phone, &config, |outcome| {
+        let note = match outcome {
+            EdlOutcome::Programmer(o) => format!("programmer session ended: {o:?}"),
             EdlOutcome::ProgrammerRejected { status } => {
-                format!("programmer refused by secure boot ({status})")
+                format!("programmer refused by secure boot ({status}); the ROM waits")
             }
             EdlOutcome::RomReset => "boot ROM reset by the host".to_owned(),
             EdlOutcome::HostGone | EdlOutcome::HostSilent => "host went away".to_owned(),
         };
         eprintln!("{note}");
-    }
+    })?;
+    eprintln!("the phone left EDL (it is now in {:?})", left.mode);
+    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]

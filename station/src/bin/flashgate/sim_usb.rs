@@ -40,9 +40,9 @@ pub fn serve(
     phone: Phone,
     edl: EdlSimConfig,
     fastboot: FastbootConfig,
-    edl_reset_leaves_edl: bool,
 ) -> anyhow::Result<ExitCode> {
-    use protocols::transport::functionfs::{sim_phone, Gadget};
+    use protocols::sim::host::functionfs::{serve_phone, PhoneOnUsb};
+    use protocols::transport::functionfs::Gadget;
 
     let Some(dir) = &usb.functionfs else {
         anyhow::bail!("internal: no --functionfs directory");
@@ -65,15 +65,14 @@ pub fn serve(
         usb.usb_rate
             .map_or(String::new(), |r| format!(", taking in {r} bytes/s"))
     );
-    let setup = sim_phone::PhoneOnUsb {
+    let setup = PhoneOnUsb {
         phone,
         edl,
         fastboot,
-        edl_reset_leaves_edl,
         ingress_bytes_per_second: usb.usb_rate,
     };
-    sim_phone::serve_phone(dir, gadget.as_ref(), setup)?;
-    eprintln!("the phone powered off");
+    let left_in = serve_phone(dir, gadget.as_ref(), setup)?;
+    eprintln!("the phone left the bus (it is now in {left_in:?})");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -83,7 +82,6 @@ pub fn serve(
     _phone: Phone,
     _edl: EdlSimConfig,
     _fastboot: FastbootConfig,
-    _edl_reset_leaves_edl: bool,
 ) -> anyhow::Result<ExitCode> {
     anyhow::bail!("--functionfs needs Linux (FunctionFS, a USB device controller)")
 }
