@@ -6,7 +6,8 @@ use station::dashboard::script::{self, scripted_batch};
 use station::dashboard::{
     CaptureTerm, DashboardState, LineFormat, LineSink, RenderStyle, TtyDashboard,
 };
-use station::events::{Event, EventKind, EventSink, Mode, NextStep, Phase, Verdict};
+use station::events::{Event, EventKind, EventSink, NextStep, Phase, Verdict};
+use station::mode::Mode;
 use unicode_width::UnicodeWidthStr;
 
 const T0: u64 = 1_796_379_302_000;

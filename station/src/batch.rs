@@ -10,12 +10,13 @@ use protocols::sim::fastboot::{FastbootConfig, FetchAllow};
 use protocols::sim::{Phone, PhoneMode, StorageError};
 
 use crate::bus::sim::SimBus;
-use crate::bus::{DeviceKind, UsbBus};
-use crate::config::{SimulatedMode, SlotBinding, StationConfig};
+use crate::bus::UsbBus;
+use crate::config::{SlotBinding, StationConfig};
 use crate::events::{BatchInfo, BatchSummary, Event, EventKind, EventSink, SlotInfo, SlotNumber};
 use crate::job::{BatchContext, JournalRecorder, StationJob, UnitResult};
 use crate::journal::{Journal, JournalError};
 use crate::logging::UnitLogs;
+use crate::mode::Mode;
 use crate::preflight::CheckedBatch;
 use crate::run::{JobFactory, Quantity, StopWhen, Supervisor, SupervisorError};
 use crate::sim_fleet::SimUnit;
@@ -50,7 +51,7 @@ pub enum SlotSource {
     /// Real phones on these USB port paths.
     Usb(BTreeMap<String, SlotNumber>),
     /// Simulated phones, one per slot, starting in this mode.
-    Simulated(Vec<(SlotNumber, DeviceKind)>),
+    Simulated(Vec<(SlotNumber, Mode)>),
 }
 
 /// The slots of `station`, or `sim` simulated slots instead: alternating fastboot and EDL
@@ -66,9 +67,9 @@ pub fn slot_source(
             (1..=n)
                 .map(|slot| {
                     let kind = if slot % 2 == 1 || !edl_possible {
-                        DeviceKind::Fastboot
+                        Mode::Fastboot
                     } else {
-                        DeviceKind::Edl
+                        Mode::Edl
                     };
                     (slot, kind)
                 })
@@ -82,12 +83,8 @@ pub fn slot_source(
             SlotBinding::UsbPort(port) => {
                 usb.insert(port.clone(), slot.slot);
             }
-            SlotBinding::Simulated(SimulatedMode::Fastboot) => {
-                simulated.push((slot.slot, DeviceKind::Fastboot))
-            }
-            SlotBinding::Simulated(SimulatedMode::Edl) => {
-                simulated.push((slot.slot, DeviceKind::Edl))
-            }
+            SlotBinding::Simulated(Mode::Fastboot) => simulated.push((slot.slot, Mode::Fastboot)),
+            SlotBinding::Simulated(Mode::Edl) => simulated.push((slot.slot, Mode::Edl)),
         }
     }
     match (usb.is_empty(), simulated.is_empty()) {
@@ -106,7 +103,7 @@ pub fn slot_source(
 pub fn product_phone(
     batch: &CheckedBatch,
     slot: SlotNumber,
-    kind: DeviceKind,
+    kind: Mode,
 ) -> Result<Phone, StorageError> {
     numbered_phone(batch, FIRST_RIG_SERIAL + u32::from(slot), kind)
 }
@@ -120,7 +117,7 @@ const RIG_SERIAL_PREFIX: &str = "FG";
 pub fn numbered_phone(
     batch: &CheckedBatch,
     number: u32,
-    kind: DeviceKind,
+    kind: Mode,
 ) -> Result<Phone, StorageError> {
     let identity = &batch.product.identity;
     let mut builder = Phone::builder()
@@ -130,8 +127,8 @@ pub fn numbered_phone(
                 .wrapping_add(u32::from_str_radix(&number.to_string(), 16).unwrap_or(number)),
         )
         .mode(match kind {
-            DeviceKind::Fastboot => PhoneMode::Bootloader,
-            DeviceKind::Edl => PhoneMode::Edl,
+            Mode::Fastboot => PhoneMode::Bootloader,
+            Mode::Edl => PhoneMode::Edl,
         })
         // A factory build whose boot chain stops in the bootloader: after EDL's power reset
         // the phone is back in fastboot on its slot, where the station reads back.
@@ -176,7 +173,7 @@ pub fn factory_fastboot() -> FastbootConfig {
 /// A simulated bus with one phone of the batch's product per slot (serials `FG000101`…).
 pub fn simulated_bus(
     batch: &CheckedBatch,
-    slots: &[(SlotNumber, DeviceKind)],
+    slots: &[(SlotNumber, Mode)],
 ) -> Result<(SimBus, Vec<SimUnit>), BatchError> {
     simulated_bus_numbered(batch, slots, FIRST_RIG_SERIAL)
 }
@@ -185,7 +182,7 @@ pub fn simulated_bus(
 /// on the same journal brings new phones, as a line does.
 pub fn simulated_bus_numbered(
     batch: &CheckedBatch,
-    slots: &[(SlotNumber, DeviceKind)],
+    slots: &[(SlotNumber, Mode)],
     first: u32,
 ) -> Result<(SimBus, Vec<SimUnit>), BatchError> {
     let bus = SimBus::new();

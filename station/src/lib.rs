@@ -11,6 +11,7 @@ pub mod ext4;
 pub mod job;
 pub mod journal;
 pub mod logging;
+pub mod mode;
 pub mod preflight;
 pub mod read_at;
 pub mod regular_file;

@@ -11,9 +11,10 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crate::events::{
-    BatchInfo, BatchSummary, Event, EventKind, EventSink, Mode, NextStep, Phase, SlotInfo,
-    SlotNumber, Verdict,
+    BatchInfo, BatchSummary, Event, EventKind, EventSink, NextStep, Phase, SlotInfo, SlotNumber,
+    Verdict,
 };
+use crate::mode::Mode;
 
 const MB: u64 = 1_000_000;
 const PROGRESS_EVERY_MS: u64 = 100;

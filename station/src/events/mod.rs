@@ -8,6 +8,7 @@ mod time;
 
 use std::fmt;
 
+use crate::mode::Mode;
 use serde::Serialize;
 
 pub use progress::SlotProgress;
@@ -145,32 +146,6 @@ pub struct SlotInfo {
     pub slot: SlotNumber,
     /// USB port path (`1-4.2`), or `sim:N` for a simulated slot.
     pub port_path: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    Fastboot,
-    Edl,
-}
-
-/// The mode a phone is in, from how it enumerates on the bus.
-impl From<crate::bus::DeviceKind> for Mode {
-    fn from(kind: crate::bus::DeviceKind) -> Self {
-        match kind {
-            crate::bus::DeviceKind::Fastboot => Mode::Fastboot,
-            crate::bus::DeviceKind::Edl => Mode::Edl,
-        }
-    }
-}
-
-impl fmt::Display for Mode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Mode::Fastboot => "fastboot",
-            Mode::Edl => "EDL",
-        })
-    }
 }
 
 /// What a unit's task is doing now. `Display` gives the operator's wording.

@@ -12,10 +12,10 @@ use protocols::firehose::{FirehoseConfig, PowerMode, StorageKind as FirehoseStor
 use protocols::sahara::{DeviceInfo, InfoOutcome, SaharaHost, SaharaImages, SaharaTimeouts};
 use protocols::transport::Transport;
 
-use crate::bus::DeviceKind;
 use crate::config::{EdlPlan, StorageKind};
 use crate::events::Phase;
-use crate::journal::{ImageSent, Phase as JournalPhase, UnitMode};
+use crate::journal::{ImageSent, Phase as JournalPhase};
+use crate::mode::Mode;
 use crate::run::UnitContext;
 use crate::verdict::{Failure, Verdict};
 
@@ -97,7 +97,7 @@ fn identify(
         .serial
         .map(crate::bus::edl_serial_text)
         .unwrap_or_else(|| "unknown".to_string());
-    attempt.identified(unit, &serial, UnitMode::Edl);
+    attempt.identified(unit, &serial, Mode::Edl);
     Ok((link, info))
 }
 
@@ -260,5 +260,5 @@ fn reset_to_bootloader(
         .power(PowerMode::Reset, 0)
         .map_err(|e| from_firehose(attempt.unit(), "power reset", &e))?;
     drop(session);
-    attempt.wait_back(unit, DeviceKind::Fastboot, "EDL reset")
+    attempt.wait_back(unit, Mode::Fastboot, "EDL reset")
 }

@@ -9,10 +9,10 @@ use protocols::fastboot::{
 };
 use protocols::transport::Transport;
 
-use crate::bus::DeviceKind;
 use crate::config::{FastbootPlan, SlotSelection};
 use crate::events::Phase;
-use crate::journal::{ImageSent, Phase as JournalPhase, UnitMode};
+use crate::journal::{ImageSent, Phase as JournalPhase};
+use crate::mode::Mode;
 use crate::run::UnitContext;
 use crate::verdict::{Failure, Verdict};
 use crate::verified_image::StreamProof;
@@ -98,7 +98,7 @@ fn reboot_bootloader(
         Err(e) => return Err(from_fastboot(attempt.unit(), REBOOT_BOOTLOADER, &e)),
     }
     drop(client);
-    attempt.wait_back(unit, DeviceKind::Fastboot, REBOOT_BOOTLOADER)?;
+    attempt.wait_back(unit, Mode::Fastboot, REBOOT_BOOTLOADER)?;
     reidentify(attempt, unit, REBOOT_BOOTLOADER)
 }
 
@@ -106,7 +106,7 @@ fn reboot_bootloader(
 pub fn identify(attempt: &mut Attempt<'_>, unit: &mut UnitContext) -> Result<Client, Failure> {
     unit.phase(Phase::Identify);
     let (client, identity) = read_identity(attempt, unit)?;
-    attempt.identified(unit, &identity.serialno, UnitMode::Fastboot);
+    attempt.identified(unit, &identity.serialno, Mode::Fastboot);
     check_product(attempt, client, identity)
 }
 

@@ -18,11 +18,11 @@ mod verify;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
-use crate::bus::DeviceKind;
 use crate::config::StationConfig;
-use crate::events::{EventKind, Mode, SlotNumber};
-use crate::journal::{AttemptId, AttemptStart, Journal, Phase as JournalPhase, UnitMode};
+use crate::events::{EventKind, SlotNumber};
+use crate::journal::{AttemptId, AttemptStart, Journal, Phase as JournalPhase};
 use crate::logging::{UnitLog, UnitLogs};
+use crate::mode::Mode;
 use crate::preflight::CheckedBatch;
 use crate::run::{UnitContext, UnitJob};
 use crate::verdict::{Failure, Interruption, UnitRef, Verdict};
@@ -57,7 +57,7 @@ pub(crate) struct Attempt<'a> {
     pub serial: Option<String>,
     /// How the unit was first identified (and flashed); a later re-identification after a
     /// re-enumeration (EDL → fastboot) updates the serial but keeps this.
-    pub mode: Option<UnitMode>,
+    pub mode: Option<Mode>,
     /// The attempt's log file, once the unit's first serial named it.
     pub log: Option<UnitLog>,
     pub result: UnitResult,
@@ -79,7 +79,7 @@ impl<'a> Attempt<'a> {
     }
 
     /// The unit is known: record it, and warn when it already passed under another work order.
-    pub fn identified(&mut self, unit: &UnitContext, serial: &str, mode: UnitMode) {
+    pub fn identified(&mut self, unit: &UnitContext, serial: &str, mode: Mode) {
         self.serial = Some(serial.to_string());
         unit.identified(serial);
         let Some(id) = self.id else { return };
@@ -124,7 +124,7 @@ impl<'a> Attempt<'a> {
     pub fn wait_back(
         &self,
         unit: &mut UnitContext,
-        kind: DeviceKind,
+        kind: Mode,
         after: &str,
     ) -> Result<(), Failure> {
         let deadline = self.context.station.limits.timeouts.reenumerate;
@@ -148,8 +148,8 @@ impl<'a> Attempt<'a> {
                     unit: self.unit(),
                     port_path,
                     during: after.to_string(),
-                    expected: Mode::from(kind).to_string(),
-                    found: Mode::from(found).to_string(),
+                    expected: kind.to_string(),
+                    found: found.to_string(),
                 },
             )),
         }
@@ -247,7 +247,7 @@ impl UnitJob<UnitResult> for StationJob {
                 .device()
                 .serial
                 .clone()
-                .filter(|_| unit.device().kind == DeviceKind::Fastboot),
+                .filter(|_| unit.device().kind == Mode::Fastboot),
             mode: None,
             log: None,
             result: UnitResult::new(None, None, Verdict::Pass),
@@ -282,8 +282,8 @@ impl UnitJob<UnitResult> for StationJob {
         // A panic in the job (a bug, or a parser defect on hostile bytes) fails this unit only.
         let flow =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match unit.device().kind {
-                DeviceKind::Fastboot => fastboot::run(&mut attempt, unit),
-                DeviceKind::Edl => edl::run(&mut attempt, unit),
+                Mode::Fastboot => fastboot::run(&mut attempt, unit),
+                Mode::Edl => edl::run(&mut attempt, unit),
             }));
         let verdict = match flow {
             Ok(verdict) => verdict,

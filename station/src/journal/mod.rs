@@ -16,13 +16,14 @@ pub use lock::StationLock;
 pub use query::{AttemptRow, CodeCount, FlaggedUnit, WorkOrderReport};
 pub use record::{
     AttemptId, AttemptOutcome, AttemptStart, CompletedAttempt, FinishedAttempt, ImageSent, Phase,
-    PhaseTimes, UnitMode,
+    PhaseTimes,
 };
 pub use schema::SCHEMA_VERSION;
 pub use time::rfc3339_millis;
 
 use record::millis;
 
+use crate::mode::Mode;
 use crate::verdict::Verdict;
 
 #[derive(Debug, thiserror::Error)]
@@ -208,7 +209,7 @@ impl Journal {
         &mut self,
         id: AttemptId,
         serial: &str,
-        mode: UnitMode,
+        mode: Mode,
         at: SystemTime,
     ) -> Result<Vec<String>, JournalError> {
         let tx = self.conn.transaction()?;
@@ -341,7 +342,7 @@ fn identified_in(
     conn: &Connection,
     id: AttemptId,
     serial: &str,
-    mode: UnitMode,
+    mode: Mode,
     at: SystemTime,
 ) -> Result<Vec<String>, JournalError> {
     let work_order = open_attempt_work_order(conn, id)?;

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::VerifyMethod;
 use crate::digest::Sha256Digest;
+use crate::mode::Mode;
 use crate::verdict::Verdict;
 
 /// Row id of one attempt.
@@ -28,29 +29,6 @@ pub struct AttemptStart {
     pub tool_version: String,
     pub log_path: Option<PathBuf>,
     pub started_at: SystemTime,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum UnitMode {
-    Fastboot,
-    Edl,
-}
-
-impl UnitMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Fastboot => "fastboot",
-            Self::Edl => "edl",
-        }
-    }
-    pub(crate) fn parse(text: &str) -> Option<Self> {
-        match text {
-            "fastboot" => Some(Self::Fastboot),
-            "edl" => Some(Self::Edl),
-            _ => None,
-        }
-    }
 }
 
 /// Phases whose start or end time is recorded.
@@ -114,7 +92,7 @@ pub struct CompletedAttempt {
     pub start: AttemptStart,
     /// None when the unit failed before its serial was read.
     pub serial: Option<String>,
-    pub mode: Option<UnitMode>,
+    pub mode: Option<Mode>,
     pub phases: PhaseTimes,
     pub outcome: AttemptOutcome,
 }

@@ -10,8 +10,9 @@ use std::time::{Instant, SystemTime};
 
 use tokio::sync::{mpsc, Semaphore};
 
-use crate::bus::{BusDevice, BusEvent, DeviceKind, UsbBus};
-use crate::events::{BatchSummary, Event, EventKind, EventSink, Mode, SlotNumber, Verdict};
+use crate::bus::{BusDevice, BusEvent, UsbBus};
+use crate::events::{BatchSummary, Event, EventKind, EventSink, SlotNumber, Verdict};
+use crate::mode::Mode;
 
 use super::unit::{UnitContext, UnitInfo, UnitJob, UnitOutcome};
 
@@ -105,7 +106,7 @@ enum SlotState {
     Running {
         arrivals: std_mpsc::Sender<BusDevice>,
         cancelled: Arc<AtomicBool>,
-        kind: DeviceKind,
+        kind: Mode,
         /// The device has left the bus and not come back (yet).
         gone: bool,
     },
@@ -267,7 +268,7 @@ impl<O: UnitOutcome> Supervisor<O> {
                     *kind = device.kind;
                     self.emit(EventKind::ModeChanged {
                         slot,
-                        mode: Mode::from(device.kind),
+                        mode: device.kind,
                     });
                 }
                 *gone = false;
@@ -397,7 +398,7 @@ impl<O: UnitOutcome> Supervisor<O> {
         self.emit(EventKind::UnitDetected {
             slot,
             port_path: device.port_path.clone(),
-            mode: Mode::from(device.kind),
+            mode: device.kind,
             serial: device.serial.clone(),
         });
         let (arrivals_tx, arrivals_rx) = std_mpsc::channel();

@@ -8,8 +8,9 @@ use protocols::transport::{memory, Transport};
 
 use super::*;
 use crate::bus::sim::{Connector, SimBus, SimConnection};
-use crate::bus::{BusDevice, DeviceKind, UsbBus};
+use crate::bus::{BusDevice, UsbBus};
 use crate::events::{EventKind, EventSink, NextStep, RecordingSink, Verdict};
+use crate::mode::Mode;
 
 const T: Duration = Duration::from_secs(2);
 
@@ -74,7 +75,7 @@ impl VerdictRecorder<Outcome> for Recorder {
 }
 
 /// A device that answers every packet with `OKAY<packet>`.
-fn echo(port: &str, kind: DeviceKind) -> (BusDevice, Connector) {
+fn echo(port: &str, kind: Mode) -> (BusDevice, Connector) {
     let device = BusDevice {
         port_path: port.into(),
         kind,
@@ -121,9 +122,9 @@ impl UnitJob<Outcome> for EchoJob {
         for round in 0..self.rounds {
             if round == self.rounds / 2 {
                 if let Some(bus) = &self.reenumerate_on {
-                    let (fb, c) = echo(&unit.info().port_path, DeviceKind::Fastboot);
+                    let (fb, c) = echo(&unit.info().port_path, Mode::Fastboot);
                     bus.re_enumerate(&unit.info().port_path, Duration::from_millis(30), fb, c);
-                    if let Err(e) = unit.wait_for_reenumeration(&[DeviceKind::Fastboot], T) {
+                    if let Err(e) = unit.wait_for_reenumeration(&[Mode::Fastboot], T) {
                         return fail("TIMEOUT", &e.to_string());
                     }
                     link = match unit.open() {
@@ -206,7 +207,7 @@ fn units_on_mapped_slots_start_on_their_own_and_unmapped_ports_are_ignored() {
         let bus = bus.clone();
         bus.clone()
             .schedule(Duration::from_millis(10 * i as u64), move |b| {
-                let (d, c) = echo(port, DeviceKind::Fastboot);
+                let (d, c) = echo(port, Mode::Fastboot);
                 b.plug(d, c);
             });
     }
@@ -236,7 +237,7 @@ fn unplug_mid_job_fails_only_that_unit_and_the_slot_waits_again() {
     });
     let (sup, shown, recorder) = supervisor(&bus, &[("1-1", 1), ("1-2", 2)], jobs, 2);
     for port in ["1-1", "1-2"] {
-        let (d, c) = echo(port, DeviceKind::Fastboot);
+        let (d, c) = echo(port, Mode::Fastboot);
         bus.plug(d, c);
     }
     bus.schedule(Duration::from_millis(60), |b| {
@@ -265,7 +266,7 @@ fn a_unit_that_re_enumerates_stays_on_its_slot() {
         })
     });
     let (sup, shown, recorder) = supervisor(&bus, &[("1-4.2", 7)], jobs, 1);
-    let (d, c) = echo("1-4.2", DeviceKind::Edl);
+    let (d, c) = echo("1-4.2", Mode::Edl);
     bus.plug(d, c);
     let summary = run(sup);
     assert_eq!((summary.passed, summary.failed), (1, 0));
@@ -283,7 +284,7 @@ fn a_unit_that_re_enumerates_stays_on_its_slot() {
         e.kind,
         EventKind::ModeChanged {
             slot: 7,
-            mode: crate::events::Mode::Fastboot
+            mode: crate::mode::Mode::Fastboot
         }
     )));
 }
@@ -306,7 +307,7 @@ fn a_failing_journal_stops_the_batch_and_shows_nothing() {
     });
     let (mut sup, shown, _) = supervisor(&bus, &[("1-1", 1)], jobs, 1);
     sup.recorder = Arc::new(Broken);
-    let (d, c) = echo("1-1", DeviceKind::Fastboot);
+    let (d, c) = echo("1-1", Mode::Fastboot);
     bus.plug(d, c);
     let err = tokio::runtime::Runtime::new()
         .unwrap()
@@ -335,11 +336,11 @@ impl UnitJob<Outcome> for SwapJob {
             };
         }
         let port = unit.info().port_path.clone();
-        let (mut newcomer, connector) = echo(&port, DeviceKind::Fastboot);
+        let (mut newcomer, connector) = echo(&port, Mode::Fastboot);
         newcomer.serial = Some("SER-NEW".into());
         self.bus
             .re_enumerate(&port, Duration::from_millis(20), newcomer, connector);
-        if let Err(e) = unit.wait_for_reenumeration(&[DeviceKind::Fastboot], T) {
+        if let Err(e) = unit.wait_for_reenumeration(&[Mode::Fastboot], T) {
             return fail("TIMEOUT", &e.to_string());
         }
         unit.hand_over_device();
@@ -359,7 +360,7 @@ fn swap_batch(stop_after: usize) -> (Vec<(u16, String)>, Vec<EventKind>) {
         })
     });
     let (sup, shown, recorder) = supervisor(&bus, &[("1-1", 1)], jobs, stop_after);
-    let (d, c) = echo("1-1", DeviceKind::Fastboot);
+    let (d, c) = echo("1-1", Mode::Fastboot);
     bus.plug(d, c);
     run(sup);
     let rows = recorder.rows.lock().unwrap().clone();
@@ -464,7 +465,7 @@ fn no_unit_starts_past_the_quantity_counting_earlier_runs() {
         }),
     };
     for (port, _) in slots {
-        let (d, c) = echo(port, DeviceKind::Fastboot);
+        let (d, c) = echo(port, Mode::Fastboot);
         bus.plug(d, c);
     }
     let summary = run(sup);
@@ -508,7 +509,7 @@ fn a_held_unit_starts_when_a_unit_in_flight_fails() {
     };
     for (i, (port, _)) in slots.into_iter().enumerate() {
         bus.schedule(Duration::from_millis(5 * i as u64), move |b| {
-            let (d, c) = echo(port, DeviceKind::Fastboot);
+            let (d, c) = echo(port, Mode::Fastboot);
             b.plug(d, c);
         });
     }
@@ -555,7 +556,7 @@ fn a_stop_cuts_running_units_journals_them_and_starts_nothing_new() {
     let jobs: JobFactory<Outcome> = Arc::new(|_| Box::new(UntilStopped));
     let (sup, shown, recorder) = supervisor(&bus, &[("1-1", 1), ("1-2", 2), ("1-3", 3)], jobs, 99);
     for port in ["1-1", "1-2"] {
-        let (d, c) = echo(port, DeviceKind::Fastboot);
+        let (d, c) = echo(port, Mode::Fastboot);
         bus.plug(d, c);
     }
     let summary = tokio::runtime::Runtime::new()
@@ -566,7 +567,7 @@ fn a_stop_cuts_running_units_journals_them_and_starts_nothing_new() {
         }))
         .unwrap();
     // A phone plugged after the stop is not started (the batch has ended by then).
-    let (d, c) = echo("1-3", DeviceKind::Fastboot);
+    let (d, c) = echo("1-3", Mode::Fastboot);
     bus.plug(d, c);
     assert_eq!((summary.passed, summary.failed, summary.aborted), (0, 0, 2));
     let mut rows = recorder.rows.lock().unwrap().clone();

@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use protocols::transport::Transport;
 
-use crate::bus::{BusDevice, BusError, DeviceKind, UsbBus};
+use crate::bus::{BusDevice, BusError, UsbBus};
 use crate::events::{Event, EventKind, EventSink, Phase, SlotNumber, SlotProgress, Verdict};
+use crate::mode::Mode;
 
 /// What a finished job hands back: the verdict plus whatever the journal row needs.
 pub trait UnitOutcome: Send + 'static {
@@ -83,7 +84,7 @@ pub enum ReenumerationError {
         slot: SlotNumber,
         port_path: String,
         expected: String,
-        found: DeviceKind,
+        found: Mode,
     },
 }
 
@@ -207,7 +208,7 @@ impl UnitContext {
     /// of `kinds`, then make it the current device.
     pub fn wait_for_reenumeration(
         &mut self,
-        kinds: &[DeviceKind],
+        kinds: &[Mode],
         deadline: Duration,
     ) -> Result<&BusDevice, ReenumerationError> {
         self.phase(Phase::WaitingForReenumeration);
@@ -254,7 +255,7 @@ impl UnitContext {
     }
 }
 
-fn expected_kinds(kinds: &[DeviceKind]) -> String {
+fn expected_kinds(kinds: &[Mode]) -> String {
     let names: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
     names.join(" or ")
 }
