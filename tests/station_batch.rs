@@ -593,7 +593,7 @@ fn hotplugged_phones_auto_start_keep_their_slots_and_unknown_ports_are_ignored()
         let events = outcome.slot_events(slot);
         assert!(
             matches!(events.first(), Some(EventKind::UnitDetected { port_path, mode, .. })
-                if *port_path == sim_port(slot) && *mode == mode_of(*kind)),
+                if *port_path == sim_port(slot) && *mode == *kind),
             "slot {slot}: {events:?}"
         );
         assert_eq!(outcome.verdict_on(slot), Verdict::Pass, "slot {slot}");
@@ -664,13 +664,6 @@ fn hotplugged_phones_auto_start_keep_their_slots_and_unknown_ports_are_ignored()
         head.iter().all(|b| *b == 0),
         "the stray phone was written to"
     );
-}
-
-fn mode_of(kind: Mode) -> Mode {
-    match kind {
-        Mode::Fastboot => Mode::Fastboot,
-        Mode::Edl => Mode::Edl,
-    }
 }
 
 /// Issue #4's SLOT_MISMATCH: two bootloaders answer OKAY to `set_active a` and still boot `b`
