@@ -17,10 +17,11 @@ use protocols::transport::memory::LinkFaults;
 use station::batch::{factory_fastboot, product_phone, sim_port, simulated_bus};
 use station::bus::sim::SimBus;
 use station::config::StationConfig;
-use station::events::{EventKind, EventSink, Phase, SlotNumber, Verdict};
+use station::events::{EventKind, EventSink, Phase, SlotNumber};
 use station::mode::Mode;
 use station::preflight::CheckedBatch;
 use station::sim_fleet::SimUnit;
+use station::verdict::Verdict;
 
 #[path = "fault_matrix_edl.rs"]
 mod edl;

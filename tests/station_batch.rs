@@ -20,11 +20,12 @@ use station::batch::SlotSource;
 use station::batch::{factory_fastboot, product_phone, sim_port, simulated_bus, slot_source};
 use station::bus::sim::SimBus;
 use station::config::{SlotSelection, StationConfig};
-use station::events::{EventKind, Phase, SlotNumber, Verdict};
+use station::events::{EventKind, Phase, SlotNumber};
 use station::journal::AttemptRow;
 use station::mode::Mode;
 use station::preflight::CheckedBatch;
 use station::sim_fleet::SimUnit;
+use station::verdict::Verdict;
 
 const CLIENT: &str = "/priv-app/ActivationClient/ActivationClient.apk";
 const EEA: &str = "WO-DEMO-EEA";
@@ -692,14 +693,15 @@ fn set_active_acknowledged_but_not_kept_fails_slot_mismatch_while_the_rest_pass(
     assert_eq!(outcome.verdict_on(4), Verdict::Pass);
     for slot in [2, 3] {
         let serial = serial_of(slot);
-        let Verdict::Fail {
-            code,
-            reason,
-            next_step,
-        } = outcome.verdict_on(slot)
-        else {
+        let verdict = outcome.verdict_on(slot);
+        let Verdict::Fail(failure) = &verdict else {
             panic!("slot {slot} passed");
         };
+        let (code, reason, next_step) = (
+            failure.code().as_str(),
+            failure.sentence(),
+            verdict.next_step(),
+        );
         assert_eq!(code, "SLOT_MISMATCH", "{reason}");
         assert_eq!(
             reason,
@@ -803,10 +805,10 @@ fn a_phone_swapped_in_during_a_reboot_is_a_new_unit_not_the_flashed_one() {
          a slot for a new attempt ({swapped_in} gets an attempt of its own)"
     );
     match &on_slot_2[0] {
-        (_, Some(serial), Verdict::Fail { code, reason, .. }) => {
+        (_, Some(serial), Verdict::Fail(failure)) => {
             assert_eq!(serial, &flashed);
-            assert_eq!(code, "IDENTITY_MISMATCH");
-            assert_eq!(reason, &expected_sentence);
+            assert_eq!(failure.code().as_str(), "IDENTITY_MISMATCH");
+            assert_eq!(failure.sentence(), expected_sentence);
         }
         other => panic!("first verdict on slot 2: {other:?}"),
     }
@@ -824,7 +826,7 @@ fn a_phone_swapped_in_during_a_reboot_is_a_new_unit_not_the_flashed_one() {
             matches!(
                 e,
                 EventKind::Verdict {
-                    verdict: Verdict::Fail { .. },
+                    verdict: Verdict::Fail(_),
                     ..
                 }
             )
@@ -889,10 +891,10 @@ fn an_edl_device_back_after_a_fastboot_reboot_fails_the_unit_at_once_and_is_flas
          take it off the slot for rework (the phone in EDL mode gets an attempt of its own)"
     );
     match &on_slot_2[0] {
-        (_, Some(serial), Verdict::Fail { code, reason, .. }) => {
+        (_, Some(serial), Verdict::Fail(failure)) => {
             assert_eq!(serial, &flashed);
-            assert_eq!(code, "DEVICE_FAIL");
-            assert_eq!(reason, &expected_sentence);
+            assert_eq!(failure.code().as_str(), "DEVICE_FAIL");
+            assert_eq!(failure.sentence(), expected_sentence);
         }
         other => panic!("first verdict on slot 2: {other:?}"),
     }
@@ -1019,9 +1021,9 @@ fn a_stop_reaches_a_firehose_program_mid_transfer_and_the_unit_is_aborted() {
     );
     outcome.assert_every_verdict_journaled_first();
     match outcome.verdict_on(1) {
-        Verdict::Aborted { reason } => assert!(
-            reason.contains("SIGTERM") && reason.contains("program the EDL package"),
-            "{reason}"
+        Verdict::Aborted(interruption) => assert!(
+            interruption.why.contains("SIGTERM") && interruption.step == "program the EDL package",
+            "{interruption}"
         ),
         other => panic!("slot 1 should be ABORTED, got {other:?}"),
     }

@@ -199,7 +199,6 @@ impl<'a> Attempt<'a> {
         UnitResult {
             attempt: self.id,
             serial: self.serial,
-            shown: crate::events::Verdict::from(&verdict),
             verdict,
             ..self.result
         }

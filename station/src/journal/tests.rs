@@ -4,6 +4,7 @@ use super::*;
 use crate::config::{RegionCode, VerifyMethod};
 use crate::digest::Sha256Digest;
 use crate::mode::Mode;
+use crate::verdict::Verdict;
 use crate::verdict::{Failure, FailureCode, UnitRef};
 
 fn at(secs: u64) -> SystemTime {

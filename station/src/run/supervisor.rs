@@ -11,8 +11,9 @@ use std::time::{Instant, SystemTime};
 use tokio::sync::{mpsc, Semaphore};
 
 use crate::bus::{BusDevice, BusEvent, UsbBus};
-use crate::events::{BatchSummary, Event, EventKind, EventSink, SlotNumber, Verdict};
+use crate::events::{BatchSummary, Event, EventKind, EventSink, SlotNumber};
 use crate::mode::Mode;
+use crate::verdict::Verdict;
 
 use super::unit::{UnitContext, UnitInfo, UnitJob, UnitOutcome};
 
@@ -470,11 +471,14 @@ impl<O: UnitOutcome> Supervisor<O> {
         })?;
         match outcome.verdict() {
             Verdict::Pass => summary.passed += 1,
-            Verdict::Fail { code, .. } => {
+            Verdict::Fail(failure) => {
                 summary.failed += 1;
-                *summary.failures_by_code.entry(code.clone()).or_default() += 1;
+                *summary
+                    .failures_by_code
+                    .entry(failure.code().as_str().to_string())
+                    .or_default() += 1;
             }
-            Verdict::Aborted { .. } => summary.aborted += 1,
+            Verdict::Aborted(_) => summary.aborted += 1,
         }
         match (recorded.units_passed, &mut summary.units_passed) {
             (Some(counted), total) => *total = Some(counted),

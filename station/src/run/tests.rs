@@ -9,8 +9,9 @@ use protocols::transport::{memory, Transport};
 use super::*;
 use crate::bus::sim::{Connector, SimBus, SimConnection};
 use crate::bus::{BusDevice, UsbBus};
-use crate::events::{EventKind, EventSink, NextStep, RecordingSink, Verdict};
+use crate::events::{EventKind, EventSink, RecordingSink};
 use crate::mode::Mode;
+use crate::verdict::{Failure, Interruption, UnitRef, Verdict};
 
 const T: Duration = Duration::from_secs(2);
 
@@ -32,13 +33,44 @@ impl UnitOutcome for Outcome {
     }
 }
 
+/// A failure with the given code; the sentence carries `reason`.
 fn fail(code: &str, reason: &str) -> Outcome {
-    Outcome {
-        verdict: Verdict::Fail {
-            code: code.into(),
-            reason: reason.into(),
-            next_step: NextStep::CallEngineer,
+    let unit = UnitRef {
+        slot: 0,
+        serial: None,
+    };
+    let step = reason.to_string();
+    let failure = match code {
+        "DISCONNECTED" => Failure::Disconnected { unit, step },
+        "TIMEOUT" => Failure::Timeout {
+            unit,
+            step,
+            secs: 2,
         },
+        "PROTOCOL_ERROR" => Failure::ProtocolError {
+            unit,
+            step,
+            detail: String::new(),
+        },
+        "DEVICE_FAIL" => Failure::DeviceFail {
+            unit,
+            step,
+            reason: String::new(),
+        },
+        "IDENTITY_MISMATCH" => Failure::IdentityMismatch {
+            unit,
+            what: "serial".into(),
+            expected: String::new(),
+            found: step,
+        },
+        _ => Failure::HostError {
+            unit,
+            step,
+            detail: code.to_string(),
+        },
+    };
+    Outcome {
+        verdict: Verdict::Fail(failure),
         serial: None,
     }
 }
@@ -65,9 +97,8 @@ impl VerdictRecorder<Outcome> for Recorder {
             "a verdict was shown before it was journaled"
         );
         let code = match &outcome.verdict {
-            Verdict::Pass => "PASS".to_string(),
-            Verdict::Fail { code, .. } => code.clone(),
-            Verdict::Aborted { .. } => "ABORTED".to_string(),
+            Verdict::Fail(failure) => failure.code().as_str().to_string(),
+            other => other.result().to_string(),
         };
         rows.push((unit.slot, code));
         Ok(Recorded::default())
@@ -384,7 +415,7 @@ fn a_handed_over_device_becomes_a_new_attempt_after_the_old_verdict() {
             matches!(
                 e,
                 EventKind::Verdict {
-                    verdict: Verdict::Fail { .. },
+                    verdict: Verdict::Fail(_),
                     ..
                 }
             )
@@ -542,9 +573,14 @@ impl UnitJob<Outcome> for UntilStopped {
             std::thread::sleep(Duration::from_millis(5));
         }
         Outcome {
-            verdict: Verdict::Aborted {
-                reason: unit.stop_reason().unwrap_or_default(),
-            },
+            verdict: Verdict::Aborted(Interruption {
+                unit: UnitRef {
+                    slot: unit.slot(),
+                    serial: None,
+                },
+                step: "talking".into(),
+                why: unit.stop_reason().unwrap_or_default(),
+            }),
             serial: unit.device().serial.clone(),
         }
     }
@@ -588,6 +624,6 @@ fn a_stop_cuts_running_units_journals_them_and_starts_nothing_new() {
     assert!(stopping < first_verdict);
     assert!(events.iter().any(|e| matches!(
         &e.kind,
-        EventKind::Verdict { verdict: Verdict::Aborted { reason }, .. } if reason.contains("SIGTERM")
+        EventKind::Verdict { verdict: Verdict::Aborted(interruption), .. } if interruption.why.contains("SIGTERM")
     )));
 }

@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 use protocols::transport::Transport;
 
 use crate::bus::{BusDevice, BusError, UsbBus};
-use crate::events::{Event, EventKind, EventSink, Phase, SlotNumber, SlotProgress, Verdict};
+use crate::events::{Event, EventKind, EventSink, Phase, SlotNumber, SlotProgress};
 use crate::mode::Mode;
+use crate::verdict::Verdict;
 
 /// What a finished job hands back: the verdict plus whatever the journal row needs.
 pub trait UnitOutcome: Send + 'static {
