@@ -11,7 +11,7 @@ use std::fmt;
 use crate::mode::Mode;
 use serde::Serialize;
 
-pub use progress::SlotProgress;
+pub use progress::{SlotProgress, StopOnly};
 pub use sink::{EventSink, Fanout, RecordingSink};
 pub use time::{format_clock, format_rfc3339, now_unix_ms};
 

@@ -19,8 +19,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 use crate::config::StationConfig;
-use crate::events::{EventKind, SlotNumber};
-use crate::journal::{AttemptId, AttemptStart, Journal, Phase as JournalPhase};
+use crate::events::{EventKind, Phase, SlotNumber};
+use crate::journal::{AttemptId, AttemptStart, Journal, Milestone};
 use crate::logging::{UnitLog, UnitLogs};
 use crate::mode::Mode;
 use crate::preflight::CheckedBatch;
@@ -60,6 +60,8 @@ pub(crate) struct Attempt<'a> {
     pub mode: Option<Mode>,
     /// The attempt's log file, once the unit's first serial named it.
     pub log: Option<UnitLog>,
+    /// The milestones the journal row has a time for, so far.
+    pub milestones: Vec<Milestone>,
     pub result: UnitResult,
 }
 
@@ -175,16 +177,32 @@ impl<'a> Attempt<'a> {
         })
     }
 
-    pub fn journal_phase(&self, unit: &UnitContext, phase: JournalPhase) {
+    /// The unit enters `phase`: shown on its slot, and the milestones it marks (flashing
+    /// started or done, verification started) stamped in its journal row.
+    pub fn phase(&mut self, unit: &UnitContext, phase: Phase) {
+        for milestone in Milestone::reached(&self.milestones, &phase) {
+            self.stamp(unit, milestone);
+        }
+        unit.phase(phase);
+    }
+
+    fn stamp(&mut self, unit: &UnitContext, milestone: Milestone) {
+        self.milestones.push(milestone);
         if let Some(id) = self.id {
-            if let Err(e) = self.journal().phase(id, phase, SystemTime::now()) {
+            if let Err(e) = self.journal().milestone(id, milestone, SystemTime::now()) {
                 unit.warn(format!("journal: {e}"));
             }
         }
     }
 
     /// The attempt's result: what the job gathered along the way, with its verdict.
-    pub fn finish(self, unit: &UnitContext, verdict: Verdict) -> UnitResult {
+    pub fn finish(mut self, unit: &UnitContext, verdict: Verdict) -> UnitResult {
+        // Verification, once started, ends with the verdict.
+        if self.milestones.contains(&Milestone::VerifyStarted)
+            && !self.milestones.contains(&Milestone::VerifyDone)
+        {
+            self.stamp(unit, Milestone::VerifyDone);
+        }
         if let Some(log) = &self.log {
             let lost = log.write_errors();
             if lost > 0 {
@@ -249,6 +267,7 @@ impl UnitJob<UnitResult> for StationJob {
                 .filter(|_| unit.device().kind == Mode::Fastboot),
             mode: None,
             log: None,
+            milestones: Vec::new(),
             result: UnitResult::new(None, None, Verdict::Pass),
         };
         match begun {

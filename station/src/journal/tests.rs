@@ -76,10 +76,16 @@ fn run(
     journal
         .identified(id, serial, Mode::Fastboot, at(2))
         .unwrap();
-    journal.phase(id, Phase::FlashStarted, at(3)).unwrap();
-    journal.phase(id, Phase::FlashDone, at(40)).unwrap();
-    journal.phase(id, Phase::VerifyStarted, at(41)).unwrap();
-    journal.phase(id, Phase::VerifyDone, at(45)).unwrap();
+    journal
+        .milestone(id, Milestone::FlashStarted, at(3))
+        .unwrap();
+    journal.milestone(id, Milestone::FlashDone, at(40)).unwrap();
+    journal
+        .milestone(id, Milestone::VerifyStarted, at(41))
+        .unwrap();
+    journal
+        .milestone(id, Milestone::VerifyDone, at(45))
+        .unwrap();
     journal.finish(id, &outcome).unwrap()
 }
 
@@ -155,7 +161,7 @@ fn an_attempt_gets_one_verdict() {
     let again = journal.finish(finished.id, &fail(1, "A")).unwrap_err();
     assert!(matches!(again, JournalError::AlreadyFinished(_)), "{again}");
     let missing = journal
-        .phase(AttemptId(999), Phase::FlashDone, at(1))
+        .milestone(AttemptId(999), Milestone::FlashDone, at(1))
         .unwrap_err();
     assert!(matches!(missing, JournalError::NoSuchAttempt(999)));
     assert_eq!(
@@ -284,7 +290,7 @@ fn a_whole_attempt_can_be_recorded_at_once() {
         start: start(6, "WO-2"),
         serial: Some("SER9".into()),
         mode: Some(Mode::Edl),
-        phases: PhaseTimes {
+        phases: MilestoneTimes {
             identified: Some(at(1)),
             flash_started: Some(at(2)),
             flash_done: Some(at(30)),
@@ -383,7 +389,9 @@ fn interrupted_attempts_are_closed_as_aborted_and_stay_out_of_the_yield() {
     journal
         .identified(flashing, "SN3", Mode::Fastboot, at(2))
         .unwrap();
-    journal.phase(flashing, Phase::FlashStarted, at(3)).unwrap();
+    journal
+        .milestone(flashing, Milestone::FlashStarted, at(3))
+        .unwrap();
     let detected = journal.begin(&start(4, "WO-1")).unwrap();
     drop(journal);
 

@@ -199,6 +199,11 @@ impl UnitContext {
         });
     }
 
+    /// A progress sink that shows nothing but stops the operation when the station stops.
+    pub fn stop_only(&self) -> crate::events::StopOnly {
+        crate::events::StopOnly(self.cancelled.clone())
+    }
+
     /// Progress and device messages of protocol operations, as this slot's events; the
     /// operations stop at their next safe point when the station stops.
     pub fn progress(&self) -> SlotProgress<Arc<dyn EventSink>> {
