@@ -538,11 +538,11 @@ fn a_held_unit_starts_when_a_unit_in_flight_fails() {
             passed_before: 0,
         }),
     };
-    for (i, (port, _)) in slots.into_iter().enumerate() {
-        bus.schedule(Duration::from_millis(5 * i as u64), move |b| {
-            let (d, c) = echo(port, Mode::Fastboot);
-            b.plug(d, c);
-        });
+    // Plugged in slot order (the supervisor sees them arrive in that order): slot 3's unit is the
+    // one held back.
+    for (port, _) in slots {
+        let (d, c) = echo(port, Mode::Fastboot);
+        bus.plug(d, c);
     }
     let summary = run(sup);
     assert_eq!((summary.passed, summary.failed), (2, 1));
