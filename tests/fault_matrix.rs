@@ -14,12 +14,12 @@ use flashgate_scenarios::batch::{on_event, run_batch, BatchOutcome, BatchSetup, 
 use protocols::sim::edl::EdlSimConfig;
 use protocols::sim::{FaultAction, Phone};
 use protocols::transport::memory::LinkFaults;
-use station::batch::{factory_fastboot, product_phone, sim_port, simulated_bus};
 use station::bus::sim::SimBus;
 use station::config::StationConfig;
 use station::events::{EventKind, EventSink, Phase, SlotNumber};
 use station::mode::Mode;
 use station::preflight::CheckedBatch;
+use station::sim_fleet::rig::{factory_fastboot, product_phone, sim_port, simulated_bus};
 use station::sim_fleet::SimUnit;
 use station::verdict::Verdict;
 

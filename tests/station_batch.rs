@@ -16,14 +16,14 @@ use flashgate_scenarios::pseudo_random;
 use protocols::sim::edl::EdlSimConfig;
 use protocols::sim::fastboot::SetActiveBehaviour;
 use protocols::sim::storage::DropWrites;
-use station::batch::SlotSource;
-use station::batch::{factory_fastboot, product_phone, sim_port, simulated_bus, slot_source};
+use station::batch::{slot_source, SlotSource};
 use station::bus::sim::SimBus;
 use station::config::{SlotSelection, StationConfig};
 use station::events::{EventKind, Phase, SlotNumber};
 use station::journal::AttemptRow;
 use station::mode::Mode;
 use station::preflight::CheckedBatch;
+use station::sim_fleet::rig::{factory_fastboot, product_phone, sim_port, simulated_bus};
 use station::sim_fleet::SimUnit;
 use station::verdict::Verdict;
 

@@ -13,6 +13,8 @@ use protocols::sim::fastboot::{FastbootConfig, FastbootDevice};
 use protocols::sim::{BusPersonality, Phone, Presence};
 use protocols::transport::memory::{self, LinkFaults};
 
+pub mod rig;
+
 use crate::bus::sim::{Connector, SimBus, SimConnection};
 use crate::bus::BusDevice;
 use crate::mode::Mode;
