@@ -9,7 +9,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::command::{Command, FlashingAction, RebootTarget, DEFAULT_MAX_COMMAND_LEN};
+use super::command::{Command, RebootTarget, DEFAULT_MAX_COMMAND_LEN};
 use super::error::{FastbootError, Violation};
 use super::link_writer::{Finished, LinkWriter};
 use super::response::{Response, MAX_RESPONSE_LEN};
@@ -305,10 +305,6 @@ impl<T: Transport> Fastboot<T> {
     /// `oem ARGS`: vendor commands answer in INFO lines, which the reply keeps.
     pub fn oem(&mut self, args: &str) -> Result<Reply, FastbootError> {
         self.run(&Command::Oem(args))
-    }
-
-    pub fn flashing(&mut self, action: FlashingAction) -> Result<Reply, FastbootError> {
-        self.run(&Command::Flashing(action))
     }
 
     fn link_name(&self) -> String {

@@ -1,13 +1,19 @@
 //! Flashing an image file the way a good client does (AOSP `fastboot flash`): resolve the slot,
 //! learn how much the device can take in one download, then send the image as-is when it fits,
 //! or as sparse pieces when it does not. The file is streamed; it is never held in memory.
+//!
+//! On a dynamic-partition phone the mode matters ([`super::fastbootd`]): in fastbootd a logical
+//! partition is first resized to what the image expands to (AOSP's `do_flash`), so it has
+//! exactly the extents the image needs; in the bootloader a logical partition is refused.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 use super::client::Fastboot;
+use super::command::Command;
 use super::error::FastbootError;
+use super::fastbootd::bootloader_refusal;
 use super::resparse::{self, resparse_piece_limit};
 use super::slots::SlotChoice;
 use super::variable::Variable;
@@ -64,6 +70,9 @@ pub struct FlashReport {
     pub pieces: usize,
     /// Bytes sent over the link, all partitions together.
     pub bytes_sent: u64,
+    /// In fastbootd, the size logical targets were resized to before they were written: the
+    /// image's expanded length (`None` when every target was physical).
+    pub resized_to: Option<u64>,
 }
 
 /// Look at the first bytes of an image; the reader is left at the start.
@@ -153,12 +162,16 @@ impl<T: Transport> Fastboot<T> {
         let image_len = image
             .seek(SeekFrom::End(0))
             .map_err(io("measuring the image"))?;
+        let mode = self.mode()?;
         let targets = self.resolve_partitions(partition, &options.slot)?;
         let limit = self.max_download_size(options)?;
         let sparse_plan = match kind {
             ImageKind::Sparse => Some(resparse::sparse_plan(image)?),
             ImageKind::Raw => None,
         };
+        // What a logical partition is resized to: the bytes the image writes (AOSP's
+        // `image_size`, a sparse image's expanded length).
+        let expanded_len = sparse_plan.as_ref().map_or(image_len, |p| p.image_len());
         // Fits in one download: raw and sparse images alike go as they are. Otherwise plan the
         // pieces once (for a raw image this reads it once) and send them to every target.
         let piece_limit = resparse_piece_limit(image_len, limit);
@@ -178,21 +191,28 @@ impl<T: Transport> Fastboot<T> {
             piece_limit: piece_limit.unwrap_or(image_len),
             pieces: pieces.as_ref().map_or(1, Vec::len),
             bytes_sent: 0,
+            resized_to: None,
         };
         for target in targets {
+            if self.check_flash_target(mode, &target)? {
+                self.run(&Command::ResizeLogicalPartition {
+                    partition: &target,
+                    size: expanded_len,
+                })?;
+                report.resized_to = Some(expanded_len);
+            }
             let step = format!("flash {target}");
             self.progress().event(ProgressEvent::StepStarted {
                 step: &step,
                 total_bytes: bytes_per_target,
             });
-            match &pieces {
-                None => report.bytes_sent += self.flash_whole(&target, image, image_len)?,
-                Some(pieces) => {
-                    for piece in pieces {
-                        report.bytes_sent += resparse::send_piece(self, &target, image, piece)?;
-                    }
-                }
-            }
+            let sent = match &pieces {
+                None => self.flash_whole(&target, image, image_len),
+                Some(pieces) => pieces.iter().try_fold(0, |sent, piece| {
+                    Ok(sent + resparse::send_piece(self, &target, image, piece)?)
+                }),
+            };
+            report.bytes_sent += sent.map_err(|e| bootloader_refusal(&target, e))?;
             self.progress()
                 .event(ProgressEvent::StepFinished { step: &step });
             report.partitions.push(target);
@@ -237,6 +257,8 @@ mod tests {
     fn raw_image_that_fits_goes_in_one_download_to_the_current_slot() {
         let image: Vec<u8> = (0..5000u32).map(|i| (i * 31) as u8).collect();
         let (link, dev, _c) = scripted(vec![
+            Expect(b"getvar:is-userspace"),
+            send(b"OKAYno"),
             Expect(b"getvar:has-slot:boot"),
             send(b"OKAYyes"),
             Expect(b"getvar:slot-count"),
@@ -245,6 +267,8 @@ mod tests {
             send(b"OKAYa"),
             Expect(b"getvar:max-download-size"),
             send(b"OKAY0x00100000"),
+            Expect(b"getvar:is-logical:boot_a"),
+            send(b"OKAYno"),
             Expect(b"download:00001388"),
             send(b"DATA00001388"),
             Receive(5000),
@@ -268,16 +292,22 @@ mod tests {
     #[test]
     fn override_skips_the_device_limit_and_all_flashes_every_slot() {
         let (link, dev, _c) = scripted(vec![
+            Expect(b"getvar:is-userspace"),
+            send(b"FAILGetVar Variable Not found"),
             Expect(b"getvar:has-slot:vbmeta"),
             send(b"OKAYyes"),
             Expect(b"getvar:slot-count"),
             send(b"OKAY2"),
+            Expect(b"getvar:is-logical:vbmeta_a"),
+            send(b"FAILGetVar Variable Not found"),
             Expect(b"download:00000004"),
             send(b"DATA00000004"),
             Receive(4),
             send(b"OKAY"),
             Expect(b"flash:vbmeta_a"),
             send(b"OKAY"),
+            Expect(b"getvar:is-logical:vbmeta_b"),
+            send(b"OKAYno"),
             Expect(b"download:00000004"),
             send(b"DATA00000004"),
             Receive(4),
@@ -298,6 +328,89 @@ mod tests {
         assert_eq!(report.bytes_sent, 8);
         drop(fb);
         assert_eq!(dev.join().unwrap(), b"AVB0AVB0");
+    }
+
+    /// AOSP's `do_flash` in fastbootd: `is-logical`, then the resize to what the image
+    /// expands to (not its sparse length), then the download and the flash.
+    #[test]
+    fn a_logical_partition_in_fastbootd_is_resized_to_the_expanded_image_first() {
+        let image: Vec<u8> = (0..6 * 4096u32).map(|i| (i / 4096 % 2) as u8).collect();
+        let plan = crate::sparse::ChunkPlan::open(&mut Cursor::new(&image)).unwrap();
+        let mut sparse = Vec::new();
+        plan.whole()
+            .write_to(&mut Cursor::new(&image), &mut sparse)
+            .unwrap();
+        assert!(sparse.len() < image.len());
+        let download = format!("download:{:08x}", sparse.len());
+        let data = format!("DATA{:08x}", sparse.len());
+        let (link, dev, _c) = scripted(vec![
+            Expect(b"getvar:is-userspace"),
+            send(b"OKAYyes"),
+            Expect(b"getvar:has-slot:system"),
+            send(b"OKAYyes"),
+            Expect(b"getvar:slot-count"),
+            send(b"OKAY2"),
+            Expect(b"getvar:current-slot"),
+            send(b"OKAYb"),
+            Expect(b"getvar:max-download-size"),
+            send(b"OKAY0x10000000"),
+            Expect(b"getvar:is-logical:system_b"),
+            send(b"OKAYyes"),
+            Expect(b"resize-logical-partition:system_b:24576"),
+            send(b"OKAYPartition resized"),
+            Expect(Box::leak(download.into_bytes().into_boxed_slice())),
+            Send(data.into_bytes()),
+            Receive(sparse.len()),
+            send(b"OKAY"),
+            Expect(b"flash:system_b"),
+            send(b"OKAYFlashing succeeded"),
+        ]);
+        let mut fb = Fastboot::new(link);
+        let report = fb
+            .flash_image(
+                "system",
+                &mut Cursor::new(&sparse),
+                &FlashOptions::default(),
+            )
+            .unwrap();
+        assert_eq!(report.partitions, vec!["system_b"]);
+        assert_eq!(report.resized_to, Some(24576));
+        drop(fb);
+        assert_eq!(dev.join().unwrap(), sparse);
+    }
+
+    /// A bootloader that says `is-logical: yes` is believed before anything is downloaded.
+    #[test]
+    fn a_logical_partition_in_the_bootloader_is_refused_before_the_download() {
+        let (link, dev, _c) = scripted(vec![
+            Expect(b"getvar:is-userspace"),
+            send(b"OKAYno"),
+            Expect(b"getvar:has-slot:system_a"),
+            send(b"OKAYno"),
+            Expect(b"getvar:max-download-size"),
+            send(b"OKAY0x10000000"),
+            Expect(b"getvar:is-logical:system_a"),
+            send(b"OKAYyes"),
+        ]);
+        let mut fb = Fastboot::new(link);
+        let err = fb
+            .flash_image(
+                "system_a",
+                &mut Cursor::new(b"data"),
+                &FlashOptions::default(),
+            )
+            .unwrap_err();
+        assert!(
+            matches!(&err, FastbootError::WrongMode { needs, command, .. }
+                if *needs == super::super::FastbootMode::Fastbootd && command == "flash:system_a"),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "`system_a` is a logical partition: reboot to fastbootd first (`reboot fastboot`)"
+        );
+        drop(fb);
+        dev.join().unwrap();
     }
 
     #[test]
@@ -328,23 +441,22 @@ mod tests {
         partition: &'static str,
         lens: &[u64],
     ) -> Vec<crate::fastboot::client::tests::Step> {
+        let leak =
+            |text: String| -> &'static [u8] { Box::leak(text.into_bytes().into_boxed_slice()) };
         let mut script = vec![
-            Expect(Box::leak(
-                format!("getvar:has-slot:{partition}")
-                    .into_bytes()
-                    .into_boxed_slice(),
-            )),
+            Expect(b"getvar:is-userspace"),
+            send(b"OKAYno"),
+            Expect(leak(format!("getvar:has-slot:{partition}"))),
+            send(b"OKAYno"),
+            Expect(leak(format!("getvar:is-logical:{partition}"))),
             send(b"OKAYno"),
         ];
         for &len in lens {
-            let command = format!("download:{len:08x}").into_bytes();
-            script.push(Expect(Box::leak(command.into_boxed_slice())));
+            script.push(Expect(leak(format!("download:{len:08x}"))));
             script.push(Send(format!("DATA{len:08x}").into_bytes()));
             script.push(Receive(len as usize));
             script.push(send(b"OKAY"));
-            script.push(Expect(Box::leak(
-                format!("flash:{partition}").into_bytes().into_boxed_slice(),
-            )));
+            script.push(Expect(leak(format!("flash:{partition}"))));
             script.push(send(b"OKAY"));
         }
         script
@@ -474,7 +586,12 @@ mod tests {
     fn corrupt_sparse_image_is_refused_before_any_download() {
         let mut bad = vec![0x3a, 0xff, 0x26, 0xed, 1, 0, 0, 0];
         bad.extend_from_slice(&[0xff; 40]);
-        let (link, dev, c) = scripted(vec![Expect(b"getvar:has-slot:boot"), send(b"OKAYno")]);
+        let (link, dev, c) = scripted(vec![
+            Expect(b"getvar:is-userspace"),
+            send(b"OKAYno"),
+            Expect(b"getvar:has-slot:boot"),
+            send(b"OKAYno"),
+        ]);
         let mut fb = Fastboot::new(link);
         let options = FlashOptions {
             max_download_size: Some(1 << 20),
@@ -484,7 +601,8 @@ mod tests {
             .flash_image("boot", &mut Cursor::new(&bad), &options)
             .unwrap_err();
         assert!(matches!(err, FastbootError::Image(_)), "{err:?}");
-        assert_eq!(c.host_bytes_written(), "getvar:has-slot:boot".len() as u64);
+        let asked = "getvar:is-userspace".len() + "getvar:has-slot:boot".len();
+        assert_eq!(c.host_bytes_written(), asked as u64);
         drop(fb);
         dev.join().unwrap();
     }
