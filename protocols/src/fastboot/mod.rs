@@ -22,6 +22,8 @@ pub mod vars;
 mod codec_tests;
 #[cfg(all(test, feature = "sim"))]
 mod fastbootd_tests;
+#[cfg(test)]
+mod flash_tests;
 
 pub use client::{AnswerBounds, ClientOptions, Fastboot, Reply};
 pub use command::{
