@@ -278,7 +278,8 @@ fn fastbootd_flow_matches_debian_fastboot_byte_for_byte() {
     assert_eq!(theirs_bytes.len(), on_phone.len());
 }
 
-/// `flash` of a logical partition in the bootloader: the bootloader's own refusal, typed.
+/// `flash` and `erase` of a logical partition in the bootloader: the bootloader's own
+/// refusal, typed.
 #[test]
 fn flashing_a_logical_partition_in_the_bootloader_is_refused() {
     let sim = dynamic_phone("FGFBD0002");
@@ -288,6 +289,12 @@ fn flashing_a_logical_partition_in_the_bootloader_is_refused() {
         &sim,
         &["flash", "system", &images.path("system.img")],
         "`system` is a logical partition (the bootloader answered \"Partition should be \
+         flashed in fastbootd\"): reboot to fastbootd first (`reboot fastboot`)",
+    );
+    refused(
+        &sim,
+        &["erase", "vendor_b"],
+        "`vendor_b` is a logical partition (the bootloader answered \"Partition should be \
          flashed in fastbootd\"): reboot to fastbootd first (`reboot fastboot`)",
     );
     assert!(std::fs::read(sim.partition_file("super")).unwrap() == before);

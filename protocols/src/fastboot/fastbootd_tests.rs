@@ -350,6 +350,13 @@ fn the_bootloader_refuses_what_needs_fastbootd() {
         "`system` is a logical partition (the bootloader answered \"Partition should be \
          flashed in fastbootd\"): reboot to fastbootd first (`reboot fastboot`)"
     );
+    let err = s.fb.erase("vendor_b").unwrap_err();
+    assert_eq!(needs(&err), FastbootMode::Fastbootd);
+    assert!(
+        err.to_string()
+            .starts_with("`vendor_b` is a logical partition (the bootloader answered"),
+        "{err}"
+    );
     assert_eq!(metadata(&phone, 0), before, "nothing changed in super");
     s.end();
 }

@@ -13,7 +13,6 @@ use std::path::Path;
 use super::client::Fastboot;
 use super::command::Command;
 use super::error::FastbootError;
-use super::fastbootd::bootloader_refusal;
 use super::resparse::{self, resparse_piece_limit};
 use super::slots::SlotChoice;
 use super::variable::Variable;
@@ -206,13 +205,14 @@ impl<T: Transport> Fastboot<T> {
                 step: &step,
                 total_bytes: bytes_per_target,
             });
-            let sent = match &pieces {
-                None => self.flash_whole(&target, image, image_len),
-                Some(pieces) => pieces.iter().try_fold(0, |sent, piece| {
-                    Ok(sent + resparse::send_piece(self, &target, image, piece)?)
-                }),
-            };
-            report.bytes_sent += sent.map_err(|e| bootloader_refusal(&target, e))?;
+            match &pieces {
+                None => report.bytes_sent += self.flash_whole(&target, image, image_len)?,
+                Some(pieces) => {
+                    for piece in pieces {
+                        report.bytes_sent += resparse::send_piece(self, &target, image, piece)?;
+                    }
+                }
+            }
             self.progress()
                 .event(ProgressEvent::StepFinished { step: &step });
             report.partitions.push(target);
