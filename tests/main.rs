@@ -10,6 +10,7 @@ mod edl_ramdump;
 mod erofs_readback;
 mod fastboot_client;
 mod fastboot_interop;
+mod fastbootd_client;
 mod fastbootd_interop;
 mod fault_matrix;
 mod lp_interop;
