@@ -13,6 +13,7 @@ mod fastboot_interop;
 mod fastbootd_client;
 mod fastbootd_interop;
 mod fault_matrix;
+mod journal_contention;
 mod lp_interop;
 mod preflight_images;
 mod sahara_host;
