@@ -5,7 +5,6 @@ use std::fmt;
 
 use crate::config::RegionCode;
 use crate::digest::Sha256Digest;
-use crate::events::NextStep;
 
 /// Stable failure codes. Their spelling is part of the journal format and of reports: never
 /// rename one; add new ones at the end.
@@ -82,6 +81,28 @@ impl FailureCode {
 impl fmt::Display for FailureCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// What the line operator does next; the wording is what the screen shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NextStep {
+    RemoveUnit,
+    ReseatCable,
+    CallEngineer,
+    /// The attempt was cut before a verdict: put the unit on a slot again.
+    FlashAgain,
+}
+
+impl fmt::Display for NextStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NextStep::RemoveUnit => "remove unit",
+            NextStep::ReseatCable => "re-seat cable",
+            NextStep::CallEngineer => "call engineer",
+            NextStep::FlashAgain => "flash again",
+        })
     }
 }
 

@@ -193,28 +193,6 @@ impl fmt::Display for Phase {
     }
 }
 
-/// What the line operator does next; the wording is what the screen shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NextStep {
-    RemoveUnit,
-    ReseatCable,
-    CallEngineer,
-    /// The attempt was cut before a verdict: put the unit on a slot again.
-    FlashAgain,
-}
-
-impl fmt::Display for NextStep {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            NextStep::RemoveUnit => "remove unit",
-            NextStep::ReseatCable => "re-seat cable",
-            NextStep::CallEngineer => "call engineer",
-            NextStep::FlashAgain => "flash again",
-        })
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 pub struct BatchSummary {
     pub passed: u32,
@@ -295,6 +273,9 @@ mod tests {
             Phase::WaitingForReenumeration.to_string(),
             "waiting for re-enumeration"
         );
-        assert_eq!(NextStep::ReseatCable.to_string(), "re-seat cable");
+        assert_eq!(
+            crate::verdict::NextStep::ReseatCable.to_string(),
+            "re-seat cable"
+        );
     }
 }
