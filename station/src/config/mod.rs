@@ -19,7 +19,9 @@ mod yaml_bounds;
 pub use activation::{ActivationClient, ClientLocation, VerifyMethod};
 pub use error::{ConfigError, KeyPath, KeySegment};
 pub use files::ImageFile;
-pub use flash_plan::{AbSlot, EdlPlan, FastbootPlan, FastbootStep, SlotSelection, StorageKind};
+pub use flash_plan::{
+    AbSlot, EdlPlan, FastbootPlan, FastbootStep, FastbootdPlan, SlotSelection, StorageKind,
+};
 pub use identity::{EdlIdentity, Identity};
 pub use image_path::{resolve_inside, ImagePath, PathEscape};
 pub use names::check_identifier;

@@ -10,7 +10,7 @@ use super::activation::{ActivationClient, ActivationClientFile, ClientLocation, 
 use super::error::{ConfigError, KeyPath};
 use super::files::{FileEntryFile, ImageFile};
 use super::flash_plan::{
-    check_slots, written_before, EdlPlan, FastbootPlan, FastbootStep, FlashFile,
+    check_slots, written_before, EdlPlan, FastbootPlan, FastbootStep, FastbootdPlan, FlashFile,
 };
 use super::identity::{EdlIdentity, Identity, IdentityFile};
 use super::image_path::resolve_inside;
@@ -389,7 +389,12 @@ impl Validator<'_> {
                         "add `identity.fastboot_product` so fastboot phones can be identified",
                     ));
                 }
-                if plan.partitions.is_empty() {
+                if plan.partitions.is_empty()
+                    && plan
+                        .fastbootd
+                        .as_ref()
+                        .is_none_or(|f| f.partitions.is_empty())
+                {
                     return Err(self.error(
                         &plan_key.clone().key("partitions"),
                         "the fastboot plan writes nothing",
@@ -399,43 +404,78 @@ impl Validator<'_> {
                 check_slots(plan.slot, plan.set_active)
                     .map_err(|e| self.error(&plan_key.clone().key(e.key), e.problem, e.fix))?;
                 let mut steps: Vec<FastbootStep> = Vec::new();
-                for (index, step) in plan.partitions.into_iter().enumerate() {
-                    let step_key = plan_key.clone().key("partitions").index(index);
-                    check_identifier(&step.partition).map_err(|p| {
-                        self.error(
-                            &step_key.clone().key("partition"),
-                            p,
-                            "write the partition's name",
-                        )
-                    })?;
-                    if let Some(earlier) = written_before(&step.partition, &steps, plan.slot) {
-                        let problem = if earlier == step.partition {
-                            format!("partition `{}` is written twice", step.partition)
-                        } else {
-                            format!(
-                                "partition `{}` is written twice: once as `{earlier}` and once \
-                                 as `{}` (slot {})",
-                                step.partition,
-                                step.partition,
-                                plan.slot.as_str()
+                let mut fastbootd_steps: Vec<FastbootStep> = Vec::new();
+                let lists = [
+                    (plan.partitions, plan_key.clone()),
+                    (
+                        plan.fastbootd
+                            .as_ref()
+                            .map(|f| f.partitions.clone())
+                            .unwrap_or_default(),
+                        plan_key.clone().key("fastbootd"),
+                    ),
+                ];
+                for (list, (entries, list_key)) in lists.into_iter().enumerate() {
+                    for (index, step) in entries.into_iter().enumerate() {
+                        let step_key = list_key.clone().key("partitions").index(index);
+                        check_identifier(&step.partition).map_err(|p| {
+                            self.error(
+                                &step_key.clone().key("partition"),
+                                p,
+                                "write the partition's name",
                             )
+                        })?;
+                        let earlier: Vec<FastbootStep> =
+                            steps.iter().chain(&fastbootd_steps).cloned().collect();
+                        if let Some(earlier) = written_before(&step.partition, &earlier, plan.slot)
+                        {
+                            let problem = if earlier == step.partition {
+                                format!("partition `{}` is written twice", step.partition)
+                            } else {
+                                format!(
+                                    "partition `{}` is written twice: once as `{earlier}` and \
+                                     once as `{}` (slot {})",
+                                    step.partition,
+                                    step.partition,
+                                    plan.slot.as_str()
+                                )
+                            };
+                            return Err(self.error(
+                                &step_key.clone().key("partition"),
+                                problem,
+                                "write each partition once",
+                            ));
+                        }
+                        file_ref(&step.image, &step_key.clone().key("image"))?;
+                        let step = FastbootStep {
+                            partition: step.partition,
+                            file: step.image,
                         };
-                        return Err(self.error(
-                            &step_key.clone().key("partition"),
-                            problem,
-                            "write each partition once",
-                        ));
+                        if list == 0 {
+                            steps.push(step);
+                        } else {
+                            fastbootd_steps.push(step);
+                        }
                     }
-                    file_ref(&step.image, &step_key.clone().key("image"))?;
-                    steps.push(FastbootStep {
-                        partition: step.partition,
-                        file: step.image,
-                    });
                 }
+                let fastbootd = match plan.fastbootd {
+                    None => None,
+                    Some(f) => {
+                        if let Some(key) = &f.super_empty {
+                            file_ref(key, &plan_key.clone().key("fastbootd").key("super_empty"))?;
+                        }
+                        Some(FastbootdPlan {
+                            super_empty: f.super_empty,
+                            wipe: f.wipe,
+                            steps: fastbootd_steps,
+                        })
+                    }
+                };
                 Some(FastbootPlan {
                     slot: plan.slot,
                     set_active: plan.set_active,
                     steps,
+                    fastbootd,
                 })
             }
         };
@@ -514,8 +554,7 @@ impl Validator<'_> {
         file_ref(&raw.image, &key.clone().key("image"))?;
         if let Some(plan) = fastboot {
             let written = plan
-                .steps
-                .iter()
+                .all_steps()
                 .any(|s| s.partition == raw.partition && s.file == raw.image);
             if !written {
                 return Err(self.error(

@@ -474,3 +474,73 @@ fn a_partition_written_twice_under_its_slot_name_is_refused() {
     );
     load(dir.path(), &text).unwrap();
 }
+
+/// 00WW written as a dynamic-partition phone's plan: boot in the bootloader, then `system` in
+/// fastbootd after `update-super`.
+fn with_fastbootd(g: &str) -> String {
+    g.replace(
+        "      boot: { path: 00WW/boot.img, size: 4096, sha256: \"SHA_B\" }",
+        "      boot: { path: 00WW/boot.img, size: 4096, sha256: \"SHA_B\" }\n      super_empty: { path: 00WW/super_empty.img, size: 8192, sha256: \"SHA_C\" }",
+    )
+    .replace(
+        "          - { partition: boot, image: boot }\n          - { partition: system, image: system }",
+        "          - { partition: boot, image: boot }\n        fastbootd:\n          super_empty: super_empty\n          partitions:\n            - { partition: system, image: system }",
+    )
+    .replace("SHA_A", SHA_A)
+    .replace("SHA_B", SHA_B)
+    .replace("SHA_C", SHA_C)
+}
+
+#[test]
+fn a_fastbootd_plan_writes_logical_partitions_after_the_bootloader_ones() {
+    let dir = root();
+    let product = load(dir.path(), &with_fastbootd(GOOD)).unwrap();
+    let plan = product.regions[&RegionCode::parse("00WW").unwrap()]
+        .fastboot
+        .as_ref()
+        .unwrap();
+    assert_eq!(plan.steps.len(), 1);
+    let logical = plan.fastbootd.as_ref().unwrap();
+    assert_eq!(logical.super_empty.as_deref(), Some("super_empty"));
+    assert!(!logical.wipe);
+    assert_eq!(logical.steps[0].partition, "system");
+    assert_eq!(
+        plan.all_steps()
+            .map(|s| s.partition.as_str())
+            .collect::<Vec<_>>(),
+        ["boot", "system"]
+    );
+}
+
+#[test]
+fn a_fastbootd_plan_is_checked_like_the_bootloader_one() {
+    let text = with_fastbootd(GOOD);
+    // The same partition in both parts.
+    assert_refused(
+        &text.replace(
+            "            - { partition: system, image: system }",
+            "            - { partition: boot, image: boot }",
+        ),
+        24,
+        "regions.00WW.flash.fastboot.fastbootd.partitions[0].partition",
+        "partition `boot` is written twice",
+    );
+    // A super_empty that is not a file of the region.
+    assert_refused(
+        &text.replace("super_empty: super_empty", "super_empty: nope"),
+        22,
+        "regions.00WW.flash.fastboot.fastbootd.super_empty",
+        "nope",
+    );
+    // Strict keys.
+    let dir = root();
+    let error = load(
+        dir.path(),
+        &text.replace(
+            "super_empty: super_empty",
+            "super_empty: super_empty\n          format: yes",
+        ),
+    )
+    .unwrap_err();
+    assert!(error.to_string().contains("format"), "{error}");
+}

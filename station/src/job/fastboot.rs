@@ -9,7 +9,7 @@ use protocols::fastboot::{
 };
 use protocols::transport::Transport;
 
-use crate::config::{FastbootPlan, SlotSelection};
+use crate::config::{FastbootStep, SlotSelection};
 use crate::events::Phase;
 use crate::journal::ImageSent;
 use crate::mode::Mode;
@@ -61,7 +61,15 @@ fn flow(attempt: &mut Attempt<'_>, unit: &mut UnitContext) -> Result<(), Failure
             ),
         });
     };
-    flash(attempt, unit, &mut client, &plan)?;
+    flash(attempt, unit, &mut client, &plan.steps, plan.slot)?;
+    if let Some(logical) = &plan.fastbootd {
+        client = enter_fastbootd(attempt, unit, client)?;
+        if let Some(key) = &logical.super_empty {
+            update_super(attempt, unit, &mut client, key, logical.wipe)?;
+        }
+        flash(attempt, unit, &mut client, &logical.steps, plan.slot)?;
+        client = reboot_bootloader(attempt, unit, client)?;
+    }
     if let Some(slot) = plan.set_active {
         let step = format!("set_active {}", slot.letter());
         attempt.phase(
@@ -82,6 +90,83 @@ fn flow(attempt: &mut Attempt<'_>, unit: &mut UnitContext) -> Result<(), Failure
 }
 
 const REBOOT_BOOTLOADER: &str = "reboot-bootloader";
+const REBOOT_FASTBOOT: &str = "reboot-fastboot";
+
+/// `reboot fastboot`: the phone leaves its bootloader for userspace fastboot (fastbootd) and
+/// comes back on the same port with the same USB ids; it must be the same unit, and in
+/// fastbootd (`is-userspace: yes`) before any logical partition is written.
+fn enter_fastbootd(
+    attempt: &mut Attempt<'_>,
+    unit: &mut UnitContext,
+    mut client: Client,
+) -> Result<Client, Failure> {
+    attempt.phase(unit, Phase::Reboot);
+    match client.reboot_fastboot() {
+        Ok(_) => {}
+        Err(e) if e.is_disconnect() => {
+            tracing::debug!("the phone left the bus before acknowledging {REBOOT_FASTBOOT}")
+        }
+        Err(e) => return Err(from_fastboot(attempt.unit(), REBOOT_FASTBOOT, &e)),
+    }
+    drop(client);
+    attempt.wait_back(unit, Mode::Fastboot, REBOOT_FASTBOOT)?;
+    let mut client = reidentify(attempt, unit, REBOOT_FASTBOOT)?;
+    let userspace = client
+        .is_userspace()
+        .map_err(|e| from_fastboot(attempt.unit(), "getvar is-userspace", &e))?;
+    if !userspace {
+        return Err(Failure::DeviceFail {
+            unit: attempt.unit(),
+            step: REBOOT_FASTBOOT.into(),
+            reason: "the phone came back in its bootloader, not in fastbootd (is-userspace: no); \
+                     its recovery image may not start fastbootd"
+                .into(),
+        });
+    }
+    Ok(client)
+}
+
+/// `update-super` with the plan's `super_empty.img`: fastbootd lays out the slot's logical
+/// partitions in `super` before they are written.
+fn update_super(
+    attempt: &mut Attempt<'_>,
+    unit: &mut UnitContext,
+    client: &mut Client,
+    key: &str,
+    wipe: bool,
+) -> Result<(), Failure> {
+    let step = format!("update-super{}", if wipe { " (wipe)" } else { "" });
+    attempt.phase(
+        unit,
+        Phase::Flash {
+            partition: "super (update-super)".into(),
+        },
+    );
+    let image = attempt
+        .context
+        .batch
+        .image(key)
+        .ok_or_else(|| Failure::HostError {
+            unit: attempt.unit(),
+            step: step.clone(),
+            detail: format!("the image set has no checked file `{key}`"),
+        })?;
+    let mut stream = image.open_stream().map_err(|e| Failure::HostError {
+        unit: attempt.unit(),
+        step: step.clone(),
+        detail: e.to_string(),
+    })?;
+    client
+        .update_super(&mut stream, image.size(), wipe)
+        .map_err(|e| from_fastboot(attempt.unit(), &step, &e))?;
+    attempt.result.images_sent.push(ImageSent {
+        partition: "super (update-super)".into(),
+        file: key.to_string(),
+        sha256: image.sha256(),
+        bytes: image.size(),
+    });
+    Ok(())
+}
 
 /// `reboot-bootloader`, wait for the phone to come back on its port, and make sure it is the
 /// same unit.
@@ -213,17 +298,20 @@ fn slot_choice(selection: SlotSelection) -> SlotChoice {
     }
 }
 
+/// Write `steps` in the mode the phone is in (the bootloader, or fastbootd for logical
+/// partitions, which the client resizes to each image first).
 fn flash(
     attempt: &mut Attempt<'_>,
     unit: &mut UnitContext,
     client: &mut Client,
-    plan: &FastbootPlan,
+    steps: &[FastbootStep],
+    slot: SlotSelection,
 ) -> Result<(), Failure> {
     let options = FlashOptions {
-        slot: slot_choice(plan.slot),
+        slot: slot_choice(slot),
         ..FlashOptions::default()
     };
-    for step in &plan.steps {
+    for step in steps {
         if unit.is_cancelled() {
             return Err(Failure::HostError {
                 unit: attempt.unit(),

@@ -62,6 +62,8 @@ pub(crate) struct Attempt<'a> {
     pub log: Option<UnitLog>,
     /// The milestones the journal row has a time for, so far.
     pub milestones: Vec<Milestone>,
+    /// The phase the unit is in, as last shown.
+    pub last_phase: Option<Phase>,
     pub result: UnitResult,
 }
 
@@ -180,9 +182,10 @@ impl<'a> Attempt<'a> {
     /// The unit enters `phase`: shown on its slot, and the milestones it marks (flashing
     /// started or done, verification started) stamped in its journal row.
     pub fn phase(&mut self, unit: &UnitContext, phase: Phase) {
-        for milestone in Milestone::reached(&self.milestones, &phase) {
+        for milestone in Milestone::reached(&self.milestones, self.last_phase.as_ref(), &phase) {
             self.stamp(unit, milestone);
         }
+        self.last_phase = Some(phase.clone());
         unit.phase(phase);
     }
 
@@ -268,6 +271,7 @@ impl UnitJob<UnitResult> for StationJob {
             mode: None,
             log: None,
             milestones: Vec::new(),
+            last_phase: None,
             result: UnitResult::new(None, None, Verdict::Pass),
         };
         match begun {

@@ -43,27 +43,29 @@ pub enum Milestone {
 }
 
 impl Milestone {
-    /// The milestones passed when a unit whose milestones so far are `passed` enters `phase`:
-    /// flashing starts with its first flash (or patch) step and is done at the first step after
-    /// it; verification starts with the verify step.
-    pub fn reached(passed: &[Milestone], phase: &crate::events::Phase) -> Vec<Milestone> {
+    /// The milestones passed when a unit whose milestones so far are `passed` leaves
+    /// `previous` for `phase`: flashing starts with its first flash (or patch) step and is done
+    /// whenever a step that is not flashing follows one that is (the last time counts: a
+    /// fastbootd plan flashes before and after a reboot); verification starts with its step.
+    pub fn reached(
+        passed: &[Milestone],
+        previous: Option<&crate::events::Phase>,
+        phase: &crate::events::Phase,
+    ) -> Vec<Milestone> {
         use crate::events::Phase;
-        let has = |m| passed.contains(&m);
+        let flashing = |p: &Phase| matches!(p, Phase::Flash { .. } | Phase::Patch);
         let mut now = Vec::new();
-        match phase {
-            Phase::Flash { .. } | Phase::Patch => {
-                if !has(Self::FlashStarted) {
-                    now.push(Self::FlashStarted);
-                }
+        if flashing(phase) {
+            if !passed.contains(&Self::FlashStarted) {
+                now.push(Self::FlashStarted);
             }
-            other => {
-                if has(Self::FlashStarted) && !has(Self::FlashDone) {
-                    now.push(Self::FlashDone);
-                }
-                if matches!(other, Phase::Verify { .. }) && !has(Self::VerifyStarted) {
-                    now.push(Self::VerifyStarted);
-                }
-            }
+            return now;
+        }
+        if previous.is_some_and(flashing) {
+            now.push(Self::FlashDone);
+        }
+        if matches!(phase, Phase::Verify { .. }) && !passed.contains(&Self::VerifyStarted) {
+            now.push(Self::VerifyStarted);
         }
         now
     }
@@ -87,7 +89,7 @@ mod milestone_tests {
         let mut passed = Vec::new();
         let mut at = Vec::new();
         for (i, phase) in phases.iter().enumerate() {
-            for m in Milestone::reached(&passed, phase) {
+            for m in Milestone::reached(&passed, i.checked_sub(1).map(|p| &phases[p]), phase) {
                 passed.push(m);
                 at.push((i, m));
             }
@@ -129,7 +131,29 @@ mod milestone_tests {
             walk(&edl),
             vec![(1, FlashStarted), (3, FlashDone), (4, VerifyStarted)]
         );
-        assert_eq!(walk(&[Phase::Identify, verify]), vec![(1, VerifyStarted)]);
+        assert_eq!(
+            walk(&[Phase::Identify, verify.clone()]),
+            vec![(1, VerifyStarted)]
+        );
+        // fastbootd: boot in the bootloader, reboot, system in fastbootd: flashing is done
+        // after the last flash.
+        let fastbootd = [
+            flash("boot_a"),
+            Phase::Reboot,
+            Phase::Identify,
+            flash("system_a"),
+            Phase::Reboot,
+            verify,
+        ];
+        assert_eq!(
+            walk(&fastbootd),
+            vec![
+                (0, FlashStarted),
+                (1, FlashDone),
+                (4, FlashDone),
+                (5, VerifyStarted)
+            ]
+        );
     }
 }
 
