@@ -1,53 +1,64 @@
 //! A read-ahead cache for sources where every request is a round trip (a phone's partition
 //! read through fastboot `fetch:` or Firehose `<read>`). erofs asks for one 4 KiB block at a
-//! time and ext4 for a superblock, a descriptor, an inode: small reads that lie close
-//! together. The cache turns each miss into one aligned window read (64–256 KiB) and serves the
-//! neighbours from memory; reads of a window or more go straight through.
+//! time and ext4 for a superblock, a descriptor, an inode: small reads, often of neighbours,
+//! and long sequential runs through a compressed file's clusters.
 //!
-//! Bounded: at most `windows` windows of `window` bytes are held, least recently used dropped
-//! first. A window never reaches past the limit it is given (the end of the filesystem or of
-//! the logical partition), so read-ahead stays inside the partition; if a window read fails
-//! (a filesystem that claims more than its partition holds), the exact read is made instead.
+//! So the cache reads ahead as the kernel does: a miss fetches whole 4 KiB blocks; a miss that
+//! continues the previous fetch doubles the read-ahead, up to the configured maximum, and a
+//! miss elsewhere starts again from one block. Scattered metadata costs what it would
+//! uncached; a sequential run costs a handful of large requests. Reads of the maximum or
+//! more go straight through.
+//!
+//! Bounded: at most `entries` fetched runs are held (each at most the maximum read-ahead),
+//! least recently used dropped first. A fetch never reaches past the limit it is given (the
+//! end of the filesystem or of the logical partition), so read-ahead stays inside the
+//! partition; if a read-ahead fails (a filesystem that claims more than its partition holds),
+//! the exact read is made instead.
 
 use std::io;
 
 use crate::read_at::ReadAt;
 
-/// Window size and count; [`CacheConfig::OFF`] passes every read through.
+/// The read-ahead granule: what a miss fetches at least, aligned.
+pub const BLOCK: u64 = 4096;
+
+/// Read-ahead and memory bounds; [`CacheConfig::OFF`] passes every read through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CacheConfig {
-    /// Bytes per window, a power of two from 4 KiB to [`CacheConfig::MAX_WINDOW`].
-    pub window: usize,
-    /// Windows held at most (memory: `window × windows`), up to [`CacheConfig::MAX_WINDOWS`].
-    pub windows: usize,
+    /// Largest read-ahead in bytes, a power of two from [`CacheConfig::MIN_READ_AHEAD`] to
+    /// [`CacheConfig::MAX_READ_AHEAD`]; reads this long or longer are not cached.
+    pub max_read_ahead: usize,
+    /// Fetched runs held at most (memory: at most `max_read_ahead × entries`), up to
+    /// [`CacheConfig::MAX_ENTRIES`].
+    pub entries: usize,
 }
 
 impl CacheConfig {
     pub const OFF: CacheConfig = CacheConfig {
-        window: 0,
-        windows: 0,
+        max_read_ahead: 0,
+        entries: 0,
     };
-    /// What verification over a phone link uses: 128 KiB windows, 4 MiB at most.
+    /// What verification over a phone link uses: up to 256 KiB ahead, 4 MiB held at most.
     pub const PHONE: CacheConfig = CacheConfig {
-        window: 128 << 10,
-        windows: 32,
+        max_read_ahead: 256 << 10,
+        entries: 16,
     };
-    pub const MIN_WINDOW: usize = 4 << 10;
-    pub const MAX_WINDOW: usize = 1 << 20;
-    pub const MAX_WINDOWS: usize = 256;
+    pub const MIN_READ_AHEAD: usize = 2 * BLOCK as usize;
+    pub const MAX_READ_AHEAD: usize = 1 << 20;
+    pub const MAX_ENTRIES: usize = 256;
 
-    /// The configuration actually used: a window rounded up to a power of two and clamped,
-    /// the count clamped; either at 0 turns the cache off.
+    /// The configuration actually used: the read-ahead rounded up to a power of two and
+    /// clamped, the count clamped; either at 0 turns the cache off.
     pub fn normalised(self) -> CacheConfig {
-        if self.window == 0 || self.windows == 0 {
+        if self.max_read_ahead == 0 || self.entries == 0 {
             return CacheConfig::OFF;
         }
         CacheConfig {
-            window: self
-                .window
-                .clamp(Self::MIN_WINDOW, Self::MAX_WINDOW)
+            max_read_ahead: self
+                .max_read_ahead
+                .clamp(Self::MIN_READ_AHEAD, Self::MAX_READ_AHEAD)
                 .next_power_of_two(),
-            windows: self.windows.min(Self::MAX_WINDOWS),
+            entries: self.entries.min(Self::MAX_ENTRIES),
         }
     }
 
@@ -69,18 +80,18 @@ pub struct CacheStats {
     pub requests: u64,
     /// Of those, answered from memory alone.
     pub hits: u64,
-    /// Reads made of the source (windows, pass-through reads, fallbacks).
+    /// Reads made of the source (read-aheads, pass-through reads, fallbacks).
     pub fetches: u64,
 }
 
 #[derive(Debug)]
-struct Window {
+struct Entry {
     start: u64,
     data: Vec<u8>,
     last_used: u64,
 }
 
-impl Window {
+impl Entry {
     fn end(&self) -> u64 {
         self.start + self.data.len() as u64
     }
@@ -92,8 +103,10 @@ pub struct BlockCache<S> {
     inner: S,
     config: CacheConfig,
     limit: Option<u64>,
-    windows: Vec<Window>,
+    entries: Vec<Entry>,
     clock: u64,
+    /// The last read-ahead: where it ran and how long it was.
+    last_fetch: Option<(u64, u64)>,
     stats: CacheStats,
 }
 
@@ -103,13 +116,15 @@ impl<S: ReadAt> BlockCache<S> {
             inner,
             config: config.normalised(),
             limit: None,
-            windows: Vec::new(),
+            entries: Vec::new(),
             clock: 0,
+            last_fetch: None,
             stats: CacheStats::default(),
         }
     }
 
-    /// No window will reach past `end` from now on (the tighter of this and earlier limits).
+    /// No read-ahead will reach past `end` from now on (the tighter of this and earlier
+    /// limits).
     pub fn limit_to(&mut self, end: u64) {
         self.limit = Some(self.limit.map_or(end, |limit| limit.min(end)));
     }
@@ -127,75 +142,78 @@ impl<S: ReadAt> BlockCache<S> {
         self.inner.read_exact_at(offset, buf)
     }
 
-    /// Reads the windows `first..=last` (indexes) in one request and keeps them.
-    fn fill(&mut self, first: u64, last: u64, wanted: (u64, usize)) -> io::Result<bool> {
-        let window = self.config.window as u64;
-        let start = first * window;
-        let mut end = (last + 1).saturating_mul(window);
-        if let Some(limit) = self.limit {
-            end = end.min(limit);
+    /// How far to read for a miss at `start` (block-aligned): double the last read-ahead if
+    /// this continues it, else one granule.
+    fn read_ahead_for(&self, start: u64) -> u64 {
+        let max = self.config.max_read_ahead as u64;
+        match self.last_fetch {
+            Some((at, len)) if start >= at && start <= at + len => (len * 2).min(max),
+            _ => CacheConfig::MIN_READ_AHEAD as u64,
         }
-        let mut data = vec![0u8; (end - start) as usize];
+    }
+
+    /// Fetches the run around `offset..end` and keeps it; `false` if only the exact read may
+    /// be tried.
+    fn fill(&mut self, offset: u64, end: u64) -> io::Result<bool> {
+        let start = offset - offset % BLOCK;
+        let mut run_end = end
+            .div_ceil(BLOCK)
+            .saturating_mul(BLOCK)
+            .max(start.saturating_add(self.read_ahead_for(start)));
+        if let Some(limit) = self.limit {
+            run_end = run_end.min(limit);
+        }
+        let mut data = vec![0u8; (run_end - start) as usize];
         if let Err(error) = self.fetch(start, &mut data) {
-            // Only the read-ahead may have been refused; the exact read decides.
-            if (start, data.len()) == wanted {
+            if (start, run_end) == (offset, end) {
                 return Err(error);
             }
             return Ok(false);
         }
-        let mut at = start;
-        for chunk in data.chunks(self.config.window) {
-            self.insert(at, chunk.to_vec());
-            at += chunk.len() as u64;
-        }
+        self.last_fetch = Some((start, run_end - start));
+        self.insert(start, data);
         Ok(true)
     }
 
     fn insert(&mut self, start: u64, data: Vec<u8>) {
-        self.windows.retain(|w| w.start != start);
-        if self.windows.len() >= self.config.windows {
+        if self.entries.len() >= self.config.entries {
             if let Some(oldest) = self
-                .windows
+                .entries
                 .iter()
                 .enumerate()
-                .min_by_key(|(_, w)| w.last_used)
+                .min_by_key(|(_, e)| e.last_used)
                 .map(|(i, _)| i)
             {
-                self.windows.swap_remove(oldest);
+                self.entries.swap_remove(oldest);
             }
         }
         self.clock += 1;
-        self.windows.push(Window {
+        self.entries.push(Entry {
             start,
             data,
             last_used: self.clock,
         });
     }
 
-    fn cached(&self, index: u64) -> Option<usize> {
-        let start = index * self.config.window as u64;
-        self.windows.iter().position(|w| w.start == start)
-    }
-
-    /// Copies `buf` out of the cached windows, if they hold all of it.
+    /// Copies `buf` out of the held runs, if they hold all of it.
     fn copy_out(&mut self, offset: u64, buf: &mut [u8]) -> bool {
-        let window = self.config.window as u64;
         let end = offset + buf.len() as u64;
         let mut at = offset;
         while at < end {
-            let Some(i) = self.cached(at / window) else {
+            let Some(entry) = self
+                .entries
+                .iter_mut()
+                .filter(|e| e.start <= at && at < e.end())
+                .max_by_key(|e| e.end())
+            else {
                 return false;
             };
             self.clock += 1;
-            let w = &mut self.windows[i];
-            w.last_used = self.clock;
-            if w.end() <= at {
-                return false;
-            }
-            let take = (w.end().min(end) - at) as usize;
-            let from = (at - w.start) as usize;
+            entry.last_used = self.clock;
+            let take = (entry.end().min(end) - at) as usize;
+            let from = (at - entry.start) as usize;
             let dest = (at - offset) as usize;
-            buf[dest..dest + take].copy_from_slice(&w.data[from..from + take]);
+            buf[dest..dest + take].copy_from_slice(&entry.data[from..from + take]);
             at += take as u64;
         }
         true
@@ -205,33 +223,23 @@ impl<S: ReadAt> BlockCache<S> {
 impl<S: ReadAt> ReadAt for BlockCache<S> {
     fn read_exact_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         self.stats.requests += 1;
-        let window = self.config.window as u64;
         let len = buf.len() as u64;
-        let end = offset.checked_add(len);
-        let beyond_limit = match (end, self.limit) {
-            (None, _) => true,
-            (Some(end), Some(limit)) => end > limit,
-            (Some(_), None) => false,
+        let Some(end) = offset.checked_add(len) else {
+            return self.fetch(offset, buf);
         };
-        if self.config.windows == 0 || len >= window || len == 0 || beyond_limit {
+        let beyond_limit = self.limit.is_some_and(|limit| end > limit);
+        if self.config.entries == 0
+            || len >= self.config.max_read_ahead as u64
+            || len == 0
+            || beyond_limit
+        {
             return self.fetch(offset, buf);
         }
         if self.copy_out(offset, buf) {
             self.stats.hits += 1;
             return Ok(());
         }
-        let first = offset / window;
-        let last = (offset + len - 1) / window;
-        // A read spans at most two windows (it is shorter than one): read the missing ones
-        // together when both are missing.
-        let missing: Vec<u64> = (first..=last)
-            .filter(|&i| self.cached(i).is_none())
-            .collect();
-        let filled = match (missing.first(), missing.last()) {
-            (Some(&a), Some(&b)) => self.fill(a, b, (offset, buf.len()))?,
-            _ => true,
-        };
-        if filled && self.copy_out(offset, buf) {
+        if self.fill(offset, end)? && self.copy_out(offset, buf) {
             return Ok(());
         }
         self.fetch(offset, buf)
@@ -258,68 +266,74 @@ mod tests {
     }
 
     const SMALL: CacheConfig = CacheConfig {
-        window: 8192,
-        windows: 4,
+        max_read_ahead: 64 << 10,
+        entries: 4,
     };
 
     #[test]
-    fn neighbouring_small_reads_cost_one_window() {
-        let mut c = cache(100_000, SMALL);
-        let reference = data(100_000);
-        for offset in (0..8192u64).step_by(512) {
-            assert_eq!(
-                read(&mut c, offset, 512),
-                &reference[offset as usize..][..512]
-            );
-        }
+    fn a_scattered_small_read_costs_its_blocks_and_serves_its_neighbours() {
+        let mut c = cache(1 << 20, SMALL);
+        let reference = data(1 << 20);
+        assert_eq!(read(&mut c, 500_000, 256), &reference[500_000..500_256]);
+        assert_eq!(read(&mut c, 500_256, 256), &reference[500_256..500_512]);
+        assert_eq!(c.stats().hits, 1);
         let source = c.into_inner();
         assert_eq!(source.reads(), 1);
-        assert_eq!(source.bytes_read(), 8192);
+        assert_eq!(source.bytes_read(), 8192, "two blocks, not a window");
     }
 
     #[test]
-    fn a_read_across_two_missing_windows_is_one_request() {
-        let mut c = cache(100_000, SMALL);
-        assert_eq!(read(&mut c, 8000, 400), &data(100_000)[8000..8400]);
-        assert_eq!(c.stats().fetches, 1);
-        let source = c.into_inner();
-        assert_eq!((source.reads(), source.bytes_read()), (1, 16384));
+    fn sequential_reads_double_the_read_ahead_up_to_the_maximum() {
+        let mut c = cache(2 << 20, SMALL);
+        let reference = data(2 << 20);
+        for offset in (0..(1u64 << 20)).step_by(4096) {
+            assert_eq!(
+                read(&mut c, offset, 4096),
+                &reference[offset as usize..][..4096]
+            );
+        }
+        // 8 + 16 + 32 KiB, then 64 KiB runs from 56 KiB on: 3 + 16 requests for 256 blocks,
+        // and no more than the last run read ahead.
+        assert_eq!(c.stats().fetches, 19);
+        assert_eq!(c.into_inner().bytes_read(), (56 + 16 * 64) << 10);
     }
 
     #[test]
     fn large_reads_pass_through_and_are_not_kept() {
-        let mut c = cache(100_000, SMALL);
-        assert_eq!(read(&mut c, 100, 8192), &data(100_000)[100..8292]);
-        assert_eq!(read(&mut c, 100, 100), &data(100_000)[100..200]);
+        let mut c = cache(1 << 20, SMALL);
+        assert_eq!(
+            read(&mut c, 100, 64 << 10),
+            &data(1 << 20)[100..100 + (64 << 10)]
+        );
+        assert_eq!(read(&mut c, 100, 100), &data(1 << 20)[100..200]);
         assert_eq!(c.stats().fetches, 2);
     }
 
     #[test]
     fn memory_is_bounded_least_recently_used_dropped_first() {
-        let mut c = cache(100_000, SMALL);
-        for w in 0..4u64 {
-            read(&mut c, w * 8192, 16);
+        let mut c = cache(1 << 20, SMALL);
+        for run in 0..4u64 {
+            read(&mut c, run * 100_000, 16);
         }
-        read(&mut c, 0, 16); // window 0 is now the most recent
-        read(&mut c, 4 * 8192, 16); // evicts window 1
-        assert_eq!(c.windows.len(), 4);
+        read(&mut c, 0, 16); // run 0 is now the most recent
+        read(&mut c, 400_000, 16); // evicts run 1
+        assert_eq!(c.entries.len(), 4);
         let fetches = c.stats().fetches;
         read(&mut c, 0, 16);
-        assert_eq!(c.stats().fetches, fetches, "window 0 kept");
-        read(&mut c, 8192, 16);
-        assert_eq!(c.stats().fetches, fetches + 1, "window 1 dropped");
+        assert_eq!(c.stats().fetches, fetches, "run 0 kept");
+        read(&mut c, 100_000, 16);
+        assert_eq!(c.stats().fetches, fetches + 1, "run 1 dropped");
     }
 
     #[test]
-    fn windows_stop_at_the_limit_and_fall_back_past_the_source() {
+    fn read_ahead_stops_at_the_limit_and_falls_back_past_the_source() {
         let mut c = cache(10_000, SMALL);
         c.limit_to(9000);
         assert_eq!(read(&mut c, 8500, 100), &data(10_000)[8500..8600]);
         let source = c.into_inner();
         assert_eq!(source.bytes_read(), 9000 - 8192, "clipped to the limit");
 
-        // No limit and a source shorter than the window: the window fails, the exact read
-        // is made.
+        // No limit and a source shorter than the read-ahead: it fails, the exact read is made.
         let mut c = cache(9000, SMALL);
         assert_eq!(read(&mut c, 8500, 100), &data(9000)[8500..8600]);
         assert_eq!(c.stats().fetches, 2);
@@ -331,26 +345,22 @@ mod tests {
     fn configurations_are_normalised_and_bounded() {
         assert!(CacheConfig::OFF.is_off());
         assert!(CacheConfig {
-            window: 4096,
-            windows: 0
+            max_read_ahead: 4096,
+            entries: 0
         }
         .is_off());
         let c = CacheConfig {
-            window: 100_000,
-            windows: 10_000,
+            max_read_ahead: 100_000,
+            entries: 10_000,
         }
         .normalised();
-        assert_eq!(c.window, 128 << 10);
-        assert_eq!(c.windows, CacheConfig::MAX_WINDOWS);
-        assert_eq!(
-            CacheConfig {
-                window: 64 << 20,
-                windows: 1
-            }
-            .normalised()
-            .window,
-            CacheConfig::MAX_WINDOW
-        );
+        assert_eq!(c.max_read_ahead, 128 << 10);
+        assert_eq!(c.entries, CacheConfig::MAX_ENTRIES);
+        let c = CacheConfig {
+            max_read_ahead: 64 << 20,
+            entries: 1,
+        };
+        assert_eq!(c.normalised().max_read_ahead, CacheConfig::MAX_READ_AHEAD);
     }
 
     #[test]
