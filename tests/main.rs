@@ -12,6 +12,7 @@ mod fastboot_client;
 mod fastboot_interop;
 mod fastbootd_interop;
 mod fault_matrix;
+mod image_interop;
 mod lp_interop;
 mod preflight_images;
 mod sahara_host;

@@ -46,6 +46,16 @@ pub struct Place {
     pub fs: Option<FsKind>,
 }
 
+impl Place {
+    /// What holds the filesystem: `the image` or `logical partition system_a`.
+    pub fn container(&self) -> String {
+        match &self.logical_partition {
+            Some(name) => format!("logical partition {name}"),
+            None => "the image".into(),
+        }
+    }
+}
+
 impl fmt::Display for Place {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.fs {
@@ -93,7 +103,7 @@ pub enum FindError {
     /// The logical partition cannot be read through this source.
     #[error("logical partition {name}: {detail}")]
     PartitionUnreadable { name: String, detail: String },
-    #[error("{place} is not one flashgate reads: {detail} (ext4 and erofs are read)")]
+    #[error("{} holds no filesystem flashgate reads (ext4, erofs): {detail}", place.container())]
     NotAFilesystem { place: Place, detail: String },
     #[error("`{path}` is not a usable path: {reason}")]
     InvalidPath { path: String, reason: String },

@@ -278,11 +278,18 @@ impl Finder {
         detail: String,
         place: &Place,
     ) -> FindError {
+        let mut detail = detail;
         if place.logical_partition.is_none() {
-            if let Ok((_, metadata)) = read_super_metadata(source, self.slot, "") {
-                return FindError::PartitionNeeded {
-                    available: metadata.partitions.iter().map(|p| p.name.clone()).collect(),
-                };
+            match read_super_metadata(source, self.slot, "") {
+                Ok((_, metadata)) => {
+                    return FindError::PartitionNeeded {
+                        available: metadata.partitions.iter().map(|p| p.name.clone()).collect(),
+                    }
+                }
+                Err(FindError::NotSuper { .. }) => {
+                    detail.push_str(", and it is no super image either");
+                }
+                Err(_) => {}
             }
         }
         FindError::NotAFilesystem {
