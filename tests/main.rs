@@ -21,3 +21,4 @@ mod sparse_interop;
 mod station_batch;
 mod station_preflight;
 mod station_readback;
+mod super_readback;
