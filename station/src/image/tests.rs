@@ -467,3 +467,29 @@ fn a_failing_source_is_the_sources_failure_at_every_layer() {
         }
     }
 }
+
+#[test]
+fn the_demo_client_costs_verification_a_few_requests() {
+    let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../configs/demo/images");
+    const DEMO_CLIENT: &str = "/priv-app/ActivationClient/ActivationClient.apk";
+    for region in ["00WW", "00EEA", "00CN"] {
+        let image = demo.join(region).join("system.img");
+        let mut figures = Vec::new();
+        for cache in [CacheConfig::OFF, CacheConfig::PHONE] {
+            let source = ImageFileSource::open(&image).unwrap();
+            let (_, found) =
+                Finder::whole_image()
+                    .with_cache(cache)
+                    .hash_file(source, DEMO_CLIENT, 64 * MIB);
+            let found = found.unwrap();
+            assert_eq!(found.fs, FsKind::Ext4);
+            figures.push((found.reads, found.bytes_read, found.size));
+        }
+        println!(
+            "demo {region} client (reads, bytes, size) without / with read-ahead: {figures:?}"
+        );
+        let ((plain_reads, _, size), (reads, bytes, _)) = (figures[0], figures[1]);
+        assert!(reads < plain_reads, "{figures:?}");
+        assert!(bytes < size + 64 * 1024, "{figures:?}");
+    }
+}
