@@ -493,3 +493,54 @@ fn the_demo_client_costs_verification_a_few_requests() {
         assert!(bytes < size + 64 * 1024, "{figures:?}");
     }
 }
+
+/// Deterministic mutations of the LP metadata and of the filesystem's first blocks: every run
+/// ends with an answer or an error, never a panic, and reads a bounded amount from the source.
+#[test]
+fn mutated_super_images_are_refused_or_read_within_bounds() {
+    let f = Fixture::new();
+    let mut image = fs::read(f.path("super.img")).unwrap();
+    let system_start = {
+        let (_, metadata) = read_super_metadata(&mut image, 0, "").unwrap();
+        let system = metadata.partition("system_a").unwrap();
+        match metadata.partition_extents(system)[0].target {
+            lp::ExtentTarget::Linear { sector, .. } => sector * 512,
+            lp::ExtentTarget::Zero => unreachable!(),
+        }
+    };
+    let regions = [
+        (4096u64, 12288 + 65536),
+        (system_start, system_start + 16384),
+    ];
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let mut outcomes = std::collections::BTreeMap::<String, u32>::new();
+    for run in 0..400u64 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let (start, end) = regions[(run % 2) as usize];
+        let at = (start + x % (end - start)) as usize;
+        let saved = image[at];
+        image[at] ^= 1 << (x >> 60 & 7);
+        for cache in [CacheConfig::OFF, CacheConfig::PHONE] {
+            let finder = Finder::in_logical_partition("system", 0).with_cache(cache);
+            let counted = CountingReader::new(&mut image);
+            let (counted, result) = finder.hash_file(counted, CLIENT, 64 * MIB);
+            assert!(
+                counted.bytes_read() < 8 * MIB,
+                "mutation at {at}: {} bytes read",
+                counted.bytes_read()
+            );
+            let outcome = match result {
+                Ok(found) if found.sha256 == f.client_sha256() => "found".to_string(),
+                Ok(_) => "other bytes".to_string(),
+                Err(e) => format!("{:?}", e.layer()),
+            };
+            *outcomes.entry(outcome).or_default() += 1;
+        }
+        image[at] = saved;
+    }
+    println!("outcomes of 800 mutated reads: {outcomes:?}");
+    assert!(outcomes.contains_key("found"), "{outcomes:?}");
+    assert!(outcomes.keys().any(|k| k != "found"), "{outcomes:?}");
+}
