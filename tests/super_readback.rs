@@ -16,11 +16,12 @@ use protocols::lp::{self, attr, DeviceSpec, MetadataBuilder, PartitionImage};
 use protocols::sim::edl::EdlSimConfig;
 use protocols::sim::{Phone, PhoneMode};
 use sha2::{Digest, Sha256};
-use station::batch::{factory_fastboot, sim_port};
 use station::bus::sim::SimBus;
-use station::events::{SlotNumber, Verdict};
+use station::events::SlotNumber;
 use station::preflight::{load_and_check, PreflightError};
+use station::sim_fleet::rig::{factory_fastboot, sim_port};
 use station::sim_fleet::SimUnit;
+use station::verdict::Verdict;
 
 const MIB: u64 = 1 << 20;
 const CLIENT: &str = "/system/priv-app/ActivationClient/ActivationClient.apk";

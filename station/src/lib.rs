@@ -12,6 +12,7 @@ pub mod image;
 pub mod job;
 pub mod journal;
 pub mod logging;
+pub mod mode;
 pub mod preflight;
 pub mod read_at;
 pub mod regular_file;

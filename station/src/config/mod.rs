@@ -26,9 +26,7 @@ pub use names::check_identifier;
 pub use product::{ImageSet, ProductManifest};
 pub use region::RegionCode;
 pub use sizes::DeclaredSizes;
-pub use station::{
-    Limits, Retries, SimulatedMode, SlotBinding, SlotConfig, StationConfig, Timeouts, MAX_SLOTS,
-};
+pub use station::{Limits, Retries, SlotBinding, SlotConfig, StationConfig, Timeouts, MAX_SLOTS};
 pub use work_order::WorkOrder;
 pub use yaml::YamlDocument;
 #[cfg(test)]

@@ -9,10 +9,10 @@ use protocols::fastboot::{
 };
 use protocols::transport::Transport;
 
-use crate::bus::DeviceKind;
 use crate::config::{FastbootPlan, SlotSelection};
 use crate::events::Phase;
-use crate::journal::{ImageSent, Phase as JournalPhase, UnitMode};
+use crate::journal::ImageSent;
+use crate::mode::Mode;
 use crate::run::UnitContext;
 use crate::verdict::{Failure, Verdict};
 use crate::verified_image::StreamProof;
@@ -64,9 +64,12 @@ fn flow(attempt: &mut Attempt<'_>, unit: &mut UnitContext) -> Result<(), Failure
     flash(attempt, unit, &mut client, &plan)?;
     if let Some(slot) = plan.set_active {
         let step = format!("set_active {}", slot.letter());
-        unit.phase(Phase::SetActive {
-            slot_suffix: slot.suffix().into(),
-        });
+        attempt.phase(
+            unit,
+            Phase::SetActive {
+                slot_suffix: slot.suffix().into(),
+            },
+        );
         client
             .set_active(slot.letter())
             .map_err(|e| from_fastboot(attempt.unit(), &step, &e))?;
@@ -87,7 +90,7 @@ fn reboot_bootloader(
     unit: &mut UnitContext,
     mut client: Client,
 ) -> Result<Client, Failure> {
-    unit.phase(Phase::Reboot);
+    attempt.phase(unit, Phase::Reboot);
     match client.reboot(RebootTarget::Bootloader) {
         Ok(_) => {}
         // A rebooting phone may leave the bus before its OKAY reaches the host: gone is what
@@ -98,15 +101,15 @@ fn reboot_bootloader(
         Err(e) => return Err(from_fastboot(attempt.unit(), REBOOT_BOOTLOADER, &e)),
     }
     drop(client);
-    attempt.wait_back(unit, DeviceKind::Fastboot, REBOOT_BOOTLOADER)?;
+    attempt.wait_back(unit, Mode::Fastboot, REBOOT_BOOTLOADER)?;
     reidentify(attempt, unit, REBOOT_BOOTLOADER)
 }
 
 /// `getvar` the identity, with the configured retries, and check it against the product.
 pub fn identify(attempt: &mut Attempt<'_>, unit: &mut UnitContext) -> Result<Client, Failure> {
-    unit.phase(Phase::Identify);
+    attempt.phase(unit, Phase::Identify);
     let (client, identity) = read_identity(attempt, unit)?;
-    attempt.identified(unit, &identity.serialno, UnitMode::Fastboot);
+    attempt.identified(unit, &identity.serialno, Mode::Fastboot);
     check_product(attempt, client, identity)
 }
 
@@ -118,7 +121,7 @@ pub fn reidentify(
     unit: &mut UnitContext,
     after: &str,
 ) -> Result<Client, Failure> {
-    unit.phase(Phase::Identify);
+    attempt.phase(unit, Phase::Identify);
     let (client, identity) = read_identity(attempt, unit)?;
     if attempt
         .serial
@@ -216,7 +219,6 @@ fn flash(
     client: &mut Client,
     plan: &FastbootPlan,
 ) -> Result<(), Failure> {
-    attempt.journal_phase(unit, JournalPhase::FlashStarted);
     let options = FlashOptions {
         slot: slot_choice(plan.slot),
         ..FlashOptions::default()
@@ -229,9 +231,12 @@ fn flash(
                 detail: "the batch was stopped".into(),
             });
         }
-        unit.phase(Phase::Flash {
-            partition: step.partition.clone(),
-        });
+        attempt.phase(
+            unit,
+            Phase::Flash {
+                partition: step.partition.clone(),
+            },
+        );
         let step_name = format!("flash {}", step.partition);
         let image = attempt
             .context
@@ -268,7 +273,6 @@ fn flash(
             });
         }
     }
-    attempt.journal_phase(unit, JournalPhase::FlashDone);
     Ok(())
 }
 
@@ -280,7 +284,6 @@ pub fn verify_booting_slot(
     mut client: Client,
     expected_slot: Option<&str>,
 ) -> Result<(), Failure> {
-    attempt.journal_phase(unit, JournalPhase::VerifyStarted);
     let wanted = attempt.context.batch.image_set.activation_client.clone();
     let fail = |attempt: &Attempt<'_>, step: &str, e| from_fastboot(attempt.unit(), step, &e);
     let has_slot = client
@@ -318,18 +321,20 @@ pub fn verify_booting_slot(
     } else {
         wanted.partition.clone()
     };
-    unit.phase(Phase::Verify {
-        what: format!("{partition} {}", wanted.location),
-    });
+    attempt.phase(
+        unit,
+        Phase::Verify {
+            what: format!("{partition} {}", wanted.location),
+        },
+    );
     // Each ext4 block read is its own `fetch`: per-read progress would flood the operator's
     // screen, so verification reports its phase and its byte count only.
-    client.set_progress(Arc::new(protocols::progress::NoProgress));
+    client.set_progress(Arc::new(unit.stop_only()));
     let (_client, found) = verify::activation_client(attempt, client, &partition);
     let found = found?;
     attempt.result.activation_sha256_found = found.sha256;
     attempt.result.verify_method = Some(found.method);
     attempt.result.verify_bytes_read = Some(found.bytes_read);
-    attempt.journal_phase(unit, JournalPhase::VerifyDone);
     match verify::judge(attempt, &partition, found.sha256) {
         None => Ok(()),
         Some(failure) => Err(failure),

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::VerifyMethod;
 use crate::digest::Sha256Digest;
+use crate::mode::Mode;
 use crate::verdict::Verdict;
 
 /// Row id of one attempt.
@@ -30,39 +31,43 @@ pub struct AttemptStart {
     pub started_at: SystemTime,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum UnitMode {
-    Fastboot,
-    Edl,
-}
-
-impl UnitMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Fastboot => "fastboot",
-            Self::Edl => "edl",
-        }
-    }
-    pub(crate) fn parse(text: &str) -> Option<Self> {
-        match text {
-            "fastboot" => Some(Self::Fastboot),
-            "edl" => Some(Self::Edl),
-            _ => None,
-        }
-    }
-}
-
-/// Phases whose start or end time is recorded.
+/// The moments of an attempt the journal keeps a time for. They are not a second vocabulary of
+/// phases: the job derives them from the unit's phases (`events::Phase`) as they change
+/// ([`Milestone::reached`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
+pub enum Milestone {
     FlashStarted,
     FlashDone,
     VerifyStarted,
     VerifyDone,
 }
 
-impl Phase {
+impl Milestone {
+    /// The milestones passed when a unit whose milestones so far are `passed` enters `phase`:
+    /// flashing starts with its first flash (or patch) step and is done at the first step after
+    /// it; verification starts with the verify step.
+    pub fn reached(passed: &[Milestone], phase: &crate::events::Phase) -> Vec<Milestone> {
+        use crate::events::Phase;
+        let has = |m| passed.contains(&m);
+        let mut now = Vec::new();
+        match phase {
+            Phase::Flash { .. } | Phase::Patch => {
+                if !has(Self::FlashStarted) {
+                    now.push(Self::FlashStarted);
+                }
+            }
+            other => {
+                if has(Self::FlashStarted) && !has(Self::FlashDone) {
+                    now.push(Self::FlashDone);
+                }
+                if matches!(other, Phase::Verify { .. }) && !has(Self::VerifyStarted) {
+                    now.push(Self::VerifyStarted);
+                }
+            }
+        }
+        now
+    }
+
     pub(crate) fn column(self) -> &'static str {
         match self {
             Self::FlashStarted => "flash_started_at_ms",
@@ -70,6 +75,61 @@ impl Phase {
             Self::VerifyStarted => "verify_started_at_ms",
             Self::VerifyDone => "verify_done_at_ms",
         }
+    }
+}
+
+#[cfg(test)]
+mod milestone_tests {
+    use super::Milestone::{self, *};
+    use crate::events::Phase;
+
+    fn walk(phases: &[Phase]) -> Vec<(usize, Milestone)> {
+        let mut passed = Vec::new();
+        let mut at = Vec::new();
+        for (i, phase) in phases.iter().enumerate() {
+            for m in Milestone::reached(&passed, phase) {
+                passed.push(m);
+                at.push((i, m));
+            }
+        }
+        at
+    }
+
+    #[test]
+    fn milestones_follow_the_phases_once_each() {
+        let flash = |p: &str| Phase::Flash {
+            partition: p.into(),
+        };
+        let verify = Phase::Verify { what: "x".into() };
+        // fastboot: identify, two partitions, set_active, reboot, identify, verify.
+        let fastboot = [
+            Phase::Identify,
+            flash("boot_a"),
+            flash("system_a"),
+            Phase::SetActive {
+                slot_suffix: "_a".into(),
+            },
+            Phase::Reboot,
+            Phase::Identify,
+            verify.clone(),
+        ];
+        assert_eq!(
+            walk(&fastboot),
+            vec![(1, FlashStarted), (3, FlashDone), (6, VerifyStarted)]
+        );
+        // EDL: program and patch, reset, back as fastboot, verify; no flash: no flash times.
+        let edl = [
+            Phase::UploadProgrammer,
+            flash("rawprogram0.xml"),
+            Phase::Patch,
+            Phase::Reboot,
+            verify.clone(),
+        ];
+        assert_eq!(
+            walk(&edl),
+            vec![(1, FlashStarted), (3, FlashDone), (4, VerifyStarted)]
+        );
+        assert_eq!(walk(&[Phase::Identify, verify]), vec![(1, VerifyStarted)]);
     }
 }
 
@@ -98,9 +158,9 @@ pub struct AttemptOutcome {
     pub finished_at: SystemTime,
 }
 
-/// When each phase happened (unset: the attempt never reached it).
+/// When each milestone was passed (unset: the attempt never reached it).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PhaseTimes {
+pub struct MilestoneTimes {
     pub identified: Option<SystemTime>,
     pub flash_started: Option<SystemTime>,
     pub flash_done: Option<SystemTime>,
@@ -114,8 +174,8 @@ pub struct CompletedAttempt {
     pub start: AttemptStart,
     /// None when the unit failed before its serial was read.
     pub serial: Option<String>,
-    pub mode: Option<UnitMode>,
-    pub phases: PhaseTimes,
+    pub mode: Option<Mode>,
+    pub phases: MilestoneTimes,
     pub outcome: AttemptOutcome,
 }
 

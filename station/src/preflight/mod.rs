@@ -50,7 +50,7 @@ pub enum PreflightError {
     },
     /// A file of the image set (or a programmer) is missing, not a regular file, unreadable, or
     /// not the manifest's bytes; only the last is reported under `IMAGE_HASH_MISMATCH`.
-    #[error("{}{source}", if source.is_mismatch() { "IMAGE_HASH_MISMATCH: " } else { "" })]
+    #[error("{}{source}", if source.is_mismatch() { format!("{}: ", FailureCode::ImageHashMismatch) } else { String::new() })]
     Image {
         #[source]
         source: ImageCheckError,
@@ -75,11 +75,11 @@ pub enum PreflightError {
         file: String,
         path: PathBuf,
     },
-    #[error("ACTIVATION_CLIENT_WRONG_REGION: image `{}` ({}) of region {}: {} has the {} client, work order {} needs {}; the build is mis-packaged, do not flash it", .0.image, .0.path.display(), .0.region, .0.location, .0.found_region_name(), .0.work_order, .0.region)]
+    #[error("{}: image `{}` ({}) of region {}: {} has the {} client, work order {} needs {}; the build is mis-packaged, do not flash it", FailureCode::ActivationClientWrongRegion, .0.image, .0.path.display(), .0.region, .0.location, .0.found_region_name(), .0.work_order, .0.region)]
     ActivationClientWrongRegion(Box<ClientMismatch>),
-    #[error("ACTIVATION_CLIENT_UNKNOWN: image `{}` ({}) of region {}: {} has SHA-256 {}, which is no region's allow-listed client (work order {} needs {}); do not flash this build", .0.image, .0.path.display(), .0.region, .0.location, .0.found, .0.work_order, .0.expected)]
+    #[error("{}: image `{}` ({}) of region {}: {} has SHA-256 {}, which is no region's allow-listed client (work order {} needs {}); do not flash this build", FailureCode::ActivationClientUnknown, .0.image, .0.path.display(), .0.region, .0.location, .0.found, .0.work_order, .0.expected)]
     ActivationClientUnknown(Box<ClientMismatch>),
-    #[error("ACTIVATION_CLIENT_UNKNOWN: image `{}` ({}) of region {}: cannot read the activation client {}: {}; check the manifest's activation_client against the build", .0.image, .0.path.display(), .0.region, .0.location, .0.detail)]
+    #[error("{}: image `{}` ({}) of region {}: cannot read the activation client {}: {}; check the manifest's activation_client against the build", FailureCode::ActivationClientUnknown, .0.image, .0.path.display(), .0.region, .0.location, .0.detail)]
     ActivationClientUnreadable(Box<ClientUnreadable>),
 }
 
