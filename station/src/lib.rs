@@ -8,6 +8,7 @@ pub mod digest;
 pub mod erofs;
 pub mod events;
 pub mod ext4;
+pub mod image;
 pub mod job;
 pub mod journal;
 pub mod logging;

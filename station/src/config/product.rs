@@ -83,10 +83,6 @@ struct RegionFile {
     activation_client: ActivationClientFile,
 }
 
-/// The largest activation-client byte range accepted (an APK is a few MiB; a range this large
-/// is a typo).
-const MAX_RAW_CLIENT: u64 = 1 << 30;
-
 impl ProductManifest {
     /// Loads and validates `file`; manifest paths are resolved inside `image_root` (canonical).
     pub fn load(file: &Path, image_root: &Path) -> Result<Self, ConfigError> {
@@ -120,7 +116,7 @@ fn explain_missing_client(error: ConfigError) -> ConfigError {
             key,
             problem: "this region names no activation client".into(),
             fix:
-                "every region must name its activation client (partition, image, ext4_path or raw, \
+                "every region must name its activation client (partition, image, path or raw, \
                   sha256, verify): flashgate refuses to flash a region whose client it cannot check"
                     .into(),
         },
@@ -553,9 +549,13 @@ impl Validator<'_> {
         })?;
         file_ref(&raw.image, &key.clone().key("image"))?;
         if let Some(plan) = fastboot {
-            let written = plan
-                .all_steps()
-                .any(|s| s.partition == raw.partition && s.file == raw.image);
+            // A super image is written to `super`; a logical partition's own image may be
+            // written to it by name (fastbootd).
+            let written = plan.all_steps().any(|s| {
+                s.file == raw.image
+                    && (s.partition == raw.partition
+                        || Some(&s.partition) == raw.logical_partition.as_ref())
+            });
             if !written {
                 return Err(self.error(
                     &key.clone().key("partition"),
@@ -567,58 +567,17 @@ impl Validator<'_> {
                 ));
             }
         }
-        let location = match (raw.ext4_path, raw.raw) {
-            (Some(path), None) => ClientLocation::Ext4File { path: path.0 },
-            (None, Some(range)) => {
-                let range_key = key.clone().key("raw");
-                if range.length == 0 || range.length > MAX_RAW_CLIENT {
-                    return Err(self.error(
-                        &range_key.clone().key("length"),
-                        format!("length {} is out of range", range.length),
-                        format!("give the client's length in bytes, 1 to {MAX_RAW_CLIENT}"),
-                    ));
-                }
-                let image_size = files.get(&raw.image).map(|f| f.size).unwrap_or(0);
-                match range.offset.checked_add(range.length) {
-                    Some(end) if end <= image_size => {}
-                    _ => {
-                        return Err(self.error(
-                            &range_key,
-                            format!(
-                                "bytes {}+{} run past the end of `{}` ({image_size} bytes)",
-                                range.offset, range.length, raw.image
-                            ),
-                            "correct offset/length",
-                        ))
-                    }
-                }
-                ClientLocation::RawRange {
-                    offset: range.offset,
-                    length: range.length,
-                }
-            }
-            (Some(_), Some(_)) => {
-                return Err(self.error(
-                    &key,
-                    "both `ext4_path` and `raw` are given",
-                    "keep `ext4_path` for a file inside ext4, or `raw` for a byte range",
-                ))
-            }
-            (None, None) => {
-                return Err(self.error(
-                    &key,
-                    "neither `ext4_path` nor `raw` says where the client is",
-                    "add `ext4_path: /priv-app/…/….apk` or `raw: { offset: …, length: … }`",
-                ))
-            }
-        };
+        let image_size = files.get(&raw.image).map(|f| f.size).unwrap_or(0);
+        let location = raw
+            .location(&key, image_size)
+            .map_err(|r| self.error(&r.key, r.problem, r.fix))?;
         if raw.verify == VerifyMethod::DeviceDigest
-            && matches!(location, ClientLocation::Ext4File { .. })
+            && matches!(location, ClientLocation::File { .. })
         {
             return Err(self.error(
                 &key.clone().key("verify"),
-                "a device digest covers a byte range, not a file inside ext4",
-                "use `verify: host_readback` (reads only the blocks ext4 needs) or give a `raw` range",
+                "a device digest covers a byte range, not a file inside a filesystem",
+                "use `verify: host_readback` (reads only the blocks the filesystem needs) or give a `raw` range",
             ));
         }
         Ok(ActivationClient {
