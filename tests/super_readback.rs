@@ -247,6 +247,16 @@ slots:
     /// Runs work order `WO-SUPER-{region}` on three dynamic-partition phones; `before` may
     /// stage a phone (e.g. make it boot slot b).
     fn run(&self, region: &str, before: impl Fn(SlotNumber, &Phone)) -> BatchOutcome {
+        self.run_with(region, before, |_| factory_fastboot())
+    }
+
+    /// [`Line::run`] with each slot's bootloader behaviour from `bootloader`.
+    fn run_with(
+        &self,
+        region: &str,
+        before: impl Fn(SlotNumber, &Phone),
+        bootloader: impl Fn(SlotNumber) -> protocols::sim::fastboot::FastbootConfig,
+    ) -> BatchOutcome {
         let (station, batch) = load_and_check(
             &self.path("station.yaml"),
             &self.path(&format!("work-orders/WO-SUPER-{region}.yaml")),
@@ -268,7 +278,7 @@ slots:
                 &bus,
                 port,
                 phone,
-                factory_fastboot(),
+                bootloader(*slot),
                 EdlSimConfig::default(),
             )
             .plug();
@@ -337,8 +347,9 @@ fn a_phone_booting_a_slot_whose_system_holds_the_china_client_fails_wrong_region
     assert_eq!(outcome.verdict_on(3), Verdict::Pass);
     let (code, sentence) = outcome.failure_on(2);
     assert_eq!(code, "ACTIVATION_CLIENT_WRONG_REGION", "{sentence}");
+    // Named by the logical partition the phone boots.
     assert!(
-        sentence.contains(&format!("{CLIENT} in logical partition system")),
+        sentence.contains(&format!("super/system_b {CLIENT} has the 00CN client")),
         "{sentence}"
     );
     assert!(
@@ -349,6 +360,37 @@ fn a_phone_booting_a_slot_whose_system_holds_the_china_client_fails_wrong_region
     assert_eq!(
         row.activation_sha256_found.as_deref(),
         Some(&*hex_sha256(&client("00CN")))
+    );
+}
+
+#[test]
+fn a_set_active_the_bootloader_does_not_keep_fails_slot_mismatch_though_super_has_no_slots() {
+    // The client lives in `super`, which has no slots; the booting slot still decides which
+    // `system` is read, so a slot switch that did not stick is caught as such.
+    let line = Line::new("        slot: all\n        set_active: a", false);
+    let outcome = line.run_with(
+        "00WW",
+        |slot, phone| {
+            if slot == 2 {
+                phone.lock().storage.set_active_slot("b").unwrap();
+            }
+        },
+        |slot| protocols::sim::fastboot::FastbootConfig {
+            set_active: if slot == 2 {
+                protocols::sim::fastboot::SetActiveBehaviour::IgnoredAfterOkay
+            } else {
+                protocols::sim::fastboot::SetActiveBehaviour::Honoured
+            },
+            ..factory_fastboot()
+        },
+    );
+    outcome.assert_every_verdict_journaled_first();
+    assert_eq!(outcome.verdict_on(1), Verdict::Pass);
+    let (code, sentence) = outcome.failure_on(2);
+    assert_eq!(code, "SLOT_MISMATCH", "{sentence}");
+    assert!(
+        sentence.contains("will boot slot b, expected slot a"),
+        "{sentence}"
     );
 }
 

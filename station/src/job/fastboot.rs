@@ -377,7 +377,10 @@ pub fn verify_booting_slot(
     let has_slot = client
         .has_slot(&wanted.partition)
         .map_err(|e| fail(attempt, "verify (has-slot)", e))?;
-    let partition = if has_slot {
+    // A client in a logical partition is read through `super`, which has no slots, but the
+    // booting slot decides which metadata slot (and so which `system_<slot>`) is read.
+    let slotted = has_slot || wanted.location.logical_partition().is_some();
+    let partition = if slotted {
         let current = client
             .current_slot()
             .map_err(|e| fail(attempt, "verify (current-slot)", e))?;
@@ -405,7 +408,11 @@ pub fn verify_booting_slot(
                 ),
             });
         }
-        format!("{}_{current}", wanted.partition)
+        if has_slot {
+            format!("{}_{current}", wanted.partition)
+        } else {
+            wanted.partition.clone()
+        }
     } else {
         wanted.partition.clone()
     };
@@ -423,7 +430,12 @@ pub fn verify_booting_slot(
     attempt.result.activation_sha256_found = found.sha256;
     attempt.result.verify_method = Some(found.method);
     attempt.result.verify_bytes_read = Some(found.bytes_read);
-    match verify::judge(attempt, &partition, found.sha256) {
+    match verify::judge(
+        attempt,
+        &partition,
+        found.logical_partition.as_deref(),
+        found.sha256,
+    ) {
         None => Ok(()),
         Some(failure) => Err(failure),
     }

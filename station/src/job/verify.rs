@@ -54,6 +54,9 @@ pub struct Found {
     pub sha256: Option<Sha256Digest>,
     pub method: VerifyMethod,
     pub bytes_read: u64,
+    /// The logical partition the client was read from, as the phone's metadata names it
+    /// (`system_b`), when it lives in `super`.
+    pub logical_partition: Option<String>,
 }
 
 /// Hash the activation client on `partition` (slot suffix included) of the phone behind
@@ -74,6 +77,7 @@ pub fn activation_client(
                     sha256: Some(Sha256Digest(digest)),
                     method: VerifyMethod::DeviceDigest,
                     bytes_read: 0,
+                    logical_partition: None,
                 })
                 .map_err(|e| from_fastboot(attempt.unit(), &step, &e));
             (client, found)
@@ -92,6 +96,7 @@ pub fn activation_client(
                     sha256: Some(sha256),
                     method: VerifyMethod::HostReadback,
                     bytes_read,
+                    logical_partition: None,
                 }),
                 Err(e) => Err(source_failure(
                     attempt,
@@ -131,12 +136,14 @@ pub fn activation_client(
                     sha256: Some(file.sha256),
                     method: VerifyMethod::HostReadback,
                     bytes_read: file.bytes_read,
+                    logical_partition: file.logical_partition,
                 }),
                 // No client at that path: an unknown (absent) client, not a station error.
                 Err(e) if e.is_absent_file() => Ok(Found {
                     sha256: None,
                     method: VerifyMethod::HostReadback,
                     bytes_read: 0,
+                    logical_partition: None,
                 }),
                 Err(FindError::Source(e)) => Err(source_failure(
                     attempt,
@@ -202,10 +209,12 @@ fn source_failure(
     }
 }
 
-/// The verdict on what was found: the region's client, another region's, or none of them.
+/// The verdict on what was found on `partition` (in logical partition `logical` of it, when
+/// the client lives in `super`): the region's client, another region's, or none of them.
 pub fn judge(
     attempt: &Attempt<'_>,
     partition: &str,
+    logical: Option<&str>,
     found: Option<Sha256Digest>,
 ) -> Option<Failure> {
     let batch = &attempt.context.batch;
@@ -213,12 +222,18 @@ pub fn judge(
     if found == Some(wanted.sha256) {
         return None;
     }
-    let location = wanted.location.to_string();
+    // `super/system_b /system/priv-app/…`: the logical partition the phone boots, by its name.
+    let (partition, location) = match (logical, &wanted.location) {
+        (Some(logical), ClientLocation::File { path, .. }) => {
+            (format!("{partition}/{logical}"), path.clone())
+        }
+        _ => (partition.to_string(), wanted.location.to_string()),
+    };
     let other_region = found.and_then(|d| batch.product.region_with_client(&d).cloned());
     Some(match other_region {
         Some(found_region) => Failure::ActivationClientWrongRegion {
             unit: attempt.unit(),
-            partition: partition.to_string(),
+            partition: partition.clone(),
             location,
             found_region,
             work_order: batch.work_order.id.clone(),
@@ -226,7 +241,7 @@ pub fn judge(
         },
         None => Failure::ActivationClientUnknown {
             unit: attempt.unit(),
-            partition: partition.to_string(),
+            partition,
             location,
             found,
             expected: wanted.sha256,
