@@ -8,6 +8,7 @@ mod edl;
 mod edl_backup_gpt;
 mod edl_payload;
 mod edl_ramdump;
+mod edl_readback;
 mod erofs_readback;
 mod fastboot_client;
 mod fastboot_interop;
