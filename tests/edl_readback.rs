@@ -132,8 +132,13 @@ fn sha_hex(bytes: &[u8]) -> String {
 fn edl_readback_passes_production_phones_without_fetch_on_the_slot_each_boots() {
     let demo = edl_readback_demo();
     let line = Line::new(&demo, &edl_slots(3));
+    // The rig plays a product verified through EDL with production phones (no `fetch`, reset
+    // into Android), as `flashgate run --sim` does.
     for slot in 1..=3 {
-        line.production_phone(slot);
+        assert_eq!(
+            line.unit(slot).phone().lifecycle().boots_to,
+            PhoneMode::Android
+        );
     }
     // Slot 2's GPT makes b the booting slot (it was switched before it came to the line).
     line.unit(2)
