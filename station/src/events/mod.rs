@@ -4,15 +4,14 @@
 
 mod progress;
 mod sink;
-mod time;
 
 use std::fmt;
 
 use serde::Serialize;
 
+pub use crate::timestamp::now_unix_ms;
 pub use progress::SlotProgress;
 pub use sink::{EventSink, Fanout, RecordingSink};
-pub use time::{format_clock, format_rfc3339, now_unix_ms};
 
 /// A slot number as configured in `station.yaml` (the physical USB port the operator sees).
 pub type SlotNumber = u16;

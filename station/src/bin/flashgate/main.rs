@@ -76,6 +76,8 @@ fn render_error(error: &anyhow::Error) -> String {
 }
 
 fn main() -> ExitCode {
+    // Before any thread exists: the local offset can only be asked for soundly now.
+    station::timestamp::resolve_local_offset();
     let cli = Cli::parse();
     if matches!(
         cli.command,
