@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod byte_size;
 mod devices;
 mod edl;
 mod fastboot;
