@@ -13,6 +13,7 @@ mod fastboot_interop;
 mod fastbootd_interop;
 mod fault_matrix;
 mod lp_interop;
+mod msrv;
 mod preflight_images;
 mod sahara_host;
 mod sahara_pty;
