@@ -14,9 +14,8 @@ use protocols::transport::memory::{pair_with, MemoryLink};
 use protocols::transport::Framing;
 use sha2::{Digest, Sha256};
 
-#[path = "edl_package.rs"]
-pub(crate) mod edl_package;
-use edl_package::{test_phone, EdlPackage};
+pub(crate) mod fixture;
+use fixture::{test_phone, EdlPackage};
 
 pub(crate) fn firehose_session(
     phone: &Phone,

@@ -22,9 +22,7 @@ use station::events::{EventKind, EventSink, Phase, SlotNumber, Verdict};
 use station::preflight::CheckedBatch;
 use station::sim_fleet::SimUnit;
 
-#[path = "fault_matrix_edl.rs"]
 mod edl;
-#[path = "fault_matrix_ext4.rs"]
 mod ext4;
 
 pub(crate) const EEA: &str = "WO-DEMO-EEA";

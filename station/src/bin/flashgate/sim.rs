@@ -12,10 +12,8 @@ use protocols::sim::{FastbootConfig, FastbootDevice, FetchAllow, Phone, PhoneMod
 
 use crate::byte_size::parse_byte_size;
 
-#[path = "sim_edl.rs"]
-mod sim_edl;
-#[path = "sim_usb.rs"]
-mod sim_usb;
+mod edl;
+mod usb;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -31,7 +29,7 @@ enum SimCommand {
     Fastboot(FastbootArgs),
     /// Serve one simulated phone in Qualcomm EDL (Sahara boot ROM, then the Firehose
     /// programmer) on a pseudo-terminal until killed; LUN and partition files in DIR.
-    Edl(sim_edl::EdlArgs),
+    Edl(edl::EdlArgs),
     /// Write a programmer ELF that simulated phones can be told to accept (demo EDL packages,
     /// training); its SHA-256 depends only on NAME.
     ProgrammerElf(ProgrammerElfArgs),
@@ -53,7 +51,7 @@ struct FastbootArgs {
     #[arg(long, default_value = "127.0.0.1:5554")]
     listen: String,
     #[command(flatten)]
-    usb: sim_usb::UsbArgs,
+    usb: usb::UsbArgs,
     /// Directory for the partition files.
     #[arg(long, value_name = "DIR")]
     storage: PathBuf,
@@ -125,7 +123,7 @@ const SHARED_PARTITIONS: &[&str] = &[
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         SimCommand::Fastboot(a) => fastboot(a),
-        SimCommand::Edl(a) => sim_edl::run(a),
+        SimCommand::Edl(a) => edl::run(a),
         SimCommand::ProgrammerElf(a) => {
             let elf = protocols::sim::sahara_elf::programmer_elf(
                 format!("flashgate simulated programmer: {}", a.name).as_bytes(),
@@ -211,7 +209,7 @@ fn fastboot(a: FastbootArgs) -> anyhow::Result<ExitCode> {
     }
     if a.usb.functionfs.is_some() {
         let edl = protocols::sim::edl::EdlSimConfig::default();
-        return sim_usb::serve(&a.usb, phone, edl, config);
+        return usb::serve(&a.usb, phone, edl, config);
     }
     let listener =
         TcpListener::bind(&a.listen).with_context(|| format!("listening on {}", a.listen))?;

@@ -28,7 +28,7 @@ pub struct EdlArgs {
     #[arg(long, value_name = "PATH", required_unless_present = "functionfs")]
     pty: Option<PathBuf>,
     #[command(flatten)]
-    usb: super::sim_usb::UsbArgs,
+    usb: super::usb::UsbArgs,
     /// With --functionfs: after a Firehose `power reset` the phone boots into its bootloader
     /// and re-enumerates as a fastboot device (default: back in EDL).
     #[arg(long, requires = "functionfs")]
@@ -165,7 +165,7 @@ pub fn run(args: EdlArgs) -> anyhow::Result<ExitCode> {
         if let Some(allow) = super::fetch_allow(&args.fetch_allow) {
             fastboot.fetch_allow = allow;
         }
-        return super::sim_usb::serve(&args.usb, phone, config, fastboot);
+        return super::usb::serve(&args.usb, phone, config, fastboot);
     }
     let Some(pty_path) = &args.pty else {
         anyhow::bail!("--pty PATH or --functionfs DIR is required");
