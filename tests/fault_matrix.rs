@@ -1,4 +1,4 @@
-//! The fault matrix (issue #11): one scenario per misbehaviour a phone shows on the wire. Each
+//! The fault matrix: one scenario per misbehaviour a phone shows on the wire. Each
 //! runs a small batch on the simulated bus — the faulty phone beside good ones — and asserts the
 //! faulty unit's exact failure code and a sentence naming the step, that every other unit
 //! passes, and that every verdict was in the journal before it was shown.
