@@ -398,3 +398,45 @@ fn killed_and_stopped_at_random_moments_nothing_is_lost_and_the_quantity_holds()
     assert!(report.units_passed <= u64::from(quantity), "{report:?}");
     assert!(shown_total > 0, "no round got as far as a verdict");
 }
+
+/// A full log disk is said out loud: per unit on the screen, and in the summary. (`/dev/full`
+/// stands in for the full disk: every write to it fails with ENOSPC.)
+#[test]
+fn a_full_log_disk_is_a_loud_warning_not_a_silent_loss() {
+    let demo = DemoStation::new();
+    let logs = demo.root.join("state/logs");
+    let units = logs.join("units");
+    std::fs::create_dir_all(&units).unwrap();
+    // Every name a unit log of this run can have: fastboot serials and EDL chip serials, by
+    // attempt number.
+    for n in 101..=108u32 {
+        for attempt in 1..=8 {
+            for serial in [format!("FG{n:06}"), format!("5EC00{n}")] {
+                std::os::unix::fs::symlink(
+                    "/dev/full",
+                    units.join(format!("{serial}-{attempt}.log")),
+                )
+                .unwrap();
+            }
+        }
+    }
+    let (out, stderr, events) = output(flashgate_run(&demo, "WO-DEMO-EEA"));
+    assert!(
+        out.status.success(),
+        "units pass; only their logs are lost: {stderr}"
+    );
+    let warnings: Vec<_> = events
+        .iter()
+        .filter(|e| {
+            e["event"] == "warning"
+                && e["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("LOG WRITE FAILED"))
+        })
+        .collect();
+    assert_eq!(warnings.len(), 8, "one per unit: {events:?}");
+    assert!(
+        stderr.contains("log line(s) could not be written") && stderr.contains("log_dir"),
+        "{stderr}"
+    );
+}

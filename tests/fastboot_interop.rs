@@ -80,6 +80,11 @@ impl SimServer {
         child.wait_with_output().unwrap()
     }
 
+    /// The device as `flashgate fastboot --target` names it.
+    pub(crate) fn target(&self) -> String {
+        format!("tcp:{}", self.addr)
+    }
+
     pub(crate) fn partition_file(&self, name: &str) -> PathBuf {
         self.storage.join(format!("{name}.img"))
     }

@@ -14,13 +14,14 @@ use flashgate_scenarios::batch::{on_event, run_batch, BatchOutcome, BatchSetup, 
 use protocols::sim::edl::EdlSimConfig;
 use protocols::sim::{FaultAction, Phone};
 use protocols::transport::memory::LinkFaults;
-use station::batch::{factory_fastboot, product_phone, sim_port, simulated_bus};
 use station::bus::sim::SimBus;
-use station::bus::DeviceKind;
 use station::config::StationConfig;
-use station::events::{EventKind, EventSink, Phase, SlotNumber, Verdict};
+use station::events::{EventKind, EventSink, Phase, SlotNumber};
+use station::mode::Mode;
 use station::preflight::CheckedBatch;
+use station::sim_fleet::rig::{factory_fastboot, product_phone, sim_port, simulated_bus};
 use station::sim_fleet::SimUnit;
+use station::verdict::Verdict;
 
 mod edl;
 mod ext4;
@@ -53,12 +54,12 @@ pub(crate) struct Rig {
     pub(crate) batch: CheckedBatch,
     bus: SimBus,
     units: Vec<SimUnit>,
-    slots: Vec<(SlotNumber, DeviceKind)>,
+    slots: Vec<(SlotNumber, Mode)>,
     reactions: Vec<Box<dyn EventSink>>,
 }
 
 impl Rig {
-    pub(crate) fn new(kinds: &[DeviceKind]) -> Rig {
+    pub(crate) fn new(kinds: &[Mode]) -> Rig {
         let demo = DemoStation::new();
         demo.edit_station(short_limits);
         let (station, batch) = demo.load(EEA);
@@ -66,9 +67,9 @@ impl Rig {
             station.limits.timeouts.command,
             Duration::from_secs(COMMAND_SECS)
         );
-        let slots: Vec<(SlotNumber, DeviceKind)> = (1..)
+        let slots: Vec<(SlotNumber, Mode)> = (1..)
             .zip(kinds.iter().copied())
-            .collect::<Vec<(SlotNumber, DeviceKind)>>();
+            .collect::<Vec<(SlotNumber, Mode)>>();
         let (bus, units) = simulated_bus(&batch, &slots).unwrap();
         Rig {
             _demo: demo,
@@ -83,7 +84,7 @@ impl Rig {
 
     /// Three fastboot phones.
     pub(crate) fn fastboot() -> Rig {
-        Rig::new(&[DeviceKind::Fastboot; 3])
+        Rig::new(&[Mode::Fastboot; 3])
     }
 
     pub(crate) fn unit(&self, slot: SlotNumber) -> &SimUnit {
@@ -98,15 +99,11 @@ impl Rig {
     /// The phone on `slot` (in EDL) runs this boot ROM and programmer.
     pub(crate) fn with_edl(mut self, slot: SlotNumber, edl: EdlSimConfig) -> Rig {
         let i = self.slots.iter().position(|(s, _)| *s == slot).unwrap();
-        assert_eq!(
-            self.slots[i].1,
-            DeviceKind::Edl,
-            "slot {slot} starts in EDL"
-        );
+        assert_eq!(self.slots[i].1, Mode::Edl, "slot {slot} starts in EDL");
         self.units[i] = SimUnit::new(
             &self.bus,
             &sim_port(slot),
-            product_phone(&self.batch, slot, DeviceKind::Edl).unwrap(),
+            product_phone(&self.batch, slot, Mode::Edl).unwrap(),
             factory_fastboot(),
             edl,
         );

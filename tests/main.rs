@@ -1,4 +1,5 @@
 //! Scenario tests: whole flows against simulated phones. One test binary keeps `cargo test` fast.
+mod architecture;
 mod cli_run;
 mod cli_stop;
 mod dashboard;
@@ -10,8 +11,11 @@ mod edl_ramdump;
 mod erofs_readback;
 mod fastboot_client;
 mod fastboot_interop;
+mod fastbootd_client;
 mod fastbootd_interop;
 mod fault_matrix;
+mod image_interop;
+mod journal_contention;
 mod lp_interop;
 mod msrv;
 mod preflight_images;
@@ -21,3 +25,4 @@ mod sparse_interop;
 mod station_batch;
 mod station_preflight;
 mod station_readback;
+mod super_readback;

@@ -8,7 +8,8 @@ use std::time::{Duration, SystemTime};
 use protocols::external_tool;
 use station::config::{ProductManifest, RegionCode, StationConfig, WorkOrder};
 use station::digest::Sha256Digest;
-use station::journal::{AttemptOutcome, AttemptStart, Journal, UnitMode};
+use station::journal::{AttemptOutcome, AttemptStart, Journal};
+use station::mode::Mode;
 use station::preflight::{load_and_check, preflight, PreflightError};
 use station::verdict::{FailureCode, Verdict};
 use station::verified_image::{ImageCheckError, ImageFormat};
@@ -400,7 +401,7 @@ fn the_journal_keeps_verdicts_across_reopen_and_flags_reuse() {
         let mut journal = Journal::open(&station.journal).unwrap();
         let id = journal.begin(&start(1, "WO-DEMO-WW")).unwrap();
         journal
-            .identified(id, "FGSIM0001", UnitMode::Fastboot, SystemTime::now())
+            .identified(id, "FGSIM0001", Mode::Fastboot, SystemTime::now())
             .unwrap();
         let finished = journal.finish(id, &pass).unwrap();
         assert!(finished.passed_under_other_work_orders.is_empty());
@@ -417,7 +418,7 @@ fn the_journal_keeps_verdicts_across_reopen_and_flags_reuse() {
     );
     let id = journal.begin(&start(4, "WO-DEMO-EEA")).unwrap();
     let warned = journal
-        .identified(id, "FGSIM0001", UnitMode::Edl, SystemTime::now())
+        .identified(id, "FGSIM0001", Mode::Edl, SystemTime::now())
         .unwrap();
     assert_eq!(warned, vec!["WO-DEMO-WW".to_string()]);
     let finished = journal.finish(id, &pass).unwrap();

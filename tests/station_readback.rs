@@ -100,7 +100,10 @@ fn flash_through_verified_streams_then_verify_the_client_by_fetching_only_ext4_b
 
     let client_config = &batch.image_set.activation_client;
     let path = match &client_config.location {
-        station::config::ClientLocation::Ext4File { path } => path.clone(),
+        station::config::ClientLocation::File {
+            logical_partition: None,
+            path,
+        } => path.clone(),
         other => panic!("demo client is inside ext4, not {other}"),
     };
     let reader = FetchReader {

@@ -16,7 +16,8 @@ use station::config::ImageFile;
 use station::config::ImagePath;
 use station::digest::Sha256Digest;
 use station::ext4::hash_file_in_ext4;
-use station::journal::{AttemptOutcome, AttemptStart, Journal, UnitMode};
+use station::journal::{AttemptOutcome, AttemptStart, Journal};
+use station::mode::Mode;
 use station::preflight::load_and_check;
 use station::verdict::Verdict;
 use station::verified_image::VerifiedImage;
@@ -203,7 +204,7 @@ fn bench_journal_commit() {
             })
             .unwrap();
         journal
-            .identified(id, &format!("S{n}"), UnitMode::Fastboot, SystemTime::now())
+            .identified(id, &format!("S{n}"), Mode::Fastboot, SystemTime::now())
             .unwrap();
         journal
             .finish(

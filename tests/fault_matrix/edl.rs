@@ -11,12 +11,12 @@ use protocols::sim::sahara::SaharaFault;
 use protocols::sim::FaultAction;
 use protocols::transport::memory::pair_with;
 use protocols::transport::Framing;
-use station::bus::DeviceKind;
 
 use super::{all_pass, only_failure, Rig};
+use station::mode::Mode;
 
 fn rig() -> Rig {
-    Rig::new(&[DeviceKind::Edl, DeviceKind::Edl, DeviceKind::Fastboot])
+    Rig::new(&[Mode::Edl, Mode::Edl, Mode::Fastboot])
 }
 
 fn rom_fault(fault: SaharaFault) -> EdlSimConfig {

@@ -11,10 +11,11 @@ use station::batch::{BatchEnd, BatchRun};
 use station::bus::sim::SimBus;
 use station::config::StationConfig;
 use station::events::{
-    BatchSummary, Event, EventKind, EventSink, Fanout, RecordingSink, SlotNumber, Verdict,
+    BatchSummary, Event, EventKind, EventSink, Fanout, RecordingSink, SlotNumber,
 };
 use station::journal::{AttemptRow, Journal};
 use station::preflight::{load_and_check, CheckedBatch};
+use station::verdict::Verdict;
 
 /// A batch that has not ended after this long is stuck (a bug), not slow: fail instead of
 /// hanging CI. Never a timing assertion — every batch here takes a second or two.
@@ -327,10 +328,10 @@ impl BatchOutcome {
     /// The failure (code, sentence) shown for `slot`; panics on PASS.
     pub fn failure_on(&self, slot: SlotNumber) -> (String, String) {
         match self.verdict_on(slot) {
-            Verdict::Fail { code, reason, .. } => (code, reason),
+            Verdict::Fail(failure) => (failure.code().as_str().to_string(), failure.sentence()),
             Verdict::Pass => panic!("slot {slot} passed; a failure was expected"),
-            Verdict::Aborted { reason } => {
-                panic!("slot {slot} was aborted ({reason}); a failure was expected")
+            Verdict::Aborted(interruption) => {
+                panic!("slot {slot} was aborted ({interruption}); a failure was expected")
             }
         }
     }
@@ -377,16 +378,18 @@ impl BatchOutcome {
                     assert_eq!(row.result, "PASS", "{row:?}");
                     assert_eq!(row.failure_code, None);
                 }
-                Verdict::Fail { code, reason, .. } => {
+                Verdict::Fail(failure) => {
+                    let reason = failure.sentence();
                     assert_eq!(row.result, "FAIL", "{row:?}");
-                    assert_eq!(row.failure_code.as_deref(), Some(code.as_str()));
+                    assert_eq!(row.failure_code.as_deref(), Some(failure.code().as_str()));
                     let message = row.failure_message.clone().unwrap_or_default();
                     assert!(
                         message.contains(reason.as_str()),
                         "journal message {message:?} does not carry the shown sentence {reason:?}"
                     );
                 }
-                Verdict::Aborted { reason } => {
+                Verdict::Aborted(interruption) => {
+                    let reason = interruption.sentence();
                     assert_eq!(row.result, "ABORTED", "{row:?}");
                     assert_eq!(row.failure_code, None);
                     let message = row.failure_message.clone().unwrap_or_default();

@@ -9,8 +9,9 @@ use std::io::{ErrorKind, Read, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::command::{Command, FlashingAction, RebootTarget, DEFAULT_MAX_COMMAND_LEN};
+use super::command::{Command, RebootTarget, DEFAULT_MAX_COMMAND_LEN};
 use super::error::{FastbootError, Violation};
+use super::fastbootd::bootloader_refusal;
 use super::link_writer::{Finished, LinkWriter};
 use super::response::{Response, MAX_RESPONSE_LEN};
 use super::variable::Variable;
@@ -281,13 +282,17 @@ impl<T: Transport> Fastboot<T> {
         self.receive(&command, Some(size), out)
     }
 
-    /// `flash:PART`: write what was downloaded.
+    /// `flash:PART`: write what was downloaded. A bootloader's refusal of a logical
+    /// partition comes back as [`FastbootError::WrongMode`].
     pub fn flash(&mut self, partition: &str) -> Result<Reply, FastbootError> {
         self.run(&Command::Flash(partition))
+            .map_err(|e| bootloader_refusal(partition, e))
     }
 
+    /// `erase:PART`; a logical partition refused by a bootloader as in [`Fastboot::flash`].
     pub fn erase(&mut self, partition: &str) -> Result<Reply, FastbootError> {
         self.run(&Command::Erase(partition))
+            .map_err(|e| bootloader_refusal(partition, e))
     }
 
     pub fn set_active(&mut self, slot: &str) -> Result<Reply, FastbootError> {
@@ -305,10 +310,6 @@ impl<T: Transport> Fastboot<T> {
     /// `oem ARGS`: vendor commands answer in INFO lines, which the reply keeps.
     pub fn oem(&mut self, args: &str) -> Result<Reply, FastbootError> {
         self.run(&Command::Oem(args))
-    }
-
-    pub fn flashing(&mut self, action: FlashingAction) -> Result<Reply, FastbootError> {
-        self.run(&Command::Flashing(action))
     }
 
     fn link_name(&self) -> String {

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::command::CommandError;
+use super::fastbootd::FastbootMode;
 use super::response::ResponseError;
 use crate::transport::TransportError;
 
@@ -61,6 +62,15 @@ pub enum FastbootError {
     /// The device's answers do not allow the requested operation (e.g. a slot it does not have).
     #[error("{0}")]
     Unsupported(String),
+    /// The command needs the phone in the other fastboot mode (the bootloader or fastbootd),
+    /// as the device's own answers show (`is-userspace`, `is-logical`, or its FAIL). `command`
+    /// is the one refused; nothing after the answers that decided it was sent.
+    #[error("{reason}: reboot to {needs} first (`{}`)", needs.reboot_command())]
+    WrongMode {
+        command: String,
+        needs: FastbootMode,
+        reason: String,
+    },
     /// An image file that cannot be flashed as it is (e.g. a corrupt sparse image).
     #[error("{0}")]
     Image(String),

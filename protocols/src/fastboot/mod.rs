@@ -2,11 +2,13 @@
 //! responses (two-way: the simulated device parses commands and encodes responses with the same
 //! types), a client over any [`crate::transport::Transport`], and the high-level operations a
 //! station needs (identify, flash with slot handling and sparse splitting, read back, digests,
-//! reboot).
+//! reboot), and fastbootd's logical partitions with the refusals when a command needs the
+//! other mode ([`fastbootd`]).
 
 pub mod client;
 pub mod command;
 pub mod error;
+pub mod fastbootd;
 pub mod flash;
 mod link_writer;
 pub mod readback;
@@ -18,6 +20,10 @@ pub mod vars;
 
 #[cfg(test)]
 mod codec_tests;
+#[cfg(all(test, feature = "sim"))]
+mod fastbootd_tests;
+#[cfg(test)]
+mod flash_tests;
 
 pub use client::{AnswerBounds, ClientOptions, Fastboot, Reply};
 pub use command::{
@@ -25,6 +31,7 @@ pub use command::{
     DEFAULT_MAX_COMMAND_LEN,
 };
 pub use error::{FastbootError, Violation};
+pub use fastbootd::{FastbootMode, PartitionKind, DEFAULT_SUPER_PARTITION};
 pub use flash::{FlashOptions, FlashReport, ImageKind, DEFAULT_FALLBACK_MAX_DOWNLOAD_SIZE};
 pub use resparse::{resparse_piece_limit, RESPARSE_LIMIT};
 pub use response::{Response, ResponseError, MAX_MESSAGE_LEN, MAX_RESPONSE_LEN};

@@ -45,7 +45,8 @@ pub struct DeviceIdentity {
     pub version_bootloader: Option<String>,
 }
 
-fn yes_no(value: Option<String>) -> Option<bool> {
+/// `yes`/`no` as devices answer booleans; anything else is no answer.
+pub(super) fn yes_no(value: Option<String>) -> Option<bool> {
     match value?.trim() {
         "yes" => Some(true),
         "no" => Some(false),

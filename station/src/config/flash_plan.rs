@@ -10,7 +10,32 @@ pub struct FastbootPlan {
     /// Slot made active after writing (`set_active`); verification then checks the slot the
     /// phone reports as `current-slot`, i.e. the one that will boot.
     pub set_active: Option<AbSlot>,
+    /// Written in the bootloader.
     pub steps: Vec<FastbootStep>,
+    /// Then written in userspace fastboot (fastbootd): a dynamic-partition phone's logical
+    /// partitions inside `super`, as AOSP's `fastboot flashall` does.
+    pub fastbootd: Option<FastbootdPlan>,
+}
+
+/// The fastbootd part of a plan: the phone reboots to fastbootd, optionally gets a new `super`
+/// layout (`update-super` with a `super_empty.img`), has its logical partitions written (each
+/// resized to its image first), and reboots back to its bootloader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FastbootdPlan {
+    /// Key of the `super_empty.img` sent with `update-super` before the partitions.
+    pub super_empty: Option<String>,
+    /// `update-super:…:wipe`: replace the whole table, not only the slot's partitions.
+    pub wipe: bool,
+    pub steps: Vec<FastbootStep>,
+}
+
+impl FastbootPlan {
+    /// Every partition the plan writes, bootloader steps first.
+    pub fn all_steps(&self) -> impl Iterator<Item = &FastbootStep> {
+        self.steps
+            .iter()
+            .chain(self.fastbootd.iter().flat_map(|f| f.steps.iter()))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -203,10 +228,23 @@ pub(super) struct FastbootPlanFile {
     pub slot: SlotSelection,
     #[serde(default)]
     pub set_active: Option<AbSlot>,
+    #[serde(default)]
     pub partitions: Vec<FastbootStepFile>,
+    #[serde(default)]
+    pub fastbootd: Option<FastbootdPlanFile>,
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FastbootdPlanFile {
+    #[serde(default)]
+    pub super_empty: Option<String>,
+    #[serde(default)]
+    pub wipe: bool,
+    pub partitions: Vec<FastbootStepFile>,
+}
+
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct FastbootStepFile {
     pub partition: String,

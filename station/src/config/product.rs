@@ -10,7 +10,7 @@ use super::activation::{ActivationClient, ActivationClientFile, ClientLocation, 
 use super::error::{ConfigError, KeyPath};
 use super::files::{FileEntryFile, ImageFile};
 use super::flash_plan::{
-    check_slots, written_before, EdlPlan, FastbootPlan, FastbootStep, FlashFile,
+    check_slots, written_before, EdlPlan, FastbootPlan, FastbootStep, FastbootdPlan, FlashFile,
 };
 use super::identity::{EdlIdentity, Identity, IdentityFile};
 use super::image_path::resolve_inside;
@@ -83,10 +83,6 @@ struct RegionFile {
     activation_client: ActivationClientFile,
 }
 
-/// The largest activation-client byte range accepted (an APK is a few MiB; a range this large
-/// is a typo).
-const MAX_RAW_CLIENT: u64 = 1 << 30;
-
 impl ProductManifest {
     /// Loads and validates `file`; manifest paths are resolved inside `image_root` (canonical).
     pub fn load(file: &Path, image_root: &Path) -> Result<Self, ConfigError> {
@@ -120,7 +116,7 @@ fn explain_missing_client(error: ConfigError) -> ConfigError {
             key,
             problem: "this region names no activation client".into(),
             fix:
-                "every region must name its activation client (partition, image, ext4_path or raw, \
+                "every region must name its activation client (partition, image, path or raw, \
                   sha256, verify): flashgate refuses to flash a region whose client it cannot check"
                     .into(),
         },
@@ -389,7 +385,12 @@ impl Validator<'_> {
                         "add `identity.fastboot_product` so fastboot phones can be identified",
                     ));
                 }
-                if plan.partitions.is_empty() {
+                if plan.partitions.is_empty()
+                    && plan
+                        .fastbootd
+                        .as_ref()
+                        .is_none_or(|f| f.partitions.is_empty())
+                {
                     return Err(self.error(
                         &plan_key.clone().key("partitions"),
                         "the fastboot plan writes nothing",
@@ -399,43 +400,78 @@ impl Validator<'_> {
                 check_slots(plan.slot, plan.set_active)
                     .map_err(|e| self.error(&plan_key.clone().key(e.key), e.problem, e.fix))?;
                 let mut steps: Vec<FastbootStep> = Vec::new();
-                for (index, step) in plan.partitions.into_iter().enumerate() {
-                    let step_key = plan_key.clone().key("partitions").index(index);
-                    check_identifier(&step.partition).map_err(|p| {
-                        self.error(
-                            &step_key.clone().key("partition"),
-                            p,
-                            "write the partition's name",
-                        )
-                    })?;
-                    if let Some(earlier) = written_before(&step.partition, &steps, plan.slot) {
-                        let problem = if earlier == step.partition {
-                            format!("partition `{}` is written twice", step.partition)
-                        } else {
-                            format!(
-                                "partition `{}` is written twice: once as `{earlier}` and once \
-                                 as `{}` (slot {})",
-                                step.partition,
-                                step.partition,
-                                plan.slot.as_str()
+                let mut fastbootd_steps: Vec<FastbootStep> = Vec::new();
+                let lists = [
+                    (plan.partitions, plan_key.clone()),
+                    (
+                        plan.fastbootd
+                            .as_ref()
+                            .map(|f| f.partitions.clone())
+                            .unwrap_or_default(),
+                        plan_key.clone().key("fastbootd"),
+                    ),
+                ];
+                for (list, (entries, list_key)) in lists.into_iter().enumerate() {
+                    for (index, step) in entries.into_iter().enumerate() {
+                        let step_key = list_key.clone().key("partitions").index(index);
+                        check_identifier(&step.partition).map_err(|p| {
+                            self.error(
+                                &step_key.clone().key("partition"),
+                                p,
+                                "write the partition's name",
                             )
+                        })?;
+                        let earlier: Vec<FastbootStep> =
+                            steps.iter().chain(&fastbootd_steps).cloned().collect();
+                        if let Some(earlier) = written_before(&step.partition, &earlier, plan.slot)
+                        {
+                            let problem = if earlier == step.partition {
+                                format!("partition `{}` is written twice", step.partition)
+                            } else {
+                                format!(
+                                    "partition `{}` is written twice: once as `{earlier}` and \
+                                     once as `{}` (slot {})",
+                                    step.partition,
+                                    step.partition,
+                                    plan.slot.as_str()
+                                )
+                            };
+                            return Err(self.error(
+                                &step_key.clone().key("partition"),
+                                problem,
+                                "write each partition once",
+                            ));
+                        }
+                        file_ref(&step.image, &step_key.clone().key("image"))?;
+                        let step = FastbootStep {
+                            partition: step.partition,
+                            file: step.image,
                         };
-                        return Err(self.error(
-                            &step_key.clone().key("partition"),
-                            problem,
-                            "write each partition once",
-                        ));
+                        if list == 0 {
+                            steps.push(step);
+                        } else {
+                            fastbootd_steps.push(step);
+                        }
                     }
-                    file_ref(&step.image, &step_key.clone().key("image"))?;
-                    steps.push(FastbootStep {
-                        partition: step.partition,
-                        file: step.image,
-                    });
                 }
+                let fastbootd = match plan.fastbootd {
+                    None => None,
+                    Some(f) => {
+                        if let Some(key) = &f.super_empty {
+                            file_ref(key, &plan_key.clone().key("fastbootd").key("super_empty"))?;
+                        }
+                        Some(FastbootdPlan {
+                            super_empty: f.super_empty,
+                            wipe: f.wipe,
+                            steps: fastbootd_steps,
+                        })
+                    }
+                };
                 Some(FastbootPlan {
                     slot: plan.slot,
                     set_active: plan.set_active,
                     steps,
+                    fastbootd,
                 })
             }
         };
@@ -513,10 +549,13 @@ impl Validator<'_> {
         })?;
         file_ref(&raw.image, &key.clone().key("image"))?;
         if let Some(plan) = fastboot {
-            let written = plan
-                .steps
-                .iter()
-                .any(|s| s.partition == raw.partition && s.file == raw.image);
+            // A super image is written to `super`; a logical partition's own image may be
+            // written to it by name (fastbootd).
+            let written = plan.all_steps().any(|s| {
+                s.file == raw.image
+                    && (s.partition == raw.partition
+                        || Some(&s.partition) == raw.logical_partition.as_ref())
+            });
             if !written {
                 return Err(self.error(
                     &key.clone().key("partition"),
@@ -528,58 +567,17 @@ impl Validator<'_> {
                 ));
             }
         }
-        let location = match (raw.ext4_path, raw.raw) {
-            (Some(path), None) => ClientLocation::Ext4File { path: path.0 },
-            (None, Some(range)) => {
-                let range_key = key.clone().key("raw");
-                if range.length == 0 || range.length > MAX_RAW_CLIENT {
-                    return Err(self.error(
-                        &range_key.clone().key("length"),
-                        format!("length {} is out of range", range.length),
-                        format!("give the client's length in bytes, 1 to {MAX_RAW_CLIENT}"),
-                    ));
-                }
-                let image_size = files.get(&raw.image).map(|f| f.size).unwrap_or(0);
-                match range.offset.checked_add(range.length) {
-                    Some(end) if end <= image_size => {}
-                    _ => {
-                        return Err(self.error(
-                            &range_key,
-                            format!(
-                                "bytes {}+{} run past the end of `{}` ({image_size} bytes)",
-                                range.offset, range.length, raw.image
-                            ),
-                            "correct offset/length",
-                        ))
-                    }
-                }
-                ClientLocation::RawRange {
-                    offset: range.offset,
-                    length: range.length,
-                }
-            }
-            (Some(_), Some(_)) => {
-                return Err(self.error(
-                    &key,
-                    "both `ext4_path` and `raw` are given",
-                    "keep `ext4_path` for a file inside ext4, or `raw` for a byte range",
-                ))
-            }
-            (None, None) => {
-                return Err(self.error(
-                    &key,
-                    "neither `ext4_path` nor `raw` says where the client is",
-                    "add `ext4_path: /priv-app/…/….apk` or `raw: { offset: …, length: … }`",
-                ))
-            }
-        };
+        let image_size = files.get(&raw.image).map(|f| f.size).unwrap_or(0);
+        let location = raw
+            .location(&key, image_size)
+            .map_err(|r| self.error(&r.key, r.problem, r.fix))?;
         if raw.verify == VerifyMethod::DeviceDigest
-            && matches!(location, ClientLocation::Ext4File { .. })
+            && matches!(location, ClientLocation::File { .. })
         {
             return Err(self.error(
                 &key.clone().key("verify"),
-                "a device digest covers a byte range, not a file inside ext4",
-                "use `verify: host_readback` (reads only the blocks ext4 needs) or give a `raw` range",
+                "a device digest covers a byte range, not a file inside a filesystem",
+                "use `verify: host_readback` (reads only the blocks the filesystem needs) or give a `raw` range",
             ));
         }
         Ok(ActivationClient {

@@ -104,7 +104,8 @@ fn loads_the_good_manifest() {
     );
     assert_eq!(
         ww.activation_client.location,
-        ClientLocation::Ext4File {
+        ClientLocation::File {
+            logical_partition: None,
             path: "/priv-app/ActivationClient/ActivationClient.apk".into()
         }
     );
@@ -270,7 +271,7 @@ fn cross_references_and_values() {
             ),
             21,
             "regions.00WW.activation_client",
-            "neither `ext4_path` nor `raw`",
+            "neither `path` (or `ext4_path`) nor `raw`",
         ),
         (
             g.replace("verify: host_readback", "verify: device_digest"),
@@ -473,4 +474,170 @@ fn a_partition_written_twice_under_its_slot_name_is_refused() {
         "- { partition: system_b, image: boot }",
     );
     load(dir.path(), &text).unwrap();
+}
+
+/// 00WW written as a dynamic-partition phone's plan: boot in the bootloader, then `system` in
+/// fastbootd after `update-super`.
+fn with_fastbootd(g: &str) -> String {
+    g.replace(
+        "      boot: { path: 00WW/boot.img, size: 4096, sha256: \"SHA_B\" }",
+        "      boot: { path: 00WW/boot.img, size: 4096, sha256: \"SHA_B\" }\n      super_empty: { path: 00WW/super_empty.img, size: 8192, sha256: \"SHA_C\" }",
+    )
+    .replace(
+        "          - { partition: boot, image: boot }\n          - { partition: system, image: system }",
+        "          - { partition: boot, image: boot }\n        fastbootd:\n          super_empty: super_empty\n          partitions:\n            - { partition: system, image: system }",
+    )
+    .replace("SHA_A", SHA_A)
+    .replace("SHA_B", SHA_B)
+    .replace("SHA_C", SHA_C)
+}
+
+#[test]
+fn a_fastbootd_plan_writes_logical_partitions_after_the_bootloader_ones() {
+    let dir = root();
+    let product = load(dir.path(), &with_fastbootd(GOOD)).unwrap();
+    let plan = product.regions[&RegionCode::parse("00WW").unwrap()]
+        .fastboot
+        .as_ref()
+        .unwrap();
+    assert_eq!(plan.steps.len(), 1);
+    let logical = plan.fastbootd.as_ref().unwrap();
+    assert_eq!(logical.super_empty.as_deref(), Some("super_empty"));
+    assert!(!logical.wipe);
+    assert_eq!(logical.steps[0].partition, "system");
+    assert_eq!(
+        plan.all_steps()
+            .map(|s| s.partition.as_str())
+            .collect::<Vec<_>>(),
+        ["boot", "system"]
+    );
+}
+
+#[test]
+fn a_fastbootd_plan_is_checked_like_the_bootloader_one() {
+    let text = with_fastbootd(GOOD);
+    // The same partition in both parts.
+    assert_refused(
+        &text.replace(
+            "            - { partition: system, image: system }",
+            "            - { partition: boot, image: boot }",
+        ),
+        24,
+        "regions.00WW.flash.fastboot.fastbootd.partitions[0].partition",
+        "partition `boot` is written twice",
+    );
+    // A super_empty that is not a file of the region.
+    assert_refused(
+        &text.replace("super_empty: super_empty", "super_empty: nope"),
+        22,
+        "regions.00WW.flash.fastboot.fastbootd.super_empty",
+        "nope",
+    );
+    // Strict keys.
+    let dir = root();
+    let error = load(
+        dir.path(),
+        &text.replace(
+            "super_empty: super_empty",
+            "super_empty: super_empty\n          format: yes",
+        ),
+    )
+    .unwrap_err();
+    assert!(error.to_string().contains("format"), "{error}");
+}
+
+#[test]
+fn a_client_in_a_logical_partition_of_super() {
+    let dir = root();
+    let super_manifest = good()
+        .replacen("      system: { path: 00WW/system.img", "      super: { path: 00WW/system.img", 1)
+        .replacen("{ partition: system, image: system }", "{ partition: super, image: super }", 1)
+        .replacen(
+            "      partition: system\n      image: system\n      ext4_path: /priv-app/ActivationClient/ActivationClient.apk",
+            "      partition: super\n      image: super\n      logical_partition: system\n      path: /system/priv-app/ActivationClient/ActivationClient.apk",
+            1,
+        );
+    let product = load(dir.path(), &super_manifest).unwrap();
+    let client = &product.regions[&RegionCode::parse("00WW").unwrap()].activation_client;
+    assert_eq!(client.partition, "super");
+    assert_eq!(client.file, "super");
+    assert_eq!(
+        client.location,
+        ClientLocation::File {
+            logical_partition: Some("system".into()),
+            path: "/system/priv-app/ActivationClient/ActivationClient.apk".into()
+        }
+    );
+    assert_eq!(client.location.logical_partition(), Some("system"));
+    assert_eq!(
+        client.location.to_string(),
+        "/system/priv-app/ActivationClient/ActivationClient.apk in logical partition system"
+    );
+
+    // A logical partition's own image, written to it by name: `partition` is what the phone
+    // reads back (`super`), the plan writes the image to the logical partition.
+    let by_name = good().replacen(
+        "      partition: system\n      image: system\n      ext4_path:",
+        "      partition: super\n      image: system\n      logical_partition: system\n      path:",
+        1,
+    );
+    let product = load(dir.path(), &by_name).unwrap();
+    let client = &product.regions[&RegionCode::parse("00WW").unwrap()].activation_client;
+    assert_eq!(client.location.logical_partition(), Some("system"));
+
+    let g = super_manifest;
+    let cases = [
+        (
+            g.replacen(
+                "      path: /system",
+                "      ext4_path: /x\n      path: /system",
+                1,
+            ),
+            21,
+            "regions.00WW.activation_client",
+            "both `path` and `ext4_path`",
+        ),
+        (
+            g.replacen(
+                "      path: /system/priv-app/ActivationClient/ActivationClient.apk",
+                "      raw: { offset: 0, length: 1 }",
+                1,
+            ),
+            24,
+            "regions.00WW.activation_client.logical_partition",
+            "a `raw` range is a range of the partition image",
+        ),
+        (
+            g.replacen("logical_partition: system", "logical_partition: sys/tem", 1),
+            24,
+            "regions.00WW.activation_client.logical_partition",
+            "contains '/'",
+        ),
+        (
+            g.replacen("logical_partition: system", "logical_partiton: system", 1),
+            24,
+            "regions.00WW.activation_client.logical_partiton",
+            "unknown field `logical_partiton`",
+        ),
+        (
+            g.replacen("logical_partition: system", "logical_partition: vendor", 1)
+                .replacen(
+                    "      partition: super\n      image: super",
+                    "      partition: vendor\n      image: super",
+                    1,
+                ),
+            22,
+            "regions.00WW.activation_client.partition",
+            "does not write file `super` to partition `vendor`",
+        ),
+        (
+            g.replacen("path: /system/priv-app", "path: system/priv-app", 1),
+            25,
+            "regions.00WW.activation_client.path",
+            "does not start with `/`",
+        ),
+    ];
+    for (text, line, key, words) in cases {
+        assert_refused(&text, line, key, words);
+    }
 }

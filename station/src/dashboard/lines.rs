@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use std::io::{self, Write};
 use std::sync::{Mutex, PoisonError};
 
-use crate::events::{Event, EventKind, EventSink, NextStep, SlotNumber, Verdict};
+use crate::events::{Event, EventKind, EventSink, SlotNumber};
 use crate::timestamp::Timestamp;
+use crate::verdict::Verdict;
 
 use super::render::{clock, sizes};
 use super::text::sanitize;
@@ -87,12 +88,17 @@ impl PlainLines {
                 }
                 match verdict {
                     Verdict::Pass => "PASS".to_owned(),
-                    Verdict::Fail { code, reason, next_step } => {
-                        format!("FAIL {code} | next: {next_step} | {reason}")
-                    }
-                    Verdict::Aborted { reason } => {
-                        format!("ABORTED | next: {} | {reason}", NextStep::FlashAgain)
-                    }
+                    Verdict::Fail(failure) => format!(
+                        "FAIL {} | next: {} | {}",
+                        failure.code(),
+                        failure.code().next_step(),
+                        failure.sentence()
+                    ),
+                    Verdict::Aborted(interruption) => format!(
+                        "ABORTED | next: {} | {}",
+                        verdict.next_step(),
+                        interruption.sentence()
+                    ),
                 }
             }
             EventKind::UnitRemoved { slot } => {

@@ -46,7 +46,7 @@ use crate::digest::Sha256Digest;
 use crate::read_at::ReadAt;
 use source::{complete, lock, Budget, Counts, ErofsSource, Metered, SourceFailure};
 
-pub use superblock::{is_erofs, PROBE_LEN};
+pub use superblock::{declared_size, is_erofs, PROBE_LEN, SIZE_PROBE_LEN};
 
 /// What finding a path may read: generous for any real directory tree (a lookup in Android's
 /// `system` reads a few KiB), small enough that a hostile image cannot make a phone send

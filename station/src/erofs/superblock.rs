@@ -13,6 +13,8 @@ const SUPERBLOCK_LEN: usize = 128;
 
 /// Bytes from the start of an image that [`is_erofs`] needs.
 pub const PROBE_LEN: usize = SUPERBLOCK_OFFSET as usize + 4;
+/// Bytes from the start of an image that [`declared_size`] needs.
+pub const SIZE_PROBE_LEN: usize = SUPERBLOCK_OFFSET as usize + SUPERBLOCK_LEN;
 
 const FEATURE_COMPAT_SB_CHKSUM: u32 = 0x1;
 /// Also means "compression HEAD2" on images without a device table; only the count tells.
@@ -26,6 +28,23 @@ const BLOCK_SIZE_BITS: std::ops::RangeInclusive<u8> = 9..=16;
 /// filesystem. A cheap probe: the superblock's magic only.
 pub fn is_erofs(head: &[u8]) -> bool {
     head.get(SUPERBLOCK_OFFSET as usize..PROBE_LEN) == Some(&MAGIC.to_le_bytes()[..])
+}
+
+/// Bytes of the filesystem as its superblock declares them (`blocks` << `blkszbits`), when
+/// `head` (the image's first [`SIZE_PROBE_LEN`] bytes or more) starts an erofs image with a
+/// block size Linux mounts. Unchecked otherwise: a reader that trusts it only to bound
+/// read-ahead loses nothing if it lies.
+pub fn declared_size(head: &[u8]) -> Option<u64> {
+    if !is_erofs(head) {
+        return None;
+    }
+    let superblock = head.get(SUPERBLOCK_OFFSET as usize..SIZE_PROBE_LEN)?;
+    let block_size_bits = *superblock.get(12)?;
+    if !BLOCK_SIZE_BITS.contains(&block_size_bits) {
+        return None;
+    }
+    let blocks = u32::from_le_bytes(superblock.get(36..40)?.try_into().ok()?);
+    Some(u64::from(blocks) << block_size_bits)
 }
 
 /// Refuses an image erofs-rs must not be given. Reads the superblock (and, when the image
@@ -155,6 +174,21 @@ mod tests {
         assert!(is_erofs(&head));
         assert!(!is_erofs(&head[..1027]), "too short to tell");
         assert!(!is_erofs(&[]));
+    }
+
+    #[test]
+    fn the_declared_size_is_blocks_times_the_block_size() {
+        let mut head = image(12, 0, 0);
+        head[1024 + 36..1024 + 40].copy_from_slice(&300u32.to_le_bytes());
+        assert_eq!(declared_size(&head), Some(300 * 4096));
+        head[1024 + 12] = 8;
+        assert_eq!(
+            declared_size(&head),
+            None,
+            "a block size Linux does not mount"
+        );
+        assert_eq!(declared_size(&head[..1100]), None, "too short to tell");
+        assert_eq!(declared_size(&vec![0u8; 4096]), None);
     }
 
     /// A superblock with a valid checksum over a 4 KiB block.

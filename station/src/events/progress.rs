@@ -10,6 +10,18 @@ use protocols::progress::{ProgressEvent, ProgressSink};
 
 use super::{Event, EventKind, EventSink, Phase, SlotNumber};
 
+/// For operations whose progress the operator need not see (verification's many small reads),
+/// but which must still stop when the station stops.
+pub struct StopOnly(pub Arc<AtomicBool>);
+
+impl ProgressSink for StopOnly {
+    fn event(&self, _event: ProgressEvent<'_>) {}
+
+    fn stop_requested(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
 /// Default spacing of `BytesProgress` events per slot.
 pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
 

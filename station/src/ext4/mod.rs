@@ -59,7 +59,7 @@ use crate::read_at::{CountingReader, ReadAt};
 
 use group::GroupDesc;
 use inode::Inode;
-pub use superblock::{is_ext4, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE};
+pub use superblock::{declared_size, is_ext4, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE};
 
 /// Metadata bytes one call may read: a path's directories, inodes and extent blocks are a few
 /// kilobytes in a real image; a directory of a hundred thousand entries is a few megabytes.

@@ -95,6 +95,22 @@ pub fn is_ext4(superblock: &[u8]) -> bool {
         && sb.u32(0x18) <= MAX_LOG_BLOCK_SIZE
 }
 
+/// Bytes of the filesystem as its superblock declares them (`s_blocks_count` × block size),
+/// from the same 1024 bytes as [`is_ext4`]. Unchecked beyond that probe: a reader that trusts
+/// it only to bound read-ahead loses nothing if it lies.
+pub fn declared_size(superblock: &[u8]) -> Option<u64> {
+    if !is_ext4(superblock) {
+        return None;
+    }
+    let sb = Le(superblock);
+    let high = if sb.u32(0x60) & INCOMPAT_64BIT != 0 {
+        u64::from(sb.u32(0x150)) << 32
+    } else {
+        0
+    };
+    (u64::from(sb.u32(0x4)) | high).checked_mul(1024u64 << sb.u32(0x18))
+}
+
 fn corrupt(detail: impl Into<String>) -> Fault {
     Fault::Corrupt(format!("superblock: {}", detail.into()))
 }
@@ -345,5 +361,18 @@ mod tests {
         sb[0x18] = 7;
         assert!(!is_ext4(&sb));
         assert!(!is_ext4(&sb[..100]));
+    }
+
+    #[test]
+    fn the_declared_size_counts_the_high_word_only_with_64bit() {
+        let mut sb = vec![0u8; SUPERBLOCK_SIZE];
+        assert_eq!(declared_size(&sb), None);
+        sb[0x38..0x3A].copy_from_slice(&MAGIC.to_le_bytes());
+        sb[0x18] = 2;
+        sb[0x4..0x8].copy_from_slice(&1000u32.to_le_bytes());
+        sb[0x150..0x154].copy_from_slice(&1u32.to_le_bytes());
+        assert_eq!(declared_size(&sb), Some(1000 * 4096));
+        sb[0x60..0x64].copy_from_slice(&INCOMPAT_64BIT.to_le_bytes());
+        assert_eq!(declared_size(&sb), Some(((1u64 << 32) + 1000) * 4096));
     }
 }

@@ -12,10 +12,10 @@ use protocols::firehose::{FirehoseConfig, PowerMode, StorageKind as FirehoseStor
 use protocols::sahara::{DeviceInfo, InfoOutcome, SaharaHost, SaharaImages, SaharaTimeouts};
 use protocols::transport::Transport;
 
-use crate::bus::DeviceKind;
 use crate::config::{EdlPlan, StorageKind};
 use crate::events::Phase;
-use crate::journal::{ImageSent, Phase as JournalPhase, UnitMode};
+use crate::journal::ImageSent;
+use crate::mode::Mode;
 use crate::run::UnitContext;
 use crate::verdict::{Failure, Verdict};
 
@@ -78,7 +78,7 @@ fn identify(
     unit: &mut UnitContext,
 ) -> Result<(Box<dyn Transport>, DeviceInfo), Failure> {
     const STEP: &str = "identify (Sahara)";
-    unit.phase(Phase::Identify);
+    attempt.phase(unit, Phase::Identify);
     let mut link = attempt.open_link(unit, STEP)?;
     let info = match SaharaHost::with_timeouts(&mut *link, SaharaTimeouts::default()).read_info() {
         Ok(InfoOutcome::Info(info)) => info,
@@ -97,7 +97,7 @@ fn identify(
         .serial
         .map(crate::bus::edl_serial_text)
         .unwrap_or_else(|| "unknown".to_string());
-    attempt.identified(unit, &serial, UnitMode::Edl);
+    attempt.identified(unit, &serial, Mode::Edl);
     Ok((link, info))
 }
 
@@ -145,13 +145,13 @@ fn choose_programmer(attempt: &Attempt<'_>, info: &DeviceInfo) -> Result<PathBuf
 
 /// Sahara upload of the programmer, then Firehose `configure` for the plan's storage.
 fn upload_programmer(
-    attempt: &Attempt<'_>,
+    attempt: &mut Attempt<'_>,
     unit: &UnitContext,
     link: Box<dyn Transport>,
     programmer: PathBuf,
     plan: &EdlPlan,
 ) -> Result<Session, Failure> {
-    unit.phase(Phase::UploadProgrammer);
+    attempt.phase(unit, Phase::UploadProgrammer);
     let context = attempt.context;
     let timeouts = &context.station.limits.timeouts;
     let config = FirehoseConfig {
@@ -185,11 +185,13 @@ fn flash_package(
     session: &mut Session,
     plan: &EdlPlan,
 ) -> Result<(), Failure> {
-    attempt.journal_phase(unit, JournalPhase::FlashStarted);
     let package = load_package(attempt)?;
-    unit.phase(Phase::Flash {
-        partition: plan.rawprogram.join("+"),
-    });
+    attempt.phase(
+        unit,
+        Phase::Flash {
+            partition: plan.rawprogram.join("+"),
+        },
+    );
     session
         .firehose
         .flash_package(&package)
@@ -210,7 +212,6 @@ fn flash_package(
             bytes: image.size(),
         });
     }
-    attempt.journal_phase(unit, JournalPhase::FlashDone);
     Ok(())
 }
 
@@ -250,15 +251,15 @@ fn load_package(attempt: &Attempt<'_>) -> Result<Package, Failure> {
 /// Firehose `power reset`: the phone's boot chain brings it back on this port in its
 /// bootloader (fastboot).
 fn reset_to_bootloader(
-    attempt: &Attempt<'_>,
+    attempt: &mut Attempt<'_>,
     unit: &mut UnitContext,
     mut session: Session,
 ) -> Result<(), Failure> {
-    unit.phase(Phase::Reboot);
+    attempt.phase(unit, Phase::Reboot);
     session
         .firehose
         .power(PowerMode::Reset, 0)
         .map_err(|e| from_firehose(attempt.unit(), "power reset", &e))?;
     drop(session);
-    attempt.wait_back(unit, DeviceKind::Fastboot, "EDL reset")
+    attempt.wait_back(unit, Mode::Fastboot, "EDL reset")
 }

@@ -37,8 +37,11 @@ pub fn from_fastboot(unit: UnitRef, step: &str, e: &FastbootError) -> Failure {
                 detail: e.to_string(),
             }
         }
-        // The device's answers do not allow the step (a slot it lacks, a command it refuses).
-        FastbootError::Unsupported(_) | FastbootError::Command(_) => Failure::DeviceFail {
+        // The device's answers do not allow the step (a slot it lacks, a command it refuses,
+        // a logical partition asked of the bootloader).
+        FastbootError::Unsupported(_)
+        | FastbootError::Command(_)
+        | FastbootError::WrongMode { .. } => Failure::DeviceFail {
             unit,
             step,
             reason: e.to_string(),

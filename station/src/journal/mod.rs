@@ -14,13 +14,14 @@ use rusqlite::{params, Connection, OptionalExtension};
 pub use lock::StationLock;
 pub use query::{AttemptRow, CodeCount, FlaggedUnit, WorkOrderReport};
 pub use record::{
-    AttemptId, AttemptOutcome, AttemptStart, CompletedAttempt, FinishedAttempt, ImageSent, Phase,
-    PhaseTimes, UnitMode,
+    AttemptId, AttemptOutcome, AttemptStart, CompletedAttempt, FinishedAttempt, ImageSent,
+    Milestone, MilestoneTimes,
 };
 pub use schema::SCHEMA_VERSION;
 
 use record::millis;
 
+use crate::mode::Mode;
 use crate::verdict::Verdict;
 
 #[derive(Debug, thiserror::Error)]
@@ -206,7 +207,7 @@ impl Journal {
         &mut self,
         id: AttemptId,
         serial: &str,
-        mode: UnitMode,
+        mode: Mode,
         at: SystemTime,
     ) -> Result<Vec<String>, JournalError> {
         let tx = self.conn.transaction()?;
@@ -242,14 +243,14 @@ impl Journal {
         Ok(())
     }
 
-    pub fn phase(
+    pub fn milestone(
         &mut self,
         id: AttemptId,
-        phase: Phase,
+        milestone: Milestone,
         at: SystemTime,
     ) -> Result<(), JournalError> {
         let tx = self.conn.transaction()?;
-        phase_in(&tx, id, phase, at)?;
+        milestone_in(&tx, id, milestone, at)?;
         tx.commit()?;
         Ok(())
     }
@@ -267,7 +268,7 @@ impl Journal {
         Ok(finished)
     }
 
-    /// A whole attempt in one durable transaction, for a caller that collects the phases
+    /// A whole attempt in one durable transaction, for a caller that collects the milestones
     /// itself and writes once at the verdict.
     pub fn record(&mut self, attempt: &CompletedAttempt) -> Result<FinishedAttempt, JournalError> {
         let tx = self.conn.transaction()?;
@@ -282,14 +283,14 @@ impl Journal {
             })?;
             identified_in(&tx, id, serial, mode, at)?;
         }
-        for (phase, at) in [
-            (Phase::FlashStarted, attempt.phases.flash_started),
-            (Phase::FlashDone, attempt.phases.flash_done),
-            (Phase::VerifyStarted, attempt.phases.verify_started),
-            (Phase::VerifyDone, attempt.phases.verify_done),
+        for (milestone, at) in [
+            (Milestone::FlashStarted, attempt.phases.flash_started),
+            (Milestone::FlashDone, attempt.phases.flash_done),
+            (Milestone::VerifyStarted, attempt.phases.verify_started),
+            (Milestone::VerifyDone, attempt.phases.verify_done),
         ] {
             if let Some(at) = at {
-                phase_in(&tx, id, phase, at)?;
+                milestone_in(&tx, id, milestone, at)?;
             }
         }
         let finished = finish_in(&tx, id, &attempt.outcome)?;
@@ -339,7 +340,7 @@ fn identified_in(
     conn: &Connection,
     id: AttemptId,
     serial: &str,
-    mode: UnitMode,
+    mode: Mode,
     at: SystemTime,
 ) -> Result<Vec<String>, JournalError> {
     let work_order = open_attempt_work_order(conn, id)?;
@@ -350,15 +351,18 @@ fn identified_in(
     prior_passes(conn, serial, &work_order)
 }
 
-fn phase_in(
+fn milestone_in(
     conn: &Connection,
     id: AttemptId,
-    phase: Phase,
+    milestone: Milestone,
     at: SystemTime,
 ) -> Result<(), JournalError> {
     open_attempt_work_order(conn, id)?;
     conn.execute(
-        &format!("UPDATE attempts SET {} = ?1 WHERE id = ?2", phase.column()),
+        &format!(
+            "UPDATE attempts SET {} = ?1 WHERE id = ?2",
+            milestone.column()
+        ),
         params![millis(at), id.0],
     )?;
     Ok(())

@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use rusqlite::{params, Row};
 use serde::Serialize;
 
-use super::record::{ImageSent, UnitMode};
+use super::record::ImageSent;
 use super::{Journal, JournalError};
+use crate::mode::Mode;
 use crate::timestamp::Timestamp;
 
 /// Counts and yield for one work order, from the journal alone.
@@ -74,7 +75,7 @@ pub struct AttemptRow {
     pub region: String,
     pub build_id: String,
     pub manifest_sha256: String,
-    pub mode: Option<UnitMode>,
+    pub mode: Option<Mode>,
     pub images_sent: Vec<ImageSent>,
     pub activation_sha256_found: Option<String>,
     pub verify_method: Option<String>,
@@ -161,7 +162,7 @@ fn finish_row(raw: RawRow) -> Result<AttemptRow, JournalError> {
     let mut row = raw.row;
     row.mode = match raw.mode {
         None => None,
-        Some(text) => Some(UnitMode::parse(&text).ok_or_else(|| JournalError::Corrupt {
+        Some(text) => Some(Mode::parse(&text).ok_or_else(|| JournalError::Corrupt {
             id: row.id,
             column: "mode",
             detail: text.clone(),

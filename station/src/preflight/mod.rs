@@ -21,7 +21,7 @@ use crate::config::{
     WorkOrder,
 };
 use crate::digest::Sha256Digest;
-use crate::ext4::{hash_file_in_ext4, Ext4FileError};
+use crate::image::{identify, Finder, FsKind, ImageKind};
 use crate::read_at::{CountingReader, ReadAt};
 use crate::verdict::FailureCode;
 use crate::verified_image::{ImageCheckError, ImageFormat, VerifiedImage};
@@ -50,7 +50,7 @@ pub enum PreflightError {
     },
     /// A file of the image set (or a programmer) is missing, not a regular file, unreadable, or
     /// not the manifest's bytes; only the last is reported under `IMAGE_HASH_MISMATCH`.
-    #[error("{}{source}", if source.is_mismatch() { "IMAGE_HASH_MISMATCH: " } else { "" })]
+    #[error("{}{source}", if source.is_mismatch() { format!("{}: ", FailureCode::ImageHashMismatch) } else { String::new() })]
     Image {
         #[source]
         source: ImageCheckError,
@@ -75,11 +75,11 @@ pub enum PreflightError {
         file: String,
         path: PathBuf,
     },
-    #[error("ACTIVATION_CLIENT_WRONG_REGION: image `{}` ({}) of region {}: {} has the {} client, work order {} needs {}; the build is mis-packaged, do not flash it", .0.image, .0.path.display(), .0.region, .0.location, .0.found_region_name(), .0.work_order, .0.region)]
+    #[error("{}: image `{}` ({}) of region {}: {} has the {} client, work order {} needs {}; the build is mis-packaged, do not flash it", FailureCode::ActivationClientWrongRegion, .0.image, .0.path.display(), .0.region, .0.location, .0.found_region_name(), .0.work_order, .0.region)]
     ActivationClientWrongRegion(Box<ClientMismatch>),
-    #[error("ACTIVATION_CLIENT_UNKNOWN: image `{}` ({}) of region {}: {} has SHA-256 {}, which is no region's allow-listed client (work order {} needs {}); do not flash this build", .0.image, .0.path.display(), .0.region, .0.location, .0.found, .0.work_order, .0.expected)]
+    #[error("{}: image `{}` ({}) of region {}: {} has SHA-256 {}, which is no region's allow-listed client (work order {} needs {}); do not flash this build", FailureCode::ActivationClientUnknown, .0.image, .0.path.display(), .0.region, .0.location, .0.found, .0.work_order, .0.expected)]
     ActivationClientUnknown(Box<ClientMismatch>),
-    #[error("ACTIVATION_CLIENT_UNKNOWN: image `{}` ({}) of region {}: cannot read the activation client {}: {}; check the manifest's activation_client against the build", .0.image, .0.path.display(), .0.region, .0.location, .0.detail)]
+    #[error("{}: image `{}` ({}) of region {}: cannot read the activation client {}: {}; check the manifest's activation_client against the build", FailureCode::ActivationClientUnknown, .0.image, .0.path.display(), .0.region, .0.location, .0.detail)]
     ActivationClientUnreadable(Box<ClientUnreadable>),
 }
 
@@ -162,6 +162,10 @@ pub struct ActivationCheck {
     pub client_size: u64,
     /// Bytes read from the (expanded) image to find and hash it.
     pub bytes_read: u64,
+    /// The filesystem the client was found in (none for a raw range).
+    pub filesystem: Option<FsKind>,
+    /// The logical partition it was found in, as the image's metadata names it (`system_a`).
+    pub logical_partition: Option<String>,
 }
 
 /// A batch that passed pre-flight: the only way the orchestrator gets images to send.
@@ -307,12 +311,19 @@ fn check_activation_client(
         .open_partition_view()
         .map_err(|source| PreflightError::Image { source })?;
     let image_format = view.format();
+    let mut filesystem = None;
+    let mut logical_partition = None;
     let (sha256, client_size, bytes_read) = match &client.location {
-        ClientLocation::Ext4File { path } => {
-            let (_, result) = hash_file_in_ext4(view, path, MAX_CLIENT_SIZE);
-            let digest =
-                result.map_err(|e: Ext4FileError| unreadable(image.path(), e.to_string()))?;
-            (digest.sha256, digest.size, digest.bytes_read)
+        ClientLocation::File {
+            logical_partition: logical,
+            path,
+        } => {
+            let (view, finder) = client_finder(view, logical.as_deref());
+            let (_, result) = finder.hash_file(view, path, MAX_CLIENT_SIZE);
+            let found = result.map_err(|e| unreadable(image.path(), e.to_string()))?;
+            filesystem = Some(found.fs);
+            logical_partition = found.logical_partition;
+            (found.sha256, found.size, found.bytes_read)
         }
         ClientLocation::RawRange { offset, length } => {
             let mut counting = CountingReader::new(view);
@@ -345,7 +356,25 @@ fn check_activation_client(
         sha256,
         client_size,
         bytes_read,
+        filesystem,
+        logical_partition,
     })
+}
+
+/// How to find the client in the image file. With a logical partition, the image is a
+/// `super.img` read in metadata slot 0: a `super.img` built for flashing (lpmake, AOSP's
+/// `build_super_image`) names the partitions with their suffixes (`system_a` holds the
+/// image, `system_b` is empty) and keeps the same metadata in every slot, so `system` is found
+/// as `system_a`. An image that is itself a filesystem is the logical partition's own image
+/// (flashed by name through fastbootd) and is read whole.
+fn client_finder<S: ReadAt>(view: S, logical: Option<&str>) -> (S, Finder) {
+    let Some(logical) = logical else {
+        return (view, Finder::whole_image());
+    };
+    match identify(view, None) {
+        (view, Ok(ImageKind::Filesystem(_))) => (view, Finder::whole_image()),
+        (view, _) => (view, Finder::in_logical_partition(logical, 0)),
+    }
 }
 
 /// SHA-256 of `length` bytes from `offset`, streamed.

@@ -7,8 +7,10 @@ use std::time::{Duration, Instant};
 
 use protocols::transport::Transport;
 
-use crate::bus::{BusDevice, BusError, DeviceKind, UsbBus};
-use crate::events::{Event, EventKind, EventSink, Phase, SlotNumber, SlotProgress, Verdict};
+use crate::bus::{BusDevice, BusError, UsbBus};
+use crate::events::{Event, EventKind, EventSink, Phase, SlotNumber, SlotProgress};
+use crate::mode::Mode;
+use crate::verdict::Verdict;
 
 /// What a finished job hands back: the verdict plus whatever the journal row needs.
 pub trait UnitOutcome: Send + 'static {
@@ -83,7 +85,7 @@ pub enum ReenumerationError {
         slot: SlotNumber,
         port_path: String,
         expected: String,
-        found: DeviceKind,
+        found: Mode,
     },
 }
 
@@ -197,6 +199,11 @@ impl UnitContext {
         });
     }
 
+    /// A progress sink that shows nothing but stops the operation when the station stops.
+    pub fn stop_only(&self) -> crate::events::StopOnly {
+        crate::events::StopOnly(self.cancelled.clone())
+    }
+
     /// Progress and device messages of protocol operations, as this slot's events; the
     /// operations stop at their next safe point when the station stops.
     pub fn progress(&self) -> SlotProgress<Arc<dyn EventSink>> {
@@ -207,7 +214,7 @@ impl UnitContext {
     /// of `kinds`, then make it the current device.
     pub fn wait_for_reenumeration(
         &mut self,
-        kinds: &[DeviceKind],
+        kinds: &[Mode],
         deadline: Duration,
     ) -> Result<&BusDevice, ReenumerationError> {
         self.phase(Phase::WaitingForReenumeration);
@@ -254,7 +261,7 @@ impl UnitContext {
     }
 }
 
-fn expected_kinds(kinds: &[DeviceKind]) -> String {
+fn expected_kinds(kinds: &[Mode]) -> String {
     let names: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
     names.join(" or ")
 }

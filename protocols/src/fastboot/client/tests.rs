@@ -6,6 +6,7 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use super::*;
+use crate::fastboot::command::FlashingAction;
 use crate::fastboot::response::ResponseError;
 use crate::transport::memory::{self, LinkControl, MemoryLink};
 use crate::transport::{read_exact, TransportError};

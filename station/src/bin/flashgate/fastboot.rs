@@ -1,7 +1,9 @@
 //! `flashgate fastboot`: the engineering fastboot client (one device, one command).
 //!
 //! Unlike AOSP's `fastboot`, every device FAIL (getvar included) ends with a non-zero exit code,
-//! and a silent device times out instead of hanging.
+//! and a silent device times out instead of hanging. On a dynamic-partition phone it speaks
+//! fastbootd (`reboot fastboot`, `update-super`, the logical-partition commands, `flash` of a
+//! logical partition resized first) and refuses, before sending, what needs the other mode.
 
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
@@ -48,7 +50,8 @@ pub struct Args {
 enum Action {
     /// Print a variable (`all` prints every variable).
     Getvar { var: String },
-    /// Flash an image file (raw or sparse) to a partition.
+    /// Flash an image file (raw or sparse) to a partition. In fastbootd a logical partition
+    /// is first resized to the image's (expanded) size, as AOSP's fastboot does.
     Flash {
         partition: String,
         file: PathBuf,
@@ -89,6 +92,33 @@ enum Action {
     /// Lock or unlock the bootloader: lock, unlock, lock_critical, unlock_critical,
     /// get_unlock_ability.
     Flashing { action: String },
+    /// fastbootd: replace the partition table of `super` with a super_empty.img (the other
+    /// slot's partitions are kept unless --wipe).
+    UpdateSuper {
+        super_empty: PathBuf,
+        /// Replace everything, the other slot's partitions included.
+        #[arg(long)]
+        wipe: bool,
+    },
+    /// fastbootd: create a logical partition of SIZE bytes (K/M/G suffixes allowed). NAME is
+    /// used as given: add the slot suffix yourself (`extra_a`).
+    CreateLogicalPartition {
+        name: String,
+        #[arg(value_parser = parse_byte_size)]
+        size: u64,
+    },
+    /// fastbootd: delete a logical partition (NAME as given, e.g. `extra_a`).
+    DeleteLogicalPartition { name: String },
+    /// fastbootd: grow or shrink a logical partition to SIZE bytes; NAME gets the slot suffix
+    /// the device's slots say (`system` → `system_a`), as AOSP's fastboot does.
+    ResizeLogicalPartition {
+        name: String,
+        #[arg(value_parser = parse_byte_size)]
+        size: u64,
+        /// a, b, all, other (default: the current slot for slotted partitions).
+        #[arg(long)]
+        slot: Option<SlotChoice>,
+    },
 }
 
 fn open_target(target: &str, timeout: Duration) -> anyhow::Result<Box<dyn Transport>> {
@@ -217,6 +247,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             };
             let report = fb.flash_file(&partition, &file, &options)?;
             let secs = started.elapsed().as_secs_f64();
+            if let Some(size) = report.resized_to {
+                eprintln!(
+                    "resized {} to {size} bytes before writing (logical partition)",
+                    report.partitions.join(", ")
+                );
+            }
             eprintln!(
                 "flashed {} ({:?} image, {} bytes) to {} in {} piece(s) of at most {} bytes \
                  (max-download-size {}): {} bytes sent in {secs:.2} s",
@@ -265,6 +301,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 bail!("unknown reboot mode `{mode}`: use bootloader, fastboot or recovery");
             };
             fb.reboot(target)?;
+            if target == RebootTarget::Fastboot {
+                // The phone leaves (USB) or closes the connection (TCP) and comes back as
+                // fastbootd; the next invocation finds it there.
+                eprintln!(
+                    "rebooting into fastbootd: the phone comes back in userspace fastboot                      (`getvar is-userspace` answers yes)"
+                );
+            }
         }
         Action::Continue => {
             fb.continue_boot()?;
@@ -285,6 +328,29 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 other => bail!("unknown flashing action `{other}`"),
             };
             fb.flashing(action)?;
+        }
+        Action::UpdateSuper { super_empty, wipe } => {
+            let reply = fb.update_super_file(&super_empty, wipe)?;
+            eprintln!(
+                "updated the partition table of super from {}{}: {}",
+                super_empty.display(),
+                if wipe { " (wiped)" } else { "" },
+                reply.value
+            );
+        }
+        Action::CreateLogicalPartition { name, size } => {
+            fb.create_logical_partition(&name, size)?;
+            eprintln!("created logical partition {name} ({size} bytes)");
+        }
+        Action::DeleteLogicalPartition { name } => {
+            fb.delete_logical_partition(&name)?;
+            eprintln!("deleted logical partition {name}");
+        }
+        Action::ResizeLogicalPartition { name, size, slot } => {
+            for name in fb.resolve_partitions(&name, &slot.unwrap_or_default())? {
+                fb.resize_logical_partition(&name, size)?;
+                eprintln!("resized logical partition {name} to {size} bytes");
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

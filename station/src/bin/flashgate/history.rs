@@ -89,7 +89,8 @@ mod tests {
 
     use station::config::VerifyMethod;
     use station::digest::Sha256Digest;
-    use station::journal::{AttemptOutcome, AttemptStart, ImageSent, Journal, UnitMode};
+    use station::journal::{AttemptOutcome, AttemptStart, ImageSent, Journal};
+    use station::mode::Mode;
     use station::timestamp::Timestamp;
     use station::verdict::{Failure, UnitRef, Verdict};
 
@@ -115,7 +116,7 @@ mod tests {
             started_at: at,
         };
         let id = journal.begin(&start).unwrap();
-        journal.identified(id, "S1", UnitMode::Edl, at).unwrap();
+        journal.identified(id, "S1", Mode::Edl, at).unwrap();
         let client = Sha256Digest::of_bytes(b"client");
         journal
             .finish(
@@ -165,7 +166,7 @@ mod tests {
             })
             .unwrap();
         journal
-            .identified(failed, "S1", UnitMode::Fastboot, at)
+            .identified(failed, "S1", Mode::Fastboot, at)
             .unwrap();
         journal
             .finish(

@@ -10,6 +10,7 @@ mod devices;
 mod edl;
 mod fastboot;
 mod history;
+mod image;
 mod journal_arg;
 mod output_file;
 mod report;
@@ -49,6 +50,8 @@ enum Command {
     History(history::Args),
     /// Serve simulated phones to outside peers (`sim fastboot --listen … --storage DIR`).
     Sim(sim::Args),
+    /// Look inside an image file (super, ext4, erofs; raw or sparse): ls, sha256, cat.
+    Image(image::Args),
 }
 
 /// Read-only listing commands end quietly when their reader goes away (`history --json | head`),
@@ -82,7 +85,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     if matches!(
         cli.command,
-        Command::Report(_) | Command::History(_) | Command::Devices(_) | Command::Ports(_)
+        Command::Report(_)
+            | Command::History(_)
+            | Command::Devices(_)
+            | Command::Ports(_)
+            | Command::Image(_)
     ) {
         quiet_on_closed_pipe();
     }
@@ -122,6 +129,7 @@ fn main() -> ExitCode {
         Command::Report(args) => report::run(args),
         Command::History(args) => history::run(args),
         Command::Sim(args) => sim::run(args),
+        Command::Image(args) => image::run(args),
     };
     match result {
         Ok(code) => code,

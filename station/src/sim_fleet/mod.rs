@@ -13,8 +13,11 @@ use protocols::sim::fastboot::{FastbootConfig, FastbootDevice};
 use protocols::sim::{BusPersonality, Phone, Presence};
 use protocols::transport::memory::{self, LinkFaults};
 
+pub mod rig;
+
 use crate::bus::sim::{Connector, SimBus, SimConnection};
-use crate::bus::{BusDevice, DeviceKind};
+use crate::bus::BusDevice;
+use crate::mode::Mode;
 
 /// Fastboot's and Qualcomm's USB ids, as the real devices enumerate.
 const FASTBOOT_VID_PID: (u16, u16) = (0x18d1, 0x4ee0);
@@ -41,10 +44,10 @@ struct Inner {
 }
 
 /// How the station's bus names a phone's USB personality.
-pub fn kind_of(personality: BusPersonality) -> DeviceKind {
+pub fn kind_of(personality: BusPersonality) -> Mode {
     match personality {
-        BusPersonality::Fastboot => DeviceKind::Fastboot,
-        BusPersonality::Edl => DeviceKind::Edl,
+        BusPersonality::Fastboot => Mode::Fastboot,
+        BusPersonality::Edl => Mode::Edl,
     }
 }
 
@@ -141,11 +144,11 @@ impl SimUnit {
 
     /// How the bus shows this phone in `kind`: the fastboot serial as iSerial; Qualcomm's
     /// `…_SN:XXXXXXXX` product string for EDL, which carries no serial descriptor of its own.
-    pub fn device(&self, kind: DeviceKind) -> BusDevice {
+    pub fn device(&self, kind: Mode) -> BusDevice {
         let identity = self.inner.phone.identity();
         let ((vendor_id, product_id), serial) = match kind {
-            DeviceKind::Fastboot => (FASTBOOT_VID_PID, identity.serial),
-            DeviceKind::Edl => (
+            Mode::Fastboot => (FASTBOOT_VID_PID, identity.serial),
+            Mode::Edl => (
                 EDL_VID_PID,
                 crate::bus::edl_serial_text(identity.chip_serial),
             ),
@@ -160,7 +163,7 @@ impl SimUnit {
         }
     }
 
-    fn connector(&self, kind: DeviceKind) -> Connector {
+    fn connector(&self, kind: Mode) -> Connector {
         let unit = self.clone();
         Box::new(move || {
             let (host, mut device, control) = memory::pair(&unit.inner.port_path);
@@ -169,8 +172,8 @@ impl SimUnit {
             std::thread::Builder::new()
                 .name(format!("sim-{}-{kind}", unit.inner.port_path))
                 .spawn(move || match kind {
-                    DeviceKind::Fastboot => serving.serve_fastboot(&mut device),
-                    DeviceKind::Edl => serving.serve_edl(&mut device),
+                    Mode::Fastboot => serving.serve_fastboot(&mut device),
+                    Mode::Edl => serving.serve_edl(&mut device),
                 })
                 .map_err(|e| format!("cannot start the simulated phone: {e}"))?;
             Ok(SimConnection {
@@ -262,7 +265,7 @@ mod tests {
 
     /// Send one fastboot command on a fresh link and return the answer.
     fn fastboot(bus: &SimBus, command: &str) -> String {
-        let mut link = bus.open("1-1", DeviceKind::Fastboot).unwrap();
+        let mut link = bus.open("1-1", Mode::Fastboot).unwrap();
         link.write(command.as_bytes(), T).unwrap();
         let mut buf = [0u8; 256];
         let n = link.read_packet(&mut buf, T).unwrap();
@@ -272,7 +275,7 @@ mod tests {
     /// Send a reboot command: the phone may leave the bus before its OKAY reaches the host (an
     /// unplug cuts the link with what was in flight), as a real one may.
     fn reboot(bus: &SimBus, command: &str) {
-        let mut link = bus.open("1-1", DeviceKind::Fastboot).unwrap();
+        let mut link = bus.open("1-1", Mode::Fastboot).unwrap();
         link.write(command.as_bytes(), T).unwrap();
         let mut buf = [0u8; 256];
         match link.read_packet(&mut buf, T) {
@@ -287,7 +290,7 @@ mod tests {
         events.try_iter().collect()
     }
 
-    fn left(kind: DeviceKind) -> BusEvent {
+    fn left(kind: Mode) -> BusEvent {
         BusEvent::Left {
             port_path: "1-1".into(),
             kind,
@@ -305,8 +308,8 @@ mod tests {
         reboot(&bus, "reboot-fastboot");
         let seen = later_events(&events);
         assert_eq!(seen.len(), 2, "{seen:?}");
-        assert_eq!(seen[0], left(DeviceKind::Fastboot));
-        assert!(matches!(&seen[1], BusEvent::Arrived(d) if d.kind == DeviceKind::Fastboot));
+        assert_eq!(seen[0], left(Mode::Fastboot));
+        assert!(matches!(&seen[1], BusEvent::Arrived(d) if d.kind == Mode::Fastboot));
         assert_eq!(fastboot(&bus, "getvar:is-userspace"), "OKAYyes");
     }
 
@@ -318,7 +321,7 @@ mod tests {
         let events = bus.watch().unwrap();
         let _ = events.recv_timeout(T).unwrap();
         reboot(&bus, "reboot");
-        assert_eq!(later_events(&events), [left(DeviceKind::Fastboot)]);
+        assert_eq!(later_events(&events), [left(Mode::Fastboot)]);
         assert_eq!(u.phone().mode(), PhoneMode::Android);
     }
 
@@ -338,7 +341,7 @@ mod tests {
         u.plug();
         let events = bus.watch().unwrap();
         let _ = events.recv_timeout(T).unwrap();
-        let mut link = bus.open("1-1", DeviceKind::Edl).unwrap();
+        let mut link = bus.open("1-1", Mode::Edl).unwrap();
         let err = SaharaHost::new(link.as_mut())
             .upload(
                 &SaharaImages::programmer(&stranger),
@@ -349,6 +352,6 @@ mod tests {
         drop(link);
         assert_eq!(later_events(&events), []);
         assert_eq!(u.phone().mode(), PhoneMode::Edl);
-        assert!(bus.is_attached("1-1", DeviceKind::Edl));
+        assert!(bus.is_attached("1-1", Mode::Edl));
     }
 }
