@@ -122,7 +122,7 @@ fn firehose_host_flashes_a_package_on_the_simulated_programmer_in_memory() {
         .unwrap();
     assert_eq!(digest, <[u8; 32]>::from(Sha256::digest(&pkg.system_raw)));
     // Random access inside a partition (what an ext4 reader does), counting what crossed.
-    let mut reader = protocols::firehose::gpt_lookup::PartitionReader::new(&mut fh, system.clone());
+    let mut reader = protocols::firehose::PartitionReader::new(&mut fh, system.clone());
     let mut piece = [0u8; 100];
     reader.read_at(5 * 4096 - 50, &mut piece).unwrap();
     assert_eq!(&piece[..], &pkg.system_raw[5 * 4096 - 50..5 * 4096 + 50]);

@@ -2,8 +2,8 @@
 //! damaged on the phone's storage (as an interrupted table write leaves it), and the host still
 //! resolves partitions by label through the backup copy in the LUN's last sector.
 
-use protocols::firehose::gpt_lookup::PartitionReader;
 use protocols::firehose::FirehoseError;
+use protocols::firehose::PartitionReader;
 use protocols::gpt::Which;
 use protocols::sim::firehose::{FirehoseOutcome, FirehoseSimConfig};
 use protocols::sim::Phone;

@@ -8,6 +8,8 @@ mod edl;
 mod edl_backup_gpt;
 mod edl_payload;
 mod edl_ramdump;
+mod edl_readback;
+mod edl_super_readback;
 mod erofs_readback;
 mod fastboot_client;
 mod fastboot_interop;

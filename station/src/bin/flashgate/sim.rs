@@ -86,8 +86,8 @@ struct FastbootArgs {
     /// vbmeta(_system) per slot, misc, metadata, persist, super, userdata.
     #[arg(long = "super", value_name = "SIZE", value_parser = parse_byte_size)]
     super_size: Option<u64>,
-    /// Partitions `fetch:` may read (repeatable; `all` for any). Default: fastbootd's list
-    /// (vendor_boot, vendor_boot_a, vendor_boot_b).
+    /// Partitions `fetch:` may read (repeatable; `all` for any, `none` for a bootloader without
+    /// the command). Default: fastbootd's list (vendor_boot, vendor_boot_a, vendor_boot_b).
     #[arg(long = "fetch-allow", value_name = "NAME")]
     fetch_allow: Vec<String>,
     /// Start with the bootloader locked (flash/erase refused until `flashing unlock`).
@@ -136,10 +136,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// `--fetch-allow` values: `all`, or the partitions `fetch:` may read; none keeps the default.
+/// `--fetch-allow` values: `all`, `none` (no `fetch` command at all), or the partitions
+/// `fetch:` may read; no value keeps the default.
 fn fetch_allow(names: &[String]) -> Option<FetchAllow> {
     if names.iter().any(|n| n == "all") {
         Some(FetchAllow::All)
+    } else if names.iter().any(|n| n == "none") {
+        Some(FetchAllow::None)
     } else if names.is_empty() {
         None
     } else {

@@ -34,7 +34,8 @@ pub struct EdlArgs {
     #[arg(long, requires = "functionfs")]
     reset_to_fastboot: bool,
     /// With --reset-to-fastboot: partitions the bootloader's `fetch:` may read (repeatable;
-    /// `all` for any, as a factory bootloader that lets the station read back what it wrote).
+    /// `all` for any, as a factory bootloader that lets the station read back what it wrote;
+    /// `none` for a production bootloader without the command).
     #[arg(
         long = "fetch-allow",
         value_name = "NAME",
