@@ -14,3 +14,7 @@ pub mod transport;
 
 #[cfg(feature = "sim")]
 pub mod sim;
+
+/// The bodies of the cargo-fuzz targets in `fuzz/`, also replayed by `cargo test`.
+#[cfg(any(test, fuzzing))]
+pub mod fuzz_targets;

@@ -16,3 +16,7 @@ pub mod run;
 pub mod sim_fleet;
 pub mod verdict;
 pub mod verified_image;
+
+/// The bodies of the cargo-fuzz targets in `fuzz/`, also replayed by `cargo test`.
+#[cfg(any(test, fuzzing))]
+pub mod fuzz_targets;
