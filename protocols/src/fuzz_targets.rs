@@ -42,20 +42,27 @@ pub const TARGETS: &[(&str, Body)] = &[
 /// A disk as a phone or an image file presents it: the first 8 bytes are the disk's size in
 /// sectors (little-endian), the rest its first bytes; sectors past them read as zeros (erased
 /// flash), so a small input can describe a large disk. Both sector sizes are tried.
+///
+/// With the size's top bit set, the primary header's two CRC32s are first made to match what
+/// they cover: a fuzzer cannot forge a CRC by mutation, and the checks behind it (the header's
+/// bounds, the entries) are where hostile tables do their harm.
 pub fn gpt(data: &[u8]) {
     let Some((size, disk)) = data.split_first_chunk::<8>() else {
         return;
     };
-    let disk_sectors = u64::from_le_bytes(*size);
+    let size = u64::from_le_bytes(*size);
+    let fix_crcs = size >> 63 == 1;
+    let disk_sectors = size & !(1 << 63);
     for sector_size in [512u32, 4096] {
+        let fixed;
+        let disk = if fix_crcs {
+            fixed = with_primary_crcs(disk, sector_size);
+            &fixed[..]
+        } else {
+            disk
+        };
         let read_at = |offset: u64, buf: &mut [u8]| {
-            buf.fill(0);
-            if let Ok(start) = usize::try_from(offset) {
-                if let Some(have) = disk.get(start..) {
-                    let n = have.len().min(buf.len());
-                    buf[..n].copy_from_slice(&have[..n]);
-                }
-            }
+            fill_from(disk, offset, buf);
             Ok(())
         };
         let Ok(table) = Gpt::read(read_at, sector_size, disk_sectors) else {
@@ -75,6 +82,44 @@ pub fn gpt(data: &[u8]) {
             );
         }
     }
+}
+
+/// `buf` from `disk` at `offset`, zeros past its end.
+fn fill_from(disk: &[u8], offset: u64, buf: &mut [u8]) {
+    buf.fill(0);
+    if let Some(have) = usize::try_from(offset).ok().and_then(|at| disk.get(at..)) {
+        let n = have.len().min(buf.len());
+        buf[..n].copy_from_slice(&have[..n]);
+    }
+}
+
+/// `disk` with the header at LBA 1 carrying the CRC32 of its entry array (as read, zeros past
+/// the input) and of itself.
+fn with_primary_crcs(disk: &[u8], sector_size: u32) -> Vec<u8> {
+    let ss = sector_size as usize;
+    let mut disk = disk.to_vec();
+    if disk.len() < 2 * ss {
+        disk.resize(2 * ss, 0);
+    }
+    let field = |disk: &[u8], at: usize, len: usize| {
+        let mut v = [0u8; 8];
+        v[..len].copy_from_slice(&disk[ss + at..ss + at + len]);
+        u64::from_le_bytes(v)
+    };
+    let header_size = (field(&disk, 12, 4) as usize).clamp(92, ss);
+    let array_len = field(&disk, 80, 4) * field(&disk, 84, 4);
+    if array_len <= crate::gpt::MAX_ENTRY_ARRAY_BYTES {
+        let mut array = vec![0u8; array_len as usize];
+        if let Some(offset) = field(&disk, 72, 8).checked_mul(u64::from(sector_size)) {
+            fill_from(&disk, offset, &mut array);
+        }
+        let crc = crc32fast::hash(&array);
+        disk[ss + 88..ss + 92].copy_from_slice(&crc.to_le_bytes());
+    }
+    disk[ss + 16..ss + 20].fill(0);
+    let crc = crc32fast::hash(&disk[ss..ss + header_size]);
+    disk[ss + 16..ss + 20].copy_from_slice(&crc.to_le_bytes());
+    disk
 }
 
 /// A sparse image file: streamed chunk by chunk (CRC32 chunks checked), indexed for random

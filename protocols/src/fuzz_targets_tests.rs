@@ -95,6 +95,21 @@ fn the_scripted_link_reads_in_the_given_sizes_then_disconnects() {
     ));
 }
 
+#[test]
+fn the_gpt_body_can_make_a_changed_header_pass_its_crcs() {
+    use crate::gpt::test_support::small_table;
+    use crate::gpt::{GptHeader, Which};
+    let table = small_table(512);
+    let mut disk = table.encode().unwrap().primary;
+    disk[512 + 40] ^= 1; // first usable LBA: both header and (after this) array CRCs are stale
+    disk[1024 + 200] ^= 1;
+    assert!(GptHeader::parse(&disk[512..1024], 512, Which::Primary).is_err());
+    let fixed = with_primary_crcs(&disk, 512);
+    let header = GptHeader::parse(&fixed[512..1024], 512, Which::Primary).unwrap();
+    assert_eq!(header.first_usable_lba, table.first_usable_lba ^ 1);
+    assert!(header.parse_entries(&fixed[1024..], Which::Primary).is_ok());
+}
+
 // ---- seeds -------------------------------------------------------------------------------
 
 fn write_seed(target: &str, name: &str, bytes: &[u8]) {
@@ -127,6 +142,8 @@ fn gpt_seeds() {
         seed.extend_from_slice(&table.encode().unwrap().primary);
         trim_trailing_zeros(&mut seed);
         write_seed("gpt", &format!("primary-{ss}"), &seed);
+        seed[7] |= 0x80; // the body rewrites the CRCs: mutations get past them
+        write_seed("gpt", &format!("primary-{ss}-crcs-fixed"), &seed);
     }
     // An 8-sector disk with a 4-entry array, both copies present: the backup can be reached.
     let tiny = Gpt {
