@@ -11,6 +11,11 @@ use std::fmt::{self, Display, Write as _};
 /// Elements nested deeper than this are refused (a Firehose message is `<data>` plus one level).
 const MAX_DEPTH: usize = 16;
 
+/// Attributes one element may carry. Real ones have at most about twenty (a configure ACK, a
+/// rawprogram `<program>` line); the bound keeps the duplicate check, which compares each new
+/// attribute with those before it, from turning a large hostile file into minutes of work.
+pub const MAX_ATTRIBUTES: usize = 256;
+
 /// One element with its attributes in document order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Element {
@@ -193,6 +198,12 @@ impl Parser<'_> {
                     break;
                 }
                 Some(_) if had_space => {
+                    if element.attributes.len() == MAX_ATTRIBUTES {
+                        return Err(self.error(format!(
+                            "<{}> has more than {MAX_ATTRIBUTES} attributes",
+                            element.name
+                        )));
+                    }
                     let key = self.name()?;
                     if element.attributes.iter().any(|(k, _)| *k == key) {
                         return Err(self.error(format!("attribute `{key}` given twice")));
@@ -458,6 +469,19 @@ mod tests {
             doc.push_str("<a>");
         }
         assert!(parse_document(&doc).is_err());
+    }
+
+    #[test]
+    fn attributes_per_element_are_bounded() {
+        let element = |n: usize| {
+            let attributes: Vec<String> = (0..n).map(|i| format!("a{i}=\"x\"")).collect();
+            format!("<data>\n<program {} /></data>", attributes.join(" "))
+        };
+        let ok = parse_document(&element(MAX_ATTRIBUTES)).unwrap();
+        assert_eq!(ok.children[0].attributes.len(), MAX_ATTRIBUTES);
+        let err = parse_document(&element(MAX_ATTRIBUTES + 1)).unwrap_err();
+        assert_eq!(err.line, 2);
+        assert!(err.message.contains("more than 256 attributes"), "{err}");
     }
 
     #[test]
