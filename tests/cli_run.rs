@@ -86,7 +86,7 @@ fn the_main_job_passes_every_demo_phone_and_journals_it() {
             .unwrap();
         assert_eq!(identified["serial"], detected["serial"], "{detected}");
         assert!(
-            detected["serial"].as_str().unwrap().starts_with("5EC0000"),
+            detected["serial"].as_str().unwrap().starts_with("5EC001"),
             "{detected}"
         );
     }
@@ -174,4 +174,58 @@ fn a_mis_packaged_build_is_refused_before_any_phone_is_touched() {
         String::from_utf8_lossy(&out.stdout)
     );
     assert!(!demo.join("state/journal.sqlite").exists());
+}
+
+/// `flashgate run` with a deadline: a pre-flight that blocks fails the test instead of hanging.
+fn run_within(demo: &Path, work_order: &str) -> std::process::Output {
+    let mut child = Command::new(flashgate_bin())
+        .arg("run")
+        .arg("--station")
+        .arg(demo.join("station.yaml"))
+        .arg("--work-order")
+        .arg(demo.join(format!("work-orders/{work_order}.yaml")))
+        .arg("--json")
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("running flashgate");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("flashgate run did not finish within 120 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[cfg(unix)]
+#[test]
+fn a_fifo_or_a_missing_file_is_refused_once_with_what_it_is() {
+    let (_keep, demo) = demo_copy();
+    let boot = demo.join("images/00EEA/boot.img");
+    std::fs::remove_file(&boot).unwrap();
+    let status = Command::new("mkfifo").arg(&boot).status().unwrap();
+    assert!(status.success());
+    let out = run_within(&demo, "WO-DEMO-EEA");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(out.stdout.is_empty(), "a batch started");
+    assert_eq!(
+        stderr.matches("is a FIFO, not a regular file").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(stderr.contains("image `boot`"), "{stderr}");
+
+    std::fs::remove_file(&boot).unwrap();
+    let out = run_within(&demo, "WO-DEMO-EEA");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.matches("no such file").count(), 1, "{stderr}");
+    assert_eq!(stderr.matches("image `boot`").count(), 1, "{stderr}");
+    assert!(!stderr.contains("IMAGE_HASH_MISMATCH"), "{stderr}");
 }

@@ -301,3 +301,142 @@ fn a_closed_stdout_does_not_stop_the_station() {
     let report = journal_of(&demo).report("WO-DEMO-EEA").unwrap();
     assert_eq!(report.units_passed, 8, "{report:?}");
 }
+
+/// The kill test: a 16-phone batch killed (SIGKILL) or stopped (SIGTERM) at random
+/// moments, again and again on one journal. After every round each verdict that was shown is in
+/// the journal with the same result; the next start closes whatever the kill left open; the
+/// order's quantity is never exceeded; the journal stays intact. CI runs a few rounds; the full
+/// count is `FLASHGATE_KILL_ROUNDS=20 FLASHGATE_TERM_ROUNDS=5 cargo test --release --test
+/// scenarios killed_and_stopped`.
+#[test]
+fn killed_and_stopped_at_random_moments_nothing_is_lost_and_the_quantity_holds() {
+    let rounds = |var: &str, default: usize| {
+        std::env::var(var)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let kills = rounds("FLASHGATE_KILL_ROUNDS", 3);
+    let terms = rounds("FLASHGATE_TERM_ROUNDS", 1);
+    // New phones each round (a rig on one journal brings new serials): the order completes
+    // about when the rounds run out, so the quantity is tested under kills.
+    let quantity = u32::try_from(14 * (kills + terms)).unwrap();
+    let demo = DemoStation::new();
+    set_quantity(&demo, "WO-DEMO-EEA", quantity);
+    let seed = 0x5EED_0011;
+    let delays = flashgate_scenarios::pseudo_random(seed, 2 * (kills + terms));
+    // The stops spread evenly among the kills.
+    let total = kills + terms;
+    let signals: Vec<&str> = (0..total)
+        .map(|i| {
+            if (i + 1) * terms / total > i * terms / total {
+                "TERM"
+            } else {
+                "KILL"
+            }
+        })
+        .collect();
+    let mut shown_total = 0;
+    for (round, signal) in signals.iter().enumerate() {
+        let mut command = flashgate_run(&demo, "WO-DEMO-EEA");
+        command.args(["--sim", "16"]);
+        let mut run = Running::start(command);
+        // A random moment between detection and the end of a typical batch.
+        let wait_ms = u64::from(u16::from_le_bytes([
+            delays[2 * round],
+            delays[2 * round + 1],
+        ])) % 2_500;
+        let started = std::time::Instant::now();
+        while started.elapsed() < Duration::from_millis(wait_ms) {
+            if let Ok(event) = run.events.recv_timeout(Duration::from_millis(10)) {
+                run.seen.push(event);
+            }
+        }
+        run.signal(signal);
+        let (_, events, stderr) = run.finish();
+        assert!(
+            !stderr.contains("panicked"),
+            "round {round} (seed {seed:#x}): {stderr}"
+        );
+        let journal = journal_of(&demo);
+        // Every verdict shown is in the journal, with the result shown.
+        for verdict in events.iter().filter(|e| e["event"] == "verdict") {
+            shown_total += 1;
+            let serial = verdict["serial"]
+                .as_str()
+                .expect("a verdict names its unit");
+            let result = verdict["verdict"]["result"].as_str().unwrap();
+            let rows = journal.history(serial).unwrap();
+            assert!(
+                rows.iter().any(|r| r.result == result
+                    && u64::from(r.slot) == verdict["slot"].as_u64().unwrap()),
+                "round {round} ({signal} after {wait_ms} ms, seed {seed:#x}): verdict {verdict} \
+                 not in the journal: {rows:?}"
+            );
+        }
+        let passed = journal.units_passed("WO-DEMO-EEA").unwrap();
+        eprintln!(
+            "round {round}: SIG{signal} after {wait_ms} ms: {} verdicts shown, {passed} units passed",
+            events.iter().filter(|e| e["event"] == "verdict").count()
+        );
+        assert!(
+            passed <= quantity,
+            "round {round}: {passed} units passed, {quantity} ordered"
+        );
+        assert_eq!(journal.integrity_check().unwrap(), "ok", "round {round}");
+    }
+    // A last start closes what the last kill left open and completes the order.
+    let mut command = flashgate_run(&demo, "WO-DEMO-EEA");
+    command.args(["--sim", "16"]);
+    let (out, stderr, _) = output(command);
+    assert!(
+        out.status.success() || stderr.contains("is complete"),
+        "{stderr}"
+    );
+    let report = journal_of(&demo).report("WO-DEMO-EEA").unwrap();
+    assert_eq!(report.attempts_in_progress, 0, "{report:?}");
+    assert!(report.units_passed <= u64::from(quantity), "{report:?}");
+    assert!(shown_total > 0, "no round got as far as a verdict");
+}
+
+/// A full log disk is said out loud: per unit on the screen, and in the summary. (`/dev/full`
+/// stands in for the full disk: every write to it fails with ENOSPC.)
+#[test]
+fn a_full_log_disk_is_a_loud_warning_not_a_silent_loss() {
+    let demo = DemoStation::new();
+    let logs = demo.root.join("state/logs");
+    let units = logs.join("units");
+    std::fs::create_dir_all(&units).unwrap();
+    // Every name a unit log of this run can have: fastboot serials and EDL chip serials, by
+    // attempt number.
+    for n in 101..=108u32 {
+        for attempt in 1..=8 {
+            for serial in [format!("FG{n:06}"), format!("5EC00{n}")] {
+                std::os::unix::fs::symlink(
+                    "/dev/full",
+                    units.join(format!("{serial}-{attempt}.log")),
+                )
+                .unwrap();
+            }
+        }
+    }
+    let (out, stderr, events) = output(flashgate_run(&demo, "WO-DEMO-EEA"));
+    assert!(
+        out.status.success(),
+        "units pass; only their logs are lost: {stderr}"
+    );
+    let warnings: Vec<_> = events
+        .iter()
+        .filter(|e| {
+            e["event"] == "warning"
+                && e["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("LOG WRITE FAILED"))
+        })
+        .collect();
+    assert_eq!(warnings.len(), 8, "one per unit: {events:?}");
+    assert!(
+        stderr.contains("log line(s) could not be written") && stderr.contains("log_dir"),
+        "{stderr}"
+    );
+}

@@ -6,7 +6,10 @@ use station::dashboard::script::{self, scripted_batch};
 use station::dashboard::{
     CaptureTerm, DashboardState, LineFormat, LineSink, RenderStyle, TtyDashboard,
 };
-use station::events::{Event, EventKind, EventSink, Mode, NextStep, Phase, Verdict};
+use station::digest::Sha256Digest;
+use station::events::{Event, EventKind, EventSink, Phase};
+use station::mode::Mode;
+use station::verdict::{Failure, UnitRef, Verdict};
 use unicode_width::UnicodeWidthStr;
 
 const T0: u64 = 1_796_379_302_000;
@@ -88,13 +91,14 @@ fn eight_slot_batch_final_screen_shows_every_verdict_and_matching_counts() {
         "failing phase stays visible: {s3}"
     );
     assert!(
-        s3.contains("FAIL [remove unit] ACTIVATION_CLIENT_WRONG_REGION | slot 3 (serial 7PL03"),
+        s3.contains("FAIL [call engineer] ACTIVATION_CLIENT_WRONG_REGION | slot 3 (serial 7PL03"),
         "{s3}"
     );
     let s6 = row(&screen, 6);
     assert!(s6.contains("flash system_a"), "{s6}");
     assert!(
-        s6.contains("FAIL [re-seat cable] DISCONNECTED | slot 6: unit left the bus"),
+        s6.contains("FAIL [re-seat cable] DISCONNECTED | slot 6 (serial 7PL06")
+            && s6.contains("the phone disconnected during flash"),
         "{s6}"
     );
     let summary = match &events.last().map(|e| &e.kind) {
@@ -171,11 +175,15 @@ fn detected(ms: u64, slot: u16, serial: &str) -> Event {
 
 #[test]
 fn failure_stays_until_removed_and_a_new_unit_starts_fresh() {
-    let fail = Verdict::Fail {
-        code: "IMAGE_HASH_MISMATCH".into(),
-        reason: "boot_a read back with another digest".into(),
-        next_step: NextStep::CallEngineer,
-    };
+    let fail = Verdict::Fail(Failure::ImageHashMismatch {
+        unit: UnitRef {
+            slot: 5,
+            serial: Some("AAA111".into()),
+        },
+        file: "boot".into(),
+        expected: Sha256Digest::of_bytes(b"expected"),
+        found: Sha256Digest::of_bytes(b"found"),
+    });
     let mut state = replayed(&[
         detected(0, 5, "AAA111"),
         ev(
@@ -262,11 +270,14 @@ fn hostile_state(slots: u16) -> DashboardState {
         EventKind::Verdict {
             slot: 2,
             serial: None,
-            verdict: Verdict::Fail {
-                code: "PROTOCOL_ERROR".into(),
-                reason: format!("device said \x07\x08 {long}"),
-                next_step: NextStep::CallEngineer,
-            },
+            verdict: Verdict::Fail(Failure::ProtocolError {
+                unit: UnitRef {
+                    slot: 2,
+                    serial: None,
+                },
+                step: "flash".into(),
+                detail: format!("device said \x07\x08 {long}"),
+            }),
         },
     ));
     replayed(&events)
@@ -366,7 +377,7 @@ fn no_color_gives_plain_ascii() {
     let coloured = finished.render(120, 30, RenderStyle::FULL);
     assert!(
         row(&coloured.iter().map(|l| visible(l)).collect::<Vec<_>>(), 3)
-            .contains("FAIL [remove unit]")
+            .contains("FAIL [call engineer]")
     );
     assert!(
         row(&coloured, 3).contains("\x1b[1;31mFAIL\x1b[0m"),
@@ -415,7 +426,7 @@ fn plain_lines_one_per_event_without_control_characters() {
     ), "{}", lines[0]);
     let s3 = script::serial(3, 1);
     assert!(lines.iter().any(|l| l.contains(&format!(
-        "slot 03 serial {s3} | FAIL ACTIVATION_CLIENT_WRONG_REGION | next: remove unit | slot 3 (serial {s3}): system_a"
+        "slot 03 serial {s3} | FAIL ACTIVATION_CLIENT_WRONG_REGION | next: call engineer | slot 3 (serial {s3}): system_a"
     ))), "{text}");
     // EDL: the serial is unknown at detection and carried on every line after identification.
     assert!(

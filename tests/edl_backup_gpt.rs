@@ -8,8 +8,8 @@ use protocols::gpt::Which;
 use protocols::sim::firehose::{FirehoseOutcome, FirehoseSimConfig};
 use protocols::sim::Phone;
 
-use crate::edl::edl_package::{noise, test_phone};
 use crate::edl::firehose_session;
+use crate::edl::fixture::{noise, test_phone};
 
 /// Overwrite bytes of LUN 0 on the phone's storage, bypassing any protocol.
 fn damage(phone: &Phone, byte_offset: u64, bytes: &[u8]) {

@@ -9,9 +9,10 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use flashgate_scenarios::{flashgate_bin, pseudo_random};
+use protocols::external_tool;
 
 /// A `flashgate sim fastboot` process; killed when dropped.
-struct SimServer {
+pub(crate) struct SimServer {
     child: Child,
     /// Kept open so the simulator never writes into a closed pipe.
     _stdout: BufReader<std::process::ChildStdout>,
@@ -21,7 +22,7 @@ struct SimServer {
 }
 
 impl SimServer {
-    fn start(extra: &[&str]) -> SimServer {
+    pub(crate) fn start(extra: &[&str]) -> SimServer {
         let dir = tempfile::tempdir().unwrap();
         let storage = dir.path().join("storage");
         let mut child = Command::new(flashgate_bin())
@@ -51,15 +52,22 @@ impl SimServer {
 
     /// Run Debian's `fastboot -s tcp:ADDR ARGS…`. The AOSP client never times out on a silent
     /// device, so the test does.
-    fn fastboot(&self, args: &[&str]) -> Output {
-        let mut child = Command::new("fastboot")
+    pub(crate) fn fastboot(&self, args: &[&str]) -> Output {
+        self.fastboot_with(args, &[])
+    }
+
+    /// [`SimServer::fastboot`] with environment variables (`ANDROID_PRODUCT_OUT` for
+    /// `flashall`).
+    pub(crate) fn fastboot_with(&self, args: &[&str], env: &[(&str, &Path)]) -> Output {
+        let mut child = external_tool::command("fastboot")
+            .envs(env.iter().copied())
             .arg("-s")
             .arg(format!("tcp:{}", self.addr))
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("Debian's fastboot is installed (.ci/run installs it)");
+            .expect("running fastboot");
         // A dead simulator would leave the client "< waiting for tcp:… >" forever.
         let deadline = Instant::now() + Duration::from_secs(300);
         while child.try_wait().unwrap().is_none() {
@@ -72,7 +80,12 @@ impl SimServer {
         child.wait_with_output().unwrap()
     }
 
-    fn partition_file(&self, name: &str) -> PathBuf {
+    /// The device as `flashgate fastboot --target` names it.
+    pub(crate) fn target(&self) -> String {
+        format!("tcp:{}", self.addr)
+    }
+
+    pub(crate) fn partition_file(&self, name: &str) -> PathBuf {
         self.storage.join(format!("{name}.img"))
     }
 }
@@ -84,7 +97,7 @@ impl Drop for SimServer {
     }
 }
 
-fn text(out: &Output) -> String {
+pub(crate) fn text(out: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -241,7 +254,7 @@ fn flash_an_img2simg_sparse_image_expands_byte_for_byte() {
         ("img2simg", [raw.as_path(), simg.as_path()]),
         ("simg2img", [simg.as_path(), expanded.as_path()]),
     ] {
-        let status = Command::new(tool).args(args).status().unwrap();
+        let status = external_tool::command(tool).args(args).status().unwrap();
         assert!(status.success(), "{tool} failed");
     }
     let out = sim.fastboot(&["flash", "vendor", simg.to_str().unwrap()]);

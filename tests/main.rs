@@ -1,4 +1,5 @@
 //! Scenario tests: whole flows against simulated phones. One test binary keeps `cargo test` fast.
+mod architecture;
 mod cli_run;
 mod cli_stop;
 mod dashboard;
@@ -7,11 +8,21 @@ mod edl;
 mod edl_backup_gpt;
 mod edl_payload;
 mod edl_ramdump;
+mod erofs_readback;
 mod fastboot_client;
 mod fastboot_interop;
+mod fastbootd_client;
+mod fastbootd_interop;
+mod fault_matrix;
+mod image_interop;
+mod journal_contention;
+mod lp_interop;
+mod msrv;
+mod preflight_images;
 mod sahara_host;
 mod sahara_pty;
 mod sparse_interop;
 mod station_batch;
 mod station_preflight;
 mod station_readback;
+mod super_readback;

@@ -5,15 +5,16 @@
 use std::fs::{self, File};
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
+use protocols::external_tool;
 use protocols::sparse::{self, ChunkPlan, SparseIndex, SparseWriter};
 
 /// Runs an AOSP sparse tool, failing the test with a clear message if it is missing.
 fn run_tool(tool: &str, args: &[&Path]) {
-    let out = Command::new(tool).args(args).output().unwrap_or_else(|e| {
-        panic!("cannot run `{tool}` ({e}): install it with `apt-get install android-sdk-libsparse-utils`")
-    });
+    let out = external_tool::command(tool)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running `{tool}`: {e}"));
     assert!(
         out.status.success(),
         "`{tool} {args:?}` failed: {}",
@@ -205,12 +206,12 @@ fn split_pieces_are_byte_identical_to_libsparse_resparse() {
         for max in [36_925u64, 40_000, 65_536, 70_001, 123_457, 300_000, 1 << 20] {
             // libsparse's resparse, as `fastboot flash` runs it for an image above the limit.
             let prefix = dir.path().join(format!("theirs-{max}"));
-            let status = Command::new("simg2simg")
+            let status = external_tool::command("simg2simg")
                 .arg(&simg)
                 .arg(&prefix)
                 .arg(max.to_string())
                 .status()
-                .expect("cannot run `simg2simg`: install android-sdk-libsparse-utils");
+                .expect("running simg2simg");
             assert!(status.success());
             let theirs: Vec<PathBuf> = (0..)
                 .map(|i| PathBuf::from(format!("{}.{i}", prefix.display())))
@@ -322,12 +323,12 @@ fn split_of_generated_sparse_images_matches_simg2simg() {
         let plan = ChunkPlan::from_sparse(&mut File::open(&simg).unwrap()).unwrap();
         for max in [36_925u64, 50_000 + seed * 997, 90_000, 200_000] {
             let prefix = dir.path().join(format!("gen-{seed}-{max}"));
-            let status = Command::new("simg2simg")
+            let status = external_tool::command("simg2simg")
                 .arg(&simg)
                 .arg(&prefix)
                 .arg(max.to_string())
                 .status()
-                .expect("cannot run `simg2simg`: install android-sdk-libsparse-utils");
+                .expect("running simg2simg");
             assert!(status.success());
             let theirs: Vec<PathBuf> = (0..)
                 .map(|i| PathBuf::from(format!("{}.{i}", prefix.display())))
@@ -362,4 +363,44 @@ fn split_of_generated_sparse_images_matches_simg2simg() {
             );
         }
     }
+}
+
+/// What pre-flight runs on every sparse image: libsparse's own output passes it, with and
+/// without a CRC32 chunk (image_checksum 0, as libsparse writes it, is not checked).
+#[test]
+fn img2simg_output_and_a_crc_chunk_written_for_simg2img_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw_path = write(dir.path(), "in.img", &mixed_raw_image(1000));
+    let simg = dir.path().join("in.simg");
+    run_tool("img2simg", &[&raw_path, &simg]);
+    let bytes = fs::read(&simg).unwrap();
+    let summary = sparse::verify(&bytes[..], bytes.len() as u64).unwrap();
+    assert_eq!(
+        summary.expanded_len,
+        padded(&mixed_raw_image(1000)).len() as u64
+    );
+    assert!(!summary.image_checksum_verified);
+
+    let mut w = SparseWriter::with_crc(Vec::new(), 4096, 20, 4).unwrap();
+    w.write_raw(&noise(9, 4096 * 3)).unwrap();
+    w.write_dont_care(7).unwrap();
+    w.write_fill(0xa5a5_5a5a, 10).unwrap();
+    w.write_crc32().unwrap();
+    let bytes = w.finish().unwrap();
+    // simg2img accepts it (it does not check the CRC chunk) and so do we (we do).
+    let path = write(dir.path(), "crc.simg", &bytes);
+    assert_eq!(expand_with_simg2img(dir.path(), &[path]).len(), 20 * 4096);
+    assert_eq!(
+        sparse::verify(&bytes[..], bytes.len() as u64)
+            .unwrap()
+            .crc32_chunks,
+        1
+    );
+    let mut bad = bytes.clone();
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    assert!(matches!(
+        sparse::verify(&bad[..], bad.len() as u64),
+        Err(sparse::SparseError::CrcMismatch { .. })
+    ));
 }

@@ -16,15 +16,16 @@ use flashgate_scenarios::pseudo_random;
 use protocols::sim::edl::EdlSimConfig;
 use protocols::sim::fastboot::SetActiveBehaviour;
 use protocols::sim::storage::DropWrites;
-use station::batch::SlotSource;
-use station::batch::{factory_fastboot, product_phone, sim_port, simulated_bus, slot_source};
+use station::batch::{slot_source, SlotSource};
 use station::bus::sim::SimBus;
-use station::bus::DeviceKind;
 use station::config::{SlotSelection, StationConfig};
-use station::events::{EventKind, Mode, Phase, SlotNumber, Verdict};
-use station::journal::{AttemptRow, UnitMode};
+use station::events::{EventKind, Phase, SlotNumber};
+use station::journal::AttemptRow;
+use station::mode::Mode;
 use station::preflight::CheckedBatch;
+use station::sim_fleet::rig::{factory_fastboot, product_phone, sim_port, simulated_bus};
 use station::sim_fleet::SimUnit;
+use station::verdict::Verdict;
 
 const CLIENT: &str = "/priv-app/ActivationClient/ActivationClient.apk";
 const EEA: &str = "WO-DEMO-EEA";
@@ -34,12 +35,12 @@ const PULL_AFTER: Duration = Duration::from_millis(300);
 /// The slowed unit's link: 282 KiB of system image take about 4 s.
 const SLOW_LINK: u64 = 64 * 1024;
 
-fn ports(slots: &[(SlotNumber, DeviceKind)]) -> BTreeMap<String, SlotNumber> {
+fn ports(slots: &[(SlotNumber, Mode)]) -> BTreeMap<String, SlotNumber> {
     slots.iter().map(|(s, _)| (sim_port(*s), *s)).collect()
 }
 
-fn fastboot_slots(n: SlotNumber) -> Vec<(SlotNumber, DeviceKind)> {
-    (1..=n).map(|s| (s, DeviceKind::Fastboot)).collect()
+fn fastboot_slots(n: SlotNumber) -> Vec<(SlotNumber, Mode)> {
+    (1..=n).map(|s| (s, Mode::Fastboot)).collect()
 }
 
 fn stop_after(verdicts: usize) -> Option<usize> {
@@ -52,11 +53,11 @@ struct Fleet {
     batch: CheckedBatch,
     bus: SimBus,
     units: Vec<SimUnit>,
-    slots: Vec<(SlotNumber, DeviceKind)>,
+    slots: Vec<(SlotNumber, Mode)>,
 }
 
 impl Fleet {
-    fn new(demo: &DemoStation, work_order: &str, slots: Vec<(SlotNumber, DeviceKind)>) -> Self {
+    fn new(demo: &DemoStation, work_order: &str, slots: Vec<(SlotNumber, Mode)>) -> Self {
         let (station, batch) = demo.load(work_order);
         let (bus, units) = simulated_bus(&batch, &slots).unwrap();
         Fleet {
@@ -102,7 +103,7 @@ fn only_row(outcome: &BatchOutcome, serial: &str) -> AttemptRow {
     rows.into_iter().next().unwrap()
 }
 
-/// Issue #4's clean batch: 8 phones from `slot_source(.., Some(8))`, alternating fastboot and
+/// The clean batch: 8 phones from `slot_source(.., Some(8))`, alternating fastboot and
 /// EDL, all PASS, and each journal row proves what was sent and what was found on the slot that
 /// boots (EDL units are verified through fastboot after their power reset).
 #[test]
@@ -114,7 +115,7 @@ fn a_clean_batch_of_eight_phones_all_pass_with_proof_in_the_journal() {
     };
     let edl_slots: BTreeSet<SlotNumber> = slots
         .iter()
-        .filter(|(_, k)| *k == DeviceKind::Edl)
+        .filter(|(_, k)| *k == Mode::Edl)
         .map(|(s, _)| *s)
         .collect();
     // The demo product has an EDL package: slots 2, 4, 6, 8 start in EDL.
@@ -170,14 +171,14 @@ fn a_clean_batch_of_eight_phones_all_pass_with_proof_in_the_journal() {
         if edl_slots.contains(&slot) {
             // Flashed over EDL: the row keeps that mode although the unit was identified again
             // in fastboot after its power reset (the serial is then the fastboot one).
-            assert_eq!(row.mode, Some(UnitMode::Edl), "{row:?}");
+            assert_eq!(row.mode, Some(Mode::Edl), "{row:?}");
             assert!(!row.images_sent.is_empty(), "{row:?}");
             assert!(outcome.slot_events(slot).contains(&EventKind::ModeChanged {
                 slot,
                 mode: Mode::Fastboot
             }));
         } else {
-            assert_eq!(row.mode, Some(UnitMode::Fastboot), "{row:?}");
+            assert_eq!(row.mode, Some(Mode::Fastboot), "{row:?}");
             // slot: all → both slots of every partition of the plan.
             assert_eq!(plan.slot, SlotSelection::All);
             let sent: BTreeSet<(String, String)> = row
@@ -269,7 +270,7 @@ fn a_phone_that_drops_its_writes_fails_verification_and_the_others_pass() {
 #[test]
 fn an_edl_phone_that_drops_its_writes_fails_verification() {
     let demo = DemoStation::new();
-    let fleet = Fleet::new(&demo, EEA, vec![(1, DeviceKind::Edl), (2, DeviceKind::Edl)]);
+    let fleet = Fleet::new(&demo, EEA, vec![(1, Mode::Edl), (2, Mode::Edl)]);
     fleet.unit(2).phone().drop_writes(DropWrites::All);
     fleet.plug_all();
     let outcome = run_batch(fleet.setup(Vec::new()));
@@ -492,7 +493,7 @@ fn a_phone_unplugged_mid_flash_fails_disconnected_while_the_rest_pass() {
     );
 }
 
-/// Issue #6 on the simulated bus: eight phones plugged at seeded random times start on their
+/// Hot-plug on the simulated bus: eight phones plugged at seeded random times start on their
 /// own and pass; a ninth is pulled mid-flash and re-plugged into another slot, where it is a new
 /// attempt; a phone on a port no slot maps is reported and never touched. The even slots start
 /// in EDL and must finish on the same slot, as the same unit, after the power reset brings them
@@ -503,18 +504,18 @@ fn hotplugged_phones_auto_start_keep_their_slots_and_unknown_ports_are_ignored()
     let (_, batch) = demo.load(EEA);
     let edl = batch.image_set.edl.is_some() && !batch.product.identity.edl.is_empty();
     assert!(edl, "the demo product has an EDL package");
-    let mut slots: Vec<(SlotNumber, DeviceKind)> = (1..=8)
+    let mut slots: Vec<(SlotNumber, Mode)> = (1..=8)
         .map(|s| {
             let kind = if edl && s % 2 == 0 {
-                DeviceKind::Edl
+                Mode::Edl
             } else {
-                DeviceKind::Fastboot
+                Mode::Fastboot
             };
             (s, kind)
         })
         .collect();
     // Slot 9's phone moves to slot 10 mid-job; slot 10 starts empty.
-    slots.push((9, DeviceKind::Fastboot));
+    slots.push((9, Mode::Fastboot));
     let fleet = Fleet::new(&demo, EEA, slots.clone());
     let mut mapped = ports(&slots);
     mapped.insert(sim_port(10), 10);
@@ -531,7 +532,7 @@ fn hotplugged_phones_auto_start_keep_their_slots_and_unknown_ports_are_ignored()
     let stray = SimUnit::new(
         &fleet.bus,
         "sim-99",
-        product_phone(&fleet.batch, 99, DeviceKind::Fastboot).unwrap(),
+        product_phone(&fleet.batch, 99, Mode::Fastboot).unwrap(),
         factory_fastboot(),
         EdlSimConfig::default(),
     );
@@ -593,13 +594,13 @@ fn hotplugged_phones_auto_start_keep_their_slots_and_unknown_ports_are_ignored()
         let events = outcome.slot_events(slot);
         assert!(
             matches!(events.first(), Some(EventKind::UnitDetected { port_path, mode, .. })
-                if *port_path == sim_port(slot) && *mode == mode_of(*kind)),
+                if *port_path == sim_port(slot) && *mode == *kind),
             "slot {slot}: {events:?}"
         );
         assert_eq!(outcome.verdict_on(slot), Verdict::Pass, "slot {slot}");
         let row = only_row(&outcome, &serial_of(slot));
         assert_eq!((row.slot, row.port_path.as_str()), (slot, &*sim_port(slot)));
-        if *kind == DeviceKind::Edl {
+        if *kind == Mode::Edl {
             // EDL → fastboot re-enumeration on the same port: the same unit, the same slot.
             assert!(events.contains(&EventKind::ModeChanged {
                 slot,
@@ -666,14 +667,7 @@ fn hotplugged_phones_auto_start_keep_their_slots_and_unknown_ports_are_ignored()
     );
 }
 
-fn mode_of(kind: DeviceKind) -> Mode {
-    match kind {
-        DeviceKind::Fastboot => Mode::Fastboot,
-        DeviceKind::Edl => Mode::Edl,
-    }
-}
-
-/// Issue #4's SLOT_MISMATCH: two bootloaders answer OKAY to `set_active a` and still boot `b`
+/// SLOT_MISMATCH: two bootloaders answer OKAY to `set_active a` and still boot `b`
 /// — slot 2's ignores the command, slot 3's switches in RAM only and is back on `b` after the
 /// reboot the station does before reading `current-slot`. Both fail SLOT_MISMATCH with a
 /// sentence naming slot, serial, the slot asked for, the slot found and what to do, and nothing
@@ -699,14 +693,15 @@ fn set_active_acknowledged_but_not_kept_fails_slot_mismatch_while_the_rest_pass(
     assert_eq!(outcome.verdict_on(4), Verdict::Pass);
     for slot in [2, 3] {
         let serial = serial_of(slot);
-        let Verdict::Fail {
-            code,
-            reason,
-            next_step,
-        } = outcome.verdict_on(slot)
-        else {
+        let verdict = outcome.verdict_on(slot);
+        let Verdict::Fail(failure) = &verdict else {
             panic!("slot {slot} passed");
         };
+        let (code, reason, next_step) = (
+            failure.code().as_str(),
+            failure.sentence(),
+            verdict.next_step(),
+        );
         assert_eq!(code, "SLOT_MISMATCH", "{reason}");
         assert_eq!(
             reason,
@@ -717,7 +712,7 @@ fn set_active_acknowledged_but_not_kept_fails_slot_mismatch_while_the_rest_pass(
                  was verified — remove the unit and send it to rework for its bootloader"
             )
         );
-        assert_eq!(next_step, station::events::NextStep::RemoveUnit);
+        assert_eq!(next_step, station::verdict::NextStep::RemoveUnit);
         let events = outcome.slot_events(slot);
         let reboot = events.iter().position(|e| {
             matches!(
@@ -770,7 +765,7 @@ fn set_active_acknowledged_but_not_kept_fails_slot_mismatch_while_the_rest_pass(
     );
 }
 
-/// Serial continuity (issue #4's "keep the unit on its slot across re-enumeration"): slot 2's
+/// Serial continuity (a unit keeps its slot across re-enumeration): slot 2's
 /// phone is swapped for another one while it is off the bus for its `reboot-bootloader`. The
 /// newcomer is not taken for the flashed unit: that attempt fails IDENTITY_MISMATCH naming both
 /// serials and the port (a warning says so above the rows), and the newcomer runs an attempt
@@ -782,7 +777,7 @@ fn a_phone_swapped_in_during_a_reboot_is_a_new_unit_not_the_flashed_one() {
     let newcomer = SimUnit::new(
         &fleet.bus,
         &sim_port(2),
-        product_phone(&fleet.batch, 42, DeviceKind::Fastboot).unwrap(),
+        product_phone(&fleet.batch, 42, Mode::Fastboot).unwrap(),
         factory_fastboot(),
         EdlSimConfig::default(),
     );
@@ -810,10 +805,10 @@ fn a_phone_swapped_in_during_a_reboot_is_a_new_unit_not_the_flashed_one() {
          a slot for a new attempt ({swapped_in} gets an attempt of its own)"
     );
     match &on_slot_2[0] {
-        (_, Some(serial), Verdict::Fail { code, reason, .. }) => {
+        (_, Some(serial), Verdict::Fail(failure)) => {
             assert_eq!(serial, &flashed);
-            assert_eq!(code, "IDENTITY_MISMATCH");
-            assert_eq!(reason, &expected_sentence);
+            assert_eq!(failure.code().as_str(), "IDENTITY_MISMATCH");
+            assert_eq!(failure.sentence(), expected_sentence);
         }
         other => panic!("first verdict on slot 2: {other:?}"),
     }
@@ -831,7 +826,7 @@ fn a_phone_swapped_in_during_a_reboot_is_a_new_unit_not_the_flashed_one() {
             matches!(
                 e,
                 EventKind::Verdict {
-                    verdict: Verdict::Fail { .. },
+                    verdict: Verdict::Fail(_),
                     ..
                 }
             )
@@ -870,7 +865,7 @@ fn an_edl_device_back_after_a_fastboot_reboot_fails_the_unit_at_once_and_is_flas
     let in_edl = SimUnit::new(
         &fleet.bus,
         &sim_port(2),
-        product_phone(&fleet.batch, 43, DeviceKind::Edl).unwrap(),
+        product_phone(&fleet.batch, 43, Mode::Edl).unwrap(),
         factory_fastboot(),
         EdlSimConfig::default(),
     );
@@ -896,10 +891,10 @@ fn an_edl_device_back_after_a_fastboot_reboot_fails_the_unit_at_once_and_is_flas
          take it off the slot for rework (the phone in EDL mode gets an attempt of its own)"
     );
     match &on_slot_2[0] {
-        (_, Some(serial), Verdict::Fail { code, reason, .. }) => {
+        (_, Some(serial), Verdict::Fail(failure)) => {
             assert_eq!(serial, &flashed);
-            assert_eq!(code, "DEVICE_FAIL");
-            assert_eq!(reason, &expected_sentence);
+            assert_eq!(failure.code().as_str(), "DEVICE_FAIL");
+            assert_eq!(failure.sentence(), expected_sentence);
         }
         other => panic!("first verdict on slot 2: {other:?}"),
     }
@@ -912,7 +907,7 @@ fn an_edl_device_back_after_a_fastboot_reboot_fails_the_unit_at_once_and_is_flas
     assert_eq!(new.mode.map(|m| m.as_str()), Some("edl"));
 }
 
-/// Issue #5's per-unit log file, for an EDL unit: it is identified twice (Sahara chip serial,
+/// The per-unit log file, for an EDL unit: it is identified twice (Sahara chip serial,
 /// then fastboot `serialno` after its power reset), yet its attempt has one log file — the one
 /// its journal row names, holding both halves of the job. Runs the batch with flashgate's
 /// logging as `flashgate run` installs it (on every runtime thread, since jobs log from the
@@ -920,11 +915,7 @@ fn an_edl_device_back_after_a_fastboot_reboot_fails_the_unit_at_once_and_is_flas
 #[test]
 fn an_edl_unit_keeps_one_log_file_across_its_re_enumeration() {
     let demo = DemoStation::new();
-    let fleet = Fleet::new(
-        &demo,
-        EEA,
-        vec![(1, DeviceKind::Edl), (2, DeviceKind::Fastboot)],
-    );
+    let fleet = Fleet::new(&demo, EEA, vec![(1, Mode::Edl), (2, Mode::Fastboot)]);
     let chip_serial = station::bus::edl_serial_text(fleet.unit(1).phone().identity().chip_serial);
     fleet.plug_all();
     let logs = tempfile::tempdir().unwrap();
@@ -1000,4 +991,56 @@ fn an_edl_unit_keeps_one_log_file_across_its_re_enumeration() {
     let fastboot_row = journal.history(&serial_of(2)).unwrap().remove(0);
     let fastboot_log = fastboot_row.log_path.unwrap();
     assert!(fastboot_log.ends_with(&format!("{}-{}.log", serial_of(2), fastboot_row.id)));
+}
+
+#[test]
+fn a_stop_reaches_a_firehose_program_mid_transfer_and_the_unit_is_aborted() {
+    let demo = DemoStation::new();
+    let fleet = Fleet::new(&demo, EEA, vec![(1, Mode::Edl), (2, Mode::Fastboot)]);
+    // Slot 1's program takes seconds on the wire.
+    fleet.unit(1).set_link_bytes_per_second(Some(SLOW_LINK));
+    fleet.plug_all();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<String>();
+    let mut stop_tx = Some(stop_tx);
+    let mut programming = false;
+    let stop_mid_program = on_event(move |event| match &event.kind {
+        EventKind::PhaseChanged {
+            slot: 1,
+            phase: Phase::Flash { .. },
+        } => programming = true,
+        EventKind::BytesProgress { slot: 1, done, .. } if programming && *done > 0 => {
+            if let Some(tx) = stop_tx.take() {
+                let _ = tx.send("the station was stopped (SIGTERM)".into());
+            }
+        }
+        _ => {}
+    });
+    let outcome = flashgate_scenarios::batch::run_batch_until(
+        fleet.setup(vec![Box::new(stop_mid_program)]),
+        async { stop_rx.await.unwrap_or_default() },
+    );
+    outcome.assert_every_verdict_journaled_first();
+    match outcome.verdict_on(1) {
+        Verdict::Aborted(interruption) => assert!(
+            interruption.why.contains("SIGTERM") && interruption.step == "program the EDL package",
+            "{interruption}"
+        ),
+        other => panic!("slot 1 should be ABORTED, got {other:?}"),
+    }
+    // Cut inside the program: the phone was never reset.
+    assert!(
+        !outcome.slot_events(1).iter().any(|e| matches!(
+            e,
+            EventKind::PhaseChanged {
+                phase: Phase::Reboot,
+                ..
+            }
+        )),
+        "{:?}",
+        outcome.slot_events(1)
+    );
+    let report = outcome.journal.report(EEA).unwrap();
+    assert!(report.attempts_aborted >= 1, "{report:?}");
+    assert_eq!(report.attempts_in_progress, 0, "{report:?}");
+    assert_eq!(outcome.summary.failed, 0, "a stop blames no unit");
 }

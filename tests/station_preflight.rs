@@ -5,12 +5,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
+use protocols::external_tool;
 use station::config::{ProductManifest, RegionCode, StationConfig, WorkOrder};
 use station::digest::Sha256Digest;
-use station::journal::{AttemptOutcome, AttemptStart, Journal, UnitMode};
+use station::journal::{AttemptOutcome, AttemptStart, Journal};
+use station::mode::Mode;
 use station::preflight::{load_and_check, preflight, PreflightError};
 use station::verdict::{FailureCode, Verdict};
-use station::verified_image::ImageFormat;
+use station::verified_image::{ImageCheckError, ImageFormat};
 
 const CLIENT: &str = "/priv-app/ActivationClient/ActivationClient.apk";
 
@@ -35,42 +37,42 @@ fn copy_tree(from: &Path, to: &Path) {
 }
 
 /// A private copy of the demo station to break in one way.
-struct Demo {
+pub(crate) struct Demo {
     _dir: tempfile::TempDir,
-    root: PathBuf,
+    pub(crate) root: PathBuf,
 }
 
 impl Demo {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("demo");
         copy_tree(&demo_dir(), &root);
         Demo { _dir: dir, root }
     }
 
-    fn station(&self) -> PathBuf {
+    pub(crate) fn station(&self) -> PathBuf {
         self.root.join("station.yaml")
     }
 
-    fn work_order(&self, id: &str) -> PathBuf {
+    pub(crate) fn work_order(&self, id: &str) -> PathBuf {
         self.root.join(format!("work-orders/{id}.yaml"))
     }
 
-    fn manifest_path(&self) -> PathBuf {
+    pub(crate) fn manifest_path(&self) -> PathBuf {
         self.root.join("products/fgdemo.yaml")
     }
 
-    fn manifest_text(&self) -> String {
+    pub(crate) fn manifest_text(&self) -> String {
         std::fs::read_to_string(self.manifest_path()).unwrap()
     }
 
-    fn image(&self, relative: &str) -> PathBuf {
+    pub(crate) fn image(&self, relative: &str) -> PathBuf {
         self.root.join("images").join(relative)
     }
 
     /// Rewrites the manifest's `files` entry `relative` with the file's current size and hash,
     /// as a packager regenerating the manifest from the files on disk would.
-    fn repackage_entry(&self, relative: &str) {
+    pub(crate) fn repackage_entry(&self, relative: &str) {
         let bytes = std::fs::read(self.image(relative)).unwrap();
         let text = self.manifest_text();
         let start = text.find(&format!("path: {relative},")).unwrap();
@@ -226,7 +228,7 @@ fn a_mispackaged_image_is_refused_with_the_region_named() {
     let work = tempfile::tempdir().unwrap();
     let raw = |region: &str| {
         let out = work.path().join(format!("{region}.raw"));
-        run(Command::new("simg2img")
+        run(external_tool::command("simg2img")
             .arg(demo.image(&format!("{region}/system.img")))
             .arg(&out));
         out
@@ -235,7 +237,7 @@ fn a_mispackaged_image_is_refused_with_the_region_named() {
     let cn_raw = raw("00CN");
     let tree = work.path().join("tree");
     std::fs::create_dir(&tree).unwrap();
-    run(Command::new("debugfs")
+    run(external_tool::command("debugfs")
         .arg("-R")
         .arg(format!("rdump / {}", tree.display()))
         .arg(&eea_raw));
@@ -244,12 +246,12 @@ fn a_mispackaged_image_is_refused_with_the_region_named() {
         client_in_tree.exists(),
         "debugfs rdump did not extract the tree"
     );
-    run(Command::new("debugfs")
+    run(external_tool::command("debugfs")
         .arg("-R")
         .arg(format!("dump {CLIENT} {}", client_in_tree.display()))
         .arg(&cn_raw));
     let rebuilt = work.path().join("rebuilt.raw");
-    run(Command::new("mke2fs")
+    run(external_tool::command("mke2fs")
         .args([
             "-q",
             "-F",
@@ -266,7 +268,7 @@ fn a_mispackaged_image_is_refused_with_the_region_named() {
         .arg(&tree)
         .arg(&rebuilt)
         .arg("1024k"));
-    run(Command::new("img2simg")
+    run(external_tool::command("img2simg")
         .arg(&rebuilt)
         .arg(demo.image("00EEA/system.img")));
     demo.repackage_entry("00EEA/system.img");
@@ -399,7 +401,7 @@ fn the_journal_keeps_verdicts_across_reopen_and_flags_reuse() {
         let mut journal = Journal::open(&station.journal).unwrap();
         let id = journal.begin(&start(1, "WO-DEMO-WW")).unwrap();
         journal
-            .identified(id, "FGSIM0001", UnitMode::Fastboot, SystemTime::now())
+            .identified(id, "FGSIM0001", Mode::Fastboot, SystemTime::now())
             .unwrap();
         let finished = journal.finish(id, &pass).unwrap();
         assert!(finished.passed_under_other_work_orders.is_empty());
@@ -416,7 +418,7 @@ fn the_journal_keeps_verdicts_across_reopen_and_flags_reuse() {
     );
     let id = journal.begin(&start(4, "WO-DEMO-EEA")).unwrap();
     let warned = journal
-        .identified(id, "FGSIM0001", UnitMode::Edl, SystemTime::now())
+        .identified(id, "FGSIM0001", Mode::Edl, SystemTime::now())
         .unwrap();
     assert_eq!(warned, vec!["WO-DEMO-WW".to_string()]);
     let finished = journal.finish(id, &pass).unwrap();
@@ -432,4 +434,218 @@ fn the_journal_keeps_verdicts_across_reopen_and_flags_reuse() {
     assert_eq!(report.flagged_units.len(), 1);
     assert_eq!(report.flagged_units[0].serial, "FGSIM0001");
     assert_eq!(journal.history("FGSIM0001").unwrap().len(), 2);
+}
+
+/// Runs pre-flight of `work_order` on another thread, so a pre-flight that blocks (opening a
+/// FIFO for reading waits for a writer) fails the test instead of hanging it.
+fn preflight_within(demo: &Demo, work_order: &str) -> Result<(), PreflightError> {
+    let (station, order) = (demo.station(), demo.work_order(work_order));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(load_and_check(&station, &order).map(drop));
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("pre-flight did not return within 60 s")
+}
+
+#[cfg(unix)]
+#[test]
+fn a_fifo_or_a_directory_at_an_image_path_is_refused_as_not_a_file() {
+    for (relative, work_order) in [
+        ("00EEA/boot.img", "WO-DEMO-EEA"),
+        ("00EEA/rawprogram0.xml", "WO-DEMO-EEA"),
+        ("edl/prog_firehose_fgdemo.elf", "WO-DEMO-WW"),
+    ] {
+        let demo = Demo::new();
+        let path = demo.image(relative);
+        std::fs::remove_file(&path).unwrap();
+        run(Command::new("mkfifo").arg(&path));
+        let error = preflight_within(&demo, work_order).unwrap_err();
+        let message = error.to_string();
+        assert!(
+            matches!(
+                &error,
+                PreflightError::Image {
+                    source: ImageCheckError::NotRegularFile { kind: "a FIFO", .. }
+                }
+            ),
+            "{relative}: {message}"
+        );
+        assert!(
+            message.contains(&format!("{relative}) is a FIFO, not a regular file")),
+            "{message}"
+        );
+        assert_eq!(error.code(), None, "{message}");
+    }
+
+    let demo = Demo::new();
+    let boot = demo.image("00WW/boot.img");
+    std::fs::remove_file(&boot).unwrap();
+    std::fs::create_dir(&boot).unwrap();
+    let error = preflight_within(&demo, "WO-DEMO-WW").unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.starts_with("image `boot` (")
+            && message.contains("00WW/boot.img) is a directory, not a regular file"),
+        "{message}"
+    );
+    assert!(!message.contains("bytes on disk"), "{message}");
+}
+
+#[test]
+fn a_missing_image_is_refused_as_missing_not_as_a_mismatch() {
+    let demo = Demo::new();
+    std::fs::remove_file(demo.image("00EEA/vbmeta.img")).unwrap();
+    let error = preflight_within(&demo, "WO-DEMO-EEA").unwrap_err();
+    let message = error.to_string();
+    assert!(
+        matches!(
+            &error,
+            PreflightError::Image {
+                source: ImageCheckError::Missing { key, .. }
+            } if key == "vbmeta"
+        ),
+        "{message}"
+    );
+    assert_eq!(error.code(), None, "{message}");
+    assert!(!message.contains("IMAGE_HASH_MISMATCH"), "{message}");
+    assert!(
+        message.contains("00EEA/vbmeta.img): no such file; copy the build's file there"),
+        "{message}"
+    );
+}
+
+#[test]
+fn configs_nested_100k_and_200k_levels_deep_are_refused_with_file_and_line() {
+    for depth in [100_000, 200_000] {
+        let demo = Demo::new();
+        let nested = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        let order = demo.work_order("WO-DEMO-EEA");
+        std::fs::write(
+            &order,
+            format!("id: WO-DEMO-EEA\nproduct: fgdemo\nregion: {nested}\nquantity: 8\n"),
+        )
+        .unwrap();
+        let error = load_and_check(&demo.station(), &order).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "{}:3: key `(document)`: values nest more than 64 levels deep here; flashgate \
+                 configs nest a few levels; this file is damaged or not a flashgate config, \
+                 restore it from version control",
+                order.display()
+            )
+        );
+
+        let demo = Demo::new();
+        let mut text = demo.manifest_text();
+        text.push_str(&format!("extra:\n  {}x\n", "- ".repeat(depth)));
+        std::fs::write(demo.manifest_path(), &text).unwrap();
+        let error = load_and_check(&demo.station(), &demo.work_order("WO-DEMO-EEA")).unwrap_err();
+        let line = text.lines().count();
+        assert!(
+            error.to_string().starts_with(&format!(
+                "{}:{line}: key `(document)`: values nest more than 64 levels",
+                demo.manifest_path().display()
+            )),
+            "{error}"
+        );
+
+        let demo = Demo::new();
+        let mut text = std::fs::read_to_string(demo.station()).unwrap();
+        text.push_str(&format!(
+            "x: {}1{}\n",
+            "{a: ".repeat(depth),
+            "}".repeat(depth)
+        ));
+        std::fs::write(demo.station(), &text).unwrap();
+        let error = load_and_check(&demo.station(), &demo.work_order("WO-DEMO-EEA")).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("values nest more than 64 levels deep here"),
+            "{error}"
+        );
+        assert_eq!(
+            error.to_string().split(": key").next().unwrap(),
+            format!("{}:{}", demo.station().display(), text.lines().count())
+        );
+    }
+}
+
+#[test]
+fn a_plan_that_writes_slot_b_and_activates_slot_a_is_refused_at_load() {
+    let demo = Demo::new();
+    let text = demo.manifest_text();
+    let eea = text.find("  00EEA:").unwrap();
+    let edited = format!(
+        "{}{}",
+        &text[..eea],
+        text[eea..].replacen("        slot: all\n", "        slot: b\n", 1)
+    );
+    std::fs::write(demo.manifest_path(), &edited).unwrap();
+    let line = 1
+        + edited[..eea].lines().count()
+        + edited[eea..]
+            .lines()
+            .position(|l| l == "        set_active: a")
+            .unwrap();
+    let error = load_and_check(&demo.station(), &demo.work_order("WO-DEMO-EEA")).unwrap_err();
+    assert!(
+        matches!(&error, PreflightError::Config(c) if c.line() == Some(line)),
+        "{error}"
+    );
+    assert!(
+        error.to_string().starts_with(&format!(
+            "{}:{line}: key `regions.00EEA.flash.fastboot.set_active`: the plan writes slot b \
+             but activates slot a",
+            demo.manifest_path().display()
+        )),
+        "{error}"
+    );
+}
+
+/// Deterministic mutations of the demo configs through each loader's bytes entry point: an
+/// error or a config, never a panic (a smoke test; the fuzzers go further).
+#[test]
+fn config_loaders_take_arbitrary_bytes() {
+    let demo = Demo::new();
+    let root = demo.root.join("images").canonicalize().unwrap();
+    let inputs = [
+        std::fs::read(demo.station()).unwrap(),
+        std::fs::read(demo.work_order("WO-DEMO-EEA")).unwrap(),
+        std::fs::read(demo.manifest_path()).unwrap(),
+    ];
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    const NASTY: &[&[u8]] = &[
+        b"[", b"{", b"&a ", b"*a", b"- ", b"\t", b": ", b"\xff", b"\n  ", b"!!", b"'", b"\"",
+    ];
+    for round in 0..600 {
+        let mut bytes = inputs[round % 3].clone();
+        for _ in 0..1 + next() % 4 {
+            let at = (next() as usize) % bytes.len().max(1);
+            match next() % 3 {
+                0 => bytes.truncate(at),
+                1 => {
+                    let piece = NASTY[(next() as usize) % NASTY.len()];
+                    bytes.splice(at..at, piece.iter().copied());
+                }
+                _ => {
+                    if let Some(b) = bytes.get_mut(at) {
+                        *b = next() as u8;
+                    }
+                }
+            }
+        }
+        let file = Path::new("fuzz/fgdemo.yaml");
+        let _ = StationConfig::from_bytes(file, &bytes);
+        let _ = WorkOrder::from_bytes(file, &bytes);
+        let _ = ProductManifest::from_bytes(file, &bytes, &root);
+    }
 }

@@ -210,6 +210,19 @@ identity:
     - hw_id: "$EDL_HW_ID"
       oem_pk_hash: "$EDL_PK_HASH"
       programmer: { path: edl/prog_firehose_fgdemo.elf, size: $(size images/edl/prog_firehose_fgdemo.elf), sha256: "$(sha images/edl/prog_firehose_fgdemo.elf)" }
+# Optional: how large the phone's storage is, so pre-flight refuses an image that cannot fit
+# before any phone is touched (without \`sizes\`, those checks are skipped and the phone refuses
+# the image while flashing). Sizes in bytes:
+#   partitions: per partition the plans write (\`system\` sizes system_a and system_b; a name
+#     with its slot suffix overrides it), checked against each image's size (a sparse image's
+#     expanded size) for the fastboot plan and for the EDL package's program lines;
+#   luns: per storage LUN (physical_partition_number; a whole number of the EDL plan's sectors),
+#     against which every EDL program, erase and patch sector range and every NUM_DISK_SECTORS
+#     expression is checked.
+# These are the simulated phone's default layout (protocols::sim::phone::default_layout).
+sizes:
+  partitions: { boot: 100663296, vbmeta: 65536, system: 4294967296 }
+  luns: { 0: 19838009344 }
 regions:
 YAML
   for region in "${REGIONS[@]}"; do

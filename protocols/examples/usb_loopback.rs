@@ -197,7 +197,9 @@ mod device {
                         "unbind-sink:{}",
                         r.as_ref().err().map(short).unwrap_or("completed")
                     ));
-                    return Ok(Some(Next::Reenumerate));
+                    return Ok(Some(Next::Reenumerate {
+                        gone_for: Duration::ZERO,
+                    }));
                 }
                 "unbind-source" => {
                     let Some(g) = gadget else {
@@ -208,7 +210,9 @@ mod device {
                         "unbind-source:{}",
                         r.err().as_ref().map(short).unwrap_or("completed")
                     ));
-                    return Ok(Some(Next::Reenumerate));
+                    return Ok(Some(Next::Reenumerate {
+                        gone_for: Duration::ZERO,
+                    }));
                 }
                 "status" => reply(link, &format!("OKAY {}", seen.join(" ")))?,
                 "mps" => reply(

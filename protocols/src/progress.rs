@@ -15,8 +15,17 @@ pub enum ProgressEvent<'a> {
     DeviceMessage { text: &'a str },
 }
 
+/// The caller's side of a long protocol operation: it hears what happens, and it may ask the
+/// operation to stop (as curl's progress callback can): data phases check between chunks and
+/// end with a `Stopped` error, leaving the device mid-transfer (a safe point for the host, never
+/// for the flashed partition, which must be written again).
 pub trait ProgressSink: Send + Sync {
     fn event(&self, event: ProgressEvent<'_>);
+
+    /// Whether the operation should stop at its next safe point.
+    fn stop_requested(&self) -> bool {
+        false
+    }
 }
 
 /// For callers that do not watch progress.

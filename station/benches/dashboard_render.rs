@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressDrawTarget, TermLike};
 use station::dashboard::{script, DashboardState, RenderStyle, TtyDashboard};
-use station::events::{now_unix_ms, BatchInfo, Event, EventKind, Mode, Phase, SlotInfo};
+use station::events::{now_unix_ms, BatchInfo, Event, EventKind, Phase, SlotInfo};
+use station::mode::Mode;
 
 const SLOTS: u16 = 32;
 const SIMULATED_SECS: u64 = 120;

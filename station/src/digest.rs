@@ -96,6 +96,48 @@ pub fn hash_stream(mut reader: impl Read) -> io::Result<(Sha256Digest, u64)> {
     Ok((Sha256Digest::from_hasher(hasher), total))
 }
 
+/// A reader that hashes every byte it hands out, so a parser can walk a file while it is
+/// hashed in the same pass.
+pub struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+    count: u64,
+}
+
+impl<R: Read> HashingReader<R> {
+    pub fn new(inner: R) -> Self {
+        Self {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+        }
+    }
+
+    /// Reads the rest of the input through the hash; returns the digest and the byte count.
+    pub fn finish(mut self) -> io::Result<(Sha256Digest, u64)> {
+        let mut buffer = vec![0u8; HASH_CHUNK];
+        loop {
+            match self.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((Sha256Digest::from_hasher(self.hasher), self.count))
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let chunk = buf.get(..n).unwrap_or(&[]);
+        self.hasher.update(chunk);
+        self.count = self.count.saturating_add(n as u64);
+        Ok(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,6 +169,17 @@ mod tests {
             Sha256Digest::parse(&wide),
             Err(DigestParseError::NotHex('é'))
         );
+    }
+
+    #[test]
+    fn a_hashing_reader_hashes_what_was_read_and_the_rest() {
+        let data: Vec<u8> = (0..HASH_CHUNK * 2 + 5).map(|i| i as u8).collect();
+        let mut reader = HashingReader::new(&data[..]);
+        let mut head = [0u8; 1000];
+        reader.read_exact(&mut head).unwrap();
+        let (digest, n) = reader.finish().unwrap();
+        assert_eq!(n, data.len() as u64);
+        assert_eq!(digest, Sha256Digest::of_bytes(&data));
     }
 
     #[test]

@@ -5,7 +5,6 @@ use std::fmt;
 
 use crate::config::RegionCode;
 use crate::digest::Sha256Digest;
-use crate::events::NextStep;
 
 /// Stable failure codes. Their spelling is part of the journal format and of reports: never
 /// rename one; add new ones at the end.
@@ -82,6 +81,28 @@ impl FailureCode {
 impl fmt::Display for FailureCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// What the line operator does next; the wording is what the screen shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NextStep {
+    RemoveUnit,
+    ReseatCable,
+    CallEngineer,
+    /// The attempt was cut before a verdict: put the unit on a slot again.
+    FlashAgain,
+}
+
+impl fmt::Display for NextStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NextStep::RemoveUnit => "remove unit",
+            NextStep::ReseatCable => "re-seat cable",
+            NextStep::CallEngineer => "call engineer",
+            NextStep::FlashAgain => "flash again",
+        })
     }
 }
 
@@ -395,20 +416,50 @@ impl Verdict {
     }
 }
 
-/// What the dashboard and the event stream show for a verdict.
-impl From<&Verdict> for crate::events::Verdict {
-    fn from(verdict: &Verdict) -> Self {
-        match verdict {
-            Verdict::Pass => Self::Pass,
-            Verdict::Fail(failure) => Self::Fail {
-                code: failure.code().as_str().to_string(),
-                reason: failure.sentence(),
-                next_step: failure.code().next_step(),
-            },
-            Verdict::Aborted(interruption) => Self::Aborted {
-                reason: interruption.sentence(),
-            },
+impl Verdict {
+    /// `PASS`, `FAIL` or `ABORTED`, as the journal's result column and the event stream spell it.
+    pub fn result(&self) -> &'static str {
+        match self {
+            Self::Pass => "PASS",
+            Self::Fail(_) => "FAIL",
+            Self::Aborted(_) => "ABORTED",
         }
+    }
+
+    /// The sentence for people (none for a PASS).
+    pub fn reason(&self) -> Option<String> {
+        match self {
+            Self::Pass => None,
+            Self::Fail(failure) => Some(failure.sentence()),
+            Self::Aborted(interruption) => Some(interruption.sentence()),
+        }
+    }
+
+    /// What the operator does with the unit now.
+    pub fn next_step(&self) -> NextStep {
+        match self {
+            Self::Pass => NextStep::RemoveUnit,
+            Self::Fail(failure) => failure.code().next_step(),
+            Self::Aborted(_) => NextStep::FlashAgain,
+        }
+    }
+}
+
+/// The event stream's shape of a verdict: `{"result": "FAIL", "code": …, "reason": …,
+/// "next_step": …}` (`code` only for a FAIL; `reason` and `next_step` not for a PASS).
+impl serde::Serialize for Verdict {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("result", self.result())?;
+        if let Some(code) = self.code() {
+            map.serialize_entry("code", code.as_str())?;
+        }
+        if let Some(reason) = self.reason() {
+            map.serialize_entry("reason", &reason)?;
+            map.serialize_entry("next_step", &self.next_step())?;
+        }
+        map.end()
     }
 }
 
@@ -526,21 +577,32 @@ mod tests {
             unit: unit(),
             step: "flash system_a".into(),
         };
-        let shown = crate::events::Verdict::from(&Verdict::Fail(failure));
+        let shown = Verdict::Fail(failure);
+        assert_eq!(shown.result(), "FAIL");
+        assert_eq!(shown.code(), Some(FailureCode::Disconnected));
         assert_eq!(
-            shown,
-            crate::events::Verdict::Fail {
-                code: "DISCONNECTED".into(),
-                reason: "slot 3 (serial 7PL0042): the phone disconnected during flash system_a"
-                    .into(),
-                next_step: NextStep::ReseatCable,
-            }
+            shown.reason().as_deref(),
+            Some("slot 3 (serial 7PL0042): the phone disconnected during flash system_a")
         );
+        assert_eq!(shown.next_step(), NextStep::ReseatCable);
         assert_eq!(
             FailureCode::ActivationClientWrongRegion.next_step(),
             NextStep::CallEngineer
         );
-        assert!(crate::events::Verdict::from(&Verdict::Pass).is_pass());
+        assert!(Verdict::Pass.is_pass());
+        assert_eq!(
+            serde_json::to_string(&Verdict::Pass).unwrap(),
+            r#"{"result":"PASS"}"#
+        );
+        let aborted = Verdict::Aborted(Interruption {
+            unit: unit(),
+            step: "flash system_a".into(),
+            why: "the station was stopped (SIGTERM)".into(),
+        });
+        assert_eq!(
+            serde_json::to_string(&aborted).unwrap(),
+            r#"{"result":"ABORTED","reason":"slot 3 (serial 7PL0042): the station was stopped (SIGTERM) during flash system_a, before a verdict; the unit is not verified: flash it again","next_step":"flash_again"}"#
+        );
     }
 
     #[test]

@@ -2,19 +2,28 @@
 //! bytes later streamed to phones are the bytes that were checked.
 
 use std::fs::{File, Metadata};
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use protocols::sparse::{is_sparse, SparseIndex};
+use protocols::sparse::{is_sparse, SparseError, SparseIndex};
 use sha2::{Digest, Sha256};
 
 use crate::config::ImageFile;
-use crate::digest::{hash_stream, Sha256Digest};
+use crate::digest::{HashingReader, Sha256Digest, HASH_CHUNK};
 use crate::read_at::ReadAt;
+use crate::regular_file::{open_regular, RegularFileError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageCheckError {
+    #[error("image `{key}` ({}): no such file; copy the build's file there or correct the manifest's `path`", path.display())]
+    Missing { key: String, path: PathBuf },
+    #[error("image `{key}` ({}) is {kind}, not a regular file; put the image file itself at that path", path.display())]
+    NotRegularFile {
+        key: String,
+        path: PathBuf,
+        kind: &'static str,
+    },
     #[error("image `{key}` ({}): cannot open: {source}; check the image root holds the build", path.display())]
     Open {
         key: String,
@@ -42,7 +51,7 @@ pub enum ImageCheckError {
         path: PathBuf,
         what: String,
     },
-    #[error("image `{key}` ({}): not a valid Android sparse image: {detail}", path.display())]
+    #[error("image `{key}` ({}): not a valid Android sparse image: {detail}; the build is broken, rebuild the image (img2simg) and its manifest entry", path.display())]
     BadSparse {
         key: String,
         path: PathBuf,
@@ -92,7 +101,8 @@ impl FileStamp {
 pub struct VerifiedImage {
     file: ImageFile,
     stamp: FileStamp,
-    sparse: bool,
+    /// For an Android sparse image (walked and CRC-checked), its expanded size.
+    expanded_len: Option<u64>,
 }
 
 /// How an image is stored on the host.
@@ -112,6 +122,38 @@ impl ImageFormat {
     }
 }
 
+impl ImageCheckError {
+    /// Whether the file is there but its bytes are not the manifest's (size or digest differ,
+    /// or they changed after the check), as opposed to a file that is missing, unreadable or
+    /// not a file at all.
+    pub fn is_mismatch(&self) -> bool {
+        matches!(
+            self,
+            Self::Size { .. } | Self::Hash { .. } | Self::ChangedSinceCheck { .. }
+        )
+    }
+}
+
+/// Opens the image for reading only if it is a regular file (see [`open_regular`]).
+pub fn open_regular_file(file: &ImageFile) -> Result<File, ImageCheckError> {
+    open_regular(&file.path).map_err(|error| match error {
+        RegularFileError::Missing => ImageCheckError::Missing {
+            key: file.key.clone(),
+            path: file.path.clone(),
+        },
+        RegularFileError::NotRegular(kind) => ImageCheckError::NotRegularFile {
+            key: file.key.clone(),
+            path: file.path.clone(),
+            kind,
+        },
+        RegularFileError::Io(source) => ImageCheckError::Open {
+            key: file.key.clone(),
+            path: file.path.clone(),
+            source,
+        },
+    })
+}
+
 impl VerifiedImage {
     /// Streams the file through SHA-256 and compares size and digest with the manifest.
     pub fn check(file: &ImageFile) -> Result<Self, ImageCheckError> {
@@ -120,7 +162,7 @@ impl VerifiedImage {
             path: file.path.clone(),
             source,
         };
-        let mut handle = File::open(&file.path).map_err(open_error)?;
+        let mut handle = open_regular_file(file)?;
         let before = FileStamp::of(&handle.metadata().map_err(open_error)?);
         if before.len != file.size {
             return Err(ImageCheckError::Size {
@@ -133,7 +175,15 @@ impl VerifiedImage {
         let mut magic = [0u8; 4];
         let sparse = handle.read_exact(&mut magic).is_ok() && is_sparse(&magic);
         handle.seek(SeekFrom::Start(0)).map_err(open_error)?;
-        let (found, hashed) = hash_stream(&mut handle).map_err(open_error)?;
+        // A sparse image is walked and its CRCs verified in the same pass that hashes it.
+        let mut hashing = HashingReader::new(&mut handle);
+        let sparse_check = if sparse {
+            let input = BufReader::with_capacity(HASH_CHUNK, &mut hashing);
+            Some(protocols::sparse::verify(input, file.size))
+        } else {
+            None
+        };
+        let (found, hashed) = hashing.finish().map_err(open_error)?;
         let after = FileStamp::of(&handle.metadata().map_err(open_error)?);
         if let Some(what) = before.differences(&after) {
             return Err(ImageCheckError::ChangedSinceCheck {
@@ -158,10 +208,23 @@ impl VerifiedImage {
                 found,
             });
         }
+        // Only now that the bytes are the manifest's is a bad sparse image the build's fault.
+        let expanded_len = match sparse_check {
+            None => None,
+            Some(Ok(summary)) => Some(summary.expanded_len),
+            Some(Err(SparseError::Io { source, .. })) => return Err(open_error(source)),
+            Some(Err(e)) => {
+                return Err(ImageCheckError::BadSparse {
+                    key: file.key.clone(),
+                    path: file.path.clone(),
+                    detail: e.to_string(),
+                })
+            }
+        };
         Ok(Self {
             file: file.clone(),
             stamp: after,
-            sparse,
+            expanded_len,
         })
     }
 
@@ -191,8 +254,18 @@ impl VerifiedImage {
         self.file.sha256
     }
 
+    /// Bytes the partition receives: the expanded size of a sparse image, else the file size.
+    pub fn partition_bytes(&self) -> u64 {
+        self.expanded_len.unwrap_or(self.file.size)
+    }
+
+    /// The expanded size, when the file is an Android sparse image.
+    pub fn sparse_expanded_len(&self) -> Option<u64> {
+        self.expanded_len
+    }
+
     pub fn format(&self) -> ImageFormat {
-        if self.sparse {
+        if self.expanded_len.is_some() {
             ImageFormat::Sparse
         } else {
             ImageFormat::Raw
@@ -205,7 +278,7 @@ impl VerifiedImage {
             path: self.file.path.clone(),
             source,
         };
-        let handle = File::open(&self.file.path).map_err(open_error)?;
+        let handle = open_regular_file(&self.file)?;
         let now = FileStamp::of(&handle.metadata().map_err(open_error)?);
         if let Some(what) = self.stamp.differences(&now) {
             return Err(ImageCheckError::ChangedSinceCheck {
@@ -237,7 +310,7 @@ impl VerifiedImage {
     /// for looking inside it (the activation client).
     pub fn open_partition_view(&self) -> Result<PartitionView, ImageCheckError> {
         let file = self.reopen()?;
-        if self.sparse {
+        if self.expanded_len.is_some() {
             let index = SparseIndex::build(file).map_err(|e| ImageCheckError::BadSparse {
                 key: self.file.key.clone(),
                 path: self.file.path.clone(),

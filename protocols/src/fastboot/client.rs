@@ -1,17 +1,20 @@
 //! The fastboot host client: one command at a time, its responses, and its data phases.
 //!
 //! Unlike the AOSP client (which waits forever on a stalled device), every response has a
-//! deadline; INFO/TEXT lines restart it, as the README says they keep a command alive, and a cap
-//! on their number turns a device that never finishes into an error rather than a hang.
+//! deadline: the silence between two frames is bounded, and so is the whole answer when a
+//! command deadline is set. INFO/TEXT lines keep a command alive (the README) but not past its
+//! deadline: a device that trickles messages forever ends in a timeout, not a hang.
 
 use std::io::{ErrorKind, Read, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::command::{Command, FlashingAction, RebootTarget, DEFAULT_MAX_COMMAND_LEN};
+use super::command::{Command, RebootTarget, DEFAULT_MAX_COMMAND_LEN};
 use super::error::{FastbootError, Violation};
+use super::fastbootd::bootloader_refusal;
 use super::link_writer::{Finished, LinkWriter};
 use super::response::{Response, MAX_RESPONSE_LEN};
+use super::variable::Variable;
 use crate::progress::{NoProgress, ProgressEvent, ProgressSink};
 use crate::transport::{Transport, TransportError};
 
@@ -24,9 +27,14 @@ pub struct ClientOptions {
     pub max_command_len: usize,
     /// INFO/TEXT lines accepted for one command before the device is declared broken.
     pub max_messages: usize,
-    /// Longest a command may keep answering INFO/TEXT before it must finish (None: no limit
-    /// beyond `max_messages`). Catches a device that trickles messages forever.
+    /// Longest a command's answer may take, from the command to its OKAY/FAIL/DATA, INFO/TEXT
+    /// lines included (None: only `response_timeout` between frames and `max_messages`).
+    /// Catches a device that trickles messages forever.
     pub command_deadline: Option<Duration>,
+    /// The bound on the answer of a command that writes storage ([`Command::writes_storage`]):
+    /// it replaces both `response_timeout` and `command_deadline` for them, since a device
+    /// writing a large image may be silent for minutes. None: bound like any other command.
+    pub write_deadline: Option<Duration>,
     /// Bytes moved per transport call in a data phase (also the one buffer the client holds).
     pub chunk_size: usize,
 }
@@ -39,9 +47,34 @@ impl Default for ClientOptions {
             // `getvar all` on a phone with many partitions sends several hundred lines.
             max_messages: 10_000,
             command_deadline: None,
+            write_deadline: None,
             chunk_size: 1 << 20,
         }
     }
+}
+
+impl ClientOptions {
+    /// How long `command`'s answer may take: the longest silence between two frames, and the
+    /// bound on the whole answer.
+    pub fn answer_bounds(&self, command: &Command<'_>) -> AnswerBounds {
+        match self.write_deadline {
+            Some(deadline) if command.writes_storage() => AnswerBounds {
+                silence: deadline,
+                whole: Some(deadline),
+            },
+            _ => AnswerBounds {
+                silence: self.response_timeout,
+                whole: self.command_deadline,
+            },
+        }
+    }
+}
+
+/// See [`ClientOptions::answer_bounds`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnswerBounds {
+    pub silence: Duration,
+    pub whole: Option<Duration>,
 }
 
 /// A command's successful answer: the OKAY text and the INFO/TEXT lines that came before it.
@@ -63,6 +96,8 @@ pub struct Fastboot<T: Transport> {
     options: ClientOptions,
     progress: Arc<dyn ProgressSink>,
     chunk: Vec<u8>,
+    /// How long the answer to the command last sent may take.
+    bounds: AnswerBounds,
 }
 
 impl<T: Transport> Fastboot<T> {
@@ -71,11 +106,16 @@ impl<T: Transport> Fastboot<T> {
     }
 
     pub fn with_options(link: T, options: ClientOptions) -> Self {
+        let bounds = AnswerBounds {
+            silence: options.response_timeout,
+            whole: options.command_deadline,
+        };
         Fastboot {
             link,
             options,
             progress: Arc::new(NoProgress),
             chunk: Vec::new(),
+            bounds,
         }
     }
 
@@ -114,15 +154,15 @@ impl<T: Transport> Fastboot<T> {
         }
     }
 
-    /// `getvar:NAME`: the variable's value.
-    pub fn getvar(&mut self, name: &str) -> Result<String, FastbootError> {
-        Ok(self.run(&Command::GetVar(name))?.value)
+    /// `getvar:NAME`: the variable's value. Takes a [`Variable`] or its name.
+    pub fn getvar<'v>(&mut self, var: impl Into<Variable<'v>>) -> Result<String, FastbootError> {
+        Ok(self.run(&Command::GetVar(var.into()))?.value)
     }
 
     /// `getvar:all`: every variable the device lists, as (name, value) in its order. Names keep
     /// their qualifiers (`partition-size:system_a`).
     pub fn getvar_all(&mut self) -> Result<Vec<(String, String)>, FastbootError> {
-        let reply = self.run(&Command::GetVar("all"))?;
+        let reply = self.run(&Command::GetVar(Variable::All))?;
         Ok(reply
             .messages
             .iter()
@@ -165,10 +205,17 @@ impl<T: Transport> Fastboot<T> {
             buf,
             written,
             failure,
+            stopped,
         } = writer.finish();
         self.chunk = buf;
         if let Some(e) = failure {
             return Err(self.transport_error(&text, e));
+        }
+        if stopped {
+            return Err(FastbootError::Stopped {
+                command: text,
+                done: written,
+            });
         }
         produced.map_err(|source| FastbootError::Io {
             what: format!("producing the data for `{text}`"),
@@ -229,19 +276,23 @@ impl<T: Transport> Fastboot<T> {
     ) -> Result<u64, FastbootError> {
         let command = Command::Fetch {
             partition,
-            offset,
-            size: size.into(),
+            offset: Some(offset),
+            size: Some(size.into()),
         };
         self.receive(&command, Some(size), out)
     }
 
-    /// `flash:PART`: write what was downloaded.
+    /// `flash:PART`: write what was downloaded. A bootloader's refusal of a logical
+    /// partition comes back as [`FastbootError::WrongMode`].
     pub fn flash(&mut self, partition: &str) -> Result<Reply, FastbootError> {
         self.run(&Command::Flash(partition))
+            .map_err(|e| bootloader_refusal(partition, e))
     }
 
+    /// `erase:PART`; a logical partition refused by a bootloader as in [`Fastboot::flash`].
     pub fn erase(&mut self, partition: &str) -> Result<Reply, FastbootError> {
         self.run(&Command::Erase(partition))
+            .map_err(|e| bootloader_refusal(partition, e))
     }
 
     pub fn set_active(&mut self, slot: &str) -> Result<Reply, FastbootError> {
@@ -259,10 +310,6 @@ impl<T: Transport> Fastboot<T> {
     /// `oem ARGS`: vendor commands answer in INFO lines, which the reply keeps.
     pub fn oem(&mut self, args: &str) -> Result<Reply, FastbootError> {
         self.run(&Command::Oem(args))
-    }
-
-    pub fn flashing(&mut self, action: FlashingAction) -> Result<Reply, FastbootError> {
-        self.run(&Command::Flashing(action))
     }
 
     fn link_name(&self) -> String {
@@ -284,6 +331,7 @@ impl<T: Transport> Fastboot<T> {
     fn send(&mut self, command: &Command<'_>) -> Result<String, FastbootError> {
         let bytes = command.encode(self.options.max_command_len)?;
         let text = command.to_string();
+        self.bounds = self.options.answer_bounds(command);
         tracing::debug!(command = %text, link = %self.link_name(), "fastboot command");
         self.link
             .write(&bytes, self.options.response_timeout)
@@ -299,12 +347,11 @@ impl<T: Transport> Fastboot<T> {
     ) -> Result<Final, FastbootError> {
         let mut packet = [0u8; MAX_RESPONSE_LEN];
         let mut seen = 0usize;
-        let deadline = self
-            .options
-            .command_deadline
-            .map(|d| (d, Instant::now() + d));
+        let AnswerBounds { silence, whole } = self.bounds;
+        // INFO/TEXT lines do not move this: the whole answer is bound, not only each gap.
+        let deadline = whole.map(|d| (d, Instant::now() + d));
         loop {
-            let mut wait = self.options.response_timeout;
+            let mut wait = silence;
             if let Some((limit, at)) = deadline {
                 let left = at.saturating_duration_since(Instant::now());
                 if left.is_zero() {
@@ -318,7 +365,7 @@ impl<T: Transport> Fastboot<T> {
             }
             let len = match self.link.read_packet(&mut packet, wait) {
                 Ok(len) => len,
-                Err(TransportError::Timeout(_)) if wait < self.options.response_timeout => {
+                Err(TransportError::Timeout(_)) if wait < silence => {
                     // The command deadline, not the device's silence, cut this wait short.
                     return Err(FastbootError::Timeout {
                         command: command.to_string(),
@@ -391,6 +438,12 @@ impl<T: Transport> Fastboot<T> {
     ) -> Result<(), FastbootError> {
         let mut sent = 0u64;
         while sent < size {
+            if self.progress.stop_requested() {
+                return Err(FastbootError::Stopped {
+                    command: command.to_string(),
+                    done: sent,
+                });
+            }
             let want = usize::try_from(size - sent)
                 .unwrap_or(usize::MAX)
                 .min(chunk.len());
@@ -463,6 +516,12 @@ impl<T: Transport> Fastboot<T> {
     ) -> Result<(), FastbootError> {
         let mut received = 0u64;
         while received < size {
+            if self.progress.stop_requested() {
+                return Err(FastbootError::Stopped {
+                    command: command.to_string(),
+                    done: received,
+                });
+            }
             let want = usize::try_from(size - received)
                 .unwrap_or(usize::MAX)
                 .min(chunk.len());
@@ -514,5 +573,4 @@ pub fn split_variable_line(line: &str) -> (String, String) {
 }
 
 #[cfg(test)]
-#[path = "client_tests.rs"]
 pub(crate) mod tests;

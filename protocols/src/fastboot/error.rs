@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::command::CommandError;
+use super::fastbootd::FastbootMode;
 use super::response::ResponseError;
 use crate::transport::TransportError;
 
@@ -61,24 +62,25 @@ pub enum FastbootError {
     /// The device's answers do not allow the requested operation (e.g. a slot it does not have).
     #[error("{0}")]
     Unsupported(String),
+    /// The command needs the phone in the other fastboot mode (the bootloader or fastbootd),
+    /// as the device's own answers show (`is-userspace`, `is-logical`, or its FAIL). `command`
+    /// is the one refused; nothing after the answers that decided it was sent.
+    #[error("{reason}: reboot to {needs} first (`{}`)", needs.reboot_command())]
+    WrongMode {
+        command: String,
+        needs: FastbootMode,
+        reason: String,
+    },
     /// An image file that cannot be flashed as it is (e.g. a corrupt sparse image).
     #[error("{0}")]
     Image(String),
+    /// The caller asked the operation to stop ([`crate::progress::ProgressSink::stop_requested`]):
+    /// the data phase ended between two chunks.
+    #[error("`{command}` stopped at the caller's request after {done} bytes")]
+    Stopped { command: String, done: u64 },
 }
 
 impl FastbootError {
-    /// A stable code for journals and reports (the station's failure vocabulary).
-    pub fn code(&self) -> &'static str {
-        match self {
-            FastbootError::DeviceFail { .. } => "DEVICE_FAIL",
-            FastbootError::Timeout { .. } => "TIMEOUT",
-            FastbootError::Disconnected { .. } => "DISCONNECTED",
-            FastbootError::Protocol { .. } | FastbootError::Transport { .. } => "PROTOCOL_ERROR",
-            FastbootError::Command(_) | FastbootError::Unsupported(_) => "UNSUPPORTED",
-            FastbootError::Io { .. } | FastbootError::Image(_) => "IMAGE_ERROR",
-        }
-    }
-
     /// True when the device is gone and further commands on this link are pointless.
     pub fn is_disconnect(&self) -> bool {
         matches!(self, FastbootError::Disconnected { .. })

@@ -1,15 +1,21 @@
 //! Flashing an image file the way a good client does (AOSP `fastboot flash`): resolve the slot,
 //! learn how much the device can take in one download, then send the image as-is when it fits,
 //! or as sparse pieces when it does not. The file is streamed; it is never held in memory.
+//!
+//! On a dynamic-partition phone the mode matters ([`super::fastbootd`]): in fastbootd a logical
+//! partition is first resized to what the image expands to (AOSP's `do_flash`), so it has
+//! exactly the extents the image needs; in the bootloader a logical partition is refused.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 use super::client::Fastboot;
+use super::command::Command;
 use super::error::FastbootError;
 use super::resparse::{self, resparse_piece_limit};
 use super::slots::SlotChoice;
+use super::variable::Variable;
 use super::vars::parse_size;
 use crate::progress::ProgressEvent;
 use crate::transport::Transport;
@@ -63,6 +69,9 @@ pub struct FlashReport {
     pub pieces: usize,
     /// Bytes sent over the link, all partitions together.
     pub bytes_sent: u64,
+    /// In fastbootd, the size logical targets were resized to before they were written: the
+    /// image's expanded length (`None` when every target was physical).
+    pub resized_to: Option<u64>,
 }
 
 /// Look at the first bytes of an image; the reader is left at the start.
@@ -90,7 +99,7 @@ impl<T: Transport> Fastboot<T> {
     pub fn max_download_size(&mut self, options: &FlashOptions) -> Result<u64, FastbootError> {
         let limit = match options.max_download_size {
             Some(limit) => limit,
-            None => match self.getvar_optional("max-download-size")? {
+            None => match self.getvar_optional(Variable::MaxDownloadSize)? {
                 Some(text) => match parse_size(&text).filter(|&n| n > 0) {
                     Some(n) => n,
                     None => {
@@ -152,12 +161,16 @@ impl<T: Transport> Fastboot<T> {
         let image_len = image
             .seek(SeekFrom::End(0))
             .map_err(io("measuring the image"))?;
+        let mode = self.mode()?;
         let targets = self.resolve_partitions(partition, &options.slot)?;
         let limit = self.max_download_size(options)?;
         let sparse_plan = match kind {
             ImageKind::Sparse => Some(resparse::sparse_plan(image)?),
             ImageKind::Raw => None,
         };
+        // What a logical partition is resized to: the bytes the image writes (AOSP's
+        // `image_size`, a sparse image's expanded length).
+        let expanded_len = sparse_plan.as_ref().map_or(image_len, |p| p.image_len());
         // Fits in one download: raw and sparse images alike go as they are. Otherwise plan the
         // pieces once (for a raw image this reads it once) and send them to every target.
         let piece_limit = resparse_piece_limit(image_len, limit);
@@ -177,8 +190,16 @@ impl<T: Transport> Fastboot<T> {
             piece_limit: piece_limit.unwrap_or(image_len),
             pieces: pieces.as_ref().map_or(1, Vec::len),
             bytes_sent: 0,
+            resized_to: None,
         };
         for target in targets {
+            if self.check_flash_target(mode, &target)? {
+                self.run(&Command::ResizeLogicalPartition {
+                    partition: &target,
+                    size: expanded_len,
+                })?;
+                report.resized_to = Some(expanded_len);
+            }
             let step = format!("flash {target}");
             self.progress().event(ProgressEvent::StepStarted {
                 step: &step,
@@ -223,276 +244,5 @@ impl<T: Transport> Fastboot<T> {
         self.download(&mut *image, size)?;
         self.flash(target)?;
         Ok(image_len)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::fastboot::client::tests::{scripted, send, Step::*};
-    use std::io::Cursor;
-
-    #[test]
-    fn raw_image_that_fits_goes_in_one_download_to_the_current_slot() {
-        let image: Vec<u8> = (0..5000u32).map(|i| (i * 31) as u8).collect();
-        let (link, dev, _c) = scripted(vec![
-            Expect(b"getvar:has-slot:boot"),
-            send(b"OKAYyes"),
-            Expect(b"getvar:slot-count"),
-            send(b"OKAY2"),
-            Expect(b"getvar:current-slot"),
-            send(b"OKAYa"),
-            Expect(b"getvar:max-download-size"),
-            send(b"OKAY0x00100000"),
-            Expect(b"download:00001388"),
-            send(b"DATA00001388"),
-            Receive(5000),
-            send(b"OKAY"),
-            Expect(b"flash:boot_a"),
-            send(b"INFOwriting"),
-            send(b"OKAY"),
-        ]);
-        let mut fb = Fastboot::new(link);
-        let report = fb
-            .flash_image("boot", &mut Cursor::new(&image), &FlashOptions::default())
-            .unwrap();
-        assert_eq!(report.partitions, vec!["boot_a"]);
-        assert_eq!(report.kind, ImageKind::Raw);
-        assert_eq!((report.pieces, report.bytes_sent), (1, 5000));
-        assert_eq!(report.max_download_size, 0x10_0000);
-        drop(fb);
-        assert_eq!(dev.join().unwrap(), image);
-    }
-
-    #[test]
-    fn override_skips_the_device_limit_and_all_flashes_every_slot() {
-        let (link, dev, _c) = scripted(vec![
-            Expect(b"getvar:has-slot:vbmeta"),
-            send(b"OKAYyes"),
-            Expect(b"getvar:slot-count"),
-            send(b"OKAY2"),
-            Expect(b"download:00000004"),
-            send(b"DATA00000004"),
-            Receive(4),
-            send(b"OKAY"),
-            Expect(b"flash:vbmeta_a"),
-            send(b"OKAY"),
-            Expect(b"download:00000004"),
-            send(b"DATA00000004"),
-            Receive(4),
-            send(b"OKAY"),
-            Expect(b"flash:vbmeta_b"),
-            send(b"OKAY"),
-        ]);
-        let mut fb = Fastboot::new(link);
-        let options = FlashOptions {
-            slot: SlotChoice::All,
-            max_download_size: Some(4096),
-            ..FlashOptions::default()
-        };
-        let report = fb
-            .flash_image("vbmeta", &mut Cursor::new(b"AVB0"), &options)
-            .unwrap();
-        assert_eq!(report.partitions, vec!["vbmeta_a", "vbmeta_b"]);
-        assert_eq!(report.bytes_sent, 8);
-        drop(fb);
-        assert_eq!(dev.join().unwrap(), b"AVB0AVB0");
-    }
-
-    #[test]
-    fn max_download_size_parses_decimal_and_falls_back() {
-        let (link, dev, _c) = scripted(vec![
-            Expect(b"getvar:max-download-size"),
-            send(b"OKAY536870912"),
-            Expect(b"getvar:max-download-size"),
-            send(b"FAILunknown variable"),
-            Expect(b"getvar:max-download-size"),
-            send(b"OKAYlots"),
-        ]);
-        let mut fb = Fastboot::new(link);
-        let options = FlashOptions {
-            fallback_max_download_size: 1234,
-            ..FlashOptions::default()
-        };
-        assert_eq!(fb.max_download_size(&options).unwrap(), 512 << 20);
-        assert_eq!(fb.max_download_size(&options).unwrap(), 1234);
-        assert_eq!(fb.max_download_size(&options).unwrap(), 1234);
-        drop(fb);
-        dev.join().unwrap();
-    }
-
-    /// Script for flashing `pieces` (their encoded lengths) to `target` with the limit given
-    /// as an override (no max-download-size query) on an unslotted partition.
-    fn piece_script(
-        partition: &'static str,
-        lens: &[u64],
-    ) -> Vec<crate::fastboot::client::tests::Step> {
-        let mut script = vec![
-            Expect(Box::leak(
-                format!("getvar:has-slot:{partition}")
-                    .into_bytes()
-                    .into_boxed_slice(),
-            )),
-            send(b"OKAYno"),
-        ];
-        for &len in lens {
-            let command = format!("download:{len:08x}").into_bytes();
-            script.push(Expect(Box::leak(command.into_boxed_slice())));
-            script.push(Send(format!("DATA{len:08x}").into_bytes()));
-            script.push(Receive(len as usize));
-            script.push(send(b"OKAY"));
-            script.push(Expect(Box::leak(
-                format!("flash:{partition}").into_bytes().into_boxed_slice(),
-            )));
-            script.push(send(b"OKAY"));
-        }
-        script
-    }
-
-    /// Expand the concatenated pieces the device received, one after the other, over one
-    /// partition image, as a device does.
-    fn expand_pieces(received: &[u8], lens: &[u64], partition_len: usize) -> Vec<u8> {
-        let mut partition = Cursor::new(vec![0u8; partition_len]);
-        let mut at = 0usize;
-        for &len in lens {
-            let piece = &received[at..at + len as usize];
-            partition.set_position(0);
-            crate::sparse::expand(&mut Cursor::new(piece), &mut partition).unwrap();
-            at += len as usize;
-        }
-        partition.into_inner()
-    }
-
-    fn mixed_image() -> Vec<u8> {
-        // 64 blocks: random data, a run of zeros, a repeated word, more data.
-        let mut image = vec![0u8; 64 * 4096];
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        for (i, b) in image.iter_mut().enumerate() {
-            let block = i / 4096;
-            if !(20..50).contains(&block) {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                *b = seed as u8;
-            } else if (30..40).contains(&block) {
-                *b = [0xde, 0xad, 0xbe, 0xef][i % 4];
-            }
-        }
-        image
-    }
-
-    #[test]
-    fn sparse_image_over_the_limit_is_split() {
-        let image = mixed_image();
-        let plan = crate::sparse::ChunkPlan::open(&mut Cursor::new(&image)).unwrap();
-        let mut sparse = Vec::new();
-        plan.whole()
-            .write_to(&mut Cursor::new(&image), &mut sparse)
-            .unwrap();
-        let limit = 48 * 1024;
-        let sparse_plan = crate::sparse::ChunkPlan::open(&mut Cursor::new(&sparse)).unwrap();
-        let lens: Vec<u64> = crate::sparse::split(&sparse_plan, limit)
-            .unwrap()
-            .iter()
-            .map(|p| p.encoded_len())
-            .collect();
-        assert!(lens.len() > 1);
-        let (link, dev, _c) = scripted(piece_script("system", &lens));
-        let mut fb = Fastboot::new(link);
-        let options = FlashOptions {
-            max_download_size: Some(limit),
-            ..FlashOptions::default()
-        };
-        let report = fb
-            .flash_image("system", &mut Cursor::new(&sparse), &options)
-            .unwrap();
-        assert_eq!(
-            (report.kind, report.pieces),
-            (ImageKind::Sparse, lens.len())
-        );
-        drop(fb);
-        let received = dev.join().unwrap();
-        assert_eq!(expand_pieces(&received, &lens, image.len()), image);
-    }
-
-    #[test]
-    fn raw_image_over_the_limit_is_resparsed_and_split() {
-        let image = mixed_image();
-        let limit = 40 * 1024;
-        let plan = crate::sparse::ChunkPlan::open(&mut Cursor::new(&image)).unwrap();
-        let lens: Vec<u64> = crate::sparse::split(&plan, limit)
-            .unwrap()
-            .iter()
-            .map(|p| p.encoded_len())
-            .collect();
-        assert!(
-            lens.len() > 3 && lens.iter().all(|&l| l <= limit),
-            "{lens:?}"
-        );
-        let (link, dev, _c) = scripted(piece_script("super", &lens));
-        let mut fb = Fastboot::new(link);
-        let options = FlashOptions {
-            max_download_size: Some(limit),
-            ..FlashOptions::default()
-        };
-        let report = fb
-            .flash_image("super", &mut Cursor::new(&image), &options)
-            .unwrap();
-        assert_eq!(report.kind, ImageKind::Raw);
-        assert_eq!(report.pieces, lens.len());
-        assert_eq!(report.bytes_sent, lens.iter().sum::<u64>());
-        drop(fb);
-        let received = dev.join().unwrap();
-        assert_eq!(expand_pieces(&received, &lens, image.len()), image);
-    }
-
-    #[test]
-    fn sparse_image_that_fits_is_sent_byte_for_byte() {
-        let image: Vec<u8> = (0..8 * 4096u32).map(|i| (i / 4096) as u8).collect();
-        let plan = crate::sparse::ChunkPlan::open(&mut Cursor::new(&image)).unwrap();
-        let mut sparse = Vec::new();
-        plan.whole()
-            .write_to(&mut Cursor::new(&image), &mut sparse)
-            .unwrap();
-        let len = sparse.len() as u64;
-        let (link, dev, _c) = scripted(piece_script("boot", &[len]));
-        let mut fb = Fastboot::new(link);
-        let options = FlashOptions {
-            max_download_size: Some(1 << 20),
-            ..FlashOptions::default()
-        };
-        let report = fb
-            .flash_image("boot", &mut Cursor::new(&sparse), &options)
-            .unwrap();
-        assert_eq!((report.kind, report.pieces), (ImageKind::Sparse, 1));
-        drop(fb);
-        assert_eq!(dev.join().unwrap(), sparse);
-    }
-
-    #[test]
-    fn corrupt_sparse_image_is_refused_before_any_download() {
-        let mut bad = vec![0x3a, 0xff, 0x26, 0xed, 1, 0, 0, 0];
-        bad.extend_from_slice(&[0xff; 40]);
-        let (link, dev, c) = scripted(vec![Expect(b"getvar:has-slot:boot"), send(b"OKAYno")]);
-        let mut fb = Fastboot::new(link);
-        let options = FlashOptions {
-            max_download_size: Some(1 << 20),
-            ..FlashOptions::default()
-        };
-        let err = fb
-            .flash_image("boot", &mut Cursor::new(&bad), &options)
-            .unwrap_err();
-        assert!(matches!(err, FastbootError::Image(_)), "{err:?}");
-        assert_eq!(c.host_bytes_written(), "getvar:has-slot:boot".len() as u64);
-        drop(fb);
-        dev.join().unwrap();
-    }
-
-    #[test]
-    fn sparse_magic_is_detected() {
-        let mut sparse = Cursor::new(vec![0x3a, 0xff, 0x26, 0xed, 1, 0]);
-        assert_eq!(image_kind(&mut sparse).unwrap(), ImageKind::Sparse);
-        assert_eq!(sparse.position(), 0);
-        assert_eq!(image_kind(&mut Cursor::new(b"ab")).unwrap(), ImageKind::Raw);
     }
 }

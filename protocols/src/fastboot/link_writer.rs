@@ -25,6 +25,7 @@ pub(crate) struct LinkWriter<'a, T: Transport> {
     timeout: Duration,
     progress: &'a dyn ProgressSink,
     failure: Option<TransportError>,
+    stopped: bool,
 }
 
 /// What a data phase left behind: the buffer (for reuse), the bytes accepted, and the
@@ -33,6 +34,8 @@ pub(crate) struct Finished {
     pub buf: Vec<u8>,
     pub written: u64,
     pub failure: Option<TransportError>,
+    /// The caller asked to stop; the data phase ended between two link writes.
+    pub stopped: bool,
 }
 
 fn too_much(declared: u64) -> std::io::Error {
@@ -63,6 +66,7 @@ impl<'a, T: Transport> LinkWriter<'a, T> {
             timeout,
             progress,
             failure: None,
+            stopped: false,
         }
     }
 
@@ -72,6 +76,7 @@ impl<'a, T: Transport> LinkWriter<'a, T> {
             buf: self.buf,
             written: self.written,
             failure: self.failure,
+            stopped: self.stopped,
         }
     }
 
@@ -79,6 +84,10 @@ impl<'a, T: Transport> LinkWriter<'a, T> {
     pub(crate) fn flush_buf(&mut self) -> std::io::Result<()> {
         if self.filled == 0 {
             return Ok(());
+        }
+        if self.progress.stop_requested() {
+            self.stopped = true;
+            return Err(std::io::Error::other("stopped at the caller's request"));
         }
         if let Err(e) = self.link.write(&self.buf[..self.filled], self.timeout) {
             self.failure = Some(e);

@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 
 use super::client::Fastboot;
 use super::error::FastbootError;
+use super::variable::Variable;
 use super::vars::parse_size;
 use crate::progress::ProgressEvent;
 use crate::transport::Transport;
@@ -19,7 +20,7 @@ impl<T: Transport> Fastboot<T> {
     /// than a DATA response can announce.
     pub fn max_fetch_size(&mut self) -> Result<u64, FastbootError> {
         let reported = self
-            .getvar_optional("max-fetch-size")?
+            .getvar_optional(Variable::MaxFetchSize)?
             .and_then(|v| parse_size(&v))
             .filter(|&n| n > 0);
         Ok(reported

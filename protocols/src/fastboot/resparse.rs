@@ -214,7 +214,11 @@ mod tests {
         );
         // The device refuses the first download; what matters is the size the client asked.
         let (link, dev, _c) = scripted(vec![
+            Expect(b"getvar:is-userspace"),
+            send(b"OKAYno"),
             Expect(b"getvar:has-slot:system"),
+            send(b"OKAYno"),
+            Expect(b"getvar:is-logical:system"),
             send(b"OKAYno"),
             download_command(first),
             send(b"FAILtest device stops here"),
@@ -246,7 +250,11 @@ mod tests {
             ImageKind::Raw
         );
         let (link, dev, _c) = scripted(vec![
+            Expect(b"getvar:is-userspace"),
+            send(b"OKAYno"),
             Expect(b"getvar:has-slot:system"),
+            send(b"OKAYno"),
+            Expect(b"getvar:is-logical:system"),
             send(b"OKAYno"),
             download_command(1280 * MIB),
             send(b"FAILtest device stops here"),

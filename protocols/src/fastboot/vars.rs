@@ -3,6 +3,7 @@
 
 use super::client::Fastboot;
 use super::error::FastbootError;
+use super::variable::Variable;
 use crate::transport::Transport;
 
 /// A size as bootloaders report it: `0x`-prefixed hex (AOSP fastbootd, most vendors) or
@@ -44,7 +45,8 @@ pub struct DeviceIdentity {
     pub version_bootloader: Option<String>,
 }
 
-fn yes_no(value: Option<String>) -> Option<bool> {
+/// `yes`/`no` as devices answer booleans; anything else is no answer.
+pub(super) fn yes_no(value: Option<String>) -> Option<bool> {
     match value?.trim() {
         "yes" => Some(true),
         "no" => Some(false),
@@ -55,8 +57,11 @@ fn yes_no(value: Option<String>) -> Option<bool> {
 impl<T: Transport> Fastboot<T> {
     /// A variable the device may not know: `Ok(None)` on FAIL (or the empty OKAY that older
     /// bootloaders send for unknown variables); link and protocol errors stay errors.
-    pub fn getvar_optional(&mut self, name: &str) -> Result<Option<String>, FastbootError> {
-        match self.getvar(name) {
+    pub fn getvar_optional<'v>(
+        &mut self,
+        var: impl Into<Variable<'v>>,
+    ) -> Result<Option<String>, FastbootError> {
+        match self.getvar(var) {
             Ok(value) if value.trim().is_empty() => Ok(None),
             Ok(value) => Ok(Some(value)),
             Err(FastbootError::DeviceFail { .. }) => Ok(None),
@@ -66,11 +71,11 @@ impl<T: Transport> Fastboot<T> {
 
     /// Product and serial are required; the rest is read when the device has it.
     pub fn identify(&mut self) -> Result<DeviceIdentity, FastbootError> {
-        let product = self.getvar("product")?;
-        let serialno = self.getvar("serialno")?;
-        let secure = yes_no(self.getvar_optional("secure")?);
-        let unlocked = yes_no(self.getvar_optional("unlocked")?);
-        let is_userspace = yes_no(self.getvar_optional("is-userspace")?);
+        let product = self.getvar(Variable::Product)?;
+        let serialno = self.getvar(Variable::SerialNo)?;
+        let secure = yes_no(self.getvar_optional(Variable::Secure)?);
+        let unlocked = yes_no(self.getvar_optional(Variable::Unlocked)?);
+        let is_userspace = yes_no(self.getvar_optional(Variable::IsUserspace)?);
         let slot_count = self.slot_count()?;
         let current_slot = if slot_count > 0 {
             self.current_slot()?
@@ -78,9 +83,9 @@ impl<T: Transport> Fastboot<T> {
             None
         };
         let max_download_size = self
-            .getvar_optional("max-download-size")?
+            .getvar_optional(Variable::MaxDownloadSize)?
             .and_then(|v| parse_size(&v));
-        let version_bootloader = self.getvar_optional("version-bootloader")?;
+        let version_bootloader = self.getvar_optional(Variable::VersionBootloader)?;
         Ok(DeviceIdentity {
             product,
             serialno,
@@ -97,7 +102,7 @@ impl<T: Transport> Fastboot<T> {
     /// `slot-count`, 0 when the device has no A/B slots (or does not say).
     pub fn slot_count(&mut self) -> Result<u32, FastbootError> {
         Ok(self
-            .getvar_optional("slot-count")?
+            .getvar_optional(Variable::SlotCount)?
             .and_then(|v| parse_size(&v))
             .and_then(|n| u32::try_from(n).ok())
             .unwrap_or(0))
@@ -106,18 +111,18 @@ impl<T: Transport> Fastboot<T> {
     /// `current-slot` without the `_` older bootloaders prefix.
     pub fn current_slot(&mut self) -> Result<Option<String>, FastbootError> {
         Ok(self
-            .getvar_optional("current-slot")?
+            .getvar_optional(Variable::CurrentSlot)?
             .and_then(|v| parse_slot(&v)))
     }
 
     /// `has-slot:PART` is `yes`.
     pub fn has_slot(&mut self, partition: &str) -> Result<bool, FastbootError> {
-        Ok(yes_no(self.getvar_optional(&format!("has-slot:{partition}"))?) == Some(true))
+        Ok(yes_no(self.getvar_optional(Variable::HasSlot(partition))?) == Some(true))
     }
 
     /// `partition-size:PART`; an error naming the partition when the device does not know it.
     pub fn partition_size(&mut self, partition: &str) -> Result<u64, FastbootError> {
-        let value = self.getvar_optional(&format!("partition-size:{partition}"))?;
+        let value = self.getvar_optional(Variable::PartitionSize(partition))?;
         value.as_deref().and_then(parse_size).ok_or_else(|| {
             FastbootError::Unsupported(format!(
                 "device reports no usable partition-size for `{partition}` ({}); check the \

@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::reader::{MessageReader, ReadError, DEFAULT_MAX_MESSAGE};
-use super::xml::{Document, Element};
+use super::response::{self, Message, Response};
+use super::xml::Document;
 use super::{FirehoseError, StorageKind, DEFAULT_MAX_PAYLOAD, END_OF_SUPPORTED_FUNCTIONS};
 use crate::progress::{NoProgress, ProgressEvent, ProgressSink};
 use crate::transport::{Framing, Transport, TransportError};
@@ -79,13 +80,22 @@ impl Default for FirehoseConfig {
     }
 }
 
-/// A programmer's `<response>` with the log lines that preceded it.
+/// A programmer's `<response>` with the log lines that came with it.
 #[derive(Debug, Clone)]
-pub(crate) struct Response {
-    pub ack: bool,
-    pub rawmode: bool,
-    pub element: Element,
+pub(crate) struct Reply {
+    pub response: Response,
     pub logs: Vec<String>,
+}
+
+impl Reply {
+    pub fn ack(&self) -> bool {
+        self.response.ack
+    }
+
+    /// Raw data follows (an ACK with `rawmode="true"`).
+    pub fn is_raw(&self) -> bool {
+        self.response.is_raw()
+    }
 }
 
 pub struct Firehose<T: Transport> {
@@ -224,56 +234,61 @@ impl<T: Transport> Firehose<T> {
         self.write_with_zlp(&doc.to_bytes(), command)
     }
 
-    /// Read messages until a `<response>`, recording every `<log>` on the way.
+    /// The next document's messages, decoded by the codec.
+    fn next_messages(
+        &mut self,
+        command: &str,
+        timeout: Duration,
+        whole: Duration,
+    ) -> Result<Vec<Message>, FirehoseError> {
+        let frame = self
+            .reader
+            .next_frame(&mut self.link, timeout)
+            .map_err(|e| self.read_error(command, e, whole))?;
+        response::parse_frame(&frame).map_err(|e| self.protocol_error(command, e.to_string()))
+    }
+
+    /// Read messages until a `<response>`, recording every `<log>` on the way. Logs after the
+    /// response in the same document belong to it too (a NAK's reason can come last); a
+    /// programmer's logs in later documents are read before the next response.
     pub(crate) fn await_response(
         &mut self,
         command: &str,
         timeout: Duration,
-    ) -> Result<Response, FirehoseError> {
+    ) -> Result<Reply, FirehoseError> {
         let deadline = Instant::now() + timeout;
         let mut logs = Vec::new();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let message = self
-                .reader
-                .next_message(&mut self.link, left)
-                .map_err(|e| self.read_error(command, e, timeout))?;
-            for element in message {
-                match element.name.as_str() {
-                    "log" => {
-                        let text = element.attr("value").unwrap_or_default().to_owned();
+            let mut answer = None;
+            for message in self.next_messages(command, left, timeout)? {
+                match message {
+                    Message::Log(text) => {
                         self.record_log(&text);
                         logs.push(text);
                     }
-                    "response" => {
-                        let value = element.attr("value").unwrap_or_default();
-                        let ack = match value {
-                            "ACK" => true,
-                            "NAK" => false,
-                            other => {
-                                return Err(self.protocol_error(
-                                    command,
-                                    format!("response value `{other}` is neither ACK nor NAK"),
-                                ))
-                            }
-                        };
-                        let rawmode = element.attr("rawmode") == Some("true");
-                        return Ok(Response {
-                            ack,
-                            rawmode,
-                            element,
-                            logs,
-                        });
+                    Message::Response(response) if answer.is_none() => answer = Some(response),
+                    Message::Response(_) => {
+                        return Err(
+                            self.protocol_error(command, "two <response> elements in one document")
+                        )
                     }
-                    other => {
-                        tracing::debug!(target: "firehose", "ignoring <{other}> from the device")
+                    Message::Other(element) => {
+                        tracing::debug!(
+                            target: "firehose",
+                            "ignoring <{}> from the device",
+                            element.name
+                        )
                     }
                 }
+            }
+            if let Some(response) = answer {
+                return Ok(Reply { response, logs });
             }
         }
     }
 
-    pub(crate) fn nak_error(&self, command: &str, response: &Response) -> FirehoseError {
+    pub(crate) fn nak_error(&self, command: &str, response: &Reply) -> FirehoseError {
         // The programmer's reason is in the log lines just before the NAK; the last few are the
         // ones that matter ("ERROR: …").
         let tail: Vec<&str> = response
@@ -303,10 +318,10 @@ impl<T: Transport> Firehose<T> {
         doc: Document,
         command: &str,
         timeout: Duration,
-    ) -> Result<Response, FirehoseError> {
+    ) -> Result<Reply, FirehoseError> {
         self.send(&doc, command)?;
         let response = self.await_response(command, timeout)?;
-        if !response.ack {
+        if !response.ack() {
             return Err(self.nak_error(command, &response));
         }
         Ok(response)
@@ -332,23 +347,23 @@ impl<T: Transport> Firehose<T> {
             } else {
                 (deadline - now).min(Duration::from_millis(500))
             };
-            match self.reader.next_message(&mut self.link, wait) {
-                Ok(message) => {
-                    for element in message {
-                        if element.name == "log" {
-                            let text = element.attr("value").unwrap_or_default().to_owned();
-                            self.record_log(&text);
-                            let done = text.starts_with(END_OF_SUPPORTED_FUNCTIONS);
-                            lines.push(text);
-                            if done {
-                                return Ok(lines);
-                            }
-                        }
-                    }
-                }
+            let frame = match self.reader.next_frame(&mut self.link, wait) {
+                Ok(frame) => frame,
                 Err(ReadError::Timeout(_)) => return Ok(lines),
                 Err(e) => {
                     return Err(self.read_error("greeting", e, self.config.timeouts.greeting))
+                }
+            };
+            let messages = response::parse_frame(&frame)
+                .map_err(|e| self.protocol_error("greeting", e.to_string()))?;
+            for message in messages {
+                if let Message::Log(text) = message {
+                    self.record_log(&text);
+                    let done = text.starts_with(END_OF_SUPPORTED_FUNCTIONS);
+                    lines.push(text);
+                    if done {
+                        return Ok(lines);
+                    }
                 }
             }
         }

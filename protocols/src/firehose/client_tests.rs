@@ -1,13 +1,11 @@
 //! The host client against a scripted device on an in-memory link: exact wire behaviour
 //! (attributes sent, chunking, ZLPs, padding, pushback) without the simulator.
 
-use std::thread;
 use std::time::Duration;
 
 use super::commands::PatchRequest;
 use super::program::ProgramTarget;
-use super::reader::MessageReader;
-use super::scripted_device::{configured, greet, quick, session, Device, T};
+use super::scripted_device::{configured, greet, quick, session, Device, DeviceThread, T};
 use super::xml::Document;
 use super::*;
 use crate::transport::memory::pair_with;
@@ -71,7 +69,8 @@ fn configure_nak_without_an_offer_names_the_reason() {
 
 #[test]
 fn silent_device_times_out_on_configure() {
-    let (mut fh, dev) = session(quick(), |_d| thread::sleep(Duration::from_millis(900)));
+    // Says nothing at all: the device thread holds the link silent until the test joins it.
+    let (mut fh, dev) = session(quick(), |_d| {});
     let err = fh.configure().unwrap_err();
     assert!(
         matches!(err, FirehoseError::Timeout { ref command, .. } if command == "configure"),
@@ -133,6 +132,46 @@ fn program_nak_on_open_surfaces_the_log() {
     };
     let err = fh.program(&target, &mut &[1u8; 100][..], 100).unwrap_err();
     assert!(err.to_string().contains("beyond end of LUN"), "{err}");
+    dev.join().unwrap();
+}
+
+#[test]
+fn a_reason_logged_after_the_nak_in_the_same_document_is_kept() {
+    let (mut fh, dev) = configured(8192, |d| {
+        d.expect("program");
+        d.link
+            .write(
+                br#"<?xml version="1.0" ?><data><response value="NAK" rawmode="false" /><log value="ERROR: Write protected LUN 0" /></data>"#,
+                T,
+            )
+            .unwrap();
+    });
+    let target = ProgramTarget {
+        lun: 0,
+        start_sector: "0",
+        label: "xbl_a",
+        filename: None,
+    };
+    let err = fh.program(&target, &mut &[1u8; 100][..], 100).unwrap_err();
+    assert!(err.to_string().contains("Write protected LUN 0"), "{err}");
+    assert_eq!(
+        fh.device_logs().last(),
+        Some("ERROR: Write protected LUN 0")
+    );
+    dev.join().unwrap();
+}
+
+#[test]
+fn a_response_value_that_is_neither_ack_nor_nak_is_a_protocol_error() {
+    let (mut fh, dev) = configured(8192, |d| {
+        d.expect("nop");
+        d.link
+            .write(br#"<data><response value="ACK?" /></data>"#, T)
+            .unwrap();
+    });
+    let err = fh.nop().unwrap_err();
+    assert!(matches!(err, FirehoseError::Protocol { .. }), "{err}");
+    assert!(err.to_string().contains("neither ACK nor NAK"), "{err}");
     dev.join().unwrap();
 }
 
@@ -228,14 +267,9 @@ fn a_programmer_already_running_is_handed_over_with_pushback() {
     // The Sahara host read the first 20 bytes while looking for a HELLO.
     let (seen, rest) = greeting.split_at(20);
     dev.write(rest, T).unwrap();
-    let handle = thread::spawn(move || {
-        let mut d = Device {
-            link: dev,
-            reader: MessageReader::default(),
-        };
+    let handle = DeviceThread::spawn(dev, |d| {
         d.expect("nop");
         d.respond("ACK", false);
-        thread::sleep(Duration::from_millis(50));
     });
     let mut fh = Firehose::with_pushback(host, quick(), seen);
     let lines = fh.wait_for_greeting().unwrap();

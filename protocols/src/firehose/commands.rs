@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::client::Firehose;
+use super::response::{self, Message};
 use super::xml::Document;
 use super::{find_sha256_hex, FirehoseError, StorageInfo};
 use crate::transport::Transport;
@@ -97,7 +98,7 @@ impl<T: Transport> Firehose<T> {
         let response = self.command(doc, &command, self.config.timeouts.long_operation)?;
         let from_attr = ["Digest", "SHA256", "sha256"]
             .iter()
-            .filter_map(|k| response.element.attr(k))
+            .filter_map(|k| response.response.attr(k))
             .find_map(find_sha256_hex);
         response
             .logs
@@ -136,20 +137,20 @@ impl<T: Transport> Firehose<T> {
         // A programmer told to reset with no delay may be gone before its ACK is read: the
         // disconnect is the reset happening, not a failure.
         match self.await_response(&command, self.config.timeouts.response) {
-            Ok(response) if !response.ack => return Err(self.nak_error(&command, &response)),
+            Ok(response) if !response.ack() => return Err(self.nak_error(&command, &response)),
             Ok(_) => {}
             Err(e) if e.is_disconnect() => return Ok(()),
             Err(e) => return Err(e),
         }
         let deadline = Instant::now() + Duration::from_millis(300);
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.reader.next_message(&mut self.link, left) {
-                Ok(message) => {
-                    for element in message.iter().filter(|e| e.name == "log") {
-                        self.record_log(element.attr("value").unwrap_or_default());
-                    }
+            let Ok(frame) = self.reader.next_frame(&mut self.link, left) else {
+                break;
+            };
+            for message in response::parse_frame(&frame).unwrap_or_default() {
+                if let Message::Log(text) = message {
+                    self.record_log(&text);
                 }
-                Err(_) => break,
             }
         }
         Ok(())

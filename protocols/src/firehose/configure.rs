@@ -10,8 +10,9 @@
 
 use std::time::Duration;
 
-use super::client::{Firehose, Response};
-use super::xml::{Document, Element};
+use super::client::{Firehose, Reply};
+use super::response::Response;
+use super::xml::Document;
 use super::FirehoseError;
 use crate::transport::Transport;
 
@@ -50,8 +51,7 @@ pub(crate) enum Negotiation {
 /// Decide after the first answer. `asked` is what the first `configure` asked for, `cap` the
 /// most the host will use, `sector` the sector size (payloads are whole sectors).
 pub(crate) fn after_first_answer(
-    ack: bool,
-    answer: &Element,
+    answer: &Response,
     asked: usize,
     cap: usize,
     sector: usize,
@@ -62,7 +62,7 @@ pub(crate) fn after_first_answer(
     };
     let to_target = payload_attr(answer, SIZE_ATTR);
     let supported = payload_attr(answer, SUPPORTED_ATTR);
-    if !ack {
+    if !answer.ack {
         // The offer is the programmer's limit; some put it only in the Supported attribute.
         return match to_target.or(supported).map(usable) {
             Some(size) if size > 0 && size != asked => Negotiation::Resend(size),
@@ -80,8 +80,8 @@ pub(crate) fn after_first_answer(
     }
 }
 
-fn payload_attr(element: &Element, name: &str) -> Option<usize> {
-    element
+fn payload_attr(answer: &Response, name: &str) -> Option<usize> {
+    answer
         .attr(name)
         .and_then(|v| v.trim().parse().ok())
         .filter(|v| *v > 0)
@@ -107,21 +107,21 @@ impl<T: Transport> Firehose<T> {
         let first = self.configure_once(asked, timeout)?;
         let sector = self.sector_size;
         let (answer, accepted, exchanges) =
-            match after_first_answer(first.ack, &first.element, asked, cap, sector) {
+            match after_first_answer(&first.response, asked, cap, sector) {
                 Negotiation::Accept(size) => (first, size, 1),
                 Negotiation::Refused => return Err(self.nak_error("configure", &first)),
                 Negotiation::Resend(size) => {
                     tracing::debug!(
                         target: "firehose",
                         "configure: programmer {} {asked} bytes; asking for {size}",
-                        if first.ack { "accepted" } else { "refused" }
+                        if first.ack() { "accepted" } else { "refused" }
                     );
                     let second = self.configure_once(size, timeout)?;
-                    if !second.ack {
+                    if !second.ack() {
                         return Err(self.nak_error("configure", &second));
                     }
                     let accepted =
-                        payload_attr(&second.element, SIZE_ATTR).map_or(size, |s| s.min(size));
+                        payload_attr(&second.response, SIZE_ATTR).map_or(size, |s| s.min(size));
                     (second, accepted, 2)
                 }
             };
@@ -133,11 +133,11 @@ impl<T: Transport> Firehose<T> {
             ));
         }
         self.payload_size = payload;
-        let attr = |k: &str| answer.element.attr(k).map(str::to_owned);
+        let attr = |k: &str| answer.response.attr(k).map(str::to_owned);
         Ok(ConfigureInfo {
             payload_size: payload,
             sector_size: sector,
-            device_supported: payload_attr(&answer.element, SUPPORTED_ATTR),
+            device_supported: payload_attr(&answer.response, SUPPORTED_ATTR),
             exchanges,
             target_name: attr("TargetName"),
             version: attr("Version"),
@@ -162,7 +162,7 @@ impl<T: Transport> Firehose<T> {
         &mut self,
         payload: usize,
         timeout: Duration,
-    ) -> Result<Response, FirehoseError> {
+    ) -> Result<Reply, FirehoseError> {
         let doc = self.configure_document(payload);
         self.send(&doc, "configure")?;
         self.await_response("configure", timeout)
@@ -172,20 +172,20 @@ impl<T: Transport> Firehose<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::firehose::xml::parse_message;
+    use crate::firehose::response::{parse_frame, Message};
 
     const MIB: usize = 1024 * 1024;
 
-    /// The `<response>` of a literal programmer message, and whether it ACKs.
-    fn answer(xml: &str) -> (bool, Element) {
-        let mut elements = parse_message(xml.as_bytes()).unwrap();
-        let response = elements.remove(0);
-        (response.attr("value") == Some("ACK"), response)
+    /// The `<response>` of a literal programmer message.
+    fn answer(xml: &str) -> Response {
+        match parse_frame(xml.as_bytes()).unwrap().remove(0) {
+            Message::Response(response) => response,
+            other => panic!("not a response: {other:?}"),
+        }
     }
 
     fn decide(xml: &str, asked: usize, cap: usize) -> Negotiation {
-        let (ack, response) = answer(xml);
-        after_first_answer(ack, &response, asked, cap, 4096)
+        after_first_answer(&answer(xml), asked, cap, 4096)
     }
 
     #[test]

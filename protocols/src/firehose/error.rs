@@ -75,6 +75,11 @@ pub enum FirehoseError {
 
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+
+    /// The caller asked the operation to stop ([`crate::progress::ProgressSink::stop_requested`]):
+    /// the data phase ended between two chunks, the programmer is left mid-transfer.
+    #[error("{link}: `{command}` stopped at the caller's request")]
+    Stopped { link: String, command: String },
 }
 
 impl FirehoseError {

@@ -1,7 +1,8 @@
 //! Qualcomm Firehose: the XML protocol spoken by a running programmer.
 //!
 //! - [`xml`]: the XML subset (parse, escape, command documents), sans-io.
-//! - [`reader`]: framing messages out of a USB or serial link, with pushback.
+//! - [`response`]: a programmer's `<response>`/`<log>` documents, both ways, sans-io.
+//! - [`reader`]: framing documents out of a USB or serial link, with pushback.
 //! - [`client`]: the host session (program, patch, read, erase, digest, power…);
 //!   [`configure`]: payload-size negotiation.
 //! - [`package`]: rawprogram*.xml / patch*.xml packages.
@@ -19,6 +20,7 @@ pub mod package;
 mod program;
 mod readback;
 pub mod reader;
+pub mod response;
 pub mod storage_info;
 pub mod xml;
 
@@ -140,5 +142,7 @@ mod tests {
 mod client_tests;
 #[cfg(test)]
 mod gpt_lookup_tests;
+#[cfg(test)]
+mod response_tests;
 #[cfg(test)]
 mod scripted_device;

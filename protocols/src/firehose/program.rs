@@ -127,10 +127,10 @@ impl<T: Transport> Firehose<T> {
         }
         self.send(&doc, command)?;
         let response = self.await_response(command, self.config.timeouts.response)?;
-        if !response.ack {
+        if !response.ack() {
             return Err(self.nak_error(command, &response));
         }
-        if !response.rawmode {
+        if !response.is_raw() {
             return Err(self.protocol_error(command, "ACK without rawmode=\"true\""));
         }
 
@@ -138,6 +138,12 @@ impl<T: Transport> Firehose<T> {
         let mut buf = vec![0u8; (sectors_per_chunk as usize) * self.sector_size];
         let mut left = num_sectors;
         while left > 0 {
+            if self.progress.stop_requested() {
+                return Err(FirehoseError::Stopped {
+                    link: self.describe(),
+                    command: command.to_owned(),
+                });
+            }
             let n = left.min(sectors_per_chunk);
             let chunk = &mut buf[..(n as usize) * self.sector_size];
             fill_chunk(chunk).map_err(|source| FirehoseError::Source {
@@ -154,10 +160,10 @@ impl<T: Transport> Firehose<T> {
         }
 
         let response = self.await_response(command, self.config.timeouts.program_done)?;
-        if !response.ack {
+        if !response.ack() {
             return Err(self.nak_error(command, &response));
         }
-        if response.rawmode {
+        if response.is_raw() {
             return Err(self.protocol_error(command, "final response still in raw mode"));
         }
         Ok(())
@@ -176,7 +182,7 @@ impl<T: Transport> Firehose<T> {
         );
         if timed_out {
             if let Ok(response) = self.await_response(command, std::time::Duration::from_secs(2)) {
-                if !response.ack {
+                if !response.ack() {
                     return self.nak_error(command, &response);
                 }
             }

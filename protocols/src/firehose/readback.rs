@@ -48,10 +48,10 @@ impl<T: Transport> Firehose<T> {
             .attr("start_sector", start_sector);
         self.send(&doc, &command)?;
         let response = self.await_response(&command, self.config.timeouts.response)?;
-        if !response.ack {
+        if !response.ack() {
             return Err(self.nak_error(&command, &response));
         }
-        if !response.rawmode {
+        if !response.is_raw() {
             return Err(self.protocol_error(&command, "ACK without rawmode=\"true\""));
         }
 
@@ -60,6 +60,12 @@ impl<T: Transport> Firehose<T> {
         // A failing output still drains the data so the session stays usable.
         let mut output_error = None;
         while left > 0 {
+            if self.progress.stop_requested() {
+                return Err(FirehoseError::Stopped {
+                    link: self.describe(),
+                    command,
+                });
+            }
             let want = (left as usize).min(buf.len());
             self.read_raw_exact(&mut buf[..want], &command)?;
             if output_error.is_none() {
@@ -73,7 +79,7 @@ impl<T: Transport> Firehose<T> {
         }
 
         let response = self.await_response(&command, self.config.timeouts.response)?;
-        if !response.ack {
+        if !response.ack() {
             return Err(self.nak_error(&command, &response));
         }
         if let Some(source) = output_error {

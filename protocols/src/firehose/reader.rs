@@ -6,6 +6,9 @@
 //! the same read stays in a pushback buffer: the start of the next message, or the first raw-data
 //! bytes after a `rawmode="true"` ACK (qdl learned this on Windows COM ports the hard way).
 //! The same reader frames host commands on the simulated device's side.
+//!
+//! The framing itself is sans-io ([`MessageReader::push`], [`MessageReader::pop_frame`]); the
+//! link-driven [`MessageReader::next_frame`] only feeds it.
 
 use std::time::{Duration, Instant};
 
@@ -36,13 +39,12 @@ pub enum ReadError {
     Xml(#[from] XmlError),
 }
 
-/// One parsed message: the children of its `<data>` element.
-pub type Message = Vec<Element>;
-
 pub struct MessageReader {
     buf: Vec<u8>,
     /// Bytes before `start` are consumed.
     start: usize,
+    /// Pending bytes already searched for `</data>` without finding it.
+    scanned: usize,
     max_message: usize,
 }
 
@@ -57,6 +59,7 @@ impl MessageReader {
         MessageReader {
             buf: Vec::new(),
             start: 0,
+            scanned: 0,
             max_message: max_message.max(END_TAG.len()),
         }
     }
@@ -65,8 +68,13 @@ impl MessageReader {
     /// the programmer was already running).
     pub fn with_pushback(max_message: usize, bytes: &[u8]) -> Self {
         let mut reader = Self::new(max_message);
-        reader.buf.extend_from_slice(bytes);
+        reader.push(bytes);
         reader
+    }
+
+    /// Add bytes that arrived (one USB packet, a piece of a serial stream).
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
     }
 
     /// Bytes read from the link but not consumed yet.
@@ -90,9 +98,11 @@ impl MessageReader {
         while let Some(&b) = self.buf.get(self.start) {
             if b.is_ascii_whitespace() || b == 0 {
                 self.start += 1;
+                self.scanned = self.scanned.saturating_sub(1);
             } else if b == b'<' {
                 break;
             } else {
+                self.scanned = 0;
                 let end = (self.start + 40).min(self.buf.len());
                 return Err(ReadError::Garbage {
                     snippet: String::from_utf8_lossy(&self.buf[self.start..end]).into_owned(),
@@ -103,31 +113,40 @@ impl MessageReader {
         Ok(())
     }
 
-    /// Read until one whole message is buffered, parse it and consume it. Bytes after its
-    /// `</data>` stay buffered.
-    pub fn next_message(
+    /// The next whole document buffered, consumed: everything up to and including its
+    /// `</data>`. `Ok(None)` until one is complete; bytes after it stay buffered.
+    pub fn pop_frame(&mut self) -> Result<Option<Vec<u8>>, ReadError> {
+        self.skip_separators()?;
+        let pending = &self.buf[self.start..];
+        let from = self.scanned.saturating_sub(END_TAG.len() - 1);
+        if let Some(i) = find(&pending[from..], END_TAG) {
+            let end = from + i + END_TAG.len();
+            let frame = pending[..end].to_vec();
+            self.start += end;
+            self.scanned = 0;
+            self.compact();
+            return Ok(Some(frame));
+        }
+        self.scanned = pending.len();
+        if pending.len() > self.max_message {
+            return Err(ReadError::TooLarge {
+                max: self.max_message,
+            });
+        }
+        Ok(None)
+    }
+
+    /// Read until one whole document is buffered and return its bytes (see
+    /// [`MessageReader::pop_frame`]).
+    pub fn next_frame(
         &mut self,
         link: &mut dyn Transport,
         timeout: Duration,
-    ) -> Result<Message, ReadError> {
+    ) -> Result<Vec<u8>, ReadError> {
         let deadline = Instant::now() + timeout;
-        let mut searched = 0usize;
         loop {
-            self.skip_separators()?;
-            let pending = &self.buf[self.start..];
-            let from = searched.saturating_sub(END_TAG.len() - 1);
-            if let Some(i) = find(&pending[from..], END_TAG) {
-                let end = from + i + END_TAG.len();
-                let result = xml::parse_message(&pending[..end]);
-                self.start += end;
-                self.compact();
-                return result.map_err(ReadError::from);
-            }
-            searched = pending.len();
-            if pending.len() > self.max_message {
-                return Err(ReadError::TooLarge {
-                    max: self.max_message,
-                });
+            if let Some(frame) = self.pop_frame()? {
+                return Ok(frame);
             }
             let now = Instant::now();
             if now >= deadline {
@@ -138,6 +157,17 @@ impl MessageReader {
                 other => ReadError::Transport(other),
             })?;
         }
+    }
+
+    /// The next document's elements (the children of its `<data>`): how the simulated
+    /// programmer reads host commands.
+    pub fn next_message(
+        &mut self,
+        link: &mut dyn Transport,
+        timeout: Duration,
+    ) -> Result<Vec<Element>, ReadError> {
+        let frame = self.next_frame(link, timeout)?;
+        Ok(xml::parse_message(&frame)?)
     }
 
     fn fill(&mut self, link: &mut dyn Transport, timeout: Duration) -> Result<(), TransportError> {
@@ -164,6 +194,7 @@ impl MessageReader {
             let n = pending.len().min(out.len());
             out[..n].copy_from_slice(&pending[..n]);
             self.start += n;
+            self.scanned = 0;
             self.compact();
             return Ok(n);
         }

@@ -11,10 +11,9 @@ use std::fmt::{self, Display, Write as _};
 /// Elements nested deeper than this are refused (a Firehose message is `<data>` plus one level).
 const MAX_DEPTH: usize = 16;
 
-/// Attributes one element may carry. Real ones have at most about twenty (a configure ACK, a
-/// rawprogram `<program>` line); the bound keeps the duplicate check, which compares each new
-/// attribute with those before it, from turning a large hostile file into minutes of work.
-pub const MAX_ATTRIBUTES: usize = 256;
+/// Attributes one element may carry (a rawprogram `<program>` line has about 15). Bounds the
+/// duplicate-attribute check, which compares each new attribute with the earlier ones.
+const MAX_ATTRIBUTES: usize = 64;
 
 /// One element with its attributes in document order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -198,7 +197,7 @@ impl Parser<'_> {
                     break;
                 }
                 Some(_) if had_space => {
-                    if element.attributes.len() == MAX_ATTRIBUTES {
+                    if element.attributes.len() >= MAX_ATTRIBUTES {
                         return Err(self.error(format!(
                             "<{}> has more than {MAX_ATTRIBUTES} attributes",
                             element.name
@@ -389,6 +388,16 @@ impl Display for Document {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_element_with_too_many_attributes_is_refused() {
+        let many: String = (0..100_000).map(|i| format!(" a{i}=\"\"")).collect();
+        let error = parse_document(&format!("<data>\n<program{many}/>\n</data>")).unwrap_err();
+        assert_eq!(error.line, 2);
+        assert!(error.message.contains("more than 64 attributes"), "{error}");
+        let enough: String = (0..64).map(|i| format!(" a{i}=\"\"")).collect();
+        assert!(parse_document(&format!("<data{enough}/>")).is_ok());
+    }
 
     #[test]
     fn parses_a_real_programmer_log_message() {

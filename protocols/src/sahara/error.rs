@@ -22,6 +22,10 @@ pub enum SaharaError {
     #[error("{link}: device disconnected while {during}")]
     Disconnected { link: String, during: String },
 
+    /// The caller asked the upload to stop ([`crate::progress::ProgressSink::stop_requested`]).
+    #[error("{link}: stopped at the caller's request while {during}")]
+    Stopped { link: String, during: String },
+
     #[error("{link}: transfer failed while {during}: {source}")]
     Transport {
         link: String,

@@ -450,6 +450,12 @@ impl<'a> SaharaHost<'a> {
         image.requests += 1;
         let mut done = 0u64;
         while done < length {
+            if progress.stop_requested() {
+                return Err(SaharaError::Stopped {
+                    link,
+                    during: format!("sending image {image_id} at offset {}", offset + done),
+                });
+            }
             let n = (length - done).min(DATA_CHUNK as u64) as usize;
             self.data.resize(n, 0);
             image.read_at(offset + done, &mut self.data[..n])?;

@@ -3,6 +3,7 @@
 //! storage (so what EDL writes, the fastboot personality reads back).
 
 use super::firehose::{self, FirehoseOutcome, FirehoseSimConfig, FirehoseSimError};
+use super::lifecycle::Ending;
 use super::phone::{Phone, PhoneMode};
 use super::sahara::{SaharaDevice, SaharaIdentity, SaharaServeOutcome, SaharaSimError};
 use crate::sahara::Status;
@@ -34,10 +35,10 @@ impl Default for EdlSimConfig {
 /// How one EDL boot ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EdlOutcome {
-    /// The programmer ran and its session ended this way (`Reset`: the phone reboots into its
-    /// `after_reset` mode and re-enumerates; `ResetToEdl`: boot again).
+    /// The programmer ran and its session ended this way (a power command moved the phone
+    /// through its lifecycle).
     Programmer(FirehoseOutcome),
-    /// Secure boot refused the programmer (END_OF_IMAGE with this status).
+    /// Secure boot refused the programmer (END_OF_IMAGE with this status); the ROM waits.
     ProgrammerRejected {
         status: Status,
     },
@@ -56,7 +57,8 @@ pub enum EdlSimError {
 }
 
 /// Serve one EDL boot on `link`: Sahara until a programmer is accepted, then Firehose until it
-/// powers off, resets or the host leaves.
+/// powers off, resets or the host leaves. Endings of the phone's own go through its lifecycle
+/// ([`Phone::end_session`]); the host carries out [`Phone::take_transition`].
 pub fn serve(
     link: &mut dyn Transport,
     phone: &Phone,
@@ -71,9 +73,13 @@ pub fn serve(
             Ok(EdlOutcome::Programmer(outcome))
         }
         SaharaServeOutcome::ProgrammerRejected { status, .. } => {
+            phone.end_session(Ending::ProgrammerRefused);
             Ok(EdlOutcome::ProgrammerRejected { status })
         }
-        SaharaServeOutcome::Reset => Ok(EdlOutcome::RomReset),
+        SaharaServeOutcome::Reset => {
+            phone.end_session(Ending::RomReset);
+            Ok(EdlOutcome::RomReset)
+        }
         SaharaServeOutcome::HostGone => Ok(EdlOutcome::HostGone),
         SaharaServeOutcome::HostSilent => Ok(EdlOutcome::HostSilent),
     }

@@ -11,20 +11,28 @@
 //! allow-list and refused on locked devices like fastbootd. No response frame exceeds 256 bytes:
 //! the AOSP client reads responses into a 256-byte buffer and a longer frame corrupts the next
 //! command's reply.
+//!
+//! Every packet is read with [`Command::parse`] and every answer written with
+//! [`Response::encode`], the codec the host uses the other way round, so a command both sides
+//! misspelled the same way cannot pass; what the codec refuses is answered with its reason.
 
 use std::collections::VecDeque;
-use std::net::TcpListener;
-use std::ops::ControlFlow;
 use std::time::Duration;
 
-use crate::fastboot::{DEFAULT_MAX_COMMAND_LEN, MAX_RESPONSE_LEN};
-use crate::transport::tcp::TcpLink;
+use crate::fastboot::{Command, ParseError, RebootTarget, Response, DEFAULT_MAX_COMMAND_LEN};
 use crate::transport::{Transport, TransportError};
 
-use super::phone::{FaultAction, Phone, PhoneMode};
+use super::lifecycle::Ending;
+pub use super::lifecycle::RebootTo;
+use super::phone::{FaultAction, Phone};
 
 mod commands;
+mod faults;
+mod logical;
+mod oem;
 mod staging;
+mod target;
+mod userspace;
 mod vars;
 
 use staging::Staging;
@@ -108,27 +116,14 @@ impl Default for FastbootConfig {
     }
 }
 
-/// Where a reboot command sends the phone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RebootTo {
-    /// `reboot`: Android.
-    System,
-    /// `reboot-bootloader`: the bootloader's fastboot again.
-    Bootloader,
-    /// `reboot-fastboot`: fastbootd.
-    Fastbootd,
-    /// `reboot-recovery`.
-    Recovery,
-    /// `oem edl`: Qualcomm Emergency Download (the phone re-enumerates as 05c6:9008).
-    Edl,
-}
-
-/// Why [`FastbootDevice::serve`] returned: callers model re-enumeration from it.
+/// Why [`FastbootDevice::serve`] returned. Where the phone ended the session (a reboot,
+/// `continue`, `boot`), its lifecycle has already moved it: the host carries out
+/// [`Phone::take_transition`].
 #[derive(Debug)]
 pub enum SessionEnd {
     /// The host closed the link (the AOSP client does after every invocation) or it was cut.
     Disconnected,
-    /// A reboot was acknowledged; the phone's mode is already updated.
+    /// A reboot was acknowledged.
     Reboot(RebootTo),
     /// `continue`: boot the installed OS.
     Continue,
@@ -144,12 +139,16 @@ enum Flow {
     End(SessionEnd),
 }
 
+/// Unit of storage I/O while flashing, fetching and hashing.
+const IO_CHUNK: usize = 1 << 20;
 /// Time allowed to hand one response frame to the link.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Commands longer than this are read whole (so the answer can be a clean FAIL) and refused.
 const COMMAND_BUFFER: usize = 4096;
 /// Commands kept for `oem log`.
 const LOG_LINES: usize = 200;
+/// What bootloaders answer to a command they do not have (the README's example).
+const UNKNOWN_COMMAND: &str = "unknown command";
 
 /// The fastboot personality of one phone. Keeps its download buffer across connections, as a
 /// device keeps its RAM while the AOSP client connects once per command.
@@ -163,6 +162,9 @@ pub struct FastbootDevice {
     /// The slot that was active before a `set_active` this boot did not persist
     /// ([`SetActiveBehaviour::LostOnReboot`]): it is active again after a reboot.
     unpersisted_from: Option<String>,
+    /// An injected fault that changes what the current command reads back (short data, other
+    /// bytes); cleared when the command is answered.
+    read_fault: Option<FaultAction>,
 }
 
 impl FastbootDevice {
@@ -174,6 +176,7 @@ impl FastbootDevice {
             staged_upload: None,
             log: VecDeque::new(),
             unpersisted_from: None,
+            read_fault: None,
         }
     }
 
@@ -204,8 +207,11 @@ impl FastbootDevice {
                 Ok(n) => n,
                 Err(TransportError::Timeout(_)) if self.config.idle_timeout.is_none() => continue,
                 Err(TransportError::Overflow { len, .. }) => {
-                    let reason = format!("Command too long ({len} bytes)");
-                    if let Err(e) = send(link, b"FAIL", &reason) {
+                    let too_long = ParseError::TooLong {
+                        len,
+                        max: DEFAULT_MAX_COMMAND_LEN,
+                    };
+                    if let Err(e) = fail(link, too_long.to_string()) {
                         return end_for(e);
                     }
                     continue;
@@ -224,32 +230,6 @@ impl FastbootDevice {
         }
     }
 
-    /// Accept fastboot TCP connections one after another and serve each (the AOSP client
-    /// connects once per command). `after_session` sees how each ended and decides whether to
-    /// keep going. Handshake failures are skipped.
-    pub fn serve_tcp(
-        &mut self,
-        listener: &TcpListener,
-        mut after_session: impl FnMut(&SessionEnd) -> ControlFlow<()>,
-    ) {
-        loop {
-            let mut link = match TcpLink::accept(listener, Duration::from_secs(5)) {
-                Ok(link) => link,
-                Err(e) => {
-                    tracing::warn!("fastboot TCP accept/handshake failed: {e}");
-                    // A listener that keeps failing (e.g. out of descriptors) must not spin.
-                    std::thread::sleep(Duration::from_millis(50));
-                    continue;
-                }
-            };
-            let end = self.serve(&mut link);
-            tracing::info!(peer = %link.describe(), "fastboot session ended: {end:?}");
-            if after_session(&end).is_break() {
-                return;
-            }
-        }
-    }
-
     fn remember(&mut self, command: &str) {
         if self.log.len() == LOG_LINES {
             self.log.pop_front();
@@ -257,121 +237,90 @@ impl FastbootDevice {
         self.log.push_back(command.to_string());
     }
 
+    /// One command packet: parsed with the codec the host encodes with, refused with the
+    /// codec's reason when it is not a command, else faults, then its handler.
     fn handle(&mut self, link: &mut dyn Transport, raw: &[u8]) -> Result<Flow, TransportError> {
-        let Ok(command) = std::str::from_utf8(raw) else {
-            send(link, b"FAIL", "unknown command")?;
-            return Ok(Flow::Next);
+        self.remember(&String::from_utf8_lossy(raw));
+        let command = match Command::parse(raw) {
+            Ok(command) => command,
+            Err(e) => {
+                fail(link, e.to_string())?;
+                return Ok(Flow::Next);
+            }
         };
-        let command = command.to_string();
-        self.remember(&command);
-        if raw.len() > DEFAULT_MAX_COMMAND_LEN {
-            send(
-                link,
-                b"FAIL",
-                &format!(
-                    "Command too long ({} bytes, at most {DEFAULT_MAX_COMMAND_LEN})",
-                    raw.len()
-                ),
-            )?;
-            return Ok(Flow::Next);
+        // Faults name operations by the command text as sent (printable ASCII, checked above).
+        let text = String::from_utf8_lossy(raw);
+        match self.phone.take_fault(&text) {
+            Some(fault) => self.dispatch_faulty(link, command, fault),
+            None => self.dispatch(link, command),
         }
-        match self.phone.take_fault(&command) {
-            Some(FaultAction::Fail(message)) => {
-                send(link, b"FAIL", &message)?;
-                return Ok(Flow::Next);
-            }
-            Some(FaultAction::Garbage) => {
-                link.write(
-                    b"\xffGARBAGE\x00\x13\x37 not a fastboot response",
-                    WRITE_TIMEOUT,
-                )?;
-                return Ok(Flow::Next);
-            }
-            Some(FaultAction::Delay(by)) => std::thread::sleep(by),
-            None => {}
-        }
-        self.dispatch(link, &command)
     }
 
     fn dispatch(
         &mut self,
         link: &mut dyn Transport,
-        command: &str,
+        command: Command<'_>,
     ) -> Result<Flow, TransportError> {
-        if let Some(name) = command.strip_prefix("getvar:") {
-            return self.getvar(link, name).map(|_| Flow::Next);
-        }
-        if let Some(arg) = command.strip_prefix("download:") {
-            return self.download(link, arg).map(|_| Flow::Next);
-        }
-        if let Some(arg) = command.strip_prefix("flash:") {
-            return self.flash(link, arg).map(|_| Flow::Next);
-        }
-        if let Some(arg) = command.strip_prefix("erase:") {
-            return self.erase(link, arg).map(|_| Flow::Next);
-        }
-        if let Some(arg) = command.strip_prefix("fetch:") {
-            return self.fetch(link, arg).map(|_| Flow::Next);
-        }
-        if let Some(arg) = command.strip_prefix("set_active:") {
-            return self.set_active(link, arg).map(|_| Flow::Next);
-        }
-        if let Some(args) = command.strip_prefix("oem ") {
-            return self.oem(link, args);
-        }
-        if let Some(args) = command.strip_prefix("flashing ") {
-            return self.flashing(link, args).map(|_| Flow::Next);
-        }
+        let next = |result: Result<(), TransportError>| result.map(|()| Flow::Next);
         match command {
-            "upload" => self.upload(link).map(|_| Flow::Next),
-            "reboot" => self.reboot(link, RebootTo::System),
-            "reboot-bootloader" => self.reboot(link, RebootTo::Bootloader),
-            "reboot-fastboot" => self.reboot(link, RebootTo::Fastbootd),
-            "reboot-recovery" => self.reboot(link, RebootTo::Recovery),
-            "continue" => {
-                send(link, b"OKAY", "")?;
-                self.phone.set_mode(PhoneMode::Android);
-                self.download = None;
-                self.forget_unpersisted_slot();
+            Command::GetVar(var) => next(self.getvar(link, var)),
+            Command::Download(size) => next(self.download(link, size)),
+            Command::Upload => next(self.upload(link)),
+            Command::Flash(partition) => next(self.flash(link, partition)),
+            Command::Erase(partition) => next(self.erase(link, partition)),
+            Command::Fetch {
+                partition,
+                offset,
+                size,
+            } => next(self.fetch(link, partition, offset, size)),
+            Command::SetActive(slot) => next(self.set_active(link, slot)),
+            Command::Oem(args) => self.oem(link, args),
+            Command::Flashing(action) => next(self.flashing(link, action)),
+            Command::Reboot(target) => self.reboot(link, RebootTo::from(target)),
+            Command::Continue => {
+                okay(link, "")?;
+                self.lose_ram();
+                self.phone.end_session(Ending::Continue);
                 Ok(Flow::End(SessionEnd::Continue))
             }
-            "boot" => self.boot(link),
-            _ => {
-                send(link, b"FAIL", "unknown command")?;
-                Ok(Flow::Next)
-            }
+            Command::Boot => self.boot(link),
+            Command::UpdateSuper { .. }
+            | Command::CreateLogicalPartition { .. }
+            | Command::DeleteLogicalPartition(_)
+            | Command::ResizeLogicalPartition { .. }
+            | Command::SnapshotUpdate(_)
+            | Command::Gsi(_) => next(self.userspace_only(link, command)),
+            Command::Unknown(_) => next(fail(link, UNKNOWN_COMMAND)),
         }
     }
 
     fn reboot(&mut self, link: &mut dyn Transport, to: RebootTo) -> Result<Flow, TransportError> {
-        send(link, b"OKAY", "")?;
-        self.phone.set_mode(match to {
-            RebootTo::System => PhoneMode::Android,
-            RebootTo::Bootloader => PhoneMode::Bootloader,
-            RebootTo::Fastbootd => PhoneMode::Fastbootd,
-            RebootTo::Recovery => PhoneMode::Recovery,
-            RebootTo::Edl => PhoneMode::Edl,
-        });
-        // RAM does not survive a reboot.
+        okay(link, "")?;
+        self.lose_ram();
+        self.phone.end_session(Ending::Reboot(to));
+        Ok(Flow::End(SessionEnd::Reboot(to)))
+    }
+
+    /// RAM does not survive a reboot: the download buffer, staged uploads and a slot switch
+    /// that was never written back.
+    fn lose_ram(&mut self) {
         self.download = None;
         self.staged_upload = None;
         self.forget_unpersisted_slot();
-        Ok(Flow::End(SessionEnd::Reboot(to)))
     }
 
     fn boot(&mut self, link: &mut dyn Transport) -> Result<Flow, TransportError> {
         if self.download.is_none() {
-            send(link, b"FAIL", "No image downloaded")?;
+            fail(link, "No image downloaded")?;
             return Ok(Flow::Next);
         }
         if !self.phone.lock().identity.unlocked {
-            send(link, b"FAIL", "Boot Command is not allowed in Lock State")?;
+            fail(link, "Boot Command is not allowed in Lock State")?;
             return Ok(Flow::Next);
         }
-        send(link, b"OKAY", "")?;
-        self.phone.set_mode(PhoneMode::Android);
-        self.download = None;
-        self.forget_unpersisted_slot();
+        okay(link, "")?;
+        self.lose_ram();
+        self.phone.end_session(Ending::BootDownloaded);
         Ok(Flow::End(SessionEnd::BootDownloaded))
     }
 }
@@ -384,28 +333,35 @@ fn end_for(e: TransportError) -> SessionEnd {
     }
 }
 
-/// Send one response frame, never longer than the protocol's 256 bytes (the message is cut at
-/// a character boundary).
-fn send(link: &mut dyn Transport, status: &[u8; 4], message: &str) -> Result<(), TransportError> {
-    let room = MAX_RESPONSE_LEN - status.len();
-    let mut end = message.len().min(room);
-    while !message.is_char_boundary(end) {
-        end -= 1;
-    }
-    let mut frame = Vec::with_capacity(status.len() + end);
-    frame.extend_from_slice(status);
-    frame.extend_from_slice(&message.as_bytes()[..end]);
-    link.write(&frame, WRITE_TIMEOUT)
+/// Send one response frame (the codec cuts a message to the protocol's 256 bytes).
+fn reply(link: &mut dyn Transport, response: Response) -> Result<(), TransportError> {
+    link.write(&response.encode(), WRITE_TIMEOUT)
 }
 
-/// A number as fastboot devices accept them: decimal or `0x` hex.
-fn parse_number(text: &str) -> Option<u64> {
-    match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
-        Some(hex) if !hex.is_empty() => u64::from_str_radix(hex, 16).ok(),
-        Some(_) => None,
-        None => text.parse().ok(),
+fn okay(link: &mut dyn Transport, message: impl Into<String>) -> Result<(), TransportError> {
+    reply(link, Response::Okay(message.into()))
+}
+
+fn fail(link: &mut dyn Transport, message: impl Into<String>) -> Result<(), TransportError> {
+    reply(link, Response::Fail(message.into()))
+}
+
+fn info(link: &mut dyn Transport, message: impl Into<String>) -> Result<(), TransportError> {
+    reply(link, Response::Info(message.into()))
+}
+
+impl From<RebootTarget> for RebootTo {
+    fn from(target: RebootTarget) -> Self {
+        match target {
+            RebootTarget::System => RebootTo::System,
+            RebootTarget::Bootloader => RebootTo::Bootloader,
+            RebootTarget::Fastboot => RebootTo::Fastbootd,
+            RebootTarget::Recovery => RebootTo::Recovery,
+        }
     }
 }
 
+#[cfg(test)]
+mod fastbootd_tests;
 #[cfg(test)]
 mod tests;

@@ -11,12 +11,14 @@ use std::thread;
 use std::time::Duration;
 
 use crate::firehose::reader::{MessageReader, ReadError};
-use crate::firehose::xml::{Document, Element};
+use crate::firehose::response::{encode_log, encode_response, Response};
+use crate::firehose::xml::Element;
 use crate::firehose::{StorageKind, END_OF_SUPPORTED_FUNCTIONS};
-use crate::sim::phone::{FaultAction, Phone, PhoneMode};
+use crate::sim::lifecycle::Ending;
+use crate::sim::phone::{FaultAction, Phone};
 use crate::transport::{Transport, TransportError};
 
-#[path = "firehose_ops.rs"]
+mod faults;
 mod ops;
 
 /// Functions announced in the greeting, in the order real programmers list them.
@@ -45,10 +47,26 @@ pub struct FirehoseSimConfig {
     pub target_name: String,
     /// Send the start-up logs (a programmer handed over by an earlier session does not).
     pub greeting: bool,
-    /// What the phone boots into after `<power value="reset">`.
-    pub after_reset: PhoneMode,
     /// How long to wait for the next command before giving up (`None`: forever).
     pub idle_timeout: Option<Duration>,
+    /// How its XML documents are cut into USB transfers.
+    pub answer_packets: AnswerPackets,
+}
+
+/// How a programmer hands its XML documents to USB. Firehose is a byte stream: all of these
+/// are legal, real programmers differ, and a host must frame documents by `</data>` whatever
+/// the transfers look like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AnswerPackets {
+    /// One transfer per document.
+    #[default]
+    Whole,
+    /// Each document in transfers of at most this many bytes (a programmer writing its XML
+    /// piecemeal).
+    Split(usize),
+    /// The `<log>` documents before a `<response>` go out together with it in one transfer
+    /// (several documents in one packet).
+    Merged,
 }
 
 impl Default for FirehoseSimConfig {
@@ -59,8 +77,8 @@ impl Default for FirehoseSimConfig {
             max_xml_size: 4096,
             target_name: "8180".to_owned(),
             greeting: true,
-            after_reset: PhoneMode::Bootloader,
             idle_timeout: None,
+            answer_packets: AnswerPackets::Whole,
         }
     }
 }
@@ -68,7 +86,8 @@ impl Default for FirehoseSimConfig {
 /// How a programmer session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FirehoseOutcome {
-    /// `<power value="reset">`: the phone reboots (into `after_reset`) and re-enumerates.
+    /// `<power value="reset">`: the phone reboots through its boot chain (its lifecycle's
+    /// `boots_to`).
     Reset,
     /// `<power value="reset_to_edl">`: back to Sahara.
     ResetToEdl,
@@ -103,6 +122,8 @@ pub fn serve(
         phone: phone.clone(),
         config: config.clone(),
         payload: None,
+        held: Vec::new(),
+        read_fault: None,
     };
     device.run()
 }
@@ -114,6 +135,10 @@ pub(crate) struct FirehoseDevice<'a> {
     config: FirehoseSimConfig,
     /// Negotiated MaxPayloadSizeToTargetInBytes once configured.
     payload: Option<usize>,
+    /// Documents held back to go out with the next response ([`AnswerPackets::Merged`]).
+    held: Vec<u8>,
+    /// An injected fault that changes what the current `<read>` sends (short, other bytes).
+    read_fault: Option<FaultAction>,
 }
 
 /// What a handler tells the loop.
@@ -125,7 +150,7 @@ enum Next {
 impl FirehoseDevice<'_> {
     fn run(&mut self) -> Result<FirehoseOutcome, FirehoseSimError> {
         if self.config.greeting {
-            match self.greet() {
+            match self.greet().and_then(|()| self.flush_held()) {
                 Ok(()) => {}
                 Err(e) if e.is_disconnect() => return Ok(FirehoseOutcome::HostGone),
                 Err(e) => return Err(e.into()),
@@ -157,7 +182,10 @@ impl FirehoseDevice<'_> {
                 self.nak("ERROR: empty <data> element")?;
                 continue;
             };
-            match self.dispatch(&command) {
+            match self
+                .dispatch(&command)
+                .and_then(|next| self.flush_held().map(|()| next))
+            {
                 Ok(Next::Continue) => {}
                 Ok(Next::End(outcome)) => return Ok(outcome),
                 Err(e) if e.is_disconnect() => return Ok(FirehoseOutcome::HostGone),
@@ -204,45 +232,63 @@ impl FirehoseDevice<'_> {
         ))
     }
 
-    fn send(&mut self, doc: Document) -> Result<(), TransportError> {
-        self.link.write(&doc.to_bytes(), WRITE_TIMEOUT)
+    fn log(&mut self, text: &str) -> Result<(), TransportError> {
+        self.emit(encode_log(text), false)
     }
 
-    fn log(&mut self, text: &str) -> Result<(), TransportError> {
-        self.send(Document::new("log").attr("value", text))
+    fn respond(&mut self, response: &Response) -> Result<(), TransportError> {
+        self.emit(encode_response(response), true)
+    }
+
+    /// Hand one document to USB as [`AnswerPackets`] says; a response releases what was held.
+    fn emit(&mut self, document: Vec<u8>, response: bool) -> Result<(), TransportError> {
+        match self.config.answer_packets {
+            AnswerPackets::Whole => self.link.write(&document, WRITE_TIMEOUT),
+            AnswerPackets::Split(size) => {
+                for piece in document.chunks(size.max(1)) {
+                    self.link.write(piece, WRITE_TIMEOUT)?;
+                }
+                Ok(())
+            }
+            AnswerPackets::Merged => {
+                self.held.extend_from_slice(&document);
+                if response {
+                    self.flush_held()?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Send the documents held back for merging, in one transfer.
+    fn flush_held(&mut self) -> Result<(), TransportError> {
+        if self.held.is_empty() {
+            return Ok(());
+        }
+        let held = std::mem::take(&mut self.held);
+        self.link.write(&held, WRITE_TIMEOUT)
     }
 
     fn ack(&mut self, rawmode: bool) -> Result<(), TransportError> {
-        self.send(
-            Document::new("response")
-                .attr("value", "ACK")
-                .attr("rawmode", rawmode),
-        )
+        self.respond(&Response::ack(rawmode))
     }
 
+    /// Real programmers log the reason, then NAK.
     fn nak(&mut self, reason: &str) -> Result<(), TransportError> {
         self.log(reason)?;
-        self.send(
-            Document::new("response")
-                .attr("value", "NAK")
-                .attr("rawmode", "false"),
-        )
+        self.respond(&Response::nak())
     }
 
     fn dispatch(&mut self, command: &Element) -> Result<Next, TransportError> {
         let tag = command.name.as_str();
         match self.phone.take_fault(tag) {
-            Some(FaultAction::Fail(message)) => {
-                self.nak(&format!("ERROR: {message}"))?;
-                return Ok(Next::Continue);
-            }
-            Some(FaultAction::Garbage) => {
-                self.link.write(b"\x00\xff\x13garbage\xfe", WRITE_TIMEOUT)?;
-                return Ok(Next::Continue);
-            }
-            Some(FaultAction::Delay(by)) => thread::sleep(by),
-            None => {}
+            Some(fault) => self.dispatch_faulty(command, fault),
+            None => self.handle(command),
         }
+    }
+
+    fn handle(&mut self, command: &Element) -> Result<Next, TransportError> {
+        let tag = command.name.as_str();
         self.log(&format!("INFO: Calling handler for {tag}"))?;
         match tag {
             "configure" => self.configure(command).map(|_| Next::Continue),
@@ -306,40 +352,44 @@ impl FirehoseDevice<'_> {
         let Some(asked) = asked.filter(|a| *a > 0) else {
             return self.nak("ERROR: MaxPayloadSizeToTargetInBytes missing or not a number");
         };
-        let config = self.config.clone();
-        let response = |value: &str, size: usize| {
-            Document::new("response")
-                .attr("value", value)
-                .attr("MinVersionSupported", 1)
-                .attr("MemoryName", kind.memory_name().to_ascii_uppercase())
-                .attr(
-                    "MaxPayloadSizeFromTargetInBytes",
-                    config.max_payload_from_target,
-                )
-                .attr("MaxPayloadSizeToTargetInBytes", size)
-                .attr("MaxPayloadSizeToTargetInBytesSupported", max)
-                .attr("MaxXMLSizeInBytes", config.max_xml_size)
-                .attr("Version", 1)
-                .attr("TargetName", &config.target_name)
+        // What real programmers answer a configure with: no rawmode, the negotiated sizes.
+        let config = &self.config;
+        let answer = |ack: bool, size: usize| {
+            Response {
+                ack,
+                rawmode: None,
+                attributes: Vec::new(),
+            }
+            .with("MinVersionSupported", 1)
+            .with("MemoryName", kind.memory_name().to_ascii_uppercase())
+            .with(
+                "MaxPayloadSizeFromTargetInBytes",
+                config.max_payload_from_target,
+            )
+            .with("MaxPayloadSizeToTargetInBytes", size)
+            .with("MaxPayloadSizeToTargetInBytesSupported", max)
+            .with("MaxXMLSizeInBytes", config.max_xml_size)
+            .with("Version", 1)
+            .with("TargetName", &config.target_name)
         };
         if asked > max {
+            let nak = answer(false, max);
             self.log(&format!(
                 "ERROR: MaxPayloadSizeToTargetInBytes {asked} is larger than the supported {max}"
             ))?;
-            let doc = response("NAK", max);
-            return self.send(doc);
+            return self.respond(&nak);
         }
+        let ack = answer(true, asked);
         self.payload = Some(asked);
-        let doc = response("ACK", asked);
-        self.send(doc)
+        self.respond(&ack)
     }
 
     fn power(&mut self, command: &Element) -> Result<Next, TransportError> {
         let value = command.attr("value").unwrap_or_default();
-        let (outcome, mode) = match value {
-            "reset" => (FirehoseOutcome::Reset, self.config.after_reset),
-            "reset_to_edl" => (FirehoseOutcome::ResetToEdl, PhoneMode::Edl),
-            "off" => (FirehoseOutcome::PowerOff, PhoneMode::Off),
+        let (outcome, ending) = match value {
+            "reset" => (FirehoseOutcome::Reset, Ending::PowerReset),
+            "reset_to_edl" => (FirehoseOutcome::ResetToEdl, Ending::PowerResetToEdl),
+            "off" => (FirehoseOutcome::PowerOff, Ending::PowerOff),
             other => {
                 self.nak(&format!("ERROR: Unknown power value '{other}'"))?;
                 return Ok(Next::Continue);
@@ -355,7 +405,7 @@ impl FirehoseDevice<'_> {
             .unwrap_or(0)
             .min(2);
         thread::sleep(Duration::from_millis(100).max(Duration::from_secs(delay)));
-        self.phone.set_mode(mode);
+        self.phone.end_session(ending);
         Ok(Next::End(outcome))
     }
 }
@@ -370,5 +420,4 @@ pub(crate) fn storage_kind_for(sector_size: u32) -> StorageKind {
 }
 
 #[cfg(test)]
-#[path = "firehose_tests.rs"]
 mod tests;

@@ -10,6 +10,11 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+use super::dynamic::DynamicLayout;
+use super::layout::partition_specs;
+pub use super::layout::{default_layout, Layout};
+pub use super::lifecycle::PhoneMode;
+use super::lifecycle::{Ending, Lifecycle, Transition};
 use super::storage::{DropWrites, LunSpec, PartitionSpec, Storage, StorageError, StorageMode};
 
 /// Who the phone says it is, to fastboot (`getvar`) and to Sahara (command mode).
@@ -43,22 +48,8 @@ pub struct Identity {
     pub bootloader_version: String,
 }
 
-/// What the phone is running now; reboots move it and callers model re-enumeration from it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PhoneMode {
-    /// The bootloader's fastboot (ABL).
-    Bootloader,
-    /// Userspace fastboot in recovery (`fastbootd`).
-    Fastbootd,
-    Recovery,
-    /// Booted to Android (gone from the bus for the station).
-    Android,
-    /// Qualcomm Emergency Download (Sahara, then Firehose).
-    Edl,
-    Off,
-}
-
-/// What an injected device fault does to an operation.
+/// What an injected device fault does to an operation. Each is something a misbehaving real
+/// device has been seen to do on the wire; each personality renders it in its own protocol.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FaultAction {
     /// Refuse it: fastboot `FAIL<message>`, Firehose NAK with this log line.
@@ -67,6 +58,33 @@ pub enum FaultAction {
     Garbage,
     /// Answer normally, but only after this long.
     Delay(Duration),
+    /// A hung device: never answer, swallow whatever the host sends until it leaves.
+    Stall,
+    /// Answer with one frame of this many bytes: fastboot an `OKAY` frame padded past the
+    /// protocol's 256-byte limit (which breaks the AOSP client's next command); Firehose a
+    /// `<log>` of this length before the normal answer.
+    LongResponse(usize),
+    /// Keep the operation busy forever with a progress line every `every`: fastboot `INFO`,
+    /// Firehose `<log>`; it never finishes, and stops only when the host leaves.
+    EndlessInfo { every: Duration },
+    /// fastboot `download`/`fetch`: act as if the host had asked for this many bytes (the
+    /// `DATA` answer announces it, and the data phase follows the device's figure). Firehose
+    /// answers carry no size: answered normally.
+    DataSize(u32),
+    /// Answer success without doing the operation: fastboot `OKAY<text>` (e.g. a variable's
+    /// value, `0x0` for `getvar:max-download-size`); Firehose the text as a `<log>`, then ACK.
+    Okay(String),
+    /// A read toward the host (fastboot `fetch`/`upload` after their `DATA`, Firehose `<read>`
+    /// after its rawmode ACK) carries only this many bytes, then the closing OKAY/ACK as if it
+    /// were complete.
+    ShortData(u64),
+    /// Reads return these bytes instead of what storage holds (a partition that reads back as
+    /// something else than was written): fastboot `fetch` serves them at the partition's
+    /// offsets, Firehose `<read>` from the start of the requested range; zeros past their end.
+    ReadBack(Arc<[u8]>),
+    /// An answer shaped like the protocol's but broken inside: fastboot `DATA` with a size that
+    /// is not hex; Firehose a `<data>` document that is not well-formed XML.
+    Malformed,
 }
 
 /// One fault rule: which operation, what happens, how many times.
@@ -119,6 +137,9 @@ pub struct PhoneState {
     pub storage: Storage,
     pub faults: Faults,
     pub mode: PhoneMode,
+    pub lifecycle: Lifecycle,
+    /// The last session's ending, until its host takes it.
+    pub transition: Option<Transition>,
 }
 
 /// A shared handle to one simulated phone.
@@ -157,6 +178,26 @@ impl Phone {
 
     pub fn set_mode(&self, mode: PhoneMode) {
         self.lock().mode = mode;
+    }
+
+    /// The phone ends the current session with `ending`: its mode moves as its lifecycle
+    /// says, and the transition waits for the host ([`Phone::take_transition`]).
+    pub fn end_session(&self, ending: Ending) -> Transition {
+        let mut state = self.lock();
+        let transition = state.lifecycle.next(state.mode, ending);
+        state.mode = transition.mode;
+        state.transition = Some(transition);
+        transition
+    }
+
+    /// What the last session's ending did to the phone, once: `None` when the host ended the
+    /// session (the phone stays as it was).
+    pub fn take_transition(&self) -> Option<Transition> {
+        self.lock().transition.take()
+    }
+
+    pub fn lifecycle(&self) -> Lifecycle {
+        self.lock().lifecycle
     }
 
     /// Refuse `operation` every time with `message`.
@@ -243,34 +284,6 @@ impl Phone {
     }
 }
 
-/// Partition names and sizes.
-pub type Layout = Vec<(&'static str, u64)>;
-
-/// The partitions of a typical Qualcomm A/B phone (without `super`: logical partitions are
-/// modelled as physical ones), sizes as on shipping devices: (slotted — they get `_a`/`_b` —,
-/// shared).
-pub fn default_layout() -> (Layout, Layout) {
-    const K: u64 = 1024;
-    const M: u64 = 1024 * K;
-    const G: u64 = 1024 * M;
-    let slotted = vec![
-        ("boot", 96 * M),
-        ("vendor_boot", 96 * M),
-        ("dtbo", 24 * M),
-        ("vbmeta", 64 * K),
-        ("vbmeta_system", 64 * K),
-        ("system", 4 * G),
-        ("vendor", G),
-    ];
-    let shared = vec![
-        ("misc", M),
-        ("metadata", 16 * M),
-        ("persist", 32 * M),
-        ("userdata", 8 * G),
-    ];
-    (slotted, shared)
-}
-
 /// Builds a [`Phone`]; every setting has a realistic default.
 #[derive(Debug, Clone)]
 pub struct PhoneBuilder {
@@ -283,6 +296,8 @@ pub struct PhoneBuilder {
     extra_luns: Vec<LunSpec>,
     storage_dir: Option<PathBuf>,
     mode: PhoneMode,
+    lifecycle: Lifecycle,
+    dynamic: Option<DynamicLayout>,
 }
 
 impl Default for PhoneBuilder {
@@ -311,6 +326,8 @@ impl Default for PhoneBuilder {
             extra_luns: Vec::new(),
             storage_dir: None,
             mode: PhoneMode::Bootloader,
+            lifecycle: Lifecycle::default(),
+            dynamic: None,
         }
     }
 }
@@ -412,42 +429,38 @@ impl PhoneBuilder {
         self.mode = mode;
         self
     }
+    /// Where a normal boot ends (default: Android, gone from the station's bus).
+    pub fn boots_to(mut self, mode: PhoneMode) -> Self {
+        self.lifecycle.boots_to = mode;
+        self
+    }
+    pub fn lifecycle(mut self, lifecycle: Lifecycle) -> Self {
+        self.lifecycle = lifecycle;
+        self
+    }
+    /// A dynamic-partition phone (Android 10+): a physical `super` of `super_size` bytes whose
+    /// LP metadata holds `system`, `vendor`, … per slot ([`super::dynamic`]). Without explicit
+    /// partitions the physical layout is [`super::layout::dynamic_layout`]; with them, `super` is
+    /// added to them.
+    pub fn dynamic_partitions(mut self, super_size: u64) -> Self {
+        let logical = self.dynamic.take().map(|d| d.logical).unwrap_or_default();
+        self.dynamic = Some(DynamicLayout {
+            super_size,
+            logical,
+        });
+        self
+    }
+    /// A logical partition of the first slot (`name` without suffix; the other slots get an
+    /// empty one), replacing the default set. Needs [`Self::dynamic_partitions`].
+    pub fn logical_partition(mut self, name: &str, size_bytes: u64) -> Self {
+        let dynamic = self.dynamic.get_or_insert_with(|| DynamicLayout::new(0));
+        dynamic.logical.push((name.to_string(), size_bytes));
+        self
+    }
 
     /// LUN 0's partitions as they will be created.
     pub fn lun0_partitions(&self) -> Vec<PartitionSpec> {
-        let owned: Vec<(String, u64, bool)>;
-        let list = if self.partitions.is_empty() {
-            let (slotted, shared) = default_layout();
-            owned = slotted
-                .into_iter()
-                .map(|(n, s)| (n.to_string(), s, true))
-                .chain(shared.into_iter().map(|(n, s)| (n.to_string(), s, false)))
-                .collect();
-            &owned
-        } else {
-            &self.partitions
-        };
-        let mut specs = Vec::new();
-        for (name, size, slotted) in list {
-            if *slotted && !self.slots.is_empty() {
-                for s in &self.slots {
-                    specs.push(PartitionSpec {
-                        name: format!("{name}_{s}"),
-                        size_bytes: *size,
-                        type_guid: None,
-                    });
-                }
-            } else {
-                specs.push(PartitionSpec {
-                    name: name.clone(),
-                    size_bytes: *size,
-                    type_guid: None,
-                });
-            }
-        }
-        // Slotted partitions are listed slot by slot within each name (boot_a, boot_b, …),
-        // as Qualcomm partition tables order them.
-        specs
+        partition_specs(&self.partitions, &self.slots, self.dynamic.as_ref())
     }
 
     pub fn build(self) -> Result<Phone, StorageError> {
@@ -461,12 +474,19 @@ impl PhoneBuilder {
             Some(dir) => StorageMode::Files(dir.clone()),
             None => StorageMode::Memory,
         };
-        let storage = Storage::create(&self.identity.serial, &luns, mode)?;
+        let mut storage = Storage::create(&self.identity.serial, &luns, mode)?;
+        if let Some(dynamic) = &self.dynamic {
+            dynamic
+                .install(&mut storage)
+                .map_err(|e| StorageError::Layout(format!("super: {e}")))?;
+        }
         Ok(Phone::from_state(PhoneState {
             identity: self.identity,
             storage,
             faults: Faults::default(),
             mode: self.mode,
+            lifecycle: self.lifecycle,
+            transition: None,
         }))
     }
 }

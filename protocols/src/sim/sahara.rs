@@ -25,9 +25,7 @@ use crate::sahara::packet::{
 use crate::sahara::status::Status;
 use crate::transport::{read_exact, Framing, Transport, TransportError};
 
-#[path = "sahara_identity.rs"]
 mod identity_model;
-#[path = "sahara_ramdump.rs"]
 mod ramdump;
 pub use identity_model::SaharaIdentity;
 pub use ramdump::{pattern, SimMemoryDump};
@@ -42,6 +40,11 @@ pub enum SaharaFault {
     /// Its HELLO was lost (sent before the host opened the port, or eaten by a driver): it
     /// waits for an unsolicited HELLO_RESP.
     HelloLost,
+    /// Its first READ_DATA(_64) asks for this range whatever the programmer's size (a ROM
+    /// reading a corrupt header, or not a ROM at all), then waits for the host to go.
+    AbsurdRead { offset: u64, length: u64 },
+    /// Its EXECUTE_RESP announces this many data bytes for every client command.
+    AbsurdExecLength(u32),
 }
 
 /// How a Sahara session with the simulated ROM ended.
@@ -160,7 +163,7 @@ impl SaharaDevice {
                 return self.ignore_host(link);
             }
             Some(SaharaFault::HelloLost) => {}
-            None => {
+            Some(SaharaFault::AbsurdRead { .. } | SaharaFault::AbsurdExecLength(_)) | None => {
                 self.send(link, &self.hello())?;
             }
         }
@@ -216,11 +219,15 @@ impl SaharaDevice {
                 Packet::Execute { command } if in_command_mode => {
                     match self.exec_payload(command) {
                         Some(payload) => {
+                            let data_length = match self.fault {
+                                Some(SaharaFault::AbsurdExecLength(len)) => len,
+                                _ => payload.len() as u32,
+                            };
                             self.send(
                                 link,
                                 &Packet::ExecuteResp {
                                     command,
-                                    data_length: payload.len() as u32,
+                                    data_length,
                                 },
                             )?;
                             pending_exec = Some((command, payload));
@@ -308,6 +315,10 @@ impl SaharaDevice {
 
     /// Walk the programmer, judge it, and finish the session.
     fn transfer(&self, link: &mut dyn Transport) -> Result<SaharaServeOutcome, SaharaSimError> {
+        if let Some(SaharaFault::AbsurdRead { offset, length }) = self.fault {
+            self.send(link, &self.read_request(offset, length))?;
+            return self.ignore_host(link);
+        }
         let mut walk = Walk::default();
         match self.walk_programmer(link, &mut walk) {
             Ok(Ok(())) => {}
@@ -454,25 +465,30 @@ impl SaharaDevice {
         offset: u64,
         length: u64,
     ) -> Result<Vec<u8>, Quit> {
-        let packet = if self.read_data_64 {
+        // Bounded by max_programmer_size, which a 32-bit ROM keeps below 4 GiB.
+        self.send(link, &self.read_request(offset, length))
+            .map_err(quit_on_error)?;
+        walk.requests += 1;
+        let mut data = vec![0u8; length as usize];
+        read_exact(link, &mut data, self.host_timeout).map_err(quit_on_transport)?;
+        Ok(data)
+    }
+
+    /// READ_DATA_64, or READ_DATA with 32-bit fields (saturated) on a 32-bit ROM.
+    fn read_request(&self, offset: u64, length: u64) -> Packet {
+        if self.read_data_64 {
             Packet::ReadData64 {
                 image: u64::from(self.image_id),
                 offset,
                 length,
             }
         } else {
-            // Bounded by max_programmer_size, which a 32-bit ROM keeps below 4 GiB.
             Packet::ReadData {
                 image: self.image_id,
-                offset: offset as u32,
-                length: length as u32,
+                offset: u32::try_from(offset).unwrap_or(u32::MAX),
+                length: u32::try_from(length).unwrap_or(u32::MAX),
             }
-        };
-        self.send(link, &packet).map_err(quit_on_error)?;
-        walk.requests += 1;
-        let mut data = vec![0u8; length as usize];
-        read_exact(link, &mut data, self.host_timeout).map_err(quit_on_transport)?;
-        Ok(data)
+        }
     }
 
     /// Refuse the image, then wait for the host to reset the ROM or leave, as a ROM in its

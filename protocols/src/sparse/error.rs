@@ -79,6 +79,22 @@ pub enum SparseError {
     },
 
     #[error(
+        "the header's image_checksum is {declared:#010x} but the expanded image has CRC32 \
+         {computed:#010x}: the image is corrupt"
+    )]
+    ImageChecksumMismatch { declared: u32, computed: u32 },
+
+    #[error(
+        "the header declares {declared} chunks, which need at least {least_len} bytes, but the \
+         file has {file_len}"
+    )]
+    TooManyChunks {
+        declared: u32,
+        file_len: u64,
+        least_len: u64,
+    },
+
+    #[error(
         "read of {len} bytes at offset {offset} is outside the expanded image ({image_len} bytes)"
     )]
     OutOfRange {

@@ -25,6 +25,9 @@
 //!   (libsparse `sparse_file_resparse` cut points; each piece declares the whole image),
 //!   [`Piece::encoded_len`], [`Piece::write_to`]`(source: Read + Seek, out: Write)` streaming
 //!   through a 1 MiB buffer. [`min_piece_bytes`].
+//! - Whole-image check before flashing: [`verify`]`(Read, file_len)` → [`SparseSummary`]
+//!   (every chunk walked, CRC32 chunks and a non-zero header `image_checksum` verified, the
+//!   chunk count bounded by the file size).
 //! - Writing arbitrary chunk sequences: [`SparseWriter`] (header totals enforced; optional
 //!   CRC32 chunk).
 //!
@@ -53,6 +56,7 @@ mod index;
 mod plan;
 mod reader;
 mod split;
+mod verify;
 mod writer;
 
 #[cfg(test)]
@@ -73,4 +77,5 @@ pub use index::{ChunkTable, Region, RegionData, SparseIndex};
 pub use plan::{ChunkPlan, PlannedChunk, PlannedData, MAX_PLAN_IMAGE_LEN};
 pub use reader::{Chunk, ChunkKind, RawData, SparseReader};
 pub use split::{min_piece_bytes, split, Piece, PieceChunk, PieceData};
+pub use verify::{verify, SparseSummary};
 pub use writer::SparseWriter;

@@ -129,6 +129,12 @@ impl<R: Read> SparseReader<R> {
         self.header.expanded_len()
     }
 
+    /// CRC32 of the expanded image up to the current position (DONT_CARE as zeros), when CRC
+    /// verification is on: after the last chunk, the CRC of the whole expanded image.
+    pub fn expanded_crc32(&self) -> Option<u32> {
+        self.crc.as_ref().map(RunningCrc::value)
+    }
+
     /// File offset of the next byte to be read.
     pub fn position(&self) -> u64 {
         self.position

@@ -88,6 +88,16 @@ pub struct LinkControl {
     shared: Arc<Shared>,
 }
 
+/// Link faults to arm on each new link to a device (a bad cable or a slow hub stays bad for
+/// every connection), applied with [`LinkControl::arm`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LinkFaults {
+    /// See [`LinkControl::set_bytes_per_second`].
+    pub bytes_per_second: Option<u64>,
+    /// See [`LinkControl::cut_after_host_bytes`]: counted per link.
+    pub cut_after_host_bytes: Option<u64>,
+}
+
 /// Create a connected (host end, device end, control) triple.
 pub fn pair(name: &str) -> (MemoryLink, MemoryLink, LinkControl) {
     pair_with(name, Framing::Packets, None)
@@ -128,6 +138,16 @@ pub fn pair_with(
 }
 
 impl LinkControl {
+    /// Arm `faults` on this link (faults left `None` are not touched).
+    pub fn arm(&self, faults: &LinkFaults) {
+        if faults.bytes_per_second.is_some() {
+            self.set_bytes_per_second(faults.bytes_per_second);
+        }
+        if let Some(bytes) = faults.cut_after_host_bytes {
+            self.cut_after_host_bytes(bytes);
+        }
+    }
+
     /// Unplug: both ends fail with `Disconnected` from now on, including blocked calls.
     pub fn cut(&self) {
         self.shared.lock().cut = true;
@@ -157,6 +177,24 @@ impl LinkControl {
     /// Bytes the host has written so far.
     pub fn host_bytes_written(&self) -> u64 {
         self.shared.lock().to_device.written
+    }
+
+    /// Wait until the device has written at least `bytes` in all, so a test can act at a known
+    /// point of a device's script (its HELLO queued, say) instead of pausing and hoping; false
+    /// when `timeout` passes or the link is cut first.
+    pub fn wait_for_device_bytes(&self, bytes: u64, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.shared.lock();
+        while state.to_host.written < bytes {
+            if state.cut {
+                return false;
+            }
+            match self.shared.wait_until(state, deadline) {
+                Some(next) => state = next,
+                None => return false,
+            }
+        }
+        true
     }
 }
 
@@ -241,7 +279,25 @@ impl Transport for MemoryLink {
                 }
             }
         }
-        let rate = state.bytes_per_second;
+        if let Some(rate) = state.bytes_per_second.filter(|r| *r > 0) {
+            // On a slow link the bytes are on the wire this long before the peer has them; an
+            // unplug meanwhile fails the transfer in flight, as a real cable pull does. Once
+            // delivered they are the peer's, whatever happens to the link after.
+            let until = Instant::now() + Duration::from_secs_f64(data.len() as f64 / rate as f64);
+            loop {
+                if state.cut {
+                    return Err(TransportError::Disconnected);
+                }
+                match self.shared.wait_until(state, until) {
+                    Some(next) => state = next,
+                    None => break,
+                }
+            }
+            state = self.shared.lock();
+            if state.cut {
+                return Err(TransportError::Disconnected);
+            }
+        }
         let dir = Self::outgoing(&mut state, self.side);
         dir.written += data.len() as u64;
         if !data.is_empty() || !cut_now {
@@ -254,19 +310,6 @@ impl Transport for MemoryLink {
         drop(state);
         self.shared.changed.notify_all();
         if cut_now {
-            return Err(TransportError::Disconnected);
-        }
-        if let Some(rate) = rate.filter(|r| *r > 0) {
-            // The time the bytes take on a slow link; an unplug meanwhile is noticed at once,
-            // as a real cable pull fails the transfer in flight.
-            let until = Instant::now() + Duration::from_secs_f64(data.len() as f64 / rate as f64);
-            let mut state = self.shared.lock();
-            while !state.cut {
-                match self.shared.wait_until(state, until) {
-                    Some(next) => state = next,
-                    None => return Ok(()),
-                }
-            }
             return Err(TransportError::Disconnected);
         }
         Ok(())
@@ -403,6 +446,20 @@ mod tests {
     }
 
     #[test]
+    fn a_test_can_wait_for_what_the_device_has_written() {
+        let (_host, mut dev, c) = pair("t");
+        assert!(!c.wait_for_device_bytes(1, Duration::from_millis(20)));
+        let writer = std::thread::spawn(move || {
+            dev.write(b"HELLO", T).unwrap();
+            dev
+        });
+        assert!(c.wait_for_device_bytes(5, Duration::from_secs(5)));
+        let dev = writer.join().unwrap();
+        drop(dev);
+        assert!(!c.wait_for_device_bytes(6, Duration::from_secs(5)), "cut");
+    }
+
+    #[test]
     fn dropping_one_end_unplugs_the_other() {
         let (mut host, dev, _c) = pair("t");
         drop(dev);
@@ -438,6 +495,27 @@ mod tests {
         ));
         assert!(started.elapsed() < Duration::from_secs(50));
         t.join().unwrap();
+    }
+
+    #[test]
+    fn slow_link_delivers_after_the_wire_time_and_a_later_unplug_does_not_undo_it() {
+        let (mut host, mut dev, c) = pair("t");
+        // Four bytes take 100 ms on the wire.
+        c.set_bytes_per_second(Some(40));
+        let device = std::thread::spawn(move || {
+            let sent = dev.write(b"OKAY", T);
+            (sent, dev)
+        });
+        let mut buf = [0u8; 8];
+        assert_eq!(
+            host.read_packet(&mut buf, Duration::from_secs(5)).unwrap(),
+            4
+        );
+        // The host got the answer and goes (as after a reboot's OKAY): the device's transfer
+        // had completed, so its write succeeded.
+        drop(host);
+        let (sent, _dev) = device.join().unwrap();
+        assert!(sent.is_ok(), "{sent:?}");
     }
 
     #[test]

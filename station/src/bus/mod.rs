@@ -5,40 +5,22 @@
 //! (EDL → fastboot, bootloader → fastbootd). The real bus is libusb ([`rusb_bus::RusbBus`]);
 //! scenario tests and `flashgate run --sim` plug simulated phones into a [`sim::SimBus`].
 
-use std::fmt;
 use std::sync::mpsc::Receiver;
 
 use protocols::transport::Transport;
+
+use crate::mode::Mode;
 
 pub mod rusb_bus;
 pub mod sim;
 pub mod sysfs;
 pub mod usbfs;
 
-/// What protocol a device speaks, decided by its interface (never by a vendor list).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DeviceKind {
-    /// Interface 0xff/0x42/0x03: bootloader fastboot or userspace fastbootd.
-    Fastboot,
-    /// Qualcomm 05c6 with interface 0xff/0xff/0x10|0x11|0x13|0xff: Sahara/Firehose.
-    Edl,
-}
-
-impl fmt::Display for DeviceKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            DeviceKind::Fastboot => "fastboot",
-            DeviceKind::Edl => "edl",
-        })
-    }
-}
-
 /// One attached phone as the bus reports it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct BusDevice {
     pub port_path: String,
-    pub kind: DeviceKind,
+    pub kind: Mode,
     pub vendor_id: u16,
     pub product_id: u16,
     /// USB serial string; for Qualcomm EDL taken from the `…_SN:XXXXXXXX` product string.
@@ -58,7 +40,7 @@ impl BusDevice {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BusEvent {
     Arrived(BusDevice),
-    Left { port_path: String, kind: DeviceKind },
+    Left { port_path: String, kind: Mode },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,11 +50,11 @@ pub enum BusError {
     #[error("no USB subsystem: {0}")]
     NoUsbSubsystem(String),
     #[error("no {kind} device on port {port_path} (unplugged or re-enumerating)")]
-    NotPresent { port_path: String, kind: DeviceKind },
+    NotPresent { port_path: String, kind: Mode },
     #[error("cannot open {kind} device on port {port_path}: {reason}")]
     Open {
         port_path: String,
-        kind: DeviceKind,
+        kind: Mode,
         reason: String,
     },
     #[error("USB bus error: {0}")]
@@ -88,7 +70,7 @@ pub trait UsbBus: Send + Sync {
     fn watch(&self) -> Result<Receiver<BusEvent>, BusError>;
 
     /// Open a link to the device of `kind` at `port_path`.
-    fn open(&self, port_path: &str, kind: DeviceKind) -> Result<Box<dyn Transport>, BusError>;
+    fn open(&self, port_path: &str, kind: Mode) -> Result<Box<dyn Transport>, BusError>;
 }
 
 /// The events that turn `before` into `after` (departures first, then arrivals). A device that
@@ -134,7 +116,7 @@ pub fn edl_serial_text(chip_serial: u32) -> String {
 mod tests {
     use super::*;
 
-    fn dev(port: &str, kind: DeviceKind) -> BusDevice {
+    fn dev(port: &str, kind: Mode) -> BusDevice {
         BusDevice {
             port_path: port.into(),
             kind,
@@ -147,22 +129,16 @@ mod tests {
 
     #[test]
     fn diff_reports_departures_then_arrivals() {
-        let before = vec![
-            dev("1-1", DeviceKind::Edl),
-            dev("1-2", DeviceKind::Fastboot),
-        ];
-        let after = vec![
-            dev("1-1", DeviceKind::Fastboot),
-            dev("1-2", DeviceKind::Fastboot),
-        ];
+        let before = vec![dev("1-1", Mode::Edl), dev("1-2", Mode::Fastboot)];
+        let after = vec![dev("1-1", Mode::Fastboot), dev("1-2", Mode::Fastboot)];
         assert_eq!(
             diff(&before, &after),
             vec![
                 BusEvent::Left {
                     port_path: "1-1".into(),
-                    kind: DeviceKind::Edl
+                    kind: Mode::Edl
                 },
-                BusEvent::Arrived(dev("1-1", DeviceKind::Fastboot)),
+                BusEvent::Arrived(dev("1-1", Mode::Fastboot)),
             ]
         );
         assert!(diff(&after, &after).is_empty());
@@ -187,7 +163,7 @@ mod tests {
     #[test]
     fn slot_entry_is_yaml() {
         assert_eq!(
-            dev("1-4.2", DeviceKind::Fastboot).slot_entry(3),
+            dev("1-4.2", Mode::Fastboot).slot_entry(3),
             "  - { slot: 3, port: \"1-4.2\" }"
         );
     }

@@ -15,7 +15,8 @@ use protocols::transport::usb::{
 use protocols::transport::{Transport, TransportError};
 use rusb::{Context, Device, Hotplug, HotplugBuilder, UsbContext};
 
-use super::{diff, edl_serial_from_product, BusDevice, BusError, BusEvent, DeviceKind, UsbBus};
+use super::{diff, edl_serial_from_product, BusDevice, BusError, BusEvent, UsbBus};
+use crate::mode::Mode;
 
 /// How often the bus is re-read when libusb cannot tell us about hotplug.
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
@@ -47,17 +48,17 @@ fn speed_name(speed: rusb::Speed) -> &'static str {
     }
 }
 
-fn classify(device: &Device<Context>) -> Option<DeviceKind> {
+fn classify(device: &Device<Context>) -> Option<Mode> {
     if find_interface(device, &EDL_INTERFACE).is_some() {
-        Some(DeviceKind::Edl)
+        Some(Mode::Edl)
     } else if find_interface(device, &FASTBOOT_INTERFACE).is_some() {
-        Some(DeviceKind::Fastboot)
+        Some(Mode::Fastboot)
     } else {
         None
     }
 }
 
-fn describe(device: &Device<Context>, kind: DeviceKind) -> Option<BusDevice> {
+fn describe(device: &Device<Context>, kind: Mode) -> Option<BusDevice> {
     let desc = device.device_descriptor().ok()?;
     // A device we may not open (permissions) is still listed, without its serial; one that is
     // already gone (libusb can list a device for a moment after it left the bus) is not listed,
@@ -83,11 +84,11 @@ fn describe(device: &Device<Context>, kind: DeviceKind) -> Option<BusDevice> {
         Err(_) => (None, None),
     };
     let serial = match kind {
-        DeviceKind::Edl => product
+        Mode::Edl => product
             .as_deref()
             .and_then(edl_serial_from_product)
             .or(serial),
-        DeviceKind::Fastboot => serial,
+        Mode::Fastboot => serial,
     };
     Some(BusDevice {
         port_path: port_path_of(device),
@@ -176,10 +177,10 @@ impl UsbBus for RusbBus {
         Ok(rx)
     }
 
-    fn open(&self, port_path: &str, kind: DeviceKind) -> Result<Box<dyn Transport>, BusError> {
+    fn open(&self, port_path: &str, kind: Mode) -> Result<Box<dyn Transport>, BusError> {
         let want = match kind {
-            DeviceKind::Fastboot => &FASTBOOT_INTERFACE,
-            DeviceKind::Edl => &EDL_INTERFACE,
+            Mode::Fastboot => &FASTBOOT_INTERFACE,
+            Mode::Edl => &EDL_INTERFACE,
         };
         UsbLink::open(&DeviceSelector::PortPath(port_path.to_string()), want)
             .map(|link| Box::new(link) as Box<dyn Transport>)

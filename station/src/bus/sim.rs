@@ -13,7 +13,8 @@ use std::time::Duration;
 use protocols::transport::memory::LinkControl;
 use protocols::transport::Transport;
 
-use super::{BusDevice, BusError, BusEvent, DeviceKind, UsbBus};
+use super::{BusDevice, BusError, BusEvent, UsbBus};
+use crate::mode::Mode;
 
 /// A fresh link to a simulated device, and the control that unplugs it.
 pub struct SimConnection {
@@ -93,7 +94,7 @@ impl SimBus {
     }
 
     /// Whether a device of `kind` is attached at `port_path` now.
-    pub fn is_attached(&self, port_path: &str, kind: DeviceKind) -> bool {
+    pub fn is_attached(&self, port_path: &str, kind: Mode) -> bool {
         self.lock()
             .attached
             .get(port_path)
@@ -147,7 +148,7 @@ impl UsbBus for SimBus {
         Ok(rx)
     }
 
-    fn open(&self, port_path: &str, kind: DeviceKind) -> Result<Box<dyn Transport>, BusError> {
+    fn open(&self, port_path: &str, kind: Mode) -> Result<Box<dyn Transport>, BusError> {
         let mut inner = self.lock();
         let attached = inner
             .attached
@@ -175,7 +176,7 @@ mod tests {
 
     const T: Duration = Duration::from_millis(500);
 
-    fn echo_device(port: &str, kind: DeviceKind) -> (BusDevice, Connector) {
+    fn echo_device(port: &str, kind: Mode) -> (BusDevice, Connector) {
         let device = BusDevice {
             port_path: port.into(),
             kind,
@@ -205,7 +206,7 @@ mod tests {
     #[test]
     fn watchers_see_existing_devices_then_changes() {
         let bus = SimBus::new();
-        let (d1, c1) = echo_device("1-1", DeviceKind::Fastboot);
+        let (d1, c1) = echo_device("1-1", Mode::Fastboot);
         bus.plug(d1.clone(), c1);
         let events = bus.watch().unwrap();
         assert_eq!(events.recv_timeout(T).unwrap(), BusEvent::Arrived(d1));
@@ -214,7 +215,7 @@ mod tests {
             events.recv_timeout(T).unwrap(),
             BusEvent::Left {
                 port_path: "1-1".into(),
-                kind: DeviceKind::Fastboot
+                kind: Mode::Fastboot
             }
         );
         assert!(!bus.unplug("1-1"));
@@ -223,16 +224,16 @@ mod tests {
     #[test]
     fn open_links_die_on_unplug() {
         let bus = SimBus::new();
-        let (d, c) = echo_device("1-2", DeviceKind::Fastboot);
+        let (d, c) = echo_device("1-2", Mode::Fastboot);
         bus.plug(d, c);
-        let mut link = bus.open("1-2", DeviceKind::Fastboot).unwrap();
+        let mut link = bus.open("1-2", Mode::Fastboot).unwrap();
         link.write(b"ping", T).unwrap();
         let mut buf = [0u8; 8];
         assert_eq!(link.read_packet(&mut buf, T).unwrap(), 4);
         bus.unplug("1-2");
         assert!(link.write(b"ping", T).unwrap_err().is_disconnect());
         assert!(matches!(
-            bus.open("1-2", DeviceKind::Fastboot),
+            bus.open("1-2", Mode::Fastboot),
             Err(BusError::NotPresent { .. })
         ));
     }
@@ -240,23 +241,23 @@ mod tests {
     #[test]
     fn re_enumeration_changes_kind_on_the_same_port() {
         let bus = SimBus::new();
-        let (edl, c) = echo_device("1-3", DeviceKind::Edl);
+        let (edl, c) = echo_device("1-3", Mode::Edl);
         bus.plug(edl, c);
         let events = bus.watch().unwrap();
         let _ = events.recv_timeout(T).unwrap();
-        let (fb, c) = echo_device("1-3", DeviceKind::Fastboot);
+        let (fb, c) = echo_device("1-3", Mode::Fastboot);
         bus.re_enumerate("1-3", Duration::from_millis(20), fb.clone(), c)
             .join()
             .unwrap();
         assert!(matches!(
             events.recv_timeout(T).unwrap(),
             BusEvent::Left {
-                kind: DeviceKind::Edl,
+                kind: Mode::Edl,
                 ..
             }
         ));
         assert_eq!(events.recv_timeout(T).unwrap(), BusEvent::Arrived(fb));
-        assert!(bus.is_attached("1-3", DeviceKind::Fastboot));
-        assert!(bus.open("1-3", DeviceKind::Edl).is_err());
+        assert!(bus.is_attached("1-3", Mode::Fastboot));
+        assert!(bus.open("1-3", Mode::Edl).is_err());
     }
 }

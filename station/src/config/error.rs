@@ -67,6 +67,8 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{} is {kind}, not a regular file; give the path of the YAML file itself", file.display())]
+    NotRegularFile { file: PathBuf, kind: &'static str },
     #[error("{}", render_invalid(file, *line, key, problem, fix))]
     Invalid {
         file: PathBuf,
@@ -82,20 +84,22 @@ pub enum ConfigError {
 impl ConfigError {
     pub fn file(&self) -> &std::path::Path {
         match self {
-            Self::Read { file, .. } | Self::Invalid { file, .. } => file,
+            Self::Read { file, .. }
+            | Self::NotRegularFile { file, .. }
+            | Self::Invalid { file, .. } => file,
         }
     }
 
     pub fn line(&self) -> Option<usize> {
         match self {
-            Self::Read { .. } => None,
+            Self::Read { .. } | Self::NotRegularFile { .. } => None,
             Self::Invalid { line, .. } => *line,
         }
     }
 
     pub fn key(&self) -> Option<&KeyPath> {
         match self {
-            Self::Read { .. } => None,
+            Self::Read { .. } | Self::NotRegularFile { .. } => None,
             Self::Invalid { key, .. } => Some(key),
         }
     }

@@ -10,22 +10,25 @@ mod image_path;
 mod names;
 mod product;
 mod region;
+mod sizes;
 mod station;
 mod work_order;
 mod yaml;
+mod yaml_bounds;
 
 pub use activation::{ActivationClient, ClientLocation, VerifyMethod};
 pub use error::{ConfigError, KeyPath, KeySegment};
 pub use files::ImageFile;
-pub use flash_plan::{AbSlot, EdlPlan, FastbootPlan, FastbootStep, SlotSelection, StorageKind};
+pub use flash_plan::{
+    AbSlot, EdlPlan, FastbootPlan, FastbootStep, FastbootdPlan, SlotSelection, StorageKind,
+};
 pub use identity::{EdlIdentity, Identity};
 pub use image_path::{resolve_inside, ImagePath, PathEscape};
 pub use names::check_identifier;
 pub use product::{ImageSet, ProductManifest};
 pub use region::RegionCode;
-pub use station::{
-    Limits, Retries, SimulatedMode, SlotBinding, SlotConfig, StationConfig, Timeouts, MAX_SLOTS,
-};
+pub use sizes::DeclaredSizes;
+pub use station::{Limits, Retries, SlotBinding, SlotConfig, StationConfig, Timeouts, MAX_SLOTS};
 pub use work_order::WorkOrder;
 pub use yaml::YamlDocument;
 #[cfg(test)]

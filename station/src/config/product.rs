@@ -1,7 +1,7 @@
 //! `products/<product>.yaml`: identity rules and, per region, the image set, its flash plan and
 //! its activation client. Loaded into plain validated structs; nothing downstream sees YAML.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -9,11 +9,14 @@ use serde::Deserialize;
 use super::activation::{ActivationClient, ActivationClientFile, ClientLocation, VerifyMethod};
 use super::error::{ConfigError, KeyPath};
 use super::files::{FileEntryFile, ImageFile};
-use super::flash_plan::{EdlPlan, FastbootPlan, FastbootStep, FlashFile};
+use super::flash_plan::{
+    check_slots, written_before, EdlPlan, FastbootPlan, FastbootStep, FastbootdPlan, FlashFile,
+};
 use super::identity::{EdlIdentity, Identity, IdentityFile};
 use super::image_path::resolve_inside;
 use super::names::check_identifier;
 use super::region::RegionCode;
+use super::sizes::{DeclaredSizes, SizesFile};
 use super::yaml::{UniqueMap, YamlDocument};
 use crate::digest::Sha256Digest;
 
@@ -24,6 +27,8 @@ pub struct ProductManifest {
     /// SHA-256 of the manifest file as read, recorded with every unit attempt.
     pub manifest_sha256: Sha256Digest,
     pub identity: Identity,
+    /// Partition and LUN sizes, when the manifest declares them (`sizes:`).
+    pub sizes: DeclaredSizes,
     pub regions: BTreeMap<RegionCode, ImageSet>,
 }
 
@@ -64,6 +69,8 @@ impl ProductManifest {
 struct ProductFile {
     product: String,
     identity: IdentityFile,
+    #[serde(default)]
+    sizes: Option<SizesFile>,
     regions: UniqueMap<RegionCode, RegionFile>,
 }
 
@@ -76,14 +83,16 @@ struct RegionFile {
     activation_client: ActivationClientFile,
 }
 
-/// The largest activation-client byte range accepted (an APK is a few MiB; a range this large
-/// is a typo).
-const MAX_RAW_CLIENT: u64 = 1 << 30;
-
 impl ProductManifest {
     /// Loads and validates `file`; manifest paths are resolved inside `image_root` (canonical).
     pub fn load(file: &Path, image_root: &Path) -> Result<Self, ConfigError> {
         Self::from_document(&YamlDocument::read(file)?, image_root)
+    }
+
+    /// The whole loader on the bytes of a file named `file`; arbitrary bytes give an error,
+    /// never a panic (the config fuzzer's entry point). Paths are resolved in `image_root`.
+    pub fn from_bytes(file: &Path, bytes: &[u8], image_root: &Path) -> Result<Self, ConfigError> {
+        Self::from_document(&YamlDocument::from_bytes(file, bytes)?, image_root)
     }
 
     pub fn from_document(doc: &YamlDocument, image_root: &Path) -> Result<Self, ConfigError> {
@@ -107,7 +116,7 @@ fn explain_missing_client(error: ConfigError) -> ConfigError {
             key,
             problem: "this region names no activation client".into(),
             fix:
-                "every region must name its activation client (partition, image, ext4_path or raw, \
+                "every region must name its activation client (partition, image, path or raw, \
                   sha256, verify): flashgate refuses to flash a region whose client it cannot check"
                     .into(),
         },
@@ -155,6 +164,7 @@ impl Validator<'_> {
         }
 
         let identity = self.identity(raw.identity)?;
+        let sizes = self.sizes(raw.sizes)?;
         if raw.regions.0.is_empty() {
             return Err(self.error(
                 &KeyPath::of(&["regions"]),
@@ -175,6 +185,7 @@ impl Validator<'_> {
                     "each region has its own client; put this region's client hash here",
                 ));
             }
+            self.luns_fit_sectors(&code, &set, &sizes)?;
             regions.insert(code, set);
         }
         Ok(ProductManifest {
@@ -182,8 +193,69 @@ impl Validator<'_> {
             source: self.doc.file.clone(),
             manifest_sha256: Sha256Digest::of_bytes(self.doc.text.as_bytes()),
             identity,
+            sizes,
             regions,
         })
+    }
+
+    fn sizes(&self, raw: Option<SizesFile>) -> Result<DeclaredSizes, ConfigError> {
+        let Some(raw) = raw else {
+            return Ok(DeclaredSizes::default());
+        };
+        let key = KeyPath::of(&["sizes"]);
+        let partitions = raw.partitions.map(|m| m.0).unwrap_or_default();
+        for (name, &size) in &partitions {
+            let at = key.clone().key("partitions").key(name.as_str());
+            check_identifier(name)
+                .map_err(|p| self.error(&at, p, "write the partition's name, e.g. `system`"))?;
+            if size == 0 {
+                return Err(self.error(
+                    &at,
+                    "size 0",
+                    "write the partition's size in bytes (`fastboot getvar partition-size:NAME`)",
+                ));
+            }
+        }
+        let luns: BTreeMap<u32, u64> = raw
+            .luns
+            .map(|m| m.0.into_iter().map(|(lun, size)| (lun.0, size)).collect())
+            .unwrap_or_default();
+        for (lun, &size) in &luns {
+            if size == 0 {
+                return Err(self.error(
+                    &key.clone().key("luns").key(lun.to_string()),
+                    "size 0",
+                    "write the LUN's size in bytes (sectors × sector size)",
+                ));
+            }
+        }
+        Ok(DeclaredSizes { partitions, luns })
+    }
+
+    /// A declared LUN size must be a whole number of the EDL plan's sectors.
+    fn luns_fit_sectors(
+        &self,
+        code: &RegionCode,
+        set: &ImageSet,
+        sizes: &DeclaredSizes,
+    ) -> Result<(), ConfigError> {
+        let Some(plan) = &set.edl else {
+            return Ok(());
+        };
+        let sector = u64::from(plan.storage.sector_size());
+        for (lun, &size) in &sizes.luns {
+            if size % sector != 0 {
+                return Err(self.error(
+                    &KeyPath::of(&["sizes", "luns"]).key(lun.to_string()),
+                    format!(
+                        "{size} bytes is not a whole number of the {sector}-byte sectors region \
+                         {code}'s EDL plan writes"
+                    ),
+                    "write the LUN's size in bytes: its sector count times the sector size",
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn identity(&self, raw: IdentityFile) -> Result<Identity, ConfigError> {
@@ -313,41 +385,93 @@ impl Validator<'_> {
                         "add `identity.fastboot_product` so fastboot phones can be identified",
                     ));
                 }
-                if plan.partitions.is_empty() {
+                if plan.partitions.is_empty()
+                    && plan
+                        .fastbootd
+                        .as_ref()
+                        .is_none_or(|f| f.partitions.is_empty())
+                {
                     return Err(self.error(
                         &plan_key.clone().key("partitions"),
                         "the fastboot plan writes nothing",
                         "list `- { partition: system, image: system }` entries",
                     ));
                 }
-                let mut seen = BTreeSet::new();
-                let mut steps = Vec::new();
-                for (index, step) in plan.partitions.into_iter().enumerate() {
-                    let step_key = plan_key.clone().key("partitions").index(index);
-                    check_identifier(&step.partition).map_err(|p| {
-                        self.error(
-                            &step_key.clone().key("partition"),
-                            p,
-                            "write the partition's name",
-                        )
-                    })?;
-                    if !seen.insert(step.partition.clone()) {
-                        return Err(self.error(
-                            &step_key.clone().key("partition"),
-                            format!("partition `{}` is written twice", step.partition),
-                            "write each partition once",
-                        ));
+                check_slots(plan.slot, plan.set_active)
+                    .map_err(|e| self.error(&plan_key.clone().key(e.key), e.problem, e.fix))?;
+                let mut steps: Vec<FastbootStep> = Vec::new();
+                let mut fastbootd_steps: Vec<FastbootStep> = Vec::new();
+                let lists = [
+                    (plan.partitions, plan_key.clone()),
+                    (
+                        plan.fastbootd
+                            .as_ref()
+                            .map(|f| f.partitions.clone())
+                            .unwrap_or_default(),
+                        plan_key.clone().key("fastbootd"),
+                    ),
+                ];
+                for (list, (entries, list_key)) in lists.into_iter().enumerate() {
+                    for (index, step) in entries.into_iter().enumerate() {
+                        let step_key = list_key.clone().key("partitions").index(index);
+                        check_identifier(&step.partition).map_err(|p| {
+                            self.error(
+                                &step_key.clone().key("partition"),
+                                p,
+                                "write the partition's name",
+                            )
+                        })?;
+                        let earlier: Vec<FastbootStep> =
+                            steps.iter().chain(&fastbootd_steps).cloned().collect();
+                        if let Some(earlier) = written_before(&step.partition, &earlier, plan.slot)
+                        {
+                            let problem = if earlier == step.partition {
+                                format!("partition `{}` is written twice", step.partition)
+                            } else {
+                                format!(
+                                    "partition `{}` is written twice: once as `{earlier}` and \
+                                     once as `{}` (slot {})",
+                                    step.partition,
+                                    step.partition,
+                                    plan.slot.as_str()
+                                )
+                            };
+                            return Err(self.error(
+                                &step_key.clone().key("partition"),
+                                problem,
+                                "write each partition once",
+                            ));
+                        }
+                        file_ref(&step.image, &step_key.clone().key("image"))?;
+                        let step = FastbootStep {
+                            partition: step.partition,
+                            file: step.image,
+                        };
+                        if list == 0 {
+                            steps.push(step);
+                        } else {
+                            fastbootd_steps.push(step);
+                        }
                     }
-                    file_ref(&step.image, &step_key.clone().key("image"))?;
-                    steps.push(FastbootStep {
-                        partition: step.partition,
-                        file: step.image,
-                    });
                 }
+                let fastbootd = match plan.fastbootd {
+                    None => None,
+                    Some(f) => {
+                        if let Some(key) = &f.super_empty {
+                            file_ref(key, &plan_key.clone().key("fastbootd").key("super_empty"))?;
+                        }
+                        Some(FastbootdPlan {
+                            super_empty: f.super_empty,
+                            wipe: f.wipe,
+                            steps: fastbootd_steps,
+                        })
+                    }
+                };
                 Some(FastbootPlan {
                     slot: plan.slot,
                     set_active: plan.set_active,
                     steps,
+                    fastbootd,
                 })
             }
         };
@@ -425,10 +549,13 @@ impl Validator<'_> {
         })?;
         file_ref(&raw.image, &key.clone().key("image"))?;
         if let Some(plan) = fastboot {
-            let written = plan
-                .steps
-                .iter()
-                .any(|s| s.partition == raw.partition && s.file == raw.image);
+            // A super image is written to `super`; a logical partition's own image may be
+            // written to it by name (fastbootd).
+            let written = plan.all_steps().any(|s| {
+                s.file == raw.image
+                    && (s.partition == raw.partition
+                        || Some(&s.partition) == raw.logical_partition.as_ref())
+            });
             if !written {
                 return Err(self.error(
                     &key.clone().key("partition"),
@@ -440,58 +567,17 @@ impl Validator<'_> {
                 ));
             }
         }
-        let location = match (raw.ext4_path, raw.raw) {
-            (Some(path), None) => ClientLocation::Ext4File { path: path.0 },
-            (None, Some(range)) => {
-                let range_key = key.clone().key("raw");
-                if range.length == 0 || range.length > MAX_RAW_CLIENT {
-                    return Err(self.error(
-                        &range_key.clone().key("length"),
-                        format!("length {} is out of range", range.length),
-                        format!("give the client's length in bytes, 1 to {MAX_RAW_CLIENT}"),
-                    ));
-                }
-                let image_size = files.get(&raw.image).map(|f| f.size).unwrap_or(0);
-                match range.offset.checked_add(range.length) {
-                    Some(end) if end <= image_size => {}
-                    _ => {
-                        return Err(self.error(
-                            &range_key,
-                            format!(
-                                "bytes {}+{} run past the end of `{}` ({image_size} bytes)",
-                                range.offset, range.length, raw.image
-                            ),
-                            "correct offset/length",
-                        ))
-                    }
-                }
-                ClientLocation::RawRange {
-                    offset: range.offset,
-                    length: range.length,
-                }
-            }
-            (Some(_), Some(_)) => {
-                return Err(self.error(
-                    &key,
-                    "both `ext4_path` and `raw` are given",
-                    "keep `ext4_path` for a file inside ext4, or `raw` for a byte range",
-                ))
-            }
-            (None, None) => {
-                return Err(self.error(
-                    &key,
-                    "neither `ext4_path` nor `raw` says where the client is",
-                    "add `ext4_path: /priv-app/…/….apk` or `raw: { offset: …, length: … }`",
-                ))
-            }
-        };
+        let image_size = files.get(&raw.image).map(|f| f.size).unwrap_or(0);
+        let location = raw
+            .location(&key, image_size)
+            .map_err(|r| self.error(&r.key, r.problem, r.fix))?;
         if raw.verify == VerifyMethod::DeviceDigest
-            && matches!(location, ClientLocation::Ext4File { .. })
+            && matches!(location, ClientLocation::File { .. })
         {
             return Err(self.error(
                 &key.clone().key("verify"),
-                "a device digest covers a byte range, not a file inside ext4",
-                "use `verify: host_readback` (reads only the blocks ext4 needs) or give a `raw` range",
+                "a device digest covers a byte range, not a file inside a filesystem",
+                "use `verify: host_readback` (reads only the blocks the filesystem needs) or give a `raw` range",
             ));
         }
         Ok(ActivationClient {

@@ -104,7 +104,8 @@ fn loads_the_good_manifest() {
     );
     assert_eq!(
         ww.activation_client.location,
-        ClientLocation::Ext4File {
+        ClientLocation::File {
+            logical_partition: None,
             path: "/priv-app/ActivationClient/ActivationClient.apk".into()
         }
     );
@@ -270,7 +271,7 @@ fn cross_references_and_values() {
             ),
             21,
             "regions.00WW.activation_client",
-            "neither `ext4_path` nor `raw`",
+            "neither `path` (or `ext4_path`) nor `raw`",
         ),
         (
             g.replace("verify: host_readback", "verify: device_digest"),
@@ -354,6 +355,285 @@ fn cross_references_and_values() {
             g.replace("ext4_path: /priv-app", "ext4_path: priv-app"),
             24,
             "regions.00WW.activation_client.ext4_path",
+            "does not start with `/`",
+        ),
+    ];
+    for (text, line, key, words) in cases {
+        assert_refused(&text, line, key, words);
+    }
+}
+
+#[test]
+fn declared_sizes() {
+    let with = |sizes: &str| good().replacen("regions:\n", &format!("{sizes}regions:\n"), 1);
+    let dir = root();
+    let product = load(
+        dir.path(),
+        &with("sizes:\n  partitions: { system: 4096, boot_b: 8192 }\n  luns: { 0: 1048576, 3: 4096 }\n"),
+    )
+    .unwrap();
+    assert_eq!(product.sizes.partition("system_a"), Some(4096));
+    assert_eq!(product.sizes.partition("boot_b"), Some(8192));
+    assert_eq!(product.sizes.luns.get(&3), Some(&4096));
+    assert_eq!(
+        load(dir.path(), &good()).unwrap().sizes,
+        DeclaredSizes::default()
+    );
+
+    assert_refused(
+        &with("sizes:\n  partitions: { system: 0 }\n"),
+        9,
+        "sizes.partitions.system",
+        "size 0",
+    );
+    assert_refused(
+        &with("sizes:\n  luns: { zero: 4096 }\n"),
+        9,
+        "sizes.luns",
+        "`zero` is not a LUN number",
+    );
+    assert_refused(
+        &with("sizes:\n  luns: { 0: 4096, 0: 8192 }\n"),
+        9,
+        "sizes.luns",
+        "duplicate key `0`",
+    );
+    assert_refused(
+        &with("sizes:\n  partition: { system: 1 }\n"),
+        9,
+        "sizes.partition",
+        "unknown field `partition`",
+    );
+    // A LUN size must be whole sectors of the EDL plan's storage (UFS: 4096 bytes).
+    let mut edl = with("sizes:\n  luns: { 0: 6144 }\n");
+    let at = edl.rfind("    activation_client:\n").unwrap();
+    edl.insert_str(
+        at,
+        "      edl:\n        storage: ufs\n        rawprogram: [system]\n",
+    );
+    assert_refused(
+        &edl,
+        9,
+        "sizes.luns.0",
+        "6144 bytes is not a whole number of the 4096-byte sectors region 00CN's EDL plan writes",
+    );
+}
+
+#[test]
+fn a_plan_must_boot_the_slot_it_writes() {
+    let g = good();
+    assert_refused(
+        &g.replace("slot: all", "slot: b"),
+        17,
+        "regions.00WW.flash.fastboot.set_active",
+        "the plan writes slot b but activates slot a: phones would boot slot a, which this plan \
+         does not write; activate the slot the plan writes (`set_active: b`)",
+    );
+    for selection in ["active", "other"] {
+        assert_refused(
+            &g.replace("slot: all", &format!("slot: {selection}")),
+            17,
+            "regions.00WW.flash.fastboot.set_active",
+            &format!("`slot: {selection}` writes whichever slot each phone reports"),
+        );
+    }
+    assert_refused(
+        &g.replace("slot: active", "slot: other"),
+        33,
+        "regions.00CN.flash.fastboot.slot",
+        "`slot: other` writes the slot the phone does not boot, and nothing activates it",
+    );
+    // Consistent plans load: a slot and its activation, a slot alone, both slots.
+    let dir = root();
+    for text in [
+        g.replace("slot: all", "slot: a"),
+        g.replace("slot: all", "slot: b")
+            .replace("set_active: a", "set_active: b"),
+        g.replace("slot: all\n        set_active: a\n", "slot: a\n"),
+    ] {
+        load(dir.path(), &text).unwrap();
+    }
+}
+
+#[test]
+fn a_partition_written_twice_under_its_slot_name_is_refused() {
+    let g = good();
+    assert_refused(
+        &g.replace(
+            "- { partition: boot, image: boot }",
+            "- { partition: system_a, image: boot }",
+        ),
+        20,
+        "regions.00WW.flash.fastboot.partitions[1].partition",
+        "partition `system` is written twice: once as `system_a` and once as `system` (slot all)",
+    );
+    // Slot b of a plan that writes slot a is another partition.
+    let dir = root();
+    let text = g.replace("slot: all", "slot: a").replace(
+        "- { partition: boot, image: boot }",
+        "- { partition: system_b, image: boot }",
+    );
+    load(dir.path(), &text).unwrap();
+}
+
+/// 00WW written as a dynamic-partition phone's plan: boot in the bootloader, then `system` in
+/// fastbootd after `update-super`.
+fn with_fastbootd(g: &str) -> String {
+    g.replace(
+        "      boot: { path: 00WW/boot.img, size: 4096, sha256: \"SHA_B\" }",
+        "      boot: { path: 00WW/boot.img, size: 4096, sha256: \"SHA_B\" }\n      super_empty: { path: 00WW/super_empty.img, size: 8192, sha256: \"SHA_C\" }",
+    )
+    .replace(
+        "          - { partition: boot, image: boot }\n          - { partition: system, image: system }",
+        "          - { partition: boot, image: boot }\n        fastbootd:\n          super_empty: super_empty\n          partitions:\n            - { partition: system, image: system }",
+    )
+    .replace("SHA_A", SHA_A)
+    .replace("SHA_B", SHA_B)
+    .replace("SHA_C", SHA_C)
+}
+
+#[test]
+fn a_fastbootd_plan_writes_logical_partitions_after_the_bootloader_ones() {
+    let dir = root();
+    let product = load(dir.path(), &with_fastbootd(GOOD)).unwrap();
+    let plan = product.regions[&RegionCode::parse("00WW").unwrap()]
+        .fastboot
+        .as_ref()
+        .unwrap();
+    assert_eq!(plan.steps.len(), 1);
+    let logical = plan.fastbootd.as_ref().unwrap();
+    assert_eq!(logical.super_empty.as_deref(), Some("super_empty"));
+    assert!(!logical.wipe);
+    assert_eq!(logical.steps[0].partition, "system");
+    assert_eq!(
+        plan.all_steps()
+            .map(|s| s.partition.as_str())
+            .collect::<Vec<_>>(),
+        ["boot", "system"]
+    );
+}
+
+#[test]
+fn a_fastbootd_plan_is_checked_like_the_bootloader_one() {
+    let text = with_fastbootd(GOOD);
+    // The same partition in both parts.
+    assert_refused(
+        &text.replace(
+            "            - { partition: system, image: system }",
+            "            - { partition: boot, image: boot }",
+        ),
+        24,
+        "regions.00WW.flash.fastboot.fastbootd.partitions[0].partition",
+        "partition `boot` is written twice",
+    );
+    // A super_empty that is not a file of the region.
+    assert_refused(
+        &text.replace("super_empty: super_empty", "super_empty: nope"),
+        22,
+        "regions.00WW.flash.fastboot.fastbootd.super_empty",
+        "nope",
+    );
+    // Strict keys.
+    let dir = root();
+    let error = load(
+        dir.path(),
+        &text.replace(
+            "super_empty: super_empty",
+            "super_empty: super_empty\n          format: yes",
+        ),
+    )
+    .unwrap_err();
+    assert!(error.to_string().contains("format"), "{error}");
+}
+
+#[test]
+fn a_client_in_a_logical_partition_of_super() {
+    let dir = root();
+    let super_manifest = good()
+        .replacen("      system: { path: 00WW/system.img", "      super: { path: 00WW/system.img", 1)
+        .replacen("{ partition: system, image: system }", "{ partition: super, image: super }", 1)
+        .replacen(
+            "      partition: system\n      image: system\n      ext4_path: /priv-app/ActivationClient/ActivationClient.apk",
+            "      partition: super\n      image: super\n      logical_partition: system\n      path: /system/priv-app/ActivationClient/ActivationClient.apk",
+            1,
+        );
+    let product = load(dir.path(), &super_manifest).unwrap();
+    let client = &product.regions[&RegionCode::parse("00WW").unwrap()].activation_client;
+    assert_eq!(client.partition, "super");
+    assert_eq!(client.file, "super");
+    assert_eq!(
+        client.location,
+        ClientLocation::File {
+            logical_partition: Some("system".into()),
+            path: "/system/priv-app/ActivationClient/ActivationClient.apk".into()
+        }
+    );
+    assert_eq!(client.location.logical_partition(), Some("system"));
+    assert_eq!(
+        client.location.to_string(),
+        "/system/priv-app/ActivationClient/ActivationClient.apk in logical partition system"
+    );
+
+    // A logical partition's own image, written to it by name: `partition` is what the phone
+    // reads back (`super`), the plan writes the image to the logical partition.
+    let by_name = good().replacen(
+        "      partition: system\n      image: system\n      ext4_path:",
+        "      partition: super\n      image: system\n      logical_partition: system\n      path:",
+        1,
+    );
+    let product = load(dir.path(), &by_name).unwrap();
+    let client = &product.regions[&RegionCode::parse("00WW").unwrap()].activation_client;
+    assert_eq!(client.location.logical_partition(), Some("system"));
+
+    let g = super_manifest;
+    let cases = [
+        (
+            g.replacen(
+                "      path: /system",
+                "      ext4_path: /x\n      path: /system",
+                1,
+            ),
+            21,
+            "regions.00WW.activation_client",
+            "both `path` and `ext4_path`",
+        ),
+        (
+            g.replacen(
+                "      path: /system/priv-app/ActivationClient/ActivationClient.apk",
+                "      raw: { offset: 0, length: 1 }",
+                1,
+            ),
+            24,
+            "regions.00WW.activation_client.logical_partition",
+            "a `raw` range is a range of the partition image",
+        ),
+        (
+            g.replacen("logical_partition: system", "logical_partition: sys/tem", 1),
+            24,
+            "regions.00WW.activation_client.logical_partition",
+            "contains '/'",
+        ),
+        (
+            g.replacen("logical_partition: system", "logical_partiton: system", 1),
+            24,
+            "regions.00WW.activation_client.logical_partiton",
+            "unknown field `logical_partiton`",
+        ),
+        (
+            g.replacen("logical_partition: system", "logical_partition: vendor", 1)
+                .replacen(
+                    "      partition: super\n      image: super",
+                    "      partition: vendor\n      image: super",
+                    1,
+                ),
+            22,
+            "regions.00WW.activation_client.partition",
+            "does not write file `super` to partition `vendor`",
+        ),
+        (
+            g.replacen("path: /system/priv-app", "path: system/priv-app", 1),
+            25,
+            "regions.00WW.activation_client.path",
             "does not start with `/`",
         ),
     ];

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use super::error::{ConfigError, KeyPath};
 use super::names::check_identifier;
 use super::yaml::YamlDocument;
+use crate::mode::Mode;
 
 /// A station, validated. Paths are absolute (relative ones in the file are taken from the
 /// directory holding `station.yaml`).
@@ -38,14 +39,7 @@ pub enum SlotBinding {
     /// A physical USB port path as Linux names it, e.g. `1-4.2` (bus 1, port 4, hub port 2).
     UsbPort(String),
     /// A simulated phone in the given mode (demo, training, tests).
-    Simulated(SimulatedMode),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SimulatedMode {
-    Fastboot,
-    Edl,
+    Simulated(Mode),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,7 +139,7 @@ struct SlotFile {
     #[serde(default)]
     port: Option<String>,
     #[serde(default)]
-    simulated: Option<SimulatedMode>,
+    simulated: Option<Mode>,
 }
 
 /// The most slots one station drives; beyond this a hub's power and the usbfs budget run out.
@@ -155,6 +149,12 @@ const MAX_TIMEOUT_SECS: u64 = 24 * 3600;
 impl StationConfig {
     pub fn load(file: &Path) -> Result<Self, ConfigError> {
         Self::from_document(&YamlDocument::read(file)?)
+    }
+
+    /// The whole loader on the bytes of a file named `file`; arbitrary bytes give an error,
+    /// never a panic (the config fuzzer's entry point).
+    pub fn from_bytes(file: &Path, bytes: &[u8]) -> Result<Self, ConfigError> {
+        Self::from_document(&YamlDocument::from_bytes(file, bytes)?)
     }
 
     pub fn from_document(doc: &YamlDocument) -> Result<Self, ConfigError> {
@@ -395,10 +395,7 @@ slots:
             station.slots[0].binding,
             SlotBinding::UsbPort("1-4.1".into())
         );
-        assert_eq!(
-            station.slots[2].binding,
-            SlotBinding::Simulated(SimulatedMode::Edl)
-        );
+        assert_eq!(station.slots[2].binding, SlotBinding::Simulated(Mode::Edl));
         assert_eq!(station.slot_for_port("1-4.2"), Some(2));
         assert_eq!(station.limits.timeouts.command, Duration::from_secs(10));
         assert_eq!(station.limits.timeouts.verify, Timeouts::default().verify);

@@ -32,6 +32,12 @@ impl WorkOrder {
         Self::from_document(&YamlDocument::read(file)?)
     }
 
+    /// The whole loader on the bytes of a file named `file`; arbitrary bytes give an error,
+    /// never a panic (the config fuzzer's entry point).
+    pub fn from_bytes(file: &Path, bytes: &[u8]) -> Result<Self, ConfigError> {
+        Self::from_document(&YamlDocument::from_bytes(file, bytes)?)
+    }
+
     pub fn from_document(doc: &YamlDocument) -> Result<Self, ConfigError> {
         let raw: WorkOrderFile = doc.parse()?;
         let id_key = KeyPath::of(&["id"]);

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::io::{self, Write};
 use std::sync::{Mutex, PoisonError};
 
-use crate::events::{format_clock, Event, EventKind, EventSink, NextStep, SlotNumber, Verdict};
+use crate::events::{Event, EventKind, EventSink, SlotNumber};
+use crate::timestamp::Timestamp;
+use crate::verdict::Verdict;
 
 use super::render::{clock, sizes};
 use super::text::sanitize;
@@ -26,7 +28,7 @@ impl PlainLines {
     /// The line for `event`, or `None` for progress that did not cross a 25 % step.
     pub fn format(&mut self, event: &Event) -> Option<String> {
         let body = self.body(event)?;
-        let time = format_clock(event.ts_ms);
+        let time = Timestamp::from_unix_ms_u64(event.ts_ms).local_clock();
         let line = match event.slot() {
             Some(slot) => {
                 let serial = self.serials.get(&slot).map_or("-", String::as_str);
@@ -86,12 +88,17 @@ impl PlainLines {
                 }
                 match verdict {
                     Verdict::Pass => "PASS".to_owned(),
-                    Verdict::Fail { code, reason, next_step } => {
-                        format!("FAIL {code} | next: {next_step} | {reason}")
-                    }
-                    Verdict::Aborted { reason } => {
-                        format!("ABORTED | next: {} | {reason}", NextStep::FlashAgain)
-                    }
+                    Verdict::Fail(failure) => format!(
+                        "FAIL {} | next: {} | {}",
+                        failure.code(),
+                        failure.code().next_step(),
+                        failure.sentence()
+                    ),
+                    Verdict::Aborted(interruption) => format!(
+                        "ABORTED | next: {} | {}",
+                        verdict.next_step(),
+                        interruption.sentence()
+                    ),
                 }
             }
             EventKind::UnitRemoved { slot } => {

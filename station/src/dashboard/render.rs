@@ -2,7 +2,8 @@
 //! end and the tests. Every line is cut to the width (a wrapped line would push the bars around
 //! on the next redraw) and there are never more lines than the height.
 
-use crate::events::{NextStep, SlotNumber, Verdict};
+use crate::events::SlotNumber;
+use crate::verdict::Verdict;
 
 use super::state::{DashboardState, Progress, SlotRow, SlotStatus, Unit};
 use super::text::{fit, Line, Tone};
@@ -245,21 +246,21 @@ impl DashboardState {
             }
             // The next step comes right after FAIL so a narrow screen cuts the reason, not the
             // instruction the operator acts on.
-            Verdict::Fail {
-                code,
-                reason,
-                next_step,
-            } => {
+            Verdict::Fail(failure) => {
                 line.push("FAIL", Tone::Bad, style)
-                    .push(&format!(" [{next_step}] "), Tone::Bold, style)
-                    .push(code, Tone::Bad, style)
+                    .push(
+                        &format!(" [{}] ", failure.code().next_step()),
+                        Tone::Bold,
+                        style,
+                    )
+                    .push(failure.code().as_str(), Tone::Bad, style)
                     .push(" | ", Tone::Normal, style)
-                    .push(reason, Tone::Normal, style);
+                    .push(&failure.sentence(), Tone::Normal, style);
             }
-            Verdict::Aborted { reason } => {
+            Verdict::Aborted(interruption) => {
                 line.push("ABORTED", Tone::Warn, style)
-                    .push(&format!(" [{}] ", NextStep::FlashAgain), Tone::Bold, style)
-                    .push(reason, Tone::Normal, style);
+                    .push(&format!(" [{}] ", verdict.next_step()), Tone::Bold, style)
+                    .push(&interruption.sentence(), Tone::Normal, style);
             }
         }
     }

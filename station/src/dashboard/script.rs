@@ -10,10 +10,12 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use crate::config::RegionCode;
 use crate::events::{
-    BatchInfo, BatchSummary, Event, EventKind, EventSink, Mode, NextStep, Phase, SlotInfo,
-    SlotNumber, Verdict,
+    BatchInfo, BatchSummary, Event, EventKind, EventSink, Phase, SlotInfo, SlotNumber,
 };
+use crate::mode::Mode;
+use crate::verdict::{Failure, FailureCode, UnitRef, Verdict};
 
 const MB: u64 = 1_000_000;
 const PROGRESS_EVERY_MS: u64 = 100;
@@ -81,7 +83,11 @@ pub fn scripted_batch(slots: u16, start_ms: u64) -> Vec<Event> {
 fn tally(verdict: &Verdict, passed: &mut u32, failures: &mut BTreeMap<String, u32>) {
     match verdict {
         Verdict::Pass => *passed += 1,
-        Verdict::Fail { code, .. } => *failures.entry(code.clone()).or_default() += 1,
+        Verdict::Fail(failure) => {
+            *failures
+                .entry(failure.code().as_str().to_string())
+                .or_default() += 1
+        }
         Verdict::Aborted { .. } => {}
     }
 }
@@ -125,6 +131,13 @@ impl<'a> UnitRun<'a> {
         }
     }
 
+    fn unit(&self) -> UnitRef {
+        UnitRef {
+            slot: self.slot,
+            serial: Some(serial(self.slot, self.attempt)),
+        }
+    }
+
     fn emit(&mut self, kind: EventKind) {
         self.out.push(Event::at(self.t, kind));
     }
@@ -150,6 +163,7 @@ impl<'a> UnitRun<'a> {
     /// A phase moving `total` bytes; stops after `cut_at` bytes when given (unplugged).
     fn transfer(&mut self, phase: Phase, total: u64, cut_at: Option<u64>) -> Outcome {
         let slot = self.slot;
+        let phase_name = phase.to_string();
         self.emit(EventKind::PhaseChanged { slot, phase });
         self.emit(EventKind::BytesProgress {
             slot,
@@ -162,14 +176,10 @@ impl<'a> UnitRun<'a> {
             self.wait(PROGRESS_EVERY_MS);
             done = (done + per_tick).min(total);
             if cut_at.is_some_and(|cut| done >= cut) {
-                return Outcome::Failed(Verdict::Fail {
-                    code: "DISCONNECTED".into(),
-                    reason: format!(
-                        "slot {slot}: unit left the bus during the transfer after {} MB; it was not flashed completely",
-                        done / MB
-                    ),
-                    next_step: NextStep::ReseatCable,
-                });
+                return Outcome::Failed(Verdict::Fail(Failure::Disconnected {
+                    unit: self.unit(),
+                    step: format!("{phase_name} after {} MB", done / MB),
+                }));
             }
             self.emit(EventKind::BytesProgress { slot, done, total });
         }
@@ -182,8 +192,8 @@ impl<'a> UnitRun<'a> {
             Outcome::Failed(verdict) => verdict,
         };
         let slot = self.slot;
-        if let Verdict::Fail { code, .. } = &verdict {
-            if code == "DISCONNECTED" {
+        if let Verdict::Fail(failure) = &verdict {
+            if failure.code() == FailureCode::Disconnected {
                 let message = format!("slot {slot}: USB device on {} disappeared", port_path(slot));
                 self.emit(EventKind::Warning {
                     slot: Some(slot),
@@ -219,11 +229,12 @@ impl<'a> UnitRun<'a> {
             serial: serial.clone(),
         });
         if slot == 11 {
-            return Outcome::Failed(Verdict::Fail {
-                code: "IDENTITY_MISMATCH".into(),
-                reason: format!("slot 11 (serial {serial}): product is 'other-phone', work order needs 'demo-phone'"),
-                next_step: NextStep::CallEngineer,
-            });
+            return Outcome::Failed(Verdict::Fail(Failure::IdentityMismatch {
+                unit: self.unit(),
+                what: "fastboot product".into(),
+                expected: "demo-phone".into(),
+                found: "other-phone".into(),
+            }));
         }
         let cut = (slot % 8 == 6).then_some(300 * MB);
         if edl {
@@ -274,21 +285,21 @@ impl<'a> UnitRun<'a> {
         );
         if slot == 12 {
             self.phase(Phase::WaitingForReenumeration, 3_000);
-            return Outcome::Failed(Verdict::Fail {
-                code: "TIMEOUT".into(),
-                reason: format!("slot 12 (serial {serial}): no response to `reboot` within 3 s"),
-                next_step: NextStep::CallEngineer,
-            });
+            return Outcome::Failed(Verdict::Fail(Failure::Timeout {
+                unit: self.unit(),
+                step: "reboot".into(),
+                secs: 3,
+            }));
         }
         if slot % 8 == 3 {
-            return Outcome::Failed(Verdict::Fail {
-                code: "ACTIVATION_CLIENT_WRONG_REGION".into(),
-                reason: format!(
-                    "slot {slot} (serial {serial}): system_a /priv-app/ActivationClient/ActivationClient.apk \
-                     has the 00CN client, work order WO-1187 needs 00EEA"
-                ),
-                next_step: NextStep::RemoveUnit,
-            });
+            return Outcome::Failed(Verdict::Fail(Failure::ActivationClientWrongRegion {
+                unit: self.unit(),
+                partition: "system_a".into(),
+                location: "/priv-app/ActivationClient/ActivationClient.apk".into(),
+                found_region: RegionCode::parse("00CN").expect("a literal region code"),
+                work_order: "WO-1187".into(),
+                needed_region: RegionCode::parse("00EEA").expect("a literal region code"),
+            }));
         }
         self.phase(Phase::Reboot, 400);
         Outcome::Done

@@ -4,7 +4,9 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use crate::events::{BatchInfo, BatchSummary, Event, EventKind, Mode, Phase, SlotNumber, Verdict};
+use crate::events::{BatchInfo, BatchSummary, Event, EventKind, Phase, SlotNumber};
+use crate::mode::Mode;
+use crate::verdict::Verdict;
 
 /// How far back the MB/s figure looks: long enough to smooth USB bursts, short enough that a
 /// stalled phone shows its rate falling within seconds.

@@ -4,15 +4,17 @@
 
 mod progress;
 mod sink;
-mod time;
 
 use std::fmt;
 
+use crate::mode::Mode;
 use serde::Serialize;
 
-pub use progress::SlotProgress;
+pub use crate::timestamp::now_unix_ms;
+pub use progress::{SlotProgress, StopOnly};
 pub use sink::{EventSink, Fanout, RecordingSink};
-pub use time::{format_clock, format_rfc3339, now_unix_ms};
+
+use crate::verdict::Verdict;
 
 /// A slot number as configured in `station.yaml` (the physical USB port the operator sees).
 pub type SlotNumber = u16;
@@ -147,32 +149,6 @@ pub struct SlotInfo {
     pub port_path: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    Fastboot,
-    Edl,
-}
-
-/// The mode a phone is in, from how it enumerates on the bus.
-impl From<crate::bus::DeviceKind> for Mode {
-    fn from(kind: crate::bus::DeviceKind) -> Self {
-        match kind {
-            crate::bus::DeviceKind::Fastboot => Mode::Fastboot,
-            crate::bus::DeviceKind::Edl => Mode::Edl,
-        }
-    }
-}
-
-impl fmt::Display for Mode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Mode::Fastboot => "fastboot",
-            Mode::Edl => "EDL",
-        })
-    }
-}
-
 /// What a unit's task is doing now. `Display` gives the operator's wording.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "phase", rename_all = "snake_case")]
@@ -216,53 +192,6 @@ impl fmt::Display for Phase {
     }
 }
 
-/// A unit attempt's result. FAIL carries a stable code (what reports group by), a sentence for
-/// humans and the operator's next step.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "result", rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Verdict {
-    Pass,
-    Fail {
-        /// e.g. `ACTIVATION_CLIENT_WRONG_REGION`, `DISCONNECTED`, `TIMEOUT`.
-        code: String,
-        reason: String,
-        next_step: NextStep,
-    },
-    /// The station cut the attempt before a verdict (a stop): not a failure, not in the yield;
-    /// the unit is flashed again.
-    Aborted {
-        reason: String,
-    },
-}
-
-impl Verdict {
-    pub fn is_pass(&self) -> bool {
-        matches!(self, Verdict::Pass)
-    }
-}
-
-/// What the line operator does next; the wording is what the screen shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NextStep {
-    RemoveUnit,
-    ReseatCable,
-    CallEngineer,
-    /// The attempt was cut before a verdict: put the unit on a slot again.
-    FlashAgain,
-}
-
-impl fmt::Display for NextStep {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            NextStep::RemoveUnit => "remove unit",
-            NextStep::ReseatCable => "re-seat cable",
-            NextStep::CallEngineer => "call engineer",
-            NextStep::FlashAgain => "flash again",
-        })
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 pub struct BatchSummary {
     pub passed: u32,
@@ -290,17 +219,23 @@ mod tests {
             EventKind::Verdict {
                 slot: 3,
                 serial: Some("7PL0003".into()),
-                verdict: Verdict::Fail {
-                    code: "ACTIVATION_CLIENT_WRONG_REGION".into(),
-                    reason: "system_a has the 00CN client".into(),
-                    next_step: NextStep::RemoveUnit,
-                },
+                verdict: Verdict::Fail(crate::verdict::Failure::ActivationClientWrongRegion {
+                    unit: crate::verdict::UnitRef {
+                        slot: 3,
+                        serial: Some("7PL0003".into()),
+                    },
+                    partition: "system_a".into(),
+                    location: "/x.apk".into(),
+                    found_region: crate::config::RegionCode::parse("00CN").unwrap(),
+                    work_order: "WO-1".into(),
+                    needed_region: crate::config::RegionCode::parse("00EEA").unwrap(),
+                }),
             },
         );
         let json = serde_json::to_string(&event).unwrap();
         assert_eq!(
             json,
-            r#"{"ts_ms":1700000000000,"event":"verdict","slot":3,"serial":"7PL0003","verdict":{"result":"FAIL","code":"ACTIVATION_CLIENT_WRONG_REGION","reason":"system_a has the 00CN client","next_step":"remove_unit"}}"#
+            r#"{"ts_ms":1700000000000,"event":"verdict","slot":3,"serial":"7PL0003","verdict":{"result":"FAIL","code":"ACTIVATION_CLIENT_WRONG_REGION","reason":"slot 3 (serial 7PL0003): system_a /x.apk has the 00CN client, work order WO-1 needs 00EEA","next_step":"call_engineer"}}"#
         );
         let phase = Event::at(
             5,
@@ -337,6 +272,9 @@ mod tests {
             Phase::WaitingForReenumeration.to_string(),
             "waiting for re-enumeration"
         );
-        assert_eq!(NextStep::ReseatCable.to_string(), "re-seat cable");
+        assert_eq!(
+            crate::verdict::NextStep::ReseatCable.to_string(),
+            "re-seat cable"
+        );
     }
 }

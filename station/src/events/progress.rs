@@ -2,12 +2,25 @@
 //! slot. Protocol code reports every USB packet; the dashboard needs a few updates a second, so
 //! byte progress is throttled here, at the source, and the channel to the consumers stays short.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use protocols::progress::{ProgressEvent, ProgressSink};
 
 use super::{Event, EventKind, EventSink, Phase, SlotNumber};
+
+/// For operations whose progress the operator need not see (verification's many small reads),
+/// but which must still stop when the station stops.
+pub struct StopOnly(pub Arc<AtomicBool>);
+
+impl ProgressSink for StopOnly {
+    fn event(&self, _event: ProgressEvent<'_>) {}
+
+    fn stop_requested(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
 
 /// Default spacing of `BytesProgress` events per slot.
 pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
@@ -20,6 +33,8 @@ pub struct SlotProgress<S> {
     steps_as_phases: bool,
     interval: Duration,
     step: Mutex<StepCounter>,
+    /// Set when the station stops: the protocol operation ends at its next safe point.
+    stop: Option<Arc<AtomicBool>>,
 }
 
 struct StepCounter {
@@ -40,7 +55,14 @@ impl<S: EventSink> SlotProgress<S> {
                 total: 0,
                 last_sent: None,
             }),
+            stop: None,
         }
+    }
+
+    /// Protocol operations reporting here stop at their next safe point once `stop` is set.
+    pub fn stop_on(mut self, stop: Arc<AtomicBool>) -> Self {
+        self.stop = Some(stop);
+        self
     }
 
     /// Also announce each protocol step (`flash system_a`, `program rawprogram0.xml`) as the
@@ -65,6 +87,10 @@ impl<S: EventSink> SlotProgress<S> {
 }
 
 impl<S: EventSink> ProgressSink for SlotProgress<S> {
+    fn stop_requested(&self) -> bool {
+        self.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst))
+    }
+
     fn event(&self, event: ProgressEvent<'_>) {
         let mut step = self.step.lock().unwrap_or_else(PoisonError::into_inner);
         match event {

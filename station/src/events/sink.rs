@@ -109,7 +109,7 @@ impl EventSink for RecordingSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::{EventKind, Mode};
+    use crate::events::EventKind;
 
     fn detected(slot: u16) -> Event {
         Event::at(
@@ -117,7 +117,7 @@ mod tests {
             EventKind::UnitDetected {
                 slot,
                 port_path: format!("1-{slot}"),
-                mode: Mode::Edl,
+                mode: crate::mode::Mode::Edl,
                 serial: None,
             },
         )

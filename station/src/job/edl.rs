@@ -6,21 +6,23 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use protocols::firehose::edl::start as start_programmer;
-use protocols::firehose::flash::probe_sparse;
-use protocols::firehose::package;
+use protocols::firehose::edl::{start as start_programmer, EdlSession};
+use protocols::firehose::package::Package;
 use protocols::firehose::{FirehoseConfig, PowerMode, StorageKind as FirehoseStorage, Timeouts};
-use protocols::sahara::{InfoOutcome, SaharaHost, SaharaImages, SaharaTimeouts};
+use protocols::sahara::{DeviceInfo, InfoOutcome, SaharaHost, SaharaImages, SaharaTimeouts};
+use protocols::transport::Transport;
 
-use crate::bus::DeviceKind;
-use crate::config::StorageKind;
+use crate::config::{EdlPlan, StorageKind};
 use crate::events::Phase;
-use crate::journal::{ImageSent, Phase as JournalPhase, UnitMode};
+use crate::journal::ImageSent;
+use crate::mode::Mode;
 use crate::run::UnitContext;
 use crate::verdict::{Failure, Verdict};
 
 use super::failure::{from_edl, from_firehose, from_sahara};
 use super::{fastboot, Attempt};
+
+type Session = EdlSession<Box<dyn Transport>>;
 
 pub fn run(attempt: &mut Attempt<'_>, unit: &mut UnitContext) -> Verdict {
     match flow(attempt, unit) {
@@ -29,43 +31,79 @@ pub fn run(attempt: &mut Attempt<'_>, unit: &mut UnitContext) -> Verdict {
     }
 }
 
+/// The whole EDL flow, step by step.
 fn flow(attempt: &mut Attempt<'_>, unit: &mut UnitContext) -> Result<(), Failure> {
-    let context = attempt.context;
-    let batch = &context.batch;
-    let Some(plan) = batch.image_set.edl.clone() else {
-        return Err(Failure::HostError {
+    let plan = choose_plan(attempt)?;
+    let (link, identity) = identify(attempt, unit)?;
+    let programmer = choose_programmer(attempt, &identity)?;
+    let mut session = upload_programmer(attempt, unit, link, programmer, &plan)?;
+    flash_package(attempt, unit, &mut session, &plan)?;
+    reset_to_bootloader(attempt, unit, session)?;
+    // Serial continuity cannot be checked here: Sahara reports the SoC's chip serial and
+    // fastboot its own `serialno` (on Qualcomm bootloaders usually derived from the storage
+    // device, often set by the OEM), and neither protocol exposes the other's. A phone swapped
+    // in during this gap is identified and verified as itself (its fastboot serial goes into
+    // the row); the flashed unit's EDL chip serial stays in the attempt's log.
+    let edl_serial = attempt.serial.clone();
+    let client = fastboot::identify(attempt, unit)?;
+    if let Some(edl) = edl_serial {
+        tracing::info!(slot = attempt.slot, edl_serial = %edl, "unit re-enumerated as fastboot");
+    }
+    fastboot::verify_booting_slot(attempt, unit, client, None)
+}
+
+/// The region's EDL plan; a unit in EDL for a region without one is a station set-up fault.
+fn choose_plan(attempt: &Attempt<'_>) -> Result<EdlPlan, Failure> {
+    let batch = &attempt.context.batch;
+    batch
+        .image_set
+        .edl
+        .clone()
+        .ok_or_else(|| Failure::HostError {
             unit: attempt.unit(),
             step: "choosing the flash plan".into(),
             detail: format!(
                 "region {} of product {} has no EDL plan, but the unit is in EDL mode; add \
-                 `flash.edl` to the manifest or bring the unit up in fastboot",
+             `flash.edl` to the manifest or bring the unit up in fastboot",
                 batch.region(),
                 batch.product.name
             ),
-        });
-    };
+        })
+}
 
-    // Identify: Sahara command mode, then back to image transfer on the same session.
-    unit.phase(Phase::Identify);
-    let mut link = attempt.open_link(unit, "identify (Sahara)")?;
+/// Sahara command mode: the unit's chip serial, HW id and OEM PK hash. The link stays open for
+/// the upload on the same session.
+fn identify(
+    attempt: &mut Attempt<'_>,
+    unit: &mut UnitContext,
+) -> Result<(Box<dyn Transport>, DeviceInfo), Failure> {
+    const STEP: &str = "identify (Sahara)";
+    attempt.phase(unit, Phase::Identify);
+    let mut link = attempt.open_link(unit, STEP)?;
     let info = match SaharaHost::with_timeouts(&mut *link, SaharaTimeouts::default()).read_info() {
         Ok(InfoOutcome::Info(info)) => info,
         Ok(InfoOutcome::FirehoseAlreadyRunning { .. }) => {
             return Err(Failure::ProtocolError {
                 unit: attempt.unit(),
-                step: "identify (Sahara)".into(),
+                step: STEP.into(),
                 detail: "a Firehose programmer is already running, so the phone's identity cannot \
                          be read; power-cycle the phone into EDL and re-seat it"
                     .into(),
             })
         }
-        Err(e) => return Err(from_sahara(attempt.unit(), "identify (Sahara)", &e)),
+        Err(e) => return Err(from_sahara(attempt.unit(), STEP, &e)),
     };
     let serial = info
         .serial
         .map(crate::bus::edl_serial_text)
         .unwrap_or_else(|| "unknown".to_string());
-    attempt.identified(unit, &serial, UnitMode::Edl);
+    attempt.identified(unit, &serial, Mode::Edl);
+    Ok((link, info))
+}
+
+/// The signed programmer for this SoC and OEM key, as pre-flight hashed it.
+fn choose_programmer(attempt: &Attempt<'_>, info: &DeviceInfo) -> Result<PathBuf, Failure> {
+    let batch = &attempt.context.batch;
     let hw_id = info
         .hw_id
         .map(|h| h.as_u64())
@@ -90,8 +128,7 @@ fn flow(attempt: &mut Attempt<'_>, unit: &mut UnitContext) -> Result<(), Failure
                 hex::encode(&pk_hash)
             ),
         })?;
-    // Pre-flight hashed every programmer; upload the one it checked.
-    let programmer_path: PathBuf = batch
+    batch
         .programmers
         .iter()
         .find(|p| p.path() == programmer.programmer.path)
@@ -103,10 +140,19 @@ fn flow(attempt: &mut Attempt<'_>, unit: &mut UnitContext) -> Result<(), Failure
                 "programmer {} was not checked by pre-flight",
                 programmer.programmer.path.display()
             ),
-        })?;
+        })
+}
 
-    // Upload and configure.
-    unit.phase(Phase::UploadProgrammer);
+/// Sahara upload of the programmer, then Firehose `configure` for the plan's storage.
+fn upload_programmer(
+    attempt: &mut Attempt<'_>,
+    unit: &UnitContext,
+    link: Box<dyn Transport>,
+    programmer: PathBuf,
+    plan: &EdlPlan,
+) -> Result<Session, Failure> {
+    attempt.phase(unit, Phase::UploadProgrammer);
+    let context = attempt.context;
     let timeouts = &context.station.limits.timeouts;
     let config = FirehoseConfig {
         storage: match plan.storage {
@@ -122,67 +168,35 @@ fn flow(attempt: &mut Attempt<'_>, unit: &mut UnitContext) -> Result<(), Failure
             .min(FirehoseConfig::default().max_payload),
         ..FirehoseConfig::default()
     };
-    let progress = Arc::new(unit.progress());
-    let mut session = start_programmer(
+    start_programmer(
         link,
-        &SaharaImages::programmer(programmer_path),
+        &SaharaImages::programmer(programmer),
         SaharaTimeouts::default(),
         config,
-        progress,
+        Arc::new(unit.progress()),
     )
-    .map_err(|e| from_edl(attempt.unit(), "upload programmer", &e))?;
+    .map_err(|e| from_edl(attempt.unit(), "upload programmer", &e))
+}
 
-    // Program and patch.
-    attempt.journal_phase(unit, JournalPhase::FlashStarted);
-    let mut files = Vec::new();
-    for key in plan.rawprogram.iter().chain(plan.patch.iter()) {
-        let image = batch.image(key).ok_or_else(|| Failure::HostError {
-            unit: attempt.unit(),
-            step: "loading the EDL package".into(),
-            detail: format!("the image set has no checked file `{key}`"),
-        })?;
-        files.push(image.path().to_path_buf());
-    }
-    // The package's XML names its images by file name; each of those must be a file pre-flight
-    // hashed, unchanged since (size, mtime, inode), or the unit is not flashed.
-    let check_unchanged = |path: &std::path::Path| -> Result<(), Failure> {
-        let image = batch
-            .images
-            .values()
-            .find(|i| i.path() == path)
-            .ok_or_else(|| Failure::HostError {
-                unit: attempt.unit(),
-                step: "loading the EDL package".into(),
-                detail: format!(
-                    "{} is named by the package but not listed in the region's files, so pre-flight \
-                     did not hash it; add it to the manifest",
-                    path.display()
-                ),
-            })?;
-        image
-            .open_stream()
-            .map(drop)
-            .map_err(|e| Failure::HostError {
-                unit: attempt.unit(),
-                step: "loading the EDL package".into(),
-                detail: e.to_string(),
-            })
-    };
-    let package = package::load(&files, &probe_sparse).map_err(|e| Failure::HostError {
-        unit: attempt.unit(),
-        step: "loading the EDL package".into(),
-        detail: e.to_string(),
-    })?;
-    for program in package.programs() {
-        check_unchanged(&program.path)?;
-    }
-    unit.phase(Phase::Flash {
-        partition: plan.rawprogram.join("+"),
-    });
+/// Firehose `program` and `patch` of the region's package; what was sent goes into the row.
+fn flash_package(
+    attempt: &mut Attempt<'_>,
+    unit: &UnitContext,
+    session: &mut Session,
+    plan: &EdlPlan,
+) -> Result<(), Failure> {
+    let package = load_package(attempt)?;
+    attempt.phase(
+        unit,
+        Phase::Flash {
+            partition: plan.rawprogram.join("+"),
+        },
+    );
     session
         .firehose
         .flash_package(&package)
         .map_err(|e| from_firehose(attempt.unit(), "program the EDL package", &e))?;
+    let batch = &attempt.context.batch;
     for program in package.programs() {
         let Some(image) = batch
             .images
@@ -198,27 +212,54 @@ fn flow(attempt: &mut Attempt<'_>, unit: &mut UnitContext) -> Result<(), Failure
             bytes: image.size(),
         });
     }
-    attempt.journal_phase(unit, JournalPhase::FlashDone);
+    Ok(())
+}
 
-    // Reset into the bootloader; the phone comes back on this port as fastboot.
-    unit.phase(Phase::Reboot);
+/// The package pre-flight parsed and checked from the bytes it hashed; every image it names
+/// must still be the file pre-flight hashed (size, mtime, inode), or the unit is not flashed.
+fn load_package(attempt: &Attempt<'_>) -> Result<Package, Failure> {
+    const STEP: &str = "loading the EDL package";
+    let batch = &attempt.context.batch;
+    let host_error = |detail: String| Failure::HostError {
+        unit: attempt.unit(),
+        step: STEP.into(),
+        detail,
+    };
+    let package = batch
+        .edl_package
+        .clone()
+        .ok_or_else(|| host_error("pre-flight checked no EDL package for this region".into()))?;
+    for program in package.programs() {
+        let image = batch
+            .images
+            .values()
+            .find(|i| i.path() == program.path)
+            .ok_or_else(|| {
+                host_error(format!(
+                    "{} is named by the package but not among the files pre-flight hashed",
+                    program.path.display()
+                ))
+            })?;
+        image
+            .open_stream()
+            .map(drop)
+            .map_err(|e| host_error(e.to_string()))?;
+    }
+    Ok(package)
+}
+
+/// Firehose `power reset`: the phone's boot chain brings it back on this port in its
+/// bootloader (fastboot).
+fn reset_to_bootloader(
+    attempt: &mut Attempt<'_>,
+    unit: &mut UnitContext,
+    mut session: Session,
+) -> Result<(), Failure> {
+    attempt.phase(unit, Phase::Reboot);
     session
         .firehose
         .power(PowerMode::Reset, 0)
         .map_err(|e| from_firehose(attempt.unit(), "power reset", &e))?;
     drop(session);
-    attempt.wait_back(unit, DeviceKind::Fastboot, "EDL reset")?;
-    let edl_serial = attempt.serial.clone();
-    // Serial continuity cannot be checked here: Sahara reports the SoC's chip serial and
-    // fastboot its own `serialno` (on Qualcomm bootloaders usually derived from the storage
-    // device, often set by the OEM), and neither protocol exposes the other's. A phone swapped
-    // in during this gap is identified and verified as itself (its fastboot serial goes into
-    // the row); the flashed unit's EDL chip serial stays in the attempt's log.
-    let client = fastboot::identify(attempt, unit)?;
-    // The serial a phone reports in fastboot (its `serialno`) is the unit's serial from now on;
-    // the EDL chip serial stays in the log.
-    if let Some(edl) = edl_serial {
-        tracing::info!(slot = attempt.slot, edl_serial = %edl, "unit re-enumerated as fastboot");
-    }
-    fastboot::verify_booting_slot(attempt, unit, client, None)
+    attempt.wait_back(unit, Mode::Fastboot, "EDL reset")
 }

@@ -9,10 +9,10 @@ use protocols::fastboot::{
 };
 use protocols::transport::Transport;
 
-use crate::bus::DeviceKind;
-use crate::config::{FastbootPlan, SlotSelection};
+use crate::config::{FastbootStep, SlotSelection};
 use crate::events::Phase;
-use crate::journal::{ImageSent, Phase as JournalPhase, UnitMode};
+use crate::journal::ImageSent;
+use crate::mode::Mode;
 use crate::run::UnitContext;
 use crate::verdict::{Failure, Verdict};
 use crate::verified_image::StreamProof;
@@ -22,11 +22,15 @@ use super::{verify, Attempt};
 
 pub type Client = Fastboot<Box<dyn Transport>>;
 
-/// Fastboot's default `response_timeout` comes from station.yaml's command timeout.
+/// Fastboot's timeouts come from station.yaml: a command's whole answer (INFO lines included)
+/// within the command timeout, a storage write's (`flash`, `erase`) within the partition timeout.
 pub fn open(attempt: &Attempt<'_>, unit: &UnitContext, step: &str) -> Result<Client, Failure> {
     let link = attempt.open_link(unit, step)?;
+    let timeouts = &attempt.context.station.limits.timeouts;
     let options = ClientOptions {
-        response_timeout: attempt.context.station.limits.timeouts.command,
+        response_timeout: timeouts.command,
+        command_deadline: Some(timeouts.command),
+        write_deadline: Some(timeouts.flash_partition),
         chunk_size: attempt.context.transfer_bytes,
         ..ClientOptions::default()
     };
@@ -57,12 +61,23 @@ fn flow(attempt: &mut Attempt<'_>, unit: &mut UnitContext) -> Result<(), Failure
             ),
         });
     };
-    flash(attempt, unit, &mut client, &plan)?;
+    flash(attempt, unit, &mut client, &plan.steps, plan.slot)?;
+    if let Some(logical) = &plan.fastbootd {
+        client = enter_fastbootd(attempt, unit, client)?;
+        if let Some(key) = &logical.super_empty {
+            update_super(attempt, unit, &mut client, key, logical.wipe)?;
+        }
+        flash(attempt, unit, &mut client, &logical.steps, plan.slot)?;
+        client = reboot_bootloader(attempt, unit, client)?;
+    }
     if let Some(slot) = plan.set_active {
         let step = format!("set_active {}", slot.letter());
-        unit.phase(Phase::SetActive {
-            slot_suffix: slot.suffix().into(),
-        });
+        attempt.phase(
+            unit,
+            Phase::SetActive {
+                slot_suffix: slot.suffix().into(),
+            },
+        );
         client
             .set_active(slot.letter())
             .map_err(|e| from_fastboot(attempt.unit(), &step, &e))?;
@@ -75,6 +90,83 @@ fn flow(attempt: &mut Attempt<'_>, unit: &mut UnitContext) -> Result<(), Failure
 }
 
 const REBOOT_BOOTLOADER: &str = "reboot-bootloader";
+const REBOOT_FASTBOOT: &str = "reboot-fastboot";
+
+/// `reboot fastboot`: the phone leaves its bootloader for userspace fastboot (fastbootd) and
+/// comes back on the same port with the same USB ids; it must be the same unit, and in
+/// fastbootd (`is-userspace: yes`) before any logical partition is written.
+fn enter_fastbootd(
+    attempt: &mut Attempt<'_>,
+    unit: &mut UnitContext,
+    mut client: Client,
+) -> Result<Client, Failure> {
+    attempt.phase(unit, Phase::Reboot);
+    match client.reboot_fastboot() {
+        Ok(_) => {}
+        Err(e) if e.is_disconnect() => {
+            tracing::debug!("the phone left the bus before acknowledging {REBOOT_FASTBOOT}")
+        }
+        Err(e) => return Err(from_fastboot(attempt.unit(), REBOOT_FASTBOOT, &e)),
+    }
+    drop(client);
+    attempt.wait_back(unit, Mode::Fastboot, REBOOT_FASTBOOT)?;
+    let mut client = reidentify(attempt, unit, REBOOT_FASTBOOT)?;
+    let userspace = client
+        .is_userspace()
+        .map_err(|e| from_fastboot(attempt.unit(), "getvar is-userspace", &e))?;
+    if !userspace {
+        return Err(Failure::DeviceFail {
+            unit: attempt.unit(),
+            step: REBOOT_FASTBOOT.into(),
+            reason: "the phone came back in its bootloader, not in fastbootd (is-userspace: no); \
+                     its recovery image may not start fastbootd"
+                .into(),
+        });
+    }
+    Ok(client)
+}
+
+/// `update-super` with the plan's `super_empty.img`: fastbootd lays out the slot's logical
+/// partitions in `super` before they are written.
+fn update_super(
+    attempt: &mut Attempt<'_>,
+    unit: &mut UnitContext,
+    client: &mut Client,
+    key: &str,
+    wipe: bool,
+) -> Result<(), Failure> {
+    let step = format!("update-super{}", if wipe { " (wipe)" } else { "" });
+    attempt.phase(
+        unit,
+        Phase::Flash {
+            partition: "super (update-super)".into(),
+        },
+    );
+    let image = attempt
+        .context
+        .batch
+        .image(key)
+        .ok_or_else(|| Failure::HostError {
+            unit: attempt.unit(),
+            step: step.clone(),
+            detail: format!("the image set has no checked file `{key}`"),
+        })?;
+    let mut stream = image.open_stream().map_err(|e| Failure::HostError {
+        unit: attempt.unit(),
+        step: step.clone(),
+        detail: e.to_string(),
+    })?;
+    client
+        .update_super(&mut stream, image.size(), wipe)
+        .map_err(|e| from_fastboot(attempt.unit(), &step, &e))?;
+    attempt.result.images_sent.push(ImageSent {
+        partition: "super (update-super)".into(),
+        file: key.to_string(),
+        sha256: image.sha256(),
+        bytes: image.size(),
+    });
+    Ok(())
+}
 
 /// `reboot-bootloader`, wait for the phone to come back on its port, and make sure it is the
 /// same unit.
@@ -83,7 +175,7 @@ fn reboot_bootloader(
     unit: &mut UnitContext,
     mut client: Client,
 ) -> Result<Client, Failure> {
-    unit.phase(Phase::Reboot);
+    attempt.phase(unit, Phase::Reboot);
     match client.reboot(RebootTarget::Bootloader) {
         Ok(_) => {}
         // A rebooting phone may leave the bus before its OKAY reaches the host: gone is what
@@ -94,15 +186,15 @@ fn reboot_bootloader(
         Err(e) => return Err(from_fastboot(attempt.unit(), REBOOT_BOOTLOADER, &e)),
     }
     drop(client);
-    attempt.wait_back(unit, DeviceKind::Fastboot, REBOOT_BOOTLOADER)?;
+    attempt.wait_back(unit, Mode::Fastboot, REBOOT_BOOTLOADER)?;
     reidentify(attempt, unit, REBOOT_BOOTLOADER)
 }
 
 /// `getvar` the identity, with the configured retries, and check it against the product.
 pub fn identify(attempt: &mut Attempt<'_>, unit: &mut UnitContext) -> Result<Client, Failure> {
-    unit.phase(Phase::Identify);
+    attempt.phase(unit, Phase::Identify);
     let (client, identity) = read_identity(attempt, unit)?;
-    attempt.identified(unit, &identity.serialno, UnitMode::Fastboot);
+    attempt.identified(unit, &identity.serialno, Mode::Fastboot);
     check_product(attempt, client, identity)
 }
 
@@ -114,7 +206,7 @@ pub fn reidentify(
     unit: &mut UnitContext,
     after: &str,
 ) -> Result<Client, Failure> {
-    unit.phase(Phase::Identify);
+    attempt.phase(unit, Phase::Identify);
     let (client, identity) = read_identity(attempt, unit)?;
     if attempt
         .serial
@@ -206,18 +298,20 @@ fn slot_choice(selection: SlotSelection) -> SlotChoice {
     }
 }
 
+/// Write `steps` in the mode the phone is in (the bootloader, or fastbootd for logical
+/// partitions, which the client resizes to each image first).
 fn flash(
     attempt: &mut Attempt<'_>,
     unit: &mut UnitContext,
     client: &mut Client,
-    plan: &FastbootPlan,
+    steps: &[FastbootStep],
+    slot: SlotSelection,
 ) -> Result<(), Failure> {
-    attempt.journal_phase(unit, JournalPhase::FlashStarted);
     let options = FlashOptions {
-        slot: slot_choice(plan.slot),
+        slot: slot_choice(slot),
         ..FlashOptions::default()
     };
-    for step in &plan.steps {
+    for step in steps {
         if unit.is_cancelled() {
             return Err(Failure::HostError {
                 unit: attempt.unit(),
@@ -225,9 +319,12 @@ fn flash(
                 detail: "the batch was stopped".into(),
             });
         }
-        unit.phase(Phase::Flash {
-            partition: step.partition.clone(),
-        });
+        attempt.phase(
+            unit,
+            Phase::Flash {
+                partition: step.partition.clone(),
+            },
+        );
         let step_name = format!("flash {}", step.partition);
         let image = attempt
             .context
@@ -264,7 +361,6 @@ fn flash(
             });
         }
     }
-    attempt.journal_phase(unit, JournalPhase::FlashDone);
     Ok(())
 }
 
@@ -276,13 +372,15 @@ pub fn verify_booting_slot(
     mut client: Client,
     expected_slot: Option<&str>,
 ) -> Result<(), Failure> {
-    attempt.journal_phase(unit, JournalPhase::VerifyStarted);
     let wanted = attempt.context.batch.image_set.activation_client.clone();
     let fail = |attempt: &Attempt<'_>, step: &str, e| from_fastboot(attempt.unit(), step, &e);
     let has_slot = client
         .has_slot(&wanted.partition)
         .map_err(|e| fail(attempt, "verify (has-slot)", e))?;
-    let partition = if has_slot {
+    // A client in a logical partition is read through `super`, which has no slots, but the
+    // booting slot decides which metadata slot (and so which `system_<slot>`) is read.
+    let slotted = has_slot || wanted.location.logical_partition().is_some();
+    let partition = if slotted {
         let current = client
             .current_slot()
             .map_err(|e| fail(attempt, "verify (current-slot)", e))?;
@@ -310,23 +408,34 @@ pub fn verify_booting_slot(
                 ),
             });
         }
-        format!("{}_{current}", wanted.partition)
+        if has_slot {
+            format!("{}_{current}", wanted.partition)
+        } else {
+            wanted.partition.clone()
+        }
     } else {
         wanted.partition.clone()
     };
-    unit.phase(Phase::Verify {
-        what: format!("{partition} {}", wanted.location),
-    });
+    attempt.phase(
+        unit,
+        Phase::Verify {
+            what: format!("{partition} {}", wanted.location),
+        },
+    );
     // Each ext4 block read is its own `fetch`: per-read progress would flood the operator's
     // screen, so verification reports its phase and its byte count only.
-    client.set_progress(Arc::new(protocols::progress::NoProgress));
+    client.set_progress(Arc::new(unit.stop_only()));
     let (_client, found) = verify::activation_client(attempt, client, &partition);
     let found = found?;
     attempt.result.activation_sha256_found = found.sha256;
     attempt.result.verify_method = Some(found.method);
     attempt.result.verify_bytes_read = Some(found.bytes_read);
-    attempt.journal_phase(unit, JournalPhase::VerifyDone);
-    match verify::judge(attempt, &partition, found.sha256) {
+    match verify::judge(
+        attempt,
+        &partition,
+        found.logical_partition.as_deref(),
+        found.sha256,
+    ) {
         None => Ok(()),
         Some(failure) => Err(failure),
     }

@@ -18,11 +18,11 @@ mod verify;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
-use crate::bus::DeviceKind;
 use crate::config::StationConfig;
-use crate::events::{EventKind, Mode, SlotNumber};
-use crate::journal::{AttemptId, AttemptStart, Journal, Phase as JournalPhase, UnitMode};
+use crate::events::{EventKind, Phase, SlotNumber};
+use crate::journal::{AttemptId, AttemptStart, Journal, Milestone};
 use crate::logging::{UnitLog, UnitLogs};
+use crate::mode::Mode;
 use crate::preflight::CheckedBatch;
 use crate::run::{UnitContext, UnitJob};
 use crate::verdict::{Failure, Interruption, UnitRef, Verdict};
@@ -57,9 +57,13 @@ pub(crate) struct Attempt<'a> {
     pub serial: Option<String>,
     /// How the unit was first identified (and flashed); a later re-identification after a
     /// re-enumeration (EDL → fastboot) updates the serial but keeps this.
-    pub mode: Option<UnitMode>,
+    pub mode: Option<Mode>,
     /// The attempt's log file, once the unit's first serial named it.
     pub log: Option<UnitLog>,
+    /// The milestones the journal row has a time for, so far.
+    pub milestones: Vec<Milestone>,
+    /// The phase the unit is in, as last shown.
+    pub last_phase: Option<Phase>,
     pub result: UnitResult,
 }
 
@@ -79,7 +83,7 @@ impl<'a> Attempt<'a> {
     }
 
     /// The unit is known: record it, and warn when it already passed under another work order.
-    pub fn identified(&mut self, unit: &UnitContext, serial: &str, mode: UnitMode) {
+    pub fn identified(&mut self, unit: &UnitContext, serial: &str, mode: Mode) {
         self.serial = Some(serial.to_string());
         unit.identified(serial);
         let Some(id) = self.id else { return };
@@ -124,7 +128,7 @@ impl<'a> Attempt<'a> {
     pub fn wait_back(
         &self,
         unit: &mut UnitContext,
-        kind: DeviceKind,
+        kind: Mode,
         after: &str,
     ) -> Result<(), Failure> {
         let deadline = self.context.station.limits.timeouts.reenumerate;
@@ -148,8 +152,8 @@ impl<'a> Attempt<'a> {
                     unit: self.unit(),
                     port_path,
                     during: after.to_string(),
-                    expected: Mode::from(kind).to_string(),
-                    found: Mode::from(found).to_string(),
+                    expected: kind.to_string(),
+                    found: found.to_string(),
                 },
             )),
         }
@@ -175,16 +179,33 @@ impl<'a> Attempt<'a> {
         })
     }
 
-    pub fn journal_phase(&self, unit: &UnitContext, phase: JournalPhase) {
+    /// The unit enters `phase`: shown on its slot, and the milestones it marks (flashing
+    /// started or done, verification started) stamped in its journal row.
+    pub fn phase(&mut self, unit: &UnitContext, phase: Phase) {
+        for milestone in Milestone::reached(&self.milestones, self.last_phase.as_ref(), &phase) {
+            self.stamp(unit, milestone);
+        }
+        self.last_phase = Some(phase.clone());
+        unit.phase(phase);
+    }
+
+    fn stamp(&mut self, unit: &UnitContext, milestone: Milestone) {
+        self.milestones.push(milestone);
         if let Some(id) = self.id {
-            if let Err(e) = self.journal().phase(id, phase, SystemTime::now()) {
+            if let Err(e) = self.journal().milestone(id, milestone, SystemTime::now()) {
                 unit.warn(format!("journal: {e}"));
             }
         }
     }
 
     /// The attempt's result: what the job gathered along the way, with its verdict.
-    pub fn finish(self, unit: &UnitContext, verdict: Verdict) -> UnitResult {
+    pub fn finish(mut self, unit: &UnitContext, verdict: Verdict) -> UnitResult {
+        // Verification, once started, ends with the verdict.
+        if self.milestones.contains(&Milestone::VerifyStarted)
+            && !self.milestones.contains(&Milestone::VerifyDone)
+        {
+            self.stamp(unit, Milestone::VerifyDone);
+        }
         if let Some(log) = &self.log {
             let lost = log.write_errors();
             if lost > 0 {
@@ -199,7 +220,6 @@ impl<'a> Attempt<'a> {
         UnitResult {
             attempt: self.id,
             serial: self.serial,
-            shown: crate::events::Verdict::from(&verdict),
             verdict,
             ..self.result
         }
@@ -247,15 +267,24 @@ impl UnitJob<UnitResult> for StationJob {
                 .device()
                 .serial
                 .clone()
-                .filter(|_| unit.device().kind == DeviceKind::Fastboot),
+                .filter(|_| unit.device().kind == Mode::Fastboot),
             mode: None,
             log: None,
+            milestones: Vec::new(),
+            last_phase: None,
             result: UnitResult::new(None, None, Verdict::Pass),
         };
         match begun {
             Ok(id) => {
                 attempt.id = Some(id);
                 unit.info().set_record_id(id.0);
+                // The verdict names the unit by the serial the bus shows until it identifies
+                // itself; the row must be found under it even if it never does.
+                if let Some(serial) = &attempt.serial {
+                    if let Err(e) = attempt.journal().seen_as(id, serial) {
+                        unit.warn(format!("journal: {e}"));
+                    }
+                }
             }
             Err(e) => {
                 // No row, no flashing: the unit is not touched, and the supervisor stops the
@@ -275,14 +304,16 @@ impl UnitJob<UnitResult> for StationJob {
         // A panic in the job (a bug, or a parser defect on hostile bytes) fails this unit only.
         let flow =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match unit.device().kind {
-                DeviceKind::Fastboot => fastboot::run(&mut attempt, unit),
-                DeviceKind::Edl => edl::run(&mut attempt, unit),
+                Mode::Fastboot => fastboot::run(&mut attempt, unit),
+                Mode::Edl => edl::run(&mut attempt, unit),
             }));
         let verdict = match flow {
             Ok(verdict) => verdict,
             Err(panic) => Verdict::Fail(Failure::HostError {
                 unit: attempt.unit(),
-                step: "the unit's job".into(),
+                step: unit
+                    .current_phase()
+                    .map_or_else(|| "the unit's job".into(), |phase| phase.to_string()),
                 detail: format!(
                     "it crashed ({}); the station goes on with the other units — report this \
                      unit's log to the flashgate engineers",

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::VerifyMethod;
 use crate::digest::Sha256Digest;
-use crate::events::{self, Event, EventKind, EventSink};
+use crate::events::{Event, EventKind, EventSink};
 use crate::journal::{AttemptId, AttemptOutcome, ImageSent, Journal, JournalError};
 use crate::run::{Recorded, UnitInfo, UnitOutcome, VerdictRecorder};
 use crate::verdict::{Failure, FailureCode, UnitRef, Verdict};
@@ -17,8 +17,6 @@ pub struct UnitResult {
     pub attempt: Option<AttemptId>,
     pub serial: Option<String>,
     pub verdict: Verdict,
-    /// The verdict as the dashboard shows it (derived from `verdict`).
-    pub shown: events::Verdict,
     pub images_sent: Vec<ImageSent>,
     pub activation_sha256_found: Option<Sha256Digest>,
     pub verify_method: Option<VerifyMethod>,
@@ -27,12 +25,10 @@ pub struct UnitResult {
 
 impl UnitResult {
     pub fn new(attempt: Option<AttemptId>, serial: Option<String>, verdict: Verdict) -> Self {
-        let shown = events::Verdict::from(&verdict);
         UnitResult {
             attempt,
             serial,
             verdict,
-            shown,
             images_sent: Vec::new(),
             activation_sha256_found: None,
             verify_method: None,
@@ -42,8 +38,8 @@ impl UnitResult {
 }
 
 impl UnitOutcome for UnitResult {
-    fn verdict(&self) -> &events::Verdict {
-        &self.shown
+    fn verdict(&self) -> &Verdict {
+        &self.verdict
     }
 
     fn serial(&self) -> Option<&str> {

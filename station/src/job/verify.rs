@@ -1,6 +1,7 @@
-//! Verification of the activation client on the phone: read back only what is needed (ext4
-//! metadata and the client's blocks through fastboot `fetch:`) or ask for a device digest, and
-//! compare with the region's allow-listed SHA-256.
+//! Verification of the activation client on the phone: read back only what is needed through
+//! fastboot `fetch:` (LP metadata when the client is in a logical partition of `super`, the
+//! filesystem's metadata, the client's blocks) or ask for a device digest, and compare with
+//! the region's allow-listed SHA-256.
 
 use std::io;
 
@@ -9,7 +10,7 @@ use protocols::transport::Transport;
 
 use crate::config::{ClientLocation, VerifyMethod};
 use crate::digest::Sha256Digest;
-use crate::ext4_file::{hash_file_in_ext4, Ext4FileError};
+use crate::image::{CacheConfig, FindError, Finder};
 use crate::preflight::{hash_range, MAX_CLIENT_SIZE};
 use crate::read_at::{CountingReader, ReadAt};
 use crate::verdict::Failure;
@@ -18,7 +19,7 @@ use super::failure::from_fastboot;
 use super::Attempt;
 
 /// A phone partition as a random-access source, read through `fetch:`. Owns the client so
-/// ext4-view can hold it; it is handed back after hashing.
+/// the ext4 reader can take it by value; it is handed back after hashing.
 pub struct FetchSource {
     pub client: Fastboot<Box<dyn Transport>>,
     pub partition: String,
@@ -53,6 +54,9 @@ pub struct Found {
     pub sha256: Option<Sha256Digest>,
     pub method: VerifyMethod,
     pub bytes_read: u64,
+    /// The logical partition the client was read from, as the phone's metadata names it
+    /// (`system_b`), when it lives in `super`.
+    pub logical_partition: Option<String>,
 }
 
 /// Hash the activation client on `partition` (slot suffix included) of the phone behind
@@ -73,6 +77,7 @@ pub fn activation_client(
                     sha256: Some(Sha256Digest(digest)),
                     method: VerifyMethod::DeviceDigest,
                     bytes_read: 0,
+                    logical_partition: None,
                 })
                 .map_err(|e| from_fastboot(attempt.unit(), &step, &e));
             (client, found)
@@ -91,6 +96,7 @@ pub fn activation_client(
                     sha256: Some(sha256),
                     method: VerifyMethod::HostReadback,
                     bytes_read,
+                    logical_partition: None,
                 }),
                 Err(e) => Err(source_failure(
                     attempt,
@@ -101,30 +107,45 @@ pub fn activation_client(
             };
             (source.client, found)
         }
-        // A file inside ext4 has no fixed byte range a device digest could cover, so it is always
-        // read back: only the blocks ext4 needs.
-        (ClientLocation::Ext4File { path }, _) => {
+        // A file inside a filesystem has no fixed byte range a device digest could cover, so it
+        // is always read back: only the blocks the filesystem needs.
+        (
+            ClientLocation::File {
+                logical_partition,
+                path,
+            },
+            _,
+        ) => {
+            let mut client = client;
+            let finder = match logical_partition {
+                None => Finder::whole_image(),
+                Some(logical) => match client.current_slot() {
+                    Ok(current) => Finder::in_logical_partition(logical, metadata_slot(current)),
+                    Err(e) => return (client, Err(from_fastboot(attempt.unit(), &step, &e))),
+                },
+            };
             let source = FetchSource {
                 client,
                 partition: partition.to_string(),
                 last_error: None,
             };
-            let (mut source, digest) = hash_file_in_ext4(source, path, MAX_CLIENT_SIZE);
-            let found = match digest {
-                Ok(d) => Ok(Found {
-                    sha256: Some(d.sha256),
+            let finder = finder.with_cache(CacheConfig::PHONE);
+            let (mut source, result) = finder.hash_file(source, path, MAX_CLIENT_SIZE);
+            let found = match result {
+                Ok(file) => Ok(Found {
+                    sha256: Some(file.sha256),
                     method: VerifyMethod::HostReadback,
-                    bytes_read: d.bytes_read,
+                    bytes_read: file.bytes_read,
+                    logical_partition: file.logical_partition,
                 }),
                 // No client at that path: an unknown (absent) client, not a station error.
-                Err(Ext4FileError::NotFound { .. }) | Err(Ext4FileError::NotAFile { .. }) => {
-                    Ok(Found {
-                        sha256: None,
-                        method: VerifyMethod::HostReadback,
-                        bytes_read: 0,
-                    })
-                }
-                Err(Ext4FileError::Source(e)) => Err(source_failure(
+                Err(e) if e.is_absent_file() => Ok(Found {
+                    sha256: None,
+                    method: VerifyMethod::HostReadback,
+                    bytes_read: 0,
+                    logical_partition: None,
+                }),
+                Err(FindError::Source(e)) => Err(source_failure(
                     attempt,
                     &step,
                     source.last_error.take(),
@@ -133,7 +154,7 @@ pub fn activation_client(
                 Err(e) => Err(Failure::VerifyMismatch {
                     unit: attempt.unit(),
                     partition: partition.to_string(),
-                    what: "ext4 filesystem".into(),
+                    what: unreadable_layer(&e, logical_partition.as_deref()),
                     expected: format!(
                         "the flashed {} image's filesystem",
                         attempt.context.batch.region()
@@ -143,6 +164,32 @@ pub fn activation_client(
             };
             (source.client, found)
         }
+    }
+}
+
+/// The LP metadata slot of the booting slot: `a` is 0, `b` is 1 (liblp's
+/// `SlotNumberForSlotSuffix`); a phone without slots has one set of partitions, in slot 0.
+fn metadata_slot(current_slot: Option<String>) -> u32 {
+    match current_slot.as_deref().map(str::as_bytes) {
+        Some(&[letter]) if letter.is_ascii_lowercase() => u32::from(letter - b'a'),
+        _ => 0,
+    }
+}
+
+/// What could not be read, for the verdict: the LP metadata or the filesystem.
+fn unreadable_layer(error: &FindError, logical_partition: Option<&str>) -> String {
+    let within =
+        logical_partition.map_or(String::new(), |name| format!("logical partition {name}'s "));
+    match (error.layer(), error) {
+        (crate::image::Layer::Super, _) => "LP metadata".into(),
+        (_, FindError::NotAFilesystem { .. }) => format!("{within}ext4 or erofs filesystem"),
+        (_, FindError::Corrupt { place, .. } | FindError::Unsupported { place, .. }) => {
+            match place.fs {
+                Some(fs) => format!("{within}{fs} filesystem"),
+                None => format!("{within}filesystem"),
+            }
+        }
+        _ => format!("{within}filesystem"),
     }
 }
 
@@ -162,10 +209,12 @@ fn source_failure(
     }
 }
 
-/// The verdict on what was found: the region's client, another region's, or none of them.
+/// The verdict on what was found on `partition` (in logical partition `logical` of it, when
+/// the client lives in `super`): the region's client, another region's, or none of them.
 pub fn judge(
     attempt: &Attempt<'_>,
     partition: &str,
+    logical: Option<&str>,
     found: Option<Sha256Digest>,
 ) -> Option<Failure> {
     let batch = &attempt.context.batch;
@@ -173,12 +222,18 @@ pub fn judge(
     if found == Some(wanted.sha256) {
         return None;
     }
-    let location = wanted.location.to_string();
+    // `super/system_b /system/priv-app/…`: the logical partition the phone boots, by its name.
+    let (partition, location) = match (logical, &wanted.location) {
+        (Some(logical), ClientLocation::File { path, .. }) => {
+            (format!("{partition}/{logical}"), path.clone())
+        }
+        _ => (partition.to_string(), wanted.location.to_string()),
+    };
     let other_region = found.and_then(|d| batch.product.region_with_client(&d).cloned());
     Some(match other_region {
         Some(found_region) => Failure::ActivationClientWrongRegion {
             unit: attempt.unit(),
-            partition: partition.to_string(),
+            partition: partition.clone(),
             location,
             found_region,
             work_order: batch.work_order.id.clone(),
@@ -186,7 +241,7 @@ pub fn judge(
         },
         None => Failure::ActivationClientUnknown {
             unit: attempt.unit(),
-            partition: partition.to_string(),
+            partition,
             location,
             found,
             expected: wanted.sha256,
@@ -194,4 +249,17 @@ pub fn judge(
             needed_region: batch.region().clone(),
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_booting_slot_picks_its_metadata_slot() {
+        assert_eq!(metadata_slot(Some("a".into())), 0);
+        assert_eq!(metadata_slot(Some("b".into())), 1);
+        assert_eq!(metadata_slot(None), 0);
+        assert_eq!(metadata_slot(Some("weird".into())), 0);
+    }
 }

@@ -5,7 +5,6 @@ mod lock;
 mod query;
 mod record;
 mod schema;
-mod time;
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -15,14 +14,14 @@ use rusqlite::{params, Connection, OptionalExtension};
 pub use lock::StationLock;
 pub use query::{AttemptRow, CodeCount, FlaggedUnit, WorkOrderReport};
 pub use record::{
-    AttemptId, AttemptOutcome, AttemptStart, CompletedAttempt, FinishedAttempt, ImageSent, Phase,
-    PhaseTimes, UnitMode,
+    AttemptId, AttemptOutcome, AttemptStart, CompletedAttempt, FinishedAttempt, ImageSent,
+    Milestone, MilestoneTimes,
 };
 pub use schema::SCHEMA_VERSION;
-pub use time::rfc3339_millis;
 
 use record::millis;
 
+use crate::mode::Mode;
 use crate::verdict::Verdict;
 
 #[derive(Debug, thiserror::Error)]
@@ -165,6 +164,22 @@ impl Journal {
         Ok(u32::try_from(count).unwrap_or(u32::MAX))
     }
 
+    /// The highest serial (in text order) that starts with `prefix`.
+    pub fn highest_serial_with_prefix(&self, prefix: &str) -> Result<Option<String>, JournalError> {
+        Ok(self.conn.query_row(
+            "SELECT MAX(unit_serial) FROM attempts WHERE substr(unit_serial, 1, length(?1)) = ?1",
+            [prefix],
+            |row| row.get(0),
+        )?)
+    }
+
+    /// SQLite's own check of the file (`ok` when sound).
+    pub fn integrity_check(&self) -> Result<String, JournalError> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA integrity_check", [], |row| row.get(0))?)
+    }
+
     /// Opens an existing journal for reading only (report, history): never creates one.
     pub fn open_existing(path: &Path) -> Result<Self, JournalError> {
         if !path.exists() {
@@ -192,13 +207,28 @@ impl Journal {
         &mut self,
         id: AttemptId,
         serial: &str,
-        mode: UnitMode,
+        mode: Mode,
         at: SystemTime,
     ) -> Result<Vec<String>, JournalError> {
         let tx = self.conn.transaction()?;
         let prior = identified_in(&tx, id, serial, mode, at)?;
         tx.commit()?;
         Ok(prior)
+    }
+
+    /// Records the serial the unit shows on the bus (a fastboot device's USB serial number)
+    /// before it answers for itself, so an attempt that fails before identification is found
+    /// under the serial the operator was shown. Identification replaces it; a row that already
+    /// has a serial keeps it.
+    pub fn seen_as(&mut self, id: AttemptId, serial: &str) -> Result<(), JournalError> {
+        let tx = self.conn.transaction()?;
+        open_attempt_work_order(&tx, id)?;
+        tx.execute(
+            "UPDATE attempts SET unit_serial = ?1 WHERE id = ?2 AND unit_serial IS NULL",
+            params![serial, id.0],
+        )?;
+        tx.commit()?;
+        Ok(())
     }
 
     /// Records where the unit's own log file is, once it is known (it is named after the serial).
@@ -213,14 +243,14 @@ impl Journal {
         Ok(())
     }
 
-    pub fn phase(
+    pub fn milestone(
         &mut self,
         id: AttemptId,
-        phase: Phase,
+        milestone: Milestone,
         at: SystemTime,
     ) -> Result<(), JournalError> {
         let tx = self.conn.transaction()?;
-        phase_in(&tx, id, phase, at)?;
+        milestone_in(&tx, id, milestone, at)?;
         tx.commit()?;
         Ok(())
     }
@@ -238,7 +268,7 @@ impl Journal {
         Ok(finished)
     }
 
-    /// A whole attempt in one durable transaction, for a caller that collects the phases
+    /// A whole attempt in one durable transaction, for a caller that collects the milestones
     /// itself and writes once at the verdict.
     pub fn record(&mut self, attempt: &CompletedAttempt) -> Result<FinishedAttempt, JournalError> {
         let tx = self.conn.transaction()?;
@@ -253,14 +283,14 @@ impl Journal {
             })?;
             identified_in(&tx, id, serial, mode, at)?;
         }
-        for (phase, at) in [
-            (Phase::FlashStarted, attempt.phases.flash_started),
-            (Phase::FlashDone, attempt.phases.flash_done),
-            (Phase::VerifyStarted, attempt.phases.verify_started),
-            (Phase::VerifyDone, attempt.phases.verify_done),
+        for (milestone, at) in [
+            (Milestone::FlashStarted, attempt.phases.flash_started),
+            (Milestone::FlashDone, attempt.phases.flash_done),
+            (Milestone::VerifyStarted, attempt.phases.verify_started),
+            (Milestone::VerifyDone, attempt.phases.verify_done),
         ] {
             if let Some(at) = at {
-                phase_in(&tx, id, phase, at)?;
+                milestone_in(&tx, id, milestone, at)?;
             }
         }
         let finished = finish_in(&tx, id, &attempt.outcome)?;
@@ -310,7 +340,7 @@ fn identified_in(
     conn: &Connection,
     id: AttemptId,
     serial: &str,
-    mode: UnitMode,
+    mode: Mode,
     at: SystemTime,
 ) -> Result<Vec<String>, JournalError> {
     let work_order = open_attempt_work_order(conn, id)?;
@@ -321,15 +351,18 @@ fn identified_in(
     prior_passes(conn, serial, &work_order)
 }
 
-fn phase_in(
+fn milestone_in(
     conn: &Connection,
     id: AttemptId,
-    phase: Phase,
+    milestone: Milestone,
     at: SystemTime,
 ) -> Result<(), JournalError> {
     open_attempt_work_order(conn, id)?;
     conn.execute(
-        &format!("UPDATE attempts SET {} = ?1 WHERE id = ?2", phase.column()),
+        &format!(
+            "UPDATE attempts SET {} = ?1 WHERE id = ?2",
+            milestone.column()
+        ),
         params![millis(at), id.0],
     )?;
     Ok(())

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::VerifyMethod;
 use crate::digest::Sha256Digest;
+use crate::mode::Mode;
 use crate::verdict::Verdict;
 
 /// Row id of one attempt.
@@ -30,39 +31,45 @@ pub struct AttemptStart {
     pub started_at: SystemTime,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum UnitMode {
-    Fastboot,
-    Edl,
-}
-
-impl UnitMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Fastboot => "fastboot",
-            Self::Edl => "edl",
-        }
-    }
-    pub(crate) fn parse(text: &str) -> Option<Self> {
-        match text {
-            "fastboot" => Some(Self::Fastboot),
-            "edl" => Some(Self::Edl),
-            _ => None,
-        }
-    }
-}
-
-/// Phases whose start or end time is recorded.
+/// The moments of an attempt the journal keeps a time for. They are not a second vocabulary of
+/// phases: the job derives them from the unit's phases (`events::Phase`) as they change
+/// ([`Milestone::reached`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
+pub enum Milestone {
     FlashStarted,
     FlashDone,
     VerifyStarted,
     VerifyDone,
 }
 
-impl Phase {
+impl Milestone {
+    /// The milestones passed when a unit whose milestones so far are `passed` leaves
+    /// `previous` for `phase`: flashing starts with its first flash (or patch) step and is done
+    /// whenever a step that is not flashing follows one that is (the last time counts: a
+    /// fastbootd plan flashes before and after a reboot); verification starts with its step.
+    pub fn reached(
+        passed: &[Milestone],
+        previous: Option<&crate::events::Phase>,
+        phase: &crate::events::Phase,
+    ) -> Vec<Milestone> {
+        use crate::events::Phase;
+        let flashing = |p: &Phase| matches!(p, Phase::Flash { .. } | Phase::Patch);
+        let mut now = Vec::new();
+        if flashing(phase) {
+            if !passed.contains(&Self::FlashStarted) {
+                now.push(Self::FlashStarted);
+            }
+            return now;
+        }
+        if previous.is_some_and(flashing) {
+            now.push(Self::FlashDone);
+        }
+        if matches!(phase, Phase::Verify { .. }) && !passed.contains(&Self::VerifyStarted) {
+            now.push(Self::VerifyStarted);
+        }
+        now
+    }
+
     pub(crate) fn column(self) -> &'static str {
         match self {
             Self::FlashStarted => "flash_started_at_ms",
@@ -70,6 +77,83 @@ impl Phase {
             Self::VerifyStarted => "verify_started_at_ms",
             Self::VerifyDone => "verify_done_at_ms",
         }
+    }
+}
+
+#[cfg(test)]
+mod milestone_tests {
+    use super::Milestone::{self, *};
+    use crate::events::Phase;
+
+    fn walk(phases: &[Phase]) -> Vec<(usize, Milestone)> {
+        let mut passed = Vec::new();
+        let mut at = Vec::new();
+        for (i, phase) in phases.iter().enumerate() {
+            for m in Milestone::reached(&passed, i.checked_sub(1).map(|p| &phases[p]), phase) {
+                passed.push(m);
+                at.push((i, m));
+            }
+        }
+        at
+    }
+
+    #[test]
+    fn milestones_follow_the_phases_once_each() {
+        let flash = |p: &str| Phase::Flash {
+            partition: p.into(),
+        };
+        let verify = Phase::Verify { what: "x".into() };
+        // fastboot: identify, two partitions, set_active, reboot, identify, verify.
+        let fastboot = [
+            Phase::Identify,
+            flash("boot_a"),
+            flash("system_a"),
+            Phase::SetActive {
+                slot_suffix: "_a".into(),
+            },
+            Phase::Reboot,
+            Phase::Identify,
+            verify.clone(),
+        ];
+        assert_eq!(
+            walk(&fastboot),
+            vec![(1, FlashStarted), (3, FlashDone), (6, VerifyStarted)]
+        );
+        // EDL: program and patch, reset, back as fastboot, verify; no flash: no flash times.
+        let edl = [
+            Phase::UploadProgrammer,
+            flash("rawprogram0.xml"),
+            Phase::Patch,
+            Phase::Reboot,
+            verify.clone(),
+        ];
+        assert_eq!(
+            walk(&edl),
+            vec![(1, FlashStarted), (3, FlashDone), (4, VerifyStarted)]
+        );
+        assert_eq!(
+            walk(&[Phase::Identify, verify.clone()]),
+            vec![(1, VerifyStarted)]
+        );
+        // fastbootd: boot in the bootloader, reboot, system in fastbootd: flashing is done
+        // after the last flash.
+        let fastbootd = [
+            flash("boot_a"),
+            Phase::Reboot,
+            Phase::Identify,
+            flash("system_a"),
+            Phase::Reboot,
+            verify,
+        ];
+        assert_eq!(
+            walk(&fastbootd),
+            vec![
+                (0, FlashStarted),
+                (1, FlashDone),
+                (4, FlashDone),
+                (5, VerifyStarted)
+            ]
+        );
     }
 }
 
@@ -98,9 +182,9 @@ pub struct AttemptOutcome {
     pub finished_at: SystemTime,
 }
 
-/// When each phase happened (unset: the attempt never reached it).
+/// When each milestone was passed (unset: the attempt never reached it).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PhaseTimes {
+pub struct MilestoneTimes {
     pub identified: Option<SystemTime>,
     pub flash_started: Option<SystemTime>,
     pub flash_done: Option<SystemTime>,
@@ -114,8 +198,8 @@ pub struct CompletedAttempt {
     pub start: AttemptStart,
     /// None when the unit failed before its serial was read.
     pub serial: Option<String>,
-    pub mode: Option<UnitMode>,
-    pub phases: PhaseTimes,
+    pub mode: Option<Mode>,
+    pub phases: MilestoneTimes,
     pub outcome: AttemptOutcome,
 }
 

@@ -3,6 +3,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use super::*;
 use crate::config::{RegionCode, VerifyMethod};
 use crate::digest::Sha256Digest;
+use crate::mode::Mode;
+use crate::verdict::Verdict;
 use crate::verdict::{Failure, FailureCode, UnitRef};
 
 fn at(secs: u64) -> SystemTime {
@@ -72,12 +74,18 @@ fn run(
 ) -> FinishedAttempt {
     let id = journal.begin(&start(slot, work_order)).unwrap();
     journal
-        .identified(id, serial, UnitMode::Fastboot, at(2))
+        .identified(id, serial, Mode::Fastboot, at(2))
         .unwrap();
-    journal.phase(id, Phase::FlashStarted, at(3)).unwrap();
-    journal.phase(id, Phase::FlashDone, at(40)).unwrap();
-    journal.phase(id, Phase::VerifyStarted, at(41)).unwrap();
-    journal.phase(id, Phase::VerifyDone, at(45)).unwrap();
+    journal
+        .milestone(id, Milestone::FlashStarted, at(3))
+        .unwrap();
+    journal.milestone(id, Milestone::FlashDone, at(40)).unwrap();
+    journal
+        .milestone(id, Milestone::VerifyStarted, at(41))
+        .unwrap();
+    journal
+        .milestone(id, Milestone::VerifyDone, at(45))
+        .unwrap();
     journal.finish(id, &outcome).unwrap()
 }
 
@@ -127,7 +135,7 @@ fn a_verdict_is_on_disk_when_finish_returns() {
     let row = reader.attempt(finished.id).unwrap().unwrap();
     assert_eq!(row.result, "PASS");
     assert_eq!(row.unit_serial.as_deref(), Some("7PL0042"));
-    assert_eq!(row.mode, Some(UnitMode::Fastboot));
+    assert_eq!(row.mode, Some(Mode::Fastboot));
     assert_eq!(row.port_path, "1-4.3");
     assert_eq!(row.images_sent, pass().images_sent);
     assert_eq!(row.verify_bytes_read, Some(65_536));
@@ -136,12 +144,15 @@ fn a_verdict_is_on_disk_when_finish_returns() {
         row.activation_sha256_found,
         Some(Sha256Digest::of_bytes(b"client-00EEA").to_hex())
     );
-    assert_eq!(row.started_at, "2026-11-28T10:00:00.000Z");
+    assert_eq!(row.started_at.to_string(), "2026-11-28T10:00:00.000Z");
     assert_eq!(
-        row.flash_done_at.as_deref(),
+        row.flash_done_at.map(|t| t.to_string()).as_deref(),
         Some("2026-11-28T10:00:40.000Z")
     );
-    assert_eq!(row.finished_at.as_deref(), Some("2026-11-28T10:01:00.000Z"));
+    assert_eq!(
+        row.finished_at.map(|t| t.to_string()).as_deref(),
+        Some("2026-11-28T10:01:00.000Z")
+    );
     assert_eq!(row.log_path.as_deref(), Some("logs/unit-3.log"));
 }
 
@@ -153,7 +164,7 @@ fn an_attempt_gets_one_verdict() {
     let again = journal.finish(finished.id, &fail(1, "A")).unwrap_err();
     assert!(matches!(again, JournalError::AlreadyFinished(_)), "{again}");
     let missing = journal
-        .phase(AttemptId(999), Phase::FlashDone, at(1))
+        .milestone(AttemptId(999), Milestone::FlashDone, at(1))
         .unwrap_err();
     assert!(matches!(missing, JournalError::NoSuchAttempt(999)));
     assert_eq!(
@@ -174,9 +185,7 @@ fn flags_a_serial_passed_under_another_work_order() {
         .passed_under_other_work_orders
         .is_empty());
     let id = journal.begin(&start(2, "WO-2")).unwrap();
-    let early = journal
-        .identified(id, "SER1", UnitMode::Edl, at(1))
-        .unwrap();
+    let early = journal.identified(id, "SER1", Mode::Edl, at(1)).unwrap();
     assert_eq!(early, vec!["WO-1".to_string()]);
     let finished = journal.finish(id, &pass()).unwrap();
     assert_eq!(
@@ -283,8 +292,8 @@ fn a_whole_attempt_can_be_recorded_at_once() {
     let attempt = CompletedAttempt {
         start: start(6, "WO-2"),
         serial: Some("SER9".into()),
-        mode: Some(UnitMode::Edl),
-        phases: PhaseTimes {
+        mode: Some(Mode::Edl),
+        phases: MilestoneTimes {
             identified: Some(at(1)),
             flash_started: Some(at(2)),
             flash_done: Some(at(30)),
@@ -300,13 +309,13 @@ fn a_whole_attempt_can_be_recorded_at_once() {
     );
     let row = journal.attempt(finished.id).unwrap().unwrap();
     assert_eq!(row.result, "FAIL");
-    assert_eq!(row.mode, Some(UnitMode::Edl));
+    assert_eq!(row.mode, Some(Mode::Edl));
     assert_eq!(
-        row.identified_at.as_deref(),
+        row.identified_at.map(|t| t.to_string()).as_deref(),
         Some("2026-11-28T10:00:01.000Z")
     );
     assert_eq!(
-        row.flash_done_at.as_deref(),
+        row.flash_done_at.map(|t| t.to_string()).as_deref(),
         Some("2026-11-28T10:00:30.000Z")
     );
     assert_eq!(row.verify_started_at, None);
@@ -381,9 +390,11 @@ fn interrupted_attempts_are_closed_as_aborted_and_stay_out_of_the_yield() {
     // Slot 3 was flashing when the station died; slot 4 had not been identified yet.
     let flashing = journal.begin(&start(3, "WO-1")).unwrap();
     journal
-        .identified(flashing, "SN3", UnitMode::Fastboot, at(2))
+        .identified(flashing, "SN3", Mode::Fastboot, at(2))
         .unwrap();
-    journal.phase(flashing, Phase::FlashStarted, at(3)).unwrap();
+    journal
+        .milestone(flashing, Milestone::FlashStarted, at(3))
+        .unwrap();
     let detected = journal.begin(&start(4, "WO-1")).unwrap();
     drop(journal);
 
@@ -445,4 +456,48 @@ fn a_second_station_on_the_journal_is_refused_before_it_touches_anything() {
         journal.attempt(open).unwrap().unwrap().result,
         "IN_PROGRESS"
     );
+}
+
+/// A unit that fails before it answers for itself is found under the serial the bus showed;
+/// identification replaces that serial, and a row that has one keeps it.
+#[test]
+fn seen_as_names_an_unidentified_attempt_until_identification() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut journal = Journal::open(&dir.path().join("journal.sqlite")).unwrap();
+    let timed_out = journal.begin(&start(2, "WO-1")).unwrap();
+    journal.seen_as(timed_out, "USB-SERIAL-2").unwrap();
+    let failure = Failure::Timeout {
+        unit: UnitRef {
+            slot: 2,
+            serial: Some("USB-SERIAL-2".into()),
+        },
+        step: "identify (getvar)".into(),
+        secs: 30,
+    };
+    journal
+        .finish(
+            timed_out,
+            &AttemptOutcome {
+                verdict: Verdict::Fail(failure),
+                images_sent: Vec::new(),
+                activation_sha256_found: None,
+                verify_method: None,
+                verify_bytes_read: None,
+                finished_at: at(31),
+            },
+        )
+        .unwrap();
+    let rows = journal.history("USB-SERIAL-2").unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].failure_code.as_deref(), Some("TIMEOUT"));
+    assert_eq!(rows[0].identified_at, None, "seen, never identified");
+
+    let identified = journal.begin(&start(3, "WO-1")).unwrap();
+    journal.seen_as(identified, "USB-SERIAL-3").unwrap();
+    journal
+        .identified(identified, "FG000103", Mode::Fastboot, at(2))
+        .unwrap();
+    journal.seen_as(identified, "USB-SERIAL-3").unwrap();
+    assert!(journal.history("USB-SERIAL-3").unwrap().is_empty());
+    assert_eq!(journal.history("FG000103").unwrap().len(), 1);
 }

@@ -27,7 +27,8 @@ pub use console::ConsoleOutput;
 pub use json_layer::UNIT_KEYS;
 pub use unit_log::{LogHealth, UnitLog, UnitLogs};
 
-use crate::events::{Event, EventKind, EventSink, Verdict};
+use crate::events::{Event, EventKind, EventSink};
+use crate::verdict::Verdict;
 
 /// The tracing target of device lines (fastboot INFO/TEXT, Firehose `<log>`).
 pub const DEVICE_TARGET: &str = "device";
@@ -250,20 +251,19 @@ pub fn log_event(event: &Event) {
             ..
         } => tracing::info!(result = "PASS", "verdict"),
         EventKind::Verdict {
-            verdict:
-                Verdict::Fail {
-                    code,
-                    reason,
-                    next_step,
-                },
+            verdict: Verdict::Fail(failure),
             ..
-        } => {
-            tracing::warn!(result = "FAIL", code = %code, next_step = %next_step, "verdict: {reason}")
-        }
+        } => tracing::warn!(
+            result = "FAIL",
+            code = %failure.code(),
+            next_step = %failure.code().next_step(),
+            "verdict: {}",
+            failure.sentence()
+        ),
         EventKind::Verdict {
-            verdict: Verdict::Aborted { reason },
+            verdict: Verdict::Aborted(interruption),
             ..
-        } => tracing::warn!(result = "ABORTED", "verdict: {reason}"),
+        } => tracing::warn!(result = "ABORTED", "verdict: {}", interruption.sentence()),
         EventKind::Stopping { why, units_running } => {
             tracing::warn!(units_running, "stopping: {why}")
         }

@@ -10,8 +10,10 @@ use std::time::{Instant, SystemTime};
 
 use tokio::sync::{mpsc, Semaphore};
 
-use crate::bus::{BusDevice, BusEvent, DeviceKind, UsbBus};
-use crate::events::{BatchSummary, Event, EventKind, EventSink, Mode, SlotNumber, Verdict};
+use crate::bus::{BusDevice, BusEvent, UsbBus};
+use crate::events::{BatchSummary, Event, EventKind, EventSink, SlotNumber};
+use crate::mode::Mode;
+use crate::verdict::Verdict;
 
 use super::unit::{UnitContext, UnitInfo, UnitJob, UnitOutcome};
 
@@ -105,7 +107,7 @@ enum SlotState {
     Running {
         arrivals: std_mpsc::Sender<BusDevice>,
         cancelled: Arc<AtomicBool>,
-        kind: DeviceKind,
+        kind: Mode,
         /// The device has left the bus and not come back (yet).
         gone: bool,
     },
@@ -267,7 +269,7 @@ impl<O: UnitOutcome> Supervisor<O> {
                     *kind = device.kind;
                     self.emit(EventKind::ModeChanged {
                         slot,
-                        mode: Mode::from(device.kind),
+                        mode: device.kind,
                     });
                 }
                 *gone = false;
@@ -397,7 +399,7 @@ impl<O: UnitOutcome> Supervisor<O> {
         self.emit(EventKind::UnitDetected {
             slot,
             port_path: device.port_path.clone(),
-            mode: Mode::from(device.kind),
+            mode: device.kind,
             serial: device.serial.clone(),
         });
         let (arrivals_tx, arrivals_rx) = std_mpsc::channel();
@@ -469,11 +471,14 @@ impl<O: UnitOutcome> Supervisor<O> {
         })?;
         match outcome.verdict() {
             Verdict::Pass => summary.passed += 1,
-            Verdict::Fail { code, .. } => {
+            Verdict::Fail(failure) => {
                 summary.failed += 1;
-                *summary.failures_by_code.entry(code.clone()).or_default() += 1;
+                *summary
+                    .failures_by_code
+                    .entry(failure.code().as_str().to_string())
+                    .or_default() += 1;
             }
-            Verdict::Aborted { .. } => summary.aborted += 1,
+            Verdict::Aborted(_) => summary.aborted += 1,
         }
         match (recorded.units_passed, &mut summary.units_passed) {
             (Some(counted), total) => *total = Some(counted),

@@ -8,8 +8,10 @@ use protocols::transport::{memory, Transport};
 
 use super::*;
 use crate::bus::sim::{Connector, SimBus, SimConnection};
-use crate::bus::{BusDevice, DeviceKind, UsbBus};
-use crate::events::{EventKind, EventSink, NextStep, RecordingSink, Verdict};
+use crate::bus::{BusDevice, UsbBus};
+use crate::events::{EventKind, EventSink, RecordingSink};
+use crate::mode::Mode;
+use crate::verdict::{Failure, Interruption, UnitRef, Verdict};
 
 const T: Duration = Duration::from_secs(2);
 
@@ -31,13 +33,44 @@ impl UnitOutcome for Outcome {
     }
 }
 
+/// A failure with the given code; the sentence carries `reason`.
 fn fail(code: &str, reason: &str) -> Outcome {
-    Outcome {
-        verdict: Verdict::Fail {
-            code: code.into(),
-            reason: reason.into(),
-            next_step: NextStep::CallEngineer,
+    let unit = UnitRef {
+        slot: 0,
+        serial: None,
+    };
+    let step = reason.to_string();
+    let failure = match code {
+        "DISCONNECTED" => Failure::Disconnected { unit, step },
+        "TIMEOUT" => Failure::Timeout {
+            unit,
+            step,
+            secs: 2,
         },
+        "PROTOCOL_ERROR" => Failure::ProtocolError {
+            unit,
+            step,
+            detail: String::new(),
+        },
+        "DEVICE_FAIL" => Failure::DeviceFail {
+            unit,
+            step,
+            reason: String::new(),
+        },
+        "IDENTITY_MISMATCH" => Failure::IdentityMismatch {
+            unit,
+            what: "serial".into(),
+            expected: String::new(),
+            found: step,
+        },
+        _ => Failure::HostError {
+            unit,
+            step,
+            detail: code.to_string(),
+        },
+    };
+    Outcome {
+        verdict: Verdict::Fail(failure),
         serial: None,
     }
 }
@@ -64,9 +97,8 @@ impl VerdictRecorder<Outcome> for Recorder {
             "a verdict was shown before it was journaled"
         );
         let code = match &outcome.verdict {
-            Verdict::Pass => "PASS".to_string(),
-            Verdict::Fail { code, .. } => code.clone(),
-            Verdict::Aborted { .. } => "ABORTED".to_string(),
+            Verdict::Fail(failure) => failure.code().as_str().to_string(),
+            other => other.result().to_string(),
         };
         rows.push((unit.slot, code));
         Ok(Recorded::default())
@@ -74,7 +106,7 @@ impl VerdictRecorder<Outcome> for Recorder {
 }
 
 /// A device that answers every packet with `OKAY<packet>`.
-fn echo(port: &str, kind: DeviceKind) -> (BusDevice, Connector) {
+fn echo(port: &str, kind: Mode) -> (BusDevice, Connector) {
     let device = BusDevice {
         port_path: port.into(),
         kind,
@@ -121,9 +153,9 @@ impl UnitJob<Outcome> for EchoJob {
         for round in 0..self.rounds {
             if round == self.rounds / 2 {
                 if let Some(bus) = &self.reenumerate_on {
-                    let (fb, c) = echo(&unit.info().port_path, DeviceKind::Fastboot);
+                    let (fb, c) = echo(&unit.info().port_path, Mode::Fastboot);
                     bus.re_enumerate(&unit.info().port_path, Duration::from_millis(30), fb, c);
-                    if let Err(e) = unit.wait_for_reenumeration(&[DeviceKind::Fastboot], T) {
+                    if let Err(e) = unit.wait_for_reenumeration(&[Mode::Fastboot], T) {
                         return fail("TIMEOUT", &e.to_string());
                     }
                     link = match unit.open() {
@@ -206,7 +238,7 @@ fn units_on_mapped_slots_start_on_their_own_and_unmapped_ports_are_ignored() {
         let bus = bus.clone();
         bus.clone()
             .schedule(Duration::from_millis(10 * i as u64), move |b| {
-                let (d, c) = echo(port, DeviceKind::Fastboot);
+                let (d, c) = echo(port, Mode::Fastboot);
                 b.plug(d, c);
             });
     }
@@ -236,7 +268,7 @@ fn unplug_mid_job_fails_only_that_unit_and_the_slot_waits_again() {
     });
     let (sup, shown, recorder) = supervisor(&bus, &[("1-1", 1), ("1-2", 2)], jobs, 2);
     for port in ["1-1", "1-2"] {
-        let (d, c) = echo(port, DeviceKind::Fastboot);
+        let (d, c) = echo(port, Mode::Fastboot);
         bus.plug(d, c);
     }
     bus.schedule(Duration::from_millis(60), |b| {
@@ -265,7 +297,7 @@ fn a_unit_that_re_enumerates_stays_on_its_slot() {
         })
     });
     let (sup, shown, recorder) = supervisor(&bus, &[("1-4.2", 7)], jobs, 1);
-    let (d, c) = echo("1-4.2", DeviceKind::Edl);
+    let (d, c) = echo("1-4.2", Mode::Edl);
     bus.plug(d, c);
     let summary = run(sup);
     assert_eq!((summary.passed, summary.failed), (1, 0));
@@ -283,7 +315,7 @@ fn a_unit_that_re_enumerates_stays_on_its_slot() {
         e.kind,
         EventKind::ModeChanged {
             slot: 7,
-            mode: crate::events::Mode::Fastboot
+            mode: crate::mode::Mode::Fastboot
         }
     )));
 }
@@ -306,7 +338,7 @@ fn a_failing_journal_stops_the_batch_and_shows_nothing() {
     });
     let (mut sup, shown, _) = supervisor(&bus, &[("1-1", 1)], jobs, 1);
     sup.recorder = Arc::new(Broken);
-    let (d, c) = echo("1-1", DeviceKind::Fastboot);
+    let (d, c) = echo("1-1", Mode::Fastboot);
     bus.plug(d, c);
     let err = tokio::runtime::Runtime::new()
         .unwrap()
@@ -335,11 +367,11 @@ impl UnitJob<Outcome> for SwapJob {
             };
         }
         let port = unit.info().port_path.clone();
-        let (mut newcomer, connector) = echo(&port, DeviceKind::Fastboot);
+        let (mut newcomer, connector) = echo(&port, Mode::Fastboot);
         newcomer.serial = Some("SER-NEW".into());
         self.bus
             .re_enumerate(&port, Duration::from_millis(20), newcomer, connector);
-        if let Err(e) = unit.wait_for_reenumeration(&[DeviceKind::Fastboot], T) {
+        if let Err(e) = unit.wait_for_reenumeration(&[Mode::Fastboot], T) {
             return fail("TIMEOUT", &e.to_string());
         }
         unit.hand_over_device();
@@ -359,7 +391,7 @@ fn swap_batch(stop_after: usize) -> (Vec<(u16, String)>, Vec<EventKind>) {
         })
     });
     let (sup, shown, recorder) = supervisor(&bus, &[("1-1", 1)], jobs, stop_after);
-    let (d, c) = echo("1-1", DeviceKind::Fastboot);
+    let (d, c) = echo("1-1", Mode::Fastboot);
     bus.plug(d, c);
     run(sup);
     let rows = recorder.rows.lock().unwrap().clone();
@@ -383,7 +415,7 @@ fn a_handed_over_device_becomes_a_new_attempt_after_the_old_verdict() {
             matches!(
                 e,
                 EventKind::Verdict {
-                    verdict: Verdict::Fail { .. },
+                    verdict: Verdict::Fail(_),
                     ..
                 }
             )
@@ -464,7 +496,7 @@ fn no_unit_starts_past_the_quantity_counting_earlier_runs() {
         }),
     };
     for (port, _) in slots {
-        let (d, c) = echo(port, DeviceKind::Fastboot);
+        let (d, c) = echo(port, Mode::Fastboot);
         bus.plug(d, c);
     }
     let summary = run(sup);
@@ -506,11 +538,11 @@ fn a_held_unit_starts_when_a_unit_in_flight_fails() {
             passed_before: 0,
         }),
     };
-    for (i, (port, _)) in slots.into_iter().enumerate() {
-        bus.schedule(Duration::from_millis(5 * i as u64), move |b| {
-            let (d, c) = echo(port, DeviceKind::Fastboot);
-            b.plug(d, c);
-        });
+    // Plugged in slot order (the supervisor sees them arrive in that order): slot 3's unit is the
+    // one held back.
+    for (port, _) in slots {
+        let (d, c) = echo(port, Mode::Fastboot);
+        bus.plug(d, c);
     }
     let summary = run(sup);
     assert_eq!((summary.passed, summary.failed), (2, 1));
@@ -541,9 +573,14 @@ impl UnitJob<Outcome> for UntilStopped {
             std::thread::sleep(Duration::from_millis(5));
         }
         Outcome {
-            verdict: Verdict::Aborted {
-                reason: unit.stop_reason().unwrap_or_default(),
-            },
+            verdict: Verdict::Aborted(Interruption {
+                unit: UnitRef {
+                    slot: unit.slot(),
+                    serial: None,
+                },
+                step: "talking".into(),
+                why: unit.stop_reason().unwrap_or_default(),
+            }),
             serial: unit.device().serial.clone(),
         }
     }
@@ -555,7 +592,7 @@ fn a_stop_cuts_running_units_journals_them_and_starts_nothing_new() {
     let jobs: JobFactory<Outcome> = Arc::new(|_| Box::new(UntilStopped));
     let (sup, shown, recorder) = supervisor(&bus, &[("1-1", 1), ("1-2", 2), ("1-3", 3)], jobs, 99);
     for port in ["1-1", "1-2"] {
-        let (d, c) = echo(port, DeviceKind::Fastboot);
+        let (d, c) = echo(port, Mode::Fastboot);
         bus.plug(d, c);
     }
     let summary = tokio::runtime::Runtime::new()
@@ -566,7 +603,7 @@ fn a_stop_cuts_running_units_journals_them_and_starts_nothing_new() {
         }))
         .unwrap();
     // A phone plugged after the stop is not started (the batch has ended by then).
-    let (d, c) = echo("1-3", DeviceKind::Fastboot);
+    let (d, c) = echo("1-3", Mode::Fastboot);
     bus.plug(d, c);
     assert_eq!((summary.passed, summary.failed, summary.aborted), (0, 0, 2));
     let mut rows = recorder.rows.lock().unwrap().clone();
@@ -587,6 +624,6 @@ fn a_stop_cuts_running_units_journals_them_and_starts_nothing_new() {
     assert!(stopping < first_verdict);
     assert!(events.iter().any(|e| matches!(
         &e.kind,
-        EventKind::Verdict { verdict: Verdict::Aborted { reason }, .. } if reason.contains("SIGTERM")
+        EventKind::Verdict { verdict: Verdict::Aborted(interruption), .. } if interruption.why.contains("SIGTERM")
     )));
 }

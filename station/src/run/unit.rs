@@ -2,13 +2,15 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use protocols::transport::Transport;
 
-use crate::bus::{BusDevice, BusError, DeviceKind, UsbBus};
-use crate::events::{Event, EventKind, EventSink, Phase, SlotNumber, SlotProgress, Verdict};
+use crate::bus::{BusDevice, BusError, UsbBus};
+use crate::events::{Event, EventKind, EventSink, Phase, SlotNumber, SlotProgress};
+use crate::mode::Mode;
+use crate::verdict::Verdict;
 
 /// What a finished job hands back: the verdict plus whatever the journal row needs.
 pub trait UnitOutcome: Send + 'static {
@@ -83,7 +85,7 @@ pub enum ReenumerationError {
         slot: SlotNumber,
         port_path: String,
         expected: String,
-        found: DeviceKind,
+        found: Mode,
     },
 }
 
@@ -99,6 +101,8 @@ pub struct UnitContext {
     /// Set when the device now on the port is not this job's unit (see
     /// [`UnitContext::hand_over_device`]).
     handed_over: Option<BusDevice>,
+    /// The step the job last announced, for a sentence about a job that crashed in it.
+    phase: Mutex<Option<Phase>>,
 }
 
 impl UnitContext {
@@ -119,6 +123,7 @@ impl UnitContext {
             stop_why,
             events,
             handed_over: None,
+            phase: Mutex::new(None),
         }
     }
 
@@ -165,10 +170,19 @@ impl UnitContext {
     }
 
     pub fn phase(&self, phase: Phase) {
+        *self.phase.lock().unwrap_or_else(PoisonError::into_inner) = Some(phase.clone());
         self.emit(EventKind::PhaseChanged {
             slot: self.info.slot,
             phase,
         });
+    }
+
+    /// The step the job last announced with [`UnitContext::phase`].
+    pub fn current_phase(&self) -> Option<Phase> {
+        self.phase
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     pub fn identified(&self, serial: &str) {
@@ -185,16 +199,22 @@ impl UnitContext {
         });
     }
 
-    /// Progress and device messages of protocol operations, as this slot's events.
+    /// A progress sink that shows nothing but stops the operation when the station stops.
+    pub fn stop_only(&self) -> crate::events::StopOnly {
+        crate::events::StopOnly(self.cancelled.clone())
+    }
+
+    /// Progress and device messages of protocol operations, as this slot's events; the
+    /// operations stop at their next safe point when the station stops.
     pub fn progress(&self) -> SlotProgress<Arc<dyn EventSink>> {
-        SlotProgress::new(self.info.slot, self.events.clone())
+        SlotProgress::new(self.info.slot, self.events.clone()).stop_on(self.cancelled.clone())
     }
 
     /// After a reboot or power reset: wait until the unit is back on the same port path as one
     /// of `kinds`, then make it the current device.
     pub fn wait_for_reenumeration(
         &mut self,
-        kinds: &[DeviceKind],
+        kinds: &[Mode],
         deadline: Duration,
     ) -> Result<&BusDevice, ReenumerationError> {
         self.phase(Phase::WaitingForReenumeration);
@@ -241,7 +261,7 @@ impl UnitContext {
     }
 }
 
-fn expected_kinds(kinds: &[DeviceKind]) -> String {
+fn expected_kinds(kinds: &[Mode]) -> String {
     let names: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
     names.join(" or ")
 }

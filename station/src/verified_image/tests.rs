@@ -42,8 +42,21 @@ fn checks_size_and_hash() {
     missing.path = dir.path().join("nope");
     assert!(matches!(
         VerifiedImage::check(&missing),
-        Err(ImageCheckError::Open { .. })
+        Err(ImageCheckError::Missing { .. })
     ));
+    missing.path = dir.path().to_path_buf();
+    let error = VerifiedImage::check(&missing).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            ImageCheckError::NotRegularFile {
+                kind: "a directory",
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert!(!error.is_mismatch());
 }
 
 #[test]

@@ -76,6 +76,36 @@ impl Staging {
         Ok(filled)
     }
 
+    /// Fill `buf` from byte `offset` of what was staged (metadata parsed out of a download).
+    pub(crate) fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        let fits = offset
+            .checked_add(buf.len() as u64)
+            .is_some_and(|end| end <= self.len());
+        if !fits {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "{} bytes at {offset} run past the download's {} bytes",
+                    buf.len(),
+                    self.len()
+                ),
+            ));
+        }
+        match self {
+            // Bounded by len() just above.
+            Staging::Memory(v) => {
+                let start = offset as usize;
+                buf.copy_from_slice(&v[start..start + buf.len()]);
+                Ok(())
+            }
+            Staging::Spilled { file, .. } => {
+                let mut f = file;
+                f.seek(SeekFrom::Start(offset))?;
+                f.read_exact(buf)
+            }
+        }
+    }
+
     pub(crate) fn reader(&self) -> io::Result<StagedReader<'_>> {
         match self {
             Staging::Memory(v) => Ok(StagedReader::Memory(Cursor::new(v))),
@@ -112,6 +142,11 @@ mod tests {
             back.clear();
             s.reader().unwrap().read_to_end(&mut back).unwrap();
             assert_eq!(back.len(), 300_000);
+            let mut piece = [0u8; 10];
+            s.read_exact_at(299_990, &mut piece).unwrap();
+            assert_eq!(piece[..], data[299_990..]);
+            assert!(s.read_exact_at(299_991, &mut piece).is_err());
+            assert!(s.read_exact_at(u64::MAX, &mut piece).is_err());
         }
     }
 }

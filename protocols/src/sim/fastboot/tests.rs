@@ -8,7 +8,7 @@ use crate::sim::phone::Phone;
 use crate::sim::storage::DropWrites;
 use crate::transport::memory::{self, MemoryLink};
 
-const T: Duration = Duration::from_secs(5);
+pub(super) const T: Duration = Duration::from_secs(5);
 
 fn small_phone() -> Phone {
     Phone::builder()
@@ -24,7 +24,7 @@ fn small_phone() -> Phone {
 
 /// A device served on a thread; the host end to talk to it. The thread returns the device end
 /// with the outcome (dropping it would unplug the link before the host read the last answer).
-fn start(
+pub(super) fn start(
     phone: Phone,
     config: FastbootConfig,
 ) -> (MemoryLink, thread::JoinHandle<(SessionEnd, MemoryLink)>) {
@@ -36,7 +36,7 @@ fn start(
     (host, handle)
 }
 
-fn cmd(host: &mut MemoryLink, command: &str) -> Vec<String> {
+pub(super) fn cmd(host: &mut MemoryLink, command: &str) -> Vec<String> {
     host.write(command.as_bytes(), T).unwrap();
     let mut replies = Vec::new();
     loop {
@@ -51,13 +51,13 @@ fn cmd(host: &mut MemoryLink, command: &str) -> Vec<String> {
     }
 }
 
-fn one(host: &mut MemoryLink, command: &str) -> String {
+pub(super) fn one(host: &mut MemoryLink, command: &str) -> String {
     let r = cmd(host, command);
     assert_eq!(r.len(), 1, "{command}: {r:?}");
     r.into_iter().next().unwrap()
 }
 
-fn download(host: &mut MemoryLink, data: &[u8]) {
+pub(super) fn download(host: &mut MemoryLink, data: &[u8]) {
     assert_eq!(
         one(host, &format!("download:{:08x}", data.len())),
         format!("DATA{:08x}", data.len())
@@ -134,10 +134,18 @@ fn long_and_unknown_commands_fail_and_the_session_continues() {
     assert!(one(&mut host, &long).starts_with("FAILCommand too long"));
     assert_eq!(one(&mut host, "powerdown"), "FAILunknown command");
     assert_eq!(one(&mut host, "oem frobnicate"), "FAILunknown command");
+    assert_eq!(one(&mut host, "reboot:bootloader"), "FAILunknown command");
+    assert_eq!(
+        one(&mut host, "getvar:"),
+        "FAILgetvar: missing variable name"
+    );
     host.write(&[0xff, 0xfe, b':'], T).unwrap();
     let mut buf = [0u8; 256];
     let n = host.read_packet(&mut buf, T).unwrap();
-    assert_eq!(&buf[..n], b"FAILunknown command");
+    assert_eq!(
+        &buf[..n],
+        b"FAILCommand contains control character or non-ASCII byte 0xff"
+    );
     assert_eq!(one(&mut host, "getvar:product"), "OKAYsim_product");
 }
 
@@ -183,7 +191,15 @@ fn download_limits_and_flash_refusals() {
         one(&mut host, "download:00001001"),
         "FAILRequested download size is more than max allowed"
     );
-    assert_eq!(one(&mut host, "download:zz"), "FAILInvalid download size");
+    assert_eq!(
+        one(&mut host, "download:zz"),
+        "FAILdownload: invalid size (8 hex digits) `zz`"
+    );
+    // `download:%08x` is exactly 8 digits, as fastbootd insists.
+    assert_eq!(
+        one(&mut host, "download:1000"),
+        "FAILdownload: invalid size (8 hex digits) `1000`"
+    );
     assert_eq!(
         one(&mut host, "download:00000000"),
         "FAILInvalid download size"
@@ -217,7 +233,7 @@ fn download_limits_and_flash_refusals() {
 }
 
 /// A sparse image built by hand: RAW block, FILL 2 blocks, DONT_CARE 1 block, RAW block.
-fn sparse_image(blk: u32, raw: &[u8]) -> Vec<u8> {
+pub(super) fn sparse_image(blk: u32, raw: &[u8]) -> Vec<u8> {
     use crate::sparse::{
         ChunkHeader, SparseHeader, CHUNK_TYPE_DONT_CARE, CHUNK_TYPE_FILL, CHUNK_TYPE_RAW,
     };
@@ -290,9 +306,10 @@ fn fetch_follows_fastbootd_rules() {
     );
     assert!(one(&mut host, "fetch:vendor_boot_a:0x200000").starts_with("FAILInvalid offset"));
     assert!(one(&mut host, "fetch:vendor_boot_a:0:0x100001").starts_with("FAILInvalid size"));
+    // Arguments are read by the shared codec, which names what it could not read.
     assert_eq!(
         one(&mut host, "fetch:vendor_boot_a:x"),
-        "FAILInvalid offset, must be integer"
+        "FAILfetch: invalid offset `x`"
     );
 }
 
@@ -333,7 +350,7 @@ fn oem_sha256_answers_the_digest_of_the_range() {
 }
 
 /// One bootloader (its RAM kept across sessions, as `SimUnit` keeps it) serving one session.
-fn session(device: &mut FastbootDevice, commands: &[&str]) -> (Vec<String>, SessionEnd) {
+pub(super) fn session(device: &mut FastbootDevice, commands: &[&str]) -> (Vec<String>, SessionEnd) {
     let (mut host, mut dev, _ctl) = memory::pair("fbsim-session");
     thread::scope(|scope| {
         let served = scope.spawn(move || {
@@ -446,6 +463,55 @@ fn reboots_end_the_session_and_set_the_mode() {
     assert_eq!(one(&mut host, "getvar:is-userspace"), "OKAYyes");
     assert_eq!(one(&mut host, "continue"), "OKAY");
     assert!(matches!(dev.join().unwrap().0, SessionEnd::Continue));
+}
+
+#[test]
+fn logical_partition_commands_belong_to_fastbootd() {
+    use crate::sim::phone::PhoneMode;
+    let phone = small_phone();
+    let fastbootd_only = [
+        "update-super:super:wipe",
+        "create-logical-partition:product_a:4096",
+        "delete-logical-partition:product_a",
+        "resize-logical-partition:system_a:0",
+        "snapshot-update:cancel",
+        "gsi:status",
+    ];
+    let (mut host, _dev) = start(phone.clone(), FastbootConfig::default());
+    for command in fastbootd_only {
+        assert_eq!(one(&mut host, command), "FAILunknown command", "{command}");
+    }
+    drop(host);
+    phone.set_mode(PhoneMode::Fastbootd);
+    let (mut host, _dev) = start(phone.clone(), FastbootConfig::default());
+    // This phone has no `super`: fastbootd says so rather than not knowing the command.
+    assert_eq!(one(&mut host, fastbootd_only[0]), "FAILNo data available");
+    for command in &fastbootd_only[1..4] {
+        assert_eq!(
+            one(&mut host, command),
+            "FAILCould not open super partition",
+            "{command}"
+        );
+    }
+    assert_eq!(
+        cmd(&mut host, "snapshot-update:"),
+        vec!["INFOnone".to_string(), "OKAY".to_string()]
+    );
+    assert_eq!(one(&mut host, "snapshot-update:cancel"), "OKAYSuccess");
+    assert_eq!(
+        one(&mut host, "snapshot-update:merge"),
+        "FAILNo snapshot merge is in progress"
+    );
+    assert_eq!(one(&mut host, "gsi:wipe"), "FAILNo GSI is installed");
+    assert_eq!(
+        one(&mut host, "update-super:super:merge"),
+        "FAILupdate-super: invalid argument `merge`"
+    );
+    phone.lock().identity.unlocked = false;
+    assert_eq!(
+        one(&mut host, "delete-logical-partition:product_a"),
+        "FAILCommand not available on locked devices"
+    );
 }
 
 #[test]

@@ -21,8 +21,6 @@ pub mod ep0;
 pub mod gadget;
 mod link;
 pub mod personality;
-#[cfg(feature = "sim")]
-pub mod sim_phone;
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -169,16 +167,20 @@ impl Drop for Function {
 pub enum Next {
     /// Keep the function; serve the host's next enablement (e.g. the host closed the link).
     Continue,
-    /// Re-enumerate with the same personality: unbind, then bind again (a reboot).
-    Reenumerate,
+    /// Re-enumerate with the same personality: unbind, stay away `gone_for` (at least
+    /// long enough for the host to see the disconnect), then bind again (a reboot).
+    Reenumerate { gone_for: Duration },
     /// Re-enumerate as another device: new descriptors and identity (EDL → fastboot).
-    Become(Personality),
+    Become {
+        personality: Personality,
+        gone_for: Duration,
+    },
     /// Leave the bus (unbind) and return.
     Stop,
 }
 
-/// How long the gadget stays unbound during a re-enumeration, so that the host's hub driver
-/// sees a real disconnect before the device comes back (phones take longer still).
+/// The least time the gadget stays unbound during a re-enumeration, so that the host's hub
+/// driver sees a real disconnect before the device comes back.
 const REPLUG_PAUSE: Duration = Duration::from_millis(300);
 
 /// Serve sessions on the FunctionFS instance mounted at `dir` as `personality`. With `gadget`,
@@ -225,12 +227,18 @@ pub fn serve(
                     }
                     return Ok(());
                 }
-                (Next::Reenumerate, Some(g)) => {
+                (Next::Reenumerate { gone_for }, Some(g)) => {
                     g.unbind().map_err(|e| gadget_err(g, e))?;
-                    std::thread::sleep(REPLUG_PAUSE);
+                    std::thread::sleep(REPLUG_PAUSE.max(gone_for));
                     g.bind().map_err(|e| gadget_err(g, e))?;
                 }
-                (Next::Become(next), Some(g)) => {
+                (
+                    Next::Become {
+                        personality: next,
+                        gone_for,
+                    },
+                    Some(g),
+                ) => {
                     g.unbind().map_err(|e| gadget_err(g, e))?;
                     // Descriptors can only be written once per ep0 open: close the function
                     // and start it again with the new ones.
@@ -238,7 +246,7 @@ pub fn serve(
                     g.set_identity(&next.identity)
                         .map_err(|e| gadget_err(g, e))?;
                     personality = next;
-                    std::thread::sleep(REPLUG_PAUSE);
+                    std::thread::sleep(REPLUG_PAUSE.max(gone_for));
                     continue 'function;
                 }
                 (next, None) => {

@@ -20,7 +20,7 @@ fn line(d: &BusDevice) -> String {
     format!(
         "{:<12} {:<9} {:04x}:{:04x}  {:<7} serial {}",
         d.port_path,
-        d.kind,
+        d.kind.as_str(),
         d.vendor_id,
         d.product_id,
         d.speed,
@@ -77,7 +77,7 @@ pub fn ports(args: PortsArgs) -> anyhow::Result<ExitCode> {
     for event in bus.watch()? {
         match event {
             BusEvent::Arrived(d) => println!("+ {}", line(&d)),
-            BusEvent::Left { port_path, kind } => println!("- {port_path:<12} {kind}"),
+            BusEvent::Left { port_path, kind } => println!("- {port_path:<12} {}", kind.as_str()),
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -1,7 +1,9 @@
 //! `flashgate fastboot`: the engineering fastboot client (one device, one command).
 //!
 //! Unlike AOSP's `fastboot`, every device FAIL (getvar included) ends with a non-zero exit code,
-//! and a silent device times out instead of hanging.
+//! and a silent device times out instead of hanging. On a dynamic-partition phone it speaks
+//! fastbootd (`reboot fastboot`, `update-super`, the logical-partition commands, `flash` of a
+//! logical partition resized first) and refuses, before sending, what needs the other mode.
 
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
@@ -20,6 +22,7 @@ use protocols::transport::tcp::TcpLink;
 use protocols::transport::usb::{DeviceSelector, UsbLink, FASTBOOT_INTERFACE};
 use protocols::transport::Transport;
 
+use crate::byte_size::parse_byte_size;
 use crate::output_file::OutputFile;
 
 #[derive(clap::Args)]
@@ -31,7 +34,9 @@ pub struct Args {
     /// max-download-size (like `fastboot -S`).
     #[arg(short = 'S', long, value_parser = parse_byte_size)]
     max_download_size: Option<u64>,
-    /// Seconds to wait for each device response (INFO lines restart the wait).
+    /// Seconds a command's answer may take, INFO lines included (they do not extend it).
+    /// Commands that write storage (flash, erase, flashing lock/unlock) get at least
+    /// 10 minutes: a device writing a large image can be silent that long.
     #[arg(long, default_value_t = 30)]
     timeout: u64,
     /// Longest command to send; old bootloaders accept 64 bytes.
@@ -45,7 +50,8 @@ pub struct Args {
 enum Action {
     /// Print a variable (`all` prints every variable).
     Getvar { var: String },
-    /// Flash an image file (raw or sparse) to a partition.
+    /// Flash an image file (raw or sparse) to a partition. In fastbootd a logical partition
+    /// is first resized to the image's (expanded) size, as AOSP's fastboot does.
     Flash {
         partition: String,
         file: PathBuf,
@@ -86,19 +92,33 @@ enum Action {
     /// Lock or unlock the bootloader: lock, unlock, lock_critical, unlock_critical,
     /// get_unlock_ability.
     Flashing { action: String },
-}
-
-/// `123`, `64K`, `512M`, `1G`, `0x1000`.
-fn parse_byte_size(text: &str) -> Result<u64, String> {
-    let (number, shift) = match text.char_indices().last() {
-        Some((i, 'k' | 'K')) => (&text[..i], 10),
-        Some((i, 'm' | 'M')) => (&text[..i], 20),
-        Some((i, 'g' | 'G')) => (&text[..i], 30),
-        _ => (text, 0),
-    };
-    protocols::fastboot::parse_size(number)
-        .and_then(|n| n.checked_mul(1u64 << shift))
-        .ok_or_else(|| format!("`{text}` is not a byte count (e.g. 4096, 0x1000, 512M)"))
+    /// fastbootd: replace the partition table of `super` with a super_empty.img (the other
+    /// slot's partitions are kept unless --wipe).
+    UpdateSuper {
+        super_empty: PathBuf,
+        /// Replace everything, the other slot's partitions included.
+        #[arg(long)]
+        wipe: bool,
+    },
+    /// fastbootd: create a logical partition of SIZE bytes (K/M/G suffixes allowed). NAME is
+    /// used as given: add the slot suffix yourself (`extra_a`).
+    CreateLogicalPartition {
+        name: String,
+        #[arg(value_parser = parse_byte_size)]
+        size: u64,
+    },
+    /// fastbootd: delete a logical partition (NAME as given, e.g. `extra_a`).
+    DeleteLogicalPartition { name: String },
+    /// fastbootd: grow or shrink a logical partition to SIZE bytes; NAME gets the slot suffix
+    /// the device's slots say (`system` → `system_a`), as AOSP's fastboot does.
+    ResizeLogicalPartition {
+        name: String,
+        #[arg(value_parser = parse_byte_size)]
+        size: u64,
+        /// a, b, all, other (default: the current slot for slotted partitions).
+        #[arg(long)]
+        slot: Option<SlotChoice>,
+    },
 }
 
 fn open_target(target: &str, timeout: Duration) -> anyhow::Result<Box<dyn Transport>> {
@@ -184,6 +204,9 @@ fn single_partition(
     Ok(names.remove(0))
 }
 
+/// The least time a storage-writing command's answer is given, whatever `--timeout` says.
+const MIN_WRITE_DEADLINE: Duration = Duration::from_secs(600);
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let timeout = Duration::from_secs(args.timeout.max(1));
     let link = open_target(&args.target, timeout)?;
@@ -192,6 +215,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         link,
         ClientOptions {
             response_timeout: timeout,
+            command_deadline: Some(timeout),
+            write_deadline: Some(timeout.max(MIN_WRITE_DEADLINE)),
             max_command_len: args.max_command_len,
             chunk_size: defaults.chunk_size,
             ..defaults
@@ -222,6 +247,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             };
             let report = fb.flash_file(&partition, &file, &options)?;
             let secs = started.elapsed().as_secs_f64();
+            if let Some(size) = report.resized_to {
+                eprintln!(
+                    "resized {} to {size} bytes before writing (logical partition)",
+                    report.partitions.join(", ")
+                );
+            }
             eprintln!(
                 "flashed {} ({:?} image, {} bytes) to {} in {} piece(s) of at most {} bytes \
                  (max-download-size {}): {} bytes sent in {secs:.2} s",
@@ -270,6 +301,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 bail!("unknown reboot mode `{mode}`: use bootloader, fastboot or recovery");
             };
             fb.reboot(target)?;
+            if target == RebootTarget::Fastboot {
+                // The phone leaves (USB) or closes the connection (TCP) and comes back as
+                // fastbootd; the next invocation finds it there.
+                eprintln!(
+                    "rebooting into fastbootd: the phone comes back in userspace fastboot                      (`getvar is-userspace` answers yes)"
+                );
+            }
         }
         Action::Continue => {
             fb.continue_boot()?;
@@ -291,21 +329,29 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             };
             fb.flashing(action)?;
         }
+        Action::UpdateSuper { super_empty, wipe } => {
+            let reply = fb.update_super_file(&super_empty, wipe)?;
+            eprintln!(
+                "updated the partition table of super from {}{}: {}",
+                super_empty.display(),
+                if wipe { " (wiped)" } else { "" },
+                reply.value
+            );
+        }
+        Action::CreateLogicalPartition { name, size } => {
+            fb.create_logical_partition(&name, size)?;
+            eprintln!("created logical partition {name} ({size} bytes)");
+        }
+        Action::DeleteLogicalPartition { name } => {
+            fb.delete_logical_partition(&name)?;
+            eprintln!("deleted logical partition {name}");
+        }
+        Action::ResizeLogicalPartition { name, size, slot } => {
+            for name in fb.resolve_partitions(&name, &slot.unwrap_or_default())? {
+                fb.resize_logical_partition(&name, size)?;
+                eprintln!("resized logical partition {name} to {size} bytes");
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_byte_size;
-
-    #[test]
-    fn byte_sizes_take_suffixes_and_hex() {
-        assert_eq!(parse_byte_size("4096"), Ok(4096));
-        assert_eq!(parse_byte_size("64M"), Ok(64 << 20));
-        assert_eq!(parse_byte_size("1g"), Ok(1 << 30));
-        assert_eq!(parse_byte_size("0x1000"), Ok(4096));
-        assert!(parse_byte_size("M").is_err());
-        assert!(parse_byte_size("lots").is_err());
-    }
 }

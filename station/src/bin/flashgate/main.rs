@@ -5,10 +5,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod byte_size;
 mod devices;
 mod edl;
 mod fastboot;
 mod history;
+mod image;
 mod journal_arg;
 mod output_file;
 mod report;
@@ -48,6 +50,8 @@ enum Command {
     History(history::Args),
     /// Serve simulated phones to outside peers (`sim fastboot --listen … --storage DIR`).
     Sim(sim::Args),
+    /// Look inside an image file (super, ext4, erofs; raw or sparse): ls, sha256, cat.
+    Image(image::Args),
 }
 
 /// Read-only listing commands end quietly when their reader goes away (`history --json | head`),
@@ -61,11 +65,31 @@ fn quiet_on_closed_pipe() {
     }
 }
 
+/// The error and its causes, each said once: library errors already quote their cause in their
+/// own sentence, so a cause whose text is already there is not repeated.
+fn render_error(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
+}
+
 fn main() -> ExitCode {
+    // Before any thread exists: the local offset can only be asked for soundly now.
+    station::timestamp::resolve_local_offset();
     let cli = Cli::parse();
     if matches!(
         cli.command,
-        Command::Report(_) | Command::History(_) | Command::Devices(_) | Command::Ports(_)
+        Command::Report(_)
+            | Command::History(_)
+            | Command::Devices(_)
+            | Command::Ports(_)
+            | Command::Image(_)
     ) {
         quiet_on_closed_pipe();
     }
@@ -74,7 +98,7 @@ fn main() -> ExitCode {
         return match run::run(args, cli.verbose) {
             Ok(code) => code,
             Err(e) => {
-                eprintln!("error: {e:#}");
+                eprintln!("error: {}", render_error(&e));
                 ExitCode::FAILURE
             }
         };
@@ -105,12 +129,38 @@ fn main() -> ExitCode {
         Command::Report(args) => report::run(args),
         Command::History(args) => history::run(args),
         Command::Sim(args) => sim::run(args),
+        Command::Image(args) => image::run(args),
     };
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", render_error(&e));
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("image `boot`: cannot open: {source}")]
+    struct Quoting {
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn causes_already_quoted_are_said_once() {
+        let error = anyhow::Error::new(Quoting {
+            source: std::io::Error::other("disk on fire"),
+        })
+        .context("pre-flight refused the batch");
+        assert_eq!(
+            render_error(&error),
+            "pre-flight refused the batch: image `boot`: cannot open: disk on fire"
+        );
+        let plain = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(render_error(&plain), "outer: inner");
     }
 }

@@ -100,8 +100,12 @@ pub fn render(report: &WorkOrderReport) -> String {
     }
     out.push_str(&format!(
         "period       {} .. {}\n",
-        report.first_started_at.as_deref().unwrap_or("-"),
-        report.last_finished_at.as_deref().unwrap_or("-")
+        report
+            .first_started_at
+            .map_or_else(|| "-".to_string(), |t| t.local()),
+        report
+            .last_finished_at
+            .map_or_else(|| "-".to_string(), |t| t.local())
     ));
     out
 }
@@ -111,7 +115,8 @@ mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
     use station::digest::Sha256Digest;
-    use station::journal::{AttemptOutcome, AttemptStart, Journal, UnitMode};
+    use station::journal::{AttemptOutcome, AttemptStart, Journal};
+    use station::mode::Mode;
     use station::verdict::{Failure, UnitRef, Verdict};
 
     use super::render;
@@ -160,9 +165,7 @@ mod tests {
             ),
         ] {
             let id = journal.begin(&start(work_order)).unwrap();
-            journal
-                .identified(id, serial, UnitMode::Fastboot, at)
-                .unwrap();
+            journal.identified(id, serial, Mode::Fastboot, at).unwrap();
             journal.finish(id, &outcome(verdict)).unwrap();
         }
         let text = render(&journal.report("WO-1").unwrap());

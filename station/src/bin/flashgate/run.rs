@@ -5,13 +5,9 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{mpsc, Arc};
-use std::time::Duration;
 
 use anyhow::Context;
-use station::batch::{self, sim_port, BatchEnd, BatchRun, SlotSource};
-use station::bus::rusb_bus::RusbBus;
-use station::bus::usbfs;
-use station::bus::UsbBus;
+use station::batch::{self, BatchEnd, BatchRun};
 use station::dashboard::{
     LineFormat, LineSink, OutputMode, RenderStyle, TtyDashboard, DEFAULT_REFRESH,
 };
@@ -59,7 +55,10 @@ pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
         checked.image_set.activation_client.location,
         checked.activation.sha256.short(),
     );
-    let source = batch::slot_source(&station, &checked, args.sim)?;
+    let assembly = batch::assemble(&station, &checked, args.sim)?;
+    if let Some(warning) = &assembly.warning {
+        eprintln!("warning: {warning}");
+    }
     let verbosity =
         i8::try_from(verbose).unwrap_or(i8::MAX) - i8::try_from(args.quiet).unwrap_or(i8::MAX);
     let logs = logging::install(&LogOptions::new(&station.log_dir, verbosity))
@@ -96,57 +95,21 @@ pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
     };
     let events: Arc<dyn EventSink> = Arc::new(Fanout::new().with(tx).with(logging::TracingSink));
 
-    let mut transfer_bytes = 1 << 20;
-    let (bus, slots, stop_after_verdicts, _units): (Arc<dyn UsbBus>, _, _, _) = match source {
-        SlotSource::Usb(slots) => {
-            let bus = RusbBus::new().context(
-                "this station's slots are USB ports; to try flashgate without phones use --sim N",
-            )?;
-            let plan = usbfs::plan(
-                usbfs::read_budget_mb(std::path::Path::new(usbfs::USBFS_MEMORY_MB)),
-                slots.len(),
-                1 << 20,
-            );
-            if let Some(warning) = plan.warning {
-                tracing::warn!("{warning}");
-                eprintln!("warning: {warning}");
-            }
-            transfer_bytes = plan.per_slot_bytes;
-            (Arc::new(bus) as Arc<dyn UsbBus>, slots, None, Vec::new())
-        }
-        SlotSource::Simulated(sim_slots) => {
-            let (bus, units) = batch::simulated_bus(&checked, &sim_slots)?;
-            // Phones arrive one after another, as an operator fills a hub.
-            for (i, unit) in units.iter().enumerate() {
-                let unit = unit.clone();
-                bus.schedule(Duration::from_millis(40 * i as u64), move |_| unit.plug());
-            }
-            let slots = sim_slots
-                .iter()
-                .map(|(slot, _)| (sim_port(*slot), *slot))
-                .collect();
-            // A rig holds a fixed set of phones: it ends when each has a verdict (or when the
-            // order's quantity has passed, as a line does).
-            (
-                Arc::new(bus) as Arc<dyn UsbBus>,
-                slots,
-                Some(sim_slots.len()),
-                units,
-            )
-        }
-    };
     let log_health = logs.unit_logs().health().clone();
+    let stop_after_verdicts = assembly.stop_after_verdicts;
     let run = BatchRun {
         station,
         batch: checked,
-        slots,
+        slots: assembly.slots,
         events,
         stop_after_verdicts,
         journal_patience: batch::DEFAULT_JOURNAL_PATIENCE,
         unit_logs: Some(logs.unit_logs().clone()),
-        transfer_bytes,
+        transfer_bytes: assembly.transfer_bytes,
     };
-    let ended = runtime.block_on(run.run(bus, async move { stops.first().await }));
+    // The rig's phones live as long as the batch.
+    let _rig = assembly.rig;
+    let ended = runtime.block_on(run.run(assembly.bus, async move { stops.first().await }));
     // Dropping the last sender ends the consumers; wait for them to draw the final screen.
     drop(runtime);
     let _ = consumer.join();

@@ -1,0 +1,135 @@
+//! A rig of simulated phones of one product, on a simulated bus: what `flashgate run --sim`,
+//! a station whose slots are `simulated:`, and the scenario tests flash. Production batches
+//! never come here; `batch::Assembly::simulated` does, when the station asks for phones that
+//! are not real.
+
+use protocols::sim::edl::EdlSimConfig;
+use protocols::sim::fastboot::{FastbootConfig, FetchAllow};
+use protocols::sim::{Phone, PhoneMode, StorageError};
+
+use super::SimUnit;
+use crate::bus::sim::SimBus;
+use crate::events::SlotNumber;
+use crate::journal::Journal;
+use crate::mode::Mode;
+use crate::preflight::CheckedBatch;
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build simulated phone for slot {slot}: {source}")]
+pub struct RigError {
+    pub slot: SlotNumber,
+    #[source]
+    pub source: StorageError,
+}
+
+/// The port path a simulated slot's phone is plugged into.
+pub fn sim_port(slot: SlotNumber) -> String {
+    format!("sim-{slot}")
+}
+
+/// A simulated phone of the batch's product, as the factory would deliver it: the manifest's
+/// fastboot product and EDL identity, a secure boot that accepts the product's programmers.
+pub fn product_phone(
+    batch: &CheckedBatch,
+    slot: SlotNumber,
+    kind: Mode,
+) -> Result<Phone, StorageError> {
+    numbered_phone(batch, FIRST_RIG_SERIAL + u32::from(slot), kind)
+}
+
+/// The serials of a rig's phones are this plus the slot number (`FG000101` on slot 1).
+pub const FIRST_RIG_SERIAL: u32 = 100;
+const RIG_SERIAL_PREFIX: &str = "FG";
+
+/// A simulated phone of the batch's product whose serial is `FG{number:06}` and whose EDL chip
+/// serial reads the same digits (`5EC00105` for `FG000105`).
+pub fn numbered_phone(
+    batch: &CheckedBatch,
+    number: u32,
+    kind: Mode,
+) -> Result<Phone, StorageError> {
+    let identity = &batch.product.identity;
+    let mut builder = Phone::builder()
+        .serial(&format!("{RIG_SERIAL_PREFIX}{number:06}"))
+        .chip_serial(
+            0x5EC0_0000_u32
+                .wrapping_add(u32::from_str_radix(&number.to_string(), 16).unwrap_or(number)),
+        )
+        .mode(match kind {
+            Mode::Fastboot => PhoneMode::Bootloader,
+            Mode::Edl => PhoneMode::Edl,
+        })
+        // A factory build whose boot chain stops in the bootloader: after EDL's power reset
+        // the phone is back in fastboot on its slot, where the station reads back.
+        .boots_to(PhoneMode::Bootloader);
+    if let Some(product) = &identity.fastboot_product {
+        builder = builder.product(product);
+    }
+    if let Some(edl) = identity.edl.first() {
+        builder = builder.msm_hw_id(edl.hw_id).oem_pk_hash(&edl.oem_pk_hash);
+    }
+    for programmer in &batch.programmers {
+        builder = builder.accept_programmer(programmer.sha256().0);
+    }
+    builder.build()
+}
+
+/// The serial base for a rig run on `journal`: the next hundred past the highest rig serial
+/// the journal holds, so that no two runs' phones share a serial (`FG000101`… on a new journal,
+/// `FG000201`… after one run).
+pub fn next_rig_serials(journal: &std::path::Path) -> u32 {
+    let highest = Journal::open_existing(journal)
+        .and_then(|j| j.highest_serial_with_prefix(RIG_SERIAL_PREFIX))
+        .ok()
+        .flatten()
+        .and_then(|serial| serial.get(RIG_SERIAL_PREFIX.len()..)?.parse::<u32>().ok());
+    match highest {
+        None => FIRST_RIG_SERIAL,
+        Some(n) => (n / 100).saturating_add(1).saturating_mul(100),
+    }
+}
+
+/// The simulated bootloader a station's demo phones run: a factory bootloader lets the station
+/// read back any partition (production ABLs are configured so; fastbootd's list is narrower).
+pub fn factory_fastboot() -> FastbootConfig {
+    FastbootConfig {
+        fetch_allow: FetchAllow::All,
+        fetch_requires_unlocked: false,
+        ..FastbootConfig::default()
+    }
+}
+
+/// A simulated bus with one phone of the batch's product per slot (serials `FG000101`…).
+pub fn simulated_bus(
+    batch: &CheckedBatch,
+    slots: &[(SlotNumber, Mode)],
+) -> Result<(SimBus, Vec<SimUnit>), RigError> {
+    simulated_bus_numbered(batch, slots, FIRST_RIG_SERIAL)
+}
+
+/// As [`simulated_bus`], the phone on slot N having serial number `first + N`: a rig run again
+/// on the same journal brings new phones, as a line does.
+pub fn simulated_bus_numbered(
+    batch: &CheckedBatch,
+    slots: &[(SlotNumber, Mode)],
+    first: u32,
+) -> Result<(SimBus, Vec<SimUnit>), RigError> {
+    let bus = SimBus::new();
+    let mut units = Vec::new();
+    for (slot, kind) in slots {
+        let phone = numbered_phone(batch, first.saturating_add(u32::from(*slot)), *kind).map_err(
+            |source| RigError {
+                slot: *slot,
+                source,
+            },
+        )?;
+        units.push(SimUnit::new(
+            &bus,
+            &sim_port(*slot),
+            phone,
+            factory_fastboot(),
+            EdlSimConfig::default(),
+        ));
+    }
+    Ok((bus, units))
+}

@@ -1,0 +1,185 @@
+//! The fault matrix's EDL rows: a boot ROM (Sahara) and a Firehose programmer that misbehave,
+//! on slot 2 beside a good EDL phone (slot 1) and a good fastboot phone (slot 3).
+
+use std::thread;
+use std::time::Duration;
+
+use protocols::firehose::{Firehose, FirehoseConfig, FirehoseError, Timeouts};
+use protocols::sim::edl::EdlSimConfig;
+use protocols::sim::firehose::{AnswerPackets, FirehoseSimConfig};
+use protocols::sim::sahara::SaharaFault;
+use protocols::sim::FaultAction;
+use protocols::transport::memory::pair_with;
+use protocols::transport::Framing;
+
+use super::{all_pass, only_failure, Rig};
+use station::mode::Mode;
+
+fn rig() -> Rig {
+    Rig::new(&[Mode::Edl, Mode::Edl, Mode::Fastboot])
+}
+
+fn rom_fault(fault: SaharaFault) -> EdlSimConfig {
+    let mut edl = EdlSimConfig::default();
+    edl.rom.fault = Some(fault);
+    edl
+}
+
+fn programmer(answer_packets: AnswerPackets) -> EdlSimConfig {
+    EdlSimConfig {
+        programmer: FirehoseSimConfig {
+            answer_packets,
+            ..FirehoseSimConfig::default()
+        },
+        ..EdlSimConfig::default()
+    }
+}
+
+// ---- Sahara ---------------------------------------------------------------------------------
+
+/// Secure boot refuses the manifest's programmer (its signature is not the phone's): END_OF_IMAGE
+/// with an authentication failure.
+#[test]
+fn sahara_programmer_rejected_by_secure_boot_fails_identity_mismatch() {
+    let rig = rig();
+    rig.phone(2).lock().identity.accepted_programmers.clear();
+    let outcome = rig.run();
+    only_failure(&outcome, 2, "IDENTITY_MISMATCH", "signed programmer");
+}
+
+/// A ROM that never sends HELLO, nor answers the host's prod.
+#[test]
+fn sahara_hello_never_sent_fails_timeout() {
+    let rig = rig().with_edl(2, rom_fault(SaharaFault::Silent));
+    let outcome = rig.run();
+    let sentence = only_failure(&outcome, 2, "TIMEOUT", "during identify (Sahara)");
+    assert!(sentence.contains("serial not yet read"), "{sentence}");
+}
+
+/// READ_DATA_64 for 2^60 bytes: refused before a byte is read or allocated.
+#[test]
+fn sahara_absurd_read_length_fails_protocol_error() {
+    let rig = rig().with_edl(
+        2,
+        rom_fault(SaharaFault::AbsurdRead {
+            offset: 0,
+            length: 1 << 60,
+        }),
+    );
+    let outcome = rig.run();
+    only_failure(&outcome, 2, "PROTOCOL_ERROR", "during upload programmer");
+}
+
+/// READ_DATA_64 at an offset past the programmer's end.
+#[test]
+fn sahara_read_offset_past_the_programmer_fails_protocol_error() {
+    let rig = rig().with_edl(
+        2,
+        rom_fault(SaharaFault::AbsurdRead {
+            offset: u64::MAX - 16,
+            length: 64,
+        }),
+    );
+    let outcome = rig.run();
+    only_failure(&outcome, 2, "PROTOCOL_ERROR", "during upload programmer");
+}
+
+/// EXECUTE_RESP announcing 4 GiB of serial number.
+#[test]
+fn sahara_absurd_command_answer_length_fails_protocol_error() {
+    let rig = rig().with_edl(2, rom_fault(SaharaFault::AbsurdExecLength(u32::MAX)));
+    let outcome = rig.run();
+    only_failure(&outcome, 2, "PROTOCOL_ERROR", "during identify (Sahara)");
+}
+
+// ---- Firehose -------------------------------------------------------------------------------
+
+/// The programmer NAKs the first `<program>`, with its reason in the log before the NAK.
+#[test]
+fn firehose_nak_on_program_fails_device_fail_with_the_programmer_reason() {
+    let rig = rig();
+    rig.phone(2).add_fault(
+        "program",
+        FaultAction::Fail("Write protection is enabled on LUN 0".into()),
+        Some(1),
+    );
+    let outcome = rig.run();
+    let sentence = only_failure(
+        &outcome,
+        2,
+        "DEVICE_FAIL",
+        "refused program the EDL package",
+    );
+    assert!(
+        sentence.contains("Write protection is enabled"),
+        "{sentence}"
+    );
+}
+
+/// Every XML document in 7-byte USB transfers: legal on a byte stream, the host re-frames.
+#[test]
+fn firehose_responses_split_across_packets_pass() {
+    let rig = rig().with_edl(2, programmer(AnswerPackets::Split(7)));
+    all_pass(&rig.run(), 3);
+}
+
+/// Logs and response in one transfer (several documents per packet): the host re-frames.
+#[test]
+fn firehose_documents_merged_in_one_packet_pass() {
+    let rig = rig().with_edl(2, programmer(AnswerPackets::Merged));
+    all_pass(&rig.run(), 3);
+}
+
+/// An answer to `<program>` that is not well-formed XML.
+#[test]
+fn firehose_malformed_xml_fails_protocol_error() {
+    let rig = rig();
+    rig.phone(2)
+        .add_fault("program", FaultAction::Malformed, Some(1));
+    let outcome = rig.run();
+    only_failure(
+        &outcome,
+        2,
+        "PROTOCOL_ERROR",
+        "during program the EDL package",
+    );
+}
+
+/// A `<read>` that sends 1000 of its 16 384 bytes, then its closing ACK. The station reads
+/// nothing over Firehose in a batch (EDL units are verified through fastboot after their
+/// reset), so this row drives the Firehose host directly: the missing bytes are a timeout,
+/// which the station's mapping reports as TIMEOUT.
+#[test]
+fn firehose_short_read_fails_timeout() {
+    let phone = protocols::sim::Phone::builder()
+        .slotted_partition("boot", 1 << 20)
+        .build()
+        .unwrap();
+    phone.add_fault("read", FaultAction::ShortData(1000), Some(1));
+    let (host, mut device, _control) = pair_with("short-read", Framing::Packets, Some(512));
+    let serving = phone.clone();
+    let programmer = thread::spawn(move || {
+        protocols::sim::firehose::serve(&mut device, &serving, &FirehoseSimConfig::default(), &[])
+            .map_err(|e| e.to_string())
+    });
+    let config = FirehoseConfig {
+        timeouts: Timeouts {
+            response: Duration::from_secs(2),
+            raw_data: Duration::from_secs(2),
+            ..Timeouts::default()
+        },
+        ..FirehoseConfig::default()
+    };
+    let mut firehose = Firehose::new(host, config);
+    firehose.wait_for_greeting().unwrap();
+    firehose.configure().unwrap();
+    let mut out = Vec::new();
+    let err = firehose.read_sectors(0, 0, 4, &mut out).unwrap_err();
+    assert!(
+        matches!(&err, FirehoseError::Timeout { command, .. } if command.starts_with("read LUN 0")),
+        "{err:?}"
+    );
+    assert!(out.is_empty(), "nothing of a short read reaches the output");
+    drop(firehose);
+    programmer.join().unwrap().unwrap();
+}
