@@ -481,19 +481,6 @@ mod tests {
     }
 
     #[test]
-    fn attributes_per_element_are_bounded() {
-        let element = |n: usize| {
-            let attributes: Vec<String> = (0..n).map(|i| format!("a{i}=\"x\"")).collect();
-            format!("<data>\n<program {} /></data>", attributes.join(" "))
-        };
-        let ok = parse_document(&element(MAX_ATTRIBUTES)).unwrap();
-        assert_eq!(ok.children[0].attributes.len(), MAX_ATTRIBUTES);
-        let err = parse_document(&element(MAX_ATTRIBUTES + 1)).unwrap_err();
-        assert_eq!(err.line, 2);
-        assert!(err.message.contains("more than 256 attributes"), "{err}");
-    }
-
-    #[test]
     fn non_utf8_log_text_is_replaced_not_refused() {
         let msg = b"<data><log value=\"caf\xe9\" /></data>";
         assert_eq!(
