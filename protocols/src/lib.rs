@@ -16,6 +16,10 @@ pub mod transport;
 #[cfg(feature = "sim")]
 pub mod sim;
 
+/// The bodies of the cargo-fuzz targets in `fuzz/`, also replayed by `cargo test`.
+#[cfg(any(test, fuzzing))]
+pub mod fuzz_targets;
+
 /// Outside tools the tests run, and what to install when one is missing.
 #[cfg(any(test, feature = "sim"))]
 pub mod external_tool;

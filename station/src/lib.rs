@@ -21,3 +21,7 @@ pub mod sim_fleet;
 pub mod timestamp;
 pub mod verdict;
 pub mod verified_image;
+
+/// The bodies of the cargo-fuzz targets in `fuzz/`, also replayed by `cargo test`.
+#[cfg(any(test, fuzzing))]
+pub mod fuzz_targets;
