@@ -6,7 +6,8 @@
 //!   `Phone::builder()…build()` — defaults are a realistic unlocked, secure A/B phone with one
 //!   UFS LUN (4096-byte sectors) and `boot_a/_b`, `vendor_boot_*`, `dtbo_*`, `vbmeta_*`,
 //!   `system_*`, `vendor_*`, `misc`, `metadata`, `persist`, `userdata`; `.storage_dir(DIR)` keeps
-//!   partitions as sparse files `DIR/<name>.img` instead of memory. Clone the handle into each
+//!   partitions as sparse files `DIR/<name>.img` instead of memory, `.temporary_storage()` as
+//!   unlinked sparse temporary files (a station's rig of many phones). Clone the handle into each
 //!   personality and into the test that inspects storage; it survives re-enumeration.
 //! - [`storage::Storage`] (`phone.lock().storage`): LUNs carrying real GPTs
 //!   (`read_lun`/`write_lun`/`discard_lun` for EDL's sector view, `read_partition`/

@@ -294,7 +294,7 @@ pub struct PhoneBuilder {
     /// (name, size, slotted)
     partitions: Vec<(String, u64, bool)>,
     extra_luns: Vec<LunSpec>,
-    storage_dir: Option<PathBuf>,
+    storage: StorageMode,
     mode: PhoneMode,
     lifecycle: Lifecycle,
     dynamic: Option<DynamicLayout>,
@@ -324,7 +324,7 @@ impl Default for PhoneBuilder {
             lun0_size: None,
             partitions: Vec::new(),
             extra_luns: Vec::new(),
-            storage_dir: None,
+            storage: StorageMode::Memory,
             mode: PhoneMode::Bootloader,
             lifecycle: Lifecycle::default(),
             dynamic: None,
@@ -422,7 +422,13 @@ impl PhoneBuilder {
     }
     /// Keep partitions as sparse files `DIR/<name>.img` (default: in memory).
     pub fn storage_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.storage_dir = Some(dir.into());
+        self.storage = StorageMode::Files(dir.into());
+        self
+    }
+    /// Keep partitions in unlinked sparse temporary files: out of the process's memory, gone
+    /// with the phone ([`StorageMode::Temporary`]).
+    pub fn temporary_storage(mut self) -> Self {
+        self.storage = StorageMode::Temporary;
         self
     }
     pub fn mode(mut self, mode: PhoneMode) -> Self {
@@ -470,11 +476,7 @@ impl PhoneBuilder {
             partitions: self.lun0_partitions(),
         }];
         luns.extend(self.extra_luns.iter().cloned());
-        let mode = match &self.storage_dir {
-            Some(dir) => StorageMode::Files(dir.clone()),
-            None => StorageMode::Memory,
-        };
-        let mut storage = Storage::create(&self.identity.serial, &luns, mode)?;
+        let mut storage = Storage::create(&self.identity.serial, &luns, self.storage.clone())?;
         if let Some(dynamic) = &self.dynamic {
             dynamic
                 .install(&mut storage)

@@ -73,6 +73,10 @@ pub enum StorageMode {
     /// Sparse files in this directory: `<partition>.img` per partition, `lun<N>.img` for the
     /// rest of each LUN (GPT, gaps). Existing files are reused (contents kept).
     Files(PathBuf),
+    /// Sparse unlinked temporary files (in `$TMPDIR`), one per region: the data lives in the
+    /// page cache and on disk, not in the process, and is gone when the phone is dropped. A
+    /// station simulating dozens of phones flashed with GiBs each uses this.
+    Temporary,
 }
 
 /// Which writes a "drops writes" fault swallows.
@@ -301,6 +305,7 @@ impl Storage {
         let region_backing = |name: &str, len: u64| match mode {
             StorageMode::Memory => Ok(Backing::memory()),
             StorageMode::Files(dir) => Backing::file(&dir.join(format!("{name}.img")), len),
+            StorageMode::Temporary => Backing::temporary(name, len),
         };
         let mut partitions = Vec::new();
         for p in &table.partitions {

@@ -43,7 +43,9 @@ pub const FIRST_RIG_SERIAL: u32 = 100;
 const RIG_SERIAL_PREFIX: &str = "FG";
 
 /// A simulated phone of the batch's product whose serial is `FG{number:06}` and whose EDL chip
-/// serial reads the same digits (`5EC00105` for `FG000105`).
+/// serial reads the same digits (`5EC00105` for `FG000105`). Its partitions live in unlinked
+/// temporary files, so a rig of dozens of phones flashed with GiBs each stays out of the
+/// station's memory.
 pub fn numbered_phone(
     batch: &CheckedBatch,
     number: u32,
@@ -51,6 +53,7 @@ pub fn numbered_phone(
 ) -> Result<Phone, StorageError> {
     let identity = &batch.product.identity;
     let mut builder = Phone::builder()
+        .temporary_storage()
         .serial(&format!("{RIG_SERIAL_PREFIX}{number:06}"))
         .chip_serial(
             0x5EC0_0000_u32
