@@ -47,6 +47,11 @@ pub struct FirehoseSimConfig {
     pub target_name: String,
     /// Send the start-up logs (a programmer handed over by an earlier session does not).
     pub greeting: bool,
+    /// How long the programmer takes to start after Sahara's DONE before its first `<log>`
+    /// (only when it greets: a handed-over programmer is already running). Real programmers
+    /// take tens of milliseconds or more (DDR training, storage init); hosts such as qdlrs
+    /// drain the link right after Sahara and would swallow logs that came at once.
+    pub boot_time: Duration,
     /// How long to wait for the next command before giving up (`None`: forever).
     pub idle_timeout: Option<Duration>,
     /// How its XML documents are cut into USB transfers.
@@ -77,6 +82,7 @@ impl Default for FirehoseSimConfig {
             max_xml_size: 4096,
             target_name: "8180".to_owned(),
             greeting: true,
+            boot_time: DEFAULT_PROGRAMMER_BOOT_TIME,
             idle_timeout: None,
             answer_packets: AnswerPackets::Whole,
         }
@@ -104,6 +110,9 @@ pub enum FirehoseSimError {
     #[error("simulated programmer: link failed: {0}")]
     Transport(#[from] TransportError),
 }
+
+/// A simulated programmer's start-up time unless configured otherwise.
+pub const DEFAULT_PROGRAMMER_BOOT_TIME: Duration = Duration::from_millis(50);
 
 /// How long one response write may block before the host is considered gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -150,6 +159,7 @@ enum Next {
 impl FirehoseDevice<'_> {
     fn run(&mut self) -> Result<FirehoseOutcome, FirehoseSimError> {
         if self.config.greeting {
+            thread::sleep(self.config.boot_time);
             match self.greet().and_then(|()| self.flush_held()) {
                 Ok(()) => {}
                 Err(e) if e.is_disconnect() => return Ok(FirehoseOutcome::HostGone),

@@ -4,7 +4,7 @@
 //! second `configure` replaces the first, receive buffer included. Driven by literal XML.
 
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{serve, FirehoseOutcome, FirehoseSimConfig};
 use crate::firehose::reader::MessageReader;
@@ -105,4 +105,64 @@ fn configure_nak_offers_the_limit_ack_names_it_and_a_second_configure_wins() {
     h.send(r#"<?xml version="1.0" ?><data><power value="off" /></data>"#);
     assert_eq!(h.response().0.attr("value"), Some("ACK"));
     assert_eq!(device.join().unwrap(), FirehoseOutcome::PowerOff);
+}
+
+/// A programmer starts some time after Sahara hands over (a host such as qdlrs drains the link
+/// first): nothing arrives before its boot time, then the whole greeting.
+#[test]
+fn the_programmer_greets_only_after_its_boot_time() {
+    let phone = Phone::builder().build().unwrap();
+    let (host, mut dev, _c) = pair_with("fh", Framing::Packets, Some(512));
+    let boot_time = Duration::from_millis(300);
+    let sim = FirehoseSimConfig {
+        boot_time,
+        ..Default::default()
+    };
+    let p = phone.clone();
+    let started = Instant::now();
+    let device = thread::spawn(move || serve(&mut dev, &p, &sim, &[]).unwrap());
+    let mut h = Host {
+        link: host,
+        reader: MessageReader::default(),
+    };
+    // What a host drains right after Sahara: nothing yet.
+    let mut drained = [0u8; 4096];
+    assert!(
+        matches!(
+            h.link.read_packet(&mut drained, Duration::from_millis(20)),
+            Err(crate::transport::TransportError::Timeout(_))
+        ),
+        "the programmer spoke before it booted"
+    );
+    let first = h.reader.next_message(&mut h.link, T).unwrap();
+    assert!(
+        started.elapsed() >= boot_time,
+        "first log after {:?}, boot time {boot_time:?}",
+        started.elapsed()
+    );
+    assert_eq!(first[0].name, "log");
+    let mut logs: Vec<String> = first
+        .iter()
+        .filter_map(|e| e.attr("value").map(str::to_owned))
+        .collect();
+    while !logs
+        .last()
+        .is_some_and(|l| l.starts_with(crate::firehose::END_OF_SUPPORTED_FUNCTIONS))
+    {
+        for e in h.reader.next_message(&mut h.link, T).unwrap() {
+            logs.extend(e.attr("value").map(str::to_owned));
+        }
+    }
+    h.send(r#"<?xml version="1.0" ?><data><power value="off" /></data>"#);
+    assert_eq!(h.response().0.attr("value"), Some("ACK"));
+    assert_eq!(device.join().unwrap(), FirehoseOutcome::PowerOff);
+}
+
+#[test]
+fn the_default_boot_time_is_tens_of_milliseconds() {
+    let boot = FirehoseSimConfig::default().boot_time;
+    assert!(
+        (Duration::from_millis(10)..Duration::from_millis(100)).contains(&boot),
+        "{boot:?}"
+    );
 }

@@ -82,6 +82,10 @@ pub struct EdlArgs {
     /// Largest MaxPayloadSizeToTargetInBytes the programmer accepts.
     #[arg(long, value_name = "BYTES", value_parser = parse_byte_size, default_value = "1M")]
     max_payload: u64,
+    /// Milliseconds the programmer takes to start after Sahara's DONE before its first log
+    /// (real programmers: tens of ms or more; hosts such as qdlrs drain the link meanwhile).
+    #[arg(long, value_name = "MS", default_value_t = protocols::sim::firehose::DEFAULT_PROGRAMMER_BOOT_TIME.as_millis() as u64)]
+    programmer_boot_ms: u64,
 }
 
 fn build_phone(args: &EdlArgs) -> anyhow::Result<Phone> {
@@ -159,6 +163,7 @@ pub fn run(args: EdlArgs) -> anyhow::Result<ExitCode> {
     config.programmer = FirehoseSimConfig {
         max_payload_to_target: usize::try_from(args.max_payload)
             .context("--max-payload is too large")?,
+        boot_time: Duration::from_millis(args.programmer_boot_ms),
         ..Default::default()
     };
     if args.usb.functionfs.is_some() {
