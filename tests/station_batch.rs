@@ -15,15 +15,18 @@ use flashgate_scenarios::batch::{on_event, run_batch, BatchOutcome, BatchSetup, 
 use flashgate_scenarios::pseudo_random;
 use protocols::sim::edl::EdlSimConfig;
 use protocols::sim::fastboot::SetActiveBehaviour;
-use protocols::sim::storage::DropWrites;
 use station::batch::{slot_source, SlotSource};
 use station::bus::sim::SimBus;
+use station::config::{PhonesFile, YamlDocument};
 use station::config::{SlotSelection, StationConfig};
 use station::events::{EventKind, Phase, SlotNumber};
 use station::journal::AttemptRow;
 use station::mode::Mode;
 use station::preflight::CheckedBatch;
-use station::sim_fleet::rig::{factory_fastboot, product_phone, sim_port, simulated_bus};
+use station::sim_fleet::rig::{
+    factory_fastboot, product_phone, sim_port, simulated_bus, FIRST_RIG_SERIAL,
+};
+use station::sim_fleet::scripted::scripted_rig;
 use station::sim_fleet::SimUnit;
 use station::verdict::Verdict;
 
@@ -66,6 +69,24 @@ impl Fleet {
             bus,
             units,
             slots,
+        }
+    }
+
+    /// The phones a phones file (YAML text, paths relative to the demo folder) describes.
+    fn from_phones(demo: &DemoStation, work_order: &str, phones_yaml: &str) -> Self {
+        let (station, batch) = demo.load(work_order);
+        let file = PhonesFile::from_document(YamlDocument::from_text(
+            demo.root.join("phones.yaml"),
+            phones_yaml,
+        ))
+        .unwrap();
+        let rig = scripted_rig(&batch, &file, FIRST_RIG_SERIAL).unwrap();
+        Fleet {
+            station,
+            batch,
+            bus: rig.bus,
+            units: rig.units,
+            slots: rig.slots,
         }
     }
 
@@ -235,8 +256,11 @@ fn fleet_current_slot(outcome: &BatchOutcome, slot: SlotNumber) -> Option<String
 #[test]
 fn a_phone_that_drops_its_writes_fails_verification_and_the_others_pass() {
     let demo = DemoStation::new();
-    let fleet = Fleet::new(&demo, EEA, fastboot_slots(4));
-    fleet.unit(3).phone().drop_writes(DropWrites::All);
+    let fleet = Fleet::from_phones(
+        &demo,
+        EEA,
+        "phones:\n  - slot: 1\n  - slot: 2\n  - slot: 3\n    faults: { drop_writes: all }\n  - slot: 4\n",
+    );
     fleet.plug_all();
     let outcome = run_batch(fleet.setup(Vec::new()));
 
@@ -270,8 +294,11 @@ fn a_phone_that_drops_its_writes_fails_verification_and_the_others_pass() {
 #[test]
 fn an_edl_phone_that_drops_its_writes_fails_verification() {
     let demo = DemoStation::new();
-    let fleet = Fleet::new(&demo, EEA, vec![(1, Mode::Edl), (2, Mode::Edl)]);
-    fleet.unit(2).phone().drop_writes(DropWrites::All);
+    let fleet = Fleet::from_phones(
+        &demo,
+        EEA,
+        "phones:\n  - { slot: 1, mode: edl }\n  - { slot: 2, mode: edl, faults: { drop_writes: all } }\n",
+    );
     fleet.plug_all();
     let outcome = run_batch(fleet.setup(Vec::new()));
 
@@ -296,8 +323,11 @@ fn an_edl_phone_that_drops_its_writes_fails_verification() {
 #[test]
 fn a_phone_of_another_product_fails_identification() {
     let demo = DemoStation::new();
-    let fleet = Fleet::new(&demo, EEA, fastboot_slots(3));
-    fleet.unit(2).phone().lock().identity.product = "otherphone".into();
+    let fleet = Fleet::from_phones(
+        &demo,
+        EEA,
+        "phones:\n  - slot: 1\n  - { slot: 2, product: otherphone }\n  - slot: 3\n",
+    );
     fleet.plug_all();
     let phone = fleet.unit(2).phone().clone();
     let outcome = run_batch(fleet.setup(Vec::new()));
@@ -330,9 +360,19 @@ fn a_phone_of_another_product_fails_identification() {
     assert!(head.iter().all(|b| *b == 0));
 }
 
-/// The 00CN system image, expanded, in `system_b`, and `b` made the slot that boots: a phone
-/// that was once flashed with the China build.
-fn stage_china_build_on_slot_b(demo: &DemoStation, unit: &SimUnit) -> Vec<u8> {
+/// Three fastboot phones; the one on slot 2 was once flashed with the China build: the 00CN
+/// system image in `system_b`, and `b` the slot that boots.
+const CHINA_ON_SLOT_B_OF_2: &str = "phones:
+  - slot: 1
+  - slot: 2
+    current_slot: b
+    partitions:
+      system_b: { image: images/00CN/system.img }
+  - slot: 3
+";
+
+/// The 00CN system image expanded, as the phone on slot 2 holds it in `system_b`.
+fn china_build_on_slot_b(demo: &DemoStation, unit: &SimUnit) -> Vec<u8> {
     let mut expanded = Cursor::new(Vec::new());
     protocols::sparse::expand(
         File::open(demo.image("00CN/system.img")).unwrap(),
@@ -341,8 +381,12 @@ fn stage_china_build_on_slot_b(demo: &DemoStation, unit: &SimUnit) -> Vec<u8> {
     .unwrap();
     let expanded = expanded.into_inner();
     let phone = unit.phone();
-    phone.write_partition("system_b", 0, &expanded).unwrap();
-    phone.lock().storage.set_active_slot("b").unwrap();
+    let mut held = vec![0u8; expanded.len()];
+    phone.read_partition("system_b", 0, &mut held).unwrap();
+    assert!(
+        held == expanded,
+        "the phones file put the China build on system_b"
+    );
     assert_eq!(phone.current_slot().as_deref(), Some("b"));
     expanded
 }
@@ -352,8 +396,8 @@ fn stage_china_build_on_slot_b(demo: &DemoStation, unit: &SimUnit) -> Vec<u8> {
 #[test]
 fn china_build_on_the_other_slot_is_switched_away_and_verified() {
     let demo = DemoStation::new();
-    let fleet = Fleet::new(&demo, EEA, fastboot_slots(3));
-    let china = stage_china_build_on_slot_b(&demo, fleet.unit(2));
+    let fleet = Fleet::from_phones(&demo, EEA, CHINA_ON_SLOT_B_OF_2);
+    let china = china_build_on_slot_b(&demo, fleet.unit(2));
     fleet.plug_all();
     let phone = fleet.unit(2).phone().clone();
     let outcome = run_batch(fleet.setup(Vec::new()));
@@ -393,10 +437,10 @@ fn china_build_on_the_booting_slot_fails_when_the_plan_does_not_switch() {
         );
         format!("{head}{tail}")
     });
-    let fleet = Fleet::new(&demo, EEA, fastboot_slots(3));
+    let fleet = Fleet::from_phones(&demo, EEA, CHINA_ON_SLOT_B_OF_2);
     let plan = fleet.batch.image_set.fastboot.clone().unwrap();
     assert_eq!((plan.slot, plan.set_active), (SlotSelection::A, None));
-    stage_china_build_on_slot_b(&demo, fleet.unit(2));
+    china_build_on_slot_b(&demo, fleet.unit(2));
     fleet.plug_all();
     let outcome = run_batch(fleet.setup(Vec::new()));
 
@@ -773,16 +817,12 @@ fn set_active_acknowledged_but_not_kept_fails_slot_mismatch_while_the_rest_pass(
 #[test]
 fn a_phone_swapped_in_during_a_reboot_is_a_new_unit_not_the_flashed_one() {
     let demo = DemoStation::new();
-    let fleet = Fleet::new(&demo, EEA, fastboot_slots(3));
-    let newcomer = SimUnit::new(
-        &fleet.bus,
-        &sim_port(2),
-        product_phone(&fleet.batch, 42, Mode::Fastboot).unwrap(),
-        factory_fastboot(),
-        EdlSimConfig::default(),
+    let fleet = Fleet::from_phones(
+        &demo,
+        EEA,
+        "phones:\n  - slot: 1\n  - slot: 2\n    swap_at_next_reboot: { serial: FG000142 }\n  - slot: 3\n",
     );
-    let newcomer_phone = newcomer.phone().clone();
-    fleet.unit(2).swap_on_next_reboot(newcomer);
+    let newcomer_phone = fleet.unit(2).swapped_in().unwrap().phone().clone();
     fleet.plug_all();
     let (flashed, swapped_in) = (serial_of(2), serial_of(42));
     let mut setup = fleet.setup(Vec::new());

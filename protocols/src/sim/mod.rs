@@ -62,6 +62,7 @@ pub mod host;
 pub mod layout;
 pub mod lifecycle;
 pub mod phone;
+pub mod preload;
 pub mod storage;
 
 pub use fastboot::{FastbootConfig, FastbootDevice, FetchAllow, SessionEnd};

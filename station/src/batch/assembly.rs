@@ -10,11 +10,12 @@ use std::time::Duration;
 
 use crate::bus::rusb_bus::RusbBus;
 use crate::bus::{usbfs, UsbBus};
-use crate::config::{SlotBinding, StationConfig};
+use crate::config::{PhonesFile, SlotBinding, StationConfig};
 use crate::events::SlotNumber;
 use crate::mode::Mode;
 use crate::preflight::CheckedBatch;
 use crate::sim_fleet::rig::{next_rig_serials, sim_port, simulated_bus_numbered};
+use crate::sim_fleet::scripted::scripted_rig;
 use crate::sim_fleet::SimUnit;
 
 use super::BatchError;
@@ -80,6 +81,34 @@ impl Assembly {
             transfer_bytes: DEFAULT_TRANSFER_BYTES,
             warning: None,
             rig: units,
+        })
+    }
+
+    /// The phones a phones file describes, one per slot it names, each arriving as described
+    /// (plugged one after another, as [`Assembly::simulated`]'s).
+    pub fn scripted(
+        station: &StationConfig,
+        batch: &CheckedBatch,
+        phones: &PhonesFile,
+    ) -> Result<Self, BatchError> {
+        let first = next_rig_serials(&station.journal);
+        let rig = scripted_rig(batch, phones, first)?;
+        for (i, unit) in rig.units.iter().enumerate() {
+            let unit = unit.clone();
+            rig.bus
+                .schedule(Duration::from_millis(40 * i as u64), move |_| unit.plug());
+        }
+        Ok(Assembly {
+            bus: Arc::new(rig.bus),
+            slots: rig
+                .slots
+                .iter()
+                .map(|(slot, _)| (sim_port(*slot), *slot))
+                .collect(),
+            stop_after_verdicts: Some(rig.phones),
+            transfer_bytes: DEFAULT_TRANSFER_BYTES,
+            warning: None,
+            rig: rig.units,
         })
     }
 }

@@ -34,6 +34,9 @@ pub enum BatchError {
     },
     #[error(transparent)]
     SimPhone(#[from] RigError),
+    /// A phone of a phones file cannot be built as described.
+    #[error(transparent)]
+    PhonesFile(#[from] crate::config::ConfigError),
     #[error("this station's slots are USB ports, but USB cannot be used: {0}; to try flashgate without phones use --sim N")]
     Usb(#[source] crate::bus::BusError),
 }

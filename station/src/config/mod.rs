@@ -8,6 +8,7 @@ mod flash_plan;
 mod identity;
 mod image_path;
 mod names;
+mod phones;
 mod product;
 mod region;
 mod sizes;
@@ -25,6 +26,9 @@ pub use flash_plan::{
 pub use identity::{EdlIdentity, Identity};
 pub use image_path::{resolve_inside, ImagePath, PathEscape};
 pub use names::check_identifier;
+pub use phones::{
+    Contents, DropWritesScript, FaultScript, PhoneScript, PhonesFile, MAX_READ_BACK_BYTES,
+};
 pub use product::{ImageSet, ProductManifest};
 pub use region::RegionCode;
 pub use sizes::DeclaredSizes;

@@ -14,6 +14,7 @@ use protocols::sim::{BusPersonality, Phone, Presence};
 use protocols::transport::memory::{self, LinkFaults};
 
 pub mod rig;
+pub mod scripted;
 
 use crate::bus::sim::{Connector, SimBus, SimConnection};
 use crate::bus::BusDevice;
@@ -135,6 +136,15 @@ impl SimUnit {
             .swapped_in
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some(other);
+    }
+
+    /// The phone waiting to take this one's place at its next reboot.
+    pub fn swapped_in(&self) -> Option<SimUnit> {
+        self.inner
+            .swapped_in
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Pull the cable.

@@ -5,7 +5,7 @@
 
 use protocols::sim::edl::EdlSimConfig;
 use protocols::sim::fastboot::{FastbootConfig, FetchAllow};
-use protocols::sim::{Phone, PhoneMode, StorageError};
+use protocols::sim::{Phone, PhoneBuilder, PhoneMode, StorageError};
 
 use super::SimUnit;
 use crate::bus::sim::SimBus;
@@ -51,6 +51,12 @@ pub fn numbered_phone(
     number: u32,
     kind: Mode,
 ) -> Result<Phone, StorageError> {
+    numbered_phone_builder(batch, number, kind).build()
+}
+
+/// The builder of [`numbered_phone`], for a phone that differs from the factory's (a phones
+/// file's).
+pub fn numbered_phone_builder(batch: &CheckedBatch, number: u32, kind: Mode) -> PhoneBuilder {
     let identity = &batch.product.identity;
     let mut builder = Phone::builder()
         .temporary_storage()
@@ -80,7 +86,20 @@ pub fn numbered_phone(
     for programmer in &batch.programmers {
         builder = builder.accept_programmer(programmer.sha256().0);
     }
-    builder.build()
+    builder
+}
+
+/// The bootloader of a rig's phones: a factory one that lets the station read back, or, for a
+/// product verified through EDL, a production one without `fetch`.
+pub fn rig_bootloader(batch: &CheckedBatch) -> FastbootConfig {
+    if verified_through_edl(batch) {
+        FastbootConfig {
+            fetch_allow: FetchAllow::None,
+            ..factory_fastboot()
+        }
+    } else {
+        factory_fastboot()
+    }
 }
 
 /// The serial base for a rig run on `journal`: the next hundred past the highest rig serial
@@ -138,20 +157,11 @@ pub fn simulated_bus_numbered(
                 source,
             },
         )?;
-        let bootloader = if verified_through_edl(batch) {
-            // A production bootloader: no `fetch` at all.
-            FastbootConfig {
-                fetch_allow: FetchAllow::None,
-                ..factory_fastboot()
-            }
-        } else {
-            factory_fastboot()
-        };
         units.push(SimUnit::new(
             &bus,
             &sim_port(*slot),
             phone,
-            bootloader,
+            rig_bootloader(batch),
             EdlSimConfig::default(),
         ));
     }

@@ -26,6 +26,11 @@ pub struct Args {
     /// Run N simulated phones (alternating fastboot and EDL) instead of the station's slots.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     sim: Option<u16>,
+    /// Run the simulated phones this phones file describes (which phone arrives on each slot,
+    /// with what on it and how it misbehaves; configs/demo/phones.yaml) instead of the
+    /// station's slots.
+    #[arg(long, value_name = "FILE", conflicts_with = "sim")]
+    phones: Option<PathBuf>,
     /// One JSON object per event on stdout instead of the dashboard.
     #[arg(long)]
     json: bool,
@@ -55,7 +60,13 @@ pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
         checked.image_set.activation_client.location,
         checked.activation.sha256.short(),
     );
-    let assembly = batch::assemble(&station, &checked, args.sim)?;
+    let assembly = match &args.phones {
+        Some(file) => {
+            let phones = station::config::PhonesFile::load(file)?;
+            batch::Assembly::scripted(&station, &checked, &phones)?
+        }
+        None => batch::assemble(&station, &checked, args.sim)?,
+    };
     if let Some(warning) = &assembly.warning {
         eprintln!("warning: {warning}");
     }

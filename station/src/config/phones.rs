@@ -1,0 +1,543 @@
+//! The phones file (`flashgate run … --phones phones.yaml`, `flashgate sim … --phone FILE`):
+//! which simulated phone arrives on each slot — its mode, identity, A/B state, what its
+//! partitions already hold, and how it misbehaves. Loaded as strictly as the other configs;
+//! this is only the description: `sim_fleet::scripted` builds the phones from it.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::error::{ConfigError, KeyPath};
+use super::yaml::{deserialize_checked_str, UniqueMap, YamlDocument};
+use crate::byte_size::parse_byte_size;
+use crate::events::SlotNumber;
+use crate::mode::Mode;
+
+/// Bytes a `fill:` without `size:` or a `read_back:` of a fill may describe at most in memory.
+pub const MAX_READ_BACK_BYTES: u64 = 64 << 20;
+
+/// A loaded phones file.
+#[derive(Debug, Clone)]
+pub struct PhonesFile {
+    /// Kept to place errors found while building the phones (a partition the phone lacks).
+    pub doc: YamlDocument,
+    pub phones: Vec<PhoneScript>,
+}
+
+/// One phone as the file describes it; what it leaves out is the batch product's rig phone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhoneScript {
+    /// Where in the file it is (`phones[2]`, `phones[2].swap_at_next_reboot`).
+    pub key: KeyPath,
+    /// The slot it arrives on (`None` for a phone swapped in, which takes its predecessor's).
+    pub slot: Option<SlotNumber>,
+    pub mode: Mode,
+    /// fastboot `getvar product` (default: the product's).
+    pub product: Option<String>,
+    /// fastboot serial (default: the rig's serial for the slot).
+    pub serial: Option<String>,
+    /// Slot suffixes (default `a`, `b`; empty for a phone without A/B).
+    pub slots: Option<Vec<String>>,
+    /// The slot that boots (default: the first).
+    pub current_slot: Option<String>,
+    /// What partitions hold when the phone arrives, by partition name.
+    pub partitions: Vec<(String, Contents)>,
+    pub faults: FaultScript,
+    /// The phone an operator puts on the slot while this one reboots.
+    pub swap_at_next_reboot: Option<Box<PhoneScript>>,
+}
+
+/// Bytes for a partition or a read-back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Contents {
+    /// An image file, raw or Android sparse (path resolved against the phones file's folder).
+    Image(PathBuf),
+    /// This byte repeated `size` bytes (default: the whole partition).
+    Fill { byte: u8, size: Option<u64> },
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FaultScript {
+    /// Writes answered OKAY/ACK and not stored: every partition (`all`) or these.
+    pub drop_writes: Option<DropWritesScript>,
+    /// The cable drops after this many bytes from the host on each link.
+    pub disconnect_after: Option<u64>,
+    /// Operations that hang: for a time, then answer (`Some`), or for ever (`None`).
+    pub hang: Vec<(String, Option<Duration>, Option<u32>)>,
+    /// Operations refused with this message.
+    pub fail: Vec<(String, String, Option<u32>)>,
+    /// The link's bandwidth in bytes per second.
+    pub rate: Option<u64>,
+    /// How long the EDL programmer takes to start after Sahara.
+    pub programmer_boot: Option<Duration>,
+    /// Reads (fastboot `fetch:…`, Firehose `read`) answered with other bytes.
+    pub read_back: Vec<(String, Contents)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DropWritesScript {
+    All,
+    Partitions(Vec<String>),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PhonesDoc {
+    phones: Vec<PhoneEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PhoneEntry {
+    #[serde(default)]
+    slot: Option<SlotNumber>,
+    #[serde(default)]
+    mode: Option<Mode>,
+    #[serde(default)]
+    product: Option<String>,
+    #[serde(default)]
+    serial: Option<String>,
+    #[serde(default)]
+    slots: Option<Vec<String>>,
+    #[serde(default)]
+    current_slot: Option<String>,
+    #[serde(default)]
+    partitions: Option<UniqueMap<String, ContentsEntry>>,
+    #[serde(default)]
+    faults: Option<FaultsEntry>,
+    #[serde(default)]
+    swap_at_next_reboot: Option<Box<PhoneEntry>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ContentsEntry {
+    #[serde(default)]
+    image: Option<PathBuf>,
+    #[serde(default)]
+    fill: Option<u8>,
+    #[serde(default)]
+    size: Option<ByteCount>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FaultsEntry {
+    #[serde(default)]
+    drop_writes: Option<DropWritesEntry>,
+    #[serde(default)]
+    disconnect_after: Option<ByteCount>,
+    #[serde(default)]
+    hang: Vec<HangEntry>,
+    #[serde(default)]
+    fail: Vec<FailEntry>,
+    #[serde(default)]
+    rate: Option<ByteCount>,
+    #[serde(default)]
+    programmer_boot: Option<Wait>,
+    #[serde(default)]
+    read_back: Vec<ReadBackEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum DropWritesEntry {
+    Word(String),
+    Partitions(Vec<String>),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HangEntry {
+    on: String,
+    #[serde(rename = "for")]
+    duration: Wait,
+    #[serde(default)]
+    times: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FailEntry {
+    on: String,
+    message: String,
+    #[serde(default)]
+    times: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReadBackEntry {
+    on: String,
+    #[serde(default)]
+    image: Option<PathBuf>,
+    #[serde(default)]
+    fill: Option<u8>,
+    #[serde(default)]
+    size: Option<ByteCount>,
+}
+
+/// A byte count in the spellings of [`parse_byte_size`] (`40M`, `4096`, `0x1000`).
+struct ByteCount(u64);
+
+deserialize_checked_str!(ByteCount, "a byte count (4096, 64K, 40M, 1G)", |text| {
+    parse_byte_size(text).map(ByteCount)
+});
+
+/// A time (`50ms`, `5s`, `2m`) or `ever`.
+struct Wait(Option<Duration>);
+
+deserialize_checked_str!(Wait, "a time (50ms, 5s, 2m) or `ever`", parse_wait);
+
+fn parse_wait(text: &str) -> Result<Wait, String> {
+    let t = text.trim();
+    if t == "ever" {
+        return Ok(Wait(None));
+    }
+    let bad = || format!("`{text}` is not a time; write it as 50ms, 5s or 2m (or `ever`)");
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(digits);
+    let n: u64 = number.parse().map_err(|_| bad())?;
+    let millis = match unit.trim() {
+        "ms" => Some(n),
+        "s" => n.checked_mul(1000),
+        "m" | "min" => n.checked_mul(60_000),
+        _ => None,
+    };
+    millis
+        .map(|ms| Wait(Some(Duration::from_millis(ms))))
+        .ok_or_else(bad)
+}
+
+impl PhonesFile {
+    pub fn load(file: &Path) -> Result<Self, ConfigError> {
+        Self::from_document(YamlDocument::read(file)?)
+    }
+
+    pub fn from_document(doc: YamlDocument) -> Result<Self, ConfigError> {
+        let raw: PhonesDoc = doc.parse()?;
+        let folder = doc.file.parent().map(Path::to_path_buf).unwrap_or_default();
+        if raw.phones.is_empty() {
+            return Err(doc.error_at(
+                &KeyPath::of(&["phones"]),
+                "no phones",
+                "describe at least one phone (configs/demo/phones.yaml has an example)",
+            ));
+        }
+        let mut phones = Vec::with_capacity(raw.phones.len());
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, entry) in raw.phones.into_iter().enumerate() {
+            let key = KeyPath::of(&["phones"]).index(i);
+            let Some(slot) = entry.slot else {
+                return Err(doc.error_at(
+                    &key,
+                    "this phone has no `slot`",
+                    "say which slot it arrives on (`slot: 1`)",
+                ));
+            };
+            if slot == 0 || !seen.insert(slot) {
+                return Err(doc.error_at(
+                    &key.clone().key("slot"),
+                    format!("slot {slot} is zero or given to an earlier phone"),
+                    "give each phone its own slot, counted from 1",
+                ));
+            }
+            phones.push(convert(&doc, &folder, key, entry)?);
+        }
+        Ok(PhonesFile { doc, phones })
+    }
+
+    /// The phone on `slot`.
+    pub fn phone_on(&self, slot: SlotNumber) -> Option<&PhoneScript> {
+        self.phones.iter().find(|p| p.slot == Some(slot))
+    }
+}
+
+fn convert(
+    doc: &YamlDocument,
+    folder: &Path,
+    key: KeyPath,
+    entry: PhoneEntry,
+) -> Result<PhoneScript, ConfigError> {
+    if let (Some(slots), Some(current)) = (&entry.slots, &entry.current_slot) {
+        if !slots.contains(current) {
+            return Err(doc.error_at(
+                &key.clone().key("current_slot"),
+                format!("slot `{current}` is not one of the phone's slots {slots:?}"),
+                "name one of `slots`",
+            ));
+        }
+    }
+    if let Some(slots) = &entry.slots {
+        if let Some(bad) = slots
+            .iter()
+            .find(|s| s.is_empty() || !s.chars().all(|c| c.is_ascii_lowercase()))
+        {
+            return Err(doc.error_at(
+                &key.clone().key("slots"),
+                format!("slot suffix `{bad}` is not a lowercase letter"),
+                "write slots as `[a, b]` (or `[]` for a phone without A/B)",
+            ));
+        }
+    }
+    let mut partitions = Vec::new();
+    for (name, contents) in entry.partitions.map(|m| m.0).unwrap_or_default() {
+        let at = key.clone().key("partitions").key(name.as_str());
+        let contents = contents_of(
+            doc,
+            folder,
+            &at,
+            contents.image,
+            contents.fill,
+            contents.size,
+        )?;
+        partitions.push((name, contents));
+    }
+    let faults = match entry.faults {
+        None => FaultScript::default(),
+        Some(f) => faults_of(doc, folder, &key.clone().key("faults"), f)?,
+    };
+    let swap_at_next_reboot = match entry.swap_at_next_reboot {
+        None => None,
+        Some(next) => {
+            let at = key.clone().key("swap_at_next_reboot");
+            if next.slot.is_some() {
+                return Err(doc.error_at(
+                    &at.clone().key("slot"),
+                    "a phone swapped in takes the slot of the one it replaces",
+                    "remove `slot` here",
+                ));
+            }
+            Some(Box::new(convert(doc, folder, at, *next)?))
+        }
+    };
+    Ok(PhoneScript {
+        key,
+        slot: entry.slot,
+        mode: entry.mode.unwrap_or(Mode::Fastboot),
+        product: entry.product,
+        serial: entry.serial,
+        slots: entry.slots,
+        current_slot: entry.current_slot,
+        partitions,
+        faults,
+        swap_at_next_reboot,
+    })
+}
+
+fn contents_of(
+    doc: &YamlDocument,
+    folder: &Path,
+    at: &KeyPath,
+    image: Option<PathBuf>,
+    fill: Option<u8>,
+    size: Option<ByteCount>,
+) -> Result<Contents, ConfigError> {
+    match (image, fill) {
+        (Some(path), None) if size.is_none() => Ok(Contents::Image(folder.join(path))),
+        (None, Some(byte)) => Ok(Contents::Fill {
+            byte,
+            size: size.map(|s| s.0),
+        }),
+        (Some(_), None) => Err(doc.error_at(
+            &at.clone().key("size"),
+            "`size` goes with `fill`; an image's size is its own",
+            "remove `size`",
+        )),
+        _ => Err(doc.error_at(
+            at,
+            "give exactly one of `image: FILE` (raw or sparse) or `fill: BYTE`",
+            "e.g. `{ image: ../images/00CN/system.img }` or `{ fill: 0xff, size: 1M }`",
+        )),
+    }
+}
+
+fn faults_of(
+    doc: &YamlDocument,
+    folder: &Path,
+    at: &KeyPath,
+    f: FaultsEntry,
+) -> Result<FaultScript, ConfigError> {
+    let drop_writes = match f.drop_writes {
+        None => None,
+        Some(DropWritesEntry::Word(w)) if w == "all" => Some(DropWritesScript::All),
+        Some(DropWritesEntry::Word(w)) => {
+            return Err(doc.error_at(
+                &at.clone().key("drop_writes"),
+                format!("`{w}` is neither `all` nor a list of partitions"),
+                "write `drop_writes: all` or `drop_writes: [system_a, boot_a]`",
+            ))
+        }
+        Some(DropWritesEntry::Partitions(names)) => Some(DropWritesScript::Partitions(names)),
+    };
+    let programmer_boot = match f.programmer_boot {
+        None => None,
+        Some(Wait(Some(d))) => Some(d),
+        Some(Wait(None)) => {
+            return Err(doc.error_at(
+                &at.clone().key("programmer_boot"),
+                "a programmer that never boots is a hang",
+                "give a time (e.g. `2s`), or hang the first command: `hang: [{ on: configure, for: ever }]`",
+            ))
+        }
+    };
+    let mut read_back = Vec::new();
+    for (i, r) in f.read_back.into_iter().enumerate() {
+        let key = at.clone().key("read_back").index(i);
+        let contents = contents_of(doc, folder, &key, r.image, r.fill, r.size)?;
+        if matches!(contents, Contents::Fill { size: None, .. }) {
+            return Err(doc.error_at(
+                &key,
+                "a read-back fill needs a `size`",
+                "add e.g. `size: 1M`",
+            ));
+        }
+        read_back.push((r.on, contents));
+    }
+    Ok(FaultScript {
+        drop_writes,
+        disconnect_after: f.disconnect_after.map(|b| b.0),
+        hang: f
+            .hang
+            .into_iter()
+            .map(|h| (h.on, h.duration.0, h.times))
+            .collect(),
+        fail: f
+            .fail
+            .into_iter()
+            .map(|x| (x.on, x.message, x.times))
+            .collect(),
+        rate: f.rate.map(|b| b.0),
+        programmer_boot,
+        read_back,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<PhonesFile, ConfigError> {
+        PhonesFile::from_document(YamlDocument::from_text("/line/phones.yaml", text))
+    }
+
+    #[test]
+    fn a_full_phone_and_its_swap() {
+        let file = load(
+            "phones:\n\
+             - slot: 2\n\
+             \x20 mode: edl\n\
+             \x20 serial: CN0001\n\
+             \x20 slots: [a, b]\n\
+             \x20 current_slot: b\n\
+             \x20 partitions:\n\
+             \x20   system_b: { image: cn/system.img }\n\
+             \x20   misc: { fill: 0xff, size: 4K }\n\
+             \x20 faults:\n\
+             \x20   drop_writes: [system_a]\n\
+             \x20   disconnect_after: 64M\n\
+             \x20   hang: [{ on: \"flash:boot_a\", for: 5s }, { on: getvar, for: ever, times: 1 }]\n\
+             \x20   fail: [{ on: \"oem sha256\", message: not today }]\n\
+             \x20   rate: 40M\n\
+             \x20   programmer_boot: 250ms\n\
+             \x20   read_back: [{ on: \"fetch:system_a\", fill: 0, size: 1M }]\n\
+             \x20 swap_at_next_reboot: { serial: OTHER1, product: otherphone }\n",
+        )
+        .unwrap();
+        let p = &file.phones[0];
+        assert_eq!(p.slot, Some(2));
+        assert_eq!(p.mode, Mode::Edl);
+        assert_eq!(p.current_slot.as_deref(), Some("b"));
+        assert_eq!(
+            p.partitions,
+            [
+                (
+                    "misc".to_string(),
+                    Contents::Fill {
+                        byte: 0xff,
+                        size: Some(4096)
+                    }
+                ),
+                (
+                    "system_b".to_string(),
+                    Contents::Image(PathBuf::from("/line/cn/system.img"))
+                ),
+            ]
+        );
+        let f = &p.faults;
+        assert_eq!(
+            f.drop_writes,
+            Some(DropWritesScript::Partitions(vec!["system_a".into()]))
+        );
+        assert_eq!(f.disconnect_after, Some(64 << 20));
+        assert_eq!(
+            f.hang,
+            [
+                ("flash:boot_a".into(), Some(Duration::from_secs(5)), None),
+                ("getvar".into(), None, Some(1)),
+            ]
+        );
+        assert_eq!(f.fail, [("oem sha256".into(), "not today".into(), None)]);
+        assert_eq!(f.rate, Some(40 << 20));
+        assert_eq!(f.programmer_boot, Some(Duration::from_millis(250)));
+        assert_eq!(f.read_back.len(), 1);
+        let swap = p.swap_at_next_reboot.as_ref().unwrap();
+        assert_eq!(swap.serial.as_deref(), Some("OTHER1"));
+        assert_eq!(swap.mode, Mode::Fastboot);
+        assert_eq!(file.phone_on(2), Some(p));
+    }
+
+    fn refused(text: &str) -> String {
+        load(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn mistakes_name_file_line_and_key() {
+        let e = refused("phones:\n  - slot: 1\n    faults:\n      rate: fast\n");
+        assert!(e.contains("/line/phones.yaml:4"), "{e}");
+        assert!(e.contains("phones[0].faults.rate"), "{e}");
+        assert!(e.contains("not a byte count"), "{e}");
+
+        let e = refused("phones:\n  - slot: 1\n    colour: red\n");
+        assert!(e.contains(":3") && e.contains("colour"), "{e}");
+
+        let e = refused("phones:\n  - slot: 1\n  - slot: 1\n");
+        assert!(e.contains("phones[1].slot") && e.contains("slot 1"), "{e}");
+
+        let e = refused("phones:\n  - slot: 1\n    slots: [a, b]\n    current_slot: c\n");
+        assert!(e.contains(":4") && e.contains("current_slot"), "{e}");
+
+        let e = refused(
+            "phones:\n  - slot: 1\n    partitions:\n      boot_a: { image: b.img, fill: 1 }\n",
+        );
+        assert!(e.contains("phones[0].partitions.boot_a"), "{e}");
+
+        let e =
+            refused("phones:\n  - slot: 1\n    faults:\n      hang: [{ on: flash, for: soon }]\n");
+        assert!(e.contains("not a time"), "{e}");
+
+        let e = refused("phones:\n  - slot: 1\n    faults: { drop_writes: some }\n");
+        assert!(e.contains("drop_writes") && e.contains("`some`"), "{e}");
+
+        let e = refused("phones:\n  - mode: edl\n");
+        assert!(e.contains("no `slot`"), "{e}");
+
+        let e = refused("phones:\n  - slot: 1\n    swap_at_next_reboot: { slot: 2 }\n");
+        assert!(e.contains("swap_at_next_reboot.slot"), "{e}");
+        assert!(refused("phones: []\n").contains("no phones"));
+    }
+
+    #[test]
+    fn times() {
+        assert_eq!(
+            parse_wait("50ms").unwrap().0,
+            Some(Duration::from_millis(50))
+        );
+        assert_eq!(parse_wait("2m").unwrap().0, Some(Duration::from_secs(120)));
+        assert_eq!(parse_wait("ever").unwrap().0, None);
+        for bad in ["", "5", "5h", "ms", "-1s", "99999999999999999999s"] {
+            assert!(parse_wait(bad).is_err(), "{bad}");
+        }
+    }
+}

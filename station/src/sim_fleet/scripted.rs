@@ -1,0 +1,226 @@
+//! Simulated phones built from a phones file ([`PhonesFile`]): each starts as the batch
+//! product's rig phone and takes what the file says — mode, identity, A/B state, partition
+//! contents — and its faults, armed through the simulator's own fault hooks (device fault
+//! rules, dropped writes, link faults, the programmer's boot time). Problems found here (a
+//! partition the phone lacks, an image that does not fit) name the file, line and key.
+
+use std::fs::File;
+use std::io::Read;
+use std::sync::Arc;
+
+use protocols::sim::edl::EdlSimConfig;
+use protocols::sim::preload::{self, PreloadError};
+use protocols::sim::{DropWrites, FaultAction, Phone, PhoneMode};
+use protocols::transport::memory::LinkFaults;
+
+use super::rig::{numbered_phone_builder, rig_bootloader, sim_port};
+use super::SimUnit;
+use crate::bus::sim::SimBus;
+use crate::config::{
+    ConfigError, Contents, DropWritesScript, KeyPath, PhoneScript, PhonesFile, MAX_READ_BACK_BYTES,
+};
+use crate::events::SlotNumber;
+use crate::mode::Mode;
+use crate::preflight::CheckedBatch;
+
+/// Serial numbers of phones swapped in are this far past their predecessor's.
+const SWAP_SERIAL_OFFSET: u32 = 1000;
+
+/// The phones of `file` on a simulated bus, one per slot (not yet plugged), the slots with the
+/// mode each phone arrives in, and how many verdicts the rig gives (swapped-in phones get
+/// attempts of their own). Serials default to `first + slot`, as a rig's.
+pub struct ScriptedRig {
+    pub bus: SimBus,
+    pub slots: Vec<(SlotNumber, Mode)>,
+    pub units: Vec<SimUnit>,
+    pub phones: usize,
+}
+
+pub fn scripted_rig(
+    batch: &CheckedBatch,
+    file: &PhonesFile,
+    first: u32,
+) -> Result<ScriptedRig, ConfigError> {
+    let bus = SimBus::new();
+    let mut slots = Vec::new();
+    let mut units = Vec::new();
+    let mut phones = 0;
+    for script in &file.phones {
+        let Some(slot) = script.slot else { continue };
+        let number = first.saturating_add(u32::from(slot));
+        let unit = scripted_unit(&bus, &sim_port(slot), batch, file, script, number)?;
+        let mut next = script.swap_at_next_reboot.as_deref();
+        let mut current = unit.clone();
+        let mut swap_number = number;
+        phones += 1;
+        while let Some(swap) = next {
+            swap_number = swap_number.saturating_add(SWAP_SERIAL_OFFSET);
+            let newcomer = scripted_unit(&bus, &sim_port(slot), batch, file, swap, swap_number)?;
+            current.swap_on_next_reboot(newcomer.clone());
+            current = newcomer;
+            next = swap.swap_at_next_reboot.as_deref();
+            phones += 1;
+        }
+        slots.push((slot, script.mode));
+        units.push(unit);
+    }
+    Ok(ScriptedRig {
+        bus,
+        slots,
+        units,
+        phones,
+    })
+}
+
+/// One phone of a phones file on `port` of `bus`, numbered `number` unless it names a serial.
+pub fn scripted_unit(
+    bus: &SimBus,
+    port: &str,
+    batch: &CheckedBatch,
+    file: &PhonesFile,
+    script: &PhoneScript,
+    number: u32,
+) -> Result<SimUnit, ConfigError> {
+    let phone = scripted_phone(batch, file, script, number)?;
+    let mut edl = EdlSimConfig::default();
+    if let Some(boot) = script.faults.programmer_boot {
+        edl.programmer.boot_time = boot;
+    }
+    let unit = SimUnit::new(bus, port, phone, rig_bootloader(batch), edl);
+    unit.set_link_faults(LinkFaults {
+        bytes_per_second: script.faults.rate,
+        cut_after_host_bytes: script.faults.disconnect_after,
+    });
+    Ok(unit)
+}
+
+/// The phone a script describes, its partitions loaded and its device faults armed.
+pub fn scripted_phone(
+    batch: &CheckedBatch,
+    file: &PhonesFile,
+    script: &PhoneScript,
+    number: u32,
+) -> Result<Phone, ConfigError> {
+    let at = |key: KeyPath, problem: String, fix: &str| file.doc.error_at(&key, problem, fix);
+    let mut builder = numbered_phone_builder(batch, number, script.mode);
+    if let Some(serial) = &script.serial {
+        builder = builder.serial(serial);
+    }
+    if let Some(product) = &script.product {
+        builder = builder.product(product);
+    }
+    if let Some(slots) = &script.slots {
+        let suffixes: Vec<&str> = slots.iter().map(String::as_str).collect();
+        builder = builder.slots(&suffixes);
+    }
+    builder = builder.mode(match script.mode {
+        Mode::Fastboot => PhoneMode::Bootloader,
+        Mode::Edl => PhoneMode::Edl,
+    });
+    let phone = builder.build().map_err(|e| {
+        at(
+            script.key.clone(),
+            format!("cannot build this phone: {e}"),
+            "check its slots",
+        )
+    })?;
+    if let Some(current) = &script.current_slot {
+        phone.lock().storage.set_active_slot(current).map_err(|e| {
+            at(
+                script.key.clone().key("current_slot"),
+                e.to_string(),
+                "name one of the phone's slots",
+            )
+        })?;
+    }
+    for (name, contents) in &script.partitions {
+        let key = script.key.clone().key("partitions").key(name.as_str());
+        preload_partition(&phone, name, contents).map_err(|problem| {
+            at(
+                key,
+                problem,
+                "name a partition of the phone (`flashgate sim` prints its layout) and an image that fits it",
+            )
+        })?;
+    }
+    arm_faults(&phone, file, script)?;
+    Ok(phone)
+}
+
+fn preload_partition(phone: &Phone, name: &str, contents: &Contents) -> Result<(), String> {
+    let explain = |e: PreloadError| format!("{name}: {e}");
+    match contents {
+        Contents::Image(path) => {
+            let image = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            preload::install_image(phone, name, image)
+                .map(|_| ())
+                .map_err(|e| format!("{}: {}", path.display(), explain(e)))
+        }
+        Contents::Fill { byte, size } => preload::fill(phone, name, *byte, *size).map_err(explain),
+    }
+}
+
+fn arm_faults(phone: &Phone, file: &PhonesFile, script: &PhoneScript) -> Result<(), ConfigError> {
+    let faults = &script.faults;
+    let key = script.key.clone().key("faults");
+    match &faults.drop_writes {
+        None => {}
+        Some(DropWritesScript::All) => phone.drop_writes(DropWrites::All),
+        Some(DropWritesScript::Partitions(names)) => {
+            if let Some(unknown) = names
+                .iter()
+                .find(|n| phone.lock().storage.partition(n).is_none())
+            {
+                return Err(file.doc.error_at(
+                    &key.clone().key("drop_writes"),
+                    format!("the phone has no partition {unknown}"),
+                    "name its partitions with their slot suffix (system_a)",
+                ));
+            }
+            phone.drop_writes(DropWrites::Partitions(names.clone()));
+        }
+    }
+    for (on, duration, times) in &faults.hang {
+        let action = match duration {
+            Some(d) => FaultAction::Delay(*d),
+            None => FaultAction::Stall,
+        };
+        phone.add_fault(on, action, *times);
+    }
+    for (on, message, times) in &faults.fail {
+        phone.add_fault(on, FaultAction::Fail(message.clone()), *times);
+    }
+    for (i, (on, contents)) in faults.read_back.iter().enumerate() {
+        let bytes = read_back_bytes(contents).map_err(|problem| {
+            file.doc.error_at(
+                &key.clone().key("read_back").index(i),
+                problem,
+                format!("read-backs are held in memory: at most {MAX_READ_BACK_BYTES} bytes"),
+            )
+        })?;
+        phone.add_fault(on, FaultAction::ReadBack(bytes), None);
+    }
+    Ok(())
+}
+
+fn read_back_bytes(contents: &Contents) -> Result<Arc<[u8]>, String> {
+    match contents {
+        Contents::Image(path) => {
+            let mut bytes = Vec::new();
+            File::open(path)
+                .and_then(|f| f.take(MAX_READ_BACK_BYTES + 1).read_to_end(&mut bytes))
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            if bytes.len() as u64 > MAX_READ_BACK_BYTES {
+                return Err(format!("{} is too large", path.display()));
+            }
+            Ok(bytes.into())
+        }
+        Contents::Fill { byte, size } => {
+            let size = size.unwrap_or(0);
+            if size > MAX_READ_BACK_BYTES {
+                return Err(format!("a fill of {size} bytes is too large"));
+            }
+            Ok(vec![*byte; size as usize].into())
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! `flashgate run --phones FILE`: simulated phones with a past and with faults, described in
+//! the phones file (configs/demo/phones.yaml) rather than in Rust, end to end through the
+//! binary: the verdict each phone earns, and a file mistake placed by file, line and key.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::cli_run::{demo_copy, events, run};
+
+/// slot → (result, failure code) of every verdict event.
+fn verdicts(stdout: &[u8]) -> BTreeMap<u64, (String, Option<String>)> {
+    events(stdout)
+        .iter()
+        .filter(|e| e["event"] == "verdict")
+        .map(|e| {
+            (
+                e["slot"].as_u64().unwrap(),
+                (
+                    e["verdict"]["result"].as_str().unwrap().to_owned(),
+                    e["verdict"]["code"].as_str().map(str::to_owned),
+                ),
+            )
+        })
+        .collect()
+}
+
+fn phones_run(demo: &Path, work_order: &str, phones: &Path) -> std::process::Output {
+    run(demo, work_order, &["--phones", phones.to_str().unwrap()])
+}
+
+/// The demo phones file gives the verdicts its comments promise.
+#[test]
+fn the_demo_phones_file_gives_the_verdicts_it_promises() {
+    let (_keep, demo) = demo_copy();
+    let out = phones_run(&demo, "WO-DEMO-EEA", &demo.join("phones.yaml"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let pass = ("PASS".to_owned(), None);
+    assert_eq!(
+        verdicts(&out.stdout),
+        BTreeMap::from([
+            (1, pass.clone()),
+            (2, pass.clone()),
+            (3, pass),
+            (4, ("FAIL".to_owned(), Some("VERIFY_MISMATCH".to_owned()))),
+        ]),
+        "{stderr}"
+    );
+    let all = events(&out.stdout);
+    let detected = |slot: u64| {
+        all.iter()
+            .find(|e| e["event"] == "unit_detected" && e["slot"] == slot)
+            .unwrap_or_else(|| panic!("slot {slot} not detected: {stderr}"))
+            .clone()
+    };
+    assert_eq!(detected(2)["serial"], "FGCN00002");
+    assert_eq!(detected(3)["mode"], "edl");
+}
+
+/// The CN build on the booting slot b of an arriving phone, and a plan that writes slot a only
+/// and never switches: the station reads back the slot that boots and refuses the unit.
+#[test]
+fn the_cn_build_on_slot_b_of_an_arriving_phone_is_refused_from_the_cli() {
+    let (_keep, demo) = demo_copy();
+    let manifest = demo.join("products/fgdemo.yaml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let start = text.find("  00EEA:").unwrap();
+    let (head, tail) = text.split_at(start);
+    let tail = tail.replacen(
+        "        slot: all\n        set_active: a\n",
+        "        slot: a\n",
+        1,
+    );
+    std::fs::write(&manifest, format!("{head}{tail}")).unwrap();
+    let phones = demo.join("cn-on-b.yaml");
+    std::fs::write(
+        &phones,
+        "phones:\n\
+         \x20 - slot: 1\n\
+         \x20 - slot: 2\n\
+         \x20   current_slot: b\n\
+         \x20   partitions:\n\
+         \x20     system_b: { image: images/00CN/system.img }\n",
+    )
+    .unwrap();
+    let out = phones_run(&demo, "WO-DEMO-EEA", &phones);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let found = verdicts(&out.stdout);
+    assert_eq!(found[&1], ("PASS".to_owned(), None), "{stderr}");
+    assert_eq!(
+        found[&2],
+        (
+            "FAIL".to_owned(),
+            Some("ACTIVATION_CLIENT_WRONG_REGION".to_owned())
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("system_b") && stderr.contains("00CN client"),
+        "{stderr}"
+    );
+}
+
+/// A mistake in the phones file is placed by file, line and key, and no phone is touched.
+#[test]
+fn a_phones_file_mistake_names_file_line_and_key() {
+    let (_keep, demo) = demo_copy();
+    let phones = demo.join("bad.yaml");
+    std::fs::write(
+        &phones,
+        "phones:\n  - slot: 1\n    partitions:\n      nosuch_a: { fill: 1 }\n",
+    )
+    .unwrap();
+    let out = phones_run(&demo, "WO-DEMO-EEA", &phones);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains(&format!("{}:4", phones.display()))
+            && stderr.contains("phones[0].partitions.nosuch_a")
+            && stderr.contains("no partition named \"nosuch_a\""),
+        "{stderr}"
+    );
+    assert!(verdicts(&out.stdout).is_empty());
+}
