@@ -123,3 +123,38 @@ fn a_phones_file_mistake_names_file_line_and_key() {
     );
     assert!(verdicts(&out.stdout).is_empty());
 }
+
+/// The same file drives `flashgate sim fastboot --phone FILE`: Debian's `fastboot` finds the
+/// phone's identity, the slot that boots, the contents it arrived with and its refusal.
+#[test]
+fn sim_fastboot_serves_the_phone_a_phones_file_describes() {
+    let dir = tempfile::tempdir().unwrap();
+    let phones = dir.path().join("phones.yaml");
+    std::fs::write(
+        &phones,
+        "phones:\n\
+         \x20 - slot: 7\n\
+         \x20   serial: SCRIPTED7\n\
+         \x20   product: otherphone\n\
+         \x20   current_slot: b\n\
+         \x20   partitions:\n\
+         \x20     misc: { fill: 0x5a, size: 8K }\n\
+         \x20   faults:\n\
+         \x20     fail: [{ on: \"erase:misc\", message: misc is write-protected }]\n",
+    )
+    .unwrap();
+    let sim = crate::fastboot_interop::SimServer::start(&["--phone", phones.to_str().unwrap()]);
+    let getvar = |name: &str| {
+        let out = sim.fastboot(&["getvar", name]);
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    assert!(getvar("serialno").contains("serialno: SCRIPTED7"));
+    assert!(getvar("product").contains("product: otherphone"));
+    assert!(getvar("current-slot").contains("current-slot: b"));
+    let erase = sim.fastboot(&["erase", "misc"]);
+    let said = String::from_utf8_lossy(&erase.stderr);
+    assert!(!erase.status.success(), "{said}");
+    assert!(said.contains("misc is write-protected"), "{said}");
+    let misc = std::fs::read(sim.partition_file("misc")).unwrap();
+    assert!(misc[..8192].iter().all(|&b| b == 0x5a) && misc[8192..].iter().all(|&b| b == 0));
+}

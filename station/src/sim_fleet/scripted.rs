@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use protocols::sim::edl::EdlSimConfig;
 use protocols::sim::preload::{self, PreloadError};
-use protocols::sim::{DropWrites, FaultAction, Phone, PhoneMode};
+use protocols::sim::{DropWrites, FaultAction, Phone, PhoneBuilder};
 use protocols::transport::memory::LinkFaults;
 
 use super::rig::{numbered_phone_builder, rig_bootloader, sim_port};
@@ -101,8 +101,22 @@ pub fn scripted_phone(
     script: &PhoneScript,
     number: u32,
 ) -> Result<Phone, ConfigError> {
+    scripted_from(
+        numbered_phone_builder(batch, number, script.mode),
+        file,
+        script,
+    )
+}
+
+/// The phone a script describes, starting from `builder` (what the script leaves out, and the
+/// mode it arrives in), its partitions loaded and its device faults armed. Link faults (`rate`, `disconnect_after`) and
+/// the programmer's boot time belong to the host serving it ([`scripted_unit`]).
+pub fn scripted_from(
+    mut builder: PhoneBuilder,
+    file: &PhonesFile,
+    script: &PhoneScript,
+) -> Result<Phone, ConfigError> {
     let at = |key: KeyPath, problem: String, fix: &str| file.doc.error_at(&key, problem, fix);
-    let mut builder = numbered_phone_builder(batch, number, script.mode);
     if let Some(serial) = &script.serial {
         builder = builder.serial(serial);
     }
@@ -113,10 +127,6 @@ pub fn scripted_phone(
         let suffixes: Vec<&str> = slots.iter().map(String::as_str).collect();
         builder = builder.slots(&suffixes);
     }
-    builder = builder.mode(match script.mode {
-        Mode::Fastboot => PhoneMode::Bootloader,
-        Mode::Edl => PhoneMode::Edl,
-    });
     let phone = builder.build().map_err(|e| {
         at(
             script.key.clone(),

@@ -78,6 +78,8 @@ struct FastbootArgs {
     /// Sector size of the storage LUN (4096 UFS, 512 eMMC).
     #[arg(long, default_value_t = 4096)]
     sector_size: u32,
+    #[command(flatten)]
+    script: PhoneFileArgs,
     /// A dynamic-partition phone (Android 10+): a physical `super` of SIZE whose LP metadata
     /// holds system, system_ext, product, vendor and odm per slot (slot a sized, slot b
     /// empty). `reboot fastboot` reaches fastbootd, which flashes, creates, resizes and
@@ -136,6 +138,74 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// `--phone FILE [--slot N]`: the phone a phones file describes (configs/demo/phones.yaml),
+/// over what the other options build.
+#[derive(clap::Args)]
+pub(crate) struct PhoneFileArgs {
+    /// A phones file; the phone it describes (identity, slots, partition contents, device
+    /// faults) is served. Link faults (`rate`, `disconnect_after`) need `flashgate run --phones`.
+    #[arg(long, value_name = "FILE")]
+    phone: Option<PathBuf>,
+    /// With --phone: the file's phone on this slot (needed when it describes several).
+    #[arg(long, value_name = "N", requires = "phone")]
+    slot: Option<u16>,
+}
+
+impl PhoneFileArgs {
+    /// Build the phone: from the script when one is given, else as `builder` says.
+    pub(crate) fn build(
+        &self,
+        builder: protocols::sim::PhoneBuilder,
+        mode: station::mode::Mode,
+    ) -> anyhow::Result<Phone> {
+        let Some(path) = &self.phone else {
+            return Ok(builder.build()?);
+        };
+        let file = station::config::PhonesFile::load(path)?;
+        let script = match self.slot {
+            Some(slot) => file
+                .phone_on(slot)
+                .with_context(|| format!("{} describes no phone on slot {slot}", path.display()))?,
+            None if file.phones.len() == 1 => &file.phones[0],
+            None => bail!(
+                "{} describes {} phones: choose one with --slot N",
+                path.display(),
+                file.phones.len()
+            ),
+        };
+        if script.mode != mode {
+            bail!(
+                "{}: the phone is described in {} mode; serve it with `flashgate sim {}`",
+                path.display(),
+                script.mode,
+                script.mode.as_str()
+            );
+        }
+        if script.faults.rate.is_some() || script.faults.disconnect_after.is_some() {
+            bail!(
+                "{}: `rate` and `disconnect_after` are link faults of the simulated bus; use                  `flashgate run --phones` for them (a TCP, pty or FunctionFS peer has its own link)",
+                path.display()
+            );
+        }
+        Ok(station::sim_fleet::scripted::scripted_from(
+            builder, &file, script,
+        )?)
+    }
+
+    /// The programmer's boot time the script asks for.
+    pub(crate) fn programmer_boot(&self) -> anyhow::Result<Option<std::time::Duration>> {
+        let Some(path) = &self.phone else {
+            return Ok(None);
+        };
+        let file = station::config::PhonesFile::load(path)?;
+        let script = match self.slot {
+            Some(slot) => file.phone_on(slot),
+            None => file.phones.first(),
+        };
+        Ok(script.and_then(|s| s.faults.programmer_boot))
+    }
+}
+
 /// `--fetch-allow` values: `all`, `none` (no `fetch` command at all), or the partitions
 /// `fetch:` may read; no value keeps the default.
 fn fetch_allow(names: &[String]) -> Option<FetchAllow> {
@@ -191,8 +261,8 @@ fn build_phone(a: &FastbootArgs) -> anyhow::Result<Phone> {
             builder.slotted_partition(name, size)
         };
     }
-    builder
-        .build()
+    a.script
+        .build(builder, station::mode::Mode::Fastboot)
         .with_context(|| format!("creating the simulated phone in {}", a.storage.display()))
 }
 

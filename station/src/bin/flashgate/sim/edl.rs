@@ -86,6 +86,8 @@ pub struct EdlArgs {
     /// (real programmers: tens of ms or more; hosts such as qdlrs drain the link meanwhile).
     #[arg(long, value_name = "MS", default_value_t = protocols::sim::firehose::DEFAULT_PROGRAMMER_BOOT_TIME.as_millis() as u64)]
     programmer_boot_ms: u64,
+    #[command(flatten)]
+    script: super::PhoneFileArgs,
 }
 
 fn build_phone(args: &EdlArgs) -> anyhow::Result<Phone> {
@@ -131,12 +133,14 @@ fn build_phone(args: &EdlArgs) -> anyhow::Result<Phone> {
             .with_context(|| format!("cannot read programmer {}", file.display()))?;
         builder = builder.accept_programmer(Sha256::digest(&bytes).into());
     }
-    builder.build().with_context(|| {
-        format!(
-            "cannot create the phone storage in {}",
-            args.storage.display()
-        )
-    })
+    args.script
+        .build(builder, station::mode::Mode::Edl)
+        .with_context(|| {
+            format!(
+                "cannot create the phone storage in {}",
+                args.storage.display()
+            )
+        })
 }
 
 pub fn run(args: EdlArgs) -> anyhow::Result<ExitCode> {
@@ -163,7 +167,10 @@ pub fn run(args: EdlArgs) -> anyhow::Result<ExitCode> {
     config.programmer = FirehoseSimConfig {
         max_payload_to_target: usize::try_from(args.max_payload)
             .context("--max-payload is too large")?,
-        boot_time: Duration::from_millis(args.programmer_boot_ms),
+        boot_time: args
+            .script
+            .programmer_boot()?
+            .unwrap_or(Duration::from_millis(args.programmer_boot_ms)),
         ..Default::default()
     };
     if args.usb.functionfs.is_some() {
