@@ -13,6 +13,7 @@ pub mod image;
 pub mod job;
 pub mod journal;
 pub mod logging;
+pub mod metrics;
 pub mod mode;
 pub mod preflight;
 pub mod read_at;

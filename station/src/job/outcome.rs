@@ -104,6 +104,7 @@ impl VerdictRecorder<UnitResult> for JournalRecorder {
             };
             match written {
                 Ok(units_passed) => {
+                    crate::metrics::record_commit(unit.slot, started.elapsed());
                     if warned {
                         self.events.emit(Event::now(EventKind::Warning {
                             slot: Some(unit.slot),

@@ -181,9 +181,12 @@ impl SimUnit {
             let serving = unit.clone();
             std::thread::Builder::new()
                 .name(format!("sim-{}-{kind}", unit.inner.port_path))
-                .spawn(move || match kind {
-                    Mode::Fastboot => serving.serve_fastboot(&mut device),
-                    Mode::Edl => serving.serve_edl(&mut device),
+                .spawn(move || {
+                    match kind {
+                        Mode::Fastboot => serving.serve_fastboot(&mut device),
+                        Mode::Edl => serving.serve_edl(&mut device),
+                    }
+                    crate::metrics::add_phone_thread_cpu();
                 })
                 .map_err(|e| format!("cannot start the simulated phone: {e}"))?;
             Ok(SimConnection {

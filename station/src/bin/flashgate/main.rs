@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod byte_size;
 mod devices;
 mod edl;
@@ -50,6 +51,8 @@ enum Command {
     History(history::Args),
     /// Serve simulated phones to outside peers (`sim fastboot --listen … --storage DIR`).
     Sim(sim::Args),
+    /// Benchmarks of the station (`bench line`: batches of simulated phones at line scale).
+    Bench(bench::Args),
     /// Look inside an image file (super, ext4, erofs; raw or sparse): ls, sha256, cat.
     Image(image::Args),
 }
@@ -129,6 +132,7 @@ fn main() -> ExitCode {
         Command::Report(args) => report::run(args),
         Command::History(args) => history::run(args),
         Command::Sim(args) => sim::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Image(args) => image::run(args),
     };
     match result {

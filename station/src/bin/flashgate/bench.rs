@@ -1,0 +1,474 @@
+//! `flashgate bench line`: the station at line scale. N simulated fastboot phones (each behind
+//! a link paced at a USB 2.0 rate) flash an image set made at run time — a sparse `system`
+//! mostly of zeros with a given amount of data, a boot image, vbmeta — and for each N the
+//! benchmark reports the batch's wall time against one phone's, the station's CPU (the whole
+//! process less the simulated phones' threads), the process's peak RSS (the phones keep their
+//! storage in temporary files), journal commit latency, and the time from a verdict's commit
+//! to its event reaching the display. CSV in `--out`, a table on stdout.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use sha2::{Digest, Sha256};
+use station::batch::{BatchEnd, BatchRun, DEFAULT_JOURNAL_PATIENCE};
+use station::events::{Event, EventKind, EventSink, SlotNumber};
+use station::metrics;
+use station::mode::Mode;
+use station::sim_fleet::rig::{sim_port, simulated_bus_numbered, FIRST_RIG_SERIAL};
+
+use crate::byte_size::parse_byte_size;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: BenchCommand,
+}
+
+#[derive(clap::Subcommand)]
+enum BenchCommand {
+    /// Batches of 1, 2, 4 … simulated phones: wall time ratio, station CPU, peak RSS, journal
+    /// commit and verdict latency.
+    Line(LineArgs),
+}
+
+#[derive(clap::Args)]
+struct LineArgs {
+    /// The small form for CI: 1, 2 and 4 phones, 8 MiB of system data, a 1 MiB boot image.
+    #[arg(long)]
+    quick: bool,
+    /// Phone counts to run (default 1,2,4,8,16,32,64; with --quick 1,2,4).
+    #[arg(long, value_delimiter = ',')]
+    phones: Option<Vec<u16>>,
+    /// Each phone's link bandwidth in bytes per second.
+    #[arg(long, value_parser = parse_byte_size, default_value = "40M")]
+    rate: u64,
+    /// Bytes of (incompressible) data inside the sparse system image.
+    #[arg(long, value_parser = parse_byte_size)]
+    system_data: Option<u64>,
+    /// Size of the system filesystem (mostly zeros: sparse).
+    #[arg(long, value_parser = parse_byte_size)]
+    system_size: Option<u64>,
+    /// Size of the boot image.
+    #[arg(long, value_parser = parse_byte_size)]
+    boot: Option<u64>,
+    /// The demo configuration the benchmark's station is made from.
+    #[arg(long, default_value = "configs/demo")]
+    demo: PathBuf,
+    /// Where the CSV goes.
+    #[arg(long, default_value = "target/bench-line")]
+    out: PathBuf,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match args.command {
+        BenchCommand::Line(a) => line(a),
+    }
+}
+
+/// One row of the table.
+struct Row {
+    phones: u16,
+    passed: u32,
+    wall: Duration,
+    station_cpu: Duration,
+    peak_rss_kib: u64,
+    commit_ms: (f64, f64),
+    verdict_ms: (f64, f64),
+}
+
+fn line(a: LineArgs) -> anyhow::Result<ExitCode> {
+    let counts = a.phones.clone().unwrap_or(if a.quick {
+        vec![1, 2, 4]
+    } else {
+        vec![1, 2, 4, 8, 16, 32, 64]
+    });
+    if counts.iter().any(|&n| n == 0 || n > 64) {
+        bail!("--phones: counts from 1 to 64");
+    }
+    let system_data = a
+        .system_data
+        .unwrap_or(if a.quick { 8 << 20 } else { 512 << 20 });
+    let system_size = a
+        .system_size
+        .unwrap_or(if a.quick { 64 << 20 } else { 3 << 30 });
+    let boot = a.boot.unwrap_or(if a.quick { 1 << 20 } else { 96 << 20 });
+    if system_data + (16 << 20) > system_size {
+        bail!("--system-data must leave at least 16 MiB of the --system-size filesystem free");
+    }
+    let work = tempfile::Builder::new()
+        .prefix("flashgate-bench-line-")
+        .tempdir()
+        .context("creating the benchmark's folder")?;
+    let station_dir = work.path().join("station");
+    eprintln!(
+        "making the image set in {}: sparse system {} MiB with {} MiB of data, boot {} MiB",
+        station_dir.display(),
+        system_size >> 20,
+        system_data >> 20,
+        boot >> 20
+    );
+    make_station(&a.demo, &station_dir, system_size, system_data, boot)?;
+
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    let mut rows = Vec::new();
+    for &n in &counts {
+        let row = run_batch(&runtime, &station_dir, n, a.rate)?;
+        eprintln!(
+            "{n} phone(s): {:.1} s, {} passed",
+            row.wall.as_secs_f64(),
+            row.passed
+        );
+        rows.push(row);
+    }
+    let table = render(&rows, a.rate);
+    print!("{table}");
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let csv = a.out.join("line.csv");
+    std::fs::write(&csv, render_csv(&rows, a.rate, system_data, boot))
+        .with_context(|| format!("writing {}", csv.display()))?;
+    eprintln!("wrote {}", csv.display());
+    let all_passed = rows.iter().all(|r| r.passed == u32::from(r.phones));
+    Ok(if all_passed {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("not every phone passed: the figures above are not a clean line");
+        ExitCode::FAILURE
+    })
+}
+
+/// The demo station with the 00WW image set replaced by the benchmark's, `parallel_slots` 64.
+fn make_station(
+    demo: &Path,
+    to: &Path,
+    system_size: u64,
+    system_data: u64,
+    boot: u64,
+) -> anyhow::Result<()> {
+    copy_tree(demo, to).with_context(|| format!("copying {}", demo.display()))?;
+    let station = to.join("station.yaml");
+    let text = std::fs::read_to_string(&station)?;
+    let text = text.replace("parallel_slots: 8", "parallel_slots: 64");
+    std::fs::write(&station, text)?;
+
+    let images = to.join("images/00WW");
+    let raw = to.join("system.raw");
+    std::fs::copy(images.join("system.img"), &raw)?;
+    tool(
+        Command::new("resize2fs")
+            .arg("-f")
+            .arg(&raw)
+            .arg(format!("{}K", system_size >> 10)),
+    )?;
+    let filler = to.join("filler.bin");
+    write_noise(&filler, system_data, 0x5eed)?;
+    tool(
+        Command::new("debugfs")
+            .arg("-w")
+            .arg("-R")
+            .arg(format!("write {} filler.bin", filler.display()))
+            .arg(&raw),
+    )?;
+    std::fs::remove_file(&filler)?;
+    let system = images.join("system.img");
+    std::fs::remove_file(&system)?;
+    tool(Command::new("img2simg").arg(&raw).arg(&system))?;
+    std::fs::remove_file(&raw)?;
+    // The demo boot header, then noise up to the size asked for.
+    let boot_path = images.join("boot.img");
+    let mut boot_bytes = std::fs::read(&boot_path)?;
+    if (boot_bytes.len() as u64) < boot {
+        let noise = to.join("boot-noise.bin");
+        write_noise(&noise, boot - boot_bytes.len() as u64, 0xb007)?;
+        boot_bytes.extend(std::fs::read(&noise)?);
+        std::fs::remove_file(&noise)?;
+    }
+    std::fs::write(&boot_path, &boot_bytes)?;
+
+    // The EDL package programs the system image as what it now is: sparse.
+    let rawprogram = images.join("rawprogram0.xml");
+    let xml = std::fs::read_to_string(&rawprogram)?;
+    let xml: Vec<String> = xml
+        .lines()
+        .map(|l| {
+            if l.contains("filename=\"system.img\"") {
+                l.replace("sparse=\"false\"", "sparse=\"true\"")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    std::fs::write(&rawprogram, xml.join("\n") + "\n")?;
+
+    let manifest = to.join("products/fgdemo.yaml");
+    let mut text = std::fs::read_to_string(&manifest)?;
+    for (key, path) in [
+        ("system", &system),
+        ("boot", &boot_path),
+        ("rawprogram0", &rawprogram),
+    ] {
+        let (size, sha) = size_and_sha(path)?;
+        let file = path.file_name().unwrap_or_default().to_string_lossy();
+        let prefix = format!("      {key}: {{ path: 00WW/{file}, size: ");
+        let start = text
+            .find(&prefix)
+            .with_context(|| format!("{}: no 00WW {key} entry", manifest.display()))?;
+        let end = start + text[start..].find('\n').unwrap_or(text.len() - start);
+        text.replace_range(start..end, &format!("{prefix}{size}, sha256: \"{sha}\" }}"));
+    }
+    std::fs::write(&manifest, text)?;
+    Ok(())
+}
+
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        if entry.file_name() == "state" {
+            continue;
+        }
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+fn tool(command: &mut Command) -> anyhow::Result<()> {
+    let out = command.output().with_context(|| {
+        format!("running {command:?} (apt-get install e2fsprogs android-sdk-libsparse-utils)")
+    })?;
+    if !out.status.success() {
+        bail!(
+            "{command:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// `len` bytes of xorshift noise (incompressible, nothing a sparse image can skip).
+fn write_noise(path: &Path, len: u64, seed: u64) -> anyhow::Result<()> {
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut state = seed | 1;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut left = len;
+    while left > 0 {
+        for word in buf.chunks_exact_mut(8) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            word.copy_from_slice(&state.to_le_bytes());
+        }
+        let n = left.min(buf.len() as u64) as usize;
+        out.write_all(&buf[..n])?;
+        left -= n as u64;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn size_and_sha(path: &Path) -> anyhow::Result<(u64, String)> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let size = std::io::copy(&mut file, &mut hasher)?;
+    Ok((size, hex::encode(hasher.finalize())))
+}
+
+/// When each verdict reached the display's side of the event stream.
+#[derive(Default)]
+struct VerdictTimes(Mutex<Vec<(SlotNumber, Instant)>>);
+
+impl EventSink for VerdictTimes {
+    fn emit(&self, event: Event) {
+        if let EventKind::Verdict { slot, .. } = event.kind {
+            self.0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push((slot, Instant::now()));
+        }
+    }
+}
+
+fn run_batch(
+    runtime: &tokio::runtime::Runtime,
+    station_dir: &Path,
+    phones: u16,
+    rate: u64,
+) -> anyhow::Result<Row> {
+    let _ = std::fs::remove_dir_all(station_dir.join("state"));
+    let (station, checked) = station::preflight::load_and_check(
+        &station_dir.join("station.yaml"),
+        &station_dir.join("work-orders/WO-DEMO-WW.yaml"),
+    )
+    .context("pre-flight refused the benchmark's batch")?;
+    let slots: Vec<(SlotNumber, Mode)> = (1..=phones).map(|s| (s, Mode::Fastboot)).collect();
+    let (bus, units) = simulated_bus_numbered(&checked, &slots, FIRST_RIG_SERIAL)?;
+    for unit in &units {
+        unit.set_link_bytes_per_second(Some(rate));
+    }
+    let verdicts = Arc::new(VerdictTimes::default());
+    let events: Arc<dyn EventSink> = verdicts.clone();
+    reset_peak_rss();
+    metrics::set_recording(true);
+    let cpu_before = metrics::process_cpu_ns();
+    let started = Instant::now();
+    // The whole rig arrives at once, so N phones' wall time compares with one phone's.
+    for unit in &units {
+        unit.plug();
+    }
+    let run = BatchRun {
+        station,
+        batch: checked,
+        slots: slots.iter().map(|(s, _)| (sim_port(*s), *s)).collect(),
+        events,
+        stop_after_verdicts: Some(slots.len()),
+        journal_patience: DEFAULT_JOURNAL_PATIENCE,
+        unit_logs: None,
+        transfer_bytes: 1 << 20,
+    };
+    let ended = runtime.block_on(run.run(Arc::new(bus), std::future::pending()))?;
+    let wall = started.elapsed();
+    drop(units);
+    // The phones' last threads end once their links are closed.
+    std::thread::sleep(Duration::from_millis(300));
+    let process_cpu = metrics::process_cpu_ns().saturating_sub(cpu_before);
+    let station_cpu = Duration::from_nanos(process_cpu).saturating_sub(metrics::phone_cpu());
+    let commits = metrics::commits();
+    metrics::set_recording(false);
+    let passed = match ended {
+        BatchEnd::Ran(summary) => summary.passed,
+        BatchEnd::AlreadyComplete { .. } => 0,
+    };
+    let shown = verdicts
+        .0
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    let mut commit_ms: Vec<f64> = commits.iter().map(|c| ms(c.took)).collect();
+    let mut verdict_ms: Vec<f64> = commits
+        .iter()
+        .filter_map(|c| {
+            shown
+                .iter()
+                .find(|(slot, _)| *slot == c.slot)
+                .map(|(_, at)| ms(at.saturating_duration_since(c.done)))
+        })
+        .collect();
+    Ok(Row {
+        phones,
+        passed,
+        wall,
+        station_cpu,
+        peak_rss_kib: peak_rss_kib(),
+        commit_ms: median_max(&mut commit_ms),
+        verdict_ms: median_max(&mut verdict_ms),
+    })
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn median_max(v: &mut [f64]) -> (f64, f64) {
+    if v.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    v.sort_by(f64::total_cmp);
+    (v[v.len() / 2], v[v.len() - 1])
+}
+
+/// Forget the peak RSS so far (Linux: `5` to /proc/self/clear_refs).
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn ratio(row: &Row, one: Option<&Row>) -> f64 {
+    one.map_or(f64::NAN, |one| {
+        row.wall.as_secs_f64() / one.wall.as_secs_f64()
+    })
+}
+
+fn render(rows: &[Row], rate: u64) -> String {
+    let one = rows.iter().find(|r| r.phones == 1);
+    let mut t = format!(
+        "line benchmark: fastboot phones at {} MiB/s each\n\
+         phones  passed  wall s  ×one  station CPU s  cores  peak RSS MiB  commit ms (med/max)  verdict after commit ms (med/max)\n",
+        rate >> 20
+    );
+    for r in rows {
+        let _ = writeln!(
+            t,
+            "{:>6}  {:>6}  {:>6.1}  {:>4.2}  {:>13.2}  {:>5.2}  {:>12.0}  {:>9.1} / {:<7.1}  {:>15.2} / {:<7.2}",
+            r.phones,
+            r.passed,
+            r.wall.as_secs_f64(),
+            ratio(r, one),
+            r.station_cpu.as_secs_f64(),
+            r.station_cpu.as_secs_f64() / r.wall.as_secs_f64(),
+            r.peak_rss_kib as f64 / 1024.0,
+            r.commit_ms.0,
+            r.commit_ms.1,
+            r.verdict_ms.0,
+            r.verdict_ms.1,
+        );
+    }
+    t
+}
+
+fn render_csv(rows: &[Row], rate: u64, system_data: u64, boot: u64) -> String {
+    let one = rows.iter().find(|r| r.phones == 1);
+    let mut t = format!(
+        "# flashgate bench line: {} ({} CPUs); rate {rate} B/s per phone; system data {system_data} B; boot {boot} B\n\
+         phones,passed,wall_s,ratio_to_one,station_cpu_s,station_cores,peak_rss_mib,commit_ms_median,commit_ms_max,verdict_after_commit_ms_median,verdict_after_commit_ms_max\n",
+        machine(),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+    );
+    for r in rows {
+        let _ = writeln!(
+            t,
+            "{},{},{:.3},{:.3},{:.3},{:.3},{:.1},{:.2},{:.2},{:.3},{:.3}",
+            r.phones,
+            r.passed,
+            r.wall.as_secs_f64(),
+            ratio(r, one),
+            r.station_cpu.as_secs_f64(),
+            r.station_cpu.as_secs_f64() / r.wall.as_secs_f64(),
+            r.peak_rss_kib as f64 / 1024.0,
+            r.commit_ms.0,
+            r.commit_ms.1,
+            r.verdict_ms.0,
+            r.verdict_ms.1,
+        );
+    }
+    t
+}
+
+fn machine() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
