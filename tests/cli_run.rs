@@ -228,4 +228,55 @@ fn a_fifo_or_a_missing_file_is_refused_once_with_what_it_is() {
     assert_eq!(stderr.matches("no such file").count(), 1, "{stderr}");
     assert_eq!(stderr.matches("image `boot`").count(), 1, "{stderr}");
     assert!(!stderr.contains("IMAGE_HASH_MISMATCH"), "{stderr}");
+    assert!(stderr.contains("IMAGE_MISSING: image `boot`"), "{stderr}");
+}
+
+fn report_json(demo: &Path, extra: &[&str]) -> std::process::Output {
+    Command::new(flashgate_bin())
+        .args([
+            "report",
+            "--work-order",
+            "WO-DEMO-WW",
+            "--json",
+            "--station",
+        ])
+        .arg(demo.join("station.yaml"))
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn simulated_phones_write_their_own_journal_never_the_stations() {
+    let (_keep, demo) = demo_copy();
+    let out = run(&demo, "WO-DEMO-WW", &["--sim", "2"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        events(&out.stdout)
+            .iter()
+            .filter(|e| e["event"] == "verdict")
+            .count(),
+        2,
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("simulated phones: journal ")
+            && stderr.contains("journal.sim.sqlite")
+            && stderr.contains("not the station's journal"),
+        "{stderr}"
+    );
+    assert!(demo.join("state/journal.sim.sqlite").exists());
+    assert!(
+        !demo.join("state/journal.sqlite").exists(),
+        "simulated phones reached the station's journal"
+    );
+    assert!(demo.join("state/logs/sim").is_dir());
+
+    // `report` on the station's journal has nothing; with `--sim` it reads the rig's.
+    let production = report_json(&demo, &[]);
+    assert!(!production.status.success());
+    let simulated = report_json(&demo, &["--sim"]);
+    assert!(simulated.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&simulated.stdout).unwrap();
+    assert_eq!(report["units_passed"], 2, "{report}");
 }

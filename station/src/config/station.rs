@@ -206,6 +206,18 @@ impl StationConfig {
         })
     }
 
+    /// The station as a run of simulated phones standing in for its slots (`run --sim N`) uses
+    /// it: its own journal beside the production one (`journal.sqlite` → `journal.sim.sqlite`)
+    /// and its logs in `<log_dir>/sim`, so `report` and `history` on the production journal
+    /// never count a fake unit.
+    pub fn for_simulated_phones(&self) -> Self {
+        Self {
+            journal: simulated_journal_path(&self.journal),
+            log_dir: self.log_dir.join("sim"),
+            ..self.clone()
+        }
+    }
+
     /// Where the manifest of `product` lives.
     pub fn product_manifest_path(&self, product: &str) -> PathBuf {
         self.products_dir.join(format!("{product}.yaml"))
@@ -337,6 +349,17 @@ fn validate_slots(doc: &YamlDocument, raw: Vec<SlotFile>) -> Result<Vec<SlotConf
     }
     slots.sort_by_key(|s| s.slot);
     Ok(slots)
+}
+
+/// The journal of simulated runs beside `journal`: `state/journal.sqlite` →
+/// `state/journal.sim.sqlite` (`journal` → `journal.sim`).
+pub fn simulated_journal_path(journal: &Path) -> PathBuf {
+    let stem = journal.file_stem().unwrap_or_default().to_string_lossy();
+    let name = match journal.extension() {
+        Some(ext) => format!("{stem}.sim.{}", ext.to_string_lossy()),
+        None => format!("{stem}.sim"),
+    };
+    journal.with_file_name(name)
 }
 
 /// Linux USB port paths: `<bus>-<port>[.<port>]*`, e.g. `1-4` or `3-1.4.2`.
@@ -519,6 +542,20 @@ slots:
         let error = StationConfig::load(Path::new("/nonexistent/station.yaml")).unwrap_err();
         assert!(matches!(error, ConfigError::Read { .. }));
         assert!(error.to_string().contains("/nonexistent/station.yaml"));
+    }
+
+    #[test]
+    fn simulated_phones_get_their_own_journal_and_logs() {
+        let dir = station_dir();
+        let station = load(&dir, GOOD).unwrap();
+        let sim = station.for_simulated_phones();
+        assert_eq!(sim.journal, dir.path().join("state/journal.sim.sqlite"));
+        assert_eq!(sim.log_dir, dir.path().join("state/logs/sim"));
+        assert_eq!(sim.slots, station.slots);
+        assert_eq!(
+            simulated_journal_path(Path::new("/var/lib/fg/journal")),
+            Path::new("/var/lib/fg/journal.sim")
+        );
     }
 
     #[test]

@@ -23,7 +23,9 @@ pub struct Args {
     /// The work order file (work-orders/<id>.yaml).
     #[arg(long = "work-order")]
     work_order: PathBuf,
-    /// Run N simulated phones (alternating fastboot and EDL) instead of the station's slots.
+    /// Run N simulated phones (alternating fastboot and EDL) instead of the station's slots; their
+    /// attempts go to a journal of their own beside the station's (`journal.sim.sqlite`) and
+    /// their logs to `<log_dir>/sim`, never to the production journal.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     sim: Option<u16>,
     /// One JSON object per event on stdout instead of the dashboard.
@@ -55,6 +57,20 @@ pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
         checked.image_set.activation_client.location,
         checked.activation.sha256.short(),
     );
+    // Simulated phones standing in for the station's slots never reach its production journal
+    // or logs (a station whose slots are all `simulated:` is a rig: its journal is its own).
+    let station = if args.sim.is_some() {
+        let sim = station.for_simulated_phones();
+        eprintln!(
+            "simulated phones: journal {} and logs {} (not the station's journal; `report --sim` \
+             reads it)",
+            sim.journal.display(),
+            sim.log_dir.display()
+        );
+        sim
+    } else {
+        station
+    };
     let assembly = batch::assemble(&station, &checked, args.sim)?;
     if let Some(warning) = &assembly.warning {
         eprintln!("warning: {warning}");
