@@ -1,6 +1,7 @@
 //! The journal: one SQLite row per unit attempt, in WAL mode with synchronous=FULL. Every
 //! method commits before it returns, so whatever the dashboard shows after a call is on disk.
 
+mod inspect;
 mod lock;
 mod query;
 mod record;
@@ -11,6 +12,7 @@ use std::time::SystemTime;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+pub use inspect::{lock_holder, JournalInspection, LockHolder};
 pub use lock::StationLock;
 pub use query::{AttemptRow, CodeCount, FlaggedUnit, WorkOrderReport};
 pub use record::{
