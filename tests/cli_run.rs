@@ -279,4 +279,57 @@ fn simulated_phones_write_their_own_journal_never_the_stations() {
     assert!(simulated.status.success());
     let report: serde_json::Value = serde_json::from_slice(&simulated.stdout).unwrap();
     assert_eq!(report["units_passed"], 2, "{report}");
+
+    // The same records as CSV, narrowed to this station and to today.
+    let csv = Command::new(flashgate_bin())
+        .args(["report", "--work-order", "WO-DEMO-WW", "--csv", "--sim"])
+        .args([
+            "--station-id",
+            "demo-st01",
+            "--since",
+            "2000-01-01",
+            "--station",
+        ])
+        .arg(demo.join("station.yaml"))
+        .output()
+        .unwrap();
+    assert!(
+        csv.status.success(),
+        "{}",
+        String::from_utf8_lossy(&csv.stderr)
+    );
+    let text = String::from_utf8(csv.stdout).unwrap();
+    let records: Vec<&str> = text.split_terminator("\r\n").collect();
+    assert_eq!(records.len(), 3, "{text}");
+    assert!(
+        records[0].starts_with("attempt_id,work_order,station_id,"),
+        "{text}"
+    );
+    assert!(records[1..]
+        .iter()
+        .all(|r| r.contains(",WO-DEMO-WW,demo-st01,")));
+    let elsewhere = Command::new(flashgate_bin())
+        .args(["report", "--work-order", "WO-DEMO-WW", "--csv", "--sim"])
+        .args(["--station-id", "other", "--station"])
+        .arg(demo.join("station.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(elsewhere.stdout).unwrap().lines().count(),
+        1
+    );
+    let bad = Command::new(flashgate_bin())
+        .args([
+            "report",
+            "--work-order",
+            "WO-DEMO-WW",
+            "--since",
+            "yesterday",
+            "--station",
+        ])
+        .arg(demo.join("station.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--since: `yesterday` is not a date"));
 }

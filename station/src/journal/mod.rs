@@ -5,6 +5,7 @@ mod inspect;
 mod lock;
 mod query;
 mod record;
+mod report_filter;
 mod schema;
 
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ pub use record::{
     AttemptId, AttemptOutcome, AttemptStart, CompletedAttempt, FinishedAttempt, ImageSent,
     Milestone, MilestoneTimes,
 };
+pub use report_filter::{ExportedAttempt, QuantityCheck, ReportFilter};
 pub use schema::SCHEMA_VERSION;
 
 use record::millis;

@@ -17,6 +17,7 @@ mod output_file;
 mod report;
 mod run;
 mod sim;
+mod time_arg;
 
 #[derive(Parser)]
 #[command(
