@@ -36,3 +36,6 @@ pub use work_order::WorkOrder;
 pub use yaml::YamlDocument;
 #[cfg(test)]
 mod product_tests;
+
+#[cfg(test)]
+mod reference_tests;
