@@ -271,6 +271,49 @@ fn simulated_phones_write_their_own_journal_never_the_stations() {
         "simulated phones reached the station's journal"
     );
     assert!(demo.join("state/logs/sim").is_dir());
+    // The daily JSON log's detection and verdict records name the unit; each unit log, in its
+    // day's folder, ends with the verdict.
+    let logs = demo.join("state/logs/sim");
+    let daily: Vec<serde_json::Value> = std::fs::read_dir(&logs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .flat_map(|p| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect::<Vec<serde_json::Value>>()
+        })
+        .collect();
+    for message in ["unit detected", "verdict"] {
+        let records: Vec<_> = daily.iter().filter(|o| o["message"] == message).collect();
+        assert_eq!(records.len(), 2, "{message}: {daily:?}");
+        for record in records {
+            for key in ["slot", "port_path", "work_order"] {
+                assert!(!record[key].is_null(), "{message} lacks {key}: {record}");
+            }
+            assert_eq!(record["work_order"], "WO-DEMO-WW", "{record}");
+        }
+    }
+    for verdict in daily.iter().filter(|o| o["message"] == "verdict") {
+        assert!(
+            verdict["serial"].as_str().is_some_and(|s| !s.is_empty()),
+            "{verdict}"
+        );
+        assert_eq!(verdict["result"], "PASS", "{verdict}");
+    }
+    let day = station::logging::utc_day(std::time::SystemTime::now());
+    let unit_logs: Vec<_> = std::fs::read_dir(logs.join("units").join(&day))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(unit_logs.len(), 2, "{unit_logs:?}");
+    for path in unit_logs {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let last = text.lines().last().unwrap();
+        assert!(last.contains(" verdict PASS (journal attempt "), "{last}");
+    }
 
     // `report` on the station's journal has nothing; with `--sim` it reads the rig's.
     let production = report_json(&demo, &[]);

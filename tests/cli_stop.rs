@@ -414,7 +414,10 @@ fn killed_and_stopped_at_random_moments_nothing_is_lost_and_the_quantity_holds()
 fn a_full_log_disk_is_a_loud_warning_not_a_silent_loss() {
     let demo = DemoStation::new();
     let logs = demo.root.join("state/logs");
-    let units = logs.join("units");
+    // Today's folder of unit logs (by UTC day).
+    let units = logs
+        .join("units")
+        .join(station::logging::utc_day(std::time::SystemTime::now()));
     std::fs::create_dir_all(&units).unwrap();
     // Every name a unit log of this run can have: fastboot serials and EDL chip serials, by
     // attempt number.

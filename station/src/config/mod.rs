@@ -29,8 +29,8 @@ pub use product::{ImageSet, ProductManifest};
 pub use region::RegionCode;
 pub use sizes::DeclaredSizes;
 pub use station::{
-    simulated_journal_path, Limits, Retries, SlotBinding, SlotConfig, StationConfig, Timeouts,
-    MAX_SLOTS,
+    simulated_journal_path, Limits, LogRetention, Retries, SlotBinding, SlotConfig, StationConfig,
+    Timeouts, MAX_SLOTS,
 };
 pub use work_order::WorkOrder;
 pub use yaml::YamlDocument;

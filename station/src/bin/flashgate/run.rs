@@ -77,8 +77,25 @@ pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
     }
     let verbosity =
         i8::try_from(verbose).unwrap_or(i8::MAX) - i8::try_from(args.quiet).unwrap_or(i8::MAX);
-    let logs = logging::install(&LogOptions::new(&station.log_dir, verbosity))
-        .context("setting up the log files")?;
+    let logs = logging::install(
+        &LogOptions::new(&station.log_dir, verbosity).with_retention(station.log_retention),
+    )
+    .context("setting up the log files")?;
+    let pruned = logs.pruned_at_start();
+    if !pruned.days.is_empty() {
+        eprintln!(
+            "log retention: removed {} file(s), {} bytes, of {} old day(s) ({} .. {}) from {}",
+            pruned.files,
+            pruned.bytes,
+            pruned.days.len(),
+            pruned.days.first().map_or("", String::as_str),
+            pruned.days.last().map_or("", String::as_str),
+            station.log_dir.display()
+        );
+    }
+    for error in &pruned.errors {
+        eprintln!("warning: log retention could not remove {error}");
+    }
 
     let (tx, rx) = mpsc::channel::<Event>();
     let mode = OutputMode::detect(args.json);
@@ -109,7 +126,11 @@ pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
             })
         }
     };
-    let events: Arc<dyn EventSink> = Arc::new(Fanout::new().with(tx).with(logging::TracingSink));
+    let events: Arc<dyn EventSink> = Arc::new(
+        Fanout::new()
+            .with(tx)
+            .with(logging::StationLogSink::default()),
+    );
 
     let log_health = logs.unit_logs().health().clone();
     let stop_after_verdicts = assembly.stop_after_verdicts;
