@@ -229,6 +229,22 @@ fn a_fifo_or_a_missing_file_is_refused_once_with_what_it_is() {
     assert_eq!(stderr.matches("image `boot`").count(), 1, "{stderr}");
     assert!(!stderr.contains("IMAGE_HASH_MISMATCH"), "{stderr}");
     assert!(stderr.contains("IMAGE_MISSING: image `boot`"), "{stderr}");
+
+    // Other bytes under the right name: said once, under IMAGE_HASH_MISMATCH.
+    let mut bytes = std::fs::read(demo.join("images/00EEA/vbmeta.img")).unwrap();
+    bytes[10] ^= 1;
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/demo/images/00EEA/boot.img"),
+        &boot,
+    )
+    .unwrap();
+    std::fs::write(demo.join("images/00EEA/vbmeta.img"), bytes).unwrap();
+    let out = run_within(&demo, "WO-DEMO-EEA");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.matches("IMAGE_HASH_MISMATCH").count(), 1, "{stderr}");
+    assert_eq!(stderr.matches("SHA-256").count(), 1, "{stderr}");
+    assert_eq!(stderr.matches("image `vbmeta`").count(), 1, "{stderr}");
 }
 
 fn report_json(demo: &Path, extra: &[&str]) -> std::process::Output {

@@ -587,6 +587,22 @@ slots:
                 "journal",
                 "missing field",
             ),
+            // A key given twice is placed at the second one, not at the top of the file.
+            (
+                GOOD.replace(
+                    "log_dir: state/logs\n",
+                    "log_dir: state/logs\njournal: j2\n",
+                ),
+                5,
+                "journal",
+                "duplicate field `journal`",
+            ),
+            (
+                GOOD.replace("    identify: 1\n", "    identify: 1\n    identify: 2\n"),
+                11,
+                "limits.retries.identify",
+                "duplicate field",
+            ),
         ];
         for (text, line, key, words) in cases {
             assert_error(load(&dir, &text).unwrap_err(), line, key, words);

@@ -216,7 +216,9 @@ mod tests {
                 started_at: at,
             })
             .unwrap();
-        let log = UnitLogs::new(dir.path().join("units")).open("7PL3", 1).unwrap();
+        let log = UnitLogs::new(dir.path().join("units"))
+            .open("7PL3", 1)
+            .unwrap();
         log.line("flash system_a");
         let recorder = JournalRecorder {
             journal: journal.clone(),
