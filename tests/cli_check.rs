@@ -68,7 +68,7 @@ fn the_demo_checks_clean_and_nothing_is_written() {
     }
     assert_eq!(
         lines.last().unwrap(),
-        "check passed: `run` would start this batch"
+        "check passed: nothing found that would stop this batch"
     );
     assert_eq!(
         lines_with(&lines, "ok   pre-flight: ").len(),

@@ -37,7 +37,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .filter(|f| f.status == check::Status::Fail)
         .count();
     if failed == 0 {
-        writeln!(out, "check passed: `run` would start this batch")?;
+        writeln!(
+            out,
+            "check passed: nothing found that would stop this batch"
+        )?;
         Ok(ExitCode::SUCCESS)
     } else {
         writeln!(
