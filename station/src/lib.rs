@@ -2,6 +2,7 @@
 
 pub mod batch;
 pub mod bus;
+pub mod check;
 pub mod config;
 pub mod dashboard;
 pub mod digest;
