@@ -3,6 +3,7 @@
 pub mod batch;
 pub mod bus;
 pub mod byte_size;
+pub mod check;
 pub mod config;
 pub mod dashboard;
 pub mod digest;

@@ -3,78 +3,24 @@
 //! fixed; replaying it here is its regression test.
 //!
 //! `cargo test -p flashgate-station fuzz_targets::tests::write_seeds -- --ignored` rewrites
-//! `fuzz/seeds/` from the demo configuration and `mke2fs`/`mkfs.erofs` (run it when the seeds should change).
-
-use std::panic::{self, AssertUnwindSafe};
+//! `fuzz/seeds/` from the demo configuration, `mke2fs` and `mkfs.erofs` (run it when the seeds
+//! should change).
 
 use super::*;
+use protocols::fuzz_replay;
 
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
 }
 
-fn files_in(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
-        Ok(entries) => entries
-            .map(|e| e.expect("listing a corpus directory").path())
-            .filter(|p| p.is_file())
-            .collect(),
-        Err(_) => Vec::new(),
-    };
-    files.sort();
-    files
-}
-
-/// Runs `body` on every file under `dir`, returning one line per input that panicked.
-fn replay(name: &str, body: Body, dir: &Path) -> (usize, Vec<String>) {
-    let files = files_in(dir);
-    let mut failures = Vec::new();
-    for file in &files {
-        let bytes = std::fs::read(file).expect("reading a corpus file");
-        if let Err(panic) = panic::catch_unwind(AssertUnwindSafe(|| body(&bytes))) {
-            let message = panic
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| panic.downcast_ref::<&str>().copied())
-                .unwrap_or("(no message)");
-            failures.push(format!("{name}: {}: {message}", file.display()));
-        }
-    }
-    (files.len(), failures)
-}
-
 #[test]
 fn every_seed_and_regression_replays_cleanly() {
-    let mut failures = Vec::new();
-    for &(name, body) in TARGETS {
-        let (seeds, failed) = replay(name, body, &fuzz_dir().join("seeds").join(name));
-        assert!(seeds > 0, "target {name} has no seeds in fuzz/seeds/{name}");
-        failures.extend(failed);
-        let (_, failed) = replay(name, body, &fuzz_dir().join("regressions").join(name));
-        failures.extend(failed);
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    fuzz_replay::assert_corpora_replay(&fuzz_dir(), TARGETS);
 }
 
 #[test]
 fn every_fuzz_target_file_has_a_body_here() {
-    let mut files: Vec<String> = files_in(&fuzz_dir().join("fuzz_targets"))
-        .iter()
-        .filter_map(|p| Some(p.file_stem()?.to_str()?.to_owned()))
-        .collect();
-    files.sort();
-    let mut names: Vec<String> = TARGETS.iter().map(|(n, _)| n.to_string()).collect();
-    names.sort();
-    assert_eq!(files, names);
-    for name in names {
-        let target =
-            std::fs::read_to_string(fuzz_dir().join("fuzz_targets").join(format!("{name}.rs")))
-                .unwrap();
-        assert!(
-            target.contains(&format!("fuzz_targets::{name}(")),
-            "fuzz_targets/{name}.rs does not call fuzz_targets::{name}"
-        );
-    }
+    fuzz_replay::assert_target_files_match(&fuzz_dir(), TARGETS);
 }
 
 #[test]

@@ -23,12 +23,14 @@ pub struct Args {
     /// The work order file (work-orders/<id>.yaml).
     #[arg(long = "work-order")]
     work_order: PathBuf,
-    /// Run N simulated phones (alternating fastboot and EDL) instead of the station's slots.
+    /// Run N simulated phones (alternating fastboot and EDL) instead of the station's slots; their
+    /// attempts go to a journal of their own beside the station's (`journal.sim.sqlite`) and
+    /// their logs to `<log_dir>/sim`, never to the production journal.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     sim: Option<u16>,
     /// Run the simulated phones this phones file describes (which phone arrives on each slot,
     /// with what on it and how it misbehaves; configs/demo/phones.yaml) instead of the
-    /// station's slots.
+    /// station's slots; journal and logs as for --sim.
     #[arg(long, value_name = "FILE", conflicts_with = "sim")]
     phones: Option<PathBuf>,
     /// One JSON object per event on stdout instead of the dashboard.
@@ -60,6 +62,20 @@ pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
         checked.image_set.activation_client.location,
         checked.activation.sha256.short(),
     );
+    // Simulated phones standing in for the station's slots never reach its production journal
+    // or logs (a station whose slots are all `simulated:` is a rig: its journal is its own).
+    let station = if args.sim.is_some() || args.phones.is_some() {
+        let sim = station.for_simulated_phones();
+        eprintln!(
+            "simulated phones: journal {} and logs {} (not the station's journal; `report --sim` \
+             reads it)",
+            sim.journal.display(),
+            sim.log_dir.display()
+        );
+        sim
+    } else {
+        station
+    };
     let assembly = match &args.phones {
         Some(file) => {
             let phones = station::config::PhonesFile::load(file)?;
@@ -72,8 +88,25 @@ pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
     }
     let verbosity =
         i8::try_from(verbose).unwrap_or(i8::MAX) - i8::try_from(args.quiet).unwrap_or(i8::MAX);
-    let logs = logging::install(&LogOptions::new(&station.log_dir, verbosity))
-        .context("setting up the log files")?;
+    let logs = logging::install(
+        &LogOptions::new(&station.log_dir, verbosity).with_retention(station.log_retention),
+    )
+    .context("setting up the log files")?;
+    let pruned = logs.pruned_at_start();
+    if !pruned.days.is_empty() {
+        eprintln!(
+            "log retention: removed {} file(s), {} bytes, of {} old day(s) ({} .. {}) from {}",
+            pruned.files,
+            pruned.bytes,
+            pruned.days.len(),
+            pruned.days.first().map_or("", String::as_str),
+            pruned.days.last().map_or("", String::as_str),
+            station.log_dir.display()
+        );
+    }
+    for error in &pruned.errors {
+        eprintln!("warning: log retention could not remove {error}");
+    }
 
     let (tx, rx) = mpsc::channel::<Event>();
     let mode = OutputMode::detect(args.json);
@@ -104,7 +137,11 @@ pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
             })
         }
     };
-    let events: Arc<dyn EventSink> = Arc::new(Fanout::new().with(tx).with(logging::TracingSink));
+    let events: Arc<dyn EventSink> = Arc::new(
+        Fanout::new()
+            .with(tx)
+            .with(logging::StationLogSink::default()),
+    );
 
     let log_health = logs.unit_logs().health().clone();
     let stop_after_verdicts = assembly.stop_after_verdicts;
