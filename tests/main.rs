@@ -4,6 +4,7 @@ mod cli_run;
 mod cli_stop;
 mod dashboard;
 mod dashboard_logs;
+mod dashboard_screen;
 mod edl;
 mod edl_backup_gpt;
 mod edl_payload;

@@ -28,7 +28,10 @@ pub use names::check_identifier;
 pub use product::{ImageSet, ProductManifest};
 pub use region::RegionCode;
 pub use sizes::DeclaredSizes;
-pub use station::{Limits, Retries, SlotBinding, SlotConfig, StationConfig, Timeouts, MAX_SLOTS};
+pub use station::{
+    check_operator, Limits, Retries, SlotBinding, SlotConfig, StationConfig, Timeouts,
+    DEFAULT_STOP_LINE_AFTER, MAX_SLOTS,
+};
 pub use work_order::WorkOrder;
 pub use yaml::YamlDocument;
 #[cfg(test)]

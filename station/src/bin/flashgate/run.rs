@@ -32,6 +32,10 @@ pub struct Args {
     /// Less console output.
     #[arg(short, long, action = clap::ArgAction::Count)]
     quiet: u8,
+    /// Who runs the station (a badge id), recorded with every attempt in the journal;
+    /// overrides station.yaml `operator`.
+    #[arg(long, value_name = "ID")]
+    operator: Option<String>,
 }
 
 pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
@@ -41,8 +45,13 @@ pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
     let stops = runtime
         .block_on(async { StopRequests::listen() })
         .context("installing the stop signal handlers")?;
-    let (station, checked) = preflight::load_and_check(&args.station, &args.work_order)
+    let (mut station, checked) = preflight::load_and_check(&args.station, &args.work_order)
         .context("pre-flight refused the batch; no phone was touched")?;
+    if let Some(operator) = args.operator {
+        station::config::check_operator(&operator)
+            .map_err(|problem| anyhow::anyhow!("--operator: {problem}; pass the badge id"))?;
+        station.operator = Some(operator);
+    }
     eprintln!(
         "pre-flight passed: work order {} ({} {}, build {}), {} files and {} programmer(s) hashed ({} bytes), activation client {} = {}",
         checked.work_order.id,
@@ -61,11 +70,16 @@ pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
     }
     let verbosity =
         i8::try_from(verbose).unwrap_or(i8::MAX) - i8::try_from(args.quiet).unwrap_or(i8::MAX);
-    let logs = logging::install(&LogOptions::new(&station.log_dir, verbosity))
+    let mode = OutputMode::detect(args.json);
+    // The operator's output is the event stream (dashboard or lines), which carries every
+    // warning and verdict; at the default verbosity the console log would only repeat them
+    // (above the dashboard, or between the lines), so it shows errors alone. Everything is in
+    // the log files.
+    let console_verbosity = if verbosity == 0 { -1 } else { verbosity };
+    let logs = logging::install(&LogOptions::new(&station.log_dir, console_verbosity))
         .context("setting up the log files")?;
 
     let (tx, rx) = mpsc::channel::<Event>();
-    let mode = OutputMode::detect(args.json);
     let consumer: std::thread::JoinHandle<()> = match mode {
         OutputMode::Tty => {
             // Device lines above the rows only when asked for (-v); they are always in the
@@ -86,7 +100,8 @@ pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
             std::thread::spawn(move || {
                 // A closed stdout (`run … | head`) must not stop the station: lines that cannot
                 // be written are counted by the sink and dropped.
-                let sink = LineSink::new(format, std::io::stdout());
+                let sink =
+                    LineSink::new(format, std::io::stdout()).with_device_lines(verbosity >= 1);
                 for event in rx {
                     sink.emit(event);
                 }
