@@ -388,6 +388,7 @@ fn the_journal_keeps_verdicts_across_reopen_and_flags_reuse() {
         tool_version: "flashgate-test".into(),
         log_path: None,
         started_at: SystemTime::now(),
+        operator: None,
     };
     let pass = AttemptOutcome {
         verdict: Verdict::Pass,

@@ -245,6 +245,7 @@ impl UnitJob<UnitResult> for StationJob {
             tool_version: format!("flashgate {}", env!("CARGO_PKG_VERSION")),
             log_path: None,
             started_at: unit.info().attempt_started,
+            operator: context.station.operator.clone(),
         };
         let begun = context
             .journal

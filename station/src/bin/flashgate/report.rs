@@ -139,6 +139,7 @@ mod tests {
             tool_version: "t".into(),
             log_path: None,
             started_at: at,
+            operator: None,
         };
         let outcome = |verdict| AttemptOutcome {
             verdict,
