@@ -213,6 +213,10 @@ product: fgdemo
 identity:
   # What \`fastboot getvar product\` answers (the simulated phone's default).
   fastboot_product: flashgate_sim
+  # Optional: the unit's code for the line's MES (IMEI, label code), read with
+  # \`fastboot getvar <name>\` once the unit is identified in fastboot and kept in the journal
+  # (unit_code). A phone that does not answer is flashed as usual, with a warning.
+  unit_code: { getvar: imei }
   # Sahara identity (MSM HW ID, OEM PK hash) of the simulated phones → the programmer to upload.
   edl:
     - hw_id: "$EDL_HW_ID"

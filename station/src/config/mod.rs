@@ -22,7 +22,9 @@ pub use files::ImageFile;
 pub use flash_plan::{
     AbSlot, EdlPlan, FastbootPlan, FastbootStep, FastbootdPlan, SlotSelection, StorageKind,
 };
-pub use identity::{EdlIdentity, Identity};
+pub use identity::{
+    check_unit_code, check_variable_name, EdlIdentity, Identity, UnitCodeSource, MAX_UNIT_CODE_LEN,
+};
 pub use image_path::{resolve_inside, ImagePath, PathEscape};
 pub use names::check_identifier;
 pub use product::{ImageSet, ProductManifest};

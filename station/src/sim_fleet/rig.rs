@@ -9,7 +9,7 @@ use protocols::sim::{Phone, PhoneMode, StorageError};
 
 use super::SimUnit;
 use crate::bus::sim::SimBus;
-use crate::config::VerifyMethod;
+use crate::config::{UnitCodeSource, VerifyMethod};
 use crate::events::SlotNumber;
 use crate::journal::Journal;
 use crate::mode::Mode;
@@ -71,6 +71,10 @@ pub fn numbered_phone(
     if let Some(product) = &identity.fastboot_product {
         builder = builder.product(product);
     }
+    // The factory programmed each phone's code where the product says it reads it.
+    if let Some(UnitCodeSource::Getvar(name)) = &identity.unit_code {
+        builder = builder.vendor_variable(name, &imei_for(number));
+    }
     if let Some(edl) = identity.edl.first() {
         builder = builder.msm_hw_id(edl.hw_id).oem_pk_hash(&edl.oem_pk_hash);
     }
@@ -78,6 +82,31 @@ pub fn numbered_phone(
         builder = builder.accept_programmer(programmer.sha256().0);
     }
     builder.build()
+}
+
+/// A valid IMEI for rig phone `number`: a test TAC, the number as the serial, the Luhn check
+/// digit (what an MES checks before it takes the code).
+pub fn imei_for(number: u32) -> String {
+    let body = format!("35693803{:06}", number % 1_000_000);
+    format!("{body}{}", luhn_check_digit(&body))
+}
+
+fn luhn_check_digit(digits: &str) -> u32 {
+    let sum: u32 = digits
+        .bytes()
+        .rev()
+        .enumerate()
+        .map(|(i, b)| {
+            let d = u32::from(b - b'0');
+            if i % 2 == 0 {
+                let doubled = d * 2;
+                doubled / 10 + doubled % 10
+            } else {
+                d
+            }
+        })
+        .sum();
+    (10 - sum % 10) % 10
 }
 
 /// The serial base for a rig run on `journal`: the next hundred past the highest rig serial
@@ -153,4 +182,18 @@ pub fn simulated_bus_numbered(
         ));
     }
     Ok((bus, units))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rig_imeis_carry_a_valid_luhn_digit() {
+        // The IMEI example of 3GPP TS 23.003 Annex B: 49015420323751 → 8.
+        assert_eq!(luhn_check_digit("49015420323751"), 8);
+        assert_eq!(imei_for(101), "356938030001011");
+        assert_eq!(imei_for(101).len(), 15);
+        assert_ne!(imei_for(101), imei_for(102));
+    }
 }
