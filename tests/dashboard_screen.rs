@@ -162,20 +162,15 @@ fn at_80_columns_elapsed_counters_and_every_code_are_whole() {
         "{}",
         screen[2]
     );
-    // The banner names the code and carries its reason, whole.
-    let banner = screen[3..7]
-        .iter()
-        .map(|l| l.trim())
-        .collect::<Vec<_>>()
-        .join(" ");
+    // The banner names the code and what to do, in two lines at 80 columns.
     assert_eq!(
-        banner,
-        format!(
-            "STOP THE LINE: 8 units in a row failed ACTIVATION_CLIENT_WRONG_REGION: {REASON}. \
-             Likely a config or image problem, not the phones: stop loading units, call the line \
-             engineer."
-        ),
-        "{screen:#?}"
+        screen[3..5]
+            .iter()
+            .map(|l| l.trim())
+            .collect::<Vec<_>>()
+            .join(" "),
+        "STOP THE LINE: 8 in a row failed ACTIVATION_CLIENT_WRONG_REGION: likely a config or \
+         image problem, not the phones. Stop loading units, call engineer."
     );
     for slot in 7..=14u16 {
         let row = screen
@@ -192,6 +187,14 @@ fn at_80_columns_elapsed_counters_and_every_code_are_whole() {
     let s01 = screen.iter().find(|l| l.starts_with("S01 ")).unwrap();
     assert!(s01.contains("PASS -> to pass tray (0:02)"), "{s01}");
     assert_eq!(screen.len(), 23, "{screen:#?}");
+    // Under the 16 rows, two lines are left: as much of the reason as fits, marked as cut.
+    assert!(
+        screen[21].starts_with(
+            "ACTIVATION_CLIENT_WRONG_REGION S07 S08 S09 S10 S11 S12 S13 S14: system_a"
+        ),
+        "{screen:#?}"
+    );
+    assert!(screen[22].ends_with('>'), "{screen:#?}");
     // Without the banner (a PASS came since), the reason is in the pane under the slots,
     // wrapped, whole, once for the eight units that share it.
     let mut state = state;
@@ -234,9 +237,15 @@ fn at_200_columns_everything_is_on_screen_once() {
         1,
         "one set of counters: {text}"
     );
-    assert!(screen[3].starts_with(&format!(
-        "STOP THE LINE: 8 units in a row failed ACTIVATION_CLIENT_WRONG_REGION: {REASON}."
-    )));
+    assert!(screen[3].starts_with(
+        "STOP THE LINE: 8 in a row failed ACTIVATION_CLIENT_WRONG_REGION: likely a config"
+    ));
+    assert!(
+        screen.contains(&format!(
+            "ACTIVATION_CLIENT_WRONG_REGION S07 S08 S09 S10 S11 S12 S13 S14: {REASON}"
+        )),
+        "{text}"
+    );
     assert!(
         screen.contains(
             &"DISCONNECTED S06: the phone disconnected during flash system_a".to_string()
@@ -281,6 +290,32 @@ fn stop_line_banner_needs_k_failures_in_a_row_with_one_code() {
         off.push(fail(slot, wrong_region(slot, "X")));
     }
     assert!(!banner(&off), "stop_line_after: 0 turns it off");
+}
+
+#[test]
+fn plain_lines_say_stop_the_line_once_when_the_run_reaches_k() {
+    let mut events = vec![batch(16, 3)];
+    for slot in 1..=16u16 {
+        let verdict = match slot {
+            1..=5 => Some(Verdict::Pass),
+            _ => Some(wrong_region(slot, &format!("FG{slot:06}"))),
+        };
+        unit(&mut events, slot, u64::from(slot) * 1_000, verdict);
+    }
+    events.sort_by_key(|e| e.ts_ms);
+    let mut lines = station::dashboard::PlainLines::new();
+    let text: Vec<String> = events.iter().filter_map(|e| lines.format(e)).collect();
+    let stops: Vec<&String> = text
+        .iter()
+        .filter(|l| l.contains("STOP THE LINE"))
+        .collect();
+    assert_eq!(stops.len(), 1, "{stops:#?}");
+    assert!(
+        stops[0].contains("slot 08 serial FG000008 | FAIL ACTIVATION_CLIENT_WRONG_REGION")
+            && stops[0].contains("STOP THE LINE: 3 units in a row failed"),
+        "the third failure in a row: {}",
+        stops[0]
+    );
 }
 
 #[test]

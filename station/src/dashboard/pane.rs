@@ -11,20 +11,15 @@ use super::RenderStyle;
 
 impl DashboardState {
     /// After K failures in a row with one code (station.yaml `stop_line_after`): the line
-    /// should stop, because one cause failing every unit is the set-up, not the phones. The
-    /// newest reason with that code is in the banner (and so not repeated in the pane).
+    /// should stop, because one cause failing every unit is the set-up, not the phones. Short
+    /// (two lines at 80 columns): the reason is in the pane with the others.
     pub(super) fn stop_line_banner(&self, width: usize, style: RenderStyle) -> Vec<String> {
         let Some((code, streak)) = self.stop_line() else {
             return Vec::new();
         };
-        let reason = self
-            .pane_entries()
-            .into_iter()
-            .find(|entry| entry.label == code.as_str())
-            .map_or_else(String::new, |entry| format!(": {}", entry.detail));
         let text = format!(
-            "STOP THE LINE: {} units in a row failed {code}{reason}. Likely a config or image \
-             problem, not the phones: stop loading units, call the line engineer.",
+            "STOP THE LINE: {} in a row failed {code}: likely a config or image problem, not \
+             the phones. Stop loading units, call engineer.",
             streak.count
         );
         wrap(&text, width, "  ")
@@ -39,56 +34,62 @@ impl DashboardState {
     }
 
     /// Why units failed, wrapped so nothing is cut: one entry per distinct reason (units that
-    /// failed the same way share it), newest first; then the newest warnings. Entries that do
-    /// not fit are named on a last line.
+    /// failed the same way share it), newest first; then the newest warnings. When an entry
+    /// does not fit whole, as much of it as fits is shown (its last line marked as cut), and
+    /// the entries after it are named on a last line.
     pub(super) fn reasons_pane(
         &self,
         width: usize,
         rows: usize,
         style: RenderStyle,
     ) -> Vec<String> {
-        let mut entries = self.pane_entries();
-        if let Some((code, _)) = self.stop_line() {
-            // The banner carries the newest reason of the code it stops the line for.
-            if let Some(at) = entries.iter().position(|e| e.label == code.as_str()) {
-                entries.remove(at);
-            }
-        }
+        let entries = self.pane_entries();
         let mut out = Vec::new();
         let mut left_out: Vec<String> = Vec::new();
         for (index, entry) in entries.iter().enumerate() {
             let lines = wrap(&entry.text(), width, "    ");
             let after = entries.len() - index - 1;
-            // Keep a line for naming what is left out, unless this is the last entry.
-            let reserve = usize::from(after > 0 || !left_out.is_empty());
-            if left_out.is_empty() && out.len() + lines.len() + reserve <= rows {
-                for (i, piece) in lines.iter().enumerate() {
-                    let mut line = Line::new();
-                    match piece.strip_prefix(&entry.label) {
-                        Some(rest) if i == 0 => {
-                            line.push(&entry.label, entry.tone, style).push(
-                                rest,
-                                Tone::Normal,
-                                style,
-                            );
-                        }
-                        _ => {
-                            line.push(piece, Tone::Normal, style);
-                        }
-                    }
-                    out.push(line.finish(width, style));
-                }
-            } else {
+            let free = rows.saturating_sub(out.len());
+            if !left_out.is_empty() || free == 0 {
                 left_out.push(entry.short());
+                continue;
+            }
+            // Keep a line for naming what is left out, unless nothing is.
+            let whole = lines.len() + usize::from(after > 0) <= free;
+            // A cut reason takes the room left; a line naming what else is hidden only when
+            // that leaves the reason two lines or more.
+            let shown = match whole {
+                true => lines.len(),
+                false if free >= 3 => free - 1,
+                false => free,
+            };
+            for (i, piece) in lines.iter().take(shown).enumerate() {
+                let mut line = Line::new();
+                let cut_here = !whole && i + 1 == shown;
+                match piece.strip_prefix(&entry.label) {
+                    Some(rest) if i == 0 => {
+                        line.push(&entry.label, entry.tone, style)
+                            .push(rest, Tone::Normal, style);
+                    }
+                    _ => {
+                        line.push(piece, Tone::Normal, style);
+                    }
+                }
+                if cut_here {
+                    line.push(if style.unicode { " …" } else { " >" }, Tone::Warn, style);
+                }
+                out.push(line.finish(width, style));
+            }
+            if !whole {
+                left_out.push(format!("the rest of {}", entry.short()));
             }
         }
         if !left_out.is_empty() && out.len() < rows {
             let mut line = Line::new();
             line.push(
                 &format!(
-                    "+{} more not shown ({}): enlarge the window; `flashgate history SERIAL` has \
-                     every reason",
-                    left_out.len(),
+                    "not shown: {}; enlarge the window (`flashgate history SERIAL` has every \
+                     reason)",
                     left_out.join(", ")
                 ),
                 Tone::Warn,
@@ -163,7 +164,7 @@ impl DashboardState {
 }
 
 /// The most lines the stop-line banner takes.
-const MAX_BANNER_LINES: usize = 4;
+const MAX_BANNER_LINES: usize = 3;
 
 /// One reason (or warning) in the pane under the slots.
 struct PaneEntry {

@@ -52,7 +52,11 @@ pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
             .map_err(|problem| anyhow::anyhow!("--operator: {problem}; pass the badge id"))?;
         station.operator = Some(operator);
     }
-    eprintln!(
+    let mode = OutputMode::detect(args.json);
+    // On the dashboard the header says the same from its first frame; a line above it would
+    // only push the rows down.
+    if mode != OutputMode::Tty {
+        eprintln!(
         "pre-flight passed: work order {} ({} {}, build {}), {} files and {} programmer(s) hashed ({} bytes), activation client {} = {}",
         checked.work_order.id,
         checked.product.name,
@@ -64,13 +68,13 @@ pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
         checked.image_set.activation_client.location,
         checked.activation.sha256.short(),
     );
+    }
     let assembly = batch::assemble(&station, &checked, args.sim)?;
     if let Some(warning) = &assembly.warning {
         eprintln!("warning: {warning}");
     }
     let verbosity =
         i8::try_from(verbose).unwrap_or(i8::MAX) - i8::try_from(args.quiet).unwrap_or(i8::MAX);
-    let mode = OutputMode::detect(args.json);
     // The operator's output is the event stream (dashboard or lines), which carries every
     // warning and verdict; at the default verbosity the console log would only repeat them
     // (above the dashboard, or between the lines), so it shows errors alone. Everything is in
@@ -148,7 +152,7 @@ pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
     };
-    print_summary(&summary, &log_health, mode == OutputMode::Json);
+    print_summary(&summary, &log_health, mode);
     drop(logs);
     // 0 only for a batch that reached its end (the order's quantity, or every phone of a rig)
     // with every attempt passed.
@@ -214,8 +218,9 @@ fn say(text: &str) {
 }
 
 /// The closing summary; with `--json` it goes to stderr so stdout stays one JSON object per line
-/// (the `batch_finished` event carries the same figures).
-fn print_summary(summary: &BatchSummary, logs: &LogHealth, json: bool) {
+/// (the `batch_finished` event carries the same figures). The dashboard's final screen already
+/// shows the counters, so under it only lost log lines are reported.
+fn print_summary(summary: &BatchSummary, logs: &LogHealth, mode: OutputMode) {
     let decided = summary.passed + summary.failed;
     let yield_pct = if decided > 0 {
         f64::from(summary.passed) * 100.0 / f64::from(decided)
@@ -253,9 +258,13 @@ fn print_summary(summary: &BatchSummary, logs: &LogHealth, json: bool) {
             logs.unit_write_errors()
         ));
     }
-    if json {
-        eprint!("{text}");
-    } else {
-        say(&text);
+    match mode {
+        OutputMode::Json => eprint!("{text}"),
+        OutputMode::Plain => say(&text),
+        OutputMode::Tty => {
+            if let Some(at) = text.find("WARNING: ") {
+                say(&text[at..]);
+            }
+        }
     }
 }
