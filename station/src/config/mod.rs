@@ -31,10 +31,13 @@ pub use product::{ImageSet, ProductManifest};
 pub use region::RegionCode;
 pub use sizes::DeclaredSizes;
 pub use station::{
-    check_operator, Limits, Retries, SlotBinding, SlotConfig, StationConfig, Timeouts,
-    DEFAULT_STOP_LINE_AFTER, MAX_SLOTS,
+    check_operator, simulated_journal_path, Limits, LogRetention, Retries, SlotBinding, SlotConfig,
+    StationConfig, Timeouts, DEFAULT_STOP_LINE_AFTER, MAX_SLOTS,
 };
 pub use work_order::WorkOrder;
 pub use yaml::YamlDocument;
 #[cfg(test)]
 mod product_tests;
+
+#[cfg(test)]
+mod reference_tests;
