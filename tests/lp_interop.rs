@@ -32,7 +32,7 @@ const PYTHON_LIBLP: &str = "liblp==1.0.2";
 
 /// `python3` with PyPI's liblp importable, or `None` (with the reason printed) to skip. CI
 /// installs it (`.ci/run`), so there a missing tool fails the test instead.
-fn python_with_liblp() -> Option<&'static str> {
+pub(crate) fn python_with_liblp() -> Option<&'static str> {
     let found = Command::new("python3")
         .args(["-c", "import liblp; assert liblp.__version__ == '1.0.2'"])
         .output();
@@ -66,7 +66,7 @@ fn run(command: &mut Command) -> Output {
 }
 
 /// Our metadata in the shape the Python script prints (raw table fields).
-fn tables_json(m: &Metadata) -> Value {
+pub(crate) fn tables_json(m: &Metadata) -> Value {
     let extents: Vec<Value> = m
         .extents
         .iter()
@@ -120,7 +120,7 @@ print(json.dumps({
 }))
 "#;
 
-fn python_listing(python: &str, path: &Path, layout: &str, slot: u32) -> Value {
+pub(crate) fn python_listing(python: &str, path: &Path, layout: &str, slot: u32) -> Value {
     let out = run(Command::new(python)
         .args(["-c", LIST_WITH_PYTHON_LIBLP])
         .arg(path)

@@ -17,6 +17,7 @@ mod fault_matrix;
 mod image_interop;
 mod journal_contention;
 mod lp_interop;
+mod make_super;
 mod preflight_images;
 mod sahara_host;
 mod sahara_pty;
