@@ -302,7 +302,7 @@ fn a_closed_stdout_does_not_stop_the_station() {
     assert_eq!(report.units_passed, 8, "{report:?}");
 }
 
-/// Issue 11's kill test: a 16-phone batch killed (SIGKILL) or stopped (SIGTERM) at random
+/// The kill test: a 16-phone batch killed (SIGKILL) or stopped (SIGTERM) at random
 /// moments, again and again on one journal. After every round each verdict that was shown is in
 /// the journal with the same result; the next start closes whatever the kill left open; the
 /// order's quantity is never exceeded; the journal stays intact. CI runs a few rounds; the full

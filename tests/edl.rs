@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
+use flashgate_scenarios::{spawn_device, DeviceThread};
 use protocols::firehose::package;
 use protocols::firehose::{flash, Firehose, FirehoseConfig, FirehoseError, PowerMode, StorageKind};
 use protocols::progress::ProgressEvent;
@@ -14,9 +15,8 @@ use protocols::transport::memory::{pair_with, MemoryLink};
 use protocols::transport::Framing;
 use sha2::{Digest, Sha256};
 
-#[path = "edl_package.rs"]
-pub(crate) mod edl_package;
-use edl_package::{test_phone, EdlPackage};
+pub(crate) mod fixture;
+use fixture::{test_phone, EdlPackage};
 
 pub(crate) fn firehose_session(
     phone: &Phone,
@@ -122,7 +122,7 @@ fn firehose_host_flashes_a_package_on_the_simulated_programmer_in_memory() {
         .unwrap();
     assert_eq!(digest, <[u8; 32]>::from(Sha256::digest(&pkg.system_raw)));
     // Random access inside a partition (what an ext4 reader does), counting what crossed.
-    let mut reader = protocols::firehose::gpt_lookup::PartitionReader::new(&mut fh, system.clone());
+    let mut reader = protocols::firehose::PartitionReader::new(&mut fh, system.clone());
     let mut piece = [0u8; 100];
     reader.read_at(5 * 4096 - 50, &mut piece).unwrap();
     assert_eq!(&piece[..], &pkg.system_raw[5 * 4096 - 50..5 * 4096 + 50]);
@@ -235,17 +235,14 @@ fn edl_phone(dir: &std::path::Path) -> (Phone, std::path::PathBuf) {
     (phone, path)
 }
 
-fn spawn_edl<T: Transport + 'static>(
+fn spawn_edl<T: Transport + Send + 'static>(
     phone: &Phone,
-    mut link: T,
+    link: T,
     config: EdlSimConfig,
-) -> thread::JoinHandle<EdlOutcome> {
+) -> DeviceThread<EdlOutcome> {
     let phone = phone.clone();
-    thread::spawn(move || {
-        let outcome = protocols::sim::edl::serve(&mut link, &phone, &config).unwrap();
-        // Hold the link until the host has read everything.
-        thread::sleep(Duration::from_millis(100));
-        outcome
+    spawn_device(link, move |link| {
+        protocols::sim::edl::serve(link, &phone, &config).unwrap()
     })
 }
 

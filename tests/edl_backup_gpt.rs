@@ -2,14 +2,14 @@
 //! damaged on the phone's storage (as an interrupted table write leaves it), and the host still
 //! resolves partitions by label through the backup copy in the LUN's last sector.
 
-use protocols::firehose::gpt_lookup::PartitionReader;
 use protocols::firehose::FirehoseError;
+use protocols::firehose::PartitionReader;
 use protocols::gpt::Which;
 use protocols::sim::firehose::{FirehoseOutcome, FirehoseSimConfig};
 use protocols::sim::Phone;
 
-use crate::edl::edl_package::{noise, test_phone};
 use crate::edl::firehose_session;
+use crate::edl::fixture::{noise, test_phone};
 
 /// Overwrite bytes of LUN 0 on the phone's storage, bypassing any protocol.
 fn damage(phone: &Phone, byte_offset: u64, bytes: &[u8]) {

@@ -16,7 +16,7 @@ use protocols::sim::firehose::{FirehoseOutcome, FirehoseSimConfig};
 use protocols::transport::memory::pair_with;
 use protocols::transport::Framing;
 
-use crate::edl::edl_package::{noise, test_phone};
+use crate::edl::fixture::{noise, test_phone};
 
 const MIB: usize = 1 << 20;
 

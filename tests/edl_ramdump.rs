@@ -2,9 +2,9 @@
 //! in memory-debug mode (32- and 64-bit tables, packet and stream links), with the limits and
 //! filename checks that keep a hostile device from filling or escaping the output directory.
 
-use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
+use flashgate_scenarios::{spawn_device, DeviceThread};
 use protocols::progress::NoProgress;
 use protocols::sahara::memory_table::TableFormat;
 use protocols::sahara::ramdump::{RamdumpLimits, RamdumpReport, RegionFilter};
@@ -31,11 +31,9 @@ fn link(framing: Framing) -> (MemoryLink, MemoryLink) {
     (host, dev)
 }
 
-fn spawn(device: SaharaDevice, mut dev: MemoryLink) -> JoinHandle<SaharaServeOutcome> {
-    thread::spawn(move || {
-        let outcome = device.serve(&mut dev).expect("simulated ROM failed");
-        thread::sleep(Duration::from_millis(100));
-        outcome
+fn spawn(device: SaharaDevice, dev: MemoryLink) -> DeviceThread<SaharaServeOutcome> {
+    spawn_device(dev, move |dev| {
+        device.serve(dev).expect("simulated ROM failed")
     })
 }
 

@@ -7,9 +7,9 @@ use std::fs::{self, File};
 use std::io;
 use std::os::unix::fs::symlink;
 use std::path::Path;
-use std::process::Command;
 use std::thread;
 
+use protocols::external_tool;
 use protocols::fastboot::{Fastboot, FlashOptions, SlotChoice};
 use protocols::sim::{FastbootConfig, FastbootDevice, FetchAllow, Phone};
 use protocols::sparse::SparseIndex;
@@ -21,10 +21,11 @@ use station::read_at::ReadAt;
 const MIB: u64 = 1 << 20;
 const CLIENT: &str = "/system/priv-app/ActivationClient/ActivationClient.apk";
 
-fn run(tool: &str, package: &str, args: &[&str]) {
-    let output = Command::new(tool).args(args).output().unwrap_or_else(|e| {
-        panic!("cannot run `{tool}` ({e}): install it with `apt-get install {package}`")
-    });
+fn run(tool: &str, args: &[&str]) {
+    let output = external_tool::command(tool)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running `{tool}`: {e}"));
     assert!(
         output.status.success(),
         "`{tool} {args:?}` failed: {}",
@@ -99,7 +100,6 @@ fn an_lz4hc_erofs_system_is_verified_in_the_sparse_image_and_on_the_phone() {
     let path = |p: &Path| p.display().to_string();
     run(
         "mkfs.erofs",
-        "erofs-utils",
         &[
             "--quiet",
             "-T0",
@@ -111,14 +111,9 @@ fn an_lz4hc_erofs_system_is_verified_in_the_sparse_image_and_on_the_phone() {
     );
     run(
         "fsck.erofs",
-        "erofs-utils",
         &[&format!("--extract={}", path(&extracted)), &path(&raw)],
     );
-    run(
-        "img2simg",
-        "android-sdk-libsparse-utils",
-        &[&path(&raw), &path(&sparse)],
-    );
+    run("img2simg", &[&path(&raw), &path(&sparse)]);
     let expected = sha256(&fs::read(extracted.join(CLIENT.trim_start_matches('/'))).unwrap());
     assert_eq!(expected, sha256(&client_bytes));
 

@@ -12,6 +12,7 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use flashgate_scenarios::{flashgate_bin, pseudo_random};
+use protocols::external_tool;
 use protocols::fastboot::{Fastboot, FastbootError, FlashOptions, ImageKind, SlotChoice};
 use protocols::sim::{FastbootConfig, FastbootDevice, FetchAllow, Phone};
 use protocols::transport::memory;
@@ -127,11 +128,11 @@ fn write_file(path: &Path, data: &[u8]) {
 }
 
 fn img2simg(raw: &Path, sparse: &Path) {
-    let status = Command::new("img2simg")
+    let status = external_tool::command("img2simg")
         .arg(raw)
         .arg(sparse)
         .status()
-        .expect("img2simg (android-sdk-libsparse-utils) is installed");
+        .expect("running img2simg");
     assert!(status.success(), "img2simg failed");
 }
 

@@ -9,6 +9,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use flashgate_scenarios::{flashgate_bin, pseudo_random};
+use protocols::external_tool;
 
 /// A `flashgate sim fastboot` process; killed when dropped.
 pub(crate) struct SimServer {
@@ -58,7 +59,7 @@ impl SimServer {
     /// [`SimServer::fastboot`] with environment variables (`ANDROID_PRODUCT_OUT` for
     /// `flashall`).
     pub(crate) fn fastboot_with(&self, args: &[&str], env: &[(&str, &Path)]) -> Output {
-        let mut child = Command::new("fastboot")
+        let mut child = external_tool::command("fastboot")
             .envs(env.iter().copied())
             .arg("-s")
             .arg(format!("tcp:{}", self.addr))
@@ -66,7 +67,7 @@ impl SimServer {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("Debian's fastboot is installed (.ci/run installs it)");
+            .expect("running fastboot");
         // A dead simulator would leave the client "< waiting for tcp:… >" forever.
         let deadline = Instant::now() + Duration::from_secs(300);
         while child.try_wait().unwrap().is_none() {
@@ -253,7 +254,7 @@ fn flash_an_img2simg_sparse_image_expands_byte_for_byte() {
         ("img2simg", [raw.as_path(), simg.as_path()]),
         ("simg2img", [simg.as_path(), expanded.as_path()]),
     ] {
-        let status = Command::new(tool).args(args).status().unwrap();
+        let status = external_tool::command(tool).args(args).status().unwrap();
         assert!(status.success(), "{tool} failed");
     }
     let out = sim.fastboot(&["flash", "vendor", simg.to_str().unwrap()]);

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use flashgate_scenarios::{flashgate_bin, pseudo_random};
+use protocols::external_tool;
 use protocols::lp::{self, attr, DeviceSpec, Metadata, MetadataBuilder};
 
 use crate::fastboot_interop::{text, SimServer};
@@ -101,11 +102,11 @@ impl Images {
             super_empty(&["system", "vendor", "product"]),
         )
         .unwrap();
-        let status = Command::new("img2simg")
+        let status = external_tool::command("img2simg")
             .arg(dir.path().join("vendor.raw"))
             .arg(dir.path().join("vendor.simg"))
             .status()
-            .expect("img2simg is installed (.ci/run installs it)");
+            .expect("running img2simg");
         assert!(status.success());
         Images {
             dir,

@@ -10,6 +10,7 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 
 use flashgate_scenarios::pseudo_random;
+use protocols::external_tool;
 use protocols::lp::{self, attr, DeviceSpec, Metadata, MetadataBuilder};
 
 use crate::fastboot_interop::{text, SimServer};
@@ -144,11 +145,11 @@ fn logical_partitions_created_resized_flashed_and_deleted_by_the_client() {
     assert!(SuperFile::open(&sim).logical("system_a", data.len()) == data);
     // A sparse image (img2simg) is resized to what it expands to, and expanded.
     let simg = dir.path().join("vendor.simg");
-    let status = std::process::Command::new("img2simg")
+    let status = external_tool::command("img2simg")
         .arg(&image)
         .arg(&simg)
         .status()
-        .expect("img2simg is installed (.ci/run installs it)");
+        .expect("running img2simg");
     assert!(status.success());
     ok(&sim, &["flash", "vendor_b", simg.to_str().unwrap()]);
     let m = SuperFile::open(&sim).metadata(0);

@@ -1,4 +1,4 @@
-//! The fault matrix (issue #11): one scenario per misbehaviour a phone shows on the wire. Each
+//! The fault matrix: one scenario per misbehaviour a phone shows on the wire. Each
 //! runs a small batch on the simulated bus — the faulty phone beside good ones — and asserts the
 //! faulty unit's exact failure code and a sentence naming the step, that every other unit
 //! passes, and that every verdict was in the journal before it was shown.
@@ -23,9 +23,7 @@ use station::sim_fleet::rig::{factory_fastboot, product_phone, sim_port, simulat
 use station::sim_fleet::SimUnit;
 use station::verdict::Verdict;
 
-#[path = "fault_matrix_edl.rs"]
 mod edl;
-#[path = "fault_matrix_ext4.rs"]
 mod ext4;
 
 pub(crate) const EEA: &str = "WO-DEMO-EEA";

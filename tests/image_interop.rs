@@ -9,19 +9,18 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use flashgate_scenarios::{flashgate_bin, pseudo_random};
+use protocols::external_tool;
 use protocols::lp::{self, attr, DeviceSpec, MetadataBuilder, PartitionImage};
 use sha2::{Digest, Sha256};
 
 const MIB: u64 = 1 << 20;
 const CLIENT: &str = "/system/priv-app/ActivationClient/ActivationClient.apk";
 
-fn tool(program: &str, package: &str, args: &[&str]) -> Output {
-    let out = Command::new(program)
+fn tool(program: &str, args: &[&str]) -> Output {
+    let out = external_tool::command(program)
         .args(args)
         .output()
-        .unwrap_or_else(|e| {
-            panic!("cannot run `{program}` ({e}): install it with `apt-get install {package}`")
-        });
+        .unwrap_or_else(|e| panic!("running `{program}`: {e}"));
     assert!(
         out.status.success(),
         "`{program} {args:?}` failed: {}",
@@ -109,17 +108,14 @@ fn build() -> Build {
     let tree = tree.display().to_string();
     tool(
         "mkfs.erofs",
-        "erofs-utils",
         &["--quiet", "-T0", "-zlz4hc", &b.arg("system.img"), &tree],
     );
     tool(
         "mkfs.erofs",
-        "erofs-utils",
         &["--quiet", "-T0", &b.arg("product.img"), &tree],
     );
     tool(
         "mke2fs",
-        "e2fsprogs",
         &[
             "-q",
             "-F",
@@ -174,7 +170,6 @@ fn build() -> Build {
     lp::write_super_image(&metadata, &mut images, &mut out).unwrap();
     tool(
         "img2simg",
-        "android-sdk-libsparse-utils",
         &[&b.arg("super.img"), &b.arg("super.sparse.img")],
     );
     b
@@ -220,7 +215,6 @@ fn flashgate_image_finds_what_the_debian_tools_extract_in_every_layout() {
     let extracted = b.path("extracted");
     tool(
         "fsck.erofs",
-        "erofs-utils",
         &[
             &format!("--extract={}", extracted.display()),
             &b.arg("system.img"),
@@ -229,7 +223,6 @@ fn flashgate_image_finds_what_the_debian_tools_extract_in_every_layout() {
     let extracted_product = b.path("extracted-product");
     tool(
         "fsck.erofs",
-        "erofs-utils",
         &[
             &format!("--extract={}", extracted_product.display()),
             &b.arg("product.img"),
@@ -246,7 +239,6 @@ fn flashgate_image_finds_what_the_debian_tools_extract_in_every_layout() {
             fs::read(extracted_product.join(path.trim_start_matches('/'))).unwrap();
         let from_ext4 = tool(
             "debugfs",
-            "e2fsprogs",
             &["-R", &format!("cat {path}"), &b.arg("vendor.img")],
         )
         .stdout;

@@ -3,7 +3,6 @@
 //! patience, the batch stops, no unit is started after the journal stopped answering, and
 //! nothing is shown that is not on disk.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,8 +15,11 @@ use station::journal::Journal;
 use station::mode::Mode;
 use station::sim_fleet::rig::{sim_port, simulated_bus};
 
+/// The lock's holder: tell it to let go, then join it.
+type HeldJournal = (mpsc::Sender<()>, std::thread::JoinHandle<()>);
+
 /// Holds an exclusive lock on the journal from its own connection until told to let go.
-fn hold_journal(path: std::path::PathBuf) -> (mpsc::Sender<()>, std::thread::JoinHandle<()>) {
+fn hold_journal(path: std::path::PathBuf) -> HeldJournal {
     let (release, released) = mpsc::channel::<()>();
     let (taken_tx, taken) = mpsc::channel::<()>();
     let holder = std::thread::spawn(move || {
@@ -92,27 +94,33 @@ fn warned(events: &[EventKind], text: &str) -> Option<usize> {
 fn a_verdict_waits_for_a_journal_held_by_another_program_and_is_written_when_it_lets_go() {
     let demo = DemoStation::new();
     let journal = demo.root.join("state/journal.sqlite");
-    // Hold the journal as the first unit starts verifying; let go a second later.
-    let held = Arc::new(AtomicBool::new(false));
+    // Hold the journal as the first unit starts verifying; let go once the station has said
+    // that a verdict waits for it (so the wait is certain, however slow the machine).
+    let holder: Arc<std::sync::Mutex<Option<HeldJournal>>> = Arc::default();
     let journal_for_hold = journal.clone();
-    let outcome = batch(&demo, 2, Duration::from_secs(30), move |event| {
-        if matches!(
-            event.kind,
+    let outcome = batch(
+        &demo,
+        2,
+        Duration::from_secs(30),
+        move |event| match &event.kind {
             EventKind::PhaseChanged {
                 phase: station::events::Phase::Verify { .. },
                 ..
+            } => {
+                let mut held = holder.lock().unwrap();
+                if held.is_none() {
+                    *held = Some(hold_journal(journal_for_hold.clone()));
+                }
             }
-        ) && !held.swap(true, Ordering::SeqCst)
-        {
-            let path = journal_for_hold.clone();
-            std::thread::spawn(move || {
-                let (release, holder) = hold_journal(path);
-                std::thread::sleep(Duration::from_millis(3_000));
-                release.send(()).unwrap();
-                holder.join().unwrap();
-            });
-        }
-    });
+            EventKind::Warning { message, .. } if message.contains("JOURNAL NOT ANSWERING") => {
+                if let Some((release, thread)) = holder.lock().unwrap().take() {
+                    release.send(()).unwrap();
+                    thread.join().unwrap();
+                }
+            }
+            _ => {}
+        },
+    );
     let BatchEnd::Ran(summary) = outcome.ended.expect("the batch ran") else {
         panic!("the order was already complete")
     };

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flashgate_scenarios::pseudo_random;
+use protocols::external_tool;
 use protocols::lp::{
     self, attr, header_flag, read_geometry, read_metadata, DeviceSpec, ExtentTarget, Metadata,
     MetadataBuilder, PartitionImage, DEFAULT_GROUP,
@@ -30,27 +31,18 @@ use sha2::{Digest, Sha256};
 
 const PYTHON_LIBLP: &str = "liblp==1.0.2";
 
-/// `python3` with PyPI's liblp importable, or `None` (with the reason printed) to skip. CI
-/// installs it (`.ci/run`), so there a missing tool fails the test instead.
-pub(crate) fn python_with_liblp() -> Option<&'static str> {
-    let found = Command::new("python3")
+/// Fails the test unless `python3` can import PyPI's liblp 1.0.2 (`.ci/run` installs it).
+pub(crate) fn require_python_liblp() {
+    let found = external_tool::command("python3")
         .args(["-c", "import liblp; assert liblp.__version__ == '1.0.2'"])
-        .output();
-    match found {
-        Ok(out) if out.status.success() => Some("python3"),
-        other => {
-            let why = match other {
-                Ok(out) => String::from_utf8_lossy(&out.stderr).trim().to_string(),
-                Err(e) => format!("python3: {e}"),
-            };
-            let message = format!(
-                "SKIPPING: PyPI `{PYTHON_LIBLP}` is not importable by python3 ({why}); \
-                 install it with `python3 -m pip install --user {PYTHON_LIBLP}`"
-            );
-            assert!(std::env::var_os("CI").is_none(), "{message}");
-            eprintln!("{message}");
-            None
-        }
+        .output()
+        .expect("running python3");
+    if !found.status.success() {
+        eprintln!("{}", String::from_utf8_lossy(&found.stderr).trim());
+        external_tool::missing(
+            "the Python module `liblp` 1.0.2 for python3",
+            &format!("PyPI `{PYTHON_LIBLP}`: `python3 -m pip install --user {PYTHON_LIBLP}`"),
+        );
     }
 }
 
@@ -120,8 +112,8 @@ print(json.dumps({
 }))
 "#;
 
-pub(crate) fn python_listing(python: &str, path: &Path, layout: &str, slot: u32) -> Value {
-    let out = run(Command::new(python)
+pub(crate) fn python_listing(path: &Path, layout: &str, slot: u32) -> Value {
+    let out = run(external_tool::command("python3")
         .args(["-c", LIST_WITH_PYTHON_LIBLP])
         .arg(path)
         .args([layout, &slot.to_string()]));
@@ -156,9 +148,7 @@ fn rich_metadata() -> Metadata {
 
 #[test]
 fn python_liblp_lists_and_unpacks_our_super_images() {
-    let Some(python) = python_with_liblp() else {
-        return;
-    };
+    require_python_liblp();
     let dir = tempfile::tempdir().unwrap();
     let m = rich_metadata();
     let system = pseudo_random(1, (6 << 20) + 1000);
@@ -184,19 +174,16 @@ fn python_liblp_lists_and_unpacks_our_super_images() {
     .unwrap();
     out.into_inner().unwrap().sync_all().unwrap();
     for slot in [0, 1] {
-        assert_eq!(
-            python_listing(python, &path, "super", slot),
-            tables_json(&m)
-        );
+        assert_eq!(python_listing(&path, "super", slot), tables_json(&m));
     }
     let empty = dir.path().join("super_empty.img");
     std::fs::write(&empty, lp::super_empty_image(&m).unwrap()).unwrap();
-    assert_eq!(python_listing(python, &empty, "empty", 0), tables_json(&m));
+    assert_eq!(python_listing(&empty, "empty", 0), tables_json(&m));
 
     // Its lpunpack extracts each partition whole: our image, then zeros to the partition size.
     let unpacked = dir.path().join("out");
     std::fs::create_dir(&unpacked).unwrap();
-    run(Command::new(python)
+    run(external_tool::command("python3")
         .args(["-m", "liblp.partition_tools.lpunpack", "-S", "1", "-o"])
         .arg(&unpacked)
         .arg(&path));
@@ -285,15 +272,12 @@ fn our_listing(m: &Metadata) -> Value {
 
 #[test]
 fn our_reader_lists_an_image_written_from_the_spec_in_python() {
-    if Command::new("python3").arg("--version").output().is_err() {
-        let message = "SKIPPING: python3 is not installed";
-        assert!(std::env::var_os("CI").is_none(), "{message}");
-        eprintln!("{message}");
-        return;
-    }
+    external_tool::require("python3");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("super.img");
-    let out = run(Command::new("python3").args(["-c", SPEC_WRITER]).arg(&path));
+    let out = run(external_tool::command("python3")
+        .args(["-c", SPEC_WRITER])
+        .arg(&path));
     let said: Value = serde_json::from_slice(&out.stdout).unwrap();
     let image = std::fs::read(&path).unwrap();
     let mut read_at = |offset: u64, buf: &mut [u8]| -> std::io::Result<()> {
@@ -379,13 +363,13 @@ fn fastboot_liblp_parses_our_super_empty_and_writes_a_super_we_read() {
     let dir = tempfile::tempdir().unwrap();
     let empty = dir.path().join("super_empty.img");
     std::fs::write(&empty, lp::super_empty_image(&m).unwrap()).unwrap();
-    let out = Command::new("fastboot")
+    let out = external_tool::command("fastboot")
         .arg("-s")
         .arg(format!("tcp:{}", sim.addr))
         .arg("wipe-super")
         .arg(&empty)
         .output()
-        .expect("Debian's fastboot is installed (.ci/run installs it)");
+        .expect("running fastboot");
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "fastboot wipe-super: {said}");
     // The client flashed the image its liblp made (sparse, as `WriteToImageFile` exports it).

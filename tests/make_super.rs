@@ -12,12 +12,14 @@ use flashgate_scenarios::{flashgate_bin, pseudo_random};
 use protocols::lp::{self, attr, PartitionImage};
 use sha2::{Digest, Sha256};
 
-use crate::lp_interop::{python_listing, python_with_liblp, tables_json};
+use protocols::external_tool;
+
+use crate::lp_interop::{python_listing, require_python_liblp, tables_json};
 
 const CLIENT: &str = "/system/priv-app/ActivationClient/ActivationClient.apk";
 
 fn tool(program: &str, args: &[&str]) -> Output {
-    let out = Command::new(program)
+    let out = external_tool::command(program)
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("cannot run `{program}`: {e}"));
@@ -238,23 +240,21 @@ fn make_super_images_read_back_the_same_through_simg2img_liblp_and_flashgate_ima
     // PyPI's liblp reads the same tables (partitions, extents, groups, device) in the slots it
     // knows (a and b) of the raw image and in the super_empty.img, and its lpunpack extracts
     // the images.
-    let Some(python) = python_with_liblp() else {
-        return;
-    };
+    require_python_liblp();
     for slot in 0..2 {
         assert_eq!(
-            python_listing(python, Path::new(&raw), "super", slot),
+            python_listing(Path::new(&raw), "super", slot),
             tables_json(&metadata)
         );
     }
     assert_eq!(
-        python_listing(python, Path::new(&empty), "empty", 0),
+        python_listing(Path::new(&empty), "empty", 0),
         tables_json(&metadata)
     );
     let unpacked = PathBuf::from(inputs.path("unpacked"));
     fs::create_dir(&unpacked).unwrap();
     tool(
-        python,
+        "python3",
         &[
             "-m",
             "liblp.partition_tools.lpunpack",

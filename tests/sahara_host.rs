@@ -560,9 +560,12 @@ fn v1_rom_refuses_command_mode_and_reset_is_acknowledged() {
     assert_eq!(handle.join().unwrap().0, SaharaServeOutcome::Reset);
 
     // Reset right after the ROM's HELLO, which is still queued ahead of RESET_RESP.
-    let (mut host_end, dev_end) = links(Framing::Stream);
+    let (mut host_end, dev_end, control) = pair_with("edl", Framing::Stream, None);
     let handle = spawn_device(SaharaDevice::new(3, SaharaIdentity::default()), dev_end);
-    thread::sleep(Duration::from_millis(50));
+    assert!(
+        control.wait_for_device_bytes(1, TIMEOUTS.packet),
+        "the ROM sent no HELLO"
+    );
     SaharaHost::with_timeouts(&mut host_end, TIMEOUTS)
         .reset()
         .unwrap();

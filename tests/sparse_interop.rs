@@ -5,15 +5,16 @@
 use std::fs::{self, File};
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
+use protocols::external_tool;
 use protocols::sparse::{self, ChunkPlan, SparseIndex, SparseWriter};
 
 /// Runs an AOSP sparse tool, failing the test with a clear message if it is missing.
 fn run_tool(tool: &str, args: &[&Path]) {
-    let out = Command::new(tool).args(args).output().unwrap_or_else(|e| {
-        panic!("cannot run `{tool}` ({e}): install it with `apt-get install android-sdk-libsparse-utils`")
-    });
+    let out = external_tool::command(tool)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running `{tool}`: {e}"));
     assert!(
         out.status.success(),
         "`{tool} {args:?}` failed: {}",
@@ -205,12 +206,12 @@ fn split_pieces_are_byte_identical_to_libsparse_resparse() {
         for max in [36_925u64, 40_000, 65_536, 70_001, 123_457, 300_000, 1 << 20] {
             // libsparse's resparse, as `fastboot flash` runs it for an image above the limit.
             let prefix = dir.path().join(format!("theirs-{max}"));
-            let status = Command::new("simg2simg")
+            let status = external_tool::command("simg2simg")
                 .arg(&simg)
                 .arg(&prefix)
                 .arg(max.to_string())
                 .status()
-                .expect("cannot run `simg2simg`: install android-sdk-libsparse-utils");
+                .expect("running simg2simg");
             assert!(status.success());
             let theirs: Vec<PathBuf> = (0..)
                 .map(|i| PathBuf::from(format!("{}.{i}", prefix.display())))
@@ -322,12 +323,12 @@ fn split_of_generated_sparse_images_matches_simg2simg() {
         let plan = ChunkPlan::from_sparse(&mut File::open(&simg).unwrap()).unwrap();
         for max in [36_925u64, 50_000 + seed * 997, 90_000, 200_000] {
             let prefix = dir.path().join(format!("gen-{seed}-{max}"));
-            let status = Command::new("simg2simg")
+            let status = external_tool::command("simg2simg")
                 .arg(&simg)
                 .arg(&prefix)
                 .arg(max.to_string())
                 .status()
-                .expect("cannot run `simg2simg`: install android-sdk-libsparse-utils");
+                .expect("running simg2simg");
             assert!(status.success());
             let theirs: Vec<PathBuf> = (0..)
                 .map(|i| PathBuf::from(format!("{}.{i}", prefix.display())))

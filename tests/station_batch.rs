@@ -103,7 +103,7 @@ fn only_row(outcome: &BatchOutcome, serial: &str) -> AttemptRow {
     rows.into_iter().next().unwrap()
 }
 
-/// Issue #4's clean batch: 8 phones from `slot_source(.., Some(8))`, alternating fastboot and
+/// The clean batch: 8 phones from `slot_source(.., Some(8))`, alternating fastboot and
 /// EDL, all PASS, and each journal row proves what was sent and what was found on the slot that
 /// boots (EDL units are verified through fastboot after their power reset).
 #[test]
@@ -493,7 +493,7 @@ fn a_phone_unplugged_mid_flash_fails_disconnected_while_the_rest_pass() {
     );
 }
 
-/// Issue #6 on the simulated bus: eight phones plugged at seeded random times start on their
+/// Hot-plug on the simulated bus: eight phones plugged at seeded random times start on their
 /// own and pass; a ninth is pulled mid-flash and re-plugged into another slot, where it is a new
 /// attempt; a phone on a port no slot maps is reported and never touched. The even slots start
 /// in EDL and must finish on the same slot, as the same unit, after the power reset brings them
@@ -667,7 +667,7 @@ fn hotplugged_phones_auto_start_keep_their_slots_and_unknown_ports_are_ignored()
     );
 }
 
-/// Issue #4's SLOT_MISMATCH: two bootloaders answer OKAY to `set_active a` and still boot `b`
+/// SLOT_MISMATCH: two bootloaders answer OKAY to `set_active a` and still boot `b`
 /// — slot 2's ignores the command, slot 3's switches in RAM only and is back on `b` after the
 /// reboot the station does before reading `current-slot`. Both fail SLOT_MISMATCH with a
 /// sentence naming slot, serial, the slot asked for, the slot found and what to do, and nothing
@@ -765,7 +765,7 @@ fn set_active_acknowledged_but_not_kept_fails_slot_mismatch_while_the_rest_pass(
     );
 }
 
-/// Serial continuity (issue #4's "keep the unit on its slot across re-enumeration"): slot 2's
+/// Serial continuity (a unit keeps its slot across re-enumeration): slot 2's
 /// phone is swapped for another one while it is off the bus for its `reboot-bootloader`. The
 /// newcomer is not taken for the flashed unit: that attempt fails IDENTITY_MISMATCH naming both
 /// serials and the port (a warning says so above the rows), and the newcomer runs an attempt
@@ -907,7 +907,7 @@ fn an_edl_device_back_after_a_fastboot_reboot_fails_the_unit_at_once_and_is_flas
     assert_eq!(new.mode.map(|m| m.as_str()), Some("edl"));
 }
 
-/// Issue #5's per-unit log file, for an EDL unit: it is identified twice (Sahara chip serial,
+/// The per-unit log file, for an EDL unit: it is identified twice (Sahara chip serial,
 /// then fastboot `serialno` after its power reset), yet its attempt has one log file — the one
 /// its journal row names, holding both halves of the job. Runs the batch with flashgate's
 /// logging as `flashgate run` installs it (on every runtime thread, since jobs log from the

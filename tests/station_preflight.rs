@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
+use protocols::external_tool;
 use station::config::{ProductManifest, RegionCode, StationConfig, WorkOrder};
 use station::digest::Sha256Digest;
 use station::journal::{AttemptOutcome, AttemptStart, Journal};
@@ -227,7 +228,7 @@ fn a_mispackaged_image_is_refused_with_the_region_named() {
     let work = tempfile::tempdir().unwrap();
     let raw = |region: &str| {
         let out = work.path().join(format!("{region}.raw"));
-        run(Command::new("simg2img")
+        run(external_tool::command("simg2img")
             .arg(demo.image(&format!("{region}/system.img")))
             .arg(&out));
         out
@@ -236,7 +237,7 @@ fn a_mispackaged_image_is_refused_with_the_region_named() {
     let cn_raw = raw("00CN");
     let tree = work.path().join("tree");
     std::fs::create_dir(&tree).unwrap();
-    run(Command::new("debugfs")
+    run(external_tool::command("debugfs")
         .arg("-R")
         .arg(format!("rdump / {}", tree.display()))
         .arg(&eea_raw));
@@ -245,12 +246,12 @@ fn a_mispackaged_image_is_refused_with_the_region_named() {
         client_in_tree.exists(),
         "debugfs rdump did not extract the tree"
     );
-    run(Command::new("debugfs")
+    run(external_tool::command("debugfs")
         .arg("-R")
         .arg(format!("dump {CLIENT} {}", client_in_tree.display()))
         .arg(&cn_raw));
     let rebuilt = work.path().join("rebuilt.raw");
-    run(Command::new("mke2fs")
+    run(external_tool::command("mke2fs")
         .args([
             "-q",
             "-F",
@@ -267,7 +268,7 @@ fn a_mispackaged_image_is_refused_with_the_region_named() {
         .arg(&tree)
         .arg(&rebuilt)
         .arg("1024k"));
-    run(Command::new("img2simg")
+    run(external_tool::command("img2simg")
         .arg(&rebuilt)
         .arg(demo.image("00EEA/system.img")));
     demo.repackage_entry("00EEA/system.img");

@@ -8,6 +8,7 @@ use std::io;
 use std::path::Path;
 use std::thread;
 
+use protocols::external_tool;
 use protocols::fastboot::{Fastboot, FastbootError, FlashOptions, SlotChoice};
 use protocols::sim::{FastbootConfig, FastbootDevice, FetchAllow, Phone};
 use protocols::transport::{memory, Transport};
@@ -136,11 +137,11 @@ fn flash_through_verified_streams_then_verify_the_client_by_fetching_only_ext4_b
 
 /// The number after `label` in debugfs output.
 fn debugfs_number(image: &Path, request: &str, label: &str, radix: u32) -> u64 {
-    let out = std::process::Command::new("debugfs")
+    let out = external_tool::command("debugfs")
         .args(["-R", request])
         .arg(image)
         .output()
-        .expect("debugfs (e2fsprogs) is installed");
+        .expect("running debugfs");
     let text = String::from_utf8_lossy(&out.stdout);
     let at = text
         .find(label)

@@ -14,6 +14,7 @@ use flashgate_scenarios::batch::{run_batch, BatchOutcome, BatchSetup};
 use flashgate_scenarios::pseudo_random;
 use protocols::lp::{self, attr, DeviceSpec, MetadataBuilder, PartitionImage};
 use protocols::sim::edl::EdlSimConfig;
+use protocols::sim::phone::{FaultAction, FaultRule};
 use protocols::sim::{Phone, PhoneMode};
 use sha2::{Digest, Sha256};
 use station::bus::sim::SimBus;
@@ -26,6 +27,23 @@ use station::verdict::Verdict;
 const MIB: u64 = 1 << 20;
 const CLIENT: &str = "/system/priv-app/ActivationClient/ActivationClient.apk";
 const SUPER_SIZE: u64 = 96 * MIB;
+
+/// The empty layout a build's `super_empty.img` carries: per slot a group and empty `system`,
+/// `vendor`, as `lpmake --sparse … --partition system_a:readonly:0:…` writes it.
+fn super_empty() -> Vec<u8> {
+    let mut builder =
+        MetadataBuilder::new(DeviceSpec::super_partition(SUPER_SIZE), 65536, 3).unwrap();
+    for slot in ["a", "b"] {
+        let group = format!("qti_dynamic_partitions_{slot}");
+        builder.add_group(&group, SUPER_SIZE / 2 - MIB).unwrap();
+        for name in ["system", "vendor"] {
+            builder
+                .add_partition(&format!("{name}_{slot}"), &group, attr::READONLY)
+                .unwrap();
+        }
+    }
+    lp::super_empty_image(&builder.export().unwrap()).unwrap()
+}
 
 fn tool(program: &str, args: &[&str]) {
     let out = Command::new(program)
@@ -167,23 +185,21 @@ impl Line {
     /// The whole line: `plan` is the fastboot plan's slot lines; `ww_system_b` mis-packages
     /// the 00WW build with the China system in `system_b`.
     fn new(plan: &str, ww_system_b: bool) -> Line {
-        let line = Line {
-            dir: tempfile::tempdir().unwrap(),
-        };
-        let ww = line.system_image("00WW");
-        let cn = line.system_image("00CN");
-        let images = line.path("images");
-        line.super_image(
-            &images.join("00WW/super.img"),
-            &ww,
-            ww_system_b.then_some(cn.as_path()),
-        );
-        line.super_image(&images.join("00CN/super.img"), &cn, None);
-        let mut regions = String::new();
-        for region in ["00WW", "00CN"] {
-            let super_img = fs::read(images.join(format!("{region}/super.img"))).unwrap();
-            regions.push_str(&format!(
-                "  {region}:
+        Line::with_regions(|line| {
+            let ww = line.system_image("00WW");
+            let cn = line.system_image("00CN");
+            let images = line.path("images");
+            line.super_image(
+                &images.join("00WW/super.img"),
+                &ww,
+                ww_system_b.then_some(cn.as_path()),
+            );
+            line.super_image(&images.join("00CN/super.img"), &cn, None);
+            let mut regions = String::new();
+            for region in ["00WW", "00CN"] {
+                let super_img = fs::read(images.join(format!("{region}/super.img"))).unwrap();
+                regions.push_str(&format!(
+                    "  {region}:
     build_id: FGSUPER.{region}.1
     files:
       super: {{ path: {region}/super.img, size: {}, sha256: \"{}\" }}
@@ -200,11 +216,77 @@ impl Line {
       sha256: \"{}\"
       verify: host_readback
 ",
-                super_img.len(),
-                hex_sha256(&super_img),
-                hex_sha256(&client(region)),
-            ));
-        }
+                    super_img.len(),
+                    hex_sha256(&super_img),
+                    hex_sha256(&client(region)),
+                ));
+            }
+            regions
+        })
+    }
+
+    /// A line whose plan writes `boot` in the bootloader, then in fastbootd `update-super`s with
+    /// a `super_empty.img` and writes `system` (erofs, the client) and `vendor` (ext4), as AOSP's
+    /// `fastboot flashall` does; `plan` is the slot lines.
+    fn fastbootd(plan: &str) -> Line {
+        Line::with_regions(|line| {
+            let images = line.path("images");
+            let mut regions = String::new();
+            for region in ["00WW", "00CN"] {
+                let dir = images.join(region);
+                fs::create_dir_all(&dir).unwrap();
+                fs::copy(line.system_image(region), dir.join("system.img")).unwrap();
+                fs::copy(line.vendor_image(), dir.join("vendor.img")).unwrap();
+                fs::write(dir.join("boot.img"), pseudo_random(9, 64 * 1024)).unwrap();
+                fs::write(dir.join("super_empty.img"), super_empty()).unwrap();
+                let entry = |key: &str| {
+                    let bytes = fs::read(dir.join(format!("{key}.img"))).unwrap();
+                    format!(
+                        "      {key}: {{ path: {region}/{key}.img, size: {}, sha256: \"{}\" }}\n",
+                        bytes.len(),
+                        hex_sha256(&bytes)
+                    )
+                };
+                let files: String = ["boot", "super_empty", "system", "vendor"]
+                    .iter()
+                    .map(|k| entry(k))
+                    .collect();
+                regions.push_str(&format!(
+                    "  {region}:
+    build_id: FGSUPER.{region}.1
+    files:
+{files}    flash:
+      fastboot:
+{plan}
+        partitions:
+          - {{ partition: boot, image: boot }}
+        fastbootd:
+          super_empty: super_empty
+          partitions:
+            - {{ partition: system, image: system }}
+            - {{ partition: vendor, image: vendor }}
+    activation_client:
+      partition: super
+      image: system
+      logical_partition: system
+      path: {CLIENT}
+      sha256: \"{}\"
+      verify: host_readback
+",
+                    hex_sha256(&client(region)),
+                ));
+            }
+            regions
+        })
+    }
+
+    /// The station, product `fgsuper` with the regions `regions` writes, and a work order per
+    /// region.
+    fn with_regions(regions: impl FnOnce(&Line) -> String) -> Line {
+        let line = Line {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        let regions = regions(&line);
         fs::create_dir_all(line.path("products")).unwrap();
         fs::write(
             line.path("products/fgsuper.yaml"),
@@ -440,6 +522,75 @@ fn a_china_super_image_for_a_world_work_order_is_refused_before_flashing() {
 }
 
 #[test]
+fn a_fastbootd_plan_updates_super_writes_the_logical_partitions_and_verifies_the_booting_slot() {
+    let line = Line::fastbootd("        slot: a\n        set_active: a");
+    let outcome = line.run("00WW", |_, _| {});
+    outcome.assert_every_verdict_journaled_first();
+    for slot in 1..=3 {
+        assert_eq!(outcome.verdict_on(slot), Verdict::Pass, "slot {slot}");
+    }
+    // The unit went bootloader → fastbootd → bootloader: each re-enumeration on its port.
+    let events = outcome.slot_events(1);
+    let reboots = events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                station::events::EventKind::PhaseChanged {
+                    phase: station::events::Phase::Reboot,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(
+        reboots, 3,
+        "to fastbootd, back, and after set_active: {events:?}"
+    );
+    let row = &outcome.history("FGS00001")[0];
+    let sent: Vec<&str> = row
+        .images_sent
+        .iter()
+        .map(|i| i.partition.as_str())
+        .collect();
+    assert_eq!(
+        sent,
+        ["boot_a", "super (update-super)", "system_a", "vendor_a"],
+        "{row:?}"
+    );
+    assert!(row.flash_done_at >= row.flash_started_at && row.flash_done_at.is_some());
+    assert_eq!(
+        row.activation_sha256_found.as_deref(),
+        Some(&*hex_sha256(&client("00WW")))
+    );
+}
+
+#[test]
+fn a_fastbootd_plan_on_a_bootloader_without_fastbootd_fails_clearly() {
+    // A bootloader older than Android 10's does not know `reboot-fastboot`: nothing logical is
+    // written, the unit fails naming the step and the phone's answer.
+    let line = Line::fastbootd("        slot: a\n        set_active: a");
+    let outcome = line.run("00WW", |slot, phone| {
+        if slot == 2 {
+            phone.lock().faults.rules.push(FaultRule {
+                operation: "reboot-fastboot".into(),
+                action: FaultAction::Fail("unknown command".into()),
+                remaining: None,
+            });
+        }
+    });
+    outcome.assert_every_verdict_journaled_first();
+    assert_eq!(outcome.verdict_on(1), Verdict::Pass);
+    assert_eq!(outcome.verdict_on(3), Verdict::Pass);
+    let (code, sentence) = outcome.failure_on(2);
+    assert_eq!(code, "DEVICE_FAIL", "{sentence}");
+    assert!(
+        sentence.contains("reboot-fastboot") && sentence.contains("unknown command"),
+        "{sentence}"
+    );
+}
+
+#[test]
 fn the_rig_brings_the_products_dynamic_partition_phones_in_fastboot_even_on_edl_slots() {
     use station::mode::Mode;
     use station::sim_fleet::rig::{super_size, DEFAULT_SUPER_SIZE};
@@ -462,9 +613,15 @@ fn the_rig_brings_the_products_dynamic_partition_phones_in_fastboot_even_on_edl_
         let phone = unit.phone();
         assert_eq!(phone.mode(), PhoneMode::Bootloader);
         assert_eq!(phone.identity().product, "flashgate_sim");
-        let storage = &phone.lock().storage;
-        assert_eq!(storage.partition("super").unwrap().size_bytes, SUPER_SIZE);
-        assert!(storage.partition("system_a").is_none(), "system is logical");
+        {
+            let state = phone.lock();
+            let super_partition = state.storage.partition("super").unwrap();
+            assert_eq!(super_partition.size_bytes, SUPER_SIZE);
+            assert!(
+                state.storage.partition("system_a").is_none(),
+                "system is logical"
+            );
+        }
         unit.plug();
     }
     let outcome = run_batch(BatchSetup {
@@ -488,13 +645,13 @@ fn the_rig_brings_the_products_dynamic_partition_phones_in_fastboot_even_on_edl_
     );
     fs::write(&manifest, declared).unwrap();
     assert_eq!(super_size(&check().1), Some(128 * MIB));
-    // A plan that writes `system` by name in fastbootd, with no super image: the default.
-    let fastbootd = text.replace(
-        "          - { partition: super, image: super }\n",
-        "          - { partition: super, image: super }\n        fastbootd:\n          partitions: []\n",
-    );
-    fs::write(&manifest, fastbootd).unwrap();
-    let batch = check().1;
-    assert_eq!(super_size(&batch), Some(SUPER_SIZE));
-    assert_ne!(DEFAULT_SUPER_SIZE, SUPER_SIZE);
+    // A plan that writes its logical partitions by name in fastbootd, with no super image and
+    // no declared size: the default.
+    let line = Line::fastbootd("        slot: a\n        set_active: a");
+    let (_, batch) = load_and_check(
+        &line.path("station.yaml"),
+        &line.path("work-orders/WO-SUPER-00WW.yaml"),
+    )
+    .unwrap_or_else(|e| panic!("pre-flight: {e}"));
+    assert_eq!(super_size(&batch), Some(DEFAULT_SUPER_SIZE));
 }

@@ -201,6 +201,14 @@ sha() { sha256sum "$1" | cut -d' ' -f1; }
 # Paths are relative to the station's image_root (configs/demo/images). Each region's
 # activation client is allow-listed by its SHA-256; pre-flight opens the system image (raw or
 # Android sparse), finds the client inside ext4 and refuses the batch unless it matches.
+#
+# \`activation_client.verify\` is the route by which each unit's client is read back:
+#   host_readback  through the bootloader's fastboot \`fetch:\` (an EDL unit once its reset has
+#                  brought it back in fastboot); the demo phones' factory bootloader allows it.
+#   edl_readback   through Firehose \`<read>\` before the EDL unit's reset, on the slot its GPT's
+#                  A/B bits boot, for bootloaders without \`fetch\` and resets into Android;
+#                  needs \`flash.edl\` and no \`flash.fastboot\` in the region.
+#   device_digest  the bootloader's \`oem sha256\` of a \`raw: { offset, length }\` range.
 product: fgdemo
 identity:
   # What \`fastboot getvar product\` answers (the simulated phone's default).

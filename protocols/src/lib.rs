@@ -15,3 +15,7 @@ pub mod transport;
 
 #[cfg(feature = "sim")]
 pub mod sim;
+
+/// Outside tools the tests run, and what to install when one is missing.
+#[cfg(any(test, feature = "sim"))]
+pub mod external_tool;

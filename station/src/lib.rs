@@ -18,5 +18,6 @@ pub mod read_at;
 pub mod regular_file;
 pub mod run;
 pub mod sim_fleet;
+pub mod timestamp;
 pub mod verdict;
 pub mod verified_image;

@@ -349,7 +349,7 @@ impl BatchOutcome {
             .collect()
     }
 
-    /// Issue #4's "every verdict is in the journal" and the supervisor's "journal first": every
+    /// "Every verdict is in the journal" and the supervisor's "journal first": every
     /// verdict event found its row committed (same slot, result, code and sentence) when it was
     /// emitted; the journal holds no other finished or unfinished attempt of this work order;
     /// the summary counts what the journal counts.

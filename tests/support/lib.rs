@@ -4,7 +4,8 @@ pub mod batch;
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{mpsc, OnceLock};
+use std::thread::{self, JoinHandle};
 
 /// The `flashgate` binary of the same profile as the running test, built once per test run.
 ///
@@ -55,4 +56,46 @@ pub fn pseudo_random(seed: u64, len: usize) -> Vec<u8> {
     }
     out.truncate(len);
     out
+}
+
+/// A simulated device serving its end of a link on its own thread.
+///
+/// It keeps the link after `serve` returns, until [`DeviceThread::join`] (or drop) says the
+/// host is done: closing a simulated link is an unplug, which would throw away an answer the
+/// host has not read yet (the last ACK before a reset, say). An explicit handshake rather than a
+/// pause, so a slow machine cannot lose the race.
+pub struct DeviceThread<T> {
+    handle: JoinHandle<T>,
+    host_done: Option<mpsc::Sender<()>>,
+}
+
+/// Runs `serve` on `link` in a [`DeviceThread`].
+pub fn spawn_device<L, T>(
+    mut link: L,
+    serve: impl FnOnce(&mut L) -> T + Send + 'static,
+) -> DeviceThread<T>
+where
+    L: Send + 'static,
+    T: Send + 'static,
+{
+    let (host_done, done) = mpsc::channel::<()>();
+    let handle = thread::spawn(move || {
+        let outcome = serve(&mut link);
+        // Returns once the sender is dropped: the test has finished with the host side.
+        let _ = done.recv();
+        drop(link);
+        outcome
+    });
+    DeviceThread {
+        handle,
+        host_done: Some(host_done),
+    }
+}
+
+impl<T> DeviceThread<T> {
+    /// The host is done: release the link and wait for the device's outcome.
+    pub fn join(mut self) -> thread::Result<T> {
+        drop(self.host_done.take());
+        self.handle.join()
+    }
 }

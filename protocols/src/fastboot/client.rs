@@ -573,5 +573,4 @@ pub fn split_variable_line(line: &str) -> (String, String) {
 }
 
 #[cfg(test)]
-#[path = "client_tests.rs"]
 pub(crate) mod tests;

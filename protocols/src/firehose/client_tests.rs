@@ -1,13 +1,11 @@
 //! The host client against a scripted device on an in-memory link: exact wire behaviour
 //! (attributes sent, chunking, ZLPs, padding, pushback) without the simulator.
 
-use std::thread;
 use std::time::Duration;
 
 use super::commands::PatchRequest;
 use super::program::ProgramTarget;
-use super::reader::MessageReader;
-use super::scripted_device::{configured, greet, quick, session, Device, T};
+use super::scripted_device::{configured, greet, quick, session, Device, DeviceThread, T};
 use super::xml::Document;
 use super::*;
 use crate::transport::memory::pair_with;
@@ -71,7 +69,8 @@ fn configure_nak_without_an_offer_names_the_reason() {
 
 #[test]
 fn silent_device_times_out_on_configure() {
-    let (mut fh, dev) = session(quick(), |_d| thread::sleep(Duration::from_millis(900)));
+    // Says nothing at all: the device thread holds the link silent until the test joins it.
+    let (mut fh, dev) = session(quick(), |_d| {});
     let err = fh.configure().unwrap_err();
     assert!(
         matches!(err, FirehoseError::Timeout { ref command, .. } if command == "configure"),
@@ -268,14 +267,9 @@ fn a_programmer_already_running_is_handed_over_with_pushback() {
     // The Sahara host read the first 20 bytes while looking for a HELLO.
     let (seen, rest) = greeting.split_at(20);
     dev.write(rest, T).unwrap();
-    let handle = thread::spawn(move || {
-        let mut d = Device {
-            link: dev,
-            reader: MessageReader::default(),
-        };
+    let handle = DeviceThread::spawn(dev, |d| {
         d.expect("nop");
         d.respond("ACK", false);
-        thread::sleep(Duration::from_millis(50));
     });
     let mut fh = Firehose::with_pushback(host, quick(), seen);
     let lines = fh.wait_for_greeting().unwrap();

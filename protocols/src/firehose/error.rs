@@ -73,6 +73,15 @@ pub enum FirehoseError {
     #[error("partition `{label}` is in none of the GPTs of LUNs {searched}")]
     PartitionNotFound { label: String, searched: String },
 
+    /// A read of a partition that does not lie inside it (checked before anything is sent).
+    #[error("{len} bytes at offset {offset} run past the end of partition {label} ({size} bytes)")]
+    PastPartitionEnd {
+        label: String,
+        offset: u64,
+        len: u64,
+        size: u64,
+    },
+
     #[error("invalid request: {0}")]
     InvalidRequest(String),
 

@@ -48,6 +48,34 @@ pub struct LunGpt {
     pub primary_damage: Option<String>,
 }
 
+/// What [`Firehose::find_partitions`] found, and which LUNs it searched.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FoundPartitions {
+    pub partitions: Vec<PartitionLocation>,
+    /// The LUNs whose tables were read, with why a LUN had none (`0`, `1 (no valid GPT: …)`).
+    pub searched: Vec<String>,
+}
+
+impl FoundPartitions {
+    pub fn get(&self, label: &str) -> Option<&PartitionLocation> {
+        self.partitions.iter().find(|p| p.partition.name == label)
+    }
+
+    /// `label`'s location, or the error naming the LUNs searched.
+    pub fn require(&self, label: &str) -> Result<PartitionLocation, FirehoseError> {
+        self.get(label)
+            .cloned()
+            .ok_or_else(|| FirehoseError::PartitionNotFound {
+                label: label.to_owned(),
+                searched: if self.searched.is_empty() {
+                    "(none answered)".to_owned()
+                } else {
+                    self.searched.join(", ")
+                },
+            })
+    }
+}
+
 impl LunGpt {
     pub fn copy(&self) -> Which {
         if self.primary_damage.is_some() {
@@ -253,35 +281,44 @@ impl<T: Transport> Firehose<T> {
         label: &str,
         luns: impl IntoIterator<Item = u32>,
     ) -> Result<PartitionLocation, FirehoseError> {
-        let mut searched = Vec::new();
+        self.find_partitions(&[label], luns)?.require(label)
+    }
+
+    /// Find every one of `labels` that the GPTs of `luns` hold, reading each LUN's table once
+    /// and no further LUN once all are found; the first LUN holding a label wins, as in
+    /// [`Self::find_partition`]. Labels found nowhere are simply absent from the answer.
+    pub fn find_partitions(
+        &mut self,
+        labels: &[&str],
+        luns: impl IntoIterator<Item = u32>,
+    ) -> Result<FoundPartitions, FirehoseError> {
+        let mut found = FoundPartitions::default();
         for lun in luns {
+            if labels.iter().all(|l| found.get(l).is_some()) {
+                break;
+            }
             match self.read_lun_gpt(lun) {
                 Ok(table) => {
-                    searched.push(lun.to_string());
-                    if let Some(p) = table.partitions.into_iter().find(|p| p.name == label) {
-                        return Ok(PartitionLocation {
-                            lun,
-                            sector_size: self.sector_size,
-                            partition: p,
-                            primary_gpt_damage: table.primary_damage,
-                        });
+                    found.searched.push(lun.to_string());
+                    for p in table.partitions {
+                        if labels.contains(&p.name.as_str()) && found.get(&p.name).is_none() {
+                            found.partitions.push(PartitionLocation {
+                                lun,
+                                sector_size: self.sector_size,
+                                partition: p,
+                                primary_gpt_damage: table.primary_damage.clone(),
+                            });
+                        }
                     }
                 }
                 Err(FirehoseError::Nak { .. }) => {}
                 Err(FirehoseError::Gpt { detail, .. }) => {
-                    searched.push(format!("{lun} ({detail})"));
+                    found.searched.push(format!("{lun} ({detail})"));
                 }
                 Err(other) => return Err(other),
             }
         }
-        Err(FirehoseError::PartitionNotFound {
-            label: label.to_owned(),
-            searched: if searched.is_empty() {
-                "(none answered)".to_owned()
-            } else {
-                searched.join(", ")
-            },
-        })
+        Ok(found)
     }
 
     /// The LUNs to search: as many as `<getstorageinfo>` reports, else [`DEFAULT_LUNS`].
@@ -294,66 +331,5 @@ impl<T: Transport> Firehose<T> {
                 .unwrap_or(DEFAULT_LUNS.end),
             Err(_) => DEFAULT_LUNS.end,
         }
-    }
-}
-
-/// Random access to one partition through `<read>`, for readers that need only some blocks
-/// (an ext4 reader looking for one file). Reads whole sectors and counts the bytes that
-/// crossed the link, so a verifier can report how little it read.
-pub struct PartitionReader<'a, T: Transport> {
-    firehose: &'a mut Firehose<T>,
-    location: PartitionLocation,
-    bytes_read: u64,
-}
-
-impl<'a, T: Transport> PartitionReader<'a, T> {
-    pub fn new(firehose: &'a mut Firehose<T>, location: PartitionLocation) -> Self {
-        PartitionReader {
-            firehose,
-            location,
-            bytes_read: 0,
-        }
-    }
-
-    pub fn location(&self) -> &PartitionLocation {
-        &self.location
-    }
-
-    /// Bytes read from the device so far (whole sectors).
-    pub fn bytes_read(&self) -> u64 {
-        self.bytes_read
-    }
-
-    /// Fill `buf` from byte `offset` of the partition.
-    pub fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), FirehoseError> {
-        if buf.is_empty() {
-            return Ok(());
-        }
-        let size = self.location.size_bytes();
-        let end = offset
-            .checked_add(buf.len() as u64)
-            .filter(|end| *end <= size)
-            .ok_or_else(|| {
-                FirehoseError::InvalidRequest(format!(
-                    "{} bytes at offset {offset} run past the end of {} ({size} bytes)",
-                    buf.len(),
-                    self.location.partition.name
-                ))
-            })?;
-        let sector = self.location.sector_size as u64;
-        let first = offset / sector;
-        let last = (end - 1) / sector;
-        let data = self.firehose.read_to_vec(
-            self.location.lun,
-            self.location.first_sector() + first,
-            last - first + 1,
-        )?;
-        self.bytes_read += data.len() as u64;
-        let skip = (offset - first * sector) as usize;
-        let src = data.get(skip..skip + buf.len()).ok_or_else(|| {
-            FirehoseError::InvalidRequest("device returned fewer bytes than asked".to_owned())
-        })?;
-        buf.copy_from_slice(src);
-        Ok(())
     }
 }

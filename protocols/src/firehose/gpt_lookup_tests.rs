@@ -186,3 +186,29 @@ fn without_a_disk_size_or_a_backup_at_the_end_the_error_says_why() {
     );
     dev.join().unwrap();
 }
+
+#[test]
+fn several_labels_are_found_reading_each_lun_once_and_no_lun_past_the_last_one_needed() {
+    let (mut fh, dev) = configured_with(emmc(), 512 * 1024, |d| {
+        d.serve_read(0, 1, 1, &header(1, 99, 2));
+        d.serve_read(0, 2, ENTRY_SECTORS, &entries());
+        // LUN 1 is not there: the programmer refuses the read.
+        d.expect("read");
+        d.respond("NAK", false);
+        // The second lookup needs LUN 0 only.
+        d.serve_read(0, 1, 1, &header(1, 99, 2));
+        d.serve_read(0, 2, ENTRY_SECTORS, &entries());
+    });
+    let found = fh.find_partitions(&["system_a", "boot_a"], 0..2).unwrap();
+    assert_eq!(found.get("system_a").map(|p| p.first_sector()), Some(40));
+    assert!(found.get("boot_a").is_none());
+    assert_eq!(found.searched, vec!["0".to_string()]);
+    let err = found.require("boot_a").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "partition `boot_a` is in none of the GPTs of LUNs 0"
+    );
+    let found = fh.find_partitions(&["system_a"], 0..8).unwrap();
+    assert_eq!(found.partitions.len(), 1);
+    dev.join().unwrap();
+}

@@ -6,6 +6,8 @@
 //! - [`client`]: the host session (program, patch, read, erase, digest, power…);
 //!   [`configure`]: payload-size negotiation.
 //! - [`package`]: rawprogram*.xml / patch*.xml packages.
+//! - [`gpt_lookup`]: partitions by GPT label; [`partition_reader`]: one partition read at
+//!   byte offsets.
 //!
 //! Wire constants shared with the simulated programmer live here.
 
@@ -17,6 +19,7 @@ mod error;
 pub mod flash;
 pub mod gpt_lookup;
 pub mod package;
+pub mod partition_reader;
 mod program;
 mod readback;
 pub mod reader;
@@ -29,6 +32,8 @@ pub use commands::{PatchRequest, PowerMode};
 pub use configure::{ConfigureInfo, MAX_PAYLOAD_CAP};
 pub use error::FirehoseError;
 pub use flash::FlashSummary;
+pub use gpt_lookup::{FoundPartitions, PartitionLocation};
+pub use partition_reader::PartitionReader;
 pub use program::ProgramTarget;
 pub use storage_info::StorageInfo;
 

@@ -1,6 +1,7 @@
 //! A scripted programmer for the client's unit tests: the test says, message by message, what
 //! the device expects and answers, on an in-memory USB-like link (512-byte packets, ZLPs seen).
 
+use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
@@ -79,21 +80,49 @@ impl Device {
     }
 }
 
+/// The scripted device's thread. After its script it keeps the link until the test joins it
+/// (or drops this), because closing a memory link is an unplug that would throw away answers
+/// the host has not read yet: an explicit handshake instead of a pause that a slow machine can
+/// outlast.
+pub(super) struct DeviceThread {
+    handle: thread::JoinHandle<()>,
+    host_done: Option<mpsc::Sender<()>>,
+}
+
+impl DeviceThread {
+    pub fn spawn(link: MemoryLink, script: impl FnOnce(&mut Device) + Send + 'static) -> Self {
+        let (host_done, done) = mpsc::channel::<()>();
+        let handle = thread::spawn(move || {
+            let mut d = Device {
+                link,
+                reader: MessageReader::default(),
+            };
+            script(&mut d);
+            // Returns once the sender is dropped: the test is done with the host side.
+            let _ = done.recv();
+        });
+        Self {
+            handle,
+            host_done: Some(host_done),
+        }
+    }
+
+    /// The host is done: release the link and wait for the script's end (its panics included).
+    pub fn join(mut self) -> thread::Result<()> {
+        drop(self.host_done.take());
+        self.handle.join()
+    }
+}
+
 pub(super) fn session(
     config: FirehoseConfig,
     script: impl FnOnce(&mut Device) + Send + 'static,
-) -> (Firehose<MemoryLink>, thread::JoinHandle<()>) {
+) -> (Firehose<MemoryLink>, DeviceThread) {
     let (host, dev, _c) = pair_with("fh", Framing::Packets, Some(512));
-    let handle = thread::spawn(move || {
-        let mut d = Device {
-            link: dev,
-            reader: MessageReader::default(),
-        };
-        script(&mut d);
-        // Keep the link up until the host is done reading.
-        thread::sleep(Duration::from_millis(100));
-    });
-    (Firehose::new(host, config), handle)
+    (
+        Firehose::new(host, config),
+        DeviceThread::spawn(dev, script),
+    )
 }
 
 pub(super) fn quick() -> FirehoseConfig {
@@ -121,7 +150,7 @@ pub(super) fn configured_with(
     config: FirehoseConfig,
     payload: usize,
     script: impl FnOnce(&mut Device) + Send + 'static,
-) -> (Firehose<MemoryLink>, thread::JoinHandle<()>) {
+) -> (Firehose<MemoryLink>, DeviceThread) {
     let (mut fh, dev) = session(config, move |d| {
         greet(d);
         d.expect("configure");
@@ -143,6 +172,6 @@ pub(super) fn configured_with(
 pub(super) fn configured(
     payload: usize,
     script: impl FnOnce(&mut Device) + Send + 'static,
-) -> (Firehose<MemoryLink>, thread::JoinHandle<()>) {
+) -> (Firehose<MemoryLink>, DeviceThread) {
     configured_with(quick(), payload, script)
 }

@@ -9,10 +9,12 @@
 //!
 //! One concern per file: `header.rs` (the header sector), `entry.rs` (the entry array and its
 //! entries), `table.rs` (a whole table: building and encoding it), `reader.rs` (reading a table
-//! from a disk, with the backup fallback), `guid.rs` (mixed-endian GUIDs and type GUIDs).
+//! from a disk, with the backup fallback), `guid.rs` (mixed-endian GUIDs and type GUIDs),
+//! [`ab`] (Qualcomm's A/B slot bits in the attributes, and the slot the bootloader boots).
 
 use std::fmt;
 
+pub mod ab;
 mod entry;
 mod guid;
 mod header;

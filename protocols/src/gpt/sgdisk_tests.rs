@@ -1,9 +1,11 @@
 //! Interop with `sgdisk` (gdisk, installed on CI) in both directions.
 
-use super::test_support::small_table;
-use super::*;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::process::Command;
+
+use super::test_support::small_table;
+use super::*;
+use crate::external_tool;
 
 /// Write an encoded table into a sparse disk image file of the table's size.
 fn write_image(gpt: &Gpt, file: &mut std::fs::File) {
@@ -32,10 +34,10 @@ fn read_image(path: &std::path::Path, sector_size: u32) -> Result<Gpt, GptError>
 }
 
 fn sgdisk(args: &[&str]) -> (bool, String) {
-    let out = Command::new("sgdisk")
+    let out = external_tool::command("sgdisk")
         .args(args)
         .output()
-        .expect("sgdisk is installed (package gdisk; .ci/run installs it)");
+        .expect("running sgdisk");
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

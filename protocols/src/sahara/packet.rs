@@ -573,5 +573,4 @@ impl<'a> Reader<'a> {
 }
 
 #[cfg(test)]
-#[path = "packet_tests.rs"]
 mod tests;

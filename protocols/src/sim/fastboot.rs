@@ -42,6 +42,10 @@ use staging::Staging;
 pub enum FetchAllow {
     /// Any partition (a factory or engineering bootloader).
     All,
+    /// No `fetch` at all: many production bootloaders do not implement the command, and answer
+    /// it as any command they do not know (`FAILunknown command`), publishing no
+    /// `max-fetch-size` either.
+    None,
     /// Only these names, exactly as the host sends them (fastbootd allows
     /// `vendor_boot`, `vendor_boot_a`, `vendor_boot_b`).
     Only(Vec<String>),
@@ -61,6 +65,7 @@ impl FetchAllow {
     fn allows(&self, name: &str) -> bool {
         match self {
             FetchAllow::All => true,
+            FetchAllow::None => false,
             FetchAllow::Only(names) => names.iter().any(|n| n == name),
         }
     }

@@ -18,9 +18,7 @@ use crate::sim::lifecycle::Ending;
 use crate::sim::phone::{FaultAction, Phone};
 use crate::transport::{Transport, TransportError};
 
-#[path = "firehose_faults.rs"]
 mod faults;
-#[path = "firehose_ops.rs"]
 mod ops;
 
 /// Functions announced in the greeting, in the order real programmers list them.
@@ -422,5 +420,4 @@ pub(crate) fn storage_kind_for(sector_size: u32) -> StorageKind {
 }
 
 #[cfg(test)]
-#[path = "firehose_tests.rs"]
 mod tests;

@@ -25,9 +25,7 @@ use crate::sahara::packet::{
 use crate::sahara::status::Status;
 use crate::transport::{read_exact, Framing, Transport, TransportError};
 
-#[path = "sahara_identity.rs"]
 mod identity_model;
-#[path = "sahara_ramdump.rs"]
 mod ramdump;
 pub use identity_model::SaharaIdentity;
 pub use ramdump::{pattern, SimMemoryDump};

@@ -178,6 +178,24 @@ impl LinkControl {
     pub fn host_bytes_written(&self) -> u64 {
         self.shared.lock().to_device.written
     }
+
+    /// Wait until the device has written at least `bytes` in all, so a test can act at a known
+    /// point of a device's script (its HELLO queued, say) instead of pausing and hoping; false
+    /// when `timeout` passes or the link is cut first.
+    pub fn wait_for_device_bytes(&self, bytes: u64, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.shared.lock();
+        while state.to_host.written < bytes {
+            if state.cut {
+                return false;
+            }
+            match self.shared.wait_until(state, deadline) {
+                Some(next) => state = next,
+                None => return false,
+            }
+        }
+        true
+    }
 }
 
 impl MemoryLink {
@@ -425,6 +443,20 @@ mod tests {
             Err(TransportError::Disconnected)
         ));
         assert_eq!(c.host_bytes_written(), 10);
+    }
+
+    #[test]
+    fn a_test_can_wait_for_what_the_device_has_written() {
+        let (_host, mut dev, c) = pair("t");
+        assert!(!c.wait_for_device_bytes(1, Duration::from_millis(20)));
+        let writer = std::thread::spawn(move || {
+            dev.write(b"HELLO", T).unwrap();
+            dev
+        });
+        assert!(c.wait_for_device_bytes(5, Duration::from_secs(5)));
+        let dev = writer.join().unwrap();
+        drop(dev);
+        assert!(!c.wait_for_device_bytes(6, Duration::from_secs(5)), "cut");
     }
 
     #[test]

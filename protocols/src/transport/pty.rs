@@ -5,11 +5,21 @@
 //! the slave side with [`super::serial::SerialLink::open`], through a stable symlink if one was
 //! asked for. The slave is put in raw mode here (no echo, no line editing, no CR/LF mapping)
 //! before any host opens it, because Sahara and Firehose bytes must pass untouched.
+//! Every system call goes through rustix's safe wrappers.
 
-use std::ffi::CStr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+#![forbid(unsafe_code)]
+
+use std::ffi::OsStr;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
+use rustix::fs::{fcntl_getfl, fcntl_setfl, Mode, OFlags};
+use rustix::io::Errno;
+use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
+use rustix::termios::{tcgetattr, tcsetattr, OptionalActions};
 
 use super::{Framing, Transport, TransportError};
 
@@ -24,8 +34,8 @@ pub struct PtyDevice {
     name: String,
 }
 
-fn os_error(what: &str) -> TransportError {
-    let e = std::io::Error::last_os_error();
+fn os_error(what: &str, errno: Errno) -> TransportError {
+    let e = std::io::Error::from(errno);
     TransportError::Io(std::io::Error::new(e.kind(), format!("{what}: {e}")))
 }
 
@@ -33,50 +43,24 @@ impl PtyDevice {
     /// Create a pty; with `link`, also a symlink at that path pointing at the slave (an
     /// existing symlink there is replaced, any other file is an error).
     pub fn create(link: Option<&Path>) -> Result<PtyDevice, TransportError> {
-        // SAFETY: plain libc calls on descriptors we own; every return value is checked.
-        let master = unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) };
-        if master < 0 {
-            return Err(os_error("posix_openpt"));
-        }
-        // SAFETY: `master` is a fresh descriptor owned by nothing else.
-        let master = unsafe { OwnedFd::from_raw_fd(master) };
-        let fd = master.as_raw_fd();
-        // SAFETY: fd is a valid pty master.
-        if unsafe { libc::grantpt(fd) } != 0 || unsafe { libc::unlockpt(fd) } != 0 {
-            return Err(os_error("grantpt/unlockpt"));
-        }
-        let mut name = [0 as libc::c_char; 128];
-        // SAFETY: the buffer is valid for its length; ptsname_r NUL-terminates on success.
-        if unsafe { libc::ptsname_r(fd, name.as_mut_ptr(), name.len()) } != 0 {
-            return Err(os_error("ptsname_r"));
-        }
-        // SAFETY: NUL-terminated by ptsname_r.
-        let slave_path = PathBuf::from(
-            unsafe { CStr::from_ptr(name.as_ptr()) }
-                .to_string_lossy()
-                .into_owned(),
-        );
-        // SAFETY: `name` is the NUL-terminated slave path.
-        let slave = unsafe {
-            libc::open(
-                name.as_ptr(),
-                libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
-            )
-        };
-        if slave < 0 {
-            return Err(os_error("open pty slave"));
-        }
-        // SAFETY: fresh descriptor.
-        let slave = unsafe { OwnedFd::from_raw_fd(slave) };
-        make_raw(slave.as_raw_fd())?;
+        let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)
+            .map_err(|e| os_error("opening /dev/ptmx", e))?;
+        grantpt(&master)
+            .and_then(|()| unlockpt(&master))
+            .map_err(|e| os_error("grantpt/unlockpt", e))?;
+        let slave_name = ptsname(&master, Vec::new()).map_err(|e| os_error("ptsname", e))?;
+        let slave_path = PathBuf::from(OsStr::from_bytes(slave_name.as_bytes()));
+        let slave = rustix::fs::open(
+            slave_name.as_c_str(),
+            OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| os_error("open pty slave", e))?;
+        make_raw(&slave)?;
         // Non-blocking master: reads and writes wait in poll() with the caller's timeout.
-        // SAFETY: valid descriptor, standard fcntl flags.
-        unsafe {
-            let flags = libc::fcntl(fd, libc::F_GETFL);
-            if flags < 0 || libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
-                return Err(os_error("fcntl O_NONBLOCK"));
-            }
-        }
+        fcntl_getfl(&master)
+            .and_then(|flags| fcntl_setfl(&master, flags | OFlags::NONBLOCK))
+            .map_err(|e| os_error("fcntl O_NONBLOCK", e))?;
         let link_path = match link {
             Some(path) => {
                 if let Ok(meta) = std::fs::symlink_metadata(path) {
@@ -120,32 +104,28 @@ impl PtyDevice {
         &self.slave_path
     }
 
-    /// Wait until the master is readable (`POLLIN`) or writable (`POLLOUT`).
+    /// Wait until the master is readable (`IN`) or writable (`OUT`).
     fn wait(
         &self,
-        events: libc::c_short,
+        events: PollFlags,
         deadline: Instant,
         timeout: Duration,
     ) -> Result<(), TransportError> {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let mut pfd = libc::pollfd {
-                fd: self.master.as_raw_fd(),
-                events,
-                revents: 0,
+            let mut fds = [PollFd::new(&self.master, events)];
+            // A Duration past Timespec's range (centuries) waits without a limit.
+            let limit = Timespec::try_from(left).ok();
+            let n = match poll(&mut fds, limit.as_ref()) {
+                Ok(n) => n,
+                Err(Errno::INTR) => continue,
+                Err(e) => return Err(TransportError::Io(e.into())),
             };
-            let ms = left.as_millis().min(i32::MAX as u128) as libc::c_int;
-            // SAFETY: one valid pollfd.
-            let n = unsafe { libc::poll(&mut pfd, 1, ms) };
-            if n < 0 {
-                let e = std::io::Error::last_os_error();
-                if e.kind() == std::io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(TransportError::Io(e));
-            }
             if n > 0 {
-                if pfd.revents & (libc::POLLERR | libc::POLLNVAL) != 0 {
+                if fds[0]
+                    .revents()
+                    .intersects(PollFlags::ERR | PollFlags::NVAL)
+                {
                     return Err(TransportError::Disconnected);
                 }
                 return Ok(());
@@ -158,26 +138,19 @@ impl PtyDevice {
 }
 
 /// cfmakeraw on the slave.
-fn make_raw(fd: libc::c_int) -> Result<(), TransportError> {
-    // SAFETY: termios is plain data; tcgetattr fills it before use.
-    unsafe {
-        let mut t: libc::termios = std::mem::zeroed();
-        if libc::tcgetattr(fd, &mut t) != 0 {
-            return Err(os_error("tcgetattr"));
-        }
-        libc::cfmakeraw(&mut t);
-        if libc::tcsetattr(fd, libc::TCSANOW, &t) != 0 {
-            return Err(os_error("tcsetattr"));
-        }
-    }
-    Ok(())
+fn make_raw(slave: &OwnedFd) -> Result<(), TransportError> {
+    let mut termios = tcgetattr(slave).map_err(|e| os_error("tcgetattr", e))?;
+    termios.make_raw();
+    tcsetattr(slave, OptionalActions::Now, &termios).map_err(|e| os_error("tcsetattr", e))
 }
 
-fn would_block(e: &std::io::Error) -> bool {
-    matches!(
-        e.kind(),
-        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
-    )
+/// A failed read or write on the master: `EIO` is how a pty master says the slave went away.
+fn io_failure(errno: Errno) -> TransportError {
+    if errno == Errno::IO {
+        TransportError::Disconnected
+    } else {
+        TransportError::Io(errno.into())
+    }
 }
 
 impl Transport for PtyDevice {
@@ -185,23 +158,13 @@ impl Transport for PtyDevice {
         let deadline = Instant::now() + timeout;
         let mut sent = 0;
         while sent < data.len() {
-            let rest = &data[sent..];
-            // SAFETY: the pointer and length describe `rest`.
-            let n =
-                unsafe { libc::write(self.master.as_raw_fd(), rest.as_ptr().cast(), rest.len()) };
-            if n > 0 {
-                sent += n as usize;
-                continue;
+            match rustix::io::write(&self.master, &data[sent..]) {
+                Ok(n) if n > 0 => sent += n,
+                Ok(_) | Err(Errno::AGAIN | Errno::INTR) => {
+                    self.wait(PollFlags::OUT, deadline, timeout)?
+                }
+                Err(e) => return Err(io_failure(e)),
             }
-            let e = std::io::Error::last_os_error();
-            if n < 0 && !would_block(&e) {
-                return Err(if e.raw_os_error() == Some(libc::EIO) {
-                    TransportError::Disconnected
-                } else {
-                    TransportError::Io(e)
-                });
-            }
-            self.wait(libc::POLLOUT, deadline, timeout)?;
         }
         Ok(())
     }
@@ -212,24 +175,12 @@ impl Transport for PtyDevice {
         }
         let deadline = Instant::now() + timeout;
         loop {
-            // SAFETY: the pointer and length describe `buf`.
-            let n =
-                unsafe { libc::read(self.master.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-            if n > 0 {
-                return Ok(n as usize);
+            match rustix::io::read(&self.master, &mut *buf) {
+                Ok(0) => return Err(TransportError::Disconnected),
+                Ok(n) => return Ok(n),
+                Err(Errno::AGAIN | Errno::INTR) => self.wait(PollFlags::IN, deadline, timeout)?,
+                Err(e) => return Err(io_failure(e)),
             }
-            if n == 0 {
-                return Err(TransportError::Disconnected);
-            }
-            let e = std::io::Error::last_os_error();
-            if !would_block(&e) {
-                return Err(if e.raw_os_error() == Some(libc::EIO) {
-                    TransportError::Disconnected
-                } else {
-                    TransportError::Io(e)
-                });
-            }
-            self.wait(libc::POLLIN, deadline, timeout)?;
         }
     }
 

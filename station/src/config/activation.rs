@@ -7,7 +7,7 @@
 //!   logical_partition: system        # the booting slot's suffix is added (system_a)
 //!   path: /system/priv-app/ActivationClient/ActivationClient.apk   # in ext4 or erofs
 //!   sha256: "…"
-//!   verify: host_readback
+//!   verify: host_readback            # or edl_readback, device_digest (see VerifyMethod)
 //! ```
 //! Without `logical_partition`, `path` is in the filesystem of `image` itself, written to
 //! `partition` (`system`, slot suffix added on A/B). `ext4_path:` is the older spelling of
@@ -76,13 +76,20 @@ impl std::fmt::Display for ClientLocation {
     }
 }
 
+/// The route by which a unit's client is verified (`verify:`), recorded in its journal row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum VerifyMethod {
-    /// Read the client back from the phone (fastboot `fetch:`, Firehose `<read>`) and hash it on
-    /// the host.
+    /// Read the client back through the bootloader's fastboot `fetch:` and hash it on the host;
+    /// an EDL unit is read after its power reset brings it back in fastboot. Needs a
+    /// bootloader that implements `fetch` and lets it read the partition.
     HostReadback,
-    /// Ask the phone for a digest of the byte range (`oem sha256`, `<getsha256digest>`).
+    /// Read the client back through Firehose `<read>` while the unit is still in EDL, right
+    /// after its package is written, on the slot the GPT's A/B bits say the bootloader boots;
+    /// then reset the unit and let it go (it may boot Android). Works on every Qualcomm phone,
+    /// whatever its bootloader; needs an EDL plan and no fastboot plan.
+    EdlReadback,
+    /// Ask the bootloader for a digest of a byte range (`oem sha256`) after flashing.
     DeviceDigest,
 }
 
@@ -90,6 +97,7 @@ impl VerifyMethod {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::HostReadback => "host_readback",
+            Self::EdlReadback => "edl_readback",
             Self::DeviceDigest => "device_digest",
         }
     }

@@ -518,7 +518,7 @@ impl Validator<'_> {
             &key,
             raw.activation_client,
             &files,
-            fastboot.as_ref(),
+            (fastboot.as_ref(), edl.as_ref()),
             file_ref,
         )?;
         Ok(ImageSet {
@@ -536,10 +536,31 @@ impl Validator<'_> {
         region_key: &KeyPath,
         raw: ActivationClientFile,
         files: &BTreeMap<String, ImageFile>,
-        fastboot: Option<&FastbootPlan>,
+        (fastboot, edl): (Option<&FastbootPlan>, Option<&EdlPlan>),
         file_ref: impl Fn(&str, &KeyPath) -> Result<(), ConfigError>,
     ) -> Result<ActivationClient, ConfigError> {
         let key = region_key.clone().key("activation_client");
+        if raw.verify == VerifyMethod::EdlReadback {
+            let verify_key = key.clone().key("verify");
+            if edl.is_none() {
+                return Err(self.error(
+                    &verify_key,
+                    "`edl_readback` reads the client back through Firehose before the EDL \
+                     reset, but this region has no `flash.edl` plan",
+                    "add the region's EDL plan, or verify through the bootloader \
+                     (`host_readback`, which needs its `fetch`)",
+                ));
+            }
+            if fastboot.is_some() {
+                return Err(self.error(
+                    &verify_key,
+                    "`edl_readback` verifies only units flashed through EDL, but this region \
+                     also has a `flash.fastboot` plan, whose units could not be verified",
+                    "drop `flash.fastboot`, or verify through the bootloader (`host_readback`, \
+                     which needs its `fetch`)",
+                ));
+            }
+        }
         check_identifier(&raw.partition).map_err(|p| {
             self.error(
                 &key.clone().key("partition"),

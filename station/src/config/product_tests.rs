@@ -641,3 +641,45 @@ fn a_client_in_a_logical_partition_of_super() {
         assert_refused(&text, line, key, words);
     }
 }
+
+#[test]
+fn edl_readback_is_the_route_of_a_region_flashed_through_edl_only() {
+    // 00CN flashed through EDL only, verified by Firehose read-back.
+    let edl_only = good()
+        .replace(
+            "      fastboot:\n        slot: active\n        partitions:\n          - { partition: system, image: system }\n",
+            "      edl:\n        storage: ufs\n        rawprogram: [system]\n",
+        )
+        .replace("verify: device_digest", "verify: edl_readback");
+    let dir = root();
+    let product = load(dir.path(), &edl_only).unwrap();
+    let cn = &product.regions[&RegionCode::parse("00CN").unwrap()];
+    assert!(cn.fastboot.is_none() && cn.edl.is_some());
+    assert_eq!(cn.activation_client.verify, VerifyMethod::EdlReadback);
+    assert_eq!(cn.activation_client.verify.as_str(), "edl_readback");
+
+    // A region without an EDL plan cannot be read back through EDL.
+    assert_refused(
+        &good().replace("verify: host_readback", "verify: edl_readback"),
+        26,
+        "regions.00WW.activation_client.verify",
+        "`edl_readback` reads the client back through Firehose before the EDL reset, but this \
+         region has no `flash.edl` plan",
+    );
+    // Nor a region that also flashes units in fastboot: those could not be verified.
+    let both = {
+        let mut text = good().replace("verify: device_digest", "verify: edl_readback");
+        let at = text.rfind("    activation_client:\n").unwrap();
+        text.insert_str(
+            at,
+            "      edl:\n        storage: ufs\n        rawprogram: [system]\n",
+        );
+        text
+    };
+    assert_refused(
+        &both,
+        44,
+        "regions.00CN.activation_client.verify",
+        "also has a `flash.fastboot` plan, whose units could not be verified",
+    );
+}

@@ -1,6 +1,14 @@
 //! Strict YAML loading: serde_yaml errors turned into [`ConfigError`]s that name file, line and
 //! key, plus a way to find the line of a key for checks made after parsing (cross references,
 //! paths on disk).
+//!
+//! The only file that uses `serde_yaml` (`.ci/run` checks it). That crate is deprecated upstream
+//! (0.9.34+deprecated, archived by its author) but has shown no defect here, so it stays until
+//! one appears. The maintained successor is `yaml_serde` (the YAML organization's fork,
+//! github.com/yaml/yaml-serde, 0.10.x): a drop-in by package rename,
+//! `serde_yaml = { package = "yaml_serde", version = "0.10" }`. Not `serde_yml`: serde_yaml's
+//! author declined to point to it after a run of misguided machine-generated changes.
+//! `serde_yaml_ng` and `serde_norway` are other, independent continuations.
 
 use std::collections::BTreeMap;
 use std::fmt;

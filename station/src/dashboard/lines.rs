@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::io::{self, Write};
 use std::sync::{Mutex, PoisonError};
 
-use crate::events::{format_clock, Event, EventKind, EventSink, SlotNumber};
+use crate::events::{Event, EventKind, EventSink, SlotNumber};
+use crate::timestamp::Timestamp;
 use crate::verdict::Verdict;
 
 use super::render::{clock, sizes};
@@ -27,7 +28,7 @@ impl PlainLines {
     /// The line for `event`, or `None` for progress that did not cross a 25 % step.
     pub fn format(&mut self, event: &Event) -> Option<String> {
         let body = self.body(event)?;
-        let time = format_clock(event.ts_ms);
+        let time = Timestamp::from_unix_ms_u64(event.ts_ms).local_clock();
         let line = match event.slot() {
             Some(slot) => {
                 let serial = self.serials.get(&slot).map_or("-", String::as_str);

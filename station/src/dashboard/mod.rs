@@ -1,4 +1,4 @@
-//! The operator dashboard (issue #5): what every slot is doing and what to do next.
+//! The operator dashboard: what every slot is doing and what to do next.
 //!
 //! - [`DashboardState`]: a pure state machine; `apply(&Event)` then `render(width, height,
 //!   style)` gives the screen as lines, testable without a terminal.

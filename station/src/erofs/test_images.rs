@@ -4,7 +4,6 @@
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use crate::digest::Sha256Digest;
 
@@ -128,13 +127,11 @@ pub fn small_tree(dir: &Path) -> PathBuf {
 
 /// Runs an erofs-utils tool, failing the test with a clear message if it is missing or fails.
 pub fn run_tool(tool: &str, args: &[&str], paths: &[&Path]) -> String {
-    let output = Command::new(tool)
+    let output = protocols::external_tool::command(tool)
         .args(args)
         .args(paths)
         .output()
-        .unwrap_or_else(|e| {
-            panic!("cannot run `{tool}` ({e}): install it with `apt-get install erofs-utils`")
-        });
+        .unwrap_or_else(|e| panic!("running `{tool}`: {e}"));
     assert!(
         output.status.success(),
         "`{tool} {args:?} {paths:?}` failed: {}{}",

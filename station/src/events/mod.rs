@@ -4,16 +4,15 @@
 
 mod progress;
 mod sink;
-mod time;
 
 use std::fmt;
 
 use crate::mode::Mode;
 use serde::Serialize;
 
+pub use crate::timestamp::now_unix_ms;
 pub use progress::{SlotProgress, StopOnly};
 pub use sink::{EventSink, Fanout, RecordingSink};
-pub use time::{format_clock, format_rfc3339, now_unix_ms};
 
 use crate::verdict::Verdict;
 

@@ -4,8 +4,8 @@
 
 use std::fs::{self, File};
 use std::path::PathBuf;
-use std::process::Command;
 
+use protocols::external_tool;
 use protocols::lp::{self, attr, DeviceSpec, MetadataBuilder, PartitionImage};
 
 use super::*;
@@ -27,10 +27,10 @@ fn noise(seed: u64, len: usize) -> Vec<u8> {
 }
 
 fn run(tool: &str, args: &[&str]) {
-    let out = Command::new(tool)
+    let out = external_tool::command(tool)
         .args(args)
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {tool}: {e}"));
+        .unwrap_or_else(|e| panic!("running `{tool}`: {e}"));
     assert!(
         out.status.success(),
         "{tool} {args:?}: {}",

@@ -1,7 +1,12 @@
 //! A unit in Qualcomm EDL: Sahara command mode for its identity (which also picks the signed
 //! programmer), programmer upload, Firehose `program`/`patch` from the region's rawprogram and
-//! patch files, `power reset`; the phone re-enumerates on the same port in fastboot and is
-//! verified there, on the slot it will boot.
+//! patch files, then verification on the slot it will boot, by the product's route:
+//! - `edl_readback`: read back through the same Firehose session before the reset
+//!   (`edl_verify.rs`); the unit passes when its verified reset is acknowledged and is not
+//!   followed after it (it may boot Android). A unit that fails is not reset: it stays in EDL,
+//!   where it cannot boot the wrong client and can be flashed again.
+//! - otherwise: `power reset`; the phone re-enumerates on the same port in fastboot and is
+//!   verified there through the bootloader.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,17 +17,17 @@ use protocols::firehose::{FirehoseConfig, PowerMode, StorageKind as FirehoseStor
 use protocols::sahara::{DeviceInfo, InfoOutcome, SaharaHost, SaharaImages, SaharaTimeouts};
 use protocols::transport::Transport;
 
-use crate::config::{EdlPlan, StorageKind};
+use crate::config::{EdlPlan, StorageKind, VerifyMethod};
 use crate::events::Phase;
-use crate::journal::ImageSent;
+use crate::journal::{ImageSent, Milestone};
 use crate::mode::Mode;
 use crate::run::UnitContext;
 use crate::verdict::{Failure, Verdict};
 
 use super::failure::{from_edl, from_firehose, from_sahara};
-use super::{fastboot, Attempt};
+use super::{edl_verify, fastboot, Attempt};
 
-type Session = EdlSession<Box<dyn Transport>>;
+pub(super) type Session = EdlSession<Box<dyn Transport>>;
 
 pub fn run(attempt: &mut Attempt<'_>, unit: &mut UnitContext) -> Verdict {
     match flow(attempt, unit) {
@@ -38,6 +43,14 @@ fn flow(attempt: &mut Attempt<'_>, unit: &mut UnitContext) -> Result<(), Failure
     let programmer = choose_programmer(attempt, &identity)?;
     let mut session = upload_programmer(attempt, unit, link, programmer, &plan)?;
     flash_package(attempt, unit, &mut session, &plan)?;
+    if attempt.context.batch.image_set.activation_client.verify == VerifyMethod::EdlReadback {
+        edl_verify::before_reset(attempt, unit, &mut session)?;
+        attempt.stamp(unit, Milestone::VerifyDone);
+        // The verdict is known; the reset only releases the unit. Its ACK (or the link
+        // dropping as the phone resets) ends the job: whatever the phone boots next is no
+        // longer the station's, and a device that comes back on the slot is a new attempt.
+        return reset(attempt, unit, session);
+    }
     reset_to_bootloader(attempt, unit, session)?;
     // Serial continuity cannot be checked here: Sahara reports the SoC's chip serial and
     // fastboot its own `serialno` (on Qualcomm bootloaders usually derived from the storage
@@ -253,13 +266,22 @@ fn load_package(attempt: &Attempt<'_>) -> Result<Package, Failure> {
 fn reset_to_bootloader(
     attempt: &mut Attempt<'_>,
     unit: &mut UnitContext,
+    session: Session,
+) -> Result<(), Failure> {
+    reset(attempt, unit, session)?;
+    attempt.wait_back(unit, Mode::Fastboot, "EDL reset")
+}
+
+/// Firehose `power reset`, acknowledged (or the link dropping as the phone resets); a refused
+/// or unanswered reset fails the unit, which is still in EDL.
+fn reset(
+    attempt: &mut Attempt<'_>,
+    unit: &mut UnitContext,
     mut session: Session,
 ) -> Result<(), Failure> {
     attempt.phase(unit, Phase::Reboot);
     session
         .firehose
         .power(PowerMode::Reset, 0)
-        .map_err(|e| from_firehose(attempt.unit(), "power reset", &e))?;
-    drop(session);
-    attempt.wait_back(unit, Mode::Fastboot, "EDL reset")
+        .map_err(|e| from_firehose(attempt.unit(), "power reset", &e))
 }

@@ -86,6 +86,7 @@ pub fn from_firehose(unit: UnitRef, step: &str, e: &FirehoseError) -> Failure {
         | FirehoseError::BadImage { .. }
         | FirehoseError::Source { .. }
         | FirehoseError::Output { .. }
+        | FirehoseError::PastPartitionEnd { .. }
         | FirehoseError::InvalidRequest(_) => Failure::HostError {
             unit,
             step,

@@ -2,14 +2,16 @@
 //! activation client on the slot that will boot, and hand back a [`UnitResult`] for the journal.
 //!
 //! A unit arriving in fastboot runs the fastboot plan; one arriving in Qualcomm EDL runs the EDL
-//! plan (Sahara, Firehose), is power-reset into its bootloader and, once it re-enumerates as
-//! fastboot on the same port, is verified through fastboot like any other unit.
+//! plan (Sahara, Firehose) and is either verified through Firehose before its reset
+//! (`verify: edl_readback`), or power-reset into its bootloader and, once it re-enumerates as
+//! fastboot on the same port, verified through fastboot like any other unit.
 
 // A `Failure` is built at most once per unit attempt and carries the whole sentence; boxing it
 // on every `?` would buy nothing.
 #![allow(clippy::result_large_err)]
 
 mod edl;
+mod edl_verify;
 mod failure;
 mod fastboot;
 mod outcome;

@@ -1,7 +1,8 @@
-//! Verification of the activation client on the phone: read back only what is needed through
-//! fastboot `fetch:` (LP metadata when the client is in a logical partition of `super`, the
-//! filesystem's metadata, the client's blocks) or ask for a device digest, and compare with
-//! the region's allow-listed SHA-256.
+//! Verification of the activation client on the phone: read back only what is needed (LP
+//! metadata when the client is in a logical partition of `super`, the filesystem's metadata,
+//! the client's blocks) through fastboot `fetch:` here, or through Firehose `<read>` before an
+//! EDL unit's reset (`edl_verify.rs`), or ask for a device digest; then compare with the
+//! region's allow-listed SHA-256.
 
 use std::io;
 
@@ -68,90 +69,109 @@ pub fn activation_client(
 ) -> (Fastboot<Box<dyn Transport>>, Result<Found, Failure>) {
     let wanted = &attempt.context.batch.image_set.activation_client;
     let step = format!("verify {partition} {}", wanted.location);
-    match (&wanted.location, wanted.verify) {
-        (ClientLocation::RawRange { offset, length }, VerifyMethod::DeviceDigest) => {
-            let mut client = client;
-            let found = client
-                .oem_sha256(partition, Some((*offset, *length)))
-                .map(|digest| Found {
-                    sha256: Some(Sha256Digest(digest)),
-                    method: VerifyMethod::DeviceDigest,
-                    bytes_read: 0,
-                    logical_partition: None,
-                })
-                .map_err(|e| from_fastboot(attempt.unit(), &step, &e));
-            (client, found)
-        }
-        (ClientLocation::RawRange { offset, length }, VerifyMethod::HostReadback) => {
-            let mut source = CountingReader::new(FetchSource {
-                client,
-                partition: partition.to_string(),
-                last_error: None,
-            });
+    let mut client = client;
+    if let (ClientLocation::RawRange { offset, length }, VerifyMethod::DeviceDigest) =
+        (&wanted.location, wanted.verify)
+    {
+        let found = client
+            .oem_sha256(partition, Some((*offset, *length)))
+            .map(|digest| Found {
+                sha256: Some(Sha256Digest(digest)),
+                method: VerifyMethod::DeviceDigest,
+                bytes_read: 0,
+                logical_partition: None,
+            })
+            .map_err(|e| from_fastboot(attempt.unit(), &step, &e));
+        return (client, found);
+    }
+    let metadata_slot = match wanted.location.logical_partition() {
+        None => 0,
+        Some(_) => match client.current_slot() {
+            Ok(current) => metadata_slot(current.as_deref()),
+            Err(e) => return (client, Err(from_fastboot(attempt.unit(), &step, &e))),
+        },
+    };
+    let source = FetchSource {
+        client,
+        partition: partition.to_string(),
+        last_error: None,
+    };
+    let (mut source, found) = read_back(attempt, source, partition, metadata_slot);
+    let found = found
+        .map(|found| Found {
+            method: VerifyMethod::HostReadback,
+            ..found
+        })
+        .map_err(|e| match e {
+            ReadBackError::Source(detail) => {
+                source_failure(attempt, &step, source.last_error.take(), detail)
+            }
+            ReadBackError::Verdict(failure) => failure,
+        });
+    (source.client, found)
+}
+
+/// Why a read-back found nothing to judge.
+pub(super) enum ReadBackError {
+    /// The source failed (the link, or the device refused a read): the caller names the
+    /// protocol error behind it.
+    Source(String),
+    /// What was read is not what was flashed (unreadable LP metadata or filesystem).
+    Verdict(Failure),
+}
+
+/// Hash the activation client on `source`, the phone's `partition` read at byte offsets (only
+/// the bytes needed: the range, or LP metadata of `metadata_slot`, the filesystem's metadata
+/// and the file). The source is handed back whatever the outcome; the method in the answer is
+/// left for the caller to set.
+pub(super) fn read_back<S: ReadAt + Send>(
+    attempt: &Attempt<'_>,
+    source: S,
+    partition: &str,
+    metadata_slot: u32,
+) -> (S, Result<Found, ReadBackError>) {
+    let wanted = &attempt.context.batch.image_set.activation_client;
+    match &wanted.location {
+        ClientLocation::RawRange { offset, length } => {
+            let mut source = CountingReader::new(source);
             let digest = hash_range(&mut source, *offset, *length);
             let bytes_read = source.bytes_read();
-            let mut source = source.into_inner();
-            let found = match digest {
-                Ok(sha256) => Ok(Found {
+            let found = digest
+                .map(|sha256| Found {
                     sha256: Some(sha256),
-                    method: VerifyMethod::HostReadback,
+                    method: wanted.verify,
                     bytes_read,
                     logical_partition: None,
-                }),
-                Err(e) => Err(source_failure(
-                    attempt,
-                    &step,
-                    source.last_error.take(),
-                    e.to_string(),
-                )),
-            };
-            (source.client, found)
+                })
+                .map_err(|e| ReadBackError::Source(e.to_string()));
+            (source.into_inner(), found)
         }
-        // A file inside a filesystem has no fixed byte range a device digest could cover, so it
-        // is always read back: only the blocks the filesystem needs.
-        (
-            ClientLocation::File {
-                logical_partition,
-                path,
-            },
-            _,
-        ) => {
-            let mut client = client;
+        ClientLocation::File {
+            logical_partition,
+            path,
+        } => {
             let finder = match logical_partition {
                 None => Finder::whole_image(),
-                Some(logical) => match client.current_slot() {
-                    Ok(current) => Finder::in_logical_partition(logical, metadata_slot(current)),
-                    Err(e) => return (client, Err(from_fastboot(attempt.unit(), &step, &e))),
-                },
-            };
-            let source = FetchSource {
-                client,
-                partition: partition.to_string(),
-                last_error: None,
+                Some(logical) => Finder::in_logical_partition(logical, metadata_slot),
             };
             let finder = finder.with_cache(CacheConfig::PHONE);
-            let (mut source, result) = finder.hash_file(source, path, MAX_CLIENT_SIZE);
+            let (source, result) = finder.hash_file(source, path, MAX_CLIENT_SIZE);
             let found = match result {
                 Ok(file) => Ok(Found {
                     sha256: Some(file.sha256),
-                    method: VerifyMethod::HostReadback,
+                    method: wanted.verify,
                     bytes_read: file.bytes_read,
                     logical_partition: file.logical_partition,
                 }),
                 // No client at that path: an unknown (absent) client, not a station error.
                 Err(e) if e.is_absent_file() => Ok(Found {
                     sha256: None,
-                    method: VerifyMethod::HostReadback,
+                    method: wanted.verify,
                     bytes_read: 0,
                     logical_partition: None,
                 }),
-                Err(FindError::Source(e)) => Err(source_failure(
-                    attempt,
-                    &step,
-                    source.last_error.take(),
-                    e.to_string(),
-                )),
-                Err(e) => Err(Failure::VerifyMismatch {
+                Err(FindError::Source(e)) => Err(ReadBackError::Source(e.to_string())),
+                Err(e) => Err(ReadBackError::Verdict(Failure::VerifyMismatch {
                     unit: attempt.unit(),
                     partition: partition.to_string(),
                     what: unreadable_layer(&e, logical_partition.as_deref()),
@@ -160,17 +180,17 @@ pub fn activation_client(
                         attempt.context.batch.region()
                     ),
                     found: format!("unreadable ({e})"),
-                }),
+                })),
             };
-            (source.client, found)
+            (source, found)
         }
     }
 }
 
 /// The LP metadata slot of the booting slot: `a` is 0, `b` is 1 (liblp's
 /// `SlotNumberForSlotSuffix`); a phone without slots has one set of partitions, in slot 0.
-fn metadata_slot(current_slot: Option<String>) -> u32 {
-    match current_slot.as_deref().map(str::as_bytes) {
+pub(super) fn metadata_slot(current_slot: Option<&str>) -> u32 {
+    match current_slot.map(str::as_bytes) {
         Some(&[letter]) if letter.is_ascii_lowercase() => u32::from(letter - b'a'),
         _ => 0,
     }
@@ -257,9 +277,9 @@ mod tests {
 
     #[test]
     fn the_booting_slot_picks_its_metadata_slot() {
-        assert_eq!(metadata_slot(Some("a".into())), 0);
-        assert_eq!(metadata_slot(Some("b".into())), 1);
+        assert_eq!(metadata_slot(Some("a")), 0);
+        assert_eq!(metadata_slot(Some("b")), 1);
         assert_eq!(metadata_slot(None), 0);
-        assert_eq!(metadata_slot(Some("weird".into())), 0);
+        assert_eq!(metadata_slot(Some("weird")), 0);
     }
 }

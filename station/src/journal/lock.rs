@@ -57,9 +57,7 @@ impl StationLock {
         let stamp = format!(
             "{} {}\n",
             std::process::id(),
-            crate::journal::rfc3339_millis(
-                i64::try_from(crate::events::now_unix_ms()).unwrap_or(i64::MAX)
-            )
+            crate::timestamp::Timestamp::now()
         );
         file.set_len(0)
             .and_then(|()| file.seek(SeekFrom::Start(0)).map(drop))

@@ -5,7 +5,6 @@ mod lock;
 mod query;
 mod record;
 mod schema;
-mod time;
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -19,7 +18,6 @@ pub use record::{
     Milestone, MilestoneTimes,
 };
 pub use schema::SCHEMA_VERSION;
-pub use time::rfc3339_millis;
 
 use record::millis;
 

@@ -6,9 +6,9 @@ use rusqlite::{params, Row};
 use serde::Serialize;
 
 use super::record::ImageSent;
-use super::time::rfc3339_millis;
 use super::{Journal, JournalError};
 use crate::mode::Mode;
+use crate::timestamp::Timestamp;
 
 /// Counts and yield for one work order, from the journal alone.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -45,8 +45,8 @@ pub struct WorkOrderReport {
     pub failures_by_code: Vec<CodeCount>,
     /// Units that also passed under another work order.
     pub flagged_units: Vec<FlaggedUnit>,
-    pub first_started_at: Option<String>,
-    pub last_finished_at: Option<String>,
+    pub first_started_at: Option<Timestamp>,
+    pub last_finished_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -85,13 +85,13 @@ pub struct AttemptRow {
     pub failure_code: Option<String>,
     pub failure_message: Option<String>,
     pub passed_under_other_work_orders: Vec<String>,
-    pub started_at: String,
-    pub identified_at: Option<String>,
-    pub flash_started_at: Option<String>,
-    pub flash_done_at: Option<String>,
-    pub verify_started_at: Option<String>,
-    pub verify_done_at: Option<String>,
-    pub finished_at: Option<String>,
+    pub started_at: Timestamp,
+    pub identified_at: Option<Timestamp>,
+    pub flash_started_at: Option<Timestamp>,
+    pub flash_done_at: Option<Timestamp>,
+    pub verify_started_at: Option<Timestamp>,
+    pub verify_done_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
     pub tool_version: String,
     pub log_path: Option<String>,
 }
@@ -111,8 +111,10 @@ struct RawRow {
 }
 
 fn raw_row(row: &Row) -> rusqlite::Result<RawRow> {
-    let at = |index: usize| -> rusqlite::Result<Option<String>> {
-        Ok(row.get::<_, Option<i64>>(index)?.map(rfc3339_millis))
+    let at = |index: usize| -> rusqlite::Result<Option<Timestamp>> {
+        Ok(row
+            .get::<_, Option<i64>>(index)?
+            .map(Timestamp::from_unix_ms))
     };
     let flagged: Option<String> = row.get(19)?;
     Ok(RawRow {
@@ -143,7 +145,7 @@ fn raw_row(row: &Row) -> rusqlite::Result<RawRow> {
             passed_under_other_work_orders: flagged
                 .map(|s| s.split(',').map(str::to_string).collect())
                 .unwrap_or_default(),
-            started_at: rfc3339_millis(row.get(20)?),
+            started_at: Timestamp::from_unix_ms(row.get(20)?),
             identified_at: at(21)?,
             flash_started_at: at(22)?,
             flash_done_at: at(23)?,
@@ -258,8 +260,8 @@ impl Journal {
             first_pass_yield_percent: None,
             failures_by_code: Vec::new(),
             flagged_units: Vec::new(),
-            first_started_at: rows.first().map(|r| r.started_at.clone()),
-            last_finished_at: rows.iter().filter_map(|r| r.finished_at.clone()).max(),
+            first_started_at: rows.first().map(|r| r.started_at),
+            last_finished_at: rows.iter().filter_map(|r| r.finished_at).max(),
         };
         let mut codes: BTreeMap<String, u64> = BTreeMap::new();
         let mut units: BTreeMap<&str, UnitTally> = BTreeMap::new();

@@ -144,12 +144,15 @@ fn a_verdict_is_on_disk_when_finish_returns() {
         row.activation_sha256_found,
         Some(Sha256Digest::of_bytes(b"client-00EEA").to_hex())
     );
-    assert_eq!(row.started_at, "2026-11-28T10:00:00.000Z");
+    assert_eq!(row.started_at.to_string(), "2026-11-28T10:00:00.000Z");
     assert_eq!(
-        row.flash_done_at.as_deref(),
+        row.flash_done_at.map(|t| t.to_string()).as_deref(),
         Some("2026-11-28T10:00:40.000Z")
     );
-    assert_eq!(row.finished_at.as_deref(), Some("2026-11-28T10:01:00.000Z"));
+    assert_eq!(
+        row.finished_at.map(|t| t.to_string()).as_deref(),
+        Some("2026-11-28T10:01:00.000Z")
+    );
     assert_eq!(row.log_path.as_deref(), Some("logs/unit-3.log"));
 }
 
@@ -308,11 +311,11 @@ fn a_whole_attempt_can_be_recorded_at_once() {
     assert_eq!(row.result, "FAIL");
     assert_eq!(row.mode, Some(Mode::Edl));
     assert_eq!(
-        row.identified_at.as_deref(),
+        row.identified_at.map(|t| t.to_string()).as_deref(),
         Some("2026-11-28T10:00:01.000Z")
     );
     assert_eq!(
-        row.flash_done_at.as_deref(),
+        row.flash_done_at.map(|t| t.to_string()).as_deref(),
         Some("2026-11-28T10:00:30.000Z")
     );
     assert_eq!(row.verify_started_at, None);

@@ -12,7 +12,7 @@ use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
 use super::fields::{JsonVisitor, SpanFields};
-use crate::events::{format_rfc3339, now_unix_ms};
+use crate::timestamp::Timestamp;
 
 pub const UNIT_KEYS: [&str; 4] = ["slot", "port_path", "serial", "work_order"];
 
@@ -60,7 +60,7 @@ where
 {
     let meta = event.metadata();
     let mut object = Map::new();
-    object.insert("ts".into(), Value::from(format_rfc3339(now_unix_ms())));
+    object.insert("ts".into(), Value::from(Timestamp::now().to_string()));
     object.insert("level".into(), Value::from(meta.level().as_str()));
     object.insert("target".into(), Value::from(meta.target()));
     for key in UNIT_KEYS {

@@ -18,7 +18,7 @@ use tracing_subscriber::registry::{LookupSpan, Registry};
 use super::fields::{plain_value, JsonVisitor};
 use super::json_layer::{capture_span_fields, record_span_fields};
 use super::LoggingError;
-use crate::events::{format_rfc3339, now_unix_ms};
+use crate::timestamp::Timestamp;
 
 /// Where unit log files go (`<log dir>/units`).
 #[derive(Debug, Clone)]
@@ -168,11 +168,7 @@ impl UnitLog {
 
     /// Appends one timestamped line; control characters are escaped so a line stays a line.
     pub fn line(&self, text: &str) {
-        self.write(&format!(
-            "{} {}\n",
-            format_rfc3339(now_unix_ms()),
-            escape_controls(text)
-        ));
+        self.write(&format!("{} {}\n", Timestamp::now(), escape_controls(text)));
     }
 
     fn write(&self, line: &str) {
@@ -245,7 +241,7 @@ where
             .unwrap_or_default();
         let mut line = format!(
             "{} {:>5} {}: {}",
-            format_rfc3339(now_unix_ms()),
+            Timestamp::now(),
             meta.level().as_str(),
             meta.target(),
             escape_controls(&message)

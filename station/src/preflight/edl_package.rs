@@ -172,8 +172,9 @@ fn check_partition_sizes<'a>(
     Ok(())
 }
 
-/// The phone is verified on the activation client's partition after EDL flashing (in fastboot,
-/// on the slot it boots): the package must write the client's image there.
+/// The phone is verified on the activation client's partition after EDL flashing (on the slot
+/// it boots, through Firehose before its reset or through fastboot after it): the package must
+/// write the client's image there.
 fn check_client_written(image_set: &ImageSet, package: &Package) -> Result<(), PreflightError> {
     let client = &image_set.activation_client;
     let Some(image) = image_set.files.get(&client.file) else {

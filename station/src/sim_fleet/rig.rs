@@ -22,6 +22,7 @@ use crate::config::FastbootPlan;
 
 use super::SimUnit;
 use crate::bus::sim::SimBus;
+use crate::config::VerifyMethod;
 use crate::events::SlotNumber;
 use crate::journal::Journal;
 use crate::mode::Mode;
@@ -73,8 +74,13 @@ pub fn numbered_phone(
             Mode::Edl => PhoneMode::Edl,
         })
         // A factory build whose boot chain stops in the bootloader: after EDL's power reset
-        // the phone is back in fastboot on its slot, where the station reads back.
-        .boots_to(PhoneMode::Bootloader);
+        // the phone is back in fastboot on its slot, where the station reads back. A product
+        // verified through EDL is played by production phones, whose reset boots Android.
+        .boots_to(if verified_through_edl(batch) {
+            PhoneMode::Android
+        } else {
+            PhoneMode::Bootloader
+        });
     if let Some(product) = &identity.fastboot_product {
         builder = builder.product(product);
     }
@@ -148,6 +154,12 @@ pub fn factory_fastboot() -> FastbootConfig {
     }
 }
 
+/// The product's route is `edl_readback`: its phones need no `fetch` and are not followed
+/// after their reset.
+fn verified_through_edl(batch: &CheckedBatch) -> bool {
+    batch.image_set.activation_client.verify == VerifyMethod::EdlReadback
+}
+
 /// A simulated bus with one phone of the batch's product per slot (serials `FG000101`…).
 pub fn simulated_bus(
     batch: &CheckedBatch,
@@ -187,11 +199,20 @@ pub fn simulated_bus_numbered(
                 source,
             },
         )?;
+        let bootloader = if verified_through_edl(batch) {
+            // A production bootloader: no `fetch` at all.
+            FastbootConfig {
+                fetch_allow: FetchAllow::None,
+                ..factory_fastboot()
+            }
+        } else {
+            factory_fastboot()
+        };
         units.push(SimUnit::new(
             &bus,
             &sim_port(*slot),
             phone,
-            factory_fastboot(),
+            bootloader,
             EdlSimConfig::default(),
         ));
     }

@@ -160,13 +160,16 @@ impl FastbootDevice {
         offset: Option<u64>,
         size: Option<u64>,
     ) -> Result<(), TransportError> {
+        if self.config.fetch_allow == super::FetchAllow::None {
+            return fail(link, super::UNKNOWN_COMMAND);
+        }
         if self.config.fetch_requires_unlocked && self.locked() {
             return fail(link, "Fetch is not allowed on locked devices");
         }
         if !self.config.fetch_allow.allows(name) {
             let list = match &self.config.fetch_allow {
                 super::FetchAllow::Only(names) => names.join(", "),
-                super::FetchAllow::All => String::new(),
+                super::FetchAllow::All | super::FetchAllow::None => String::new(),
             };
             return fail(link, format!("Fetch is only allowed on [{list}]"));
         }

@@ -128,5 +128,4 @@ fn endless_info(
 }
 
 #[cfg(test)]
-#[path = "fault_tests.rs"]
 mod tests;

@@ -328,6 +328,24 @@ fn fetch_whole_partition_and_max_fetch_size() {
 }
 
 #[test]
+fn a_bootloader_without_fetch_answers_it_as_an_unknown_command() {
+    let config = FastbootConfig {
+        fetch_allow: FetchAllow::None,
+        fetch_requires_unlocked: false,
+        ..FastbootConfig::default()
+    };
+    let (mut host, _dev) = start(small_phone(), config);
+    assert_eq!(
+        one(&mut host, "fetch:boot_a:0x0:0x1000"),
+        "FAILunknown command"
+    );
+    assert_eq!(one(&mut host, "fetch:vendor_boot_a"), "FAILunknown command");
+    assert!(one(&mut host, "getvar:max-fetch-size").starts_with("FAIL"));
+    // The rest of the bootloader is there.
+    assert_eq!(one(&mut host, "getvar:current-slot"), "OKAYa");
+}
+
+#[test]
 fn oem_sha256_answers_the_digest_of_the_range() {
     let phone = small_phone();
     phone

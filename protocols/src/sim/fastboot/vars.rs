@@ -112,7 +112,9 @@ impl FastbootDevice {
             Variable::Unlocked => yes_no(id.unlocked),
             Variable::CriticalUnlocked => yes_no(id.critical_unlocked),
             Variable::MaxDownloadSize => format!("0x{:X}", self.config.max_download_size),
-            Variable::MaxFetchSize => format!("0x{:X}", self.config.max_fetch_size),
+            Variable::MaxFetchSize if self.config.fetch_allow != super::FetchAllow::None => {
+                format!("0x{:X}", self.config.max_fetch_size)
+            }
             Variable::IsUserspace => yes_no(userspace),
             Variable::Variant => "SIM UFS".to_string(),
             Variable::LogicalBlockSize => {
@@ -154,6 +156,7 @@ impl FastbootDevice {
                 .to_string(),
             // `all` is answered by `getvar` itself; the rest this device does not publish.
             Variable::All
+            | Variable::MaxFetchSize
             | Variable::SnapshotUpdateStatus
             | Variable::SlotCount
             | Variable::CurrentSlot

@@ -17,9 +17,7 @@ use protocols::transport::serial::SerialLink;
 use protocols::transport::usb::{DeviceSelector, UsbLink, EDL_INTERFACE};
 use protocols::transport::Transport;
 
-#[path = "edl_firehose.rs"]
 mod firehose;
-#[path = "edl_ramdump.rs"]
 mod ramdump;
 
 #[derive(clap::Args)]

@@ -22,6 +22,7 @@ use protocols::transport::tcp::TcpLink;
 use protocols::transport::usb::{DeviceSelector, UsbLink, FASTBOOT_INTERFACE};
 use protocols::transport::Transport;
 
+use crate::byte_size::parse_byte_size;
 use crate::output_file::OutputFile;
 
 #[derive(clap::Args)]
@@ -118,19 +119,6 @@ enum Action {
         #[arg(long)]
         slot: Option<SlotChoice>,
     },
-}
-
-/// `123`, `64K`, `512M`, `1G`, `0x1000`.
-fn parse_byte_size(text: &str) -> Result<u64, String> {
-    let (number, shift) = match text.char_indices().last() {
-        Some((i, 'k' | 'K')) => (&text[..i], 10),
-        Some((i, 'm' | 'M')) => (&text[..i], 20),
-        Some((i, 'g' | 'G')) => (&text[..i], 30),
-        _ => (text, 0),
-    };
-    protocols::fastboot::parse_size(number)
-        .and_then(|n| n.checked_mul(1u64 << shift))
-        .ok_or_else(|| format!("`{text}` is not a byte count (e.g. 4096, 0x1000, 512M)"))
 }
 
 fn open_target(target: &str, timeout: Duration) -> anyhow::Result<Box<dyn Transport>> {
@@ -366,19 +354,4 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_byte_size;
-
-    #[test]
-    fn byte_sizes_take_suffixes_and_hex() {
-        assert_eq!(parse_byte_size("4096"), Ok(4096));
-        assert_eq!(parse_byte_size("64M"), Ok(64 << 20));
-        assert_eq!(parse_byte_size("1g"), Ok(1 << 30));
-        assert_eq!(parse_byte_size("0x1000"), Ok(4096));
-        assert!(parse_byte_size("M").is_err());
-        assert!(parse_byte_size("lots").is_err());
-    }
 }

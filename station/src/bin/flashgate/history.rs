@@ -42,7 +42,7 @@ pub fn render(serial: &str, rows: &[AttemptRow]) -> String {
         out.push_str(&format!(
             "#{} {}  {}  work order {} ({} {} build {})  station {} slot {} port {}  {}\n",
             row.id,
-            row.started_at,
+            row.started_at.local(),
             result,
             row.work_order,
             row.product,
@@ -91,6 +91,7 @@ mod tests {
     use station::digest::Sha256Digest;
     use station::journal::{AttemptOutcome, AttemptStart, ImageSent, Journal};
     use station::mode::Mode;
+    use station::timestamp::Timestamp;
     use station::verdict::{Failure, UnitRef, Verdict};
 
     use super::render;
@@ -137,10 +138,12 @@ mod tests {
             .unwrap();
         let rows = journal.history("S1").unwrap();
         let text = render("S1", &rows);
+        // People read local time with its offset (whatever zone runs the test); JSON keeps UTC.
+        let local = Timestamp::from_unix_ms(1_795_860_000_000).local();
         assert!(
-            text.starts_with(
-                "serial S1: 1 attempt(s)\n#1 2026-11-28T10:00:00.000Z  PASS  work order WO-1"
-            ),
+            text.starts_with(&format!(
+                "serial S1: 1 attempt(s)\n#1 {local}  PASS  work order WO-1"
+            )),
             "{text}"
         );
         assert!(
@@ -194,6 +197,7 @@ mod tests {
         assert_eq!(render("S2", &[]), "no attempts recorded for serial S2\n");
         let json = serde_json::to_value(&rows).unwrap();
         assert_eq!(json[0]["mode"], "edl");
+        assert_eq!(json[0]["started_at"], "2026-11-28T10:00:00.000Z");
         assert_eq!(
             json[0]["images_sent"][0]["sha256"],
             Sha256Digest::of_bytes(b"system").to_hex()

@@ -13,7 +13,6 @@ use station::image::{
     identify, list_logical_partitions, Finder, ImageFileSource, ImageKind, Listing, SuperListing,
 };
 
-#[path = "image_make_super.rs"]
 mod make_super;
 
 /// Files `cat` and `sha256` stream at most (a whole `system` fits).

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod byte_size;
 mod devices;
 mod edl;
 mod fastboot;
@@ -79,6 +80,8 @@ fn render_error(error: &anyhow::Error) -> String {
 }
 
 fn main() -> ExitCode {
+    // Before any thread exists: the local offset can only be asked for soundly now.
+    station::timestamp::resolve_local_offset();
     let cli = Cli::parse();
     if matches!(
         cli.command,

@@ -100,8 +100,12 @@ pub fn render(report: &WorkOrderReport) -> String {
     }
     out.push_str(&format!(
         "period       {} .. {}\n",
-        report.first_started_at.as_deref().unwrap_or("-"),
-        report.last_finished_at.as_deref().unwrap_or("-")
+        report
+            .first_started_at
+            .map_or_else(|| "-".to_string(), |t| t.local()),
+        report
+            .last_finished_at
+            .map_or_else(|| "-".to_string(), |t| t.local())
     ));
     out
 }

@@ -10,10 +10,10 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use protocols::sim::{FastbootConfig, FastbootDevice, FetchAllow, Phone, PhoneMode, SessionEnd};
 
-#[path = "sim_edl.rs"]
-mod sim_edl;
-#[path = "sim_usb.rs"]
-mod sim_usb;
+use crate::byte_size::parse_byte_size;
+
+mod edl;
+mod usb;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -29,7 +29,7 @@ enum SimCommand {
     Fastboot(FastbootArgs),
     /// Serve one simulated phone in Qualcomm EDL (Sahara boot ROM, then the Firehose
     /// programmer) on a pseudo-terminal until killed; LUN and partition files in DIR.
-    Edl(sim_edl::EdlArgs),
+    Edl(edl::EdlArgs),
     /// Write a programmer ELF that simulated phones can be told to accept (demo EDL packages,
     /// training); its SHA-256 depends only on NAME.
     ProgrammerElf(ProgrammerElfArgs),
@@ -51,7 +51,7 @@ struct FastbootArgs {
     #[arg(long, default_value = "127.0.0.1:5554")]
     listen: String,
     #[command(flatten)]
-    usb: sim_usb::UsbArgs,
+    usb: usb::UsbArgs,
     /// Directory for the partition files.
     #[arg(long, value_name = "DIR")]
     storage: PathBuf,
@@ -62,10 +62,10 @@ struct FastbootArgs {
     #[arg(long)]
     serial: Option<String>,
     /// `getvar max-download-size` in bytes (suffixes K, M, G allowed).
-    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    #[arg(long, value_name = "BYTES", value_parser = parse_byte_size)]
     max_download_size: Option<u64>,
     /// `getvar max-fetch-size` in bytes.
-    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    #[arg(long, value_name = "BYTES", value_parser = parse_byte_size)]
     max_fetch_size: Option<u64>,
     /// A partition (repeatable), e.g. `boot=64M`. With --slots, names get one copy per slot
     /// (`boot_a`, `boot_b`) except shared ones (userdata, metadata, misc, persist, frp, super,
@@ -84,10 +84,10 @@ struct FastbootArgs {
     /// deletes them and takes `update-super`; the bootloader refuses them and flashes `super`
     /// whole. Without --partition, the physical layout is boot, init_boot, vendor_boot, dtbo,
     /// vbmeta(_system) per slot, misc, metadata, persist, super, userdata.
-    #[arg(long = "super", value_name = "SIZE", value_parser = parse_size)]
+    #[arg(long = "super", value_name = "SIZE", value_parser = parse_byte_size)]
     super_size: Option<u64>,
-    /// Partitions `fetch:` may read (repeatable; `all` for any). Default: fastbootd's list
-    /// (vendor_boot, vendor_boot_a, vendor_boot_b).
+    /// Partitions `fetch:` may read (repeatable; `all` for any, `none` for a bootloader without
+    /// the command). Default: fastbootd's list (vendor_boot, vendor_boot_a, vendor_boot_b).
     #[arg(long = "fetch-allow", value_name = "NAME")]
     fetch_allow: Vec<String>,
     /// Start with the bootloader locked (flash/erase refused until `flashing unlock`).
@@ -123,7 +123,7 @@ const SHARED_PARTITIONS: &[&str] = &[
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         SimCommand::Fastboot(a) => fastboot(a),
-        SimCommand::Edl(a) => sim_edl::run(a),
+        SimCommand::Edl(a) => edl::run(a),
         SimCommand::ProgrammerElf(a) => {
             let elf = protocols::sim::sahara_elf::programmer_elf(
                 format!("flashgate simulated programmer: {}", a.name).as_bytes(),
@@ -136,35 +136,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// `--fetch-allow` values: `all`, or the partitions `fetch:` may read; none keeps the default.
+/// `--fetch-allow` values: `all`, `none` (no `fetch` command at all), or the partitions
+/// `fetch:` may read; no value keeps the default.
 fn fetch_allow(names: &[String]) -> Option<FetchAllow> {
     if names.iter().any(|n| n == "all") {
         Some(FetchAllow::All)
+    } else if names.iter().any(|n| n == "none") {
+        Some(FetchAllow::None)
     } else if names.is_empty() {
         None
     } else {
         Some(FetchAllow::Only(names.to_vec()))
     }
-}
-
-/// `64M`, `10MiB`, `4G`, `4096`, `0x1000`.
-fn parse_size(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let bad = || format!("{text:?} is not a size (examples: 4096, 0x1000, 512K, 64M, 4G)");
-    if let Some(hex) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
-        return u64::from_str_radix(hex, 16).map_err(|_| bad());
-    }
-    let digits_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (number, unit) = t.split_at(digits_end);
-    let n: u64 = number.parse().map_err(|_| bad())?;
-    let shift = match unit.trim().to_ascii_uppercase().as_str() {
-        "" | "B" => 0,
-        "K" | "KB" | "KIB" => 10,
-        "M" | "MB" | "MIB" => 20,
-        "G" | "GB" | "GIB" => 30,
-        _ => return Err(bad()),
-    };
-    n.checked_mul(1 << shift).ok_or_else(bad)
 }
 
 fn build_phone(a: &FastbootArgs) -> anyhow::Result<Phone> {
@@ -198,7 +181,8 @@ fn build_phone(a: &FastbootArgs) -> anyhow::Result<Phone> {
         let (name, size) = spec
             .split_once('=')
             .with_context(|| format!("--partition {spec:?}: expected NAME=SIZE, e.g. boot=64M"))?;
-        let size = parse_size(size).map_err(|e| anyhow::anyhow!("--partition {spec:?}: {e}"))?;
+        let size =
+            parse_byte_size(size).map_err(|e| anyhow::anyhow!("--partition {spec:?}: {e}"))?;
         let literal = SHARED_PARTITIONS.contains(&name)
             || slots.iter().any(|s| name.ends_with(&format!("_{s}")));
         builder = if literal || slots.is_empty() {
@@ -228,7 +212,7 @@ fn fastboot(a: FastbootArgs) -> anyhow::Result<ExitCode> {
     }
     if a.usb.functionfs.is_some() {
         let edl = protocols::sim::edl::EdlSimConfig::default();
-        return sim_usb::serve(&a.usb, phone, edl, config);
+        return usb::serve(&a.usb, phone, edl, config);
     }
     let listener =
         TcpListener::bind(&a.listen).with_context(|| format!("listening on {}", a.listen))?;
@@ -269,21 +253,4 @@ fn fastboot(a: FastbootArgs) -> anyhow::Result<ExitCode> {
         phone.mode()
     );
     Ok(ExitCode::SUCCESS)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_size;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("4096"), Ok(4096));
-        assert_eq!(parse_size("0x1000"), Ok(4096));
-        assert_eq!(parse_size("64M"), Ok(64 << 20));
-        assert_eq!(parse_size("10MiB"), Ok(10 << 20));
-        assert_eq!(parse_size("4G"), Ok(4 << 30));
-        assert!(parse_size("12Q").is_err());
-        assert!(parse_size("").is_err());
-        assert!(parse_size("99999999999999G").is_err());
-    }
 }

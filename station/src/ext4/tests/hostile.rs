@@ -3,7 +3,8 @@
 //! took ext4-view down: an extent index that points to itself, and `s_blocks_per_group = 0`.
 
 use std::path::Path;
-use std::process::Command;
+
+use protocols::external_tool;
 
 use super::mkfs::{mkfs, pattern};
 use super::*;
@@ -54,7 +55,7 @@ fn fixture(checksums: bool) -> Fixture {
 }
 
 fn debugfs(image: &Path, request: &str) -> String {
-    let out = Command::new("debugfs")
+    let out = external_tool::command("debugfs")
         .args(["-R", request])
         .arg(image)
         .output()

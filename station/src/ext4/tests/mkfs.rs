@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
+
+use protocols::external_tool;
 
 use super::*;
 
@@ -77,7 +78,7 @@ fn put_far_file(root: &Path, files: &mut BTreeMap<String, Vec<u8>>) {
 }
 
 pub(super) fn mkfs(tree: &Path, image: &Path, args: &[&str], size: &str) {
-    let out = Command::new("mke2fs")
+    let out = external_tool::command("mke2fs")
         .args([
             "-q",
             "-F",
@@ -94,7 +95,7 @@ pub(super) fn mkfs(tree: &Path, image: &Path, args: &[&str], size: &str) {
         .arg(size)
         .env("E2FSPROGS_FAKE_TIME", "1764288000")
         .output()
-        .expect("mke2fs (e2fsprogs) is installed");
+        .expect("running mke2fs");
     assert!(
         out.status.success(),
         "mke2fs {args:?}: {}",
@@ -103,12 +104,12 @@ pub(super) fn mkfs(tree: &Path, image: &Path, args: &[&str], size: &str) {
 }
 
 fn debugfs_cat(image: &Path, path: &str) -> Vec<u8> {
-    let out = Command::new("debugfs")
+    let out = external_tool::command("debugfs")
         .arg("-R")
         .arg(format!("cat {path}"))
         .arg(image)
         .output()
-        .expect("debugfs (e2fsprogs) is installed");
+        .expect("running debugfs");
     assert!(out.status.success());
     out.stdout
 }
@@ -345,7 +346,7 @@ fn mkfs_checksum_seed_survives_a_new_uuid() {
         &["-b", "4096", "-O", "metadata_csum_seed"],
         "16M",
     );
-    let status = Command::new("tune2fs")
+    let status = external_tool::command("tune2fs")
         .args(["-U", "5f1a0000-0000-4000-8000-0000000000cc"])
         .arg(&image_path)
         .output()

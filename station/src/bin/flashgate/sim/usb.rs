@@ -29,7 +29,7 @@ pub struct UsbArgs {
     pub udc: Option<String>,
     /// Take in host data at most this fast, in bytes per second (suffixes K, M): a phone
     /// writing to slow flash. Gives an operator time to pull the cable mid-flash.
-    #[arg(long, value_name = "BYTES", value_parser = super::parse_size, requires = "functionfs")]
+    #[arg(long, value_name = "BYTES", value_parser = crate::byte_size::parse_byte_size, requires = "functionfs")]
     pub usb_rate: Option<u64>,
 }
 

@@ -6,8 +6,8 @@
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
+use protocols::external_tool;
 use protocols::sim::{Phone, PhoneMode};
 
 pub struct EdlPackage {
@@ -94,11 +94,11 @@ impl EdlPackage {
         system_raw.extend(noise(3, 512 * 1024));
         let raw_path = dir.path().join("system.raw");
         fs::write(&raw_path, &system_raw).unwrap();
-        let status = Command::new("img2simg")
+        let status = external_tool::command("img2simg")
             .arg(&raw_path)
             .arg(dir.path().join("system.simg"))
             .status()
-            .expect("img2simg (android-sdk-libsparse-utils) is installed");
+            .expect("running img2simg");
         assert!(status.success());
         fs::remove_file(&raw_path).unwrap();
 

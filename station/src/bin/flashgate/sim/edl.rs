@@ -20,7 +20,7 @@ use protocols::sim::{Phone, PhoneMode};
 use protocols::transport::pty::PtyDevice;
 use sha2::{Digest, Sha256};
 
-use super::parse_size;
+use crate::byte_size::parse_byte_size;
 
 #[derive(clap::Args)]
 pub struct EdlArgs {
@@ -28,13 +28,14 @@ pub struct EdlArgs {
     #[arg(long, value_name = "PATH", required_unless_present = "functionfs")]
     pty: Option<PathBuf>,
     #[command(flatten)]
-    usb: super::sim_usb::UsbArgs,
+    usb: super::usb::UsbArgs,
     /// With --functionfs: after a Firehose `power reset` the phone boots into its bootloader
     /// and re-enumerates as a fastboot device (default: back in EDL).
     #[arg(long, requires = "functionfs")]
     reset_to_fastboot: bool,
     /// With --reset-to-fastboot: partitions the bootloader's `fetch:` may read (repeatable;
-    /// `all` for any, as a factory bootloader that lets the station read back what it wrote).
+    /// `all` for any, as a factory bootloader that lets the station read back what it wrote;
+    /// `none` for a production bootloader without the command).
     #[arg(
         long = "fetch-allow",
         value_name = "NAME",
@@ -51,7 +52,7 @@ pub struct EdlArgs {
     #[arg(long, default_value_t = 4096)]
     sector_size: u32,
     /// Size of LUN 0 in bytes (suffixes K, M, G); default: just fits the partitions.
-    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    #[arg(long, value_name = "BYTES", value_parser = parse_byte_size)]
     lun_size: Option<u64>,
     /// A programmer this phone's secure boot accepts (repeatable); any other is refused with
     /// an authentication failure, as on a real secure-boot phone.
@@ -79,7 +80,7 @@ pub struct EdlArgs {
     #[arg(long)]
     crashed: bool,
     /// Largest MaxPayloadSizeToTargetInBytes the programmer accepts.
-    #[arg(long, value_name = "BYTES", value_parser = parse_size, default_value = "1M")]
+    #[arg(long, value_name = "BYTES", value_parser = parse_byte_size, default_value = "1M")]
     max_payload: u64,
 }
 
@@ -111,7 +112,7 @@ fn build_phone(args: &EdlArgs) -> anyhow::Result<Phone> {
         let (name, size) = spec
             .split_once('=')
             .with_context(|| format!("--partition {spec}: expected NAME=SIZE"))?;
-        let size = parse_size(size).map_err(anyhow::Error::msg)?;
+        let size = parse_byte_size(size).map_err(anyhow::Error::msg)?;
         builder = builder.partition(name, size);
     }
     if let Some(path) = &args.demo_programmer {
@@ -165,7 +166,7 @@ pub fn run(args: EdlArgs) -> anyhow::Result<ExitCode> {
         if let Some(allow) = super::fetch_allow(&args.fetch_allow) {
             fastboot.fetch_allow = allow;
         }
-        return super::sim_usb::serve(&args.usb, phone, config, fastboot);
+        return super::usb::serve(&args.usb, phone, config, fastboot);
     }
     let Some(pty_path) = &args.pty else {
         anyhow::bail!("--pty PATH or --functionfs DIR is required");

@@ -114,5 +114,4 @@ fn swallow_until_gone(link: &mut dyn Transport) -> Result<FirehoseOutcome, Trans
 }
 
 #[cfg(test)]
-#[path = "firehose_fault_tests.rs"]
 mod tests;

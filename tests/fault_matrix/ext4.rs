@@ -3,9 +3,9 @@
 //! while the rest of the batch passes. The same routine reads image files at pre-flight.
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 
+use protocols::external_tool;
 use protocols::sim::FaultAction;
 
 use super::{failure_beside_passes, Rig};
@@ -39,14 +39,14 @@ fn small_ext4(work: &Path) -> Vec<u8> {
     )
     .unwrap();
     let image = work.join("system.raw");
-    let made = Command::new("mke2fs")
+    let made = external_tool::command("mke2fs")
         .args(["-q", "-F", "-t", "ext4", "-b", "4096", "-N", "64"])
         .args(["-O", "^has_journal,^metadata_csum,^64bit", "-d"])
         .arg(&tree)
         .arg(&image)
         .arg("1024k")
         .output()
-        .expect("mke2fs (e2fsprogs) runs");
+        .expect("running mke2fs");
     assert!(
         made.status.success(),
         "mke2fs failed: {}",
@@ -139,16 +139,16 @@ fn hostile_ext4_fixtures_are_broken_where_they_say() {
     ] {
         let path = work.path().join(name);
         std::fs::write(&path, image).unwrap();
-        let fsck = Command::new("e2fsck")
+        let fsck = external_tool::command("e2fsck")
             .args(["-f", "-n"])
             .arg(&path)
             .output()
-            .expect("e2fsck (e2fsprogs) runs");
+            .expect("running e2fsck");
         assert!(!fsck.status.success(), "{name}: e2fsck finds nothing wrong");
     }
     let path = work.path().join("clean");
     std::fs::write(&path, &clean).unwrap();
-    let fsck = Command::new("e2fsck")
+    let fsck = external_tool::command("e2fsck")
         .args(["-f", "-n"])
         .arg(&path)
         .output()

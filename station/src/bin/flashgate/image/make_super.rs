@@ -31,7 +31,6 @@ use protocols::lp::{
     self, attr, header_flag, DeviceSpec, Metadata, MetadataBuilder, DEFAULT_GROUP,
 };
 
-#[path = "image_super_layout.rs"]
 mod layout;
 
 use layout::{InputImage, Layout};
