@@ -514,9 +514,7 @@ fn a_china_super_image_for_a_world_work_order_is_refused_before_flashing() {
         "{text}"
     );
     assert!(
-        text.contains(&format!(
-            "super {CLIENT} in logical partition system has the 00CN client"
-        )),
+        text.contains(&format!("super/system_a {CLIENT} has the 00CN client")),
         "{text}"
     );
 }
