@@ -4,6 +4,7 @@
 //! runs a work order of this one on the same slots and journal; a super image of another region
 //! is refused before any phone is touched.
 
+use std::path::Path;
 use std::process::Command;
 
 use flashgate_scenarios::flashgate_bin;
@@ -80,6 +81,13 @@ fn a_station_runs_the_first_product_then_the_modern_one_and_verifies_the_client_
             "{verify:?}"
         );
     }
+    // Four phones were flashed through EDL (the whole super.img by a sparse rawprogram line)
+    // and came back in fastboot on their own slot to be read back.
+    let mode_changes = events
+        .iter()
+        .filter(|e| e["event"] == "mode_changed" && e["mode"] == "fastboot")
+        .count();
+    assert_eq!(mode_changes, 4);
     assert!(
         stderr.contains("passed 8 of 100 ordered (this run 8), failed 0, aborted 0"),
         "{stderr}"
@@ -106,7 +114,10 @@ fn a_station_runs_the_first_product_then_the_modern_one_and_verifies_the_client_
         assert_eq!(row["activation_sha256_found"], allowed.as_str(), "{row}");
         assert_eq!(row["verify_method"], "host_readback", "{row}");
         let sent = row["images_sent"].as_array().unwrap();
-        let super_sent = sent.iter().find(|i| i["partition"] == "super").unwrap();
+        let super_sent = sent
+            .iter()
+            .find(|i| i["partition"] == "super" || i["file"] == "super")
+            .unwrap_or_else(|| panic!("super.img not sent: {row}"));
         assert_eq!(
             super_sent["sha256"],
             hex::encode(Sha256::digest(&super_img)),
@@ -176,4 +187,63 @@ fn a_china_super_image_under_the_eea_name_is_refused_before_any_phone_is_touched
     );
     assert!(!demo.join("state/journal.sqlite").exists());
     assert_ne!(found, allowed);
+}
+
+/// The demo's EDL package for fgmodern places each image at its partition of the phone the
+/// simulated rig builds for the product (the same GPT a fastboot unit of it has), so the lines
+/// `make-images.sh` writes cannot drift from the simulator's layout.
+#[test]
+fn the_modern_edl_package_writes_each_image_at_its_partition_on_the_rig_phone() {
+    use station::mode::Mode;
+    use station::preflight::load_and_check;
+    use station::sim_fleet::rig::product_phone;
+
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/demo");
+    let (_, batch) = load_and_check(
+        &demo.join("station.yaml"),
+        &demo.join("work-orders/WO-MODERN-EEA.yaml"),
+    )
+    .unwrap_or_else(|e| panic!("pre-flight: {e}"));
+    let phone = product_phone(&batch, 5, Mode::Edl).unwrap();
+    let state = phone.lock();
+    let rawprogram =
+        std::fs::read_to_string(demo.join("images/fgmodern/00EEA/rawprogram0.xml")).unwrap();
+    let attribute = |line: &str, name: &str| -> u64 {
+        let start = line.find(&format!(" {name}=\"")).unwrap() + name.len() + 3;
+        let len = line[start..].find('"').unwrap();
+        line[start..start + len].parse().unwrap()
+    };
+    let mut labels = Vec::new();
+    for line in rawprogram.lines().filter(|l| l.contains("<program ")) {
+        let label_at = line.find(" label=\"").unwrap() + 8;
+        let label = &line[label_at..label_at + line[label_at..].find('"').unwrap()];
+        let partition = state
+            .storage
+            .partition(label)
+            .unwrap_or_else(|| panic!("the rig phone has no {label}"));
+        assert_eq!(partition.lun, 0, "{label}");
+        assert_eq!(partition.sector_size, 4096, "{label}");
+        assert_eq!(
+            attribute(line, "start_sector"),
+            partition.first_lba,
+            "{label}"
+        );
+        let sectors = attribute(line, "num_partition_sectors");
+        assert!(
+            partition.first_lba + sectors - 1 <= partition.last_lba,
+            "{label}: {sectors} sectors past the partition"
+        );
+        if label == "super" {
+            assert_eq!(partition.last_lba - partition.first_lba + 1, sectors);
+        }
+        labels.push(label.to_string());
+    }
+    assert_eq!(
+        labels,
+        ["boot_a", "boot_b", "vbmeta_a", "vbmeta_b", "super"]
+    );
+    assert!(
+        state.storage.partition("system_a").is_none(),
+        "system is logical"
+    );
 }
