@@ -228,4 +228,167 @@ fn a_fifo_or_a_missing_file_is_refused_once_with_what_it_is() {
     assert_eq!(stderr.matches("no such file").count(), 1, "{stderr}");
     assert_eq!(stderr.matches("image `boot`").count(), 1, "{stderr}");
     assert!(!stderr.contains("IMAGE_HASH_MISMATCH"), "{stderr}");
+    assert!(stderr.contains("IMAGE_MISSING: image `boot`"), "{stderr}");
+
+    // Other bytes under the right name: said once, under IMAGE_HASH_MISMATCH.
+    let mut bytes = std::fs::read(demo.join("images/00EEA/vbmeta.img")).unwrap();
+    bytes[10] ^= 1;
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/demo/images/00EEA/boot.img"),
+        &boot,
+    )
+    .unwrap();
+    std::fs::write(demo.join("images/00EEA/vbmeta.img"), bytes).unwrap();
+    let out = run_within(&demo, "WO-DEMO-EEA");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.matches("IMAGE_HASH_MISMATCH").count(), 1, "{stderr}");
+    assert_eq!(stderr.matches("SHA-256").count(), 1, "{stderr}");
+    assert_eq!(stderr.matches("image `vbmeta`").count(), 1, "{stderr}");
+}
+
+fn report_json(demo: &Path, extra: &[&str]) -> std::process::Output {
+    Command::new(flashgate_bin())
+        .args([
+            "report",
+            "--work-order",
+            "WO-DEMO-WW",
+            "--json",
+            "--station",
+        ])
+        .arg(demo.join("station.yaml"))
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn simulated_phones_write_their_own_journal_never_the_stations() {
+    let (_keep, demo) = demo_copy();
+    let out = run(&demo, "WO-DEMO-WW", &["--sim", "2"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        events(&out.stdout)
+            .iter()
+            .filter(|e| e["event"] == "verdict")
+            .count(),
+        2,
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("simulated phones: journal ")
+            && stderr.contains("journal.sim.sqlite")
+            && stderr.contains("not the station's journal"),
+        "{stderr}"
+    );
+    assert!(demo.join("state/journal.sim.sqlite").exists());
+    assert!(
+        !demo.join("state/journal.sqlite").exists(),
+        "simulated phones reached the station's journal"
+    );
+    assert!(demo.join("state/logs/sim").is_dir());
+    // The daily JSON log's detection and verdict records name the unit; each unit log, in its
+    // day's folder, ends with the verdict.
+    let logs = demo.join("state/logs/sim");
+    let daily: Vec<serde_json::Value> = std::fs::read_dir(&logs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .flat_map(|p| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect::<Vec<serde_json::Value>>()
+        })
+        .collect();
+    for message in ["unit detected", "verdict"] {
+        let records: Vec<_> = daily.iter().filter(|o| o["message"] == message).collect();
+        assert_eq!(records.len(), 2, "{message}: {daily:?}");
+        for record in records {
+            for key in ["slot", "port_path", "work_order"] {
+                assert!(!record[key].is_null(), "{message} lacks {key}: {record}");
+            }
+            assert_eq!(record["work_order"], "WO-DEMO-WW", "{record}");
+        }
+    }
+    for verdict in daily.iter().filter(|o| o["message"] == "verdict") {
+        assert!(
+            verdict["serial"].as_str().is_some_and(|s| !s.is_empty()),
+            "{verdict}"
+        );
+        assert_eq!(verdict["result"], "PASS", "{verdict}");
+    }
+    let day = station::logging::utc_day(std::time::SystemTime::now());
+    let unit_logs: Vec<_> = std::fs::read_dir(logs.join("units").join(&day))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(unit_logs.len(), 2, "{unit_logs:?}");
+    for path in unit_logs {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let last = text.lines().last().unwrap();
+        assert!(last.contains(" verdict PASS (journal attempt "), "{last}");
+    }
+
+    // `report` on the station's journal has nothing; with `--sim` it reads the rig's.
+    let production = report_json(&demo, &[]);
+    assert!(!production.status.success());
+    let simulated = report_json(&demo, &["--sim"]);
+    assert!(simulated.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&simulated.stdout).unwrap();
+    assert_eq!(report["units_passed"], 2, "{report}");
+
+    // The same records as CSV, narrowed to this station and to today.
+    let csv = Command::new(flashgate_bin())
+        .args(["report", "--work-order", "WO-DEMO-WW", "--csv", "--sim"])
+        .args([
+            "--station-id",
+            "demo-st01",
+            "--since",
+            "2000-01-01",
+            "--station",
+        ])
+        .arg(demo.join("station.yaml"))
+        .output()
+        .unwrap();
+    assert!(
+        csv.status.success(),
+        "{}",
+        String::from_utf8_lossy(&csv.stderr)
+    );
+    let text = String::from_utf8(csv.stdout).unwrap();
+    let records: Vec<&str> = text.split_terminator("\r\n").collect();
+    assert_eq!(records.len(), 3, "{text}");
+    assert!(
+        records[0].starts_with("attempt_id,work_order,station_id,"),
+        "{text}"
+    );
+    assert!(records[1..]
+        .iter()
+        .all(|r| r.contains(",WO-DEMO-WW,demo-st01,")));
+    let elsewhere = Command::new(flashgate_bin())
+        .args(["report", "--work-order", "WO-DEMO-WW", "--csv", "--sim"])
+        .args(["--station-id", "other", "--station"])
+        .arg(demo.join("station.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(elsewhere.stdout).unwrap().lines().count(),
+        1
+    );
+    let bad = Command::new(flashgate_bin())
+        .args([
+            "report",
+            "--work-order",
+            "WO-DEMO-WW",
+            "--since",
+            "yesterday",
+            "--station",
+        ])
+        .arg(demo.join("station.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--since: `yesterday` is not a date"));
 }

@@ -28,8 +28,14 @@ pub use names::check_identifier;
 pub use product::{ImageSet, ProductManifest};
 pub use region::RegionCode;
 pub use sizes::DeclaredSizes;
-pub use station::{Limits, Retries, SlotBinding, SlotConfig, StationConfig, Timeouts, MAX_SLOTS};
+pub use station::{
+    simulated_journal_path, Limits, LogRetention, Retries, SlotBinding, SlotConfig, StationConfig,
+    Timeouts, MAX_SLOTS,
+};
 pub use work_order::WorkOrder;
 pub use yaml::YamlDocument;
 #[cfg(test)]
 mod product_tests;
+
+#[cfg(test)]
+mod reference_tests;

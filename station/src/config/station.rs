@@ -26,7 +26,31 @@ pub struct StationConfig {
     pub image_root: PathBuf,
     /// Folder holding `<product>.yaml` manifests.
     pub products_dir: PathBuf,
+    /// How long and how much of the logs in `log_dir` are kept.
+    pub log_retention: LogRetention,
 }
+
+/// Bounds on the logs a station keeps (daily JSON files and per-unit logs, by day); the oldest
+/// days go first. `None` is no bound of that kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogRetention {
+    /// Days of logs kept, today included.
+    pub max_age_days: Option<u32>,
+    /// Total bytes of logs kept.
+    pub max_total_bytes: Option<u64>,
+}
+
+impl Default for LogRetention {
+    fn default() -> Self {
+        Self {
+            max_age_days: Some(DEFAULT_LOG_MAX_AGE_DAYS),
+            max_total_bytes: Some(DEFAULT_LOG_MAX_TOTAL_MIB << 20),
+        }
+    }
+}
+
+pub const DEFAULT_LOG_MAX_AGE_DAYS: u32 = 90;
+pub const DEFAULT_LOG_MAX_TOTAL_MIB: u64 = 4096;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SlotConfig {
@@ -101,8 +125,17 @@ struct StationFile {
     products_dir: Option<PathBuf>,
     journal: PathBuf,
     log_dir: PathBuf,
+    #[serde(default)]
+    log_retention: LogRetentionFile,
     limits: LimitsFile,
     slots: Vec<SlotFile>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct LogRetentionFile {
+    max_age_days: Option<u32>,
+    max_total_mib: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -194,6 +227,7 @@ impl StationConfig {
 
         let limits = validate_limits(doc, raw.limits)?;
         let slots = validate_slots(doc, raw.slots)?;
+        let log_retention = validate_log_retention(doc, &raw.log_retention)?;
         Ok(Self {
             source: doc.file.clone(),
             station_id: raw.station_id,
@@ -203,7 +237,20 @@ impl StationConfig {
             log_dir: base.join(raw.log_dir),
             image_root,
             products_dir,
+            log_retention,
         })
+    }
+
+    /// The station as a run of simulated phones standing in for its slots (`run --sim N`) uses
+    /// it: its own journal beside the production one (`journal.sqlite` → `journal.sim.sqlite`)
+    /// and its logs in `<log_dir>/sim`, so `report` and `history` on the production journal
+    /// never count a fake unit.
+    pub fn for_simulated_phones(&self) -> Self {
+        Self {
+            journal: simulated_journal_path(&self.journal),
+            log_dir: self.log_dir.join("sim"),
+            ..self.clone()
+        }
     }
 
     /// Where the manifest of `product` lives.
@@ -266,6 +313,27 @@ fn validate_limits(doc: &YamlDocument, raw: LimitsFile) -> Result<Limits, Config
         parallel_slots: raw.parallel_slots,
         timeouts,
         retries,
+    })
+}
+
+/// 0 turns a bound off; sizes are MiB, at most 16 TiB.
+fn validate_log_retention(
+    doc: &YamlDocument,
+    raw: &LogRetentionFile,
+) -> Result<LogRetention, ConfigError> {
+    const MAX_MIB: u64 = 16 << 20;
+    let max_total_mib = raw.max_total_mib.unwrap_or(DEFAULT_LOG_MAX_TOTAL_MIB);
+    if max_total_mib > MAX_MIB {
+        return Err(doc.error_at(
+            &KeyPath::of(&["log_retention", "max_total_mib"]),
+            format!("{max_total_mib} MiB is out of range"),
+            format!("use 1 to {MAX_MIB} MiB, or 0 for no size bound"),
+        ));
+    }
+    let max_age_days = raw.max_age_days.unwrap_or(DEFAULT_LOG_MAX_AGE_DAYS);
+    Ok(LogRetention {
+        max_age_days: (max_age_days > 0).then_some(max_age_days),
+        max_total_bytes: (max_total_mib > 0).then_some(max_total_mib << 20),
     })
 }
 
@@ -337,6 +405,17 @@ fn validate_slots(doc: &YamlDocument, raw: Vec<SlotFile>) -> Result<Vec<SlotConf
     }
     slots.sort_by_key(|s| s.slot);
     Ok(slots)
+}
+
+/// The journal of simulated runs beside `journal`: `state/journal.sqlite` →
+/// `state/journal.sim.sqlite` (`journal` → `journal.sim`).
+pub fn simulated_journal_path(journal: &Path) -> PathBuf {
+    let stem = journal.file_stem().unwrap_or_default().to_string_lossy();
+    let name = match journal.extension() {
+        Some(ext) => format!("{stem}.sim.{}", ext.to_string_lossy()),
+        None => format!("{stem}.sim"),
+    };
+    journal.with_file_name(name)
 }
 
 /// Linux USB port paths: `<bus>-<port>[.<port>]*`, e.g. `1-4` or `3-1.4.2`.
@@ -508,6 +587,22 @@ slots:
                 "journal",
                 "missing field",
             ),
+            // A key given twice is placed at the second one, not at the top of the file.
+            (
+                GOOD.replace(
+                    "log_dir: state/logs\n",
+                    "log_dir: state/logs\njournal: j2\n",
+                ),
+                5,
+                "journal",
+                "duplicate field `journal`",
+            ),
+            (
+                GOOD.replace("    identify: 1\n", "    identify: 1\n    identify: 2\n"),
+                11,
+                "limits.retries.identify",
+                "duplicate field",
+            ),
         ];
         for (text, line, key, words) in cases {
             assert_error(load(&dir, &text).unwrap_err(), line, key, words);
@@ -519,6 +614,46 @@ slots:
         let error = StationConfig::load(Path::new("/nonexistent/station.yaml")).unwrap_err();
         assert!(matches!(error, ConfigError::Read { .. }));
         assert!(error.to_string().contains("/nonexistent/station.yaml"));
+    }
+
+    #[test]
+    fn log_retention_has_defaults_and_can_be_turned_off() {
+        let dir = station_dir();
+        let station = load(&dir, GOOD).unwrap();
+        assert_eq!(station.log_retention, LogRetention::default());
+        assert_eq!(station.log_retention.max_age_days, Some(90));
+        assert_eq!(station.log_retention.max_total_bytes, Some(4096 << 20));
+        let text = GOOD.replace(
+            "limits:",
+            "log_retention:\n  max_age_days: 0\n  max_total_mib: 512\nlimits:",
+        );
+        let station = load(&dir, &text).unwrap();
+        assert_eq!(station.log_retention.max_age_days, None);
+        assert_eq!(station.log_retention.max_total_bytes, Some(512 << 20));
+        let text = GOOD.replace(
+            "limits:",
+            "log_retention:\n  max_total_mib: 99999999\nlimits:",
+        );
+        assert_error(
+            load(&dir, &text).unwrap_err(),
+            6,
+            "log_retention.max_total_mib",
+            "out of range",
+        );
+    }
+
+    #[test]
+    fn simulated_phones_get_their_own_journal_and_logs() {
+        let dir = station_dir();
+        let station = load(&dir, GOOD).unwrap();
+        let sim = station.for_simulated_phones();
+        assert_eq!(sim.journal, dir.path().join("state/journal.sim.sqlite"));
+        assert_eq!(sim.log_dir, dir.path().join("state/logs/sim"));
+        assert_eq!(sim.slots, station.slots);
+        assert_eq!(
+            simulated_journal_path(Path::new("/var/lib/fg/journal")),
+            Path::new("/var/lib/fg/journal.sim")
+        );
     }
 
     #[test]

@@ -223,6 +223,7 @@ impl<'a> Attempt<'a> {
             attempt: self.id,
             serial: self.serial,
             verdict,
+            log: self.log,
             ..self.result
         }
     }

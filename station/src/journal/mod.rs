@@ -1,9 +1,11 @@
 //! The journal: one SQLite row per unit attempt, in WAL mode with synchronous=FULL. Every
 //! method commits before it returns, so whatever the dashboard shows after a call is on disk.
 
+mod inspect;
 mod lock;
 mod query;
 mod record;
+mod report_filter;
 mod schema;
 
 use std::path::{Path, PathBuf};
@@ -11,12 +13,14 @@ use std::time::SystemTime;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+pub use inspect::{lock_holder, JournalInspection, LockHolder};
 pub use lock::StationLock;
 pub use query::{AttemptRow, CodeCount, FlaggedUnit, WorkOrderReport};
 pub use record::{
     AttemptId, AttemptOutcome, AttemptStart, CompletedAttempt, FinishedAttempt, ImageSent,
     Milestone, MilestoneTimes,
 };
+pub use report_filter::{ExportedAttempt, QuantityCheck, ReportFilter};
 pub use schema::SCHEMA_VERSION;
 
 use record::millis;

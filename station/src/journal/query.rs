@@ -45,6 +45,11 @@ pub struct WorkOrderReport {
     pub failures_by_code: Vec<CodeCount>,
     /// Units that also passed under another work order.
     pub flagged_units: Vec<FlaggedUnit>,
+    /// Distinct units passed under this work order in the whole journal (whatever the filter).
+    pub units_passed_in_order: u64,
+    /// Units that passed after the order already had its quantity, in order of their first
+    /// pass: more units than ordered carry this work order.
+    pub over_quantity: Vec<String>,
     pub first_started_at: Option<Timestamp>,
     pub last_finished_at: Option<Timestamp>,
 }
@@ -234,11 +239,21 @@ impl Journal {
     }
 
     pub fn report(&self, work_order: &str) -> Result<WorkOrderReport, JournalError> {
-        let rows = self.rows(
-            &format!("SELECT {ROW_COLUMNS} FROM attempts WHERE work_order = ?1 ORDER BY id"),
-            work_order,
-        )?;
+        self.report_filtered(work_order, &super::ReportFilter::default())
+    }
+
+    /// [`Journal::report`] of the attempts `filter` keeps; the over-quantity check always
+    /// counts the whole order.
+    pub fn report_filtered(
+        &self,
+        work_order: &str,
+        filter: &super::ReportFilter,
+    ) -> Result<WorkOrderReport, JournalError> {
+        let rows = self.attempts_of(work_order, filter)?;
+        let quantity_check = self.quantity_check(work_order)?;
         let mut report = WorkOrderReport {
+            units_passed_in_order: quantity_check.units_passed,
+            over_quantity: quantity_check.over,
             work_order: work_order.to_string(),
             products: distinct(rows.iter().map(|r| &r.product)),
             regions: distinct(rows.iter().map(|r| &r.region)),

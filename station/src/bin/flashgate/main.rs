@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod byte_size;
+mod check;
 mod devices;
 mod edl;
 mod fastboot;
@@ -16,6 +17,7 @@ mod output_file;
 mod report;
 mod run;
 mod sim;
+mod time_arg;
 
 #[derive(Parser)]
 #[command(
@@ -44,6 +46,10 @@ enum Command {
     Edl(edl::Args),
     /// Run the station: pre-flight, then flash and verify every phone on its slot.
     Run(run::Args),
+    /// Everything `run` checks before a phone, and what the station needs around it (journal
+    /// and log folders, udev rules and group on USB): one line per finding, exit 1 if any
+    /// would stop the batch. Touches no phone and writes nothing.
+    Check(check::Args),
     /// Counts, yield and failures by code of a work order, from the journal.
     Report(report::Args),
     /// Every recorded attempt of one unit serial, from the journal.
@@ -86,6 +92,7 @@ fn main() -> ExitCode {
     if matches!(
         cli.command,
         Command::Report(_)
+            | Command::Check(_)
             | Command::History(_)
             | Command::Devices(_)
             | Command::Ports(_)
@@ -127,6 +134,7 @@ fn main() -> ExitCode {
         Command::Edl(args) => edl::run(args),
         Command::Run(_) => unreachable!("handled above"),
         Command::Report(args) => report::run(args),
+        Command::Check(args) => check::run(args),
         Command::History(args) => history::run(args),
         Command::Sim(args) => sim::run(args),
         Command::Image(args) => image::run(args),

@@ -23,7 +23,9 @@ pub struct Args {
     /// The work order file (work-orders/<id>.yaml).
     #[arg(long = "work-order")]
     work_order: PathBuf,
-    /// Run N simulated phones (alternating fastboot and EDL) instead of the station's slots.
+    /// Run N simulated phones (alternating fastboot and EDL) instead of the station's slots; their
+    /// attempts go to a journal of their own beside the station's (`journal.sim.sqlite`) and
+    /// their logs to `<log_dir>/sim`, never to the production journal.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     sim: Option<u16>,
     /// One JSON object per event on stdout instead of the dashboard.
@@ -55,14 +57,45 @@ pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
         checked.image_set.activation_client.location,
         checked.activation.sha256.short(),
     );
+    // Simulated phones standing in for the station's slots never reach its production journal
+    // or logs (a station whose slots are all `simulated:` is a rig: its journal is its own).
+    let station = if args.sim.is_some() {
+        let sim = station.for_simulated_phones();
+        eprintln!(
+            "simulated phones: journal {} and logs {} (not the station's journal; `report --sim` \
+             reads it)",
+            sim.journal.display(),
+            sim.log_dir.display()
+        );
+        sim
+    } else {
+        station
+    };
     let assembly = batch::assemble(&station, &checked, args.sim)?;
     if let Some(warning) = &assembly.warning {
         eprintln!("warning: {warning}");
     }
     let verbosity =
         i8::try_from(verbose).unwrap_or(i8::MAX) - i8::try_from(args.quiet).unwrap_or(i8::MAX);
-    let logs = logging::install(&LogOptions::new(&station.log_dir, verbosity))
-        .context("setting up the log files")?;
+    let logs = logging::install(
+        &LogOptions::new(&station.log_dir, verbosity).with_retention(station.log_retention),
+    )
+    .context("setting up the log files")?;
+    let pruned = logs.pruned_at_start();
+    if !pruned.days.is_empty() {
+        eprintln!(
+            "log retention: removed {} file(s), {} bytes, of {} old day(s) ({} .. {}) from {}",
+            pruned.files,
+            pruned.bytes,
+            pruned.days.len(),
+            pruned.days.first().map_or("", String::as_str),
+            pruned.days.last().map_or("", String::as_str),
+            station.log_dir.display()
+        );
+    }
+    for error in &pruned.errors {
+        eprintln!("warning: log retention could not remove {error}");
+    }
 
     let (tx, rx) = mpsc::channel::<Event>();
     let mode = OutputMode::detect(args.json);
@@ -93,7 +126,11 @@ pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
             })
         }
     };
-    let events: Arc<dyn EventSink> = Arc::new(Fanout::new().with(tx).with(logging::TracingSink));
+    let events: Arc<dyn EventSink> = Arc::new(
+        Fanout::new()
+            .with(tx)
+            .with(logging::StationLogSink::default()),
+    );
 
     let log_health = logs.unit_logs().health().clone();
     let stop_after_verdicts = assembly.stop_after_verdicts;
