@@ -23,7 +23,7 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// A private copy of `configs/demo` (its journal and logs land inside it).
-fn demo_copy() -> (tempfile::TempDir, PathBuf) {
+pub(crate) fn demo_copy() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let demo = dir.path().join("demo");
     copy_dir(
@@ -33,7 +33,7 @@ fn demo_copy() -> (tempfile::TempDir, PathBuf) {
     (dir, demo)
 }
 
-fn run(demo: &Path, work_order: &str, extra: &[&str]) -> std::process::Output {
+pub(crate) fn run(demo: &Path, work_order: &str, extra: &[&str]) -> std::process::Output {
     Command::new(flashgate_bin())
         .arg("run")
         .arg("--station")
@@ -47,7 +47,7 @@ fn run(demo: &Path, work_order: &str, extra: &[&str]) -> std::process::Output {
         .expect("running flashgate")
 }
 
-fn events(stdout: &[u8]) -> Vec<serde_json::Value> {
+pub(crate) fn events(stdout: &[u8]) -> Vec<serde_json::Value> {
     String::from_utf8_lossy(stdout)
         .lines()
         .map(|line| {

@@ -404,6 +404,7 @@ pub fn verify_booting_slot(
     // A client in a logical partition is read through `super`, which has no slots, but the
     // booting slot decides which metadata slot (and so which `system_<slot>`) is read.
     let slotted = has_slot || wanted.location.logical_partition().is_some();
+    let mut booting = None;
     let partition = if slotted {
         let current = client
             .current_slot()
@@ -432,18 +433,20 @@ pub fn verify_booting_slot(
                 ),
             });
         }
-        if has_slot {
+        let partition = if has_slot {
             format!("{}_{current}", wanted.partition)
         } else {
             wanted.partition.clone()
-        }
+        };
+        booting = Some(current);
+        partition
     } else {
         wanted.partition.clone()
     };
     attempt.phase(
         unit,
         Phase::Verify {
-            what: format!("{partition} {}", wanted.location),
+            what: verify::phase(&partition, &wanted.location, booting.as_deref()),
         },
     );
     // Each ext4 block read is its own `fetch`: per-read progress would flood the operator's
@@ -460,7 +463,10 @@ pub fn verify_booting_slot(
         found.logical_partition.as_deref(),
         found.sha256,
     ) {
-        None => Ok(()),
+        None => {
+            verify::log_pass(&partition, found.logical_partition.as_deref());
+            Ok(())
+        }
         Some(failure) => Err(failure),
     }
 }
