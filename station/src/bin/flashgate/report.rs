@@ -347,7 +347,7 @@ mod tests {
             "attempt_id,work_order,station_id,slot,port_path,unit_serial,mode,product,region,\
              build_id,result,failure_code,failure_message,started_at,finished_at,duration_s,\
              verify_method,activation_sha256_found,passed_under_other_work_orders,\
-             over_quantity\r\n"
+             over_quantity,chip_serial,operator_id,unit_code,unit_code_source\r\n"
         ));
         let records: Vec<&str> = text.split("\r\n").collect();
         // Header, three attempts, and the empty tail after the last CRLF.
@@ -358,7 +358,7 @@ mod tests {
         );
         assert!(
             records[1].ends_with(
-                ",PASS,,,2026-11-28T10:00:00.000Z,2026-11-28T10:00:01.500Z,1.500,,,,false"
+                ",PASS,,,2026-11-28T10:00:00.000Z,2026-11-28T10:00:01.500Z,1.500,,,,false,,,,"
             ),
             "{text}"
         );
@@ -369,7 +369,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            records[3].starts_with("3,WO-7,st1,") && records[3].ends_with(",true"),
+            records[3].starts_with("3,WO-7,st1,") && records[3].ends_with(",true,,,,"),
             "{text}"
         );
         assert_eq!(CSV_HEADER.len(), records[0].split(',').count());
