@@ -60,7 +60,7 @@ pub(crate) fn events(stdout: &[u8]) -> Vec<serde_json::Value> {
 #[test]
 fn the_main_job_passes_every_demo_phone_and_journals_it() {
     let (_keep, demo) = demo_copy();
-    let out = run(&demo, "WO-DEMO-EEA", &[]);
+    let out = run(&demo, "WO-DEMO-EEA", &["--operator", "op-1042"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "flashgate run failed: {stderr}");
     let events = events(&out.stdout);
@@ -114,6 +114,39 @@ fn the_main_job_passes_every_demo_phone_and_journals_it() {
     assert_eq!(report["units_passed"], 8, "{report}");
     assert_eq!(report["attempts_failed"], 0, "{report}");
     assert_eq!(report["regions"][0], "00EEA", "{report}");
+
+    // One unit, two serials: an EDL phone is found by the chip serial it showed in EDL and by
+    // the fastboot serial it answered with after its reset; the row carries the operator and
+    // the IMEI the product reads with `getvar imei`.
+    let history = |name: &str| -> Vec<serde_json::Value> {
+        let out = Command::new(flashgate_bin())
+            .args(["history", "--json", name, "--station"])
+            .arg(demo.join("station.yaml"))
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let by_chip = history("5EC00105");
+    assert_eq!(by_chip.len(), 1, "{by_chip:?}");
+    let row = &by_chip[0];
+    assert_eq!(row["unit_serial"], "FG000105", "{row}");
+    assert_eq!(row["chip_serial"], "5EC00105", "{row}");
+    assert_eq!(row["operator_id"], "op-1042", "{row}");
+    assert_eq!(row["unit_code_source"], "getvar:imei", "{row}");
+    let imei = row["unit_code"].as_str().unwrap();
+    assert!(
+        imei.len() == 15 && imei.starts_with("35693803000105"),
+        "{imei}"
+    );
+    assert_eq!(history("FG000105"), by_chip);
+    assert_eq!(history(imei), by_chip);
+    let fastboot_unit = &history("FG000101")[0];
+    assert_eq!(fastboot_unit["chip_serial"], serde_json::Value::Null);
+    assert!(
+        fastboot_unit["unit_code"].as_str().is_some(),
+        "{fastboot_unit}"
+    );
 
     // `history … | head` on a reader that has already gone: the listing ends quietly, it
     // does not panic on the closed pipe.

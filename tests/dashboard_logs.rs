@@ -204,6 +204,8 @@ fn detection_and_verdict_records_carry_slot_serial_port_and_work_order() {
             quantity: 10,
             passed_before: 0,
             slots: Vec::new(),
+            stop_line_after: 3,
+            operator: None,
         };
         sink.emit(Event::at(0, EventKind::BatchStarted(batch)));
         // An EDL unit: no serial at detection, its chip serial at identification.

@@ -756,7 +756,7 @@ fn set_active_acknowledged_but_not_kept_fails_slot_mismatch_while_the_rest_pass(
                  was verified — remove the unit and send it to rework for its bootloader"
             )
         );
-        assert_eq!(next_step, station::verdict::NextStep::RemoveUnit);
+        assert_eq!(next_step, station::verdict::NextStep::RejectBin);
         let events = outcome.slot_events(slot);
         let reboot = events.iter().position(|e| {
             matches!(

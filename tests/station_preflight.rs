@@ -388,6 +388,7 @@ fn the_journal_keeps_verdicts_across_reopen_and_flags_reuse() {
         tool_version: "flashgate-test".into(),
         log_path: None,
         started_at: SystemTime::now(),
+        operator: None,
     };
     let pass = AttemptOutcome {
         verdict: Verdict::Pass,
@@ -559,11 +560,13 @@ fn an_unknown_product_or_work_order_lists_the_known_ones() {
     let error = load_and_check(&demo.station(), &order).unwrap_err();
     let message = error.to_string();
     assert!(
-        matches!(&error, PreflightError::UnknownProduct { known, .. } if known == &["fgdemo"]),
+        matches!(&error, PreflightError::UnknownProduct { known, .. }
+            if known == &["fgdemo", "fgmodern"]),
         "{message}"
     );
     assert!(
-        message.contains("product `fgdemo2`") && message.contains("(known products: fgdemo)"),
+        message.contains("product `fgdemo2`")
+            && message.contains("(known products: fgdemo, fgmodern)"),
         "{message}"
     );
 
@@ -571,7 +574,9 @@ fn an_unknown_product_or_work_order_lists_the_known_ones() {
     let message = error.to_string();
     assert!(
         message.contains("WO-DEMO-XX.yaml does not exist")
-            && message.contains("WO-DEMO-CN, WO-DEMO-EEA, WO-DEMO-WW"),
+            && message.contains(
+                "WO-DEMO-CN, WO-DEMO-EEA, WO-DEMO-WW, WO-MODERN-CN, WO-MODERN-EEA, WO-MODERN-WW"
+            ),
         "{message}"
     );
 }

@@ -26,9 +26,18 @@ pub struct StationConfig {
     pub image_root: PathBuf,
     /// Folder holding `<product>.yaml` manifests.
     pub products_dir: PathBuf,
+    /// Consecutive failures with the same code after which the operator's screen says to stop
+    /// the line (a run of one cause is a config or image problem, not the phones); 0 turns the
+    /// banner off.
+    pub stop_line_after: u32,
+    /// Who runs the station, recorded with every attempt (`--operator` overrides it).
+    pub operator: Option<String>,
     /// How long and how much of the logs in `log_dir` are kept.
     pub log_retention: LogRetention,
 }
+
+/// The stop-line banner's default: three units in a row failing the same way.
+pub const DEFAULT_STOP_LINE_AFTER: u32 = 3;
 
 /// Bounds on the logs a station keeps (daily JSON files and per-unit logs, by day); the oldest
 /// days go first. `None` is no bound of that kind.
@@ -129,6 +138,10 @@ struct StationFile {
     log_retention: LogRetentionFile,
     limits: LimitsFile,
     slots: Vec<SlotFile>,
+    #[serde(default)]
+    stop_line_after: Option<u32>,
+    #[serde(default)]
+    operator: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -173,6 +186,23 @@ struct SlotFile {
     port: Option<String>,
     #[serde(default)]
     simulated: Option<Mode>,
+}
+
+/// A longer run of one failure code than this is not an early warning any more.
+const MAX_STOP_LINE_AFTER: u32 = 1000;
+
+/// An operator id as the journal stores it: printable, one line, short enough for a badge.
+pub fn check_operator(id: &str) -> Result<(), String> {
+    if id.trim().is_empty() {
+        return Err("the operator id is empty".into());
+    }
+    if id.chars().count() > 64 {
+        return Err(format!("operator id `{id}` is longer than 64 characters"));
+    }
+    if id.chars().any(|c| c.is_control()) {
+        return Err("the operator id holds a control character".into());
+    }
+    Ok(())
 }
 
 /// The most slots one station drives; beyond this a hub's power and the usbfs budget run out.
@@ -227,6 +257,27 @@ impl StationConfig {
 
         let limits = validate_limits(doc, raw.limits)?;
         let slots = validate_slots(doc, raw.slots)?;
+        let stop_line_after = raw.stop_line_after.unwrap_or(DEFAULT_STOP_LINE_AFTER);
+        if stop_line_after > MAX_STOP_LINE_AFTER {
+            return Err(doc.error_at(
+                &KeyPath::of(&["stop_line_after"]),
+                format!("{stop_line_after} is out of range"),
+                format!(
+                    "use 1 to {MAX_STOP_LINE_AFTER} consecutive failures with the same code, or 0 \
+                     to turn the stop-line banner off"
+                ),
+            ));
+        }
+        if let Some(operator) = &raw.operator {
+            check_operator(operator).map_err(|problem| {
+                doc.error_at(
+                    &KeyPath::of(&["operator"]),
+                    problem,
+                    "use the operator's badge id, e.g. `op-1042` (or leave `operator` out and \
+                     pass `--operator` to `flashgate run`)",
+                )
+            })?;
+        }
         let log_retention = validate_log_retention(doc, &raw.log_retention)?;
         Ok(Self {
             source: doc.file.clone(),
@@ -237,6 +288,8 @@ impl StationConfig {
             log_dir: base.join(raw.log_dir),
             image_root,
             products_dir,
+            stop_line_after,
+            operator: raw.operator,
             log_retention,
         })
     }
@@ -607,6 +660,27 @@ slots:
         for (text, line, key, words) in cases {
             assert_error(load(&dir, &text).unwrap_err(), line, key, words);
         }
+    }
+
+    #[test]
+    fn stop_line_after_and_operator() {
+        let dir = station_dir();
+        let base = "station_id: st1\nimage_root: images\njournal: j.sqlite\nlog_dir: logs\n\
+                    limits: { parallel_slots: 1 }\nslots:\n  - { slot: 1, simulated: fastboot }\n";
+        let station = load(&dir, base).unwrap();
+        assert_eq!(station.stop_line_after, DEFAULT_STOP_LINE_AFTER);
+        assert_eq!(station.operator, None);
+        let station = load(
+            &dir,
+            &format!("{base}stop_line_after: 0\noperator: op-1042\n"),
+        )
+        .unwrap();
+        assert_eq!(station.stop_line_after, 0);
+        assert_eq!(station.operator.as_deref(), Some("op-1042"));
+        let error = load(&dir, &format!("{base}stop_line_after: 5000\n")).unwrap_err();
+        assert_error(error, 8, "stop_line_after", "out of range");
+        let error = load(&dir, &format!("{base}operator: \"  \"\n")).unwrap_err();
+        assert_error(error, 8, "operator", "empty");
     }
 
     #[test]

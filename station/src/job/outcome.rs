@@ -215,6 +215,7 @@ mod tests {
                 tool_version: "t".into(),
                 log_path: None,
                 started_at: at,
+                operator: None,
             })
             .unwrap();
         let log = UnitLogs::new(dir.path().join("units"))

@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::config::{
-    ClientLocation, ConfigError, ImageFile, ImageSet, ProductManifest, RegionCode, StationConfig,
-    WorkOrder,
+    ActivationClient, ClientLocation, ConfigError, ImageFile, ImageSet, ProductManifest,
+    RegionCode, StationConfig, WorkOrder,
 };
 use crate::digest::Sha256Digest;
 use crate::image::{identify, Finder, FsKind, ImageKind};
@@ -88,7 +88,7 @@ pub enum PreflightError {
         file: String,
         path: PathBuf,
     },
-    #[error("{}: image `{}` ({}) of region {}: {} has the {} client, work order {} needs {}; the build is mis-packaged, do not flash it", FailureCode::ActivationClientWrongRegion, .0.image, .0.path.display(), .0.region, .0.location, .0.found_region_name(), .0.work_order, .0.region)]
+    #[error("{}: image `{}` ({}) of region {}: {} has the {} client, work order {} needs {}: found SHA-256 {}, region {} allows {}; the build is mis-packaged, do not flash it", FailureCode::ActivationClientWrongRegion, .0.image, .0.path.display(), .0.region, .0.location, .0.found_region_name(), .0.work_order, .0.region, .0.found, .0.region, .0.expected)]
     ActivationClientWrongRegion(Box<ClientMismatch>),
     #[error("{}: image `{}` ({}) of region {}: {} has SHA-256 {}, which is no region's allow-listed client (work order {} needs {}); do not flash this build", FailureCode::ActivationClientUnknown, .0.image, .0.path.display(), .0.region, .0.location, .0.found, .0.work_order, .0.expected)]
     ActivationClientUnknown(Box<ClientMismatch>),
@@ -453,7 +453,7 @@ fn check_activation_client(
             found_region: found_region.clone(),
             image: client.file.clone(),
             path: image.path().to_path_buf(),
-            location: format!("{} {}", client.partition, client.location),
+            location: mismatch_location(client, logical_partition.as_deref()),
             found: sha256,
             expected: client.sha256,
         });
@@ -472,6 +472,18 @@ fn check_activation_client(
         filesystem,
         logical_partition,
     })
+}
+
+/// Where a mismatching client was read: `super/system_a /system/priv-app/…` when it lies in a
+/// logical partition (named as the image's metadata names it, as a verdict on a phone does),
+/// else `system /priv-app/…`.
+fn mismatch_location(client: &ActivationClient, found_in: Option<&str>) -> String {
+    match (&client.location, found_in) {
+        (ClientLocation::File { path, .. }, Some(logical)) => {
+            format!("{}/{logical} {path}", client.partition)
+        }
+        _ => format!("{} {}", client.partition, client.location),
+    }
 }
 
 /// How to find the client in the image file. With a logical partition, the image is a

@@ -68,7 +68,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 /// The CSV's columns, in order. Append new columns at the end: a line's scripts read them by
 /// position as often as by name.
-pub const CSV_HEADER: [&str; 20] = [
+pub const CSV_HEADER: [&str; 24] = [
     "attempt_id",
     "work_order",
     "station_id",
@@ -89,6 +89,10 @@ pub const CSV_HEADER: [&str; 20] = [
     "activation_sha256_found",
     "passed_under_other_work_orders",
     "over_quantity",
+    "chip_serial",
+    "operator_id",
+    "unit_code",
+    "unit_code_source",
 ];
 
 /// RFC 4180: CRLF line ends; a field holding a comma, a quote, CR or LF is quoted, quotes
@@ -127,6 +131,10 @@ pub fn csv(attempts: &[ExportedAttempt]) -> String {
                 row.activation_sha256_found.clone().unwrap_or_default(),
                 row.passed_under_other_work_orders.join(" "),
                 attempt.over_quantity.to_string(),
+                row.chip_serial.clone().unwrap_or_default(),
+                row.operator_id.clone().unwrap_or_default(),
+                row.unit_code.clone().unwrap_or_default(),
+                row.unit_code_source.clone().unwrap_or_default(),
             ]
             .into_iter(),
         );
@@ -297,6 +305,7 @@ mod tests {
                     tool_version: "t".into(),
                     log_path: None,
                     started_at: at,
+                    operator: None,
                 })
                 .unwrap();
             journal.identified(id, serial, Mode::Fastboot, at).unwrap();
@@ -338,7 +347,7 @@ mod tests {
             "attempt_id,work_order,station_id,slot,port_path,unit_serial,mode,product,region,\
              build_id,result,failure_code,failure_message,started_at,finished_at,duration_s,\
              verify_method,activation_sha256_found,passed_under_other_work_orders,\
-             over_quantity\r\n"
+             over_quantity,chip_serial,operator_id,unit_code,unit_code_source\r\n"
         ));
         let records: Vec<&str> = text.split("\r\n").collect();
         // Header, three attempts, and the empty tail after the last CRLF.
@@ -349,7 +358,7 @@ mod tests {
         );
         assert!(
             records[1].ends_with(
-                ",PASS,,,2026-11-28T10:00:00.000Z,2026-11-28T10:00:01.500Z,1.500,,,,false"
+                ",PASS,,,2026-11-28T10:00:00.000Z,2026-11-28T10:00:01.500Z,1.500,,,,false,,,,"
             ),
             "{text}"
         );
@@ -360,7 +369,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            records[3].starts_with("3,WO-7,st1,") && records[3].ends_with(",true"),
+            records[3].starts_with("3,WO-7,st1,") && records[3].ends_with(",true,,,,"),
             "{text}"
         );
         assert_eq!(CSV_HEADER.len(), records[0].split(',').count());
@@ -432,6 +441,7 @@ mod tests {
             tool_version: "t".into(),
             log_path: None,
             started_at: at,
+            operator: None,
         };
         let outcome = |verdict| AttemptOutcome {
             verdict,

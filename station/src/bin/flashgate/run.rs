@@ -39,6 +39,10 @@ pub struct Args {
     /// Less console output.
     #[arg(short, long, action = clap::ArgAction::Count)]
     quiet: u8,
+    /// Who runs the station (a badge id), recorded with every attempt in the journal;
+    /// overrides station.yaml `operator`.
+    #[arg(long, value_name = "ID")]
+    operator: Option<String>,
 }
 
 pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
@@ -48,9 +52,18 @@ pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
     let stops = runtime
         .block_on(async { StopRequests::listen() })
         .context("installing the stop signal handlers")?;
-    let (station, checked) = preflight::load_and_check(&args.station, &args.work_order)
+    let (mut station, checked) = preflight::load_and_check(&args.station, &args.work_order)
         .context("pre-flight refused the batch; no phone was touched")?;
-    eprintln!(
+    if let Some(operator) = args.operator {
+        station::config::check_operator(&operator)
+            .map_err(|problem| anyhow::anyhow!("--operator: {problem}; pass the badge id"))?;
+        station.operator = Some(operator);
+    }
+    let mode = OutputMode::detect(args.json);
+    // On the dashboard the header says the same from its first frame; a line above it would
+    // only push the rows down.
+    if mode != OutputMode::Tty {
+        eprintln!(
         "pre-flight passed: work order {} ({} {}, build {}), {} files and {} programmer(s) hashed ({} bytes), activation client {} = {}",
         checked.work_order.id,
         checked.product.name,
@@ -62,6 +75,7 @@ pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
         checked.image_set.activation_client.location,
         checked.activation.sha256.short(),
     );
+    }
     // Simulated phones standing in for the station's slots never reach its production journal
     // or logs (a station whose slots are all `simulated:` is a rig: its journal is its own).
     let station = if args.sim.is_some() || args.phones.is_some() {
@@ -88,8 +102,13 @@ pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
     }
     let verbosity =
         i8::try_from(verbose).unwrap_or(i8::MAX) - i8::try_from(args.quiet).unwrap_or(i8::MAX);
+    // The operator's output is the event stream (dashboard or lines), which carries every
+    // warning and verdict; at the default verbosity the console log would only repeat them
+    // (above the dashboard, or between the lines), so it shows errors alone. Everything is in
+    // the log files.
+    let console_verbosity = if verbosity == 0 { -1 } else { verbosity };
     let logs = logging::install(
-        &LogOptions::new(&station.log_dir, verbosity).with_retention(station.log_retention),
+        &LogOptions::new(&station.log_dir, console_verbosity).with_retention(station.log_retention),
     )
     .context("setting up the log files")?;
     let pruned = logs.pruned_at_start();
@@ -109,7 +128,6 @@ pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
     }
 
     let (tx, rx) = mpsc::channel::<Event>();
-    let mode = OutputMode::detect(args.json);
     let consumer: std::thread::JoinHandle<()> = match mode {
         OutputMode::Tty => {
             // Device lines above the rows only when asked for (-v); they are always in the
@@ -130,7 +148,8 @@ pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
             std::thread::spawn(move || {
                 // A closed stdout (`run … | head`) must not stop the station: lines that cannot
                 // be written are counted by the sink and dropped.
-                let sink = LineSink::new(format, std::io::stdout());
+                let sink =
+                    LineSink::new(format, std::io::stdout()).with_device_lines(verbosity >= 1);
                 for event in rx {
                     sink.emit(event);
                 }
@@ -181,7 +200,7 @@ pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
     };
-    print_summary(&summary, &log_health, mode == OutputMode::Json);
+    print_summary(&summary, &log_health, mode);
     drop(logs);
     // 0 only for a batch that reached its end (the order's quantity, or every phone of a rig)
     // with every attempt passed.
@@ -247,8 +266,9 @@ fn say(text: &str) {
 }
 
 /// The closing summary; with `--json` it goes to stderr so stdout stays one JSON object per line
-/// (the `batch_finished` event carries the same figures).
-fn print_summary(summary: &BatchSummary, logs: &LogHealth, json: bool) {
+/// (the `batch_finished` event carries the same figures). The dashboard's final screen already
+/// shows the counters, so under it only lost log lines are reported.
+fn print_summary(summary: &BatchSummary, logs: &LogHealth, mode: OutputMode) {
     let decided = summary.passed + summary.failed;
     let yield_pct = if decided > 0 {
         f64::from(summary.passed) * 100.0 / f64::from(decided)
@@ -286,9 +306,13 @@ fn print_summary(summary: &BatchSummary, logs: &LogHealth, json: bool) {
             logs.unit_write_errors()
         ));
     }
-    if json {
-        eprint!("{text}");
-    } else {
-        say(&text);
+    match mode {
+        OutputMode::Json => eprint!("{text}"),
+        OutputMode::Plain => say(&text),
+        OutputMode::Tty => {
+            if let Some(at) = text.find("WARNING: ") {
+                say(&text[at..]);
+            }
+        }
     }
 }
