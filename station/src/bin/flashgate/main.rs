@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 mod byte_size;
 mod devices;
@@ -12,6 +12,7 @@ mod fastboot;
 mod history;
 mod image;
 mod journal_arg;
+mod manual;
 mod output_file;
 mod report;
 mod run;
@@ -27,6 +28,9 @@ struct Cli {
     /// More console output (-v, -vv); the log files always keep debug level.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
+    /// Less console output (-q: errors only; the log files keep everything).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    quiet: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -52,6 +56,10 @@ enum Command {
     Sim(sim::Args),
     /// Look inside an image file (super, ext4, erofs; raw or sparse): ls, sha256, cat.
     Image(image::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
+    Completions(manual::CompletionsArgs),
+    /// Print the man page (roff) on stdout: `flashgate man | man -l -`.
+    Man(manual::ManArgs),
 }
 
 /// Read-only listing commands end quietly when their reader goes away (`history --json | head`),
@@ -90,12 +98,14 @@ fn main() -> ExitCode {
             | Command::Devices(_)
             | Command::Ports(_)
             | Command::Image(_)
+            | Command::Completions(_)
+            | Command::Man(_)
     ) {
         quiet_on_closed_pipe();
     }
     // `run` sets up the station's own logging (files + console above the dashboard).
     if let Command::Run(args) = cli.command {
-        return match run::run(args, cli.verbose) {
+        return match run::run(args, cli.verbose, cli.quiet) {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("error: {}", render_error(&e));
@@ -103,7 +113,8 @@ fn main() -> ExitCode {
             }
         };
     }
-    let filter = match cli.verbose {
+    let filter = match i16::from(cli.verbose) - i16::from(cli.quiet) {
+        ..=-1 => "error",
         0 => "warn",
         1 => "info",
         _ => "debug",
@@ -130,6 +141,8 @@ fn main() -> ExitCode {
         Command::History(args) => history::run(args),
         Command::Sim(args) => sim::run(args),
         Command::Image(args) => image::run(args),
+        Command::Completions(args) => manual::completions(args, Cli::command()),
+        Command::Man(args) => manual::man(args, Cli::command()),
     };
     match result {
         Ok(code) => code,

@@ -29,12 +29,9 @@ pub struct Args {
     /// One JSON object per event on stdout instead of the dashboard.
     #[arg(long)]
     json: bool,
-    /// Less console output.
-    #[arg(short, long, action = clap::ArgAction::Count)]
-    quiet: u8,
 }
 
-pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
+pub fn run(args: Args, verbose: u8, quiet: u8) -> anyhow::Result<ExitCode> {
     // Signals are taken over before anything else: a stop during pre-flight or the batch ends
     // the way Ctrl-C does, never by the default action.
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
@@ -60,7 +57,7 @@ pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
         eprintln!("warning: {warning}");
     }
     let verbosity =
-        i8::try_from(verbose).unwrap_or(i8::MAX) - i8::try_from(args.quiet).unwrap_or(i8::MAX);
+        i8::try_from(verbose).unwrap_or(i8::MAX) - i8::try_from(quiet).unwrap_or(i8::MAX);
     let logs = logging::install(&LogOptions::new(&station.log_dir, verbosity))
         .context("setting up the log files")?;
 
