@@ -1,5 +1,6 @@
 //! Scenario tests: whole flows against simulated phones. One test binary keeps `cargo test` fast.
 mod architecture;
+mod cli_dashboard;
 mod cli_install;
 mod cli_run;
 mod cli_stop;

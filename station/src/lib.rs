@@ -14,6 +14,7 @@ pub mod journal;
 pub mod logging;
 pub mod mode;
 pub mod preflight;
+pub mod publish;
 pub mod read_at;
 pub mod regular_file;
 pub mod run;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser, Subcommand};
 
 mod byte_size;
+mod dashboard;
 mod devices;
 mod edl;
 mod fastboot;
@@ -48,6 +49,10 @@ enum Command {
     Edl(edl::Args),
     /// Run the station: pre-flight, then flash and verify every phone on its slot.
     Run(run::Args),
+    /// Show the live dashboard of the station running on this PC (a service has no terminal):
+    /// its slots as `run` draws them, from the station's event socket. q or Ctrl-C detaches.
+    #[command(visible_alias = "attach")]
+    Dashboard(dashboard::Args),
     /// Counts, yield and failures by code of a work order, from the journal.
     Report(report::Args),
     /// Every recorded attempt of one unit serial, from the journal.
@@ -137,6 +142,7 @@ fn main() -> ExitCode {
         Command::Fastboot(args) => fastboot::run(args),
         Command::Edl(args) => edl::run(args),
         Command::Run(_) => unreachable!("handled above"),
+        Command::Dashboard(args) => dashboard::run(args),
         Command::Report(args) => report::run(args),
         Command::History(args) => history::run(args),
         Command::Sim(args) => sim::run(args),

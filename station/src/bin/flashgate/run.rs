@@ -14,6 +14,7 @@ use station::dashboard::{
 use station::events::{BatchSummary, Event, EventSink, Fanout};
 use station::logging::{self, LogHealth, LogOptions};
 use station::preflight;
+use station::publish::{self, EventPublisher};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -29,6 +30,10 @@ pub struct Args {
     /// One JSON object per event on stdout instead of the dashboard.
     #[arg(long)]
     json: bool,
+    /// Publish the event stream for `flashgate dashboard` on this Unix socket (default: in
+    /// $RUNTIME_DIRECTORY under systemd, else beside the journal: journal.events.sock).
+    #[arg(long, value_name = "PATH")]
+    events_socket: Option<PathBuf>,
 }
 
 pub fn run(args: Args, verbose: u8, quiet: u8) -> anyhow::Result<ExitCode> {
@@ -90,7 +95,23 @@ pub fn run(args: Args, verbose: u8, quiet: u8) -> anyhow::Result<ExitCode> {
             })
         }
     };
-    let events: Arc<dyn EventSink> = Arc::new(Fanout::new().with(tx).with(logging::TracingSink));
+    let mut fanout = Fanout::new().with(tx).with(logging::TracingSink);
+    let socket = args.events_socket.clone().unwrap_or_else(|| {
+        publish::default_socket(&station.journal, std::env::var_os("RUNTIME_DIRECTORY"))
+    });
+    // The screen's other home: a station without its socket still flashes (the journal is the
+    // record), so a socket that cannot be made is a warning, not a refusal.
+    let publisher = match EventPublisher::bind(&socket) {
+        Ok(publisher) => Some(Arc::new(publisher)),
+        Err(e) => {
+            eprintln!("warning: {e}; `flashgate dashboard` cannot attach to this run");
+            None
+        }
+    };
+    if let Some(publisher) = &publisher {
+        fanout.push(publisher.clone());
+    }
+    let events: Arc<dyn EventSink> = Arc::new(fanout);
 
     let log_health = logs.unit_logs().health().clone();
     let stop_after_verdicts = assembly.stop_after_verdicts;
@@ -110,6 +131,8 @@ pub fn run(args: Args, verbose: u8, quiet: u8) -> anyhow::Result<ExitCode> {
     // Dropping the last sender ends the consumers; wait for them to draw the final screen.
     drop(runtime);
     let _ = consumer.join();
+    // Attached dashboards get their last line; the socket file goes.
+    drop(publisher);
     let summary = match ended? {
         BatchEnd::Ran(summary) => summary,
         BatchEnd::AlreadyComplete {
