@@ -169,3 +169,84 @@ fn no_running_station_is_said_plainly() {
         "{stderr}"
     );
 }
+
+fn curl(url: &str, extra: &[&str]) -> (String, String) {
+    let out = Command::new("curl")
+        .args(["--silent", "--show-error", "--max-time", "20", "--include"])
+        .args(extra)
+        .arg(url)
+        .output()
+        .expect("running curl (Debian package curl)");
+    assert!(out.status.success(), "curl {url}: {out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    (head.to_owned(), body.to_owned())
+}
+
+#[test]
+fn the_status_page_and_metrics_answer_curl_while_the_batch_runs() {
+    use std::io::BufRead;
+    let (_keep, demo) = demo_copy();
+    let mut station = start_station(&demo, 48, &["--status-listen", "127.0.0.1:0"]);
+    let stderr = station.stderr.take().unwrap();
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    let url = loop {
+        let line = lines
+            .next()
+            .expect("the station ended before naming its status page")
+            .unwrap();
+        if let Some(rest) = line.strip_prefix("status page: ") {
+            break rest.split(' ').next().unwrap().to_owned();
+        }
+    };
+    // Keep draining stderr and stdout so the station never blocks on a full pipe.
+    let drain = std::thread::spawn(move || lines.count());
+    let station = std::thread::spawn(move || station.wait_with_output().unwrap());
+
+    let (head, page) = curl(&url, &[]);
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+    assert!(head.contains("Content-Type: text/html; charset=utf-8"));
+    assert!(
+        page.contains("<title>flashgate demo-st01 · WO-DEMO-EEA</title>"),
+        "{page}"
+    );
+    assert!(page.contains("<td>sim-1</td>"), "{page}");
+
+    let (head, metrics) = curl(&format!("{url}metrics"), &[]);
+    assert!(
+        head.contains("Content-Type: text/plain; version=0.0.4"),
+        "{head}"
+    );
+    for family in [
+        "flashgate_units_total",
+        "flashgate_yield_ratio",
+        "flashgate_throughput_bytes_per_second",
+        "flashgate_slot_state",
+        "flashgate_journal_commits_total",
+        "flashgate_log_write_errors_total",
+    ] {
+        assert!(
+            metrics.contains(&format!("# TYPE {family} ")),
+            "{family}\n{metrics}"
+        );
+    }
+    assert!(metrics.contains(
+        "flashgate_batch_info{station=\"demo-st01\",work_order=\"WO-DEMO-EEA\",product=\"fgdemo\""
+    ));
+    // Read-only.
+    let (head, _) = curl(&format!("{url}metrics"), &["--data", "x=1"]);
+    assert!(head.starts_with("HTTP/1.1 405"), "{head}");
+    assert!(head.contains("Allow: GET, HEAD"));
+
+    let run = station.join().unwrap();
+    drain.join().unwrap();
+    assert!(run.status.success());
+    // The verdict count the endpoint reported never exceeds what the station journaled.
+    let commits: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("flashgate_journal_commits_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(commits <= 48);
+}

@@ -19,6 +19,7 @@ pub mod read_at;
 pub mod regular_file;
 pub mod run;
 pub mod sim_fleet;
+pub mod status;
 pub mod timestamp;
 pub mod verdict;
 pub mod verified_image;

@@ -15,6 +15,7 @@ use station::events::{BatchSummary, Event, EventSink, Fanout};
 use station::logging::{self, LogHealth, LogOptions};
 use station::preflight;
 use station::publish::{self, EventPublisher};
+use station::status::{StatusBoard, StatusServer};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -34,6 +35,10 @@ pub struct Args {
     /// $RUNTIME_DIRECTORY under systemd, else beside the journal: journal.events.sock).
     #[arg(long, value_name = "PATH")]
     events_socket: Option<PathBuf>,
+    /// Serve a read-only status page (/) and Prometheus metrics (/metrics) over HTTP on ADDR,
+    /// e.g. 0.0.0.0:9100 for the line supervisor.
+    #[arg(long, value_name = "ADDR")]
+    status_listen: Option<String>,
 }
 
 pub fn run(args: Args, verbose: u8, quiet: u8) -> anyhow::Result<ExitCode> {
@@ -111,6 +116,21 @@ pub fn run(args: Args, verbose: u8, quiet: u8) -> anyhow::Result<ExitCode> {
     if let Some(publisher) = &publisher {
         fanout.push(publisher.clone());
     }
+    // Asked for explicitly, so an address that cannot be served refuses the run before any
+    // phone is touched.
+    let status = match &args.status_listen {
+        Some(addr) => {
+            let board = Arc::new(StatusBoard::new(Some(logs.unit_logs().health().clone())));
+            let server = StatusServer::bind(addr, board.clone())?;
+            eprintln!(
+                "status page: http://{}/ (metrics: /metrics)",
+                server.local_addr()
+            );
+            fanout.push(board);
+            Some(server)
+        }
+        None => None,
+    };
     let events: Arc<dyn EventSink> = Arc::new(fanout);
 
     let log_health = logs.unit_logs().health().clone();
@@ -133,6 +153,7 @@ pub fn run(args: Args, verbose: u8, quiet: u8) -> anyhow::Result<ExitCode> {
     let _ = consumer.join();
     // Attached dashboards get their last line; the socket file goes.
     drop(publisher);
+    drop(status);
     let summary = match ended? {
         BatchEnd::Ran(summary) => summary,
         BatchEnd::AlreadyComplete {
