@@ -130,3 +130,108 @@ fn udev_rules_cover_every_qualcomm_edl_id_for_libusb_and_the_tty() {
         assert!(edl[0].contains("ENV{ID_MM_DEVICE_IGNORE}=\"1\""));
     }
 }
+
+/// `key=value` lines of the unit's `[Service]` section.
+fn service_keys(unit: &str) -> Vec<(String, String)> {
+    unit.lines()
+        .skip_while(|l| l.trim() != "[Service]")
+        .skip(1)
+        .take_while(|l| !l.starts_with('['))
+        .filter(|l| !l.trim_start().starts_with('#') && l.contains('='))
+        .map(|l| {
+            let (k, v) = l.split_once('=').unwrap();
+            (k.trim().to_owned(), v.trim().to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn the_systemd_unit_is_hardened_and_its_paths_are_writable() {
+    let unit = repo_file("udev/flashgate.service");
+    let keys = service_keys(&unit);
+    let has = |key: &str, value: &str| keys.iter().any(|(k, v)| k == key && v == value);
+    for (key, value) in [
+        ("User", "flashgate"),
+        ("Group", "flashgate"),
+        ("ProtectSystem", "strict"),
+        ("ProtectHome", "yes"),
+        ("NoNewPrivileges", "yes"),
+        ("PrivateTmp", "yes"),
+        ("CapabilityBoundingSet", ""),
+        ("DevicePolicy", "closed"),
+        ("DeviceAllow", "char-usb_device rw"),
+        ("DeviceAllow", "char-ttyUSB rw"),
+        // The journal, the logs and the dashboard socket each have a writable home.
+        ("StateDirectory", "flashgate"),
+        ("LogsDirectory", "flashgate"),
+        ("RuntimeDirectory", "flashgate"),
+        ("RuntimeDirectoryMode", "0750"),
+        ("WorkingDirectory", "/var/lib/flashgate"),
+    ] {
+        assert!(has(key, value), "the unit lacks {key}={value}");
+    }
+    let exec = keys
+        .iter()
+        .find(|(k, _)| k == "ExecStart")
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    // The path the .deb installs, and a command line the binary accepts.
+    assert!(exec.starts_with("/usr/bin/flashgate run --station /etc/flashgate/station.yaml"));
+    let args: Vec<&str> = exec.split_whitespace().skip(1).collect();
+    let mut check = args.clone();
+    check.push("--help");
+    assert!(flashgate(&check).status.success(), "{exec}");
+    // `systemd-analyze security` where systemd is installed: the exposure stays below 4.0.
+    let analyze = Command::new("systemd-analyze")
+        .args(["security", "--offline=true", "--no-pager"])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("udev/flashgate.service"))
+        .output();
+    if let Ok(out) = analyze {
+        let text = String::from_utf8_lossy(&out.stdout);
+        let exposure: f64 = text
+            .lines()
+            .find_map(|l| {
+                l.split("Overall exposure level for flashgate.service: ")
+                    .nth(1)
+            })
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no exposure figure in:\n{text}"))
+            .parse()
+            .unwrap();
+        assert!(exposure < 4.0, "exposure {exposure}:\n{text}");
+    }
+}
+
+#[test]
+fn the_package_lists_only_files_that_exist_and_the_build_makes_the_rest() {
+    let manifest = repo_file("station/Cargo.toml");
+    let deb = manifest
+        .split("[package.metadata.deb]")
+        .nth(1)
+        .expect("station/Cargo.toml has [package.metadata.deb]");
+    let script = repo_file(".ci/build-deb");
+    let mut assets = 0;
+    for line in deb.lines().filter(|l| l.trim_start().starts_with("[\"")) {
+        let source = line.trim_start().trim_start_matches("[\"");
+        let source = source.split('"').next().unwrap();
+        assets += 1;
+        if let Some(generated) = source.strip_prefix("../target/deb-extra/") {
+            assert!(
+                script.contains(generated.rsplit('/').next().unwrap()),
+                "{generated}"
+            );
+        } else if source != "target/release/flashgate" {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("station")
+                .join(source);
+            assert!(path.exists(), "{source}");
+        }
+    }
+    assert_eq!(assets, 8);
+    for script in ["postinst", "postrm"] {
+        assert!(Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("station/debian")
+            .join(script)
+            .exists());
+    }
+}
