@@ -110,7 +110,9 @@ pub(super) fn render(snapshot: &Snapshot) -> String {
         let (serial, mode, step, verdict) = match &row.status {
             SlotStatus::Empty => (String::new(), String::new(), String::new(), String::new()),
             SlotStatus::Occupied(unit) | SlotStatus::Vanished(unit) => {
-                let step = match (&unit.phase, &unit.progress) {
+                // A unit with a verdict has no current step.
+                let phase = unit.phase.as_ref().filter(|_| unit.verdict.is_none());
+                let step = match (phase, &unit.progress) {
                     (Some(phase), Some(progress)) => match progress.fraction() {
                         Some(f) => format!(
                             "{} <span class=\"bar\"><span style=\"width:{:.0}%\"></span></span> \
