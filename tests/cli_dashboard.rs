@@ -203,7 +203,15 @@ fn the_status_page_and_metrics_answer_curl_while_the_batch_runs() {
     let drain = std::thread::spawn(move || lines.count());
     let station = std::thread::spawn(move || station.wait_with_output().unwrap());
 
-    let (head, page) = curl(&url, &[]);
+    // The server answers from before the batch's first event ("waiting for the batch").
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (head, page) = loop {
+        let (head, page) = curl(&url, &[]);
+        if !page.contains("waiting for the batch to start") || Instant::now() > deadline {
+            break (head, page);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
     assert!(head.contains("Content-Type: text/html; charset=utf-8"));
     assert!(
