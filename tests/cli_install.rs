@@ -215,7 +215,7 @@ fn the_package_lists_only_files_that_exist_and_the_build_makes_the_rest() {
         let source = line.trim_start().trim_start_matches("[\"");
         let source = source.split('"').next().unwrap();
         assets += 1;
-        if let Some(generated) = source.strip_prefix("../target/deb-extra/") {
+        if let Some(generated) = source.strip_prefix("target/release/deb-extra/") {
             assert!(
                 script.contains(generated.rsplit('/').next().unwrap()),
                 "{generated}"
