@@ -34,6 +34,8 @@ pub const STREAM_VERSION: u32 = 1;
 pub const CLIENT_QUEUE: usize = 4096;
 /// At most this many readers at once (each costs a thread and a queue).
 pub const MAX_CLIENTS: usize = 16;
+/// How often the accept loop looks whether the publisher was closed.
+const ACCEPT_POLL: Duration = Duration::from_millis(200);
 /// A writer blocked this long on a client that does not read gives up on it.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// A line goes out at least this often, so a reader can tell a quiet station from a hung one.
@@ -116,6 +118,9 @@ impl EventPublisher {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
         let listener = UnixListener::bind(path).map_err(io)?;
+        // Accept waits in poll() so the loop sees `closed` even when nobody can connect any
+        // more (the socket file was deleted under a running station).
+        listener.set_nonblocking(true).map_err(io)?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(io)?;
         let shared = Arc::new(Mutex::new(Shared {
             replay: Replay::new(),
@@ -182,8 +187,6 @@ impl Drop for EventPublisher {
             shared.closed = true;
             shared.clients.clear();
         }
-        // Wake the accept loop so it sees `closed`.
-        let _ = UnixStream::connect(&self.path);
         if let Some(accept) = self.accept.take() {
             let _ = accept.join();
         }
@@ -199,9 +202,34 @@ fn control(kind: &str, extra: serde_json::Value) -> String {
     line.to_string()
 }
 
+/// The next client, or `None` once the publisher is closed.
+fn next_client(listener: &UnixListener, shared: &Mutex<Shared>) -> Option<UnixStream> {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let every = Timespec::try_from(ACCEPT_POLL).ok();
+    loop {
+        if lock(shared).closed {
+            return None;
+        }
+        let mut fds = [PollFd::new(listener, PollFlags::IN)];
+        if poll(&mut fds, every.as_ref()).is_err() {
+            std::thread::sleep(ACCEPT_POLL);
+            continue;
+        }
+        match listener.accept() {
+            Ok((stream, _)) => {
+                // Writers block (with their timeout); only the listener is non-blocking.
+                if stream.set_nonblocking(false).is_ok() {
+                    return Some(stream);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => std::thread::sleep(ACCEPT_POLL),
+        }
+    }
+}
+
 fn accept_loop(listener: UnixListener, shared: Arc<Mutex<Shared>>) {
-    for stream in listener.incoming() {
-        let Ok(stream) = stream else { continue };
+    while let Some(stream) = next_client(&listener, &shared) {
         let mut guard = lock(&shared);
         if guard.closed {
             return;

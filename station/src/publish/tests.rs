@@ -176,3 +176,15 @@ fn clients_beyond_the_limit_are_refused_with_a_reason() {
     drop(streams);
     drop(publisher);
 }
+
+#[test]
+fn a_station_whose_socket_file_was_deleted_still_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = socket_in(&dir);
+    let publisher = EventPublisher::bind(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let started = Instant::now();
+    drop(publisher);
+    // One accept poll, not a hang (a generous bound for a loaded machine).
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
