@@ -23,7 +23,7 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// A private copy of `configs/demo` (its journal and logs land inside it).
-fn demo_copy() -> (tempfile::TempDir, PathBuf) {
+pub(crate) fn demo_copy() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let demo = dir.path().join("demo");
     copy_dir(
@@ -33,7 +33,7 @@ fn demo_copy() -> (tempfile::TempDir, PathBuf) {
     (dir, demo)
 }
 
-fn run(demo: &Path, work_order: &str, extra: &[&str]) -> std::process::Output {
+pub(crate) fn run(demo: &Path, work_order: &str, extra: &[&str]) -> std::process::Output {
     Command::new(flashgate_bin())
         .arg("run")
         .arg("--station")
@@ -47,7 +47,7 @@ fn run(demo: &Path, work_order: &str, extra: &[&str]) -> std::process::Output {
         .expect("running flashgate")
 }
 
-fn events(stdout: &[u8]) -> Vec<serde_json::Value> {
+pub(crate) fn events(stdout: &[u8]) -> Vec<serde_json::Value> {
     String::from_utf8_lossy(stdout)
         .lines()
         .map(|line| {
@@ -60,7 +60,7 @@ fn events(stdout: &[u8]) -> Vec<serde_json::Value> {
 #[test]
 fn the_main_job_passes_every_demo_phone_and_journals_it() {
     let (_keep, demo) = demo_copy();
-    let out = run(&demo, "WO-DEMO-EEA", &[]);
+    let out = run(&demo, "WO-DEMO-EEA", &["--operator", "op-1042"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "flashgate run failed: {stderr}");
     let events = events(&out.stdout);
@@ -114,6 +114,39 @@ fn the_main_job_passes_every_demo_phone_and_journals_it() {
     assert_eq!(report["units_passed"], 8, "{report}");
     assert_eq!(report["attempts_failed"], 0, "{report}");
     assert_eq!(report["regions"][0], "00EEA", "{report}");
+
+    // One unit, two serials: an EDL phone is found by the chip serial it showed in EDL and by
+    // the fastboot serial it answered with after its reset; the row carries the operator and
+    // the IMEI the product reads with `getvar imei`.
+    let history = |name: &str| -> Vec<serde_json::Value> {
+        let out = Command::new(flashgate_bin())
+            .args(["history", "--json", name, "--station"])
+            .arg(demo.join("station.yaml"))
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let by_chip = history("5EC00105");
+    assert_eq!(by_chip.len(), 1, "{by_chip:?}");
+    let row = &by_chip[0];
+    assert_eq!(row["unit_serial"], "FG000105", "{row}");
+    assert_eq!(row["chip_serial"], "5EC00105", "{row}");
+    assert_eq!(row["operator_id"], "op-1042", "{row}");
+    assert_eq!(row["unit_code_source"], "getvar:imei", "{row}");
+    let imei = row["unit_code"].as_str().unwrap();
+    assert!(
+        imei.len() == 15 && imei.starts_with("35693803000105"),
+        "{imei}"
+    );
+    assert_eq!(history("FG000105"), by_chip);
+    assert_eq!(history(imei), by_chip);
+    let fastboot_unit = &history("FG000101")[0];
+    assert_eq!(fastboot_unit["chip_serial"], serde_json::Value::Null);
+    assert!(
+        fastboot_unit["unit_code"].as_str().is_some(),
+        "{fastboot_unit}"
+    );
 
     // `history … | head` on a reader that has already gone: the listing ends quietly, it
     // does not panic on the closed pipe.
@@ -228,4 +261,167 @@ fn a_fifo_or_a_missing_file_is_refused_once_with_what_it_is() {
     assert_eq!(stderr.matches("no such file").count(), 1, "{stderr}");
     assert_eq!(stderr.matches("image `boot`").count(), 1, "{stderr}");
     assert!(!stderr.contains("IMAGE_HASH_MISMATCH"), "{stderr}");
+    assert!(stderr.contains("IMAGE_MISSING: image `boot`"), "{stderr}");
+
+    // Other bytes under the right name: said once, under IMAGE_HASH_MISMATCH.
+    let mut bytes = std::fs::read(demo.join("images/00EEA/vbmeta.img")).unwrap();
+    bytes[10] ^= 1;
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/demo/images/00EEA/boot.img"),
+        &boot,
+    )
+    .unwrap();
+    std::fs::write(demo.join("images/00EEA/vbmeta.img"), bytes).unwrap();
+    let out = run_within(&demo, "WO-DEMO-EEA");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.matches("IMAGE_HASH_MISMATCH").count(), 1, "{stderr}");
+    assert_eq!(stderr.matches("SHA-256").count(), 1, "{stderr}");
+    assert_eq!(stderr.matches("image `vbmeta`").count(), 1, "{stderr}");
+}
+
+fn report_json(demo: &Path, extra: &[&str]) -> std::process::Output {
+    Command::new(flashgate_bin())
+        .args([
+            "report",
+            "--work-order",
+            "WO-DEMO-WW",
+            "--json",
+            "--station",
+        ])
+        .arg(demo.join("station.yaml"))
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn simulated_phones_write_their_own_journal_never_the_stations() {
+    let (_keep, demo) = demo_copy();
+    let out = run(&demo, "WO-DEMO-WW", &["--sim", "2"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        events(&out.stdout)
+            .iter()
+            .filter(|e| e["event"] == "verdict")
+            .count(),
+        2,
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("simulated phones: journal ")
+            && stderr.contains("journal.sim.sqlite")
+            && stderr.contains("not the station's journal"),
+        "{stderr}"
+    );
+    assert!(demo.join("state/journal.sim.sqlite").exists());
+    assert!(
+        !demo.join("state/journal.sqlite").exists(),
+        "simulated phones reached the station's journal"
+    );
+    assert!(demo.join("state/logs/sim").is_dir());
+    // The daily JSON log's detection and verdict records name the unit; each unit log, in its
+    // day's folder, ends with the verdict.
+    let logs = demo.join("state/logs/sim");
+    let daily: Vec<serde_json::Value> = std::fs::read_dir(&logs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .flat_map(|p| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect::<Vec<serde_json::Value>>()
+        })
+        .collect();
+    for message in ["unit detected", "verdict"] {
+        let records: Vec<_> = daily.iter().filter(|o| o["message"] == message).collect();
+        assert_eq!(records.len(), 2, "{message}: {daily:?}");
+        for record in records {
+            for key in ["slot", "port_path", "work_order"] {
+                assert!(!record[key].is_null(), "{message} lacks {key}: {record}");
+            }
+            assert_eq!(record["work_order"], "WO-DEMO-WW", "{record}");
+        }
+    }
+    for verdict in daily.iter().filter(|o| o["message"] == "verdict") {
+        assert!(
+            verdict["serial"].as_str().is_some_and(|s| !s.is_empty()),
+            "{verdict}"
+        );
+        assert_eq!(verdict["result"], "PASS", "{verdict}");
+    }
+    let day = station::logging::utc_day(std::time::SystemTime::now());
+    let unit_logs: Vec<_> = std::fs::read_dir(logs.join("units").join(&day))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(unit_logs.len(), 2, "{unit_logs:?}");
+    for path in unit_logs {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let last = text.lines().last().unwrap();
+        assert!(last.contains(" verdict PASS (journal attempt "), "{last}");
+    }
+
+    // `report` on the station's journal has nothing; with `--sim` it reads the rig's.
+    let production = report_json(&demo, &[]);
+    assert!(!production.status.success());
+    let simulated = report_json(&demo, &["--sim"]);
+    assert!(simulated.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&simulated.stdout).unwrap();
+    assert_eq!(report["units_passed"], 2, "{report}");
+
+    // The same records as CSV, narrowed to this station and to today.
+    let csv = Command::new(flashgate_bin())
+        .args(["report", "--work-order", "WO-DEMO-WW", "--csv", "--sim"])
+        .args([
+            "--station-id",
+            "demo-st01",
+            "--since",
+            "2000-01-01",
+            "--station",
+        ])
+        .arg(demo.join("station.yaml"))
+        .output()
+        .unwrap();
+    assert!(
+        csv.status.success(),
+        "{}",
+        String::from_utf8_lossy(&csv.stderr)
+    );
+    let text = String::from_utf8(csv.stdout).unwrap();
+    let records: Vec<&str> = text.split_terminator("\r\n").collect();
+    assert_eq!(records.len(), 3, "{text}");
+    assert!(
+        records[0].starts_with("attempt_id,work_order,station_id,"),
+        "{text}"
+    );
+    assert!(records[1..]
+        .iter()
+        .all(|r| r.contains(",WO-DEMO-WW,demo-st01,")));
+    let elsewhere = Command::new(flashgate_bin())
+        .args(["report", "--work-order", "WO-DEMO-WW", "--csv", "--sim"])
+        .args(["--station-id", "other", "--station"])
+        .arg(demo.join("station.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(elsewhere.stdout).unwrap().lines().count(),
+        1
+    );
+    let bad = Command::new(flashgate_bin())
+        .args([
+            "report",
+            "--work-order",
+            "WO-DEMO-WW",
+            "--since",
+            "yesterday",
+            "--station",
+        ])
+        .arg(demo.join("station.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--since: `yesterday` is not a date"));
 }

@@ -99,6 +99,11 @@ fn journal_of(demo: &DemoStation) -> Journal {
     Journal::open_existing(&demo.root.join("state/journal.sqlite")).unwrap()
 }
 
+/// The journal of `run --sim N` on the demo station (beside its own).
+fn sim_journal_of(demo: &DemoStation) -> Journal {
+    Journal::open_existing(&demo.root.join("state/journal.sim.sqlite")).unwrap()
+}
+
 fn flashing(event: &serde_json::Value) -> bool {
     event["event"] == "phase_changed" && event["phase"]["phase"] == "flash"
 }
@@ -358,7 +363,7 @@ fn killed_and_stopped_at_random_moments_nothing_is_lost_and_the_quantity_holds()
             !stderr.contains("panicked"),
             "round {round} (seed {seed:#x}): {stderr}"
         );
-        let journal = journal_of(&demo);
+        let journal = sim_journal_of(&demo);
         // Every verdict shown is in the journal, with the result shown.
         for verdict in events.iter().filter(|e| e["event"] == "verdict") {
             shown_total += 1;
@@ -393,10 +398,14 @@ fn killed_and_stopped_at_random_moments_nothing_is_lost_and_the_quantity_holds()
         out.status.success() || stderr.contains("is complete"),
         "{stderr}"
     );
-    let report = journal_of(&demo).report("WO-DEMO-EEA").unwrap();
+    let report = sim_journal_of(&demo).report("WO-DEMO-EEA").unwrap();
     assert_eq!(report.attempts_in_progress, 0, "{report:?}");
     assert!(report.units_passed <= u64::from(quantity), "{report:?}");
     assert!(shown_total > 0, "no round got as far as a verdict");
+    assert!(
+        !demo.root.join("state/journal.sqlite").exists(),
+        "simulated phones reached the station's own journal"
+    );
 }
 
 /// A full log disk is said out loud: per unit on the screen, and in the summary. (`/dev/full`
@@ -405,7 +414,10 @@ fn killed_and_stopped_at_random_moments_nothing_is_lost_and_the_quantity_holds()
 fn a_full_log_disk_is_a_loud_warning_not_a_silent_loss() {
     let demo = DemoStation::new();
     let logs = demo.root.join("state/logs");
-    let units = logs.join("units");
+    // Today's folder of unit logs (by UTC day).
+    let units = logs
+        .join("units")
+        .join(station::logging::utc_day(std::time::SystemTime::now()));
     std::fs::create_dir_all(&units).unwrap();
     // Every name a unit log of this run can have: fastboot serials and EDL chip serials, by
     // attempt number.

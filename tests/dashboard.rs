@@ -54,21 +54,30 @@ fn eight_slot_batch_final_screen_shows_every_verdict_and_matching_counts() {
     let events = scripted_batch(8, T0);
     let state = replayed(&events);
     let screen = state.render(160, 30, RenderStyle::PLAIN);
-    assert_eq!(screen.len(), 3 + 8, "{screen:#?}");
+    // Header, 8 rows, then the two failure reasons and the warning, each on one line at 160.
+    assert_eq!(screen.len(), 3 + 8 + 3, "{screen:#?}");
+    assert!(
+        screen[0].starts_with("FLASHGATE elapsed 0:"),
+        "elapsed first: {}",
+        screen[0]
+    );
     assert!(screen[0].contains("[BATCH FINISHED]"), "{}", screen[0]);
     assert!(
-        screen[0].contains("station LINE3-ST07 | WO WO-1187 | demo-phone 00EEA | elapsed 0:"),
+        screen[0]
+            .contains("| WO WO-1187 | demo-phone 00EEA | station LINE3-ST07 | operator op-1042"),
         "{}",
         screen[0]
     );
     assert!(screen[0].contains("build DP1.241128.007"));
     // 8 first units + a second unit on slots 1 and 2; slots 3 and 6 fail.
+    assert_eq!(
+        screen[1],
+        "passed 8 of 100 ordered (this run 8) | failed 2 | in progress 0 | yield 80.0% | waiting 0"
+    );
     assert!(
-        screen[1].starts_with(
-            "passed 8 of 100 ordered (this run 8) failed 2 in progress 0 waiting 0 | yield 80.0%"
-        ),
+        screen[2].starts_with("avg ") && screen[2].contains(" units/h | cycle 0:"),
         "{}",
-        screen[1]
+        screen[2]
     );
     for (i, slot) in (1..=8u16).enumerate() {
         assert!(
@@ -78,7 +87,7 @@ fn eight_slot_batch_final_screen_shows_every_verdict_and_matching_counts() {
     }
     for slot in [1, 2, 4, 5, 7, 8] {
         let line = row(&screen, slot);
-        assert!(line.contains("PASS [remove unit]"), "{line}");
+        assert!(line.contains("PASS -> to pass tray ("), "{line}");
         assert!(
             line.contains(&script::serial(slot, if slot <= 2 { 2 } else { 1 })),
             "{line}"
@@ -87,19 +96,28 @@ fn eight_slot_batch_final_screen_shows_every_verdict_and_matching_counts() {
     let s3 = row(&screen, 3);
     assert!(s3.contains("EDL"), "{s3}");
     assert!(
-        s3.contains("verify activation client"),
-        "failing phase stays visible: {s3}"
-    );
-    assert!(
-        s3.contains("FAIL [call engineer] ACTIVATION_CLIENT_WRONG_REGION | slot 3 (serial 7PL03"),
+        s3.ends_with("FAIL ACTIVATION_CLIENT_WRONG_REGION -> call engineer"),
         "{s3}"
     );
     let s6 = row(&screen, 6);
-    assert!(s6.contains("flash system_a"), "{s6}");
+    assert!(s6.ends_with("FAIL DISCONNECTED -> re-seat cable"), "{s6}");
+    // The reasons, once each, without the row's slot and serial repeated.
+    let pane = &screen[11..];
     assert!(
-        s6.contains("FAIL [re-seat cable] DISCONNECTED | slot 6 (serial 7PL06")
-            && s6.contains("the phone disconnected during flash"),
-        "{s6}"
+        pane[0].starts_with(
+            "ACTIVATION_CLIENT_WRONG_REGION S03: system_a \
+             /priv-app/ActivationClient/ActivationClient.apk has the 00CN client"
+        ),
+        "newest first: {pane:#?}"
+    );
+    assert!(
+        pane[1].starts_with("DISCONNECTED S06: the phone disconnected during flash system_a"),
+        "{pane:#?}"
+    );
+    assert!(pane[2].starts_with("WARNING S06: "), "{pane:#?}");
+    assert!(
+        screen.iter().all(|l| !l.contains("(serial 7PL")),
+        "no `slot N (serial X)` in reasons: {screen:#?}"
     );
     let summary = match &events.last().map(|e| &e.kind) {
         Some(EventKind::BatchFinished(summary)) => summary.clone(),
@@ -131,12 +149,9 @@ fn mid_batch_rows_show_progress_rate_and_eta() {
         ),
         (0, 0, 8, 0)
     );
-    assert!(
-        screen[1].starts_with(
-            "passed 0 of 100 ordered (this run 0) failed 0 in progress 8 waiting 0 | yield -"
-        ),
-        "{}",
-        screen[1]
+    assert_eq!(
+        screen[1],
+        "passed 0 of 100 ordered (this run 0) | failed 0 | in progress 8 | yield - | waiting 0"
     );
     // Slot 2 is a fastboot unit flashing system_a at 44 MB/s (script: 30 + 2*7 % 16).
     let s2 = row(&screen, 2);
@@ -147,14 +162,24 @@ fn mid_batch_rows_show_progress_rate_and_eta() {
     );
     assert!(s2.contains("/640.0 MB"), "{s2}");
     assert!(s2.contains("44.0 MB/s"), "{s2}");
-    assert!(s2.contains("ETA 0:"), "{s2}");
-    let throughput: f64 = screen[1]
-        .rsplit(" | ")
-        .next()
-        .and_then(|t| t.strip_suffix(" MB/s"))
-        .and_then(|t| t.parse().ok())
-        .unwrap_or_else(|| panic!("throughput in {}", screen[1]));
-    assert!(throughput > 200.0, "8 units at 30-45 MB/s: {throughput}");
+    assert!(s2.contains("ETA    0:"), "{s2}");
+    // The average over the run: every byte moved so far over the elapsed time, not the last
+    // instant's rate.
+    let figure = |prefix: &str| -> f64 {
+        screen[2]
+            .split(" | ")
+            .find_map(|part| part.strip_prefix(prefix))
+            .and_then(|t| t.split(' ').next())
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_else(|| panic!("`{prefix}` in {}", screen[2]))
+    };
+    let average = figure("avg ");
+    let now = figure("now ");
+    assert!(
+        average > 150.0 && average < now,
+        "8 units at 30-45 MB/s after the first seconds of identify: avg {average}, now {now}"
+    );
+    assert!(now > 200.0, "8 units at 30-45 MB/s: {now}");
 }
 
 fn ev(ms: u64, kind: EventKind) -> Event {
@@ -207,7 +232,7 @@ fn failure_stays_until_removed_and_a_new_unit_starts_fresh() {
     state.tick(T0 + 3_600_000);
     let line = row(&state.render(120, 10, RenderStyle::PLAIN), 5).to_owned();
     assert!(
-        line.contains("AAA111") && line.contains("FAIL [call engineer] IMAGE_HASH_MISMATCH"),
+        line.contains("AAA111") && line.contains("FAIL IMAGE_HASH_MISMATCH -> call engineer"),
         "an hour later: {line}"
     );
     state.apply(&ev(3_600_001, EventKind::UnitRemoved { slot: 5 }));
@@ -237,12 +262,16 @@ fn failure_stays_until_removed_and_a_new_unit_starts_fresh() {
         },
     ));
     state.apply(&ev(3_600_004, EventKind::UnitRemoved { slot: 5 }));
-    let line = row(&state.render(120, 10, RenderStyle::PLAIN), 5).to_owned();
+    let screen = state.render(120, 10, RenderStyle::PLAIN);
+    let line = row(&screen, 5).to_owned();
     assert!(
-        line.contains("BBB222")
-            && line.contains("flash super")
-            && line.contains("GONE [re-seat cable]"),
+        line.contains("BBB222") && line.ends_with("GONE -> re-seat cable"),
         "{line}"
+    );
+    assert!(
+        screen.iter().any(|l| l
+            .starts_with("GONE S05: the unit left the slot during flash super before a verdict")),
+        "{screen:#?}"
     );
     assert_eq!(state.counts().waiting, 1);
 }
@@ -333,7 +362,13 @@ fn lines_never_exceed_the_screen_at_any_size_and_carry_no_control_characters() {
 fn thirty_two_slots_fit_a_small_terminal_in_columns_or_say_what_is_hidden() {
     let state = replayed(&scripted_batch(32, T0));
     let wide = state.render(200, 24, RenderStyle::PLAIN);
-    assert_eq!(wide.len(), 3 + 16);
+    assert!(wide.len() <= 24, "{wide:#?}");
+    assert!(
+        wide[3 + 16..]
+            .iter()
+            .all(|l| !l.starts_with('S') && !l.contains(" | S")),
+        "the rows left under the two columns hold reasons: {wide:#?}"
+    );
     for slot in 1..=32u16 {
         assert!(
             wide.iter().any(|l| l.contains(&format!("S{slot:02} "))),
@@ -369,7 +404,7 @@ fn no_color_gives_plain_ascii() {
         "{screen:#?}"
     );
     assert!(
-        screen[2].chars().all(|c| c == '-'),
+        screen[2].ends_with("----------"),
         "ASCII rule: {}",
         screen[2]
     );
@@ -377,7 +412,7 @@ fn no_color_gives_plain_ascii() {
     let coloured = finished.render(120, 30, RenderStyle::FULL);
     assert!(
         row(&coloured.iter().map(|l| visible(l)).collect::<Vec<_>>(), 3)
-            .contains("FAIL [call engineer]")
+            .contains("FAIL ACTIVATION_CLIENT_WRONG_REGION \u{2192} call engineer")
     );
     assert!(
         row(&coloured, 3).contains("\x1b[1;31mFAIL\x1b[0m"),
@@ -389,7 +424,7 @@ fn no_color_gives_plain_ascii() {
     );
     assert!(
         coloured[1].starts_with(
-            "\x1b[1;32mpassed 8 of 100 ordered (this run 8)\x1b[0m \x1b[1;31mfailed 2\x1b[0m"
+            "\x1b[1;32mpassed 8 of 100 ordered (this run 8)\x1b[0m | \x1b[1;31mfailed 2\x1b[0m"
         ),
         "{:?}",
         coloured[1]
@@ -412,22 +447,39 @@ fn plain_lines_one_per_event_without_control_characters() {
             line: "INFO\x1b[31m red\r".into(),
         },
     ));
-    let sink = LineSink::new(LineFormat::Plain, Vec::new());
-    for event in &events {
-        sink.emit(event.clone());
-    }
-    let text = String::from_utf8(sink.into_inner()).unwrap();
+    let plain_text = |device_lines: bool| {
+        let sink = LineSink::new(LineFormat::Plain, Vec::new()).with_device_lines(device_lines);
+        for event in &events {
+            sink.emit(event.clone());
+        }
+        String::from_utf8(sink.into_inner()).unwrap()
+    };
+    let quiet = plain_text(false);
+    assert!(
+        !quiet.contains("device: "),
+        "device chatter only with -v: {quiet}"
+    );
+    let text = plain_text(true);
     let lines: Vec<&str> = text.lines().collect();
     for line in &lines {
         assert!(!line.chars().any(|c| c.is_control()), "{line:?}");
     }
+    // Local time with its UTC offset: `hh:mm:ss.mmm +hh:mm`.
+    let stamp = lines[0].split(" batch started").next().unwrap();
+    assert!(
+        stamp.len() == 19 && matches!(&stamp[13..14], "+" | "-") && &stamp[16..17] == ":",
+        "{stamp:?}"
+    );
     assert!(lines[0].ends_with(
-        "batch started | station LINE3-ST07 | work order WO-1187 | product demo-phone | region 00EEA | build DP1.241128.007 | quantity 100 | 8 slots"
+        "batch started | station LINE3-ST07 | work order WO-1187 | product demo-phone | region 00EEA | build DP1.241128.007 | quantity 100 | 8 slots | operator op-1042"
     ), "{}", lines[0]);
     let s3 = script::serial(3, 1);
-    assert!(lines.iter().any(|l| l.contains(&format!(
-        "slot 03 serial {s3} | FAIL ACTIVATION_CLIENT_WRONG_REGION | next: call engineer | slot 3 (serial {s3}): system_a"
-    ))), "{text}");
+    assert!(
+        lines.iter().any(|l| l.contains(&format!(
+        "slot 03 serial {s3} | FAIL ACTIVATION_CLIENT_WRONG_REGION | next: call engineer | system_a"
+    ))),
+        "{text}"
+    );
     // EDL: the serial is unknown at detection and carried on every line after identification.
     assert!(
         lines
@@ -509,8 +561,8 @@ fn json_lines_one_object_per_event() {
         .all(|o| o["ts_ms"].as_u64().is_some_and(|t| t >= T0)));
 }
 
-/// At `-v` (`with_device_lines(true)`) device lines go above the rows; by default only
-/// warnings do (see `tty_front_end_hides_device_lines_by_default`).
+/// At `-v` (`with_device_lines(true)`) device lines and warnings also go above the rows; by
+/// default nothing does (see `tty_front_end_prints_nothing_above_the_rows_by_default`).
 #[test]
 fn tty_front_end_prints_device_lines_above_the_rows() {
     let term = CaptureTerm::new(120, 40);
@@ -544,12 +596,12 @@ fn tty_front_end_prints_device_lines_above_the_rows() {
         log_at < rows_at && warn_at < rows_at,
         "device lines are printed above the rows:\n{written}"
     );
-    assert!(written[rows_at..].contains("PASS [remove unit]"));
+    assert!(written[rows_at..].contains("PASS -> to pass tray"));
     assert!(written.contains("[BATCH FINISHED]"));
 }
 
 #[test]
-fn tty_front_end_hides_device_lines_by_default() {
+fn tty_front_end_prints_nothing_above_the_rows_by_default() {
     let term = CaptureTerm::new(120, 40);
     let mut dashboard = TtyDashboard::with_target(
         ProgressDrawTarget::term_like(Box::new(term.clone())),
@@ -573,8 +625,15 @@ fn tty_front_end_hides_device_lines_by_default() {
     dashboard.finish();
     let written = term.text();
     assert!(!written.contains("Writing 'system_a' OKAY"), "{written}");
+    let first_frame = written.find("FLASHGATE").expect(&written);
     assert!(
-        written.contains("WARNING S02 7PL020215838: hub port 1-1.2 over-current"),
+        written[..first_frame].trim().is_empty(),
+        "nothing above the dashboard:\n{written}"
+    );
+    // The warning is on the screen, in the pane under the slots.
+    let rows_at = written.rfind("S01 ").expect(&written);
+    assert!(
+        written[rows_at..].contains("WARNING S02: hub port 1-1.2 over-current"),
         "{written}"
     );
     assert!(written.contains("[BATCH FINISHED]"));

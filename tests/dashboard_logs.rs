@@ -15,7 +15,15 @@ fn options(dir: &Path, verbosity: i8) -> LogOptions {
         console_ansi: false,
         // A tiny queue so the burst fills it many times: a lossy writer would drop lines here.
         file_queue_lines: 16,
+        retention: station::config::LogRetention::default(),
     }
+}
+
+/// Where today's unit log of `serial`, attempt `n`, is.
+fn unit_log_today(dir: &Path, serial: &str, n: u32) -> PathBuf {
+    dir.join("units")
+        .join(logging::utc_day(std::time::SystemTime::now()))
+        .join(format!("{serial}-{n}.log"))
 }
 
 fn daily_files(dir: &Path) -> Vec<PathBuf> {
@@ -75,7 +83,7 @@ fn burst_of_100k_lines_from_8_threads_loses_nothing() {
     drop(logging); // flushes the JSON writer's queue
     let total = THREADS * PER_THREAD;
     assert_eq!(unit_log.lines_written(), total as u64);
-    assert_eq!(unit_log.path(), dir.path().join("units/7PLBURST-1.log"));
+    assert_eq!(unit_log.path(), unit_log_today(dir.path(), "7PLBURST", 1));
     let unit_text = std::fs::read_to_string(unit_log.path()).unwrap();
     let mut seen = HashSet::new();
     for line in unit_text.lines() {
@@ -172,7 +180,96 @@ fn json_lines_carry_unit_fields_and_files_keep_debug_whatever_the_console_says()
         "escaped: {}",
         lines[1]
     );
-    assert_eq!(unit_path, dir.path().join("units/7PL0003-2.log"));
+    assert_eq!(unit_path, unit_log_today(dir.path(), "7PL0003", 2));
+}
+
+/// The supervisor reports detection and verdicts outside any unit span; the station's log sink
+/// still gives those records the unit's keys, and a failure's code and reason.
+#[test]
+fn detection_and_verdict_records_carry_slot_serial_port_and_work_order() {
+    use station::events::{BatchInfo, Event, EventKind, EventSink};
+    use station::mode::Mode;
+    use station::verdict::{Failure, UnitRef, Verdict};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (dispatch, logging) = logging::build(&options(dir.path(), -2)).unwrap();
+    tracing::dispatcher::with_default(&dispatch, || {
+        let sink = logging::StationLogSink::default();
+        let batch = BatchInfo {
+            station_id: "st1".into(),
+            work_order: "WO-1187".into(),
+            product: "fgdemo".into(),
+            region: "00EEA".into(),
+            build_id: "B1".into(),
+            quantity: 10,
+            passed_before: 0,
+            slots: Vec::new(),
+            stop_line_after: 3,
+            operator: None,
+        };
+        sink.emit(Event::at(0, EventKind::BatchStarted(batch)));
+        // An EDL unit: no serial at detection, its chip serial at identification.
+        sink.emit(Event::at(
+            1,
+            EventKind::UnitDetected {
+                slot: 5,
+                port_path: "1-4.5".into(),
+                mode: Mode::Edl,
+                serial: None,
+            },
+        ));
+        sink.emit(Event::at(
+            2,
+            EventKind::UnitIdentified {
+                slot: 5,
+                serial: "5EC00002".into(),
+            },
+        ));
+        sink.emit(Event::at(
+            3,
+            EventKind::Verdict {
+                slot: 5,
+                serial: None,
+                verdict: Verdict::Fail(Failure::Timeout {
+                    unit: UnitRef {
+                        slot: 5,
+                        serial: Some("5EC00002".into()),
+                    },
+                    step: "verify".into(),
+                    secs: 300,
+                }),
+            },
+        ));
+    });
+    drop(dispatch);
+    drop(logging);
+    let objects = json_lines(dir.path());
+    let detected = objects
+        .iter()
+        .find(|o| o["message"] == "unit detected")
+        .expect("a unit detected record");
+    assert_eq!(detected["slot"], 5, "{detected}");
+    assert_eq!(detected["port_path"], "1-4.5", "{detected}");
+    assert_eq!(detected["work_order"], "WO-1187", "{detected}");
+    assert_eq!(detected["mode"], "EDL", "{detected}");
+    assert!(
+        detected["serial"].is_null(),
+        "not known at detection: {detected}"
+    );
+    let verdict = objects
+        .iter()
+        .find(|o| o["message"] == "verdict")
+        .expect("a verdict record");
+    assert_eq!(verdict["slot"], 5, "{verdict}");
+    assert_eq!(verdict["serial"], "5EC00002", "{verdict}");
+    assert_eq!(verdict["port_path"], "1-4.5", "{verdict}");
+    assert_eq!(verdict["work_order"], "WO-1187", "{verdict}");
+    assert_eq!(verdict["result"], "FAIL", "{verdict}");
+    assert_eq!(verdict["code"], "TIMEOUT", "{verdict}");
+    assert!(
+        verdict["reason"].as_str().unwrap().contains("300 s"),
+        "{verdict}"
+    );
 }
 
 #[test]

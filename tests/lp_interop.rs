@@ -32,7 +32,7 @@ use sha2::{Digest, Sha256};
 const PYTHON_LIBLP: &str = "liblp==1.0.2";
 
 /// Fails the test unless `python3` can import PyPI's liblp 1.0.2 (`.ci/run` installs it).
-fn require_python_liblp() {
+pub(crate) fn require_python_liblp() {
     let found = external_tool::command("python3")
         .args(["-c", "import liblp; assert liblp.__version__ == '1.0.2'"])
         .output()
@@ -58,7 +58,7 @@ fn run(command: &mut Command) -> Output {
 }
 
 /// Our metadata in the shape the Python script prints (raw table fields).
-fn tables_json(m: &Metadata) -> Value {
+pub(crate) fn tables_json(m: &Metadata) -> Value {
     let extents: Vec<Value> = m
         .extents
         .iter()
@@ -112,7 +112,7 @@ print(json.dumps({
 }))
 "#;
 
-fn python_listing(path: &Path, layout: &str, slot: u32) -> Value {
+pub(crate) fn python_listing(path: &Path, layout: &str, slot: u32) -> Value {
     let out = run(external_tool::command("python3")
         .args(["-c", LIST_WITH_PYTHON_LIBLP])
         .arg(path)

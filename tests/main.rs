@@ -1,11 +1,14 @@
 //! Scenario tests: whole flows against simulated phones. One test binary keeps `cargo test` fast.
 mod architecture;
+mod cli_check;
 mod cli_dashboard;
 mod cli_install;
+mod cli_modern;
 mod cli_run;
 mod cli_stop;
 mod dashboard;
 mod dashboard_logs;
+mod dashboard_screen;
 mod edl;
 mod edl_backup_gpt;
 mod edl_payload;
@@ -21,6 +24,7 @@ mod fault_matrix;
 mod image_interop;
 mod journal_contention;
 mod lp_interop;
+mod make_super;
 mod msrv;
 mod preflight_images;
 mod sahara_host;

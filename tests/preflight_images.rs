@@ -72,7 +72,8 @@ fn assert_bad_sparse(demo: &Demo, words: &str) {
         "{message}"
     );
     assert!(
-        message.starts_with("image `system` (") && message.contains("00EEA/system.img)"),
+        message.starts_with("IMAGE_BAD_SPARSE: image `system` (")
+            && message.contains("00EEA/system.img)"),
         "{message}"
     );
     assert!(message.contains(words), "expected {words:?}: {message}");

@@ -712,7 +712,7 @@ fn set_active_acknowledged_but_not_kept_fails_slot_mismatch_while_the_rest_pass(
                  was verified — remove the unit and send it to rework for its bootloader"
             )
         );
-        assert_eq!(next_step, station::verdict::NextStep::RemoveUnit);
+        assert_eq!(next_step, station::verdict::NextStep::RejectBin);
         let events = outcome.slot_events(slot);
         let reboot = events.iter().position(|e| {
             matches!(
@@ -968,8 +968,10 @@ fn an_edl_unit_keeps_one_log_file_across_its_re_enumeration() {
     assert_eq!(summary.passed, 2, "{:?}", recording.events());
 
     let journal = station::journal::Journal::open_existing(&journal_path).unwrap();
+    // Unit logs live in one folder per (UTC) day.
     let mut files: Vec<_> = std::fs::read_dir(logs.path().join("units"))
         .unwrap()
+        .flat_map(|day| std::fs::read_dir(day.unwrap().path()).unwrap())
         .map(|e| e.unwrap().path())
         .collect();
     files.sort();
@@ -988,6 +990,13 @@ fn an_edl_unit_keeps_one_log_file_across_its_re_enumeration() {
     assert!(text.contains("unit identified again"), "{text}");
     assert!(text.contains(&format!("serial={}", serial_of(1))), "{text}");
     assert!(text.contains("phase=verify system_"), "{text}");
+    // It ends with the verdict the journal holds, and why.
+    let last = text.lines().last().unwrap();
+    assert!(
+        last.contains(&format!("verdict PASS (journal attempt {}): ", edl_row.id))
+            && last.contains("allow-listed"),
+        "{last}"
+    );
     let fastboot_row = journal.history(&serial_of(2)).unwrap().remove(0);
     let fastboot_log = fastboot_row.log_path.unwrap();
     assert!(fastboot_log.ends_with(&format!("{}-{}.log", serial_of(2), fastboot_row.id)));

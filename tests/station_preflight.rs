@@ -388,6 +388,7 @@ fn the_journal_keeps_verdicts_across_reopen_and_flags_reuse() {
         tool_version: "flashgate-test".into(),
         log_path: None,
         started_at: SystemTime::now(),
+        operator: None,
     };
     let pass = AttemptOutcome {
         verdict: Verdict::Pass,
@@ -485,7 +486,7 @@ fn a_fifo_or_a_directory_at_an_image_path_is_refused_as_not_a_file() {
     let error = preflight_within(&demo, "WO-DEMO-WW").unwrap_err();
     let message = error.to_string();
     assert!(
-        message.starts_with("image `boot` (")
+        message.starts_with("IMAGE_NOT_A_FILE: image `boot` (")
             && message.contains("00WW/boot.img) is a directory, not a regular file"),
         "{message}"
     );
@@ -510,7 +511,72 @@ fn a_missing_image_is_refused_as_missing_not_as_a_mismatch() {
     assert_eq!(error.code(), None, "{message}");
     assert!(!message.contains("IMAGE_HASH_MISMATCH"), "{message}");
     assert!(
+        message.starts_with("IMAGE_MISSING: image `vbmeta`"),
+        "{message}"
+    );
+    assert!(
         message.contains("00EEA/vbmeta.img): no such file; copy the build's file there"),
+        "{message}"
+    );
+}
+
+#[test]
+fn every_refused_file_is_said_once_under_its_own_code() {
+    let demo = Demo::new();
+    std::fs::remove_file(demo.image("00EEA/vbmeta.img")).unwrap();
+    let boot = demo.image("00EEA/boot.img");
+    let mut bytes = std::fs::read(&boot).unwrap();
+    bytes[5000] ^= 0x01;
+    std::fs::write(&boot, &bytes).unwrap();
+    let station = StationConfig::load(&demo.station()).unwrap();
+    let order = WorkOrder::load(&demo.work_order("WO-DEMO-EEA")).unwrap();
+    let product = station::preflight::load_product(&station, &order).unwrap();
+    let refusals = station::preflight::preflight_findings(&product, &order).unwrap_err();
+    let lines: Vec<String> = refusals.iter().map(ToString::to_string).collect();
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert!(
+        lines[0].starts_with("IMAGE_HASH_MISMATCH: image `boot`"),
+        "{lines:#?}"
+    );
+    assert_eq!(lines[0].matches("SHA-256").count(), 1, "{lines:#?}");
+    assert!(
+        lines[1].starts_with("IMAGE_MISSING: image `vbmeta`"),
+        "{lines:#?}"
+    );
+    assert_eq!(lines[1].matches("no such file").count(), 1, "{lines:#?}");
+}
+
+#[test]
+fn an_unknown_product_or_work_order_lists_the_known_ones() {
+    let demo = Demo::new();
+    let order = demo.work_order("WO-DEMO-WW");
+    std::fs::write(
+        &order,
+        std::fs::read_to_string(&order)
+            .unwrap()
+            .replace("product: fgdemo", "product: fgdemo2"),
+    )
+    .unwrap();
+    let error = load_and_check(&demo.station(), &order).unwrap_err();
+    let message = error.to_string();
+    assert!(
+        matches!(&error, PreflightError::UnknownProduct { known, .. }
+            if known == &["fgdemo", "fgmodern"]),
+        "{message}"
+    );
+    assert!(
+        message.contains("product `fgdemo2`")
+            && message.contains("(known products: fgdemo, fgmodern)"),
+        "{message}"
+    );
+
+    let error = load_and_check(&demo.station(), &demo.work_order("WO-DEMO-XX")).unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.contains("WO-DEMO-XX.yaml does not exist")
+            && message.contains(
+                "WO-DEMO-CN, WO-DEMO-EEA, WO-DEMO-WW, WO-MODERN-CN, WO-MODERN-EEA, WO-MODERN-WW"
+            ),
         "{message}"
     );
 }

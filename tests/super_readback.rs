@@ -514,9 +514,7 @@ fn a_china_super_image_for_a_world_work_order_is_refused_before_flashing() {
         "{text}"
     );
     assert!(
-        text.contains(&format!(
-            "super {CLIENT} in logical partition system has the 00CN client"
-        )),
+        text.contains(&format!("super/system_a {CLIENT} has the 00CN client")),
         "{text}"
     );
 }
@@ -588,4 +586,70 @@ fn a_fastbootd_plan_on_a_bootloader_without_fastbootd_fails_clearly() {
         sentence.contains("reboot-fastboot") && sentence.contains("unknown command"),
         "{sentence}"
     );
+}
+
+#[test]
+fn the_rig_brings_the_products_dynamic_partition_phones_in_fastboot_even_on_edl_slots() {
+    use station::mode::Mode;
+    use station::sim_fleet::rig::{super_size, DEFAULT_SUPER_SIZE};
+
+    let line = Line::new("        slot: all\n        set_active: a", false);
+    let check = || {
+        load_and_check(
+            &line.path("station.yaml"),
+            &line.path("work-orders/WO-SUPER-00WW.yaml"),
+        )
+        .unwrap_or_else(|e| panic!("pre-flight: {e}"))
+    };
+    let (station, batch) = check();
+    // No size declared: the super.img the plan flashes says how large `super` is.
+    assert_eq!(super_size(&batch), Some(SUPER_SIZE));
+    // The product has no EDL plan: the phone on an EDL slot comes up in fastboot.
+    let slots = [(1, Mode::Fastboot), (2, Mode::Edl)];
+    let (bus, units) = station::sim_fleet::rig::simulated_bus(&batch, &slots).unwrap();
+    for unit in &units {
+        let phone = unit.phone();
+        assert_eq!(phone.mode(), PhoneMode::Bootloader);
+        assert_eq!(phone.identity().product, "flashgate_sim");
+        {
+            let state = phone.lock();
+            let super_partition = state.storage.partition("super").unwrap();
+            assert_eq!(super_partition.size_bytes, SUPER_SIZE);
+            assert!(
+                state.storage.partition("system_a").is_none(),
+                "system is logical"
+            );
+        }
+        unit.plug();
+    }
+    let outcome = run_batch(BatchSetup {
+        stop_after_verdicts: Some(2),
+        slots: slots.iter().map(|(s, _)| (sim_port(*s), *s)).collect(),
+        station,
+        batch,
+        bus,
+        reactions: Vec::new(),
+    });
+    outcome.assert_every_verdict_journaled_first();
+    assert_eq!(outcome.verdict_on(1), Verdict::Pass);
+    assert_eq!(outcome.verdict_on(2), Verdict::Pass);
+
+    // A declared size wins over the image's.
+    let manifest = line.path("products/fgsuper.yaml");
+    let text = fs::read_to_string(&manifest).unwrap();
+    let declared = text.replace(
+        "regions:\n",
+        "sizes:\n  partitions: { super: 134217728 }\nregions:\n",
+    );
+    fs::write(&manifest, declared).unwrap();
+    assert_eq!(super_size(&check().1), Some(128 * MIB));
+    // A plan that writes its logical partitions by name in fastbootd, with no super image and
+    // no declared size: the default.
+    let line = Line::fastbootd("        slot: a\n        set_active: a");
+    let (_, batch) = load_and_check(
+        &line.path("station.yaml"),
+        &line.path("work-orders/WO-SUPER-00WW.yaml"),
+    )
+    .unwrap_or_else(|e| panic!("pre-flight: {e}"));
+    assert_eq!(super_size(&batch), Some(DEFAULT_SUPER_SIZE));
 }

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# Regenerates the demo image sets in images/ and the product manifest products/fgdemo.yaml.
+# Regenerates the demo image sets in images/ and the product manifests products/fgdemo.yaml
+# (ext4 `system`, a 2018 layout) and products/fgmodern.yaml (`super` with an erofs `system` and
+# an ext4 `vendor`, images under images/fgmodern/).
 #
 # The images are committed, so nothing here is needed to run the demo; run this only to change
-# them. Needs e2fsprogs (mke2fs) and android-sdk-libsparse-utils (img2simg):
-#   apt-get install e2fsprogs android-sdk-libsparse-utils
+# them. Needs e2fsprogs (mke2fs), android-sdk-libsparse-utils (img2simg) and erofs-utils
+# (mkfs.erofs), and builds flashgate (`image make-super`, `sim programmer-elf`):
+#   apt-get install e2fsprogs android-sdk-libsparse-utils erofs-utils
 #
 # Output is reproducible as far as mke2fs allows: fixed UUIDs, hash seeds and timestamps
-# (E2FSPROGS_FAKE_TIME, file mtimes), files added in sorted order. Checked with e2fsprogs 1.47.0.
+# (E2FSPROGS_FAKE_TIME, file mtimes, mkfs.erofs -T), files added in sorted order. Checked with
+# e2fsprogs 1.47.0 and erofs-utils 1.5.
 set -euo pipefail
 export LC_ALL=C
 cd "$(dirname "$0")"
@@ -99,7 +103,7 @@ make_system() {
 
 # An Android boot image, header v0 (page size 4096): kernel and ramdisk are demo text.
 make_boot() {
-  local region=$1 out=$2
+  local region=$1 out=$2 name=${3:-fgdemo}
   local kernel="$work/kernel-$region" ramdisk="$work/ramdisk-$region"
   printf 'flashgate demo kernel (not bootable) for region %s\n' "$region" >"$kernel"
   printf 'flashgate demo ramdisk for region %s\n' "$region" >"$ramdisk"
@@ -111,7 +115,7 @@ make_boot() {
     le32 0; le32 $((0x10f00000))
     le32 $((0x10000100)); le32 4096
     le32 0; le32 0            # header_version, os_version
-    printf 'fgdemo\0\0\0\0\0\0\0\0\0\0' # name[16]
+    printf '%s' "$name"; head -c $((16 - ${#name})) /dev/zero # name[16]
     local cmdline="console=ttyMSM0 androidboot.region=$region"
     printf '%s' "$cmdline"; head -c $((512 - ${#cmdline})) /dev/zero
     head -c 32 /dev/zero      # id
@@ -213,6 +217,10 @@ product: fgdemo
 identity:
   # What \`fastboot getvar product\` answers (the simulated phone's default).
   fastboot_product: flashgate_sim
+  # Optional: the unit's code for the line's MES (IMEI, label code), read with
+  # \`fastboot getvar <name>\` once the unit is identified in fastboot and kept in the journal
+  # (unit_code). A phone that does not answer is flashed as usual, with a warning.
+  unit_code: { getvar: imei }
   # Sahara identity (MSM HW ID, OEM PK hash) of the simulated phones → the programmer to upload.
   edl:
     - hw_id: "$EDL_HW_ID"
@@ -266,5 +274,200 @@ YAML
   done
 } >products/fgdemo.yaml
 
-echo "make-images.sh: wrote images/ and products/fgdemo.yaml"
-sha256sum images/*/*.img images/*/*.xml images/edl/*.elf
+
+# ---------------------------------------------------------------------------------------------
+# The second demo product, fgmodern: a phone launched with Android 10 or later. Its `system`,
+# `vendor` (and their _b twins) are logical partitions inside one physical `super` (LP
+# metadata): `system` is erofs compressed with lz4hc and holds the activation client, `vendor`
+# is ext4. The factory image is one sparse super.img, packed by `flashgate image make-super`
+# (lpmake's flags) with the _a partitions filled and the _b ones empty, as AOSP's
+# build_super_image.py packs an A/B device's super.img for the factory.
+MODERN_REGIONS=(00WW 00EEA 00CN)
+# The phone's `super` (bytes, recorded in the LP metadata: the phone's must match). Most of it is
+# DONT_CARE in the sparse image, so the file stays small.
+MODERN_SUPER_SIZE=$((256 << 20))
+MODERN_GROUP_SIZE=$(((MODERN_SUPER_SIZE - (4 << 20)) / 2))
+VENDOR_SIZE_KIB=1024
+MODERN_BUILD_DATE=20251201
+MODERN_CLIENT=/system/priv-app/ActivationClient/ActivationClient.apk
+declare -A MODERN_UUID=(
+  [00WW]=5f1b0000-0000-4000-8000-000000000001
+  [00EEA]=5f1b0000-0000-4000-8000-000000000002
+  [00CN]=5f1b0000-0000-4000-8000-000000000003
+)
+VENDOR_UUID=5f1b0000-0000-4000-8000-0000000000f0
+
+for tool in mkfs.erofs; do
+  command -v "$tool" >/dev/null 2>&1 || {
+    echo "make-images.sh: $tool not found; apt-get install erofs-utils" >&2
+    exit 1
+  }
+done
+
+# fgmodern's client: another build of the activation client than fgdemo's.
+make_modern_client() {
+  local region=$1 out=$2
+  {
+    printf 'ActivationClient fgmodern build %s for region %s\n' "$MODERN_BUILD_DATE" "$region"
+    for i in $(seq 1 1500); do
+      printf 'region=%s server=https://%s/v2/activate record=%05d\n' "$region" "${SERVER[$region]}" "$i"
+    done
+  } >"$out"
+}
+
+# `system` as Android 10+ ships it: system-as-root (the tree's /system holds the apps), erofs
+# lz4hc, owners root, one timestamp, a fixed UUID.
+make_modern_system() {
+  local region=$1 out=$2
+  local root="$work/modern-system-$region"
+  mkdir -p "$root/system/priv-app/ActivationClient" "$root/system/app/Settings" "$root/system/etc"
+  make_modern_client "$region" "$root$MODERN_CLIENT"
+  for i in $(seq 1 3000); do printf 'Settings fgmodern resource %05d\n' "$i"; done >"$root/system/app/Settings/Settings.apk"
+  {
+    echo "ro.product.name=fgmodern"
+    echo "ro.build.id=FGMODERN.$region.$MODERN_BUILD_DATE"
+    echo "ro.product.region=$region"
+  } >"$root/system/build.prop"
+  printf '127.0.0.1 localhost\n' >"$root/system/etc/hosts"
+  rm -f "$out"
+  mkfs.erofs --quiet -zlz4hc -T"$EPOCH" -U "${MODERN_UUID[$region]}" --all-root "$out" "$root" >/dev/null
+}
+
+# `vendor`: the same in every region, ext4.
+make_modern_vendor() {
+  local out=$1
+  local tree="$work/modern-vendor"
+  mkdir -p "$tree/etc" "$tree/lib64"
+  printf 'ro.vendor.product.name=fgmodern\nro.vendor.build.date=%s\n' "$MODERN_BUILD_DATE" >"$tree/build.prop"
+  for i in $(seq 1 2000); do printf 'fgmodern vendor HAL blob line %05d\n' "$i"; done >"$tree/lib64/libfgmodern_hal.so"
+  printf '/dev/block/by-name/metadata /metadata ext4 noatime wait,formattable\n' >"$tree/etc/fstab.fgmodern"
+  find "$tree" -exec touch -h -d "@$EPOCH" {} +
+  rm -f "$out"
+  mke2fs -q -F -t ext4 -b 4096 -N 64 -L vendor -U "$VENDOR_UUID" \
+    -E "hash_seed=$VENDOR_UUID,root_owner=0:0,lazy_itable_init=0,nodiscard" \
+    -O ^has_journal,^resize_inode -m 0 \
+    -d "$tree" "$out" "${VENDOR_SIZE_KIB}k" >/dev/null
+  (cd "$tree" && find . -mindepth 1 | sort | sed 's|^\.||') |
+    while read -r path; do echo "set_inode_field $path ctime @$EPOCH"; done >"$work/ctime-vendor"
+  echo "set_inode_field / ctime @$EPOCH" >>"$work/ctime-vendor"
+  debugfs -w -f "$work/ctime-vendor" "$out" >/dev/null 2>&1
+}
+
+make_modern_vendor "$work/modern-vendor.img"
+for region in "${MODERN_REGIONS[@]}"; do
+  d="images/fgmodern/$region"
+  mkdir -p "$d"
+  make_modern_system "$region" "$work/modern-system-$region.img"
+  $FLASHGATE image make-super --sparse \
+    --device-size "$MODERN_SUPER_SIZE" --metadata-size 65536 --metadata-slots 3 \
+    --group "qti_dynamic_partitions_a:$MODERN_GROUP_SIZE" \
+    --group "qti_dynamic_partitions_b:$MODERN_GROUP_SIZE" \
+    --partition "system_a:readonly:auto:qti_dynamic_partitions_a=$work/modern-system-$region.img" \
+    --partition "vendor_a:readonly:auto:qti_dynamic_partitions_a=$work/modern-vendor.img" \
+    --partition "system_b:readonly:0:qti_dynamic_partitions_b" \
+    --partition "vendor_b:readonly:0:qti_dynamic_partitions_b" \
+    --output "$d/super.img" >/dev/null
+  make_boot "$region" "$d/boot.img" fgmodern
+  make_vbmeta "$d/vbmeta.img"
+  make_modern_client "$region" "$work/modern-client-$region.apk"
+done
+
+# fgmodern's EDL package: its own SoC (MSM HW ID) and programmer, the same OEM key. The
+# rawprogram places each image at its partition of the simulated dynamic-partition phone's UFS
+# layout with this `super` (LUN 0, 4096-byte sectors, 1 MiB alignment:
+# `protocols::sim::layout::dynamic_layout`); super.img is programmed sparse, as QFIL does.
+$FLASHGATE sim programmer-elf --out images/edl/prog_firehose_fgmodern.elf --name fgmodern >/dev/null
+MODERN_EDL_HW_ID=0x002280e100000000
+MODERN_SUPER_FIRST=128512
+# Its LUN 0: 501 MiB of boot chain and shared partitions before `super`, 8 GiB userdata, 2 MiB
+# for the GPT (the partitions start at 1 MiB; the backup table ends the LUN).
+MODERN_LUN0_BYTES=$(((8695 << 20) + MODERN_SUPER_SIZE))
+MODERN_PARTS="boot_a 256 24576 boot.img false
+boot_b 24832 24576 boot.img false
+vbmeta_a 114944 16 vbmeta.img false
+vbmeta_b 115200 16 vbmeta.img false
+super $MODERN_SUPER_FIRST $((MODERN_SUPER_SIZE / 4096)) super.img true"
+for region in "${MODERN_REGIONS[@]}"; do
+  {
+    echo '<?xml version="1.0" ?>'
+    echo '<data>'
+    echo "  <!-- flashgate demo package for fgmodern, region $region (UFS, LUN 0) -->"
+    echo "$MODERN_PARTS" | while read -r label first sectors file sparse; do
+      printf '  <program SECTOR_SIZE_IN_BYTES="4096" file_sector_offset="0" filename="%s" label="%s" num_partition_sectors="%s" partofsingleimage="false" physical_partition_number="0" readbackverify="false" size_in_KB="%s.0" sparse="%s" start_byte_hex="0x%x" start_sector="%s"/>\n' \
+        "$file" "$label" "$sectors" $((sectors * 4)) "$sparse" $((first * 4096)) "$first"
+    done
+    echo '</data>'
+  } >"images/fgmodern/$region/rawprogram0.xml"
+  make_patch "images/fgmodern/$region/patch0.xml"
+done
+
+{
+  cat <<YAML
+# Demo product manifest of a dynamic-partition phone. GENERATED by configs/demo/make-images.sh:
+# edit the script, not this file.
+#
+# Paths are relative to the station's image_root (configs/demo/images). \`system\` and
+# \`vendor\` are logical partitions inside the physical \`super\`: each region ships one sparse
+# super.img (LP metadata; system_a erofs lz4hc with the activation client, vendor_a ext4, the _b
+# partitions empty). Pre-flight finds the client in the super.img's system_a and refuses the
+# batch unless it is the region's; verification reads back, through \`fetch:\`, the LP metadata
+# of the slot the phone boots, then that slot's system (super/system_a) and the client in it.
+#
+# Both plans write the whole super.img, as factories do (from the bootloader, or through EDL
+# rawprogram): one image that carries the metadata and every logical partition, built and
+# signed off once per release and written in one pass, with no trip to fastbootd (whose
+# update-super and per-partition flashing serve phones being updated, and would add two
+# re-enumerations per unit). \`flash.fastboot.fastbootd\` is there for products that need it.
+product: fgmodern
+identity:
+  # What \`fastboot getvar product\` answers.
+  fastboot_product: fgmodern
+  # The unit's IMEI for the line's MES, read with \`fastboot getvar imei\`.
+  unit_code: { getvar: imei }
+  # Sahara identity of the simulated phones (another SoC than fgdemo's, the same OEM key).
+  edl:
+    - hw_id: "$MODERN_EDL_HW_ID"
+      oem_pk_hash: "$EDL_PK_HASH"
+      programmer: { path: edl/prog_firehose_fgmodern.elf, size: $(size images/edl/prog_firehose_fgmodern.elf), sha256: "$(sha images/edl/prog_firehose_fgmodern.elf)" }
+# The simulated dynamic-partition phone's layout (protocols::sim::layout::dynamic_layout).
+sizes:
+  partitions: { boot: 100663296, vbmeta: 65536, super: $MODERN_SUPER_SIZE }
+  luns: { 0: $MODERN_LUN0_BYTES }
+regions:
+YAML
+  for region in "${MODERN_REGIONS[@]}"; do
+    d="images/fgmodern/$region"
+    cat <<YAML
+  $region:
+    build_id: FGMODERN.$region.$MODERN_BUILD_DATE
+    files:
+      super: { path: fgmodern/$region/super.img, size: $(size "$d/super.img"), sha256: "$(sha "$d/super.img")" }
+      boot: { path: fgmodern/$region/boot.img, size: $(size "$d/boot.img"), sha256: "$(sha "$d/boot.img")" }
+      vbmeta: { path: fgmodern/$region/vbmeta.img, size: $(size "$d/vbmeta.img"), sha256: "$(sha "$d/vbmeta.img")" }
+      rawprogram0: { path: fgmodern/$region/rawprogram0.xml, size: $(size "$d/rawprogram0.xml"), sha256: "$(sha "$d/rawprogram0.xml")" }
+      patch0: { path: fgmodern/$region/patch0.xml, size: $(size "$d/patch0.xml"), sha256: "$(sha "$d/patch0.xml")" }
+    flash:
+      fastboot:
+        slot: all
+        set_active: a
+        partitions:
+          - { partition: boot, image: boot }
+          - { partition: vbmeta, image: vbmeta }
+          - { partition: super, image: super }
+      edl:
+        storage: ufs
+        rawprogram: [rawprogram0]
+        patch: [patch0]
+    activation_client:
+      partition: super
+      image: super
+      logical_partition: system
+      path: $MODERN_CLIENT
+      sha256: "$(sha "$work/modern-client-$region.apk")"
+      verify: host_readback
+YAML
+  done
+} >products/fgmodern.yaml
+
+echo "make-images.sh: wrote images/, products/fgdemo.yaml and products/fgmodern.yaml"
+sha256sum images/*/*.img images/*/*.xml images/edl/*.elf images/fgmodern/*/*.img images/fgmodern/*/*.xml

@@ -16,6 +16,14 @@ pub mod transport;
 #[cfg(feature = "sim")]
 pub mod sim;
 
+/// The bodies of the cargo-fuzz targets in `fuzz/`, also replayed by `cargo test`.
+#[cfg(any(test, fuzzing))]
+pub mod fuzz_targets;
+
+/// Replaying the cargo-fuzz corpora in `cargo test` (this crate's and the station's).
+#[cfg(any(test, feature = "sim"))]
+pub mod fuzz_replay;
+
 /// Outside tools the tests run, and what to install when one is missing.
 #[cfg(any(test, feature = "sim"))]
 pub mod external_tool;

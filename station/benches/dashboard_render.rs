@@ -81,6 +81,8 @@ fn steady_stream(start_ms: u64) -> Vec<Event> {
                     port_path: script::port_path(slot),
                 })
                 .collect(),
+            stop_line_after: 3,
+            operator: None,
         }),
     )];
     for slot in 1..=SLOTS {

@@ -201,6 +201,7 @@ fn bench_journal_commit() {
                 tool_version: "bench".into(),
                 log_path: None,
                 started_at: SystemTime::now(),
+                operator: None,
             })
             .unwrap();
         journal

@@ -2,6 +2,7 @@
 
 pub mod batch;
 pub mod bus;
+pub mod check;
 pub mod config;
 pub mod dashboard;
 pub mod digest;
@@ -23,3 +24,7 @@ pub mod status;
 pub mod timestamp;
 pub mod verdict;
 pub mod verified_image;
+
+/// The bodies of the cargo-fuzz targets in `fuzz/`, also replayed by `cargo test`.
+#[cfg(any(test, fuzzing))]
+pub mod fuzz_targets;

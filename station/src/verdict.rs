@@ -68,7 +68,7 @@ impl FailureCode {
             | Self::DeviceFail
             | Self::ProtocolError
             | Self::SlotMismatch
-            | Self::VerifyMismatch => NextStep::RemoveUnit,
+            | Self::VerifyMismatch => NextStep::RejectBin,
             // Wrong or altered builds and station faults are not fixed at the slot.
             Self::ActivationClientWrongRegion
             | Self::ActivationClientUnknown
@@ -84,12 +84,20 @@ impl fmt::Display for FailureCode {
     }
 }
 
-/// What the line operator does next; the wording is what the screen shows.
+/// What the line operator does next with the unit, physically; the wording is what the screen
+/// shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NextStep {
-    RemoveUnit,
+    /// Verified: the unit goes on to the pass tray.
+    PassTray,
+    /// The phone itself is at fault (refused a step, wrong identity, read back wrong): it goes
+    /// into the reject bin for rework.
+    RejectBin,
+    /// A cable or hub problem as often as the phone's: re-seat it and let it run again.
     ReseatCable,
+    /// A wrong or altered build, or a station fault: not fixed at the slot. The unit is kept
+    /// aside for the engineer (it may hold the wrong activation client).
     CallEngineer,
     /// The attempt was cut before a verdict: put the unit on a slot again.
     FlashAgain,
@@ -98,7 +106,8 @@ pub enum NextStep {
 impl fmt::Display for NextStep {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            NextStep::RemoveUnit => "remove unit",
+            NextStep::PassTray => "to pass tray",
+            NextStep::RejectBin => "to reject bin",
             NextStep::ReseatCable => "re-seat cable",
             NextStep::CallEngineer => "call engineer",
             NextStep::FlashAgain => "flash again",
@@ -288,80 +297,115 @@ impl Failure {
         }
     }
 
-    /// The sentence without the code prefix.
+    /// The sentence without the code prefix: the unit, then [`Failure::detail`].
     pub fn sentence(&self) -> String {
+        format!("{}: {}", self.unit(), self.detail())
+    }
+
+    /// What went wrong, without the unit (for a screen that already shows slot and serial).
+    pub fn detail(&self) -> String {
         match self {
-            Self::IdentityMismatch { unit, what, expected, found } => {
-                format!("{unit}: {what} is {found}, this product needs {expected}")
+            Self::IdentityMismatch {
+                what,
+                expected,
+                found,
+                ..
+            } => {
+                format!("{what} is {found}, this product needs {expected}")
             }
-            Self::ImageHashMismatch { unit, file, expected, found } => format!(
-                "{unit}: image {file} has SHA-256 {}, the manifest says {}",
+            Self::ImageHashMismatch {
+                file,
+                expected,
+                found,
+                ..
+            } => format!(
+                "image {file} has SHA-256 {}, the manifest says {}",
                 found.short(),
                 expected.short()
             ),
             Self::ActivationClientWrongRegion {
-                unit,
                 partition,
                 location,
                 found_region,
                 work_order,
                 needed_region,
+                ..
             } => format!(
-                "{unit}: {partition} {location} has the {found_region} client, \
+                "{partition} {location} has the {found_region} client, \
                  work order {work_order} needs {needed_region}"
             ),
             Self::ActivationClientUnknown {
-                unit,
                 partition,
                 location,
                 found,
                 expected,
                 work_order,
                 needed_region,
+                ..
             } => match found {
                 Some(found) => format!(
-                    "{unit}: {partition} {location} has SHA-256 {}, which is no region's client; \
+                    "{partition} {location} has SHA-256 {}, which is no region's client; \
                      work order {work_order} needs the {needed_region} client {}",
                     found.short(),
                     expected.short()
                 ),
                 None => format!(
-                    "{unit}: {partition} has no {location}; work order {work_order} needs the \
+                    "{partition} has no {location}; work order {work_order} needs the \
                      {needed_region} client {}",
                     expected.short()
                 ),
             },
-            Self::DeviceFail { unit, step, reason } => {
-                format!("{unit}: the phone refused {step}: {reason}")
+            Self::DeviceFail { step, reason, .. } => {
+                format!("the phone refused {step}: {reason}")
             }
-            Self::Timeout { unit, step, secs } => {
-                format!("{unit}: no answer during {step} within {secs} s")
+            Self::Timeout { step, secs, .. } => {
+                format!("no answer during {step} within {secs} s")
             }
-            Self::Disconnected { unit, step } => {
-                format!("{unit}: the phone disconnected during {step}")
+            Self::Disconnected { step, .. } => {
+                format!("the phone disconnected during {step}")
             }
-            Self::ProtocolError { unit, step, detail } => {
-                format!("{unit}: protocol violation during {step}: {detail}")
+            Self::ProtocolError { step, detail, .. } => {
+                format!("protocol violation during {step}: {detail}")
             }
-            Self::SlotMismatch { unit, expected_slot, found_slot, detail } => format!(
-                "{unit}: the phone will boot slot {found_slot}, expected slot {expected_slot}: {detail}"
+            Self::SlotMismatch {
+                expected_slot,
+                found_slot,
+                detail,
+                ..
+            } => format!(
+                "the phone will boot slot {found_slot}, expected slot {expected_slot}: {detail}"
             ),
-            Self::VerifyMismatch { unit, partition, what, expected, found } => format!(
-                "{unit}: {partition} {what} read back as {found}, expected {expected}"
-            ),
-            Self::HostError { unit, step, detail } => {
-                format!("{unit}: station error during {step}: {detail}")
+            Self::VerifyMismatch {
+                partition,
+                what,
+                expected,
+                found,
+                ..
+            } => format!("{partition} {what} read back as {found}, expected {expected}"),
+            Self::HostError { step, detail, .. } => {
+                format!("station error during {step}: {detail}")
             }
-            Self::UnitSwapped { unit, port_path, during, found_serial } => {
+            Self::UnitSwapped {
+                unit,
+                port_path,
+                during,
+                found_serial,
+            } => {
                 let flashed = unit.serial.as_deref().unwrap_or("the unit");
                 format!(
-                    "{unit}: another phone (serial {found_serial}) came back on port {port_path} \
+                    "another phone (serial {found_serial}) came back on port {port_path} \
                      after {during}; {flashed} was flashed but not verified: put {flashed} back \
                      on a slot for a new attempt ({found_serial} gets an attempt of its own)"
                 )
             }
-            Self::CameBackAsOtherKind { unit, port_path, during, expected, found } => format!(
-                "{unit}: after {during} a phone in {found} mode came back on port {port_path}, \
+            Self::CameBackAsOtherKind {
+                port_path,
+                during,
+                expected,
+                found,
+                ..
+            } => format!(
+                "after {during} a phone in {found} mode came back on port {port_path}, \
                  not the unit in {expected} mode: the unit did not boot its bootloader (a bad \
                  boot chain image) or another phone was plugged in; it was flashed but not \
                  verified: take it off the slot for rework (the phone in {found} mode gets an \
@@ -393,9 +437,14 @@ pub struct Interruption {
 
 impl Interruption {
     pub fn sentence(&self) -> String {
+        format!("{}: {}", self.unit, self.detail())
+    }
+
+    /// The sentence without the unit.
+    pub fn detail(&self) -> String {
         format!(
-            "{}: {} during {}, before a verdict; the unit is not verified: flash it again",
-            self.unit, self.why, self.step
+            "{} during {}, before a verdict; the unit is not verified: flash it again",
+            self.why, self.step
         )
     }
 }
@@ -450,7 +499,7 @@ impl Verdict {
     /// What the operator does with the unit now.
     pub fn next_step(&self) -> NextStep {
         match self {
-            Self::Pass => NextStep::RemoveUnit,
+            Self::Pass => NextStep::PassTray,
             Self::Fail(failure) => failure.code().next_step(),
             Self::Aborted(_) => NextStep::FlashAgain,
         }
@@ -458,7 +507,7 @@ impl Verdict {
 }
 
 /// The event stream's shape of a verdict: `{"result": "FAIL", "code": …, "reason": …,
-/// "next_step": …}` (`code` only for a FAIL; `reason` and `next_step` not for a PASS).
+/// "next_step": …}` (`code` only for a FAIL; `reason` not for a PASS).
 impl serde::Serialize for Verdict {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
@@ -469,13 +518,13 @@ impl serde::Serialize for Verdict {
         }
         if let Some(reason) = self.reason() {
             map.serialize_entry("reason", &reason)?;
-            map.serialize_entry("next_step", &self.next_step())?;
         }
         // The parts of an interruption's sentence, so a reader of the stream can rebuild it.
         if let Self::Aborted(interruption) = self {
             map.serialize_entry("step", &interruption.step)?;
             map.serialize_entry("why", &interruption.why)?;
         }
+        map.serialize_entry("next_step", &self.next_step())?;
         map.end()
     }
 }
@@ -609,7 +658,7 @@ mod tests {
         assert!(Verdict::Pass.is_pass());
         assert_eq!(
             serde_json::to_string(&Verdict::Pass).unwrap(),
-            r#"{"result":"PASS"}"#
+            r#"{"result":"PASS","next_step":"pass_tray"}"#
         );
         let aborted = Verdict::Aborted(Interruption {
             unit: unit(),
@@ -620,6 +669,39 @@ mod tests {
             serde_json::to_string(&aborted).unwrap(),
             r#"{"result":"ABORTED","reason":"slot 3 (serial 7PL0042): the station was stopped (SIGTERM) during flash system_a, before a verdict; the unit is not verified: flash it again","next_step":"flash_again","step":"flash system_a","why":"the station was stopped (SIGTERM)"}"#
         );
+    }
+
+    #[test]
+    fn detail_is_the_sentence_without_the_unit_and_steps_are_physical() {
+        let failure = Failure::Timeout {
+            unit: unit(),
+            step: "flash boot_a".into(),
+            secs: 30,
+        };
+        assert_eq!(
+            failure.detail(),
+            "no answer during flash boot_a within 30 s"
+        );
+        assert_eq!(
+            failure.sentence(),
+            format!("slot 3 (serial 7PL0042): {}", failure.detail())
+        );
+        assert_eq!(Verdict::Pass.next_step().to_string(), "to pass tray");
+        assert_eq!(
+            FailureCode::DeviceFail.next_step().to_string(),
+            "to reject bin"
+        );
+        assert_eq!(
+            FailureCode::Timeout.next_step().to_string(),
+            "re-seat cable"
+        );
+        assert_eq!(
+            FailureCode::ImageHashMismatch.next_step().to_string(),
+            "call engineer"
+        );
+        for code in FailureCode::ALL {
+            assert_ne!(code.next_step(), NextStep::PassTray, "{code}");
+        }
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! with its CRC32.
 
 use super::{
-    check_sector_size, le_u32, le_u64, GptError, Guid, Which, ENTRY_SIZE, HEADER_SIZE,
-    MAX_ENTRY_ARRAY_BYTES, MAX_ENTRY_SIZE, REVISION_1_0, SIGNATURE,
+    check_sector_size, lba_is_addressable, le_u32, le_u64, GptError, Guid, Which, ENTRY_SIZE,
+    HEADER_SIZE, MAX_ENTRY_ARRAY_BYTES, MAX_ENTRY_SIZE, REVISION_1_0, SIGNATURE,
 };
 
 /// A decoded GPT header (primary or backup).
@@ -102,7 +102,25 @@ impl GptHeader {
                 self.first_usable_lba, self.last_usable_lba
             )));
         }
-        let array_end = self.entries_lba + self.entry_array_sectors(sector_size);
+        // Every LBA the header names must have a byte offset (and the partitions inside the
+        // usable area a byte size) that fits in u64.
+        let array_end = self
+            .entries_lba
+            .saturating_add(self.entry_array_sectors(sector_size));
+        for lba in [
+            self.my_lba,
+            self.alternate_lba,
+            self.last_usable_lba,
+            array_end,
+        ] {
+            if !lba_is_addressable(lba, sector_size) {
+                return Err(GptError::BeyondAddressSpace {
+                    which,
+                    lba,
+                    sector_size,
+                });
+            }
+        }
         let array_inside_usable =
             self.entries_lba <= self.last_usable_lba && array_end > self.first_usable_lba;
         if self.entries_lba < 2 && which == Which::Primary || array_inside_usable {
@@ -233,6 +251,27 @@ mod tests {
                 "array in usable area",
                 Box::new(|s| {
                     s[72..80].copy_from_slice(&100u64.to_le_bytes());
+                    recrc(s)
+                }),
+            ),
+            (
+                "entry array near 2^64 (an overflow before)",
+                Box::new(|s| {
+                    s[72..80].copy_from_slice(&(u64::MAX - 1).to_le_bytes());
+                    recrc(s)
+                }),
+            ),
+            (
+                "usable area past 2^64 bytes",
+                Box::new(|s| {
+                    s[48..56].copy_from_slice(&(u64::MAX / 512).to_le_bytes());
+                    recrc(s)
+                }),
+            ),
+            (
+                "backup LBA past 2^64 bytes",
+                Box::new(|s| {
+                    s[32..40].copy_from_slice(&u64::MAX.to_le_bytes());
                     recrc(s)
                 }),
             ),

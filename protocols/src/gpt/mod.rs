@@ -73,6 +73,12 @@ pub enum GptError {
     EntrySize { which: Which, size: u32 },
     #[error("{which} GPT header: {count} entries of {size} bytes exceed the {max}-byte limit", max = MAX_ENTRY_ARRAY_BYTES)]
     EntryArrayTooLarge { which: Which, count: u32, size: u32 },
+    #[error("{which} GPT: LBA {lba} at {sector_size}-byte sectors lies beyond 2^64 bytes (no disk is that large)")]
+    BeyondAddressSpace {
+        which: Which,
+        lba: u64,
+        sector_size: u32,
+    },
     #[error("{which} GPT header: inconsistent layout: {reason}")]
     Layout { which: Which, reason: String },
     #[error("{which} GPT entry array: {len} bytes given, header needs {need}")]
@@ -126,6 +132,12 @@ pub(super) fn check_sector_size(sector_size: u32) -> Result<(), GptError> {
         512 | 4096 => Ok(()),
         other => Err(GptError::SectorSize(other)),
     }
+}
+
+/// Whether sector `lba` ends inside a byte address space of 2^64 bytes, so that byte offsets
+/// and sizes computed from it cannot overflow.
+pub(super) fn lba_is_addressable(lba: u64, sector_size: u32) -> bool {
+    lba < u64::MAX / u64::from(sector_size.max(1))
 }
 
 pub(super) fn le_u32(b: &[u8], at: usize) -> u32 {

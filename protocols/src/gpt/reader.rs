@@ -1,7 +1,7 @@
 //! Reading a table from a disk through a positioned reader: the primary copy, or the backup
 //! one when the primary is damaged.
 
-use super::{check_sector_size, Gpt, GptError, GptHeader, Partition, Which};
+use super::{check_sector_size, lba_is_addressable, Gpt, GptError, GptHeader, Partition, Which};
 
 impl Gpt {
     fn from_parts(
@@ -58,6 +58,14 @@ impl Gpt {
         F: FnMut(u64, &mut [u8]) -> std::io::Result<()>,
     {
         let ss = u64::from(sector_size);
+        // The backup's LBA comes from a disk size a device reported: it may be absurd.
+        if !lba_is_addressable(lba, sector_size) {
+            return Err(GptError::BeyondAddressSpace {
+                which,
+                lba,
+                sector_size,
+            });
+        }
         let mut sector = vec![0u8; sector_size as usize];
         let offset = lba * ss;
         read_at(offset, &mut sector).map_err(|e| GptError::Io {
@@ -71,7 +79,7 @@ impl Gpt {
                 reason: format!("header at LBA {lba} says it is at LBA {}", header.my_lba),
             });
         }
-        // Bounded by MAX_ENTRY_ARRAY_BYTES in GptHeader::parse.
+        // Bounded by MAX_ENTRY_ARRAY_BYTES, and its LBAs by the address space, in GptHeader::parse.
         let mut array = vec![0u8; header.entry_array_bytes() as usize];
         let offset = header.entries_lba * ss;
         read_at(offset, &mut array).map_err(|e| GptError::Io {
@@ -116,6 +124,23 @@ mod tests {
                 Ok(())
             };
             assert_eq!(Gpt::read(reader, ss, gpt.disk_sectors).unwrap(), gpt);
+        }
+    }
+
+    #[test]
+    fn a_disk_size_past_2_64_bytes_is_an_error_not_an_overflow() {
+        // Found by the `gpt` fuzz target: the backup's byte offset overflowed.
+        let zeros = |_: u64, buf: &mut [u8]| {
+            buf.fill(0);
+            Ok(())
+        };
+        for sectors in [u64::MAX, u64::MAX / 512 + 2, 0x0b86_9b99_4602_0000] {
+            match Gpt::read(zeros, 512, sectors) {
+                Err(GptError::BothInvalid { backup, .. }) => {
+                    assert!(backup.contains("beyond 2^64 bytes"), "{backup}")
+                }
+                other => panic!("{sectors} sectors: {other:?}"),
+            }
         }
     }
 }

@@ -46,6 +46,8 @@ pub struct Identity {
     pub critical_unlocked: bool,
     /// `getvar version-bootloader`.
     pub bootloader_version: String,
+    /// Variables an OEM's bootloader publishes beyond AOSP's (`getvar imei`), as (name, value).
+    pub vendor_variables: Vec<(String, String)>,
 }
 
 /// What an injected device fault does to an operation. Each is something a misbehaving real
@@ -318,6 +320,7 @@ impl Default for PhoneBuilder {
                 unlocked: true,
                 critical_unlocked: false,
                 bootloader_version: "FGSIM-ABL-1.0".into(),
+                vendor_variables: Vec::new(),
             },
             slots: vec!["a".into(), "b".into()],
             sector_size: 4096,
@@ -383,6 +386,13 @@ impl PhoneBuilder {
     }
     pub fn bootloader_version(mut self, v: &str) -> Self {
         self.identity.bootloader_version = v.to_string();
+        self
+    }
+    /// A variable the bootloader publishes beyond AOSP's, e.g. `("imei", "356938035643809")`.
+    pub fn vendor_variable(mut self, name: &str, value: &str) -> Self {
+        self.identity
+            .vendor_variables
+            .push((name.to_string(), value.to_string()));
         self
     }
     pub fn identity(mut self, identity: Identity) -> Self {

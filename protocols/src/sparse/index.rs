@@ -64,14 +64,15 @@ impl ChunkTable {
         let mut bytes = [0u8; FILE_HEADER_LEN];
         read_exact_or_truncated(&mut input, &mut bytes, "sparse file header", 0)?;
         let header = SparseHeader::parse(&bytes)?;
-        let mut position = u64::from(header.file_hdr_sz);
+        let position = u64::from(header.file_hdr_sz);
         skip(
             &mut input,
             position - FILE_HEADER_LEN as u64,
             file_len,
-            position,
+            FILE_HEADER_LEN as u64,
             "sparse file header",
         )?;
+        let mut position = position;
 
         let chunk_extra = u64::from(header.chunk_hdr_sz) - CHUNK_HEADER_LEN as u64;
         // Each chunk takes at least a header in the file: bound the table by the file size
@@ -322,6 +323,26 @@ mod tests {
             Err(SparseError::OutOfRange { .. })
         ));
         assert!(index.read_at(u64::MAX, &mut buf).is_err());
+    }
+
+    #[test]
+    fn a_longer_file_header_that_ends_the_file_is_accepted() {
+        // Found by the `sparse` fuzz target: the skipped header bytes were bounds-checked from
+        // their end instead of their start, so the index refused what the stream reader took.
+        let mut header = SparseHeader::new(64, 0, 0);
+        header.file_hdr_sz = 59;
+        let mut bytes = header.encode().to_vec();
+        bytes.resize(59, 0xee);
+        let index = SparseIndex::build(Cursor::new(&bytes)).unwrap();
+        assert_eq!(index.expanded_len(), 0);
+        bytes.pop();
+        assert!(matches!(
+            SparseIndex::build(Cursor::new(&bytes)),
+            Err(SparseError::Truncated {
+                what: "sparse file header",
+                offset: 28
+            })
+        ));
     }
 
     #[test]

@@ -128,6 +128,8 @@ impl BatchRun {
                         port_path: port.clone(),
                     })
                     .collect(),
+                stop_line_after: self.station.stop_line_after,
+                operator: self.station.operator.clone(),
             })));
         let parallel = usize::from(self.station.limits.parallel_slots.max(1));
         let recorder = Arc::new(JournalRecorder {

@@ -12,6 +12,62 @@ pub struct Identity {
     pub fastboot_product: Option<String>,
     /// Accepted EDL identities, each with the programmer that SoC and key accept.
     pub edl: Vec<EdlIdentity>,
+    /// Where the unit's code for the line's MES (IMEI, label code) is read, if the product
+    /// says; the journal keeps it with the attempt.
+    pub unit_code: Option<UnitCodeSource>,
+}
+
+/// Where a unit's code comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnitCodeSource {
+    /// `fastboot getvar <name>` (a vendor variable such as `imei`), read once the unit is
+    /// identified in fastboot (an EDL unit after its reset into the bootloader).
+    Getvar(String),
+}
+
+impl std::fmt::Display for UnitCodeSource {
+    /// As the journal's `unit_code_source` column stores it: `getvar:imei`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UnitCodeSource::Getvar(name) => write!(f, "getvar:{name}"),
+        }
+    }
+}
+
+/// The longest unit code or variable name taken (an IMEI is 15 digits, a label code rarely 30).
+pub const MAX_UNIT_CODE_LEN: usize = 64;
+
+/// A fastboot variable name as a bootloader publishes it: letters, digits, `-`, `_`, `.`.
+pub fn check_variable_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > MAX_UNIT_CODE_LEN {
+        return Err(format!(
+            "`{name}` cannot be a fastboot variable name (1 to {MAX_UNIT_CODE_LEN} characters)"
+        ));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return Err(format!(
+            "`{name}` cannot be a fastboot variable name (letters, digits, `-`, `_`, `.`)"
+        ));
+    }
+    Ok(())
+}
+
+/// A code a phone answered: printable ASCII without spaces, at most [`MAX_UNIT_CODE_LEN`].
+pub fn check_unit_code(code: &str) -> Result<(), String> {
+    if code.is_empty() {
+        return Err("the phone answered an empty value".into());
+    }
+    if code.len() > MAX_UNIT_CODE_LEN || !code.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(format!(
+            "the phone answered `{}`, which is not a unit code (printable ASCII without spaces, \
+             at most {MAX_UNIT_CODE_LEN} characters)",
+            code.escape_debug()
+        ));
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -39,6 +95,14 @@ pub(super) struct IdentityFile {
     pub fastboot_product: Option<String>,
     #[serde(default)]
     pub edl: Vec<EdlIdentityFile>,
+    #[serde(default)]
+    pub unit_code: Option<UnitCodeFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct UnitCodeFile {
+    pub getvar: String,
 }
 
 #[derive(Deserialize)]
@@ -102,5 +166,23 @@ mod tests {
             .unwrap_err()
             .contains("31 bytes"));
         assert!(parse_pk_hash("zz").is_err());
+    }
+}
+
+#[cfg(test)]
+mod unit_code_tests {
+    use super::*;
+
+    #[test]
+    fn codes_a_phone_answers_are_checked() {
+        assert!(check_unit_code("356938035643809").is_ok());
+        assert!(check_unit_code("").is_err());
+        assert!(check_unit_code("35693 8035643809").is_err());
+        assert!(check_unit_code("IMEI\x1b[2J").is_err());
+        assert!(check_unit_code(&"9".repeat(MAX_UNIT_CODE_LEN + 1)).is_err());
+        assert!(check_variable_name("imei").is_ok());
+        assert!(check_variable_name("oem-serial_2.x").is_ok());
+        assert!(check_variable_name("").is_err());
+        assert!(check_variable_name("a:b").is_err());
     }
 }

@@ -22,14 +22,22 @@ pub use files::ImageFile;
 pub use flash_plan::{
     AbSlot, EdlPlan, FastbootPlan, FastbootStep, FastbootdPlan, SlotSelection, StorageKind,
 };
-pub use identity::{EdlIdentity, Identity};
+pub use identity::{
+    check_unit_code, check_variable_name, EdlIdentity, Identity, UnitCodeSource, MAX_UNIT_CODE_LEN,
+};
 pub use image_path::{resolve_inside, ImagePath, PathEscape};
 pub use names::check_identifier;
 pub use product::{ImageSet, ProductManifest};
 pub use region::RegionCode;
 pub use sizes::DeclaredSizes;
-pub use station::{Limits, Retries, SlotBinding, SlotConfig, StationConfig, Timeouts, MAX_SLOTS};
+pub use station::{
+    check_operator, simulated_journal_path, Limits, LogRetention, Retries, SlotBinding, SlotConfig,
+    StationConfig, Timeouts, DEFAULT_STOP_LINE_AFTER, MAX_SLOTS,
+};
 pub use work_order::WorkOrder;
 pub use yaml::YamlDocument;
 #[cfg(test)]
 mod product_tests;
+
+#[cfg(test)]
+mod reference_tests;

@@ -12,7 +12,7 @@ use super::files::{FileEntryFile, ImageFile};
 use super::flash_plan::{
     check_slots, written_before, EdlPlan, FastbootPlan, FastbootStep, FastbootdPlan, FlashFile,
 };
-use super::identity::{EdlIdentity, Identity, IdentityFile};
+use super::identity::{EdlIdentity, Identity, IdentityFile, UnitCodeSource};
 use super::image_path::resolve_inside;
 use super::names::check_identifier;
 use super::region::RegionCode;
@@ -299,9 +299,23 @@ impl Validator<'_> {
                 programmer,
             });
         }
+        let unit_code = match raw.unit_code {
+            None => None,
+            Some(file) => {
+                super::identity::check_variable_name(&file.getvar).map_err(|problem| {
+                    self.error(
+                        &key.clone().key("unit_code").key("getvar"),
+                        problem,
+                        "name the variable the bootloader publishes the code in, e.g. `imei`",
+                    )
+                })?;
+                Some(UnitCodeSource::Getvar(file.getvar))
+            }
+        };
         Ok(Identity {
             fastboot_product: raw.fastboot_product,
             edl,
+            unit_code,
         })
     }
 

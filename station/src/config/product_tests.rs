@@ -683,3 +683,30 @@ fn edl_readback_is_the_route_of_a_region_flashed_through_edl_only() {
         "also has a `flash.fastboot` plan, whose units could not be verified",
     );
 }
+
+#[test]
+fn unit_code_names_a_fastboot_variable() {
+    let dir = root();
+    let with = |name: &str| {
+        good().replace(
+            "  fastboot_product: fgdemo\n",
+            &format!("  fastboot_product: fgdemo\n  unit_code: {{ getvar: \"{name}\" }}\n"),
+        )
+    };
+    let manifest = load(dir.path(), &with("imei")).unwrap();
+    assert_eq!(
+        manifest.identity.unit_code,
+        Some(super::UnitCodeSource::Getvar("imei".into()))
+    );
+    assert_eq!(
+        manifest.identity.unit_code.unwrap().to_string(),
+        "getvar:imei"
+    );
+    assert_eq!(load(dir.path(), &good()).unwrap().identity.unit_code, None);
+    assert_refused(
+        &with("imei; reboot"),
+        4,
+        "identity.unit_code.getvar",
+        "cannot be a fastboot variable name",
+    );
+}

@@ -26,7 +26,40 @@ pub struct StationConfig {
     pub image_root: PathBuf,
     /// Folder holding `<product>.yaml` manifests.
     pub products_dir: PathBuf,
+    /// Consecutive failures with the same code after which the operator's screen says to stop
+    /// the line (a run of one cause is a config or image problem, not the phones); 0 turns the
+    /// banner off.
+    pub stop_line_after: u32,
+    /// Who runs the station, recorded with every attempt (`--operator` overrides it).
+    pub operator: Option<String>,
+    /// How long and how much of the logs in `log_dir` are kept.
+    pub log_retention: LogRetention,
 }
+
+/// The stop-line banner's default: three units in a row failing the same way.
+pub const DEFAULT_STOP_LINE_AFTER: u32 = 3;
+
+/// Bounds on the logs a station keeps (daily JSON files and per-unit logs, by day); the oldest
+/// days go first. `None` is no bound of that kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogRetention {
+    /// Days of logs kept, today included.
+    pub max_age_days: Option<u32>,
+    /// Total bytes of logs kept.
+    pub max_total_bytes: Option<u64>,
+}
+
+impl Default for LogRetention {
+    fn default() -> Self {
+        Self {
+            max_age_days: Some(DEFAULT_LOG_MAX_AGE_DAYS),
+            max_total_bytes: Some(DEFAULT_LOG_MAX_TOTAL_MIB << 20),
+        }
+    }
+}
+
+pub const DEFAULT_LOG_MAX_AGE_DAYS: u32 = 90;
+pub const DEFAULT_LOG_MAX_TOTAL_MIB: u64 = 4096;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SlotConfig {
@@ -101,8 +134,21 @@ struct StationFile {
     products_dir: Option<PathBuf>,
     journal: PathBuf,
     log_dir: PathBuf,
+    #[serde(default)]
+    log_retention: LogRetentionFile,
     limits: LimitsFile,
     slots: Vec<SlotFile>,
+    #[serde(default)]
+    stop_line_after: Option<u32>,
+    #[serde(default)]
+    operator: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct LogRetentionFile {
+    max_age_days: Option<u32>,
+    max_total_mib: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -165,6 +211,23 @@ pub fn state_bases(file_dir: &Path) -> (PathBuf, PathBuf) {
     }
 }
 
+/// A longer run of one failure code than this is not an early warning any more.
+const MAX_STOP_LINE_AFTER: u32 = 1000;
+
+/// An operator id as the journal stores it: printable, one line, short enough for a badge.
+pub fn check_operator(id: &str) -> Result<(), String> {
+    if id.trim().is_empty() {
+        return Err("the operator id is empty".into());
+    }
+    if id.chars().count() > 64 {
+        return Err(format!("operator id `{id}` is longer than 64 characters"));
+    }
+    if id.chars().any(|c| c.is_control()) {
+        return Err("the operator id holds a control character".into());
+    }
+    Ok(())
+}
+
 /// The most slots one station drives; beyond this a hub's power and the usbfs budget run out.
 pub const MAX_SLOTS: u16 = 64;
 const MAX_TIMEOUT_SECS: u64 = 24 * 3600;
@@ -217,6 +280,28 @@ impl StationConfig {
 
         let limits = validate_limits(doc, raw.limits)?;
         let slots = validate_slots(doc, raw.slots)?;
+        let stop_line_after = raw.stop_line_after.unwrap_or(DEFAULT_STOP_LINE_AFTER);
+        if stop_line_after > MAX_STOP_LINE_AFTER {
+            return Err(doc.error_at(
+                &KeyPath::of(&["stop_line_after"]),
+                format!("{stop_line_after} is out of range"),
+                format!(
+                    "use 1 to {MAX_STOP_LINE_AFTER} consecutive failures with the same code, or 0 \
+                     to turn the stop-line banner off"
+                ),
+            ));
+        }
+        if let Some(operator) = &raw.operator {
+            check_operator(operator).map_err(|problem| {
+                doc.error_at(
+                    &KeyPath::of(&["operator"]),
+                    problem,
+                    "use the operator's badge id, e.g. `op-1042` (or leave `operator` out and \
+                     pass `--operator` to `flashgate run`)",
+                )
+            })?;
+        }
+        let log_retention = validate_log_retention(doc, &raw.log_retention)?;
         Ok(Self {
             source: doc.file.clone(),
             station_id: raw.station_id,
@@ -226,7 +311,22 @@ impl StationConfig {
             log_dir: state_bases(&base).1.join(raw.log_dir),
             image_root,
             products_dir,
+            stop_line_after,
+            operator: raw.operator,
+            log_retention,
         })
+    }
+
+    /// The station as a run of simulated phones standing in for its slots (`run --sim N`) uses
+    /// it: its own journal beside the production one (`journal.sqlite` → `journal.sim.sqlite`)
+    /// and its logs in `<log_dir>/sim`, so `report` and `history` on the production journal
+    /// never count a fake unit.
+    pub fn for_simulated_phones(&self) -> Self {
+        Self {
+            journal: simulated_journal_path(&self.journal),
+            log_dir: self.log_dir.join("sim"),
+            ..self.clone()
+        }
     }
 
     /// Where the manifest of `product` lives.
@@ -289,6 +389,27 @@ fn validate_limits(doc: &YamlDocument, raw: LimitsFile) -> Result<Limits, Config
         parallel_slots: raw.parallel_slots,
         timeouts,
         retries,
+    })
+}
+
+/// 0 turns a bound off; sizes are MiB, at most 16 TiB.
+fn validate_log_retention(
+    doc: &YamlDocument,
+    raw: &LogRetentionFile,
+) -> Result<LogRetention, ConfigError> {
+    const MAX_MIB: u64 = 16 << 20;
+    let max_total_mib = raw.max_total_mib.unwrap_or(DEFAULT_LOG_MAX_TOTAL_MIB);
+    if max_total_mib > MAX_MIB {
+        return Err(doc.error_at(
+            &KeyPath::of(&["log_retention", "max_total_mib"]),
+            format!("{max_total_mib} MiB is out of range"),
+            format!("use 1 to {MAX_MIB} MiB, or 0 for no size bound"),
+        ));
+    }
+    let max_age_days = raw.max_age_days.unwrap_or(DEFAULT_LOG_MAX_AGE_DAYS);
+    Ok(LogRetention {
+        max_age_days: (max_age_days > 0).then_some(max_age_days),
+        max_total_bytes: (max_total_mib > 0).then_some(max_total_mib << 20),
     })
 }
 
@@ -360,6 +481,17 @@ fn validate_slots(doc: &YamlDocument, raw: Vec<SlotFile>) -> Result<Vec<SlotConf
     }
     slots.sort_by_key(|s| s.slot);
     Ok(slots)
+}
+
+/// The journal of simulated runs beside `journal`: `state/journal.sqlite` →
+/// `state/journal.sim.sqlite` (`journal` → `journal.sim`).
+pub fn simulated_journal_path(journal: &Path) -> PathBuf {
+    let stem = journal.file_stem().unwrap_or_default().to_string_lossy();
+    let name = match journal.extension() {
+        Some(ext) => format!("{stem}.sim.{}", ext.to_string_lossy()),
+        None => format!("{stem}.sim"),
+    };
+    journal.with_file_name(name)
 }
 
 /// Linux USB port paths: `<bus>-<port>[.<port>]*`, e.g. `1-4` or `3-1.4.2`.
@@ -548,6 +680,22 @@ slots:
                 "journal",
                 "missing field",
             ),
+            // A key given twice is placed at the second one, not at the top of the file.
+            (
+                GOOD.replace(
+                    "log_dir: state/logs\n",
+                    "log_dir: state/logs\njournal: j2\n",
+                ),
+                5,
+                "journal",
+                "duplicate field `journal`",
+            ),
+            (
+                GOOD.replace("    identify: 1\n", "    identify: 1\n    identify: 2\n"),
+                11,
+                "limits.retries.identify",
+                "duplicate field",
+            ),
         ];
         for (text, line, key, words) in cases {
             assert_error(load(&dir, &text).unwrap_err(), line, key, words);
@@ -555,10 +703,71 @@ slots:
     }
 
     #[test]
+    fn stop_line_after_and_operator() {
+        let dir = station_dir();
+        let base = "station_id: st1\nimage_root: images\njournal: j.sqlite\nlog_dir: logs\n\
+                    limits: { parallel_slots: 1 }\nslots:\n  - { slot: 1, simulated: fastboot }\n";
+        let station = load(&dir, base).unwrap();
+        assert_eq!(station.stop_line_after, DEFAULT_STOP_LINE_AFTER);
+        assert_eq!(station.operator, None);
+        let station = load(
+            &dir,
+            &format!("{base}stop_line_after: 0\noperator: op-1042\n"),
+        )
+        .unwrap();
+        assert_eq!(station.stop_line_after, 0);
+        assert_eq!(station.operator.as_deref(), Some("op-1042"));
+        let error = load(&dir, &format!("{base}stop_line_after: 5000\n")).unwrap_err();
+        assert_error(error, 8, "stop_line_after", "out of range");
+        let error = load(&dir, &format!("{base}operator: \"  \"\n")).unwrap_err();
+        assert_error(error, 8, "operator", "empty");
+    }
+
+    #[test]
     fn unreadable_file_says_so() {
         let error = StationConfig::load(Path::new("/nonexistent/station.yaml")).unwrap_err();
         assert!(matches!(error, ConfigError::Read { .. }));
         assert!(error.to_string().contains("/nonexistent/station.yaml"));
+    }
+
+    #[test]
+    fn log_retention_has_defaults_and_can_be_turned_off() {
+        let dir = station_dir();
+        let station = load(&dir, GOOD).unwrap();
+        assert_eq!(station.log_retention, LogRetention::default());
+        assert_eq!(station.log_retention.max_age_days, Some(90));
+        assert_eq!(station.log_retention.max_total_bytes, Some(4096 << 20));
+        let text = GOOD.replace(
+            "limits:",
+            "log_retention:\n  max_age_days: 0\n  max_total_mib: 512\nlimits:",
+        );
+        let station = load(&dir, &text).unwrap();
+        assert_eq!(station.log_retention.max_age_days, None);
+        assert_eq!(station.log_retention.max_total_bytes, Some(512 << 20));
+        let text = GOOD.replace(
+            "limits:",
+            "log_retention:\n  max_total_mib: 99999999\nlimits:",
+        );
+        assert_error(
+            load(&dir, &text).unwrap_err(),
+            6,
+            "log_retention.max_total_mib",
+            "out of range",
+        );
+    }
+
+    #[test]
+    fn simulated_phones_get_their_own_journal_and_logs() {
+        let dir = station_dir();
+        let station = load(&dir, GOOD).unwrap();
+        let sim = station.for_simulated_phones();
+        assert_eq!(sim.journal, dir.path().join("state/journal.sim.sqlite"));
+        assert_eq!(sim.log_dir, dir.path().join("state/logs/sim"));
+        assert_eq!(sim.slots, station.slots);
+        assert_eq!(
+            simulated_journal_path(Path::new("/var/lib/fg/journal")),
+            Path::new("/var/lib/fg/journal.sim")
+        );
     }
 
     #[test]

@@ -130,8 +130,20 @@ impl YamlDocument {
         if key.is_root() {
             return Some(1);
         }
+        self.line_of_occurrence(key, 1)
+    }
+
+    /// 1-based line of the `occurrence`-th (1-based) appearance of the last key of `key` in its
+    /// mapping: where a duplicate key is (serde's derived structs report duplicates unplaced).
+    fn line_of_occurrence(&self, key: &KeyPath, occurrence: usize) -> Option<usize> {
         let deserializer = serde_yaml::Deserializer::from_str(&self.text);
-        match (Locate { path: &key.0 }).deserialize(deserializer) {
+        let seen = std::cell::Cell::new(0);
+        let locate = Locate {
+            path: &key.0,
+            occurrence,
+            seen: &seen,
+        };
+        match locate.deserialize(deserializer) {
             Ok(()) => None,
             Err(e) if e.to_string().contains(LOCATED) => e.location().map(|l| l.line()),
             Err(_) => None,
@@ -148,8 +160,13 @@ impl YamlDocument {
             }
         }
         let (mut key, problem) = split_path_prefix(&message);
+        let mut line = line;
         let fix;
-        if let Some(name) = quoted_after(&problem, "unknown field `") {
+        if let Some(name) = quoted_after(&problem, "duplicate field `") {
+            key = key.key(name);
+            line = self.line_of_occurrence(&key, 2).or(line);
+            fix = "each key may appear only once here; delete or merge one of them".to_string();
+        } else if let Some(name) = quoted_after(&problem, "unknown field `") {
             key = key.key(name);
             fix = "remove it or correct its spelling".to_string();
         } else if let Some(name) = quoted_after(&problem, "missing field `") {
@@ -217,6 +234,9 @@ const LOCATED: &str = "\u{1}flashgate-located\u{1}";
 
 struct Locate<'p> {
     path: &'p [KeySegment],
+    /// Which appearance of the last key to stop at (1: the first; 2: its duplicate).
+    occurrence: usize,
+    seen: &'p std::cell::Cell<usize>,
 }
 
 impl<'de> DeserializeSeed<'de> for Locate<'_> {
@@ -243,9 +263,11 @@ impl<'de> Visitor<'de> for Locate<'_> {
         while let Some(matched) = map.next_key_seed(KeyMatch {
             wanted,
             stop_here: rest.is_empty(),
+            occurrence: self.occurrence,
+            seen: self.seen,
         })? {
             if matched {
-                map.next_value_seed(Locate { path: rest })?;
+                map.next_value_seed(Locate { path: rest, ..self })?;
                 return Ok(());
             }
             map.next_value::<IgnoredAny>()?;
@@ -262,7 +284,7 @@ impl<'de> Visitor<'de> for Locate<'_> {
                 return Ok(());
             }
         }
-        seq.next_element_seed(Locate { path: rest })?;
+        seq.next_element_seed(Locate { path: rest, ..self })?;
         Ok(())
     }
 }
@@ -270,6 +292,8 @@ impl<'de> Visitor<'de> for Locate<'_> {
 struct KeyMatch<'w> {
     wanted: &'w str,
     stop_here: bool,
+    occurrence: usize,
+    seen: &'w std::cell::Cell<usize>,
 }
 
 impl<'de> DeserializeSeed<'de> for KeyMatch<'_> {
@@ -287,7 +311,11 @@ impl<'de> Visitor<'de> for KeyMatch<'_> {
     fn visit_str<E: de::Error>(self, key: &str) -> Result<bool, E> {
         if key == self.wanted {
             if self.stop_here {
-                return Err(E::custom(LOCATED));
+                self.seen.set(self.seen.get() + 1);
+                if self.seen.get() >= self.occurrence {
+                    return Err(E::custom(LOCATED));
+                }
+                return Ok(false);
             }
             return Ok(true);
         }
@@ -528,6 +556,36 @@ mod tests {
             .unwrap_err();
         assert_eq!(error.line(), Some(9));
         assert!(error.to_string().contains("duplicate key `a`"), "{error}");
+    }
+
+    #[test]
+    fn duplicate_struct_field_is_placed_at_the_duplicate() {
+        let cases = [
+            // At the top level, the second `name` on line 9.
+            (format!("{GOOD}name: y\n"), 9, "name"),
+            // Inside a sequence item's mapping, the second `size` on line 4.
+            (
+                GOOD.replace("  - size: 1\n", "  - size: 1\n    size: 7\n"),
+                4,
+                "items[0].size",
+            ),
+            // Inside a map value.
+            (
+                GOOD.replace("    size: 3\n", "    size: 3\n    size: 3\n"),
+                8,
+                "table.a.size",
+            ),
+        ];
+        for (text, line, key) in cases {
+            let error = YamlDocument::from_text("t.yaml", text.as_str())
+                .parse::<Outer>()
+                .unwrap_err();
+            let message = error.to_string();
+            assert_eq!(error.line(), Some(line), "{message}");
+            assert_eq!(error.key().unwrap().to_string(), key, "{message}");
+            assert!(message.contains("duplicate field"), "{message}");
+            assert!(message.contains("only once"), "{message}");
+        }
     }
 
     #[track_caller]

@@ -10,6 +10,7 @@ use crate::timestamp::Timestamp;
 use crate::verdict::Verdict;
 
 use super::render::{clock, sizes};
+use super::state::FailureStreak;
 use super::text::sanitize;
 
 /// Plain lines, stateful only to repeat each slot's serial on every line and to thin progress
@@ -18,6 +19,11 @@ use super::text::sanitize;
 pub struct PlainLines {
     serials: HashMap<SlotNumber, String>,
     quarter: HashMap<SlotNumber, u64>,
+    /// Device lines (fastboot INFO/TEXT, Firehose `<log>`) only at `-v`; they are always in
+    /// the unit log files.
+    device_lines: bool,
+    streak: FailureStreak,
+    stop_line_after: u32,
 }
 
 impl PlainLines {
@@ -25,9 +31,26 @@ impl PlainLines {
         Self::default()
     }
 
+    /// Also write device lines (`flashgate run -v`).
+    pub fn with_device_lines(mut self, show: bool) -> Self {
+        self.device_lines = show;
+        self
+    }
+
     /// The line for `event`, or `None` for progress that did not cross a 25 % step.
     pub fn format(&mut self, event: &Event) -> Option<String> {
-        let body = self.body(event)?;
+        let mut body = self.body(event)?;
+        if let EventKind::Verdict { slot, verdict, .. } = &event.kind {
+            let before = self.streak.stop_line(self.stop_line_after);
+            self.streak.record(*slot, verdict);
+            if let (None, Some(code)) = (before, self.streak.stop_line(self.stop_line_after)) {
+                body.push_str(&format!(
+                    " | STOP THE LINE: {} units in a row failed {code}: likely a config or image \
+                     problem, not the phones; stop loading units and call the line engineer",
+                    self.streak.count
+                ));
+            }
+        }
         let time = Timestamp::from_unix_ms_u64(event.ts_ms).local_clock();
         let line = match event.slot() {
             Some(slot) => {
@@ -45,16 +68,21 @@ impl PlainLines {
 
     fn body(&mut self, event: &Event) -> Option<String> {
         Some(match &event.kind {
-            EventKind::BatchStarted(b) => format!(
-                "batch started | station {} | work order {} | product {} | region {} | build {} | quantity {} | {} slots",
+            EventKind::BatchStarted(b) => {
+                self.stop_line_after = b.stop_line_after;
+                self.streak = FailureStreak::default();
+                format!(
+                "batch started | station {} | work order {} | product {} | region {} | build {} | quantity {} | {} slots{}",
                 b.station_id,
                 b.work_order,
                 b.product,
                 b.region,
                 b.build_id,
                 b.quantity,
-                b.slots.len()
-            ),
+                b.slots.len(),
+                b.operator.as_ref().map_or_else(String::new, |o| format!(" | operator {o}"))
+            )
+            }
             EventKind::UnitDetected { slot, port_path, mode, serial } => {
                 match serial {
                     Some(serial) => self.serials.insert(*slot, serial.clone()),
@@ -63,10 +91,17 @@ impl PlainLines {
                 self.quarter.remove(slot);
                 format!("detected | port {port_path} | mode {mode}")
             }
-            EventKind::UnitIdentified { slot, serial } => {
-                self.serials.insert(*slot, serial.clone());
-                "identified".to_owned()
-            }
+            EventKind::UnitIdentified { slot, serial } => match self.serials.get(slot) {
+                // The slot's lines keep the name the unit was first known by.
+                Some(first) if first != serial => {
+                    format!("identified again as {serial} (the same unit)")
+                }
+                Some(_) => "identified".to_owned(),
+                None => {
+                    self.serials.insert(*slot, serial.clone());
+                    "identified".to_owned()
+                }
+            },
             EventKind::ModeChanged { mode, .. } => format!("re-enumerated | mode {mode}"),
             EventKind::PhaseChanged { slot, phase } => {
                 self.quarter.remove(slot);
@@ -80,24 +115,25 @@ impl PlainLines {
                 self.quarter.insert(*slot, step);
                 format!("progress {}% ({})", step * 25, sizes(*done, *total))
             }
-            EventKind::DeviceLog { line, .. } => format!("device: {line}"),
+            EventKind::DeviceLog { line, .. } if self.device_lines => format!("device: {line}"),
+            EventKind::DeviceLog { .. } => return None,
             EventKind::Warning { message, .. } => format!("WARNING: {message}"),
             EventKind::Verdict { slot, serial, verdict } => {
                 if let Some(serial) = serial {
-                    self.serials.insert(*slot, serial.clone());
+                    self.serials.entry(*slot).or_insert_with(|| serial.clone());
                 }
                 match verdict {
-                    Verdict::Pass => "PASS".to_owned(),
+                    Verdict::Pass => format!("PASS | next: {}", verdict.next_step()),
                     Verdict::Fail(failure) => format!(
                         "FAIL {} | next: {} | {}",
                         failure.code(),
-                        failure.code().next_step(),
-                        failure.sentence()
+                        verdict.next_step(),
+                        failure.detail()
                     ),
                     Verdict::Aborted(interruption) => format!(
                         "ABORTED | next: {} | {}",
                         verdict.next_step(),
-                        interruption.sentence()
+                        interruption.detail()
                     ),
                 }
             }
@@ -170,6 +206,18 @@ impl<W: Write + Send> LineSink<W> {
                 out,
                 write_errors: 0,
             }),
+        }
+    }
+
+    /// Plain lines also carry device lines (`flashgate run -v`); JSON always does.
+    pub fn with_device_lines(self, show: bool) -> Self {
+        let mut inner = self
+            .inner
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
+        inner.plain = std::mem::take(&mut inner.plain).with_device_lines(show);
+        Self {
+            inner: Mutex::new(inner),
         }
     }
 

@@ -2,14 +2,16 @@
 //!
 //! - [`DashboardState`]: a pure state machine; `apply(&Event)` then `render(width, height,
 //!   style)` gives the screen as lines, testable without a terminal.
-//! - [`TtyDashboard`]: the terminal front end on indicatif's `MultiProgress`; warnings, and
-//!   device log lines at `-v`, are printed above the rows.
+//! - [`TtyDashboard`]: the terminal front end on indicatif's `MultiProgress`; nothing is
+//!   printed above the rows unless the operator asks with `-v` (device lines and warnings):
+//!   failure reasons and warnings are in the pane under the slots.
 //! - [`LineSink`] / [`PlainLines`]: without a terminal, one plain line per event, or one JSON
 //!   object per event (`--json`).
 //! - [`script`]: a scripted batch for demos, tests and the rendering benchmark.
 
 mod capture;
 mod lines;
+mod pane;
 mod render;
 pub mod script;
 mod state;
@@ -18,7 +20,9 @@ mod tty;
 
 pub use capture::CaptureTerm;
 pub use lines::{json_line, LineFormat, LineSink, PlainLines};
-pub use state::{Counts, DashboardState, Progress, SlotRow, SlotStatus, Unit};
+pub use state::{
+    Counts, DashboardState, FailureStreak, Notice, Progress, SlotRow, SlotStatus, Unit,
+};
 pub use text::sanitize;
 pub use tty::{TtyDashboard, DEFAULT_REFRESH};
 

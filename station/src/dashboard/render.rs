@@ -6,7 +6,7 @@ use crate::events::SlotNumber;
 use crate::verdict::Verdict;
 
 use super::state::{DashboardState, Progress, SlotRow, SlotStatus, Unit};
-use super::text::{fit, Line, Tone};
+use super::text::{fit, str_width, Line, Tone};
 use super::RenderStyle;
 
 /// Narrowest column worth drawing when slots are laid out side by side.
@@ -46,25 +46,35 @@ impl Layout {
 }
 
 impl DashboardState {
-    /// The screen: header, then one line per slot in slot order. At most `height` lines, each
-    /// at most `width` columns. When the slots do not fit under each other they are laid out in
-    /// columns; when even that does not fit, the last line names the hidden slots' failures.
+    /// The screen: header (and the stop-line banner when one code keeps failing), then one line
+    /// per slot in slot order, then why units failed, as far as the height allows. At most
+    /// `height` lines, each at most `width` columns. When the slots do not fit under each other
+    /// they are laid out in columns; when even that does not fit, the last line names the hidden
+    /// slots' failures.
     pub fn render(&self, width: u16, height: u16, style: RenderStyle) -> Vec<String> {
         let (width, height) = (usize::from(width), usize::from(height));
-        let mut out: Vec<String> = self.header(width, style).into_iter().take(height).collect();
+        let mut out: Vec<String> = self.header(width, style);
+        out.extend(self.stop_line_banner(width, style));
+        out.truncate(height);
         let rows_free = height.saturating_sub(out.len());
         if rows_free == 0 || self.slots.is_empty() {
             return out;
         }
+        out.extend(self.slot_lines(width, rows_free, style));
+        let pane_free = height.saturating_sub(out.len());
+        out.extend(self.reasons_pane(width, pane_free, style));
+        out
+    }
+
+    fn slot_lines(&self, width: usize, rows_free: usize, style: RenderStyle) -> Vec<String> {
         let slots: Vec<(SlotNumber, &SlotRow)> = self.slots().collect();
         if slots.len() <= rows_free {
-            out.extend(
-                slots
-                    .iter()
-                    .map(|(n, row)| self.slot_line(*n, row, width, style).finish(width, style)),
-            );
-            return out;
+            return slots
+                .iter()
+                .map(|(n, row)| self.slot_line(*n, row, width, style).finish(width, style))
+                .collect();
         }
+        let mut out = Vec::with_capacity(rows_free);
         let columns = slots.len().div_ceil(rows_free);
         let column_width = width.saturating_sub((columns - 1) * COLUMN_GAP.len()) / columns;
         if column_width >= MIN_COLUMN_WIDTH {
@@ -95,27 +105,30 @@ impl DashboardState {
         out
     }
 
-    fn header(&self, width: usize, style: RenderStyle) -> [String; 3] {
+    /// Three lines, the most important first on each so a narrow screen cuts the least: who and
+    /// how long; the counters; the rates (ending in the rule above the slots).
+    fn header(&self, width: usize, style: RenderStyle) -> Vec<String> {
         let mut first = Line::new();
-        first.push("FLASHGATE ", Tone::Bold, style);
+        first.push("FLASHGATE ", Tone::Bold, style).push(
+            &format!("elapsed {} ", clock(self.elapsed_ms() / 1000)),
+            Tone::Bold,
+            style,
+        );
         if self.is_finished() {
             first.push("[BATCH FINISHED] ", Tone::Bold, style);
         } else if self.stopping().is_some() {
             first.push("[STOPPING: units finish their step] ", Tone::Warn, style);
         }
-        // Most important first: a narrow screen cuts the build id, not the work order.
         match &self.batch {
             Some(b) => {
                 first
-                    .push(&format!("station {} ", b.station_id), Tone::Normal, style)
                     .push(&format!("| WO {} ", b.work_order), Tone::Bold, style)
                     .push(&format!("| {} {} ", b.product, b.region), Tone::Bold, style)
-                    .push(
-                        &format!("| elapsed {} ", clock(self.elapsed_ms() / 1000)),
-                        Tone::Normal,
-                        style,
-                    )
-                    .push(&format!("| build {}", b.build_id), Tone::Normal, style);
+                    .push(&format!("| station {} ", b.station_id), Tone::Normal, style);
+                if let Some(operator) = &b.operator {
+                    first.push(&format!("| operator {operator} "), Tone::Normal, style);
+                }
+                first.push(&format!("| build {}", b.build_id), Tone::Normal, style);
             }
             None => {
                 first.push("waiting for the batch to start", Tone::Dim, style);
@@ -144,37 +157,51 @@ impl DashboardState {
             ),
             None => second.push(&format!("passed {}", counts.passed), good, style),
         };
-        second.push(" ", Tone::Normal, style).push(
-            &format!("failed {}", counts.failed),
-            bad,
-            style,
-        );
-        if counts.aborted > 0 {
-            second.push(&format!(" aborted {}", counts.aborted), Tone::Warn, style);
-        }
-        second.push(
-            &format!(
-                " in progress {} waiting {}",
-                counts.in_progress, counts.waiting
-            ),
-            Tone::Normal,
-            style,
-        );
+        second
+            .push(" | ", Tone::Normal, style)
+            .push(&format!("failed {}", counts.failed), bad, style)
+            .push(
+                &format!(" | in progress {}", counts.in_progress),
+                Tone::Normal,
+                style,
+            );
         let yield_text = match self.yield_percent() {
             Some(y) => format!(" | yield {y:.1}%"),
             None => " | yield -".to_owned(),
         };
         second.push(&yield_text, Tone::Normal, style);
+        if counts.aborted > 0 {
+            second.push(&format!(" | aborted {}", counts.aborted), Tone::Warn, style);
+        }
         second.push(
-            &format!(" | {}", rate(self.throughput())),
+            &format!(" | waiting {}", counts.waiting),
             Tone::Normal,
             style,
         );
-        let rule = if style.unicode { "─" } else { "-" }.repeat(width);
-        [
+        let mut third = Line::new();
+        let per_hour = self
+            .units_per_hour()
+            .map_or_else(|| "-".to_owned(), |n| format!("{n:.1}"));
+        let cycle = self.cycle_secs().map_or_else(|| "-".to_owned(), clock);
+        third.push(
+            &format!(
+                "avg {} | {per_hour} units/h | cycle {cycle} | now {} ",
+                rate(self.average_rate()),
+                rate(self.throughput())
+            ),
+            Tone::Normal,
+            style,
+        );
+        let rule = if style.unicode { "─" } else { "-" };
+        third.push(
+            &rule.repeat(width.saturating_sub(third.width())),
+            Tone::Dim,
+            style,
+        );
+        vec![
             first.finish(width, style),
             second.finish(width, style),
-            rule,
+            third.finish(width, style),
         ]
     }
 
@@ -202,92 +229,109 @@ impl DashboardState {
             line.push_fixed(&unit.mode.to_string(), layout.mode - 1, Tone::Normal, style)
                 .push(" ", Tone::Normal, style);
         }
-        let phase = match (&unit.verdict, &unit.phase) {
-            (Some(Verdict::Pass), _) => "done".to_owned(),
-            (_, Some(phase)) => phase.to_string(),
-            (_, None) => "detected".to_owned(),
+        let arrow = if style.unicode { " → " } else { " -> " };
+        if let SlotStatus::Vanished(_) = row.status {
+            line.push("GONE", Tone::Warn, style)
+                .push(arrow, Tone::Normal, style)
+                .push(
+                    &crate::verdict::NextStep::ReseatCable.to_string(),
+                    Tone::Bold,
+                    style,
+                );
+            return line;
+        }
+        // A verdict replaces the phase: the code and the next step must fit 80 columns.
+        if let Some(verdict) = &unit.verdict {
+            self.verdict_tail(&mut line, unit, verdict, arrow, style);
+            return line;
+        }
+        let phase = match (&unit.phase, unit.transfers_in_phase) {
+            (Some(phase), n) if n >= 2 => format!("{phase} #{n}"),
+            (Some(phase), _) => phase.to_string(),
+            (None, _) => "detected".to_owned(),
         };
         line.push_fixed(&phase, layout.phase, Tone::Normal, style)
             .push(" ", Tone::Normal, style);
         let used = line.width();
-        if let SlotStatus::Vanished(_) = row.status {
-            line.push("GONE", Tone::Warn, style)
-                .push(" [re-seat cable] ", Tone::Bold, style)
-                .push("unit left the slot before a verdict", Tone::Normal, style);
-            return line;
-        }
-        match &unit.verdict {
-            Some(verdict) => self.verdict_tail(&mut line, unit, verdict, style),
-            None => match &unit.progress {
-                Some(progress) => {
-                    let tail = self.progress_tail(progress, width.saturating_sub(used), style);
-                    line.append(tail);
-                }
-                None => {
-                    let in_phase = self.now_ms.saturating_sub(unit.phase_since_ms) / 1000;
-                    line.push(&format!("({})", clock(in_phase)), Tone::Dim, style);
-                }
-            },
+        match &unit.progress {
+            Some(progress) => {
+                let tail = self.progress_tail(progress, width.saturating_sub(used), style);
+                line.append(tail);
+            }
+            None => {
+                let in_phase = self.now_ms.saturating_sub(unit.phase_since_ms) / 1000;
+                line.push(&format!("({})", clock(in_phase)), Tone::Dim, style);
+            }
         }
         line
     }
 
-    fn verdict_tail(&self, line: &mut Line, unit: &Unit, verdict: &Verdict, style: RenderStyle) {
+    /// `PASS → to pass tray (1:23)`, `FAIL CODE → to reject bin`: the code and the physical
+    /// next step; the reason is in the pane below the slots.
+    fn verdict_tail(
+        &self,
+        line: &mut Line,
+        unit: &Unit,
+        verdict: &Verdict,
+        arrow: &str,
+        style: RenderStyle,
+    ) {
         let took = unit
             .verdict_ms
             .unwrap_or(self.now_ms)
             .saturating_sub(unit.detected_ms)
             / 1000;
+        let step = verdict.next_step().to_string();
         match verdict {
             Verdict::Pass => {
                 line.push("PASS", Tone::Good, style)
-                    .push(" [remove unit]", Tone::Bold, style)
+                    .push(arrow, Tone::Normal, style)
+                    .push(&step, Tone::Bold, style)
                     .push(&format!(" ({})", clock(took)), Tone::Dim, style);
             }
-            // The next step comes right after FAIL so a narrow screen cuts the reason, not the
-            // instruction the operator acts on.
             Verdict::Fail(failure) => {
                 line.push("FAIL", Tone::Bad, style)
-                    .push(
-                        &format!(" [{}] ", failure.code().next_step()),
-                        Tone::Bold,
-                        style,
-                    )
+                    .push(" ", Tone::Normal, style)
                     .push(failure.code().as_str(), Tone::Bad, style)
-                    .push(" | ", Tone::Normal, style)
-                    .push(&failure.sentence(), Tone::Normal, style);
+                    .push(arrow, Tone::Normal, style)
+                    .push(&step, Tone::Bold, style);
             }
-            Verdict::Aborted(interruption) => {
+            Verdict::Aborted(_) => {
                 line.push("ABORTED", Tone::Warn, style)
-                    .push(&format!(" [{}] ", verdict.next_step()), Tone::Bold, style)
-                    .push(&interruption.sentence(), Tone::Normal, style);
+                    .push(arrow, Tone::Normal, style)
+                    .push(&step, Tone::Bold, style);
             }
+        }
+        if let Some(other) = &unit.also_known_as {
+            line.push(&format!(" (also {other})"), Tone::Dim, style);
         }
     }
 
+    /// Bar, bytes, rate and ETA in fixed widths, so the bar keeps its width for the whole
+    /// transfer.
     fn progress_tail(&self, progress: &Progress, avail: usize, style: RenderStyle) -> Line {
         let bytes = match progress.total {
             0 => size(progress.done),
             total => sizes(progress.done, total),
         };
         let bytes = fit(&bytes, 17, style);
-        let rate_text = format!("{:>10}", rate(progress.rate(self.now_ms)));
-        let eta_text = match progress.eta_secs(self.now_ms) {
-            Some(secs) => format!(" ETA {}", clock(secs)),
-            None => " ETA -".to_owned(),
-        };
+        let rate_text = format!("{:>11}", rate(progress.rate(self.now_ms)));
+        let eta = progress
+            .eta_secs(self.now_ms)
+            .map_or_else(|| "-".to_owned(), clock);
+        let eta_text = format!(" ETA {eta:>7}");
         let percent = progress.fraction().map(|f| format!("{:>3.0}% ", f * 100.0));
-        let mut parts_width = 1 + 17 + rate_text.len() + eta_text.len();
+        let mut parts_width = 1 + 17 + str_width(&rate_text) + str_width(&eta_text);
         let mut show_rate = true;
         let mut show_eta = true;
         let bar_for = |parts: usize| avail.saturating_sub(parts + 2).min(MAX_BAR);
         if bar_for(parts_width) < MIN_BAR {
             show_eta = false;
-            parts_width -= eta_text.len();
+            parts_width -= str_width(&eta_text);
         }
         if bar_for(parts_width) < MIN_BAR {
             show_rate = false;
-            parts_width -= rate_text.len();
+            parts_width -= str_width(&rate_text);
         }
         let bar_width = bar_for(parts_width);
         let mut tail = Line::new();

@@ -38,6 +38,8 @@ pub fn scripted_batch(slots: u16, start_ms: u64) -> Vec<Event> {
                     port_path: port_path(slot),
                 })
                 .collect(),
+            stop_line_after: 3,
+            operator: Some("op-1042".into()),
         }),
     )];
     let mut passed = 0;

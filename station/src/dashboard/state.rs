@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use crate::events::{BatchInfo, BatchSummary, Event, EventKind, Phase, SlotNumber};
 use crate::mode::Mode;
-use crate::verdict::Verdict;
+use crate::verdict::{FailureCode, Verdict};
 
 /// How far back the MB/s figure looks: long enough to smooth USB bursts, short enough that a
 /// stalled phone shows its rate falling within seconds.
@@ -27,6 +27,60 @@ pub struct DashboardState {
     pub(super) passed_serials: std::collections::BTreeSet<String>,
     /// Why the station is stopping, once it is.
     pub(super) stopping: Option<String>,
+    /// Bytes every unit moved in this run (all transfers, finished or not): the average rate.
+    pub(super) bytes_moved: u64,
+    /// Detection-to-verdict times of the units that passed or failed, for the cycle time.
+    pub(super) cycle_ms_total: u64,
+    /// Failures in a row with one code (a PASS ends the run): the stop-line banner.
+    pub(super) streak: FailureStreak,
+    /// The newest warnings, newest last: shown on the screen, never printed above it.
+    pub(super) warnings: VecDeque<Notice>,
+}
+
+/// How many warnings the screen keeps.
+const MAX_WARNINGS: usize = 3;
+
+/// A warning as the screen keeps it.
+#[derive(Debug, Clone)]
+pub struct Notice {
+    pub at_ms: u64,
+    pub slot: Option<SlotNumber>,
+    pub message: String,
+}
+
+/// Consecutive failures with the same code, in verdict order. A PASS ends the run; an ABORTED
+/// attempt (the station's stop, not the unit) leaves it as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FailureStreak {
+    pub code: Option<FailureCode>,
+    pub count: u32,
+    /// The slots of the failures in the run, oldest first.
+    pub slots: Vec<SlotNumber>,
+}
+
+impl FailureStreak {
+    pub fn record(&mut self, slot: SlotNumber, verdict: &Verdict) {
+        match verdict {
+            Verdict::Pass => *self = Self::default(),
+            Verdict::Aborted(_) => {}
+            Verdict::Fail(failure) => {
+                let code = failure.code();
+                if self.code != Some(code) {
+                    *self = Self {
+                        code: Some(code),
+                        ..Self::default()
+                    };
+                }
+                self.count += 1;
+                self.slots.push(slot);
+            }
+        }
+    }
+
+    /// The code to stop the line for, once `after` failures in a row had it (`after` 0: never).
+    pub fn stop_line(&self, after: u32) -> Option<FailureCode> {
+        self.code.filter(|_| after > 0 && self.count >= after)
+    }
 }
 
 /// One physical slot. Its position on screen is fixed by its number.
@@ -48,7 +102,11 @@ pub enum SlotStatus {
 
 #[derive(Debug, Clone)]
 pub struct Unit {
+    /// The name the unit was first known by on this slot; it stays for the whole attempt.
     pub serial: Option<String>,
+    /// Another serial the same unit reported later (an EDL unit's chip serial first, then its
+    /// fastboot serial after the reset): the same unit, linked in the journal.
+    pub also_known_as: Option<String>,
     pub mode: Mode,
     pub phase: Option<Phase>,
     pub phase_since_ms: u64,
@@ -56,6 +114,9 @@ pub struct Unit {
     pub verdict: Option<Verdict>,
     pub detected_ms: u64,
     pub verdict_ms: Option<u64>,
+    /// Transfers the current phase has started (an `_a` then a `_b` copy are two): from the
+    /// second on, the phase is shown with its number, so a bar restarting at 0 % is a new step.
+    pub transfers_in_phase: u32,
 }
 
 /// Bulk-data progress of the current phase.
@@ -67,9 +128,14 @@ pub struct Progress {
 }
 
 impl Progress {
-    fn record(&mut self, at_ms: u64, done: u64, total: u64) {
-        if done < self.done || total != self.total {
-            // A new transfer within the same phase (next sparse chunk or image): restart the rate.
+    /// Records a progress report; returns the bytes moved since the previous one and whether a
+    /// new transfer started (the first report, or `done` going back: the next copy or image).
+    /// A `total` learned or changed mid-way is the same transfer.
+    fn record(&mut self, at_ms: u64, done: u64, total: u64) -> (u64, bool) {
+        let restarted = self.samples.is_empty() || done < self.done;
+        let moved = if restarted { done } else { done - self.done };
+        if restarted || total != self.total {
+            // The rate of another transfer says nothing about this one.
             self.samples.clear();
         }
         self.done = done;
@@ -84,6 +150,7 @@ impl Progress {
         {
             self.samples.pop_front();
         }
+        (moved, restarted)
     }
 
     /// Bytes per second over the recent window, measured up to `now_ms` so that a stalled
@@ -154,9 +221,16 @@ impl DashboardState {
                 let row = self.slots.entry(*slot).or_default();
                 row.port_path = port_path.clone();
                 row.status = SlotStatus::Occupied(Unit::new(*mode, serial.clone(), at));
+                // The slot's warnings were about the unit that left.
+                self.warnings.retain(|w| w.slot != Some(*slot));
             }
             EventKind::UnitIdentified { slot, serial } => {
-                self.unit_mut(*slot, at).serial = Some(serial.clone());
+                let unit = self.unit_mut(*slot, at);
+                match &unit.serial {
+                    None => unit.serial = Some(serial.clone()),
+                    Some(first) if first != serial => unit.also_known_as = Some(serial.clone()),
+                    Some(_) => {}
+                }
             }
             EventKind::ModeChanged { slot, mode } => self.unit_mut(*slot, at).mode = *mode,
             EventKind::PhaseChanged { slot, phase } => {
@@ -164,14 +238,30 @@ impl DashboardState {
                 unit.phase = Some(phase.clone());
                 unit.phase_since_ms = at;
                 unit.progress = None;
+                unit.transfers_in_phase = 0;
             }
             EventKind::BytesProgress { slot, done, total } => {
-                self.unit_mut(*slot, at)
+                let unit = self.unit_mut(*slot, at);
+                let (moved, restarted) = unit
                     .progress
                     .get_or_insert_with(Progress::default)
                     .record(at, *done, *total);
+                if restarted {
+                    unit.transfers_in_phase += 1;
+                }
+                self.bytes_moved = self.bytes_moved.saturating_add(moved);
             }
-            EventKind::DeviceLog { .. } | EventKind::Warning { .. } => {}
+            EventKind::DeviceLog { .. } => {}
+            EventKind::Warning { slot, message } => {
+                self.warnings.push_back(Notice {
+                    at_ms: at,
+                    slot: *slot,
+                    message: message.clone(),
+                });
+                while self.warnings.len() > MAX_WARNINGS {
+                    self.warnings.pop_front();
+                }
+            }
             EventKind::Stopping { why, .. } => self.stopping = Some(why.clone()),
             EventKind::Verdict {
                 slot,
@@ -190,12 +280,21 @@ impl DashboardState {
                     Verdict::Fail { .. } => self.failed += 1,
                     Verdict::Aborted { .. } => self.aborted += 1,
                 }
+                self.streak.record(*slot, verdict);
                 let unit = self.unit_mut(*slot, at);
-                if unit.serial.is_none() {
-                    unit.serial.clone_from(serial);
+                match (&unit.serial, serial) {
+                    (None, _) => unit.serial.clone_from(serial),
+                    (Some(first), Some(last)) if first != last => {
+                        unit.also_known_as = Some(last.clone())
+                    }
+                    _ => {}
                 }
                 unit.verdict = Some(verdict.clone());
                 unit.verdict_ms = Some(at);
+                if !matches!(verdict, Verdict::Aborted(_)) {
+                    let took = at.saturating_sub(unit.detected_ms);
+                    self.cycle_ms_total = self.cycle_ms_total.saturating_add(took);
+                }
             }
             EventKind::UnitRemoved { slot } => {
                 let row = self.slots.entry(*slot).or_default();
@@ -261,6 +360,40 @@ impl DashboardState {
         (done > 0).then(|| f64::from(self.passed) * 100.0 / f64::from(done))
     }
 
+    /// Bytes per second over the whole run: every byte any unit moved, over the elapsed time.
+    pub fn average_rate(&self) -> f64 {
+        match self.elapsed_ms() {
+            0 => 0.0,
+            ms => self.bytes_moved as f64 * 1000.0 / ms as f64,
+        }
+    }
+
+    /// Units with a verdict (passed or failed) per hour of the run; `None` before the first.
+    pub fn units_per_hour(&self) -> Option<f64> {
+        let decided = self.passed + self.failed;
+        let ms = self.elapsed_ms();
+        (decided > 0 && ms > 0).then(|| f64::from(decided) * 3_600_000.0 / ms as f64)
+    }
+
+    /// Average detection-to-verdict time of the units that passed or failed, in seconds.
+    pub fn cycle_secs(&self) -> Option<u64> {
+        let decided = u64::from(self.passed + self.failed);
+        (decided > 0).then(|| self.cycle_ms_total / decided / 1000)
+    }
+
+    /// The failure code the line should stop for (K failures in a row with it), if any.
+    pub fn stop_line(&self) -> Option<(FailureCode, &FailureStreak)> {
+        let after = self.batch.as_ref().map_or(0, |b| b.stop_line_after);
+        self.streak
+            .stop_line(after)
+            .map(|code| (code, &self.streak))
+    }
+
+    /// The newest warnings, newest last.
+    pub fn warnings(&self) -> impl DoubleEndedIterator<Item = &Notice> {
+        self.warnings.iter()
+    }
+
     /// Sum of the current transfer rates of all units still working, bytes per second.
     pub fn throughput(&self) -> f64 {
         self.units()
@@ -322,6 +455,8 @@ impl Unit {
             verdict: None,
             detected_ms: at,
             verdict_ms: None,
+            also_known_as: None,
+            transfers_in_phase: 0,
         }
     }
 }

@@ -170,6 +170,49 @@ pub fn fit(text: &str, cols: usize, style: RenderStyle) -> String {
     s
 }
 
+/// `text` word-wrapped into lines of at most `cols` columns; lines after the first start with
+/// `indent`. A word longer than a line is split. Nothing is cut: every character is on a line.
+pub fn wrap(text: &str, cols: usize, indent: &str) -> Vec<String> {
+    let indent_width = str_width(indent);
+    let cols = cols.max(indent_width + 8);
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    let mut used = 0;
+    // No word on the current line yet (only its indent).
+    let mut empty = true;
+    for mut word in text.split(' ').filter(|w| !w.is_empty()) {
+        loop {
+            let width = str_width(word);
+            let gap = usize::from(!empty);
+            if used + gap + width <= cols {
+                if !empty {
+                    line.push(' ');
+                }
+                line.push_str(word);
+                used += gap + width;
+                empty = false;
+                break;
+            }
+            if empty {
+                // A word wider than a whole line: split it where the line ends.
+                let head = cut(word, cols - used);
+                line.push_str(&head);
+                word = &word[head.len()..];
+            }
+            lines.push(std::mem::replace(&mut line, indent.to_owned()));
+            used = indent_width;
+            empty = true;
+            if word.is_empty() {
+                break;
+            }
+        }
+    }
+    if !empty || lines.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
 /// Makes untrusted text safe to draw: control characters (ESC, CR, BS …) and bidi overrides
 /// become `?` (a tab becomes a space); in ASCII mode anything outside printable ASCII does too.
 pub fn sanitize(text: &str, unicode: bool) -> Cow<'_, str> {
@@ -245,6 +288,19 @@ mod tests {
             ),
             "PASS 日本語テキスト"
         );
+    }
+
+    #[test]
+    fn wrap_keeps_every_word_and_indents_continuations() {
+        let lines = wrap("alpha beta gamma delta", 12, "  ");
+        assert_eq!(lines, ["alpha beta", "  gamma", "  delta"]);
+        let long = wrap("x ABCDEFGHIJKLMNOPQRSTUVWXYZ", 10, "  ");
+        assert_eq!(
+            long,
+            ["x", "  ABCDEFGH", "  IJKLMNOP", "  QRSTUVWX", "  YZ"]
+        );
+        assert!(long.iter().all(|l| str_width(l) <= 10));
+        assert_eq!(wrap("", 10, "  "), [""]);
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! The terminal front end: indicatif's `MultiProgress` owns the cursor; the whole screen is one
 //! multi-line message rendered by [`DashboardState::render`], so a refresh is one redraw of
-//! rows that already fit the terminal. Warnings — and device log lines when the operator asked
-//! for them with `-v` — are printed above the rows with `MultiProgress::println`, never through
-//! them.
+//! rows that already fit the terminal. Warnings are shown inside the screen (the pane under the
+//! slots); only when the operator asks with `-v` are device log lines and warnings also printed
+//! above the rows with `MultiProgress::println`, never through them.
 
 use std::io::Write;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -34,8 +34,8 @@ pub struct TtyDashboard {
     /// Clear the whole screen when the terminal size changes (see [`TtyDashboard::refresh`]).
     clear_on_resize: bool,
     last_size: Option<(u16, u16)>,
-    /// Print device lines (fastboot INFO/TEXT, Firehose `<log>`) above the rows. Off by
-    /// default: a programmer's start-up chatter from 32 phones buries the warnings an operator
+    /// Print device lines (fastboot INFO/TEXT, Firehose `<log>`) and warnings above the rows.
+    /// Off by default (warnings are in the screen's pane): a programmer's start-up chatter from 32 phones buries the warnings an operator
     /// must act on; the lines are always in the unit log files and the plain/JSON streams.
     device_lines: bool,
 }
@@ -80,7 +80,7 @@ impl TtyDashboard {
         }
     }
 
-    /// Also print device lines above the rows (`flashgate run -v`).
+    /// Also print device lines and warnings above the rows (`flashgate run -v`).
     pub fn with_device_lines(mut self, show: bool) -> Self {
         self.device_lines = show;
         self
@@ -105,14 +105,14 @@ impl TtyDashboard {
             EventKind::Warning {
                 slot: Some(slot),
                 message,
-            } => (
+            } if self.device_lines => (
                 Tone::Warn,
                 format!("WARNING S{slot:02} {}: {message}", self.serial(*slot)),
             ),
             EventKind::Warning {
                 slot: None,
                 message,
-            } => (Tone::Warn, format!("WARNING: {message}")),
+            } if self.device_lines => (Tone::Warn, format!("WARNING: {message}")),
             _ => return,
         };
         if self.pending.len() >= MAX_PRINTED_PER_REFRESH {

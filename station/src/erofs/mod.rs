@@ -195,16 +195,15 @@ pub fn list_dir<S: ReadAt + Send>(
     (source, result)
 }
 
+/// Where [`exercise_untrusted_image`] looks for the client (its seeds hold one there).
+pub const FUZZ_CLIENT_PATH: &str = "/system/priv-app/ActivationClient/ActivationClient.apk";
+
 /// A fuzz target's body: any bytes as an image, then what pre-flight and an engineer would
 /// do with it (hash a client path, list the root, stream a small file). It must return, in
 /// bounded time and memory, whatever the bytes are.
 pub fn exercise_untrusted_image(image: &[u8]) {
     let source = image.to_vec();
-    let (source, _) = hash_file_in_erofs(
-        source,
-        "/system/priv-app/ActivationClient/ActivationClient.apk",
-        64 << 20,
-    );
+    let (source, _) = hash_file_in_erofs(source, FUZZ_CLIENT_PATH, 64 << 20);
     let (source, _) = list_dir(source, "/");
     let _ = read_file(source, "/system/build.prop", 1 << 20, io::sink());
 }

@@ -142,6 +142,10 @@ pub struct BatchInfo {
     /// Distinct units that passed under the work order in earlier runs (from the journal).
     pub passed_before: u32,
     pub slots: Vec<SlotInfo>,
+    /// Consecutive failures with one code after which the screen says to stop the line (0: never).
+    pub stop_line_after: u32,
+    /// Who runs the station, when known (`--operator` or station.yaml).
+    pub operator: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

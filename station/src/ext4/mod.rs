@@ -511,13 +511,15 @@ pub fn list_dir<S: ReadAt>(source: S, path: &str) -> (S, Result<Vec<Ext4DirEntry
     (source, result)
 }
 
+/// Where [`fuzz_one`] looks for the client (its seeds hold one there).
+pub const FUZZ_CLIENT_PATH: &str = "/priv-app/ActivationClient/ActivationClient.apk";
+
 /// A fuzz-target entry: any bytes as a filesystem image; hash a fixed path and list `/` and
 /// that path's directory. Returns normally on every input (errors are expected); a panic, a
 /// hang or unbounded memory is a bug.
 pub fn fuzz_one(image: &[u8]) {
-    const PATH: &str = "/priv-app/ActivationClient/ActivationClient.apk";
     let source = SliceSource(image);
-    let (source, _) = hash_file_in_ext4(source, PATH, 16 << 20);
+    let (source, _) = hash_file_in_ext4(source, FUZZ_CLIENT_PATH, 16 << 20);
     let (source, _) = list_dir(source, "/");
     let _ = list_dir(source, "/priv-app/ActivationClient");
 }

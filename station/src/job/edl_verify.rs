@@ -126,7 +126,10 @@ fn verify(
         }
         _ => base.to_string(),
     };
-    let what = format!("{partition} {} (EDL read-back)", wanted.location);
+    let what = format!(
+        "{} (EDL read-back)",
+        super::verify::phase(&partition, &wanted.location, suffix)
+    );
     let step = format!("verify {what}");
     attempt.phase(unit, Phase::Verify { what });
     let location = found
@@ -165,7 +168,10 @@ fn verify(
         found.logical_partition.as_deref(),
         found.sha256,
     ) {
-        None => Ok(()),
+        None => {
+            super::verify::log_pass(&partition, found.logical_partition.as_deref());
+            Ok(())
+        }
         Some(failure) => Err(failure),
     }
 }

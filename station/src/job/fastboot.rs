@@ -5,11 +5,11 @@
 use std::sync::Arc;
 
 use protocols::fastboot::{
-    ClientOptions, DeviceIdentity, Fastboot, FlashOptions, RebootTarget, SlotChoice,
+    ClientOptions, DeviceIdentity, Fastboot, FlashOptions, RebootTarget, SlotChoice, Variable,
 };
 use protocols::transport::Transport;
 
-use crate::config::{FastbootStep, SlotSelection};
+use crate::config::{check_unit_code, FastbootStep, SlotSelection, UnitCodeSource};
 use crate::events::Phase;
 use crate::journal::ImageSent;
 use crate::mode::Mode;
@@ -195,7 +195,31 @@ pub fn identify(attempt: &mut Attempt<'_>, unit: &mut UnitContext) -> Result<Cli
     attempt.phase(unit, Phase::Identify);
     let (client, identity) = read_identity(attempt, unit)?;
     attempt.identified(unit, &identity.serialno, Mode::Fastboot);
-    check_product(attempt, client, identity)
+    let mut client = check_product(attempt, client, identity)?;
+    read_unit_code(attempt, unit, &mut client);
+    Ok(client)
+}
+
+/// The unit's code for the line's MES, where the product says the bootloader publishes it
+/// (`identity.unit_code: { getvar: imei }`). A phone that does not answer is not failed for it
+/// (its flashing and verification stand); the operator is warned and the journal row has no
+/// code.
+fn read_unit_code(attempt: &mut Attempt<'_>, unit: &UnitContext, client: &mut Client) {
+    let Some(source) = attempt.context.batch.product.identity.unit_code.clone() else {
+        return;
+    };
+    let UnitCodeSource::Getvar(name) = &source;
+    let answer = client
+        .getvar(Variable::Other(name))
+        .map_err(|e| e.to_string())
+        .and_then(|code| check_unit_code(&code).map(|()| code));
+    match answer {
+        Ok(code) => attempt.record_unit_code(unit, &code, &source),
+        Err(problem) => unit.warn(format!(
+            "no unit code: `getvar {name}` (the product's identity.unit_code) gave: {problem}; \
+             the unit is flashed as usual, its journal row has no code"
+        )),
+    }
 }
 
 /// Identify the phone that came back on the port after a fastboot reboot: its `serialno` must
@@ -380,6 +404,7 @@ pub fn verify_booting_slot(
     // A client in a logical partition is read through `super`, which has no slots, but the
     // booting slot decides which metadata slot (and so which `system_<slot>`) is read.
     let slotted = has_slot || wanted.location.logical_partition().is_some();
+    let mut booting = None;
     let partition = if slotted {
         let current = client
             .current_slot()
@@ -408,18 +433,20 @@ pub fn verify_booting_slot(
                 ),
             });
         }
-        if has_slot {
+        let partition = if has_slot {
             format!("{}_{current}", wanted.partition)
         } else {
             wanted.partition.clone()
-        }
+        };
+        booting = Some(current);
+        partition
     } else {
         wanted.partition.clone()
     };
     attempt.phase(
         unit,
         Phase::Verify {
-            what: format!("{partition} {}", wanted.location),
+            what: verify::phase(&partition, &wanted.location, booting.as_deref()),
         },
     );
     // Each ext4 block read is its own `fetch`: per-read progress would flood the operator's
@@ -436,7 +463,10 @@ pub fn verify_booting_slot(
         found.logical_partition.as_deref(),
         found.sha256,
     ) {
-        None => Ok(()),
+        None => {
+            verify::log_pass(&partition, found.logical_partition.as_deref());
+            Ok(())
+        }
         Some(failure) => Err(failure),
     }
 }

@@ -126,6 +126,20 @@ impl<'a> Attempt<'a> {
         }
     }
 
+    /// The unit's code for the line's MES, read from the phone: into the journal row.
+    pub fn record_unit_code(
+        &mut self,
+        unit: &UnitContext,
+        code: &str,
+        source: &crate::config::UnitCodeSource,
+    ) {
+        tracing::info!(unit_code = code, source = %source, "unit code read");
+        let Some(id) = self.id else { return };
+        if let Err(e) = self.journal().unit_code(id, code, &source.to_string()) {
+            unit.warn(format!("journal: {e}"));
+        }
+    }
+
     /// After a reboot or power reset: wait until a `kind` device is back on the unit's port.
     pub fn wait_back(
         &self,
@@ -223,6 +237,7 @@ impl<'a> Attempt<'a> {
             attempt: self.id,
             serial: self.serial,
             verdict,
+            log: self.log,
             ..self.result
         }
     }
@@ -245,6 +260,7 @@ impl UnitJob<UnitResult> for StationJob {
             tool_version: format!("flashgate {}", env!("CARGO_PKG_VERSION")),
             log_path: None,
             started_at: unit.info().attempt_started,
+            operator: context.station.operator.clone(),
         };
         let begun = context
             .journal

@@ -7,6 +7,7 @@ use crate::config::VerifyMethod;
 use crate::digest::Sha256Digest;
 use crate::events::{Event, EventKind, EventSink};
 use crate::journal::{AttemptId, AttemptOutcome, ImageSent, Journal, JournalError};
+use crate::logging::UnitLog;
 use crate::run::{Recorded, UnitInfo, UnitOutcome, VerdictRecorder};
 use crate::verdict::{Failure, FailureCode, UnitRef, Verdict};
 
@@ -21,6 +22,8 @@ pub struct UnitResult {
     pub activation_sha256_found: Option<Sha256Digest>,
     pub verify_method: Option<VerifyMethod>,
     pub verify_bytes_read: Option<u64>,
+    /// The attempt's unit log, which ends with the verdict once the journal holds it.
+    pub log: Option<UnitLog>,
 }
 
 impl UnitResult {
@@ -33,6 +36,7 @@ impl UnitResult {
             activation_sha256_found: None,
             verify_method: None,
             verify_bytes_read: None,
+            log: None,
         }
     }
 }
@@ -104,6 +108,9 @@ impl VerdictRecorder<UnitResult> for JournalRecorder {
             };
             match written {
                 Ok(units_passed) => {
+                    if let Some(log) = &outcome.log {
+                        log.line(&verdict_line(attempt, outcome));
+                    }
                     if warned {
                         self.events.emit(Event::now(EventKind::Warning {
                             slot: Some(unit.slot),
@@ -145,6 +152,29 @@ impl VerdictRecorder<UnitResult> for JournalRecorder {
     }
 }
 
+/// The unit log's last line: the verdict as the journal now holds it, with its reason.
+fn verdict_line(attempt: AttemptId, outcome: &UnitResult) -> String {
+    let (result, reason) = match &outcome.verdict {
+        Verdict::Pass => (
+            "PASS".to_string(),
+            format!(
+                "the activation client on the unit{} is the region's allow-listed one{}",
+                outcome
+                    .activation_sha256_found
+                    .map(|d| format!(" (SHA-256 {d})"))
+                    .unwrap_or_default(),
+                outcome
+                    .verify_method
+                    .map(|m| format!(", verified by {}", m.as_str()))
+                    .unwrap_or_default()
+            ),
+        ),
+        Verdict::Fail(failure) => (format!("FAIL {}", failure.code()), failure.sentence()),
+        Verdict::Aborted(interruption) => ("ABORTED".to_string(), interruption.sentence()),
+    };
+    format!("verdict {result} (journal attempt {}): {reason}", attempt.0)
+}
+
 /// Another connection holds the journal's lock: worth waiting for.
 fn is_busy(error: &JournalError) -> bool {
     matches!(
@@ -152,4 +182,91 @@ fn is_busy(error: &JournalError) -> bool {
         JournalError::Sql(rusqlite::Error::SqliteFailure(e, _))
             if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::BusDevice;
+    use crate::journal::AttemptStart;
+    use crate::logging::UnitLogs;
+    use crate::mode::Mode;
+
+    #[test]
+    fn the_unit_log_ends_with_the_journaled_verdict_and_its_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(&dir.path().join("j.sqlite")).unwrap();
+        let journal = Arc::new(Mutex::new(journal));
+        let at = SystemTime::now();
+        let id = journal
+            .lock()
+            .unwrap()
+            .begin(&AttemptStart {
+                slot: 3,
+                port_path: "1-4.3".into(),
+                station_id: "st1".into(),
+                work_order: "WO-1".into(),
+                work_order_quantity: 5,
+                product: "p".into(),
+                region: "00EEA".into(),
+                build_id: "B".into(),
+                manifest_sha256: Sha256Digest::of_bytes(b"m"),
+                tool_version: "t".into(),
+                log_path: None,
+                started_at: at,
+                operator: None,
+            })
+            .unwrap();
+        let log = UnitLogs::new(dir.path().join("units"))
+            .open("7PL3", 1)
+            .unwrap();
+        log.line("flash system_a");
+        let recorder = JournalRecorder {
+            journal: journal.clone(),
+            work_order: "WO-1".into(),
+            patience: Duration::from_secs(1),
+            events: Arc::new(crate::events::RecordingSink::new()),
+        };
+        let unit = UnitInfo::new(
+            3,
+            "1-4.3".into(),
+            BusDevice {
+                port_path: "1-4.3".into(),
+                kind: Mode::Fastboot,
+                vendor_id: 0x18d1,
+                product_id: 0x4ee0,
+                serial: Some("7PL3".into()),
+                speed: "high".into(),
+            },
+            at,
+        );
+        let failure = Failure::Timeout {
+            unit: UnitRef {
+                slot: 3,
+                serial: Some("7PL3".into()),
+            },
+            step: "verify system_a".into(),
+            secs: 300,
+        };
+        let mut outcome = UnitResult::new(
+            Some(id),
+            Some("7PL3".into()),
+            Verdict::Fail(failure.clone()),
+        );
+        outcome.log = Some(log.clone());
+        recorder.record(&unit, &outcome).unwrap();
+        let text = std::fs::read_to_string(log.path()).unwrap();
+        let last = text.lines().last().unwrap();
+        assert!(
+            last.contains(&format!(
+                "verdict FAIL TIMEOUT (journal attempt {}): {}",
+                id.0,
+                failure.sentence()
+            )),
+            "{text}"
+        );
+        // Written after the row: the journal already holds what the line says.
+        let row = journal.lock().unwrap().attempt(id).unwrap().unwrap();
+        assert_eq!(row.failure_code.as_deref(), Some("TIMEOUT"));
+    }
 }

@@ -229,6 +229,33 @@ fn source_failure(
     }
 }
 
+/// What the verify phase reads: `super/system_a /system/priv-app/…` for a client in the
+/// logical partition of the booting slot (the operator sees which slot's `system` is checked),
+/// `system_a /system/priv-app/…` otherwise.
+pub fn phase(partition: &str, location: &ClientLocation, booting: Option<&str>) -> String {
+    match (location, booting) {
+        (
+            ClientLocation::File {
+                logical_partition: Some(logical),
+                path,
+            },
+            Some(slot),
+        ) => format!("{partition}/{logical}_{slot} {path}"),
+        _ => format!("{partition} {location}"),
+    }
+}
+
+/// Records in the unit's log where the region's client was found: `super/system_a` for a
+/// client in a logical partition (the one the booting slot's LP metadata names), else the
+/// partition.
+pub fn log_pass(partition: &str, logical: Option<&str>) {
+    let place = match logical {
+        Some(logical) => format!("{partition}/{logical}"),
+        None => partition.to_string(),
+    };
+    tracing::info!("the region's activation client verified in {place}");
+}
+
 /// The verdict on what was found on `partition` (in logical partition `logical` of it, when
 /// the client lives in `super`): the region's client, another region's, or none of them.
 pub fn judge(

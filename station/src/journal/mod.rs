@@ -1,9 +1,11 @@
 //! The journal: one SQLite row per unit attempt, in WAL mode with synchronous=FULL. Every
 //! method commits before it returns, so whatever the dashboard shows after a call is on disk.
 
+mod inspect;
 mod lock;
 mod query;
 mod record;
+mod report_filter;
 mod schema;
 
 use std::path::{Path, PathBuf};
@@ -11,12 +13,14 @@ use std::time::SystemTime;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+pub use inspect::{lock_holder, JournalInspection, LockHolder};
 pub use lock::StationLock;
 pub use query::{AttemptRow, CodeCount, FlaggedUnit, WorkOrderReport};
 pub use record::{
     AttemptId, AttemptOutcome, AttemptStart, CompletedAttempt, FinishedAttempt, ImageSent,
     Milestone, MilestoneTimes,
 };
+pub use report_filter::{ExportedAttempt, QuantityCheck, ReportFilter};
 pub use schema::SCHEMA_VERSION;
 
 use record::millis;
@@ -231,6 +235,24 @@ impl Journal {
         Ok(())
     }
 
+    /// Records the unit's scanned code (IMEI or label code) and where it came from
+    /// (`getvar:imei`), for the line's MES.
+    pub fn unit_code(
+        &mut self,
+        id: AttemptId,
+        code: &str,
+        source: &str,
+    ) -> Result<(), JournalError> {
+        let tx = self.conn.transaction()?;
+        open_attempt_work_order(&tx, id)?;
+        tx.execute(
+            "UPDATE attempts SET unit_code = ?1, unit_code_source = ?2 WHERE id = ?3",
+            params![code, source, id.0],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Records where the unit's own log file is, once it is known (it is named after the serial).
     pub fn set_log_path(&mut self, id: AttemptId, path: &Path) -> Result<(), JournalError> {
         let tx = self.conn.transaction()?;
@@ -316,8 +338,8 @@ fn begin_in(conn: &Connection, start: &AttemptStart) -> Result<AttemptId, Journa
     conn.execute(
         "INSERT INTO attempts (slot, port_path, station_id, work_order, work_order_quantity,
                  product, region, build_id, manifest_sha256, result, started_at_ms, tool_version,
-                 log_path)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'IN_PROGRESS', ?10, ?11, ?12)",
+                 log_path, operator_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'IN_PROGRESS', ?10, ?11, ?12, ?13)",
         params![
             start.slot,
             start.port_path,
@@ -331,6 +353,7 @@ fn begin_in(conn: &Connection, start: &AttemptStart) -> Result<AttemptId, Journa
             millis(start.started_at),
             start.tool_version,
             start.log_path.as_ref().map(|p| p.display().to_string()),
+            start.operator,
         ],
     )?;
     Ok(AttemptId(conn.last_insert_rowid()))
@@ -344,8 +367,13 @@ fn identified_in(
     at: SystemTime,
 ) -> Result<Vec<String>, JournalError> {
     let work_order = open_attempt_work_order(conn, id)?;
+    // An EDL unit's first identity is its chip serial; it stays in `chip_serial` when the unit
+    // later answers in fastboot with its own serial (which becomes `unit_serial`).
     conn.execute(
-        "UPDATE attempts SET unit_serial = ?1, mode = ?2, identified_at_ms = ?3 WHERE id = ?4",
+        "UPDATE attempts SET unit_serial = ?1, mode = ?2, identified_at_ms = ?3,
+             chip_serial = CASE WHEN ?2 = 'edl' AND chip_serial IS NULL THEN ?1
+                                ELSE chip_serial END
+         WHERE id = ?4",
         params![serial, mode.as_str(), millis(at), id.0],
     )?;
     prior_passes(conn, serial, &work_order)

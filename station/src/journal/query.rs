@@ -45,6 +45,11 @@ pub struct WorkOrderReport {
     pub failures_by_code: Vec<CodeCount>,
     /// Units that also passed under another work order.
     pub flagged_units: Vec<FlaggedUnit>,
+    /// Distinct units passed under this work order in the whole journal (whatever the filter).
+    pub units_passed_in_order: u64,
+    /// Units that passed after the order already had its quantity, in order of their first
+    /// pass: more units than ordered carry this work order.
+    pub over_quantity: Vec<String>,
     pub first_started_at: Option<Timestamp>,
     pub last_finished_at: Option<Timestamp>,
 }
@@ -94,6 +99,12 @@ pub struct AttemptRow {
     pub finished_at: Option<Timestamp>,
     pub tool_version: String,
     pub log_path: Option<String>,
+    /// The Qualcomm chip serial of a unit identified in EDL (the same unit as `unit_serial`).
+    pub chip_serial: Option<String>,
+    pub operator_id: Option<String>,
+    /// IMEI or label code, and where it came from (`getvar:imei`).
+    pub unit_code: Option<String>,
+    pub unit_code_source: Option<String>,
 }
 
 pub(super) const ROW_COLUMNS: &str = "id, unit_serial, slot, port_path, station_id, work_order,
@@ -101,7 +112,8 @@ pub(super) const ROW_COLUMNS: &str = "id, unit_serial, slot, port_path, station_
     activation_sha256_found, verify_method, verify_bytes_read, result, failure_code,
     failure_message, passed_under_other_work_orders, started_at_ms, identified_at_ms,
     flash_started_at_ms, flash_done_at_ms, verify_started_at_ms, verify_done_at_ms,
-    finished_at_ms, tool_version, log_path";
+    finished_at_ms, tool_version, log_path, chip_serial, operator_id, unit_code,
+    unit_code_source";
 
 /// The columns as SQLite returned them, before parsing the JSON and enum columns.
 struct RawRow {
@@ -154,6 +166,10 @@ fn raw_row(row: &Row) -> rusqlite::Result<RawRow> {
             finished_at: at(26)?,
             tool_version: row.get(27)?,
             log_path: row.get(28)?,
+            chip_serial: row.get(29)?,
+            operator_id: row.get(30)?,
+            unit_code: row.get(31)?,
+            unit_code_source: row.get(32)?,
         },
     })
 }
@@ -213,11 +229,26 @@ fn percent(part: u64, whole: u64) -> Option<f64> {
 }
 
 impl Journal {
-    /// Every attempt of `serial`, oldest first.
-    pub fn history(&self, serial: &str) -> Result<Vec<AttemptRow>, JournalError> {
+    /// Every attempt of the unit known as `name`, oldest first. `name` may be its serial, the
+    /// chip serial it had in EDL, or its scanned code: the attempts found by it bring in every
+    /// serial linked to them (an EDL attempt that failed before its reset is found by the
+    /// fastboot serial of a later attempt of the same chip, and the other way round).
+    pub fn history(&self, name: &str) -> Result<Vec<AttemptRow>, JournalError> {
         self.rows(
-            &format!("SELECT {ROW_COLUMNS} FROM attempts WHERE unit_serial = ?1 ORDER BY id"),
-            serial,
+            &format!(
+                "WITH found AS (
+                     SELECT unit_serial, chip_serial FROM attempts
+                     WHERE unit_serial = ?1 OR chip_serial = ?1 OR unit_code = ?1
+                 ),
+                 linked(serial) AS (
+                     SELECT unit_serial FROM found WHERE unit_serial IS NOT NULL
+                     UNION SELECT chip_serial FROM found WHERE chip_serial IS NOT NULL
+                 )
+                 SELECT {ROW_COLUMNS} FROM attempts
+                 WHERE unit_serial IN linked OR chip_serial IN linked OR unit_code = ?1
+                 ORDER BY id"
+            ),
+            name,
         )
     }
 
@@ -234,11 +265,21 @@ impl Journal {
     }
 
     pub fn report(&self, work_order: &str) -> Result<WorkOrderReport, JournalError> {
-        let rows = self.rows(
-            &format!("SELECT {ROW_COLUMNS} FROM attempts WHERE work_order = ?1 ORDER BY id"),
-            work_order,
-        )?;
+        self.report_filtered(work_order, &super::ReportFilter::default())
+    }
+
+    /// [`Journal::report`] of the attempts `filter` keeps; the over-quantity check always
+    /// counts the whole order.
+    pub fn report_filtered(
+        &self,
+        work_order: &str,
+        filter: &super::ReportFilter,
+    ) -> Result<WorkOrderReport, JournalError> {
+        let rows = self.attempts_of(work_order, filter)?;
+        let quantity_check = self.quantity_check(work_order)?;
         let mut report = WorkOrderReport {
+            units_passed_in_order: quantity_check.units_passed,
+            over_quantity: quantity_check.over,
             work_order: work_order.to_string(),
             products: distinct(rows.iter().map(|r| &r.product)),
             regions: distinct(rows.iter().map(|r| &r.region)),
@@ -265,6 +306,17 @@ impl Journal {
         };
         let mut codes: BTreeMap<String, u64> = BTreeMap::new();
         let mut units: BTreeMap<&str, UnitTally> = BTreeMap::new();
+        // An EDL unit's attempts under its chip serial count with those under its fastboot
+        // serial: one unit.
+        let fastboot_serial_of: BTreeMap<&str, &str> = rows
+            .iter()
+            .filter_map(
+                |r| match (r.chip_serial.as_deref(), r.unit_serial.as_deref()) {
+                    (Some(chip), Some(serial)) if chip != serial => Some((chip, serial)),
+                    _ => None,
+                },
+            )
+            .collect();
         let mut flagged: BTreeMap<&str, Vec<String>> = BTreeMap::new();
         for row in &rows {
             match row.result.as_str() {
@@ -282,6 +334,7 @@ impl Journal {
                 }
                 continue;
             };
+            let serial = fastboot_serial_of.get(serial).copied().unwrap_or(serial);
             let unit = units.entry(serial).or_default();
             if unit.first_verdict_passed.is_none() && matches!(row.result.as_str(), "PASS" | "FAIL")
             {

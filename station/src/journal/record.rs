@@ -29,6 +29,8 @@ pub struct AttemptStart {
     pub tool_version: String,
     pub log_path: Option<PathBuf>,
     pub started_at: SystemTime,
+    /// Who runs the station, when known.
+    pub operator: Option<String>,
 }
 
 /// The moments of an attempt the journal keeps a time for. They are not a second vocabulary of

@@ -5,7 +5,7 @@ use rusqlite::Connection;
 
 use super::JournalError;
 
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// v2: `ABORTED`, an attempt the station cut before a verdict (a stop, a crash found at the next
 /// start). SQLite cannot change a CHECK constraint in place, so v1 journals are rebuilt (same
@@ -62,6 +62,24 @@ INSERT INTO attempts SELECT * FROM attempts_v1;
 DROP TABLE attempts_v1;
 ";
 
+/// v3: one identity per unit and what links a unit to the line's MES.
+/// - `chip_serial`: the Qualcomm chip serial (Sahara) of a unit identified in EDL. A unit
+///   verified through fastboot after its EDL reset has its fastboot serial in `unit_serial`;
+///   `history` finds it by either.
+/// - `operator_id`: who ran the station (`--operator`, station.yaml `operator`).
+/// - `unit_code`, `unit_code_source`: the unit's IMEI or label code and where it came from
+///   (`getvar:<name>`, as the product's `identity.unit_code` names it).
+///
+/// New nullable columns: added in place, old rows keep NULL.
+const MIGRATE_V2_TO_V3: &str = "
+ALTER TABLE attempts ADD COLUMN chip_serial TEXT;
+ALTER TABLE attempts ADD COLUMN operator_id TEXT;
+ALTER TABLE attempts ADD COLUMN unit_code TEXT;
+ALTER TABLE attempts ADD COLUMN unit_code_source TEXT;
+CREATE INDEX attempts_by_chip_serial ON attempts (chip_serial);
+CREATE INDEX attempts_by_unit_code ON attempts (unit_code);
+";
+
 /// How long one journal statement waits for a lock held by another connection.
 pub const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -82,9 +100,12 @@ pub fn prepare(conn: &mut Connection) -> Result<(), JournalError> {
 
     let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     match version {
+        // Every step to the current version in one transaction: a journal is never left
+        // half-migrated.
         0 => {
             let tx = conn.transaction()?;
             tx.execute_batch(SCHEMA_V2)?;
+            tx.execute_batch(MIGRATE_V2_TO_V3)?;
             tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
             tx.commit()?;
             Ok(())
@@ -94,6 +115,14 @@ pub fn prepare(conn: &mut Connection) -> Result<(), JournalError> {
             tx.execute_batch(MIGRATE_V1_TO_V2)?;
             tx.execute_batch(SCHEMA_V2)?;
             tx.execute_batch(COPY_V1_ROWS)?;
+            tx.execute_batch(MIGRATE_V2_TO_V3)?;
+            tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
+            tx.commit()?;
+            Ok(())
+        }
+        2 => {
+            let tx = conn.transaction()?;
+            tx.execute_batch(MIGRATE_V2_TO_V3)?;
             tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
             tx.commit()?;
             Ok(())

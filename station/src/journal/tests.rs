@@ -25,6 +25,7 @@ fn start(slot: u16, work_order: &str) -> AttemptStart {
         tool_version: "flashgate 0.1.0".into(),
         log_path: Some(format!("logs/unit-{slot}.log").into()),
         started_at: at(0),
+        operator: None,
     }
 }
 
@@ -500,4 +501,126 @@ fn seen_as_names_an_unidentified_attempt_until_identification() {
     journal.seen_as(identified, "USB-SERIAL-3").unwrap();
     assert!(journal.history("USB-SERIAL-3").unwrap().is_empty());
     assert_eq!(journal.history("FG000103").unwrap().len(), 1);
+}
+
+#[test]
+fn a_v2_journal_is_migrated_in_place_keeping_every_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.sqlite");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(super::schema::SCHEMA_V2_FOR_TESTS)
+            .unwrap();
+        conn.execute_batch("PRAGMA user_version = 2").unwrap();
+        conn.execute(
+            "INSERT INTO attempts (slot, port_path, station_id, work_order, work_order_quantity,
+                 product, region, build_id, manifest_sha256, mode, result, started_at_ms,
+                 tool_version, unit_serial)
+             VALUES (2, '1-4.2', 'st', 'WO-1', 5, 'p', '00EEA', 'b', 'ab', 'edl', 'PASS', 1, 'v',
+                     'FG000102'),
+                    (3, '1-4.3', 'st', 'WO-1', 5, 'p', '00EEA', 'b', 'ab', NULL, 'ABORTED', 2,
+                     'v', NULL)",
+            [],
+        )
+        .unwrap();
+    }
+    let mut journal = Journal::open(&path).unwrap();
+    let version: i64 = journal
+        .connection()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!((version, SCHEMA_VERSION), (3, 3));
+    let rows = journal.history("FG000102").unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (
+            &rows[0].chip_serial,
+            &rows[0].operator_id,
+            &rows[0].unit_code
+        ),
+        (&None, &None, &None),
+        "old rows keep NULL in the new columns"
+    );
+    assert_eq!(journal.report("WO-1").unwrap().attempts, 2);
+    // The new columns take writes at once.
+    let id = journal
+        .begin(&AttemptStart {
+            operator: Some("op-7".into()),
+            ..start(4, "WO-1")
+        })
+        .unwrap();
+    journal
+        .unit_code(id, "356938035643809", "getvar:imei")
+        .unwrap();
+    let row = journal.attempt(id).unwrap().unwrap();
+    assert_eq!(row.operator_id.as_deref(), Some("op-7"));
+    assert_eq!(row.unit_code.as_deref(), Some("356938035643809"));
+    assert_eq!(row.unit_code_source.as_deref(), Some("getvar:imei"));
+    // Opening again is a no-op.
+    drop(journal);
+    let journal = Journal::open(&path).unwrap();
+    assert_eq!(journal.report("WO-1").unwrap().attempts, 3);
+}
+
+#[test]
+fn an_edl_unit_is_one_unit_under_its_chip_serial_and_its_fastboot_serial() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut journal = Journal::open(&dir.path().join("j.sqlite")).unwrap();
+    // First attempt: identified in EDL by its chip serial, fails before its reset.
+    let first = journal.begin(&start(2, "WO-1")).unwrap();
+    journal
+        .identified(first, "5EC00002", Mode::Edl, at(1))
+        .unwrap();
+    journal.finish(first, &fail(2, "5EC00002")).unwrap();
+    // Second attempt: EDL again, then after the reset the same phone answers in fastboot.
+    let second = journal.begin(&start(2, "WO-1")).unwrap();
+    journal
+        .identified(second, "5EC00002", Mode::Edl, at(2))
+        .unwrap();
+    journal
+        .identified(second, "FG000102", Mode::Edl, at(3))
+        .unwrap();
+    journal
+        .unit_code(second, "356938035643809", "getvar:imei")
+        .unwrap();
+    journal.finish(second, &pass()).unwrap();
+    // Another unit, not linked.
+    let other = journal.begin(&start(3, "WO-1")).unwrap();
+    journal
+        .identified(other, "FG000103", Mode::Fastboot, at(4))
+        .unwrap();
+    journal.finish(other, &pass()).unwrap();
+
+    let row = journal.attempt(second).unwrap().unwrap();
+    assert_eq!(row.unit_serial.as_deref(), Some("FG000102"));
+    assert_eq!(row.chip_serial.as_deref(), Some("5EC00002"));
+    assert_eq!(
+        journal.attempt(other).unwrap().unwrap().chip_serial,
+        None,
+        "a fastboot unit has no chip serial"
+    );
+    let ids = |name: &str| -> Vec<i64> {
+        journal
+            .history(name)
+            .unwrap()
+            .iter()
+            .map(|r| r.id)
+            .collect()
+    };
+    assert_eq!(ids("5EC00002"), vec![first.0, second.0]);
+    assert_eq!(
+        ids("FG000102"),
+        vec![first.0, second.0],
+        "the fastboot serial finds the chip's earlier attempt too"
+    );
+    assert_eq!(ids("356938035643809"), vec![first.0, second.0]);
+    assert_eq!(ids("FG000103"), vec![other.0]);
+    assert!(ids("5EC00009").is_empty());
+    let report = journal.report("WO-1").unwrap();
+    assert_eq!(
+        (report.units, report.units_passed, report.units_failed),
+        (2, 2, 0),
+        "the chip's failed attempt and its passed one are one unit"
+    );
+    assert_eq!(report.units_passed_first_time, 1);
 }

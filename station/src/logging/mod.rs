@@ -12,6 +12,7 @@
 mod console;
 mod fields;
 mod json_layer;
+mod retention;
 mod unit_log;
 
 use std::path::{Path, PathBuf};
@@ -25,8 +26,10 @@ use tracing_subscriber::{Layer, Registry};
 
 pub use console::ConsoleOutput;
 pub use json_layer::UNIT_KEYS;
+pub use retention::{prune, utc_day, Pruned};
 pub use unit_log::{LogHealth, UnitLog, UnitLogs};
 
+use crate::config::LogRetention;
 use crate::events::{Event, EventKind, EventSink};
 use crate::verdict::Verdict;
 
@@ -73,7 +76,13 @@ pub struct LogOptions {
     /// Colour on the console.
     pub console_ansi: bool,
     pub file_queue_lines: usize,
+    /// What of `log_dir` is kept: applied when logging starts and every
+    /// [`RETENTION_INTERVAL`] after.
+    pub retention: LogRetention,
 }
+
+/// How often a running station applies its log retention.
+pub const RETENTION_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
 
 impl LogOptions {
     pub fn new(log_dir: impl Into<PathBuf>, verbosity: i8) -> Self {
@@ -83,7 +92,13 @@ impl LogOptions {
             rust_log: std::env::var("RUST_LOG").ok().filter(|v| !v.is_empty()),
             console_ansi: false,
             file_queue_lines: DEFAULT_FILE_QUEUE_LINES,
+            retention: LogRetention::default(),
         }
+    }
+
+    pub fn with_retention(mut self, retention: LogRetention) -> Self {
+        self.retention = retention;
+        self
     }
 }
 
@@ -93,6 +108,9 @@ pub struct Logging {
     units: UnitLogs,
     console: ConsoleOutput,
     daily_dir: PathBuf,
+    pruned_at_start: Pruned,
+    /// Dropping it stops the hourly retention thread.
+    _retention_stop: std::sync::mpsc::Sender<()>,
     _file_guard: WorkerGuard,
 }
 
@@ -109,6 +127,41 @@ impl Logging {
     pub fn log_dir(&self) -> &Path {
         &self.daily_dir
     }
+
+    /// What the retention removed when logging started.
+    pub fn pruned_at_start(&self) -> &Pruned {
+        &self.pruned_at_start
+    }
+}
+
+/// Applies `retention` every [`RETENTION_INTERVAL`] until the returned sender is dropped.
+fn keep_pruning(dir: PathBuf, retention: LogRetention) -> std::sync::mpsc::Sender<()> {
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let spawned = std::thread::Builder::new()
+        .name("flashgate-log-retention".into())
+        .spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(RETENTION_INTERVAL)
+            {
+                let pruned = prune(&dir, &retention, std::time::SystemTime::now());
+                if !pruned.days.is_empty() {
+                    tracing::info!(
+                        days = ?pruned.days,
+                        files = pruned.files,
+                        bytes = pruned.bytes,
+                        "log retention removed old logs"
+                    );
+                }
+                for error in &pruned.errors {
+                    tracing::warn!("log retention could not remove {error}");
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        // Retention then runs only at the next start; the logs themselves are unaffected.
+        eprintln!("warning: log retention thread not started: {e}");
+    }
+    stop
 }
 
 /// The console filter: `RUST_LOG` when given, else the level for `verbosity`.
@@ -140,6 +193,7 @@ pub fn build(options: &LogOptions) -> Result<(Dispatch, Logging), LoggingError> 
         path: dir.clone(),
         source,
     })?;
+    let pruned_at_start = prune(dir, &options.retention, std::time::SystemTime::now());
     let appender = RollingFileAppender::builder()
         .rotation(Rotation::DAILY)
         .filename_prefix("flashgate")
@@ -184,6 +238,8 @@ pub fn build(options: &LogOptions) -> Result<(Dispatch, Logging), LoggingError> 
         units: UnitLogs::with_health(dir.join("units"), health),
         console,
         daily_dir: dir.clone(),
+        pruned_at_start,
+        _retention_stop: keep_pruning(dir.clone(), options.retention),
         _file_guard: file_guard,
     };
     Ok((Dispatch::new(subscriber), logging))
@@ -286,6 +342,124 @@ pub fn log_event(event: &Event) {
                 "batch finished"
             )
         }
+    }
+}
+
+/// Logs station events with the unit's keys filled in even where no unit span is around: the
+/// supervisor reports a unit's detection and its verdict from outside the unit's job, so this
+/// sink remembers each slot's port path and serial (from detection and identification) and the
+/// batch's work order (from its start), and the `unit detected` and `verdict` records of the JSON
+/// log carry `slot`, `port_path`, `serial` and `work_order`. Every other event is logged as
+/// [`log_event`] logs it. Use it for the station's event stream, once per batch.
+#[derive(Default)]
+pub struct StationLogSink {
+    known: std::sync::Mutex<KnownUnits>,
+}
+
+#[derive(Default)]
+struct KnownUnits {
+    work_order: Option<String>,
+    /// Slot → (port path, serial).
+    slots: std::collections::BTreeMap<u16, (String, Option<String>)>,
+}
+
+impl EventSink for StationLogSink {
+    fn emit(&self, event: Event) {
+        let mut known = self
+            .known
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let work_order = known.work_order.clone().unwrap_or_default();
+        match &event.kind {
+            EventKind::BatchStarted(batch) => {
+                known.work_order = Some(batch.work_order.clone());
+                drop(known);
+                log_event(&event);
+            }
+            EventKind::UnitDetected {
+                slot,
+                port_path,
+                mode,
+                serial,
+            } => {
+                known
+                    .slots
+                    .insert(*slot, (port_path.clone(), serial.clone()));
+                drop(known);
+                // An EDL unit's serial is known only at identification: null until then.
+                match serial {
+                    Some(serial) => tracing::info!(
+                        slot,
+                        port_path = %port_path,
+                        serial = %serial,
+                        work_order = %work_order,
+                        %mode,
+                        "unit detected"
+                    ),
+                    None => tracing::info!(
+                        slot,
+                        port_path = %port_path,
+                        work_order = %work_order,
+                        %mode,
+                        "unit detected"
+                    ),
+                }
+            }
+            EventKind::UnitIdentified { slot, serial, .. } => {
+                if let Some(entry) = known.slots.get_mut(slot) {
+                    entry.1 = Some(serial.clone());
+                }
+                drop(known);
+                log_event(&event);
+            }
+            EventKind::Verdict {
+                slot,
+                serial,
+                verdict,
+            } => {
+                let (port_path, known_serial) = known.slots.get(slot).cloned().unwrap_or_default();
+                drop(known);
+                let serial = serial.clone().or(known_serial).unwrap_or_default();
+                log_verdict(*slot, &port_path, &serial, &work_order, verdict);
+            }
+            _ => {
+                drop(known);
+                log_event(&event);
+            }
+        }
+    }
+}
+
+fn log_verdict(slot: u16, port_path: &str, serial: &str, work_order: &str, verdict: &Verdict) {
+    match verdict {
+        Verdict::Pass => tracing::info!(
+            slot,
+            port_path,
+            serial,
+            work_order,
+            result = "PASS",
+            "verdict"
+        ),
+        Verdict::Fail(failure) => tracing::warn!(
+            slot,
+            port_path,
+            serial,
+            work_order,
+            result = "FAIL",
+            code = %failure.code(),
+            next_step = %failure.code().next_step(),
+            reason = %failure.sentence(),
+            "verdict"
+        ),
+        Verdict::Aborted(interruption) => tracing::warn!(
+            slot,
+            port_path,
+            serial,
+            work_order,
+            result = "ABORTED",
+            reason = %interruption.sentence(),
+            "verdict"
+        ),
     }
 }
 

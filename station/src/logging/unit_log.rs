@@ -1,6 +1,7 @@
 //! Per-unit log files: every tracing event inside a unit's span (device INFO/log lines,
-//! protocol steps) also goes to `<dir>/<serial>-<attempt>.log`, whose path the journal row
-//! references. Writes are synchronous, one `write` per line, so nothing is lost or interleaved
+//! protocol steps) also goes to `<dir>/<YYYY-MM-DD>/<serial>-<attempt>.log` (the UTC day the
+//! unit was identified, like the daily JSON files, so retention removes whole days), whose path
+//! the journal row references. Writes are synchronous, one `write` per line, so nothing is lost or interleaved
 //! however many threads log for the unit.
 
 use std::fs::{File, OpenOptions};
@@ -86,9 +87,18 @@ impl UnitLogs {
         &self.dir
     }
 
-    /// `<dir>/<serial>-<attempt>.log`; the serial comes from the device, so anything but
-    /// `[A-Za-z0-9._-]` becomes `_` (no path separators, no surprises in a shell).
+    /// `<dir>/<today, UTC>/<serial>-<attempt>.log` (see [`UnitLogs::path_for_day`]).
     pub fn path_for(&self, serial: &str, attempt: u32) -> PathBuf {
+        self.path_for_day(
+            &super::utc_day(std::time::SystemTime::now()),
+            serial,
+            attempt,
+        )
+    }
+
+    /// `<dir>/<day>/<serial>-<attempt>.log`; the serial comes from the device, so anything but
+    /// `[A-Za-z0-9._-]` becomes `_` (no path separators, no surprises in a shell).
+    pub fn path_for_day(&self, day: &str, serial: &str, attempt: u32) -> PathBuf {
         let mut safe: String = serial
             .chars()
             .take(64)
@@ -103,7 +113,7 @@ impl UnitLogs {
         if safe.is_empty() || safe.chars().all(|c| c == '.') {
             safe = "unknown".into();
         }
-        self.dir.join(format!("{safe}-{attempt}.log"))
+        self.dir.join(day).join(format!("{safe}-{attempt}.log"))
     }
 
     /// Opens (appending) the unit's log file and routes every event inside `span` — and its
@@ -126,11 +136,12 @@ impl UnitLogs {
 
     /// Opens the file without routing a span (for lines written directly with [`UnitLog::line`]).
     pub fn open(&self, serial: &str, attempt: u32) -> Result<UnitLog, LoggingError> {
-        std::fs::create_dir_all(&self.dir).map_err(|source| LoggingError::CreateDir {
-            path: self.dir.clone(),
+        let path = self.path_for(serial, attempt);
+        let folder = path.parent().unwrap_or(&self.dir);
+        std::fs::create_dir_all(folder).map_err(|source| LoggingError::CreateDir {
+            path: folder.to_path_buf(),
             source,
         })?;
-        let path = self.path_for(serial, attempt);
         let file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -261,22 +272,33 @@ mod tests {
     #[test]
     fn file_names_are_safe() {
         let logs = UnitLogs::new("/var/log/flashgate/units");
+        let day = "2026-12-02";
         assert_eq!(
-            logs.path_for("7PL0001", 2),
-            Path::new("/var/log/flashgate/units/7PL0001-2.log")
+            logs.path_for_day(day, "7PL0001", 2),
+            Path::new("/var/log/flashgate/units/2026-12-02/7PL0001-2.log")
         );
         assert_eq!(
-            logs.path_for("../../etc/x", 1),
-            Path::new("/var/log/flashgate/units/.._.._etc_x-1.log")
+            logs.path_for_day(day, "../../etc/x", 1),
+            Path::new("/var/log/flashgate/units/2026-12-02/.._.._etc_x-1.log")
         );
         assert_eq!(
-            logs.path_for("..", 1),
-            Path::new("/var/log/flashgate/units/unknown-1.log")
+            logs.path_for_day(day, "..", 1),
+            Path::new("/var/log/flashgate/units/2026-12-02/unknown-1.log")
         );
         assert_eq!(
-            logs.path_for("", 1),
-            Path::new("/var/log/flashgate/units/unknown-1.log")
+            logs.path_for_day(day, "", 1),
+            Path::new("/var/log/flashgate/units/2026-12-02/unknown-1.log")
         );
+        // Today's folder, by UTC date.
+        let today = logs.path_for("7PL0001", 2);
+        let folder = today
+            .parent()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap();
+        assert_eq!(folder, super::super::utc_day(std::time::SystemTime::now()));
     }
 
     #[test]

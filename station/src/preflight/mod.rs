@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::config::{
-    ClientLocation, ConfigError, ImageFile, ImageSet, ProductManifest, RegionCode, StationConfig,
-    WorkOrder,
+    ActivationClient, ClientLocation, ConfigError, ImageFile, ImageSet, ProductManifest,
+    RegionCode, StationConfig, WorkOrder,
 };
 use crate::digest::Sha256Digest;
 use crate::image::{identify, Finder, FsKind, ImageKind};
@@ -48,9 +48,22 @@ pub enum PreflightError {
         product: String,
         available: Vec<String>,
     },
+    #[error("work order file {} does not exist (known work orders in {}: {}); give the path of one of them", path.display(), folder.display(), render_known(known))]
+    UnknownWorkOrder {
+        path: PathBuf,
+        folder: PathBuf,
+        known: Vec<String>,
+    },
+    #[error("work order {work_order} is for product `{product}`, which has no manifest {} (known products: {}); correct the work order's `product` or add the manifest", manifest.display(), render_known(known))]
+    UnknownProduct {
+        work_order: String,
+        product: String,
+        manifest: PathBuf,
+        known: Vec<String>,
+    },
     /// A file of the image set (or a programmer) is missing, not a regular file, unreadable, or
-    /// not the manifest's bytes; only the last is reported under `IMAGE_HASH_MISMATCH`.
-    #[error("{}{source}", if source.is_mismatch() { format!("{}: ", FailureCode::ImageHashMismatch) } else { String::new() })]
+    /// not the manifest's bytes; each is said under its own code ([`image_code`]).
+    #[error("{}: {source}", image_code(source))]
     Image {
         #[source]
         source: ImageCheckError,
@@ -75,12 +88,49 @@ pub enum PreflightError {
         file: String,
         path: PathBuf,
     },
-    #[error("{}: image `{}` ({}) of region {}: {} has the {} client, work order {} needs {}; the build is mis-packaged, do not flash it", FailureCode::ActivationClientWrongRegion, .0.image, .0.path.display(), .0.region, .0.location, .0.found_region_name(), .0.work_order, .0.region)]
+    #[error("{}: image `{}` ({}) of region {}: {} has the {} client, work order {} needs {}: found SHA-256 {}, region {} allows {}; the build is mis-packaged, do not flash it", FailureCode::ActivationClientWrongRegion, .0.image, .0.path.display(), .0.region, .0.location, .0.found_region_name(), .0.work_order, .0.region, .0.found, .0.region, .0.expected)]
     ActivationClientWrongRegion(Box<ClientMismatch>),
     #[error("{}: image `{}` ({}) of region {}: {} has SHA-256 {}, which is no region's allow-listed client (work order {} needs {}); do not flash this build", FailureCode::ActivationClientUnknown, .0.image, .0.path.display(), .0.region, .0.location, .0.found, .0.work_order, .0.expected)]
     ActivationClientUnknown(Box<ClientMismatch>),
     #[error("{}: image `{}` ({}) of region {}: cannot read the activation client {}: {}; check the manifest's activation_client against the build", FailureCode::ActivationClientUnknown, .0.image, .0.path.display(), .0.region, .0.location, .0.detail)]
     ActivationClientUnreadable(Box<ClientUnreadable>),
+}
+
+fn render_known(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// The most specific code for a file pre-flight could not accept: a missing file is not a wrong
+/// hash.
+pub fn image_code(error: &ImageCheckError) -> &'static str {
+    match error {
+        ImageCheckError::Missing { .. } => "IMAGE_MISSING",
+        ImageCheckError::NotRegularFile { .. } => "IMAGE_NOT_A_FILE",
+        ImageCheckError::Open { .. } => "IMAGE_UNREADABLE",
+        ImageCheckError::BadSparse { .. } => "IMAGE_BAD_SPARSE",
+        ImageCheckError::Size { .. }
+        | ImageCheckError::Hash { .. }
+        | ImageCheckError::ChangedSinceCheck { .. } => FailureCode::ImageHashMismatch.as_str(),
+    }
+}
+
+/// The names (file stems) of the `*.yaml` files in `folder`, sorted; none when it cannot be read.
+pub fn yaml_names_in(folder: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(folder) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml") && p.is_file())
+        .filter_map(|p| p.file_stem().and_then(|s| s.to_str()).map(str::to_string))
+        .collect();
+    names.sort();
+    names
 }
 
 fn render_unlisted(files: &[UnlistedFile]) -> String {
@@ -136,7 +186,11 @@ impl PreflightError {
     /// The failure code the refusal is reported under, when it is about the images.
     pub fn code(&self) -> Option<FailureCode> {
         match self {
-            Self::Config(_) | Self::ProductMismatch { .. } | Self::RegionMissing { .. } => None,
+            Self::Config(_)
+            | Self::UnknownWorkOrder { .. }
+            | Self::UnknownProduct { .. }
+            | Self::ProductMismatch { .. }
+            | Self::RegionMissing { .. } => None,
             Self::Image { source } if source.is_mismatch() => Some(FailureCode::ImageHashMismatch),
             Self::Image { .. }
             | Self::ImageTooLarge(_)
@@ -203,55 +257,114 @@ pub fn load_and_check(
     work_order_file: &Path,
 ) -> Result<(StationConfig, CheckedBatch), PreflightError> {
     let station = StationConfig::load(station_file)?;
-    let work_order = WorkOrder::load(work_order_file)?;
-    let product = ProductManifest::load(
-        &station.product_manifest_path(&work_order.product),
-        &station.image_root,
-    )?;
+    let work_order = load_work_order(work_order_file)?;
+    let product = load_product(&station, &work_order)?;
     let batch = preflight(&product, &work_order)?;
     Ok((station, batch))
 }
 
-/// Every check that must pass before the first phone is flashed.
+/// Loads a work order; a path that does not exist is refused listing the work orders beside it.
+pub fn load_work_order(file: &Path) -> Result<WorkOrder, PreflightError> {
+    if !file.exists() {
+        let folder = match file.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        return Err(PreflightError::UnknownWorkOrder {
+            path: file.to_path_buf(),
+            known: yaml_names_in(&folder),
+            folder,
+        });
+    }
+    Ok(WorkOrder::load(file)?)
+}
+
+/// Loads the manifest of the work order's product; a product without one is refused listing
+/// the station's products.
+pub fn load_product(
+    station: &StationConfig,
+    work_order: &WorkOrder,
+) -> Result<ProductManifest, PreflightError> {
+    let manifest = station.product_manifest_path(&work_order.product);
+    if !manifest.exists() {
+        return Err(PreflightError::UnknownProduct {
+            work_order: work_order.id.clone(),
+            product: work_order.product.clone(),
+            known: yaml_names_in(&station.products_dir),
+            manifest,
+        });
+    }
+    Ok(ProductManifest::load(&manifest, &station.image_root)?)
+}
+
+/// Every check that must pass before the first phone is flashed; the first refusal.
 pub fn preflight(
     product: &ProductManifest,
     work_order: &WorkOrder,
 ) -> Result<CheckedBatch, PreflightError> {
+    preflight_findings(product, work_order).map_err(|mut refusals| refusals.swap_remove(0))
+}
+
+/// Every check that must pass before the first phone is flashed, each refusal said once: every
+/// file is checked even after one is refused; the plan and the activation client are checked
+/// only on files that passed (a missing file is not also a plan or client problem). Never empty
+/// on `Err`.
+pub fn preflight_findings(
+    product: &ProductManifest,
+    work_order: &WorkOrder,
+) -> Result<CheckedBatch, Vec<PreflightError>> {
     let started = Instant::now();
     if work_order.product != product.name {
-        return Err(PreflightError::ProductMismatch {
+        return Err(vec![PreflightError::ProductMismatch {
             work_order: work_order.id.clone(),
             wanted: work_order.product.clone(),
             found: product.name.clone(),
             manifest: product.source.clone(),
-        });
+        }]);
     }
-    let image_set =
-        product
-            .regions
-            .get(&work_order.region)
-            .ok_or_else(|| PreflightError::RegionMissing {
-                work_order: work_order.id.clone(),
-                region: work_order.region.clone(),
-                product: product.name.clone(),
-                available: product.regions.keys().map(|r| r.to_string()).collect(),
-            })?;
+    let Some(image_set) = product.regions.get(&work_order.region) else {
+        return Err(vec![PreflightError::RegionMissing {
+            work_order: work_order.id.clone(),
+            region: work_order.region.clone(),
+            product: product.name.clone(),
+            available: product.regions.keys().map(|r| r.to_string()).collect(),
+        }]);
+    };
 
+    let mut refusals = Vec::new();
     let mut hasher = OncePerFile::default();
     let mut images = BTreeMap::new();
     for (key, file) in &image_set.files {
-        images.insert(key.clone(), hasher.check(file)?);
+        match hasher.check(file) {
+            Ok(image) => {
+                images.insert(key.clone(), image);
+            }
+            Err(refusal) => refusals.push(refusal),
+        }
     }
-    let programmers = product
-        .identity
-        .edl
-        .iter()
-        .map(|entry| hasher.check(&entry.programmer))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut programmers = Vec::new();
+    for entry in &product.identity.edl {
+        match hasher.check(&entry.programmer) {
+            Ok(image) => programmers.push(image),
+            Err(refusal) => refusals.push(refusal),
+        }
+    }
+    if !refusals.is_empty() {
+        return Err(refusals);
+    }
 
-    sizes::check_fastboot_plan(product, image_set, &images)?;
-    let edl_package = edl_package::check(product, image_set, &images)?;
-    let activation = check_activation_client(product, image_set, &images, work_order)?;
+    let sizes = sizes::check_fastboot_plan(product, image_set, &images);
+    let edl_package = edl_package::check(product, image_set, &images);
+    let activation = check_activation_client(product, image_set, &images, work_order);
+    let (edl_package, activation) = match (sizes, edl_package, activation) {
+        (Ok(()), Ok(package), Ok(activation)) => (package, activation),
+        (sizes, package, activation) => {
+            refusals.extend(sizes.err());
+            refusals.extend(package.err());
+            refusals.extend(activation.err());
+            return Err(refusals);
+        }
+    };
     Ok(CheckedBatch {
         work_order: work_order.clone(),
         product: product.clone(),
@@ -340,7 +453,7 @@ fn check_activation_client(
             found_region: found_region.clone(),
             image: client.file.clone(),
             path: image.path().to_path_buf(),
-            location: format!("{} {}", client.partition, client.location),
+            location: mismatch_location(client, logical_partition.as_deref()),
             found: sha256,
             expected: client.sha256,
         });
@@ -359,6 +472,18 @@ fn check_activation_client(
         filesystem,
         logical_partition,
     })
+}
+
+/// Where a mismatching client was read: `super/system_a /system/priv-app/…` when it lies in a
+/// logical partition (named as the image's metadata names it, as a verdict on a phone does),
+/// else `system /priv-app/…`.
+fn mismatch_location(client: &ActivationClient, found_in: Option<&str>) -> String {
+    match (&client.location, found_in) {
+        (ClientLocation::File { path, .. }, Some(logical)) => {
+            format!("{}/{logical} {path}", client.partition)
+        }
+        _ => format!("{} {}", client.partition, client.location),
+    }
 }
 
 /// How to find the client in the image file. With a logical partition, the image is a

@@ -2,14 +2,27 @@
 //! a station whose slots are `simulated:`, and the scenario tests flash. Production batches
 //! never come here; `batch::Assembly::simulated` does, when the station asks for phones that
 //! are not real.
+//!
+//! The phones are the product's, as the manifest describes it:
+//! - **Dynamic partitions**: a phone with a physical `super` (Android 10+; logical partitions
+//!   in its LP metadata) when the manifest declares a `super` size (`sizes.partitions.super`)
+//!   or the region's fastboot plan writes `super` or has a `fastbootd:` part (logical
+//!   partitions). Its `super` has the declared size, else the size of the largest image the
+//!   plan writes to `super` (a factory `super.img` spans the whole partition), else
+//!   [`DEFAULT_SUPER_SIZE`]. Otherwise the phone has the 2018 layout (`system` physical).
+//! - **Mode**: a slot asks for a fastboot or an EDL phone; a product with no EDL route (no EDL
+//!   plan for the region, or no EDL identity) gets a fastboot phone on an EDL slot, as a line
+//!   that flashes it would plug one there: one station file serves both kinds of products.
 
 use protocols::sim::edl::EdlSimConfig;
 use protocols::sim::fastboot::{FastbootConfig, FetchAllow};
 use protocols::sim::{Phone, PhoneMode, StorageError};
 
+use crate::config::FastbootPlan;
+
 use super::SimUnit;
 use crate::bus::sim::SimBus;
-use crate::config::VerifyMethod;
+use crate::config::{UnitCodeSource, VerifyMethod};
 use crate::events::SlotNumber;
 use crate::journal::Journal;
 use crate::mode::Mode;
@@ -71,6 +84,13 @@ pub fn numbered_phone(
     if let Some(product) = &identity.fastboot_product {
         builder = builder.product(product);
     }
+    // The factory programmed each phone's code where the product says it reads it.
+    if let Some(UnitCodeSource::Getvar(name)) = &identity.unit_code {
+        builder = builder.vendor_variable(name, &imei_for(number));
+    }
+    if let Some(size) = super_size(batch) {
+        builder = builder.dynamic_partitions(size);
+    }
     if let Some(edl) = identity.edl.first() {
         builder = builder.msm_hw_id(edl.hw_id).oem_pk_hash(&edl.oem_pk_hash);
     }
@@ -78,6 +98,64 @@ pub fn numbered_phone(
         builder = builder.accept_programmer(programmer.sha256().0);
     }
     builder.build()
+}
+
+/// A valid IMEI for rig phone `number`: a test TAC, the number as the serial, the Luhn check
+/// digit (what an MES checks before it takes the code).
+pub fn imei_for(number: u32) -> String {
+    let body = format!("35693803{:06}", number % 1_000_000);
+    format!("{body}{}", luhn_check_digit(&body))
+}
+
+fn luhn_check_digit(digits: &str) -> u32 {
+    let sum: u32 = digits
+        .bytes()
+        .rev()
+        .enumerate()
+        .map(|(i, b)| {
+            let d = u32::from(b - b'0');
+            if i % 2 == 0 {
+                let doubled = d * 2;
+                doubled / 10 + doubled % 10
+            } else {
+                d
+            }
+        })
+        .sum();
+    (10 - sum % 10) % 10
+}
+
+/// The `super` of a product's phones when it has no declared size and no super image says it.
+pub const DEFAULT_SUPER_SIZE: u64 = 4 << 30;
+
+/// The physical partition of a dynamic-partition phone that holds its logical partitions.
+const SUPER: &str = "super";
+
+/// The size of the `super` partition of the batch's phones, or `None` for a phone without
+/// dynamic partitions (the rule is in the module documentation).
+pub fn super_size(batch: &CheckedBatch) -> Option<u64> {
+    let declared = batch.product.sizes.partition(SUPER);
+    let plan = batch.image_set.fastboot.as_ref();
+    let writes_super = |plan: &FastbootPlan| {
+        plan.fastbootd.is_some() || plan.all_steps().any(|step| step.partition == SUPER)
+    };
+    if declared.is_none() && !plan.is_some_and(writes_super) {
+        return None;
+    }
+    let super_images = plan
+        .into_iter()
+        .flat_map(|plan| plan.all_steps())
+        .filter(|step| step.partition == SUPER)
+        .filter_map(|step| batch.image(&step.file))
+        .map(|image| image.partition_bytes())
+        .max();
+    Some(declared.or(super_images).unwrap_or(DEFAULT_SUPER_SIZE))
+}
+
+/// Whether the batch's phones can be flashed in EDL: the region has an EDL plan and the
+/// product an EDL identity (the programmer to upload).
+pub fn edl_possible(batch: &CheckedBatch) -> bool {
+    batch.image_set.edl.is_some() && !batch.product.identity.edl.is_empty()
 }
 
 /// The serial base for a rig run on `journal`: the next hundred past the highest rig serial
@@ -120,7 +198,8 @@ pub fn simulated_bus(
 }
 
 /// As [`simulated_bus`], the phone on slot N having serial number `first + N`: a rig run again
-/// on the same journal brings new phones, as a line does.
+/// on the same journal brings new phones, as a line does. A slot that asks for an EDL phone gets
+/// a fastboot one when the product cannot be flashed in EDL ([`edl_possible`]).
 pub fn simulated_bus_numbered(
     batch: &CheckedBatch,
     slots: &[(SlotNumber, Mode)],
@@ -128,7 +207,21 @@ pub fn simulated_bus_numbered(
 ) -> Result<(SimBus, Vec<SimUnit>), RigError> {
     let bus = SimBus::new();
     let mut units = Vec::new();
+    let edl = edl_possible(batch);
     for (slot, kind) in slots {
+        let kind = match kind {
+            Mode::Edl if !edl => {
+                tracing::info!(
+                    slot = *slot,
+                    "product {} has no EDL plan for region {}: the simulated phone on this EDL \
+                     slot comes up in fastboot",
+                    batch.product.name,
+                    batch.region()
+                );
+                &Mode::Fastboot
+            }
+            kind => kind,
+        };
         let phone = numbered_phone(batch, first.saturating_add(u32::from(*slot)), *kind).map_err(
             |source| RigError {
                 slot: *slot,
@@ -153,4 +246,18 @@ pub fn simulated_bus_numbered(
         ));
     }
     Ok((bus, units))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rig_imeis_carry_a_valid_luhn_digit() {
+        // The IMEI example of 3GPP TS 23.003 Annex B: 49015420323751 → 8.
+        assert_eq!(luhn_check_digit("49015420323751"), 8);
+        assert_eq!(imei_for(101), "356938030001011");
+        assert_eq!(imei_for(101).len(), 15);
+        assert_ne!(imei_for(101), imei_for(102));
+    }
 }

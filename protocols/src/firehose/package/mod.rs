@@ -126,9 +126,11 @@ impl Package {
         })
     }
 
-    /// Total bytes the programs send.
+    /// Total bytes the programs send. Saturates: a sparse image may declare an expanded size
+    /// near 2^64 bytes for a partition of unstated size, which only the device can refuse.
     pub fn program_bytes(&self) -> u64 {
-        self.programs().map(|p| p.data_bytes).sum()
+        self.programs()
+            .fold(0u64, |total, p| total.saturating_add(p.data_bytes))
     }
 
     /// The LUN holding the primary boot loader (`xbl`, `xbl_a` or `sbl1`), which qdl marks

@@ -106,6 +106,29 @@ fn identity_variables_answer_like_a_bootloader() {
 }
 
 #[test]
+fn vendor_variables_answer_only_on_phones_that_publish_them() {
+    let phone = Phone::builder()
+        .vendor_variable("imei", "356938035643809")
+        .build()
+        .unwrap();
+    let (mut host, dev) = start(phone, FastbootConfig::default());
+    assert_eq!(one(&mut host, "getvar:imei"), "OKAY356938035643809");
+    assert_eq!(
+        one(&mut host, "getvar:meid"),
+        "FAILGetVar Variable Not found"
+    );
+    drop(host);
+    dev.join().unwrap();
+    let (mut host, dev) = start(small_phone(), FastbootConfig::default());
+    assert_eq!(
+        one(&mut host, "getvar:imei"),
+        "FAILGetVar Variable Not found"
+    );
+    drop(host);
+    dev.join().unwrap();
+}
+
+#[test]
 fn getvar_all_is_info_lines_then_okay_each_within_256_bytes() {
     let phone = Phone::builder().product(&"p".repeat(300)).build().unwrap();
     let (mut host, _dev) = start(phone, FastbootConfig::default());

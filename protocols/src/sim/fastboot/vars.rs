@@ -154,6 +154,11 @@ impl FastbootDevice {
                 .slot(s.trim_start_matches('_'))?
                 .retry_count
                 .to_string(),
+            Variable::Other(name) => id
+                .vendor_variables
+                .iter()
+                .find(|(known, _)| known == name)
+                .map(|(_, value)| value.clone())?,
             // `all` is answered by `getvar` itself; the rest this device does not publish.
             Variable::All
             | Variable::MaxFetchSize
@@ -161,8 +166,7 @@ impl FastbootDevice {
             | Variable::SlotCount
             | Variable::CurrentSlot
             | Variable::SuperPartitionName
-            | Variable::HwRevision
-            | Variable::Other(_) => return None,
+            | Variable::HwRevision => return None,
         };
         Some(value)
     }

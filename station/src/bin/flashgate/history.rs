@@ -8,7 +8,8 @@ use crate::journal_arg::JournalArgs;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The unit's serial number.
+    /// The unit's serial number: its fastboot serial, the chip serial it showed in EDL, or its
+    /// scanned code (IMEI); attempts linked to it by any of them are listed too.
     pub serial: String,
     #[command(flatten)]
     pub journal: JournalArgs,
@@ -53,6 +54,27 @@ pub fn render(serial: &str, rows: &[AttemptRow]) -> String {
             row.port_path,
             row.mode.map_or("-", |m| m.as_str()),
         ));
+        let mut identity = Vec::new();
+        if let Some(serial) = &row.unit_serial {
+            identity.push(format!("serial {serial}"));
+        }
+        if let Some(chip) = row
+            .chip_serial
+            .as_ref()
+            .filter(|c| row.unit_serial.as_ref() != Some(*c))
+        {
+            identity.push(format!("EDL chip serial {chip}"));
+        }
+        if let Some(code) = &row.unit_code {
+            let source = row.unit_code_source.as_deref().unwrap_or("recorded");
+            identity.push(format!("code {code} ({source})"));
+        }
+        if let Some(operator) = &row.operator_id {
+            identity.push(format!("operator {operator}"));
+        }
+        if !identity.is_empty() {
+            out.push_str(&format!("    {}\n", identity.join("  ")));
+        }
         if let Some(message) = &row.failure_message {
             out.push_str(&format!("    {message}\n"));
         }
@@ -114,6 +136,7 @@ mod tests {
             tool_version: "t".into(),
             log_path: Some("logs/S1-1.log".into()),
             started_at: at,
+            operator: None,
         };
         let id = journal.begin(&start).unwrap();
         journal.identified(id, "S1", Mode::Edl, at).unwrap();
@@ -162,6 +185,7 @@ mod tests {
         let failed = journal
             .begin(&AttemptStart {
                 started_at: at + Duration::from_secs(60),
+                operator: None,
                 ..start.clone()
             })
             .unwrap();

@@ -1,6 +1,7 @@
 //! `flashgate image ls|sha256|cat IMAGE …`: look inside an image file without mounting it —
 //! a `super.img` (its logical partitions, with `--partition`), an ext4 or erofs image, raw or
-//! Android sparse. "Which client is in this build?" in one command.
+//! Android sparse. "Which client is in this build?" in one command. `flashgate image
+//! make-super` packs partition images into a `super.img` as `lpmake` does.
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -11,6 +12,8 @@ use clap::Subcommand;
 use station::image::{
     identify, list_logical_partitions, Finder, ImageFileSource, ImageKind, Listing, SuperListing,
 };
+
+mod make_super;
 
 /// Files `cat` and `sha256` stream at most (a whole `system` fits).
 const MAX_FILE: u64 = 64 << 30;
@@ -58,6 +61,11 @@ enum ImageCommand {
         /// The file inside the filesystem.
         path: String,
     },
+    /// Pack partition images into a super image (raw or sparse) and/or write its
+    /// super_empty.img, as AOSP's lpmake does (same flags), e.g. `make-super --device-size 4G
+    /// --metadata-slots 3 --group main_a:2G --partition system_a:readonly:auto:main_a=system.img
+    /// --sparse --output super.img`.
+    MakeSuper(make_super::MakeSuperArgs),
 }
 
 fn parse_slot(text: &str) -> Result<u32, String> {
@@ -93,6 +101,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let found = found.with_context(|| at.image.display().to_string())?;
             writeln!(out, "{}  {path}", found.sha256)?;
         }
+        ImageCommand::MakeSuper(args) => make_super::run(args, &mut out)?,
         ImageCommand::Cat { at, path } => {
             let mut buffered = io::BufWriter::with_capacity(1 << 20, &mut out);
             let (_, found) = at

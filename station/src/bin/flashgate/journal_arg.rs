@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use station::config::StationConfig;
+use station::config::{simulated_journal_path, StationConfig};
 use station::journal::Journal;
 
 #[derive(clap::Args)]
@@ -15,12 +15,18 @@ pub struct JournalArgs {
     /// The journal file itself.
     #[arg(long, value_name = "FILE", conflicts_with = "station")]
     pub journal: Option<PathBuf>,
+    /// Read the journal of the station's simulated runs (`run --sim N`) instead of its own.
+    #[arg(long, requires = "station")]
+    pub sim: bool,
 }
 
 impl JournalArgs {
     pub fn open(&self) -> anyhow::Result<Journal> {
         let path = match (&self.journal, &self.station) {
             (Some(path), _) => path.clone(),
+            (None, Some(station)) if self.sim => {
+                simulated_journal_path(&StationConfig::load(station)?.journal)
+            }
             (None, Some(station)) => StationConfig::load(station)?.journal,
             (None, None) => anyhow::bail!("give --station station.yaml or --journal FILE"),
         };

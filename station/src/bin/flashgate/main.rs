@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser, Subcommand};
 
 mod byte_size;
+mod check;
 mod dashboard;
 mod devices;
 mod edl;
@@ -18,6 +19,7 @@ mod output_file;
 mod report;
 mod run;
 mod sim;
+mod time_arg;
 
 #[derive(Parser)]
 #[command(
@@ -53,6 +55,10 @@ enum Command {
     /// its slots as `run` draws them, from the station's event socket. q or Ctrl-C detaches.
     #[command(visible_alias = "attach")]
     Dashboard(dashboard::Args),
+    /// Everything `run` checks before a phone, and what the station needs around it (journal
+    /// and log folders, udev rules and group on USB): one line per finding, exit 1 if any
+    /// would stop the batch. Touches no phone and writes nothing.
+    Check(check::Args),
     /// Counts, yield and failures by code of a work order, from the journal.
     Report(report::Args),
     /// Every recorded attempt of one unit serial, from the journal.
@@ -99,6 +105,7 @@ fn main() -> ExitCode {
     if matches!(
         cli.command,
         Command::Report(_)
+            | Command::Check(_)
             | Command::History(_)
             | Command::Devices(_)
             | Command::Ports(_)
@@ -144,6 +151,7 @@ fn main() -> ExitCode {
         Command::Run(_) => unreachable!("handled above"),
         Command::Dashboard(args) => dashboard::run(args),
         Command::Report(args) => report::run(args),
+        Command::Check(args) => check::run(args),
         Command::History(args) => history::run(args),
         Command::Sim(args) => sim::run(args),
         Command::Image(args) => image::run(args),

@@ -1,10 +1,13 @@
-//! `flashgate report --work-order ID`: counts, yield and failures by code, from the journal.
+//! `flashgate report --work-order ID`: counts, yield, failures by code and over-quantity units,
+//! from the journal; `--csv` exports one row per attempt for a line's records.
 
+use std::io::Write;
 use std::process::ExitCode;
 
-use station::journal::WorkOrderReport;
+use station::journal::{ExportedAttempt, ReportFilter, WorkOrderReport};
 
 use crate::journal_arg::JournalArgs;
+use crate::time_arg::{parse_instant, DayEdge};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -14,19 +17,162 @@ pub struct Args {
     #[command(flatten)]
     pub journal: JournalArgs,
     /// Print one JSON object instead of text.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "csv")]
     pub json: bool,
+    /// One CSV row per attempt (RFC 4180, header first) instead of the summary.
+    #[arg(long)]
+    pub csv: bool,
+    /// Only attempts started at or after this time: `YYYY-MM-DD`, `YYYY-MM-DD HH:MM[:SS]`
+    /// (local time), or with an offset (`Z`, `+08:00`).
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+    /// Only attempts started before this time (same forms; a date alone includes that day).
+    #[arg(long, value_name = "WHEN")]
+    pub until: Option<String>,
+    /// Only attempts made by this station (its `station_id`).
+    #[arg(long = "station-id", value_name = "ID")]
+    pub station_id: Option<String>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let filter = ReportFilter {
+        station_id: args.station_id.clone(),
+        since: args
+            .since
+            .as_deref()
+            .map(|t| parse_instant(t, DayEdge::Start))
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--since: {e}"))?,
+        until: args
+            .until
+            .as_deref()
+            .map(|t| parse_instant(t, DayEdge::End))
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--until: {e}"))?,
+    };
     let journal = args.journal.open()?;
-    let report = journal.report(&args.work_order)?;
+    let mut out = std::io::stdout().lock();
+    if args.csv {
+        out.write_all(csv(&journal.export(&args.work_order, &filter)?).as_bytes())?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let report = journal.report_filtered(&args.work_order, &filter)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
     } else {
-        print!("{}", render(&report));
+        out.write_all(render_filter(&filter).as_bytes())?;
+        out.write_all(render(&report).as_bytes())?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The CSV's columns, in order. Append new columns at the end: a line's scripts read them by
+/// position as often as by name.
+pub const CSV_HEADER: [&str; 24] = [
+    "attempt_id",
+    "work_order",
+    "station_id",
+    "slot",
+    "port_path",
+    "unit_serial",
+    "mode",
+    "product",
+    "region",
+    "build_id",
+    "result",
+    "failure_code",
+    "failure_message",
+    "started_at",
+    "finished_at",
+    "duration_s",
+    "verify_method",
+    "activation_sha256_found",
+    "passed_under_other_work_orders",
+    "over_quantity",
+    "chip_serial",
+    "operator_id",
+    "unit_code",
+    "unit_code_source",
+];
+
+/// RFC 4180: CRLF line ends; a field holding a comma, a quote, CR or LF is quoted, quotes
+/// doubled. Times are RFC 3339 UTC, as the journal holds them.
+pub fn csv(attempts: &[ExportedAttempt]) -> String {
+    let mut out = String::new();
+    push_record(&mut out, CSV_HEADER.iter().map(|h| h.to_string()));
+    for attempt in attempts {
+        let row = &attempt.row;
+        let duration = row.finished_at.map(|end| {
+            format!(
+                "{:.3}",
+                (end.unix_ms() - row.started_at.unix_ms()) as f64 / 1000.0
+            )
+        });
+        push_record(
+            &mut out,
+            [
+                row.id.to_string(),
+                row.work_order.clone(),
+                row.station_id.clone(),
+                row.slot.to_string(),
+                row.port_path.clone(),
+                row.unit_serial.clone().unwrap_or_default(),
+                row.mode.map_or(String::new(), |m| m.as_str().to_string()),
+                row.product.clone(),
+                row.region.clone(),
+                row.build_id.clone(),
+                row.result.clone(),
+                row.failure_code.clone().unwrap_or_default(),
+                row.failure_message.clone().unwrap_or_default(),
+                row.started_at.to_string(),
+                row.finished_at.map(|t| t.to_string()).unwrap_or_default(),
+                duration.unwrap_or_default(),
+                row.verify_method.clone().unwrap_or_default(),
+                row.activation_sha256_found.clone().unwrap_or_default(),
+                row.passed_under_other_work_orders.join(" "),
+                attempt.over_quantity.to_string(),
+                row.chip_serial.clone().unwrap_or_default(),
+                row.operator_id.clone().unwrap_or_default(),
+                row.unit_code.clone().unwrap_or_default(),
+                row.unit_code_source.clone().unwrap_or_default(),
+            ]
+            .into_iter(),
+        );
+    }
+    out
+}
+
+fn push_record(out: &mut String, fields: impl Iterator<Item = String>) {
+    for (index, field) in fields.enumerate() {
+        if index > 0 {
+            out.push(',');
+        }
+        if field.contains([',', '"', '\r', '\n']) {
+            out.push('"');
+            out.push_str(&field.replace('"', "\"\""));
+            out.push('"');
+        } else {
+            out.push_str(&field);
+        }
+    }
+    out.push_str("\r\n");
+}
+
+fn render_filter(filter: &ReportFilter) -> String {
+    if filter.is_empty() {
+        return String::new();
+    }
+    let mut parts = Vec::new();
+    if let Some(id) = &filter.station_id {
+        parts.push(format!("station {id}"));
+    }
+    if let Some(since) = filter.since {
+        parts.push(format!("from {}", since.local()));
+    }
+    if let Some(until) = filter.until {
+        parts.push(format!("before {}", until.local()));
+    }
+    format!("attempts     {} only\n", parts.join(", "))
 }
 
 fn list(values: &[String]) -> String {
@@ -88,6 +234,16 @@ pub fn render(report: &WorkOrderReport) -> String {
             out.push_str(&format!("  {:<32} {}\n", entry.code, entry.count));
         }
     }
+    if !report.over_quantity.is_empty() {
+        out.push_str(&format!(
+            "OVER QUANTITY: {} units passed under this order, {quantity} ordered; these passed \
+             after it was complete:\n",
+            report.units_passed_in_order
+        ));
+        for serial in &report.over_quantity {
+            out.push_str(&format!("  {serial}\n"));
+        }
+    }
     if !report.flagged_units.is_empty() {
         out.push_str("FLAGGED: units that also passed under another work order\n");
         for unit in &report.flagged_units {
@@ -119,7 +275,153 @@ mod tests {
     use station::mode::Mode;
     use station::verdict::{Failure, UnitRef, Verdict};
 
-    use super::render;
+    use super::{csv, render, CSV_HEADER};
+    use station::journal::ReportFilter;
+    use station::timestamp::Timestamp;
+
+    /// Three attempts of WO-7 (quantity 1): S1 passes on st1, S2 fails on st2 with a message
+    /// holding a comma, a quote and a newline, S3 passes on st1 an hour later (over quantity).
+    fn journal_with_three_attempts(dir: &std::path::Path) -> Journal {
+        let mut journal = Journal::open(&dir.join("j.sqlite")).unwrap();
+        let base = UNIX_EPOCH + Duration::from_secs(1_795_860_000);
+        let attempts = [
+            ("st1", "S1", 0, None),
+            ("st2", "S2", 60, Some("slot 2: \"odd\", said\nthe phone")),
+            ("st1", "S3", 3600, None),
+        ];
+        for (station, serial, offset, failure) in attempts {
+            let at = base + Duration::from_secs(offset);
+            let id = journal
+                .begin(&AttemptStart {
+                    slot: 2,
+                    port_path: "1-4.2".into(),
+                    station_id: station.into(),
+                    work_order: "WO-7".into(),
+                    work_order_quantity: 1,
+                    product: "fgdemo".into(),
+                    region: "00EEA".into(),
+                    build_id: "B1".into(),
+                    manifest_sha256: Sha256Digest::of_bytes(b"m"),
+                    tool_version: "t".into(),
+                    log_path: None,
+                    started_at: at,
+                    operator: None,
+                })
+                .unwrap();
+            journal.identified(id, serial, Mode::Fastboot, at).unwrap();
+            let verdict = match failure {
+                None => Verdict::Pass,
+                Some(why) => Verdict::Fail(Failure::Timeout {
+                    unit: UnitRef {
+                        slot: 2,
+                        serial: Some(serial.into()),
+                    },
+                    step: why.into(),
+                    secs: 60,
+                }),
+            };
+            journal
+                .finish(
+                    id,
+                    &AttemptOutcome {
+                        verdict,
+                        images_sent: Vec::new(),
+                        activation_sha256_found: None,
+                        verify_method: None,
+                        verify_bytes_read: None,
+                        finished_at: at + Duration::from_millis(1500),
+                    },
+                )
+                .unwrap();
+        }
+        journal
+    }
+
+    #[test]
+    fn csv_has_a_stable_header_rfc4180_quoting_and_flags_over_quantity() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = journal_with_three_attempts(dir.path());
+        let text = csv(&journal.export("WO-7", &ReportFilter::default()).unwrap());
+        // The header is an interface: changing it breaks a line's scripts.
+        assert!(text.starts_with(
+            "attempt_id,work_order,station_id,slot,port_path,unit_serial,mode,product,region,\
+             build_id,result,failure_code,failure_message,started_at,finished_at,duration_s,\
+             verify_method,activation_sha256_found,passed_under_other_work_orders,\
+             over_quantity,chip_serial,operator_id,unit_code,unit_code_source\r\n"
+        ));
+        let records: Vec<&str> = text.split("\r\n").collect();
+        // Header, three attempts, and the empty tail after the last CRLF.
+        assert_eq!(records.len(), 5, "{text}");
+        assert!(
+            records[1].starts_with("1,WO-7,st1,2,1-4.2,S1,fastboot,"),
+            "{text}"
+        );
+        assert!(
+            records[1].ends_with(
+                ",PASS,,,2026-11-28T10:00:00.000Z,2026-11-28T10:00:01.500Z,1.500,,,,false,,,,"
+            ),
+            "{text}"
+        );
+        // The failure message is one quoted field with its quotes doubled and its newline kept.
+        assert!(records[2].contains(",FAIL,TIMEOUT,\""), "{text}");
+        assert!(
+            records[2].contains("\"\"odd\"\", said\nthe phone"),
+            "{text}"
+        );
+        assert!(
+            records[3].starts_with("3,WO-7,st1,") && records[3].ends_with(",true,,,,"),
+            "{text}"
+        );
+        assert_eq!(CSV_HEADER.len(), records[0].split(',').count());
+
+        let report = journal.report("WO-7").unwrap();
+        assert_eq!(report.over_quantity, ["S3"]);
+        let text = render(&report);
+        assert!(
+            text.contains("OVER QUANTITY: 2 units passed under this order, 1 ordered"),
+            "{text}"
+        );
+        assert!(text.contains("\n  S3\n"), "{text}");
+    }
+
+    #[test]
+    fn filters_keep_a_station_and_a_time_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = journal_with_three_attempts(dir.path());
+        let base = 1_795_860_000_000i64;
+        let serials = |filter: ReportFilter| -> Vec<String> {
+            journal
+                .export("WO-7", &filter)
+                .unwrap()
+                .into_iter()
+                .map(|a| a.row.unit_serial.unwrap())
+                .collect()
+        };
+        let st1 = ReportFilter {
+            station_id: Some("st1".into()),
+            ..ReportFilter::default()
+        };
+        assert_eq!(serials(st1), ["S1", "S3"]);
+        let first_hour = ReportFilter {
+            since: Some(Timestamp::from_unix_ms(base)),
+            until: Some(Timestamp::from_unix_ms(base + 3_600_000)),
+            ..ReportFilter::default()
+        };
+        assert_eq!(serials(first_hour.clone()), ["S1", "S2"]);
+        let later = ReportFilter {
+            since: Some(Timestamp::from_unix_ms(base + 61_000)),
+            ..ReportFilter::default()
+        };
+        assert_eq!(serials(later.clone()), ["S3"]);
+        // A window narrows the counts, not the order's over-quantity check.
+        let report = journal.report_filtered("WO-7", &later).unwrap();
+        assert_eq!(report.attempts, 1);
+        assert_eq!(report.units_passed, 1);
+        assert_eq!(report.units_passed_in_order, 2);
+        assert_eq!(report.over_quantity, ["S3"]);
+        let report = journal.report_filtered("WO-7", &first_hour).unwrap();
+        assert_eq!((report.attempts, report.attempts_failed), (2, 1));
+    }
 
     #[test]
     fn renders_counts_yield_codes_and_flags() {
@@ -139,6 +441,7 @@ mod tests {
             tool_version: "t".into(),
             log_path: None,
             started_at: at,
+            operator: None,
         };
         let outcome = |verdict| AttemptOutcome {
             verdict,

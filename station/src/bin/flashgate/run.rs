@@ -25,7 +25,9 @@ pub struct Args {
     /// The work order file (work-orders/<id>.yaml).
     #[arg(long = "work-order")]
     work_order: PathBuf,
-    /// Run N simulated phones (alternating fastboot and EDL) instead of the station's slots.
+    /// Run N simulated phones (alternating fastboot and EDL) instead of the station's slots; their
+    /// attempts go to a journal of their own beside the station's (`journal.sim.sqlite`) and
+    /// their logs to `<log_dir>/sim`, never to the production journal.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     sim: Option<u16>,
     /// One JSON object per event on stdout instead of the dashboard.
@@ -39,6 +41,10 @@ pub struct Args {
     /// e.g. 0.0.0.0:9100 for the line supervisor.
     #[arg(long, value_name = "ADDR")]
     status_listen: Option<String>,
+    /// Who runs the station (a badge id), recorded with every attempt in the journal;
+    /// overrides station.yaml `operator`.
+    #[arg(long, value_name = "ID")]
+    operator: Option<String>,
 }
 
 pub fn run(args: Args, verbose: u8, quiet: u8) -> anyhow::Result<ExitCode> {
@@ -48,9 +54,18 @@ pub fn run(args: Args, verbose: u8, quiet: u8) -> anyhow::Result<ExitCode> {
     let stops = runtime
         .block_on(async { StopRequests::listen() })
         .context("installing the stop signal handlers")?;
-    let (station, checked) = preflight::load_and_check(&args.station, &args.work_order)
+    let (mut station, checked) = preflight::load_and_check(&args.station, &args.work_order)
         .context("pre-flight refused the batch; no phone was touched")?;
-    eprintln!(
+    if let Some(operator) = args.operator {
+        station::config::check_operator(&operator)
+            .map_err(|problem| anyhow::anyhow!("--operator: {problem}; pass the badge id"))?;
+        station.operator = Some(operator);
+    }
+    let mode = OutputMode::detect(args.json);
+    // On the dashboard the header says the same from its first frame; a line above it would
+    // only push the rows down.
+    if mode != OutputMode::Tty {
+        eprintln!(
         "pre-flight passed: work order {} ({} {}, build {}), {} files and {} programmer(s) hashed ({} bytes), activation client {} = {}",
         checked.work_order.id,
         checked.product.name,
@@ -62,17 +77,53 @@ pub fn run(args: Args, verbose: u8, quiet: u8) -> anyhow::Result<ExitCode> {
         checked.image_set.activation_client.location,
         checked.activation.sha256.short(),
     );
+    }
+    // Simulated phones standing in for the station's slots never reach its production journal
+    // or logs (a station whose slots are all `simulated:` is a rig: its journal is its own).
+    let station = if args.sim.is_some() {
+        let sim = station.for_simulated_phones();
+        eprintln!(
+            "simulated phones: journal {} and logs {} (not the station's journal; `report --sim` \
+             reads it)",
+            sim.journal.display(),
+            sim.log_dir.display()
+        );
+        sim
+    } else {
+        station
+    };
     let assembly = batch::assemble(&station, &checked, args.sim)?;
     if let Some(warning) = &assembly.warning {
         eprintln!("warning: {warning}");
     }
     let verbosity =
         i8::try_from(verbose).unwrap_or(i8::MAX) - i8::try_from(quiet).unwrap_or(i8::MAX);
-    let logs = logging::install(&LogOptions::new(&station.log_dir, verbosity))
-        .context("setting up the log files")?;
+    // The operator's output is the event stream (dashboard or lines), which carries every
+    // warning and verdict; at the default verbosity the console log would only repeat them
+    // (above the dashboard, or between the lines), so it shows errors alone. Everything is in
+    // the log files.
+    let console_verbosity = if verbosity == 0 { -1 } else { verbosity };
+    let logs = logging::install(
+        &LogOptions::new(&station.log_dir, console_verbosity).with_retention(station.log_retention),
+    )
+    .context("setting up the log files")?;
+    let pruned = logs.pruned_at_start();
+    if !pruned.days.is_empty() {
+        eprintln!(
+            "log retention: removed {} file(s), {} bytes, of {} old day(s) ({} .. {}) from {}",
+            pruned.files,
+            pruned.bytes,
+            pruned.days.len(),
+            pruned.days.first().map_or("", String::as_str),
+            pruned.days.last().map_or("", String::as_str),
+            station.log_dir.display()
+        );
+    }
+    for error in &pruned.errors {
+        eprintln!("warning: log retention could not remove {error}");
+    }
 
     let (tx, rx) = mpsc::channel::<Event>();
-    let mode = OutputMode::detect(args.json);
     let consumer: std::thread::JoinHandle<()> = match mode {
         OutputMode::Tty => {
             // Device lines above the rows only when asked for (-v); they are always in the
@@ -93,14 +144,17 @@ pub fn run(args: Args, verbose: u8, quiet: u8) -> anyhow::Result<ExitCode> {
             std::thread::spawn(move || {
                 // A closed stdout (`run … | head`) must not stop the station: lines that cannot
                 // be written are counted by the sink and dropped.
-                let sink = LineSink::new(format, std::io::stdout());
+                let sink =
+                    LineSink::new(format, std::io::stdout()).with_device_lines(verbosity >= 1);
                 for event in rx {
                     sink.emit(event);
                 }
             })
         }
     };
-    let mut fanout = Fanout::new().with(tx).with(logging::TracingSink);
+    let mut fanout = Fanout::new()
+        .with(tx)
+        .with(logging::StationLogSink::default());
     let socket = args.events_socket.clone().unwrap_or_else(|| {
         publish::default_socket(&station.journal, std::env::var_os("RUNTIME_DIRECTORY"))
     });
@@ -174,7 +228,7 @@ pub fn run(args: Args, verbose: u8, quiet: u8) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
     };
-    print_summary(&summary, &log_health, mode == OutputMode::Json);
+    print_summary(&summary, &log_health, mode);
     drop(logs);
     // 0 only for a batch that reached its end (the order's quantity, or every phone of a rig)
     // with every attempt passed.
@@ -240,8 +294,9 @@ fn say(text: &str) {
 }
 
 /// The closing summary; with `--json` it goes to stderr so stdout stays one JSON object per line
-/// (the `batch_finished` event carries the same figures).
-fn print_summary(summary: &BatchSummary, logs: &LogHealth, json: bool) {
+/// (the `batch_finished` event carries the same figures). The dashboard's final screen already
+/// shows the counters, so under it only lost log lines are reported.
+fn print_summary(summary: &BatchSummary, logs: &LogHealth, mode: OutputMode) {
     let decided = summary.passed + summary.failed;
     let yield_pct = if decided > 0 {
         f64::from(summary.passed) * 100.0 / f64::from(decided)
@@ -279,9 +334,13 @@ fn print_summary(summary: &BatchSummary, logs: &LogHealth, json: bool) {
             logs.unit_write_errors()
         ));
     }
-    if json {
-        eprint!("{text}");
-    } else {
-        say(&text);
+    match mode {
+        OutputMode::Json => eprint!("{text}"),
+        OutputMode::Plain => say(&text),
+        OutputMode::Tty => {
+            if let Some(at) = text.find("WARNING: ") {
+                say(&text[at..]);
+            }
+        }
     }
 }

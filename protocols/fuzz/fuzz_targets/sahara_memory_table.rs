@@ -1,0 +1,4 @@
+#![no_main]
+libfuzzer_sys::fuzz_target!(
+    |data: &[u8]| flashgate_protocols::fuzz_targets::sahara_memory_table(data)
+);

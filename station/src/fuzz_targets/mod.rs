@@ -1,0 +1,86 @@
+//! The bodies of the cargo-fuzz targets in `station/fuzz/`, one function per target: the YAML
+//! loaders an engineer's files reach, and the ext4 lookup that verifies a phone's read-back.
+//!
+//! Same arrangement as `flashgate_protocols::fuzz_targets`: each target file is one line calling
+//! its body here, compiled only for tests and fuzzing builds, and `cargo test` replays every
+//! seed and kept crash through these bodies on stable.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::{ProductManifest, StationConfig, WorkOrder, YamlDocument};
+
+/// A target's body: the fuzzer's bytes in, a panic on anything that must not happen.
+pub type Body = fn(&[u8]);
+
+/// Every target: its name (the file under `station/fuzz/fuzz_targets/`) and its body.
+pub const TARGETS: &[(&str, Body)] = &[
+    ("yaml_station", yaml_station),
+    ("yaml_product", yaml_product),
+    ("yaml_work_order", yaml_work_order),
+    ("ext4_client", ext4_client),
+    ("erofs_client", erofs_client),
+];
+
+/// The demo configuration: relative paths in a fuzzed file resolve against its folders, so a
+/// valid input loads as far as the real demo does.
+fn demo_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/demo")
+}
+
+/// YAML is text: bytes that are not UTF-8 are refused when the file is read, before any parser.
+fn text(data: &[u8]) -> Option<&str> {
+    std::str::from_utf8(data).ok()
+}
+
+/// `station.yaml`, placed in the demo folder (its `image_root` must exist to load).
+pub fn yaml_station(data: &[u8]) {
+    let Some(text) = text(data) else { return };
+    let doc = YamlDocument::from_text(demo_dir().join("station.yaml"), text);
+    if let Ok(config) = StationConfig::from_document(&doc) {
+        assert!(config.slots.len() <= usize::from(crate::config::MAX_SLOTS));
+    }
+}
+
+/// A product manifest named `fgdemo.yaml`, its paths resolved inside the demo image root.
+pub fn yaml_product(data: &[u8]) {
+    let Some(text) = text(data) else { return };
+    let demo = demo_dir();
+    let Ok(image_root) = demo.join("images").canonicalize() else {
+        return;
+    };
+    let doc = YamlDocument::from_text(demo.join("products/fgdemo.yaml"), text);
+    if let Ok(product) = ProductManifest::from_document(&doc, &image_root) {
+        assert!(!product.regions.is_empty());
+        for set in product.regions.values() {
+            for file in set.files.values() {
+                assert!(
+                    file.path.starts_with(&image_root),
+                    "{}",
+                    file.path.display()
+                );
+            }
+        }
+    }
+}
+
+/// A work order named `WO-DEMO-WW.yaml`.
+pub fn yaml_work_order(data: &[u8]) {
+    let Some(text) = text(data) else { return };
+    let doc = YamlDocument::from_text(demo_dir().join("work-orders/WO-DEMO-WW.yaml"), text);
+    let _ = WorkOrder::from_document(&doc);
+}
+
+/// A partition as a phone reads it back or an image file holds it: the activation client is
+/// looked up and hashed, and directories listed, in the ext4 filesystem on these bytes, through
+/// the same bounded reader the verify step and pre-flight use.
+pub fn ext4_client(data: &[u8]) {
+    crate::ext4::fuzz_one(data);
+}
+
+/// The same for an erofs filesystem (the client's lookup and hash, a listing, a small file).
+pub fn erofs_client(data: &[u8]) {
+    crate::erofs::exercise_untrusted_image(data);
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,134 @@
+//! Corpus replay on stable: every seed and every kept crash of every target, through the same
+//! bodies the fuzzer runs. A crash input lives in `fuzz/regressions/TARGET/` once its cause is
+//! fixed; replaying it here is its regression test.
+//!
+//! `cargo test -p flashgate-station fuzz_targets::tests::write_seeds -- --ignored` rewrites
+//! `fuzz/seeds/` from the demo configuration, `mke2fs` and `mkfs.erofs` (run it when the seeds
+//! should change).
+
+use super::*;
+use protocols::fuzz_replay;
+
+fn fuzz_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
+}
+
+#[test]
+fn every_seed_and_regression_replays_cleanly() {
+    fuzz_replay::assert_corpora_replay(&fuzz_dir(), TARGETS);
+}
+
+#[test]
+fn every_fuzz_target_file_has_a_body_here() {
+    fuzz_replay::assert_target_files_match(&fuzz_dir(), TARGETS);
+}
+
+#[test]
+fn the_seeds_load_as_the_demo_does() {
+    let seed = |target: &str, name: &str| {
+        std::fs::read_to_string(fuzz_dir().join("seeds").join(target).join(name)).unwrap()
+    };
+    let demo = demo_dir();
+    let doc = YamlDocument::from_text(demo.join("station.yaml"), seed("yaml_station", "demo"));
+    StationConfig::from_document(&doc).unwrap();
+    let doc = YamlDocument::from_text(
+        demo.join("products/fgdemo.yaml"),
+        seed("yaml_product", "demo"),
+    );
+    ProductManifest::from_document(&doc, &demo.join("images").canonicalize().unwrap()).unwrap();
+    let doc = YamlDocument::from_text(
+        demo.join("work-orders/WO-DEMO-WW.yaml"),
+        seed("yaml_work_order", "demo"),
+    );
+    WorkOrder::from_document(&doc).unwrap();
+    let image = std::fs::read(fuzz_dir().join("seeds/ext4_client/tiny-ext4")).unwrap();
+    let (_, found) = crate::ext4::hash_file_in_ext4(image, crate::ext4::FUZZ_CLIENT_PATH, 1 << 20);
+    assert_eq!(found.unwrap().size, 40);
+    for name in ["plain-erofs", "lz4hc-erofs"] {
+        let image = std::fs::read(fuzz_dir().join("seeds/erofs_client").join(name)).unwrap();
+        let (_, found) =
+            crate::erofs::hash_file_in_erofs(image, crate::erofs::FUZZ_CLIENT_PATH, 1 << 20);
+        assert_eq!(found.unwrap().size, 39 * 120, "{name}");
+    }
+}
+
+// ---- seeds -------------------------------------------------------------------------------
+
+fn write_seed(target: &str, name: &str, bytes: &[u8]) {
+    let dir = fuzz_dir().join("seeds").join(target);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(name), bytes).unwrap();
+}
+
+#[test]
+#[ignore = "writes fuzz/seeds/; run by hand when the seeds should change (needs mke2fs)"]
+fn write_seeds() {
+    let demo = demo_dir();
+    let copy = |target: &str, from: &str| {
+        write_seed(target, "demo", &std::fs::read(demo.join(from)).unwrap());
+    };
+    copy("yaml_station", "station.yaml");
+    copy("yaml_product", "products/fgdemo.yaml");
+    copy("yaml_work_order", "work-orders/WO-DEMO-WW.yaml");
+
+    // The smallest ext4 mke2fs makes that holds the client: 64 blocks of 1 KiB, 16 inodes, no
+    // journal; the client is 40 bytes, so it lives in one extent block.
+    let dir = tempfile::tempdir().unwrap();
+    let client = dir
+        .path()
+        .join("root")
+        .join(crate::ext4::FUZZ_CLIENT_PATH.trim_start_matches('/'));
+    std::fs::create_dir_all(client.parent().unwrap()).unwrap();
+    std::fs::write(&client, b"flashgate fuzz seed: activation client\n\0").unwrap();
+    let image = dir.path().join("tiny.img");
+    std::fs::write(&image, vec![0u8; 64 * 1024]).unwrap();
+    let status = std::process::Command::new("mke2fs")
+        .args(["-q", "-F", "-t", "ext4", "-b", "1024", "-N", "16"])
+        .args(["-O", "^has_journal,^resize_inode", "-E", "root_owner=0:0"])
+        .arg("-d")
+        .arg(dir.path().join("root"))
+        .arg(&image)
+        .env("E2FSPROGS_FAKE_TIME", "1700000000")
+        .status()
+        .expect("mke2fs (e2fsprogs) is needed to write the ext4 seed");
+    assert!(status.success());
+    write_seed("ext4_client", "tiny-ext4", &std::fs::read(&image).unwrap());
+    erofs_seeds();
+}
+
+/// Two small erofs images as mkfs.erofs makes a system image: the client where the erofs
+/// target looks for it, and a build.prop; one uncompressed, one with lz4hc in 4 KiB clusters.
+fn erofs_seeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let client = root.join(crate::erofs::FUZZ_CLIENT_PATH.trim_start_matches('/'));
+    std::fs::create_dir_all(client.parent().unwrap()).unwrap();
+    std::fs::write(
+        &client,
+        b"flashgate fuzz seed: activation client\n".repeat(120),
+    )
+    .unwrap();
+    std::fs::write(root.join("system/build.prop"), b"ro.build.id=FG.SEED\n").unwrap();
+    for (name, compression) in [("plain-erofs", None), ("lz4hc-erofs", Some("-zlz4hc"))] {
+        let image = dir.path().join(name);
+        let mut mkfs = std::process::Command::new("mkfs.erofs");
+        mkfs.args([
+            "--quiet",
+            "-T",
+            "1700000000",
+            "-U",
+            "9a5e7a1c-5eed-4a11-8f00-000000000001",
+        ]);
+        mkfs.arg("--all-root");
+        if let Some(flag) = compression {
+            mkfs.arg(flag);
+        }
+        let status = mkfs
+            .arg(&image)
+            .arg(&root)
+            .status()
+            .expect("mkfs.erofs (erofs-utils) is needed to write the erofs seeds");
+        assert!(status.success());
+        write_seed("erofs_client", name, &std::fs::read(&image).unwrap());
+    }
+}
