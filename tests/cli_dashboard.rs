@@ -82,7 +82,8 @@ fn json_lines(bytes: &[u8]) -> Vec<serde_json::Value> {
 #[test]
 fn two_dashboards_attached_to_a_running_batch_see_every_verdict_the_station_journals() {
     let (_keep, demo) = demo_copy();
-    let socket = demo.join("state/journal.events.sock");
+    // A simulated run publishes beside its own journal (journal.sim.sqlite).
+    let socket = demo.join("state/journal.sim.events.sock");
     let mut station = start_station(&demo, 48, &[]);
     wait_for_socket(&socket, &mut station);
     // The station's stdout is read while it runs: a full pipe would hold its last lines back.

@@ -217,12 +217,12 @@ pub enum Failure {
         found_serial: String,
     },
     /// A failure as the station's event stream carried it to another process (`flashgate
-    /// dashboard`): its code and the station's sentence; the details stay in the station's
-    /// journal. Never built by a unit's job.
+    /// dashboard`): its code and the station's sentence after the unit (its [`Failure::detail`]);
+    /// the details stay in the station's journal. Never built by a unit's job.
     Relayed {
         unit: UnitRef,
         code: FailureCode,
-        sentence: String,
+        detail: String,
     },
     /// After a reboot a device of another kind came back on the unit's port (the unit fell
     /// into EDL because its boot chain did not start, or another phone was plugged in): the
@@ -411,7 +411,7 @@ impl Failure {
                  verified: take it off the slot for rework (the phone in {found} mode gets an \
                  attempt of its own)"
             ),
-            Self::Relayed { sentence, .. } => sentence.clone(),
+            Self::Relayed { detail, .. } => detail.clone(),
         }
     }
 }
@@ -519,12 +519,12 @@ impl serde::Serialize for Verdict {
         if let Some(reason) = self.reason() {
             map.serialize_entry("reason", &reason)?;
         }
+        map.serialize_entry("next_step", &self.next_step())?;
         // The parts of an interruption's sentence, so a reader of the stream can rebuild it.
         if let Self::Aborted(interruption) = self {
             map.serialize_entry("step", &interruption.step)?;
             map.serialize_entry("why", &interruption.why)?;
         }
-        map.serialize_entry("next_step", &self.next_step())?;
         map.end()
     }
 }

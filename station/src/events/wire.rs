@@ -31,7 +31,15 @@ impl<'de> Deserialize<'de> for Event {
             };
             match verdict {
                 Verdict::Pass => {}
-                Verdict::Fail(Failure::Relayed { unit: u, .. }) => *u = unit,
+                Verdict::Fail(Failure::Relayed {
+                    unit: u, detail, ..
+                }) => {
+                    // The reason on the stream is the whole sentence, `unit: detail`.
+                    if let Some(rest) = detail.strip_prefix(&format!("{unit}: ")) {
+                        *detail = rest.to_string();
+                    }
+                    *u = unit;
+                }
                 Verdict::Aborted(interruption) => interruption.unit = unit,
                 Verdict::Fail(_) => {}
             }
@@ -68,14 +76,10 @@ impl<'de> Deserialize<'de> for Verdict {
                 let code = line.code.ok_or_else(|| D::Error::missing_field("code"))?;
                 let code = FailureCode::parse(&code)
                     .ok_or_else(|| D::Error::custom(format!("unknown failure code `{code}`")))?;
-                let sentence = line
+                let detail = line
                     .reason
                     .ok_or_else(|| D::Error::missing_field("reason"))?;
-                Ok(Verdict::Fail(Failure::Relayed {
-                    unit,
-                    code,
-                    sentence,
-                }))
+                Ok(Verdict::Fail(Failure::Relayed { unit, code, detail }))
             }
             "ABORTED" => Ok(Verdict::Aborted(Interruption {
                 unit,

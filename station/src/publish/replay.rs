@@ -1,8 +1,9 @@
 //! What a client attaching late is sent before the live stream: the events that rebuild the
 //! station's current screen, kept compact. The batch's start, every verdict (the counters and
-//! yield are sums of them), each slot's events since its unit was detected, the latest progress
-//! of each working slot, the last warnings, the stop and the end. Device lines are not kept
-//! (they are in the unit logs).
+//! yield are sums of them), the last progress sample of every finished transfer (the run's
+//! average rate is the sum of the bytes moved), each slot's events since its unit was detected,
+//! the latest progress of each working slot, the last warnings, the stop and the end. Device
+//! lines are not kept (they are in the unit logs).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -17,6 +18,8 @@ const KEPT_PROGRESS: usize = 70;
 /// Verdicts kept for the counters: far more than a shift's units on one station; beyond it the
 /// oldest go and a late client's counters start from there (the journal keeps them all).
 const KEPT_VERDICTS: usize = 100_000;
+/// Finished transfers kept for the bytes moved: a few per unit, for as many units as verdicts.
+const KEPT_TRANSFERS: usize = 4 * KEPT_VERDICTS;
 
 /// One serialized event line and what compaction needs to know of it.
 struct Kept {
@@ -33,6 +36,16 @@ enum Class {
     UnitState,
     /// Batch-wide (start, stop, end).
     Batch,
+    /// The last progress sample of a finished transfer: the bytes it moved.
+    Transfer,
+}
+
+/// A slot's latest progress sample, as an event and as its line.
+struct LastSample {
+    ts_ms: u64,
+    done: u64,
+    total: u64,
+    line: Arc<str>,
 }
 
 #[derive(Default)]
@@ -40,7 +53,10 @@ pub struct Replay {
     kept: Vec<Kept>,
     /// The latest progress samples of each slot's current transfer, sent after everything else.
     progress: BTreeMap<SlotNumber, VecDeque<Arc<str>>>,
+    /// Each slot's latest progress sample: where its transfer stands.
+    last_sample: BTreeMap<SlotNumber, LastSample>,
     verdicts: usize,
+    transfers: usize,
     warnings: usize,
 }
 
@@ -54,7 +70,24 @@ impl Replay {
         let slot = event.slot();
         let class = match &event.kind {
             EventKind::DeviceLog { .. } => return,
-            EventKind::BytesProgress { slot, .. } => {
+            EventKind::BytesProgress { slot, done, total } => {
+                // `done` going back is the next copy or image: the previous transfer ended.
+                if self
+                    .last_sample
+                    .get(slot)
+                    .is_some_and(|last| *done < last.done)
+                {
+                    self.end_transfer(*slot);
+                }
+                self.last_sample.insert(
+                    *slot,
+                    LastSample {
+                        ts_ms: event.ts_ms,
+                        done: *done,
+                        total: *total,
+                        line: line.clone(),
+                    },
+                );
                 let samples = self.progress.entry(*slot).or_default();
                 samples.push_back(line.clone());
                 if samples.len() > KEPT_PROGRESS {
@@ -83,7 +116,7 @@ impl Replay {
         // A new phase, a verdict or a removal ends the slot's transfer.
         if let Some(slot) = slot {
             if class != Class::Warning {
-                self.progress.remove(&slot);
+                self.end_transfer(slot);
             }
         }
         self.kept.push(Kept {
@@ -106,7 +139,43 @@ impl Replay {
                     self.verdicts -= 1;
                 }
             }
-            Class::UnitState | Class::Batch => {}
+            Class::UnitState | Class::Batch | Class::Transfer => {}
+        }
+    }
+
+    /// Keeps the last sample of `slot`'s transfer, if it had one, and forgets its progress.
+    /// The sample is kept behind a sample of zero bytes: a reader counts the bytes of a new
+    /// transfer from zero, and once the phase changes that separated two finished transfers are
+    /// gone (with their unit), nothing else would tell it the second one started afresh.
+    fn end_transfer(&mut self, slot: SlotNumber) {
+        self.progress.remove(&slot);
+        let Some(last) = self.last_sample.remove(&slot) else {
+            return;
+        };
+        let start = Event::at(
+            last.ts_ms,
+            EventKind::BytesProgress {
+                slot,
+                done: 0,
+                total: last.total,
+            },
+        );
+        let Ok(start) = serde_json::to_string(&start) else {
+            return;
+        };
+        for line in [Arc::from(start), last.line] {
+            self.kept.push(Kept {
+                slot: Some(slot),
+                class: Class::Transfer,
+                line,
+            });
+        }
+        self.transfers += 1;
+        if self.transfers > KEPT_TRANSFERS {
+            // A transfer is two lines: its start and its last sample.
+            self.drop_oldest(Class::Transfer);
+            self.drop_oldest(Class::Transfer);
+            self.transfers -= 1;
         }
     }
 

@@ -20,7 +20,7 @@ use station::publish::{self, EventStream, StreamItem};
 #[derive(clap::Args)]
 pub struct Args {
     /// The station's event socket (default: the one beside the journal of --station, then the
-    /// service's /run/flashgate/events.sock).
+    /// one beside its simulated runs' journal, then the service's /run/flashgate/events.sock).
     #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
     /// The station file, to find the socket beside its journal.
@@ -36,8 +36,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         (Some(socket), _) => vec![socket.clone()],
         (None, Some(file)) => {
             let station = StationConfig::load(file)?;
+            // A `run --sim` of this station publishes beside the journal of its simulated runs.
             vec![
                 publish::socket_beside_journal(&station.journal),
+                publish::socket_beside_journal(&station.for_simulated_phones().journal),
                 PathBuf::from(publish::SERVICE_SOCKET),
             ]
         }
