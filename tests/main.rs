@@ -1,6 +1,8 @@
 //! Scenario tests: whole flows against simulated phones. One test binary keeps `cargo test` fast.
 mod architecture;
 mod cli_check;
+mod cli_dashboard;
+mod cli_install;
 mod cli_modern;
 mod cli_phones;
 mod cli_run;

@@ -216,6 +216,14 @@ pub enum Failure {
         /// The serial of the phone now on the port.
         found_serial: String,
     },
+    /// A failure as the station's event stream carried it to another process (`flashgate
+    /// dashboard`): its code and the station's sentence after the unit (its [`Failure::detail`]);
+    /// the details stay in the station's journal. Never built by a unit's job.
+    Relayed {
+        unit: UnitRef,
+        code: FailureCode,
+        detail: String,
+    },
     /// After a reboot a device of another kind came back on the unit's port (the unit fell
     /// into EDL because its boot chain did not start, or another phone was plugged in): the
     /// unit is not verified. Coded `DEVICE_FAIL`.
@@ -245,6 +253,7 @@ impl Failure {
             Self::HostError { .. } => FailureCode::HostError,
             Self::UnitSwapped { .. } => FailureCode::IdentityMismatch,
             Self::CameBackAsOtherKind { .. } => FailureCode::DeviceFail,
+            Self::Relayed { code, .. } => *code,
         }
     }
 
@@ -264,7 +273,8 @@ impl Failure {
             | Self::SlotMismatch { .. }
             | Self::VerifyMismatch { .. }
             | Self::UnitSwapped { .. }
-            | Self::CameBackAsOtherKind { .. } => false,
+            | Self::CameBackAsOtherKind { .. }
+            | Self::Relayed { .. } => false,
         }
     }
 
@@ -282,7 +292,8 @@ impl Failure {
             | Self::VerifyMismatch { unit, .. }
             | Self::HostError { unit, .. }
             | Self::UnitSwapped { unit, .. }
-            | Self::CameBackAsOtherKind { unit, .. } => unit,
+            | Self::CameBackAsOtherKind { unit, .. }
+            | Self::Relayed { unit, .. } => unit,
         }
     }
 
@@ -400,6 +411,7 @@ impl Failure {
                  verified: take it off the slot for rework (the phone in {found} mode gets an \
                  attempt of its own)"
             ),
+            Self::Relayed { detail, .. } => detail.clone(),
         }
     }
 }
@@ -508,6 +520,11 @@ impl serde::Serialize for Verdict {
             map.serialize_entry("reason", &reason)?;
         }
         map.serialize_entry("next_step", &self.next_step())?;
+        // The parts of an interruption's sentence, so a reader of the stream can rebuild it.
+        if let Self::Aborted(interruption) = self {
+            map.serialize_entry("step", &interruption.step)?;
+            map.serialize_entry("why", &interruption.why)?;
+        }
         map.end()
     }
 }
@@ -650,7 +667,7 @@ mod tests {
         });
         assert_eq!(
             serde_json::to_string(&aborted).unwrap(),
-            r#"{"result":"ABORTED","reason":"slot 3 (serial 7PL0042): the station was stopped (SIGTERM) during flash system_a, before a verdict; the unit is not verified: flash it again","next_step":"flash_again"}"#
+            r#"{"result":"ABORTED","reason":"slot 3 (serial 7PL0042): the station was stopped (SIGTERM) during flash system_a, before a verdict; the unit is not verified: flash it again","next_step":"flash_again","step":"flash system_a","why":"the station was stopped (SIGTERM)"}"#
         );
     }
 

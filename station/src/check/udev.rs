@@ -266,7 +266,7 @@ mod tests {
 
         // An older copy in /etc hides the packaged one and lacks a rule.
         let older: String =
-            SHIPPED_RULES.replace("ATTR{idProduct}==\"9008\"", "ATTR{idProduct}==\"9009\"");
+            SHIPPED_RULES.replace("ATTR{idVendor}==\"05c6\"", "ATTR{idVendor}==\"05c7\"");
         std::fs::write(dir.path().join("etc/60-flashgate.rules"), older).unwrap();
         let findings = rules.findings();
         assert_eq!(statuses(&findings)[0], Status::Fail, "{findings:?}");

@@ -188,6 +188,29 @@ struct SlotFile {
     simulated: Option<Mode>,
 }
 
+/// The packaged service reads its station file here (`ConfigurationDirectory=flashgate`)...
+pub const PACKAGED_CONFIG_DIR: &str = "/etc/flashgate";
+/// ...and may write only here (`StateDirectory=` and `LogsDirectory=flashgate`).
+pub const PACKAGED_STATE_DIR: &str = "/var/lib/flashgate";
+pub const PACKAGED_LOGS_DIR: &str = "/var/log/flashgate";
+
+/// Where relative `journal` and `log_dir` paths start: the station file's folder, except for a
+/// station file in the packaged configuration folder, which the service may not write (and
+/// which is no place for a database): its relative journal lands in the state folder and its
+/// relative logs in the logs folder. Decided by the file's place, not by the environment, so
+/// the service, `report`, `history` and `dashboard` run by hand all find the same journal.
+pub fn state_bases(file_dir: &Path) -> (PathBuf, PathBuf) {
+    let packaged = file_dir
+        .canonicalize()
+        .unwrap_or_else(|_| file_dir.to_path_buf())
+        .starts_with(PACKAGED_CONFIG_DIR);
+    if packaged {
+        (PACKAGED_STATE_DIR.into(), PACKAGED_LOGS_DIR.into())
+    } else {
+        (file_dir.to_path_buf(), file_dir.to_path_buf())
+    }
+}
+
 /// A longer run of one failure code than this is not an early warning any more.
 const MAX_STOP_LINE_AFTER: u32 = 1000;
 
@@ -284,8 +307,8 @@ impl StationConfig {
             station_id: raw.station_id,
             slots,
             limits,
-            journal: base.join(raw.journal),
-            log_dir: base.join(raw.log_dir),
+            journal: state_bases(&base).0.join(raw.journal),
+            log_dir: state_bases(&base).1.join(raw.log_dir),
             image_root,
             products_dir,
             stop_line_after,
@@ -484,6 +507,23 @@ fn check_port_path(text: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn relative_state_paths_of_the_packaged_station_file_leave_etc() {
+        use std::path::Path;
+        assert_eq!(
+            super::state_bases(Path::new("/etc/flashgate")),
+            (
+                Path::new("/var/lib/flashgate").to_path_buf(),
+                Path::new("/var/log/flashgate").to_path_buf()
+            )
+        );
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            super::state_bases(dir.path()),
+            (dir.path().to_path_buf(), dir.path().to_path_buf())
+        );
+    }
+
     use super::*;
 
     fn station_dir() -> tempfile::TempDir {

@@ -4,11 +4,12 @@
 
 mod progress;
 mod sink;
+mod wire;
 
 use std::fmt;
 
 use crate::mode::Mode;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use crate::timestamp::now_unix_ms;
 pub use progress::{SlotProgress, StopOnly};
@@ -19,7 +20,8 @@ use crate::verdict::Verdict;
 /// A slot number as configured in `station.yaml` (the physical USB port the operator sees).
 pub type SlotNumber = u16;
 
-/// One thing that happened at the station, stamped with wall-clock time.
+/// One thing that happened at the station, stamped with wall-clock time. Deserialized by
+/// readers of the station's event stream (see `wire.rs`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Event {
     /// Milliseconds since the Unix epoch (UTC).
@@ -48,7 +50,7 @@ impl Event {
 }
 
 /// The station's vocabulary. Serialized with an `"event"` tag in snake_case, fields flattened.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum EventKind {
     BatchStarted(BatchInfo),
@@ -128,7 +130,7 @@ impl EventKind {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BatchInfo {
     pub station_id: String,
     pub work_order: String,
@@ -146,7 +148,7 @@ pub struct BatchInfo {
     pub operator: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SlotInfo {
     pub slot: SlotNumber,
     /// USB port path (`1-4.2`), or `sim:N` for a simulated slot.
@@ -154,7 +156,7 @@ pub struct SlotInfo {
 }
 
 /// What a unit's task is doing now. `Display` gives the operator's wording.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "phase", rename_all = "snake_case")]
 pub enum Phase {
     Identify,
@@ -196,7 +198,7 @@ impl fmt::Display for Phase {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct BatchSummary {
     pub passed: u32,
     pub failed: u32,

@@ -384,6 +384,8 @@ fn failure_step(failure: &Failure) -> String {
         | Failure::ActivationClientUnknown { .. }
         | Failure::SlotMismatch { .. }
         | Failure::VerifyMismatch { .. } => "verification".into(),
+        // Only readers of the event stream hold one; no job cuts it.
+        Failure::Relayed { .. } => "an earlier step".into(),
     }
 }
 

@@ -28,22 +28,20 @@ fn line(d: &BusDevice) -> String {
     )
 }
 
-/// The real bus, or `None` after printing the plain "no devices" a machine without USB deserves.
-fn open_bus() -> anyhow::Result<Option<RusbBus>> {
-    match RusbBus::new() {
-        Ok(bus) => Ok(Some(bus)),
-        Err(BusError::NoUsbSubsystem(why)) => {
-            println!("no devices ({why})");
-            Ok(None)
-        }
-        Err(e) => Err(e.into()),
-    }
+/// The real bus. A machine where libusb cannot start (no USB subsystem, no usbfs, a container
+/// without /dev/bus/usb) is an error, not "no devices": a script must be able to tell an empty
+/// hub from a station that cannot see any hub.
+fn open_bus() -> anyhow::Result<RusbBus> {
+    RusbBus::new().map_err(|e| match e {
+        BusError::NoUsbSubsystem(why) => anyhow::anyhow!(
+            "cannot list USB devices: {why}; run this on the line PC (udev/README.md sets it up)"
+        ),
+        other => other.into(),
+    })
 }
 
 pub fn devices(_args: DevicesArgs) -> anyhow::Result<ExitCode> {
-    let Some(bus) = open_bus()? else {
-        return Ok(ExitCode::SUCCESS);
-    };
+    let bus = open_bus()?;
     let devices = bus.snapshot()?;
     if devices.is_empty() {
         println!("no devices");
@@ -59,9 +57,7 @@ pub fn ports(args: PortsArgs) -> anyhow::Result<ExitCode> {
     for (tty, port) in &ttys {
         println!("{port:<12} serial-tty {}", tty.display());
     }
-    let Some(bus) = open_bus()? else {
-        return Ok(ExitCode::SUCCESS);
-    };
+    let bus = open_bus()?;
     if !args.watch {
         let devices = bus.snapshot()?;
         if devices.is_empty() && ttys.is_empty() {
@@ -80,5 +76,8 @@ pub fn ports(args: PortsArgs) -> anyhow::Result<ExitCode> {
             BusEvent::Left { port_path, kind } => println!("- {port_path:<12} {}", kind.as_str()),
         }
     }
-    Ok(ExitCode::SUCCESS)
+    // The watcher runs until Ctrl-C; its end is the USB watcher thread dying.
+    anyhow::bail!(
+        "the USB watch stopped: libusb no longer answers; run `flashgate ports --watch` again"
+    )
 }

@@ -3,17 +3,19 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 mod bench;
 mod byte_size;
 mod check;
+mod dashboard;
 mod devices;
 mod edl;
 mod fastboot;
 mod history;
 mod image;
 mod journal_arg;
+mod manual;
 mod output_file;
 mod report;
 mod run;
@@ -30,6 +32,9 @@ struct Cli {
     /// More console output (-v, -vv); the log files always keep debug level.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
+    /// Less console output (-q: errors only; the log files keep everything).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    quiet: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -47,6 +52,10 @@ enum Command {
     Edl(edl::Args),
     /// Run the station: pre-flight, then flash and verify every phone on its slot.
     Run(run::Args),
+    /// Show the live dashboard of the station running on this PC (a service has no terminal):
+    /// its slots as `run` draws them, from the station's event socket. q or Ctrl-C detaches.
+    #[command(visible_alias = "attach")]
+    Dashboard(dashboard::Args),
     /// Everything `run` checks before a phone, and what the station needs around it (journal
     /// and log folders, udev rules and group on USB): one line per finding, exit 1 if any
     /// would stop the batch. Touches no phone and writes nothing.
@@ -61,6 +70,10 @@ enum Command {
     Bench(bench::Args),
     /// Look inside an image file (super, ext4, erofs; raw or sparse): ls, sha256, cat.
     Image(image::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
+    Completions(manual::CompletionsArgs),
+    /// Print the man page (roff) on stdout: `flashgate man | man -l -`.
+    Man(manual::ManArgs),
 }
 
 /// Read-only listing commands end quietly when their reader goes away (`history --json | head`),
@@ -100,12 +113,14 @@ fn main() -> ExitCode {
             | Command::Devices(_)
             | Command::Ports(_)
             | Command::Image(_)
+            | Command::Completions(_)
+            | Command::Man(_)
     ) {
         quiet_on_closed_pipe();
     }
     // `run` sets up the station's own logging (files + console above the dashboard).
     if let Command::Run(args) = cli.command {
-        return match run::run(args, cli.verbose) {
+        return match run::run(args, cli.verbose, cli.quiet) {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("error: {}", render_error(&e));
@@ -113,7 +128,8 @@ fn main() -> ExitCode {
             }
         };
     }
-    let filter = match cli.verbose {
+    let filter = match i16::from(cli.verbose) - i16::from(cli.quiet) {
+        ..=-1 => "error",
         0 => "warn",
         1 => "info",
         _ => "debug",
@@ -136,12 +152,15 @@ fn main() -> ExitCode {
         Command::Fastboot(args) => fastboot::run(args),
         Command::Edl(args) => edl::run(args),
         Command::Run(_) => unreachable!("handled above"),
+        Command::Dashboard(args) => dashboard::run(args),
         Command::Report(args) => report::run(args),
         Command::Check(args) => check::run(args),
         Command::History(args) => history::run(args),
         Command::Sim(args) => sim::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Image(args) => image::run(args),
+        Command::Completions(args) => manual::completions(args, Cli::command()),
+        Command::Man(args) => manual::man(args, Cli::command()),
     };
     match result {
         Ok(code) => code,

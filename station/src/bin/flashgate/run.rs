@@ -14,6 +14,8 @@ use station::dashboard::{
 use station::events::{BatchSummary, Event, EventSink, Fanout};
 use station::logging::{self, LogHealth, LogOptions};
 use station::preflight;
+use station::publish::{self, EventPublisher};
+use station::status::{StatusBoard, StatusServer};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -36,16 +38,21 @@ pub struct Args {
     /// One JSON object per event on stdout instead of the dashboard.
     #[arg(long)]
     json: bool,
-    /// Less console output.
-    #[arg(short, long, action = clap::ArgAction::Count)]
-    quiet: u8,
+    /// Publish the event stream for `flashgate dashboard` on this Unix socket (default: in
+    /// $RUNTIME_DIRECTORY under systemd, else beside the journal: journal.events.sock).
+    #[arg(long, value_name = "PATH")]
+    events_socket: Option<PathBuf>,
+    /// Serve a read-only status page (/) and Prometheus metrics (/metrics) over HTTP on ADDR,
+    /// e.g. 0.0.0.0:9100 for the line supervisor.
+    #[arg(long, value_name = "ADDR")]
+    status_listen: Option<String>,
     /// Who runs the station (a badge id), recorded with every attempt in the journal;
     /// overrides station.yaml `operator`.
     #[arg(long, value_name = "ID")]
     operator: Option<String>,
 }
 
-pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
+pub fn run(args: Args, verbose: u8, quiet: u8) -> anyhow::Result<ExitCode> {
     // Signals are taken over before anything else: a stop during pre-flight or the batch ends
     // the way Ctrl-C does, never by the default action.
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
@@ -101,7 +108,7 @@ pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
         eprintln!("warning: {warning}");
     }
     let verbosity =
-        i8::try_from(verbose).unwrap_or(i8::MAX) - i8::try_from(args.quiet).unwrap_or(i8::MAX);
+        i8::try_from(verbose).unwrap_or(i8::MAX) - i8::try_from(quiet).unwrap_or(i8::MAX);
     // The operator's output is the event stream (dashboard or lines), which carries every
     // warning and verdict; at the default verbosity the console log would only repeat them
     // (above the dashboard, or between the lines), so it shows errors alone. Everything is in
@@ -156,11 +163,40 @@ pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
             })
         }
     };
-    let events: Arc<dyn EventSink> = Arc::new(
-        Fanout::new()
-            .with(tx)
-            .with(logging::StationLogSink::default()),
-    );
+    let mut fanout = Fanout::new()
+        .with(tx)
+        .with(logging::StationLogSink::default());
+    let socket = args.events_socket.clone().unwrap_or_else(|| {
+        publish::default_socket(&station.journal, std::env::var_os("RUNTIME_DIRECTORY"))
+    });
+    // The screen's other home: a station without its socket still flashes (the journal is the
+    // record), so a socket that cannot be made is a warning, not a refusal.
+    let publisher = match EventPublisher::bind(&socket) {
+        Ok(publisher) => Some(Arc::new(publisher)),
+        Err(e) => {
+            eprintln!("warning: {e}; `flashgate dashboard` cannot attach to this run");
+            None
+        }
+    };
+    if let Some(publisher) = &publisher {
+        fanout.push(publisher.clone());
+    }
+    // Asked for explicitly, so an address that cannot be served refuses the run before any
+    // phone is touched.
+    let status = match &args.status_listen {
+        Some(addr) => {
+            let board = Arc::new(StatusBoard::new(Some(logs.unit_logs().health().clone())));
+            let server = StatusServer::bind(addr, board.clone())?;
+            eprintln!(
+                "status page: http://{}/ (metrics: /metrics)",
+                server.local_addr()
+            );
+            fanout.push(board);
+            Some(server)
+        }
+        None => None,
+    };
+    let events: Arc<dyn EventSink> = Arc::new(fanout);
 
     let log_health = logs.unit_logs().health().clone();
     let stop_after_verdicts = assembly.stop_after_verdicts;
@@ -180,6 +216,9 @@ pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
     // Dropping the last sender ends the consumers; wait for them to draw the final screen.
     drop(runtime);
     let _ = consumer.join();
+    // Attached dashboards get their last line; the socket file goes.
+    drop(publisher);
+    drop(status);
     let summary = match ended? {
         BatchEnd::Ran(summary) => summary,
         BatchEnd::AlreadyComplete {
