@@ -96,9 +96,11 @@ fn the_cn_build_on_slot_b_of_an_arriving_phone_is_refused_from_the_cli() {
         ),
         "{stderr}"
     );
+    // The reason travels with the verdict on the event stream (the console shows errors only).
+    let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stderr.contains("system_b") && stderr.contains("00CN client"),
-        "{stderr}"
+        stdout.contains("system_b") && stdout.contains("00CN client"),
+        "{stdout}"
     );
 }
 
