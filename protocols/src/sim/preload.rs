@@ -5,7 +5,7 @@
 use std::io::{self, Read, Seek, SeekFrom, Write};
 
 use super::phone::Phone;
-use super::storage::StorageError;
+use super::storage::{seek_within, StorageError};
 use crate::sparse::{self, SparseError, FILE_HEADER_LEN};
 
 /// Why a partition could not be preloaded.
@@ -170,13 +170,7 @@ impl Write for PartitionWriter<'_> {
 
 impl Seek for PartitionWriter<'_> {
     fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
-        let target = match to {
-            SeekFrom::Start(n) => Some(n),
-            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
-            SeekFrom::End(d) => self.size.checked_add_signed(d),
-        };
-        self.pos = target
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek out of range"))?;
+        self.pos = seek_within(self.pos, self.size, to)?;
         Ok(self.pos)
     }
 }

@@ -581,5 +581,16 @@ fn same_layout(a: &Gpt, b: &Gpt) -> bool {
         })
 }
 
+/// Where a `Seek` over a partition-sized writer of `size` bytes at `pos` lands for `to`: the
+/// writers that stream images into a simulated phone's partitions share it.
+pub(crate) fn seek_within(pos: u64, size: u64, to: std::io::SeekFrom) -> std::io::Result<u64> {
+    let target = match to {
+        std::io::SeekFrom::Start(n) => Some(n),
+        std::io::SeekFrom::Current(d) => pos.checked_add_signed(d),
+        std::io::SeekFrom::End(d) => size.checked_add_signed(d),
+    };
+    target.ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "seek out of range"))
+}
+
 #[cfg(test)]
 mod tests;

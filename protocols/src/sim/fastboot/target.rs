@@ -9,7 +9,7 @@ use super::IO_CHUNK;
 use crate::lp::{MappedRange, Metadata};
 use crate::sim::dynamic::SUPER;
 use crate::sim::phone::Phone;
-use crate::sim::storage::{PartitionInfo, Storage};
+use crate::sim::storage::{seek_within, PartitionInfo, Storage};
 use crate::sparse::{self, FILE_HEADER_LEN};
 
 /// A partition to write.
@@ -129,13 +129,7 @@ impl Write for TargetWriter<'_> {
 
 impl Seek for TargetWriter<'_> {
     fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
-        let target = match to {
-            SeekFrom::Start(n) => Some(n),
-            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
-            SeekFrom::End(d) => self.size.checked_add_signed(d),
-        };
-        self.pos = target
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek out of range"))?;
+        self.pos = seek_within(self.pos, self.size, to)?;
         Ok(self.pos)
     }
 }
