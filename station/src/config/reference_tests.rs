@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use serde_yaml::{Mapping, Value};
+use super::yaml::tree::{self, Mapping, Value};
 
 use super::{ConfigError, ProductManifest, StationConfig, WorkOrder};
 
@@ -45,7 +45,7 @@ fn struct_fields(
         with_probe.insert(k.clone(), v.clone());
     }
     *node = Value::Mapping(with_probe);
-    let text = serde_yaml::to_string(&probed).unwrap();
+    let text = tree::to_string(&probed).unwrap();
     let Err(ConfigError::Invalid { problem, .. }) = load(&text) else {
         return None;
     };
@@ -131,7 +131,7 @@ fn walk(
 fn accepted_keys(file: &Path, load: &dyn Fn(&str) -> Result<(), ConfigError>) -> BTreeSet<String> {
     let text = std::fs::read_to_string(file).unwrap();
     load(&text).unwrap_or_else(|e| panic!("{}: the demo must load: {e}", file.display()));
-    let root: Value = serde_yaml::from_str(&text).unwrap();
+    let root: Value = tree::from_str(&text).unwrap();
     let mut keys = BTreeSet::new();
     walk(&root, Vec::new(), "", load, &mut keys);
     keys

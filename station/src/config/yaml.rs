@@ -672,3 +672,9 @@ mod tests {
         assert!(error.to_string().starts_with("t.yaml:"), "{error}");
     }
 }
+
+/// The YAML value tree, for tests that build or probe documents (the key reference test).
+#[cfg(test)]
+pub(super) mod tree {
+    pub use serde_yaml::{from_str, to_string, Mapping, Value};
+}
