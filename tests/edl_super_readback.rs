@@ -6,13 +6,12 @@
 //! has no `fetch` and whose reset boots Android.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use flashgate_scenarios::batch::{run_batch, BatchOutcome, BatchSetup};
 use flashgate_scenarios::pseudo_random;
-use protocols::lp::{self, attr, DeviceSpec, MetadataBuilder, PartitionImage};
+use flashgate_scenarios::super_image::{erofs_lz4hc, hex_sha256, sparse_super};
 use protocols::sim::edl::EdlSimConfig;
 use protocols::sim::fastboot::{FastbootConfig, FetchAllow};
 use protocols::sim::{Phone, PhoneMode};
@@ -30,22 +29,6 @@ const CLIENT: &str = "/system/priv-app/ActivationClient/ActivationClient.apk";
 /// The demo product's Sahara identity and signed programmer (`configs/demo`).
 const HW_ID: u64 = 0x001b_80e1_0000_0000;
 const PROGRAMMER: &str = "configs/demo/images/edl/prog_firehose_fgdemo.elf";
-
-fn tool(program: &str, args: &[&str]) {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run `{program}`: {e}"));
-    assert!(
-        out.status.success(),
-        "`{program} {args:?}`: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn hex_sha256(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
 
 /// A region's client: incompressible, like an APK's stored entries.
 fn client(region: &str) -> Vec<u8> {
@@ -83,77 +66,29 @@ impl Line {
 
     /// `system` (erofs lz4hc) holding `region`'s client.
     fn system_image(&self, region: &str) -> PathBuf {
-        let tree = self.path(&format!("tree-{region}"));
-        let put = |path: &str, bytes: &[u8]| {
-            let host = tree.join(path.trim_start_matches('/'));
-            fs::create_dir_all(host.parent().unwrap()).unwrap();
-            fs::write(host, bytes).unwrap();
-        };
-        put(CLIENT, &client(region));
-        put(
-            "/system/build.prop",
-            format!("ro.product.region={region}\n").as_bytes(),
-        );
-        put(
-            "/system/framework/framework.jar",
-            &pseudo_random(77, 3 << 20),
-        );
+        let files = [
+            (CLIENT.to_string(), client(region)),
+            (
+                "/system/build.prop".to_string(),
+                format!("ro.product.region={region}\n").into_bytes(),
+            ),
+            (
+                "/system/framework/framework.jar".to_string(),
+                pseudo_random(77, 3 << 20),
+            ),
+        ];
         let image = self.path(&format!("system-{region}.erofs"));
-        tool(
-            "mkfs.erofs",
-            &[
-                "--quiet",
-                "-T0",
-                "-zlz4hc",
-                &image.display().to_string(),
-                &tree.display().to_string(),
-            ],
-        );
+        erofs_lz4hc(&self.path(&format!("tree-{region}")), &files, &image);
         image
     }
 
     /// A sparse `super.img`: `system_a` filled, `system_b` empty unless given.
     fn super_image(&self, out: &Path, system_a: &Path, system_b: Option<&Path>) {
-        let mut images = vec![("system_a", system_a.to_path_buf())];
+        let mut images = vec![("system_a", system_a)];
         if let Some(b) = system_b {
-            images.push(("system_b", b.to_path_buf()));
+            images.push(("system_b", b));
         }
-        let mut builder =
-            MetadataBuilder::new(DeviceSpec::super_partition(SUPER_SIZE), 65536, 3).unwrap();
-        for slot in ["a", "b"] {
-            let group = format!("qti_dynamic_partitions_{slot}");
-            builder.add_group(&group, SUPER_SIZE / 2 - MIB).unwrap();
-            builder
-                .add_partition(&format!("system_{slot}"), &group, attr::READONLY)
-                .unwrap();
-        }
-        let lens: Vec<u64> = images
-            .iter()
-            .map(|(_, p)| fs::metadata(p).unwrap().len())
-            .collect();
-        for ((name, _), len) in images.iter().zip(&lens) {
-            builder.resize_partition(name, *len).unwrap();
-        }
-        let metadata = builder.export().unwrap();
-        let mut files: Vec<File> = images.iter().map(|(_, p)| File::open(p).unwrap()).collect();
-        let mut parts: Vec<PartitionImage<'_>> = images
-            .iter()
-            .zip(&lens)
-            .zip(files.iter_mut())
-            .map(|(((name, _), len), reader)| PartitionImage {
-                partition: name,
-                len: *len,
-                reader,
-            })
-            .collect();
-        let raw = out.with_extension("raw");
-        fs::create_dir_all(out.parent().unwrap()).unwrap();
-        lp::write_super_image(&metadata, &mut parts, &mut File::create(&raw).unwrap()).unwrap();
-        tool(
-            "img2simg",
-            &[&raw.display().to_string(), &out.display().to_string()],
-        );
-        fs::remove_file(raw).unwrap();
+        sparse_super(out, SUPER_SIZE, &["system"], &images);
     }
 
     /// Product `fgedl` (regions 00WW and 00CN, each an EDL package writing its `super.img`),

@@ -6,17 +6,16 @@
 //! client — on the slot that boots.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use flashgate_scenarios::batch::{run_batch, BatchOutcome, BatchSetup};
 use flashgate_scenarios::pseudo_random;
-use protocols::lp::{self, attr, DeviceSpec, MetadataBuilder, PartitionImage};
+use flashgate_scenarios::super_image::{erofs_lz4hc, hex_sha256, sparse_super, tool};
+use protocols::lp::{self, attr, DeviceSpec, MetadataBuilder};
 use protocols::sim::edl::EdlSimConfig;
 use protocols::sim::phone::{FaultAction, FaultRule};
 use protocols::sim::{Phone, PhoneMode};
-use sha2::{Digest, Sha256};
 use station::bus::sim::SimBus;
 use station::events::SlotNumber;
 use station::preflight::{load_and_check, PreflightError};
@@ -45,22 +44,6 @@ fn super_empty() -> Vec<u8> {
     lp::super_empty_image(&builder.export().unwrap()).unwrap()
 }
 
-fn tool(program: &str, args: &[&str]) {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run `{program}`: {e}"));
-    assert!(
-        out.status.success(),
-        "`{program} {args:?}`: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn hex_sha256(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
 /// A region's client: incompressible, like an APK's stored entries.
 fn client(region: &str) -> Vec<u8> {
     pseudo_random(u64::from(region.as_bytes()[3]), MIB as usize + 4321)
@@ -79,38 +62,25 @@ impl Line {
 
     /// `system` (erofs lz4hc) holding `region`'s client; `vendor` ext4.
     fn system_image(&self, region: &str) -> PathBuf {
-        let tree = self.path(&format!("tree-{region}"));
-        let put = |path: &str, bytes: &[u8]| {
-            let host = tree.join(path.trim_start_matches('/'));
-            fs::create_dir_all(host.parent().unwrap()).unwrap();
-            fs::write(host, bytes).unwrap();
-        };
-        put(CLIENT, &client(region));
-        put(
-            "/system/build.prop",
-            format!("ro.product.region={region}\n").as_bytes(),
-        );
+        let mut files = vec![
+            (CLIENT.to_string(), client(region)),
+            (
+                "/system/build.prop".to_string(),
+                format!("ro.product.region={region}\n").into_bytes(),
+            ),
+            (
+                "/system/framework/framework.jar".to_string(),
+                pseudo_random(77, 6 << 20),
+            ),
+        ];
         for app in 0..20u64 {
-            put(
-                &format!("/system/app/App{app}/App{app}.apk"),
-                &pseudo_random(app, 20_000 + app as usize * 3001),
-            );
+            files.push((
+                format!("/system/app/App{app}/App{app}.apk"),
+                pseudo_random(app, 20_000 + app as usize * 3001),
+            ));
         }
-        put(
-            "/system/framework/framework.jar",
-            &pseudo_random(77, 6 << 20),
-        );
         let image = self.path(&format!("system-{region}.erofs"));
-        tool(
-            "mkfs.erofs",
-            &[
-                "--quiet",
-                "-T0",
-                "-zlz4hc",
-                &image.display().to_string(),
-                &tree.display().to_string(),
-            ],
-        );
+        erofs_lz4hc(&self.path(&format!("tree-{region}")), &files, &image);
         image
     }
 
@@ -139,47 +109,11 @@ impl Line {
     /// `system_b`, `vendor_b` empty — unless `system_b` is given (a mis-packaged build).
     fn super_image(&self, out: &Path, system_a: &Path, system_b: Option<&Path>) {
         let vendor = self.vendor_image();
-        let mut images = vec![("system_a", system_a.to_path_buf()), ("vendor_a", vendor)];
+        let mut images = vec![("system_a", system_a), ("vendor_a", vendor.as_path())];
         if let Some(b) = system_b {
-            images.push(("system_b", b.to_path_buf()));
+            images.push(("system_b", b));
         }
-        let mut builder =
-            MetadataBuilder::new(DeviceSpec::super_partition(SUPER_SIZE), 65536, 3).unwrap();
-        for slot in ["a", "b"] {
-            let group = format!("qti_dynamic_partitions_{slot}");
-            builder.add_group(&group, SUPER_SIZE / 2 - MIB).unwrap();
-            for name in ["system", "vendor"] {
-                builder
-                    .add_partition(&format!("{name}_{slot}"), &group, attr::READONLY)
-                    .unwrap();
-            }
-        }
-        let lens: Vec<u64> = images
-            .iter()
-            .map(|(_, p)| fs::metadata(p).unwrap().len())
-            .collect();
-        for ((name, _), len) in images.iter().zip(&lens) {
-            builder.resize_partition(name, *len).unwrap();
-        }
-        let metadata = builder.export().unwrap();
-        let mut files: Vec<File> = images.iter().map(|(_, p)| File::open(p).unwrap()).collect();
-        let mut parts: Vec<PartitionImage<'_>> = images
-            .iter()
-            .zip(&lens)
-            .zip(files.iter_mut())
-            .map(|(((name, _), len), reader)| PartitionImage {
-                partition: name,
-                len: *len,
-                reader,
-            })
-            .collect();
-        let raw = out.with_extension("raw");
-        fs::create_dir_all(out.parent().unwrap()).unwrap();
-        lp::write_super_image(&metadata, &mut parts, &mut File::create(&raw).unwrap()).unwrap();
-        tool(
-            "img2simg",
-            &[&raw.display().to_string(), &out.display().to_string()],
-        );
+        sparse_super(out, SUPER_SIZE, &["system", "vendor"], &images);
     }
 
     /// The whole line: `plan` is the fastboot plan's slot lines; `ww_system_b` mis-packages

@@ -1,6 +1,7 @@
 //! Helpers shared by the scenario tests in `tests/`.
 
 pub mod batch;
+pub mod super_image;
 
 use std::path::PathBuf;
 use std::process::Command;
