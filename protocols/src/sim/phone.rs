@@ -89,6 +89,17 @@ pub enum FaultAction {
     Malformed,
 }
 
+/// Fills `buf` with what a [`FaultAction::ReadBack`] of `bytes` serves `offset` bytes in:
+/// its bytes there, zeros past their end.
+pub(crate) fn substitute_read(bytes: &[u8], offset: u64, buf: &mut [u8]) {
+    buf.fill(0);
+    let start = usize::try_from(offset).unwrap_or(usize::MAX);
+    if let Some(from) = bytes.get(start..) {
+        let n = from.len().min(buf.len());
+        buf[..n].copy_from_slice(&from[..n]);
+    }
+}
+
 /// One fault rule: which operation, what happens, how many times.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FaultRule {

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::{end_for, fail, info, okay, FastbootDevice, Flow, SessionEnd, WRITE_TIMEOUT};
 use crate::fastboot::Command;
-use crate::sim::phone::FaultAction;
+use crate::sim::phone::{substitute_read, FaultAction};
 use crate::transport::{Transport, TransportError};
 
 /// What a stalled device does with the host's packets: takes them (USB keeps accepting into
@@ -84,12 +84,7 @@ impl FastbootDevice {
     ) -> Result<(), crate::sim::StorageError> {
         match &self.read_fault {
             Some(FaultAction::ReadBack(bytes)) => {
-                buf.fill(0);
-                let start = usize::try_from(offset).unwrap_or(usize::MAX);
-                if let Some(from) = bytes.get(start..) {
-                    let n = from.len().min(buf.len());
-                    buf[..n].copy_from_slice(&from[..n]);
-                }
+                substitute_read(bytes, offset, buf);
                 Ok(())
             }
             _ => self

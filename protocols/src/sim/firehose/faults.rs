@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::{FirehoseDevice, FirehoseOutcome, Next, WRITE_TIMEOUT};
 use crate::firehose::xml::Element;
-use crate::sim::phone::FaultAction;
+use crate::sim::phone::{substitute_read, FaultAction};
 use crate::transport::{Transport, TransportError};
 
 /// A document with the shape of an answer whose XML is not well-formed (the closing tag does
@@ -88,12 +88,7 @@ impl FirehoseDevice<'_> {
     ) -> Result<(), crate::sim::StorageError> {
         match &self.read_fault {
             Some(FaultAction::ReadBack(bytes)) => {
-                buf.fill(0);
-                let start = usize::try_from(offset).unwrap_or(usize::MAX);
-                if let Some(from) = bytes.get(start..) {
-                    let n = from.len().min(buf.len());
-                    buf[..n].copy_from_slice(&from[..n]);
-                }
+                substitute_read(bytes, offset, buf);
                 Ok(())
             }
             _ => self.phone.lock().storage.read_lun(lun, at, buf),
