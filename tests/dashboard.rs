@@ -380,11 +380,23 @@ fn thirty_two_slots_fit_a_small_terminal_in_columns_or_say_what_is_hidden() {
         "{}",
         wide[3]
     );
+    // At 80 columns every slot is still on screen, in two columns of compact cells.
     let narrow = state.render(80, 24, RenderStyle::PLAIN);
+    assert!(narrow.len() <= 24, "{narrow:#?}");
+    for slot in 1..=32u16 {
+        assert!(
+            narrow.iter().any(|l| l.contains(&format!("S{slot:02} "))),
+            "S{slot:02} missing at 80x24: {narrow:#?}"
+        );
+    }
+    assert!(narrow.iter().all(|l| !l.contains("hidden")), "{narrow:#?}");
+    // Sixty-four do not fit: the last line names the hidden slots and their failures.
+    let crowded = replayed(&scripted_batch(64, T0));
+    let narrow = crowded.render(80, 24, RenderStyle::PLAIN);
     assert_eq!(narrow.len(), 24);
     let last = narrow.last().unwrap();
     assert!(
-        last.starts_with("+12 slots S21-S32 hidden: enlarge the window | FAIL on S22 S27 S30"),
+        last.starts_with("+24 slots S41-S64 hidden: enlarge the window | FAIL on "),
         "{last}"
     );
 }

@@ -10,6 +10,7 @@
 //! - [`script`]: a scripted batch for demos, tests and the rendering benchmark.
 
 mod capture;
+mod grid;
 mod lines;
 mod pane;
 mod render;

@@ -3,7 +3,7 @@
 //! keeps failing.
 
 use crate::events::SlotNumber;
-use crate::verdict::Verdict;
+use crate::verdict::{NextStep, Verdict};
 
 use super::state::{DashboardState, SlotStatus};
 use super::text::{wrap, Line, Tone};
@@ -33,6 +33,14 @@ impl DashboardState {
             .collect()
     }
 
+    /// How many lines the pane needs to show every entry whole at `width`.
+    pub(super) fn reasons_pane_height(&self, width: usize, steps: PaneSteps) -> usize {
+        self.pane_entries()
+            .iter()
+            .map(|entry| wrap(&entry.text(steps), width, "    ").len())
+            .sum()
+    }
+
     /// Why units failed, wrapped so nothing is cut: one entry per distinct reason (units that
     /// failed the same way share it), newest first; then the newest warnings. When an entry
     /// does not fit whole, as much of it as fits is shown (its last line marked as cut), and
@@ -41,13 +49,14 @@ impl DashboardState {
         &self,
         width: usize,
         rows: usize,
+        steps: PaneSteps,
         style: RenderStyle,
     ) -> Vec<String> {
         let entries = self.pane_entries();
         let mut out = Vec::new();
         let mut left_out: Vec<String> = Vec::new();
         for (index, entry) in entries.iter().enumerate() {
-            let lines = wrap(&entry.text(), width, "    ");
+            let lines = wrap(&entry.text(steps), width, "    ");
             let after = entries.len() - index - 1;
             let free = rows.saturating_sub(out.len());
             if !left_out.is_empty() || free == 0 {
@@ -103,19 +112,21 @@ impl DashboardState {
     fn pane_entries(&self) -> Vec<PaneEntry> {
         let mut reasons: Vec<PaneEntry> = Vec::new();
         for (number, row) in self.slots() {
-            let (label, tone, detail, at) = match &row.status {
+            let (label, tone, detail, at, next_step) = match &row.status {
                 SlotStatus::Occupied(unit) => match &unit.verdict {
-                    Some(Verdict::Fail(failure)) => (
+                    Some(verdict @ Verdict::Fail(failure)) => (
                         failure.code().as_str().to_owned(),
                         Tone::Bad,
                         failure.detail(),
                         unit.verdict_ms.unwrap_or(0),
+                        verdict.next_step(),
                     ),
-                    Some(Verdict::Aborted(interruption)) => (
+                    Some(verdict @ Verdict::Aborted(interruption)) => (
                         "ABORTED".to_owned(),
                         Tone::Warn,
                         interruption.detail(),
                         unit.verdict_ms.unwrap_or(0),
+                        verdict.next_step(),
                     ),
                     _ => continue,
                 },
@@ -130,6 +141,7 @@ impl DashboardState {
                             .map_or_else(|| "identification".to_owned(), |p| p.to_string())
                     ),
                     unit.phase_since_ms,
+                    NextStep::ReseatCable,
                 ),
                 SlotStatus::Empty => continue,
             };
@@ -147,6 +159,7 @@ impl DashboardState {
                     slots: vec![number],
                     detail,
                     at_ms: at,
+                    next_step: Some(next_step),
                 }),
             }
         }
@@ -157,10 +170,19 @@ impl DashboardState {
             slots: notice.slot.into_iter().collect(),
             detail: notice.message.clone(),
             at_ms: notice.at_ms,
+            next_step: None,
         });
         reasons.extend(warnings);
         reasons
     }
+}
+
+/// Whether a reason names the units' next step: when slot cells are too narrow to show it
+/// (the compact grid of a small screen), the pane says it once for the units that share it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum PaneSteps {
+    OnSlotRows,
+    InPane { arrow: &'static str },
 }
 
 /// The most lines the stop-line banner takes.
@@ -174,6 +196,8 @@ struct PaneEntry {
     slots: Vec<SlotNumber>,
     detail: String,
     at_ms: u64,
+    /// What to do with the units (none for a warning).
+    next_step: Option<NextStep>,
 }
 
 impl PaneEntry {
@@ -182,11 +206,16 @@ impl PaneEntry {
         names.join(" ")
     }
 
-    /// `CODE S03 S05: detail` — the code first, so it is never the part that wraps away.
-    fn text(&self) -> String {
+    /// `CODE S03 S05: detail` — the code first, so it is never the part that wraps away; with
+    /// `PaneSteps::InPane`, `CODE S03 S05 → call engineer: detail`.
+    fn text(&self, steps: PaneSteps) -> String {
+        let step = match (steps, self.next_step) {
+            (PaneSteps::InPane { arrow }, Some(step)) => format!("{arrow}{step}"),
+            _ => String::new(),
+        };
         match self.slots.is_empty() {
-            true => format!("{}: {}", self.label, self.detail),
-            false => format!("{} {}: {}", self.label, self.slot_list(), self.detail),
+            true => format!("{}{step}: {}", self.label, self.detail),
+            false => format!("{} {}{step}: {}", self.label, self.slot_list(), self.detail),
         }
     }
 

@@ -5,13 +5,12 @@
 use crate::events::SlotNumber;
 use crate::verdict::Verdict;
 
+use super::grid::{Cell, Grid};
+use super::pane::PaneSteps;
 use super::state::{DashboardState, Progress, SlotRow, SlotStatus, Unit};
 use super::text::{fit, str_width, Line, Tone};
 use super::RenderStyle;
 
-/// Narrowest column worth drawing when slots are laid out side by side.
-const MIN_COLUMN_WIDTH: usize = 56;
-const COLUMN_GAP: &str = " | ";
 const MIN_BAR: usize = 6;
 const MAX_BAR: usize = 30;
 
@@ -60,48 +59,17 @@ impl DashboardState {
         if rows_free == 0 || self.slots.is_empty() {
             return out;
         }
-        out.extend(self.slot_lines(width, rows_free, style));
+        let pane_need = self.reasons_pane_height(width, PaneSteps::OnSlotRows);
+        let grid = Grid::choose(self.slots.len(), width, rows_free, pane_need);
+        out.extend(self.slot_lines(width, rows_free, grid, style));
         let pane_free = height.saturating_sub(out.len());
-        out.extend(self.reasons_pane(width, pane_free, style));
-        out
-    }
-
-    fn slot_lines(&self, width: usize, rows_free: usize, style: RenderStyle) -> Vec<String> {
-        let slots: Vec<(SlotNumber, &SlotRow)> = self.slots().collect();
-        if slots.len() <= rows_free {
-            return slots
-                .iter()
-                .map(|(n, row)| self.slot_line(*n, row, width, style).finish(width, style))
-                .collect();
-        }
-        let mut out = Vec::with_capacity(rows_free);
-        let columns = slots.len().div_ceil(rows_free);
-        let column_width = width.saturating_sub((columns - 1) * COLUMN_GAP.len()) / columns;
-        if column_width >= MIN_COLUMN_WIDTH {
-            let rows = slots.len().div_ceil(columns);
-            for r in 0..rows {
-                let mut line = Line::new();
-                for c in 0..columns {
-                    let Some((n, row)) = slots.get(c * rows + r) else {
-                        break;
-                    };
-                    if c > 0 {
-                        line.push(COLUMN_GAP, Tone::Dim, style);
-                    }
-                    line.append(
-                        self.slot_line(*n, row, column_width, style)
-                            .fitted(column_width, style),
-                    );
-                }
-                out.push(line.finish(width, style));
-            }
-            return out;
-        }
-        let shown = rows_free - 1;
-        for (n, row) in &slots[..shown] {
-            out.push(self.slot_line(*n, row, width, style).finish(width, style));
-        }
-        out.push(hidden_slots_line(&slots[shown..], style).finish(width, style));
+        let steps = match grid.cell {
+            Cell::Full => PaneSteps::OnSlotRows,
+            Cell::Compact => PaneSteps::InPane {
+                arrow: arrow(style),
+            },
+        };
+        out.extend(self.reasons_pane(width, pane_free, steps, style));
         out
     }
 
@@ -205,7 +173,7 @@ impl DashboardState {
         ]
     }
 
-    fn slot_line(
+    pub(super) fn slot_line(
         &self,
         number: SlotNumber,
         row: &SlotRow,
@@ -229,7 +197,7 @@ impl DashboardState {
             line.push_fixed(&unit.mode.to_string(), layout.mode - 1, Tone::Normal, style)
                 .push(" ", Tone::Normal, style);
         }
-        let arrow = if style.unicode { " → " } else { " -> " };
+        let arrow = arrow(style);
         if let SlotStatus::Vanished(_) = row.status {
             line.push("GONE", Tone::Warn, style)
                 .push(arrow, Tone::Normal, style)
@@ -245,12 +213,7 @@ impl DashboardState {
             self.verdict_tail(&mut line, unit, verdict, arrow, style);
             return line;
         }
-        let phase = match (&unit.phase, unit.transfers_in_phase) {
-            (Some(phase), n) if n >= 2 => format!("{phase} #{n}"),
-            (Some(phase), _) => phase.to_string(),
-            (None, _) => "detected".to_owned(),
-        };
-        line.push_fixed(&phase, layout.phase, Tone::Normal, style)
+        line.push_fixed(&phase_text(unit), layout.phase, Tone::Normal, style)
             .push(" ", Tone::Normal, style);
         let used = line.width();
         match &unit.progress {
@@ -363,36 +326,21 @@ impl DashboardState {
     }
 }
 
-fn hidden_slots_line(hidden: &[(SlotNumber, &SlotRow)], style: RenderStyle) -> Line {
-    let (Some((first, _)), Some((last, _))) = (hidden.first(), hidden.last()) else {
-        return Line::new();
-    };
-    let failed: Vec<String> = hidden
-        .iter()
-        .filter(|(_, row)| match &row.status {
-            SlotStatus::Occupied(unit) => matches!(unit.verdict, Some(Verdict::Fail { .. })),
-            SlotStatus::Vanished(_) => true,
-            SlotStatus::Empty => false,
-        })
-        .map(|(n, _)| format!("S{n:02}"))
-        .collect();
-    let mut line = Line::new();
-    line.push(
-        &format!(
-            "+{} slots S{first:02}-S{last:02} hidden: enlarge the window",
-            hidden.len()
-        ),
-        Tone::Warn,
-        style,
-    );
-    if !failed.is_empty() {
-        line.push(
-            &format!(" | FAIL on {}", failed.join(" ")),
-            Tone::Bad,
-            style,
-        );
+pub(super) fn arrow(style: RenderStyle) -> &'static str {
+    if style.unicode {
+        " → "
+    } else {
+        " -> "
     }
-    line
+}
+
+/// `flash system_a`, `flash system_a #2` for a second copy, `detected` before the first step.
+pub(super) fn phase_text(unit: &Unit) -> String {
+    match (&unit.phase, unit.transfers_in_phase) {
+        (Some(phase), n) if n >= 2 => format!("{phase} #{n}"),
+        (Some(phase), _) => phase.to_string(),
+        (None, _) => "detected".to_owned(),
+    }
 }
 
 /// `m:ss`, or `h:mm:ss` from one hour.
