@@ -319,6 +319,30 @@ fn a_client_of_no_region_is_refused_as_unknown() {
 }
 
 #[test]
+fn a_client_path_the_image_lacks_is_refused_as_missing_not_unknown() {
+    let demo = Demo::new();
+    let text = demo.manifest_text();
+    let ww = text.find("  00WW:").unwrap();
+    let at = ww + text[ww..].find(CLIENT).unwrap();
+    let gone = "/priv-app/ActivationClient/Gone.apk";
+    let text = format!("{}{gone}{}", &text[..at], &text[at + CLIENT.len()..]);
+    std::fs::write(demo.manifest_path(), text).unwrap();
+    let error = load_and_check(&demo.station(), &demo.work_order("WO-DEMO-WW")).unwrap_err();
+    assert_eq!(
+        error.code(),
+        Some(FailureCode::ActivationClientMissing),
+        "{error}"
+    );
+    let message = error.to_string();
+    assert!(
+        message.starts_with("ACTIVATION_CLIENT_MISSING: image `system`"),
+        "{message}"
+    );
+    assert!(message.contains(gone), "{message}");
+    assert!(message.contains("do not flash it"), "{message}");
+}
+
+#[test]
 fn an_image_changed_after_the_manifest_was_written_is_refused() {
     let demo = Demo::new();
     // Same size, one byte different.

@@ -208,7 +208,8 @@ fn subject_of(refusal: &PreflightError) -> &'static str {
         | PreflightError::EdlClientNotWritten { .. } => "plan",
         PreflightError::ActivationClientWrongRegion(_)
         | PreflightError::ActivationClientUnknown(_)
-        | PreflightError::ActivationClientUnreadable(_) => "activation client",
+        | PreflightError::ActivationClientUnreadable(_)
+        | PreflightError::ActivationClientMissing(_) => "activation client",
         PreflightError::Config(_)
         | PreflightError::UnknownWorkOrder { .. }
         | PreflightError::UnknownProduct { .. }

@@ -382,6 +382,8 @@ fn failure_step(failure: &Failure) -> String {
         Failure::ImageHashMismatch { .. } => "flashing".into(),
         Failure::ActivationClientWrongRegion { .. }
         | Failure::ActivationClientUnknown { .. }
+        | Failure::ActivationClientMissing { .. }
+        | Failure::BuildIdMismatch { .. }
         | Failure::SlotMismatch { .. }
         | Failure::VerifyMismatch { .. } => "verification".into(),
         // Only readers of the event stream hold one; no job cuts it.

@@ -276,11 +276,20 @@ pub fn judge(
         }
         _ => (partition.to_string(), wanted.location.to_string()),
     };
-    let other_region = found.and_then(|d| batch.product.region_with_client(&d).cloned());
-    Some(match other_region {
+    let Some(found) = found else {
+        return Some(Failure::ActivationClientMissing {
+            unit: attempt.unit(),
+            partition,
+            location,
+            expected: wanted.sha256,
+            work_order: batch.work_order.id.clone(),
+            needed_region: batch.region().clone(),
+        });
+    };
+    Some(match batch.product.region_with_client(&found).cloned() {
         Some(found_region) => Failure::ActivationClientWrongRegion {
             unit: attempt.unit(),
-            partition: partition.clone(),
+            partition,
             location,
             found_region,
             work_order: batch.work_order.id.clone(),

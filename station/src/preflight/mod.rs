@@ -94,6 +94,8 @@ pub enum PreflightError {
     ActivationClientUnknown(Box<ClientMismatch>),
     #[error("{}: image `{}` ({}) of region {}: cannot read the activation client {}: {}; check the manifest's activation_client against the build", FailureCode::ActivationClientUnknown, .0.image, .0.path.display(), .0.region, .0.location, .0.detail)]
     ActivationClientUnreadable(Box<ClientUnreadable>),
+    #[error("{}: image `{}` ({}) of region {}: the activation client {} is missing ({}); this build does not carry the region's client: do not flash it, ask release engineering for the right build (or correct the manifest's activation_client path)", FailureCode::ActivationClientMissing, .0.image, .0.path.display(), .0.region, .0.location, .0.detail)]
+    ActivationClientMissing(Box<ClientUnreadable>),
 }
 
 fn render_known(names: &[String]) -> String {
@@ -201,6 +203,7 @@ impl PreflightError {
             Self::ActivationClientUnknown(_) | Self::ActivationClientUnreadable(_) => {
                 Some(FailureCode::ActivationClientUnknown)
             }
+            Self::ActivationClientMissing(_) => Some(FailureCode::ActivationClientMissing),
         }
     }
 }
@@ -416,6 +419,15 @@ fn check_activation_client(
             detail,
         }))
     };
+    let missing = |path: &Path, detail: String| {
+        PreflightError::ActivationClientMissing(Box::new(ClientUnreadable {
+            region: image_set.region.clone(),
+            image: client.file.clone(),
+            path: path.to_path_buf(),
+            location: client.location.to_string(),
+            detail,
+        }))
+    };
     // The manifest loader guarantees the key exists; say so plainly if that ever changes.
     let image = images
         .get(&client.file)
@@ -433,7 +445,13 @@ fn check_activation_client(
         } => {
             let (view, finder) = client_finder(view, logical.as_deref());
             let (_, result) = finder.hash_file(view, path, MAX_CLIENT_SIZE);
-            let found = result.map_err(|e| unreadable(image.path(), e.to_string()))?;
+            let found = result.map_err(|e| {
+                if e.is_absent_file() {
+                    missing(image.path(), e.to_string())
+                } else {
+                    unreadable(image.path(), e.to_string())
+                }
+            })?;
             filesystem = Some(found.fs);
             logical_partition = found.logical_partition;
             (found.sha256, found.size, found.bytes_read)
