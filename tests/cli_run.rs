@@ -192,6 +192,7 @@ fn a_mis_packaged_build_is_refused_before_any_phone_is_touched() {
         })
         .collect();
     std::fs::write(&manifest, patched.join("\n")).unwrap();
+    flashgate_scenarios::sign_manifest(&manifest);
 
     let out = run(&demo, "WO-DEMO-EEA", &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);

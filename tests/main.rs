@@ -35,3 +35,4 @@ mod station_batch;
 mod station_preflight;
 mod station_readback;
 mod super_readback;
+mod trust_manifest;

@@ -4,9 +4,10 @@
 # an ext4 `vendor`, images under images/fgmodern/).
 #
 # The images are committed, so nothing here is needed to run the demo; run this only to change
-# them. Needs e2fsprogs (mke2fs), android-sdk-libsparse-utils (img2simg) and erofs-utils
-# (mkfs.erofs), and builds flashgate (`image make-super`, `sim programmer-elf`):
-#   apt-get install e2fsprogs android-sdk-libsparse-utils erofs-utils
+# them. Needs e2fsprogs (mke2fs), android-sdk-libsparse-utils (img2simg), erofs-utils
+# (mkfs.erofs) and minisign (signs the manifests with the demo key in keys/), and builds
+# flashgate (`image make-super`, `sim programmer-elf`):
+#   apt-get install e2fsprogs android-sdk-libsparse-utils erofs-utils minisign
 #
 # Output is reproducible as far as mke2fs allows: fixed UUIDs, hash seeds and timestamps
 # (E2FSPROGS_FAKE_TIME, file mtimes, mkfs.erofs -T), files added in sorted order. Checked with
@@ -72,7 +73,7 @@ make_system_tree() {
   for i in $(seq 1 3000); do printf 'Settings demo resource %05d\n' "$i"; done >"$root/app/Settings/Settings.apk"
   {
     echo "ro.product.name=fgdemo"
-    echo "ro.build.id=FGDEMO.$region.$BUILD_DATE"
+    echo "ro.build.display.id=FGDEMO.$region.$BUILD_DATE"
     echo "ro.product.region=$region"
   } >"$root/build.prop"
   printf '127.0.0.1 localhost\n' >"$root/etc/hosts"
@@ -325,7 +326,7 @@ make_modern_system() {
   for i in $(seq 1 3000); do printf 'Settings fgmodern resource %05d\n' "$i"; done >"$root/system/app/Settings/Settings.apk"
   {
     echo "ro.product.name=fgmodern"
-    echo "ro.build.id=FGMODERN.$region.$MODERN_BUILD_DATE"
+    echo "ro.build.display.id=FGMODERN.$region.$MODERN_BUILD_DATE"
     echo "ro.product.region=$region"
   } >"$root/system/build.prop"
   printf '127.0.0.1 localhost\n' >"$root/system/etc/hosts"
@@ -469,5 +470,18 @@ YAML
   done
 } >products/fgmodern.yaml
 
-echo "make-images.sh: wrote images/, products/fgdemo.yaml and products/fgmodern.yaml"
+# Sign each manifest with the demo release key (DEMO ONLY: keys/README.md), as a release signs
+# its manifests. Ed25519 signatures are deterministic and the trusted comment has no timestamp,
+# so the .minisig files come out the same byte for byte.
+command -v minisign >/dev/null 2>&1 || {
+  echo "make-images.sh: minisign not found; apt-get install minisign" >&2
+  exit 1
+}
+for product in fgdemo fgmodern; do
+  minisign -S -s keys/demo-release.key -m "products/$product.yaml" -x "products/$product.yaml.minisig" \
+    -c "flashgate DEMO-ONLY signature: made with the committed demo key, never trust it in production" \
+    -t "flashgate demo release of $product, signed with the DEMO-ONLY key AD7274E4FD7DC8D6" >/dev/null
+done
+
+echo "make-images.sh: wrote images/, products/fgdemo.yaml and products/fgmodern.yaml (and their .minisig)"
 sha256sum images/*/*.img images/*/*.xml images/edl/*.elf images/fgmodern/*/*.img images/fgmodern/*/*.xml

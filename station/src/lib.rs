@@ -1,6 +1,7 @@
 //! The flashgate station: configuration, batch orchestration, verification, journal.
 
 pub mod batch;
+pub mod build_prop;
 pub mod bus;
 pub mod byte_size;
 pub mod check;
@@ -24,6 +25,7 @@ pub mod run;
 pub mod sim_fleet;
 pub mod status;
 pub mod timestamp;
+pub mod trust;
 pub mod verdict;
 pub mod verified_image;
 

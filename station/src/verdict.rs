@@ -28,10 +28,14 @@ pub enum FailureCode {
     /// The build id in the system filesystem's `build.prop` (`ro.build.display.id`) is not the
     /// manifest's: a stale or other build.
     BuildIdMismatch,
+    /// The product manifest is unsigned, its signature does not match it, or a key the station
+    /// does not pin signed it: a pre-flight refusal (no unit is started), recorded under this
+    /// code where a refusal is counted.
+    ManifestUntrusted,
 }
 
 impl FailureCode {
-    pub const ALL: [FailureCode; 13] = [
+    pub const ALL: [FailureCode; 14] = [
         Self::IdentityMismatch,
         Self::ImageHashMismatch,
         Self::ActivationClientWrongRegion,
@@ -45,6 +49,7 @@ impl FailureCode {
         Self::HostError,
         Self::ActivationClientMissing,
         Self::BuildIdMismatch,
+        Self::ManifestUntrusted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -62,6 +67,7 @@ impl FailureCode {
             Self::HostError => "HOST_ERROR",
             Self::ActivationClientMissing => "ACTIVATION_CLIENT_MISSING",
             Self::BuildIdMismatch => "BUILD_ID_MISMATCH",
+            Self::ManifestUntrusted => "MANIFEST_UNTRUSTED",
         }
     }
 
@@ -84,6 +90,7 @@ impl FailureCode {
             | Self::ActivationClientUnknown
             | Self::ActivationClientMissing
             | Self::BuildIdMismatch
+            | Self::ManifestUntrusted
             | Self::ImageHashMismatch
             | Self::HostError => NextStep::CallEngineer,
         }

@@ -210,6 +210,8 @@ fn subject_of(refusal: &PreflightError) -> &'static str {
         | PreflightError::ActivationClientUnknown(_)
         | PreflightError::ActivationClientUnreadable(_)
         | PreflightError::ActivationClientMissing(_) => "activation client",
+        PreflightError::BuildIdMismatch(_) => "build identity",
+        PreflightError::ManifestUntrusted(_) => "manifest signature",
         PreflightError::Config(_)
         | PreflightError::UnknownWorkOrder { .. }
         | PreflightError::UnknownProduct { .. }

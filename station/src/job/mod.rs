@@ -261,6 +261,8 @@ impl UnitJob<UnitResult> for StationJob {
             log_path: None,
             started_at: unit.info().attempt_started,
             operator: context.station.operator.clone(),
+            manifest_signed_by: batch.product.trust.signed_by(),
+            engineering_mode: batch.product.trust.is_engineering(),
         };
         let begun = context
             .journal

@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::build_prop::{read_build_prop, BuildProp, BUILD_ID_PROPERTY, BUILD_PROP_PATHS};
 use crate::config::{
     ActivationClient, ClientLocation, ConfigError, ImageFile, ImageSet, ProductManifest,
     RegionCode, StationConfig, WorkOrder,
@@ -23,6 +24,7 @@ use crate::config::{
 use crate::digest::Sha256Digest;
 use crate::image::{identify, Finder, FsKind, ImageKind};
 use crate::read_at::{CountingReader, ReadAt};
+use crate::trust::manifest_signature::{verify_manifest, ManifestTrust, UntrustedManifest};
 use crate::verdict::FailureCode;
 use crate::verified_image::{ImageCheckError, ImageFormat, VerifiedImage};
 use protocols::firehose::package::{Package, PackageError};
@@ -96,6 +98,10 @@ pub enum PreflightError {
     ActivationClientUnreadable(Box<ClientUnreadable>),
     #[error("{}: image `{}` ({}) of region {}: the activation client {} is missing ({}); this build does not carry the region's client: do not flash it, ask release engineering for the right build (or correct the manifest's activation_client path)", FailureCode::ActivationClientMissing, .0.image, .0.path.display(), .0.region, .0.location, .0.detail)]
     ActivationClientMissing(Box<ClientUnreadable>),
+    #[error("{}", .0)]
+    BuildIdMismatch(Box<BuildIdMismatch>),
+    #[error(transparent)]
+    ManifestUntrusted(Box<UntrustedManifest>),
 }
 
 fn render_known(names: &[String]) -> String {
@@ -176,6 +182,56 @@ pub struct ClientUnreadable {
     pub detail: String,
 }
 
+/// The build id in the image's `build.prop` is not the manifest's (or the image names none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildIdMismatch {
+    pub region: RegionCode,
+    pub image: String,
+    pub path: PathBuf,
+    /// Where the build id was looked for: `system_a /system/build.prop`, or the paths tried.
+    pub location: String,
+    pub expected: String,
+    /// None: no `build.prop`, no `ro.build.display.id` in it, or a filesystem it cannot be read
+    /// from (`detail` says which).
+    pub found: Option<String>,
+    pub detail: Option<String>,
+}
+
+impl std::fmt::Display for BuildIdMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: image `{}` ({}) of region {}: ",
+            FailureCode::BuildIdMismatch,
+            self.image,
+            self.path.display(),
+            self.region
+        )?;
+        match (&self.found, &self.detail) {
+            (Some(found), _) => write!(
+                f,
+                "{} says {BUILD_ID_PROPERTY}={found}, the manifest's build_id is {}",
+                self.location, self.expected
+            )?,
+            (None, Some(detail)) => write!(
+                f,
+                "no build id in {} ({detail}), the manifest's build_id is {}",
+                self.location, self.expected
+            )?,
+            (None, None) => write!(
+                f,
+                "{} sets no {BUILD_ID_PROPERTY}, the manifest's build_id is {}",
+                self.location, self.expected
+            )?,
+        }
+        f.write_str(
+            "; the image is another build than the manifest describes (a stale or mixed-up \
+             release): do not flash it; rebuild the manifest from this release (`flashgate \
+             manifest build`) or put the build it names in place",
+        )
+    }
+}
+
 impl PreflightError {
     /// What was wrong with the EDL package, when that is why pre-flight refused.
     pub fn package_error(&self) -> Option<&PackageError> {
@@ -204,6 +260,8 @@ impl PreflightError {
                 Some(FailureCode::ActivationClientUnknown)
             }
             Self::ActivationClientMissing(_) => Some(FailureCode::ActivationClientMissing),
+            Self::BuildIdMismatch(_) => Some(FailureCode::BuildIdMismatch),
+            Self::ManifestUntrusted(_) => Some(FailureCode::ManifestUntrusted),
         }
     }
 }
@@ -236,6 +294,10 @@ pub struct CheckedBatch {
     /// EDL programmers from the identity rules, in manifest order.
     pub programmers: Vec<VerifiedImage>,
     pub activation: ActivationCheck,
+    /// The `build.prop` whose `ro.build.display.id` matched the manifest's `build_id`, in the
+    /// filesystem that holds the activation client; verification reads it back from the phone.
+    /// None for a client stored as a raw byte range (no filesystem to read it from).
+    pub build_prop: Option<BuildProp>,
     /// The region's EDL package, parsed and checked from the bytes pre-flight hashed (`None`
     /// without an EDL plan).
     pub edl_package: Option<Package>,
@@ -254,12 +316,24 @@ impl CheckedBatch {
     }
 }
 
-/// Loads `station.yaml`, the work order and its product's manifest, then runs [`preflight`].
+/// Loads `station.yaml`, the work order and its product's manifest (refused unless signed by a
+/// key the station pins, or the station is in engineering mode), then runs [`preflight`].
 pub fn load_and_check(
     station_file: &Path,
     work_order_file: &Path,
 ) -> Result<(StationConfig, CheckedBatch), PreflightError> {
-    let station = StationConfig::load(station_file)?;
+    load_and_check_as(station_file, work_order_file, false)
+}
+
+/// As [`load_and_check`]; `engineering` puts the station in engineering mode for this run
+/// whatever station.yaml says (`flashgate run --engineering`).
+pub fn load_and_check_as(
+    station_file: &Path,
+    work_order_file: &Path,
+    engineering: bool,
+) -> Result<(StationConfig, CheckedBatch), PreflightError> {
+    let mut station = StationConfig::load(station_file)?;
+    station.engineering_mode |= engineering;
     let work_order = load_work_order(work_order_file)?;
     let product = load_product(&station, &work_order)?;
     let batch = preflight(&product, &work_order)?;
@@ -297,7 +371,21 @@ pub fn load_product(
             manifest,
         });
     }
-    Ok(ProductManifest::load(&manifest, &station.image_root)?)
+    // The signature is checked on the bytes that are then parsed: nothing can change between.
+    let bytes = match std::fs::read(&manifest) {
+        Ok(bytes) => bytes,
+        // The loader says why the file cannot be read, with its usual sentence.
+        Err(_) => return Ok(ProductManifest::load(&manifest, &station.image_root)?),
+    };
+    let checked = verify_manifest(&manifest, &bytes, &station.trusted_manifest_keys);
+    let trust = if station.engineering_mode {
+        ManifestTrust::engineering(checked)
+    } else {
+        checked.map_err(|refusal| PreflightError::ManifestUntrusted(Box::new(refusal)))?
+    };
+    let mut product = ProductManifest::from_bytes(&manifest, &bytes, &station.image_root)?;
+    product.trust = trust;
+    Ok(product)
 }
 
 /// Every check that must pass before the first phone is flashed; the first refusal.
@@ -359,12 +447,14 @@ pub fn preflight_findings(
     let sizes = sizes::check_fastboot_plan(product, image_set, &images);
     let edl_package = edl_package::check(product, image_set, &images);
     let activation = check_activation_client(product, image_set, &images, work_order);
-    let (edl_package, activation) = match (sizes, edl_package, activation) {
-        (Ok(()), Ok(package), Ok(activation)) => (package, activation),
-        (sizes, package, activation) => {
+    let build_prop = check_build_id(image_set, &images);
+    let (edl_package, activation, build_prop) = match (sizes, edl_package, activation, build_prop) {
+        (Ok(()), Ok(package), Ok(activation), Ok(build_prop)) => (package, activation, build_prop),
+        (sizes, package, activation, build_prop) => {
             refusals.extend(sizes.err());
             refusals.extend(package.err());
             refusals.extend(activation.err());
+            refusals.extend(build_prop.err());
             return Err(refusals);
         }
     };
@@ -375,6 +465,7 @@ pub fn preflight_findings(
         images,
         programmers,
         activation,
+        build_prop,
         edl_package,
         bytes_hashed: hasher.bytes,
         elapsed: started.elapsed(),
@@ -490,6 +581,66 @@ fn check_activation_client(
         filesystem,
         logical_partition,
     })
+}
+
+/// Reads `ro.build.display.id` from `build.prop` in the filesystem that holds the activation
+/// client (the same image, and logical partition, the client is found in) and refuses a build id
+/// other than the manifest's.
+fn check_build_id(
+    image_set: &ImageSet,
+    images: &BTreeMap<String, VerifiedImage>,
+) -> Result<Option<BuildProp>, PreflightError> {
+    let client = &image_set.activation_client;
+    let ClientLocation::File {
+        logical_partition, ..
+    } = &client.location
+    else {
+        return Ok(None);
+    };
+    // A missing image is refused with its own code elsewhere.
+    let Some(image) = images.get(&client.file) else {
+        return Ok(None);
+    };
+    let view = image
+        .open_partition_view()
+        .map_err(|source| PreflightError::Image { source })?;
+    let (view, finder) = client_finder(view, logical_partition.as_deref());
+    let (_, result) = read_build_prop(&finder, view, &BUILD_PROP_PATHS);
+    let refuse = |location: String, found: Option<String>, detail: Option<String>| {
+        PreflightError::BuildIdMismatch(Box::new(BuildIdMismatch {
+            region: image_set.region.clone(),
+            image: client.file.clone(),
+            path: image.path().to_path_buf(),
+            location,
+            expected: image_set.build_id.clone(),
+            found,
+            detail,
+        }))
+    };
+    let within = match logical_partition {
+        Some(logical) => format!("{}/{logical}", client.partition),
+        None => client.partition.clone(),
+    };
+    match result {
+        Ok(Some(prop)) if prop.build_id.as_deref() == Some(image_set.build_id.as_str()) => {
+            Ok(Some(prop))
+        }
+        Ok(Some(prop)) => Err(refuse(
+            format!("{within} {}", prop.path),
+            prop.build_id,
+            None,
+        )),
+        Ok(None) => Err(refuse(
+            format!("{within} {}", BUILD_PROP_PATHS.join(" or ")),
+            None,
+            Some("no build.prop at either path".into()),
+        )),
+        Err(e) => Err(refuse(
+            format!("{within} build.prop"),
+            None,
+            Some(e.to_string()),
+        )),
+    }
 }
 
 /// Where a mismatching client was read: `super/system_a /system/priv-app/…` when it lies in a
