@@ -26,6 +26,7 @@ mod image_interop;
 mod journal_contention;
 mod lp_interop;
 mod make_super;
+mod manifest_build;
 mod msrv;
 mod preflight_images;
 mod sahara_host;

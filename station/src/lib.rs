@@ -15,6 +15,7 @@ pub mod image;
 pub mod job;
 pub mod journal;
 pub mod logging;
+pub mod manifest_build;
 pub mod metrics;
 pub mod mode;
 pub mod preflight;
