@@ -19,14 +19,14 @@ use crate::verdict::FailureCode;
 /// A `.minisig` is four short lines; anything past this is not one.
 const MAX_SIGNATURE_FILE: u64 = 16 << 10;
 
-/// A minisign key id (8 bytes), shown as minisign shows it: the bytes as a little-endian
-/// 64-bit number in upper-case hex (`A9513B5348B46D55`).
+/// A minisign key id (8 bytes), shown as the `minisign` tool shows it: the bytes as a
+/// little-endian 64-bit number in upper-case hex, without leading zeros (`A9513B5348B46D55`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct KeyId(pub [u8; 8]);
 
 impl fmt::Display for KeyId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016X}", u64::from_le_bytes(self.0))
+        write!(f, "{:X}", u64::from_le_bytes(self.0))
     }
 }
 

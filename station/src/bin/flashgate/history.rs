@@ -86,6 +86,13 @@ pub fn render(serial: &str, rows: &[AttemptRow]) -> String {
                     .map_or_else(|| "-".to_string(), |n| n.to_string())
             ));
         }
+        if row.engineering_mode {
+            out.push_str(
+                "    ENGINEERING MODE: the manifest's signature was not enforced for this attempt\n",
+            );
+        } else if let Some(key) = &row.manifest_signed_by {
+            out.push_str(&format!("    manifest signed by {key}\n"));
+        }
         if let Some(found) = &row.build_id_found {
             let verdict = if *found == row.build_id {
                 "the manifest's"

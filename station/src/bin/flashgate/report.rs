@@ -68,7 +68,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 /// The CSV's columns, in order. Append new columns at the end: a line's scripts read them by
 /// position as often as by name.
-pub const CSV_HEADER: [&str; 25] = [
+pub const CSV_HEADER: [&str; 27] = [
     "attempt_id",
     "work_order",
     "station_id",
@@ -94,6 +94,8 @@ pub const CSV_HEADER: [&str; 25] = [
     "unit_code",
     "unit_code_source",
     "build_id_found",
+    "manifest_signed_by",
+    "engineering_mode",
 ];
 
 /// RFC 4180: CRLF line ends; a field holding a comma, a quote, CR or LF is quoted, quotes
@@ -137,6 +139,8 @@ pub fn csv(attempts: &[ExportedAttempt]) -> String {
                 row.unit_code.clone().unwrap_or_default(),
                 row.unit_code_source.clone().unwrap_or_default(),
                 row.build_id_found.clone().unwrap_or_default(),
+                row.manifest_signed_by.clone().unwrap_or_default(),
+                row.engineering_mode.to_string(),
             ]
             .into_iter(),
         );
@@ -352,7 +356,8 @@ mod tests {
             "attempt_id,work_order,station_id,slot,port_path,unit_serial,mode,product,region,\
              build_id,result,failure_code,failure_message,started_at,finished_at,duration_s,\
              verify_method,activation_sha256_found,passed_under_other_work_orders,\
-             over_quantity,chip_serial,operator_id,unit_code,unit_code_source,build_id_found\r\n"
+             over_quantity,chip_serial,operator_id,unit_code,unit_code_source,build_id_found,\
+             manifest_signed_by,engineering_mode\r\n"
         ));
         let records: Vec<&str> = text.split("\r\n").collect();
         // Header, three attempts, and the empty tail after the last CRLF.
@@ -363,7 +368,7 @@ mod tests {
         );
         assert!(
             records[1].ends_with(
-                ",PASS,,,2026-11-28T10:00:00.000Z,2026-11-28T10:00:01.500Z,1.500,,,,false,,,,,"
+                ",PASS,,,2026-11-28T10:00:00.000Z,2026-11-28T10:00:01.500Z,1.500,,,,false,,,,,,,false"
             ),
             "{text}"
         );
@@ -374,7 +379,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            records[3].starts_with("3,WO-7,st1,") && records[3].ends_with(",true,,,,,"),
+            records[3].starts_with("3,WO-7,st1,") && records[3].ends_with(",true,,,,,,,false"),
             "{text}"
         );
         assert_eq!(CSV_HEADER.len(), records[0].split(',').count());

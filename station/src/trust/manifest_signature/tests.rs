@@ -39,6 +39,11 @@ fn key_ids_read_as_minisign_prints_them() {
         signature_key_id(SIGNED_BY_OTHER_KEY).unwrap().to_string(),
         "3C04BE7DCECBAB71"
     );
+    // minisign prints no leading zeros: "minisign public key 617AEEDFFE1A4F8".
+    assert_eq!(
+        KeyId(0x0617_AEED_FFE1_A4F8u64.to_le_bytes()).to_string(),
+        "617AEEDFFE1A4F8"
+    );
     assert!(TrustedKey::parse("x", "RWRVbbRIUztR").is_err());
     assert!(TrustedKey::parse("x", "not base64 at all!").is_err());
 }
