@@ -13,7 +13,7 @@ use flashgate_scenarios::batch::{run_batch, BatchOutcome, BatchSetup, DemoStatio
 use flashgate_scenarios::sign_manifest_with;
 use protocols::external_tool;
 use station::config::{PhonesFile, YamlDocument};
-use station::events::SlotNumber;
+use station::events::{EventKind, SlotNumber};
 use station::mode::Mode;
 use station::preflight::{load_and_check, load_and_check_as, PreflightError};
 use station::sim_fleet::rig::{sim_port, simulated_bus, FIRST_RIG_SERIAL};
@@ -194,6 +194,20 @@ fn an_unsigned_manifest_is_refused_unless_the_station_is_in_engineering_mode_whi
     );
     let outcome = run_fresh_phones(loaded, &[(1, Mode::Fastboot)]);
     assert_eq!(outcome.verdict_on(1), Verdict::Pass);
+    // On every consumer's stream (dashboard, plain lines, JSON), for the whole run: a warning
+    // of no slot, right after the batch starts.
+    let warnings: Vec<&str> = outcome
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Warning {
+                slot: None,
+                message,
+            } => Some(message.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(warnings, [warning.as_str()]);
     let rows = outcome.history(&serial_of(1));
     assert!(rows[0].engineering_mode, "{rows:?}");
     assert_eq!(rows[0].manifest_signed_by, None);
@@ -272,18 +286,16 @@ fn system_tree(root: &Path, build_id: &str) {
     .unwrap();
 }
 
-/// A build packaged without the activation client: refused as missing, not as unknown.
-#[test]
-fn an_image_without_the_activation_client_is_refused_as_missing() {
-    let demo = DemoStation::new();
-    let tree = demo.root.join("tree");
-    system_tree(&tree, "FGDEMO.00WW.20251128");
-    let image = demo.image("00WW/system.img");
-    std::fs::remove_file(&image).unwrap();
+/// A raw ext4 `system` image of build `build_id` without the activation client, at `image`.
+fn system_without_client(demo: &DemoStation, build_id: &str, image: &Path) {
+    let tree = demo.root.join(format!("tree-{build_id}"));
+    system_tree(&tree, build_id);
+    std::fs::create_dir_all(image.parent().unwrap()).unwrap();
+    let _ = std::fs::remove_file(image);
     let made = external_tool::command("mke2fs")
         .args(["-q", "-F", "-t", "ext4", "-b", "4096", "-d"])
         .arg(&tree)
-        .arg(&image)
+        .arg(image)
         .arg("1M")
         .output()
         .unwrap();
@@ -292,6 +304,14 @@ fn an_image_without_the_activation_client_is_refused_as_missing() {
         "{}",
         String::from_utf8_lossy(&made.stderr)
     );
+}
+
+/// A build packaged without the activation client: refused as missing, not as unknown.
+#[test]
+fn an_image_without_the_activation_client_is_refused_as_missing() {
+    let demo = DemoStation::new();
+    let image = demo.image("00WW/system.img");
+    system_without_client(&demo, "FGDEMO.00WW.20251128", &image);
     let bytes = std::fs::read(&image).unwrap();
     let digest = station::digest::Sha256Digest::of_bytes(&bytes);
     demo.edit_manifest(|text| {
@@ -321,6 +341,78 @@ fn an_image_without_the_activation_client_is_refused_as_missing() {
     );
 }
 
+/// Runs 00EEA (its plan cut to slot `a`, never switching) on two phones; phone 2 boots slot
+/// `b`, which holds the image `system_b` (relative to the demo folder).
+fn run_with_slot_b_holding(demo: &DemoStation, system_b: &str) -> BatchOutcome {
+    demo.edit_manifest(|text| {
+        let start = text.find("  00EEA:").unwrap();
+        let (head, tail) = text.split_at(start);
+        let tail = tail.replacen(
+            "        slot: all\n        set_active: a\n",
+            "        slot: a\n",
+            1,
+        );
+        format!("{head}{tail}")
+    });
+    let (station, batch) = demo.load(EEA);
+    let phones = format!(
+        "phones:
+  - slot: 1
+  - slot: 2
+    current_slot: b
+    partitions:
+      system_b: {{ image: {system_b} }}
+"
+    );
+    let file = PhonesFile::from_document(YamlDocument::from_text(
+        demo.root.join("phones.yaml"),
+        phones,
+    ))
+    .unwrap();
+    let rig = scripted_rig(&batch, &file, FIRST_RIG_SERIAL).unwrap();
+    for unit in &rig.units {
+        unit.plug();
+    }
+    let slots: BTreeMap<String, SlotNumber> =
+        rig.slots.iter().map(|(s, _)| (sim_port(*s), *s)).collect();
+    let outcome = run_batch(BatchSetup {
+        stop_after_verdicts: Some(slots.len()),
+        slots,
+        station,
+        batch,
+        bus: rig.bus,
+        reactions: Vec::new(),
+    });
+    outcome.assert_every_verdict_journaled_first();
+    assert_eq!(outcome.verdict_on(1), Verdict::Pass);
+    outcome
+}
+
+/// A phone whose booting slot holds a build without the client: missing on the phone, read
+/// back through `fetch:` (not unknown).
+#[test]
+fn a_phone_whose_booting_slot_has_no_client_fails_with_activation_client_missing() {
+    let demo = DemoStation::new();
+    system_without_client(
+        &demo,
+        "FGDEMO.00EEA.20251128",
+        &demo.image("noclient/system.img"),
+    );
+    let outcome = run_with_slot_b_holding(&demo, "images/noclient/system.img");
+    let (code, sentence) = outcome.failure_on(2);
+    assert_eq!(code, "ACTIVATION_CLIENT_MISSING");
+    assert!(
+        sentence.starts_with(&format!(
+            "slot 2 (serial {}): system_b has no /priv-app/ActivationClient/ActivationClient.apk: \
+             the activation client is missing; work order {EEA} needs the 00EEA client ",
+            serial_of(2)
+        )),
+        "{sentence}"
+    );
+    let row = &outcome.history(&serial_of(2))[0];
+    assert_eq!(row.activation_sha256_found, None);
+}
+
 /// The EEA build with its `build.prop` naming an older build (same length, so the ext4 image
 /// stays valid: file data has no checksum), expanded to a raw image at `out`.
 fn older_eea_build(demo: &DemoStation, out: &Path) {
@@ -348,46 +440,8 @@ fn older_eea_build(demo: &DemoStation, out: &Path) {
 #[test]
 fn a_phone_whose_booting_slot_holds_an_older_build_fails_with_build_id_mismatch() {
     let demo = DemoStation::new();
-    demo.edit_manifest(|text| {
-        let start = text.find("  00EEA:").unwrap();
-        let (head, tail) = text.split_at(start);
-        let tail = tail.replacen(
-            "        slot: all\n        set_active: a\n",
-            "        slot: a\n",
-            1,
-        );
-        format!("{head}{tail}")
-    });
     older_eea_build(&demo, &demo.image("older/system.img"));
-    let (station, batch) = demo.load(EEA);
-    let phones = "phones:
-  - slot: 1
-  - slot: 2
-    current_slot: b
-    partitions:
-      system_b: { image: images/older/system.img }
-";
-    let file = PhonesFile::from_document(YamlDocument::from_text(
-        demo.root.join("phones.yaml"),
-        phones,
-    ))
-    .unwrap();
-    let rig = scripted_rig(&batch, &file, FIRST_RIG_SERIAL).unwrap();
-    for unit in &rig.units {
-        unit.plug();
-    }
-    let slots: BTreeMap<String, SlotNumber> =
-        rig.slots.iter().map(|(s, _)| (sim_port(*s), *s)).collect();
-    let outcome = run_batch(BatchSetup {
-        stop_after_verdicts: Some(slots.len()),
-        slots,
-        station,
-        batch,
-        bus: rig.bus,
-        reactions: Vec::new(),
-    });
-    outcome.assert_every_verdict_journaled_first();
-    assert_eq!(outcome.verdict_on(1), Verdict::Pass);
+    let outcome = run_with_slot_b_holding(&demo, "images/older/system.img");
     let (code, sentence) = outcome.failure_on(2);
     assert_eq!(code, "BUILD_ID_MISMATCH");
     assert_eq!(
