@@ -6,9 +6,11 @@
 //! allow-listed for that region. Everything that can be known offline is refused here, once,
 //! rather than by every phone in turn.
 
+mod build_identity;
 mod edl_package;
 mod sizes;
 
+pub use build_identity::BuildIdMismatch;
 pub use edl_package::UnlistedFile;
 pub use sizes::TooLarge;
 
@@ -16,7 +18,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::build_prop::{read_build_prop, BuildProp, BUILD_ID_PROPERTY, BUILD_PROP_PATHS};
+use crate::build_prop::BuildProp;
 use crate::config::{
     ActivationClient, ClientLocation, ConfigError, ImageFile, ImageSet, ProductManifest,
     RegionCode, StationConfig, WorkOrder,
@@ -180,56 +182,6 @@ pub struct ClientUnreadable {
     pub path: PathBuf,
     pub location: String,
     pub detail: String,
-}
-
-/// The build id in the image's `build.prop` is not the manifest's (or the image names none).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BuildIdMismatch {
-    pub region: RegionCode,
-    pub image: String,
-    pub path: PathBuf,
-    /// Where the build id was looked for: `system_a /system/build.prop`, or the paths tried.
-    pub location: String,
-    pub expected: String,
-    /// None: no `build.prop`, no `ro.build.display.id` in it, or a filesystem it cannot be read
-    /// from (`detail` says which).
-    pub found: Option<String>,
-    pub detail: Option<String>,
-}
-
-impl std::fmt::Display for BuildIdMismatch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}: image `{}` ({}) of region {}: ",
-            FailureCode::BuildIdMismatch,
-            self.image,
-            self.path.display(),
-            self.region
-        )?;
-        match (&self.found, &self.detail) {
-            (Some(found), _) => write!(
-                f,
-                "{} says {BUILD_ID_PROPERTY}={found}, the manifest's build_id is {}",
-                self.location, self.expected
-            )?,
-            (None, Some(detail)) => write!(
-                f,
-                "no build id in {} ({detail}), the manifest's build_id is {}",
-                self.location, self.expected
-            )?,
-            (None, None) => write!(
-                f,
-                "{} sets no {BUILD_ID_PROPERTY}, the manifest's build_id is {}",
-                self.location, self.expected
-            )?,
-        }
-        f.write_str(
-            "; the image is another build than the manifest describes (a stale or mixed-up \
-             release): do not flash it; rebuild the manifest from this release (`flashgate \
-             manifest build`) or put the build it names in place",
-        )
-    }
 }
 
 impl PreflightError {
@@ -447,7 +399,7 @@ pub fn preflight_findings(
     let sizes = sizes::check_fastboot_plan(product, image_set, &images);
     let edl_package = edl_package::check(product, image_set, &images);
     let activation = check_activation_client(product, image_set, &images, work_order);
-    let build_prop = check_build_id(image_set, &images);
+    let build_prop = build_identity::check(image_set, &images);
     let (edl_package, activation, build_prop) = match (sizes, edl_package, activation, build_prop) {
         (Ok(()), Ok(package), Ok(activation), Ok(build_prop)) => (package, activation, build_prop),
         (sizes, package, activation, build_prop) => {
@@ -583,66 +535,6 @@ fn check_activation_client(
     })
 }
 
-/// Reads `ro.build.display.id` from `build.prop` in the filesystem that holds the activation
-/// client (the same image, and logical partition, the client is found in) and refuses a build id
-/// other than the manifest's.
-fn check_build_id(
-    image_set: &ImageSet,
-    images: &BTreeMap<String, VerifiedImage>,
-) -> Result<Option<BuildProp>, PreflightError> {
-    let client = &image_set.activation_client;
-    let ClientLocation::File {
-        logical_partition, ..
-    } = &client.location
-    else {
-        return Ok(None);
-    };
-    // A missing image is refused with its own code elsewhere.
-    let Some(image) = images.get(&client.file) else {
-        return Ok(None);
-    };
-    let view = image
-        .open_partition_view()
-        .map_err(|source| PreflightError::Image { source })?;
-    let (view, finder) = client_finder(view, logical_partition.as_deref());
-    let (_, result) = read_build_prop(&finder, view, &BUILD_PROP_PATHS);
-    let refuse = |location: String, found: Option<String>, detail: Option<String>| {
-        PreflightError::BuildIdMismatch(Box::new(BuildIdMismatch {
-            region: image_set.region.clone(),
-            image: client.file.clone(),
-            path: image.path().to_path_buf(),
-            location,
-            expected: image_set.build_id.clone(),
-            found,
-            detail,
-        }))
-    };
-    let within = match logical_partition {
-        Some(logical) => format!("{}/{logical}", client.partition),
-        None => client.partition.clone(),
-    };
-    match result {
-        Ok(Some(prop)) if prop.build_id.as_deref() == Some(image_set.build_id.as_str()) => {
-            Ok(Some(prop))
-        }
-        Ok(Some(prop)) => Err(refuse(
-            format!("{within} {}", prop.path),
-            prop.build_id,
-            None,
-        )),
-        Ok(None) => Err(refuse(
-            format!("{within} {}", BUILD_PROP_PATHS.join(" or ")),
-            None,
-            Some("no build.prop at either path".into()),
-        )),
-        Err(e) => Err(refuse(
-            format!("{within} build.prop"),
-            None,
-            Some(e.to_string()),
-        )),
-    }
-}
-
 /// Where a mismatching client was read: `super/system_a /system/priv-app/…` when it lies in a
 /// logical partition (named as the image's metadata names it, as a verdict on a phone does),
 /// else `system /priv-app/…`.
@@ -661,7 +553,7 @@ fn mismatch_location(client: &ActivationClient, found_in: Option<&str>) -> Strin
 /// image, `system_b` is empty) and keeps the same metadata in every slot, so `system` is found
 /// as `system_a`. An image that is itself a filesystem is the logical partition's own image
 /// (flashed by name through fastbootd) and is read whole.
-fn client_finder<S: ReadAt>(view: S, logical: Option<&str>) -> (S, Finder) {
+pub(super) fn client_finder<S: ReadAt>(view: S, logical: Option<&str>) -> (S, Finder) {
     let Some(logical) = logical else {
         return (view, Finder::whole_image());
     };
