@@ -77,10 +77,31 @@ fn the_demo_checks_clean_and_nothing_is_written() {
     );
     assert_eq!(lines_with(&lines, "ok   plan: ").len(), 1, "{lines:#?}");
     assert_eq!(lines_with(&lines, "note udev: not checked").len(), 1);
+    let signed = lines_with(&lines, "ok   manifest signature: ");
+    assert_eq!(signed.len(), 1, "{lines:#?}");
+    assert!(
+        signed[0].ends_with(
+            "fgdemo.yaml signed by flashgate-demo (key id AD7274E4FD7DC8D6), a key station.yaml \
+             pins"
+        ),
+        "{lines:#?}"
+    );
     assert!(
         !demo.join("state").exists(),
         "check created the station's state"
     );
+
+    // The manifest edited after signing: one line, under its code, and exit 1.
+    let manifest = demo.join("products/fgdemo.yaml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, format!("{text}# edited\n")).unwrap();
+    let (out, lines) = check(&demo, "WO-DEMO-EEA", &[]);
+    assert_eq!(out.status.code(), Some(1), "{lines:#?}");
+    let refused = lines_with(
+        &lines,
+        "FAIL manifest signature: MANIFEST_UNTRUSTED: manifest ",
+    );
+    assert_eq!(refused.len(), 1, "{lines:#?}");
 }
 
 #[test]

@@ -165,6 +165,7 @@ fn a_china_super_image_under_the_eea_name_is_refused_before_any_phone_is_touched
     );
     assert_ne!(patched, manifest);
     std::fs::write(&manifest_path, &patched).unwrap();
+    flashgate_scenarios::sign_manifest(&manifest_path);
 
     let out = run(&demo, "WO-MODERN-EEA", &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);

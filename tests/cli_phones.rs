@@ -72,6 +72,7 @@ fn the_cn_build_on_slot_b_of_an_arriving_phone_is_refused_from_the_cli() {
         1,
     );
     std::fs::write(&manifest, format!("{head}{tail}")).unwrap();
+    flashgate_scenarios::sign_manifest(&manifest);
     let phones = demo.join("cn-on-b.yaml");
     std::fs::write(
         &phones,

@@ -134,6 +134,13 @@ fn the_main_job_passes_every_demo_phone_and_journals_it() {
     assert_eq!(row["chip_serial"], "5EC00105", "{row}");
     assert_eq!(row["operator_id"], "op-1042", "{row}");
     assert_eq!(row["unit_code_source"], "getvar:imei", "{row}");
+    // The README's main command runs with signature checking on, and reads the build id back.
+    assert_eq!(
+        row["manifest_signed_by"], "flashgate-demo (key id AD7274E4FD7DC8D6)",
+        "{row}"
+    );
+    assert_eq!(row["engineering_mode"], false, "{row}");
+    assert_eq!(row["build_id_found"], "FGDEMO.00EEA.20251128", "{row}");
     let imei = row["unit_code"].as_str().unwrap();
     assert!(
         imei.len() == 15 && imei.starts_with("35693803000105"),
@@ -192,6 +199,7 @@ fn a_mis_packaged_build_is_refused_before_any_phone_is_touched() {
         })
         .collect();
     std::fs::write(&manifest, patched.join("\n")).unwrap();
+    flashgate_scenarios::sign_manifest(&manifest);
 
     let out = run(&demo, "WO-DEMO-EEA", &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);

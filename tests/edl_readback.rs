@@ -334,7 +334,7 @@ fn device_digest_of_a_raw_range_needs_no_fetch() {
             "    activation_client:
       partition: system
       image: system
-      ext4_path: {CLIENT}
+      path: {CLIENT}
       sha256: \"{}\"
       verify: host_readback
 ",

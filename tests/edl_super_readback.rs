@@ -70,7 +70,8 @@ impl Line {
             (CLIENT.to_string(), client(region)),
             (
                 "/system/build.prop".to_string(),
-                format!("ro.product.region={region}\n").into_bytes(),
+                format!("ro.product.region={region}\nro.build.display.id=FGEDL.{region}.1\n")
+                    .into_bytes(),
             ),
             (
                 "/system/framework/framework.jar".to_string(),
@@ -174,6 +175,7 @@ regions:
             ),
         )
         .unwrap();
+        flashgate_scenarios::sign_manifest(&line.path("products/fgedl.yaml"));
         fs::create_dir_all(line.path("work-orders")).unwrap();
         for region in ["00WW", "00CN"] {
             fs::write(
@@ -184,7 +186,7 @@ regions:
         }
         fs::write(
             line.path("station.yaml"),
-            "station_id: edl-st01
+            format!("{}{}", "station_id: edl-st01
 image_root: images
 products_dir: products
 journal: state/journal.sqlite
@@ -196,7 +198,7 @@ limits:
 slots:
   - { slot: 1, simulated: edl }
   - { slot: 2, simulated: edl }
-",
+", flashgate_scenarios::DEMO_TRUSTED_KEYS_YAML),
         )
         .unwrap();
         line

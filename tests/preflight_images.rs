@@ -45,6 +45,7 @@ impl Demo {
         let end = text.find("\nregions:\n").unwrap() + 1;
         let text = format!("{}{yaml}{}", &text[..start], &text[end..]);
         std::fs::write(self.manifest_path(), text).unwrap();
+        flashgate_scenarios::sign_manifest(&self.manifest_path());
     }
 }
 

@@ -168,6 +168,11 @@ fn a_clean_batch_of_eight_phones_all_pass_with_proof_in_the_journal() {
         assert_eq!(row.work_order, EEA);
         assert_eq!(row.region, "00EEA");
         assert_eq!(row.build_id, batch.image_set.build_id);
+        // The build id the phone holds, read back from its build.prop with the client.
+        assert_eq!(
+            row.build_id_found.as_deref(),
+            Some(batch.image_set.build_id.as_str())
+        );
         assert_eq!(
             row.activation_sha256_found.as_deref(),
             Some(&*expected_client)

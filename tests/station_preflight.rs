@@ -84,6 +84,7 @@ impl Demo {
         );
         let text = format!("{}{}{}", &text[..start], replacement, &text[end..]);
         std::fs::write(self.manifest_path(), text).unwrap();
+        flashgate_scenarios::sign_manifest(&self.manifest_path());
     }
 }
 
@@ -165,6 +166,7 @@ fn a_work_order_with_another_regions_image_set_is_refused() {
         format!("{}{}{}", &text[..eea], new_eea, &text[cn..]),
     )
     .unwrap();
+    flashgate_scenarios::sign_manifest(&demo.manifest_path());
 
     let error = load_and_check(&demo.station(), &demo.work_order("WO-DEMO-EEA")).unwrap_err();
     assert_eq!(
@@ -304,6 +306,7 @@ fn a_client_of_no_region_is_refused_as_unknown() {
     let fake = Sha256Digest::of_bytes(b"some other client");
     let text = format!("{}      sha256: \"{fake}\"{}", &text[..line], &text[end..]);
     std::fs::write(demo.manifest_path(), text).unwrap();
+    flashgate_scenarios::sign_manifest(&demo.manifest_path());
     let error = load_and_check(&demo.station(), &demo.work_order("WO-DEMO-WW")).unwrap_err();
     assert_eq!(
         error.code(),
@@ -316,6 +319,31 @@ fn a_client_of_no_region_is_refused_as_unknown() {
             .contains("no region's allow-listed client"),
         "{error}"
     );
+}
+
+#[test]
+fn a_client_path_the_image_lacks_is_refused_as_missing_not_unknown() {
+    let demo = Demo::new();
+    let text = demo.manifest_text();
+    let ww = text.find("  00WW:").unwrap();
+    let at = ww + text[ww..].find(CLIENT).unwrap();
+    let gone = "/priv-app/ActivationClient/Gone.apk";
+    let text = format!("{}{gone}{}", &text[..at], &text[at + CLIENT.len()..]);
+    std::fs::write(demo.manifest_path(), text).unwrap();
+    flashgate_scenarios::sign_manifest(&demo.manifest_path());
+    let error = load_and_check(&demo.station(), &demo.work_order("WO-DEMO-WW")).unwrap_err();
+    assert_eq!(
+        error.code(),
+        Some(FailureCode::ActivationClientMissing),
+        "{error}"
+    );
+    let message = error.to_string();
+    assert!(
+        message.starts_with("ACTIVATION_CLIENT_MISSING: image `system`"),
+        "{message}"
+    );
+    assert!(message.contains(gone), "{message}");
+    assert!(message.contains("do not flash it"), "{message}");
 }
 
 #[test]
@@ -389,11 +417,14 @@ fn the_journal_keeps_verdicts_across_reopen_and_flags_reuse() {
         log_path: None,
         started_at: SystemTime::now(),
         operator: None,
+        manifest_signed_by: None,
+        engineering_mode: false,
     };
     let pass = AttemptOutcome {
         verdict: Verdict::Pass,
         images_sent: Vec::new(),
         activation_sha256_found: Some(batch.activation.sha256),
+        build_id_found: None,
         verify_method: Some(batch.image_set.activation_client.verify),
         verify_bytes_read: Some(batch.activation.bytes_read),
         finished_at: SystemTime::now(),
@@ -607,6 +638,7 @@ fn configs_nested_100k_and_200k_levels_deep_are_refused_with_file_and_line() {
         let mut text = demo.manifest_text();
         text.push_str(&format!("extra:\n  {}x\n", "- ".repeat(depth)));
         std::fs::write(demo.manifest_path(), &text).unwrap();
+        flashgate_scenarios::sign_manifest(&demo.manifest_path());
         let error = load_and_check(&demo.station(), &demo.work_order("WO-DEMO-EEA")).unwrap_err();
         let line = text.lines().count();
         assert!(
@@ -650,6 +682,7 @@ fn a_plan_that_writes_slot_b_and_activates_slot_a_is_refused_at_load() {
         text[eea..].replacen("        slot: all\n", "        slot: b\n", 1)
     );
     std::fs::write(demo.manifest_path(), &edited).unwrap();
+    flashgate_scenarios::sign_manifest(&demo.manifest_path());
     let line = 1
         + edited[..eea].lines().count()
         + edited[eea..]

@@ -66,7 +66,8 @@ impl Line {
             (CLIENT.to_string(), client(region)),
             (
                 "/system/build.prop".to_string(),
-                format!("ro.product.region={region}\n").into_bytes(),
+                format!("ro.product.region={region}\nro.build.display.id=FGSUPER.{region}.1\n")
+                    .into_bytes(),
             ),
             (
                 "/system/framework/framework.jar".to_string(),
@@ -229,6 +230,7 @@ impl Line {
             ),
         )
         .unwrap();
+        flashgate_scenarios::sign_manifest(&line.path("products/fgsuper.yaml"));
         fs::create_dir_all(line.path("work-orders")).unwrap();
         for region in ["00WW", "00CN"] {
             fs::write(
@@ -241,7 +243,7 @@ impl Line {
         }
         fs::write(
             line.path("station.yaml"),
-            "station_id: super-st01
+            format!("{}{}", "station_id: super-st01
 image_root: images
 products_dir: products
 journal: state/journal.sqlite
@@ -254,7 +256,7 @@ slots:
   - { slot: 1, simulated: fastboot }
   - { slot: 2, simulated: fastboot }
   - { slot: 3, simulated: fastboot }
-",
+", flashgate_scenarios::DEMO_TRUSTED_KEYS_YAML),
         )
         .unwrap();
         line
@@ -432,6 +434,7 @@ fn a_china_super_image_for_a_world_work_order_is_refused_before_flashing() {
         manifest.replacen(&ww_entry, &cn_entry, 1),
     )
     .unwrap();
+    flashgate_scenarios::sign_manifest(&line.path("products/fgsuper.yaml"));
     let refused = load_and_check(
         &line.path("station.yaml"),
         &line.path("work-orders/WO-SUPER-00WW.yaml"),
@@ -576,6 +579,7 @@ fn the_rig_brings_the_products_dynamic_partition_phones_in_fastboot_even_on_edl_
         "sizes:\n  partitions: { super: 134217728 }\nregions:\n",
     );
     fs::write(&manifest, declared).unwrap();
+    flashgate_scenarios::sign_manifest(&manifest);
     assert_eq!(super_size(&check().1), Some(128 * MIB));
     // A plan that writes its logical partitions by name in fastbootd, with no super image and
     // no declared size: the default.

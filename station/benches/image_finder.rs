@@ -134,6 +134,11 @@ fn build(dir: &Path, scale: &Scale, client: &[u8]) -> (PathBuf, PathBuf, u64) {
         fs::write(host, bytes).unwrap();
     };
     put(CLIENT, client);
+    // Pre-flight checks the build id beside the client.
+    put(
+        "/system/build.prop",
+        b"ro.build.display.id=FGBENCH.00WW.1\n",
+    );
     let mut noise = Noise(42);
     let file_len = 256 << 10;
     for n in 0..scale.files / file_len {
@@ -295,7 +300,8 @@ regions:
          limits:\n  parallel_slots: 1\n  timeouts: {{ command_secs: 30, identify_secs: 60, \
          flash_partition_secs: 600, verify_secs: 300, reenumerate_secs: 90 }}\n  \
          retries: {{ identify: 2, flash_partition: 1 }}\n\
-         slots:\n  - {{ slot: 1, simulated: fastboot }}\n"
+         slots:\n  - {{ slot: 1, simulated: fastboot }}\n\
+         engineering_mode: true\n"
     )
     .unwrap();
     drop(station);

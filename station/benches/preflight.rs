@@ -202,6 +202,8 @@ fn bench_journal_commit() {
                 log_path: None,
                 started_at: SystemTime::now(),
                 operator: None,
+                manifest_signed_by: None,
+                engineering_mode: false,
             })
             .unwrap();
         journal
@@ -214,6 +216,7 @@ fn bench_journal_commit() {
                     verdict: Verdict::Pass,
                     images_sent: Vec::new(),
                     activation_sha256_found: None,
+                    build_id_found: None,
                     verify_method: None,
                     verify_bytes_read: None,
                     finished_at: SystemTime::now(),

@@ -1,6 +1,7 @@
 //! The flashgate station: configuration, batch orchestration, verification, journal.
 
 pub mod batch;
+pub mod build_prop;
 pub mod bus;
 pub mod byte_size;
 pub mod check;
@@ -14,6 +15,7 @@ pub mod image;
 pub mod job;
 pub mod journal;
 pub mod logging;
+pub mod manifest_build;
 pub mod metrics;
 pub mod mode;
 pub mod preflight;
@@ -24,6 +26,7 @@ pub mod run;
 pub mod sim_fleet;
 pub mod status;
 pub mod timestamp;
+pub mod trust;
 pub mod verdict;
 pub mod verified_image;
 

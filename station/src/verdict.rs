@@ -22,10 +22,20 @@ pub enum FailureCode {
     VerifyMismatch,
     /// The station itself failed (journal, image file vanished…): not the unit's fault.
     HostError,
+    /// No file at the activation client's path (in the image at pre-flight, on the phone at
+    /// verification): a build without the client, or one that moved it.
+    ActivationClientMissing,
+    /// The build id in the system filesystem's `build.prop` (`ro.build.display.id`) is not the
+    /// manifest's: a stale or other build.
+    BuildIdMismatch,
+    /// The product manifest is unsigned, its signature does not match it, or a key the station
+    /// does not pin signed it: a pre-flight refusal (no unit is started), recorded under this
+    /// code where a refusal is counted.
+    ManifestUntrusted,
 }
 
 impl FailureCode {
-    pub const ALL: [FailureCode; 11] = [
+    pub const ALL: [FailureCode; 14] = [
         Self::IdentityMismatch,
         Self::ImageHashMismatch,
         Self::ActivationClientWrongRegion,
@@ -37,6 +47,9 @@ impl FailureCode {
         Self::SlotMismatch,
         Self::VerifyMismatch,
         Self::HostError,
+        Self::ActivationClientMissing,
+        Self::BuildIdMismatch,
+        Self::ManifestUntrusted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -52,6 +65,9 @@ impl FailureCode {
             Self::SlotMismatch => "SLOT_MISMATCH",
             Self::VerifyMismatch => "VERIFY_MISMATCH",
             Self::HostError => "HOST_ERROR",
+            Self::ActivationClientMissing => "ACTIVATION_CLIENT_MISSING",
+            Self::BuildIdMismatch => "BUILD_ID_MISMATCH",
+            Self::ManifestUntrusted => "MANIFEST_UNTRUSTED",
         }
     }
 
@@ -72,6 +88,9 @@ impl FailureCode {
             // Wrong or altered builds and station faults are not fixed at the slot.
             Self::ActivationClientWrongRegion
             | Self::ActivationClientUnknown
+            | Self::ActivationClientMissing
+            | Self::BuildIdMismatch
+            | Self::ManifestUntrusted
             | Self::ImageHashMismatch
             | Self::HostError => NextStep::CallEngineer,
         }
@@ -162,11 +181,30 @@ pub enum Failure {
         unit: UnitRef,
         partition: String,
         location: String,
-        /// None when the client is absent (file not found).
-        found: Option<Sha256Digest>,
+        found: Sha256Digest,
         expected: Sha256Digest,
         work_order: String,
         needed_region: RegionCode,
+    },
+    /// No file at the client's path on the phone.
+    ActivationClientMissing {
+        unit: UnitRef,
+        partition: String,
+        location: String,
+        expected: Sha256Digest,
+        work_order: String,
+        needed_region: RegionCode,
+    },
+    /// The build id the phone holds (`ro.build.display.id` in its system filesystem's
+    /// `build.prop`, read back) is not the manifest's.
+    BuildIdMismatch {
+        unit: UnitRef,
+        /// Where it was read: `super/system_a /system/build.prop`.
+        location: String,
+        expected: String,
+        /// None: no `build.prop`, or no `ro.build.display.id` in it.
+        found: Option<String>,
+        work_order: String,
     },
     DeviceFail {
         unit: UnitRef,
@@ -244,6 +282,8 @@ impl Failure {
             Self::ImageHashMismatch { .. } => FailureCode::ImageHashMismatch,
             Self::ActivationClientWrongRegion { .. } => FailureCode::ActivationClientWrongRegion,
             Self::ActivationClientUnknown { .. } => FailureCode::ActivationClientUnknown,
+            Self::ActivationClientMissing { .. } => FailureCode::ActivationClientMissing,
+            Self::BuildIdMismatch { .. } => FailureCode::BuildIdMismatch,
             Self::DeviceFail { .. } => FailureCode::DeviceFail,
             Self::Timeout { .. } => FailureCode::Timeout,
             Self::Disconnected { .. } => FailureCode::Disconnected,
@@ -270,6 +310,8 @@ impl Failure {
             | Self::ImageHashMismatch { .. }
             | Self::ActivationClientWrongRegion { .. }
             | Self::ActivationClientUnknown { .. }
+            | Self::ActivationClientMissing { .. }
+            | Self::BuildIdMismatch { .. }
             | Self::SlotMismatch { .. }
             | Self::VerifyMismatch { .. }
             | Self::UnitSwapped { .. }
@@ -284,6 +326,8 @@ impl Failure {
             | Self::ImageHashMismatch { unit, .. }
             | Self::ActivationClientWrongRegion { unit, .. }
             | Self::ActivationClientUnknown { unit, .. }
+            | Self::ActivationClientMissing { unit, .. }
+            | Self::BuildIdMismatch { unit, .. }
             | Self::DeviceFail { unit, .. }
             | Self::Timeout { unit, .. }
             | Self::Disconnected { unit, .. }
@@ -342,17 +386,39 @@ impl Failure {
                 work_order,
                 needed_region,
                 ..
+            } => format!(
+                "{partition} {location} has SHA-256 {}, which is no region's client; \
+                 work order {work_order} needs the {needed_region} client {}",
+                found.short(),
+                expected.short()
+            ),
+            Self::ActivationClientMissing {
+                partition,
+                location,
+                expected,
+                work_order,
+                needed_region,
+                ..
+            } => format!(
+                "{partition} has no {location}: the activation client is missing; work order \
+                 {work_order} needs the {needed_region} client {} (the phone holds another \
+                 build: keep it aside for the engineer)",
+                expected.short()
+            ),
+            Self::BuildIdMismatch {
+                location,
+                expected,
+                found,
+                work_order,
+                ..
             } => match found {
                 Some(found) => format!(
-                    "{partition} {location} has SHA-256 {}, which is no region's client; \
-                     work order {work_order} needs the {needed_region} client {}",
-                    found.short(),
-                    expected.short()
+                    "{location} says build {found}, work order {work_order} needs build \
+                     {expected}: the phone holds another build than the manifest's"
                 ),
                 None => format!(
-                    "{partition} has no {location}; work order {work_order} needs the \
-                     {needed_region} client {}",
-                    expected.short()
+                    "{location} names no build (no file, or no ro.build.display.id in it); \
+                     work order {work_order} needs build {expected}"
                 ),
             },
             Self::DeviceFail { step, reason, .. } => {
@@ -574,7 +640,7 @@ mod tests {
                 unit: unit(),
                 partition: "system_b".into(),
                 location: "/priv-app/A.apk".into(),
-                found: Some(found),
+                found,
                 expected,
                 work_order: "WO-1".into(),
                 needed_region: RegionCode::parse("00WW").unwrap(),
@@ -598,26 +664,42 @@ mod tests {
             assert!(text.starts_with(failure.code().as_str()), "{text}");
             assert!(text.contains("slot 3 (serial 7PL0042)"), "{text}");
         }
-        let unknown = Failure::ActivationClientUnknown {
+        let missing = Failure::ActivationClientMissing {
             unit: UnitRef {
                 slot: 1,
                 serial: None,
             },
             partition: "system_a".into(),
             location: "/x.apk".into(),
-            found: None,
             expected,
             work_order: "WO-1".into(),
             needed_region: RegionCode::parse("00WW").unwrap(),
         };
+        assert_eq!(missing.code(), FailureCode::ActivationClientMissing);
+        assert_eq!(missing.code().next_step(), NextStep::CallEngineer);
         assert_eq!(
-            unknown.sentence(),
+            missing.sentence(),
             format!(
-                "slot 1 (serial not yet read): system_a has no /x.apk; work order WO-1 needs the \
-                 00WW client {}",
+                "slot 1 (serial not yet read): system_a has no /x.apk: the activation client is \
+                 missing; work order WO-1 needs the 00WW client {} (the phone holds another \
+                 build: keep it aside for the engineer)",
                 expected.short()
             )
         );
+        let stale = Failure::BuildIdMismatch {
+            unit: unit(),
+            location: "super/system_a /system/build.prop".into(),
+            expected: "FG.00EEA.2".into(),
+            found: Some("FG.00EEA.1".into()),
+            work_order: "WO-1".into(),
+        };
+        assert_eq!(
+            stale.to_string(),
+            "BUILD_ID_MISMATCH: slot 3 (serial 7PL0042): super/system_a /system/build.prop says \
+             build FG.00EEA.1, work order WO-1 needs build FG.00EEA.2: the phone holds another \
+             build than the manifest's"
+        );
+        assert_eq!(stale.code().next_step(), NextStep::CallEngineer);
     }
 
     #[test]

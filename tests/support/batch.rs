@@ -84,6 +84,7 @@ impl DemoStation {
         let edited = edit(text.clone());
         assert_ne!(edited, text, "the manifest edit changed nothing");
         std::fs::write(self.manifest_file(), edited).unwrap();
+        crate::sign_manifest(&self.manifest_file());
     }
 
     /// Rewrite `station.yaml` (e.g. shorter timeouts for a test whose phone stalls).

@@ -3,10 +3,50 @@
 pub mod batch;
 pub mod super_image;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{mpsc, OnceLock};
 use std::thread::{self, JoinHandle};
+
+/// The demo's DEMO-ONLY minisign key (configs/demo/keys): its secret half, committed.
+pub fn demo_secret_key() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/demo/keys/demo-release.key")
+}
+
+/// The `trusted_manifest_keys` entry of a station that trusts the demo key, for a test that
+/// writes its own station.yaml.
+pub const DEMO_TRUSTED_KEYS_YAML: &str = "trusted_manifest_keys:\n  - { name: flashgate-demo, \
+     public_key: \"RWTWyH395HRyrbzYzHqXU25pmKq1VtWjiCaiTOQatmOI2pF7edas0HH5\" }\n";
+
+/// Signs `manifest` (writing `<manifest>.minisig`) with Debian's `minisign` and `key` (an
+/// unencrypted minisign secret key), as a release signs its manifests.
+pub fn sign_manifest_with(manifest: &Path, key: &Path) {
+    let mut signature = manifest.as_os_str().to_os_string();
+    signature.push(".minisig");
+    let output = protocols::external_tool::command("minisign")
+        .arg("-S")
+        .arg("-s")
+        .arg(key)
+        .arg("-m")
+        .arg(manifest)
+        .arg("-x")
+        .arg(&signature)
+        .args(["-t", "signed by a flashgate test"])
+        .output()
+        .expect("running minisign");
+    assert!(
+        output.status.success(),
+        "minisign -S {}: {}",
+        manifest.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Signs `manifest` with the demo key, as a test that edits a demo manifest must (the demo
+/// station refuses an unsigned or altered one).
+pub fn sign_manifest(manifest: &Path) {
+    sign_manifest_with(manifest, &demo_secret_key());
+}
 
 /// The `flashgate` binary of the same profile as the running test, built once per test run.
 ///

@@ -134,6 +134,14 @@ impl BatchRun {
                 stop_line_after: self.station.stop_line_after,
                 operator: self.station.operator.clone(),
             })));
+        // Under the slots for the whole run (a warning of no slot is never cleared), and on
+        // every plain-lines and JSON consumer.
+        if let Some(message) = batch.product.trust.engineering_warning() {
+            self.events.emit(Event::now(EventKind::Warning {
+                slot: None,
+                message,
+            }));
+        }
         let parallel = usize::from(self.station.limits.parallel_slots.max(1));
         let recorder = Arc::new(JournalRecorder {
             journal: journal.clone(),

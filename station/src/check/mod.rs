@@ -114,10 +114,29 @@ pub fn check(request: &CheckRequest) -> Vec<Finding> {
     let product = match preflight::load_product(&station, &work_order) {
         Ok(product) => product,
         Err(e) => {
-            say(Status::Fail, "product", e.to_string());
+            let subject = match e {
+                PreflightError::ManifestUntrusted(_) => "manifest signature",
+                _ => "product",
+            };
+            say(Status::Fail, subject, e.to_string());
             return findings;
         }
     };
+    match (
+        product.trust.signed_by(),
+        product.trust.engineering_warning(),
+    ) {
+        (_, Some(warning)) => say(Status::Note, "manifest signature", warning),
+        (Some(key), None) => say(
+            Status::Ok,
+            "manifest signature",
+            format!(
+                "{} signed by {key}, a key station.yaml pins",
+                product.source.display()
+            ),
+        ),
+        (None, None) => {}
+    }
     say(
         Status::Ok,
         "product",
@@ -208,7 +227,10 @@ fn subject_of(refusal: &PreflightError) -> &'static str {
         | PreflightError::EdlClientNotWritten { .. } => "plan",
         PreflightError::ActivationClientWrongRegion(_)
         | PreflightError::ActivationClientUnknown(_)
-        | PreflightError::ActivationClientUnreadable(_) => "activation client",
+        | PreflightError::ActivationClientUnreadable(_)
+        | PreflightError::ActivationClientMissing(_) => "activation client",
+        PreflightError::BuildIdMismatch(_) => "build identity",
+        PreflightError::ManifestUntrusted(_) => "manifest signature",
         PreflightError::Config(_)
         | PreflightError::UnknownWorkOrder { .. }
         | PreflightError::UnknownProduct { .. }

@@ -39,7 +39,7 @@ pub use station::{
     StationConfig, Timeouts, DEFAULT_STOP_LINE_AFTER, MAX_SLOTS,
 };
 pub use work_order::WorkOrder;
-pub use yaml::YamlDocument;
+pub use yaml::{UniqueMap, YamlDocument};
 #[cfg(test)]
 mod product_tests;
 

@@ -19,6 +19,7 @@ use super::region::RegionCode;
 use super::sizes::{DeclaredSizes, SizesFile};
 use super::yaml::{UniqueMap, YamlDocument};
 use crate::digest::Sha256Digest;
+use crate::trust::manifest_signature::ManifestTrust;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProductManifest {
@@ -30,6 +31,9 @@ pub struct ProductManifest {
     /// Partition and LUN sizes, when the manifest declares them (`sizes:`).
     pub sizes: DeclaredSizes,
     pub regions: BTreeMap<RegionCode, ImageSet>,
+    /// How the station came to trust the manifest (its signature), recorded with every
+    /// attempt; set by pre-flight's loader, `NotChecked` from the manifest loader alone.
+    pub trust: ManifestTrust,
 }
 
 /// Everything one region's units receive.
@@ -195,6 +199,7 @@ impl Validator<'_> {
             identity,
             sizes,
             regions,
+            trust: ManifestTrust::NotChecked,
         })
     }
 

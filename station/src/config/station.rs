@@ -11,6 +11,7 @@ use super::error::{ConfigError, KeyPath};
 use super::names::check_identifier;
 use super::yaml::YamlDocument;
 use crate::mode::Mode;
+use crate::trust::manifest_signature::TrustedKey;
 
 /// A station, validated. Paths are absolute (relative ones in the file are taken from the
 /// directory holding `station.yaml`).
@@ -34,6 +35,12 @@ pub struct StationConfig {
     pub operator: Option<String>,
     /// How long and how much of the logs in `log_dir` are kept.
     pub log_retention: LogRetention,
+    /// The public keys whose minisign signature makes a product manifest trusted.
+    pub trusted_manifest_keys: Vec<TrustedKey>,
+    /// Engineering mode: a manifest without a valid signature by a pinned key is used anyway,
+    /// loudly, and every attempt records it. Never on a production line (`run --engineering`
+    /// turns it on for one run).
+    pub engineering_mode: bool,
 }
 
 /// The stop-line banner's default: three units in a row failing the same way.
@@ -142,6 +149,17 @@ struct StationFile {
     stop_line_after: Option<u32>,
     #[serde(default)]
     operator: Option<String>,
+    #[serde(default)]
+    trusted_manifest_keys: Vec<TrustedKeyFile>,
+    #[serde(default)]
+    engineering_mode: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrustedKeyFile {
+    name: String,
+    public_key: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -186,6 +204,49 @@ struct SlotFile {
     port: Option<String>,
     #[serde(default)]
     simulated: Option<Mode>,
+}
+
+fn validate_trusted_keys(
+    doc: &YamlDocument,
+    keys: &[TrustedKeyFile],
+) -> Result<Vec<TrustedKey>, ConfigError> {
+    let mut trusted: Vec<TrustedKey> = Vec::with_capacity(keys.len());
+    for (index, entry) in keys.iter().enumerate() {
+        let at = |field: &str| {
+            KeyPath::of(&["trusted_manifest_keys"])
+                .index(index)
+                .key(field)
+        };
+        check_identifier(&entry.name).map_err(|problem| {
+            doc.error_at(
+                &at("name"),
+                problem,
+                "name the key after whoever holds its secret half, e.g. `release-2025`",
+            )
+        })?;
+        let key = TrustedKey::parse(&entry.name, &entry.public_key).map_err(|problem| {
+            doc.error_at(
+                &at("public_key"),
+                problem,
+                "paste the second line of the release's minisign.pub (`RW…`)",
+            )
+        })?;
+        if let Some(other) = trusted
+            .iter()
+            .find(|k| k.name == key.name || k.key_id == key.key_id)
+        {
+            return Err(doc.error_at(
+                &at("name"),
+                format!(
+                    "key {} (key id {}) repeats key {} (key id {})",
+                    key.name, key.key_id, other.name, other.key_id
+                ),
+                "pin each key once, under a name of its own",
+            ));
+        }
+        trusted.push(key);
+    }
+    Ok(trusted)
 }
 
 /// The packaged service reads its station file here (`ConfigurationDirectory=flashgate`)...
@@ -302,6 +363,7 @@ impl StationConfig {
             })?;
         }
         let log_retention = validate_log_retention(doc, &raw.log_retention)?;
+        let trusted_manifest_keys = validate_trusted_keys(doc, &raw.trusted_manifest_keys)?;
         Ok(Self {
             source: doc.file.clone(),
             station_id: raw.station_id,
@@ -314,6 +376,8 @@ impl StationConfig {
             stop_line_after,
             operator: raw.operator,
             log_retention,
+            trusted_manifest_keys,
+            engineering_mode: raw.engineering_mode,
         })
     }
 

@@ -25,7 +25,7 @@ use crate::run::UnitContext;
 use crate::verdict::Failure;
 
 use super::failure::from_firehose;
-use super::verify::{judge, metadata_slot, read_back, ReadBackError};
+use super::verify::{judge, judge_build, metadata_slot, read_back, ReadBackError};
 use super::Attempt;
 
 /// One partition of the phone in EDL as a random-access source for the file finder.
@@ -161,13 +161,12 @@ fn verify(
         ReadBackError::Verdict(failure) => failure,
     })?;
     attempt.result.activation_sha256_found = found.sha256;
+    attempt.result.build_id_found = found.build.build_id().map(str::to_string);
     attempt.result.verify_method = Some(VerifyMethod::EdlReadback);
-    match judge(
-        attempt,
-        &partition,
-        found.logical_partition.as_deref(),
-        found.sha256,
-    ) {
+    let logical = found.logical_partition.as_deref();
+    match judge(attempt, &partition, logical, found.sha256)
+        .or_else(|| judge_build(attempt, &partition, logical, &found.build))
+    {
         None => {
             super::verify::log_pass(&partition, found.logical_partition.as_deref());
             Ok(())

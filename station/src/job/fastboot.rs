@@ -455,14 +455,13 @@ pub fn verify_booting_slot(
     let (_client, found) = verify::activation_client(attempt, client, &partition);
     let found = found?;
     attempt.result.activation_sha256_found = found.sha256;
+    attempt.result.build_id_found = found.build.build_id().map(str::to_string);
     attempt.result.verify_method = Some(found.method);
     attempt.result.verify_bytes_read = Some(found.bytes_read);
-    match verify::judge(
-        attempt,
-        &partition,
-        found.logical_partition.as_deref(),
-        found.sha256,
-    ) {
+    let logical = found.logical_partition.as_deref();
+    match verify::judge(attempt, &partition, logical, found.sha256)
+        .or_else(|| verify::judge_build(attempt, &partition, logical, &found.build))
+    {
         None => {
             verify::log_pass(&partition, found.logical_partition.as_deref());
             Ok(())

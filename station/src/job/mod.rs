@@ -261,6 +261,8 @@ impl UnitJob<UnitResult> for StationJob {
             log_path: None,
             started_at: unit.info().attempt_started,
             operator: context.station.operator.clone(),
+            manifest_signed_by: batch.product.trust.signed_by(),
+            engineering_mode: batch.product.trust.is_engineering(),
         };
         let begun = context
             .journal
@@ -382,6 +384,8 @@ fn failure_step(failure: &Failure) -> String {
         Failure::ImageHashMismatch { .. } => "flashing".into(),
         Failure::ActivationClientWrongRegion { .. }
         | Failure::ActivationClientUnknown { .. }
+        | Failure::ActivationClientMissing { .. }
+        | Failure::BuildIdMismatch { .. }
         | Failure::SlotMismatch { .. }
         | Failure::VerifyMismatch { .. } => "verification".into(),
         // Only readers of the event stream hold one; no job cuts it.

@@ -20,6 +20,8 @@ pub struct UnitResult {
     pub verdict: Verdict,
     pub images_sent: Vec<ImageSent>,
     pub activation_sha256_found: Option<Sha256Digest>,
+    /// The build id the phone holds (`ro.build.display.id` read back), when it was read.
+    pub build_id_found: Option<String>,
     pub verify_method: Option<VerifyMethod>,
     pub verify_bytes_read: Option<u64>,
     /// The attempt's unit log, which ends with the verdict once the journal holds it.
@@ -34,6 +36,7 @@ impl UnitResult {
             verdict,
             images_sent: Vec::new(),
             activation_sha256_found: None,
+            build_id_found: None,
             verify_method: None,
             verify_bytes_read: None,
             log: None,
@@ -93,6 +96,7 @@ impl VerdictRecorder<UnitResult> for JournalRecorder {
             verdict: outcome.verdict.clone(),
             images_sent: outcome.images_sent.clone(),
             activation_sha256_found: outcome.activation_sha256_found,
+            build_id_found: outcome.build_id_found.clone(),
             verify_method: outcome.verify_method,
             verify_bytes_read: outcome.verify_bytes_read,
             finished_at: SystemTime::now(),
@@ -216,6 +220,8 @@ mod tests {
                 log_path: None,
                 started_at: at,
                 operator: None,
+                manifest_signed_by: None,
+                engineering_mode: false,
             })
             .unwrap();
         let log = UnitLogs::new(dir.path().join("units"))

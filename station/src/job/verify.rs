@@ -9,6 +9,7 @@ use std::io;
 use protocols::fastboot::{Fastboot, FastbootError};
 use protocols::transport::Transport;
 
+use crate::build_prop::read_build_prop;
 use crate::config::{ClientLocation, VerifyMethod};
 use crate::digest::Sha256Digest;
 use crate::image::{CacheConfig, FindError, Finder};
@@ -58,6 +59,33 @@ pub struct Found {
     /// The logical partition the client was read from, as the phone's metadata names it
     /// (`system_b`), when it lives in `super`.
     pub logical_partition: Option<String>,
+    /// The build id the phone holds, when its `build.prop` was read back (see [`BuildRead`]).
+    pub build: BuildRead,
+}
+
+/// What the read-back of the phone's `build.prop` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuildRead {
+    /// Not read: the client is a raw range or a device digest, or the client itself was not
+    /// found (no filesystem read to go on).
+    NotRead,
+    /// Read at this path: the `ro.build.display.id` it sets, if any.
+    Read {
+        path: String,
+        build_id: Option<String>,
+    },
+    /// No `build.prop` at the path pre-flight found it at in the image.
+    Absent { path: String },
+}
+
+impl BuildRead {
+    /// The build id the phone holds, for its journal row.
+    pub fn build_id(&self) -> Option<&str> {
+        match self {
+            Self::Read { build_id, .. } => build_id.as_deref(),
+            Self::NotRead | Self::Absent { .. } => None,
+        }
+    }
 }
 
 /// Hash the activation client on `partition` (slot suffix included) of the phone behind
@@ -80,6 +108,7 @@ pub fn activation_client(
                 method: VerifyMethod::DeviceDigest,
                 bytes_read: 0,
                 logical_partition: None,
+                build: BuildRead::NotRead,
             })
             .map_err(|e| from_fastboot(attempt.unit(), &step, &e));
         return (client, found);
@@ -142,6 +171,7 @@ pub(super) fn read_back<S: ReadAt + Send>(
                     method: wanted.verify,
                     bytes_read,
                     logical_partition: None,
+                    build: BuildRead::NotRead,
                 })
                 .map_err(|e| ReadBackError::Source(e.to_string()));
             (source.into_inner(), found)
@@ -162,13 +192,15 @@ pub(super) fn read_back<S: ReadAt + Send>(
                     method: wanted.verify,
                     bytes_read: file.bytes_read,
                     logical_partition: file.logical_partition,
+                    build: BuildRead::NotRead,
                 }),
-                // No client at that path: an unknown (absent) client, not a station error.
+                // No client at that path: a missing client, not a station error.
                 Err(e) if e.is_absent_file() => Ok(Found {
                     sha256: None,
                     method: wanted.verify,
                     bytes_read: 0,
                     logical_partition: None,
+                    build: BuildRead::NotRead,
                 }),
                 Err(FindError::Source(e)) => Err(ReadBackError::Source(e.to_string())),
                 Err(e) => Err(ReadBackError::Verdict(Failure::VerifyMismatch {
@@ -182,9 +214,87 @@ pub(super) fn read_back<S: ReadAt + Send>(
                     found: format!("unreadable ({e})"),
                 })),
             };
-            (source, found)
+            match (found, &attempt.context.batch.build_prop) {
+                (Ok(found), Some(prop)) if found.sha256.is_some() => {
+                    let (source, build) = read_build_back(&finder, source, &prop.path);
+                    let found = build.map(|(build, bytes)| Found {
+                        build,
+                        bytes_read: found.bytes_read + bytes,
+                        ..found
+                    });
+                    (source, found)
+                }
+                (found, _) => (source, found),
+            }
         }
     }
+}
+
+/// Reads the phone's `build.prop` at `path` (where pre-flight found it in the image) in the
+/// filesystem `finder` opens, the same blocks-only way as the client: what it says, and the
+/// bytes that crossed.
+fn read_build_back<S: ReadAt + Send>(
+    finder: &Finder,
+    source: S,
+    path: &str,
+) -> (S, Result<(BuildRead, u64), ReadBackError>) {
+    let (source, result) = read_build_prop(finder, source, &[path]);
+    let read = match result {
+        Ok(Some(prop)) => Ok((
+            BuildRead::Read {
+                path: prop.path,
+                build_id: prop.build_id,
+            },
+            prop.bytes_read,
+        )),
+        Ok(None) => Ok((
+            BuildRead::Absent {
+                path: path.to_string(),
+            },
+            0,
+        )),
+        Err(FindError::Source(e)) => Err(ReadBackError::Source(e.to_string())),
+        // The filesystem the client was just read from cannot give this file: the phone does
+        // not hold the build's build.prop.
+        Err(_) => Ok((
+            BuildRead::Absent {
+                path: path.to_string(),
+            },
+            0,
+        )),
+    };
+    (source, read)
+}
+
+/// The verdict on the build id read back with the client: the manifest's, or a
+/// `BUILD_ID_MISMATCH` naming both (a phone whose `build.prop` was not read is not judged here).
+pub fn judge_build(
+    attempt: &Attempt<'_>,
+    partition: &str,
+    logical: Option<&str>,
+    build: &BuildRead,
+) -> Option<Failure> {
+    let batch = &attempt.context.batch;
+    let expected = &batch.image_set.build_id;
+    let (path, found) = match build {
+        BuildRead::NotRead => return None,
+        BuildRead::Read { build_id, .. } if build_id.as_deref() == Some(expected.as_str()) => {
+            return None
+        }
+        BuildRead::Read { path, build_id } => (path, build_id.clone()),
+        BuildRead::Absent { path } => (path, None),
+    };
+    let place = match logical {
+        Some(logical) => format!("{partition}/{logical}"),
+        None => partition.to_string(),
+    };
+    Some(Failure::BuildIdMismatch {
+        unit: attempt.unit(),
+        location: format!("{place} {path}"),
+        expected: expected.clone(),
+        found,
+        work_order: batch.work_order.id.clone(),
+    })
 }
 
 /// The LP metadata slot of the booting slot: `a` is 0, `b` is 1 (liblp's
@@ -276,11 +386,20 @@ pub fn judge(
         }
         _ => (partition.to_string(), wanted.location.to_string()),
     };
-    let other_region = found.and_then(|d| batch.product.region_with_client(&d).cloned());
-    Some(match other_region {
+    let Some(found) = found else {
+        return Some(Failure::ActivationClientMissing {
+            unit: attempt.unit(),
+            partition,
+            location,
+            expected: wanted.sha256,
+            work_order: batch.work_order.id.clone(),
+            needed_region: batch.region().clone(),
+        });
+    };
+    Some(match batch.product.region_with_client(&found).cloned() {
         Some(found_region) => Failure::ActivationClientWrongRegion {
             unit: attempt.unit(),
-            partition: partition.clone(),
+            partition,
             location,
             found_region,
             work_order: batch.work_order.id.clone(),

@@ -338,8 +338,9 @@ fn begin_in(conn: &Connection, start: &AttemptStart) -> Result<AttemptId, Journa
     conn.execute(
         "INSERT INTO attempts (slot, port_path, station_id, work_order, work_order_quantity,
                  product, region, build_id, manifest_sha256, result, started_at_ms, tool_version,
-                 log_path, operator_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'IN_PROGRESS', ?10, ?11, ?12, ?13)",
+                 log_path, operator_id, manifest_signed_by, engineering_mode)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'IN_PROGRESS', ?10, ?11, ?12, ?13, ?14,
+                     ?15)",
         params![
             start.slot,
             start.port_path,
@@ -354,6 +355,8 @@ fn begin_in(conn: &Connection, start: &AttemptStart) -> Result<AttemptId, Journa
             start.tool_version,
             start.log_path.as_ref().map(|p| p.display().to_string()),
             start.operator,
+            start.manifest_signed_by,
+            start.engineering_mode.then_some(1),
         ],
     )?;
     Ok(AttemptId(conn.last_insert_rowid()))
@@ -425,8 +428,9 @@ fn finish_in(
     conn.execute(
         "UPDATE attempts SET result = ?1, failure_code = ?2, failure_message = ?3,
              images_sent = ?4, activation_sha256_found = ?5, verify_method = ?6,
-             verify_bytes_read = ?7, passed_under_other_work_orders = ?8, finished_at_ms = ?9
-         WHERE id = ?10",
+             verify_bytes_read = ?7, passed_under_other_work_orders = ?8, finished_at_ms = ?9,
+             build_id_found = ?10
+         WHERE id = ?11",
         params![
             result,
             code,
@@ -439,6 +443,7 @@ fn finish_in(
                 .map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
             (!prior.is_empty()).then(|| prior.join(",")),
             millis(outcome.finished_at),
+            outcome.build_id_found,
             id.0,
         ],
     )?;

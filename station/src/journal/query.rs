@@ -105,6 +105,12 @@ pub struct AttemptRow {
     /// IMEI or label code, and where it came from (`getvar:imei`).
     pub unit_code: Option<String>,
     pub unit_code_source: Option<String>,
+    /// The build id read back from the phone (`ro.build.display.id`), when it was read.
+    pub build_id_found: Option<String>,
+    /// The pinned key that verified the manifest (`name (key id ID)`).
+    pub manifest_signed_by: Option<String>,
+    /// The station ran in engineering mode (manifest signatures not enforced).
+    pub engineering_mode: bool,
 }
 
 pub(super) const ROW_COLUMNS: &str = "id, unit_serial, slot, port_path, station_id, work_order,
@@ -113,7 +119,7 @@ pub(super) const ROW_COLUMNS: &str = "id, unit_serial, slot, port_path, station_
     failure_message, passed_under_other_work_orders, started_at_ms, identified_at_ms,
     flash_started_at_ms, flash_done_at_ms, verify_started_at_ms, verify_done_at_ms,
     finished_at_ms, tool_version, log_path, chip_serial, operator_id, unit_code,
-    unit_code_source";
+    unit_code_source, build_id_found, manifest_signed_by, engineering_mode";
 
 /// The columns as SQLite returned them, before parsing the JSON and enum columns.
 struct RawRow {
@@ -170,6 +176,9 @@ fn raw_row(row: &Row) -> rusqlite::Result<RawRow> {
             operator_id: row.get(30)?,
             unit_code: row.get(31)?,
             unit_code_source: row.get(32)?,
+            build_id_found: row.get(33)?,
+            manifest_signed_by: row.get(34)?,
+            engineering_mode: row.get::<_, Option<i64>>(35)?.is_some_and(|v| v != 0),
         },
     })
 }

@@ -31,6 +31,10 @@ pub struct AttemptStart {
     pub started_at: SystemTime,
     /// Who runs the station, when known.
     pub operator: Option<String>,
+    /// The pinned key that verified the manifest's signature (`name (key id ID)`).
+    pub manifest_signed_by: Option<String>,
+    /// The station ran in engineering mode (manifest signatures not enforced).
+    pub engineering_mode: bool,
 }
 
 /// The moments of an attempt the journal keeps a time for. They are not a second vocabulary of
@@ -178,6 +182,8 @@ pub struct AttemptOutcome {
     pub verdict: Verdict,
     pub images_sent: Vec<ImageSent>,
     pub activation_sha256_found: Option<Sha256Digest>,
+    /// The build id read back from the phone (`ro.build.display.id`), when it was read.
+    pub build_id_found: Option<String>,
     pub verify_method: Option<VerifyMethod>,
     /// Bytes read back from the unit to verify it.
     pub verify_bytes_read: Option<u64>,

@@ -5,7 +5,7 @@ use rusqlite::Connection;
 
 use super::JournalError;
 
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// v2: `ABORTED`, an attempt the station cut before a verdict (a stop, a crash found at the next
 /// start). SQLite cannot change a CHECK constraint in place, so v1 journals are rebuilt (same
@@ -80,6 +80,26 @@ CREATE INDEX attempts_by_chip_serial ON attempts (chip_serial);
 CREATE INDEX attempts_by_unit_code ON attempts (unit_code);
 ";
 
+/// v4: the build identity the phone was found to hold.
+/// - `build_id_found`: `ro.build.display.id` from the `build.prop` read back from the phone
+///   with its activation client (NULL when it was not read: a raw-range or device-digest client,
+///   a unit that failed before verification, or a phone without one).
+///
+/// New nullable columns: added in place, old rows keep NULL.
+const MIGRATE_ADD_BUILD_IDENTITY: &str = "
+ALTER TABLE attempts ADD COLUMN build_id_found TEXT;
+";
+
+/// v4 as well: how the station trusted the manifest it flashed from.
+/// - `manifest_signed_by`: the pinned key whose minisign signature verified the manifest,
+///   `name (key id ID)` (NULL when none did: a station in engineering mode, or an older row).
+/// - `engineering_mode`: 1 when the station ran in engineering mode (manifest signatures not
+///   enforced); NULL otherwise. A unit of such a run is not to be shipped.
+const MIGRATE_ADD_MANIFEST_TRUST: &str = "
+ALTER TABLE attempts ADD COLUMN manifest_signed_by TEXT;
+ALTER TABLE attempts ADD COLUMN engineering_mode INTEGER;
+";
+
 /// How long one journal statement waits for a lock held by another connection.
 pub const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -106,6 +126,8 @@ pub fn prepare(conn: &mut Connection) -> Result<(), JournalError> {
             let tx = conn.transaction()?;
             tx.execute_batch(SCHEMA_V2)?;
             tx.execute_batch(MIGRATE_V2_TO_V3)?;
+            tx.execute_batch(MIGRATE_ADD_BUILD_IDENTITY)?;
+            tx.execute_batch(MIGRATE_ADD_MANIFEST_TRUST)?;
             tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
             tx.commit()?;
             Ok(())
@@ -116,6 +138,8 @@ pub fn prepare(conn: &mut Connection) -> Result<(), JournalError> {
             tx.execute_batch(SCHEMA_V2)?;
             tx.execute_batch(COPY_V1_ROWS)?;
             tx.execute_batch(MIGRATE_V2_TO_V3)?;
+            tx.execute_batch(MIGRATE_ADD_BUILD_IDENTITY)?;
+            tx.execute_batch(MIGRATE_ADD_MANIFEST_TRUST)?;
             tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
             tx.commit()?;
             Ok(())
@@ -123,6 +147,16 @@ pub fn prepare(conn: &mut Connection) -> Result<(), JournalError> {
         2 => {
             let tx = conn.transaction()?;
             tx.execute_batch(MIGRATE_V2_TO_V3)?;
+            tx.execute_batch(MIGRATE_ADD_BUILD_IDENTITY)?;
+            tx.execute_batch(MIGRATE_ADD_MANIFEST_TRUST)?;
+            tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
+            tx.commit()?;
+            Ok(())
+        }
+        3 => {
+            let tx = conn.transaction()?;
+            tx.execute_batch(MIGRATE_ADD_BUILD_IDENTITY)?;
+            tx.execute_batch(MIGRATE_ADD_MANIFEST_TRUST)?;
             tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
             tx.commit()?;
             Ok(())

@@ -26,6 +26,8 @@ fn start(slot: u16, work_order: &str) -> AttemptStart {
         log_path: Some(format!("logs/unit-{slot}.log").into()),
         started_at: at(0),
         operator: None,
+        manifest_signed_by: None,
+        engineering_mode: false,
     }
 }
 
@@ -39,6 +41,7 @@ fn pass() -> AttemptOutcome {
             bytes: 1_048_576,
         }],
         activation_sha256_found: Some(Sha256Digest::of_bytes(b"client-00EEA")),
+        build_id_found: None,
         verify_method: Some(VerifyMethod::HostReadback),
         verify_bytes_read: Some(65_536),
         finished_at: at(60),
@@ -60,6 +63,7 @@ fn fail(slot: u16, serial: &str) -> AttemptOutcome {
         }),
         images_sent: Vec::new(),
         activation_sha256_found: Some(Sha256Digest::of_bytes(b"client-00CN")),
+        build_id_found: None,
         verify_method: Some(VerifyMethod::HostReadback),
         verify_bytes_read: Some(40_960),
         finished_at: at(50),
@@ -482,6 +486,7 @@ fn seen_as_names_an_unidentified_attempt_until_identification() {
                 verdict: Verdict::Fail(failure),
                 images_sent: Vec::new(),
                 activation_sha256_found: None,
+                build_id_found: None,
                 verify_method: None,
                 verify_bytes_read: None,
                 finished_at: at(31),
@@ -529,16 +534,17 @@ fn a_v2_journal_is_migrated_in_place_keeping_every_row() {
         .connection()
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!((version, SCHEMA_VERSION), (3, 3));
+    assert_eq!((version, SCHEMA_VERSION), (4, 4));
     let rows = journal.history("FG000102").unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(
         (
             &rows[0].chip_serial,
             &rows[0].operator_id,
-            &rows[0].unit_code
+            &rows[0].unit_code,
+            &rows[0].build_id_found
         ),
-        (&None, &None, &None),
+        (&None, &None, &None, &None),
         "old rows keep NULL in the new columns"
     );
     assert_eq!(journal.report("WO-1").unwrap().attempts, 2);
@@ -546,6 +552,8 @@ fn a_v2_journal_is_migrated_in_place_keeping_every_row() {
     let id = journal
         .begin(&AttemptStart {
             operator: Some("op-7".into()),
+            manifest_signed_by: None,
+            engineering_mode: false,
             ..start(4, "WO-1")
         })
         .unwrap();

@@ -6,9 +6,11 @@
 //! allow-listed for that region. Everything that can be known offline is refused here, once,
 //! rather than by every phone in turn.
 
+mod build_identity;
 mod edl_package;
 mod sizes;
 
+pub use build_identity::BuildIdMismatch;
 pub use edl_package::UnlistedFile;
 pub use sizes::TooLarge;
 
@@ -16,6 +18,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::build_prop::BuildProp;
 use crate::config::{
     ActivationClient, ClientLocation, ConfigError, ImageFile, ImageSet, ProductManifest,
     RegionCode, StationConfig, WorkOrder,
@@ -23,6 +26,7 @@ use crate::config::{
 use crate::digest::Sha256Digest;
 use crate::image::{identify, Finder, FsKind, ImageKind};
 use crate::read_at::{CountingReader, ReadAt};
+use crate::trust::manifest_signature::{verify_manifest, ManifestTrust, UntrustedManifest};
 use crate::verdict::FailureCode;
 use crate::verified_image::{ImageCheckError, ImageFormat, VerifiedImage};
 use protocols::firehose::package::{Package, PackageError};
@@ -94,6 +98,12 @@ pub enum PreflightError {
     ActivationClientUnknown(Box<ClientMismatch>),
     #[error("{}: image `{}` ({}) of region {}: cannot read the activation client {}: {}; check the manifest's activation_client against the build", FailureCode::ActivationClientUnknown, .0.image, .0.path.display(), .0.region, .0.location, .0.detail)]
     ActivationClientUnreadable(Box<ClientUnreadable>),
+    #[error("{}: image `{}` ({}) of region {}: the activation client {} is missing ({}); this build does not carry the region's client: do not flash it, ask release engineering for the right build (or correct the manifest's activation_client path)", FailureCode::ActivationClientMissing, .0.image, .0.path.display(), .0.region, .0.location, .0.detail)]
+    ActivationClientMissing(Box<ClientUnreadable>),
+    #[error("{}", .0)]
+    BuildIdMismatch(Box<BuildIdMismatch>),
+    #[error(transparent)]
+    ManifestUntrusted(Box<UntrustedManifest>),
 }
 
 fn render_known(names: &[String]) -> String {
@@ -201,6 +211,9 @@ impl PreflightError {
             Self::ActivationClientUnknown(_) | Self::ActivationClientUnreadable(_) => {
                 Some(FailureCode::ActivationClientUnknown)
             }
+            Self::ActivationClientMissing(_) => Some(FailureCode::ActivationClientMissing),
+            Self::BuildIdMismatch(_) => Some(FailureCode::BuildIdMismatch),
+            Self::ManifestUntrusted(_) => Some(FailureCode::ManifestUntrusted),
         }
     }
 }
@@ -233,6 +246,10 @@ pub struct CheckedBatch {
     /// EDL programmers from the identity rules, in manifest order.
     pub programmers: Vec<VerifiedImage>,
     pub activation: ActivationCheck,
+    /// The `build.prop` whose `ro.build.display.id` matched the manifest's `build_id`, in the
+    /// filesystem that holds the activation client; verification reads it back from the phone.
+    /// None for a client stored as a raw byte range (no filesystem to read it from).
+    pub build_prop: Option<BuildProp>,
     /// The region's EDL package, parsed and checked from the bytes pre-flight hashed (`None`
     /// without an EDL plan).
     pub edl_package: Option<Package>,
@@ -251,12 +268,24 @@ impl CheckedBatch {
     }
 }
 
-/// Loads `station.yaml`, the work order and its product's manifest, then runs [`preflight`].
+/// Loads `station.yaml`, the work order and its product's manifest (refused unless signed by a
+/// key the station pins, or the station is in engineering mode), then runs [`preflight`].
 pub fn load_and_check(
     station_file: &Path,
     work_order_file: &Path,
 ) -> Result<(StationConfig, CheckedBatch), PreflightError> {
-    let station = StationConfig::load(station_file)?;
+    load_and_check_as(station_file, work_order_file, false)
+}
+
+/// As [`load_and_check`]; `engineering` puts the station in engineering mode for this run
+/// whatever station.yaml says (`flashgate run --engineering`).
+pub fn load_and_check_as(
+    station_file: &Path,
+    work_order_file: &Path,
+    engineering: bool,
+) -> Result<(StationConfig, CheckedBatch), PreflightError> {
+    let mut station = StationConfig::load(station_file)?;
+    station.engineering_mode |= engineering;
     let work_order = load_work_order(work_order_file)?;
     let product = load_product(&station, &work_order)?;
     let batch = preflight(&product, &work_order)?;
@@ -294,7 +323,21 @@ pub fn load_product(
             manifest,
         });
     }
-    Ok(ProductManifest::load(&manifest, &station.image_root)?)
+    // The signature is checked on the bytes that are then parsed: nothing can change between.
+    let bytes = match std::fs::read(&manifest) {
+        Ok(bytes) => bytes,
+        // The loader says why the file cannot be read, with its usual sentence.
+        Err(_) => return Ok(ProductManifest::load(&manifest, &station.image_root)?),
+    };
+    let checked = verify_manifest(&manifest, &bytes, &station.trusted_manifest_keys);
+    let trust = if station.engineering_mode {
+        ManifestTrust::engineering(checked)
+    } else {
+        checked.map_err(|refusal| PreflightError::ManifestUntrusted(Box::new(refusal)))?
+    };
+    let mut product = ProductManifest::from_bytes(&manifest, &bytes, &station.image_root)?;
+    product.trust = trust;
+    Ok(product)
 }
 
 /// Every check that must pass before the first phone is flashed; the first refusal.
@@ -356,12 +399,14 @@ pub fn preflight_findings(
     let sizes = sizes::check_fastboot_plan(product, image_set, &images);
     let edl_package = edl_package::check(product, image_set, &images);
     let activation = check_activation_client(product, image_set, &images, work_order);
-    let (edl_package, activation) = match (sizes, edl_package, activation) {
-        (Ok(()), Ok(package), Ok(activation)) => (package, activation),
-        (sizes, package, activation) => {
+    let build_prop = build_identity::check(image_set, &images);
+    let (edl_package, activation, build_prop) = match (sizes, edl_package, activation, build_prop) {
+        (Ok(()), Ok(package), Ok(activation), Ok(build_prop)) => (package, activation, build_prop),
+        (sizes, package, activation, build_prop) => {
             refusals.extend(sizes.err());
             refusals.extend(package.err());
             refusals.extend(activation.err());
+            refusals.extend(build_prop.err());
             return Err(refusals);
         }
     };
@@ -372,6 +417,7 @@ pub fn preflight_findings(
         images,
         programmers,
         activation,
+        build_prop,
         edl_package,
         bytes_hashed: hasher.bytes,
         elapsed: started.elapsed(),
@@ -416,6 +462,15 @@ fn check_activation_client(
             detail,
         }))
     };
+    let missing = |path: &Path, detail: String| {
+        PreflightError::ActivationClientMissing(Box::new(ClientUnreadable {
+            region: image_set.region.clone(),
+            image: client.file.clone(),
+            path: path.to_path_buf(),
+            location: client.location.to_string(),
+            detail,
+        }))
+    };
     // The manifest loader guarantees the key exists; say so plainly if that ever changes.
     let image = images
         .get(&client.file)
@@ -433,7 +488,13 @@ fn check_activation_client(
         } => {
             let (view, finder) = client_finder(view, logical.as_deref());
             let (_, result) = finder.hash_file(view, path, MAX_CLIENT_SIZE);
-            let found = result.map_err(|e| unreadable(image.path(), e.to_string()))?;
+            let found = result.map_err(|e| {
+                if e.is_absent_file() {
+                    missing(image.path(), e.to_string())
+                } else {
+                    unreadable(image.path(), e.to_string())
+                }
+            })?;
             filesystem = Some(found.fs);
             logical_partition = found.logical_partition;
             (found.sha256, found.size, found.bytes_read)
@@ -492,7 +553,7 @@ fn mismatch_location(client: &ActivationClient, found_in: Option<&str>) -> Strin
 /// image, `system_b` is empty) and keeps the same metadata in every slot, so `system` is found
 /// as `system_a`. An image that is itself a filesystem is the logical partition's own image
 /// (flashed by name through fastbootd) and is read whole.
-fn client_finder<S: ReadAt>(view: S, logical: Option<&str>) -> (S, Finder) {
+pub(super) fn client_finder<S: ReadAt>(view: S, logical: Option<&str>) -> (S, Finder) {
     let Some(logical) = logical else {
         return (view, Finder::whole_image());
     };

@@ -86,6 +86,24 @@ pub fn render(serial: &str, rows: &[AttemptRow]) -> String {
                     .map_or_else(|| "-".to_string(), |n| n.to_string())
             ));
         }
+        if row.engineering_mode {
+            out.push_str(
+                "    ENGINEERING MODE: the manifest's signature was not enforced for this attempt\n",
+            );
+        } else if let Some(key) = &row.manifest_signed_by {
+            out.push_str(&format!("    manifest signed by {key}\n"));
+        }
+        if let Some(found) = &row.build_id_found {
+            let verdict = if *found == row.build_id {
+                "the manifest's"
+            } else {
+                "NOT the manifest's"
+            };
+            out.push_str(&format!(
+                "    build {found} read back from the phone ({verdict}: {})\n",
+                row.build_id
+            ));
+        }
         for image in &row.images_sent {
             out.push_str(&format!(
                 "    sent {} -> {} ({} bytes, sha256 {})\n",
@@ -137,6 +155,8 @@ mod tests {
             log_path: Some("logs/S1-1.log".into()),
             started_at: at,
             operator: None,
+            manifest_signed_by: None,
+            engineering_mode: false,
         };
         let id = journal.begin(&start).unwrap();
         journal.identified(id, "S1", Mode::Edl, at).unwrap();
@@ -153,6 +173,7 @@ mod tests {
                         bytes: 4096,
                     }],
                     activation_sha256_found: Some(client),
+                    build_id_found: None,
                     verify_method: Some(VerifyMethod::HostReadback),
                     verify_bytes_read: Some(131_072),
                     finished_at: at,
@@ -186,6 +207,8 @@ mod tests {
             .begin(&AttemptStart {
                 started_at: at + Duration::from_secs(60),
                 operator: None,
+                manifest_signed_by: None,
+                engineering_mode: false,
                 ..start.clone()
             })
             .unwrap();
@@ -205,6 +228,7 @@ mod tests {
                     }),
                     images_sent: Vec::new(),
                     activation_sha256_found: None,
+                    build_id_found: None,
                     verify_method: None,
                     verify_bytes_read: None,
                     finished_at: at,

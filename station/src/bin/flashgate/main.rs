@@ -15,6 +15,7 @@ mod fastboot;
 mod history;
 mod image;
 mod journal_arg;
+mod manifest;
 mod manual;
 mod output_file;
 mod report;
@@ -70,6 +71,8 @@ enum Command {
     Bench(bench::Args),
     /// Look inside an image file (super, ext4, erofs; raw or sparse): ls, sha256, cat.
     Image(image::Args),
+    /// Release engineering: build a product manifest from a release folder (`manifest build`).
+    Manifest(manifest::Args),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
     Completions(manual::CompletionsArgs),
     /// Print the man page (roff) on stdout: `flashgate man | man -l -`.
@@ -159,6 +162,7 @@ fn main() -> ExitCode {
         Command::Sim(args) => sim::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Image(args) => image::run(args),
+        Command::Manifest(args) => manifest::run(args),
         Command::Completions(args) => manual::completions(args, Cli::command()),
         Command::Man(args) => manual::man(args, Cli::command()),
     };

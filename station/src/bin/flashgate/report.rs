@@ -68,7 +68,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 /// The CSV's columns, in order. Append new columns at the end: a line's scripts read them by
 /// position as often as by name.
-pub const CSV_HEADER: [&str; 24] = [
+pub const CSV_HEADER: [&str; 27] = [
     "attempt_id",
     "work_order",
     "station_id",
@@ -93,6 +93,9 @@ pub const CSV_HEADER: [&str; 24] = [
     "operator_id",
     "unit_code",
     "unit_code_source",
+    "build_id_found",
+    "manifest_signed_by",
+    "engineering_mode",
 ];
 
 /// RFC 4180: CRLF line ends; a field holding a comma, a quote, CR or LF is quoted, quotes
@@ -135,6 +138,9 @@ pub fn csv(attempts: &[ExportedAttempt]) -> String {
                 row.operator_id.clone().unwrap_or_default(),
                 row.unit_code.clone().unwrap_or_default(),
                 row.unit_code_source.clone().unwrap_or_default(),
+                row.build_id_found.clone().unwrap_or_default(),
+                row.manifest_signed_by.clone().unwrap_or_default(),
+                row.engineering_mode.to_string(),
             ]
             .into_iter(),
         );
@@ -306,6 +312,8 @@ mod tests {
                     log_path: None,
                     started_at: at,
                     operator: None,
+                    manifest_signed_by: None,
+                    engineering_mode: false,
                 })
                 .unwrap();
             journal.identified(id, serial, Mode::Fastboot, at).unwrap();
@@ -327,6 +335,7 @@ mod tests {
                         verdict,
                         images_sent: Vec::new(),
                         activation_sha256_found: None,
+                        build_id_found: None,
                         verify_method: None,
                         verify_bytes_read: None,
                         finished_at: at + Duration::from_millis(1500),
@@ -347,7 +356,8 @@ mod tests {
             "attempt_id,work_order,station_id,slot,port_path,unit_serial,mode,product,region,\
              build_id,result,failure_code,failure_message,started_at,finished_at,duration_s,\
              verify_method,activation_sha256_found,passed_under_other_work_orders,\
-             over_quantity,chip_serial,operator_id,unit_code,unit_code_source\r\n"
+             over_quantity,chip_serial,operator_id,unit_code,unit_code_source,build_id_found,\
+             manifest_signed_by,engineering_mode\r\n"
         ));
         let records: Vec<&str> = text.split("\r\n").collect();
         // Header, three attempts, and the empty tail after the last CRLF.
@@ -358,7 +368,7 @@ mod tests {
         );
         assert!(
             records[1].ends_with(
-                ",PASS,,,2026-11-28T10:00:00.000Z,2026-11-28T10:00:01.500Z,1.500,,,,false,,,,"
+                ",PASS,,,2026-11-28T10:00:00.000Z,2026-11-28T10:00:01.500Z,1.500,,,,false,,,,,,,false"
             ),
             "{text}"
         );
@@ -369,7 +379,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            records[3].starts_with("3,WO-7,st1,") && records[3].ends_with(",true,,,,"),
+            records[3].starts_with("3,WO-7,st1,") && records[3].ends_with(",true,,,,,,,false"),
             "{text}"
         );
         assert_eq!(CSV_HEADER.len(), records[0].split(',').count());
@@ -442,11 +452,14 @@ mod tests {
             log_path: None,
             started_at: at,
             operator: None,
+            manifest_signed_by: None,
+            engineering_mode: false,
         };
         let outcome = |verdict| AttemptOutcome {
             verdict,
             images_sent: Vec::new(),
             activation_sha256_found: None,
+            build_id_found: None,
             verify_method: None,
             verify_bytes_read: None,
             finished_at: at,

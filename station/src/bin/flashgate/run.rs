@@ -50,6 +50,11 @@ pub struct Args {
     /// overrides station.yaml `operator`.
     #[arg(long, value_name = "ID")]
     operator: Option<String>,
+    /// Engineering mode for this run: a product manifest without a valid signature by a key
+    /// station.yaml pins is flashed anyway, with a warning on screen, and every attempt is
+    /// recorded as engineering (journal column engineering_mode). Never on a production line.
+    #[arg(long)]
+    engineering: bool,
 }
 
 pub fn run(args: Args, verbose: u8, quiet: u8) -> anyhow::Result<ExitCode> {
@@ -59,8 +64,13 @@ pub fn run(args: Args, verbose: u8, quiet: u8) -> anyhow::Result<ExitCode> {
     let stops = runtime
         .block_on(async { StopRequests::listen() })
         .context("installing the stop signal handlers")?;
-    let (mut station, checked) = preflight::load_and_check(&args.station, &args.work_order)
-        .context("pre-flight refused the batch; no phone was touched")?;
+    let (mut station, checked) =
+        preflight::load_and_check_as(&args.station, &args.work_order, args.engineering)
+            .context("pre-flight refused the batch; no phone was touched")?;
+    let engineering_warning = checked.product.trust.engineering_warning();
+    if let Some(warning) = &engineering_warning {
+        eprintln!("{warning}");
+    }
     if let Some(operator) = args.operator {
         station::config::check_operator(&operator)
             .map_err(|problem| anyhow::anyhow!("--operator: {problem}; pass the badge id"))?;
