@@ -24,6 +24,7 @@ pub mod run;
 pub mod sim_fleet;
 pub mod status;
 pub mod timestamp;
+pub mod trust;
 pub mod verdict;
 pub mod verified_image;
 

@@ -69,6 +69,47 @@ impl Journal {
     }
 }
 
+impl Journal {
+    /// Opens an existing journal read-only, as it is: never migrates, creates or locks
+    /// anything, and never blocks the station writing it (for `journal verify`, which an
+    /// auditor may run on a copy that must not change).
+    pub fn open_read_only(path: &Path) -> Result<Self, JournalError> {
+        if !path.exists() {
+            return Err(JournalError::Setup(format!(
+                "{} does not exist; check the station's `journal` path",
+                path.display()
+            )));
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|source| JournalError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        conn.busy_timeout(super::schema::BUSY_TIMEOUT)?;
+        let schema_version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+        if schema_version > SCHEMA_VERSION {
+            return Err(JournalError::NewerSchema {
+                found: schema_version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        Ok(Journal {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// `PRAGMA user_version` of the journal as opened.
+    pub fn schema_version(&self) -> Result<i64, JournalError> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA user_version", [], |row| row.get(0))?)
+    }
+}
+
 /// The station holding `journal`'s lock, found without taking it: the lock file's inode among
 /// the kernel's `flock` locks (`/proc/locks`). `None` when no process holds it (or the lock
 /// table cannot be read).

@@ -1,6 +1,7 @@
 //! The journal: one SQLite row per unit attempt, in WAL mode with synchronous=FULL. Every
 //! method commits before it returns, so whatever the dashboard shows after a call is on disk.
 
+mod chain;
 mod inspect;
 mod lock;
 mod query;
@@ -13,6 +14,7 @@ use std::time::SystemTime;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+pub use chain::{ChainEntry, ChainHead, ChainProblem, ChainReport};
 pub use inspect::{lock_holder, JournalInspection, LockHolder};
 pub use lock::StationLock;
 pub use query::{AttemptRow, CodeCount, FlaggedUnit, WorkOrderReport};
@@ -152,6 +154,7 @@ impl Journal {
                  WHERE id = ?3 AND result = 'IN_PROGRESS'",
                 params![interruption.to_string(), millis(now), row.id],
             )?;
+            chain::append(&tx, AttemptId(row.id))?;
         }
         tx.commit()?;
         Ok(open)
@@ -442,6 +445,8 @@ fn finish_in(
             id.0,
         ],
     )?;
+    // The verdict joins the chain in its own transaction: no finished row is ever unchained.
+    chain::append(conn, id)?;
     Ok(FinishedAttempt {
         id,
         passed_under_other_work_orders: prior,

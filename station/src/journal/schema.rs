@@ -5,7 +5,7 @@ use rusqlite::Connection;
 
 use super::JournalError;
 
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// v2: `ABORTED`, an attempt the station cut before a verdict (a stop, a crash found at the next
 /// start). SQLite cannot change a CHECK constraint in place, so v1 journals are rebuilt (same
@@ -80,6 +80,34 @@ CREATE INDEX attempts_by_chip_serial ON attempts (chip_serial);
 CREATE INDEX attempts_by_unit_code ON attempts (unit_code);
 ";
 
+/// v4: the hash chain and the signed unit proofs (see `trust::chain` for the encoding).
+/// - `chain_seq`: the row's place in its station's chain (1, 2, …), set when the row gets its
+///   verdict (a row joins the chain when it is final, not when it opens);
+/// - `chain_version`: the content encoding it was hashed with;
+/// - `content_sha256`, `chain_prev`, `chain_link`: the hash of its content, the link of the row
+///   before it (the genesis value for seq 1) and its own link, 64 hex digits each.
+/// - `chain_origin`: one row, the highest attempt id when the journal started chaining: finished
+///   rows up to it without a chain position are "before the chain", not tampered.
+/// - `unit_proofs`: the signed statement (JSON) and its minisign signature for a PASS, written
+///   in the verdict's transaction.
+///
+/// New nullable columns and new tables: added in place, old rows keep NULL.
+const MIGRATE_ADD_CHAIN: &str = "
+ALTER TABLE attempts ADD COLUMN chain_seq INTEGER;
+ALTER TABLE attempts ADD COLUMN chain_version INTEGER;
+ALTER TABLE attempts ADD COLUMN content_sha256 TEXT;
+ALTER TABLE attempts ADD COLUMN chain_prev TEXT;
+ALTER TABLE attempts ADD COLUMN chain_link TEXT;
+CREATE UNIQUE INDEX attempts_by_chain ON attempts (station_id, chain_seq);
+CREATE TABLE chain_origin (before_id INTEGER NOT NULL);
+INSERT INTO chain_origin SELECT COALESCE(MAX(id), 0) FROM attempts;
+CREATE TABLE unit_proofs (
+    attempt_id  INTEGER PRIMARY KEY REFERENCES attempts (id),
+    statement   TEXT NOT NULL,
+    signature   TEXT NOT NULL
+);
+";
+
 /// How long one journal statement waits for a lock held by another connection.
 pub const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -106,6 +134,7 @@ pub fn prepare(conn: &mut Connection) -> Result<(), JournalError> {
             let tx = conn.transaction()?;
             tx.execute_batch(SCHEMA_V2)?;
             tx.execute_batch(MIGRATE_V2_TO_V3)?;
+            tx.execute_batch(MIGRATE_ADD_CHAIN)?;
             tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
             tx.commit()?;
             Ok(())
@@ -116,6 +145,7 @@ pub fn prepare(conn: &mut Connection) -> Result<(), JournalError> {
             tx.execute_batch(SCHEMA_V2)?;
             tx.execute_batch(COPY_V1_ROWS)?;
             tx.execute_batch(MIGRATE_V2_TO_V3)?;
+            tx.execute_batch(MIGRATE_ADD_CHAIN)?;
             tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
             tx.commit()?;
             Ok(())
@@ -123,6 +153,14 @@ pub fn prepare(conn: &mut Connection) -> Result<(), JournalError> {
         2 => {
             let tx = conn.transaction()?;
             tx.execute_batch(MIGRATE_V2_TO_V3)?;
+            tx.execute_batch(MIGRATE_ADD_CHAIN)?;
+            tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
+            tx.commit()?;
+            Ok(())
+        }
+        3 => {
+            let tx = conn.transaction()?;
+            tx.execute_batch(MIGRATE_ADD_CHAIN)?;
             tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
             tx.commit()?;
             Ok(())

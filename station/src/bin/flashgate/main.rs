@@ -14,6 +14,7 @@ mod edl;
 mod fastboot;
 mod history;
 mod image;
+mod journal;
 mod journal_arg;
 mod manual;
 mod output_file;
@@ -64,6 +65,9 @@ enum Command {
     Report(report::Args),
     /// Every recorded attempt of one unit serial, from the journal.
     History(history::Args),
+    /// The journal's hash chain: `journal verify` names every row edited, deleted, reordered
+    /// or inserted since its verdict.
+    Journal(journal::Args),
     /// Serve simulated phones to outside peers (`sim fastboot --listen … --storage DIR`).
     Sim(sim::Args),
     /// Benchmarks of the station (`bench line`: batches of simulated phones at line scale).
@@ -110,6 +114,7 @@ fn main() -> ExitCode {
         Command::Report(_)
             | Command::Check(_)
             | Command::History(_)
+            | Command::Journal(_)
             | Command::Devices(_)
             | Command::Ports(_)
             | Command::Image(_)
@@ -156,6 +161,7 @@ fn main() -> ExitCode {
         Command::Report(args) => report::run(args),
         Command::Check(args) => check::run(args),
         Command::History(args) => history::run(args),
+        Command::Journal(args) => journal::run(args),
         Command::Sim(args) => sim::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Image(args) => image::run(args),
