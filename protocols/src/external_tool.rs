@@ -27,6 +27,7 @@ const TOOLS: &[(&str, &str)] = &[
     ("fsck.erofs", "Debian package erofs-utils"),
     ("dump.erofs", "Debian package erofs-utils"),
     ("python3", "Debian package python3"),
+    ("minisign", "Debian package minisign"),
 ];
 
 /// `Command::new(tool)`, after checking that `tool` is on `PATH`; a missing tool fails the test

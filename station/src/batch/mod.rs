@@ -19,6 +19,7 @@ use crate::logging::UnitLogs;
 use crate::preflight::CheckedBatch;
 use crate::run::{JobFactory, Quantity, StopWhen, Supervisor, SupervisorError};
 use crate::sim_fleet::rig::RigError;
+use crate::trust::station_key::StationSigner;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BatchError {
@@ -39,6 +40,9 @@ pub enum BatchError {
     PhonesFile(#[from] crate::config::ConfigError),
     #[error("this station's slots are USB ports, but USB cannot be used: {0}; to try flashgate without phones use --sim N")]
     Usb(#[source] crate::bus::BusError),
+    /// The station's signing key (station.yaml `station_key`) cannot sign.
+    #[error("station.yaml `station_key`: {0}")]
+    StationKey(#[from] crate::trust::station_key::StationKeyError),
 }
 
 /// Everything a batch run needs besides the bus.
@@ -76,6 +80,35 @@ pub enum BatchEnd {
 }
 
 impl BatchRun {
+    /// The station's signing key, loaded and checked, with a warning when there is none or it
+    /// is the published demo key.
+    fn station_signer(&self) -> Result<Option<Arc<StationSigner>>, BatchError> {
+        let warn = |message: String| {
+            self.events.emit(Event::now(EventKind::Warning {
+                slot: None,
+                message,
+            }))
+        };
+        let Some(key) = &self.station.station_key else {
+            warn(
+                "no unit proofs: station.yaml has no `station_key`, so passes are journaled but \
+                 not signed (make a key with `flashgate station keygen`)"
+                    .into(),
+            );
+            return Ok(None);
+        };
+        let pinned = crate::trust::station_key::parse_public_key(&key.public_key)?;
+        let signer = StationSigner::load(&key.secret_key_file, &pinned)?;
+        if signer.is_demo() {
+            warn(
+                "unit proofs are signed with flashgate's published DEMO key: they prove nothing; \
+                 a line station needs its own key (`flashgate station keygen`)"
+                    .into(),
+            );
+        }
+        Ok(Some(Arc::new(signer)))
+    }
+
     /// Run on `bus` until the stop condition or `shutdown` (which resolves with the reason for
     /// the stop). Every verdict is in the journal before it is shown.
     ///
@@ -87,8 +120,13 @@ impl BatchRun {
         bus: Arc<dyn UsbBus>,
         shutdown: impl Future<Output = String>,
     ) -> Result<BatchEnd, BatchError> {
-        let (journal, _lock, interrupted) =
+        // The key first: a station that cannot sign its proofs stops before any phone.
+        let signer = self.station_signer()?;
+        let (mut journal, _lock, interrupted) =
             Journal::open_for_station(&self.station.journal, std::time::SystemTime::now())?;
+        if let Some(signer) = signer {
+            journal.sign_passes_with(signer);
+        }
         for row in &interrupted {
             self.events.emit(Event::now(EventKind::Warning {
                 slot: None,

@@ -34,6 +34,17 @@ pub struct StationConfig {
     pub operator: Option<String>,
     /// How long and how much of the logs in `log_dir` are kept.
     pub log_retention: LogRetention,
+    /// The key the station signs each PASS's unit proof with; none: no proofs.
+    pub station_key: Option<StationKey>,
+}
+
+/// The station's signing key as station.yaml names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StationKey {
+    /// The minisign public key (base64 line), pinned: the secret key must be its pair.
+    pub public_key: String,
+    /// The minisign secret key file (absolute).
+    pub secret_key_file: PathBuf,
 }
 
 /// The stop-line banner's default: three units in a row failing the same way.
@@ -142,6 +153,15 @@ struct StationFile {
     stop_line_after: Option<u32>,
     #[serde(default)]
     operator: Option<String>,
+    #[serde(default)]
+    station_key: Option<StationKeyFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StationKeyFile {
+    public_key: String,
+    secret_key_file: PathBuf,
 }
 
 #[derive(Deserialize, Default)]
@@ -302,6 +322,22 @@ impl StationConfig {
             })?;
         }
         let log_retention = validate_log_retention(doc, &raw.log_retention)?;
+        let station_key = match raw.station_key {
+            None => None,
+            Some(key) => {
+                crate::trust::station_key::parse_public_key(&key.public_key).map_err(|e| {
+                    doc.error_at(
+                        &KeyPath::of(&["station_key", "public_key"]),
+                        e.to_string(),
+                        "paste the second line of the .pub file `flashgate station keygen` wrote",
+                    )
+                })?;
+                Some(StationKey {
+                    public_key: key.public_key.trim().to_string(),
+                    secret_key_file: base.join(key.secret_key_file),
+                })
+            }
+        };
         Ok(Self {
             source: doc.file.clone(),
             station_id: raw.station_id,
@@ -314,6 +350,7 @@ impl StationConfig {
             stop_line_after,
             operator: raw.operator,
             log_retention,
+            station_key,
         })
     }
 

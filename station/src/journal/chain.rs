@@ -159,6 +159,21 @@ pub struct ChainReport {
 }
 
 impl ChainReport {
+    /// Adds `problem`, or its sentence to the problem already named for the same attempt.
+    fn add(&mut self, problem: ChainProblem) {
+        let same = self
+            .problems
+            .iter_mut()
+            .find(|p| p.attempt_id.is_some() && p.attempt_id == problem.attempt_id);
+        match same {
+            Some(known) => {
+                known.what.push_str("; ");
+                known.what.push_str(&problem.what);
+            }
+            None => self.problems.push(problem),
+        }
+    }
+
     pub fn is_chained(&self, attempt: i64) -> bool {
         self.chained_ids.contains(&attempt)
     }
@@ -234,11 +249,145 @@ impl WalkedRow {
 }
 
 impl Journal {
-    /// Walks every station's chain in this journal. Problems are findings, not errors: an
-    /// error means the journal could not be read at all.
+    /// Walks every station's chain in this journal, and holds each unit proof against its row.
+    /// Problems are findings, not errors: an error means the journal could not be read at all.
     pub fn verify_chain(&self) -> Result<ChainReport, JournalError> {
-        verify_in(self.connection())
+        self.verify_chain_with_key(None)
     }
+
+    /// [`Journal::verify_chain`], also checking each proof's signature with the station's key.
+    pub fn verify_chain_with_key(
+        &self,
+        key: Option<&minisign::PublicKey>,
+    ) -> Result<ChainReport, JournalError> {
+        let mut report = verify_in(self.connection())?;
+        if self.schema_version()? >= FIRST_CHAINED_SCHEMA {
+            check_proofs(self, key, &mut report)?;
+            report
+                .problems
+                .sort_by_key(|p| (p.attempt_id.unwrap_or(i64::MIN), p.chain_seq));
+        }
+        Ok(report)
+    }
+}
+
+/// Each stored proof against the row it states: the same unit, order, region, client and
+/// chain link (a PASS row edited after its proof is named with the column that differs), and
+/// its signature when the station's key is known.
+fn check_proofs(
+    journal: &Journal,
+    key: Option<&minisign::PublicKey>,
+    report: &mut ChainReport,
+) -> Result<(), JournalError> {
+    let ids: Vec<i64> = journal
+        .connection()
+        .prepare("SELECT attempt_id FROM unit_proofs ORDER BY attempt_id")?
+        .query_map([], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    for id in ids {
+        let Some(stored) = journal.unit_proof(id)? else {
+            continue;
+        };
+        let row = journal.attempt(AttemptId(id))?;
+        let problem = |what: String| ChainProblem {
+            attempt_id: Some(id),
+            unit_serial: row.as_ref().and_then(|r| r.unit_serial.clone()),
+            station_id: row.as_ref().map(|r| r.station_id.clone()),
+            chain_seq: None,
+            what,
+        };
+        let proof = match key {
+            Some(key) => match crate::trust::unit_proof::verify(
+                stored.statement.as_bytes(),
+                &stored.signature,
+                key,
+            ) {
+                Ok(verified) => verified.proof,
+                Err(e) => {
+                    report.add(problem(format!("its unit proof: {e}")));
+                    continue;
+                }
+            },
+            None => {
+                match serde_json::from_str::<crate::trust::unit_proof::UnitProof>(&stored.statement)
+                {
+                    Ok(proof) => proof,
+                    Err(e) => {
+                        report.add(problem(format!("its unit proof is unreadable: {e}")));
+                        continue;
+                    }
+                }
+            }
+        };
+        let Some(row) = row.as_ref() else {
+            report.add(problem(format!(
+                "has a signed unit proof ({} {}) but no row: the row was deleted",
+                proof.result, proof.unit_serial
+            )));
+            continue;
+        };
+        let link: Option<String> = journal.connection().query_row(
+            "SELECT chain_link FROM attempts WHERE id = ?1",
+            [id],
+            |r| r.get(0),
+        )?;
+        let differences: Vec<String> = [
+            (
+                "result",
+                Some(proof.result.as_str()),
+                Some(row.result.as_str()),
+            ),
+            (
+                "unit_serial",
+                Some(proof.unit_serial.as_str()),
+                row.unit_serial.as_deref(),
+            ),
+            (
+                "work_order",
+                Some(proof.work_order.as_str()),
+                Some(row.work_order.as_str()),
+            ),
+            (
+                "region",
+                Some(proof.region.as_str()),
+                Some(row.region.as_str()),
+            ),
+            (
+                "build_id",
+                Some(proof.build_id.as_str()),
+                Some(row.build_id.as_str()),
+            ),
+            (
+                "activation_sha256_found",
+                Some(proof.activation_client_sha256.as_str()),
+                row.activation_sha256_found.as_deref(),
+            ),
+            (
+                "station_id",
+                Some(proof.station_id.as_str()),
+                Some(row.station_id.as_str()),
+            ),
+            (
+                "chain_link",
+                Some(proof.chain_link.as_str()),
+                link.as_deref(),
+            ),
+        ]
+        .into_iter()
+        .filter(|(_, proved, held)| proved != held)
+        .map(|(column, proved, held)| {
+            format!(
+                "{column} is {} but its signed unit proof says {}",
+                held.unwrap_or("NULL"),
+                proved.unwrap_or("NULL")
+            )
+        })
+        .collect();
+        if !differences.is_empty() {
+            report.add(problem(differences.join("; ")));
+        }
+    }
+    Ok(())
 }
 
 pub(super) fn verify_in(conn: &Connection) -> Result<ChainReport, JournalError> {
@@ -271,7 +420,7 @@ pub(super) fn verify_in(conn: &Connection) -> Result<ChainReport, JournalError> 
     let origin = match chain_origin(conn) {
         Ok(origin) => Some(origin),
         Err(JournalError::Corrupt { detail, .. }) => {
-            report.problems.push(ChainProblem {
+            report.add(ChainProblem {
                 attempt_id: None,
                 unit_serial: None,
                 station_id: None,
@@ -291,7 +440,7 @@ pub(super) fn verify_in(conn: &Connection) -> Result<ChainReport, JournalError> 
             Some(_) => chains.entry(&row.station_id).or_default().push(row),
             None if row.result == "IN_PROGRESS" => report.open += 1,
             None if origin.is_some_and(|o| row.id <= o) => report.before_chain += 1,
-            None => report.problems.push(row.problem(format!(
+            None => report.add(row.problem(format!(
                 "{} row without a place in the chain: it was inserted or given its verdict by \
                  hand (the station chains every row it finishes)",
                 row.result
@@ -343,7 +492,7 @@ pub(super) fn verify_in(conn: &Connection) -> Result<ChainReport, JournalError> 
                 }
             }
             if !wrong.is_empty() {
-                report.problems.push(row.problem(wrong.join("; ")));
+                report.add(row.problem(wrong.join("; ")));
             }
             expected_seq = expected_seq.max(seq + 1);
             prev_link = row.link.clone();

@@ -53,6 +53,7 @@ impl Journal {
         let journal = Journal {
             conn,
             path: path.to_path_buf(),
+            signer: None,
         };
         // An empty file (or a journal the station never set up) has no table yet.
         let units_passed = if schema_version == 0 {
@@ -99,6 +100,7 @@ impl Journal {
         Ok(Journal {
             conn,
             path: path.to_path_buf(),
+            signer: None,
         })
     }
 

@@ -626,3 +626,4 @@ fn an_edl_unit_is_one_unit_under_its_chip_serial_and_its_fastboot_serial() {
 }
 
 mod chain;
+mod proofs;

@@ -2,3 +2,5 @@
 //! chain (its bytes), and the station's signed statement for each unit that passed.
 
 pub mod chain;
+pub mod station_key;
+pub mod unit_proof;

@@ -3,7 +3,9 @@
 
 use std::process::ExitCode;
 
+use station::config::StationConfig;
 use station::journal::{ChainReport, Journal};
+use station::trust::station_key;
 
 use crate::journal_arg::JournalArgs;
 
@@ -27,6 +29,10 @@ pub struct VerifyArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Check the unit proofs' signatures with this station public key (base64 line or .pub
+    /// file); with --station, the key station.yaml pins is used.
+    #[arg(long, value_name = "KEY")]
+    pub pubkey: Option<String>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -38,11 +44,32 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let path = args.journal.path()?;
     let journal = Journal::open_read_only(&path)?;
-    let report = journal.verify_chain()?;
+    let key_text = match (&args.pubkey, &args.journal.station) {
+        (Some(key), _) => Some(crate::unit::public_key_text(key)),
+        (None, Some(station)) => StationConfig::load(station)?
+            .station_key
+            .map(|k| k.public_key),
+        (None, None) => None,
+    };
+    let key = key_text
+        .as_deref()
+        .map(station_key::parse_public_key)
+        .transpose()?;
+    let report = journal.verify_chain_with_key(key.as_ref())?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", render(&path, &report));
+        match &key {
+            Some(key) => println!(
+                "unit proofs: held against their rows, signatures checked with key {}",
+                station_key::key_id(key)
+            ),
+            None => println!(
+                "unit proofs: held against their rows; signatures not checked (give --pubkey or \
+                 --station)"
+            ),
+        }
     }
     Ok(if report.intact() {
         ExitCode::SUCCESS

@@ -21,7 +21,9 @@ mod output_file;
 mod report;
 mod run;
 mod sim;
+mod station_cmd;
 mod time_arg;
+mod unit;
 
 #[derive(Parser)]
 #[command(
@@ -68,6 +70,11 @@ enum Command {
     /// The journal's hash chain: `journal verify` names every row edited, deleted, reordered
     /// or inserted since its verdict.
     Journal(journal::Args),
+    /// A unit's signed proof: `unit proof SERIAL` prints it, `unit verify FILE` checks it with
+    /// the station's public key.
+    Unit(unit::Args),
+    /// The station's own set-up: `station keygen` makes the key its unit proofs are signed with.
+    Station(station_cmd::Args),
     /// Serve simulated phones to outside peers (`sim fastboot --listen … --storage DIR`).
     Sim(sim::Args),
     /// Benchmarks of the station (`bench line`: batches of simulated phones at line scale).
@@ -115,6 +122,7 @@ fn main() -> ExitCode {
             | Command::Check(_)
             | Command::History(_)
             | Command::Journal(_)
+            | Command::Unit(_)
             | Command::Devices(_)
             | Command::Ports(_)
             | Command::Image(_)
@@ -162,6 +170,8 @@ fn main() -> ExitCode {
         Command::Check(args) => check::run(args),
         Command::History(args) => history::run(args),
         Command::Journal(args) => journal::run(args),
+        Command::Unit(args) => unit::run(args),
+        Command::Station(args) => station_cmd::run(args),
         Command::Sim(args) => sim::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Image(args) => image::run(args),
