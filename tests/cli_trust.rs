@@ -242,3 +242,55 @@ fn a_key_from_station_keygen_signs_with_minisign_and_verifies_with_flashgate() {
     let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
 }
+
+#[test]
+fn a_station_key_others_can_read_stops_check_and_run_before_any_phone() {
+    let (keep, demo) = demo_copy();
+    let key = keep.path().join("line.key");
+    let (ok, text) = output(
+        Command::new(flashgate_bin())
+            .args(["station", "keygen", "--out"])
+            .arg(&key),
+    );
+    assert!(ok, "{text}");
+    let public = text
+        .lines()
+        .find_map(|l| l.strip_prefix("  public_key: "))
+        .unwrap()
+        .to_string();
+    let station = demo.join("station.yaml");
+    let yaml = std::fs::read_to_string(&station).unwrap();
+    let yaml = yaml
+        .replace(
+            "RWQRuBCARrUdaacSrjpFCtzIEm6ZeZZmSUOKiMl85xsO/RcWeC6WIVDK",
+            &public,
+        )
+        .replace("keys/demo-station.key", key.to_str().unwrap());
+    std::fs::write(&station, yaml).unwrap();
+    let check = || {
+        output(
+            Command::new(flashgate_bin())
+                .args(["check", "--station"])
+                .arg(&station)
+                .arg("--work-order")
+                .arg(demo.join("work-orders/WO-DEMO-EEA.yaml")),
+        )
+    };
+    let (ok, text) = check();
+    assert!(ok, "{text}");
+    assert!(text.contains("ok   station key: "), "{text}");
+
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let (ok, text) = check();
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("FAIL station key: station key") && text.contains("chmod 600"),
+        "{text}"
+    );
+    let out = run(&demo, "WO-DEMO-EEA", &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("readable by group or others"), "{stderr}");
+    assert!(out.stdout.is_empty(), "no batch started: {stderr}");
+}

@@ -80,33 +80,28 @@ pub enum BatchEnd {
 }
 
 impl BatchRun {
-    /// The station's signing key, loaded and checked, with a warning when there is none or it
-    /// is the published demo key.
-    fn station_signer(&self) -> Result<Option<Arc<StationSigner>>, BatchError> {
-        let warn = |message: String| {
-            self.events.emit(Event::now(EventKind::Warning {
-                slot: None,
-                message,
-            }))
-        };
+    /// The station's signing key, loaded and checked, with what to warn about: no key, or the
+    /// published demo key.
+    fn station_signer(&self) -> Result<(Option<Arc<StationSigner>>, Option<String>), BatchError> {
         let Some(key) = &self.station.station_key else {
-            warn(
-                "no unit proofs: station.yaml has no `station_key`, so passes are journaled but \
-                 not signed (make a key with `flashgate station keygen`)"
-                    .into(),
-            );
-            return Ok(None);
+            return Ok((
+                None,
+                Some(
+                    "no unit proofs: passes are journaled but not signed (station.yaml has no \
+                     `station_key` — make one with `flashgate station keygen` — or this is a \
+                     run of simulated phones, which are never signed for)"
+                        .into(),
+                ),
+            ));
         };
         let pinned = crate::trust::station_key::parse_public_key(&key.public_key)?;
         let signer = StationSigner::load(&key.secret_key_file, &pinned)?;
-        if signer.is_demo() {
-            warn(
-                "unit proofs are signed with flashgate's published DEMO key: they prove nothing; \
-                 a line station needs its own key (`flashgate station keygen`)"
-                    .into(),
-            );
-        }
-        Ok(Some(Arc::new(signer)))
+        let warning = signer.is_demo().then(|| {
+            "unit proofs are signed with flashgate's published DEMO key: they prove nothing; a \
+             line station needs its own key (`flashgate station keygen`)"
+                .to_string()
+        });
+        Ok((Some(Arc::new(signer)), warning))
     }
 
     /// Run on `bus` until the stop condition or `shutdown` (which resolves with the reason for
@@ -120,8 +115,9 @@ impl BatchRun {
         bus: Arc<dyn UsbBus>,
         shutdown: impl Future<Output = String>,
     ) -> Result<BatchEnd, BatchError> {
-        // The key first: a station that cannot sign its proofs stops before any phone.
-        let signer = self.station_signer()?;
+        // The key first: a station that cannot sign its proofs stops before any phone (what
+        // it has to say about its key comes once the batch has started).
+        let (signer, key_warning) = self.station_signer()?;
         let (mut journal, _lock, interrupted) =
             Journal::open_for_station(&self.station.journal, std::time::SystemTime::now())?;
         if let Some(signer) = signer {
@@ -172,6 +168,12 @@ impl BatchRun {
                 stop_line_after: self.station.stop_line_after,
                 operator: self.station.operator.clone(),
             })));
+        if let Some(message) = key_warning {
+            self.events.emit(Event::now(EventKind::Warning {
+                slot: None,
+                message,
+            }));
+        }
         let parallel = usize::from(self.station.limits.parallel_slots.max(1));
         let recorder = Arc::new(JournalRecorder {
             journal: journal.clone(),

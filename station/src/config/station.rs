@@ -358,10 +358,14 @@ impl StationConfig {
     /// it: its own journal beside the production one (`journal.sqlite` → `journal.sim.sqlite`)
     /// and its logs in `<log_dir>/sim`, so `report` and `history` on the production journal
     /// never count a fake unit.
+    ///
+    /// Its passes are not signed: a unit proof states what a real unit got, and a station's key
+    /// must never vouch for a simulated phone (whose serial may be a real unit's).
     pub fn for_simulated_phones(&self) -> Self {
         Self {
             journal: simulated_journal_path(&self.journal),
             log_dir: self.log_dir.join("sim"),
+            station_key: None,
             ..self.clone()
         }
     }
@@ -801,6 +805,15 @@ slots:
         assert_eq!(sim.journal, dir.path().join("state/journal.sim.sqlite"));
         assert_eq!(sim.log_dir, dir.path().join("state/logs/sim"));
         assert_eq!(sim.slots, station.slots);
+        // A station's key never signs for a simulated phone.
+        let keyed = StationConfig {
+            station_key: Some(StationKey {
+                public_key: crate::trust::station_key::DEMO_PUBLIC_KEY.into(),
+                secret_key_file: "k".into(),
+            }),
+            ..station.clone()
+        };
+        assert_eq!(keyed.for_simulated_phones().station_key, None);
         assert_eq!(
             simulated_journal_path(Path::new("/var/lib/fg/journal")),
             Path::new("/var/lib/fg/journal.sim")
