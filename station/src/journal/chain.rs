@@ -153,6 +153,11 @@ pub struct ChainReport {
     /// holds its row's link).
     pub heads: Vec<ChainHead>,
     pub problems: Vec<ChainProblem>,
+    /// Signed unit proofs held against their rows.
+    pub proofs: u64,
+    /// Chained passes without a proof (recorded by a station without a key, or a proof was
+    /// removed: the journal cannot tell which).
+    pub passes_without_proof: u64,
     /// The attempts in a chain (sound or not).
     #[serde(skip)]
     pub chained_ids: BTreeSet<i64>,
@@ -284,6 +289,14 @@ fn check_proofs(
         .prepare("SELECT attempt_id FROM unit_proofs ORDER BY attempt_id")?
         .query_map([], |row| row.get(0))?
         .collect::<Result<_, _>>()?;
+    report.proofs = ids.len() as u64;
+    let without: i64 = journal.connection().query_row(
+        "SELECT COUNT(*) FROM attempts a WHERE result = 'PASS' AND chain_seq IS NOT NULL
+             AND NOT EXISTS (SELECT 1 FROM unit_proofs p WHERE p.attempt_id = a.id)",
+        [],
+        |row| row.get(0),
+    )?;
+    report.passes_without_proof = u64::try_from(without).unwrap_or(0);
     for id in ids {
         let Some(stored) = journal.unit_proof(id)? else {
             continue;
@@ -397,6 +410,8 @@ pub(super) fn verify_in(conn: &Connection) -> Result<ChainReport, JournalError> 
         open: 0,
         heads: Vec::new(),
         problems: Vec::new(),
+        proofs: 0,
+        passes_without_proof: 0,
         chained_ids: BTreeSet::new(),
     };
     let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;

@@ -60,16 +60,15 @@ fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", render(&path, &report));
-        match &key {
-            Some(key) => println!(
-                "unit proofs: held against their rows, signatures checked with key {}",
-                station_key::key_id(key)
-            ),
-            None => println!(
-                "unit proofs: held against their rows; signatures not checked (give --pubkey or \
-                 --station)"
-            ),
-        }
+        let signatures = match &key {
+            Some(key) => format!("signatures checked with key {}", station_key::key_id(key)),
+            None => "signatures not checked (give --pubkey or --station)".to_string(),
+        };
+        println!(
+            "unit proofs: {} held against their rows, {signatures}; {} chained pass(es) without \
+             one (a station without a `station_key` signs none)",
+            report.proofs, report.passes_without_proof
+        );
     }
     Ok(if report.intact() {
         ExitCode::SUCCESS

@@ -274,3 +274,26 @@ fn every_column_of_an_attempt_is_hashed_or_is_the_chain_itself() {
     }
     assert_eq!(columns.len(), ATTEMPT_COLUMNS_V1.len() + chain_own.len());
 }
+
+#[test]
+fn a_rows_content_hash_is_pinned() {
+    // One finished row with every value fixed: its content hash, computed from the encoding as
+    // documented in trust::chain by an outside implementation (Python's hashlib and struct),
+    // pinned here so a reader elsewhere (the fleet database) can check itself against it.
+    let dir = tempfile::tempdir().unwrap();
+    let mut journal = Journal::open(&dir.path().join("j.sqlite")).unwrap();
+    run(&mut journal, 1, "WO-1", "SER1", pass());
+    let (content, link): (String, String) = journal
+        .connection()
+        .query_row(
+            "SELECT content_sha256, chain_link FROM attempts WHERE id = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(content, PINNED_CONTENT, "content");
+    assert_eq!(link, PINNED_LINK, "link");
+}
+
+const PINNED_CONTENT: &str = "d3f096c69ffd9194a5330dee7ca4fe655d3887a19ca5c55479354c8a4c303820";
+const PINNED_LINK: &str = "034a70de3d8e20706b24defc359cbe23a11fdff9f7377d00e75a287040d6ae98";

@@ -78,3 +78,49 @@ fn a_journal_without_a_key_records_passes_without_proofs() {
     let passed = run(&mut journal, 1, "WO-1", "SER1", pass());
     assert_eq!(journal.unit_proof(passed.id.0).unwrap(), None);
 }
+
+#[test]
+fn journal_verify_names_the_column_a_proof_contradicts_and_a_row_deleted_under_its_proof() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut journal, public) = signing_journal(&dir);
+    let first = run(&mut journal, 1, "WO-1", "SER1", pass());
+    let second = run(&mut journal, 2, "WO-1", "SER2", pass());
+    let report = journal.verify_chain_with_key(Some(&public)).unwrap();
+    assert!(report.intact(), "{:?}", report.problems);
+    assert_eq!((report.proofs, report.passes_without_proof), (2, 0));
+
+    journal
+        .connection()
+        .execute_batch(&format!(
+            "UPDATE attempts SET work_order = 'WO-9' WHERE id = {};
+             PRAGMA foreign_keys = OFF; DELETE FROM attempts WHERE id = {};",
+            first.id.0, second.id.0
+        ))
+        .unwrap();
+    let report = journal.verify_chain_with_key(Some(&public)).unwrap();
+    let found: Vec<String> = report.problems.iter().map(ToString::to_string).collect();
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(
+        found[0].contains("was edited; work_order is WO-9 but its signed unit proof says WO-1"),
+        "{found:?}"
+    );
+    assert!(
+        found[1].starts_with(&format!(
+            "attempt {}: has a signed unit proof (PASS SER2)",
+            second.id.0
+        )),
+        "{found:?}"
+    );
+    // A proof whose signature another key made is named too.
+    let other = tempfile::tempdir().unwrap();
+    let other_key = generate(&other.path().join("k")).unwrap();
+    let report = journal.verify_chain_with_key(Some(&other_key)).unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.what.contains("its unit proof: BAD SIGNATURE")),
+        "{:?}",
+        report.problems
+    );
+}
