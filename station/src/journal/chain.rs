@@ -120,8 +120,10 @@ fn row_values(
     columns: &[&str],
 ) -> Result<Option<Vec<ColumnValue>>, JournalError> {
     let sql = format!("SELECT {} FROM attempts WHERE id = ?1", columns.join(", "));
-    Ok(conn
-        .query_row(&sql, [id], |row| {
+    // Cached: `journal verify` and `report` run it once per row.
+    let mut statement = conn.prepare_cached(&sql)?;
+    Ok(statement
+        .query_row([id], |row| {
             (0..columns.len())
                 .map(|i| row.get_ref(i).map(column_value))
                 .collect::<rusqlite::Result<Vec<_>>>()

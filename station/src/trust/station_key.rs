@@ -2,6 +2,10 @@
 //! (the base64 line of a `minisign.pub` file, what `minisign -P` takes), and the secret key is
 //! a minisign secret key file without a password (a station signs unattended) that only the
 //! service user may read.
+//!
+//! Keys come from `flashgate station keygen`: Debian's minisign 0.11 `-G -W` writes a key
+//! without a password whose checksum is left zero, which the minisign crate refuses as
+//! corrupted; a keygen key is signed with by `minisign -S` as well.
 
 use std::path::{Path, PathBuf};
 
@@ -26,7 +30,7 @@ pub enum StationKeyError {
     Exposed { path: PathBuf, mode: u32 },
     #[error("station key {}: not a minisign secret key ({detail}); make one with `flashgate station keygen`", path.display())]
     Malformed { path: PathBuf, detail: String },
-    #[error("station key {}: protected by a password, but a station signs unattended; make a key without one (`flashgate station keygen`, or `minisign -G -W`)", path.display())]
+    #[error("station key {}: protected by a password, but a station signs unattended; make a key without one with `flashgate station keygen`", path.display())]
     Encrypted { path: PathBuf },
     #[error("station key {}: its public key is {found}, but station.yaml pins {pinned}; use the secret key that belongs to the pinned public key, or pin this key's public key", path.display())]
     Mismatch {
