@@ -7,6 +7,7 @@ mod cli_modern;
 mod cli_phones;
 mod cli_run;
 mod cli_stop;
+mod cli_trust;
 mod dashboard;
 mod dashboard_logs;
 mod dashboard_screen;

@@ -19,6 +19,7 @@ use crate::logging::UnitLogs;
 use crate::preflight::CheckedBatch;
 use crate::run::{JobFactory, Quantity, StopWhen, Supervisor, SupervisorError};
 use crate::sim_fleet::rig::RigError;
+use crate::trust::station_key::StationSigner;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BatchError {
@@ -39,6 +40,9 @@ pub enum BatchError {
     PhonesFile(#[from] crate::config::ConfigError),
     #[error("this station's slots are USB ports, but USB cannot be used: {0}; to try flashgate without phones use --sim N")]
     Usb(#[source] crate::bus::BusError),
+    /// The station's signing key (station.yaml `station_key`) cannot sign.
+    #[error("station.yaml `station_key`: {0}")]
+    StationKey(#[from] crate::trust::station_key::StationKeyError),
 }
 
 /// Everything a batch run needs besides the bus.
@@ -76,6 +80,30 @@ pub enum BatchEnd {
 }
 
 impl BatchRun {
+    /// The station's signing key, loaded and checked, with what to warn about: no key, or the
+    /// published demo key.
+    fn station_signer(&self) -> Result<(Option<Arc<StationSigner>>, Option<String>), BatchError> {
+        let Some(key) = &self.station.station_key else {
+            return Ok((
+                None,
+                Some(
+                    "no unit proofs: passes are journaled but not signed (station.yaml has no \
+                     `station_key` — make one with `flashgate station keygen` — or this is a \
+                     run of simulated phones, which are never signed for)"
+                        .into(),
+                ),
+            ));
+        };
+        let pinned = crate::trust::station_key::parse_public_key(&key.public_key)?;
+        let signer = StationSigner::load(&key.secret_key_file, &pinned)?;
+        let warning = signer.is_demo().then(|| {
+            "unit proofs are signed with flashgate's published DEMO key: they prove nothing; a \
+             line station needs its own key (`flashgate station keygen`)"
+                .to_string()
+        });
+        Ok((Some(Arc::new(signer)), warning))
+    }
+
     /// Run on `bus` until the stop condition or `shutdown` (which resolves with the reason for
     /// the stop). Every verdict is in the journal before it is shown.
     ///
@@ -87,8 +115,14 @@ impl BatchRun {
         bus: Arc<dyn UsbBus>,
         shutdown: impl Future<Output = String>,
     ) -> Result<BatchEnd, BatchError> {
-        let (journal, _lock, interrupted) =
+        // The key first: a station that cannot sign its proofs stops before any phone (what
+        // it has to say about its key comes once the batch has started).
+        let (signer, key_warning) = self.station_signer()?;
+        let (mut journal, _lock, interrupted) =
             Journal::open_for_station(&self.station.journal, std::time::SystemTime::now())?;
+        if let Some(signer) = signer {
+            journal.sign_passes_with(signer);
+        }
         for row in &interrupted {
             self.events.emit(Event::now(EventKind::Warning {
                 slot: None,
@@ -136,7 +170,8 @@ impl BatchRun {
             })));
         // Under the slots for the whole run (a warning of no slot is never cleared), and on
         // every plain-lines and JSON consumer.
-        if let Some(message) = batch.product.trust.engineering_warning() {
+        let warnings = [batch.product.trust.engineering_warning(), key_warning];
+        for message in warnings.into_iter().flatten() {
             self.events.emit(Event::now(EventKind::Warning {
                 slot: None,
                 message,

@@ -192,6 +192,9 @@ pub fn check(request: &CheckRequest) -> Vec<Finding> {
         ),
     }
 
+    let (status, text) = station_key_finding(&station);
+    say(status, "station key", text);
+
     let on_usb = !request.simulated
         && station
             .slots
@@ -211,6 +214,41 @@ pub fn check(request: &CheckRequest) -> Vec<Finding> {
         );
     }
     findings
+}
+
+/// Whether the station can sign its unit proofs, as `run` will load its key.
+fn station_key_finding(station: &StationConfig) -> (Status, String) {
+    use crate::trust::station_key::{key_id, parse_public_key, StationSigner};
+    let Some(key) = &station.station_key else {
+        return (
+            Status::Note,
+            "none: passes will be journaled without a signed unit proof (`station_key` in \
+             station.yaml; `flashgate station keygen` makes one; simulated phones are never \
+             signed for)"
+                .to_string(),
+        );
+    };
+    let loaded = parse_public_key(&key.public_key)
+        .and_then(|pinned| StationSigner::load(&key.secret_key_file, &pinned));
+    match loaded {
+        Ok(signer) if signer.is_demo() => (
+            Status::Note,
+            format!(
+                "flashgate's published DEMO key ({}): its unit proofs prove nothing; a line \
+                 station needs its own (`flashgate station keygen`)",
+                key.secret_key_file.display()
+            ),
+        ),
+        Ok(signer) => (
+            Status::Ok,
+            format!(
+                "{} signs unit proofs (key id {})",
+                key.secret_key_file.display(),
+                key_id(signer.public_key())
+            ),
+        ),
+        Err(e) => (Status::Fail, e.to_string()),
+    }
 }
 
 /// Whether any finding stops the batch.

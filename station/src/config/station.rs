@@ -41,6 +41,17 @@ pub struct StationConfig {
     /// loudly, and every attempt records it. Never on a production line (`run --engineering`
     /// turns it on for one run).
     pub engineering_mode: bool,
+    /// The key the station signs each PASS's unit proof with; none: no proofs.
+    pub station_key: Option<StationKey>,
+}
+
+/// The station's signing key as station.yaml names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StationKey {
+    /// The minisign public key (base64 line), pinned: the secret key must be its pair.
+    pub public_key: String,
+    /// The minisign secret key file (absolute).
+    pub secret_key_file: PathBuf,
 }
 
 /// The stop-line banner's default: three units in a row failing the same way.
@@ -153,6 +164,8 @@ struct StationFile {
     trusted_manifest_keys: Vec<TrustedKeyFile>,
     #[serde(default)]
     engineering_mode: bool,
+    #[serde(default)]
+    station_key: Option<StationKeyFile>,
 }
 
 #[derive(Deserialize)]
@@ -160,6 +173,13 @@ struct StationFile {
 struct TrustedKeyFile {
     name: String,
     public_key: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StationKeyFile {
+    public_key: String,
+    secret_key_file: PathBuf,
 }
 
 #[derive(Deserialize, Default)]
@@ -364,6 +384,22 @@ impl StationConfig {
         }
         let log_retention = validate_log_retention(doc, &raw.log_retention)?;
         let trusted_manifest_keys = validate_trusted_keys(doc, &raw.trusted_manifest_keys)?;
+        let station_key = match raw.station_key {
+            None => None,
+            Some(key) => {
+                crate::trust::station_key::parse_public_key(&key.public_key).map_err(|e| {
+                    doc.error_at(
+                        &KeyPath::of(&["station_key", "public_key"]),
+                        e.to_string(),
+                        "paste the second line of the .pub file `flashgate station keygen` wrote",
+                    )
+                })?;
+                Some(StationKey {
+                    public_key: key.public_key.trim().to_string(),
+                    secret_key_file: base.join(key.secret_key_file),
+                })
+            }
+        };
         Ok(Self {
             source: doc.file.clone(),
             station_id: raw.station_id,
@@ -378,6 +414,7 @@ impl StationConfig {
             log_retention,
             trusted_manifest_keys,
             engineering_mode: raw.engineering_mode,
+            station_key,
         })
     }
 
@@ -385,10 +422,14 @@ impl StationConfig {
     /// it: its own journal beside the production one (`journal.sqlite` → `journal.sim.sqlite`)
     /// and its logs in `<log_dir>/sim`, so `report` and `history` on the production journal
     /// never count a fake unit.
+    ///
+    /// Its passes are not signed: a unit proof states what a real unit got, and a station's key
+    /// must never vouch for a simulated phone (whose serial may be a real unit's).
     pub fn for_simulated_phones(&self) -> Self {
         Self {
             journal: simulated_journal_path(&self.journal),
             log_dir: self.log_dir.join("sim"),
+            station_key: None,
             ..self.clone()
         }
     }
@@ -828,6 +869,15 @@ slots:
         assert_eq!(sim.journal, dir.path().join("state/journal.sim.sqlite"));
         assert_eq!(sim.log_dir, dir.path().join("state/logs/sim"));
         assert_eq!(sim.slots, station.slots);
+        // A station's key never signs for a simulated phone.
+        let keyed = StationConfig {
+            station_key: Some(StationKey {
+                public_key: crate::trust::station_key::DEMO_PUBLIC_KEY.into(),
+                secret_key_file: "k".into(),
+            }),
+            ..station.clone()
+        };
+        assert_eq!(keyed.for_simulated_phones().station_key, None);
         assert_eq!(
             simulated_journal_path(Path::new("/var/lib/fg/journal")),
             Path::new("/var/lib/fg/journal.sim")

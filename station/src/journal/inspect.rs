@@ -53,6 +53,7 @@ impl Journal {
         let journal = Journal {
             conn,
             path: path.to_path_buf(),
+            signer: None,
         };
         // An empty file (or a journal the station never set up) has no table yet.
         let units_passed = if schema_version == 0 {
@@ -66,6 +67,48 @@ impl Journal {
             units_passed,
             holder: lock_holder(path),
         })
+    }
+}
+
+impl Journal {
+    /// Opens an existing journal read-only, as it is: never migrates, creates or locks
+    /// anything, and never blocks the station writing it (for `journal verify`, which an
+    /// auditor may run on a copy that must not change).
+    pub fn open_read_only(path: &Path) -> Result<Self, JournalError> {
+        if !path.exists() {
+            return Err(JournalError::Setup(format!(
+                "{} does not exist; check the station's `journal` path",
+                path.display()
+            )));
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|source| JournalError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        conn.busy_timeout(super::schema::BUSY_TIMEOUT)?;
+        let schema_version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+        if schema_version > SCHEMA_VERSION {
+            return Err(JournalError::NewerSchema {
+                found: schema_version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        Ok(Journal {
+            conn,
+            path: path.to_path_buf(),
+            signer: None,
+        })
+    }
+
+    /// `PRAGMA user_version` of the journal as opened.
+    pub fn schema_version(&self) -> Result<i64, JournalError> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA user_version", [], |row| row.get(0))?)
     }
 }
 

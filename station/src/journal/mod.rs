@@ -1,20 +1,25 @@
 //! The journal: one SQLite row per unit attempt, in WAL mode with synchronous=FULL. Every
 //! method commits before it returns, so whatever the dashboard shows after a call is on disk.
 
+mod chain;
 mod inspect;
 mod lock;
+mod proofs;
 mod query;
 mod record;
 mod report_filter;
 mod schema;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+pub use chain::{ChainEntry, ChainHead, ChainProblem, ChainReport};
 pub use inspect::{lock_holder, JournalInspection, LockHolder};
 pub use lock::StationLock;
+pub use proofs::StoredProof;
 pub use query::{AttemptRow, CodeCount, FlaggedUnit, WorkOrderReport};
 pub use record::{
     AttemptId, AttemptOutcome, AttemptStart, CompletedAttempt, FinishedAttempt, ImageSent,
@@ -26,6 +31,8 @@ pub use schema::SCHEMA_VERSION;
 use record::millis;
 
 use crate::mode::Mode;
+use crate::trust::station_key::StationSigner;
+use crate::trust::unit_proof::UnitProof;
 use crate::verdict::Verdict;
 
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +83,8 @@ pub enum JournalError {
 pub struct Journal {
     conn: Connection,
     path: PathBuf,
+    /// Signs a proof for each PASS, in the verdict's transaction (a station with a key).
+    signer: Option<Arc<StationSigner>>,
 }
 
 impl std::fmt::Debug for Journal {
@@ -102,6 +111,7 @@ impl Journal {
         Ok(Self {
             conn,
             path: path.to_path_buf(),
+            signer: None,
         })
     }
 
@@ -152,6 +162,7 @@ impl Journal {
                  WHERE id = ?3 AND result = 'IN_PROGRESS'",
                 params![interruption.to_string(), millis(now), row.id],
             )?;
+            chain::append(&tx, AttemptId(row.id))?;
         }
         tx.commit()?;
         Ok(open)
@@ -197,6 +208,12 @@ impl Journal {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// From now on each PASS this journal records carries a unit proof signed by `signer`,
+    /// written in the verdict's transaction.
+    pub fn sign_passes_with(&mut self, signer: Arc<StationSigner>) {
+        self.signer = Some(signer);
     }
 
     /// Records that a unit appeared on a slot. The row stays `IN_PROGRESS` until
@@ -285,7 +302,7 @@ impl Journal {
         outcome: &AttemptOutcome,
     ) -> Result<FinishedAttempt, JournalError> {
         let tx = self.conn.transaction()?;
-        let finished = finish_in(&tx, id, outcome)?;
+        let finished = finish_in(&tx, id, outcome, self.signer.as_deref())?;
         tx.commit()?;
         Ok(finished)
     }
@@ -315,7 +332,7 @@ impl Journal {
                 milestone_in(&tx, id, milestone, at)?;
             }
         }
-        let finished = finish_in(&tx, id, &attempt.outcome)?;
+        let finished = finish_in(&tx, id, &attempt.outcome, self.signer.as_deref())?;
         tx.commit()?;
         Ok(finished)
     }
@@ -403,6 +420,7 @@ fn finish_in(
     conn: &Connection,
     id: AttemptId,
     outcome: &AttemptOutcome,
+    signer: Option<&StationSigner>,
 ) -> Result<FinishedAttempt, JournalError> {
     let work_order = open_attempt_work_order(conn, id)?;
     let serial: Option<String> = conn.query_row(
@@ -447,10 +465,43 @@ fn finish_in(
             id.0,
         ],
     )?;
+    // The verdict joins the chain in its own transaction: no finished row is ever unchained.
+    let entry = chain::append(conn, id)?;
+    if let (Verdict::Pass, Some(signer)) = (&outcome.verdict, signer) {
+        write_unit_proof(conn, id, &entry, signer)?;
+    }
     Ok(FinishedAttempt {
         id,
         passed_under_other_work_orders: prior,
     })
+}
+
+/// The signed statement of a PASS, beside its row, in the verdict's transaction.
+fn write_unit_proof(
+    conn: &Connection,
+    id: AttemptId,
+    entry: &ChainEntry,
+    signer: &StationSigner,
+) -> Result<(), JournalError> {
+    let row = query::rows_in(
+        conn,
+        &format!("SELECT {} FROM attempts WHERE id = ?1", query::ROW_COLUMNS),
+        params![id.0],
+    )?
+    .pop()
+    .ok_or(JournalError::NoSuchAttempt(id.0))?;
+    // A PASS without a serial or a client read back states nothing worth signing.
+    let Some(proof) = UnitProof::of(&row, entry, signer.is_demo()) else {
+        return Ok(());
+    };
+    let (statement, signature) = proof
+        .sign(signer)
+        .map_err(|e| JournalError::Setup(format!("cannot sign the unit proof: {e}")))?;
+    conn.execute(
+        "INSERT INTO unit_proofs (attempt_id, statement, signature) VALUES (?1, ?2, ?3)",
+        params![id.0, statement, signature],
+    )?;
+    Ok(())
 }
 
 /// The attempt's work order, if the attempt exists and has no verdict yet.

@@ -5,7 +5,7 @@ use rusqlite::Connection;
 
 use super::JournalError;
 
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// v2: `ABORTED`, an attempt the station cut before a verdict (a stop, a crash found at the next
 /// start). SQLite cannot change a CHECK constraint in place, so v1 journals are rebuilt (same
@@ -100,6 +100,34 @@ ALTER TABLE attempts ADD COLUMN manifest_signed_by TEXT;
 ALTER TABLE attempts ADD COLUMN engineering_mode INTEGER;
 ";
 
+/// v5: the hash chain and the signed unit proofs (see `trust::chain` for the encoding).
+/// - `chain_seq`: the row's place in its station's chain (1, 2, …), set when the row gets its
+///   verdict (a row joins the chain when it is final, not when it opens);
+/// - `chain_version`: the content encoding it was hashed with;
+/// - `content_sha256`, `chain_prev`, `chain_link`: the hash of its content, the link of the row
+///   before it (the genesis value for seq 1) and its own link, 64 hex digits each.
+/// - `chain_origin`: one row, the highest attempt id when the journal started chaining: finished
+///   rows up to it without a chain position are "before the chain", not tampered.
+/// - `unit_proofs`: the signed statement (JSON) and its minisign signature for a PASS, written
+///   in the verdict's transaction.
+///
+/// New nullable columns and new tables: added in place, old rows keep NULL.
+const MIGRATE_ADD_CHAIN: &str = "
+ALTER TABLE attempts ADD COLUMN chain_seq INTEGER;
+ALTER TABLE attempts ADD COLUMN chain_version INTEGER;
+ALTER TABLE attempts ADD COLUMN content_sha256 TEXT;
+ALTER TABLE attempts ADD COLUMN chain_prev TEXT;
+ALTER TABLE attempts ADD COLUMN chain_link TEXT;
+CREATE UNIQUE INDEX attempts_by_chain ON attempts (station_id, chain_seq);
+CREATE TABLE chain_origin (before_id INTEGER NOT NULL);
+INSERT INTO chain_origin SELECT COALESCE(MAX(id), 0) FROM attempts;
+CREATE TABLE unit_proofs (
+    attempt_id  INTEGER PRIMARY KEY REFERENCES attempts (id),
+    statement   TEXT NOT NULL,
+    signature   TEXT NOT NULL
+);
+";
+
 /// How long one journal statement waits for a lock held by another connection.
 pub const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -119,52 +147,57 @@ pub fn prepare(conn: &mut Connection) -> Result<(), JournalError> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
 
     let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if version == SCHEMA_VERSION {
+        return Ok(());
+    }
+    if version > SCHEMA_VERSION {
+        return Err(JournalError::NewerSchema {
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    // Every step to the current version in one transaction: a journal is never left
+    // half-migrated.
+    let tx = conn.transaction()?;
     match version {
-        // Every step to the current version in one transaction: a journal is never left
-        // half-migrated.
-        0 => {
-            let tx = conn.transaction()?;
-            tx.execute_batch(SCHEMA_V2)?;
-            tx.execute_batch(MIGRATE_V2_TO_V3)?;
-            tx.execute_batch(MIGRATE_ADD_BUILD_IDENTITY)?;
-            tx.execute_batch(MIGRATE_ADD_MANIFEST_TRUST)?;
-            tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
-            tx.commit()?;
-            Ok(())
-        }
+        0 => tx.execute_batch(SCHEMA_V2)?,
         1 => {
-            let tx = conn.transaction()?;
             tx.execute_batch(MIGRATE_V1_TO_V2)?;
             tx.execute_batch(SCHEMA_V2)?;
             tx.execute_batch(COPY_V1_ROWS)?;
-            tx.execute_batch(MIGRATE_V2_TO_V3)?;
-            tx.execute_batch(MIGRATE_ADD_BUILD_IDENTITY)?;
-            tx.execute_batch(MIGRATE_ADD_MANIFEST_TRUST)?;
-            tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
-            tx.commit()?;
-            Ok(())
         }
-        2 => {
-            let tx = conn.transaction()?;
-            tx.execute_batch(MIGRATE_V2_TO_V3)?;
-            tx.execute_batch(MIGRATE_ADD_BUILD_IDENTITY)?;
-            tx.execute_batch(MIGRATE_ADD_MANIFEST_TRUST)?;
-            tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
-            tx.commit()?;
-            Ok(())
+        _ => {}
+    }
+    for (to_version, steps) in MIGRATIONS {
+        if *to_version > version.max(2) {
+            for step in *steps {
+                tx.execute_batch(step)?;
+            }
         }
-        3 => {
-            let tx = conn.transaction()?;
-            tx.execute_batch(MIGRATE_ADD_BUILD_IDENTITY)?;
-            tx.execute_batch(MIGRATE_ADD_MANIFEST_TRUST)?;
-            tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
-            tx.commit()?;
-            Ok(())
-        }
-        SCHEMA_VERSION => Ok(()),
-        newer => Err(JournalError::NewerSchema {
-            found: newer,
-            supported: SCHEMA_VERSION,
-        }),
+    }
+    tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// The steps from v2 on, each with the version it leads to; the last one is `SCHEMA_VERSION`.
+const MIGRATIONS: &[(i64, &[&str])] = &[
+    (3, &[MIGRATE_V2_TO_V3]),
+    (4, &[MIGRATE_ADD_BUILD_IDENTITY, MIGRATE_ADD_MANIFEST_TRUST]),
+    (5, &[MIGRATE_ADD_CHAIN]),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_steps_run_in_order_up_to_the_current_version() {
+        let versions: Vec<i64> = MIGRATIONS.iter().map(|(to, _)| *to).collect();
+        assert!(
+            versions.windows(2).all(|w| w[1] == w[0] + 1),
+            "{versions:?}"
+        );
+        assert_eq!(versions.last(), Some(&SCHEMA_VERSION));
     }
 }

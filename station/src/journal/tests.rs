@@ -534,7 +534,7 @@ fn a_v2_journal_is_migrated_in_place_keeping_every_row() {
         .connection()
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!((version, SCHEMA_VERSION), (4, 4));
+    assert_eq!((version, SCHEMA_VERSION), (5, 5));
     let rows = journal.history("FG000102").unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(
@@ -632,3 +632,6 @@ fn an_edl_unit_is_one_unit_under_its_chip_serial_and_its_fastboot_serial() {
     );
     assert_eq!(report.units_passed_first_time, 1);
 }
+
+mod chain;
+mod proofs;

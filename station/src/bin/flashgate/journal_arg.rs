@@ -22,14 +22,19 @@ pub struct JournalArgs {
 
 impl JournalArgs {
     pub fn open(&self) -> anyhow::Result<Journal> {
-        let path = match (&self.journal, &self.station) {
+        let path = self.path()?;
+        Journal::open_existing(&path).with_context(|| format!("opening {}", path.display()))
+    }
+
+    /// The journal file these arguments name.
+    pub fn path(&self) -> anyhow::Result<PathBuf> {
+        Ok(match (&self.journal, &self.station) {
             (Some(path), _) => path.clone(),
             (None, Some(station)) if self.sim => {
                 simulated_journal_path(&StationConfig::load(station)?.journal)
             }
             (None, Some(station)) => StationConfig::load(station)?.journal,
             (None, None) => anyhow::bail!("give --station station.yaml or --journal FILE"),
-        };
-        Journal::open_existing(&path).with_context(|| format!("opening {}", path.display()))
+        })
     }
 }

@@ -14,6 +14,7 @@ mod edl;
 mod fastboot;
 mod history;
 mod image;
+mod journal;
 mod journal_arg;
 mod manifest;
 mod manual;
@@ -21,7 +22,9 @@ mod output_file;
 mod report;
 mod run;
 mod sim;
+mod station_cmd;
 mod time_arg;
+mod unit;
 
 #[derive(Parser)]
 #[command(
@@ -65,6 +68,14 @@ enum Command {
     Report(report::Args),
     /// Every recorded attempt of one unit serial, from the journal.
     History(history::Args),
+    /// The journal's hash chain: `journal verify` names every row edited, deleted, reordered
+    /// or inserted since its verdict.
+    Journal(journal::Args),
+    /// A unit's signed proof: `unit proof SERIAL` prints it, `unit verify FILE` checks it with
+    /// the station's public key.
+    Unit(unit::Args),
+    /// The station's own set-up: `station keygen` makes the key its unit proofs are signed with.
+    Station(station_cmd::Args),
     /// Serve simulated phones to outside peers (`sim fastboot --listen … --storage DIR`).
     Sim(sim::Args),
     /// Benchmarks of the station (`bench line`: batches of simulated phones at line scale).
@@ -113,6 +124,8 @@ fn main() -> ExitCode {
         Command::Report(_)
             | Command::Check(_)
             | Command::History(_)
+            | Command::Journal(_)
+            | Command::Unit(_)
             | Command::Devices(_)
             | Command::Ports(_)
             | Command::Image(_)
@@ -159,6 +172,9 @@ fn main() -> ExitCode {
         Command::Report(args) => report::run(args),
         Command::Check(args) => check::run(args),
         Command::History(args) => history::run(args),
+        Command::Journal(args) => journal::run(args),
+        Command::Unit(args) => unit::run(args),
+        Command::Station(args) => station_cmd::run(args),
         Command::Sim(args) => sim::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Image(args) => image::run(args),

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use station::journal::{ExportedAttempt, ReportFilter, WorkOrderReport};
+use station::journal::{AttemptRow, ChainReport, ExportedAttempt, ReportFilter, WorkOrderReport};
 
 use crate::journal_arg::JournalArgs;
 use crate::time_arg::{parse_instant, DayEdge};
@@ -51,24 +51,87 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .map_err(|e| anyhow::anyhow!("--until: {e}"))?,
     };
     let journal = args.journal.open()?;
+    // The whole journal's chains, whatever the filter: a deleted row belongs to no work order.
+    let chain = journal.verify_chain()?;
     let mut out = std::io::stdout().lock();
     if args.csv {
-        out.write_all(csv(&journal.export(&args.work_order, &filter)?).as_bytes())?;
+        out.write_all(csv(&journal.export(&args.work_order, &filter)?, &chain).as_bytes())?;
         return Ok(ExitCode::SUCCESS);
     }
     let report = journal.report_filtered(&args.work_order, &filter)?;
     if args.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+        #[derive(serde::Serialize)]
+        struct WithChain<'a> {
+            #[serde(flatten)]
+            report: &'a WorkOrderReport,
+            journal_chain: ChainSummary,
+        }
+        let json = WithChain {
+            report: &report,
+            journal_chain: ChainSummary::of(&chain),
+        };
+        writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?;
     } else {
         out.write_all(render_filter(&filter).as_bytes())?;
         out.write_all(render(&report).as_bytes())?;
+        out.write_all(render_chain(&chain).as_bytes())?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
+/// The chain's state in `report --json`; `journal verify --json` has the details.
+#[derive(serde::Serialize)]
+struct ChainSummary {
+    intact: bool,
+    chained: u64,
+    before_chain: u64,
+    problems: usize,
+}
+
+impl ChainSummary {
+    fn of(chain: &ChainReport) -> Self {
+        Self {
+            intact: chain.intact(),
+            chained: chain.chained,
+            before_chain: chain.before_chain,
+            problems: chain.problems.len(),
+        }
+    }
+}
+
+/// One line: whether the journal's hash chain is whole.
+pub fn render_chain(chain: &ChainReport) -> String {
+    if chain.intact() {
+        format!(
+            "chain        intact ({} attempts chained, {} from before the chain)\n",
+            chain.chained, chain.before_chain
+        )
+    } else {
+        format!(
+            "chain        BROKEN: {} problem(s) in the journal — `flashgate journal verify` names \
+             each row\n",
+            chain.problems.len()
+        )
+    }
+}
+
+/// The CSV's `chain` column: `ok` (in an intact place of the chain), `open` (no verdict yet),
+/// `before_chain` (finished before the journal chained), `broken` (named by `journal verify`).
+fn chain_status(chain: &ChainReport, row: &AttemptRow) -> &'static str {
+    if chain.names(row.id) {
+        "broken"
+    } else if row.result == "IN_PROGRESS" {
+        "open"
+    } else if chain.is_chained(row.id) {
+        "ok"
+    } else {
+        "before_chain"
+    }
+}
+
 /// The CSV's columns, in order. Append new columns at the end: a line's scripts read them by
 /// position as often as by name.
-pub const CSV_HEADER: [&str; 27] = [
+pub const CSV_HEADER: [&str; 28] = [
     "attempt_id",
     "work_order",
     "station_id",
@@ -96,11 +159,12 @@ pub const CSV_HEADER: [&str; 27] = [
     "build_id_found",
     "manifest_signed_by",
     "engineering_mode",
+    "chain",
 ];
 
 /// RFC 4180: CRLF line ends; a field holding a comma, a quote, CR or LF is quoted, quotes
 /// doubled. Times are RFC 3339 UTC, as the journal holds them.
-pub fn csv(attempts: &[ExportedAttempt]) -> String {
+pub fn csv(attempts: &[ExportedAttempt], chain: &ChainReport) -> String {
     let mut out = String::new();
     push_record(&mut out, CSV_HEADER.iter().map(|h| h.to_string()));
     for attempt in attempts {
@@ -141,6 +205,7 @@ pub fn csv(attempts: &[ExportedAttempt]) -> String {
                 row.build_id_found.clone().unwrap_or_default(),
                 row.manifest_signed_by.clone().unwrap_or_default(),
                 row.engineering_mode.to_string(),
+                chain_status(chain, row).to_string(),
             ]
             .into_iter(),
         );
@@ -350,14 +415,18 @@ mod tests {
     fn csv_has_a_stable_header_rfc4180_quoting_and_flags_over_quantity() {
         let dir = tempfile::tempdir().unwrap();
         let journal = journal_with_three_attempts(dir.path());
-        let text = csv(&journal.export("WO-7", &ReportFilter::default()).unwrap());
+        let chain = journal.verify_chain().unwrap();
+        let text = csv(
+            &journal.export("WO-7", &ReportFilter::default()).unwrap(),
+            &chain,
+        );
         // The header is an interface: changing it breaks a line's scripts.
         assert!(text.starts_with(
             "attempt_id,work_order,station_id,slot,port_path,unit_serial,mode,product,region,\
              build_id,result,failure_code,failure_message,started_at,finished_at,duration_s,\
              verify_method,activation_sha256_found,passed_under_other_work_orders,\
              over_quantity,chip_serial,operator_id,unit_code,unit_code_source,build_id_found,\
-             manifest_signed_by,engineering_mode\r\n"
+             manifest_signed_by,engineering_mode,chain\r\n"
         ));
         let records: Vec<&str> = text.split("\r\n").collect();
         // Header, three attempts, and the empty tail after the last CRLF.
@@ -368,7 +437,7 @@ mod tests {
         );
         assert!(
             records[1].ends_with(
-                ",PASS,,,2026-11-28T10:00:00.000Z,2026-11-28T10:00:01.500Z,1.500,,,,false,,,,,,,false"
+                ",PASS,,,2026-11-28T10:00:00.000Z,2026-11-28T10:00:01.500Z,1.500,,,,false,,,,,,,false,ok"
             ),
             "{text}"
         );
@@ -379,7 +448,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            records[3].starts_with("3,WO-7,st1,") && records[3].ends_with(",true,,,,,,,false"),
+            records[3].starts_with("3,WO-7,st1,") && records[3].ends_with(",true,,,,,,,false,ok"),
             "{text}"
         );
         assert_eq!(CSV_HEADER.len(), records[0].split(',').count());
