@@ -34,6 +34,8 @@ pub struct StationConfig {
     pub operator: Option<String>,
     /// How long and how much of the logs in `log_dir` are kept.
     pub log_retention: LogRetention,
+    /// The fleet database this station ships its journal to, if any.
+    pub fleet: Option<super::fleet::FleetConfig>,
 }
 
 /// The stop-line banner's default: three units in a row failing the same way.
@@ -142,6 +144,8 @@ struct StationFile {
     stop_line_after: Option<u32>,
     #[serde(default)]
     operator: Option<String>,
+    #[serde(default)]
+    fleet: Option<super::fleet::FleetFile>,
 }
 
 #[derive(Deserialize, Default)]
@@ -302,6 +306,10 @@ impl StationConfig {
             })?;
         }
         let log_retention = validate_log_retention(doc, &raw.log_retention)?;
+        let fleet = raw
+            .fleet
+            .map(|fleet| super::fleet::validate_fleet(doc, &base, fleet))
+            .transpose()?;
         Ok(Self {
             source: doc.file.clone(),
             station_id: raw.station_id,
@@ -314,6 +322,7 @@ impl StationConfig {
             stop_line_after,
             operator: raw.operator,
             log_retention,
+            fleet,
         })
     }
 

@@ -3,6 +3,7 @@
 
 mod inspect;
 mod lock;
+mod outbox;
 mod query;
 mod record;
 mod report_filter;
@@ -15,6 +16,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 pub use inspect::{lock_holder, JournalInspection, LockHolder};
 pub use lock::StationLock;
+pub use outbox::{Backlog, Cell, ColumnKind, ShippedRow, SHIPPED_COLUMNS};
 pub use query::{AttemptRow, CodeCount, FlaggedUnit, WorkOrderReport};
 pub use record::{
     AttemptId, AttemptOutcome, AttemptStart, CompletedAttempt, FinishedAttempt, ImageSent,

@@ -5,7 +5,7 @@ use rusqlite::Connection;
 
 use super::JournalError;
 
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// v2: `ABORTED`, an attempt the station cut before a verdict (a stop, a crash found at the next
 /// start). SQLite cannot change a CHECK constraint in place, so v1 journals are rebuilt (same
@@ -80,6 +80,28 @@ CREATE INDEX attempts_by_chip_serial ON attempts (chip_serial);
 CREATE INDEX attempts_by_unit_code ON attempts (unit_code);
 ";
 
+/// v4: the outbox to the fleet database (`station/src/fleet`).
+/// - `journal_identity`: one random id for this journal file, so the fleet tells the rows of
+///   two journals apart even when a station id is reused (the fleet's attempt id is this uid
+///   plus the row id: re-sending a row is harmless).
+/// - `fleet_synced_at_ms`: when the fleet database committed the row (NULL: not yet; the
+///   backlog is the finished rows without it).
+/// - `fleet_place`: how the unit was let through the work order's shared quantity:
+///   `reserved` (a place held in the fleet database) or `offline` (on the station's own
+///   allowance while the database did not answer); NULL without a fleet.
+/// - `seen_elsewhere`: what the fleet database said about the serial before flashing (passed at
+///   another station or under another work order).
+///
+/// New nullable columns and a new table: added in place, old rows keep NULL (and are shipped).
+const MIGRATE_ADD_FLEET_OUTBOX: &str = "
+ALTER TABLE attempts ADD COLUMN fleet_synced_at_ms INTEGER;
+ALTER TABLE attempts ADD COLUMN fleet_place TEXT;
+ALTER TABLE attempts ADD COLUMN seen_elsewhere TEXT;
+CREATE INDEX attempts_not_shipped ON attempts (id) WHERE fleet_synced_at_ms IS NULL;
+CREATE TABLE journal_identity (uid TEXT NOT NULL);
+INSERT INTO journal_identity (uid) SELECT lower(hex(randomblob(16)));
+";
+
 /// How long one journal statement waits for a lock held by another connection.
 pub const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -106,6 +128,7 @@ pub fn prepare(conn: &mut Connection) -> Result<(), JournalError> {
             let tx = conn.transaction()?;
             tx.execute_batch(SCHEMA_V2)?;
             tx.execute_batch(MIGRATE_V2_TO_V3)?;
+            tx.execute_batch(MIGRATE_ADD_FLEET_OUTBOX)?;
             tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
             tx.commit()?;
             Ok(())
@@ -116,6 +139,7 @@ pub fn prepare(conn: &mut Connection) -> Result<(), JournalError> {
             tx.execute_batch(SCHEMA_V2)?;
             tx.execute_batch(COPY_V1_ROWS)?;
             tx.execute_batch(MIGRATE_V2_TO_V3)?;
+            tx.execute_batch(MIGRATE_ADD_FLEET_OUTBOX)?;
             tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
             tx.commit()?;
             Ok(())
@@ -123,6 +147,14 @@ pub fn prepare(conn: &mut Connection) -> Result<(), JournalError> {
         2 => {
             let tx = conn.transaction()?;
             tx.execute_batch(MIGRATE_V2_TO_V3)?;
+            tx.execute_batch(MIGRATE_ADD_FLEET_OUTBOX)?;
+            tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
+            tx.commit()?;
+            Ok(())
+        }
+        3 => {
+            let tx = conn.transaction()?;
+            tx.execute_batch(MIGRATE_ADD_FLEET_OUTBOX)?;
             tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
             tx.commit()?;
             Ok(())

@@ -12,6 +12,7 @@ mod dashboard;
 mod devices;
 mod edl;
 mod fastboot;
+mod fleet;
 mod history;
 mod image;
 mod journal_arg;
@@ -64,6 +65,10 @@ enum Command {
     Report(report::Args),
     /// Every recorded attempt of one unit serial, from the journal.
     History(history::Args),
+    /// The fleet database: `fleet migrate` (schema), `fleet sync-status`, `fleet local-server`.
+    Fleet(fleet::Args),
+    /// The outbox to the fleet database: `sync status` (attempts not yet shipped).
+    Sync(fleet::SyncArgs),
     /// Serve simulated phones to outside peers (`sim fastboot --listen … --storage DIR`).
     Sim(sim::Args),
     /// Benchmarks of the station (`bench line`: batches of simulated phones at line scale).
@@ -157,6 +162,8 @@ fn main() -> ExitCode {
         Command::Check(args) => check::run(args),
         Command::History(args) => history::run(args),
         Command::Sim(args) => sim::run(args),
+        Command::Fleet(args) => fleet::run(args),
+        Command::Sync(args) => fleet::run_sync(args),
         Command::Bench(args) => bench::run(args),
         Command::Image(args) => image::run(args),
         Command::Completions(args) => manual::completions(args, Cli::command()),
