@@ -145,7 +145,8 @@ impl Sender {
                 tracing::warn!(error = %e, "fleet sync: rows wait in the journal");
                 self.client = None;
             }
-            self.publish(shipped.err().map(|e| e.to_string()));
+            let last_error = shipped.err().map(|e| e.to_string());
+            self.publish(last_error.clone());
             if stopping {
                 return;
             }
@@ -158,9 +159,22 @@ impl Sender {
                 POLL
             };
             match wake.recv_timeout(pause) {
-                // A verdict while the database is unreachable does not cut the pause short.
+                // A verdict while the database is unreachable does not cut the pause short, but
+                // the backlog it adds is shown at once.
                 Ok(Wake::Rows) if failed => {
-                    let _ = wake.recv_timeout(pause.saturating_sub(Duration::from_millis(1)));
+                    self.publish(last_error.clone());
+                    let until = std::time::Instant::now() + pause;
+                    loop {
+                        let left = until.saturating_duration_since(std::time::Instant::now());
+                        match wake.recv_timeout(left) {
+                            Ok(Wake::Rows) => self.publish(last_error.clone()),
+                            Err(RecvTimeoutError::Timeout) => break,
+                            Ok(Wake::Stop) | Err(RecvTimeoutError::Disconnected) => {
+                                stopping = true;
+                                break;
+                            }
+                        }
+                    }
                 }
                 Ok(Wake::Rows) | Err(RecvTimeoutError::Timeout) => {}
                 Ok(Wake::Stop) | Err(RecvTimeoutError::Disconnected) => stopping = true,
@@ -177,13 +191,14 @@ impl Sender {
     /// Ships every finished row not yet shipped, in batches, oldest first.
     fn ship_all(&mut self) -> Result<u64, FleetError> {
         let mut total = 0;
+        // Connected even with nothing to ship, so "reachable" is what the database said.
+        if self.client.as_ref().is_none_or(postgres::Client::is_closed) {
+            self.client = Some(super::connect(&self.fleet, &self.who)?);
+        }
         loop {
             let rows = self.journal.unshipped(BATCH_ROWS)?;
             if rows.is_empty() {
                 return Ok(total);
-            }
-            if self.client.is_none() {
-                self.client = Some(super::connect(&self.fleet, &self.who)?);
             }
             let Some(client) = self.client.as_mut() else {
                 return Ok(total);
