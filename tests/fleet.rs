@@ -163,6 +163,54 @@ fn three_stations_share_one_work_order_and_pass_exactly_its_quantity() {
     for id in ["st-a", "st-b", "st-c"] {
         assert_eq!(backlog(&demo, id), 0, "{id}");
     }
+    // The fleet report: the journal's report, across the three stations.
+    let report = |extra: &[&str]| {
+        let out = Command::new(flashgate_bin())
+            .args([
+                "report",
+                "--work-order",
+                "WO-FLEET",
+                "--fleet",
+                &server.url(),
+            ])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let json: serde_json::Value = serde_json::from_str(&report(&["--json"])).unwrap();
+    assert_eq!(json["units_passed"], 40, "{json}");
+    assert_eq!(json["attempts"], 48, "{json}");
+    let mut stations: Vec<&str> = json["stations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s.as_str())
+        .collect();
+    stations.sort();
+    assert_eq!(stations, ["st-a", "st-b", "st-c"]);
+    assert_eq!(json["over_quantity"], serde_json::json!([]));
+    let csv = report(&["--csv"]);
+    assert_eq!(csv.lines().count(), 49, "{csv}");
+    let one_station: serde_json::Value =
+        serde_json::from_str(&report(&["--json", "--station-id", "st-b"])).unwrap();
+    assert_eq!(one_station["stations"], serde_json::json!(["st-b"]));
+    // `history --fleet` with the station's own fleet section.
+    let out = Command::new(flashgate_bin())
+        .args(["history", "FC01", "--fleet", "--station"])
+        .arg(demo.join("st-c.yaml"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("station st-c"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -189,6 +189,33 @@ impl Journal {
         Ok(())
     }
 
+    /// Writes attempts given as [`SHIPPED_COLUMNS`] values into this journal, as new rows (a
+    /// scratch journal of fleet rows for a report), in one transaction.
+    pub fn import_rows(&mut self, rows: &[Vec<Cell>]) -> Result<(), JournalError> {
+        let names: Vec<&str> = SHIPPED_COLUMNS.iter().map(|(name, _)| *name).collect();
+        let placeholders: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
+        let tx = self.conn.transaction()?;
+        {
+            let mut insert = tx.prepare(&format!(
+                "INSERT INTO attempts ({}) VALUES ({})",
+                names.join(", "),
+                placeholders.join(", ")
+            ))?;
+            for row in rows {
+                let values: Vec<&dyn rusqlite::ToSql> = row
+                    .iter()
+                    .map(|cell| match cell {
+                        Cell::Text(value) => value as &dyn rusqlite::ToSql,
+                        Cell::Int(value) => value as &dyn rusqlite::ToSql,
+                    })
+                    .collect();
+                insert.execute(values.as_slice())?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Units let through on the station's own allowance that the fleet has not reconciled yet
     /// (their rows are not shipped), failed ones excepted: they took no place.
     pub fn offline_places_open(&self) -> Result<u32, JournalError> {

@@ -50,7 +50,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .transpose()
             .map_err(|e| anyhow::anyhow!("--until: {e}"))?,
     };
-    let journal = args.journal.open()?;
+    let journal = args
+        .journal
+        .open_for(station::fleet::report::FleetSelection::WorkOrder(
+            &args.work_order,
+        ))?;
     let mut out = std::io::stdout().lock();
     if args.csv {
         out.write_all(csv(&journal.export(&args.work_order, &filter)?).as_bytes())?;
