@@ -389,3 +389,77 @@ fn a_serial_passed_at_one_station_is_flagged_at_another() {
         1
     );
 }
+
+#[test]
+fn passes_on_an_offline_allowance_are_reconciled_and_over_quantity_flagged() {
+    let mut server = server();
+    let (_dir, demo) = demo_copy();
+    work_order(&demo, 3);
+    let allowance = "  when_offline: continue\n  offline_allowance: 5\n";
+    station(&demo, "st-on", &server.url(), "", "FO", 2);
+    station(&demo, "st-off", &server.url(), allowance, "FX", 3);
+    station(&demo, "st-stop", &server.url(), "", "FZ", 2);
+    finish(spawn(&demo, "st-on", &[]));
+    assert_eq!(
+        sql(
+            &server,
+            "SELECT count(*) FROM places WHERE state = 'passed'"
+        ),
+        2
+    );
+    server.stop().unwrap();
+    // Policy `continue`: three units on the station's own word (its file says 3 are ordered).
+    let (offline, _) = finish(spawn(&demo, "st-off", &[]));
+    assert_eq!(
+        offline.matches("offline allowance (").count(),
+        3,
+        "{offline}"
+    );
+    assert_eq!(backlog(&demo, "st-off"), 3);
+    // Policy `stop` (the default): nothing is flashed while the database is away.
+    let (stopped, _) = finish(spawn(&demo, "st-stop", &[]));
+    assert!(stopped.contains("fleet.when_offline: stop"), "{stopped}");
+    let conn = rusqlite::Connection::open(demo.join("state/st-stop.sim.sqlite")).unwrap();
+    let (aborted, flashed): (i64, i64) = conn
+        .query_row(
+            "SELECT count(*) FILTER (WHERE result = 'ABORTED'),
+                    count(*) FILTER (WHERE flash_started_at_ms IS NOT NULL) FROM attempts",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((aborted, flashed), (2, 0));
+    // Back: the offline station's next start ships its backlog; two of its three passes are
+    // beyond the order's quantity and flagged.
+    server.start().unwrap();
+    finish(spawn(&demo, "st-off", &[]));
+    assert_eq!(backlog(&demo, "st-off"), 0);
+    assert_eq!(
+        sql(
+            &server,
+            "SELECT count(*) FROM places WHERE state = 'passed'"
+        ),
+        5
+    );
+    assert_eq!(
+        sql(&server, "SELECT count(*) FROM attempts WHERE over_quantity"),
+        2
+    );
+    let out = Command::new(flashgate_bin())
+        .args([
+            "report",
+            "--work-order",
+            "WO-FLEET",
+            "--json",
+            "--fleet",
+            &server.url(),
+        ])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["over_quantity"].as_array().map(Vec::len),
+        Some(2),
+        "{report}"
+    );
+}
