@@ -85,12 +85,20 @@ fn spawn(demo: &Path, id: &str, extra: &[&str]) -> Child {
         .unwrap()
 }
 
+/// The run's output, once it ended on its own terms (exit 0, or 1 for a batch with units not
+/// passed): never a crash.
 fn finish(child: Child) -> (String, String) {
     let out = child.wait_with_output().unwrap();
-    (
+    let (stdout, stderr) = (
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    );
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)) && !stderr.contains("panicked"),
+        "{}: {stderr}",
+        out.status
+    );
+    (stdout, stderr)
 }
 
 fn backlog(demo: &Path, id: &str) -> u64 {

@@ -246,6 +246,24 @@ impl FleetGate {
     }
 }
 
+impl Drop for FleetGate {
+    /// The blocking client closes its connection through a runtime of its own, which cannot
+    /// start on a thread that drives async tasks (the gate's last owner may be one): it is
+    /// closed on a thread of its own.
+    fn drop(&mut self) {
+        let connection = self
+            .client
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(client) = connection.client.take() {
+            let _ = std::thread::Builder::new()
+                .name("fleet-gate-close".into())
+                .spawn(move || drop(client))
+                .map(std::thread::JoinHandle::join);
+        }
+    }
+}
+
 /// Where else `serial` passed: under another work order, or at another station.
 fn seen_elsewhere(
     tx: &mut postgres::Transaction<'_>,
