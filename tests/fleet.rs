@@ -471,3 +471,112 @@ fn passes_on_an_offline_allowance_are_reconciled_and_over_quantity_flagged() {
         "{report}"
     );
 }
+
+/// `openssl` makes a CA and a server certificate for 127.0.0.1 signed by it, in `dir`.
+fn make_certificates(dir: &Path, name: &str) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl is installed");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ca = format!("{name}-ca");
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        &format!("/CN={ca}"),
+        "-keyout",
+        &format!("{ca}.key"),
+        "-out",
+        &format!("{ca}.pem"),
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        &format!("{name}.key"),
+        "-out",
+        &format!("{name}.csr"),
+    ]);
+    std::fs::write(
+        dir.join("san.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        &format!("{name}.csr"),
+        "-CA",
+        &format!("{ca}.pem"),
+        "-CAkey",
+        &format!("{ca}.key"),
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+        "-out",
+        &format!("{name}.crt"),
+    ]);
+}
+
+#[test]
+fn the_fleet_database_is_reached_over_verified_tls() {
+    let mut server = LocalPostgres::start_in(Path::new(env!("CARGO_TARGET_TMPDIR"))).unwrap();
+    let certs = tempfile::tempdir().unwrap();
+    make_certificates(certs.path(), "db");
+    make_certificates(certs.path(), "other");
+    server
+        .enable_tls(&certs.path().join("db.crt"), &certs.path().join("db.key"))
+        .unwrap();
+    let migrate = |ca: &str| {
+        Command::new(flashgate_bin())
+            .args(["fleet", "migrate", "--url", &server.url()])
+            .env("PGSSLROOTCERT", certs.path().join(ca))
+            .output()
+            .unwrap()
+    };
+    // A server whose certificate another CA signed is refused.
+    let refused = migrate("other-ca.pem");
+    assert!(!refused.status.success());
+    let migrated = migrate("db-ca.pem");
+    assert!(
+        migrated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrated.stderr)
+    );
+    let (_dir, demo) = demo_copy();
+    work_order(&demo, 10);
+    let tls = format!(
+        "  tls: verify\n  ca_file: {}\n",
+        certs.path().join("db-ca.pem").display()
+    );
+    station(&demo, "st-t", &server.url(), &tls, "FT", 2);
+    finish(spawn(&demo, "st-t", &[]));
+    assert_eq!(backlog(&demo, "st-t"), 0);
+    assert_eq!(
+        sql(
+            &server,
+            "SELECT count(*) FROM attempts WHERE result = 'PASS'"
+        ),
+        2
+    );
+}

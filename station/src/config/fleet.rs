@@ -17,6 +17,17 @@ pub struct FleetConfig {
     pub url: String,
     pub password: PasswordSource,
     pub offline: OfflinePolicy,
+    pub tls: TlsMode,
+}
+
+/// How the connection to the fleet database is protected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsMode {
+    /// Plain TCP (a database on the station's own, trusted network).
+    Off,
+    /// TLS required; the server's certificate must chain to a CA in this PEM file and name the
+    /// URL's host.
+    Verify { ca_file: PathBuf },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +66,17 @@ pub(super) struct FleetFile {
     when_offline: Option<WhenOffline>,
     #[serde(default)]
     offline_allowance: Option<u32>,
+    #[serde(default)]
+    tls: Option<TlsFile>,
+    #[serde(default)]
+    ca_file: Option<PathBuf>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+enum TlsFile {
+    Off,
+    Verify,
 }
 
 #[derive(Deserialize, Clone, Copy)]
@@ -151,10 +173,31 @@ pub(super) fn validate_fleet(
             ))
         }
     };
+    let tls = match (raw.tls.unwrap_or(TlsFile::Off), raw.ca_file) {
+        (TlsFile::Off, None) => TlsMode::Off,
+        (TlsFile::Verify, Some(ca_file)) => TlsMode::Verify {
+            ca_file: base.join(ca_file),
+        },
+        (TlsFile::Off, Some(_)) => {
+            return Err(doc.error_at(
+                &KeyPath::of(&["fleet", "ca_file"]),
+                "a CA file is set, but `tls` is `off`",
+                "set `tls: verify` to use it, or remove `ca_file`",
+            ))
+        }
+        (TlsFile::Verify, None) => {
+            return Err(doc.error_at(
+                &KeyPath::of(&["fleet", "tls"]),
+                "`tls: verify` needs the CA that signed the database's certificate",
+                "name its PEM file in `ca_file`",
+            ))
+        }
+    };
     Ok(FleetConfig {
         url: raw.url,
         password,
         offline,
+        tls,
     })
 }
 
@@ -206,6 +249,14 @@ mod tests {
             (
                 "  url: postgres://fg@db/fleet\n  password_file: a\n  password_env: B\n",
                 "both",
+            ),
+            (
+                "  url: postgres://fg@db/fleet\n  tls: verify\n",
+                "needs the CA",
+            ),
+            (
+                "  url: postgres://fg@db/fleet\n  ca_file: ca.pem\n",
+                "`tls` is `off`",
             ),
         ];
         for (fleet, expected) in cases {

@@ -61,6 +61,8 @@ pub struct LocalPostgres {
     port: u16,
     run_as: Option<RunAs>,
     running: bool,
+    /// Serving TLS with `server.crt` / `server.key` in its folder.
+    tls: bool,
 }
 
 impl LocalPostgres {
@@ -101,6 +103,7 @@ impl LocalPostgres {
             port: free_loopback_port()?,
             run_as,
             running: false,
+            tls: false,
         };
         let data = server.data_dir();
         server.run(
@@ -155,11 +158,17 @@ impl LocalPostgres {
     /// Starts the server (again, after [`LocalPostgres::stop`]) on the same port, and waits
     /// until it accepts connections.
     pub fn start(&mut self) -> Result<(), LocalServerError> {
-        let options = format!(
+        let mut options = format!(
             "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories= -c fsync=off \
              -c synchronous_commit=on -c max_connections=200",
             self.port
         );
+        if self.tls {
+            let root = self.root().display().to_string();
+            options.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={root}/server.crt -c ssl_key_file={root}/server.key"
+            ));
+        }
         self.run(
             "pg_ctl",
             &[
@@ -177,6 +186,28 @@ impl LocalPostgres {
         )?;
         self.running = true;
         Ok(())
+    }
+
+    /// Serves TLS from now on with this certificate (chain) and key, both PEM (restarts the
+    /// server).
+    pub fn enable_tls(&mut self, cert: &Path, key: &Path) -> Result<(), LocalServerError> {
+        for (from, name, mode) in [(cert, "server.crt", 0o644), (key, "server.key", 0o600)] {
+            let to = self.root().join(name);
+            let io = |what: &str, source| LocalServerError::Io {
+                what: format!("{what} {}", to.display()),
+                source,
+            };
+            std::fs::copy(from, &to).map_err(|e| io("copying to", e))?;
+            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(mode))
+                .map_err(|e| io("setting the mode of", e))?;
+            if let Some(user) = &self.run_as {
+                std::os::unix::fs::chown(&to, Some(user.uid), Some(user.gid))
+                    .map_err(|e| io("handing over", e))?;
+            }
+        }
+        self.stop()?;
+        self.tls = true;
+        self.start()
     }
 
     /// Stops the server at once (as a crash would: clients see their connections cut).

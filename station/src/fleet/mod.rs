@@ -12,6 +12,7 @@ pub mod ship;
 pub mod sync;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use gate::{Admission, FleetGate};
@@ -19,7 +20,7 @@ pub use local_server::{LocalPostgres, LocalServerError};
 pub use schema::FLEET_SCHEMA_VERSION;
 pub use sync::{SyncHandle, SyncStatus};
 
-use crate::config::{FleetConfig, PasswordSource};
+use crate::config::{FleetConfig, PasswordSource, TlsMode};
 use crate::journal::JournalError;
 
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +29,8 @@ pub enum FleetError {
     Password(String),
     #[error("fleet database `{url}`: {detail}")]
     Url { url: String, detail: String },
+    #[error("fleet database TLS: {0}")]
+    Tls(String),
     #[error("fleet database unreachable: {0}")]
     Unreachable(String),
     #[error("fleet database: {0}")]
@@ -84,13 +87,14 @@ pub fn connect(fleet: &FleetConfig, who: &str) -> Result<postgres::Client, Fleet
 
 /// As [`connect`], without the schema check (for `fleet migrate`).
 pub fn connect_unchecked(fleet: &FleetConfig, who: &str) -> Result<postgres::Client, FleetError> {
-    connect_url(&fleet.url, &fleet.password, who)
+    connect_url(&fleet.url, &fleet.password, &fleet.tls, who)
 }
 
 /// A connection to `url` (which holds no password), with the password from `password`.
 pub fn connect_url(
     url: &str,
     password: &PasswordSource,
+    tls: &TlsMode,
     who: &str,
 ) -> Result<postgres::Client, FleetError> {
     let mut config = postgres::Config::from_str(url).map_err(|e| FleetError::Url {
@@ -123,7 +127,38 @@ pub fn connect_url(
         .keepalives_idle(Duration::from_secs(10))
         // A statement the server does not finish in time fails instead of holding a unit.
         .options("-c statement_timeout=15000 -c lock_timeout=10000");
-    config
-        .connect(postgres::NoTls)
-        .map_err(|e| FleetError::Unreachable(format!("{url}: {}", error_chain(&e))))
+    let connected = match tls {
+        TlsMode::Off => config.connect(postgres::NoTls),
+        TlsMode::Verify { ca_file } => {
+            config.ssl_mode(postgres::config::SslMode::Require);
+            config.connect(tls_connector(ca_file)?)
+        }
+    };
+    connected.map_err(|e| FleetError::Unreachable(format!("{url}: {}", error_chain(&e))))
+}
+
+/// rustls (ring) trusting only the CAs of `ca_file` (PEM).
+fn tls_connector(
+    ca_file: &std::path::Path,
+) -> Result<tokio_postgres_rustls::MakeRustlsConnect, FleetError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let bad =
+        |detail: String| FleetError::Tls(format!("fleet.ca_file {}: {detail}", ca_file.display()));
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca_file).map_err(|e| bad(e.to_string()))? {
+        let cert = cert.map_err(|e| bad(e.to_string()))?;
+        roots.add(cert).map_err(|e| bad(e.to_string()))?;
+    }
+    if roots.is_empty() {
+        return Err(bad("holds no certificate".into()));
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| FleetError::Tls(e.to_string()))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use station::config::{PasswordSource, StationConfig};
+use station::config::{PasswordSource, StationConfig, TlsMode};
 use station::fleet::{self, schema, LocalPostgres};
 
 use crate::journal_arg::JournalArgs;
@@ -58,8 +58,8 @@ pub struct Target {
 
 impl Target {
     pub fn connect(&self, check_schema: bool) -> anyhow::Result<postgres::Client> {
-        let (url, password) = match (&self.url, &self.station) {
-            (Some(url), _) => (url.clone(), env_password()),
+        let (url, password, tls) = match (&self.url, &self.station) {
+            (Some(url), _) => (url.clone(), env_password(), env_tls()),
             (None, Some(station)) => {
                 let station = StationConfig::load(station)?;
                 let fleet = station.fleet.with_context(|| {
@@ -68,15 +68,26 @@ impl Target {
                         station.source.display()
                     )
                 })?;
-                (fleet.url, fleet.password)
+                (fleet.url, fleet.password, fleet.tls)
             }
             (None, None) => anyhow::bail!("give --station station.yaml or --url URL"),
         };
-        let mut client = fleet::connect_url(&url, &password, "flashgate cli")?;
+        let mut client = fleet::connect_url(&url, &password, &tls, "flashgate cli")?;
         if check_schema {
             schema::check(&mut client)?;
         }
         Ok(client)
+    }
+}
+
+/// A URL given on the command line is reached over TLS, verified against the CA file
+/// PGSSLROOTCERT names, when that is set (as libpq's tools read it).
+pub fn env_tls() -> TlsMode {
+    match std::env::var_os("PGSSLROOTCERT") {
+        Some(file) if !file.is_empty() => TlsMode::Verify {
+            ca_file: file.into(),
+        },
+        _ => TlsMode::Off,
     }
 }
 
@@ -152,7 +163,12 @@ fn sync_status(args: SyncStatusArgs) -> anyhow::Result<ExitCode> {
 
 fn local_server(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
     let server = LocalPostgres::start_in(dir)?;
-    let mut client = fleet::connect_url(&server.url(), &PasswordSource::None, "flashgate cli")?;
+    let mut client = fleet::connect_url(
+        &server.url(),
+        &PasswordSource::None,
+        &TlsMode::Off,
+        "flashgate cli",
+    )?;
     schema::migrate(&mut client)?;
     drop(client);
     println!(

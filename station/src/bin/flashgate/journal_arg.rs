@@ -68,7 +68,7 @@ impl JournalArgs {
         let Some(url) = &self.fleet else {
             return self.open().map(Opened::Journal);
         };
-        let (url, password) = if url.is_empty() {
+        let (url, password, tls) = if url.is_empty() {
             let station = self
                 .station
                 .as_ref()
@@ -80,11 +80,15 @@ impl JournalArgs {
                     station.source.display()
                 )
             })?;
-            (fleet.url, fleet.password)
+            (fleet.url, fleet.password, fleet.tls)
         } else {
-            (url.clone(), crate::fleet::env_password())
+            (
+                url.clone(),
+                crate::fleet::env_password(),
+                crate::fleet::env_tls(),
+            )
         };
-        let mut client = station::fleet::connect_url(&url, &password, "flashgate report")?;
+        let mut client = station::fleet::connect_url(&url, &password, &tls, "flashgate report")?;
         station::fleet::schema::check(&mut client)?;
         Ok(Opened::Fleet(station::fleet::report::copy(
             &mut client,

@@ -62,6 +62,7 @@ pub fn fleet(a: FleetArgs) -> anyhow::Result<ExitCode> {
         url: url.clone(),
         password: crate::fleet::env_password(),
         offline: OfflinePolicy::Stop,
+        tls: crate::fleet::env_tls(),
     };
     let mut client = station::fleet::connect_unchecked(&config, "flashgate bench")?;
     schema::migrate(&mut client)?;
