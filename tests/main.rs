@@ -23,6 +23,7 @@ mod fastboot_interop;
 mod fastbootd_client;
 mod fastbootd_interop;
 mod fault_matrix;
+mod fleet;
 mod image_interop;
 mod journal_contention;
 mod lp_interop;

@@ -11,6 +11,7 @@ pub mod digest;
 pub mod erofs;
 pub mod events;
 pub mod ext4;
+pub mod fleet;
 pub mod image;
 pub mod job;
 pub mod journal;

@@ -26,6 +26,8 @@ pub enum BatchError {
     #[error(transparent)]
     Journal(#[from] JournalError),
     #[error(transparent)]
+    Fleet(#[from] crate::fleet::FleetError),
+    #[error(transparent)]
     Supervisor(#[from] SupervisorError),
     #[error("station.yaml {station}: slots {usb:?} are USB ports and slots {simulated:?} are simulated; a station runs either real or simulated phones — split them into two station files")]
     MixedSlots {
@@ -137,6 +139,27 @@ impl BatchRun {
                 ),
             }));
         }
+        // The outbox drains first thing (a backlog from an earlier run included), and goes on
+        // while the batch runs; the gate holds the fleet-wide rules.
+        let (fleet_sync, fleet_gate) = match &self.station.fleet {
+            Some(fleet) => {
+                let sync = crate::fleet::SyncHandle::start(
+                    fleet.clone(),
+                    self.station.journal.clone(),
+                    self.station.station_id.clone(),
+                    self.events.clone(),
+                )?;
+                let gate = crate::fleet::FleetGate::new(
+                    fleet.clone(),
+                    self.station.station_id.clone(),
+                    journal.uid()?,
+                    self.batch.work_order.id.clone(),
+                    self.batch.work_order.quantity,
+                );
+                (Some(sync), Some(Arc::new(gate)))
+            }
+            None => (None, None),
+        };
         let batch = &self.batch;
         let ordered = batch.work_order.quantity;
         let passed_before = journal.units_passed(&batch.work_order.id)?;
@@ -183,6 +206,7 @@ impl BatchRun {
             work_order: batch.work_order.id.clone(),
             patience: self.journal_patience,
             events: self.events.clone(),
+            fleet_sync: fleet_sync.as_ref().map(crate::fleet::SyncHandle::waker),
         });
         let context = Arc::new(BatchContext {
             station: self.station,
@@ -190,6 +214,7 @@ impl BatchRun {
             journal,
             unit_logs: self.unit_logs,
             transfer_bytes: self.transfer_bytes,
+            fleet: fleet_gate,
         });
         let jobs: JobFactory<UnitResult> = Arc::new(move |_| {
             Box::new(StationJob {
@@ -211,6 +236,20 @@ impl BatchRun {
                 }),
             },
         };
-        Ok(BatchEnd::Ran(supervisor.run(shutdown).await?))
+        let summary = supervisor.run(shutdown).await;
+        if let Some(sync) = fleet_sync {
+            // One last shipment; what it cannot ship waits in the journal for the next start.
+            let state = tokio::task::spawn_blocking(move || sync.stop())
+                .await
+                .unwrap_or_default();
+            if state.backlog > 0 {
+                tracing::warn!(
+                    backlog = state.backlog,
+                    "the station stops with attempts not yet in the fleet database; they are \
+                     shipped when it next runs (`flashgate sync status` shows them)"
+                );
+            }
+        }
+        Ok(BatchEnd::Ran(summary?))
     }
 }

@@ -5,6 +5,7 @@ mod activation;
 mod error;
 mod files;
 mod flash_plan;
+mod fleet;
 mod identity;
 mod image_path;
 mod names;
@@ -23,6 +24,7 @@ pub use files::ImageFile;
 pub use flash_plan::{
     AbSlot, EdlPlan, FastbootPlan, FastbootStep, FastbootdPlan, SlotSelection, StorageKind,
 };
+pub use fleet::{FleetConfig, OfflinePolicy, PasswordSource, TlsMode, MAX_OFFLINE_ALLOWANCE};
 pub use identity::{
     check_unit_code, check_variable_name, EdlIdentity, Identity, UnitCodeSource, MAX_UNIT_CODE_LEN,
 };

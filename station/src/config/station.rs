@@ -43,6 +43,8 @@ pub struct StationConfig {
     pub engineering_mode: bool,
     /// The key the station signs each PASS's unit proof with; none: no proofs.
     pub station_key: Option<StationKey>,
+    /// The fleet database this station ships its journal to, if any.
+    pub fleet: Option<super::fleet::FleetConfig>,
 }
 
 /// The station's signing key as station.yaml names it.
@@ -166,6 +168,8 @@ struct StationFile {
     engineering_mode: bool,
     #[serde(default)]
     station_key: Option<StationKeyFile>,
+    #[serde(default)]
+    fleet: Option<super::fleet::FleetFile>,
 }
 
 #[derive(Deserialize)]
@@ -400,6 +404,10 @@ impl StationConfig {
                 })
             }
         };
+        let fleet = raw
+            .fleet
+            .map(|fleet| super::fleet::validate_fleet(doc, &base, fleet))
+            .transpose()?;
         Ok(Self {
             source: doc.file.clone(),
             station_id: raw.station_id,
@@ -415,6 +423,7 @@ impl StationConfig {
             trusted_manifest_keys,
             engineering_mode: raw.engineering_mode,
             station_key,
+            fleet,
         })
     }
 

@@ -24,6 +24,8 @@ pub struct PlainLines {
     device_lines: bool,
     streak: FailureStreak,
     stop_line_after: u32,
+    /// Whether the fleet database was last reached (a line only when that changes).
+    fleet_reachable: Option<bool>,
 }
 
 impl PlainLines {
@@ -140,6 +142,22 @@ impl PlainLines {
             EventKind::UnitRemoved { slot } => {
                 self.quarter.remove(slot);
                 "unit removed".to_owned()
+            }
+            EventKind::FleetSync(state) => {
+                if self.fleet_reachable == Some(state.reachable) {
+                    return None;
+                }
+                self.fleet_reachable = Some(state.reachable);
+                match &state.error {
+                    Some(error) => format!(
+                        "FLEET DATABASE NOT REACHED | {} attempt(s) wait in the journal, shipped when it answers | {error}",
+                        state.backlog
+                    ),
+                    None => format!(
+                        "fleet database reached | {} attempt(s) waiting, {} shipped",
+                        state.backlog, state.shipped
+                    ),
+                }
             }
             EventKind::Stopping { why, units_running } => format!(
                 "STOPPING | {why} | {units_running} unit(s) finish their current step; nothing new starts"

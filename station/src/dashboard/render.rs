@@ -146,6 +146,14 @@ impl DashboardState {
             Tone::Normal,
             style,
         );
+        if let Some(fleet) = &self.fleet {
+            let (text, tone) = match (fleet.reachable, fleet.backlog) {
+                (true, 0) => (" | fleet synced".to_owned(), Tone::Normal),
+                (true, n) => (format!(" | fleet backlog {n}"), Tone::Normal),
+                (false, n) => (format!(" | FLEET OFFLINE backlog {n}"), Tone::Warn),
+            };
+            second.push(&text, tone, style);
+        }
         let mut third = Line::new();
         let per_hour = self
             .units_per_hour()

@@ -35,6 +35,8 @@ pub struct DashboardState {
     pub(super) streak: FailureStreak,
     /// The newest warnings, newest last: shown on the screen, never printed above it.
     pub(super) warnings: VecDeque<Notice>,
+    /// The fleet sync, at a station with a fleet database.
+    pub(super) fleet: Option<crate::events::FleetSyncState>,
 }
 
 /// How many warnings the screen keeps.
@@ -204,6 +206,7 @@ impl DashboardState {
         self.now_ms = self.now_ms.max(event.ts_ms);
         let at = event.ts_ms;
         match &event.kind {
+            EventKind::FleetSync(state) => self.fleet = Some(state.clone()),
             EventKind::BatchStarted(info) => {
                 for slot in &info.slots {
                     self.slots.entry(slot.slot).or_default().port_path = slot.port_path.clone();
@@ -422,6 +425,11 @@ impl DashboardState {
     /// Why the station is stopping (a signal, a journal that stopped answering), once it is.
     pub fn stopping(&self) -> Option<&str> {
         self.stopping.as_deref()
+    }
+
+    /// The fleet sync's latest state (None: no fleet database at this station).
+    pub fn fleet(&self) -> Option<&crate::events::FleetSyncState> {
+        self.fleet.as_ref()
     }
 
     pub fn slot(&self, slot: SlotNumber) -> Option<&SlotRow> {

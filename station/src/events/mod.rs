@@ -109,6 +109,24 @@ pub enum EventKind {
         units_running: u32,
     },
     BatchFinished(BatchSummary),
+    /// The fleet sync's view changed: rows waiting to be shipped, the database reachable or
+    /// not (only at a station with a fleet database).
+    FleetSync(FleetSyncState),
+}
+
+/// The outbox to the fleet database, as its sender last saw it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetSyncState {
+    /// Finished attempts in the journal the fleet database has not committed.
+    pub backlog: u64,
+    /// Attempts of this journal the fleet database holds.
+    pub shipped: u64,
+    /// When the oldest waiting attempt finished (ms since the epoch).
+    pub oldest_unshipped_ms: Option<i64>,
+    /// Whether the last try reached the database.
+    pub reachable: bool,
+    /// Why the last try failed.
+    pub error: Option<String>,
 }
 
 impl EventKind {
@@ -124,6 +142,7 @@ impl EventKind {
             | EventKind::UnitRemoved { slot } => Some(*slot),
             EventKind::Warning { slot, .. } => *slot,
             EventKind::BatchStarted(_)
+            | EventKind::FleetSync(_)
             | EventKind::Stopping { .. }
             | EventKind::BatchFinished(_) => None,
         }

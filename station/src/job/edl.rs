@@ -110,7 +110,7 @@ fn identify(
         .serial
         .map(crate::bus::edl_serial_text)
         .unwrap_or_else(|| "unknown".to_string());
-    attempt.identified(unit, &serial, Mode::Edl);
+    attempt.identified(unit, &serial, Mode::Edl)?;
     Ok((link, info))
 }
 

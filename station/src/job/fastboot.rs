@@ -194,7 +194,7 @@ fn reboot_bootloader(
 pub fn identify(attempt: &mut Attempt<'_>, unit: &mut UnitContext) -> Result<Client, Failure> {
     attempt.phase(unit, Phase::Identify);
     let (client, identity) = read_identity(attempt, unit)?;
-    attempt.identified(unit, &identity.serialno, Mode::Fastboot);
+    attempt.identified(unit, &identity.serialno, Mode::Fastboot)?;
     let mut client = check_product(attempt, client, identity)?;
     read_unit_code(attempt, unit, &mut client);
     Ok(client)

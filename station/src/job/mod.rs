@@ -42,6 +42,9 @@ pub struct BatchContext {
     /// Largest bulk transfer one unit keeps in flight: capped so every slot fits the kernel's
     /// usbfs budget (`bus::usbfs::plan`).
     pub transfer_bytes: usize,
+    /// The fleet database's rules (a shared quantity, serials seen elsewhere), when the
+    /// station has one.
+    pub fleet: Option<Arc<crate::fleet::FleetGate>>,
 }
 
 /// The job the supervisor starts for each unit.
@@ -67,6 +70,8 @@ pub(crate) struct Attempt<'a> {
     /// The phase the unit is in, as last shown.
     pub last_phase: Option<Phase>,
     pub result: UnitResult,
+    /// Why the fleet refused the unit before it was flashed (its verdict is ABORTED).
+    pub refused: Option<String>,
 }
 
 impl<'a> Attempt<'a> {
@@ -85,7 +90,60 @@ impl<'a> Attempt<'a> {
     }
 
     /// The unit is known: record it, and warn when it already passed under another work order.
-    pub fn identified(&mut self, unit: &UnitContext, serial: &str, mode: Mode) {
+    /// At its first identification the fleet database (if any) is asked for its place in the
+    /// work order: a refused unit is not flashed.
+    pub fn identified(
+        &mut self,
+        unit: &UnitContext,
+        serial: &str,
+        mode: Mode,
+    ) -> Result<(), Failure> {
+        let first = self.mode.is_none();
+        self.record_identity(unit, serial, mode);
+        if first {
+            self.admit(unit, serial)?;
+        }
+        Ok(())
+    }
+
+    /// The fleet's word on the unit, before anything is written to it.
+    fn admit(&mut self, unit: &UnitContext, serial: &str) -> Result<(), Failure> {
+        let (Some(gate), Some(id)) = (&self.context.fleet, self.id) else {
+            return Ok(());
+        };
+        let admission = gate.admit(id.0, serial, &self.context.journal);
+        let (place, seen) = match admission {
+            crate::fleet::Admission::Granted {
+                place,
+                seen_elsewhere,
+            } => (place, seen_elsewhere),
+            crate::fleet::Admission::Offline { why } => {
+                unit.warn(format!("slot {}: unit {serial}: {why}", self.slot));
+                ("offline", None)
+            }
+            crate::fleet::Admission::Refused { why } => {
+                unit.warn(format!("slot {}: unit {serial}: {why}", self.slot));
+                self.refused = Some(why.clone());
+                return Err(Failure::HostError {
+                    unit: self.unit(),
+                    step: "asking the fleet database for a place".into(),
+                    detail: why,
+                });
+            }
+        };
+        if let Some(seen) = &seen {
+            unit.warn(format!(
+                "slot {}: serial {serial} {seen} (fleet database): the journal row is flagged",
+                self.slot
+            ));
+        }
+        if let Err(e) = self.journal().set_fleet_place(id, place, seen.as_deref()) {
+            unit.warn(format!("journal: {e}"));
+        }
+        Ok(())
+    }
+
+    fn record_identity(&mut self, unit: &UnitContext, serial: &str, mode: Mode) {
         self.serial = Some(serial.to_string());
         unit.identified(serial);
         let Some(id) = self.id else { return };
@@ -293,6 +351,7 @@ impl UnitJob<UnitResult> for StationJob {
             milestones: Vec::new(),
             last_phase: None,
             result: UnitResult::new(None, None, Verdict::Pass),
+            refused: None,
         };
         match begun {
             Ok(id) => {
@@ -340,6 +399,15 @@ impl UnitJob<UnitResult> for StationJob {
                     panic_message(panic.as_ref())
                 ),
             }),
+        };
+        let verdict = match (verdict, attempt.refused.take()) {
+            // Refused by the fleet before flashing: the unit is untouched, not failed.
+            (Verdict::Fail(_), Some(why)) => Verdict::Aborted(Interruption {
+                unit: attempt.unit(),
+                step: "asking the fleet database for a place".into(),
+                why,
+            }),
+            (verdict, _) => verdict,
         };
         let verdict = match verdict {
             // A link cut, a timeout or a refused step after the station asked the job to stop is

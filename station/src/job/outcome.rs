@@ -81,6 +81,8 @@ pub struct JournalRecorder {
     /// How long a verdict waits for a journal that does not answer before the batch stops.
     pub patience: Duration,
     pub events: Arc<dyn EventSink>,
+    /// The fleet sync, told of each committed verdict so it ships at once.
+    pub fleet_sync: Option<crate::fleet::sync::SyncWaker>,
 }
 
 impl VerdictRecorder<UnitResult> for JournalRecorder {
@@ -113,6 +115,9 @@ impl VerdictRecorder<UnitResult> for JournalRecorder {
             match written {
                 Ok(units_passed) => {
                     crate::metrics::record_commit(unit.slot, started.elapsed());
+                    if let Some(sync) = &self.fleet_sync {
+                        sync.rows_committed();
+                    }
                     if let Some(log) = &outcome.log {
                         log.line(&verdict_line(attempt, outcome));
                     }
@@ -233,6 +238,7 @@ mod tests {
             work_order: "WO-1".into(),
             patience: Duration::from_secs(1),
             events: Arc::new(crate::events::RecordingSink::new()),
+            fleet_sync: None,
         };
         let unit = UnitInfo::new(
             3,

@@ -4,6 +4,7 @@
 mod chain;
 mod inspect;
 mod lock;
+mod outbox;
 mod proofs;
 mod query;
 mod record;
@@ -19,6 +20,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 pub use chain::{ChainEntry, ChainHead, ChainProblem, ChainReport};
 pub use inspect::{lock_holder, JournalInspection, LockHolder};
 pub use lock::StationLock;
+pub use outbox::{Backlog, Cell, ColumnKind, ShippedRow, SHIPPED_COLUMNS};
 pub use proofs::StoredProof;
 pub use query::{AttemptRow, CodeCount, FlaggedUnit, WorkOrderReport};
 pub use record::{

@@ -5,7 +5,7 @@ use rusqlite::Connection;
 
 use super::JournalError;
 
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// v2: `ABORTED`, an attempt the station cut before a verdict (a stop, a crash found at the next
 /// start). SQLite cannot change a CHECK constraint in place, so v1 journals are rebuilt (same
@@ -128,6 +128,28 @@ CREATE TABLE unit_proofs (
 );
 ";
 
+/// v6: the outbox to the fleet database (`station/src/fleet`).
+/// - `journal_identity`: one random id for this journal file, so the fleet tells the rows of
+///   two journals apart even when a station id is reused (the fleet's attempt id is this uid
+///   plus the row id: re-sending a row is harmless).
+/// - `fleet_synced_at_ms`: when the fleet database committed the row (NULL: not yet; the
+///   backlog is the finished rows without it).
+/// - `fleet_place`: how the unit was let through the work order's shared quantity:
+///   `reserved` (a place held in the fleet database) or `offline` (on the station's own
+///   allowance while the database did not answer); NULL without a fleet.
+/// - `seen_elsewhere`: what the fleet database said about the serial before flashing (passed at
+///   another station or under another work order).
+///
+/// New nullable columns and a new table: added in place, old rows keep NULL (and are shipped).
+const MIGRATE_ADD_FLEET_OUTBOX: &str = "
+ALTER TABLE attempts ADD COLUMN fleet_synced_at_ms INTEGER;
+ALTER TABLE attempts ADD COLUMN fleet_place TEXT;
+ALTER TABLE attempts ADD COLUMN seen_elsewhere TEXT;
+CREATE INDEX attempts_not_shipped ON attempts (id) WHERE fleet_synced_at_ms IS NULL;
+CREATE TABLE journal_identity (uid TEXT NOT NULL);
+INSERT INTO journal_identity (uid) SELECT lower(hex(randomblob(16)));
+";
+
 /// How long one journal statement waits for a lock held by another connection.
 pub const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -185,6 +207,7 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
     (3, &[MIGRATE_V2_TO_V3]),
     (4, &[MIGRATE_ADD_BUILD_IDENTITY, MIGRATE_ADD_MANIFEST_TRUST]),
     (5, &[MIGRATE_ADD_CHAIN]),
+    (6, &[MIGRATE_ADD_FLEET_OUTBOX]),
 ];
 
 #[cfg(test)]

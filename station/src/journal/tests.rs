@@ -534,7 +534,7 @@ fn a_v2_journal_is_migrated_in_place_keeping_every_row() {
         .connection()
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!((version, SCHEMA_VERSION), (5, 5));
+    assert_eq!((version, SCHEMA_VERSION), (6, 6));
     let rows = journal.history("FG000102").unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(

@@ -333,6 +333,19 @@ pub fn log_event(event: &Event) {
             station = %b.station_id, work_order = %b.work_order, product = %b.product,
             region = %b.region, build_id = %b.build_id, "batch started"
         ),
+        EventKind::FleetSync(state) => match &state.error {
+            Some(error) => {
+                tracing::warn!(
+                    backlog = state.backlog,
+                    "fleet database not reached: {error}"
+                )
+            }
+            None => tracing::debug!(
+                backlog = state.backlog,
+                shipped = state.shipped,
+                "fleet sync"
+            ),
+        },
         EventKind::BatchFinished(s) => {
             tracing::info!(
                 passed = s.passed,

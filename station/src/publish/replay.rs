@@ -58,6 +58,8 @@ pub struct Replay {
     verdicts: usize,
     transfers: usize,
     warnings: usize,
+    /// The fleet sync's latest state (only the latest matters).
+    fleet: Option<Arc<str>>,
 }
 
 impl Replay {
@@ -70,6 +72,10 @@ impl Replay {
         let slot = event.slot();
         let class = match &event.kind {
             EventKind::DeviceLog { .. } => return,
+            EventKind::FleetSync(_) => {
+                self.fleet = Some(line.clone());
+                return;
+            }
             EventKind::BytesProgress { slot, done, total } => {
                 // `done` going back is the next copy or image: the previous transfer ended.
                 if self
@@ -190,6 +196,7 @@ impl Replay {
         self.kept
             .iter()
             .map(|k| k.line.clone())
+            .chain(self.fleet.iter().cloned())
             .chain(self.progress.values().flatten().cloned())
             .collect()
     }

@@ -261,6 +261,42 @@ pub(super) fn render(snapshot: &Snapshot) -> String {
             unit as f64,
         );
     }
+    if let Some(fleet) = state.fleet() {
+        out.family(
+            "flashgate_fleet_backlog_rows",
+            "gauge",
+            "Finished attempts in the journal the fleet database has not committed yet.",
+        )
+        .sample("flashgate_fleet_backlog_rows", &[], fleet.backlog as f64);
+        out.family(
+            "flashgate_fleet_shipped_rows",
+            "gauge",
+            "Attempts of this journal the fleet database holds.",
+        )
+        .sample("flashgate_fleet_shipped_rows", &[], fleet.shipped as f64);
+        out.family(
+            "flashgate_fleet_reachable",
+            "gauge",
+            "1 when the fleet sync's last try reached the database.",
+        )
+        .sample(
+            "flashgate_fleet_reachable",
+            &[],
+            if fleet.reachable { 1.0 } else { 0.0 },
+        );
+        if let Some(oldest) = fleet.oldest_unshipped_ms {
+            out.family(
+                "flashgate_fleet_oldest_unshipped_timestamp_seconds",
+                "gauge",
+                "When the oldest attempt waiting to be shipped finished (Unix time).",
+            )
+            .sample(
+                "flashgate_fleet_oldest_unshipped_timestamp_seconds",
+                &[],
+                oldest as f64 / 1000.0,
+            );
+        }
+    }
     out.family(
         "flashgate_station_stopping",
         "gauge",

@@ -71,6 +71,20 @@ pub(super) fn render(snapshot: &Snapshot) -> String {
         }
         None => html.push_str("<div class=\"sub\">waiting for the batch to start</div>\n"),
     }
+    if let Some(fleet) = state.fleet() {
+        let text = match &fleet.error {
+            Some(error) => format!(
+                "FLEET DATABASE NOT REACHED: {} attempt(s) wait in the journal ({error})",
+                fleet.backlog
+            ),
+            None => format!(
+                "fleet database: {} attempt(s) waiting, {} shipped",
+                fleet.backlog, fleet.shipped
+            ),
+        };
+        let class = if fleet.reachable { "sub" } else { "banner" };
+        let _ = writeln!(html, "<div class=\"{class}\">{}</div>", escape(&text));
+    }
     if let Some(why) = state.stopping() {
         let _ = writeln!(
             html,

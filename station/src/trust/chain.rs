@@ -37,7 +37,7 @@ pub const CHAIN_VERSION: i64 = 1;
 
 /// The columns of an `attempts` row the version-1 content hash covers, in encoding order: every
 /// column of the row except the chain's own (which hold the result of hashing).
-pub const ATTEMPT_COLUMNS_V1: [&str; 36] = [
+pub const ATTEMPT_COLUMNS_V1: [&str; 38] = [
     "id",
     "unit_serial",
     "slot",
@@ -74,6 +74,8 @@ pub const ATTEMPT_COLUMNS_V1: [&str; 36] = [
     "build_id_found",
     "manifest_signed_by",
     "engineering_mode",
+    "fleet_place",
+    "seen_elsewhere",
 ];
 
 /// The columns a content hash of `version` covers, if flashgate knows that version.
@@ -247,7 +249,7 @@ mod tests {
 
     #[test]
     fn only_known_versions_have_columns() {
-        assert_eq!(columns_of_version(1).map(<[_]>::len), Some(36));
+        assert_eq!(columns_of_version(1).map(<[_]>::len), Some(38));
         assert_eq!(columns_of_version(2), None);
     }
 }

@@ -23,6 +23,8 @@ use station::sim_fleet::rig::{sim_port, simulated_bus_numbered, FIRST_RIG_SERIAL
 
 use crate::byte_size::parse_byte_size;
 
+mod fleet;
+
 #[derive(clap::Args)]
 pub struct Args {
     #[command(subcommand)]
@@ -34,6 +36,9 @@ enum BenchCommand {
     /// Batches of 1, 2, 4 … simulated phones: wall time ratio, station CPU, peak RSS, journal
     /// commit and verdict latency.
     Line(LineArgs),
+    /// The outbox to the fleet database (10 stations x 32 phones): backlog drain throughput
+    /// and the delay from a verdict to its row in the fleet database.
+    Fleet(fleet::FleetArgs),
 }
 
 #[derive(clap::Args)]
@@ -67,6 +72,7 @@ struct LineArgs {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         BenchCommand::Line(a) => line(a),
+        BenchCommand::Fleet(a) => fleet::fleet(a),
     }
 }
 

@@ -19,7 +19,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let journal = args.journal.open()?;
+    let journal = args
+        .journal
+        .open_for(station::fleet::report::FleetSelection::Unit(&args.serial))?;
     let rows = journal.history(&args.serial)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);

@@ -12,6 +12,7 @@ mod dashboard;
 mod devices;
 mod edl;
 mod fastboot;
+mod fleet;
 mod history;
 mod image;
 mod journal;
@@ -76,6 +77,10 @@ enum Command {
     Unit(unit::Args),
     /// The station's own set-up: `station keygen` makes the key its unit proofs are signed with.
     Station(station_cmd::Args),
+    /// The fleet database: `fleet migrate` (schema), `fleet sync-status`, `fleet local-server`.
+    Fleet(fleet::Args),
+    /// The outbox to the fleet database: `sync status` (attempts not yet shipped).
+    Sync(fleet::SyncArgs),
     /// Serve simulated phones to outside peers (`sim fastboot --listen … --storage DIR`).
     Sim(sim::Args),
     /// Benchmarks of the station (`bench line`: batches of simulated phones at line scale).
@@ -176,6 +181,8 @@ fn main() -> ExitCode {
         Command::Unit(args) => unit::run(args),
         Command::Station(args) => station_cmd::run(args),
         Command::Sim(args) => sim::run(args),
+        Command::Fleet(args) => fleet::run(args),
+        Command::Sync(args) => fleet::run_sync(args),
         Command::Bench(args) => bench::run(args),
         Command::Image(args) => image::run(args),
         Command::Manifest(args) => manifest::run(args),

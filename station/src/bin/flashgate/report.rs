@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use station::journal::{AttemptRow, ChainReport, ExportedAttempt, ReportFilter, WorkOrderReport};
 
-use crate::journal_arg::JournalArgs;
+use crate::journal_arg::{JournalArgs, Opened};
 use crate::time_arg::{parse_instant, DayEdge};
 
 #[derive(clap::Args)]
@@ -50,12 +50,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .transpose()
             .map_err(|e| anyhow::anyhow!("--until: {e}"))?,
     };
-    let journal = args.journal.open()?;
+    let journal = args
+        .journal
+        .open_for(station::fleet::report::FleetSelection::WorkOrder(
+            &args.work_order,
+        ))?;
     // The whole journal's chains, whatever the filter: a deleted row belongs to no work order.
-    let chain = journal.verify_chain()?;
+    // Fleet rows are a copy: each station's own journal holds (and checks) its chain.
+    let chain = match &journal {
+        Opened::Journal(journal) => Some(journal.verify_chain()?),
+        Opened::Fleet(_) => None,
+    };
     let mut out = std::io::stdout().lock();
     if args.csv {
-        out.write_all(csv(&journal.export(&args.work_order, &filter)?, &chain).as_bytes())?;
+        out.write_all(csv(&journal.export(&args.work_order, &filter)?, chain.as_ref()).as_bytes())?;
         return Ok(ExitCode::SUCCESS);
     }
     let report = journal.report_filtered(&args.work_order, &filter)?;
@@ -64,17 +72,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         struct WithChain<'a> {
             #[serde(flatten)]
             report: &'a WorkOrderReport,
-            journal_chain: ChainSummary,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            journal_chain: Option<ChainSummary>,
         }
         let json = WithChain {
             report: &report,
-            journal_chain: ChainSummary::of(&chain),
+            journal_chain: chain.as_ref().map(ChainSummary::of),
         };
         writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?;
     } else {
         out.write_all(render_filter(&filter).as_bytes())?;
         out.write_all(render(&report).as_bytes())?;
-        out.write_all(render_chain(&chain).as_bytes())?;
+        if let Some(chain) = &chain {
+            out.write_all(render_chain(chain).as_bytes())?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -116,8 +127,12 @@ pub fn render_chain(chain: &ChainReport) -> String {
 }
 
 /// The CSV's `chain` column: `ok` (in an intact place of the chain), `open` (no verdict yet),
-/// `before_chain` (finished before the journal chained), `broken` (named by `journal verify`).
-fn chain_status(chain: &ChainReport, row: &AttemptRow) -> &'static str {
+/// `before_chain` (finished before the journal chained), `broken` (named by `journal verify`);
+/// empty for fleet rows (each station's journal holds its chain).
+fn chain_status(chain: Option<&ChainReport>, row: &AttemptRow) -> &'static str {
+    let Some(chain) = chain else {
+        return "";
+    };
     if chain.names(row.id) {
         "broken"
     } else if row.result == "IN_PROGRESS" {
@@ -164,7 +179,7 @@ pub const CSV_HEADER: [&str; 28] = [
 
 /// RFC 4180: CRLF line ends; a field holding a comma, a quote, CR or LF is quoted, quotes
 /// doubled. Times are RFC 3339 UTC, as the journal holds them.
-pub fn csv(attempts: &[ExportedAttempt], chain: &ChainReport) -> String {
+pub fn csv(attempts: &[ExportedAttempt], chain: Option<&ChainReport>) -> String {
     let mut out = String::new();
     push_record(&mut out, CSV_HEADER.iter().map(|h| h.to_string()));
     for attempt in attempts {
@@ -418,7 +433,7 @@ mod tests {
         let chain = journal.verify_chain().unwrap();
         let text = csv(
             &journal.export("WO-7", &ReportFilter::default()).unwrap(),
-            &chain,
+            Some(&chain),
         );
         // The header is an interface: changing it breaks a line's scripts.
         assert!(text.starts_with(

@@ -55,6 +55,11 @@ pub struct Args {
     /// recorded as engineering (journal column engineering_mode). Never on a production line.
     #[arg(long)]
     engineering: bool,
+    /// With --sim or --phones: use station.yaml's fleet database too (a test database: the
+    /// simulated units take places in the work order's shared quantity). Without it simulated
+    /// phones never reach the fleet.
+    #[arg(long)]
+    fleet: bool,
 }
 
 pub fn run(args: Args, verbose: u8, quiet: u8) -> anyhow::Result<ExitCode> {
@@ -96,7 +101,10 @@ pub fn run(args: Args, verbose: u8, quiet: u8) -> anyhow::Result<ExitCode> {
     // Simulated phones standing in for the station's slots never reach its production journal
     // or logs (a station whose slots are all `simulated:` is a rig: its journal is its own).
     let station = if args.sim.is_some() || args.phones.is_some() {
-        let sim = station.for_simulated_phones();
+        let mut sim = station.for_simulated_phones();
+        if !args.fleet {
+            sim.fleet = None;
+        }
         eprintln!(
             "simulated phones: journal {} and logs {} (not the station's journal; `report --sim` \
              reads it)",

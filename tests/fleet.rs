@@ -1,0 +1,582 @@
+//! The fleet with a real PostgreSQL (a throwaway server started here, as `postgres` when root):
+//! stations as `flashgate run --phones … --fleet` processes sharing one work order, the outbox
+//! through a database that stops, a station killed mid-sync, a sync that cannot reach its
+//! database, and a serial passed at one station flagged at another.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use flashgate_scenarios::flashgate_bin;
+use station::fleet::LocalPostgres;
+
+use crate::cli_run::demo_copy;
+
+fn server() -> LocalPostgres {
+    let server = LocalPostgres::start_in(Path::new(env!("CARGO_TARGET_TMPDIR")))
+        .expect("a local PostgreSQL (install Debian's postgresql)");
+    let out = Command::new(flashgate_bin())
+        .args(["fleet", "migrate", "--url", &server.url()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    server
+}
+
+fn sql(server: &LocalPostgres, query: &str) -> i64 {
+    let mut client = postgres::Client::connect(&server.url(), postgres::NoTls).unwrap();
+    client.query_one(query, &[]).unwrap().get(0)
+}
+
+/// A station `id` in `demo` (a copy of the demo configs): its own station file and journal,
+/// the fleet at `url`, a work order WO-FLEET of `quantity`, and a phones file of `phones`
+/// fastboot phones with serials `<prefix>NN`.
+fn station(demo: &Path, id: &str, url: &str, offline: &str, prefix: &str, phones: u16) -> PathBuf {
+    let text = std::fs::read_to_string(demo.join("station.yaml")).unwrap();
+    let text = text
+        .replace("station_id: demo-st01", &format!("station_id: {id}"))
+        .replace(
+            "journal: state/journal.sqlite",
+            &format!("journal: state/{id}.sqlite"),
+        )
+        .replace("log_dir: state/logs", &format!("log_dir: state/{id}-logs"));
+    let file = demo.join(format!("{id}.yaml"));
+    std::fs::write(&file, format!("{text}\nfleet:\n  url: {url}\n{offline}")).unwrap();
+    let mut list = String::from("phones:\n");
+    for slot in 1..=phones {
+        list.push_str(&format!(
+            "  - slot: {slot}\n    serial: {prefix}{slot:02}\n"
+        ));
+    }
+    std::fs::write(demo.join(format!("{id}-phones.yaml")), list).unwrap();
+    file
+}
+
+fn work_order(demo: &Path, quantity: u32) -> PathBuf {
+    let file = demo.join("work-orders/WO-FLEET.yaml");
+    std::fs::write(
+        &file,
+        format!("id: WO-FLEET\nproduct: fgdemo\nregion: 00WW\nquantity: {quantity}\n"),
+    )
+    .unwrap();
+    file
+}
+
+fn spawn(demo: &Path, id: &str, extra: &[&str]) -> Child {
+    Command::new(flashgate_bin())
+        .arg("run")
+        .arg("--station")
+        .arg(demo.join(format!("{id}.yaml")))
+        .arg("--work-order")
+        .arg(demo.join("work-orders/WO-FLEET.yaml"))
+        .arg("--phones")
+        .arg(demo.join(format!("{id}-phones.yaml")))
+        .args(["--fleet", "--json"])
+        .args(extra)
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// The run's output, once it ended on its own terms (exit 0, or 1 for a batch with units not
+/// passed): never a crash.
+fn finish(child: Child) -> (String, String) {
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)) && !stderr.contains("panicked"),
+        "{}: {stderr}",
+        out.status
+    );
+    (stdout, stderr)
+}
+
+fn backlog(demo: &Path, id: &str) -> u64 {
+    let out = Command::new(flashgate_bin())
+        .args(["sync", "status", "--json", "--sim", "--station"])
+        .arg(demo.join(format!("{id}.yaml")))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    status["backlog"].as_u64().unwrap()
+}
+
+fn journal_rows(demo: &Path, id: &str) -> i64 {
+    let conn = rusqlite::Connection::open(demo.join(format!("state/{id}.sim.sqlite"))).unwrap();
+    conn.query_row(
+        "SELECT count(*) FROM attempts WHERE result <> 'IN_PROGRESS'",
+        [],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+#[test]
+fn three_stations_share_one_work_order_and_pass_exactly_its_quantity() {
+    let server = server();
+    let (_dir, demo) = demo_copy();
+    work_order(&demo, 40);
+    for (id, prefix) in [("st-a", "FA"), ("st-b", "FB"), ("st-c", "FC")] {
+        station(&demo, id, &server.url(), "", prefix, 16);
+    }
+    let children: Vec<Child> = ["st-a", "st-b", "st-c"]
+        .iter()
+        .map(|id| spawn(&demo, id, &[]))
+        .collect();
+    let outputs: Vec<(String, String)> = children.into_iter().map(finish).collect();
+    let refused = outputs
+        .iter()
+        .map(|(stdout, _)| stdout.matches("complete across the fleet").count())
+        .sum::<usize>();
+    assert!(refused >= 8, "{outputs:?}");
+    // Every attempt is in the fleet database once, and exactly 40 units passed together.
+    assert_eq!(sql(&server, "SELECT count(*) FROM attempts"), 48);
+    assert_eq!(
+        sql(
+            &server,
+            "SELECT count(DISTINCT unit_serial) FROM attempts WHERE result = 'PASS'"
+        ),
+        40,
+        "{outputs:?}"
+    );
+    assert_eq!(
+        sql(
+            &server,
+            "SELECT count(*) FROM places WHERE state = 'passed'"
+        ),
+        40
+    );
+    assert_eq!(
+        sql(
+            &server,
+            "SELECT count(*) FROM attempts WHERE result = 'ABORTED'"
+        ),
+        8
+    );
+    for id in ["st-a", "st-b", "st-c"] {
+        assert_eq!(backlog(&demo, id), 0, "{id}");
+    }
+    // The fleet report: the journal's report, across the three stations.
+    let report = |extra: &[&str]| {
+        let out = Command::new(flashgate_bin())
+            .args([
+                "report",
+                "--work-order",
+                "WO-FLEET",
+                "--fleet",
+                &server.url(),
+            ])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let json: serde_json::Value = serde_json::from_str(&report(&["--json"])).unwrap();
+    assert_eq!(json["units_passed"], 40, "{json}");
+    assert_eq!(json["attempts"], 48, "{json}");
+    let mut stations: Vec<&str> = json["stations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s.as_str())
+        .collect();
+    stations.sort();
+    assert_eq!(stations, ["st-a", "st-b", "st-c"]);
+    assert_eq!(json["over_quantity"], serde_json::json!([]));
+    let csv = report(&["--csv"]);
+    assert_eq!(csv.lines().count(), 49, "{csv}");
+    let one_station: serde_json::Value =
+        serde_json::from_str(&report(&["--json", "--station-id", "st-b"])).unwrap();
+    assert_eq!(one_station["stations"], serde_json::json!(["st-b"]));
+    // `history --fleet` with the station's own fleet section.
+    let out = Command::new(flashgate_bin())
+        .args(["history", "FC01", "--fleet", "--station"])
+        .arg(demo.join("st-c.yaml"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("station st-c"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_database_stopped_mid_batch_loses_and_duplicates_nothing() {
+    let mut server = server();
+    let (_dir, demo) = demo_copy();
+    work_order(&demo, 100);
+    let offline = "  when_offline: continue\n  offline_allowance: 50\n";
+    station(&demo, "st-a", &server.url(), offline, "FA", 16);
+    let child = spawn(&demo, "st-a", &[]);
+    std::thread::sleep(Duration::from_millis(700));
+    server.stop().unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    server.start().unwrap();
+    let (stdout, stderr) = finish(child);
+    assert!(
+        stdout.contains("\"reachable\":false"),
+        "the station never saw the database gone: {stdout}"
+    );
+    // What the last shipment could not send goes at the next start: a second run of the same
+    // phones (which passed already: they count once) drains it.
+    if backlog(&demo, "st-a") > 0 {
+        finish(spawn(&demo, "st-a", &[]));
+    }
+    assert_eq!(backlog(&demo, "st-a"), 0, "{stdout}\n{stderr}");
+    let rows = journal_rows(&demo, "st-a");
+    assert!(rows >= 16);
+    assert_eq!(sql(&server, "SELECT count(*) FROM attempts"), rows);
+    assert_eq!(
+        sql(
+            &server,
+            "SELECT count(DISTINCT (journal_uid, journal_row)) FROM attempts"
+        ),
+        rows
+    );
+    assert_eq!(
+        sql(
+            &server,
+            "SELECT count(*) FROM places WHERE state = 'passed'"
+        ),
+        16,
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_station_killed_mid_sync_drains_its_backlog_when_restarted() {
+    let server = server();
+    let (_dir, demo) = demo_copy();
+    work_order(&demo, 100);
+    let offline = "  when_offline: continue\n  offline_allowance: 50\n";
+    station(&demo, "st-k", &server.url(), offline, "FK", 16);
+    let mut child = spawn(&demo, "st-k", &[]);
+    // Killed once a few verdicts are in (SIGKILL: no last shipment, no clean stop).
+    let stdout = child.stdout.take().unwrap();
+    let mut verdicts = 0;
+    for line in BufReader::new(stdout).lines() {
+        if line.unwrap().contains("\"event\":\"verdict\"") {
+            verdicts += 1;
+            if verdicts == 5 {
+                break;
+            }
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let rows_at_kill = journal_rows(&demo, "st-k");
+    assert!(rows_at_kill >= 5);
+    // The restart closes the killed run's open attempts as ABORTED and ships everything.
+    finish(spawn(&demo, "st-k", &[]));
+    assert_eq!(backlog(&demo, "st-k"), 0);
+    let rows = journal_rows(&demo, "st-k");
+    assert_eq!(sql(&server, "SELECT count(*) FROM attempts"), rows);
+    assert_eq!(
+        sql(
+            &server,
+            "SELECT count(DISTINCT unit_serial) FROM attempts WHERE result = 'PASS'"
+        ),
+        16
+    );
+    assert_eq!(
+        sql(
+            &server,
+            "SELECT count(*) FROM places WHERE state = 'passed'"
+        ),
+        16
+    );
+}
+
+/// `/metrics` of the station's status endpoint.
+fn metrics(addr: &str) -> String {
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
+        return String::new();
+    };
+    let _ = stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let mut text = String::new();
+    let _ = stream.read_to_string(&mut text);
+    text
+}
+
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[test]
+fn a_sync_that_cannot_reach_its_database_shows_the_backlog_growing() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let (_dir, demo) = demo_copy();
+    work_order(&demo, 100);
+    let url = format!("postgres://flashgate@127.0.0.1:{port}/flashgate");
+    let offline = "  when_offline: continue\n  offline_allowance: 50\n";
+    station(&demo, "st-w", &url, offline, "FW", 8);
+    let status = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = status.local_addr().unwrap().to_string();
+    drop(status);
+    let child = spawn(&demo, "st-w", &["--status-listen", &addr]);
+    let mut seen = Vec::new();
+    let until = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < until {
+        let text = metrics(&addr);
+        if let Some(rows) = metric(&text, "flashgate_fleet_backlog_rows") {
+            assert_eq!(metric(&text, "flashgate_fleet_reachable"), Some(0.0));
+            if seen.last() != Some(&rows) {
+                seen.push(rows);
+            }
+            if rows >= 4.0 {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (stdout, _) = finish(child);
+    assert!(
+        seen.len() >= 2 && seen.windows(2).all(|w| w[0] < w[1]),
+        "backlog seen on /metrics: {seen:?}"
+    );
+    assert!(stdout.contains("FLEET DATABASE NOT REACHED") || stdout.contains("fleet_sync"));
+    assert_eq!(backlog(&demo, "st-w"), journal_rows(&demo, "st-w") as u64);
+}
+
+#[test]
+fn a_serial_passed_at_one_station_is_flagged_at_another() {
+    let server = server();
+    let (_dir, demo) = demo_copy();
+    work_order(&demo, 100);
+    station(&demo, "st-1", &server.url(), "", "FS", 1);
+    station(&demo, "st-2", &server.url(), "", "FS", 1);
+    let (first, _) = finish(spawn(&demo, "st-1", &[]));
+    assert!(
+        first.contains("\"result\":\"PASS\"") || first.contains("PASS"),
+        "{first}"
+    );
+    let (second, _) = finish(spawn(&demo, "st-2", &[]));
+    assert!(
+        second.contains("serial FS01 passed at station st-1 under WO-FLEET"),
+        "{second}"
+    );
+    let conn = rusqlite::Connection::open(demo.join("state/st-2.sim.sqlite")).unwrap();
+    let flag: Option<String> = conn
+        .query_row("SELECT seen_elsewhere FROM attempts", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        flag.as_deref(),
+        Some("passed at station st-1 under WO-FLEET")
+    );
+    // One unit, one place, whatever the number of stations it passed at.
+    assert_eq!(
+        sql(
+            &server,
+            "SELECT count(*) FROM places WHERE state = 'passed'"
+        ),
+        1
+    );
+}
+
+#[test]
+fn passes_on_an_offline_allowance_are_reconciled_and_over_quantity_flagged() {
+    let mut server = server();
+    let (_dir, demo) = demo_copy();
+    work_order(&demo, 3);
+    let allowance = "  when_offline: continue\n  offline_allowance: 5\n";
+    station(&demo, "st-on", &server.url(), "", "FO", 2);
+    station(&demo, "st-off", &server.url(), allowance, "FX", 3);
+    station(&demo, "st-stop", &server.url(), "", "FZ", 2);
+    finish(spawn(&demo, "st-on", &[]));
+    assert_eq!(
+        sql(
+            &server,
+            "SELECT count(*) FROM places WHERE state = 'passed'"
+        ),
+        2
+    );
+    server.stop().unwrap();
+    // Policy `continue`: three units on the station's own word (its file says 3 are ordered).
+    let (offline, _) = finish(spawn(&demo, "st-off", &[]));
+    assert_eq!(
+        offline.matches("offline allowance (").count(),
+        3,
+        "{offline}"
+    );
+    assert_eq!(backlog(&demo, "st-off"), 3);
+    // Policy `stop` (the default): nothing is flashed while the database is away.
+    let (stopped, _) = finish(spawn(&demo, "st-stop", &[]));
+    assert!(stopped.contains("fleet.when_offline: stop"), "{stopped}");
+    let conn = rusqlite::Connection::open(demo.join("state/st-stop.sim.sqlite")).unwrap();
+    let (aborted, flashed): (i64, i64) = conn
+        .query_row(
+            "SELECT count(*) FILTER (WHERE result = 'ABORTED'),
+                    count(*) FILTER (WHERE flash_started_at_ms IS NOT NULL) FROM attempts",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((aborted, flashed), (2, 0));
+    // Back: the offline station's next start ships its backlog; two of its three passes are
+    // beyond the order's quantity and flagged.
+    server.start().unwrap();
+    finish(spawn(&demo, "st-off", &[]));
+    assert_eq!(backlog(&demo, "st-off"), 0);
+    assert_eq!(
+        sql(
+            &server,
+            "SELECT count(*) FROM places WHERE state = 'passed'"
+        ),
+        5
+    );
+    assert_eq!(
+        sql(&server, "SELECT count(*) FROM attempts WHERE over_quantity"),
+        2
+    );
+    let out = Command::new(flashgate_bin())
+        .args([
+            "report",
+            "--work-order",
+            "WO-FLEET",
+            "--json",
+            "--fleet",
+            &server.url(),
+        ])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["over_quantity"].as_array().map(Vec::len),
+        Some(2),
+        "{report}"
+    );
+}
+
+/// `openssl` makes a CA and a server certificate for 127.0.0.1 signed by it, in `dir`.
+fn make_certificates(dir: &Path, name: &str) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl is installed");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ca = format!("{name}-ca");
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        &format!("/CN={ca}"),
+        "-keyout",
+        &format!("{ca}.key"),
+        "-out",
+        &format!("{ca}.pem"),
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        &format!("{name}.key"),
+        "-out",
+        &format!("{name}.csr"),
+    ]);
+    std::fs::write(
+        dir.join("san.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        &format!("{name}.csr"),
+        "-CA",
+        &format!("{ca}.pem"),
+        "-CAkey",
+        &format!("{ca}.key"),
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+        "-out",
+        &format!("{name}.crt"),
+    ]);
+}
+
+#[test]
+fn the_fleet_database_is_reached_over_verified_tls() {
+    let mut server = LocalPostgres::start_in(Path::new(env!("CARGO_TARGET_TMPDIR"))).unwrap();
+    let certs = tempfile::tempdir().unwrap();
+    make_certificates(certs.path(), "db");
+    make_certificates(certs.path(), "other");
+    server
+        .enable_tls(&certs.path().join("db.crt"), &certs.path().join("db.key"))
+        .unwrap();
+    let migrate = |ca: &str| {
+        Command::new(flashgate_bin())
+            .args(["fleet", "migrate", "--url", &server.url()])
+            .env("PGSSLROOTCERT", certs.path().join(ca))
+            .output()
+            .unwrap()
+    };
+    // A server whose certificate another CA signed is refused.
+    let refused = migrate("other-ca.pem");
+    assert!(!refused.status.success());
+    let migrated = migrate("db-ca.pem");
+    assert!(
+        migrated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrated.stderr)
+    );
+    let (_dir, demo) = demo_copy();
+    work_order(&demo, 10);
+    let tls = format!(
+        "  tls: verify\n  ca_file: {}\n",
+        certs.path().join("db-ca.pem").display()
+    );
+    station(&demo, "st-t", &server.url(), &tls, "FT", 2);
+    finish(spawn(&demo, "st-t", &[]));
+    assert_eq!(backlog(&demo, "st-t"), 0);
+    assert_eq!(
+        sql(
+            &server,
+            "SELECT count(*) FROM attempts WHERE result = 'PASS'"
+        ),
+        2
+    );
+}
