@@ -27,6 +27,7 @@ mod journal_contention;
 mod lp_interop;
 mod make_super;
 mod msrv;
+mod phones_disconnect;
 mod preflight_images;
 mod sahara_host;
 mod sahara_pty;
