@@ -73,8 +73,9 @@ struct LineArgs {
     #[arg(long)]
     verify_per_phone: bool,
     /// Which slots the plan writes: `all` (the demo's: both slots, twice the bytes per phone)
-    /// or `active` (half the phones' disk, for large counts on a small disk).
-    #[arg(long, default_value = "all", value_parser = ["all", "active"])]
+    /// or `a` (slot a, then `set_active: a`: half the phones' disk, for large counts on a small
+    /// disk).
+    #[arg(long, default_value = "all", value_parser = ["all", "a"])]
     slot: String,
 }
 
@@ -406,6 +407,11 @@ fn run_batch(
     };
     let ended = runtime.block_on(run.run(Arc::new(bus), std::future::pending()))?;
     let wall = started.elapsed();
+    // Off the bus, so the bus (which the station's hotplug watcher may keep) no longer holds
+    // the phones: their storage files go now, not at exit (the disk holds one batch at a time).
+    for unit in &units {
+        unit.unplug();
+    }
     drop(units);
     // The phones' last threads end once their links are closed.
     std::thread::sleep(Duration::from_millis(300));
