@@ -9,7 +9,7 @@ use anyhow::{anyhow, Context};
 use plotters::prelude::*;
 use plotters::style::{register_font, FontStyle};
 
-use super::{ratio, Row, SendPath};
+use super::{cores_at_line_rate, ratio, Row, SendPath};
 
 const FONT: &str = "sans-serif";
 const WIDTH: u32 = 1500;
@@ -32,10 +32,10 @@ const PANELS: [Panel; 3] = [
         value: ratio,
     },
     Panel {
-        title: "station CPU",
+        title: "station CPU over one phone's batch time",
         y_label: "cores",
         goal: 0.25,
-        value: |_, r| r.cores(),
+        value: cores_at_line_rate,
     },
     Panel {
         title: "station peak RSS",
@@ -110,6 +110,7 @@ fn draw_panel(
         .x_desc("phones")
         .y_desc(panel.y_label)
         .x_label_formatter(&|x| format!("{x:.0}"))
+        .light_line_style(WHITE)
         .label_style((FONT, 13))
         .axis_desc_style((FONT, 14))
         .draw()
