@@ -470,8 +470,15 @@ fn median_max(v: &mut [f64]) -> (f64, f64) {
     (v[v.len() / 2], v[v.len() - 1])
 }
 
-/// Forget the peak RSS so far (Linux: `5` to /proc/self/clear_refs).
+/// Forget the peak RSS so far (Linux: `5` to /proc/self/clear_refs). The peak restarts from the
+/// current RSS, so the memory an earlier, larger batch freed is first given back to the system:
+/// glibc's allocator keeps it otherwise, and the next batch's peak would be the old one.
 fn reset_peak_rss() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free heap pages; it takes no pointers.
+    unsafe {
+        libc::malloc_trim(0);
+    }
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
