@@ -30,6 +30,7 @@ mod lp_interop;
 mod make_super;
 mod manifest_build;
 mod msrv;
+mod phones_disconnect;
 mod preflight_images;
 mod sahara_host;
 mod sahara_pty;

@@ -906,15 +906,14 @@ fn a_phone_swapped_in_during_a_reboot_is_a_new_unit_not_the_flashed_one() {
 #[test]
 fn an_edl_device_back_after_a_fastboot_reboot_fails_the_unit_at_once_and_is_flashed_anew() {
     let demo = DemoStation::new();
-    let fleet = Fleet::new(&demo, EEA, fastboot_slots(2));
-    let in_edl = SimUnit::new(
-        &fleet.bus,
-        &sim_port(2),
-        product_phone(&fleet.batch, 43, Mode::Edl).unwrap(),
-        factory_fastboot(),
-        EdlSimConfig::default(),
+    let fleet = Fleet::from_phones(
+        &demo,
+        EEA,
+        &format!(
+            "phones:\n  - slot: 1\n  - slot: 2\n    swap_at_next_reboot: {{ mode: edl, serial: {} }}\n",
+            serial_of(43)
+        ),
     );
-    fleet.unit(2).swap_on_next_reboot(in_edl);
     fleet.plug_all();
     let flashed = serial_of(2);
     let mut setup = fleet.setup(Vec::new());

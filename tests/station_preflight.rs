@@ -1,6 +1,7 @@
 //! Pre-flight and journal scenarios on copies of `configs/demo`: the demo loads and passes, and a
 //! mis-packaged or altered build is refused before any phone is touched.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime};
@@ -382,10 +383,50 @@ fn an_image_changed_after_the_manifest_was_written_is_refused() {
 }
 
 #[test]
-fn an_image_changed_after_preflight_cannot_be_streamed() {
+fn an_image_changed_after_preflight_is_not_what_phones_are_sent() {
     let demo = Demo::new();
     let (_, batch) = load_and_check(&demo.station(), &demo.work_order("WO-DEMO-WW")).unwrap();
     let vbmeta = batch.image("vbmeta").unwrap();
+    let checked = std::fs::read(vbmeta.path()).unwrap();
+    let copy = vbmeta.private_copy().expect("a private copy").to_path_buf();
+    assert!(
+        copy.starts_with(demo.root.join("state/images")),
+        "{}",
+        copy.display()
+    );
+    let mut edited = checked.clone();
+    edited[0] = b'X';
+    std::fs::write(vbmeta.path(), &edited).unwrap();
+    let mut sent = Vec::new();
+    vbmeta
+        .open_stream()
+        .unwrap()
+        .read_to_end(&mut sent)
+        .unwrap();
+    assert_eq!(sent, checked, "phones are sent the copy pre-flight hashed");
+
+    // The private copy itself written to (root can): refused before a byte is handed out.
+    std::thread::sleep(Duration::from_millis(20));
+    let mut permissions = std::fs::metadata(&copy).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    permissions.set_readonly(false);
+    std::fs::set_permissions(&copy, permissions).unwrap();
+    std::fs::write(&copy, &edited).unwrap();
+    let error = vbmeta.open_stream().unwrap_err();
+    assert!(error.to_string().contains("private copy"), "{error}");
+}
+
+#[test]
+fn an_image_changed_after_preflight_cannot_be_streamed_when_hashed_per_phone() {
+    let demo = Demo::new();
+    let (_, batch) = station::preflight::load_and_check_hashing_per_phone(
+        &demo.station(),
+        &demo.work_order("WO-DEMO-WW"),
+        false,
+    )
+    .unwrap();
+    let vbmeta = batch.image("vbmeta").unwrap();
+    assert_eq!(vbmeta.private_copy(), None);
     std::thread::sleep(Duration::from_millis(20));
     let mut bytes = std::fs::read(vbmeta.path()).unwrap();
     bytes[0] = b'X';

@@ -1,6 +1,6 @@
 //! The pre-flight building blocks reused the way the orchestrator will: the demo 00EEA build is
-//! flashed to a simulated fastboot phone through a `VerifiedStream` (proving the bytes sent are
-//! the bytes checked), then the activation client is verified by reading back only the blocks
+//! flashed to a simulated fastboot phone through a `VerifiedStream` from the station's private
+//! copy made at pre-flight (proving the bytes sent are the bytes checked), then the activation client is verified by reading back only the blocks
 //! ext4 needs through fastboot `fetch:` — the generic `hash_file_in_ext4` over a `ReadAt` that
 //! drives the fastboot client.
 
@@ -92,7 +92,7 @@ fn flash_through_verified_streams_then_verify_the_client_by_fetching_only_ext4_b
             .unwrap_or_else(|e| panic!("flash {}: {e}", step.partition));
         assert_eq!(
             stream.proof(),
-            StreamProof::AllBytesMatched(image.sha256()),
+            StreamProof::FromSealedCopy(image.sha256()),
             "{}: the bytes sent must be the bytes pre-flight checked",
             step.partition
         );

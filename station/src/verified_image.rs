@@ -4,6 +4,7 @@
 use std::fs::{File, Metadata};
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use protocols::sparse::{is_sparse, SparseError, SparseIndex};
@@ -13,6 +14,10 @@ use crate::config::ImageFile;
 use crate::digest::{HashingReader, Sha256Digest, HASH_CHUNK};
 use crate::read_at::ReadAt;
 use crate::regular_file::{open_regular, RegularFileError};
+
+pub mod private_copy;
+
+use private_copy::{PrivateCopy, PrivateCopyError, PrivateStore, Tee};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageCheckError {
@@ -56,6 +61,13 @@ pub enum ImageCheckError {
         key: String,
         path: PathBuf,
         detail: String,
+    },
+    #[error("image `{key}` ({}): {source}", path.display())]
+    PrivateCopy {
+        key: String,
+        path: PathBuf,
+        #[source]
+        source: PrivateCopyError,
     },
 }
 
@@ -103,6 +115,9 @@ pub struct VerifiedImage {
     stamp: FileStamp,
     /// For an Android sparse image (walked and CRC-checked), its expanded size.
     expanded_len: Option<u64>,
+    /// The station's sealed copy of the checked bytes, which phones are sent, when pre-flight
+    /// made one (else the file is hashed again as each phone is sent it).
+    copy: Option<Arc<PrivateCopy>>,
 }
 
 /// How an image is stored on the host.
@@ -157,6 +172,17 @@ pub fn open_regular_file(file: &ImageFile) -> Result<File, ImageCheckError> {
 impl VerifiedImage {
     /// Streams the file through SHA-256 and compares size and digest with the manifest.
     pub fn check(file: &ImageFile) -> Result<Self, ImageCheckError> {
+        Self::check_into(file, None)
+    }
+
+    /// [`check`](Self::check), and the checked bytes kept in `store`: copied there in the
+    /// same pass that hashes them (or a sealed copy of the same content reused), so phones are
+    /// sent the copy without hashing it again.
+    pub fn check_and_copy(file: &ImageFile, store: &PrivateStore) -> Result<Self, ImageCheckError> {
+        Self::check_into(file, Some(store))
+    }
+
+    fn check_into(file: &ImageFile, store: Option<&PrivateStore>) -> Result<Self, ImageCheckError> {
         let open_error = |source| ImageCheckError::Open {
             key: file.key.clone(),
             path: file.path.clone(),
@@ -175,16 +201,49 @@ impl VerifiedImage {
         let mut magic = [0u8; 4];
         let sparse = handle.read_exact(&mut magic).is_ok() && is_sparse(&magic);
         handle.seek(SeekFrom::Start(0)).map_err(open_error)?;
-        // A sparse image is walked and its CRCs verified in the same pass that hashes it.
-        let mut hashing = HashingReader::new(&mut handle);
-        let sparse_check = if sparse {
-            let input = BufReader::with_capacity(HASH_CHUNK, &mut hashing);
-            Some(protocols::sparse::verify(input, file.size))
-        } else {
-            None
+        let copy_error = |source| ImageCheckError::PrivateCopy {
+            key: file.key.clone(),
+            path: file.path.clone(),
+            source,
         };
-        let (found, hashed) = hashing.finish().map_err(open_error)?;
+        let reusable = store.and_then(|s| s.reuse(&file.sha256, file.size));
+        let mut writer = match (store, &reusable) {
+            (Some(store), None) => {
+                let allocated =
+                    private_copy::allocated_bytes(&handle.metadata().map_err(open_error)?);
+                Some(store.start(file.size, allocated).map_err(copy_error)?)
+            }
+            _ => None,
+        };
+        // A sparse image is walked and its CRCs verified in the same pass that hashes it (and
+        // copies it, when a copy is made).
+        let pass = match writer.as_mut() {
+            Some(copy) => hash_and_walk(
+                Tee {
+                    inner: &mut handle,
+                    copy,
+                },
+                sparse,
+                file.size,
+            ),
+            None => hash_and_walk(&mut handle, sparse, file.size),
+        }
+        .map_err(open_error)?;
+        let (sparse_check, found, hashed) = (pass.sparse, pass.digest, pass.len);
         let after = FileStamp::of(&handle.metadata().map_err(open_error)?);
+        let unmatched =
+            before.differences(&after).is_some() || hashed != file.size || found != file.sha256;
+        let copy = match (writer, reusable) {
+            (Some(writer), _) if unmatched => {
+                writer.discard();
+                None
+            }
+            (Some(writer), _) => {
+                let store = store.expect("a writer comes from a store");
+                Some(writer.seal(store, &found).map_err(copy_error)?)
+            }
+            (None, reused) => reused,
+        };
         if let Some(what) = before.differences(&after) {
             return Err(ImageCheckError::ChangedSinceCheck {
                 key: file.key.clone(),
@@ -225,7 +284,24 @@ impl VerifiedImage {
             file: file.clone(),
             stamp: after,
             expanded_len,
+            copy,
         })
+    }
+
+    /// The station's sealed copy phones are sent, when pre-flight made one.
+    pub fn private_copy(&self) -> Option<&Path> {
+        self.copy.as_deref().map(PrivateCopy::path)
+    }
+
+    /// Where a reader of the checked bytes opens them: the private copy, else the file.
+    pub fn send_path(&self) -> &Path {
+        self.private_copy().unwrap_or(&self.file.path)
+    }
+
+    /// `Err` when the private copy changed since it was sealed (the file itself, without one,
+    /// when it changed since it was hashed).
+    pub fn check_unchanged(&self) -> Result<(), ImageCheckError> {
+        self.reopen().map(drop)
     }
 
     /// The same checked file under another manifest key (two entries naming one file).
@@ -273,6 +349,15 @@ impl VerifiedImage {
     }
 
     fn reopen(&self) -> Result<File, ImageCheckError> {
+        if let Some(copy) = &self.copy {
+            return copy
+                .reopen()
+                .map_err(|e| ImageCheckError::ChangedSinceCheck {
+                    key: self.file.key.clone(),
+                    path: self.file.path.clone(),
+                    what: e.to_string(),
+                });
+        }
         let open_error = |source| ImageCheckError::Open {
             key: self.file.key.clone(),
             path: self.file.path.clone(),
@@ -293,9 +378,23 @@ impl VerifiedImage {
     /// A `Read + Seek` handle for flashing: it hashes the bytes it hands out and refuses to hand
     /// out the last ones if the whole file's digest differs from the checked one, so a phone
     /// never receives a complete image other than the one pre-flight checked.
+    /// With a private copy, the stream reads the sealed copy instead, without hashing: every
+    /// read checks the copy is still as sealed (see [`private_copy`]).
     pub fn open_stream(&self) -> Result<VerifiedStream, ImageCheckError> {
+        let file = match &self.copy {
+            // The open copy itself (read with `pread`, so the shared offset is never used).
+            Some(copy) => copy
+                .open_handle()
+                .map_err(|e| ImageCheckError::ChangedSinceCheck {
+                    key: self.file.key.clone(),
+                    path: self.file.path.clone(),
+                    what: e.to_string(),
+                })?,
+            None => self.reopen()?,
+        };
         Ok(VerifiedStream {
-            file: self.reopen()?,
+            file,
+            sealed: self.copy.clone(),
             key: self.file.key.clone(),
             expected: self.file.sha256,
             size: self.file.size,
@@ -336,6 +435,31 @@ impl VerifiedImage {
     }
 }
 
+/// What one pass over an image file found: the sparse walk's outcome (for a sparse image),
+/// the digest and the number of bytes hashed.
+struct HashPass {
+    sparse: Option<Result<protocols::sparse::SparseSummary, SparseError>>,
+    digest: Sha256Digest,
+    len: u64,
+}
+
+/// Hashes `input` to its end, walking it as a sparse image first when it is one.
+fn hash_and_walk<R: Read>(input: R, sparse: bool, declared_len: u64) -> io::Result<HashPass> {
+    let mut hashing = HashingReader::new(input);
+    let sparse = if sparse {
+        let reader = BufReader::with_capacity(HASH_CHUNK, &mut hashing);
+        Some(protocols::sparse::verify(reader, declared_len))
+    } else {
+        None
+    };
+    let (digest, len) = hashing.finish()?;
+    Ok(HashPass {
+        sparse,
+        digest,
+        len,
+    })
+}
+
 /// The partition contents of an image file.
 pub enum PartitionView {
     Raw(File),
@@ -364,6 +488,8 @@ impl ReadAt for PartitionView {
 #[derive(Debug)]
 pub struct VerifiedStream {
     file: File,
+    /// Set when the bytes come from the sealed private copy (read at `position`, not hashed).
+    sealed: Option<Arc<PrivateCopy>>,
     key: String,
     expected: Sha256Digest,
     size: u64,
@@ -383,12 +509,17 @@ pub enum StreamProof {
     AllBytesMatched(Sha256Digest),
     /// Not every byte was handed out in one ordered pass: only the first `hashed` bytes were.
     Partial { hashed: u64 },
+    /// The bytes came from the station's sealed copy of the checked file, unchanged at every
+    /// read; it was hashed (to this digest) as it was written.
+    FromSealedCopy(Sha256Digest),
 }
 
 impl VerifiedStream {
     /// What the bytes handed out so far prove.
     pub fn proof(&self) -> StreamProof {
-        if self.verified {
+        if self.sealed.is_some() {
+            StreamProof::FromSealedCopy(self.expected)
+        } else if self.verified {
             StreamProof::AllBytesMatched(self.expected)
         } else {
             StreamProof::Partial {
@@ -439,6 +570,11 @@ impl VerifiedStream {
 impl Read for VerifiedStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let start = self.position;
+        if let Some(copy) = &self.sealed {
+            let n = copy.read_at(start, buf)?;
+            self.position = start + n as u64;
+            return Ok(n);
+        }
         let n = self.file.read(buf)?;
         let data = buf.get(..n).unwrap_or(&[]);
         if let Err(e) = self.account(start, data) {
@@ -453,6 +589,17 @@ impl Read for VerifiedStream {
 
 impl Seek for VerifiedStream {
     fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        if self.sealed.is_some() {
+            let target = match to {
+                SeekFrom::Start(at) => Some(at),
+                SeekFrom::End(by) => self.size.checked_add_signed(by),
+                SeekFrom::Current(by) => self.position.checked_add_signed(by),
+            };
+            self.position = target.ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidInput, "seek before the image's start")
+            })?;
+            return Ok(self.position);
+        }
         self.position = self.file.seek(to)?;
         Ok(self.position)
     }

@@ -291,7 +291,30 @@ impl FirehoseDevice<'_> {
 
     fn dispatch(&mut self, command: &Element) -> Result<Next, TransportError> {
         let tag = command.name.as_str();
-        match self.phone.take_fault(tag) {
+        // A `<program>` is also named by the partition its first sector is in, as the
+        // programmer's own GPT says (`program:system_a`), so a rule can pick one partition's
+        // write; `program` still matches every one.
+        let operation = match (tag, self.range(command, false)) {
+            ("program", Ok(range)) => {
+                let partition = self
+                    .phone
+                    .lock()
+                    .storage
+                    .partitions()
+                    .into_iter()
+                    .find(|p| {
+                        p.lun == range.lun
+                            && p.first_lba <= range.start_sector
+                            && range.start_sector <= p.last_lba
+                    });
+                match partition {
+                    Some(p) => format!("program:{}", p.name),
+                    None => tag.to_string(),
+                }
+            }
+            _ => tag.to_string(),
+        };
+        match self.phone.take_fault(&operation) {
             Some(fault) => self.dispatch_faulty(command, fault),
             None => self.handle(command),
         }

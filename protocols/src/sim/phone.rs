@@ -87,6 +87,15 @@ pub enum FaultAction {
     /// An answer shaped like the protocol's but broken inside: fastboot `DATA` with a size that
     /// is not hex; Firehose a `<data>` document that is not well-formed XML.
     Malformed,
+    /// The phone drops off the bus while it writes what this operation writes: once this
+    /// percentage of the operation's bytes is in storage it stops, never answers, and ends the
+    /// session (the host's link is cut), leaving the partition part-written. The bytes are what
+    /// the phone writes for this one command, the only total it knows when it starts: for
+    /// fastboot `flash:<partition>` the staged image's data (a sparse image's RAW and FILL
+    /// chunks; DONT_CARE writes nothing), for Firehose `<program>` its sectors. Fastboot names
+    /// the partition only at `flash:`, after the download, so the cut is during the write,
+    /// never during the transfer. Other operations are answered normally.
+    CutDuringWrite { percent: u8 },
 }
 
 /// Fills `buf` with what a [`FaultAction::ReadBack`] of `bytes` serves `offset` bytes in:

@@ -63,6 +63,9 @@ pub struct FaultScript {
     pub drop_writes: Option<DropWritesScript>,
     /// The cable drops after this many bytes from the host on each link.
     pub disconnect_after: Option<u64>,
+    /// The phone drops off while it writes a partition, at a percentage of what that command
+    /// writes (`flash:system_a` or Firehose `program:system_a`), once: `(on, percent)`.
+    pub disconnect_during: Vec<(String, u8)>,
     /// Operations that hang: for a time, then answer (`Some`), or for ever (`None`).
     pub hang: Vec<(String, Option<Duration>, Option<u32>)>,
     /// Operations refused with this message.
@@ -129,6 +132,8 @@ struct FaultsEntry {
     #[serde(default)]
     disconnect_after: Option<ByteCount>,
     #[serde(default)]
+    disconnect_during: Vec<DisconnectEntry>,
+    #[serde(default)]
     hang: Vec<HangEntry>,
     #[serde(default)]
     fail: Vec<FailEntry>,
@@ -156,6 +161,31 @@ struct HangEntry {
     #[serde(default)]
     times: Option<u32>,
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DisconnectEntry {
+    on: String,
+    at: Percent,
+}
+
+/// A share of something, `40%`.
+struct Percent(u8);
+
+deserialize_checked_str!(
+    Percent,
+    "a percentage from 0% to 100% (40%)",
+    |text: &str| {
+        text.trim()
+            .strip_suffix('%')
+            .and_then(|n| n.trim().parse::<u8>().ok())
+            .filter(|n| *n <= 100)
+            .map(Percent)
+            .ok_or_else(|| {
+                format!("`{text}` is not a percentage from 0% to 100%; write e.g. `40%`")
+            })
+    }
+);
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -395,9 +425,25 @@ fn faults_of(
         }
         read_back.push((r.on, contents));
     }
+    let mut disconnect_during = Vec::new();
+    for (i, d) in f.disconnect_during.into_iter().enumerate() {
+        let writes = ["flash", "program"].iter().any(|op| {
+            d.on.strip_prefix(op)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(':'))
+        });
+        if !writes {
+            return Err(doc.error_at(
+                &at.clone().key("disconnect_during").index(i).key("on"),
+                format!("`{}` writes nothing: a phone drops off during a write", d.on),
+                "name a fastboot flash (`flash:system_a`) or a Firehose program (`program:system_a`)",
+            ));
+        }
+        disconnect_during.push((d.on, d.at.0));
+    }
     Ok(FaultScript {
         drop_writes,
         disconnect_after: f.disconnect_after.map(|b| b.0),
+        disconnect_during,
         hang: f
             .hang
             .into_iter()

@@ -1,5 +1,5 @@
 //! The bodies of the cargo-fuzz targets in `station/fuzz/`, one function per target: the YAML
-//! loaders an engineer's files reach, and the ext4 lookup that verifies a phone's read-back.
+//! loaders an engineer's files reach (a test engineer's phones file among them), and the ext4 lookup that verifies a phone's read-back.
 //!
 //! Same arrangement as `flashgate_protocols::fuzz_targets`: each target file is one line calling
 //! its body here, compiled only for tests and fuzzing builds, and `cargo test` replays every
@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::{ProductManifest, StationConfig, WorkOrder, YamlDocument};
+use crate::config::{PhonesFile, ProductManifest, StationConfig, WorkOrder, YamlDocument};
 
 /// A target's body: the fuzzer's bytes in, a panic on anything that must not happen.
 pub type Body = fn(&[u8]);
@@ -17,6 +17,7 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("yaml_station", yaml_station),
     ("yaml_product", yaml_product),
     ("yaml_work_order", yaml_work_order),
+    ("yaml_phones", yaml_phones),
     ("ext4_client", ext4_client),
     ("erofs_client", erofs_client),
 ];
@@ -68,6 +69,40 @@ pub fn yaml_work_order(data: &[u8]) {
     let Some(text) = text(data) else { return };
     let doc = YamlDocument::from_text(demo_dir().join("work-orders/WO-DEMO-WW.yaml"), text);
     let _ = WorkOrder::from_document(&doc);
+}
+
+/// A phones file named `phones.yaml` in the demo folder (relative image paths resolve there;
+/// the loader reads no image). What it accepts must hold what the rig relies on: every phone
+/// on its own slot from 1, percentages within 0–100, disconnects only during writes.
+pub fn yaml_phones(data: &[u8]) {
+    let Some(text) = text(data) else { return };
+    let doc = YamlDocument::from_text(demo_dir().join("phones.yaml"), text);
+    let Ok(file) = PhonesFile::from_document(doc) else {
+        return;
+    };
+    assert!(!file.phones.is_empty());
+    let mut slots = std::collections::BTreeSet::new();
+    for phone in &file.phones {
+        let slot = phone.slot.expect("a loaded phone has a slot");
+        assert!(slot >= 1 && slots.insert(slot), "slot {slot} twice or zero");
+        let mut next = Some(phone);
+        while let Some(script) = next {
+            for (on, percent) in &script.faults.disconnect_during {
+                assert!(*percent <= 100, "{percent}%");
+                assert!(on.starts_with("flash") || on.starts_with("program"), "{on}");
+            }
+            if let (Some(slots), Some(current)) = (&script.slots, &script.current_slot) {
+                assert!(slots.contains(current), "{current} not in {slots:?}");
+            }
+            next = script.swap_at_next_reboot.as_deref();
+            if let Some(swapped) = next {
+                assert_eq!(
+                    swapped.slot, None,
+                    "a swapped-in phone has no slot of its own"
+                );
+            }
+        }
+    }
 }
 
 /// A partition as a phone reads it back or an image file holds it: the activation client is

@@ -41,6 +41,10 @@ fn the_seeds_load_as_the_demo_does() {
         seed("yaml_work_order", "demo"),
     );
     WorkOrder::from_document(&doc).unwrap();
+    for name in ["demo", "faults"] {
+        let doc = YamlDocument::from_text(demo.join("phones.yaml"), seed("yaml_phones", name));
+        PhonesFile::from_document(doc).unwrap();
+    }
     let image = std::fs::read(fuzz_dir().join("seeds/ext4_client/tiny-ext4")).unwrap();
     let (_, found) = crate::ext4::hash_file_in_ext4(image, crate::ext4::FUZZ_CLIENT_PATH, 1 << 20);
     assert_eq!(found.unwrap().size, 40);
@@ -60,6 +64,34 @@ fn write_seed(target: &str, name: &str, bytes: &[u8]) {
     std::fs::write(dir.join(name), bytes).unwrap();
 }
 
+/// A phones file with every fault key and a swap, so mutations start from each branch.
+const PHONES_WITH_EVERY_FAULT: &str = "phones:
+  - slot: 1
+    mode: fastboot
+    product: flashgate_sim
+    serial: FG123456
+    slots: [a, b]
+    current_slot: b
+    partitions:
+      system_b: { image: images/00CN/system.img }
+      misc: { fill: 0x00, size: 4K }
+    faults:
+      drop_writes: [system_a]
+      disconnect_after: 64M
+      disconnect_during: [{ on: \"flash:system_a\", at: 40% }]
+      hang: [{ on: \"flash:system_a\", for: 5s, times: 1 }]
+      fail: [{ on: \"getvar:product\", message: busy, times: 1 }]
+      rate: 40M
+      read_back: [{ on: \"fetch:system_a\", fill: 0xff, size: 1M }]
+    swap_at_next_reboot: { serial: FG999999, slots: [] }
+  - slot: 2
+    mode: edl
+    faults:
+      programmer_boot: 2s
+      disconnect_during: [{ on: \"program:system_a\", at: 100% }]
+      hang: [{ on: configure, for: ever }]
+";
+
 #[test]
 #[ignore = "writes fuzz/seeds/; run by hand when the seeds should change (needs mke2fs)"]
 fn write_seeds() {
@@ -70,6 +102,8 @@ fn write_seeds() {
     copy("yaml_station", "station.yaml");
     copy("yaml_product", "products/fgdemo.yaml");
     copy("yaml_work_order", "work-orders/WO-DEMO-WW.yaml");
+    copy("yaml_phones", "phones.yaml");
+    write_seed("yaml_phones", "faults", PHONES_WITH_EVERY_FAULT.as_bytes());
 
     // The smallest ext4 mke2fs makes that holds the client: 64 blocks of 1 KiB, 16 inodes, no
     // journal; the client is 40 bytes, so it lives in one extent block.

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use protocols::firehose::edl::{start as start_programmer, EdlSession};
-use protocols::firehose::package::Package;
+use protocols::firehose::package::{Package, Step};
 use protocols::firehose::{FirehoseConfig, PowerMode, StorageKind as FirehoseStorage, Timeouts};
 use protocols::sahara::{DeviceInfo, InfoOutcome, SaharaHost, SaharaImages, SaharaTimeouts};
 use protocols::transport::Transport;
@@ -145,7 +145,7 @@ fn choose_programmer(attempt: &Attempt<'_>, info: &DeviceInfo) -> Result<PathBuf
         .programmers
         .iter()
         .find(|p| p.path() == programmer.programmer.path)
-        .map(|p| p.path().to_path_buf())
+        .map(|p| p.send_path().to_path_buf())
         .ok_or_else(|| Failure::HostError {
             unit: attempt.unit(),
             step: "choosing the programmer".into(),
@@ -214,10 +214,16 @@ fn flash_package(
         let Some(image) = batch
             .images
             .values()
-            .find(|i| i.path() == program.path.as_path())
+            .find(|i| i.send_path() == program.path.as_path())
         else {
             continue;
         };
+        // The programmer read the copy by its path: it must still be the sealed file.
+        image.check_unchanged().map_err(|e| Failure::HostError {
+            unit: attempt.unit(),
+            step: "program the EDL package".into(),
+            detail: e.to_string(),
+        })?;
         attempt.result.images_sent.push(ImageSent {
             partition: program.label.clone(),
             file: image.key().to_string(),
@@ -230,6 +236,7 @@ fn flash_package(
 
 /// The package pre-flight parsed and checked from the bytes it hashed; every image it names
 /// must still be the file pre-flight hashed (size, mtime, inode), or the unit is not flashed.
+/// Its programs read the station's private copies where pre-flight made them.
 fn load_package(attempt: &Attempt<'_>) -> Result<Package, Failure> {
     const STEP: &str = "loading the EDL package";
     let batch = &attempt.context.batch;
@@ -238,11 +245,14 @@ fn load_package(attempt: &Attempt<'_>) -> Result<Package, Failure> {
         step: STEP.into(),
         detail,
     };
-    let package = batch
+    let mut package = batch
         .edl_package
         .clone()
         .ok_or_else(|| host_error("pre-flight checked no EDL package for this region".into()))?;
-    for program in package.programs() {
+    for step in &mut package.steps {
+        let Step::Program(program) = step else {
+            continue;
+        };
         let image = batch
             .images
             .values()
@@ -254,9 +264,9 @@ fn load_package(attempt: &Attempt<'_>) -> Result<Package, Failure> {
                 ))
             })?;
         image
-            .open_stream()
-            .map(drop)
+            .check_unchanged()
             .map_err(|e| host_error(e.to_string()))?;
+        program.path = image.send_path().to_path_buf();
     }
     Ok(package)
 }

@@ -28,6 +28,7 @@ use crate::image::{identify, Finder, FsKind, ImageKind};
 use crate::read_at::{CountingReader, ReadAt};
 use crate::trust::manifest_signature::{verify_manifest, ManifestTrust, UntrustedManifest};
 use crate::verdict::FailureCode;
+use crate::verified_image::private_copy::PrivateStore;
 use crate::verified_image::{ImageCheckError, ImageFormat, VerifiedImage};
 use protocols::firehose::package::{Package, PackageError};
 
@@ -122,6 +123,7 @@ pub fn image_code(error: &ImageCheckError) -> &'static str {
         ImageCheckError::NotRegularFile { .. } => "IMAGE_NOT_A_FILE",
         ImageCheckError::Open { .. } => "IMAGE_UNREADABLE",
         ImageCheckError::BadSparse { .. } => "IMAGE_BAD_SPARSE",
+        ImageCheckError::PrivateCopy { .. } => "IMAGE_COPY_FAILED",
         ImageCheckError::Size { .. }
         | ImageCheckError::Hash { .. }
         | ImageCheckError::ChangedSinceCheck { .. } => FailureCode::ImageHashMismatch.as_str(),
@@ -269,7 +271,8 @@ impl CheckedBatch {
 }
 
 /// Loads `station.yaml`, the work order and its product's manifest (refused unless signed by a
-/// key the station pins, or the station is in engineering mode), then runs [`preflight`].
+/// key the station pins, or the station is in engineering mode), then runs
+/// [`preflight_with_copies`] into the station's private copies beside its journal.
 pub fn load_and_check(
     station_file: &Path,
     work_order_file: &Path,
@@ -284,12 +287,34 @@ pub fn load_and_check_as(
     work_order_file: &Path,
     engineering: bool,
 ) -> Result<(StationConfig, CheckedBatch), PreflightError> {
+    let (station, work_order, product) = load_batch(station_file, work_order_file, engineering)?;
+    let store = PrivateStore::beside_journal(&station.journal);
+    let batch = preflight_with_copies(&product, &work_order, &store)?;
+    Ok((station, batch))
+}
+
+/// [`load_and_check_as`] without private copies: each phone's stream is hashed again as it is
+/// sent (what the line benchmark compares the copies with).
+pub fn load_and_check_hashing_per_phone(
+    station_file: &Path,
+    work_order_file: &Path,
+    engineering: bool,
+) -> Result<(StationConfig, CheckedBatch), PreflightError> {
+    let (station, work_order, product) = load_batch(station_file, work_order_file, engineering)?;
+    let batch = preflight(&product, &work_order)?;
+    Ok((station, batch))
+}
+
+fn load_batch(
+    station_file: &Path,
+    work_order_file: &Path,
+    engineering: bool,
+) -> Result<(StationConfig, WorkOrder, ProductManifest), PreflightError> {
     let mut station = StationConfig::load(station_file)?;
     station.engineering_mode |= engineering;
     let work_order = load_work_order(work_order_file)?;
     let product = load_product(&station, &work_order)?;
-    let batch = preflight(&product, &work_order)?;
-    Ok((station, batch))
+    Ok((station, work_order, product))
 }
 
 /// Loads a work order; a path that does not exist is refused listing the work orders beside it.
@@ -348,6 +373,26 @@ pub fn preflight(
     preflight_findings(product, work_order).map_err(|mut refusals| refusals.swap_remove(0))
 }
 
+/// [`preflight`], each file copied into `store` as it is hashed (or a sealed copy of the same
+/// content reused): phones are sent the station's private copy, not hashed per phone. Copies
+/// of other builds in `store` are removed.
+pub fn preflight_with_copies(
+    product: &ProductManifest,
+    work_order: &WorkOrder,
+    store: &PrivateStore,
+) -> Result<CheckedBatch, PreflightError> {
+    let batch = findings(product, work_order, Some(store))
+        .map_err(|mut refusals| refusals.swap_remove(0))?;
+    let kept: Vec<_> = batch
+        .images
+        .values()
+        .chain(&batch.programmers)
+        .map(VerifiedImage::sha256)
+        .collect();
+    store.retain_only(&kept);
+    Ok(batch)
+}
+
 /// Every check that must pass before the first phone is flashed, each refusal said once: every
 /// file is checked even after one is refused; the plan and the activation client are checked
 /// only on files that passed (a missing file is not also a plan or client problem). Never empty
@@ -355,6 +400,14 @@ pub fn preflight(
 pub fn preflight_findings(
     product: &ProductManifest,
     work_order: &WorkOrder,
+) -> Result<CheckedBatch, Vec<PreflightError>> {
+    findings(product, work_order, None)
+}
+
+fn findings(
+    product: &ProductManifest,
+    work_order: &WorkOrder,
+    store: Option<&PrivateStore>,
 ) -> Result<CheckedBatch, Vec<PreflightError>> {
     let started = Instant::now();
     if work_order.product != product.name {
@@ -375,7 +428,10 @@ pub fn preflight_findings(
     };
 
     let mut refusals = Vec::new();
-    let mut hasher = OncePerFile::default();
+    let mut hasher = OncePerFile {
+        store,
+        ..OncePerFile::default()
+    };
     let mut images = BTreeMap::new();
     for (key, file) in &image_set.files {
         match hasher.check(file) {
@@ -426,20 +482,24 @@ pub fn preflight_findings(
 
 /// Hashes each distinct file once even when several manifest entries name it.
 #[derive(Default)]
-struct OncePerFile {
+struct OncePerFile<'a> {
     done: BTreeMap<PathBuf, VerifiedImage>,
     bytes: u64,
+    store: Option<&'a PrivateStore>,
 }
 
-impl OncePerFile {
+impl OncePerFile<'_> {
     fn check(&mut self, file: &ImageFile) -> Result<VerifiedImage, PreflightError> {
         if let Some(done) = self.done.get(&file.path) {
             if done.size() == file.size && done.sha256() == file.sha256 {
                 return Ok(done.clone().renamed(&file.key));
             }
         }
-        let verified =
-            VerifiedImage::check(file).map_err(|source| PreflightError::Image { source })?;
+        let verified = match self.store {
+            Some(store) => VerifiedImage::check_and_copy(file, store),
+            None => VerifiedImage::check(file),
+        }
+        .map_err(|source| PreflightError::Image { source })?;
         self.bytes += file.size;
         self.done.insert(file.path.clone(), verified.clone());
         Ok(verified)

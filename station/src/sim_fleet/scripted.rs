@@ -197,6 +197,13 @@ fn arm_faults(phone: &Phone, file: &PhonesFile, script: &PhoneScript) -> Result<
         };
         phone.add_fault(on, action, *times);
     }
+    for (on, percent) in &faults.disconnect_during {
+        phone.add_fault(
+            on,
+            FaultAction::CutDuringWrite { percent: *percent },
+            Some(1),
+        );
+    }
     for (on, message, times) in &faults.fail {
         phone.add_fault(on, FaultAction::Fail(message.clone()), *times);
     }

@@ -1,5 +1,6 @@
 use std::io::Write;
 
+use super::private_copy::PrivateStore;
 use super::*;
 use crate::config::ImagePath;
 
@@ -157,4 +158,60 @@ fn bytes_changed_under_an_open_stream_are_withheld() {
         "the final bytes must not be handed out"
     );
     assert!(matches!(stream.proof(), StreamProof::Partial { .. }));
+}
+
+#[test]
+fn a_private_copy_is_sent_without_hashing_and_later_source_edits_do_not_reach_phones() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = PrivateStore::new(dir.path().join("state/images"));
+    let file = image(dir.path(), "boot", &data());
+    let verified = VerifiedImage::check_and_copy(&file, &store).unwrap();
+    let copy = verified
+        .private_copy()
+        .expect("a copy was made")
+        .to_path_buf();
+    assert!(copy.starts_with(store.dir()));
+    assert_eq!(verified.send_path(), copy);
+    // The build's file is edited after pre-flight: the phones are sent the checked bytes.
+    std::fs::write(&file.path, vec![0xee; data().len()]).unwrap();
+    let mut stream = verified.open_stream().unwrap();
+    let mut sent = Vec::new();
+    stream.read_to_end(&mut sent).unwrap();
+    assert_eq!(sent, data());
+    assert_eq!(
+        stream.proof(),
+        StreamProof::FromSealedCopy(Sha256Digest::of_bytes(&data()))
+    );
+    // A second pre-flight of the same content reuses the sealed copy (same inode).
+    std::fs::write(&file.path, data()).unwrap();
+    let again = VerifiedImage::check_and_copy(&file, &store).unwrap();
+    assert_eq!(again.private_copy(), Some(copy.as_path()));
+}
+
+#[test]
+fn a_source_that_does_not_match_leaves_no_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = PrivateStore::new(dir.path().join("images"));
+    let mut file = image(dir.path(), "boot", &data());
+    file.sha256 = Sha256Digest::of_bytes(b"other");
+    let error = VerifiedImage::check_and_copy(&file, &store).unwrap_err();
+    assert!(matches!(error, ImageCheckError::Hash { .. }), "{error}");
+    assert_eq!(std::fs::read_dir(store.dir()).unwrap().count(), 0);
+}
+
+#[test]
+fn a_sparse_image_is_walked_while_it_is_copied() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = PrivateStore::new(dir.path().join("images"));
+    let mut sparse = Vec::new();
+    let mut writer = protocols::sparse::SparseWriter::new(&mut sparse, 4096, 8, 2).unwrap();
+    writer.write_raw(&[3u8; 4096]).unwrap();
+    writer.write_dont_care(7).unwrap();
+    writer.finish().unwrap();
+    let file = image(dir.path(), "system", &sparse);
+    let verified = VerifiedImage::check_and_copy(&file, &store).unwrap();
+    assert_eq!(verified.format(), ImageFormat::Sparse);
+    assert_eq!(verified.partition_bytes(), 8 * 4096);
+    let copy = std::fs::read(verified.private_copy().unwrap()).unwrap();
+    assert_eq!(copy, sparse);
 }

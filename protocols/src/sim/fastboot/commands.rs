@@ -2,9 +2,12 @@
 //! erase, fetch, set_active.
 
 use super::staging::Staging;
-use super::target::{write_image, Target};
+use super::target::{data_bytes, write_image, write_image_until, Target};
 use super::vars::resolve;
-use super::{fail, okay, reply, FastbootDevice, SetActiveBehaviour, IO_CHUNK, WRITE_TIMEOUT};
+use super::{
+    fail, okay, reply, FastbootDevice, Flow, SessionEnd, SetActiveBehaviour, IO_CHUNK,
+    WRITE_TIMEOUT,
+};
 use crate::fastboot::Response;
 use crate::sim::storage::PartitionInfo;
 use crate::transport::{Transport, TransportError};
@@ -122,6 +125,43 @@ impl FastbootDevice {
             Ok(()) => okay(link, ""),
             Err(reason) => fail(link, reason),
         }
+    }
+
+    /// `flash:` that stops once `percent` % of the image's data is written and drops off the
+    /// bus without answering (see [`crate::sim::FaultAction::CutDuringWrite`]). Refusals that come before
+    /// any write (locked, no such partition, nothing downloaded) are answered as usual.
+    pub(super) fn flash_then_drop_off(
+        &mut self,
+        link: &mut dyn Transport,
+        name: &str,
+        percent: u8,
+    ) -> Result<Flow, TransportError> {
+        if self.locked() {
+            return fail(link, self.locked_refusal("Flashing")).map(|()| Flow::Next);
+        }
+        let target = match self.write_target(name) {
+            Ok(target) => target,
+            Err(reason) => return fail(link, reason).map(|()| Flow::Next),
+        };
+        let Some(staging) = self.download.as_ref() else {
+            return fail(link, "No image downloaded: send `download` first").map(|()| Flow::Next);
+        };
+        let written = match data_bytes(staging) {
+            Ok(total) => {
+                let budget = total.saturating_mul(u64::from(percent.min(100))) / 100;
+                write_image_until(&self.phone, staging, &target, Some(budget))
+            }
+            Err(reason) => Err(reason),
+        };
+        if let Err(reason) = written {
+            return fail(link, reason).map(|()| Flow::Next);
+        }
+        tracing::debug!(
+            partition = name,
+            percent,
+            "simulated phone drops off mid-flash"
+        );
+        Ok(Flow::End(SessionEnd::Disconnected))
     }
 
     pub(super) fn erase(

@@ -63,6 +63,10 @@ impl FastbootDevice {
             FaultAction::Malformed => link
                 .write(b"DATA0x1g!zz?", WRITE_TIMEOUT)
                 .map(|()| Flow::Next),
+            FaultAction::CutDuringWrite { percent } => match command {
+                Command::Flash(name) => self.flash_then_drop_off(link, name, percent),
+                other => self.dispatch(link, other),
+            },
         }
     }
 

@@ -100,10 +100,20 @@ struct TargetWriter<'a> {
     target: &'a Target,
     size: u64,
     pos: u64,
+    /// Bytes still to be written before the phone drops off (`None`: no cut armed).
+    budget: Option<u64>,
 }
+
+/// What a [`TargetWriter`] returns once its budget is spent: the phone has dropped off.
+const CUT: &str = "the phone dropped off the bus mid-write";
 
 impl Write for TargetWriter<'_> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let data = match self.budget {
+            Some(0) => return Err(io::Error::new(io::ErrorKind::ConnectionAborted, CUT)),
+            Some(left) => &data[..data.len().min(usize::try_from(left).unwrap_or(usize::MAX))],
+            None => data,
+        };
         let end = self.pos.checked_add(data.len() as u64);
         if end.is_none_or(|e| e > self.size) {
             return Err(io::Error::new(
@@ -119,6 +129,9 @@ impl Write for TargetWriter<'_> {
             .write_at(&mut self.phone.lock().storage, self.pos, data)
             .map_err(io::Error::other)?;
         self.pos += data.len() as u64;
+        if let Some(left) = &mut self.budget {
+            *left -= data.len() as u64;
+        }
         Ok(data.len())
     }
 
@@ -138,6 +151,44 @@ impl Seek for TargetWriter<'_> {
 /// written, DONT_CARE left as it is, so each piece of a split image keeps the others' data);
 /// anything else is written raw from the partition's start.
 pub(super) fn write_image(phone: &Phone, staging: &Staging, target: &Target) -> Result<(), String> {
+    write_image_until(phone, staging, target, None)
+}
+
+/// Bytes [`write_image`] writes for the staged image: a raw image's length, a sparse image's
+/// RAW and FILL data.
+pub(super) fn data_bytes(staging: &Staging) -> Result<u64, String> {
+    let staged = |e: io::Error| format!("reading the download buffer: {e}");
+    let mut head = [0u8; FILE_HEADER_LEN];
+    let n = staging.head(&mut head).map_err(staged)?;
+    if !sparse::is_sparse(&head[..n]) {
+        return Ok(staging.len());
+    }
+    let mut reader = sparse::SparseReader::new(staging.reader().map_err(staged)?)
+        .map_err(|e| format!("Invalid sparse image: {e}"))?;
+    let block = reader.header().blk_sz;
+    let mut total = 0u64;
+    while let Some(chunk) = reader
+        .next_chunk()
+        .map_err(|e| format!("Invalid sparse image: {e}"))?
+    {
+        if matches!(
+            chunk.kind,
+            sparse::ChunkKind::Raw { .. } | sparse::ChunkKind::Fill { .. }
+        ) {
+            total = total.saturating_add(chunk.expanded_len(block));
+        }
+    }
+    Ok(total)
+}
+
+/// [`write_image`] that stops once `budget` bytes are written (`None`: no limit); `Ok` either
+/// way, the partition then holds what was written before the stop.
+pub(super) fn write_image_until(
+    phone: &Phone,
+    staging: &Staging,
+    target: &Target,
+    budget: Option<u64>,
+) -> Result<(), String> {
     let staged = |e: io::Error| format!("reading the download buffer: {e}");
     let name = target.name();
     let size = target.size();
@@ -157,8 +208,13 @@ pub(super) fn write_image(phone: &Phone, staging: &Staging, target: &Target) -> 
             target,
             size,
             pos: 0,
+            budget,
         };
-        sparse::expand(staging.reader().map_err(staged)?, &mut writer)
+        let expanded = sparse::expand(staging.reader().map_err(staged)?, &mut writer);
+        if writer.budget == Some(0) {
+            return Ok(());
+        }
+        expanded
             .map(|_| ())
             .map_err(|e| format!("Flashing sparse image to {name} failed: {e}"))
     } else {
@@ -171,13 +227,16 @@ pub(super) fn write_image(phone: &Phone, staging: &Staging, target: &Target) -> 
         let mut reader = staging.reader().map_err(staged)?;
         let mut buf = vec![0u8; IO_CHUNK];
         let mut pos = 0u64;
+        let mut left = budget.unwrap_or(u64::MAX);
         loop {
             let n = reader.read(&mut buf).map_err(staged)?;
+            let n = n.min(usize::try_from(left).unwrap_or(usize::MAX));
             if n == 0 {
                 return Ok(());
             }
             target.write_at(&mut phone.lock().storage, pos, &buf[..n])?;
             pos += n as u64;
+            left -= n as u64;
         }
     }
 }

@@ -62,6 +62,13 @@ impl FirehoseDevice<'_> {
                 self.read_fault = None;
                 next
             }
+            FaultAction::CutDuringWrite { percent } if tag == "program" => {
+                match self.program_until(command, Some(percent))? {
+                    Some(outcome) => Ok(Next::End(outcome)),
+                    None => Ok(Next::Continue),
+                }
+            }
+            FaultAction::CutDuringWrite { .. } => self.handle(command),
             FaultAction::Malformed => {
                 self.link.write(MALFORMED_ANSWER, WRITE_TIMEOUT)?;
                 Ok(Next::Continue)

@@ -3,7 +3,7 @@
 
 use sha2::{Digest, Sha256};
 
-use super::FirehoseDevice;
+use super::{FirehoseDevice, FirehoseOutcome};
 use crate::firehose::package::parse_number;
 use crate::firehose::xml::Element;
 use crate::firehose::PATCH_TARGET_DISK;
@@ -14,10 +14,10 @@ use crate::transport::{Framing, TransportError};
 const CHUNK: usize = 1024 * 1024;
 
 /// Geometry of an addressed range, validated against the LUN.
-struct Range {
-    lun: u32,
+pub(super) struct Range {
+    pub(super) lun: u32,
     sector_size: u64,
-    start_sector: u64,
+    pub(super) start_sector: u64,
     num_sectors: u64,
 }
 
@@ -42,7 +42,11 @@ impl FirehoseDevice<'_> {
     }
 
     /// Validate the attributes every storage command carries.
-    fn range(&self, command: &Element, whole_lun_default: bool) -> Result<Range, String> {
+    pub(super) fn range(
+        &self,
+        command: &Element,
+        whole_lun_default: bool,
+    ) -> Result<Range, String> {
         let number = |name: &str| -> Result<Option<u64>, String> {
             match command.attr(name) {
                 None => Ok(None),
@@ -86,17 +90,33 @@ impl FirehoseDevice<'_> {
     }
 
     pub(super) fn program(&mut self, command: &Element) -> Result<(), TransportError> {
+        self.program_until(command, None).map(drop)
+    }
+
+    /// `<program>`; with `cut_at_percent`, the programmer stops writing once that share of
+    /// the command's sectors is in storage and drops off the bus without an answer (see
+    /// [`crate::sim::FaultAction::CutDuringWrite`]): `Some(HostGone)` ends the session.
+    pub(super) fn program_until(
+        &mut self,
+        command: &Element,
+        cut_at_percent: Option<u8>,
+    ) -> Result<Option<FirehoseOutcome>, TransportError> {
         let range = match self.range(command, false) {
             Ok(r) => r,
-            Err(reason) => return self.nak(&reason),
+            Err(reason) => return self.nak(&reason).map(|()| None),
         };
         let payload = self.payload.unwrap_or(crate::firehose::DEFAULT_MAX_PAYLOAD);
         self.ack(true)?;
         let mut buf = vec![0u8; payload];
         let total = range.byte_len();
+        let cut_at = cut_at_percent.map(|p| total.saturating_mul(u64::from(p.min(100))) / 100);
         let mut done = 0u64;
         let mut failure = None;
         while done < total {
+            if cut_at.is_some_and(|at| done >= at) {
+                tracing::debug!(label = ?command.attr("label"), done, "simulated programmer drops off mid-program");
+                return Ok(Some(FirehoseOutcome::HostGone));
+            }
             let want = ((total - done) as usize).min(payload);
             let n = match self.receive_raw(&mut buf[..want]) {
                 Ok(0) => continue,
@@ -106,30 +126,35 @@ impl FirehoseDevice<'_> {
                     // transfer breaks the stream.
                     return self.nak(&format!(
                         "ERROR: raw data transfer of {len} bytes exceeds MaxPayloadSizeToTargetInBytes {max}"
-                    ));
+                    )).map(|()| None);
                 }
                 Err(e) => return Err(e),
             };
+            // Past the cut the phone is gone: what it received is not written.
+            let keep = cut_at.map_or(n, |at| n.min(usize::try_from(at - done).unwrap_or(n)));
             if failure.is_none() {
                 let mut state = self.phone.lock();
                 if let Err(e) =
                     state
                         .storage
-                        .write_lun(range.lun, range.byte_offset() + done, &buf[..n])
+                        .write_lun(range.lun, range.byte_offset() + done, &buf[..keep])
                 {
                     failure = Some(format!("ERROR: write failed: {e}"));
                 }
             }
             done += n as u64;
         }
+        if cut_at.is_some() {
+            return Ok(Some(FirehoseOutcome::HostGone));
+        }
         if let Some(reason) = failure {
-            return self.nak(&reason);
+            return self.nak(&reason).map(|()| None);
         }
         self.log(&format!(
             "INFO: Finished sector address {}",
             range.start_sector + range.num_sectors
         ))?;
-        self.ack(false)
+        self.ack(false).map(|()| None)
     }
 
     /// Raw data from the host. On a packet link one read is one host transfer, so a transfer
