@@ -104,6 +104,18 @@ impl PrivateStore {
         Ok(())
     }
 
+    /// An exclusive lock on the store, held while a copy gets its name (released on drop).
+    fn lock_for_naming(&self) -> io::Result<File> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.dir.join(".naming-lock"))?;
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(io::Error::from)?;
+        Ok(file)
+    }
+
     fn copy_path(&self, sha256: &Sha256Digest) -> PathBuf {
         self.dir.join(format!("{sha256}.img"))
     }
@@ -365,6 +377,15 @@ impl CopyWriter {
             std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o400))
                 .map_err(write_error)?;
         }
+        // Stations sharing a journal folder share the store: one names a copy at a time, and a
+        // sound copy another station sealed meanwhile is taken rather than replaced (replacing
+        // it would unlink the file that station is reading from).
+        let _naming = store.lock_for_naming().map_err(write_error)?;
+        if let Some(sealed_elsewhere) = store.reuse(sha256, self.position) {
+            drop(file);
+            let _ = std::fs::remove_file(&partial);
+            return Ok(sealed_elsewhere);
+        }
         let path = store.copy_path(sha256);
         // A stale copy of the same content (its note no longer matching) is replaced.
         let _ = std::fs::remove_file(store.note_path(sha256));
@@ -553,7 +574,32 @@ mod tests {
         assert!(store.reuse(&digest(4), 100).is_none());
         assert!(store.reuse(&digest(3), 100).is_some());
         let left = std::fs::read_dir(store.dir()).unwrap().count();
-        assert_eq!(left, 2, "the kept copy and its note");
+        assert_eq!(left, 3, "the kept copy, its note and the naming lock");
+    }
+
+    #[test]
+    fn two_stations_copying_the_same_image_at_once_share_the_first_sealed_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = PrivateStore::new(dir.path().join("images"));
+        let data = [7u8; 4096];
+        // Both missed the copy at pre-flight and copied; the first to seal names it.
+        let mut first = store.start(4096, 4096).unwrap();
+        let mut second = store.start(4096, 4096).unwrap();
+        first.append(&data);
+        second.append(&data);
+        let first = first.seal(&store, &digest(5)).unwrap();
+        let second = second.seal(&store, &digest(5)).unwrap();
+        assert_eq!(first.path(), second.path());
+        first
+            .check_unchanged()
+            .expect("the first station's copy is not replaced");
+        second.check_unchanged().unwrap();
+        let partials = std::fs::read_dir(store.dir())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("partial-"))
+            .count();
+        assert_eq!(partials, 0, "the second copy is discarded");
     }
 
     #[test]
