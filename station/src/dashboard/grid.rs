@@ -4,7 +4,7 @@
 use crate::events::SlotNumber;
 use crate::verdict::{NextStep, Verdict};
 
-use super::render::{arrow, clock, phase_text};
+use super::render::{arrow, clock, phase_text, slot_head};
 use super::state::{DashboardState, SlotRow, SlotStatus};
 use super::text::{str_width, Line, Tone};
 use super::RenderStyle;
@@ -85,14 +85,9 @@ impl DashboardState {
         width: usize,
         style: RenderStyle,
     ) -> Line {
-        let mut line = Line::new();
-        line.push(&format!("S{number:02} "), Tone::Bold, style);
-        let unit = match &row.status {
-            SlotStatus::Empty => {
-                line.push("empty", Tone::Dim, style);
-                return line;
-            }
-            SlotStatus::Occupied(unit) | SlotStatus::Vanished(unit) => unit,
+        let (mut line, unit) = match slot_head(number, row, "empty", style) {
+            Ok(head) => head,
+            Err(empty) => return empty,
         };
         let arrow = arrow(style);
         let mut status = Line::new();

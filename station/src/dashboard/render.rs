@@ -189,14 +189,9 @@ impl DashboardState {
         style: RenderStyle,
     ) -> Line {
         let layout = Layout::for_width(width);
-        let mut line = Line::new();
-        line.push(&format!("S{number:02} "), Tone::Bold, style);
-        let unit = match &row.status {
-            SlotStatus::Empty => {
-                line.push("empty - waiting for a unit", Tone::Dim, style);
-                return line;
-            }
-            SlotStatus::Occupied(unit) | SlotStatus::Vanished(unit) => unit,
+        let (mut line, unit) = match slot_head(number, row, "empty - waiting for a unit", style) {
+            Ok(head) => head,
+            Err(empty) => return empty,
         };
         let serial = unit.serial.as_deref().unwrap_or("-");
         line.push_fixed(serial, layout.serial, Tone::Normal, style)
@@ -331,6 +326,24 @@ impl DashboardState {
             tail.push(&eta_text, Tone::Dim, style);
         }
         tail
+    }
+}
+
+/// `S07 ` and the slot's unit; for an empty slot, its whole line (`S07 ` and `empty`).
+pub(super) fn slot_head<'r>(
+    number: SlotNumber,
+    row: &'r SlotRow,
+    empty: &str,
+    style: RenderStyle,
+) -> Result<(Line, &'r Unit), Line> {
+    let mut line = Line::new();
+    line.push(&format!("S{number:02} "), Tone::Bold, style);
+    match &row.status {
+        SlotStatus::Empty => {
+            line.push(empty, Tone::Dim, style);
+            Err(line)
+        }
+        SlotStatus::Occupied(unit) | SlotStatus::Vanished(unit) => Ok((line, unit)),
     }
 }
 
