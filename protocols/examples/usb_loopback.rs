@@ -445,11 +445,10 @@ mod host {
         echo(&mut link, 4096, mps)?;
         println!("ok link still works after both timeouts");
 
-        // FunctionFS ignores what usb_ep_set_halt returns, and a UDC refuses to halt an IN
-        // endpoint that still has a request queued (dummy_hcd: -EAGAIN), so now and then the
-        // device's halt does not take and the host's read just times out. That is the device
-        // side's race, not the host transport under test: ask again (the device is still
-        // serving), and say so.
+        // A UDC refuses to halt an IN endpoint that still has a request queued (dummy_hcd:
+        // -EAGAIN, which FunctionFS passes on); the device side repeats its halt until it
+        // takes. Should the host's read still come first, ask again and say so: that is the
+        // device side's timing, not the host transport under test.
         let mut halted = None;
         for attempt in 1..=3 {
             command(&mut link, "halt-in")?;

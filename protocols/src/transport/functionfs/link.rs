@@ -25,6 +25,9 @@ use super::descriptors::HIGH_SPEED_BULK_PACKET;
 use super::ep0::Shared;
 use crate::transport::{Framing, Transport, TransportError};
 
+/// How long a halt request is repeated while the UDC still holds the endpoint's last request.
+const HALT_PATIENCE: Duration = Duration::from_secs(2);
+
 /// Largest single request queued on the UDC. A multiple of every bulk wMaxPacketSize, so
 /// splitting a write at this size never puts a short packet inside a transfer; FunctionFS
 /// allocates a kernel buffer of the request size, so keep it modest.
@@ -143,24 +146,36 @@ impl FunctionFsLink {
     }
 
     fn halt(&mut self, in_endpoint: bool) -> Result<(), TransportError> {
-        self.check_session()?;
-        let mut byte = [0u8; 1];
-        // SAFETY: plain read/write of one byte on our own descriptors.
-        let r = unsafe {
-            if in_endpoint {
-                libc::read(self.ep_in.as_raw_fd(), byte.as_mut_ptr().cast(), 1)
-            } else {
-                libc::write(self.ep_out.as_raw_fd(), byte.as_ptr().cast(), 1)
+        let deadline = std::time::Instant::now() + HALT_PATIENCE;
+        loop {
+            self.check_session()?;
+            let mut byte = [0u8; 1];
+            // SAFETY: plain read/write of one byte on our own descriptors.
+            let r = unsafe {
+                if in_endpoint {
+                    libc::read(self.ep_in.as_raw_fd(), byte.as_mut_ptr().cast(), 1)
+                } else {
+                    libc::write(self.ep_out.as_raw_fd(), byte.as_ptr().cast(), 1)
+                }
+            };
+            let errno = std::io::Error::last_os_error();
+            match (r, errno.raw_os_error()) {
+                // The kernel answers a halt request with EBADMSG once the endpoint is halted.
+                (-1, Some(libc::EBADMSG)) => return Ok(()),
+                // The UDC refuses to halt an IN endpoint whose last request it has not given
+                // back yet (dummy_hcd, and FunctionFS passes that on), or another transfer
+                // holds the endpoint: not a disconnect, the halt takes once it drains. The
+                // session check above still ends the wait on a real one.
+                (-1, Some(libc::EAGAIN | libc::EINTR)) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                (-1, Some(e)) => return Err(self.failure(e, HALT_PATIENCE)),
+                _ => {
+                    return Err(TransportError::Protocol(
+                        "FunctionFS did not halt the endpoint".into(),
+                    ))
+                }
             }
-        };
-        let errno = std::io::Error::last_os_error();
-        match (r, errno.raw_os_error()) {
-            // The kernel answers a halt request with EBADMSG once the endpoint is halted.
-            (-1, Some(libc::EBADMSG)) => Ok(()),
-            (-1, Some(e)) => Err(self.failure(e, Duration::ZERO)),
-            _ => Err(TransportError::Protocol(
-                "FunctionFS did not halt the endpoint".into(),
-            )),
         }
     }
 
