@@ -178,8 +178,13 @@ impl Cell {
     }
 
     fn columns_fitting(self, width: usize) -> usize {
-        ((width + self.gap().len()) / (self.min_width() + self.gap().len())).max(1)
+        columns_of(width, self.min_width(), self.gap())
     }
+}
+
+/// How many columns at least `column_width` wide, `gap` between them, fit `width` (at least one).
+fn columns_of(width: usize, column_width: usize, gap: &str) -> usize {
+    ((width + gap.len()) / (column_width + gap.len())).max(1)
 }
 
 impl Grid {
@@ -197,8 +202,7 @@ impl Grid {
         if full >= 2 {
             // A wide screen keeps the bars: more columns for the reasons only while each keeps
             // the serial whole; narrower ones only to show every slot.
-            let roomy =
-                ((width + COLUMN_GAP.len()) / (ROOMY_COLUMN_WIDTH + COLUMN_GAP.len())).max(1);
+            let roomy = columns_of(width, ROOMY_COLUMN_WIDTH, COLUMN_GAP);
             return Grid {
                 columns: columns_wanted.min(roomy).max(columns_needed).min(full),
                 cell: Cell::Full,
