@@ -33,21 +33,37 @@ pub fn demo_copy() -> (tempfile::TempDir, PathBuf) {
     (dir, demo)
 }
 
-/// `flashgate run --sim N --json` in the background, with `extra` arguments.
-pub fn start_station(demo: &Path, sim: u16, extra: &[&str]) -> Child {
+/// `flashgate run --json` in the background, its phones (`--sim N` or `--phones FILE`) and any
+/// other options in `args`.
+fn start_batch(demo: &Path, args: &[&str]) -> Child {
     Command::new(flashgate_bin())
         .arg("run")
         .arg("--station")
         .arg(demo.join("station.yaml"))
         .arg("--work-order")
         .arg(demo.join("work-orders/WO-DEMO-EEA.yaml"))
-        .args(["--sim", &sim.to_string(), "--json"])
-        .args(extra)
+        .arg("--json")
+        .args(args)
         .env("NO_COLOR", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("starting flashgate run")
+}
+
+/// A phones file of 48 phones, the first of which holds its system flash for 10 s: however loaded
+/// the machine, the batch still runs when a second process attaches to it (48 quick phones can
+/// all be done before that process starts).
+fn phones_outlasting_the_attach(demo: &Path) -> PathBuf {
+    let phones = demo.join("phones-48.yaml");
+    let mut entries = String::from(
+        "phones:\n  - slot: 1\n    faults:\n      hang: [{ on: \"flash:system_a\", for: 10s }]\n",
+    );
+    for slot in 2..=48 {
+        entries.push_str(&format!("  - slot: {slot}\n"));
+    }
+    std::fs::write(&phones, entries).unwrap();
+    phones
 }
 
 fn wait_for_socket(path: &Path, station: &mut Child) {
@@ -84,7 +100,8 @@ fn two_dashboards_attached_to_a_running_batch_see_every_verdict_the_station_jour
     let (_keep, demo) = demo_copy();
     // A simulated run publishes beside its own journal (journal.sim.sqlite).
     let socket = demo.join("state/journal.sim.events.sock");
-    let mut station = start_station(&demo, 48, &[]);
+    let phones = phones_outlasting_the_attach(&demo);
+    let mut station = start_batch(&demo, &["--phones", phones.to_str().unwrap()]);
     wait_for_socket(&socket, &mut station);
     // The station's stdout is read while it runs: a full pipe would hold its last lines back.
     let station = std::thread::spawn(move || station.wait_with_output().unwrap());
@@ -188,7 +205,16 @@ fn curl(url: &str, extra: &[&str]) -> (String, String) {
 fn the_status_page_and_metrics_answer_curl_while_the_batch_runs() {
     use std::io::BufRead;
     let (_keep, demo) = demo_copy();
-    let mut station = start_station(&demo, 48, &["--status-listen", "127.0.0.1:0"]);
+    let phones = phones_outlasting_the_attach(&demo);
+    let mut station = start_batch(
+        &demo,
+        &[
+            "--phones",
+            phones.to_str().unwrap(),
+            "--status-listen",
+            "127.0.0.1:0",
+        ],
+    );
     let stderr = station.stderr.take().unwrap();
     let mut lines = std::io::BufReader::new(stderr).lines();
     let url = loop {
