@@ -9,10 +9,10 @@
 //! swapped between the check and the parse cannot slip through.
 
 use std::fmt;
-use std::io::Read;
+use std::io::{Cursor, Read};
 use std::path::{Path, PathBuf};
 
-use minisign_verify::{PublicKey, Signature};
+use minisign::{PublicKey, SignatureBox};
 
 use crate::verdict::FailureCode;
 
@@ -31,7 +31,7 @@ impl fmt::Display for KeyId {
 }
 
 /// A public key the station trusts to sign product manifests.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct TrustedKey {
     /// Who holds the secret key (`release-2025`), as station.yaml names it.
     pub name: String,
@@ -46,25 +46,30 @@ impl TrustedKey {
     /// `minisign -P` takes).
     pub fn parse(name: &str, public_key: &str) -> Result<Self, String> {
         let text = public_key.trim();
-        let bytes = base64_decode(text)
-            .filter(|b| b.len() == 42)
-            .ok_or_else(|| {
-                "not a minisign public key (42 bytes in base64, starting `RW`)".to_string()
-            })?;
-        if &bytes[..2] != b"Ed" {
+        let not_a_key = || "not a minisign public key (42 bytes in base64, starting `RW`)";
+        let key = PublicKey::from_base64(text).map_err(|_| not_a_key())?;
+        if !key.to_bytes().starts_with(b"Ed") {
             return Err("not an Ed25519 minisign public key (its first bytes are not `Ed`)".into());
         }
-        let key = PublicKey::from_base64(text).map_err(|e| e.to_string())?;
-        let mut key_id = [0u8; 8];
-        key_id.copy_from_slice(&bytes[2..10]);
+        let key_id = KeyId(key.keynum().try_into().map_err(|_| not_a_key())?);
         Ok(Self {
             name: name.to_string(),
-            key_id: KeyId(key_id),
+            key_id,
             public_key: text.to_string(),
             key,
         })
     }
 }
+
+/// Two pinned keys are the same when their names and their key text are (the parsed key follows
+/// from the text).
+impl PartialEq for TrustedKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && self.public_key == other.public_key
+    }
+}
+
+impl Eq for TrustedKey {}
 
 /// How the manifest of a batch came to be trusted; every attempt records it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -204,9 +209,9 @@ pub fn verify_manifest(
         signature: signature_file.clone(),
         detail,
     };
-    let signature = Signature::decode(&text).map_err(|e| malformed(e.to_string()))?;
-    let key_id = signature_key_id(&text)
-        .ok_or_else(|| malformed("its signature line is not 74 bytes of base64".into()))?;
+    let signature = SignatureBox::from_string(&text).map_err(|e| malformed(e.to_string()))?;
+    let key_id = signature_key_id(&signature)
+        .ok_or_else(|| malformed("its signature line holds no 8-byte key id".into()))?;
     let Some(key) = keys.iter().find(|k| k.key_id == key_id) else {
         return Err(UntrustedManifest::KeyNotPinned {
             manifest: manifest.to_path_buf(),
@@ -220,14 +225,14 @@ pub fn verify_manifest(
     };
     // Legacy (not pre-hashed) signatures are refused: minisign has made pre-hashed ones since
     // 0.8, and only those bind the whole file through BLAKE2b-512.
-    key.key
-        .verify(bytes, &signature, false)
-        .map_err(|_| UntrustedManifest::BadSignature {
+    minisign::verify(&key.key, &signature, Cursor::new(bytes), true, false, false).map_err(
+        |_| UntrustedManifest::BadSignature {
             manifest: manifest.to_path_buf(),
             signature: signature_file,
             key_name: key.name.clone(),
             key_id,
-        })?;
+        },
+    )?;
     Ok(ManifestTrust::Signed {
         key_name: key.name.clone(),
         key_id,
@@ -268,48 +273,9 @@ fn read_signature(manifest: &Path, signature: &Path) -> Result<String, Untrusted
     })
 }
 
-/// The key id in a `.minisig`'s signature line (its second line: algorithm, key id,
-/// signature).
-fn signature_key_id(text: &str) -> Option<KeyId> {
-    let line = text.lines().nth(1)?;
-    let bytes = base64_decode(line.trim()).filter(|b| b.len() == 74)?;
-    let mut key_id = [0u8; 8];
-    key_id.copy_from_slice(&bytes[2..10]);
-    Some(KeyId(key_id))
-}
-
-/// Standard base64 with `=` padding, as minisign writes it; None for anything else.
-fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    fn value(c: u8) -> Option<u32> {
-        Some(u32::from(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        }))
-    }
-    let bytes = text.as_bytes();
-    if !bytes.len().is_multiple_of(4) {
-        return None;
-    }
-    let mut out = Vec::with_capacity(bytes.len() / 4 * 3);
-    let quads = bytes.len() / 4;
-    for (index, quad) in bytes.chunks(4).enumerate() {
-        let padding = quad.iter().rev().take_while(|&&c| c == b'=').count();
-        if padding > 2 || (padding > 0 && index + 1 != quads) {
-            return None;
-        }
-        let mut word = 0u32;
-        for &c in &quad[..4 - padding] {
-            word = (word << 6) | value(c)?;
-        }
-        word <<= 6 * padding as u32;
-        let decoded = [(word >> 16) as u8, (word >> 8) as u8, word as u8];
-        out.extend_from_slice(&decoded[..3 - padding]);
-    }
-    Some(out)
+/// The key id a signature names (the signature line's bytes 2..10).
+fn signature_key_id(signature: &SignatureBox) -> Option<KeyId> {
+    signature.keynum().try_into().ok().map(KeyId)
 }
 
 #[cfg(test)]
