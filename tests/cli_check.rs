@@ -2,37 +2,12 @@
 //! it, one line per finding, exit 0/1; no phone touched, nothing written; a running station is
 //! seen through its lock without being disturbed.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
+use flashgate_scenarios::batch::demo_copy;
 use flashgate_scenarios::flashgate_bin;
 use station::journal::{Journal, JournalError, StationLock};
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_name() == "state" {
-            continue;
-        }
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
-fn demo_copy() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let demo = dir.path().join("demo");
-    copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/demo"),
-        &demo,
-    );
-    (dir, demo)
-}
 
 fn check(demo: &Path, work_order: &str, extra: &[&str]) -> (Output, Vec<String>) {
     let out = Command::new(flashgate_bin())

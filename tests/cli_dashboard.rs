@@ -5,33 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use flashgate_scenarios::batch::demo_copy;
 use flashgate_scenarios::flashgate_bin;
-
-/// A private copy of `configs/demo` without an earlier run's state.
-pub fn demo_copy() -> (tempfile::TempDir, PathBuf) {
-    fn copy_dir(from: &Path, to: &Path) {
-        std::fs::create_dir_all(to).unwrap();
-        for entry in std::fs::read_dir(from).unwrap() {
-            let entry = entry.unwrap();
-            if entry.file_name() == "state" {
-                continue;
-            }
-            let target = to.join(entry.file_name());
-            if entry.file_type().unwrap().is_dir() {
-                copy_dir(&entry.path(), &target);
-            } else {
-                std::fs::copy(entry.path(), &target).unwrap();
-            }
-        }
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let demo = dir.path().join("demo");
-    copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/demo"),
-        &demo,
-    );
-    (dir, demo)
-}
 
 /// `flashgate run --json` in the background, its phones (`--sim N` or `--phones FILE`) and any
 /// other options in `args`.

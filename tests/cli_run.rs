@@ -1,37 +1,11 @@
 //! The README's main command, end to end through the `flashgate` binary: pre-flight, a batch
 //! of simulated phones (fastboot and EDL), the JSON event stream, the journal and `report`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
+pub(crate) use flashgate_scenarios::batch::demo_copy;
 use flashgate_scenarios::flashgate_bin;
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_name() == "state" {
-            continue; // a developer's earlier demo run
-        }
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
-/// A private copy of `configs/demo` (its journal and logs land inside it).
-pub(crate) fn demo_copy() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let demo = dir.path().join("demo");
-    copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/demo"),
-        &demo,
-    );
-    (dir, demo)
-}
 
 pub(crate) fn run(demo: &Path, work_order: &str, extra: &[&str]) -> std::process::Output {
     Command::new(flashgate_bin())

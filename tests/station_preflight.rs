@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
+use flashgate_scenarios::batch::{copy_tree, demo_dir};
 use protocols::external_tool;
 use station::config::{ProductManifest, RegionCode, StationConfig, WorkOrder};
 use station::digest::Sha256Digest;
@@ -16,26 +17,6 @@ use station::verdict::{FailureCode, Verdict};
 use station::verified_image::{ImageCheckError, ImageFormat};
 
 const CLIENT: &str = "/priv-app/ActivationClient/ActivationClient.apk";
-
-fn demo_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/demo")
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_name() == "state" {
-            continue;
-        }
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
 
 /// A private copy of the demo station to break in one way.
 pub(crate) struct Demo {

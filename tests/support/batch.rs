@@ -42,6 +42,15 @@ pub fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
+/// A private copy of `configs/demo` for a test that runs the `flashgate` binary on it (its
+/// journal and logs land inside it); keep the tempdir as long as the copy is used.
+pub fn demo_copy() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = dir.path().join("demo");
+    copy_tree(&demo_dir(), &demo);
+    (dir, demo)
+}
+
 /// A private copy of `configs/demo`: the journal and logs land in the tempdir.
 pub struct DemoStation {
     _dir: tempfile::TempDir,
