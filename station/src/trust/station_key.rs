@@ -3,9 +3,10 @@
 //! a minisign secret key file without a password (a station signs unattended) that only the
 //! service user may read.
 //!
-//! Keys come from `flashgate station keygen`: Debian's minisign 0.11 `-G -W` writes a key
-//! without a password whose checksum is left zero, which the minisign crate refuses as
-//! corrupted; a keygen key is signed with by `minisign -S` as well.
+//! Keys come from `flashgate station keygen` or Debian's `minisign -G -W`. Debian's minisign
+//! 0.11 leaves the checksum of a key without a password zero, which the minisign crate takes
+//! for a corrupted or encrypted key; the station fills that checksum in before loading such a
+//! key (nothing is lost: the key must still be the pinned public key's pair).
 
 use std::path::{Path, PathBuf};
 
@@ -111,6 +112,7 @@ impl StationSigner {
                 path: path.to_path_buf(),
             });
         }
+        let text = with_checksum_filled_in(&text).unwrap_or(text);
         let boxed = SecretKeyBox::from_string(&text).map_err(|e| malformed(e.to_string()))?;
         // Never the box's password prompt: a station has no one at its keyboard.
         let secret = boxed
@@ -153,6 +155,40 @@ impl StationSigner {
         .map_err(|e| StationKeyError::Sign(e.to_string()))?;
         Ok(signature.into_string())
     }
+}
+
+/// Where the parts of a minisign secret key (decoded from its second line) lie: the
+/// algorithms, then the KDF's salt and limits, the key id, the Ed25519 secret key, and the
+/// BLAKE2b-256 checksum of the signature algorithm, key id and secret key.
+const SECRET_KEY_LEN: usize = 158;
+const KDF_ALG: std::ops::Range<usize> = 2..4;
+const SIG_ALG: std::ops::Range<usize> = 0..2;
+const KEYNUM_AND_SECRET: std::ops::Range<usize> = 54..126;
+const CHECKSUM: std::ops::Range<usize> = 126..158;
+
+/// `text` with its checksum computed, when it is a key without a password whose checksum is
+/// all zeros (Debian's `minisign -G -W`); None for any other text, which loads as it is.
+fn with_checksum_filled_in(text: &str) -> Option<String> {
+    use base64::Engine;
+    use blake2::digest::consts::U32;
+    use blake2::{Blake2b, Digest};
+
+    let mut lines: Vec<&str> = text.lines().collect();
+    let engine = base64::engine::general_purpose::STANDARD;
+    let mut key = engine.decode(lines.get(1)?.trim()).ok()?;
+    if key.len() != SECRET_KEY_LEN
+        || key[KDF_ALG] != [0, 0]
+        || key[CHECKSUM].iter().any(|&b| b != 0)
+    {
+        return None;
+    }
+    let mut checksum = Blake2b::<U32>::new();
+    checksum.update(&key[SIG_ALG]);
+    checksum.update(&key[KEYNUM_AND_SECRET]);
+    key[CHECKSUM].copy_from_slice(&checksum.finalize());
+    let line = engine.encode(&key);
+    lines[1] = &line;
+    Some(lines.join("\n") + "\n")
 }
 
 #[cfg(unix)]
@@ -267,6 +303,57 @@ mod tests {
         }
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400)).unwrap();
         StationSigner::load(&path, &public).unwrap();
+    }
+
+    /// Made by Debian's minisign 0.11: `minisign -G -W -p k.pub -s k.key` (its checksum is
+    /// zero), kept as literals.
+    const DEBIAN_PUBLIC: &str = "RWQwWV+mxeFi+3F7U9cF/1LQP+IulILaE9M6PTpOkB1Jdj+havo+hgRI";
+    const DEBIAN_SECRET: &str = "untrusted comment: minisign encrypted secret key
+RWQAAEIyAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAMFlfpsXhYvvUlD5m2RYdvQTQU96uKYynAE7zu+WgYjr95BXIKnRwIHF7U9cF/1LQP+IulILaE9M6PTpOkB1Jdj+havo+hgRIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=
+";
+
+    #[test]
+    fn a_key_debians_minisign_made_without_a_password_loads_and_signs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("station.key");
+        write_new(&path, DEBIAN_SECRET.as_bytes(), 0o600).unwrap();
+        let pinned = parse_public_key(DEBIAN_PUBLIC).unwrap();
+        let signer = StationSigner::load(&path, &pinned).unwrap();
+        assert_eq!(key_id(signer.public_key()), "FB62E1C5A65F5930");
+        let signature = signer.sign(b"hello\n", "a comment").unwrap();
+        let signature = minisign::SignatureBox::from_string(&signature).unwrap();
+        let verify = |data: &[u8]| {
+            minisign::verify(
+                &pinned,
+                &signature,
+                std::io::Cursor::new(data),
+                true,
+                false,
+                false,
+            )
+        };
+        assert!(verify(b"hello\n").is_ok());
+        assert!(verify(b"hello!").is_err());
+
+        // Only the zero checksum is filled in: a wrong one still says the key is damaged.
+        use base64::Engine;
+        let engine = base64::engine::general_purpose::STANDARD;
+        let mut key = engine
+            .decode(DEBIAN_SECRET.lines().nth(1).unwrap())
+            .unwrap();
+        key[SECRET_KEY_LEN - 1] = 1;
+        let damaged = format!(
+            "{}\n{}\n",
+            DEBIAN_SECRET.lines().next().unwrap(),
+            engine.encode(&key)
+        );
+        let path = dir.path().join("damaged.key");
+        write_new(&path, damaged.as_bytes(), 0o600).unwrap();
+        let refused = StationSigner::load(&path, &pinned).unwrap_err();
+        assert!(
+            matches!(refused, StationKeyError::Malformed { .. }),
+            "{refused}"
+        );
     }
 
     #[test]
