@@ -323,9 +323,17 @@ fn fastboot(a: FastbootArgs) -> anyhow::Result<ExitCode> {
         }
         ControlFlow::Continue(())
     });
-    eprintln!(
-        "the phone left fastboot (it is now in {:?}), where fastboot TCP cannot reach it",
-        phone.mode()
-    );
+    if phone.mode().personality().is_some() {
+        // Still in a fastboot mode yet gone: its scripted cable was pulled.
+        eprintln!(
+            "the phone's cable was pulled (it is still in {:?}); nothing serves it any more",
+            phone.mode()
+        );
+    } else {
+        eprintln!(
+            "the phone left fastboot (it is now in {:?}), where fastboot TCP cannot reach it",
+            phone.mode()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
