@@ -431,3 +431,40 @@ fn a_slow_phone_beside_fast_ones_does_not_slow_them() {
         "{seen:?}"
     );
 }
+
+// ---- the demo's faults file -----------------------------------------------------------------
+
+/// configs/demo/phones-faults.yaml gives each slot the verdict its comments promise, and the
+/// two well-behaved departures pass beside six failures.
+#[test]
+fn the_demo_faults_file_gives_each_slot_the_verdict_it_documents() {
+    let text =
+        std::fs::read_to_string(flashgate_scenarios::batch::demo_dir().join("phones-faults.yaml"))
+            .unwrap();
+    let outcome = Rig::phones(&text).run();
+    outcome.assert_every_verdict_journaled_first();
+    let expected = [
+        (1, Some("SLOT_MISMATCH")),
+        (2, Some("DEVICE_FAIL")),
+        (3, Some("PROTOCOL_ERROR")),
+        (4, Some("DISCONNECTED")),
+        (5, Some("PROTOCOL_ERROR")),
+        (6, None),
+        (7, Some("PROTOCOL_ERROR")),
+        (8, None),
+    ];
+    for (slot, code) in expected {
+        match code {
+            None => assert_eq!(outcome.verdict_on(slot), Verdict::Pass, "slot {slot}"),
+            Some(code) => {
+                let (found, sentence) = outcome.failure_on(slot);
+                assert_eq!(found, code, "slot {slot}: {sentence}");
+                assert!(
+                    sentence.starts_with(&format!("slot {slot} (serial ")),
+                    "{sentence}"
+                );
+            }
+        }
+    }
+    assert_eq!(outcome.summary.passed, 2);
+}
