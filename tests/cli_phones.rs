@@ -161,3 +161,56 @@ fn sim_fastboot_serves_the_phone_a_phones_file_describes() {
     let misc = std::fs::read(sim.partition_file("misc")).unwrap();
     assert!(misc[..8192].iter().all(|&b| b == 0x5a) && misc[8192..].iter().all(|&b| b == 0));
 }
+
+/// The fault keys against Debian's `fastboot` (AOSP 29.0.6): a bootloader that keeps
+/// `set_active` only until the next reboot satisfies the client (it checks nothing after
+/// OKAY, and `current-slot` shows the new slot until the reboot); answers cut short or with an
+/// unknown status are refused by the client in its own words, and the phone answers normally
+/// once the counted faults are spent.
+#[test]
+fn the_aosp_client_meets_scripted_set_active_and_malformed_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let phones = dir.path().join("phones.yaml");
+    std::fs::write(
+        &phones,
+        "phones:\n\
+         \x20 - slot: 1\n\
+         \x20   faults:\n\
+         \x20     set_active: lost_on_reboot\n\
+         \x20     answer:\n\
+         \x20       - { on: \"getvar:product\", with: truncated, times: 1 }\n\
+         \x20       - { on: \"getvar:product\", with: unknown_prefix, times: 1 }\n\
+         \x20       - { on: \"getvar:product\", with: garbage, times: 1 }\n",
+    )
+    .unwrap();
+    let sim = crate::fastboot_interop::SimServer::start(&["--phone", phones.to_str().unwrap()]);
+    let said = |args: &[&str]| {
+        let out = sim.fastboot(args);
+        (out.status.success(), crate::fastboot_interop::text(&out))
+    };
+    let (_, text) = said(&["getvar", "product"]);
+    assert!(text.contains("unknown status code: OKA"), "{text}");
+    let (_, text) = said(&["getvar", "product"]);
+    assert!(text.contains("unknown status code: BUSY"), "{text}");
+    let (_, text) = said(&["getvar", "product"]);
+    assert!(text.contains("unknown status code"), "{text}");
+    let (_, text) = said(&["getvar", "product"]);
+    assert!(text.contains("product: flashgate_sim"), "{text}");
+
+    let (ok, text) = said(&["set_active", "b"]);
+    assert!(ok && text.contains("Setting current slot to 'b'"), "{text}");
+    assert!(said(&["getvar", "current-slot"])
+        .1
+        .contains("current-slot: b"));
+    let (ok, text) = said(&["reboot", "bootloader"]);
+    assert!(ok, "{text}");
+    let back = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let slot = loop {
+        let (_, text) = said(&["getvar", "current-slot"]);
+        if text.contains("current-slot:") || std::time::Instant::now() > back {
+            break text;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(slot.contains("current-slot: a"), "not kept: {slot}");
+}

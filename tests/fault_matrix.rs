@@ -10,16 +10,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use flashgate_scenarios::batch::{on_event, run_batch, BatchOutcome, BatchSetup, DemoStation};
-use protocols::sim::edl::EdlSimConfig;
-use protocols::sim::{FaultAction, Phone};
-use protocols::transport::memory::LinkFaults;
-use station::bus::sim::SimBus;
-use station::config::StationConfig;
+use flashgate_scenarios::batch::{on_event, BatchOutcome, DemoStation, ScriptedBatch};
+use protocols::sim::Phone;
 use station::events::{EventKind, EventSink, Phase, SlotNumber};
-use station::mode::Mode;
-use station::preflight::CheckedBatch;
-use station::sim_fleet::rig::{factory_fastboot, product_phone, sim_port, simulated_bus};
 use station::sim_fleet::SimUnit;
 use station::verdict::Verdict;
 
@@ -30,8 +23,6 @@ pub(crate) const EEA: &str = "WO-DEMO-EEA";
 /// station.yaml `limits.timeouts` in these tests.
 pub(crate) const COMMAND_SECS: u64 = 3;
 pub(crate) const FLASH_PARTITION_SECS: u64 = 4;
-/// A device's progress lines in the endless-INFO rows.
-const INFO_EVERY: Duration = Duration::from_millis(100);
 
 /// The demo station's limits, cut so a stalled phone fails in seconds: one command 3 s, one
 /// partition 4 s, one identification retry.
@@ -47,67 +38,55 @@ fn short_limits(text: String) -> String {
     .replace("    identify: 2\n", "    identify: 1\n")
 }
 
-/// A batch of simulated phones of the demo product, one per slot (slot N is `FG0001NN`).
+/// A batch of simulated phones of the demo product from a phones file, one per slot (slot N is
+/// `FG0001NN`), on the demo station with [`short_limits`].
 pub(crate) struct Rig {
     _demo: DemoStation,
-    station: StationConfig,
-    pub(crate) batch: CheckedBatch,
-    bus: SimBus,
-    units: Vec<SimUnit>,
-    slots: Vec<(SlotNumber, Mode)>,
+    scripted: ScriptedBatch,
     reactions: Vec<Box<dyn EventSink>>,
 }
 
 impl Rig {
-    pub(crate) fn new(kinds: &[Mode]) -> Rig {
+    /// The phones `phones_yaml` (a whole phones file) describes.
+    pub(crate) fn phones(phones_yaml: &str) -> Rig {
         let demo = DemoStation::new();
         demo.edit_station(short_limits);
-        let (station, batch) = demo.load(EEA);
+        Rig::on(demo, phones_yaml)
+    }
+
+    /// [`Rig::phones`] on a station whose station.yaml `edit` changes further.
+    pub(crate) fn phones_edited(phones_yaml: &str, edit: impl FnOnce(String) -> String) -> Rig {
+        let demo = DemoStation::new();
+        demo.edit_station(|station| edit(short_limits(station)));
+        Rig::on(demo, phones_yaml)
+    }
+
+    fn on(demo: DemoStation, phones_yaml: &str) -> Rig {
+        let scripted = demo.phones(EEA, phones_yaml);
         assert_eq!(
-            station.limits.timeouts.command,
+            scripted.station.limits.timeouts.command,
             Duration::from_secs(COMMAND_SECS)
         );
-        let slots: Vec<(SlotNumber, Mode)> = (1..)
-            .zip(kinds.iter().copied())
-            .collect::<Vec<(SlotNumber, Mode)>>();
-        let (bus, units) = simulated_bus(&batch, &slots).unwrap();
         Rig {
             _demo: demo,
-            station,
-            batch,
-            bus,
-            units,
-            slots,
+            scripted,
             reactions: Vec::new(),
         }
     }
 
-    /// Three fastboot phones.
-    pub(crate) fn fastboot() -> Rig {
-        Rig::new(&[Mode::Fastboot; 3])
+    /// Three fastboot phones; slot 2's has `faults` (the YAML value of its `faults:` key).
+    pub(crate) fn fastboot_with(faults: &str) -> Rig {
+        Rig::phones(&format!(
+            "phones:\n  - slot: 1\n  - slot: 2\n    faults: {faults}\n  - slot: 3\n"
+        ))
     }
 
     pub(crate) fn unit(&self, slot: SlotNumber) -> &SimUnit {
-        let i = self.slots.iter().position(|(s, _)| *s == slot).unwrap();
-        &self.units[i]
+        self.scripted.unit(slot)
     }
 
     pub(crate) fn phone(&self, slot: SlotNumber) -> &Phone {
         self.unit(slot).phone()
-    }
-
-    /// The phone on `slot` (in EDL) runs this boot ROM and programmer.
-    pub(crate) fn with_edl(mut self, slot: SlotNumber, edl: EdlSimConfig) -> Rig {
-        let i = self.slots.iter().position(|(s, _)| *s == slot).unwrap();
-        assert_eq!(self.slots[i].1, Mode::Edl, "slot {slot} starts in EDL");
-        self.units[i] = SimUnit::new(
-            &self.bus,
-            &sim_port(slot),
-            product_phone(&self.batch, slot, Mode::Edl).unwrap(),
-            factory_fastboot(),
-            edl,
-        );
-        self
     }
 
     pub(crate) fn react(mut self, reaction: impl EventSink + 'static) -> Rig {
@@ -117,21 +96,7 @@ impl Rig {
 
     /// Plug every phone and run until each has its verdict.
     pub(crate) fn run(self) -> BatchOutcome {
-        for unit in &self.units {
-            unit.plug();
-        }
-        run_batch(BatchSetup {
-            slots: self
-                .slots
-                .iter()
-                .map(|(s, _)| (sim_port(*s), *s))
-                .collect::<BTreeMap<_, _>>(),
-            stop_after_verdicts: Some(self.slots.len()),
-            station: self.station,
-            batch: self.batch,
-            bus: self.bus,
-            reactions: self.reactions,
-        })
+        self.scripted.run(self.reactions)
     }
 }
 
@@ -195,21 +160,12 @@ pub(crate) fn all_pass(outcome: &BatchOutcome, units: usize) {
     assert_eq!(outcome.summary.passed as usize, units);
 }
 
-fn timeout_within(secs: u64) -> String {
-    format!("within {secs} s")
-}
-
 // ---- fastboot -------------------------------------------------------------------------------
 
 /// A cable that drops after 100 kB of host data: the link dies inside the system image.
 #[test]
 fn fastboot_disconnect_after_n_bytes_fails_disconnected() {
-    let rig = Rig::fastboot();
-    rig.unit(2).set_link_faults(LinkFaults {
-        cut_after_host_bytes: Some(100_000),
-        ..LinkFaults::default()
-    });
-    let outcome = rig.run();
+    let outcome = Rig::fastboot_with("{ disconnect_after: 100000 }").run();
     only_failure(
         &outcome,
         2,
@@ -222,9 +178,7 @@ fn fastboot_disconnect_after_n_bytes_fails_disconnected() {
 /// station.yaml allows), and fails.
 #[test]
 fn fastboot_stall_in_getvar_fails_timeout_after_the_identify_retry() {
-    let rig = Rig::fastboot();
-    rig.phone(2).add_fault("getvar", FaultAction::Stall, None);
-    let outcome = rig.run();
+    let outcome = Rig::fastboot_with("{ hang: [{ on: getvar, for: ever }] }").run();
     let sentence = only_failure(&outcome, 2, "TIMEOUT", "during identify (getvar)");
     assert!(
         sentence.ends_with(&timeout_within(COMMAND_SECS)),
@@ -240,10 +194,7 @@ fn fastboot_stall_in_getvar_fails_timeout_after_the_identify_retry() {
 /// A bootloader that takes `download:` and never answers DATA.
 #[test]
 fn fastboot_stall_in_download_fails_timeout() {
-    let rig = Rig::fastboot();
-    rig.phone(2)
-        .add_fault("download", FaultAction::Stall, Some(1));
-    let outcome = rig.run();
+    let outcome = Rig::fastboot_with("{ hang: [{ on: download, for: ever, times: 1 }] }").run();
     let sentence = only_failure(&outcome, 2, "TIMEOUT", "during flash boot");
     assert!(
         sentence.ends_with(&timeout_within(COMMAND_SECS)),
@@ -255,10 +206,7 @@ fn fastboot_stall_in_download_fails_timeout() {
 /// station's partition timeout (a device writing storage may be silent for long).
 #[test]
 fn fastboot_stall_in_flash_fails_timeout_after_the_partition_timeout() {
-    let rig = Rig::fastboot();
-    rig.phone(2)
-        .add_fault("flash:system_a", FaultAction::Stall, None);
-    let outcome = rig.run();
+    let outcome = Rig::fastboot_with("{ hang: [{ on: \"flash:system_a\", for: ever }] }").run();
     let sentence = only_failure(&outcome, 2, "TIMEOUT", "during flash system");
     assert!(
         sentence.ends_with(&timeout_within(FLASH_PARTITION_SECS)),
@@ -270,10 +218,9 @@ fn fastboot_stall_in_flash_fails_timeout_after_the_partition_timeout() {
 /// breaks on it): refused as a protocol violation, not truncated and believed.
 #[test]
 fn fastboot_response_longer_than_256_bytes_fails_protocol_error() {
-    let rig = Rig::fastboot();
-    rig.phone(2)
-        .add_fault("flash:system_a", FaultAction::LongResponse(300), None);
-    let outcome = rig.run();
+    let outcome =
+        Rig::fastboot_with("{ answer: [{ on: \"flash:system_a\", with: too_long, length: 300 }] }")
+            .run();
     let sentence = only_failure(&outcome, 2, "PROTOCOL_ERROR", "during flash system");
     assert!(sentence.contains("300"), "{sentence}");
 }
@@ -282,13 +229,9 @@ fn fastboot_response_longer_than_256_bytes_fails_protocol_error() {
 /// the command timeout, however many lines keep arriving.
 #[test]
 fn fastboot_endless_info_fails_timeout_after_the_command_timeout() {
-    let rig = Rig::fastboot();
-    rig.phone(2).add_fault(
-        "set_active",
-        FaultAction::EndlessInfo { every: INFO_EVERY },
-        None,
-    );
-    let outcome = rig.run();
+    let outcome =
+        Rig::fastboot_with("{ answer: [{ on: set_active, with: info_flood, every: 100ms }] }")
+            .run();
     let sentence = only_failure(&outcome, 2, "TIMEOUT", "during set_active a");
     assert!(
         sentence.ends_with(&timeout_within(COMMAND_SECS)),
@@ -299,13 +242,10 @@ fn fastboot_endless_info_fails_timeout_after_the_command_timeout() {
 /// The same during `flash:`: bound by the partition timeout.
 #[test]
 fn fastboot_endless_info_while_flashing_fails_timeout_after_the_partition_timeout() {
-    let rig = Rig::fastboot();
-    rig.phone(2).add_fault(
-        "flash:system_a",
-        FaultAction::EndlessInfo { every: INFO_EVERY },
-        None,
-    );
-    let outcome = rig.run();
+    let outcome = Rig::fastboot_with(
+        "{ answer: [{ on: \"flash:system_a\", with: info_flood, every: 100ms }] }",
+    )
+    .run();
     let sentence = only_failure(&outcome, 2, "TIMEOUT", "during flash system");
     assert!(
         sentence.ends_with(&timeout_within(FLASH_PARTITION_SECS)),
@@ -316,10 +256,10 @@ fn fastboot_endless_info_while_flashing_fails_timeout_after_the_partition_timeou
 /// `download:00003000` answered `DATA00001000`: the host sends nothing and refuses the unit.
 #[test]
 fn fastboot_data_size_other_than_asked_fails_protocol_error() {
-    let rig = Rig::fastboot();
-    rig.phone(2)
-        .add_fault("download", FaultAction::DataSize(0x1000), Some(1));
-    let outcome = rig.run();
+    let outcome = Rig::fastboot_with(
+        "{ answer: [{ on: download, with: data_size, size: 0x1000, times: 1 }] }",
+    )
+    .run();
     only_failure(&outcome, 2, "PROTOCOL_ERROR", "during flash boot");
     let row = &outcome.history(&serial_of(2))[0];
     assert!(row.images_sent.is_empty(), "{row:?}");
@@ -328,41 +268,60 @@ fn fastboot_data_size_other_than_asked_fails_protocol_error() {
 /// A `DATA` answer whose size is not hex.
 #[test]
 fn fastboot_malformed_data_answer_fails_protocol_error() {
-    let rig = Rig::fastboot();
-    rig.phone(2)
-        .add_fault("download", FaultAction::Malformed, Some(1));
-    let outcome = rig.run();
+    let outcome =
+        Rig::fastboot_with("{ answer: [{ on: download, with: malformed, times: 1 }] }").run();
     only_failure(&outcome, 2, "PROTOCOL_ERROR", "during flash boot");
+}
+
+/// `OKA` in answer to `download:`: shorter than any status, refused, never taken for OKAY.
+#[test]
+fn fastboot_truncated_answer_fails_protocol_error() {
+    let outcome =
+        Rig::fastboot_with("{ answer: [{ on: download, with: truncated, times: 1 }] }").run();
+    let sentence = only_failure(&outcome, 2, "PROTOCOL_ERROR", "during flash boot");
+    assert!(sentence.contains("OKA"), "{sentence}");
+}
+
+/// `BUSYtry again later` in answer to `flash:boot_a`: a status fastboot does not have.
+#[test]
+fn fastboot_unknown_status_prefix_fails_protocol_error() {
+    let outcome =
+        Rig::fastboot_with("{ answer: [{ on: \"flash:boot_a\", with: unknown_prefix }] }").run();
+    let sentence = only_failure(&outcome, 2, "PROTOCOL_ERROR", "during flash boot");
+    assert!(sentence.contains("BUSY"), "{sentence}");
+}
+
+/// Line noise in answer to every `getvar`: identification fails as a protocol error after
+/// its retry, never as a phone of another product.
+#[test]
+fn fastboot_garbage_in_identification_fails_protocol_error() {
+    let outcome = Rig::fastboot_with("{ answer: [{ on: getvar, with: garbage }] }").run();
+    only_failure(&outcome, 2, "PROTOCOL_ERROR", "during identify");
 }
 
 /// `max-download-size` answered `garbage`: like the AOSP client, the host takes it as not
 /// reported and uses its 256 MiB fallback; the phone's real buffer takes the images: PASS.
 #[test]
 fn fastboot_garbage_max_download_size_falls_back_and_passes() {
-    let rig = Rig::fastboot();
-    rig.phone(2).add_fault(
-        "getvar:max-download-size",
-        FaultAction::Okay("garbage".into()),
-        None,
-    );
-    let outcome = rig.run();
+    let outcome = Rig::fastboot_with(
+        "{ answer: [{ on: \"getvar:max-download-size\", with: okay, text: garbage }] }",
+    )
+    .run();
     all_pass(&outcome, 3);
     let row = &outcome.history(&serial_of(2))[0];
     assert_eq!(row.images_sent.len(), 6, "{row:?}");
 }
 
 /// `max-download-size` answered `0x0` by a phone whose buffer really is 64 KiB: the fallback
-/// sends the 282 KB system image whole and the phone refuses it, in its own words.
+/// sends the 282 KB system image whole and the phone refuses it, in its own words. The buffer
+/// is the bootloader's size, not a fault, so it is set in Rust; the lie is the phones file's.
 #[test]
 fn fastboot_zero_max_download_size_with_a_small_buffer_fails_device_fail() {
-    let rig = Rig::fastboot();
+    let rig = Rig::fastboot_with(
+        "{ answer: [{ on: \"getvar:max-download-size\", with: okay, text: \"0x0\" }] }",
+    );
     rig.unit(2)
         .configure_fastboot(|config| config.max_download_size = 64 << 10);
-    rig.phone(2).add_fault(
-        "getvar:max-download-size",
-        FaultAction::Okay("0x0".into()),
-        None,
-    );
     let outcome = rig.run();
     let sentence = only_failure(&outcome, 2, "DEVICE_FAIL", "refused flash system");
     assert!(sentence.contains("more than max allowed"), "{sentence}");
@@ -372,15 +331,65 @@ fn fastboot_zero_max_download_size_with_a_small_buffer_fails_device_fail() {
 /// waiting for the rest.
 #[test]
 fn fastboot_fetch_shorter_than_announced_fails_timeout_in_verification() {
-    let rig = Rig::fastboot();
-    rig.phone(2)
-        .add_fault("fetch", FaultAction::ShortData(100), None);
-    let outcome = rig.run();
+    let outcome =
+        Rig::fastboot_with("{ answer: [{ on: fetch, with: short_data, size: 100 }] }").run();
     let sentence = only_failure(&outcome, 2, "TIMEOUT", "during verify system_a");
     assert!(
         sentence.ends_with(&timeout_within(COMMAND_SECS)),
         "{sentence}"
     );
+}
+
+/// The cable comes out as `flash:system_a` arrives (after its download): DISCONNECTED naming
+/// the step, the phone leaves the bus, and the others pass.
+#[test]
+fn fastboot_cable_pulled_at_a_named_command_fails_disconnected() {
+    let outcome = Rig::fastboot_with("{ pull_cable: { on: \"flash:system_a\" } }").run();
+    only_failure(&outcome, 2, "DISCONNECTED", "during flash system");
+    assert!(
+        outcome
+            .slot_events(2)
+            .contains(&EventKind::UnitRemoved { slot: 2 }),
+        "{:?}",
+        outcome.slot_events(2)
+    );
+}
+
+/// The cable comes out while the phone is off the bus for the station's reboot-bootloader
+/// (after `set_active`): it never comes back, and the unit fails TIMEOUT waiting for it,
+/// bound by the re-enumeration timeout.
+#[test]
+fn fastboot_cable_pulled_during_the_reboot_fails_timeout_waiting_for_it() {
+    let demo_reenumerate = "reenumerate_secs: 90\n";
+    let rig = Rig::phones_edited(
+        "phones:\n  - slot: 1\n  - slot: 2\n    faults: { pull_cable: { at: next_reboot } }\n  - slot: 3\n",
+        |station| station.replace(demo_reenumerate, "reenumerate_secs: 2\n"),
+    );
+    let outcome = rig.run();
+    only_failure(
+        &outcome,
+        2,
+        "TIMEOUT",
+        "re-enumeration after reboot-bootloader",
+    );
+}
+
+/// A bootloader that FAILs `set_active`: the unit fails DEVICE_FAIL with the bootloader's
+/// words, and nothing is verified on it.
+#[test]
+fn fastboot_set_active_refused_fails_device_fail() {
+    let outcome = Rig::fastboot_with(
+        "{ fail: [{ on: set_active, message: \"Slot change failed: slot is unbootable\" }] }",
+    )
+    .run();
+    let sentence = only_failure(&outcome, 2, "DEVICE_FAIL", "set_active a");
+    assert!(sentence.contains("slot is unbootable"), "{sentence}");
+    let row = &outcome.history(&serial_of(2))[0];
+    assert_eq!(row.verify_bytes_read, None, "{row:?}");
+}
+
+fn timeout_within(secs: u64) -> String {
+    format!("within {secs} s")
 }
 
 pub(crate) fn serial_of(slot: SlotNumber) -> String {
@@ -394,8 +403,7 @@ pub(crate) fn serial_of(slot: SlotNumber) -> String {
 /// already flashing, is still in progress, and the slow one passes too.
 #[test]
 fn a_slow_phone_beside_fast_ones_does_not_slow_them() {
-    let rig = Rig::fastboot();
-    rig.unit(2).set_link_bytes_per_second(Some(1_000_000));
+    let rig = Rig::fastboot_with("{ rate: 1000000 }");
     // At each verdict shown: its slot, and whether the slow unit had begun flashing by then.
     let seen: Arc<Mutex<Vec<(SlotNumber, bool)>>> = Arc::default();
     let watch = {
@@ -422,4 +430,41 @@ fn a_slow_phone_beside_fast_ones_does_not_slow_them() {
         seen[..2].iter().all(|(_, slow_flashing)| *slow_flashing),
         "{seen:?}"
     );
+}
+
+// ---- the demo's faults file -----------------------------------------------------------------
+
+/// configs/demo/phones-faults.yaml gives each slot the verdict its comments promise, and the
+/// two well-behaved departures pass beside six failures.
+#[test]
+fn the_demo_faults_file_gives_each_slot_the_verdict_it_documents() {
+    let text =
+        std::fs::read_to_string(flashgate_scenarios::batch::demo_dir().join("phones-faults.yaml"))
+            .unwrap();
+    let outcome = Rig::phones(&text).run();
+    outcome.assert_every_verdict_journaled_first();
+    let expected = [
+        (1, Some("SLOT_MISMATCH")),
+        (2, Some("DEVICE_FAIL")),
+        (3, Some("PROTOCOL_ERROR")),
+        (4, Some("DISCONNECTED")),
+        (5, Some("PROTOCOL_ERROR")),
+        (6, None),
+        (7, Some("PROTOCOL_ERROR")),
+        (8, None),
+    ];
+    for (slot, code) in expected {
+        match code {
+            None => assert_eq!(outcome.verdict_on(slot), Verdict::Pass, "slot {slot}"),
+            Some(code) => {
+                let (found, sentence) = outcome.failure_on(slot);
+                assert_eq!(found, code, "slot {slot}: {sentence}");
+                assert!(
+                    sentence.starts_with(&format!("slot {slot} (serial ")),
+                    "{sentence}"
+                );
+            }
+        }
+    }
+    assert_eq!(outcome.summary.passed, 2);
 }

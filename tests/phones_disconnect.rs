@@ -9,11 +9,9 @@
 
 use std::fs::File;
 
-use flashgate_scenarios::batch::{run_batch, BatchSetup, DemoStation};
+use flashgate_scenarios::batch::DemoStation;
 use protocols::sparse::{ChunkKind, SparseReader};
 use station::config::{PhonesFile, YamlDocument};
-use station::sim_fleet::rig::{sim_port, FIRST_RIG_SERIAL};
-use station::sim_fleet::scripted::scripted_rig;
 use station::verdict::Verdict;
 
 const EEA: &str = "WO-DEMO-EEA";
@@ -27,30 +25,9 @@ fn run(
     flashgate_scenarios::batch::BatchOutcome,
     protocols::sim::Phone,
 ) {
-    let (station, batch) = demo.load(EEA);
-    let file = PhonesFile::from_document(YamlDocument::from_text(
-        demo.root.join("phones.yaml"),
-        phones_yaml,
-    ))
-    .unwrap();
-    let rig = scripted_rig(&batch, &file, FIRST_RIG_SERIAL).unwrap();
-    let phone = rig.units[0].phone().clone();
-    for unit in &rig.units {
-        unit.plug();
-    }
-    let setup = BatchSetup {
-        slots: rig
-            .slots
-            .iter()
-            .map(|(slot, _)| (sim_port(*slot), *slot))
-            .collect(),
-        stop_after_verdicts: Some(rig.slots.len()),
-        station,
-        batch,
-        bus: rig.bus,
-        reactions: Vec::new(),
-    };
-    (run_batch(setup), phone)
+    let scripted = demo.phones(EEA, phones_yaml);
+    let phone = scripted.rig.units[0].phone().clone();
+    (scripted.run(Vec::new()), phone)
 }
 
 /// The demo 00EEA system image's data chunks as `(offset, bytes)` in file order, and the

@@ -14,19 +14,14 @@ use std::time::Duration;
 use flashgate_scenarios::batch::{on_event, run_batch, BatchOutcome, BatchSetup, DemoStation};
 use flashgate_scenarios::pseudo_random;
 use protocols::sim::edl::EdlSimConfig;
-use protocols::sim::fastboot::SetActiveBehaviour;
 use station::batch::{slot_source, SlotSource};
 use station::bus::sim::SimBus;
-use station::config::{PhonesFile, YamlDocument};
 use station::config::{SlotSelection, StationConfig};
 use station::events::{EventKind, Phase, SlotNumber};
 use station::journal::AttemptRow;
 use station::mode::Mode;
 use station::preflight::CheckedBatch;
-use station::sim_fleet::rig::{
-    factory_fastboot, product_phone, sim_port, simulated_bus, FIRST_RIG_SERIAL,
-};
-use station::sim_fleet::scripted::scripted_rig;
+use station::sim_fleet::rig::{factory_fastboot, product_phone, sim_port, simulated_bus};
 use station::sim_fleet::SimUnit;
 use station::verdict::Verdict;
 
@@ -74,19 +69,13 @@ impl Fleet {
 
     /// The phones a phones file (YAML text, paths relative to the demo folder) describes.
     fn from_phones(demo: &DemoStation, work_order: &str, phones_yaml: &str) -> Self {
-        let (station, batch) = demo.load(work_order);
-        let file = PhonesFile::from_document(YamlDocument::from_text(
-            demo.root.join("phones.yaml"),
-            phones_yaml,
-        ))
-        .unwrap();
-        let rig = scripted_rig(&batch, &file, FIRST_RIG_SERIAL).unwrap();
+        let scripted = demo.phones(work_order, phones_yaml);
         Fleet {
-            station,
-            batch,
-            bus: rig.bus,
-            units: rig.units,
-            slots: rig.slots,
+            station: scripted.station,
+            batch: scripted.batch,
+            bus: scripted.rig.bus,
+            units: scripted.rig.units,
+            slots: scripted.rig.slots,
         }
     }
 
@@ -724,15 +713,15 @@ fn hotplugged_phones_auto_start_keep_their_slots_and_unknown_ports_are_ignored()
 #[test]
 fn set_active_acknowledged_but_not_kept_fails_slot_mismatch_while_the_rest_pass() {
     let demo = DemoStation::new();
-    let fleet = Fleet::new(&demo, EEA, fastboot_slots(4));
-    for (slot, behaviour) in [
-        (2, SetActiveBehaviour::IgnoredAfterOkay),
-        (3, SetActiveBehaviour::LostOnReboot),
-    ] {
-        let unit = fleet.unit(slot);
-        unit.phone().lock().storage.set_active_slot("b").unwrap();
-        unit.configure_fastboot(|config| config.set_active = behaviour);
-    }
+    let fleet = Fleet::from_phones(
+        &demo,
+        EEA,
+        "phones:\n\
+         \x20 - slot: 1\n\
+         \x20 - { slot: 2, current_slot: b, faults: { set_active: ignored } }\n\
+         \x20 - { slot: 3, current_slot: b, faults: { set_active: lost_on_reboot } }\n\
+         \x20 - slot: 4\n",
+    );
     let phones: Vec<_> = (1..=4).map(|s| fleet.unit(s).phone().clone()).collect();
     fleet.plug_all();
     let outcome = run_batch(fleet.setup(Vec::new()));

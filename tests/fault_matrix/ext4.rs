@@ -3,10 +3,8 @@
 //! while the rest of the batch passes. The same routine reads image files at pre-flight.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use protocols::external_tool;
-use protocols::sim::FaultAction;
 
 use super::{failure_beside_passes, Rig};
 
@@ -95,14 +93,16 @@ fn self_referencing_extent_index(mut image: Vec<u8>) -> Vec<u8> {
     image
 }
 
-/// Slot 2's `system_a` reads back as `image` (its writes land, its reads do not show them).
+/// Slot 2's `system_a` reads back as `image` (its writes land, its reads do not show them),
+/// as its phones file says: `read_back` from an image file.
 fn run_with_system_reading_back(image: Vec<u8>) {
-    let rig = Rig::fastboot();
-    rig.phone(2).add_fault(
-        "fetch:system_a",
-        FaultAction::ReadBack(Arc::from(image)),
-        None,
-    );
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("hostile-system.img");
+    std::fs::write(&file, image).unwrap();
+    let rig = Rig::fastboot_with(&format!(
+        "{{ read_back: [{{ on: \"fetch:system_a\", image: \"{}\" }}] }}",
+        file.display()
+    ));
     let outcome = rig.run();
     let (code, sentence) = failure_beside_passes(&outcome, 2, "system_a");
     // A reader that refuses the filesystem says so; one that crashes on it is caught, and the

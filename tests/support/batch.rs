@@ -9,12 +9,15 @@ use std::time::Duration;
 
 use station::batch::{BatchEnd, BatchRun};
 use station::bus::sim::SimBus;
-use station::config::StationConfig;
+use station::config::{PhonesFile, StationConfig, YamlDocument};
 use station::events::{
     BatchSummary, Event, EventKind, EventSink, Fanout, RecordingSink, SlotNumber,
 };
 use station::journal::{AttemptRow, Journal};
 use station::preflight::{load_and_check, CheckedBatch};
+use station::sim_fleet::rig::{sim_port, FIRST_RIG_SERIAL};
+use station::sim_fleet::scripted::{scripted_rig, ScriptedRig};
+use station::sim_fleet::SimUnit;
 use station::verdict::Verdict;
 
 /// A batch that has not ended after this long is stuck (a bug), not slow: fail instead of
@@ -108,6 +111,61 @@ impl DemoStation {
     pub fn load(&self, id: &str) -> (StationConfig, CheckedBatch) {
         load_and_check(&self.station_file(), &self.work_order_file(id))
             .unwrap_or_else(|e| panic!("pre-flight of {id} refused the demo: {e}"))
+    }
+
+    /// Work order `id`'s batch on the phones a phones file describes (`phones_yaml`, read as
+    /// the demo folder's `phones.yaml`, so relative image paths start there), not yet plugged:
+    /// what `flashgate run --phones` builds.
+    pub fn phones(&self, id: &str, phones_yaml: &str) -> ScriptedBatch {
+        let (station, batch) = self.load(id);
+        let file = PhonesFile::from_document(YamlDocument::from_text(
+            self.root.join("phones.yaml"),
+            phones_yaml,
+        ))
+        .unwrap_or_else(|e| panic!("the phones file was refused: {e}"));
+        let rig = scripted_rig(&batch, &file, FIRST_RIG_SERIAL)
+            .unwrap_or_else(|e| panic!("the phones file's phones cannot be built: {e}"));
+        ScriptedBatch {
+            station,
+            batch,
+            rig,
+        }
+    }
+}
+
+/// A batch on phones from a phones file ([`DemoStation::phones`]).
+pub struct ScriptedBatch {
+    pub station: StationConfig,
+    pub batch: CheckedBatch,
+    pub rig: ScriptedRig,
+}
+
+impl ScriptedBatch {
+    /// The phone first on `slot`.
+    pub fn unit(&self, slot: SlotNumber) -> &SimUnit {
+        let i = self.rig.slots.iter().position(|(s, _)| *s == slot);
+        &self.rig.units[i.unwrap_or_else(|| panic!("no phone on slot {slot}"))]
+    }
+
+    /// Plug every phone and run until each slot's first phone has its verdict (a phone
+    /// swapped in is not counted), with `reactions` seeing every event.
+    pub fn run(self, reactions: Vec<Box<dyn EventSink>>) -> BatchOutcome {
+        for unit in &self.rig.units {
+            unit.plug();
+        }
+        run_batch(BatchSetup {
+            slots: self
+                .rig
+                .slots
+                .iter()
+                .map(|(slot, _)| (sim_port(*slot), *slot))
+                .collect(),
+            stop_after_verdicts: Some(self.rig.slots.len()),
+            station: self.station,
+            batch: self.batch,
+            bus: self.rig.bus,
+            reactions,
+        })
     }
 }
 

@@ -20,12 +20,15 @@
 //! | `oem edl`, `reset_to_edl`, Sahara RESET  | EDL                    | back after the gap       |
 //! | programmer refused by secure boot        | EDL (Sahara, waiting)  | stays, no re-enumeration |
 //! | Firehose `power off`                     | off                    | gone                     |
+//! | the cable pulled (a scripted fault)      | as it was              | gone until plugged again |
 //!
 //! The boot chain's end ([`Lifecycle::boots_to`]) is Android on a phone as it leaves the
 //! factory (gone from the station's bus); a factory build that stops in the bootloader (the
 //! station's demo, a phone served to outside fastboot clients) sets the bootloader; a phone on
 //! a deep-flash cable sets EDL. A pulled cable is not an ending of the phone's: it keeps its
-//! mode on its battery and is found in it when plugged in again (the hosts' plug/unplug).
+//! mode on its battery and is found in it when plugged in again (the hosts' plug/unplug). A
+//! phone scripted to have its cable pulled ends its session with [`Ending::CablePulled`], so
+//! every host takes it off the bus the same way.
 
 use std::time::Duration;
 
@@ -79,6 +82,9 @@ pub enum Ending {
     PowerResetToEdl,
     /// Firehose `<power value="off">`.
     PowerOff,
+    /// The cable was pulled (a scripted fault, see `FaultAction::PullCable`): the phone keeps
+    /// its mode on its battery and is gone from the bus until it is plugged in again.
+    CablePulled,
 }
 
 /// How a phone shows up on USB.
@@ -173,9 +179,11 @@ impl Lifecycle {
             | Ending::RomReset
             | Ending::ProgrammerRefused => PhoneMode::Edl,
             Ending::PowerOff => PhoneMode::Off,
+            Ending::CablePulled => from,
         };
         let presence = match (ending, mode.personality()) {
             (Ending::ProgrammerRefused, _) => Presence::Stays,
+            (Ending::CablePulled, _) => Presence::Leaves,
             (_, Some(personality)) => Presence::Returns {
                 personality,
                 after: self.reboot_gap,

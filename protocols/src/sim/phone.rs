@@ -14,7 +14,7 @@ use super::dynamic::DynamicLayout;
 use super::layout::partition_specs;
 pub use super::layout::{default_layout, Layout};
 pub use super::lifecycle::PhoneMode;
-use super::lifecycle::{Ending, Lifecycle, Transition};
+use super::lifecycle::{Ending, Lifecycle, Presence, Transition};
 use super::storage::{DropWrites, LunSpec, PartitionSpec, Storage, StorageError, StorageMode};
 
 /// Who the phone says it is, to fastboot (`getvar`) and to Sahara (command mode).
@@ -96,6 +96,17 @@ pub enum FaultAction {
     /// the partition only at `flash:`, after the download, so the cut is during the write,
     /// never during the transfer. Other operations are answered normally.
     CutDuringWrite { percent: u8 },
+    /// An answer cut short: fastboot a frame shorter than its four-byte status (`OKA`);
+    /// Firehose the first half of its answer document, then nothing.
+    Truncated,
+    /// An answer whose status is none the protocol has: fastboot a frame with an unknown
+    /// four-letter prefix (`BUSY…`); Firehose a well-formed `<data>` document holding no
+    /// `<response>` nor `<log>`, only an element no programmer sends.
+    UnknownPrefix,
+    /// The cable is pulled as this operation arrives: it is never answered, and the phone is
+    /// off the bus (its mode, RAM and storage kept, on its battery) until it is plugged in
+    /// again. See [`Phone::pull_cable`].
+    PullCable,
 }
 
 /// Fills `buf` with what a [`FaultAction::ReadBack`] of `bytes` serves `offset` bytes in:
@@ -135,6 +146,9 @@ impl FaultRule {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Faults {
     pub rules: Vec<FaultRule>,
+    /// The cable comes out while the phone is off the bus for its next reboot, `continue` or
+    /// power reset: it acknowledges, leaves, and never comes back by itself.
+    pub pull_cable_at_next_reboot: bool,
 }
 
 impl Faults {
@@ -206,10 +220,27 @@ impl Phone {
     /// says, and the transition waits for the host ([`Phone::take_transition`]).
     pub fn end_session(&self, ending: Ending) -> Transition {
         let mut state = self.lock();
-        let transition = state.lifecycle.next(state.mode, ending);
+        let mut transition = state.lifecycle.next(state.mode, ending);
+        if transition.presence != Presence::Stays
+            && std::mem::take(&mut state.faults.pull_cable_at_next_reboot)
+        {
+            transition.presence = Presence::Leaves;
+        }
         state.mode = transition.mode;
         state.transition = Some(transition);
         transition
+    }
+
+    /// The cable is pulled now (a scripted fault): the session ends, and the host takes the
+    /// phone off its bus; it keeps its mode and comes back only when plugged in again.
+    pub fn pull_cable(&self) -> Transition {
+        self.end_session(Ending::CablePulled)
+    }
+
+    /// Pull the cable while the phone is off the bus for its next reboot (see
+    /// [`Faults::pull_cable_at_next_reboot`]).
+    pub fn pull_cable_at_next_reboot(&self) {
+        self.lock().faults.pull_cable_at_next_reboot = true;
     }
 
     /// What the last session's ending did to the phone, once: `None` when the host ended the
@@ -247,7 +278,7 @@ impl Phone {
 
     pub fn clear_faults(&self) {
         let mut s = self.lock();
-        s.faults.rules.clear();
+        s.faults = Faults::default();
         s.storage.set_drop_writes(DropWrites::None);
     }
 

@@ -9,6 +9,8 @@ mod fleet;
 mod identity;
 mod image_path;
 mod names;
+mod phone_answers;
+mod phone_faults;
 mod phones;
 mod product;
 mod region;
@@ -30,9 +32,12 @@ pub use identity::{
 };
 pub use image_path::{resolve_inside, ImagePath, PathEscape};
 pub use names::check_identifier;
-pub use phones::{
-    Contents, DropWritesScript, FaultScript, PhoneScript, PhonesFile, MAX_READ_BACK_BYTES,
+pub use phone_answers::{MAX_LONG_ANSWER, MAX_OKAY_TEXT};
+pub use phone_faults::{
+    Answer, AnswerScript, DropWritesScript, FaultScript, FirehosePackets, PullCableScript,
+    SaharaScript, SetActiveScript, MAX_FAULT_RULES,
 };
+pub use phones::{Contents, PhoneScript, PhonesFile, MAX_READ_BACK_BYTES};
 pub use product::{ImageSet, ProductManifest};
 pub use region::RegionCode;
 pub use sizes::DeclaredSizes;

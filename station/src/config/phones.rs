@@ -4,13 +4,13 @@
 //! this is only the description: `sim_fleet::scripted` builds the phones from it.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::error::{ConfigError, KeyPath};
-use super::yaml::{deserialize_checked_str, UniqueMap, YamlDocument};
-use crate::byte_size::parse_byte_size;
+pub use super::phone_faults::FaultScript;
+use super::phone_faults::{faults_of, ByteCount, FaultsEntry};
+use super::yaml::{UniqueMap, YamlDocument};
 use crate::events::SlotNumber;
 use crate::mode::Mode;
 
@@ -57,33 +57,6 @@ pub enum Contents {
     Fill { byte: u8, size: Option<u64> },
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FaultScript {
-    /// Writes answered OKAY/ACK and not stored: every partition (`all`) or these.
-    pub drop_writes: Option<DropWritesScript>,
-    /// The cable drops after this many bytes from the host on each link.
-    pub disconnect_after: Option<u64>,
-    /// The phone drops off while it writes a partition, at a percentage of what that command
-    /// writes (`flash:system_a` or Firehose `program:system_a`), once: `(on, percent)`.
-    pub disconnect_during: Vec<(String, u8)>,
-    /// Operations that hang: for a time, then answer (`Some`), or for ever (`None`).
-    pub hang: Vec<(String, Option<Duration>, Option<u32>)>,
-    /// Operations refused with this message.
-    pub fail: Vec<(String, String, Option<u32>)>,
-    /// The link's bandwidth in bytes per second.
-    pub rate: Option<u64>,
-    /// How long the EDL programmer takes to start after Sahara.
-    pub programmer_boot: Option<Duration>,
-    /// Reads (fastboot `fetch:…`, Firehose `read`) answered with other bytes.
-    pub read_back: Vec<(String, Contents)>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DropWritesScript {
-    All,
-    Partitions(Vec<String>),
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PhonesDoc {
@@ -122,122 +95,6 @@ struct ContentsEntry {
     fill: Option<u8>,
     #[serde(default)]
     size: Option<ByteCount>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FaultsEntry {
-    #[serde(default)]
-    drop_writes: Option<DropWritesEntry>,
-    #[serde(default)]
-    disconnect_after: Option<ByteCount>,
-    #[serde(default)]
-    disconnect_during: Vec<DisconnectEntry>,
-    #[serde(default)]
-    hang: Vec<HangEntry>,
-    #[serde(default)]
-    fail: Vec<FailEntry>,
-    #[serde(default)]
-    rate: Option<ByteCount>,
-    #[serde(default)]
-    programmer_boot: Option<Wait>,
-    #[serde(default)]
-    read_back: Vec<ReadBackEntry>,
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum DropWritesEntry {
-    Word(String),
-    Partitions(Vec<String>),
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct HangEntry {
-    on: String,
-    #[serde(rename = "for")]
-    duration: Wait,
-    #[serde(default)]
-    times: Option<u32>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DisconnectEntry {
-    on: String,
-    at: Percent,
-}
-
-/// A share of something, `40%`.
-struct Percent(u8);
-
-deserialize_checked_str!(
-    Percent,
-    "a percentage from 0% to 100% (40%)",
-    |text: &str| {
-        text.trim()
-            .strip_suffix('%')
-            .and_then(|n| n.trim().parse::<u8>().ok())
-            .filter(|n| *n <= 100)
-            .map(Percent)
-            .ok_or_else(|| {
-                format!("`{text}` is not a percentage from 0% to 100%; write e.g. `40%`")
-            })
-    }
-);
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FailEntry {
-    on: String,
-    message: String,
-    #[serde(default)]
-    times: Option<u32>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReadBackEntry {
-    on: String,
-    #[serde(default)]
-    image: Option<PathBuf>,
-    #[serde(default)]
-    fill: Option<u8>,
-    #[serde(default)]
-    size: Option<ByteCount>,
-}
-
-/// A byte count in the spellings of [`parse_byte_size`] (`40M`, `4096`, `0x1000`).
-struct ByteCount(u64);
-
-deserialize_checked_str!(ByteCount, "a byte count (4096, 64K, 40M, 1G)", |text| {
-    parse_byte_size(text).map(ByteCount)
-});
-
-/// A time (`50ms`, `5s`, `2m`) or `ever`.
-struct Wait(Option<Duration>);
-
-deserialize_checked_str!(Wait, "a time (50ms, 5s, 2m) or `ever`", parse_wait);
-
-fn parse_wait(text: &str) -> Result<Wait, String> {
-    let t = text.trim();
-    if t == "ever" {
-        return Ok(Wait(None));
-    }
-    let bad = || format!("`{text}` is not a time; write it as 50ms, 5s or 2m (or `ever`)");
-    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (number, unit) = t.split_at(digits);
-    let n: u64 = number.parse().map_err(|_| bad())?;
-    let millis = match unit.trim() {
-        "ms" => Some(n),
-        "s" => n.checked_mul(1000),
-        "m" | "min" => n.checked_mul(60_000),
-        _ => None,
-    };
-    millis
-        .map(|ms| Wait(Some(Duration::from_millis(ms))))
-        .ok_or_else(bad)
 }
 
 impl PhonesFile {
@@ -356,7 +213,7 @@ fn convert(
     })
 }
 
-fn contents_of(
+pub(super) fn contents_of(
     doc: &YamlDocument,
     folder: &Path,
     at: &KeyPath,
@@ -383,86 +240,12 @@ fn contents_of(
     }
 }
 
-fn faults_of(
-    doc: &YamlDocument,
-    folder: &Path,
-    at: &KeyPath,
-    f: FaultsEntry,
-) -> Result<FaultScript, ConfigError> {
-    let drop_writes = match f.drop_writes {
-        None => None,
-        Some(DropWritesEntry::Word(w)) if w == "all" => Some(DropWritesScript::All),
-        Some(DropWritesEntry::Word(w)) => {
-            return Err(doc.error_at(
-                &at.clone().key("drop_writes"),
-                format!("`{w}` is neither `all` nor a list of partitions"),
-                "write `drop_writes: all` or `drop_writes: [system_a, boot_a]`",
-            ))
-        }
-        Some(DropWritesEntry::Partitions(names)) => Some(DropWritesScript::Partitions(names)),
-    };
-    let programmer_boot = match f.programmer_boot {
-        None => None,
-        Some(Wait(Some(d))) => Some(d),
-        Some(Wait(None)) => {
-            return Err(doc.error_at(
-                &at.clone().key("programmer_boot"),
-                "a programmer that never boots is a hang",
-                "give a time (e.g. `2s`), or hang the first command: `hang: [{ on: configure, for: ever }]`",
-            ))
-        }
-    };
-    let mut read_back = Vec::new();
-    for (i, r) in f.read_back.into_iter().enumerate() {
-        let key = at.clone().key("read_back").index(i);
-        let contents = contents_of(doc, folder, &key, r.image, r.fill, r.size)?;
-        if matches!(contents, Contents::Fill { size: None, .. }) {
-            return Err(doc.error_at(
-                &key,
-                "a read-back fill needs a `size`",
-                "add e.g. `size: 1M`",
-            ));
-        }
-        read_back.push((r.on, contents));
-    }
-    let mut disconnect_during = Vec::new();
-    for (i, d) in f.disconnect_during.into_iter().enumerate() {
-        let writes = ["flash", "program"].iter().any(|op| {
-            d.on.strip_prefix(op)
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with(':'))
-        });
-        if !writes {
-            return Err(doc.error_at(
-                &at.clone().key("disconnect_during").index(i).key("on"),
-                format!("`{}` writes nothing: a phone drops off during a write", d.on),
-                "name a fastboot flash (`flash:system_a`) or a Firehose program (`program:system_a`)",
-            ));
-        }
-        disconnect_during.push((d.on, d.at.0));
-    }
-    Ok(FaultScript {
-        drop_writes,
-        disconnect_after: f.disconnect_after.map(|b| b.0),
-        disconnect_during,
-        hang: f
-            .hang
-            .into_iter()
-            .map(|h| (h.on, h.duration.0, h.times))
-            .collect(),
-        fail: f
-            .fail
-            .into_iter()
-            .map(|x| (x.on, x.message, x.times))
-            .collect(),
-        rate: f.rate.map(|b| b.0),
-        programmer_boot,
-        read_back,
-    })
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::config::DropWritesScript;
 
     fn load(text: &str) -> Result<PhonesFile, ConfigError> {
         PhonesFile::from_document(YamlDocument::from_text("/line/phones.yaml", text))
@@ -572,18 +355,5 @@ mod tests {
         let e = refused("phones:\n  - slot: 1\n    swap_at_next_reboot: { slot: 2 }\n");
         assert!(e.contains("swap_at_next_reboot.slot"), "{e}");
         assert!(refused("phones: []\n").contains("no phones"));
-    }
-
-    #[test]
-    fn times() {
-        assert_eq!(
-            parse_wait("50ms").unwrap().0,
-            Some(Duration::from_millis(50))
-        );
-        assert_eq!(parse_wait("2m").unwrap().0, Some(Duration::from_secs(120)));
-        assert_eq!(parse_wait("ever").unwrap().0, None);
-        for bad in ["", "5", "5h", "ms", "-1s", "99999999999999999999s"] {
-            assert!(parse_wait(bad).is_err(), "{bad}");
-        }
     }
 }

@@ -91,6 +91,7 @@ pub fn yaml_phones(data: &[u8]) {
                 assert!(*percent <= 100, "{percent}%");
                 assert!(on.starts_with("flash") || on.starts_with("program"), "{on}");
             }
+            answers_within_bounds(&script.faults);
             if let (Some(slots), Some(current)) = (&script.slots, &script.current_slot) {
                 assert!(slots.contains(current), "{current} not in {slots:?}");
             }
@@ -102,6 +103,33 @@ pub fn yaml_phones(data: &[u8]) {
                 );
             }
         }
+    }
+}
+
+/// What the simulator is given for `answer:`, `pull_cable:` and `firehose_packets:` is
+/// within the bounds the loader promises.
+fn answers_within_bounds(faults: &crate::config::FaultScript) {
+    use crate::config::{Answer, FirehosePackets, PullCableScript};
+    let rules = faults.hang.len() + faults.fail.len() + faults.answer.len();
+    let rules = rules + faults.disconnect_during.len() + faults.read_back.len();
+    assert!(rules <= crate::config::MAX_FAULT_RULES, "{rules} rules");
+    for rule in &faults.answer {
+        assert!(!rule.on.trim().is_empty());
+        match &rule.with {
+            Answer::TooLong(len) => assert!(
+                (5..=crate::config::MAX_LONG_ANSWER as usize).contains(len),
+                "{len}"
+            ),
+            Answer::InfoFlood(every) => assert!(!every.is_zero()),
+            Answer::Okay(text) => assert!(text.len() <= crate::config::MAX_OKAY_TEXT),
+            _ => {}
+        }
+    }
+    if let Some(PullCableScript::On(on)) = &faults.pull_cable {
+        assert!(!on.trim().is_empty());
+    }
+    if let Some(FirehosePackets::Split(n)) = faults.firehose_packets {
+        assert!((1..=1 << 20).contains(&n), "{n}");
     }
 }
 

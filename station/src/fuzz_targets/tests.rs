@@ -41,7 +41,7 @@ fn the_seeds_load_as_the_demo_does() {
         seed("yaml_work_order", "demo"),
     );
     WorkOrder::from_document(&doc).unwrap();
-    for name in ["demo", "faults"] {
+    for name in ["demo", "demo-faults", "faults"] {
         let doc = YamlDocument::from_text(demo.join("phones.yaml"), seed("yaml_phones", name));
         PhonesFile::from_document(doc).unwrap();
     }
@@ -83,13 +83,30 @@ const PHONES_WITH_EVERY_FAULT: &str = "phones:
       fail: [{ on: \"getvar:product\", message: busy, times: 1 }]
       rate: 40M
       read_back: [{ on: \"fetch:system_a\", fill: 0xff, size: 1M }]
-    swap_at_next_reboot: { serial: FG999999, slots: [] }
+      set_active: lost_on_reboot
+      pull_cable: { on: \"flash:boot_a\" }
+      answer:
+        - { on: \"getvar:product\", with: garbage, times: 1 }
+        - { on: \"flash:system_a\", with: too_long, length: 300 }
+        - { on: set_active, with: info_flood, every: 100ms }
+        - { on: download, with: truncated }
+        - { on: erase, with: unknown_prefix }
+        - { on: download, with: data_size, size: 0x1000 }
+        - { on: flash, with: malformed }
+        - { on: \"getvar:max-download-size\", with: okay, text: \"0x0\" }
+        - { on: fetch, with: short_data, size: 100 }
+    swap_at_next_reboot: { serial: FG999999, slots: [], faults: { set_active: ignored, pull_cable: { at: next_reboot } } }
   - slot: 2
     mode: edl
     faults:
       programmer_boot: 2s
       disconnect_during: [{ on: \"program:system_a\", at: 100% }]
       hang: [{ on: configure, for: ever }]
+      sahara: { with: absurd_read, offset: 0, length: 1T }
+      firehose_packets: split 7
+      answer: [{ on: program, with: unknown_prefix }, { on: read, with: short_data, size: 4K }]
+  - { slot: 3, mode: edl, faults: { sahara: { with: exec_length, length: 0xffffffff }, firehose_packets: merged } }
+  - { slot: 4, mode: edl, faults: { sahara: { with: hello_lost } } }
 ";
 
 #[test]
@@ -103,6 +120,11 @@ fn write_seeds() {
     copy("yaml_product", "products/fgdemo.yaml");
     copy("yaml_work_order", "work-orders/WO-DEMO-WW.yaml");
     copy("yaml_phones", "phones.yaml");
+    write_seed(
+        "yaml_phones",
+        "demo-faults",
+        &std::fs::read(demo.join("phones-faults.yaml")).unwrap(),
+    );
     write_seed("yaml_phones", "faults", PHONES_WITH_EVERY_FAULT.as_bytes());
 
     // The smallest ext4 mke2fs makes that holds the client: 64 blocks of 1 KiB, 16 inodes, no

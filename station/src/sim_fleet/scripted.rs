@@ -9,7 +9,10 @@ use std::io::Read;
 use std::sync::Arc;
 
 use protocols::sim::edl::EdlSimConfig;
+use protocols::sim::fastboot::{FastbootConfig, SetActiveBehaviour};
+use protocols::sim::firehose::AnswerPackets;
 use protocols::sim::preload::{self, PreloadError};
+use protocols::sim::sahara::SaharaFault;
 use protocols::sim::{DropWrites, FaultAction, Phone, PhoneBuilder};
 use protocols::transport::memory::LinkFaults;
 
@@ -17,7 +20,8 @@ use super::rig::{numbered_phone_builder, rig_bootloader, sim_port};
 use super::SimUnit;
 use crate::bus::sim::SimBus;
 use crate::config::{
-    ConfigError, Contents, DropWritesScript, KeyPath, PhoneScript, PhonesFile, MAX_READ_BACK_BYTES,
+    Answer, ConfigError, Contents, DropWritesScript, FaultScript, FirehosePackets, KeyPath,
+    PhoneScript, PhonesFile, PullCableScript, SaharaScript, SetActiveScript, MAX_READ_BACK_BYTES,
 };
 use crate::events::SlotNumber;
 use crate::mode::Mode;
@@ -83,15 +87,52 @@ pub fn scripted_unit(
 ) -> Result<SimUnit, ConfigError> {
     let phone = scripted_phone(batch, file, script, number)?;
     let mut edl = EdlSimConfig::default();
-    if let Some(boot) = script.faults.programmer_boot {
-        edl.programmer.boot_time = boot;
-    }
-    let unit = SimUnit::new(bus, port, phone, rig_bootloader(batch), edl);
+    script_edl(&script.faults, &mut edl);
+    let mut bootloader = rig_bootloader(batch);
+    script_bootloader(&script.faults, &mut bootloader);
+    let unit = SimUnit::new(bus, port, phone, bootloader, edl);
     unit.set_link_faults(LinkFaults {
         bytes_per_second: script.faults.rate,
         cut_after_host_bytes: script.faults.disconnect_after,
     });
     Ok(unit)
+}
+
+/// The bootloader's side of the script's faults: how it carries out `set_active`.
+pub fn script_bootloader(faults: &FaultScript, config: &mut FastbootConfig) {
+    if let Some(behaviour) = faults.set_active {
+        config.set_active = match behaviour {
+            SetActiveScript::Honoured => SetActiveBehaviour::Honoured,
+            SetActiveScript::Ignored => SetActiveBehaviour::IgnoredAfterOkay,
+            SetActiveScript::LostOnReboot => SetActiveBehaviour::LostOnReboot,
+        };
+    }
+}
+
+/// The EDL side of the script's faults: the boot ROM's misbehaviour, and the programmer's
+/// start-up time and packetisation.
+pub fn script_edl(faults: &FaultScript, edl: &mut EdlSimConfig) {
+    if let Some(boot) = faults.programmer_boot {
+        edl.programmer.boot_time = boot;
+    }
+    if let Some(rom) = faults.sahara {
+        edl.rom.fault = Some(match rom {
+            SaharaScript::Silent => SaharaFault::Silent,
+            SaharaScript::Garbage => SaharaFault::Garbage,
+            SaharaScript::HelloLost => SaharaFault::HelloLost,
+            SaharaScript::AbsurdRead { offset, length } => {
+                SaharaFault::AbsurdRead { offset, length }
+            }
+            SaharaScript::AbsurdExecLength(n) => SaharaFault::AbsurdExecLength(n),
+        });
+    }
+    if let Some(packets) = faults.firehose_packets {
+        edl.programmer.answer_packets = match packets {
+            FirehosePackets::Whole => AnswerPackets::Whole,
+            FirehosePackets::Merged => AnswerPackets::Merged,
+            FirehosePackets::Split(n) => AnswerPackets::Split(n),
+        };
+    }
 }
 
 /// The phone a script describes, its partitions loaded and its device faults armed.
@@ -190,6 +231,11 @@ fn arm_faults(phone: &Phone, file: &PhonesFile, script: &PhoneScript) -> Result<
             phone.drop_writes(DropWrites::Partitions(names.clone()));
         }
     }
+    match &faults.pull_cable {
+        None => {}
+        Some(PullCableScript::On(on)) => phone.add_fault(on, FaultAction::PullCable, Some(1)),
+        Some(PullCableScript::AtNextReboot) => phone.pull_cable_at_next_reboot(),
+    }
     for (on, duration, times) in &faults.hang {
         let action = match duration {
             Some(d) => FaultAction::Delay(*d),
@@ -207,6 +253,9 @@ fn arm_faults(phone: &Phone, file: &PhonesFile, script: &PhoneScript) -> Result<
     for (on, message, times) in &faults.fail {
         phone.add_fault(on, FaultAction::Fail(message.clone()), *times);
     }
+    for rule in &faults.answer {
+        phone.add_fault(&rule.on, answer_action(&rule.with), rule.times);
+    }
     for (i, (on, contents)) in faults.read_back.iter().enumerate() {
         let bytes = read_back_bytes(contents).map_err(|problem| {
             file.doc.error_at(
@@ -218,6 +267,20 @@ fn arm_faults(phone: &Phone, file: &PhonesFile, script: &PhoneScript) -> Result<
         phone.add_fault(on, FaultAction::ReadBack(bytes), None);
     }
     Ok(())
+}
+
+fn answer_action(answer: &Answer) -> FaultAction {
+    match answer {
+        Answer::Garbage => FaultAction::Garbage,
+        Answer::TooLong(len) => FaultAction::LongResponse(*len),
+        Answer::InfoFlood(every) => FaultAction::EndlessInfo { every: *every },
+        Answer::Truncated => FaultAction::Truncated,
+        Answer::UnknownPrefix => FaultAction::UnknownPrefix,
+        Answer::DataSize(size) => FaultAction::DataSize(*size),
+        Answer::Malformed => FaultAction::Malformed,
+        Answer::Okay(text) => FaultAction::Okay(text.clone()),
+        Answer::ShortData(n) => FaultAction::ShortData(*n),
+    }
 }
 
 fn read_back_bytes(contents: &Contents) -> Result<Arc<[u8]>, String> {

@@ -161,6 +161,7 @@ impl FastbootDevice {
             percent,
             "simulated phone drops off mid-flash"
         );
+        self.phone.pull_cable();
         Ok(Flow::End(SessionEnd::Disconnected))
     }
 

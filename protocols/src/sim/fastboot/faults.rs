@@ -67,6 +67,15 @@ impl FastbootDevice {
                 Command::Flash(name) => self.flash_then_drop_off(link, name, percent),
                 other => self.dispatch(link, other),
             },
+            // Shorter than the four-byte status every answer starts with.
+            FaultAction::Truncated => link.write(b"OKA", WRITE_TIMEOUT).map(|()| Flow::Next),
+            FaultAction::UnknownPrefix => link
+                .write(b"BUSYtry again later", WRITE_TIMEOUT)
+                .map(|()| Flow::Next),
+            FaultAction::PullCable => {
+                self.phone.pull_cable();
+                Ok(Flow::End(SessionEnd::Disconnected))
+            }
         }
     }
 

@@ -12,6 +12,14 @@ use crate::transport::{Transport, TransportError};
 const MALFORMED_ANSWER: &[u8] =
     b"<?xml version=\"1.0\" encoding=\"UTF-8\" ?>\n<data><response value=\"ACK\" rawmode=\"false\"></log></data>";
 
+/// The answer a programmer sends for a command that worked, cut in half by [`FaultAction::Truncated`].
+const WELL_FORMED_ACK: &[u8] =
+    b"<?xml version=\"1.0\" encoding=\"UTF-8\" ?>\n<data><response value=\"ACK\" rawmode=\"false\" /></data>";
+
+/// A well-formed document that is neither a `<response>` nor a `<log>`.
+const NOT_AN_ANSWER: &[u8] =
+    b"<?xml version=\"1.0\" encoding=\"UTF-8\" ?>\n<data><busy value=\"retry\" /></data>";
+
 impl FirehoseDevice<'_> {
     /// Answer `command` as `fault` says instead of (or around) its normal handler.
     pub(super) fn dispatch_faulty(
@@ -64,7 +72,10 @@ impl FirehoseDevice<'_> {
             }
             FaultAction::CutDuringWrite { percent } if tag == "program" => {
                 match self.program_until(command, Some(percent))? {
-                    Some(outcome) => Ok(Next::End(outcome)),
+                    Some(outcome) => {
+                        self.phone.pull_cable();
+                        Ok(Next::End(outcome))
+                    }
                     None => Ok(Next::Continue),
                 }
             }
@@ -72,6 +83,19 @@ impl FirehoseDevice<'_> {
             FaultAction::Malformed => {
                 self.link.write(MALFORMED_ANSWER, WRITE_TIMEOUT)?;
                 Ok(Next::Continue)
+            }
+            FaultAction::Truncated => {
+                let cut = WELL_FORMED_ACK.len() / 2;
+                self.link.write(&WELL_FORMED_ACK[..cut], WRITE_TIMEOUT)?;
+                Ok(Next::Continue)
+            }
+            FaultAction::UnknownPrefix => {
+                self.link.write(NOT_AN_ANSWER, WRITE_TIMEOUT)?;
+                Ok(Next::Continue)
+            }
+            FaultAction::PullCable => {
+                self.phone.pull_cable();
+                Ok(Next::End(FirehoseOutcome::HostGone))
             }
         }
     }

@@ -192,8 +192,10 @@ impl PhoneFileArgs {
         )?)
     }
 
-    /// The programmer's boot time the script asks for.
-    pub(crate) fn programmer_boot(&self) -> anyhow::Result<Option<std::time::Duration>> {
+    /// The faults of the phone the script describes: those the bootloader, boot ROM and
+    /// programmer carry out (`set_active`, `sahara`, `programmer_boot`, `firehose_packets`)
+    /// are settings of the device being served, not of the phone.
+    pub(crate) fn faults(&self) -> anyhow::Result<Option<station::config::FaultScript>> {
         let Some(path) = &self.phone else {
             return Ok(None);
         };
@@ -202,7 +204,7 @@ impl PhoneFileArgs {
             Some(slot) => file.phone_on(slot),
             None => file.phones.first(),
         };
-        Ok(script.and_then(|s| s.faults.programmer_boot))
+        Ok(script.map(|s| s.faults.clone()))
     }
 }
 
@@ -280,8 +282,11 @@ fn fastboot(a: FastbootArgs) -> anyhow::Result<ExitCode> {
     if let Some(allow) = fetch_allow(&a.fetch_allow) {
         config.fetch_allow = allow;
     }
+    let faults = a.script.faults()?.unwrap_or_default();
+    station::sim_fleet::scripted::script_bootloader(&faults, &mut config);
     if a.usb.functionfs.is_some() {
-        let edl = protocols::sim::edl::EdlSimConfig::default();
+        let mut edl = protocols::sim::edl::EdlSimConfig::default();
+        station::sim_fleet::scripted::script_edl(&faults, &mut edl);
         return usb::serve(&a.usb, phone, edl, config);
     }
     let listener =
@@ -318,9 +323,17 @@ fn fastboot(a: FastbootArgs) -> anyhow::Result<ExitCode> {
         }
         ControlFlow::Continue(())
     });
-    eprintln!(
-        "the phone left fastboot (it is now in {:?}), where fastboot TCP cannot reach it",
-        phone.mode()
-    );
+    if phone.mode().personality().is_some() {
+        // Still in a fastboot mode yet gone: its scripted cable was pulled.
+        eprintln!(
+            "the phone's cable was pulled (it is still in {:?}); nothing serves it any more",
+            phone.mode()
+        );
+    } else {
+        eprintln!(
+            "the phone left fastboot (it is now in {:?}), where fastboot TCP cannot reach it",
+            phone.mode()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

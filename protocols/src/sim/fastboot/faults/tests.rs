@@ -179,3 +179,67 @@ fn malformed_data_answer_is_not_a_response() {
     assert!(frame.starts_with(b"DATA"));
     assert!(Response::parse(&frame).is_err(), "{frame:?}");
 }
+
+#[test]
+fn truncated_and_unknown_prefix_answers_are_not_responses() {
+    let phone = phone();
+    phone.add_fault("getvar:product", FaultAction::Truncated, Some(1));
+    phone.add_fault("getvar:product", FaultAction::UnknownPrefix, Some(1));
+    let (mut host, _device) = start(phone);
+    assert_eq!(ask(&mut host, "getvar:product"), b"OKA");
+    let frame = ask(&mut host, "getvar:product");
+    assert_eq!(frame, b"BUSYtry again later");
+    assert!(Response::parse(b"OKA").is_err());
+    assert!(Response::parse(&frame).is_err());
+    // The faults were counted: the phone answers normally again.
+    assert!(ask(&mut host, "getvar:product").starts_with(b"OKAY"));
+}
+
+/// The cable comes out as the command arrives: no answer, the session ends, and the phone's
+/// transition takes it off the bus in the mode it was in.
+#[test]
+fn pull_cable_ends_the_session_unanswered_and_the_phone_leaves_the_bus() {
+    use crate::sim::{Ending, PhoneMode, Presence};
+    let phone = phone();
+    phone.set_mode(PhoneMode::Bootloader);
+    phone.add_fault("set_active", FaultAction::PullCable, Some(1));
+    let (mut host, device) = start(phone.clone());
+    host.write(b"set_active:b", T).unwrap();
+    assert!(matches!(device.join().unwrap(), SessionEnd::Disconnected));
+    let mut buf = [0u8; 64];
+    assert!(host.read_packet(&mut buf, T).is_err(), "nothing answered");
+    let transition = phone.take_transition().unwrap();
+    assert_eq!(transition.ending, Ending::CablePulled);
+    assert_eq!(transition.presence, Presence::Leaves);
+    assert_eq!(phone.mode(), PhoneMode::Bootloader);
+    assert_eq!(phone.current_slot().as_deref(), Some("a"), "never switched");
+}
+
+/// At the next reboot: the reboot is acknowledged and the phone leaves as usual, but the
+/// transition says it does not come back; the reboot after that is a normal one.
+#[test]
+fn pull_cable_at_next_reboot_acknowledges_and_never_returns() {
+    use crate::sim::{Lifecycle, PhoneMode, Presence};
+    let phone = Phone::builder()
+        .slotted_partition("boot", 1 << 20)
+        .lifecycle(Lifecycle::booting_to(PhoneMode::Bootloader))
+        .build()
+        .unwrap();
+    phone.set_mode(PhoneMode::Bootloader);
+    phone.pull_cable_at_next_reboot();
+    // The session ends on the reboot (its OKAY written first); the link goes with it, so the
+    // host is not asked to race the phone for the answer.
+    let (mut host, device) = start(phone.clone());
+    host.write(b"reboot-bootloader", T).unwrap();
+    assert!(matches!(device.join().unwrap(), SessionEnd::Reboot(_)));
+    let gone = phone.take_transition().unwrap();
+    assert_eq!(gone.presence, Presence::Leaves);
+    assert_eq!(gone.mode, PhoneMode::Bootloader);
+    let (mut host, device) = start(phone.clone());
+    host.write(b"reboot-bootloader", T).unwrap();
+    device.join().unwrap();
+    assert!(matches!(
+        phone.take_transition().unwrap().presence,
+        Presence::Returns { .. }
+    ));
+}

@@ -226,3 +226,42 @@ fn short_data_and_read_back_change_what_a_read_sends() {
     let (data, _) = read_one(&mut host, &mut reader);
     assert_eq!(data.len(), 4096, "used up");
 }
+
+#[test]
+fn truncated_answer_is_half_a_document_and_unknown_prefix_is_no_answer() {
+    let phone = phone();
+    phone.add_fault("nop", FaultAction::Truncated, Some(1));
+    phone.add_fault("nop", FaultAction::UnknownPrefix, Some(1));
+    let (mut host, _device) = start(&phone, AnswerPackets::Whole);
+    let mut buf = vec![0u8; 4096];
+    host.write(NOP.as_bytes(), T).unwrap();
+    let n = host.read_packet(&mut buf, T).unwrap();
+    let half = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(
+        half.starts_with("<?xml") && !half.contains("</data>"),
+        "{half}"
+    );
+    host.write(NOP.as_bytes(), T).unwrap();
+    let n = host.read_packet(&mut buf, T).unwrap();
+    let docs = documents(&buf[..n]);
+    assert_eq!(docs.len(), 1);
+    assert!(
+        docs[0]
+            .iter()
+            .all(|e| e.name != "response" && e.name != "log"),
+        "{docs:?}"
+    );
+}
+
+#[test]
+fn pull_cable_ends_the_session_and_the_phone_leaves_the_bus() {
+    use crate::sim::{Ending, Presence};
+    let phone = phone();
+    phone.add_fault("nop", FaultAction::PullCable, Some(1));
+    let (mut host, device) = start(&phone, AnswerPackets::Whole);
+    host.write(NOP.as_bytes(), T).unwrap();
+    assert_eq!(device.join().unwrap(), FirehoseOutcome::HostGone);
+    let transition = phone.take_transition().unwrap();
+    assert_eq!(transition.ending, Ending::CablePulled);
+    assert_eq!(transition.presence, Presence::Leaves);
+}

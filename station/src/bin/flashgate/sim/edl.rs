@@ -167,17 +167,17 @@ pub fn run(args: EdlArgs) -> anyhow::Result<ExitCode> {
     config.programmer = FirehoseSimConfig {
         max_payload_to_target: usize::try_from(args.max_payload)
             .context("--max-payload is too large")?,
-        boot_time: args
-            .script
-            .programmer_boot()?
-            .unwrap_or(Duration::from_millis(args.programmer_boot_ms)),
+        boot_time: Duration::from_millis(args.programmer_boot_ms),
         ..Default::default()
     };
+    let faults = args.script.faults()?.unwrap_or_default();
+    station::sim_fleet::scripted::script_edl(&faults, &mut config);
     if args.usb.functionfs.is_some() {
         let mut fastboot = protocols::sim::FastbootConfig::default();
         if let Some(allow) = super::fetch_allow(&args.fetch_allow) {
             fastboot.fetch_allow = allow;
         }
+        station::sim_fleet::scripted::script_bootloader(&faults, &mut fastboot);
         return super::usb::serve(&args.usb, phone, config, fastboot);
     }
     let Some(pty_path) = &args.pty else {
