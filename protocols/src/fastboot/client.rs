@@ -434,7 +434,7 @@ impl<T: Transport> Fastboot<T> {
         command: &str,
         source: &mut dyn Read,
         size: u64,
-        chunk: &mut [u8],
+        chunk: &mut Vec<u8>,
     ) -> Result<(), FastbootError> {
         let mut sent = 0u64;
         while sent < size {
@@ -463,8 +463,10 @@ impl<T: Transport> Fastboot<T> {
                     ),
                 });
             }
+            // The chunk goes to the link as it is (a memory link takes it and hands back
+            // another), so the image's bytes are copied once on the host: by the read.
             self.link
-                .write(&chunk[..got], self.options.response_timeout)
+                .write_from_buffer(chunk, got, self.options.response_timeout)
                 .map_err(|e| self.transport_error(command, e))?;
             sent += got as u64;
             self.progress

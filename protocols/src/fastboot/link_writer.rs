@@ -89,7 +89,10 @@ impl<'a, T: Transport> LinkWriter<'a, T> {
             self.stopped = true;
             return Err(std::io::Error::other("stopped at the caller's request"));
         }
-        if let Err(e) = self.link.write(&self.buf[..self.filled], self.timeout) {
+        if let Err(e) = self
+            .link
+            .write_from_buffer(&mut self.buf, self.filled, self.timeout)
+        {
             self.failure = Some(e);
             return Err(std::io::Error::other("link failed"));
         }

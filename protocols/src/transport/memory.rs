@@ -12,6 +12,13 @@ use super::{Framing, Transport, TransportError};
 
 /// Bytes that may wait in one direction before a writer blocks.
 pub const DEFAULT_IN_FLIGHT_LIMIT: usize = 4 * 1024 * 1024;
+/// Packets at least this large are handed back to the writer once read
+/// ([`Transport::write_from_buffer`]); smaller ones (commands, answers) are just dropped.
+const RECYCLED_MIN: usize = 64 * 1024;
+/// Read buffers kept for the writer per direction: enough to keep a paced data phase going
+/// without a fresh allocation per chunk (a fresh buffer costs page faults and zeroing, more
+/// than the copy it replaces), few enough to keep memory bounded.
+const SPARE_BUFFERS: usize = 4;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Side {
@@ -25,6 +32,8 @@ struct Direction {
     queued_bytes: usize,
     /// Total bytes ever written in this direction.
     written: u64,
+    /// Large packets the reader is done with, for the writer's next [`Transport::write_from_buffer`].
+    spare: Vec<Vec<u8>>,
 }
 
 struct State {
@@ -242,15 +251,35 @@ impl MemoryLink {
         buf[..n].copy_from_slice(&rest[..n]);
         self.pending_pos += n;
         if self.pending_pos == self.pending.len() {
-            self.pending.clear();
+            let done = std::mem::take(&mut self.pending);
             self.pending_pos = 0;
+            self.recycle(done);
         }
         n
     }
-}
 
-impl Transport for MemoryLink {
-    fn write(&mut self, data: &[u8], timeout: Duration) -> Result<(), TransportError> {
+    /// Hand a large packet that was read back to the writer of its direction.
+    fn recycle(&self, packet: Vec<u8>) {
+        if packet.capacity() < RECYCLED_MIN {
+            return;
+        }
+        let mut state = self.shared.lock();
+        let spare = &mut Self::incoming(&mut state, self.side).spare;
+        if spare.len() < SPARE_BUFFERS {
+            spare.push(packet);
+        }
+    }
+
+    /// A buffer the reader of this end's writes is done with, if one is spare.
+    fn take_spare(&self) -> Option<Vec<u8>> {
+        Self::outgoing(&mut self.shared.lock(), self.side)
+            .spare
+            .pop()
+    }
+
+    /// Queue `packet` as one message: wait for room, apply the armed cut, take the link's time
+    /// on a slow link.
+    fn send(&mut self, mut packet: Vec<u8>, timeout: Duration) -> Result<(), TransportError> {
         let deadline = Instant::now() + timeout;
         let mut state = self.shared.lock();
         loop {
@@ -260,7 +289,7 @@ impl Transport for MemoryLink {
             let limit = state.in_flight_limit;
             let queued = Self::outgoing(&mut state, self.side).queued_bytes;
             // An empty queue always accepts, so one write larger than the limit still goes.
-            if !state.stalled && (queued == 0 || queued + data.len() <= limit) {
+            if !state.stalled && (queued == 0 || queued + packet.len() <= limit) {
                 break;
             }
             state = self
@@ -268,13 +297,12 @@ impl Transport for MemoryLink {
                 .wait_until(state, deadline)
                 .ok_or(TransportError::Timeout(timeout))?;
         }
-        let mut data = data;
         let mut cut_now = false;
         if self.side == Side::Host {
             if let Some(limit) = state.cut_after_host_bytes {
                 let room = limit.saturating_sub(state.to_device.written);
-                if (data.len() as u64) >= room {
-                    data = &data[..room as usize];
+                if (packet.len() as u64) >= room {
+                    packet.truncate(room as usize);
                     cut_now = true;
                 }
             }
@@ -283,7 +311,7 @@ impl Transport for MemoryLink {
             // On a slow link the bytes are on the wire this long before the peer has them; an
             // unplug meanwhile fails the transfer in flight, as a real cable pull does. Once
             // delivered they are the peer's, whatever happens to the link after.
-            let until = Instant::now() + Duration::from_secs_f64(data.len() as f64 / rate as f64);
+            let until = Instant::now() + Duration::from_secs_f64(packet.len() as f64 / rate as f64);
             loop {
                 if state.cut {
                     return Err(TransportError::Disconnected);
@@ -299,10 +327,10 @@ impl Transport for MemoryLink {
             }
         }
         let dir = Self::outgoing(&mut state, self.side);
-        dir.written += data.len() as u64;
-        if !data.is_empty() || !cut_now {
-            dir.queued_bytes += data.len();
-            dir.queue.push_back(data.to_vec());
+        dir.written += packet.len() as u64;
+        if !packet.is_empty() || !cut_now {
+            dir.queued_bytes += packet.len();
+            dir.queue.push_back(packet);
         }
         if cut_now {
             state.cut = true;
@@ -313,6 +341,28 @@ impl Transport for MemoryLink {
             return Err(TransportError::Disconnected);
         }
         Ok(())
+    }
+}
+
+impl Transport for MemoryLink {
+    fn write(&mut self, data: &[u8], timeout: Duration) -> Result<(), TransportError> {
+        self.send(data.to_vec(), timeout)
+    }
+
+    fn write_from_buffer(
+        &mut self,
+        buf: &mut Vec<u8>,
+        len: usize,
+        timeout: Duration,
+    ) -> Result<(), TransportError> {
+        if len < RECYCLED_MIN {
+            return self.write(&buf[..len], timeout);
+        }
+        let buf_len = buf.len();
+        let mut packet = std::mem::replace(buf, self.take_spare().unwrap_or_default());
+        buf.resize(buf_len, 0);
+        packet.truncate(len);
+        self.send(packet, timeout)
     }
 
     fn read_packet(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize, TransportError> {
@@ -330,8 +380,10 @@ impl Transport for MemoryLink {
                 max: buf.len(),
             });
         }
-        buf[..packet.len()].copy_from_slice(&packet);
-        Ok(packet.len())
+        let len = packet.len();
+        buf[..len].copy_from_slice(&packet);
+        self.recycle(packet);
+        Ok(len)
     }
 
     fn read_stream(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize, TransportError> {
@@ -530,5 +582,44 @@ mod tests {
         ));
         c.set_stalled(false);
         assert_eq!(dev.read_packet(&mut buf, T).unwrap(), 1);
+    }
+
+    #[test]
+    fn buffers_handed_to_the_link_arrive_whole_and_come_back_to_the_writer_once_read() {
+        let (mut host, mut dev, c) = pair("t");
+        let data: Vec<u8> = (0..3 * RECYCLED_MIN as u32)
+            .map(|i| (i % 253) as u8)
+            .collect();
+        let mut buf = vec![0u8; 2 * RECYCLED_MIN];
+        let mut first_packet = None;
+        let mut received = Vec::new();
+        for piece in data.chunks(RECYCLED_MIN + 1000) {
+            buf[..piece.len()].copy_from_slice(piece);
+            first_packet.get_or_insert(buf.as_ptr());
+            host.write_from_buffer(&mut buf, piece.len(), T).unwrap();
+            assert_eq!(
+                buf.len(),
+                2 * RECYCLED_MIN,
+                "a buffer of the same length to fill"
+            );
+            let mut into = vec![0u8; piece.len()];
+            super::super::read_exact(&mut dev, &mut into, T).unwrap();
+            received.extend(into);
+        }
+        assert!(received == data, "the bytes arrive in order");
+        assert_eq!(c.host_bytes_written(), data.len() as u64);
+        // The first packet, read, went back to the writer and was handed out again.
+        let spare = host.take_spare().map(|b| b.as_ptr());
+        assert!(
+            buf.as_ptr() == first_packet.unwrap() || spare == first_packet,
+            "read packets are reused"
+        );
+        // Small writes are copied as before; a cut armed mid-buffer still cuts there.
+        c.cut_after_host_bytes(data.len() as u64 + 10);
+        assert!(matches!(
+            host.write_from_buffer(&mut buf, RECYCLED_MIN, T),
+            Err(TransportError::Disconnected)
+        ));
+        assert_eq!(c.host_bytes_written(), data.len() as u64 + 10);
     }
 }

@@ -88,6 +88,20 @@ pub trait Transport: Send {
         self.read_packet(buf, timeout)
     }
 
+    /// Send `buf[..len]` as one [`write`](Self::write), and leave in `buf` a buffer of the same
+    /// length for the caller to fill next: `buf` itself, or, on a link that keeps what it sends
+    /// in memory, a buffer the peer is done with, so the bytes are not copied again. A host
+    /// streaming an image reads each chunk into `buf` and sends it with this (one copy on the
+    /// host, as libusb's zero-copy transfer buffers allow on a real bus).
+    fn write_from_buffer(
+        &mut self,
+        buf: &mut Vec<u8>,
+        len: usize,
+        timeout: Duration,
+    ) -> Result<(), TransportError> {
+        self.write(&buf[..len], timeout)
+    }
+
     fn framing(&self) -> Framing {
         Framing::Packets
     }
@@ -116,6 +130,14 @@ impl<T: Transport + ?Sized> Transport for Box<T> {
     }
     fn read_stream(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize, TransportError> {
         (**self).read_stream(buf, timeout)
+    }
+    fn write_from_buffer(
+        &mut self,
+        buf: &mut Vec<u8>,
+        len: usize,
+        timeout: Duration,
+    ) -> Result<(), TransportError> {
+        (**self).write_from_buffer(buf, len, timeout)
     }
     fn framing(&self) -> Framing {
         (**self).framing()

@@ -300,6 +300,12 @@ impl SealStamp {
     }
 }
 
+/// A stretch of an append: written as it is, or left as a hole.
+struct Run {
+    len: usize,
+    zeros: bool,
+}
+
 /// A copy being written: every byte the pre-flight hash reads from the source goes here, in
 /// order. Blocks of zeros become holes, as in the source.
 #[derive(Debug)]
@@ -322,20 +328,48 @@ impl CopyWriter {
         }
     }
 
+    /// Writes `data` at the copy's end: runs of data blocks in one write each, whole blocks of
+    /// zeros skipped (holes). One write per run, not per block, matters later: the page cache
+    /// keeps what one write brought in as large folios, and every phone's `pread` of the copy
+    /// costs per folio as well as per byte (a copy written in 4 KiB writes costs about three
+    /// times as much CPU to read back).
     fn write_sparsely(&mut self, mut data: &[u8]) -> io::Result<()> {
         while !data.is_empty() {
-            let into_block = (self.position % HOLE_BLOCK as u64) as usize;
-            let take = (HOLE_BLOCK - into_block).min(data.len());
-            let (piece, rest) = data.split_at(take);
-            if take == HOLE_BLOCK && piece.iter().all(|&b| b == 0) {
-                self.file.seek(SeekFrom::Current(take as u64 as i64))?;
+            let run = self.next_run(data);
+            let (piece, rest) = data.split_at(run.len);
+            if run.zeros {
+                self.file.seek(SeekFrom::Current(run.len as i64))?;
             } else {
                 self.file.write_all(piece)?;
             }
-            self.position += take as u64;
+            self.position += run.len as u64;
             data = rest;
         }
         Ok(())
+    }
+
+    /// The run `data` starts with, at the copy's position: whole blocks of zeros (a hole), or
+    /// else bytes up to the next whole block of zeros. A block only partly in `data` is data
+    /// (its rest, in the next append, may not be zeros).
+    fn next_run(&self, data: &[u8]) -> Run {
+        let into_block = (self.position % HOLE_BLOCK as u64) as usize;
+        let zero_block = |at: usize| {
+            data.get(at..at + HOLE_BLOCK)
+                .is_some_and(|block| block.iter().all(|&b| b == 0))
+        };
+        if into_block == 0 && zero_block(0) {
+            let mut len = HOLE_BLOCK;
+            while zero_block(len) {
+                len += HOLE_BLOCK;
+            }
+            return Run { len, zeros: true };
+        }
+        // After the first piece, `len` is on a block boundary of the copy.
+        let mut len = (HOLE_BLOCK - into_block).min(data.len());
+        while len < data.len() && !zero_block(len) {
+            len = (len + HOLE_BLOCK).min(data.len());
+        }
+        Run { len, zeros: false }
     }
 
     /// Drops the partial copy (the source did not match the manifest).
@@ -525,6 +559,40 @@ mod tests {
             let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode(copy.path()), 0o400);
             assert_eq!(mode(store.dir()), 0o700);
+        }
+    }
+
+    #[test]
+    fn appends_of_any_size_keep_the_bytes_and_leave_whole_zero_blocks_as_holes() {
+        let mut data = Vec::new();
+        data.extend((0..3 * HOLE_BLOCK + 100).map(|i| (i % 251) as u8 | 1));
+        data.extend(vec![0u8; 5 * HOLE_BLOCK]);
+        data.extend(b"0123456789");
+        data.extend(vec![0u8; 2 * HOLE_BLOCK + 7]);
+        data.extend(vec![9u8; 64 * HOLE_BLOCK]);
+        for (n, piece) in [1000, HOLE_BLOCK, 5000, data.len()].into_iter().enumerate() {
+            let dir = tempfile::tempdir().unwrap();
+            let store = PrivateStore::new(dir.path().join("images"));
+            let mut writer = store.start(data.len() as u64, data.len() as u64).unwrap();
+            for part in data.chunks(piece) {
+                writer.append(part);
+            }
+            let copy = writer.seal(&store, &digest(10 + n as u8)).unwrap();
+            assert!(
+                std::fs::read(copy.path()).unwrap() == data,
+                "pieces of {piece}"
+            );
+            // Holes: 4 of the 5 blocks of zeros (they start 100 bytes into a block) and the
+            // one whole block in the second run. A block of zeros split between two appends
+            // is written as data.
+            #[cfg(unix)]
+            if piece == data.len() {
+                let on_disk = allocated_bytes(&std::fs::metadata(copy.path()).unwrap());
+                assert!(
+                    on_disk <= ((data.len().div_ceil(HOLE_BLOCK) - 5) * HOLE_BLOCK) as u64,
+                    "{on_disk} bytes allocated"
+                );
+            }
         }
     }
 

@@ -37,9 +37,9 @@ impl FastbootDevice {
             return fail(link, "Requested download size is more than max allowed");
         }
         // A new download replaces the old one before any byte arrives, like a RAM buffer.
-        self.download = None;
+        let previous = self.download.take();
         let mut staging =
-            match Staging::with_len(u64::from(size), self.config.spill_downloads_above) {
+            match Staging::with_len(u64::from(size), self.config.spill_downloads_above, previous) {
                 Ok(s) => s,
                 Err(e) => return fail(link, format!("No room for the download: {e}")),
             };

@@ -116,6 +116,8 @@ pub struct Row {
     passed: u32,
     wall: Duration,
     station_cpu: Duration,
+    /// CPU of the simulated phones' threads (in this process, beside the station).
+    phones_cpu: Duration,
     peak_rss_kib: u64,
     commit_ms: (f64, f64),
     verdict_ms: (f64, f64),
@@ -425,7 +427,8 @@ fn run_batch(
     // The phones' last threads end once their links are closed.
     std::thread::sleep(Duration::from_millis(300));
     let process_cpu = metrics::process_cpu_ns().saturating_sub(cpu_before);
-    let station_cpu = Duration::from_nanos(process_cpu).saturating_sub(metrics::phone_cpu());
+    let phones_cpu = metrics::phone_cpu();
+    let station_cpu = Duration::from_nanos(process_cpu).saturating_sub(phones_cpu);
     let commits = metrics::commits();
     metrics::set_recording(false);
     let passed = match ended {
@@ -453,6 +456,7 @@ fn run_batch(
         passed,
         wall,
         station_cpu,
+        phones_cpu,
         peak_rss_kib: peak_rss_kib(),
         commit_ms: median_max(&mut commit_ms),
         verdict_ms: median_max(&mut verdict_ms),
@@ -540,61 +544,177 @@ impl Row {
     }
 }
 
+/// One column of the table and of the CSV.
+struct Column {
+    /// The table's heading; the column is as wide as it.
+    heading: &'static str,
+    /// The CSV's field names, one per figure.
+    fields: &'static [&'static str],
+    /// Decimals shown in the table and written to the CSV.
+    decimals: (usize, usize),
+    figures: fn(&[Row], &Row) -> Figures,
+}
+
+/// What one column shows for a row.
+enum Figures {
+    Text(&'static str),
+    Whole(u64),
+    One(f64),
+    /// Median and maximum: one cell in the table (`med / max`), two CSV fields.
+    MedianMax((f64, f64)),
+}
+
+/// The figures of each batch, in the order the table and the CSV both show them.
+const COLUMNS: &[Column] = &[
+    Column {
+        heading: "send          ",
+        fields: &["send"],
+        decimals: (0, 0),
+        figures: |_, r| Figures::Text(r.send.as_str()),
+    },
+    Column {
+        heading: "phones",
+        fields: &["phones"],
+        decimals: (0, 0),
+        figures: |_, r| Figures::Whole(r.phones.into()),
+    },
+    Column {
+        heading: "passed",
+        fields: &["passed"],
+        decimals: (0, 0),
+        figures: |_, r| Figures::Whole(r.passed.into()),
+    },
+    Column {
+        heading: "wall s",
+        fields: &["wall_s"],
+        decimals: (1, 3),
+        figures: |_, r| Figures::One(r.wall.as_secs_f64()),
+    },
+    Column {
+        heading: "×one",
+        fields: &["ratio_to_one"],
+        decimals: (2, 3),
+        figures: |rows, r| Figures::One(ratio(rows, r)),
+    },
+    Column {
+        heading: "station CPU s",
+        fields: &["station_cpu_s"],
+        decimals: (2, 3),
+        figures: |_, r| Figures::One(r.station_cpu.as_secs_f64()),
+    },
+    Column {
+        heading: "cores",
+        fields: &["station_cores"],
+        decimals: (3, 3),
+        figures: |_, r| Figures::One(r.cores()),
+    },
+    Column {
+        heading: "cores@one",
+        fields: &["station_cores_over_one_phone_wall"],
+        decimals: (3, 3),
+        figures: |rows, r| Figures::One(cores_at_line_rate(rows, r)),
+    },
+    Column {
+        heading: "phones CPU s",
+        fields: &["phones_cpu_s"],
+        decimals: (1, 3),
+        figures: |_, r| Figures::One(r.phones_cpu.as_secs_f64()),
+    },
+    Column {
+        heading: "peak RSS MiB",
+        fields: &["peak_rss_mib"],
+        decimals: (0, 1),
+        figures: |_, r| Figures::One(r.peak_rss_mib()),
+    },
+    Column {
+        heading: "commit ms (med/max)",
+        fields: &["commit_ms_median", "commit_ms_max"],
+        decimals: (1, 2),
+        figures: |_, r| Figures::MedianMax(r.commit_ms),
+    },
+    Column {
+        heading: "verdict after commit ms (med/max)",
+        fields: &[
+            "verdict_after_commit_ms_median",
+            "verdict_after_commit_ms_max",
+        ],
+        decimals: (2, 3),
+        figures: |_, r| Figures::MedianMax(r.verdict_ms),
+    },
+    Column {
+        heading: "load",
+        fields: &["load_1min"],
+        decimals: (1, 2),
+        figures: |_, r| Figures::One(r.load),
+    },
+];
+
+impl Figures {
+    /// The CSV fields, with `decimals`.
+    fn csv(&self, decimals: usize) -> Vec<String> {
+        match *self {
+            Self::Text(text) => vec![text.to_string()],
+            Self::Whole(n) => vec![n.to_string()],
+            Self::One(x) => vec![format!("{x:.decimals$}")],
+            Self::MedianMax((median, max)) => {
+                vec![format!("{median:.decimals$}"), format!("{max:.decimals$}")]
+            }
+        }
+    }
+
+    /// The table's cell, with `decimals`.
+    fn cell(&self, decimals: usize) -> String {
+        match *self {
+            Self::MedianMax((median, max)) => format!("{median:.decimals$} / {max:.decimals$}"),
+            _ => self.csv(decimals).concat(),
+        }
+    }
+}
+
 fn render(rows: &[Row], rate: u64) -> String {
+    let headings: Vec<&str> = COLUMNS.iter().map(|c| c.heading).collect();
     let mut t = format!(
-        "line benchmark: fastboot phones at {} MiB/s each\n\
-         send            phones  passed  wall s  ×one  station CPU s  cores  cores@one  peak RSS MiB  commit ms (med/max)  verdict after commit ms (med/max)  load\n",
-        rate >> 20
+        "line benchmark: fastboot phones at {} MiB/s each\n{}\n",
+        rate >> 20,
+        headings.join("  ")
     );
     for r in rows {
-        let _ = writeln!(
-            t,
-            "{:<14}  {:>6}  {:>6}  {:>6.1}  {:>4.2}  {:>13.2}  {:>5.3}  {:>9.3}  {:>12.0}  {:>9.1} / {:<7.1}  {:>15.2} / {:<7.2}  {:>4.1}",
-            r.send.as_str(),
-            r.phones,
-            r.passed,
-            r.wall.as_secs_f64(),
-            ratio(rows, r),
-            r.station_cpu.as_secs_f64(),
-            r.cores(),
-            cores_at_line_rate(rows, r),
-            r.peak_rss_mib(),
-            r.commit_ms.0,
-            r.commit_ms.1,
-            r.verdict_ms.0,
-            r.verdict_ms.1,
-            r.load,
-        );
+        let cells: Vec<String> = COLUMNS
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let cell = (c.figures)(rows, r).cell(c.decimals.0);
+                let width = c.heading.chars().count();
+                // The first column (the send path) reads left to right, the figures align right.
+                if i == 0 {
+                    format!("{cell:<width$}")
+                } else {
+                    format!("{cell:>width$}")
+                }
+            })
+            .collect();
+        let _ = writeln!(t, "{}", cells.join("  "));
     }
     t
 }
 
 fn render_csv(rows: &[Row], rate: u64, system_data: u64, boot: u64) -> String {
+    let fields: Vec<&str> = COLUMNS
+        .iter()
+        .flat_map(|c| c.fields.iter().copied())
+        .collect();
     let mut t = format!(
-        "# flashgate bench line: {} ({} CPUs); rate {rate} B/s per phone; system data {system_data} B; boot {boot} B\n\
-         send,phones,passed,wall_s,ratio_to_one,station_cpu_s,station_cores,station_cores_over_one_phone_wall,peak_rss_mib,commit_ms_median,commit_ms_max,verdict_after_commit_ms_median,verdict_after_commit_ms_max,load_1min\n",
+        "# flashgate bench line: {} ({} CPUs); rate {rate} B/s per phone; system data {system_data} B; boot {boot} B\n{}\n",
         machine(),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
+        fields.join(","),
     );
     for r in rows {
-        let _ = writeln!(
-            t,
-            "{},{},{},{:.3},{:.3},{:.3},{:.3},{:.3},{:.1},{:.2},{:.2},{:.3},{:.3},{:.2}",
-            r.send.as_str(),
-            r.phones,
-            r.passed,
-            r.wall.as_secs_f64(),
-            ratio(rows, r),
-            r.station_cpu.as_secs_f64(),
-            r.cores(),
-            cores_at_line_rate(rows, r),
-            r.peak_rss_mib(),
-            r.commit_ms.0,
-            r.commit_ms.1,
-            r.verdict_ms.0,
-            r.verdict_ms.1,
-            r.load,
-        );
+        let values: Vec<String> = COLUMNS
+            .iter()
+            .flat_map(|c| (c.figures)(rows, r).csv(c.decimals.1))
+            .collect();
+        let _ = writeln!(t, "{}", values.join(","));
     }
     t
 }
@@ -608,4 +728,73 @@ fn machine() -> String {
                 .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
         })
         .unwrap_or_else(|| "unknown CPU".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(phones: u16, wall_s: u64) -> Row {
+        Row {
+            send: SendPath::PrivateCopy,
+            phones,
+            passed: phones.into(),
+            wall: Duration::from_secs(wall_s),
+            station_cpu: Duration::from_millis(500),
+            phones_cpu: Duration::from_secs(3),
+            peak_rss_kib: 20 << 10,
+            commit_ms: (1.5, 4.25),
+            verdict_ms: (0.02, 0.5),
+            load: 7.5,
+        }
+    }
+
+    #[test]
+    fn the_table_and_the_csv_show_the_same_figures_in_the_same_order() {
+        let rows = [row(1, 20), row(4, 25)];
+        let csv = render_csv(&rows, 40 << 20, 1 << 20, 1 << 20);
+        let lines: Vec<&str> = csv.lines().skip(1).collect();
+        let fields = lines[0].split(',').count();
+        assert_eq!(
+            lines[1],
+            "private-copy,1,1,20.000,1.000,0.500,0.025,0.025,3.000,20.0,1.50,4.25,0.020,0.500,7.50"
+        );
+        assert!(lines[1..].iter().all(|l| l.split(',').count() == fields));
+        assert!(
+            lines[2].starts_with("private-copy,4,4,25.000,1.250,"),
+            "{}",
+            lines[2]
+        );
+
+        let table = render(&rows, 40 << 20);
+        let lines: Vec<&str> = table.lines().skip(1).collect();
+        let width = lines[0].chars().count();
+        assert!(
+            lines[1..].iter().all(|l| l.chars().count() == width),
+            "{table}"
+        );
+        let cells: Vec<&str> = lines[2].split_whitespace().collect();
+        assert_eq!(
+            cells,
+            [
+                "private-copy",
+                "4",
+                "4",
+                "25.0",
+                "1.25",
+                "0.50",
+                "0.020",
+                "0.025",
+                "3.0",
+                "20",
+                "1.5",
+                "/",
+                "4.2",
+                "0.02",
+                "/",
+                "0.50",
+                "7.5"
+            ]
+        );
+    }
 }
