@@ -391,6 +391,7 @@ fn check_proofs(
                 Some(proof.station_id.as_str()),
                 Some(row.station_id.as_str()),
             ),
+            ("line", proof.line.as_deref(), row.line.as_deref()),
             (
                 "chain_link",
                 Some(proof.chain_link.as_str()),
