@@ -353,6 +353,13 @@ fn simulated_phones_write_their_own_journal_never_the_stations() {
     assert!(simulated.status.success());
     let report: serde_json::Value = serde_json::from_slice(&simulated.stdout).unwrap();
     assert_eq!(report["units_passed"], 2, "{report}");
+    // The demo station names its line: every attempt was made on it.
+    assert_eq!(report["by_line"][0]["line"], "demo-line1", "{report}");
+    assert_eq!(report["by_line"][0]["units_passed"], 2, "{report}");
+    assert_eq!(report["by_line"].as_array().map(Vec::len), Some(1));
+    let other_line = report_json(&demo, &["--sim", "--line", "line9"]);
+    let other_line: serde_json::Value = serde_json::from_slice(&other_line.stdout).unwrap();
+    assert_eq!(other_line["attempts"], 0, "{other_line}");
 
     // The same records as CSV, narrowed to this station and to today.
     let csv = Command::new(flashgate_bin())
@@ -382,6 +389,19 @@ fn simulated_phones_write_their_own_journal_never_the_stations() {
     assert!(records[1..]
         .iter()
         .all(|r| r.contains(",WO-DEMO-WW,demo-st01,")));
+    // The last two columns: the line, and the journal whose row `attempt_id` is.
+    let uid = rusqlite::Connection::open(demo.join("state/journal.sim.sqlite"))
+        .unwrap()
+        .query_row("SELECT uid FROM journal_identity", [], |r| {
+            r.get::<_, String>(0)
+        })
+        .unwrap();
+    assert!(
+        records[1..]
+            .iter()
+            .all(|r| r.ends_with(&format!(",demo-line1,{uid}"))),
+        "{text}"
+    );
     let elsewhere = Command::new(flashgate_bin())
         .args(["report", "--work-order", "WO-DEMO-WW", "--csv", "--sim"])
         .args(["--station-id", "other", "--station"])

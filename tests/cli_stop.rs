@@ -146,11 +146,18 @@ fn stop_mid_batch(signal: &str) {
         "the summary counts the aborted units: {stderr}"
     );
     let report = journal_of(&demo).report("WO-DEMO-EEA").unwrap();
-    assert_eq!(report.attempts_in_progress, 0, "{report:?}");
-    assert_eq!(report.attempts as usize, verdicts.len(), "{report:?}");
-    assert_eq!(report.attempts_aborted as usize, aborted, "{report:?}");
+    assert_eq!(report.counts.attempts_in_progress, 0, "{report:?}");
     assert_eq!(
-        report.attempts_failed, 0,
+        report.counts.attempts as usize,
+        verdicts.len(),
+        "{report:?}"
+    );
+    assert_eq!(
+        report.counts.attempts_aborted as usize, aborted,
+        "{report:?}"
+    );
+    assert_eq!(
+        report.counts.attempts_failed, 0,
         "aborted attempts are not failures"
     );
 }
@@ -175,6 +182,7 @@ fn a_killed_station_leaves_no_attempt_open_after_the_next_start() {
     let open = journal_of(&demo)
         .report("WO-DEMO-EEA")
         .unwrap()
+        .counts
         .attempts_in_progress;
     assert!(open >= 1, "the kill came mid-flash");
 
@@ -193,9 +201,9 @@ fn a_killed_station_leaves_no_attempt_open_after_the_next_start() {
         .collect();
     assert_eq!(closed.len() as u64, open, "{events:?}");
     let report = journal_of(&demo).report("WO-DEMO-EEA").unwrap();
-    assert_eq!(report.attempts_in_progress, 0, "{report:?}");
-    assert_eq!(report.attempts_aborted, open, "{report:?}");
-    assert_eq!(report.units_passed, 8, "{report:?}");
+    assert_eq!(report.counts.attempts_in_progress, 0, "{report:?}");
+    assert_eq!(report.counts.attempts_aborted, open, "{report:?}");
+    assert_eq!(report.counts.units_passed, 8, "{report:?}");
 }
 
 fn set_quantity(demo: &DemoStation, id: &str, quantity: u32) {
@@ -257,7 +265,14 @@ fn the_quantity_counts_passes_of_earlier_runs_and_a_complete_order_flashes_nothi
         said.contains("work order WO-DEMO-EEA is complete: 3 of 3 ordered units passed"),
         "{said}"
     );
-    assert_eq!(journal_of(&demo).report("WO-DEMO-EEA").unwrap().attempts, 3);
+    assert_eq!(
+        journal_of(&demo)
+            .report("WO-DEMO-EEA")
+            .unwrap()
+            .counts
+            .attempts,
+        3
+    );
 
     // Raising the quantity lets the order go on from where it stood. The rig's phones keep
     // their serials from run to run, so units that passed before may be flashed again: each
@@ -304,7 +319,7 @@ fn a_closed_stdout_does_not_stop_the_station() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(out.status.success(), "{stderr}");
     let report = journal_of(&demo).report("WO-DEMO-EEA").unwrap();
-    assert_eq!(report.units_passed, 8, "{report:?}");
+    assert_eq!(report.counts.units_passed, 8, "{report:?}");
 }
 
 /// The kill test: a 16-phone batch killed (SIGKILL) or stopped (SIGTERM) at random
@@ -409,8 +424,11 @@ fn killed_and_stopped_at_random_moments_nothing_is_lost_and_the_quantity_holds()
         "{stderr}"
     );
     let report = sim_journal_of(&demo).report("WO-DEMO-EEA").unwrap();
-    assert_eq!(report.attempts_in_progress, 0, "{report:?}");
-    assert!(report.units_passed <= u64::from(quantity), "{report:?}");
+    assert_eq!(report.counts.attempts_in_progress, 0, "{report:?}");
+    assert!(
+        report.counts.units_passed <= u64::from(quantity),
+        "{report:?}"
+    );
     assert!(shown_total > 0, "no round got as far as a verdict");
     assert!(
         !demo.root.join("state/journal.sqlite").exists(),

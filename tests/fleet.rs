@@ -580,3 +580,178 @@ fn the_fleet_database_is_reached_over_verified_tls() {
         2
     );
 }
+
+/// Puts station `id` (made by [`station`]) on `line`, or on none.
+fn put_on_line(demo: &Path, id: &str, line: Option<&str>) {
+    let file = demo.join(format!("{id}.yaml"));
+    let text = std::fs::read_to_string(&file).unwrap();
+    let named = line.map_or_else(String::new, |line| format!("\nline: {line}\n"));
+    let text = text.replacen("\nline: demo-line1\n", &named, 1);
+    std::fs::write(&file, text).unwrap();
+}
+
+fn flashgate(args: &[&str]) -> String {
+    let out = Command::new(flashgate_bin()).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn stations_on_two_lines_are_reported_by_line_once_the_database_knows_lines() {
+    let server = server();
+    let url = server.url();
+    let (_dir, demo) = demo_copy();
+    work_order(&demo, 100);
+    for (id, prefix, phones, line) in [
+        ("st-l1a", "LA", 2, Some("L1")),
+        ("st-l1b", "LB", 1, Some("L1")),
+        ("st-l2", "LC", 3, Some("L2")),
+        ("st-old", "LN", 1, None),
+    ] {
+        station(&demo, id, &url, "", prefix, phones);
+        put_on_line(&demo, id, line);
+    }
+    // The database as a flashgate from before lines left it (schema v1): a station refuses to
+    // flash on it (each unit ABORTED unflashed), its rows wait in its journal.
+    let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    client
+        .batch_execute(
+            "DROP INDEX attempts_by_line; ALTER TABLE attempts DROP COLUMN line;
+             UPDATE fleet_schema SET version = 1",
+        )
+        .unwrap();
+    let (refused, _) = finish(spawn(&demo, "st-l2", &[]));
+    assert!(
+        refused.contains("schema is v1, this flashgate knows v2: run `flashgate fleet migrate"),
+        "{refused}"
+    );
+    let status = |id: &str| -> serde_json::Value {
+        let file = demo.join(format!("{id}.yaml"));
+        let text = flashgate(&[
+            "sync",
+            "status",
+            "--json",
+            "--sim",
+            "--station",
+            file.to_str().unwrap(),
+        ]);
+        serde_json::from_str(&text).unwrap()
+    };
+    let before = status("st-l2");
+    assert_eq!(before["backlog"], 3, "{before}");
+    assert_eq!(before["fleet"]["reachable"], true, "{before}");
+    assert_eq!(before["fleet"]["rows"], 0, "{before}");
+    flashgate(&["fleet", "migrate", "--url", &url]);
+    let children: Vec<Child> = ["st-l1a", "st-l1b", "st-l2", "st-old"]
+        .iter()
+        .map(|id| spawn(&demo, id, &[]))
+        .collect();
+    for child in children {
+        finish(child);
+    }
+    // What the fleet holds of the station's journal, beside what the journal shipped.
+    let after = status("st-l2");
+    assert_eq!(
+        (&after["backlog"], &after["shipped"]),
+        (&0.into(), &6.into()),
+        "{after}"
+    );
+    assert_eq!(after["fleet"]["rows"], 6, "{after}");
+    assert_eq!(
+        after["fleet"]["last_row"], after["last_shipped_row"],
+        "{after}"
+    );
+
+    let report = |extra: &[&str]| {
+        let mut args = vec!["report", "--work-order", "WO-FLEET", "--fleet", &url];
+        args.extend_from_slice(extra);
+        flashgate(&args)
+    };
+    // CSV: one row per attempt, the line second to last (empty: no line recorded).
+    let csv = report(&["--csv"]);
+    let per_line = |csv: &str| {
+        let mut counts = std::collections::BTreeMap::<String, usize>::new();
+        for record in csv.split_terminator("\r\n").skip(1) {
+            let fields: Vec<&str> = record.split(',').collect();
+            *counts
+                .entry(fields[fields.len() - 2].to_string())
+                .or_default() += 1;
+        }
+        counts.into_iter().collect::<Vec<_>>()
+    };
+    assert_eq!(
+        per_line(&csv),
+        [("".into(), 1), ("L1".into(), 3), ("L2".into(), 6)],
+        "{csv}"
+    );
+    let only_l2 = report(&["--csv", "--line", "L2"]);
+    assert_eq!(per_line(&only_l2), [("L2".into(), 6)], "{only_l2}");
+    // JSON: the counts of each line, the attempts without a line last under their own name.
+    let json: serde_json::Value = serde_json::from_str(&report(&["--json"])).unwrap();
+    let by_line = json["by_line"].as_array().unwrap();
+    let summary: Vec<(String, u64, u64, u64)> = by_line
+        .iter()
+        .map(|g| {
+            (
+                g["label"].as_str().unwrap().to_string(),
+                g["attempts"].as_u64().unwrap(),
+                g["units_passed"].as_u64().unwrap(),
+                g["attempts_aborted"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("L1".into(), 3, 3, 0),
+            ("L2".into(), 6, 3, 3),
+            ("no line recorded".into(), 1, 1, 0)
+        ],
+        "{json}"
+    );
+    let mut l1_stations: Vec<&str> = by_line[0]["stations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s.as_str())
+        .collect();
+    l1_stations.sort_unstable();
+    assert_eq!(l1_stations, ["st-l1a", "st-l1b"], "{json}");
+    let l1: serde_json::Value = serde_json::from_str(&report(&["--json", "--line", "L1"])).unwrap();
+    assert_eq!(
+        (&l1["attempts"], &l1["units_passed"]),
+        (&3.into(), &3.into()),
+        "{l1}"
+    );
+    // `history --fleet`: each attempt under its fleet attempt id, with its line and station.
+    let text = flashgate(&["history", "LC01", "--fleet", &url]);
+    let uid = before["journal_uid"].as_str().unwrap();
+    let rows = client
+        .query(
+            "SELECT journal_row FROM attempts WHERE unit_serial = 'LC01' ORDER BY journal_row",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(rows.len(), 2, "{text}");
+    for row in rows {
+        let id: i64 = row.get(0);
+        assert!(
+            text.contains(&format!("\n#{id} (journal {uid}) ")),
+            "{text}"
+        );
+    }
+    assert_eq!(
+        text.matches("  line L2  station st-l2 slot 1").count(),
+        2,
+        "{text}"
+    );
+    let text = flashgate(&["history", "LN01", "--fleet", &url]);
+    assert!(
+        text.contains("  no line recorded  station st-old"),
+        "{text}"
+    );
+}

@@ -142,7 +142,10 @@ fn a_verdict_waits_for_a_journal_held_by_another_program_and_is_written_when_it_
         .report("WO-DEMO-EEA")
         .unwrap();
     assert_eq!(
-        (report.attempts_passed, report.attempts_in_progress),
+        (
+            report.counts.attempts_passed,
+            report.counts.attempts_in_progress
+        ),
         (2, 0)
     );
 }
@@ -205,8 +208,8 @@ fn a_journal_that_stays_held_stops_the_batch_and_no_unit_starts_after() {
     let (mut journal, _lock, closed) =
         Journal::open_for_station(&journal, std::time::SystemTime::now()).unwrap();
     let report = journal.report("WO-DEMO-EEA").unwrap();
-    assert_eq!(report.attempts_in_progress, 0);
-    assert_eq!(report.attempts_aborted as usize, closed.len());
+    assert_eq!(report.counts.attempts_in_progress, 0);
+    assert_eq!(report.counts.attempts_aborted as usize, closed.len());
     assert!(journal
         .close_interrupted(std::time::SystemTime::now())
         .unwrap()

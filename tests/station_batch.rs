@@ -218,8 +218,8 @@ fn a_clean_batch_of_eight_phones_all_pass_with_proof_in_the_journal() {
         );
     }
     let report = outcome.journal.report(EEA).unwrap();
-    assert_eq!(report.units_passed, 8);
-    assert_eq!(report.yield_percent, Some(100.0));
+    assert_eq!(report.counts.units_passed, 8);
+    assert_eq!(report.counts.yield_percent, Some(100.0));
 }
 
 /// The length of a sparse image once expanded (what the phone's filesystem spans).
@@ -1082,7 +1082,7 @@ fn a_stop_reaches_a_firehose_program_mid_transfer_and_the_unit_is_aborted() {
         outcome.slot_events(1)
     );
     let report = outcome.journal.report(EEA).unwrap();
-    assert!(report.attempts_aborted >= 1, "{report:?}");
-    assert_eq!(report.attempts_in_progress, 0, "{report:?}");
+    assert!(report.counts.attempts_aborted >= 1, "{report:?}");
+    assert_eq!(report.counts.attempts_in_progress, 0, "{report:?}");
     assert_eq!(outcome.summary.failed, 0, "a stop blames no unit");
 }

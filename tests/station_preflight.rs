@@ -429,6 +429,7 @@ fn the_journal_keeps_verdicts_across_reopen_and_flags_reuse() {
         slot,
         port_path: format!("sim-{slot}"),
         station_id: station.station_id.clone(),
+        line: station.line.clone(),
         work_order: work_order.into(),
         work_order_quantity: batch.work_order.quantity,
         product: batch.product.name.clone(),
@@ -484,7 +485,7 @@ fn the_journal_keeps_verdicts_across_reopen_and_flags_reuse() {
 
     let journal = Journal::open_existing(&station.journal).unwrap();
     let report = journal.report("WO-DEMO-EEA").unwrap();
-    assert_eq!(report.units_passed, 1);
+    assert_eq!(report.counts.units_passed, 1);
     assert_eq!(report.flagged_units.len(), 1);
     assert_eq!(report.flagged_units[0].serial, "FGSIM0001");
     assert_eq!(journal.history("FGSIM0001").unwrap().len(), 2);

@@ -192,6 +192,7 @@ fn bench_journal_commit() {
                 slot: 1,
                 port_path: "1-1".into(),
                 station_id: "bench".into(),
+                line: None,
                 work_order: "WO-B".into(),
                 work_order_quantity: 200,
                 product: "fgdemo".into(),
@@ -233,7 +234,7 @@ fn bench_journal_commit() {
     let report = journal.report("WO-B").unwrap();
     println!(
         "journal report over {} attempts: {:.2} ms",
-        report.attempts,
+        report.counts.attempts,
         started.elapsed().as_secs_f64() * 1e3
     );
 }

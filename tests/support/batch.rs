@@ -470,24 +470,25 @@ impl BatchOutcome {
             assert!(row.finished_at.is_some(), "{row:?}");
         }
         let report = self.journal.report(&self.work_order).unwrap();
-        assert_eq!(report.attempts, verdicts.len() as u64, "{report:?}");
-        assert_eq!(report.attempts_in_progress, 0, "{report:?}");
+        assert_eq!(report.counts.attempts, verdicts.len() as u64, "{report:?}");
+        assert_eq!(report.counts.attempts_in_progress, 0, "{report:?}");
         assert_eq!(
-            report.attempts_passed,
+            report.counts.attempts_passed,
             u64::from(self.summary.passed),
             "{report:?}"
         );
         assert_eq!(
-            report.attempts_failed,
+            report.counts.attempts_failed,
             u64::from(self.summary.failed),
             "{report:?}"
         );
         assert_eq!(
-            report.attempts_aborted,
+            report.counts.attempts_aborted,
             u64::from(self.summary.aborted),
             "{report:?}"
         );
         let journal_codes: BTreeMap<String, u32> = report
+            .counts
             .failures_by_code
             .iter()
             .map(|c| (c.code.clone(), c.count as u32))

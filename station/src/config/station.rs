@@ -19,6 +19,9 @@ use crate::trust::manifest_signature::TrustedKey;
 pub struct StationConfig {
     pub source: PathBuf,
     pub station_id: String,
+    /// The production line the station stands on, recorded with every attempt so reports
+    /// group and filter by line (`report --line`); none: attempts record no line.
+    pub line: Option<String>,
     pub slots: Vec<SlotConfig>,
     pub limits: Limits,
     pub journal: PathBuf,
@@ -149,6 +152,8 @@ impl Default for Retries {
 #[serde(deny_unknown_fields)]
 struct StationFile {
     station_id: String,
+    #[serde(default)]
+    line: Option<String>,
     image_root: PathBuf,
     #[serde(default)]
     products_dir: Option<PathBuf>,
@@ -345,6 +350,17 @@ impl StationConfig {
             )
         })?;
 
+        if let Some(line) = &raw.line {
+            check_identifier(line).map_err(|problem| {
+                doc.error_at(
+                    &KeyPath::of(&["line"]),
+                    problem,
+                    "name the production line with letters, digits, `-`, `_` or `.`, e.g. \
+                     `line3` (or leave `line` out: attempts then record no line)",
+                )
+            })?;
+        }
+
         let image_root_key = KeyPath::of(&["image_root"]);
         let image_root = base.join(&raw.image_root);
         let image_root = image_root.canonicalize().map_err(|e| {
@@ -411,6 +427,7 @@ impl StationConfig {
         Ok(Self {
             source: doc.file.clone(),
             station_id: raw.station_id,
+            line: raw.line,
             slots,
             limits,
             journal: state_bases(&base).0.join(raw.journal),
@@ -707,6 +724,21 @@ slots:
             "{message}"
         );
         assert!(message.contains(words), "{message}");
+    }
+
+    #[test]
+    fn the_line_is_optional_and_named_like_a_station() {
+        let dir = station_dir();
+        assert_eq!(load(&dir, GOOD).unwrap().line, None);
+        let text = GOOD.replace("image_root:", "line: line3\nimage_root:");
+        assert_eq!(load(&dir, &text).unwrap().line.as_deref(), Some("line3"));
+        let text = GOOD.replace("image_root:", "line: \"line 3\"\nimage_root:");
+        assert_error(
+            load(&dir, &text).unwrap_err(),
+            2,
+            "line",
+            "name the production line",
+        );
     }
 
     #[test]

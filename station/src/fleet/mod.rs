@@ -5,6 +5,7 @@
 //! serial passed elsewhere flagged before flashing).
 
 pub mod gate;
+pub mod holdings;
 pub mod local_server;
 pub mod report;
 pub mod schema;

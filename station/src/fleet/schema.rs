@@ -6,9 +6,9 @@
 use super::FleetError;
 
 /// Step N brings the schema from version N to N + 1.
-const STEPS: &[&str] = &[V1];
+const STEPS: &[&str] = &[V1, V2_ADD_LINE];
 
-pub const FLEET_SCHEMA_VERSION: i32 = 1;
+pub const FLEET_SCHEMA_VERSION: i32 = 2;
 
 /// v1. `attempts` holds the journal's columns (journal/outbox.rs: SHIPPED_COLUMNS, all integers
 /// as BIGINT) under the attempt id (journal uid, journal row); `over_quantity` flags a pass
@@ -87,6 +87,14 @@ CREATE TABLE places (
 CREATE INDEX places_by_holder ON places (holder_uid, holder_row);
 ";
 
+/// v2: the production line each attempt was made on (the journal's `line`, NULL for rows
+/// shipped before it or by a station that names no line), and an index for the report by
+/// line within a work order.
+const V2_ADD_LINE: &str = "
+ALTER TABLE attempts ADD COLUMN line TEXT;
+CREATE INDEX attempts_by_line ON attempts (work_order, line, result);
+";
+
 /// Where the schema's version lives; created by the first migration.
 const VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS fleet_schema (version INTEGER NOT NULL)";
 
@@ -119,7 +127,7 @@ pub fn migrate(client: &mut postgres::Client) -> Result<(i32, i32), FleetError> 
             supported: FLEET_SCHEMA_VERSION,
         });
     }
-    for step in &STEPS[usize::try_from(before).unwrap_or(0)..] {
+    for step in STEPS.iter().skip(usize::try_from(before).unwrap_or(0)) {
         tx.batch_execute(step)?;
     }
     tx.execute("DELETE FROM fleet_schema", &[])?;
@@ -143,5 +151,24 @@ pub fn check(client: &mut postgres::Client) -> Result<(), FleetError> {
             found,
             supported: FLEET_SCHEMA_VERSION,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_step_per_version() {
+        assert_eq!(STEPS.len(), usize::try_from(FLEET_SCHEMA_VERSION).unwrap());
+        // Every journal column shipped has its column in the fleet's attempts table.
+        let schema = STEPS.concat();
+        for (name, _) in crate::journal::SHIPPED_COLUMNS {
+            assert!(
+                schema.contains(&format!("\n    {name} "))
+                    || schema.contains(&format!("ADD COLUMN {name} ")),
+                "shipped column `{name}` is in no fleet schema step"
+            );
+        }
     }
 }

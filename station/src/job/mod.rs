@@ -309,6 +309,7 @@ impl UnitJob<UnitResult> for StationJob {
             slot: unit.slot(),
             port_path: unit.info().port_path.clone(),
             station_id: context.station.station_id.clone(),
+            line: context.station.line.clone(),
             work_order: batch.work_order.id.clone(),
             work_order_quantity: batch.work_order.quantity,
             product: batch.product.name.clone(),

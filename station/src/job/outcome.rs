@@ -215,6 +215,7 @@ mod tests {
                 slot: 3,
                 port_path: "1-4.3".into(),
                 station_id: "st1".into(),
+                line: None,
                 work_order: "WO-1".into(),
                 work_order_quantity: 5,
                 product: "p".into(),

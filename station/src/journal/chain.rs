@@ -12,9 +12,12 @@ use serde::Serialize;
 use super::{AttemptId, Journal, JournalError};
 use crate::digest::Sha256Digest;
 use crate::trust::chain::{
-    columns_of_version, content_hash, encode_content_v1, genesis, link, ColumnValue,
-    ATTEMPT_COLUMNS_V1, CHAIN_VERSION,
+    columns_of_version, content_hash, encode_content, genesis, link, ColumnValue,
+    ATTEMPT_COLUMNS_V2, CHAIN_VERSION,
 };
+
+/// The columns new rows are hashed over: those of [`CHAIN_VERSION`].
+const CHAINED_COLUMNS: &[&str] = &ATTEMPT_COLUMNS_V2;
 
 /// The journal schema that added the chain.
 const FIRST_CHAINED_SCHEMA: i64 = 4;
@@ -30,7 +33,7 @@ pub struct ChainEntry {
 /// transaction that wrote the verdict, after it: the hash covers the verdict.
 pub(super) fn append(conn: &Connection, id: AttemptId) -> Result<ChainEntry, JournalError> {
     let values =
-        row_values(conn, id.0, &ATTEMPT_COLUMNS_V1)?.ok_or(JournalError::NoSuchAttempt(id.0))?;
+        row_values(conn, id.0, CHAINED_COLUMNS)?.ok_or(JournalError::NoSuchAttempt(id.0))?;
     let station_id = match &values[station_column()] {
         ColumnValue::Text(station) => station.clone(),
         _ => {
@@ -41,8 +44,9 @@ pub(super) fn append(conn: &Connection, id: AttemptId) -> Result<ChainEntry, Jou
             })
         }
     };
-    let content = content_hash(&encode_content_v1(
-        ATTEMPT_COLUMNS_V1.iter().copied().zip(values.iter()),
+    let content = content_hash(&encode_content(
+        CHAIN_VERSION,
+        CHAINED_COLUMNS.iter().copied().zip(values.iter()),
     ));
     let head: Option<(i64, String)> = conn
         .query_row(
@@ -91,7 +95,7 @@ pub(super) fn append(conn: &Connection, id: AttemptId) -> Result<ChainEntry, Jou
 }
 
 fn station_column() -> usize {
-    ATTEMPT_COLUMNS_V1
+    CHAINED_COLUMNS
         .iter()
         .position(|c| *c == "station_id")
         .unwrap_or(0)
@@ -114,7 +118,7 @@ fn chain_origin(conn: &Connection) -> Result<i64, JournalError> {
 }
 
 /// The row's values of `columns`, as SQLite stores them.
-fn row_values(
+pub(super) fn row_values(
     conn: &Connection,
     id: i64,
     columns: &[&str],
@@ -387,6 +391,7 @@ fn check_proofs(
                 Some(proof.station_id.as_str()),
                 Some(row.station_id.as_str()),
             ),
+            ("line", proof.line.as_deref(), row.line.as_deref()),
             (
                 "chain_link",
                 Some(proof.chain_link.as_str()),
@@ -542,7 +547,8 @@ enum RowCheck {
 
 /// Whether a chained row's content and link still follow from what it holds.
 fn check_row(conn: &Connection, row: &WalkedRow) -> Result<RowCheck, JournalError> {
-    let Some(columns) = row.version.and_then(columns_of_version) else {
+    let Some((version, columns)) = row.version.and_then(|v| Some((v, columns_of_version(v)?)))
+    else {
         return Ok(RowCheck::Wrong(format!(
             "hashed with chain version {}, which this flashgate does not know (edited, or \
              written by a newer flashgate)",
@@ -553,9 +559,16 @@ fn check_row(conn: &Connection, row: &WalkedRow) -> Result<RowCheck, JournalErro
     let Some(values) = row_values(conn, row.id, columns)? else {
         return Ok(RowCheck::Wrong("vanished during the check".into()));
     };
-    let content = content_hash(&encode_content_v1(
+    let content = content_hash(&encode_content(
+        version,
         columns.iter().copied().zip(values.iter()),
     ));
+    if let Some(added) = set_after_its_version(conn, row.id, columns)? {
+        return Ok(RowCheck::Wrong(format!(
+            "`{added}` is set, but the row was hashed under chain version {version}, before \
+             journals recorded it: it was written by hand after the verdict"
+        )));
+    }
     if row.content.as_deref() != Some(content.to_hex().as_str()) {
         return Ok(RowCheck::Wrong(format!(
             "its content no longer matches the hash taken at its verdict: a column of this {} \
@@ -574,6 +587,29 @@ fn check_row(conn: &Connection, row: &WalkedRow) -> Result<RowCheck, JournalErro
         ));
     }
     Ok(RowCheck::Sound)
+}
+
+/// A column the current version hashes that the row's own version did not, holding a value:
+/// the station never writes one (the column did not exist when the row was hashed).
+fn set_after_its_version(
+    conn: &Connection,
+    id: i64,
+    hashed: &[&str],
+) -> Result<Option<&'static str>, JournalError> {
+    let added: Vec<&'static str> = CHAINED_COLUMNS
+        .iter()
+        .copied()
+        .filter(|c| !hashed.contains(c))
+        .collect();
+    if added.is_empty() {
+        return Ok(None);
+    }
+    let values = row_values(conn, id, &added)?.unwrap_or_default();
+    Ok(added
+        .into_iter()
+        .zip(values)
+        .find(|(_, value)| *value != ColumnValue::Null)
+        .map(|(column, _)| column))
 }
 
 fn walked_rows(conn: &Connection) -> Result<Vec<WalkedRow>, JournalError> {

@@ -22,7 +22,9 @@ pub use inspect::{lock_holder, JournalInspection, LockHolder};
 pub use lock::StationLock;
 pub use outbox::{Backlog, Cell, ColumnKind, ShippedRow, SHIPPED_COLUMNS};
 pub use proofs::StoredProof;
-pub use query::{AttemptRow, CodeCount, FlaggedUnit, WorkOrderReport};
+pub use query::{
+    AttemptRow, CodeCount, Counts, FlaggedUnit, LineCounts, WorkOrderReport, NO_LINE_RECORDED,
+};
 pub use record::{
     AttemptId, AttemptOutcome, AttemptStart, CompletedAttempt, FinishedAttempt, ImageSent,
     Milestone, MilestoneTimes,
@@ -357,9 +359,9 @@ fn begin_in(conn: &Connection, start: &AttemptStart) -> Result<AttemptId, Journa
     conn.execute(
         "INSERT INTO attempts (slot, port_path, station_id, work_order, work_order_quantity,
                  product, region, build_id, manifest_sha256, result, started_at_ms, tool_version,
-                 log_path, operator_id, manifest_signed_by, engineering_mode)
+                 log_path, operator_id, manifest_signed_by, engineering_mode, line)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'IN_PROGRESS', ?10, ?11, ?12, ?13, ?14,
-                     ?15)",
+                     ?15, ?16)",
         params![
             start.slot,
             start.port_path,
@@ -376,6 +378,7 @@ fn begin_in(conn: &Connection, start: &AttemptStart) -> Result<AttemptId, Journa
             start.operator,
             start.manifest_signed_by,
             start.engineering_mode.then_some(1),
+            start.line,
         ],
     )?;
     Ok(AttemptId(conn.last_insert_rowid()))

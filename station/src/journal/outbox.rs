@@ -65,6 +65,8 @@ pub const SHIPPED_COLUMNS: &[(&str, ColumnKind)] = &[
     ("content_sha256", ColumnKind::Text),
     ("chain_prev", ColumnKind::Text),
     ("chain_link", ColumnKind::Text),
+    // Added by the fleet schema's v2: a database still at v1 is refused (run `fleet migrate`).
+    ("line", ColumnKind::Text),
 ];
 
 /// One value of a shipped column.
@@ -112,6 +114,8 @@ pub struct Backlog {
     pub oldest_finished_ms: Option<i64>,
     /// Attempts the fleet database has committed, from this journal.
     pub shipped: u64,
+    /// The highest row id among them.
+    pub last_shipped_row: Option<i64>,
 }
 
 impl Journal {
@@ -167,19 +171,22 @@ impl Journal {
     }
 
     pub fn backlog(&self) -> Result<Backlog, JournalError> {
-        let (rows, oldest, shipped): (i64, Option<i64>, i64) = self.conn.query_row(
-            "SELECT
-                 COUNT(*) FILTER (WHERE fleet_synced_at_ms IS NULL),
-                 MIN(finished_at_ms) FILTER (WHERE fleet_synced_at_ms IS NULL),
-                 COUNT(*) FILTER (WHERE fleet_synced_at_ms IS NOT NULL)
-             FROM attempts WHERE result <> 'IN_PROGRESS'",
-            [],
-            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
-        )?;
+        let (rows, oldest, shipped, last): (i64, Option<i64>, i64, Option<i64>) =
+            self.conn.query_row(
+                "SELECT
+                     COUNT(*) FILTER (WHERE fleet_synced_at_ms IS NULL),
+                     MIN(finished_at_ms) FILTER (WHERE fleet_synced_at_ms IS NULL),
+                     COUNT(*) FILTER (WHERE fleet_synced_at_ms IS NOT NULL),
+                     MAX(id) FILTER (WHERE fleet_synced_at_ms IS NOT NULL)
+                 FROM attempts WHERE result <> 'IN_PROGRESS'",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+            )?;
         Ok(Backlog {
             rows: u64::try_from(rows).unwrap_or(0),
             oldest_finished_ms: oldest,
             shipped: u64::try_from(shipped).unwrap_or(0),
+            last_shipped_row: last,
         })
     }
 
@@ -200,11 +207,12 @@ impl Journal {
     }
 
     /// Writes attempts given as [`SHIPPED_COLUMNS`] values into this journal, as new rows (a
-    /// scratch journal of fleet rows for a report), in one transaction.
-    pub fn import_rows(&mut self, rows: &[Vec<Cell>]) -> Result<(), JournalError> {
+    /// scratch journal of fleet rows for a report), in one transaction; returns their ids.
+    pub fn import_rows(&mut self, rows: &[Vec<Cell>]) -> Result<Vec<i64>, JournalError> {
         let names: Vec<&str> = SHIPPED_COLUMNS.iter().map(|(name, _)| *name).collect();
         let placeholders: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
         let tx = self.conn.transaction()?;
+        let mut ids = Vec::with_capacity(rows.len());
         {
             let mut insert = tx.prepare(&format!(
                 "INSERT INTO attempts ({}) VALUES ({})",
@@ -220,10 +228,11 @@ impl Journal {
                     })
                     .collect();
                 insert.execute(values.as_slice())?;
+                ids.push(tx.last_insert_rowid());
             }
         }
         tx.commit()?;
-        Ok(())
+        Ok(ids)
     }
 
     /// Units let through on the station's own allowance that the fleet has not reconciled yet

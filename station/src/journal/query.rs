@@ -20,6 +20,25 @@ pub struct WorkOrderReport {
     pub build_ids: Vec<String>,
     pub stations: Vec<String>,
     pub quantity: Option<u32>,
+    #[serde(flatten)]
+    pub counts: Counts,
+    /// The same counts for each production line, in order of line name, the attempts that
+    /// recorded no line last. A unit worked on two lines counts in each.
+    pub by_line: Vec<LineCounts>,
+    /// Units that also passed under another work order.
+    pub flagged_units: Vec<FlaggedUnit>,
+    /// Distinct units passed under this work order in the whole journal (whatever the filter).
+    pub units_passed_in_order: u64,
+    /// Units that passed after the order already had its quantity, in order of their first
+    /// pass: more units than ordered carry this work order.
+    pub over_quantity: Vec<String>,
+    pub first_started_at: Option<Timestamp>,
+    pub last_finished_at: Option<Timestamp>,
+}
+
+/// Attempts and units of a set of attempts (a work order's, or one line's of it), by outcome.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Counts {
     pub attempts: u64,
     pub attempts_passed: u64,
     pub attempts_failed: u64,
@@ -43,15 +62,23 @@ pub struct WorkOrderReport {
     pub first_pass_yield_percent: Option<f64>,
     /// Failed attempts grouped by code, most frequent first.
     pub failures_by_code: Vec<CodeCount>,
-    /// Units that also passed under another work order.
-    pub flagged_units: Vec<FlaggedUnit>,
-    /// Distinct units passed under this work order in the whole journal (whatever the filter).
-    pub units_passed_in_order: u64,
-    /// Units that passed after the order already had its quantity, in order of their first
-    /// pass: more units than ordered carry this work order.
-    pub over_quantity: Vec<String>,
-    pub first_started_at: Option<Timestamp>,
-    pub last_finished_at: Option<Timestamp>,
+}
+
+/// What a report groups attempts without a line under (rows older than the journal's line
+/// column, or from a station that names no line).
+pub const NO_LINE_RECORDED: &str = "no line recorded";
+
+/// One production line's share of a work order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LineCounts {
+    /// The line's name; null for the attempts that recorded none.
+    pub line: Option<String>,
+    /// The line's name, or [`NO_LINE_RECORDED`].
+    pub label: String,
+    /// The stations whose attempts are in this group.
+    pub stations: Vec<String>,
+    #[serde(flatten)]
+    pub counts: Counts,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -111,6 +138,12 @@ pub struct AttemptRow {
     pub manifest_signed_by: Option<String>,
     /// The station ran in engineering mode (manifest signatures not enforced).
     pub engineering_mode: bool,
+    /// The production line the attempt was made on (None: no line recorded).
+    pub line: Option<String>,
+    /// The journal the row belongs to (its uid), for rows read from the fleet database, where
+    /// `id` is the row's id in that journal: together they are the fleet's attempt id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub journal_uid: Option<String>,
 }
 
 pub(super) const ROW_COLUMNS: &str = "id, unit_serial, slot, port_path, station_id, work_order,
@@ -119,7 +152,7 @@ pub(super) const ROW_COLUMNS: &str = "id, unit_serial, slot, port_path, station_
     failure_message, passed_under_other_work_orders, started_at_ms, identified_at_ms,
     flash_started_at_ms, flash_done_at_ms, verify_started_at_ms, verify_done_at_ms,
     finished_at_ms, tool_version, log_path, chip_serial, operator_id, unit_code,
-    unit_code_source, build_id_found, manifest_signed_by, engineering_mode";
+    unit_code_source, build_id_found, manifest_signed_by, engineering_mode, line";
 
 /// The columns as SQLite returned them, before parsing the JSON and enum columns.
 struct RawRow {
@@ -179,6 +212,8 @@ fn raw_row(row: &Row) -> rusqlite::Result<RawRow> {
             build_id_found: row.get(33)?,
             manifest_signed_by: row.get(34)?,
             engineering_mode: row.get::<_, Option<i64>>(35)?.is_some_and(|v| v != 0),
+            line: row.get(36)?,
+            journal_uid: None,
         },
     })
 }
@@ -295,51 +330,100 @@ impl Journal {
             build_ids: distinct(rows.iter().map(|r| &r.build_id)),
             stations: distinct(rows.iter().map(|r| &r.station_id)),
             quantity: rows.iter().map(|r| r.work_order_quantity).max(),
-            attempts: rows.len() as u64,
-            attempts_passed: 0,
-            attempts_failed: 0,
-            attempts_in_progress: 0,
-            attempts_aborted: 0,
-            attempts_unidentified: 0,
-            units: 0,
-            units_passed: 0,
-            units_failed: 0,
-            units_aborted: 0,
-            units_passed_first_time: 0,
-            yield_percent: None,
-            first_pass_yield_percent: None,
-            failures_by_code: Vec::new(),
-            flagged_units: Vec::new(),
+            counts: Counts::of(&rows),
+            by_line: Vec::new(),
+            flagged_units: flagged_units(&rows),
             first_started_at: rows.first().map(|r| r.started_at),
             last_finished_at: rows.iter().filter_map(|r| r.finished_at).max(),
         };
+        // `None` sorts first in a BTreeMap: the attempts without a line are moved last.
+        let mut lines: BTreeMap<Option<&str>, Vec<AttemptRow>> = BTreeMap::new();
+        for row in &rows {
+            lines
+                .entry(row.line.as_deref())
+                .or_default()
+                .push(row.clone());
+        }
+        let unrecorded = lines.remove(&None);
+        report.by_line = lines
+            .into_iter()
+            .map(|(line, rows)| (line.map(str::to_string), rows))
+            .chain(unrecorded.map(|rows| (None, rows)))
+            .map(|(line, rows)| LineCounts {
+                label: line.clone().unwrap_or_else(|| NO_LINE_RECORDED.to_string()),
+                line,
+                stations: distinct(rows.iter().map(|r| &r.station_id)),
+                counts: Counts::of(&rows),
+            })
+            .collect();
+        Ok(report)
+    }
+}
+
+/// Units flagged as passed under another work order, each with those orders.
+fn flagged_units(rows: &[AttemptRow]) -> Vec<FlaggedUnit> {
+    let fastboot_serial_of = fastboot_serials(rows);
+    let mut flagged: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for row in rows {
+        let Some(serial) = row.unit_serial.as_deref() else {
+            continue;
+        };
+        if row.passed_under_other_work_orders.is_empty() {
+            continue;
+        }
+        let serial = fastboot_serial_of.get(serial).copied().unwrap_or(serial);
+        let list = flagged.entry(serial).or_default();
+        for other in &row.passed_under_other_work_orders {
+            if !list.contains(other) {
+                list.push(other.clone());
+            }
+        }
+    }
+    flagged
+        .into_iter()
+        .map(|(serial, others)| FlaggedUnit {
+            serial: serial.to_string(),
+            passed_under_other_work_orders: others,
+        })
+        .collect()
+}
+
+/// An EDL unit's attempts under its chip serial count with those under its fastboot serial:
+/// one unit.
+fn fastboot_serials(rows: &[AttemptRow]) -> BTreeMap<&str, &str> {
+    rows.iter()
+        .filter_map(
+            |r| match (r.chip_serial.as_deref(), r.unit_serial.as_deref()) {
+                (Some(chip), Some(serial)) if chip != serial => Some((chip, serial)),
+                _ => None,
+            },
+        )
+        .collect()
+}
+
+impl Counts {
+    /// The counts of `rows` (oldest first).
+    pub fn of(rows: &[AttemptRow]) -> Self {
+        let mut counts = Counts {
+            attempts: rows.len() as u64,
+            ..Counts::default()
+        };
         let mut codes: BTreeMap<String, u64> = BTreeMap::new();
         let mut units: BTreeMap<&str, UnitTally> = BTreeMap::new();
-        // An EDL unit's attempts under its chip serial count with those under its fastboot
-        // serial: one unit.
-        let fastboot_serial_of: BTreeMap<&str, &str> = rows
-            .iter()
-            .filter_map(
-                |r| match (r.chip_serial.as_deref(), r.unit_serial.as_deref()) {
-                    (Some(chip), Some(serial)) if chip != serial => Some((chip, serial)),
-                    _ => None,
-                },
-            )
-            .collect();
-        let mut flagged: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-        for row in &rows {
+        let fastboot_serial_of = fastboot_serials(rows);
+        for row in rows {
             match row.result.as_str() {
-                "PASS" => report.attempts_passed += 1,
-                "FAIL" => report.attempts_failed += 1,
-                "ABORTED" => report.attempts_aborted += 1,
-                _ => report.attempts_in_progress += 1,
+                "PASS" => counts.attempts_passed += 1,
+                "FAIL" => counts.attempts_failed += 1,
+                "ABORTED" => counts.attempts_aborted += 1,
+                _ => counts.attempts_in_progress += 1,
             }
             if let Some(code) = &row.failure_code {
                 *codes.entry(code.clone()).or_default() += 1;
             }
             let Some(serial) = row.unit_serial.as_deref() else {
                 if row.result == "PASS" || row.result == "FAIL" {
-                    report.attempts_unidentified += 1;
+                    counts.attempts_unidentified += 1;
                 }
                 continue;
             };
@@ -352,46 +436,31 @@ impl Journal {
             unit.passed |= row.result == "PASS";
             unit.failed |= row.result == "FAIL";
             unit.open |= row.result == "IN_PROGRESS";
-            if !row.passed_under_other_work_orders.is_empty() {
-                let list = flagged.entry(serial).or_default();
-                for other in &row.passed_under_other_work_orders {
-                    if !list.contains(other) {
-                        list.push(other.clone());
-                    }
-                }
-            }
         }
-        report.units = units.len() as u64;
+        counts.units = units.len() as u64;
         for unit in units.values() {
             if unit.passed {
-                report.units_passed += 1;
+                counts.units_passed += 1;
             } else if unit.open {
             } else if unit.failed {
-                report.units_failed += 1;
+                counts.units_failed += 1;
             } else {
-                report.units_aborted += 1;
+                counts.units_aborted += 1;
             }
             if unit.first_verdict_passed == Some(true) {
-                report.units_passed_first_time += 1;
+                counts.units_passed_first_time += 1;
             }
         }
-        let decided = report.units_passed + report.units_failed;
-        report.yield_percent = percent(report.units_passed, decided);
-        report.first_pass_yield_percent = percent(report.units_passed_first_time, decided);
+        let decided = counts.units_passed + counts.units_failed;
+        counts.yield_percent = percent(counts.units_passed, decided);
+        counts.first_pass_yield_percent = percent(counts.units_passed_first_time, decided);
         let mut codes: Vec<CodeCount> = codes
             .into_iter()
             .map(|(code, count)| CodeCount { code, count })
             .collect();
         codes.sort_by(|a, b| b.count.cmp(&a.count).then(a.code.cmp(&b.code)));
-        report.failures_by_code = codes;
-        report.flagged_units = flagged
-            .into_iter()
-            .map(|(serial, others)| FlaggedUnit {
-                serial: serial.to_string(),
-                passed_under_other_work_orders: others,
-            })
-            .collect();
-        Ok(report)
+        counts.failures_by_code = codes;
+        counts
     }
 }
 

@@ -20,6 +20,8 @@ pub struct AttemptStart {
     pub slot: u16,
     pub port_path: String,
     pub station_id: String,
+    /// The production line the station stands on (station.yaml `line`), when it names one.
+    pub line: Option<String>,
     pub work_order: String,
     pub work_order_quantity: u32,
     pub product: String,

@@ -10,10 +10,12 @@ use super::{Journal, JournalError};
 use crate::timestamp::Timestamp;
 
 /// Attempts of a work order a report keeps: started at or after `since`, before `until`, on
-/// `station_id`. The default keeps every attempt.
+/// `station_id`, on `line`. The default keeps every attempt.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReportFilter {
     pub station_id: Option<String>,
+    /// The production line (attempts that recorded no line are never on one).
+    pub line: Option<String>,
     pub since: Option<Timestamp>,
     pub until: Option<Timestamp>,
 }
@@ -27,6 +29,10 @@ impl ReportFilter {
         self.station_id
             .as_deref()
             .is_none_or(|id| row.station_id == id)
+            && self
+                .line
+                .as_deref()
+                .is_none_or(|line| row.line.as_deref() == Some(line))
             && self.since.is_none_or(|since| row.started_at >= since)
             && self.until.is_none_or(|until| row.started_at < until)
     }

@@ -5,7 +5,7 @@ use rusqlite::Connection;
 
 use super::JournalError;
 
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// v2: `ABORTED`, an attempt the station cut before a verdict (a stop, a crash found at the next
 /// start). SQLite cannot change a CHECK constraint in place, so v1 journals are rebuilt (same
@@ -150,6 +150,16 @@ CREATE TABLE journal_identity (uid TEXT NOT NULL);
 INSERT INTO journal_identity (uid) SELECT lower(hex(randomblob(16)));
 ";
 
+/// v7: the production line each attempt was made on.
+/// - `line`: station.yaml's `line` when the attempt began (NULL: the station names no line, or
+///   the row is older than v7; reports show those as "no line recorded"). Hashed from chain
+///   version 2 on (`trust::chain`).
+///
+/// A new nullable column: added in place, old rows keep NULL.
+const MIGRATE_ADD_LINE: &str = "
+ALTER TABLE attempts ADD COLUMN line TEXT;
+";
+
 /// How long one journal statement waits for a lock held by another connection.
 pub const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -208,6 +218,7 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
     (4, &[MIGRATE_ADD_BUILD_IDENTITY, MIGRATE_ADD_MANIFEST_TRUST]),
     (5, &[MIGRATE_ADD_CHAIN]),
     (6, &[MIGRATE_ADD_FLEET_OUTBOX]),
+    (7, &[MIGRATE_ADD_LINE]),
 ];
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ fn start(slot: u16, work_order: &str) -> AttemptStart {
         slot,
         port_path: format!("1-4.{slot}"),
         station_id: "line3-st01".into(),
+        line: None,
         work_order: work_order.into(),
         work_order_quantity: 10,
         product: "fgdemo".into(),
@@ -231,22 +232,22 @@ fn report_counts_yield_and_failures_by_code() {
     run(&mut journal, 1, "WO-9", "Z", pass()); // other work order: not counted
 
     let report = journal.report("WO-1").unwrap();
-    assert_eq!(report.attempts, 6);
-    assert_eq!(report.attempts_passed, 2);
-    assert_eq!(report.attempts_failed, 3);
-    assert_eq!(report.attempts_in_progress, 1);
-    assert_eq!(report.attempts_unidentified, 1);
-    assert_eq!(report.units, 3);
-    assert_eq!(report.units_passed, 2);
-    assert_eq!(report.units_failed, 1);
-    assert_eq!(report.units_passed_first_time, 1);
-    let yield_percent = report.yield_percent.unwrap();
+    assert_eq!(report.counts.attempts, 6);
+    assert_eq!(report.counts.attempts_passed, 2);
+    assert_eq!(report.counts.attempts_failed, 3);
+    assert_eq!(report.counts.attempts_in_progress, 1);
+    assert_eq!(report.counts.attempts_unidentified, 1);
+    assert_eq!(report.counts.units, 3);
+    assert_eq!(report.counts.units_passed, 2);
+    assert_eq!(report.counts.units_failed, 1);
+    assert_eq!(report.counts.units_passed_first_time, 1);
+    let yield_percent = report.counts.yield_percent.unwrap();
     assert!(
         (yield_percent - 200.0 / 3.0).abs() < 1e-9,
         "{yield_percent}"
     );
     assert_eq!(
-        report.failures_by_code,
+        report.counts.failures_by_code,
         vec![
             CodeCount {
                 code: FailureCode::ActivationClientWrongRegion.as_str().into(),
@@ -262,8 +263,8 @@ fn report_counts_yield_and_failures_by_code() {
     assert_eq!(report.quantity, Some(10));
 
     let empty = journal.report("WO-404").unwrap();
-    assert_eq!(empty.attempts, 0);
-    assert_eq!(empty.yield_percent, None);
+    assert_eq!(empty.counts.attempts, 0);
+    assert_eq!(empty.counts.yield_percent, None);
 }
 
 #[test]
@@ -326,13 +327,13 @@ fn a_whole_attempt_can_be_recorded_at_once() {
     assert_eq!(row.verify_started_at, None);
 
     // A serial without a mode is refused and leaves no half-written row.
-    let before = journal.report("WO-2").unwrap().attempts;
+    let before = journal.report("WO-2").unwrap().counts.attempts;
     let broken = CompletedAttempt {
         mode: None,
         ..attempt
     };
     assert!(journal.record(&broken).is_err());
-    assert_eq!(journal.report("WO-2").unwrap().attempts, before);
+    assert_eq!(journal.report("WO-2").unwrap().counts.attempts, before);
 }
 
 #[test]
@@ -421,11 +422,14 @@ fn interrupted_attempts_are_closed_as_aborted_and_stay_out_of_the_yield() {
     // Nothing is left open, and the next start finds nothing to close.
     assert!(journal.close_interrupted(at(300)).unwrap().is_empty());
     let report = journal.report("WO-1").unwrap();
-    assert_eq!(report.attempts_in_progress, 0);
-    assert_eq!(report.attempts_aborted, 2);
-    assert_eq!(report.units_aborted, 1, "SN3 was only ever aborted");
-    assert_eq!((report.units_passed, report.units_failed), (1, 1));
-    assert_eq!(report.yield_percent, Some(50.0));
+    assert_eq!(report.counts.attempts_in_progress, 0);
+    assert_eq!(report.counts.attempts_aborted, 2);
+    assert_eq!(report.counts.units_aborted, 1, "SN3 was only ever aborted");
+    assert_eq!(
+        (report.counts.units_passed, report.counts.units_failed),
+        (1, 1)
+    );
+    assert_eq!(report.counts.yield_percent, Some(50.0));
     assert_eq!(journal.units_passed("WO-1").unwrap(), 1);
 }
 
@@ -534,7 +538,7 @@ fn a_v2_journal_is_migrated_in_place_keeping_every_row() {
         .connection()
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!((version, SCHEMA_VERSION), (6, 6));
+    assert_eq!((version, SCHEMA_VERSION), (7, 7));
     let rows = journal.history("FG000102").unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(
@@ -542,18 +546,20 @@ fn a_v2_journal_is_migrated_in_place_keeping_every_row() {
             &rows[0].chip_serial,
             &rows[0].operator_id,
             &rows[0].unit_code,
-            &rows[0].build_id_found
+            &rows[0].build_id_found,
+            &rows[0].line
         ),
-        (&None, &None, &None, &None),
+        (&None, &None, &None, &None, &None),
         "old rows keep NULL in the new columns"
     );
-    assert_eq!(journal.report("WO-1").unwrap().attempts, 2);
+    assert_eq!(journal.report("WO-1").unwrap().counts.attempts, 2);
     // The new columns take writes at once.
     let id = journal
         .begin(&AttemptStart {
             operator: Some("op-7".into()),
             manifest_signed_by: None,
             engineering_mode: false,
+            line: Some("line3".into()),
             ..start(4, "WO-1")
         })
         .unwrap();
@@ -564,10 +570,11 @@ fn a_v2_journal_is_migrated_in_place_keeping_every_row() {
     assert_eq!(row.operator_id.as_deref(), Some("op-7"));
     assert_eq!(row.unit_code.as_deref(), Some("356938035643809"));
     assert_eq!(row.unit_code_source.as_deref(), Some("getvar:imei"));
+    assert_eq!(row.line.as_deref(), Some("line3"));
     // Opening again is a no-op.
     drop(journal);
     let journal = Journal::open(&path).unwrap();
-    assert_eq!(journal.report("WO-1").unwrap().attempts, 3);
+    assert_eq!(journal.report("WO-1").unwrap().counts.attempts, 3);
 }
 
 #[test]
@@ -626,11 +633,15 @@ fn an_edl_unit_is_one_unit_under_its_chip_serial_and_its_fastboot_serial() {
     assert!(ids("5EC00009").is_empty());
     let report = journal.report("WO-1").unwrap();
     assert_eq!(
-        (report.units, report.units_passed, report.units_failed),
+        (
+            report.counts.units,
+            report.counts.units_passed,
+            report.counts.units_failed
+        ),
         (2, 2, 0),
         "the chip's failed attempt and its passed one are one unit"
     );
-    assert_eq!(report.units_passed_first_time, 1);
+    assert_eq!(report.counts.units_passed_first_time, 1);
 }
 
 mod chain;

@@ -20,6 +20,14 @@
 //! The value is what SQLite holds (its storage class), so a text `'5'` put where the station
 //! wrote the integer 5 changes the hash.
 //!
+//! # Content encoding, version 2
+//! As version 1, with the first line `"flashgate.journal.attempt.v2\n"` and the columns of
+//! ATTEMPT_COLUMNS_V2: version 1's, then `line` (the production line the attempt was made on).
+//! The line is hashed because it is part of what happened to the unit: a report by line is
+//! what quality reads when a line is suspected, so moving a unit's row to another line by hand
+//! must break the chain like any other edit. Rows chained under version 1 keep their version
+//! and verify as they were written.
+//!
 //! # Link, version 1
 //! `link = SHA-256("flashgate.journal.link.v1\n" || seq (8 bytes BE) || prev (32) || content (32))`
 //! where `prev` is the link of the station's row with `seq - 1`, or for `seq = 1` the genesis
@@ -33,7 +41,7 @@ use sha2::{Digest, Sha256};
 use crate::digest::Sha256Digest;
 
 /// The encoding the station hashes new rows with.
-pub const CHAIN_VERSION: i64 = 1;
+pub const CHAIN_VERSION: i64 = 2;
 
 /// The columns of an `attempts` row the version-1 content hash covers, in encoding order: every
 /// column of the row except the chain's own (which hold the result of hashing).
@@ -78,10 +86,27 @@ pub const ATTEMPT_COLUMNS_V1: [&str; 38] = [
     "seen_elsewhere",
 ];
 
+/// The columns the version-2 content hash covers: version 1's, then the attempt's line.
+pub const ATTEMPT_COLUMNS_V2: [&str; 39] = appended(ATTEMPT_COLUMNS_V1, "line");
+
+const fn appended<const N: usize, const M: usize>(
+    columns: [&'static str; N],
+    last: &'static str,
+) -> [&'static str; M] {
+    let mut out = [last; M];
+    let mut i = 0;
+    while i < N && i < M {
+        out[i] = columns[i];
+        i += 1;
+    }
+    out
+}
+
 /// The columns a content hash of `version` covers, if flashgate knows that version.
 pub fn columns_of_version(version: i64) -> Option<&'static [&'static str]> {
     match version {
         1 => Some(&ATTEMPT_COLUMNS_V1),
+        2 => Some(&ATTEMPT_COLUMNS_V2),
         _ => None,
     }
 }
@@ -128,11 +153,13 @@ fn push_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
-/// The version-1 encoding of a row given as `(column, value)` in [`ATTEMPT_COLUMNS_V1`] order.
-pub fn encode_content_v1<'a>(
+/// The encoding of `version` of a row given as `(column, value)` in the order of
+/// [`columns_of_version`].
+pub fn encode_content<'a>(
+    version: i64,
     columns: impl IntoIterator<Item = (&'a str, &'a ColumnValue)>,
 ) -> Vec<u8> {
-    let mut out = b"flashgate.journal.attempt.v1\n".to_vec();
+    let mut out = format!("flashgate.journal.attempt.v{version}\n").into_bytes();
     for (name, value) in columns {
         out.extend_from_slice(name.as_bytes());
         out.push(0);
@@ -181,7 +208,7 @@ mod tests {
             ("s", ColumnValue::Text("é!".into())),
             ("b", ColumnValue::Blob(vec![0xff])),
         ];
-        let encoded = encode_content_v1(values.iter().map(|(n, v)| (*n, v)));
+        let encoded = encode_content(1, values.iter().map(|(n, v)| (*n, v)));
         let mut expected = b"flashgate.journal.attempt.v1\n".to_vec();
         expected.extend_from_slice(b"a\0n");
         expected.extend_from_slice(b"id\0i\0\0\0\0\0\0\x01\x02");
@@ -197,15 +224,15 @@ mod tests {
         let as_text = ColumnValue::Text("5".into());
         let as_integer = ColumnValue::Integer(5);
         assert_ne!(
-            encode_content_v1([("slot", &as_text)]),
-            encode_content_v1([("slot", &as_integer)])
+            encode_content(1, [("slot", &as_text)]),
+            encode_content(1, [("slot", &as_integer)])
         );
         // A value cannot spill into the next column: the length says where it ends.
         let ab = (ColumnValue::Text("ab".into()), ColumnValue::Text("".into()));
         let a_b = (ColumnValue::Text("a".into()), ColumnValue::Text("b".into()));
         assert_ne!(
-            encode_content_v1([("x", &ab.0), ("y", &ab.1)]),
-            encode_content_v1([("x", &a_b.0), ("y", &a_b.1)])
+            encode_content(1, [("x", &ab.0), ("y", &ab.1)]),
+            encode_content(1, [("x", &a_b.0), ("y", &a_b.1)])
         );
     }
 
@@ -250,6 +277,24 @@ mod tests {
     #[test]
     fn only_known_versions_have_columns() {
         assert_eq!(columns_of_version(1).map(<[_]>::len), Some(38));
-        assert_eq!(columns_of_version(2), None);
+        assert_eq!(columns_of_version(2).map(<[_]>::len), Some(39));
+        assert_eq!(columns_of_version(3), None);
+        // Version 2 is version 1 and the line, in that order: a version-1 row is read as it was.
+        assert_eq!(ATTEMPT_COLUMNS_V2[..38], ATTEMPT_COLUMNS_V1);
+        assert_eq!(ATTEMPT_COLUMNS_V2[38], "line");
+        assert_eq!(CHAIN_VERSION, 2);
+    }
+
+    #[test]
+    fn each_version_names_itself_first() {
+        let line = ColumnValue::Text("line3".into());
+        let v2 = encode_content(2, [("line", &line)]);
+        let mut expected = b"flashgate.journal.attempt.v2\n".to_vec();
+        expected.extend_from_slice(b"line\0t\0\0\0\x05line3");
+        assert_eq!(v2, expected);
+        assert_ne!(
+            content_hash(&v2),
+            content_hash(&encode_content(1, [("line", &line)]))
+        );
     }
 }

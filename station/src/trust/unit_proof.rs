@@ -15,6 +15,9 @@ use crate::journal::{AttemptRow, ChainEntry, ImageSent};
 
 /// The statement's format, its first field.
 pub const PROOF_FORMAT: &str = "flashgate.unit-proof.v1";
+/// Version 1 and the production line the unit was made on (`line`). A proof of a unit with no
+/// line recorded stays version 1, byte for byte what earlier flashgate versions wrote and read.
+pub const PROOF_FORMAT_WITH_LINE: &str = "flashgate.unit-proof.v2";
 
 /// What the station states about a unit that passed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,6 +49,9 @@ pub struct UnitProof {
     pub manifest_sha256: String,
     pub images_sent: Vec<ImageSent>,
     pub station_id: String,
+    /// The production line the unit was made on (format v2 only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<String>,
     pub operator_id: Option<String>,
     /// When the verdict was reached, RFC 3339 UTC.
     pub finished_at: String,
@@ -80,7 +86,12 @@ impl UnitProof {
             return None;
         }
         Some(Self {
-            format: PROOF_FORMAT.into(),
+            format: if row.line.is_some() {
+                PROOF_FORMAT_WITH_LINE
+            } else {
+                PROOF_FORMAT
+            }
+            .into(),
             result: row.result.clone(),
             unit_serial: row.unit_serial.clone()?,
             chip_serial: row.chip_serial.clone(),
@@ -98,6 +109,7 @@ impl UnitProof {
             manifest_sha256: row.manifest_sha256.clone(),
             images_sent: row.images_sent.clone(),
             station_id: row.station_id.clone(),
+            line: row.line.clone(),
             operator_id: row.operator_id.clone(),
             finished_at: row.finished_at?.to_string(),
             attempt_id: row.id,
@@ -165,10 +177,21 @@ pub fn verify(
         .map_err(|e| ProofError::SignatureFile(e.to_string()))?;
     let proof: UnitProof =
         serde_json::from_slice(statement).map_err(|e| ProofError::Statement(e.to_string()))?;
-    if proof.format != PROOF_FORMAT {
+    let known = match proof.format.as_str() {
+        PROOF_FORMAT => proof.line.is_none(),
+        PROOF_FORMAT_WITH_LINE => proof.line.is_some(),
+        _ => false,
+    };
+    if !known {
         return Err(ProofError::Statement(format!(
-            "format `{}`, expected `{PROOF_FORMAT}`",
-            proof.format
+            "format `{}`{}, expected `{PROOF_FORMAT}` (no line) or `{PROOF_FORMAT_WITH_LINE}` \
+             (with its line)",
+            proof.format,
+            if proof.line.is_some() {
+                " with a line"
+            } else {
+                " without a line"
+            }
         )));
     }
     Ok(VerifiedProof {

@@ -132,31 +132,89 @@ pub fn run_sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// How long `sync status` waits for the fleet database (connecting and its one query).
+const FLEET_QUERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 fn sync_status(args: SyncStatusArgs) -> anyhow::Result<ExitCode> {
-    let journal = args.journal.open()?;
+    let journal = args.journal.open_journal()?;
+    let uid = journal.uid()?;
     let backlog = journal.backlog()?;
-    let oldest = backlog
-        .oldest_finished_ms
-        .map(|ms| station::timestamp::Timestamp::from_unix_ms(ms).local());
+    let local = |ms: i64| station::timestamp::Timestamp::from_unix_ms(ms).local();
+    let oldest = backlog.oldest_finished_ms.map(local);
+    // The journal says what it shipped; the fleet database, asked with a bound on the time,
+    // says what it holds of this journal (they differ when the database lost rows, e.g. a
+    // restore from an older backup).
+    let fleet = args.journal.fleet_target(true)?.map(|target| {
+        fleet::holdings::holdings(
+            &target.url,
+            &target.password,
+            &target.tls,
+            &uid,
+            FLEET_QUERY_TIMEOUT,
+        )
+    });
     if args.json {
+        let fleet = fleet.as_ref().map(|answer| match answer {
+            Ok(held) => serde_json::json!({
+                "reachable": true,
+                "rows": held.rows,
+                "last_row": held.last_row,
+                "last_shipped": held.last_shipped_ms.map(local),
+            }),
+            Err(e) => serde_json::json!({
+                "reachable": false,
+                "error": e.to_string(),
+            }),
+        });
         println!(
             "{}",
             serde_json::json!({
                 "journal": journal.path(),
-                "journal_uid": journal.uid()?,
+                "journal_uid": uid,
                 "backlog": backlog.rows,
                 "shipped": backlog.shipped,
+                "last_shipped_row": backlog.last_shipped_row,
                 "oldest_unshipped": oldest,
+                "fleet": fleet,
             })
         );
-    } else {
-        println!(
-            "journal {}: {} finished attempt(s) not yet in the fleet database{}, {} shipped",
-            journal.path().display(),
-            backlog.rows,
-            oldest.map_or_else(String::new, |t| format!(" (oldest finished {t})")),
-            backlog.shipped
-        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "journal {} (uid {uid}): {} finished attempt(s) not yet in the fleet database{}, {} \
+         shipped{}",
+        journal.path().display(),
+        backlog.rows,
+        oldest.map_or_else(String::new, |t| format!(" (oldest finished {t})")),
+        backlog.shipped,
+        backlog
+            .last_shipped_row
+            .map_or_else(String::new, |row| format!(" (last row {row})")),
+    );
+    match &fleet {
+        None => println!(
+            "fleet database: none named (station.yaml has no `fleet` section; --fleet URL asks one)"
+        ),
+        Some(Ok(held)) => {
+            println!(
+                "fleet database: holds {} row(s) of this journal{}",
+                held.rows,
+                match (held.last_row, held.last_shipped_ms) {
+                    (Some(row), Some(ms)) => format!(" (last row {row}, stored {})", local(ms)),
+                    (Some(row), None) => format!(" (last row {row})"),
+                    _ => String::new(),
+                }
+            );
+            if held.rows < backlog.shipped {
+                println!(
+                    "WARNING: the journal marked {} row(s) shipped but the fleet database holds \
+                     {}: it lost rows (restored from an older backup?) — the journal still has \
+                     them all",
+                    backlog.shipped, held.rows
+                );
+            }
+        }
+        Some(Err(e)) => println!("fleet database: NOT REACHED: {e}"),
     }
     Ok(ExitCode::SUCCESS)
 }

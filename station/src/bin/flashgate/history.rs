@@ -22,16 +22,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let journal = args
         .journal
         .open_for(station::fleet::report::FleetSelection::Unit(&args.serial))?;
-    let rows = journal.history(&args.serial)?;
+    let rows = journal.with_attempt_ids(journal.history(&args.serial)?)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
-        print!("{}", render(&args.serial, &rows));
+        print!("{}", render(&args.serial, &rows, journal.is_fleet()));
     }
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn render(serial: &str, rows: &[AttemptRow]) -> String {
+/// The attempts as text. `across_journals`: rows of several stations' journals (the fleet),
+/// so each attempt is named by its fleet attempt id (its journal's uid, and its row there).
+pub fn render(serial: &str, rows: &[AttemptRow], across_journals: bool) -> String {
     if rows.is_empty() {
         return format!("no attempts recorded for serial {serial}\n");
     }
@@ -42,8 +44,17 @@ pub fn render(serial: &str, rows: &[AttemptRow]) -> String {
             Some(code) => format!("{} {code}", row.result),
             None => row.result.clone(),
         };
+        let journal = match (&row.journal_uid, across_journals) {
+            (Some(uid), true) => format!(" (journal {uid})"),
+            _ => String::new(),
+        };
+        let line = row.line.as_ref().map_or_else(
+            || station::journal::NO_LINE_RECORDED.to_string(),
+            |line| format!("line {line}"),
+        );
         out.push_str(&format!(
-            "#{} {}  {}  work order {} ({} {} build {})  station {} slot {} port {}  {}\n",
+            "#{}{journal} {}  {}  work order {} ({} {} build {})  {line}  station {} slot {} port \
+             {}  {}\n",
             row.id,
             row.started_at.local(),
             result,
@@ -147,6 +158,7 @@ mod tests {
             slot: 5,
             port_path: "1-4.5".into(),
             station_id: "st1".into(),
+            line: Some("line3".into()),
             work_order: "WO-1".into(),
             work_order_quantity: 1,
             product: "fgdemo".into(),
@@ -183,7 +195,7 @@ mod tests {
             )
             .unwrap();
         let rows = journal.history("S1").unwrap();
-        let text = render("S1", &rows);
+        let text = render("S1", &rows, false);
         // People read local time with its offset (whatever zone runs the test); JSON keeps UTC.
         let local = Timestamp::from_unix_ms(1_795_860_000_000).local();
         assert!(
@@ -203,6 +215,27 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("log logs/S1-1.log"), "{text}");
+        assert!(
+            text.contains("  line line3  station st1 slot 5 port 1-4.5  edl\n"),
+            "{text}"
+        );
+        // Across the fleet, an attempt is named by its journal and its row there.
+        let fleet_rows: Vec<_> = rows
+            .iter()
+            .cloned()
+            .map(|row| station::journal::AttemptRow {
+                id: 17,
+                journal_uid: Some("5f0c".into()),
+                line: None,
+                ..row
+            })
+            .collect();
+        let text = render("S1", &fleet_rows, true);
+        assert!(
+            text.contains("\n#17 (journal 5f0c) ")
+                && text.contains("  no line recorded  station st1 slot 5"),
+            "{text}"
+        );
 
         // A failed attempt shows its code beside FAIL, and its message.
         let failed = journal
@@ -237,14 +270,17 @@ mod tests {
                 },
             )
             .unwrap();
-        let text = render("S1", &journal.history("S1").unwrap());
+        let text = render("S1", &journal.history("S1").unwrap(), false);
         let second = text.lines().find(|l| l.starts_with("#2 ")).unwrap();
         assert!(
             second.contains("  FAIL DISCONNECTED  work order WO-1"),
             "{text}"
         );
         assert!(text.contains("flash system_a"), "{text}");
-        assert_eq!(render("S2", &[]), "no attempts recorded for serial S2\n");
+        assert_eq!(
+            render("S2", &[], false),
+            "no attempts recorded for serial S2\n"
+        );
         let json = serde_json::to_value(&rows).unwrap();
         assert_eq!(json[0]["mode"], "edl");
         assert_eq!(json[0]["started_at"], "2026-11-28T10:00:00.000Z");

@@ -5,9 +5,9 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use station::config::{simulated_journal_path, StationConfig};
+use station::config::{simulated_journal_path, PasswordSource, StationConfig, TlsMode};
 use station::fleet::report::{FleetCopy, FleetSelection};
-use station::journal::Journal;
+use station::journal::{AttemptRow, Journal};
 
 #[derive(clap::Args)]
 pub struct JournalArgs {
@@ -44,14 +44,92 @@ impl std::ops::Deref for Opened {
     }
 }
 
+impl Opened {
+    /// `rows` with the attempt id the fleet keys them by: the row in its station's journal
+    /// (`id`) and that journal's uid.
+    pub fn with_attempt_ids(&self, rows: Vec<AttemptRow>) -> anyhow::Result<Vec<AttemptRow>> {
+        Ok(match self {
+            Opened::Journal(journal) => {
+                let uid = journal.uid()?;
+                rows.into_iter()
+                    .map(|row| AttemptRow {
+                        journal_uid: Some(uid.clone()),
+                        ..row
+                    })
+                    .collect()
+            }
+            Opened::Fleet(copy) => copy.with_fleet_ids(rows),
+        })
+    }
+
+    pub fn is_fleet(&self) -> bool {
+        matches!(self, Opened::Fleet(_))
+    }
+}
+
+/// A fleet database to reach: its URL (no password in it), the password's source, TLS.
+pub struct FleetTarget {
+    pub url: String,
+    pub password: PasswordSource,
+    pub tls: TlsMode,
+}
+
 impl JournalArgs {
+    /// The fleet database `--fleet` names: its URL, or without one station.yaml's `fleet`.
+    /// With `station_default`, no `--fleet` at all also means station.yaml's `fleet`, when it
+    /// has one. None: no database named.
+    pub fn fleet_target(&self, station_default: bool) -> anyhow::Result<Option<FleetTarget>> {
+        let from_station = |required: bool| -> anyhow::Result<Option<FleetTarget>> {
+            let Some(station) = &self.station else {
+                anyhow::ensure!(
+                    !required,
+                    "--fleet without a URL reads station.yaml's `fleet`: give --station"
+                );
+                return Ok(None);
+            };
+            let station = StationConfig::load(station)?;
+            match station.fleet {
+                Some(fleet) => Ok(Some(FleetTarget {
+                    url: fleet.url,
+                    password: fleet.password,
+                    tls: fleet.tls,
+                })),
+                None if required => anyhow::bail!(
+                    "{} has no `fleet` section: give the database's URL (--fleet URL)",
+                    station.source.display()
+                ),
+                None => Ok(None),
+            }
+        };
+        match self.fleet.as_deref() {
+            Some("") => from_station(true),
+            Some(url) => Ok(Some(FleetTarget {
+                url: url.to_string(),
+                password: crate::fleet::env_password(),
+                tls: crate::fleet::env_tls(),
+            })),
+            None if station_default => from_station(false),
+            None => Ok(None),
+        }
+    }
+
     /// The station's journal (not the fleet).
     pub fn open(&self) -> anyhow::Result<Journal> {
+        self.refuse_fleet()?;
+        self.open_journal()
+    }
+
+    fn refuse_fleet(&self) -> anyhow::Result<()> {
         if self.fleet.is_some() {
             anyhow::bail!(
                 "--fleet is not taken here: give --station station.yaml or --journal FILE"
             );
         }
+        Ok(())
+    }
+
+    /// The station's journal, whatever `--fleet` says.
+    pub fn open_journal(&self) -> anyhow::Result<Journal> {
         let path = self.path()?;
         Journal::open_existing(&path).with_context(|| format!("opening {}", path.display()))
     }
@@ -70,28 +148,8 @@ impl JournalArgs {
 
     /// The journal, or with --fleet the fleet's attempts `selection` names.
     pub fn open_for(&self, selection: FleetSelection<'_>) -> anyhow::Result<Opened> {
-        let Some(url) = &self.fleet else {
+        let Some(FleetTarget { url, password, tls }) = self.fleet_target(false)? else {
             return self.open().map(Opened::Journal);
-        };
-        let (url, password, tls) = if url.is_empty() {
-            let station = self
-                .station
-                .as_ref()
-                .context("--fleet without a URL reads station.yaml's `fleet`: give --station")?;
-            let station = StationConfig::load(station)?;
-            let fleet = station.fleet.with_context(|| {
-                format!(
-                    "{} has no `fleet` section: give the database's URL (--fleet URL)",
-                    station.source.display()
-                )
-            })?;
-            (fleet.url, fleet.password, fleet.tls)
-        } else {
-            (
-                url.clone(),
-                crate::fleet::env_password(),
-                crate::fleet::env_tls(),
-            )
         };
         let mut client = station::fleet::connect_url(&url, &password, &tls, "flashgate report")?;
         station::fleet::schema::check(&mut client)?;

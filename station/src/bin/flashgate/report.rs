@@ -4,7 +4,9 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use station::journal::{AttemptRow, ChainReport, ExportedAttempt, ReportFilter, WorkOrderReport};
+use station::journal::{
+    AttemptRow, ChainReport, ExportedAttempt, LineCounts, ReportFilter, WorkOrderReport,
+};
 
 use crate::journal_arg::{JournalArgs, Opened};
 use crate::time_arg::{parse_instant, DayEdge};
@@ -32,11 +34,15 @@ pub struct Args {
     /// Only attempts made by this station (its `station_id`).
     #[arg(long = "station-id", value_name = "ID")]
     pub station_id: Option<String>,
+    /// Only attempts made on this production line (station.yaml `line`).
+    #[arg(long, value_name = "NAME")]
+    pub line: Option<String>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let filter = ReportFilter {
         station_id: args.station_id.clone(),
+        line: args.line.clone(),
         since: args
             .since
             .as_deref()
@@ -63,7 +69,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let mut out = std::io::stdout().lock();
     if args.csv {
-        out.write_all(csv(&journal.export(&args.work_order, &filter)?, chain.as_ref()).as_bytes())?;
+        let mut attempts = journal.export(&args.work_order, &filter)?;
+        // The fleet's attempt id (journal uid, row) of each, not a scratch copy's numbering.
+        let rows = journal.with_attempt_ids(attempts.iter().map(|a| a.row.clone()).collect())?;
+        for (attempt, row) in attempts.iter_mut().zip(rows) {
+            attempt.row = row;
+        }
+        out.write_all(csv(&attempts, chain.as_ref()).as_bytes())?;
         return Ok(ExitCode::SUCCESS);
     }
     let report = journal.report_filtered(&args.work_order, &filter)?;
@@ -145,8 +157,9 @@ fn chain_status(chain: Option<&ChainReport>, row: &AttemptRow) -> &'static str {
 }
 
 /// The CSV's columns, in order. Append new columns at the end: a line's scripts read them by
-/// position as often as by name.
-pub const CSV_HEADER: [&str; 28] = [
+/// position as often as by name. `attempt_id` is the row in the journal `journal_uid` names
+/// (the pair is the fleet's attempt id); `line` is empty when the attempt recorded none.
+pub const CSV_HEADER: [&str; 30] = [
     "attempt_id",
     "work_order",
     "station_id",
@@ -175,6 +188,8 @@ pub const CSV_HEADER: [&str; 28] = [
     "manifest_signed_by",
     "engineering_mode",
     "chain",
+    "line",
+    "journal_uid",
 ];
 
 /// RFC 4180: CRLF line ends; a field holding a comma, a quote, CR or LF is quoted, quotes
@@ -221,6 +236,8 @@ pub fn csv(attempts: &[ExportedAttempt], chain: Option<&ChainReport>) -> String 
                 row.manifest_signed_by.clone().unwrap_or_default(),
                 row.engineering_mode.to_string(),
                 chain_status(chain, row).to_string(),
+                row.line.clone().unwrap_or_default(),
+                row.journal_uid.clone().unwrap_or_default(),
             ]
             .into_iter(),
         );
@@ -252,6 +269,9 @@ fn render_filter(filter: &ReportFilter) -> String {
     if let Some(id) = &filter.station_id {
         parts.push(format!("station {id}"));
     }
+    if let Some(line) = &filter.line {
+        parts.push(format!("line {line}"));
+    }
     if let Some(since) = filter.since {
         parts.push(format!("from {}", since.local()));
     }
@@ -279,7 +299,7 @@ pub fn render(report: &WorkOrderReport) -> String {
         .quantity
         .map_or_else(|| "-".to_string(), |q| q.to_string());
     out.push_str(&format!("work order   {}\n", report.work_order));
-    if report.attempts == 0 {
+    if report.counts.attempts == 0 {
         out.push_str("no attempts recorded for this work order\n");
         return out;
     }
@@ -292,34 +312,36 @@ pub fn render(report: &WorkOrderReport) -> String {
     ));
     out.push_str(&format!(
         "units        {} seen of {quantity} ordered: {} passed, {} failed, {} in progress, {} aborted\n",
-        report.units,
-        report.units_passed,
-        report.units_failed,
+        report.counts.units,
+        report.counts.units_passed,
+        report.counts.units_failed,
         report
+            .counts
             .units
-            .saturating_sub(report.units_passed + report.units_failed + report.units_aborted),
-        report.units_aborted,
+            .saturating_sub(report.counts.units_passed + report.counts.units_failed + report.counts.units_aborted),
+        report.counts.units_aborted,
     ));
     out.push_str(&format!(
         "yield        {} (first pass {})\n",
-        percent(report.yield_percent),
-        percent(report.first_pass_yield_percent)
+        percent(report.counts.yield_percent),
+        percent(report.counts.first_pass_yield_percent)
     ));
     out.push_str(&format!(
         "attempts     {}: {} PASS, {} FAIL, {} ABORTED (cut by a stop, not failures), {} in progress, {} failed before the serial was read\n",
-        report.attempts,
-        report.attempts_passed,
-        report.attempts_failed,
-        report.attempts_aborted,
-        report.attempts_in_progress,
-        report.attempts_unidentified
+        report.counts.attempts,
+        report.counts.attempts_passed,
+        report.counts.attempts_failed,
+        report.counts.attempts_aborted,
+        report.counts.attempts_in_progress,
+        report.counts.attempts_unidentified
     ));
-    if !report.failures_by_code.is_empty() {
+    if !report.counts.failures_by_code.is_empty() {
         out.push_str("failures by code\n");
-        for entry in &report.failures_by_code {
+        for entry in &report.counts.failures_by_code {
             out.push_str(&format!("  {:<32} {}\n", entry.code, entry.count));
         }
     }
+    out.push_str(&render_by_line(&report.by_line));
     if !report.over_quantity.is_empty() {
         out.push_str(&format!(
             "OVER QUANTITY: {} units passed under this order, {quantity} ordered; these passed \
@@ -352,6 +374,36 @@ pub fn render(report: &WorkOrderReport) -> String {
     out
 }
 
+/// One line per production line: its units, yield, attempts, stations and failure codes.
+fn render_by_line(lines: &[LineCounts]) -> String {
+    let mut out = String::from("by line\n");
+    for group in lines {
+        let counts = &group.counts;
+        out.push_str(&format!(
+            "  {:<20} units {} passed, {} failed   yield {}   attempts {} ({} PASS, {} FAIL, {} \
+             ABORTED)   station {}\n",
+            group.label,
+            counts.units_passed,
+            counts.units_failed,
+            percent(counts.yield_percent),
+            counts.attempts,
+            counts.attempts_passed,
+            counts.attempts_failed,
+            counts.attempts_aborted,
+            list(&group.stations),
+        ));
+        if !counts.failures_by_code.is_empty() {
+            let codes: Vec<String> = counts
+                .failures_by_code
+                .iter()
+                .map(|c| format!("{} {}", c.code, c.count))
+                .collect();
+            out.push_str(&format!("  {:<20} failures {}\n", "", codes.join(", ")));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::{Duration, UNIX_EPOCH};
@@ -365,7 +417,8 @@ mod tests {
     use station::journal::ReportFilter;
     use station::timestamp::Timestamp;
 
-    /// Three attempts of WO-7 (quantity 1): S1 passes on st1, S2 fails on st2 with a message
+    /// Three attempts of WO-7 (quantity 1): S1 passes on st1 (line L1), S2 fails on st2 (no line
+    /// recorded) with a message
     /// holding a comma, a quote and a newline, S3 passes on st1 an hour later (over quantity).
     fn journal_with_three_attempts(dir: &std::path::Path) -> Journal {
         let mut journal = Journal::open(&dir.join("j.sqlite")).unwrap();
@@ -382,6 +435,7 @@ mod tests {
                     slot: 2,
                     port_path: "1-4.2".into(),
                     station_id: station.into(),
+                    line: (station == "st1").then(|| "L1".into()),
                     work_order: "WO-7".into(),
                     work_order_quantity: 1,
                     product: "fgdemo".into(),
@@ -441,7 +495,7 @@ mod tests {
              build_id,result,failure_code,failure_message,started_at,finished_at,duration_s,\
              verify_method,activation_sha256_found,passed_under_other_work_orders,\
              over_quantity,chip_serial,operator_id,unit_code,unit_code_source,build_id_found,\
-             manifest_signed_by,engineering_mode,chain\r\n"
+             manifest_signed_by,engineering_mode,chain,line,journal_uid\r\n"
         ));
         let records: Vec<&str> = text.split("\r\n").collect();
         // Header, three attempts, and the empty tail after the last CRLF.
@@ -452,7 +506,7 @@ mod tests {
         );
         assert!(
             records[1].ends_with(
-                ",PASS,,,2026-11-28T10:00:00.000Z,2026-11-28T10:00:01.500Z,1.500,,,,false,,,,,,,false,ok"
+                ",PASS,,,2026-11-28T10:00:00.000Z,2026-11-28T10:00:01.500Z,1.500,,,,false,,,,,,,false,ok,L1,"
             ),
             "{text}"
         );
@@ -463,7 +517,8 @@ mod tests {
             "{text}"
         );
         assert!(
-            records[3].starts_with("3,WO-7,st1,") && records[3].ends_with(",true,,,,,,,false,ok"),
+            records[3].starts_with("3,WO-7,st1,")
+                && records[3].ends_with(",true,,,,,,,false,ok,L1,"),
             "{text}"
         );
         assert_eq!(CSV_HEADER.len(), records[0].split(',').count());
@@ -476,6 +531,72 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("\n  S3\n"), "{text}");
+    }
+
+    #[test]
+    fn counts_are_grouped_by_line_and_a_line_can_be_kept_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = journal_with_three_attempts(dir.path());
+        let report = journal.report("WO-7").unwrap();
+        let lines: Vec<(Option<&str>, &str, u64, u64, u64)> = report
+            .by_line
+            .iter()
+            .map(|g| {
+                (
+                    g.line.as_deref(),
+                    g.label.as_str(),
+                    g.counts.attempts,
+                    g.counts.units_passed,
+                    g.counts.units_failed,
+                )
+            })
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                (Some("L1"), "L1", 2, 2, 0),
+                (None, "no line recorded", 1, 0, 1)
+            ]
+        );
+        assert_eq!(report.by_line[1].counts.failures_by_code[0].code, "TIMEOUT");
+        let text = render(&report);
+        assert!(
+            text.contains(
+                "by line\n  L1                   units 2 passed, 0 failed   yield 100.0 %   \
+                 attempts 2 (2 PASS, 0 FAIL, 0 ABORTED)   station st1\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("  no line recorded     units 0 passed, 1 failed   yield 0.0 %")
+                && text.contains("failures TIMEOUT 1\n"),
+            "{text}"
+        );
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["by_line"][0]["line"], "L1");
+        assert_eq!(json["by_line"][0]["units_passed"], 2);
+        assert_eq!(json["by_line"][1]["line"], serde_json::Value::Null);
+        assert_eq!(json["by_line"][1]["label"], "no line recorded");
+        // `--line L1`: its attempts only; the over-quantity check still counts the whole order.
+        let l1 = ReportFilter {
+            line: Some("L1".into()),
+            ..ReportFilter::default()
+        };
+        let report = journal.report_filtered("WO-7", &l1).unwrap();
+        assert_eq!((report.counts.attempts, report.by_line.len()), (2, 1));
+        assert_eq!(report.over_quantity, ["S3"]);
+        assert!(render(&report).starts_with("work order   WO-7\n"));
+        let rows = journal.export("WO-7", &l1).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert!(csv(&rows, None)
+            .lines()
+            .skip(1)
+            .all(|r| r.ends_with(",L1,")));
+        let none = ReportFilter {
+            line: Some("L2".into()),
+            ..ReportFilter::default()
+        };
+        assert_eq!(journal.export("WO-7", &none).unwrap().len(), 0);
     }
 
     #[test]
@@ -509,12 +630,15 @@ mod tests {
         assert_eq!(serials(later.clone()), ["S3"]);
         // A window narrows the counts, not the order's over-quantity check.
         let report = journal.report_filtered("WO-7", &later).unwrap();
-        assert_eq!(report.attempts, 1);
-        assert_eq!(report.units_passed, 1);
+        assert_eq!(report.counts.attempts, 1);
+        assert_eq!(report.counts.units_passed, 1);
         assert_eq!(report.units_passed_in_order, 2);
         assert_eq!(report.over_quantity, ["S3"]);
         let report = journal.report_filtered("WO-7", &first_hour).unwrap();
-        assert_eq!((report.attempts, report.attempts_failed), (2, 1));
+        assert_eq!(
+            (report.counts.attempts, report.counts.attempts_failed),
+            (2, 1)
+        );
     }
 
     #[test]
@@ -526,6 +650,7 @@ mod tests {
             slot: 2,
             port_path: "1-4.2".into(),
             station_id: "st1".into(),
+            line: None,
             work_order: work_order.into(),
             work_order_quantity: 50,
             product: "fgdemo".into(),

@@ -1,7 +1,7 @@
 //! The hash chain as the station writes it, and what `verify_chain` names after plain SQL edits.
 
 use super::*;
-use crate::trust::chain::ATTEMPT_COLUMNS_V1;
+use crate::trust::chain::{content_hash, encode_content, link, ATTEMPT_COLUMNS_V2};
 
 /// A journal with four finished rows (PASS, FAIL, PASS, and one closed as ABORTED) and one open.
 fn journal_with_rows(dir: &tempfile::TempDir) -> Journal {
@@ -230,7 +230,8 @@ fn rows_from_before_the_chain_are_not_tampering() {
              DROP INDEX attempts_not_shipped; ALTER TABLE attempts DROP COLUMN fleet_synced_at_ms;
              ALTER TABLE attempts DROP COLUMN fleet_place;
              ALTER TABLE attempts DROP COLUMN seen_elsewhere;
-             DROP TABLE journal_identity; PRAGMA user_version = 4;",
+             DROP TABLE journal_identity; ALTER TABLE attempts DROP COLUMN line;
+             PRAGMA user_version = 4;",
         );
     }
     let mut journal = Journal::open(&path).unwrap();
@@ -280,12 +281,12 @@ fn every_column_of_an_attempt_is_hashed_or_is_the_chain_itself() {
         .unwrap();
     for column in &columns {
         assert!(
-            ATTEMPT_COLUMNS_V1.contains(&column.as_str()) || chain_own.contains(&column.as_str()),
+            ATTEMPT_COLUMNS_V2.contains(&column.as_str()) || chain_own.contains(&column.as_str()),
             "column `{column}` of attempts is neither hashed (trust::chain, a new chain \
              version) nor listed here as left out, with why"
         );
     }
-    assert_eq!(columns.len(), ATTEMPT_COLUMNS_V1.len() + not_hashed.len());
+    assert_eq!(columns.len(), ATTEMPT_COLUMNS_V2.len() + not_hashed.len());
 }
 
 #[test]
@@ -296,17 +297,106 @@ fn a_rows_content_hash_is_pinned() {
     let dir = tempfile::tempdir().unwrap();
     let mut journal = Journal::open(&dir.path().join("j.sqlite")).unwrap();
     run(&mut journal, 1, "WO-1", "SER1", pass());
-    let (content, link): (String, String) = journal
-        .connection()
-        .query_row(
-            "SELECT content_sha256, chain_link FROM attempts WHERE id = 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
-    assert_eq!(content, PINNED_CONTENT, "content");
-    assert_eq!(link, PINNED_LINK, "link");
+    assert_eq!(
+        stored_chain(&journal, 1),
+        (2, PINNED_CONTENT_V2.into(), PINNED_LINK_V2.into())
+    );
+    // The same row as version 1 hashed it (before journals recorded lines): unchanged.
+    let v1 = content_of(&journal, 1, 1);
+    assert_eq!(v1.to_hex(), PINNED_CONTENT_V1, "content v1");
+    let genesis = crate::trust::chain::genesis("line3-st01", 0);
+    assert_eq!(link(1, &genesis, &v1).to_hex(), PINNED_LINK_V1, "link v1");
+    // With a line, version 2 covers it.
+    let mut journal = Journal::open(&dir.path().join("lined.sqlite")).unwrap();
+    run_on_line(&mut journal, 1, "SER1", Some("line3"));
+    assert_eq!(stored_chain(&journal, 1).1, PINNED_CONTENT_V2_LINE3);
 }
 
-const PINNED_CONTENT: &str = "43b6e8b34d032cdb39379bb815fefdb91ae945bc705f3b4ee12b24c6ab3d8446";
-const PINNED_LINK: &str = "c1b2d82a9e41e8765e65aea545e0e23d7641cda2f2a67fdf83530ac5b23db8c5";
+/// Version 1 (a row hashed before v7 journals): the first row.
+const PINNED_CONTENT_V1: &str = "43b6e8b34d032cdb39379bb815fefdb91ae945bc705f3b4ee12b24c6ab3d8446";
+const PINNED_LINK_V1: &str = "c1b2d82a9e41e8765e65aea545e0e23d7641cda2f2a67fdf83530ac5b23db8c5";
+/// Version 2: the same row (no line recorded), and with `line3`.
+const PINNED_CONTENT_V2: &str = "cf1ad81ebc00d81ea994d5c42e947ef90e89f15501c266689dabdba21c3f0c5d";
+const PINNED_LINK_V2: &str = "f386f3907dee13f59c319927823cf874b14d0c82ecc82d0b5c6726fa377e61ac";
+const PINNED_CONTENT_V2_LINE3: &str =
+    "b2de4273e1c79dbe6131fa86a90f385e43db70e48c50e5f637d8d686a7758e5e";
+
+/// A passed attempt made on `line` (slot 1 of WO-1).
+fn run_on_line(journal: &mut Journal, slot: u16, serial: &str, line: Option<&str>) {
+    let id = journal
+        .begin(&AttemptStart {
+            line: line.map(str::to_string),
+            ..start(slot, "WO-1")
+        })
+        .unwrap();
+    journal
+        .identified(id, serial, Mode::Fastboot, at(2))
+        .unwrap();
+    journal.finish(id, &pass()).unwrap();
+}
+
+/// The row's (chain_version, content_sha256, chain_link).
+fn stored_chain(journal: &Journal, id: i64) -> (i64, String, String) {
+    journal
+        .connection()
+        .query_row(
+            "SELECT chain_version, content_sha256, chain_link FROM attempts WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap()
+}
+
+/// The content hash of row `id` under chain `version`, from its values as stored.
+fn content_of(journal: &Journal, id: i64, version: i64) -> crate::digest::Sha256Digest {
+    let columns = crate::trust::chain::columns_of_version(version).unwrap();
+    let values = super::super::chain::row_values(journal.connection(), id, columns)
+        .unwrap()
+        .unwrap();
+    content_hash(&encode_content(
+        version,
+        columns.iter().copied().zip(values.iter()),
+    ))
+}
+
+#[test]
+fn rows_chained_under_version_1_keep_verifying_beside_version_2_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut journal = Journal::open(&dir.path().join("j.sqlite")).unwrap();
+    // Row 1 as a flashgate before lines wrote it: hashed under version 1, no line.
+    run(&mut journal, 1, "WO-1", "OLD1", pass());
+    let v1 = content_of(&journal, 1, 1);
+    let genesis = crate::trust::chain::genesis("line3-st01", 0);
+    journal
+        .connection()
+        .execute(
+            "UPDATE attempts SET chain_version = 1, content_sha256 = ?1, chain_link = ?2
+             WHERE id = 1",
+            [v1.to_hex(), link(1, &genesis, &v1).to_hex()],
+        )
+        .unwrap();
+    run_on_line(&mut journal, 2, "NEW1", Some("line3"));
+    assert_eq!(stored_chain(&journal, 2).0, 2);
+    let report = journal.verify_chain().unwrap();
+    assert!(report.intact(), "{:?}", report.problems);
+    assert_eq!(report.chained, 2);
+    // A row moved to another line by hand is named, whichever version hashed it: version 2
+    // covers the line; a version-1 row was hashed before lines were recorded, so any line in it
+    // was written afterwards.
+    exec(&journal, "UPDATE attempts SET line = 'line4' WHERE id = 2");
+    let found = problems(&journal);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].starts_with("attempt 2 (serial NEW1)") && found[0].contains("was edited"));
+    exec(
+        &journal,
+        "UPDATE attempts SET line = 'line3' WHERE id = 2;
+         UPDATE attempts SET line = 'line3' WHERE id = 1",
+    );
+    let found = problems(&journal);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].starts_with("attempt 1 (serial OLD1)")
+            && found[0].contains("`line` is set, but the row was hashed under chain version 1"),
+        "{found:?}"
+    );
+}

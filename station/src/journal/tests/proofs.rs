@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::trust::station_key::{generate, StationSigner};
-use crate::trust::unit_proof::{verify, ProofError, PROOF_FORMAT};
+use crate::trust::unit_proof::{verify, ProofError, PROOF_FORMAT, PROOF_FORMAT_WITH_LINE};
 
 fn signing_journal(dir: &tempfile::TempDir) -> (Journal, minisign::PublicKey) {
     let key = dir.path().join("station.key");
@@ -120,6 +120,58 @@ fn journal_verify_names_the_column_a_proof_contradicts_and_a_row_deleted_under_i
             .problems
             .iter()
             .any(|p| p.what.contains("its unit proof: BAD SIGNATURE")),
+        "{:?}",
+        report.problems
+    );
+}
+
+#[test]
+fn a_proof_names_the_line_as_version_2_and_stays_version_1_without_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut journal, public) = signing_journal(&dir);
+    let unlined = run(&mut journal, 1, "WO-1", "SER1", pass());
+    let id = journal
+        .begin(&AttemptStart {
+            line: Some("line3".into()),
+            ..start(2, "WO-1")
+        })
+        .unwrap();
+    journal
+        .identified(id, "SER2", Mode::Fastboot, at(2))
+        .unwrap();
+    journal.finish(id, &pass()).unwrap();
+    let proof_of = |attempt: i64| {
+        let stored = journal.unit_proof(attempt).unwrap().unwrap();
+        (
+            verify(stored.statement.as_bytes(), &stored.signature, &public)
+                .unwrap()
+                .proof,
+            stored,
+        )
+    };
+    let (plain, stored) = proof_of(unlined.id.0);
+    assert_eq!((plain.format.as_str(), plain.line), (PROOF_FORMAT, None));
+    assert!(
+        !stored.statement.contains("\"line\""),
+        "{}",
+        stored.statement
+    );
+    let (lined, _) = proof_of(id.0);
+    assert_eq!(lined.format, PROOF_FORMAT_WITH_LINE);
+    assert_eq!(lined.line.as_deref(), Some("line3"));
+    // The row moved to another line by hand contradicts its proof.
+    journal
+        .connection()
+        .execute_batch(&format!(
+            "UPDATE attempts SET line = 'line4' WHERE id = {}",
+            id.0
+        ))
+        .unwrap();
+    let report = journal.verify_chain_with_key(Some(&public)).unwrap();
+    assert!(
+        report.problems.iter().any(|p| p
+            .what
+            .contains("line is line4 but its signed unit proof says line3")),
         "{:?}",
         report.problems
     );

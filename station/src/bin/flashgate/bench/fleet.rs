@@ -201,6 +201,7 @@ fn attempt(station: &str, phone: u32, round: u32, at: SystemTime) -> CompletedAt
             slot: u16::try_from(phone % 64 + 1).unwrap_or(1),
             port_path: format!("1-4.{}", phone + 1),
             station_id: station.to_string(),
+            line: None,
             work_order: "WO-BENCH".into(),
             work_order_quantity: 1_000_000,
             product: "fgdemo".into(),
