@@ -620,48 +620,114 @@ fn wait_for(server: &LocalPostgres, query: &str, wanted: i64) {
     }
 }
 
+/// Phones that hang in their flashing (`for`: a time, or `ever`), for station `id`.
+fn hanging_phones(demo: &Path, id: &str, prefix: &str, hang: &str) {
+    let mut list = String::from("phones:\n");
+    for slot in 1..=2 {
+        list.push_str(&format!(
+            "  - slot: {slot}\n    serial: {prefix}{slot:02}\n    faults:\n      \
+             hang: [{{ on: flash, for: {hang} }}]\n"
+        ));
+    }
+    std::fs::write(demo.join(format!("{id}-phones.yaml")), list).unwrap();
+}
+
+/// A station process that is killed if the test ends before it does (a stopped one included).
+struct Station(Option<Child>);
+
+impl Station {
+    fn child(&self) -> &Child {
+        self.0.as_ref().unwrap()
+    }
+
+    fn into_child(mut self) -> Child {
+        self.0.take().unwrap()
+    }
+}
+
+impl Drop for Station {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn signal(child: &Child, name: &str) {
+    let sent = Command::new("kill")
+        .args([name, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+}
+
 #[test]
-fn places_held_by_a_killed_station_go_to_another_after_the_lease() {
+fn places_held_by_a_killed_or_silent_station_go_to_another_after_the_lease() {
     let server = server();
     let (_dir, demo) = demo_copy();
-    work_order(&demo, 2);
+    work_order(&demo, 4);
     let lease = "  place_lease_secs: 2\n";
     station(&demo, "st-dead", &server.url(), lease, "FD", 2);
-    station(&demo, "st-live", &server.url(), lease, "FL", 2);
-    // Its phones hang in their flashing: their places stay reserved until the station dies.
-    std::fs::write(
-        demo.join("st-dead-phones.yaml"),
-        "phones:\n  - slot: 1\n    serial: FD01\n    faults:\n      hang: [{ on: flash, for: ever }]\n  \
-         - slot: 2\n    serial: FD02\n    faults:\n      hang: [{ on: flash, for: ever }]\n",
-    )
-    .unwrap();
+    station(&demo, "st-paused", &server.url(), lease, "FP", 2);
+    station(&demo, "st-live", &server.url(), lease, "FL", 4);
+    let reserved = |n| {
+        wait_for(
+            &server,
+            "SELECT count(*) FROM places WHERE state = 'reserved'",
+            n,
+        );
+    };
+    // One station holds two places and is killed in the middle of flashing.
+    hanging_phones(&demo, "st-dead", "FD", "ever");
     let mut dead = spawn(&demo, "st-dead", &[]);
-    wait_for(
-        &server,
-        "SELECT count(*) FROM places WHERE state = 'reserved'",
-        2,
-    );
+    reserved(2);
     dead.kill().unwrap();
     dead.wait().unwrap();
-    // The other station waits for a place (the dead one's may yet come back), then takes both
-    // once the lease has lapsed, and completes the order.
+    // Another holds the other two and goes silent (stopped, as a station cut off from the
+    // database would be), its phones still to pass.
+    hanging_phones(&demo, "st-paused", "FP", "3s");
+    let paused = Station(Some(spawn(&demo, "st-paused", &[])));
+    reserved(4);
+    signal(paused.child(), "-STOP");
+    // A third waits for a place (the silent ones may yet come back), takes all four once their
+    // leases have lapsed, and completes the order.
     let (stdout, _) = finish_cleanly(spawn(&demo, "st-live", &[]));
     assert!(
-        stdout.contains("waiting for a place: 2 held by other stations"),
+        stdout.contains("waiting for a place: 4 held by other stations"),
         "{stdout}"
     );
+    let passed_at = |id: &str| {
+        sql(
+            &server,
+            &format!("SELECT count(*) FROM places WHERE state = 'passed' AND station_id = '{id}'"),
+        )
+    };
+    assert_eq!(passed_at("st-live"), 4);
+    // The silent station comes back: its units pass, and their passes are recorded, flagged
+    // beyond the quantity; the order complete elsewhere ends its batch.
+    signal(paused.child(), "-CONT");
+    let (stdout, _) = finish_cleanly(paused.into_child());
+    // (It learns the order is complete as it resumes, before its own passes are shipped.)
+    let finished = batch_finished(&stdout);
+    assert!(
+        finished["fleet_complete"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("work order WO-FLEET complete across the fleet (")),
+        "{stdout}"
+    );
+    assert_eq!(finished["passed"], 2, "{stdout}");
     assert_eq!(
         sql(
             &server,
-            "SELECT count(*) FROM places WHERE state = 'passed' AND station_id = 'st-live'"
+            "SELECT count(*) FROM attempts WHERE over_quantity AND station_id = 'st-paused'"
         ),
         2
     );
-    assert_eq!(sql(&server, "SELECT count(*) FROM places"), 2);
-    // The dead station restarted: its cut attempts are closed and shipped, and the order,
+    // The killed station restarted: its cut attempts are closed and shipped, and the order,
     // complete elsewhere, ends its batch at once: no phone is flashed, exit 0.
     let (stdout, stderr) = finish_cleanly(spawn(&demo, "st-dead", &[]));
-    let said = "work order WO-FLEET complete across the fleet (2 of 2 passed, this station 0)";
+    let said = "work order WO-FLEET complete across the fleet (6 of 4 passed, this station 0)";
     assert_eq!(batch_finished(&stdout)["fleet_complete"], said, "{stdout}");
     assert!(stderr.contains(said), "{stderr}");
     assert!(stdout.contains("take it off the slot"), "{stdout}");
@@ -669,7 +735,8 @@ fn places_held_by_a_killed_station_go_to_another_after_the_lease() {
     assert_eq!(
         sql(
             &server,
-            "SELECT count(*) FROM attempts WHERE station_id = 'st-dead' AND result = 'ABORTED'"
+            "SELECT count(*) FROM attempts WHERE station_id = 'st-dead' AND result = 'ABORTED' \
+             AND flash_done_at_ms IS NULL"
         ),
         2
     );
@@ -678,7 +745,7 @@ fn places_held_by_a_killed_station_go_to_another_after_the_lease() {
             &server,
             "SELECT count(*) FROM attempts WHERE result = 'PASS'"
         ),
-        2
+        6
     );
 }
 
