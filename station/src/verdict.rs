@@ -120,6 +120,12 @@ pub enum NextStep {
     CallEngineer,
     /// The attempt was cut before a verdict: put the unit on a slot again.
     FlashAgain,
+    /// The unit was not flashed and waits for the fleet (a place, or the database): it starts
+    /// on its own when the fleet lets it.
+    LeaveOnSlot,
+    /// The unit was not flashed: the work order is complete across the fleet. It goes back
+    /// with the unflashed stock (or to the next work order).
+    TakeOffOrderComplete,
 }
 
 impl fmt::Display for NextStep {
@@ -130,6 +136,8 @@ impl fmt::Display for NextStep {
             NextStep::ReseatCable => "re-seat cable",
             NextStep::CallEngineer => "call engineer",
             NextStep::FlashAgain => "flash again",
+            NextStep::LeaveOnSlot => "leave on slot",
+            NextStep::TakeOffOrderComplete => "take off, order complete",
         })
     }
 }
@@ -499,6 +507,9 @@ pub struct Interruption {
     pub step: String,
     /// Why the station cut it (`the station was stopped (SIGTERM)`).
     pub why: String,
+    /// The fleet kept the unit from being flashed (nothing was written to it): why, as a
+    /// stable code.
+    pub not_flashed: Option<NotFlashed>,
 }
 
 impl Interruption {
@@ -508,10 +519,65 @@ impl Interruption {
 
     /// The sentence without the unit.
     pub fn detail(&self) -> String {
-        format!(
-            "{} during {}, before a verdict; the unit is not verified: flash it again",
-            self.why, self.step
-        )
+        match self.not_flashed {
+            Some(code) => format!(
+                "not flashed ({code}): {}; next: {}",
+                self.why,
+                code.next_step()
+            ),
+            None => format!(
+                "{} during {}, before a verdict; the unit is not verified: flash it again",
+                self.why, self.step
+            ),
+        }
+    }
+
+    /// What the operator does with the unit now.
+    pub fn next_step(&self) -> NextStep {
+        self.not_flashed
+            .map_or(NextStep::FlashAgain, NotFlashed::next_step)
+    }
+}
+
+/// Why the fleet database kept a unit from being flashed. Stable codes, like [`FailureCode`]'s:
+/// the journal's message and the event stream carry them; never rename one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum NotFlashed {
+    /// Every place of the work order's quantity has passed, across the fleet.
+    OrderComplete,
+    /// Every place left is held by units being flashed at other stations (they may fail and
+    /// give one back).
+    NoPlace,
+    /// The fleet database does not answer and station.yaml says `fleet.when_offline: stop`.
+    FleetOffline,
+}
+
+impl NotFlashed {
+    pub const ALL: [NotFlashed; 3] = [Self::OrderComplete, Self::NoPlace, Self::FleetOffline];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OrderComplete => "FLEET_ORDER_COMPLETE",
+            Self::NoPlace => "FLEET_NO_PLACE",
+            Self::FleetOffline => "FLEET_OFFLINE_STOP",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == text)
+    }
+
+    pub fn next_step(self) -> NextStep {
+        match self {
+            Self::OrderComplete => NextStep::TakeOffOrderComplete,
+            Self::NoPlace | Self::FleetOffline => NextStep::LeaveOnSlot,
+        }
+    }
+}
+
+impl fmt::Display for NotFlashed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -567,7 +633,7 @@ impl Verdict {
         match self {
             Self::Pass => NextStep::PassTray,
             Self::Fail(failure) => failure.code().next_step(),
-            Self::Aborted(_) => NextStep::FlashAgain,
+            Self::Aborted(interruption) => interruption.next_step(),
         }
     }
 }
@@ -590,6 +656,9 @@ impl serde::Serialize for Verdict {
         if let Self::Aborted(interruption) = self {
             map.serialize_entry("step", &interruption.step)?;
             map.serialize_entry("why", &interruption.why)?;
+            if let Some(code) = interruption.not_flashed {
+                map.serialize_entry("not_flashed", code.as_str())?;
+            }
         }
         map.end()
     }
@@ -746,11 +815,38 @@ mod tests {
             unit: unit(),
             step: "flash system_a".into(),
             why: "the station was stopped (SIGTERM)".into(),
+            not_flashed: None,
         });
         assert_eq!(
             serde_json::to_string(&aborted).unwrap(),
             r#"{"result":"ABORTED","reason":"slot 3 (serial 7PL0042): the station was stopped (SIGTERM) during flash system_a, before a verdict; the unit is not verified: flash it again","next_step":"flash_again","step":"flash system_a","why":"the station was stopped (SIGTERM)"}"#
         );
+    }
+
+    #[test]
+    fn a_unit_the_fleet_kept_from_flashing_says_so_with_a_code_and_a_next_step() {
+        for code in NotFlashed::ALL {
+            assert_eq!(NotFlashed::parse(code.as_str()), Some(code));
+        }
+        let kept = Verdict::Aborted(Interruption {
+            unit: unit(),
+            step: "asking the fleet database for a place".into(),
+            why: "work order WO-1 is complete across the fleet (40 of 40 passed, this station 12)"
+                .into(),
+            not_flashed: Some(NotFlashed::OrderComplete),
+        });
+        assert_eq!(kept.next_step(), NextStep::TakeOffOrderComplete);
+        assert_eq!(
+            kept.reason().unwrap(),
+            "slot 3 (serial 7PL0042): not flashed (FLEET_ORDER_COMPLETE): work order WO-1 is \
+             complete across the fleet (40 of 40 passed, this station 12); next: take off, order \
+             complete"
+        );
+        let json = serde_json::to_value(&kept).unwrap();
+        assert_eq!(json["not_flashed"], "FLEET_ORDER_COMPLETE");
+        assert_eq!(json["next_step"], "take_off_order_complete");
+        assert_eq!(NotFlashed::NoPlace.next_step(), NextStep::LeaveOnSlot);
+        assert_eq!(NotFlashed::FleetOffline.next_step(), NextStep::LeaveOnSlot);
     }
 
     #[test]

@@ -160,6 +160,13 @@ impl BatchRun {
             }
             None => (None, None),
         };
+        // The fleet's word before the first unit: an order complete elsewhere, or a database
+        // away under the `stop` policy, is known before any phone is started.
+        if let Some(gate) = fleet_gate.clone() {
+            tokio::task::spawn_blocking(move || crate::run::StartGate::recheck(&*gate))
+                .await
+                .ok();
+        }
         let batch = &self.batch;
         let ordered = batch.work_order.quantity;
         let passed_before = journal.units_passed(&batch.work_order.id)?;
@@ -214,7 +221,7 @@ impl BatchRun {
             journal,
             unit_logs: self.unit_logs,
             transfer_bytes: self.transfer_bytes,
-            fleet: fleet_gate,
+            fleet: fleet_gate.clone(),
         });
         let jobs: JobFactory<UnitResult> = Arc::new(move |_| {
             Box::new(StationJob {
@@ -235,6 +242,7 @@ impl BatchRun {
                     passed_before,
                 }),
             },
+            gate: fleet_gate.map(|gate| gate as Arc<dyn crate::run::StartGate>),
         };
         let summary = supervisor.run(shutdown).await;
         if let Some(sync) = fleet_sync {

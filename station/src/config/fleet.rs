@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -18,7 +19,17 @@ pub struct FleetConfig {
     pub password: PasswordSource,
     pub offline: OfflinePolicy,
     pub tls: TlsMode,
+    /// A place reserved by a station not heard from for this long (by the database's clock)
+    /// is given to another station that needs it.
+    pub place_lease: Duration,
 }
+
+/// `fleet.place_lease_secs` when not set: long enough for a station's database connection to
+/// come back from a short cut, short enough that a crashed station's places return within a
+/// few minutes.
+pub const DEFAULT_PLACE_LEASE: Duration = Duration::from_secs(180);
+/// The bounds of `fleet.place_lease_secs`.
+pub const PLACE_LEASE_SECS: std::ops::RangeInclusive<u64> = 2..=86_400;
 
 /// How the connection to the fleet database is protected.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +81,8 @@ pub(super) struct FleetFile {
     tls: Option<TlsFile>,
     #[serde(default)]
     ca_file: Option<PathBuf>,
+    #[serde(default)]
+    place_lease_secs: Option<u64>,
 }
 
 #[derive(Deserialize, Clone, Copy)]
@@ -193,11 +206,28 @@ pub(super) fn validate_fleet(
             ))
         }
     };
+    let place_lease = match raw.place_lease_secs {
+        None => DEFAULT_PLACE_LEASE,
+        Some(secs) if PLACE_LEASE_SECS.contains(&secs) => Duration::from_secs(secs),
+        Some(secs) => {
+            return Err(doc.error_at(
+                &KeyPath::of(&["fleet", "place_lease_secs"]),
+                format!("{secs} s is out of range"),
+                format!(
+                    "use {} to {} seconds (default {})",
+                    PLACE_LEASE_SECS.start(),
+                    PLACE_LEASE_SECS.end(),
+                    DEFAULT_PLACE_LEASE.as_secs()
+                ),
+            ))
+        }
+    };
     Ok(FleetConfig {
         url: raw.url,
         password,
         offline,
         tls,
+        place_lease,
     })
 }
 
@@ -226,9 +256,14 @@ mod tests {
         assert_eq!(fleet.url, "postgres://flashgate@db.line3:5432/fleet");
         assert_eq!(fleet.password, PasswordSource::Env("FG_PW".into()));
         assert_eq!(fleet.offline, OfflinePolicy::Continue { allowance: 12 });
-        let stop = load("  url: postgres://fg@db/fleet\n  password_file: pw.txt\n").unwrap();
+        assert_eq!(fleet.place_lease, DEFAULT_PLACE_LEASE);
+        let stop = load(
+            "  url: postgres://fg@db/fleet\n  password_file: pw.txt\n  place_lease_secs: 30\n",
+        )
+        .unwrap();
         let fleet = stop.fleet.unwrap();
         assert_eq!(fleet.offline, OfflinePolicy::Stop);
+        assert_eq!(fleet.place_lease, Duration::from_secs(30));
         assert!(matches!(&fleet.password, PasswordSource::File(p) if p.ends_with("pw.txt")));
     }
 
@@ -257,6 +292,10 @@ mod tests {
             (
                 "  url: postgres://fg@db/fleet\n  ca_file: ca.pem\n",
                 "`tls` is `off`",
+            ),
+            (
+                "  url: postgres://fg@db/fleet\n  place_lease_secs: 1\n",
+                "1 s is out of range",
             ),
         ];
         for (fleet, expected) in cases {

@@ -26,7 +26,9 @@ pub use files::ImageFile;
 pub use flash_plan::{
     AbSlot, EdlPlan, FastbootPlan, FastbootStep, FastbootdPlan, SlotSelection, StorageKind,
 };
-pub use fleet::{FleetConfig, OfflinePolicy, PasswordSource, TlsMode, MAX_OFFLINE_ALLOWANCE};
+pub use fleet::{
+    FleetConfig, OfflinePolicy, PasswordSource, TlsMode, DEFAULT_PLACE_LEASE, MAX_OFFLINE_ALLOWANCE,
+};
 pub use identity::{
     check_unit_code, check_variable_name, EdlIdentity, Identity, UnitCodeSource, MAX_UNIT_CODE_LEN,
 };

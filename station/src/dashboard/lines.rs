@@ -159,6 +159,12 @@ impl PlainLines {
                     ),
                 }
             }
+            EventKind::Holding { why: Some(why) } => {
+                format!("HOLDING | {why} | no new unit starts; units on their slots wait unflashed")
+            }
+            EventKind::Holding { why: None } => {
+                "hold lifted | the fleet has a place: held units start".to_owned()
+            }
             EventKind::Stopping { why, units_running } => format!(
                 "STOPPING | {why} | {units_running} unit(s) finish their current step; nothing new starts"
             ),
@@ -176,8 +182,16 @@ impl PlainLines {
                     }
                     _ => format!("passed {}", s.passed),
                 };
+                let fleet = match &s.fleet_complete {
+                    Some(why) => format!(" | {why}"),
+                    None => String::new(),
+                };
+                let not_flashed = match s.not_flashed {
+                    0 => String::new(),
+                    n => format!(" | not flashed {n}"),
+                };
                 format!(
-                    "batch finished | {ordered} | failed {} | aborted {} | yield {} | elapsed {}{}",
+                    "batch finished | {ordered} | failed {} | aborted {}{not_flashed} | yield {} | elapsed {}{}{fleet}",
                     s.failed,
                     s.aborted,
                     yield_text,

@@ -82,10 +82,18 @@ impl DashboardState {
             Tone::Bold,
             style,
         );
-        if self.is_finished() {
+        let fleet_complete = self
+            .summary
+            .as_ref()
+            .and_then(|s| s.fleet_complete.as_ref());
+        if let Some(why) = fleet_complete {
+            first.push(&format!("[BATCH FINISHED: {why}] "), Tone::Bold, style);
+        } else if self.is_finished() {
             first.push("[BATCH FINISHED] ", Tone::Bold, style);
         } else if self.stopping().is_some() {
             first.push("[STOPPING: units finish their step] ", Tone::Warn, style);
+        } else if let Some(why) = self.holding() {
+            first.push(&format!("[HOLDING: {why}] "), Tone::Warn, style);
         }
         match &self.batch {
             Some(b) => {

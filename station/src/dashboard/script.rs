@@ -73,6 +73,8 @@ pub fn scripted_batch(slots: u16, start_ms: u64) -> Vec<Event> {
             failures_by_code: failures,
             elapsed_ms,
             aborted: 0,
+            not_flashed: 0,
+            fleet_complete: None,
             ordered: Some(100),
             units_passed: Some(passed),
         }),

@@ -37,6 +37,8 @@ pub struct DashboardState {
     pub(super) warnings: VecDeque<Notice>,
     /// The fleet sync, at a station with a fleet database.
     pub(super) fleet: Option<crate::events::FleetSyncState>,
+    /// Why the fleet holds the station (no unit starts), while it does.
+    pub(super) holding: Option<String>,
 }
 
 /// How many warnings the screen keeps.
@@ -207,6 +209,7 @@ impl DashboardState {
         let at = event.ts_ms;
         match &event.kind {
             EventKind::FleetSync(state) => self.fleet = Some(state.clone()),
+            EventKind::Holding { why } => self.holding.clone_from(why),
             EventKind::BatchStarted(info) => {
                 for slot in &info.slots {
                     self.slots.entry(slot.slot).or_default().port_path = slot.port_path.clone();
@@ -425,6 +428,16 @@ impl DashboardState {
     /// Why the station is stopping (a signal, a journal that stopped answering), once it is.
     pub fn stopping(&self) -> Option<&str> {
         self.stopping.as_deref()
+    }
+
+    /// The batch's summary, once it finished.
+    pub fn summary(&self) -> Option<&BatchSummary> {
+        self.summary.as_ref()
+    }
+
+    /// Why the fleet holds the station, while it does.
+    pub fn holding(&self) -> Option<&str> {
+        self.holding.as_deref()
     }
 
     /// The fleet sync's latest state (None: no fleet database at this station).

@@ -109,6 +109,12 @@ pub enum EventKind {
         units_running: u32,
     },
     BatchFinished(BatchSummary),
+    /// The fleet holds the station (`why`: no place free, or the database unreachable under
+    /// `fleet.when_offline: stop`): no new unit starts, arriving ones wait on their slots
+    /// unflashed; `None`: the hold is lifted.
+    Holding {
+        why: Option<String>,
+    },
     /// The fleet sync's view changed: rows waiting to be shipped, the database reachable or
     /// not (only at a station with a fleet database).
     FleetSync(FleetSyncState),
@@ -143,6 +149,7 @@ impl EventKind {
             EventKind::Warning { slot, .. } => *slot,
             EventKind::BatchStarted(_)
             | EventKind::FleetSync(_)
+            | EventKind::Holding { .. }
             | EventKind::Stopping { .. }
             | EventKind::BatchFinished(_) => None,
         }
@@ -223,6 +230,13 @@ pub struct BatchSummary {
     pub failed: u32,
     /// Attempts the station cut before a verdict (a stop): neither passed nor failed.
     pub aborted: u32,
+    /// Attempts the fleet kept from flashing (nothing written to the unit): not counted as
+    /// aborted.
+    #[serde(default)]
+    pub not_flashed: u32,
+    /// Why the batch ended on the fleet's word: the work order complete across the fleet.
+    #[serde(default)]
+    pub fleet_complete: Option<String>,
     /// The work order's quantity, when the batch works to one.
     pub ordered: Option<u32>,
     /// Distinct units passed under the work order in every run the journal holds (this run's

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Deserializer};
 
 use super::{Event, EventKind};
-use crate::verdict::{Failure, FailureCode, Interruption, UnitRef, Verdict};
+use crate::verdict::{Failure, FailureCode, Interruption, NotFlashed, UnitRef, Verdict};
 
 #[derive(Deserialize)]
 struct EventLine {
@@ -59,6 +59,8 @@ struct VerdictLine {
     step: Option<String>,
     #[serde(default)]
     why: Option<String>,
+    #[serde(default)]
+    not_flashed: Option<String>,
 }
 
 /// On its own (outside an [`Event`]) the unit is unknown: slot 0, no serial.
@@ -85,6 +87,12 @@ impl<'de> Deserialize<'de> for Verdict {
                 unit,
                 step: line.step.ok_or_else(|| D::Error::missing_field("step"))?,
                 why: line.why.ok_or_else(|| D::Error::missing_field("why"))?,
+                not_flashed: match line.not_flashed {
+                    None => None,
+                    Some(code) => Some(NotFlashed::parse(&code).ok_or_else(|| {
+                        D::Error::custom(format!("unknown not-flashed code `{code}`"))
+                    })?),
+                },
             })),
             other => Err(D::Error::custom(format!(
                 "unknown verdict result `{other}` (PASS, FAIL or ABORTED)"
@@ -146,6 +154,7 @@ mod tests {
                     unit,
                     step: "flash system_a".into(),
                     why: "the station was stopped (SIGTERM)".into(),
+                    not_flashed: None,
                 }),
             },
         );

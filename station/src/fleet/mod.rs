@@ -7,6 +7,7 @@
 pub mod gate;
 pub mod holdings;
 pub mod local_server;
+mod places;
 pub mod report;
 pub mod schema;
 pub mod ship;

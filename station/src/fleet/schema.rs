@@ -6,9 +6,9 @@
 use super::FleetError;
 
 /// Step N brings the schema from version N to N + 1.
-const STEPS: &[&str] = &[V1, V2_ADD_LINE];
+const STEPS: &[&str] = &[V1, V2_ADD_LINE, V3_STATION_HEARTBEATS];
 
-pub const FLEET_SCHEMA_VERSION: i32 = 2;
+pub const FLEET_SCHEMA_VERSION: i32 = 3;
 
 /// v1. `attempts` holds the journal's columns (journal/outbox.rs: SHIPPED_COLUMNS, all integers
 /// as BIGINT) under the attempt id (journal uid, journal row); `over_quantity` flags a pass
@@ -93,6 +93,18 @@ CREATE INDEX places_by_holder ON places (holder_uid, holder_row);
 const V2_ADD_LINE: &str = "
 ALTER TABLE attempts ADD COLUMN line TEXT;
 CREATE INDEX attempts_by_line ON attempts (work_order, line, result);
+";
+
+/// v3. Each station's heartbeat (under its journal uid, the `places.holder_uid` of its units),
+/// written by the database's clock whenever the station asks about its work order: a reserved
+/// place whose holder has not been heard from for the lease (station.yaml
+/// `fleet.place_lease_secs`) is given to another station that needs it.
+const V3_STATION_HEARTBEATS: &str = "
+CREATE TABLE station_heartbeats (
+    journal_uid TEXT PRIMARY KEY,
+    station_id  TEXT NOT NULL,
+    heard_at    TIMESTAMPTZ NOT NULL DEFAULT now()
+);
 ";
 
 /// Where the schema's version lives; created by the first migration.

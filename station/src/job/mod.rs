@@ -27,7 +27,7 @@ use crate::logging::{UnitLog, UnitLogs};
 use crate::mode::Mode;
 use crate::preflight::CheckedBatch;
 use crate::run::{UnitContext, UnitJob};
-use crate::verdict::{Failure, Interruption, UnitRef, Verdict};
+use crate::verdict::{Failure, Interruption, NotFlashed, UnitRef, Verdict};
 
 pub use outcome::{JournalRecorder, UnitResult};
 
@@ -70,8 +70,9 @@ pub(crate) struct Attempt<'a> {
     /// The phase the unit is in, as last shown.
     pub last_phase: Option<Phase>,
     pub result: UnitResult,
-    /// Why the fleet refused the unit before it was flashed (its verdict is ABORTED).
-    pub refused: Option<String>,
+    /// Why the fleet refused the unit before it was flashed (its verdict is ABORTED), with the
+    /// fleet's code when it holds or ends the batch.
+    pub refused: Option<(String, Option<NotFlashed>)>,
 }
 
 impl<'a> Attempt<'a> {
@@ -121,9 +122,9 @@ impl<'a> Attempt<'a> {
                 unit.warn(format!("slot {}: unit {serial}: {why}", self.slot));
                 ("offline", None)
             }
-            crate::fleet::Admission::Refused { why } => {
+            crate::fleet::Admission::Refused { why, not_flashed } => {
                 unit.warn(format!("slot {}: unit {serial}: {why}", self.slot));
-                self.refused = Some(why.clone());
+                self.refused = Some((why.clone(), not_flashed));
                 return Err(Failure::HostError {
                     unit: self.unit(),
                     step: "asking the fleet database for a place".into(),
@@ -373,6 +374,7 @@ impl UnitJob<UnitResult> for StationJob {
                     unit: attempt.unit(),
                     step: "opening the journal row".into(),
                     why: format!("the journal did not answer ({e})"),
+                    not_flashed: None,
                 };
                 unit.emit(EventKind::Warning {
                     slot: Some(unit.slot()),
@@ -403,11 +405,22 @@ impl UnitJob<UnitResult> for StationJob {
         };
         let verdict = match (verdict, attempt.refused.take()) {
             // Refused by the fleet before flashing: the unit is untouched, not failed.
-            (Verdict::Fail(_), Some(why)) => Verdict::Aborted(Interruption {
-                unit: attempt.unit(),
-                step: "asking the fleet database for a place".into(),
-                why,
-            }),
+            (Verdict::Fail(_), Some((why, not_flashed))) => {
+                // A unit that waits for the fleet stays on its slot: the supervisor holds it
+                // and starts it afresh when the fleet lets it.
+                if matches!(
+                    not_flashed,
+                    Some(NotFlashed::NoPlace | NotFlashed::FleetOffline)
+                ) {
+                    unit.hand_over_device();
+                }
+                Verdict::Aborted(Interruption {
+                    unit: attempt.unit(),
+                    step: "asking the fleet database for a place".into(),
+                    why,
+                    not_flashed,
+                })
+            }
             (verdict, _) => verdict,
         };
         let verdict = match verdict {
@@ -421,6 +434,7 @@ impl UnitJob<UnitResult> for StationJob {
                     why: unit
                         .stop_reason()
                         .unwrap_or_else(|| "the station was stopped".into()),
+                    not_flashed: None,
                 })
             }
             other => other,

@@ -160,6 +160,7 @@ impl Journal {
                 },
                 step: row.last_step().to_string(),
                 why: "the station stopped (crash, kill or power loss)".into(),
+                not_flashed: None,
             };
             tx.execute(
                 "UPDATE attempts SET result = 'ABORTED', failure_message = ?1, finished_at_ms = ?2

@@ -320,6 +320,8 @@ pub fn log_event(event: &Event) {
             verdict: Verdict::Aborted(interruption),
             ..
         } => tracing::warn!(result = "ABORTED", "verdict: {}", interruption.sentence()),
+        EventKind::Holding { why: Some(why) } => tracing::warn!("holding: {why}"),
+        EventKind::Holding { why: None } => tracing::info!("hold lifted"),
         EventKind::Stopping { why, units_running } => {
             tracing::warn!(units_running, "stopping: {why}")
         }

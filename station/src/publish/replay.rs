@@ -60,6 +60,8 @@ pub struct Replay {
     warnings: usize,
     /// The fleet sync's latest state (only the latest matters).
     fleet: Option<Arc<str>>,
+    /// The fleet's hold on the station (only the latest matters).
+    holding: Option<Arc<str>>,
 }
 
 impl Replay {
@@ -74,6 +76,10 @@ impl Replay {
             EventKind::DeviceLog { .. } => return,
             EventKind::FleetSync(_) => {
                 self.fleet = Some(line.clone());
+                return;
+            }
+            EventKind::Holding { .. } => {
+                self.holding = Some(line.clone());
                 return;
             }
             EventKind::BytesProgress { slot, done, total } => {
@@ -197,6 +203,7 @@ impl Replay {
             .iter()
             .map(|k| k.line.clone())
             .chain(self.fleet.iter().cloned())
+            .chain(self.holding.iter().cloned())
             .chain(self.progress.values().flatten().cloned())
             .collect()
     }

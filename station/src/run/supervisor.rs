@@ -13,8 +13,9 @@ use tokio::sync::{mpsc, Semaphore};
 use crate::bus::{BusDevice, BusEvent, UsbBus};
 use crate::events::{BatchSummary, Event, EventKind, EventSink, SlotNumber};
 use crate::mode::Mode;
-use crate::verdict::Verdict;
+use crate::verdict::{NextStep, Verdict};
 
+use super::standing::{Standing, StartGate};
 use super::unit::{UnitContext, UnitInfo, UnitJob, UnitOutcome};
 
 /// Makes the job for a unit that just arrived on a slot.
@@ -72,6 +73,8 @@ pub struct Supervisor<O: UnitOutcome> {
     /// How many units may be worked on at once (others wait, detected, for a free place).
     pub parallel: usize,
     pub stop_when: StopWhen,
+    /// The fleet's say over starting units (None: the station counts alone).
+    pub gate: Option<Arc<dyn StartGate>>,
 }
 
 /// The running batch's book-keeping.
@@ -81,6 +84,10 @@ struct Batch<O> {
     summary: BatchSummary,
     running: usize,
     verdicts: usize,
+    /// The gate's last word.
+    standing: Standing,
+    /// A recheck of the gate is under way (one at a time).
+    rechecking: bool,
 }
 
 /// What starting a job needs besides the unit.
@@ -101,8 +108,8 @@ struct Done<O> {
 
 enum SlotState {
     Waiting,
-    /// A unit arrived while the units in flight could complete the work order: it is started
-    /// only if one of them fails.
+    /// A unit arrived while the units in flight could complete the work order, or while the
+    /// fleet holds the station: it is started once a place is free.
     Held(BusDevice),
     Running {
         arrivals: std_mpsc::Sender<BusDevice>,
@@ -163,7 +170,21 @@ impl<O: UnitOutcome> Supervisor<O> {
             },
             running: 0,
             verdicts: 0,
+            standing: Standing::Open,
+            rechecking: false,
         };
+        if let Some(gate) = &self.gate {
+            self.apply_standing(gate.standing(), &mut batch);
+        }
+        // The gate is asked afresh at its interval (the first at once); its answers come back
+        // here from a blocking thread.
+        let every = self
+            .gate
+            .as_ref()
+            .map_or(std::time::Duration::from_secs(3600), |g| g.recheck_every());
+        let mut recheck = tokio::time::interval(every);
+        recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let (standing_tx, mut standing_rx) = mpsc::unbounded_channel::<Standing>();
         tokio::pin!(shutdown);
 
         let outcome = loop {
@@ -172,8 +193,12 @@ impl<O: UnitOutcome> Supervisor<O> {
                 // the batch closes; the bus reports from its own thread, so give it a moment.
                 let settle = std::time::Duration::from_millis(100);
                 while let Ok(Some(event)) = tokio::time::timeout(settle, bus_rx.recv()).await {
-                    if let BusEvent::Left { port_path, .. } = event {
-                        self.left(&port_path, &mut batch.states);
+                    match event {
+                        BusEvent::Left { port_path, .. } => {
+                            self.left(&port_path, &mut batch.states)
+                        }
+                        // Nothing starts now; a phone put on a slot is told why.
+                        BusEvent::Arrived(device) => self.arrived(device, &mut batch),
                     }
                 }
                 break Ok(());
@@ -187,9 +212,26 @@ impl<O: UnitOutcome> Supervisor<O> {
                     BusEvent::Arrived(device) => self.arrived(device, &mut batch),
                     BusEvent::Left { port_path, .. } => self.left(&port_path, &mut batch.states),
                 },
+                _ = recheck.tick(), if self.gate.is_some() && !batch.rechecking => {
+                    if let Some(gate) = self.gate.clone() {
+                        batch.rechecking = true;
+                        let answer = standing_tx.clone();
+                        tokio::task::spawn_blocking(move || {
+                            let _ = answer.send(gate.recheck());
+                        });
+                    }
+                }
+                Some(standing) = standing_rx.recv() => {
+                    batch.rechecking = false;
+                    self.apply_standing(standing, &mut batch);
+                }
                 Some(done) = done_rx.recv() => {
                     batch.running -= 1;
-                    batch.verdicts += 1;
+                    // A unit the fleet kept unflashed on its slot gets another attempt: its
+                    // phone has not had its verdict (a rig counts phones).
+                    if done.outcome.verdict().next_step() != NextStep::LeaveOnSlot {
+                        batch.verdicts += 1;
+                    }
                     if let Err(e) = self.finish(&done.unit, done.outcome, &mut batch.summary).await {
                         let why = "the journal stopped answering".to_string();
                         self.emit(EventKind::Stopping { why: format!("{why}: {e}"), units_running: batch.running as u32 });
@@ -198,27 +240,62 @@ impl<O: UnitOutcome> Supervisor<O> {
                         let _ = self.drain(&mut batch, &mut done_rx, &why).await;
                         break Err(e);
                     }
+                    // The unit's admission may have changed the gate's word.
+                    if let Some(gate) = &self.gate {
+                        self.apply_standing(gate.standing(), &mut batch);
+                    }
                     self.after_verdict(done.unit.slot, done.handed_over, &mut batch);
                 }
             }
         };
-        self.release_held(&mut batch.states);
+        self.release_held(&mut batch.states, batch.summary.fleet_complete.as_deref());
         batch.summary.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.emit(EventKind::BatchFinished(batch.summary.clone()));
         outcome.map(|()| batch.summary)
     }
 
     fn stop_due(&self, batch: &Batch<O>) -> bool {
-        self.stop_when.verdicts.is_some_and(|n| batch.verdicts >= n)
+        batch.standing.complete().is_some()
+            || self.stop_when.verdicts.is_some_and(|n| batch.verdicts >= n)
             || self
                 .stop_when
                 .quantity
                 .is_some_and(|q| batch.summary.units_passed.unwrap_or(0) >= q.ordered)
     }
 
+    /// The gate's word: a hold is shown (and lifted), held units start when it opens, and the
+    /// order complete across the fleet ends the batch as the station's own quantity does.
+    fn apply_standing(&self, standing: Standing, batch: &mut Batch<O>) {
+        if standing == batch.standing || batch.standing.complete().is_some() {
+            return;
+        }
+        let was_held = batch.standing.hold().is_some();
+        match &standing {
+            Standing::Hold { why } => self.emit(EventKind::Holding {
+                why: Some(why.clone()),
+            }),
+            Standing::Open | Standing::Complete { .. } if was_held => {
+                self.emit(EventKind::Holding { why: None });
+            }
+            Standing::Open | Standing::Complete { .. } => {}
+        }
+        if let Standing::Complete { why } = &standing {
+            self.emit(EventKind::Warning {
+                slot: None,
+                message: format!(
+                    "{why}: no new unit starts; the batch ends when the units being flashed \
+                     have their verdicts"
+                ),
+            });
+            batch.summary.fleet_complete = Some(why.clone());
+        }
+        batch.standing = standing;
+        self.start_held(batch);
+    }
+
     /// Whether one more unit may be started without risking more passes than ordered.
     fn may_start(&self, batch: &Batch<O>) -> bool {
-        if self.stop_due(batch) {
+        if self.stop_due(batch) || !batch.standing.is_open() {
             return false;
         }
         self.stop_when.quantity.is_none_or(|q| {
@@ -249,13 +326,20 @@ impl<O: UnitOutcome> Supervisor<O> {
                 batch.running += 1;
             }
             SlotState::Waiting if !stop_due => {
+                let serial = device.serial.as_deref().unwrap_or("(serial not yet read)");
+                let message = match batch.standing.hold() {
+                    Some(why) => format!(
+                        "slot {slot}: unit {serial} held, not flashed: {why}; leave it on the \
+                         slot, it starts when the fleet lets it"
+                    ),
+                    None => format!(
+                        "slot {slot}: unit {serial} held, not flashed: the units being flashed \
+                         will complete the work order if they pass"
+                    ),
+                };
                 self.emit(EventKind::Warning {
                     slot: Some(slot),
-                    message: format!(
-                        "slot {slot}: unit {} held, not flashed: the units being flashed will \
-                         complete the work order if they pass",
-                        device.serial.as_deref().unwrap_or("(serial not yet read)")
-                    ),
+                    message,
                 });
                 *state = SlotState::Held(device);
             }
@@ -276,7 +360,19 @@ impl<O: UnitOutcome> Supervisor<O> {
                 let _ = arrivals.send(device);
             }
             SlotState::Held(held) => *held = device,
-            SlotState::Waiting | SlotState::Done => {}
+            SlotState::Waiting => {
+                if let Some(why) = batch.standing.complete() {
+                    self.emit(EventKind::Warning {
+                        slot: Some(slot),
+                        message: format!(
+                            "slot {slot}: unit {} was not flashed: {why}; take it off the slot",
+                            device.serial.as_deref().unwrap_or("(serial not read)")
+                        ),
+                    });
+                    *state = SlotState::Done;
+                }
+            }
+            SlotState::Done => {}
         }
     }
 
@@ -295,16 +391,31 @@ impl<O: UnitOutcome> Supervisor<O> {
         if gone {
             batch.states.insert(slot, SlotState::Waiting);
             self.emit(EventKind::UnitRemoved { slot });
-        } else if let Some(device) = handed_over.filter(|_| self.may_start(batch)) {
-            // Another phone took the unit's place during a reboot: the old unit's verdict is
-            // shown, and the phone on the port is a new unit.
-            self.emit(EventKind::UnitRemoved { slot });
-            let next = self.start(slot, device, &batch.launch);
-            batch.states.insert(slot, next);
-            batch.running += 1;
         } else {
-            batch.states.insert(slot, SlotState::Done);
+            match handed_over {
+                Some(device) if self.may_start(batch) => {
+                    // Another phone took the unit's place during a reboot: the old unit's
+                    // verdict is shown, and the phone on the port is a new unit.
+                    self.emit(EventKind::UnitRemoved { slot });
+                    let next = self.start(slot, device, &batch.launch);
+                    batch.states.insert(slot, next);
+                    batch.running += 1;
+                }
+                // No place for it now (the fleet holds the station, or the units in flight may
+                // complete the order): it waits on its slot, unflashed.
+                Some(device) if !self.stop_due(batch) => {
+                    batch.states.insert(slot, SlotState::Held(device));
+                }
+                _ => {
+                    batch.states.insert(slot, SlotState::Done);
+                }
+            }
         }
+        self.start_held(batch);
+    }
+
+    /// Held units start while there is room for them.
+    fn start_held(&self, batch: &mut Batch<O>) {
         while self.may_start(batch) {
             let Some((&held_slot, _)) = batch
                 .states
@@ -364,13 +475,14 @@ impl<O: UnitOutcome> Supervisor<O> {
     }
 
     /// Units held back because the order could complete without them are told so.
-    fn release_held(&self, states: &mut BTreeMap<SlotNumber, SlotState>) {
+    fn release_held(&self, states: &mut BTreeMap<SlotNumber, SlotState>, fleet: Option<&str>) {
+        let why = fleet.unwrap_or("the work order is complete");
         for (slot, state) in states.iter_mut() {
             if let SlotState::Held(device) = state {
                 self.emit(EventKind::Warning {
                     slot: Some(*slot),
                     message: format!(
-                        "slot {slot}: unit {} was not flashed: the work order is complete",
+                        "slot {slot}: unit {} was not flashed: {why}; take it off the slot",
                         device.serial.as_deref().unwrap_or("(serial not read)")
                     ),
                 });
@@ -477,6 +589,9 @@ impl<O: UnitOutcome> Supervisor<O> {
                     .failures_by_code
                     .entry(failure.code().as_str().to_string())
                     .or_default() += 1;
+            }
+            Verdict::Aborted(interruption) if interruption.not_flashed.is_some() => {
+                summary.not_flashed += 1;
             }
             Verdict::Aborted(_) => summary.aborted += 1,
         }

@@ -16,9 +16,9 @@ use crate::verdict::{Failure, Interruption, UnitRef, Verdict};
 const T: Duration = Duration::from_secs(2);
 
 #[derive(Debug)]
-struct Outcome {
-    verdict: Verdict,
-    serial: Option<String>,
+pub(super) struct Outcome {
+    pub(super) verdict: Verdict,
+    pub(super) serial: Option<String>,
 }
 
 impl UnitOutcome for Outcome {
@@ -34,7 +34,7 @@ impl UnitOutcome for Outcome {
 }
 
 /// A failure with the given code; the sentence carries `reason`.
-fn fail(code: &str, reason: &str) -> Outcome {
+pub(super) fn fail(code: &str, reason: &str) -> Outcome {
     let unit = UnitRef {
         slot: 0,
         serial: None,
@@ -77,8 +77,8 @@ fn fail(code: &str, reason: &str) -> Outcome {
 
 /// Records verdicts and, at each write, how many verdict events were already shown: a verdict
 /// shown before its row was written would make that count exceed the rows.
-struct Recorder {
-    rows: Mutex<Vec<(u16, String)>>,
+pub(super) struct Recorder {
+    pub(super) rows: Mutex<Vec<(u16, String)>>,
     shown: Arc<RecordingSink>,
 }
 
@@ -106,7 +106,7 @@ impl VerdictRecorder<Outcome> for Recorder {
 }
 
 /// A device that answers every packet with `OKAY<packet>`.
-fn echo(port: &str, kind: Mode) -> (BusDevice, Connector) {
+pub(super) fn echo(port: &str, kind: Mode) -> (BusDevice, Connector) {
     let device = BusDevice {
         port_path: port.into(),
         kind,
@@ -137,10 +137,10 @@ fn echo(port: &str, kind: Mode) -> (BusDevice, Connector) {
 
 /// Talks to the device `rounds` times with `pause` between, optionally asking the bus to
 /// re-enumerate it as fastboot in the middle.
-struct EchoJob {
-    rounds: usize,
-    pause: Duration,
-    reenumerate_on: Option<SimBus>,
+pub(super) struct EchoJob {
+    pub(super) rounds: usize,
+    pub(super) pause: Duration,
+    pub(super) reenumerate_on: Option<SimBus>,
 }
 
 impl UnitJob<Outcome> for EchoJob {
@@ -187,7 +187,7 @@ impl UnitJob<Outcome> for EchoJob {
     }
 }
 
-fn supervisor(
+pub(super) fn supervisor(
     bus: &SimBus,
     slots: &[(&str, u16)],
     jobs: JobFactory<Outcome>,
@@ -212,11 +212,12 @@ fn supervisor(
             verdicts: Some(stop_after),
             quantity: None,
         },
+        gate: None,
     };
     (sup, shown, recorder)
 }
 
-fn run(sup: Supervisor<Outcome>) -> crate::events::BatchSummary {
+pub(super) fn run(sup: Supervisor<Outcome>) -> crate::events::BatchSummary {
     tokio::runtime::Runtime::new()
         .unwrap()
         .block_on(sup.run(std::future::pending()))
@@ -580,6 +581,7 @@ impl UnitJob<Outcome> for UntilStopped {
                 },
                 step: "talking".into(),
                 why: unit.stop_reason().unwrap_or_default(),
+                not_flashed: None,
             }),
             serial: unit.device().serial.clone(),
         }

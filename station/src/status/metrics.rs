@@ -308,6 +308,17 @@ pub(super) fn render(snapshot: &Snapshot) -> String {
         if state.stopping().is_some() { 1.0 } else { 0.0 },
     );
     out.family(
+        "flashgate_station_holding",
+        "gauge",
+        "1 while the fleet holds the station: no place free, or the fleet database unreachable \
+         under `fleet.when_offline: stop`.",
+    )
+    .sample(
+        "flashgate_station_holding",
+        &[],
+        if state.holding().is_some() { 1.0 } else { 0.0 },
+    );
+    out.family(
         "flashgate_batch_finished",
         "gauge",
         "1 once the batch has ended.",

@@ -85,6 +85,21 @@ pub(super) fn render(snapshot: &Snapshot) -> String {
         let class = if fleet.reachable { "sub" } else { "banner" };
         let _ = writeln!(html, "<div class=\"{class}\">{}</div>", escape(&text));
     }
+    if let Some(why) = state.holding() {
+        let _ = writeln!(
+            html,
+            "<div class=\"banner\">HOLDING: {} — no new unit starts; phones on their slots \
+             wait unflashed</div>",
+            escape(why)
+        );
+    }
+    if let Some(why) = state.summary().and_then(|s| s.fleet_complete.as_deref()) {
+        let _ = writeln!(
+            html,
+            "<div class=\"sub\">BATCH FINISHED: {}</div>",
+            escape(why)
+        );
+    }
     if let Some(why) = state.stopping() {
         let _ = writeln!(
             html,

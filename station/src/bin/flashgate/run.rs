@@ -259,11 +259,13 @@ pub fn run(args: Args, verbose: u8, quiet: u8) -> anyhow::Result<ExitCode> {
     };
     print_summary(&summary, &log_health, mode);
     drop(logs);
-    // 0 only for a batch that reached its end (the order's quantity, or every phone of a rig)
+    // 0 only for a batch that reached its end (the order's quantity, here or across the fleet,
+    // or every phone of a rig)
     // with every attempt passed.
     let reached_end = summary
         .ordered
         .is_some_and(|ordered| summary.units_passed.unwrap_or(0) >= ordered)
+        || summary.fleet_complete.is_some()
         || stop_after_verdicts.is_some_and(|n| summary.passed as usize >= n);
     Ok(
         if summary.failed == 0 && summary.aborted == 0 && reached_end {
@@ -352,6 +354,18 @@ fn print_summary(summary: &BatchSummary, logs: &LogHealth, mode: OutputMode) {
         text.push_str(&format!(
             "  ABORTED: {} (cut by the stop before a verdict; flash those units again)\n",
             summary.aborted
+        ));
+    }
+    if summary.not_flashed > 0 {
+        text.push_str(&format!(
+            "  not flashed: {} (kept from flashing by the fleet database; their verdicts say \
+             what to do with each)\n",
+            summary.not_flashed
+        ));
+    }
+    if let Some(why) = &summary.fleet_complete {
+        text.push_str(&format!(
+            "{why}: the batch ended; lock the station to the next work order\n"
         ));
     }
     let lost = logs.daily_write_errors() + logs.unit_write_errors();

@@ -63,6 +63,7 @@ pub fn fleet(a: FleetArgs) -> anyhow::Result<ExitCode> {
         password: crate::fleet::env_password(),
         offline: OfflinePolicy::Stop,
         tls: crate::fleet::env_tls(),
+        place_lease: station::config::DEFAULT_PLACE_LEASE,
     };
     let mut client = station::fleet::connect_unchecked(&config, "flashgate bench")?;
     schema::migrate(&mut client)?;
