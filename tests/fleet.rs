@@ -642,8 +642,8 @@ fn stations_on_two_lines_are_reported_by_line_once_the_database_knows_lines() {
         station(&demo, id, &url, "", prefix, phones);
         put_on_line(&demo, id, line);
     }
-    // The database as a flashgate from before lines left it (schema v1): a station refuses to
-    // flash on it (each unit ABORTED unflashed), its rows wait in its journal.
+    // The database as a flashgate from before lines left it (schema v1): a station holds on it,
+    // flashing nothing, and says what to do.
     let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
     client
         .batch_execute(
@@ -651,11 +651,23 @@ fn stations_on_two_lines_are_reported_by_line_once_the_database_knows_lines() {
              ALTER TABLE attempts DROP COLUMN line; UPDATE fleet_schema SET version = 1",
         )
         .unwrap();
-    let (refused, _) = finish(spawn(&demo, "st-l2", &[]));
+    let mut held = Station(Some(spawn(&demo, "st-l2", &[])));
+    let mut lines = BufReader::new(held.0.as_mut().unwrap().stdout.take().unwrap()).lines();
+    let mut seen = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("\"event\":\"holding\"") {
+            break;
+        }
+    }
     assert!(
-        refused.contains("schema is v1, this flashgate knows v3: run `flashgate fleet migrate"),
-        "{refused}"
+        seen.contains(&format!("FLEET DATABASE NOT USABLE ({url})"))
+            && seen.contains("schema is v1, this flashgate knows v3: run `flashgate fleet migrate"),
+        "{seen}"
     );
+    assert_eq!(journal_rows(&demo, "st-l2"), 0, "{seen}");
     let status = |id: &str| -> serde_json::Value {
         let file = demo.join(format!("{id}.yaml"));
         let text = flashgate(&[
@@ -669,25 +681,32 @@ fn stations_on_two_lines_are_reported_by_line_once_the_database_knows_lines() {
         serde_json::from_str(&text).unwrap()
     };
     let before = status("st-l2");
-    assert_eq!(before["backlog"], 3, "{before}");
+    assert_eq!(before["backlog"], 0, "{before}");
     assert_eq!(before["fleet"]["reachable"], true, "{before}");
     assert_eq!(before["fleet"]["rows"], 0, "{before}");
+    // Migrated, the held station resumes on its own; the others run beside it.
     flashgate(&["fleet", "migrate", "--url", &url]);
-    let children: Vec<Child> = ["st-l1a", "st-l1b", "st-l2", "st-old"]
+    let children: Vec<Child> = ["st-l1a", "st-l1b", "st-old"]
         .iter()
         .map(|id| spawn(&demo, id, &[]))
         .collect();
     for child in children {
         finish(child);
     }
+    for line in lines {
+        seen.push_str(&line.unwrap());
+        seen.push('\n');
+    }
+    let status_l2 = held.0.take().unwrap().wait().unwrap();
+    assert!(status_l2.success(), "{status_l2}: {seen}");
     // What the fleet holds of the station's journal, beside what the journal shipped.
     let after = status("st-l2");
     assert_eq!(
         (&after["backlog"], &after["shipped"]),
-        (&0.into(), &6.into()),
+        (&0.into(), &3.into()),
         "{after}"
     );
-    assert_eq!(after["fleet"]["rows"], 6, "{after}");
+    assert_eq!(after["fleet"]["rows"], 3, "{after}");
     assert_eq!(
         after["fleet"]["last_row"], after["last_shipped_row"],
         "{after}"
@@ -712,11 +731,11 @@ fn stations_on_two_lines_are_reported_by_line_once_the_database_knows_lines() {
     };
     assert_eq!(
         per_line(&csv),
-        [("".into(), 1), ("L1".into(), 3), ("L2".into(), 6)],
+        [("".into(), 1), ("L1".into(), 3), ("L2".into(), 3)],
         "{csv}"
     );
     let only_l2 = report(&["--csv", "--line", "L2"]);
-    assert_eq!(per_line(&only_l2), [("L2".into(), 6)], "{only_l2}");
+    assert_eq!(per_line(&only_l2), [("L2".into(), 3)], "{only_l2}");
     // JSON: the counts of each line, the attempts without a line last under their own name.
     let json: serde_json::Value = serde_json::from_str(&report(&["--json"])).unwrap();
     let by_line = json["by_line"].as_array().unwrap();
@@ -735,7 +754,7 @@ fn stations_on_two_lines_are_reported_by_line_once_the_database_knows_lines() {
         summary,
         [
             ("L1".into(), 3, 3, 0),
-            ("L2".into(), 6, 3, 3),
+            ("L2".into(), 3, 3, 0),
             ("no line recorded".into(), 1, 1, 0)
         ],
         "{json}"
@@ -763,7 +782,7 @@ fn stations_on_two_lines_are_reported_by_line_once_the_database_knows_lines() {
             &[],
         )
         .unwrap();
-    assert_eq!(rows.len(), 2, "{text}");
+    assert_eq!(rows.len(), 1, "{text}");
     for row in rows {
         let id: i64 = row.get(0);
         assert!(
@@ -773,7 +792,7 @@ fn stations_on_two_lines_are_reported_by_line_once_the_database_knows_lines() {
     }
     assert_eq!(
         text.matches("  line L2  station st-l2 slot 1").count(),
-        2,
+        1,
         "{text}"
     );
     let text = flashgate(&["history", "LN01", "--fleet", &url]);
@@ -966,6 +985,60 @@ fn under_when_offline_stop_a_station_holds_while_the_database_is_away_and_resume
         sql(
             &server,
             "SELECT count(*) FROM places WHERE state = 'passed'"
+        ),
+        2
+    );
+}
+
+#[test]
+fn a_pass_on_a_place_that_lapsed_is_flagged_beyond_the_quantity_whichever_station_ships_last() {
+    let server = server();
+    let (_dir, demo) = demo_copy();
+    work_order(&demo, 2);
+    let lease = "  place_lease_secs: 2\n";
+    station(&demo, "st-paused", &server.url(), lease, "FP", 2);
+    station(&demo, "st-taker", &server.url(), lease, "FT", 2);
+    let reserved_at = |id: &str, n| {
+        wait_for(
+            &server,
+            &format!(
+                "SELECT count(*) FROM places WHERE state = 'reserved' AND station_id = '{id}'"
+            ),
+            n,
+        );
+    };
+    // One station holds both places and goes silent mid-flash.
+    hanging_phones(&demo, "st-paused", "FP", "3s");
+    let paused = Station(Some(spawn(&demo, "st-paused", &[])));
+    reserved_at("st-paused", 2);
+    signal(paused.child(), "-STOP");
+    // Another takes both places once the leases lapse, and flashes slowly.
+    hanging_phones(&demo, "st-taker", "FT", "15s");
+    let taker = Station(Some(spawn(&demo, "st-taker", &[])));
+    reserved_at("st-taker", 2);
+    // The silent one comes back and ships its two passes first: within the quantity then.
+    signal(paused.child(), "-CONT");
+    finish_cleanly(paused.into_child());
+    assert_eq!(
+        sql(
+            &server,
+            "SELECT count(*) FROM attempts WHERE result = 'PASS' AND over_quantity"
+        ),
+        0
+    );
+    // The taker's passes, kept on the places it held, are the ones beyond the quantity.
+    finish_cleanly(taker.into_child());
+    assert_eq!(
+        sql(
+            &server,
+            "SELECT count(*) FROM attempts WHERE result = 'PASS'"
+        ),
+        4
+    );
+    assert_eq!(
+        sql(
+            &server,
+            "SELECT count(*) FROM attempts WHERE over_quantity AND station_id = 'st-taker'"
         ),
         2
     );

@@ -61,7 +61,7 @@ pub struct FleetGate {
 struct Connection {
     client: Option<postgres::Client>,
     failed_at: Option<Instant>,
-    last_error: String,
+    last_error: Option<FleetError>,
 }
 
 impl FleetGate {
@@ -96,6 +96,16 @@ impl FleetGate {
     }
 
     /// The banner while the database is away under the `stop` policy.
+    /// Why the station holds on a fleet database it reaches but must not use yet.
+    fn schema_hold(&self, error: &FleetError) -> String {
+        format!(
+            "FLEET DATABASE NOT USABLE ({}): {error}; no unit is flashed until then (whatever \
+             `fleet.when_offline` says: the database is there, only not ready); units already \
+             flashing finish",
+            self.fleet.url
+        )
+    }
+
     fn offline_stop(&self, error: &FleetError) -> String {
         format!(
             "FLEET DATABASE NOT REACHED ({}): station.yaml says `fleet.when_offline: stop`, so \
@@ -138,6 +148,12 @@ impl FleetGate {
         };
         let error = match asked {
             Ok(admission) => return admission,
+            Err(e) if e.is_schema_mismatch() => {
+                return Admission::Refused {
+                    why: self.schema_hold(&e),
+                    not_flashed: Some(NotFlashed::FleetOffline),
+                }
+            }
             Err(e) if e.is_unreachable() => e,
             Err(e) => {
                 return Admission::Refused {
@@ -199,14 +215,17 @@ impl FleetGate {
         if connection.client.is_none() {
             if let Some(at) = connection.failed_at {
                 if at.elapsed() < RETRY_AFTER {
-                    return Err(FleetError::Unreachable(connection.last_error.clone()));
+                    return Err(connection.last_error.as_ref().map_or_else(
+                        || FleetError::Unreachable("not connected".into()),
+                        FleetError::again,
+                    ));
                 }
             }
             match super::connect(&self.fleet, &format!("flashgate {} gate", self.station_id)) {
                 Ok(client) => connection.client = Some(client),
                 Err(e) => {
                     connection.failed_at = Some(Instant::now());
-                    connection.last_error = e.to_string();
+                    connection.last_error = Some(e.again());
                     return Err(e);
                 }
             }
@@ -219,7 +238,7 @@ impl FleetGate {
             if e.is_unreachable() || client.is_closed() {
                 connection.client = None;
                 connection.failed_at = Some(Instant::now());
-                connection.last_error = e.to_string();
+                connection.last_error = Some(e.again());
             }
         }
         answer
@@ -399,6 +418,9 @@ impl StartGate for FleetGate {
         };
         let standing = match asked {
             Ok(standing) => standing,
+            Err(e) if e.is_schema_mismatch() => Standing::Hold {
+                why: self.schema_hold(&e),
+            },
             Err(e) if e.is_unreachable() => match self.fleet.offline {
                 OfflinePolicy::Stop => Standing::Hold {
                     why: self.offline_stop(&e),

@@ -60,6 +60,30 @@ impl FleetError {
     pub fn is_unreachable(&self) -> bool {
         matches!(self, FleetError::Unreachable(_))
     }
+
+    /// A database whose schema this flashgate does not know as current: reachable, but not to
+    /// be used until it is migrated (or flashgate upgraded).
+    pub fn is_schema_mismatch(&self) -> bool {
+        matches!(
+            self,
+            FleetError::OlderSchema { .. } | FleetError::NewerSchema { .. }
+        )
+    }
+
+    /// The same failure again, for a connection that is not retried yet: a schema mismatch
+    /// stays one, anything else is the database not reached.
+    pub fn again(&self) -> FleetError {
+        match *self {
+            FleetError::OlderSchema { found, supported } => {
+                FleetError::OlderSchema { found, supported }
+            }
+            FleetError::NewerSchema { found, supported } => {
+                FleetError::NewerSchema { found, supported }
+            }
+            FleetError::Unreachable(ref why) => FleetError::Unreachable(why.clone()),
+            ref other => FleetError::Unreachable(other.to_string()),
+        }
+    }
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

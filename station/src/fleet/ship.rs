@@ -29,10 +29,13 @@ pub fn ship(
     rows: &[ShippedRow],
 ) -> Result<(), FleetError> {
     let mut tx = client.transaction()?;
+    lock_work_orders(&mut tx, rows)?;
     let insert = tx.prepare(&insert_statement())?;
-    // Passes that held no place, by work order: reconciled last, so each work order's row lock
-    // is held only for the end of the transaction (and taken in one order by every station).
+    // Passes that held no place, by work order: reconciled last.
     let mut unplaced: BTreeMap<&str, Vec<&ShippedRow>> = BTreeMap::new();
+    // Passes that kept the place they held, by work order: checked against the quantity too,
+    // since a place can lapse to another station while its holder still passes its unit.
+    let mut placed: BTreeMap<&str, Vec<&ShippedRow>> = BTreeMap::new();
     for row in rows {
         let mut params: Vec<&(dyn ToSql + Sync)> = vec![&journal_uid, &row.row];
         for cell in &row.cells {
@@ -46,19 +49,73 @@ pub fn ship(
         }
         let held = settle_held(&mut tx, journal_uid, row)?;
         let passed = row.text("result") == Some("PASS");
-        if let (false, true, Some(work_order), Some(_)) = (
-            held,
-            passed,
-            row.text("work_order"),
-            row.text("unit_serial"),
-        ) {
-            unplaced.entry(work_order).or_default().push(row);
+        if let (true, Some(work_order), Some(_)) =
+            (passed, row.text("work_order"), row.text("unit_serial"))
+        {
+            let by_order = if held { &mut placed } else { &mut unplaced };
+            by_order.entry(work_order).or_default().push(row);
         }
+    }
+    for (work_order, passes) in placed {
+        flag_beyond_quantity(&mut tx, journal_uid, work_order, &passes)?;
     }
     for (work_order, passes) in unplaced {
         reconcile(&mut tx, journal_uid, work_order, &passes)?;
     }
     tx.commit()?;
+    Ok(())
+}
+
+/// Takes the row locks of the work orders `rows` belong to, in one order (the one every station
+/// and the reservation gate take them in), before any place is touched: a place and its order
+/// are then never locked the other way round, and the passed count each check reads is final.
+fn lock_work_orders(tx: &mut Transaction<'_>, rows: &[ShippedRow]) -> Result<(), FleetError> {
+    let mut orders: Vec<&str> = rows.iter().filter_map(|r| r.text("work_order")).collect();
+    orders.sort_unstable();
+    orders.dedup();
+    if !orders.is_empty() {
+        tx.query(
+            "SELECT 1 FROM work_orders WHERE work_order = ANY($1) ORDER BY work_order FOR UPDATE",
+            &[&orders],
+        )?;
+    }
+    Ok(())
+}
+
+/// Passes that kept their places: when the order's passed units now exceed its quantity (a
+/// place that lapsed to another station while its holder was silent, both units then passing),
+/// the passes beyond it are flagged `over_quantity`, the latest first.
+fn flag_beyond_quantity(
+    tx: &mut Transaction<'_>,
+    journal_uid: &str,
+    work_order: &str,
+    passes: &[&ShippedRow],
+) -> Result<(), FleetError> {
+    let Some(counts) = tx.query_opt(
+        "SELECT quantity, (SELECT count(*) FROM places
+                           WHERE work_order = $1 AND state = 'passed')
+         FROM work_orders WHERE work_order = $1",
+        &[&work_order],
+    )?
+    else {
+        return Ok(());
+    };
+    let (quantity, passed_units): (i64, i64) = (counts.get(0), counts.get(1));
+    let beyond = usize::try_from(passed_units - quantity).unwrap_or(0);
+    for row in passes.iter().rev().take(beyond) {
+        tx.execute(
+            "UPDATE attempts SET over_quantity = true WHERE journal_uid = $1 AND journal_row = $2",
+            &[&journal_uid, &row.row],
+        )?;
+        tracing::warn!(
+            work_order,
+            serial = row.text("unit_serial").unwrap_or_default(),
+            passed_units,
+            quantity,
+            "a unit passed on a place another station's unit had also held (its lease lapsed) \
+             put the work order beyond its quantity: flagged over_quantity in the fleet record"
+        );
+    }
     Ok(())
 }
 
