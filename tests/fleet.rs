@@ -652,16 +652,7 @@ fn stations_on_two_lines_are_reported_by_line_once_the_database_knows_lines() {
         )
         .unwrap();
     let mut held = Station(Some(spawn(&demo, "st-l2", &[])));
-    let mut lines = BufReader::new(held.0.as_mut().unwrap().stdout.take().unwrap()).lines();
-    let mut seen = String::new();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        seen.push_str(&line);
-        seen.push('\n');
-        if line.contains("\"event\":\"holding\"") {
-            break;
-        }
-    }
+    let (lines, mut seen) = until_holding(held.0.as_mut().unwrap());
     assert!(
         seen.contains(&format!("FLEET DATABASE NOT USABLE ({url})"))
             && seen.contains("schema is v1, this flashgate knows v3: run `flashgate fleet migrate"),
@@ -800,6 +791,24 @@ fn stations_on_two_lines_are_reported_by_line_once_the_database_knows_lines() {
         text.contains("  no line recorded  station st-old"),
         "{text}"
     );
+}
+
+/// The station's stdout read up to its first `holding` event: the lines after it, and what was
+/// read (the event included).
+fn until_holding(
+    child: &mut Child,
+) -> (std::io::Lines<BufReader<std::process::ChildStdout>>, String) {
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("\"event\":\"holding\"") {
+            break;
+        }
+    }
+    (lines, seen)
 }
 
 /// Polls `query` until it answers `wanted` (or fails after 60 s).
@@ -951,16 +960,7 @@ fn under_when_offline_stop_a_station_holds_while_the_database_is_away_and_resume
     station(&demo, "st-s", &server.url(), "", "FZ", 2);
     server.stop().unwrap();
     let mut child = spawn(&demo, "st-s", &[]);
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut seen = String::new();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        seen.push_str(&line);
-        seen.push('\n');
-        if line.contains("\"event\":\"holding\"") {
-            break;
-        }
-    }
+    let (lines, mut seen) = until_holding(&mut child);
     assert!(
         seen.contains(&format!("FLEET DATABASE NOT REACHED ({})", server.url()))
             && seen.contains("fleet.when_offline: stop"),
