@@ -285,18 +285,7 @@ impl FleetGate {
             Some(_) => {
                 // Held by an attempt that did not finish (a station that stopped, or the same
                 // phone moved): this attempt takes the unit's one place over.
-                tx.execute(
-                    "UPDATE places SET holder_uid = $3, holder_row = $4, station_id = $5,
-                         since = now()
-                     WHERE work_order = $1 AND unit_serial = $2",
-                    &[
-                        &self.work_order,
-                        &serial,
-                        &self.journal_uid,
-                        &row,
-                        &self.station_id,
-                    ],
-                )?;
+                self.hold_place(&mut tx, serial, row)?;
                 "reserved"
             }
             None => {
@@ -320,18 +309,7 @@ impl FleetGate {
                         not_flashed: Some(code),
                     });
                 }
-                tx.execute(
-                    "INSERT INTO places (work_order, unit_serial, holder_uid, holder_row,
-                         station_id, state)
-                     VALUES ($1, $2, $3, $4, $5, 'reserved')",
-                    &[
-                        &self.work_order,
-                        &serial,
-                        &self.journal_uid,
-                        &row,
-                        &self.station_id,
-                    ],
-                )?;
+                self.hold_place(&mut tx, serial, row)?;
                 "reserved"
             }
         };
@@ -351,6 +329,32 @@ impl FleetGate {
              VALUES ($1, $2, now())
              ON CONFLICT (journal_uid) DO UPDATE SET station_id = $2, heard_at = now()",
             &[&self.journal_uid, &self.station_id],
+        )?;
+        Ok(())
+    }
+
+    /// Reserves the unit `serial`'s place in the order for this attempt (journal row `row`):
+    /// a new place, or the one an unfinished attempt of the same unit held, taken over.
+    fn hold_place(
+        &self,
+        tx: &mut postgres::Transaction<'_>,
+        serial: &str,
+        row: i64,
+    ) -> Result<(), FleetError> {
+        tx.execute(
+            "INSERT INTO places (work_order, unit_serial, holder_uid, holder_row, station_id,
+                 state)
+             VALUES ($1, $2, $3, $4, $5, 'reserved')
+             ON CONFLICT (work_order, unit_serial) DO UPDATE SET holder_uid = EXCLUDED.holder_uid,
+                 holder_row = EXCLUDED.holder_row, station_id = EXCLUDED.station_id,
+                 since = now()",
+            &[
+                &self.work_order,
+                &serial,
+                &self.journal_uid,
+                &row,
+                &self.station_id,
+            ],
         )?;
         Ok(())
     }
