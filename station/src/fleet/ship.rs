@@ -103,10 +103,7 @@ fn flag_beyond_quantity(
     let (quantity, passed_units): (i64, i64) = (counts.get(0), counts.get(1));
     let beyond = usize::try_from(passed_units - quantity).unwrap_or(0);
     for row in passes.iter().rev().take(beyond) {
-        tx.execute(
-            "UPDATE attempts SET over_quantity = true WHERE journal_uid = $1 AND journal_row = $2",
-            &[&journal_uid, &row.row],
-        )?;
+        flag_over_quantity(tx, journal_uid, row)?;
         tracing::warn!(
             work_order,
             serial = row.text("unit_serial").unwrap_or_default(),
@@ -116,6 +113,19 @@ fn flag_beyond_quantity(
              put the work order beyond its quantity: flagged over_quantity in the fleet record"
         );
     }
+    Ok(())
+}
+
+/// Marks the stored attempt `row` as a pass beyond its work order's quantity.
+fn flag_over_quantity(
+    tx: &mut Transaction<'_>,
+    journal_uid: &str,
+    row: &ShippedRow,
+) -> Result<(), FleetError> {
+    tx.execute(
+        "UPDATE attempts SET over_quantity = true WHERE journal_uid = $1 AND journal_row = $2",
+        &[&journal_uid, &row.row],
+    )?;
     Ok(())
 }
 
@@ -183,11 +193,7 @@ fn reconcile(
         }
         passed_units += 1;
         if passed_units > quantity {
-            tx.execute(
-                "UPDATE attempts SET over_quantity = true
-                 WHERE journal_uid = $1 AND journal_row = $2",
-                &[&journal_uid, &row.row],
-            )?;
+            flag_over_quantity(tx, journal_uid, row)?;
             tracing::warn!(
                 work_order,
                 serial,
