@@ -88,24 +88,48 @@ fn a_hold_keeps_arriving_units_unflashed_on_their_slots_and_lifts_on_its_own() {
     assert_eq!(recorder.rows.lock().unwrap().len(), 2);
 }
 
+/// Whether the fleet has reached the order's quantity, as the gate below reads it: set by the
+/// test once unit 1 is flashing, so the order completes elsewhere while it is in flight however
+/// slowly a loaded machine runs the test.
+static FLEET_ORDER_DONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 #[test]
 fn an_order_complete_across_the_fleet_ends_the_batch_and_leaves_late_units_unflashed() {
+    use std::sync::atomic::Ordering;
     let bus = SimBus::new();
-    // A rig of ten phones would run to ten verdicts: the fleet ends it sooner.
-    let (mut sup, shown, recorder) = supervisor(&bus, &[("1-1", 1), ("1-2", 2)], echo_jobs(30), 10);
-    sup.gate = Some(ScriptedGate::new(|t| {
-        if t < Duration::from_millis(60) {
-            Standing::Open
-        } else {
+    // A rig of ten phones would run to ten verdicts: the fleet ends it sooner. Unit 1 flashes
+    // long enough (60 rounds of 5 ms) for the gate's recheck (every 20 ms) to see the order end.
+    let (mut sup, shown, recorder) = supervisor(&bus, &[("1-1", 1), ("1-2", 2)], echo_jobs(60), 10);
+    let gate = ScriptedGate::new(|_| {
+        if FLEET_ORDER_DONE.load(Ordering::SeqCst) {
             Standing::Complete {
                 why: "work order WO-1 complete across the fleet (4 of 4 passed, this station 1)"
                     .into(),
             }
+        } else {
+            Standing::Open
         }
-    }));
+    });
+    sup.gate = Some(gate.clone());
     let (d, c) = echo("1-1", Mode::Fastboot);
     bus.plug(d, c);
-    bus.schedule(Duration::from_millis(120), |b| {
+    // Unit 2 arrives once unit 1 is flashing and the station has heard that the order is done.
+    let watched = shown.clone();
+    bus.schedule(Duration::ZERO, move |b| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let started = || {
+            watched
+                .events()
+                .iter()
+                .any(|e| matches!(&e.kind, EventKind::UnitDetected { slot, .. } if *slot == 1))
+        };
+        while !started() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        FLEET_ORDER_DONE.store(true, Ordering::SeqCst);
+        while !matches!(gate.standing(), Standing::Complete { .. }) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
         let (d, c) = echo("1-2", Mode::Fastboot);
         b.plug(d, c);
     });
