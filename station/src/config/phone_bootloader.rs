@@ -68,14 +68,14 @@ pub(super) struct BootloaderEntry {
 pub(super) fn bootloader_of(
     doc: &YamlDocument,
     at: &KeyPath,
-    slot: Option<SlotNumber>,
+    slot: SlotNumber,
     swapped: bool,
     entry: BootloaderEntry,
 ) -> Result<BootloaderScript, ConfigError> {
-    let phone = match (slot, swapped) {
-        (Some(slot), false) => format!("the phone on slot {slot}"),
-        (Some(slot), true) => format!("the phone swapped in on slot {slot}"),
-        (None, _) => "this phone".to_string(),
+    let phone = if swapped {
+        format!("the phone swapped in on slot {slot}")
+    } else {
+        format!("the phone on slot {slot}")
     };
     let refuse = |key: &str, problem: String, fix: &str| {
         doc.error_at(&at.clone().key(key), format!("{phone}: {problem}"), fix)

@@ -135,7 +135,7 @@ impl PhonesFile {
                     "give each phone its own slot, counted from 1",
                 ));
             }
-            phones.push(convert(&doc, &folder, key, Some(slot), entry)?);
+            phones.push(convert(&doc, &folder, key, slot, entry)?);
         }
         Ok(PhonesFile { doc, phones })
     }
@@ -152,7 +152,7 @@ fn convert(
     doc: &YamlDocument,
     folder: &Path,
     key: KeyPath,
-    slot: Option<SlotNumber>,
+    slot: SlotNumber,
     entry: PhoneEntry,
 ) -> Result<PhoneScript, ConfigError> {
     if let (Some(slots), Some(current)) = (&entry.slots, &entry.current_slot) {
