@@ -43,6 +43,7 @@ fn the_demo_phones_file_gives_the_verdicts_it_promises() {
             (2, pass.clone()),
             (3, pass),
             (4, ("FAIL".to_owned(), Some("VERIFY_MISMATCH".to_owned()))),
+            (5, ("FAIL".to_owned(), Some("DEVICE_FAIL".to_owned()))),
         ]),
         "{stderr}"
     );
@@ -55,6 +56,17 @@ fn the_demo_phones_file_gives_the_verdicts_it_promises() {
     };
     assert_eq!(detected(2)["serial"], "FGCN00002");
     assert_eq!(detected(3)["mode"], "edl");
+    // The production phone was flashed through EDL (its secure boot took the demo's signed
+    // programmer) and refused only the read-back its bootloader cannot do.
+    let failure = all
+        .iter()
+        .find(|e| e["event"] == "verdict" && e["slot"] == 5)
+        .map(|e| e["verdict"].to_string())
+        .unwrap_or_default();
+    assert!(
+        failure.contains("fetch:system_a") && failure.contains("unknown command"),
+        "{failure}"
+    );
 }
 
 /// The CN build on the booting slot b of an arriving phone, and a plan that writes slot a only
@@ -128,7 +140,8 @@ fn a_phones_file_mistake_names_file_line_and_key() {
 }
 
 /// The same file drives `flashgate sim fastboot --phone FILE`: Debian's `fastboot` finds the
-/// phone's identity, the slot that boots, the contents it arrived with and its refusal.
+/// phone's identity, the slot that boots, its bootloader's settings, the contents it arrived
+/// with and its refusal.
 #[test]
 fn sim_fastboot_serves_the_phone_a_phones_file_describes() {
     let dir = tempfile::tempdir().unwrap();
@@ -140,6 +153,7 @@ fn sim_fastboot_serves_the_phone_a_phones_file_describes() {
          \x20   serial: SCRIPTED7\n\
          \x20   product: otherphone\n\
          \x20   current_slot: b\n\
+         \x20   bootloader: { max_download_size: 128M, fetch: none }\n\
          \x20   partitions:\n\
          \x20     misc: { fill: 0x5a, size: 8K }\n\
          \x20   faults:\n\
@@ -154,6 +168,10 @@ fn sim_fastboot_serves_the_phone_a_phones_file_describes() {
     assert!(getvar("serialno").contains("serialno: SCRIPTED7"));
     assert!(getvar("product").contains("product: otherphone"));
     assert!(getvar("current-slot").contains("current-slot: b"));
+    let buffer = getvar("max-download-size");
+    assert!(buffer.contains("max-download-size: 0x8000000"), "{buffer}");
+    let fetch = getvar("max-fetch-size");
+    assert!(!fetch.contains("max-fetch-size: 0x"), "{fetch}");
     let erase = sim.fastboot(&["erase", "misc"]);
     let said = String::from_utf8_lossy(&erase.stderr);
     assert!(!erase.status.success(), "{said}");

@@ -291,13 +291,15 @@ fn host_readback_needs_the_bootloaders_fetch_and_names_it_when_there_is_none() {
     // through `fetch:` — slot 1's factory bootloader has it, slot 2's production one does not;
     // slot 3 is flashed in fastboot and read back the same way.
     let demo = DemoStation::new();
-    let line = Line::new(
-        &demo,
-        &[(1, Mode::Edl), (2, Mode::Edl), (3, Mode::Fastboot)],
-    );
-    line.unit(2)
-        .configure_fastboot(|c| c.fetch_allow = FetchAllow::None);
-    let outcome = line.run();
+    let outcome = demo
+        .phones(
+            EEA,
+            "phones:\n\
+             \x20 - { slot: 1, mode: edl }\n\
+             \x20 - { slot: 2, mode: edl, bootloader: { fetch: none } }\n\
+             \x20 - { slot: 3, mode: fastboot }\n",
+        )
+        .run(Vec::new());
 
     outcome.assert_every_verdict_journaled_first();
     assert_eq!(outcome.verdict_on(1), Verdict::Pass);
@@ -353,12 +355,14 @@ fn device_digest_of_a_raw_range_needs_no_fetch() {
         );
         format!("{head}{}", tail.replacen(&eea_client, &raw_client, 1))
     });
-    let line = Line::new(&demo, &[(1, Mode::Fastboot), (2, Mode::Edl)]);
-    for slot in 1..=2 {
-        line.unit(slot)
-            .configure_fastboot(|c| c.fetch_allow = FetchAllow::None);
-    }
-    let outcome = line.run();
+    let outcome = demo
+        .phones(
+            EEA,
+            "phones:\n\
+             \x20 - { slot: 1, mode: fastboot, bootloader: { fetch: none } }\n\
+             \x20 - { slot: 2, mode: edl, bootloader: { fetch: none } }\n",
+        )
+        .run(Vec::new());
 
     outcome.assert_every_verdict_journaled_first();
     for (slot, serial) in [(1, "FG000101"), (2, "FG000102")] {

@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use flashgate_scenarios::batch::{on_event, BatchOutcome, DemoStation, ScriptedBatch};
-use protocols::sim::Phone;
 use station::events::{EventKind, EventSink, Phase, SlotNumber};
 use station::sim_fleet::SimUnit;
 use station::verdict::Verdict;
@@ -83,10 +82,6 @@ impl Rig {
 
     pub(crate) fn unit(&self, slot: SlotNumber) -> &SimUnit {
         self.scripted.unit(slot)
-    }
-
-    pub(crate) fn phone(&self, slot: SlotNumber) -> &Phone {
-        self.unit(slot).phone()
     }
 
     pub(crate) fn react(mut self, reaction: impl EventSink + 'static) -> Rig {
@@ -314,17 +309,52 @@ fn fastboot_garbage_max_download_size_falls_back_and_passes() {
 
 /// `max-download-size` answered `0x0` by a phone whose buffer really is 64 KiB: the fallback
 /// sends the 282 KB system image whole and the phone refuses it, in its own words. The buffer
-/// is the bootloader's size, not a fault, so it is set in Rust; the lie is the phones file's.
+/// is the bootloader's setting (`bootloader:`), the lie its fault.
 #[test]
 fn fastboot_zero_max_download_size_with_a_small_buffer_fails_device_fail() {
-    let rig = Rig::fastboot_with(
-        "{ answer: [{ on: \"getvar:max-download-size\", with: okay, text: \"0x0\" }] }",
+    let rig = Rig::phones(
+        "phones:\n\
+         \x20 - slot: 1\n\
+         \x20 - slot: 2\n\
+         \x20   bootloader: { max_download_size: 64K }\n\
+         \x20   faults:\n\
+         \x20     answer: [{ on: \"getvar:max-download-size\", with: okay, text: \"0x0\" }]\n\
+         \x20 - slot: 3\n",
     );
-    rig.unit(2)
-        .configure_fastboot(|config| config.max_download_size = 64 << 10);
     let outcome = rig.run();
     let sentence = only_failure(&outcome, 2, "DEVICE_FAIL", "refused flash system");
     assert!(sentence.contains("more than max allowed"), "{sentence}");
+}
+
+/// A bootloader's settings from the phones file reach the phone: slot 1's 64 KiB download
+/// buffer and 16 KiB fetches are what it announces and holds to, and the station splits its
+/// images and reads back in pieces to fit (PASS); slot 2's `fetch` reads only boot, so the
+/// read-back of system is refused in the bootloader's words.
+#[test]
+fn fastboot_bootloader_settings_from_the_phones_file_are_the_phones() {
+    let rig = Rig::phones(
+        "phones:\n\
+         \x20 - slot: 1\n\
+         \x20   bootloader: { max_download_size: 64K, max_fetch_size: 16K }\n\
+         \x20 - slot: 2\n\
+         \x20   bootloader: { fetch: [boot_a, boot_b] }\n\
+         \x20 - slot: 3\n",
+    );
+    let mut announced = (0, 0);
+    rig.unit(1).configure_fastboot(|c| {
+        announced = (c.max_download_size, c.max_fetch_size);
+    });
+    assert_eq!(announced, (64 << 10, 16 << 10));
+    let outcome = rig.run();
+    let (code, sentence) = failure_beside_passes(&outcome, 2, "fetch:system_a");
+    assert_eq!(code, "DEVICE_FAIL", "{sentence}");
+    assert!(
+        sentence.contains("Fetch is only allowed on [boot_a, boot_b]"),
+        "{sentence}"
+    );
+    let row = &outcome.history(&serial_of(1))[0];
+    assert_eq!(row.images_sent.len(), 6, "{row:?}");
+    assert!(row.verify_bytes_read.unwrap() > 16 << 10, "{row:?}");
 }
 
 /// Every `fetch` sends 100 bytes of the announced range, then OKAY: verification times out

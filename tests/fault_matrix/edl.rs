@@ -23,12 +23,17 @@ fn edl_with(faults: &str) -> Rig {
 
 // ---- Sahara ---------------------------------------------------------------------------------
 
-/// Secure boot refuses the manifest's programmer (its signature is not the phone's): END_OF_IMAGE
-/// with an authentication failure.
+/// The SHA-256 of a programmer signed for another product (the demo's fgmodern programmer).
+const OTHER_PROGRAMMER: &str = "cbb04c21f8a1aa2e4f3a11fdd3ca8fbcd944fa440af6639b0a017f0bac19f00a";
+
+/// Secure boot refuses the manifest's programmer (the phone trusts another one's signature):
+/// END_OF_IMAGE with an authentication failure.
 #[test]
 fn sahara_programmer_rejected_by_secure_boot_fails_identity_mismatch() {
-    let rig = edl_with("{}");
-    rig.phone(2).lock().identity.accepted_programmers.clear();
+    let rig = Rig::phones(&format!(
+        "phones:\n  - {{ slot: 1, mode: edl }}\n  - slot: 2\n    mode: edl\n    \
+         bootloader: {{ accepted_programmers: [{OTHER_PROGRAMMER}] }}\n  - slot: 3\n"
+    ));
     let outcome = rig.run();
     only_failure(&outcome, 2, "IDENTITY_MISMATCH", "signed programmer");
 }

@@ -10,6 +10,7 @@ mod identity;
 mod image_path;
 mod names;
 mod phone_answers;
+mod phone_bootloader;
 mod phone_faults;
 mod phones;
 mod product;
@@ -35,6 +36,10 @@ pub use identity::{
 pub use image_path::{resolve_inside, ImagePath, PathEscape};
 pub use names::check_identifier;
 pub use phone_answers::{MAX_LONG_ANSWER, MAX_OKAY_TEXT};
+pub use phone_bootloader::{
+    BootloaderScript, FetchScript, MAX_ACCEPTED_PROGRAMMERS, MAX_FETCH_NAMES, MAX_TRANSFER_LIMIT,
+    MIN_TRANSFER_LIMIT,
+};
 pub use phone_faults::{
     Answer, AnswerScript, DropWritesScript, FaultScript, FirehosePackets, PullCableScript,
     SaharaScript, SetActiveScript, MAX_FAULT_RULES,

@@ -1,6 +1,6 @@
 //! The phones file (`flashgate run … --phones phones.yaml`, `flashgate sim … --phone FILE`):
 //! which simulated phone arrives on each slot — its mode, identity, A/B state, what its
-//! partitions already hold, and how it misbehaves. Loaded as strictly as the other configs;
+//! partitions already hold, how its bootloader is set up, and how it misbehaves. Loaded as strictly as the other configs;
 //! this is only the description: `sim_fleet::scripted` builds the phones from it.
 
 use std::path::{Path, PathBuf};
@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::error::{ConfigError, KeyPath};
+use super::phone_bootloader::{bootloader_of, BootloaderEntry, BootloaderScript};
 pub use super::phone_faults::FaultScript;
 use super::phone_faults::{faults_of, ByteCount, FaultsEntry};
 use super::yaml::{UniqueMap, YamlDocument};
@@ -43,6 +44,8 @@ pub struct PhoneScript {
     pub current_slot: Option<String>,
     /// What partitions hold when the phone arrives, by partition name.
     pub partitions: Vec<(String, Contents)>,
+    /// How its bootloader and boot ROM are set up (default: the rig's).
+    pub bootloader: BootloaderScript,
     pub faults: FaultScript,
     /// The phone an operator puts on the slot while this one reboots.
     pub swap_at_next_reboot: Option<Box<PhoneScript>>,
@@ -80,6 +83,8 @@ struct PhoneEntry {
     current_slot: Option<String>,
     #[serde(default)]
     partitions: Option<UniqueMap<String, ContentsEntry>>,
+    #[serde(default)]
+    bootloader: Option<BootloaderEntry>,
     #[serde(default)]
     faults: Option<FaultsEntry>,
     #[serde(default)]
@@ -130,7 +135,7 @@ impl PhonesFile {
                     "give each phone its own slot, counted from 1",
                 ));
             }
-            phones.push(convert(&doc, &folder, key, entry)?);
+            phones.push(convert(&doc, &folder, key, slot, entry)?);
         }
         Ok(PhonesFile { doc, phones })
     }
@@ -141,10 +146,13 @@ impl PhonesFile {
     }
 }
 
+/// The phone `entry` describes; `slot` is the one it arrives on (a phone swapped in has none
+/// of its own and takes `slot` from the phone it replaces).
 fn convert(
     doc: &YamlDocument,
     folder: &Path,
     key: KeyPath,
+    slot: SlotNumber,
     entry: PhoneEntry,
 ) -> Result<PhoneScript, ConfigError> {
     if let (Some(slots), Some(current)) = (&entry.slots, &entry.current_slot) {
@@ -181,6 +189,13 @@ fn convert(
         )?;
         partitions.push((name, contents));
     }
+    let bootloader = match entry.bootloader {
+        None => BootloaderScript::default(),
+        Some(b) => {
+            let swapped = entry.slot.is_none();
+            bootloader_of(doc, &key.clone().key("bootloader"), slot, swapped, b)?
+        }
+    };
     let faults = match entry.faults {
         None => FaultScript::default(),
         Some(f) => faults_of(doc, folder, &key.clone().key("faults"), f)?,
@@ -196,7 +211,7 @@ fn convert(
                     "remove `slot` here",
                 ));
             }
-            Some(Box::new(convert(doc, folder, at, *next)?))
+            Some(Box::new(convert(doc, folder, at, slot, *next)?))
         }
     };
     Ok(PhoneScript {
@@ -208,6 +223,7 @@ fn convert(
         slots: entry.slots,
         current_slot: entry.current_slot,
         partitions,
+        bootloader,
         faults,
         swap_at_next_reboot,
     })

@@ -1,7 +1,7 @@
 //! Simulated phones built from a phones file ([`PhonesFile`]): each starts as the batch
 //! product's rig phone and takes what the file says — mode, identity, A/B state, partition
-//! contents — and its faults, armed through the simulator's own fault hooks (device fault
-//! rules, dropped writes, link faults, the programmer's boot time). Problems found here (a
+//! contents, bootloader settings — and its faults, armed through the simulator's own fault
+//! hooks (device fault rules, dropped writes, link faults, the programmer's boot time). Problems found here (a
 //! partition the phone lacks, an image that does not fit) name the file, line and key.
 
 use std::fs::File;
@@ -9,7 +9,7 @@ use std::io::Read;
 use std::sync::Arc;
 
 use protocols::sim::edl::EdlSimConfig;
-use protocols::sim::fastboot::{FastbootConfig, SetActiveBehaviour};
+use protocols::sim::fastboot::{FastbootConfig, FetchAllow, SetActiveBehaviour};
 use protocols::sim::firehose::AnswerPackets;
 use protocols::sim::preload::{self, PreloadError};
 use protocols::sim::sahara::SaharaFault;
@@ -20,8 +20,9 @@ use super::rig::{numbered_phone_builder, rig_bootloader, sim_port};
 use super::SimUnit;
 use crate::bus::sim::SimBus;
 use crate::config::{
-    Answer, ConfigError, Contents, DropWritesScript, FaultScript, FirehosePackets, KeyPath,
-    PhoneScript, PhonesFile, PullCableScript, SaharaScript, SetActiveScript, MAX_READ_BACK_BYTES,
+    Answer, BootloaderScript, ConfigError, Contents, DropWritesScript, FaultScript, FetchScript,
+    FirehosePackets, KeyPath, PhoneScript, PhonesFile, PullCableScript, SaharaScript,
+    SetActiveScript, MAX_READ_BACK_BYTES,
 };
 use crate::events::SlotNumber;
 use crate::mode::Mode;
@@ -89,7 +90,7 @@ pub fn scripted_unit(
     let mut edl = EdlSimConfig::default();
     script_edl(&script.faults, &mut edl);
     let mut bootloader = rig_bootloader(batch);
-    script_bootloader(&script.faults, &mut bootloader);
+    script_bootloader(&script.bootloader, &script.faults, &mut bootloader);
     let unit = SimUnit::new(bus, port, phone, bootloader, edl);
     unit.set_link_faults(LinkFaults {
         bytes_per_second: script.faults.rate,
@@ -98,8 +99,27 @@ pub fn scripted_unit(
     Ok(unit)
 }
 
-/// The bootloader's side of the script's faults: how it carries out `set_active`.
-pub fn script_bootloader(faults: &FaultScript, config: &mut FastbootConfig) {
+/// The script's bootloader: its settings (download buffer, `fetch`), and the side of its faults
+/// it carries out (how it honours `set_active`). What the script leaves out stays as `config`
+/// has it.
+pub fn script_bootloader(
+    settings: &BootloaderScript,
+    faults: &FaultScript,
+    config: &mut FastbootConfig,
+) {
+    if let Some(size) = settings.max_download_size {
+        config.max_download_size = size;
+    }
+    if let Some(size) = settings.max_fetch_size {
+        config.max_fetch_size = size;
+    }
+    if let Some(fetch) = &settings.fetch {
+        config.fetch_allow = match fetch {
+            FetchScript::All => FetchAllow::All,
+            FetchScript::None => FetchAllow::None,
+            FetchScript::Only(names) => FetchAllow::Only(names.clone()),
+        };
+    }
     if let Some(behaviour) = faults.set_active {
         config.set_active = match behaviour {
             SetActiveScript::Honoured => SetActiveBehaviour::Honoured,
@@ -150,8 +170,10 @@ pub fn scripted_phone(
 }
 
 /// The phone a script describes, starting from `builder` (what the script leaves out, and the
-/// mode it arrives in), its partitions loaded and its device faults armed. Link faults (`rate`, `disconnect_after`) and
-/// the programmer's boot time belong to the host serving it ([`scripted_unit`]).
+/// mode it arrives in): its partitions loaded, the programmers its secure boot accepts (the
+/// script's list replaces the builder's) and its device faults armed. Link faults (`rate`,
+/// `disconnect_after`), the bootloader's settings and the programmer's boot time belong to the
+/// host serving it ([`scripted_unit`]).
 pub fn scripted_from(
     mut builder: PhoneBuilder,
     file: &PhonesFile,
@@ -175,6 +197,9 @@ pub fn scripted_from(
             "check its slots",
         )
     })?;
+    if let Some(accepted) = &script.bootloader.accepted_programmers {
+        phone.lock().identity.accepted_programmers = accepted.iter().map(|d| d.0).collect();
+    }
     if let Some(current) = &script.current_slot {
         phone.lock().storage.set_active_slot(current).map_err(|e| {
             at(

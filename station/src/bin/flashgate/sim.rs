@@ -142,8 +142,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// over what the other options build.
 #[derive(clap::Args)]
 pub(crate) struct PhoneFileArgs {
-    /// A phones file; the phone it describes (identity, slots, partition contents, device
-    /// faults) is served. Link faults (`rate`, `disconnect_after`) need `flashgate run --phones`.
+    /// A phones file; the phone it describes (identity, slots, partition contents, bootloader
+    /// settings, device faults) is served, over the other options. Link faults (`rate`, `disconnect_after`) need `flashgate run --phones`.
     #[arg(long, value_name = "FILE")]
     phone: Option<PathBuf>,
     /// With --phone: the file's phone on this slot (needed when it describes several).
@@ -192,19 +192,27 @@ impl PhoneFileArgs {
         )?)
     }
 
-    /// The faults of the phone the script describes: those the bootloader, boot ROM and
-    /// programmer carry out (`set_active`, `sahara`, `programmer_boot`, `firehose_packets`)
-    /// are settings of the device being served, not of the phone.
-    pub(crate) fn faults(&self) -> anyhow::Result<Option<station::config::FaultScript>> {
+    /// The bootloader settings and faults of the phone the script describes (defaults without
+    /// one): the bootloader's (`bootloader:`, `set_active`) and those the boot ROM and
+    /// programmer carry out (`sahara`, `programmer_boot`, `firehose_packets`) are settings of
+    /// the device being served, not of the phone.
+    pub(crate) fn bootloader_and_faults(
+        &self,
+    ) -> anyhow::Result<(
+        station::config::BootloaderScript,
+        station::config::FaultScript,
+    )> {
         let Some(path) = &self.phone else {
-            return Ok(None);
+            return Ok(Default::default());
         };
         let file = station::config::PhonesFile::load(path)?;
         let script = match self.slot {
             Some(slot) => file.phone_on(slot),
             None => file.phones.first(),
         };
-        Ok(script.map(|s| s.faults.clone()))
+        Ok(script
+            .map(|s| (s.bootloader.clone(), s.faults.clone()))
+            .unwrap_or_default())
     }
 }
 
@@ -282,8 +290,8 @@ fn fastboot(a: FastbootArgs) -> anyhow::Result<ExitCode> {
     if let Some(allow) = fetch_allow(&a.fetch_allow) {
         config.fetch_allow = allow;
     }
-    let faults = a.script.faults()?.unwrap_or_default();
-    station::sim_fleet::scripted::script_bootloader(&faults, &mut config);
+    let (settings, faults) = a.script.bootloader_and_faults()?;
+    station::sim_fleet::scripted::script_bootloader(&settings, &faults, &mut config);
     if a.usb.functionfs.is_some() {
         let mut edl = protocols::sim::edl::EdlSimConfig::default();
         station::sim_fleet::scripted::script_edl(&faults, &mut edl);

@@ -170,14 +170,14 @@ pub fn run(args: EdlArgs) -> anyhow::Result<ExitCode> {
         boot_time: Duration::from_millis(args.programmer_boot_ms),
         ..Default::default()
     };
-    let faults = args.script.faults()?.unwrap_or_default();
+    let (settings, faults) = args.script.bootloader_and_faults()?;
     station::sim_fleet::scripted::script_edl(&faults, &mut config);
     if args.usb.functionfs.is_some() {
         let mut fastboot = protocols::sim::FastbootConfig::default();
         if let Some(allow) = super::fetch_allow(&args.fetch_allow) {
             fastboot.fetch_allow = allow;
         }
-        station::sim_fleet::scripted::script_bootloader(&faults, &mut fastboot);
+        station::sim_fleet::scripted::script_bootloader(&settings, &faults, &mut fastboot);
         return super::usb::serve(&args.usb, phone, config, fastboot);
     }
     let Some(pty_path) = &args.pty else {
