@@ -36,6 +36,15 @@ struct Direction {
     spare: Vec<Vec<u8>>,
 }
 
+impl Direction {
+    /// Keep `buf` for this direction's writer to be lent, up to [`SPARE_BUFFERS`].
+    fn keep_spare(&mut self, buf: Vec<u8>) {
+        if self.spare.len() < SPARE_BUFFERS {
+            self.spare.push(buf);
+        }
+    }
+}
+
 struct State {
     to_device: Direction,
     to_host: Direction,
@@ -260,13 +269,8 @@ impl MemoryLink {
 
     /// Hand a large packet that was read back to the writer of its direction.
     fn recycle(&self, packet: Vec<u8>) {
-        if packet.capacity() < RECYCLED_MIN {
-            return;
-        }
-        let mut state = self.shared.lock();
-        let spare = &mut Self::incoming(&mut state, self.side).spare;
-        if spare.len() < SPARE_BUFFERS {
-            spare.push(packet);
+        if packet.capacity() >= RECYCLED_MIN {
+            Self::incoming(&mut self.shared.lock(), self.side).keep_spare(packet);
         }
     }
 
@@ -279,13 +283,8 @@ impl MemoryLink {
 
     /// Keep a lent buffer the writer is done with for its next data phase.
     fn keep_spare(&self, buf: Vec<u8>) {
-        if buf.capacity() < RECYCLED_MIN {
-            return;
-        }
-        let mut state = self.shared.lock();
-        let spare = &mut Self::outgoing(&mut state, self.side).spare;
-        if spare.len() < SPARE_BUFFERS {
-            spare.push(buf);
+        if buf.capacity() >= RECYCLED_MIN {
+            Self::outgoing(&mut self.shared.lock(), self.side).keep_spare(buf);
         }
     }
 
