@@ -135,18 +135,19 @@ impl<T: Transport> Firehose<T> {
         }
 
         // Each chunk is read straight into the buffer the link lends, so the image's bytes are
-        // copied once on the host (see `Transport::send_buffer`).
+        // copied once on the host (see `Transport::send_buffer`). A link that lends less than
+        // the payload (USB lends at most its transfer size) gets each payload in several sends
+        // and the ZLP only after the whole payload: on the wire that is one payload as before.
         let sector = self.sector_size;
         let timeout = self.config.timeouts.raw_data;
         let zlp_after = self.zlp_packet_size();
         let link = self.describe();
-        let mut out = self
-            .link
-            .send_buffer((self.payload_size / sector).max(1) * sector);
-        let sectors_per_chunk = (out.buffer().len() / sector).max(1) as u64;
+        let sectors_per_chunk = (self.payload_size / sector).max(1) as u64;
+        let mut out = self.link.send_buffer((sectors_per_chunk as usize) * sector);
+        let sectors_per_send = ((out.buffer().len() / sector).max(1) as u64).min(sectors_per_chunk);
         let mut left = num_sectors;
         let mut failure = None;
-        while left > 0 {
+        'chunks: while left > 0 {
             if self.progress.stop_requested() {
                 return Err(FirehoseError::Stopped {
                     link,
@@ -154,22 +155,25 @@ impl<T: Transport> Firehose<T> {
                 });
             }
             let n = left.min(sectors_per_chunk);
+            let mut unsent = n;
+            while unsent > 0 {
+                let len = (unsent.min(sectors_per_send) as usize) * sector;
+                if let Err(e) = out.send_filled(len, fill_chunk, timeout) {
+                    failure = Some(e);
+                    break 'chunks;
+                }
+                unsent -= unsent.min(sectors_per_send);
+                self.progress
+                    .event(ProgressEvent::Bytes { bytes: len as u64 });
+            }
             let len = (n as usize) * sector;
-            let sent = out
-                .send_filled(len, fill_chunk, timeout)
-                .and_then(|()| match zlp_after {
-                    Some(mps) if len.is_multiple_of(mps) => {
-                        out.send_zero_length(timeout).map_err(SendFilledError::Link)
-                    }
-                    _ => Ok(()),
-                });
-            if let Err(e) = sent {
-                failure = Some(e);
-                break;
+            if zlp_after.is_some_and(|mps| len.is_multiple_of(mps)) {
+                if let Err(e) = out.send_zero_length(timeout) {
+                    failure = Some(SendFilledError::Link(e));
+                    break;
+                }
             }
             left -= n;
-            self.progress
-                .event(ProgressEvent::Bytes { bytes: len as u64 });
         }
         drop(out);
         match failure {
