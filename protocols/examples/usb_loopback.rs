@@ -271,7 +271,7 @@ mod device {
 mod host {
     use std::time::{Duration, Instant};
 
-    use flashgate_protocols::transport::usb::{DeviceSelector, InterfaceMatch, UsbLink};
+    use flashgate_protocols::transport::usb::{DeviceSelector, InterfaceMatch, SendPath, UsbLink};
     use flashgate_protocols::transport::{read_exact, Transport, TransportError};
 
     const T: Duration = Duration::from_secs(20);
@@ -334,18 +334,33 @@ mod host {
         Ok(())
     }
 
-    fn sink(link: &mut UsbLink, total: u64) -> Result<f64, String> {
+    /// Send `total` pattern bytes for the device to check: with `write` (copied into the
+    /// kernel), or filled into the buffer the link lends (`send_buffer`: usbfs memory, sent in
+    /// place).
+    fn sink(link: &mut UsbLink, total: u64, lent: bool) -> Result<f64, String> {
         link.write(format!("sink {total}").as_bytes(), T)
             .map_err(|e| e.to_string())?;
         let start = Instant::now();
-        let mut buf = vec![0u8; 1 << 20];
-        let mut done = 0u64;
-        while done < total {
-            let n = (total - done).min(buf.len() as u64) as usize;
-            super::fill(done, &mut buf[..n]);
-            link.write(&buf[..n], T)
-                .map_err(|e| format!("sink at {done}: {e}"))?;
-            done += n as u64;
+        if lent {
+            let mut out = link.send_buffer(1 << 20);
+            let mut done = 0u64;
+            while done < total {
+                let n = (total - done).min(out.buffer().len() as u64) as usize;
+                super::fill(done, &mut out.buffer()[..n]);
+                out.send(n, T)
+                    .map_err(|e| format!("sink (lent buffer) at {done}: {e}"))?;
+                done += n as u64;
+            }
+        } else {
+            let mut buf = vec![0u8; 1 << 20];
+            let mut done = 0u64;
+            while done < total {
+                let n = (total - done).min(buf.len() as u64) as usize;
+                super::fill(done, &mut buf[..n]);
+                link.write(&buf[..n], T)
+                    .map_err(|e| format!("sink at {done}: {e}"))?;
+                done += n as u64;
+            }
         }
         let reply = response(link, "sink")?;
         if reply != format!("OKAY {total}") {
@@ -477,27 +492,51 @@ mod host {
         println!("ok device stalls OUT: host gets `{e}`, clears the halt, link works again");
 
         let total = mib << 20;
-        let down = sink(&mut link, total)?;
+        let down = sink(&mut link, total, false)?;
+        if link.send_path() != SendPath::NotYet {
+            return Err(format!(
+                "write alone set the send path: {:?}",
+                link.send_path()
+            ));
+        }
+        let down_lent = sink(&mut link, total, true)?;
+        // dummy_hcd maps usbfs memory (kmalloc'ed, as for any controller without DMA): the
+        // zero-copy path must be the one taken here, and the device checked every byte.
+        if link.send_path() != SendPath::ZeroCopy {
+            return Err(format!(
+                "send_buffer on {}: expected the zero-copy path (usbfs memory), got {:?}",
+                link.describe(),
+                link.send_path()
+            ));
+        }
         let up = source(&mut link, total, 1 << 20)?;
         let up_odd = source(&mut link, 4 << 20, 100_000)?;
         println!(
-            "ok bulk {mib} MiB: host->device {down:.1} MB/s, device->host {up:.1} MB/s \
-             (odd 100000-byte reads {up_odd:.1} MB/s)"
+            "ok bulk {mib} MiB: host->device {down:.1} MB/s copied, {down_lent:.1} MB/s from the \
+             lent buffer (send path {:?}), device->host {up:.1} MB/s (odd 100000-byte reads \
+             {up_odd:.1} MB/s)",
+            link.send_path()
         );
 
+        // The device goes away while the link holds usbfs memory: the send fails as a
+        // disconnect, and dropping the link frees the memory of a gone device.
         command(&mut link, "unbind-sink 8388608")?;
         let mut r = Ok(());
-        let mut buf = vec![0u8; 1 << 20];
-        for i in 0..8u64 {
-            super::fill(i << 20, &mut buf);
-            r = link.write(&buf, Duration::from_secs(5));
-            if r.is_err() {
-                break;
+        {
+            let mut out = link.send_buffer(1 << 20);
+            for i in 0..8u64 {
+                let n = out.buffer().len();
+                super::fill(i * n as u64, out.buffer());
+                r = out.send(n, Duration::from_secs(5));
+                if r.is_err() {
+                    break;
+                }
             }
         }
         let e = expect_err("unbind mid-write", r, |e| e.is_disconnect())?;
         drop(link);
-        println!("ok gadget unbound mid-write: host gets `{e}`");
+        println!("ok gadget unbound mid-write (lent buffer): host gets `{e}`");
+        let mut buf = vec![0u8; 1 << 20];
         let mut link = open(port, Duration::from_secs(15))?;
         echo(&mut link, 512, mps)?;
         println!("ok re-enumerated on the same port {port}");

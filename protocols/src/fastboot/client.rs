@@ -16,7 +16,7 @@ use super::link_writer::{Finished, LinkWriter};
 use super::response::{Response, MAX_RESPONSE_LEN};
 use super::variable::Variable;
 use crate::progress::{NoProgress, ProgressEvent, ProgressSink};
-use crate::transport::{Transport, TransportError};
+use crate::transport::{SendFilledError, Transport, TransportError};
 
 /// Knobs of the client; [`Default`] suits real phones.
 #[derive(Debug, Clone)]
@@ -193,21 +193,19 @@ impl<T: Transport> Fastboot<T> {
     pub(crate) fn download_streamed(
         &mut self,
         size: u32,
-        produce: &mut dyn FnMut(&mut LinkWriter<'_, T>) -> std::io::Result<()>,
+        produce: &mut dyn FnMut(&mut LinkWriter<'_>) -> std::io::Result<()>,
     ) -> Result<Reply, FastbootError> {
         let (text, mut messages) = self.begin_download(size)?;
-        let chunk = self.take_chunk();
+        let chunk = self.send_chunk();
         let timeout = self.options.response_timeout;
         let mut writer =
             LinkWriter::new(&mut self.link, chunk, size.into(), timeout, &*self.progress);
         let produced = produce(&mut writer).and_then(|()| writer.flush_buf());
         let Finished {
-            buf,
             written,
             failure,
             stopped,
         } = writer.finish();
-        self.chunk = buf;
         if let Some(e) = failure {
             return Err(self.transport_error(&text, e));
         }
@@ -412,31 +410,29 @@ impl<T: Transport> Fastboot<T> {
 
     fn take_chunk(&mut self) -> Vec<u8> {
         let mut chunk = std::mem::take(&mut self.chunk);
-        chunk.resize(self.options.chunk_size.max(4096), 0);
+        chunk.resize(self.send_chunk(), 0);
         chunk
     }
 
-    /// Host → device data phase: exactly `size` bytes from `source`.
+    /// Bytes per data-phase transfer.
+    fn send_chunk(&self) -> usize {
+        self.options.chunk_size.max(4096)
+    }
+
+    /// Host → device data phase: exactly `size` bytes from `source`, each chunk read straight
+    /// into the buffer the link lends, so the image's bytes are copied once on the host: by the
+    /// read (a memory link hands the filled buffer to the device, USB sends from it in place).
     fn send_data(
         &mut self,
         command: &str,
         source: &mut dyn Read,
         size: u64,
     ) -> Result<(), FastbootError> {
-        let mut chunk = self.take_chunk();
-        let result = self.send_data_with(command, source, size, &mut chunk);
-        self.chunk = chunk;
-        result
-    }
-
-    fn send_data_with(
-        &mut self,
-        command: &str,
-        source: &mut dyn Read,
-        size: u64,
-        chunk: &mut Vec<u8>,
-    ) -> Result<(), FastbootError> {
+        let timeout = self.options.response_timeout;
+        let chunk = self.send_chunk();
+        let mut out = self.link.send_buffer(chunk);
         let mut sent = 0u64;
+        let mut failure = None;
         while sent < size {
             if self.progress.stop_requested() {
                 return Err(FastbootError::Stopped {
@@ -446,33 +442,37 @@ impl<T: Transport> Fastboot<T> {
             }
             let want = usize::try_from(size - sent)
                 .unwrap_or(usize::MAX)
-                .min(chunk.len());
-            let got = fill(source, &mut chunk[..want]).map_err(|source| FastbootError::Io {
-                what: format!("reading the data for `{command}`"),
-                source,
-            })?;
-            if got < want {
-                return Err(FastbootError::Io {
-                    what: format!("reading the data for `{command}`"),
-                    source: std::io::Error::new(
+                .min(out.buffer().len());
+            let mut read_chunk = |buf: &mut [u8]| {
+                let got = fill(source, buf)?;
+                if got < buf.len() {
+                    return Err(std::io::Error::new(
                         ErrorKind::UnexpectedEof,
                         format!(
                             "the source ended after {} of {size} bytes",
                             sent + got as u64
                         ),
-                    ),
-                });
+                    ));
+                }
+                Ok(())
+            };
+            if let Err(e) = out.send_filled(want, &mut read_chunk, timeout) {
+                failure = Some(e);
+                break;
             }
-            // The chunk goes to the link as it is (a memory link takes it and hands back
-            // another), so the image's bytes are copied once on the host: by the read.
-            self.link
-                .write_from_buffer(chunk, got, self.options.response_timeout)
-                .map_err(|e| self.transport_error(command, e))?;
-            sent += got as u64;
+            sent += want as u64;
             self.progress
-                .event(ProgressEvent::Bytes { bytes: got as u64 });
+                .event(ProgressEvent::Bytes { bytes: want as u64 });
         }
-        Ok(())
+        drop(out);
+        match failure {
+            None => Ok(()),
+            Some(SendFilledError::Fill(source)) => Err(FastbootError::Io {
+                what: format!("reading the data for `{command}`"),
+                source,
+            }),
+            Some(SendFilledError::Link(e)) => Err(self.transport_error(command, e)),
+        }
     }
 
     /// A command whose answer is a device → host data phase, then OKAY.

@@ -6,7 +6,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::time::Duration;
 
 use crate::progress::{ProgressEvent, ProgressSink};
-use crate::transport::{Transport, TransportError};
+use crate::transport::{SendBuffer, Transport, TransportError};
 
 /// Every data-phase write but the last is a whole multiple of this, as the AOSP client keeps its
 /// USB writes whole multiples of 1 KiB: a bulk transfer that does not end on a max-packet
@@ -14,11 +14,13 @@ use crate::transport::{Transport, TransportError};
 /// the data. 4 KiB is a multiple of every USB max packet size (64, 512, 1024).
 pub(crate) const LINK_WRITE_ALIGN: usize = 4096;
 
-pub(crate) struct LinkWriter<'a, T: Transport> {
-    link: &'a mut T,
-    /// What goes out in the next link write: `buf[..filled]`. Every write but the last is the
-    /// whole buffer, a multiple of [`LINK_WRITE_ALIGN`].
-    buf: Vec<u8>,
+pub(crate) struct LinkWriter<'a> {
+    /// The buffer the link lends for this data phase; what goes out in the next link write is
+    /// `buffer()[..filled]`.
+    out: Box<dyn SendBuffer + 'a>,
+    /// Bytes per link write: every write but the last is this much, a multiple of
+    /// [`LINK_WRITE_ALIGN`] (unless the link lent less than that).
+    len: usize,
     filled: usize,
     declared: u64,
     written: u64,
@@ -28,10 +30,9 @@ pub(crate) struct LinkWriter<'a, T: Transport> {
     stopped: bool,
 }
 
-/// What a data phase left behind: the buffer (for reuse), the bytes accepted, and the
-/// transport's error if the link failed.
+/// What a data phase left behind: the bytes accepted, and the transport's error if the link
+/// failed.
 pub(crate) struct Finished {
-    pub buf: Vec<u8>,
     pub written: u64,
     pub failure: Option<TransportError>,
     /// The caller asked to stop; the data phase ended between two link writes.
@@ -45,21 +46,25 @@ fn too_much(declared: u64) -> std::io::Error {
     )
 }
 
-impl<'a, T: Transport> LinkWriter<'a, T> {
-    /// A writer for a data phase of `declared` bytes that sends `buf`'s length, rounded down to
-    /// whole [`LINK_WRITE_ALIGN`]s (one at least), per link write.
-    pub(crate) fn new(
+impl<'a> LinkWriter<'a> {
+    /// A writer for a data phase of `declared` bytes that sends `chunk` bytes, rounded down to
+    /// whole [`LINK_WRITE_ALIGN`]s (one at least), per link write, from a buffer `link` lends.
+    pub(crate) fn new<T: Transport + ?Sized>(
         link: &'a mut T,
-        mut buf: Vec<u8>,
+        chunk: usize,
         declared: u64,
         timeout: Duration,
         progress: &'a dyn ProgressSink,
     ) -> Self {
-        let len = (buf.len() / LINK_WRITE_ALIGN).max(1) * LINK_WRITE_ALIGN;
-        buf.resize(len, 0);
+        let mut out = link.send_buffer((chunk / LINK_WRITE_ALIGN).max(1) * LINK_WRITE_ALIGN);
+        let lent = out.buffer().len();
+        let len = match lent / LINK_WRITE_ALIGN {
+            0 => lent,
+            whole => whole * LINK_WRITE_ALIGN,
+        };
         LinkWriter {
-            link,
-            buf,
+            out,
+            len,
             filled: 0,
             declared,
             written: 0,
@@ -70,14 +75,19 @@ impl<'a, T: Transport> LinkWriter<'a, T> {
         }
     }
 
-    /// Hand back the parts (what is still buffered is dropped: call [`Self::flush_buf`] first).
+    /// What the data phase came to (what is still buffered is dropped: call
+    /// [`Self::flush_buf`] first).
     pub(crate) fn finish(self) -> Finished {
         Finished {
-            buf: self.buf,
             written: self.written,
             failure: self.failure,
             stopped: self.stopped,
         }
+    }
+
+    /// The part of the lent buffer still to fill before the next link write.
+    fn room(&mut self) -> &mut [u8] {
+        &mut self.out.buffer()[self.filled..self.len]
     }
 
     /// Send what is buffered.
@@ -89,10 +99,7 @@ impl<'a, T: Transport> LinkWriter<'a, T> {
             self.stopped = true;
             return Err(std::io::Error::other("stopped at the caller's request"));
         }
-        if let Err(e) = self
-            .link
-            .write_from_buffer(&mut self.buf, self.filled, self.timeout)
-        {
+        if let Err(e) = self.out.send(self.filled, self.timeout) {
             self.failure = Some(e);
             return Err(std::io::Error::other("link failed"));
         }
@@ -104,17 +111,17 @@ impl<'a, T: Transport> LinkWriter<'a, T> {
     }
 
     /// Move `len` bytes from `source` to the device, read straight into the buffer the link
-    /// writes from: the image's RAW data is copied once on the host (by the read), as the AOSP
-    /// client manages by mapping the file. A source that ends early is `UnexpectedEof`.
+    /// lent: the image's RAW data is copied once on the host (by the read), as the AOSP client
+    /// manages by mapping the file. A source that ends early is `UnexpectedEof`.
     pub(crate) fn read_from(&mut self, source: &mut dyn Read, len: u64) -> std::io::Result<()> {
         if self.written + len > self.declared {
             return Err(too_much(self.declared));
         }
         let mut left = len;
         while left > 0 {
-            let room = self.buf.len() - self.filled;
-            let want = usize::try_from(left).unwrap_or(usize::MAX).min(room);
-            let n = match source.read(&mut self.buf[self.filled..self.filled + want]) {
+            let room = self.room();
+            let want = usize::try_from(left).unwrap_or(usize::MAX).min(room.len());
+            let n = match source.read(&mut room[..want]) {
                 Ok(0) => {
                     return Err(std::io::Error::new(
                         ErrorKind::UnexpectedEof,
@@ -128,7 +135,7 @@ impl<'a, T: Transport> LinkWriter<'a, T> {
             self.filled += n;
             self.written += n as u64;
             left -= n as u64;
-            if self.filled == self.buf.len() {
+            if self.filled == self.len {
                 self.flush_buf()?;
             }
         }
@@ -136,16 +143,17 @@ impl<'a, T: Transport> LinkWriter<'a, T> {
     }
 }
 
-impl<T: Transport> Write for LinkWriter<'_, T> {
+impl Write for LinkWriter<'_> {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
         if self.written + data.len() as u64 > self.declared {
             return Err(too_much(self.declared));
         }
-        let n = data.len().min(self.buf.len() - self.filled);
-        self.buf[self.filled..self.filled + n].copy_from_slice(&data[..n]);
+        let room = self.room();
+        let n = data.len().min(room.len());
+        room[..n].copy_from_slice(&data[..n]);
         self.filled += n;
         self.written += n as u64;
-        if self.filled == self.buf.len() {
+        if self.filled == self.len {
             self.flush_buf()?;
         }
         Ok(n)
@@ -205,13 +213,7 @@ mod tests {
             Part::Write(b) | Part::Read(b) => b.clone(),
         };
         let all: Vec<u8> = parts.iter().flat_map(bytes).collect();
-        let mut w = LinkWriter::new(
-            &mut link,
-            vec![0; buf_len],
-            all.len() as u64,
-            T,
-            &NoProgress,
-        );
+        let mut w = LinkWriter::new(&mut link, buf_len, all.len() as u64, T, &NoProgress);
         for p in parts {
             match p {
                 Part::Write(b) => w.write_all(b).unwrap(),
@@ -283,7 +285,7 @@ mod tests {
     #[test]
     fn more_than_announced_or_a_short_source_is_refused_and_link_errors_are_kept() {
         let mut link = Recorder::default();
-        let mut w = LinkWriter::new(&mut link, vec![0; 4096], 10, T, &NoProgress);
+        let mut w = LinkWriter::new(&mut link, 4096, 10, T, &NoProgress);
         w.write_all(b"0123456789").unwrap();
         assert_eq!(
             w.write_all(b"x").unwrap_err().kind(),
@@ -295,7 +297,7 @@ mod tests {
         );
 
         let mut link = Recorder::default();
-        let mut w = LinkWriter::new(&mut link, vec![0; 4096], 100, T, &NoProgress);
+        let mut w = LinkWriter::new(&mut link, 4096, 100, T, &NoProgress);
         let err = w.read_from(&mut &[7u8; 30][..], 50).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::UnexpectedEof);
 
@@ -303,7 +305,7 @@ mod tests {
             fail_after: Some(1),
             ..Recorder::default()
         };
-        let mut w = LinkWriter::new(&mut link, vec![0; 4096], 1 << 20, T, &NoProgress);
+        let mut w = LinkWriter::new(&mut link, 4096, 1 << 20, T, &NoProgress);
         assert!(w.read_from(&mut &pattern(200_000, 9)[..], 200_000).is_err());
         let finished = w.finish();
         assert!(matches!(

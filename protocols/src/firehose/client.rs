@@ -219,14 +219,22 @@ impl<T: Transport> Firehose<T> {
         self.link
             .write(data, timeout)
             .map_err(|e| self.transport_error(command, e))?;
-        if let Some(mps) = self.link.max_packet_size().filter(|m| *m > 0) {
-            if self.link.framing() == Framing::Packets && data.len().is_multiple_of(mps) {
+        if let Some(mps) = self.zlp_packet_size() {
+            if data.len().is_multiple_of(mps) {
                 self.link
                     .write_zero_length(timeout)
                     .map_err(|e| self.transport_error(command, e))?;
             }
         }
         Ok(())
+    }
+
+    /// A write of a multiple of this many bytes must be followed by a zero-length packet, so
+    /// the programmer sees where it ends (packet links with a max packet size only).
+    pub(crate) fn zlp_packet_size(&self) -> Option<usize> {
+        self.link
+            .max_packet_size()
+            .filter(|m| *m > 0 && self.link.framing() == Framing::Packets)
     }
 
     pub(crate) fn send(&mut self, doc: &Document, command: &str) -> Result<(), FirehoseError> {

@@ -5,11 +5,13 @@ use std::time::Duration;
 
 use super::commands::PatchRequest;
 use super::program::ProgramTarget;
-use super::scripted_device::{configured, greet, quick, session, Device, DeviceThread, T};
+use super::scripted_device::{
+    configured, configured_on, greet, quick, session, Device, DeviceThread, T,
+};
 use super::xml::Document;
 use super::*;
 use crate::transport::memory::pair_with;
-use crate::transport::{Framing, Transport};
+use crate::transport::{Framing, SendBuffer, Transport, TransportError};
 
 #[test]
 fn configure_retries_with_the_size_offered_in_a_nak() {
@@ -115,6 +117,72 @@ fn program_sends_payload_sized_chunks_with_zlps_and_zero_padding() {
     fh.program(&target, &mut &data[..], data.len() as u64)
         .unwrap();
     dev.join().unwrap();
+}
+
+/// A link that lends at most `cap` bytes to send from, as USB lends at most its transfer size.
+struct LendsLess {
+    inner: crate::transport::memory::MemoryLink,
+    cap: usize,
+}
+
+impl Transport for LendsLess {
+    fn write(&mut self, data: &[u8], timeout: Duration) -> Result<(), TransportError> {
+        self.inner.write(data, timeout)
+    }
+    fn read_packet(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize, TransportError> {
+        self.inner.read_packet(buf, timeout)
+    }
+    fn send_buffer(&mut self, len: usize) -> Box<dyn SendBuffer + '_> {
+        self.inner.send_buffer(len.min(self.cap))
+    }
+    fn max_packet_size(&self) -> Option<usize> {
+        self.inner.max_packet_size()
+    }
+    fn write_zero_length(&mut self, timeout: Duration) -> Result<(), TransportError> {
+        self.inner.write_zero_length(timeout)
+    }
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+}
+
+#[test]
+fn a_payload_larger_than_the_lent_buffer_goes_in_several_sends_and_one_zlp() {
+    let data: Vec<u8> = (0..40_000u32).map(|i| (i % 249) as u8 + 1).collect();
+    let expected = data.clone();
+    let wrap = |inner| LendsLess { inner, cap: 8192 };
+    let (mut fh, dev) = configured_on(wrap, quick(), 16384, move |d| {
+        d.expect("program");
+        d.respond("ACK", true);
+        let mut all = Vec::new();
+        // 10 sectors: payloads of 4 + 4 + 2 sectors, each sent from the 2-sector buffer, with
+        // a ZLP only where a payload ends.
+        for sends in [&[8192, 8192][..], &[8192, 8192], &[8192]] {
+            for &len in sends {
+                let packet = d.packet();
+                assert_eq!(packet.len(), len);
+                all.extend_from_slice(&packet);
+            }
+            assert!(d.packet().is_empty(), "ZLP after each payload");
+        }
+        assert_eq!(&all[..40_000], &expected[..]);
+        assert!(all[40_000..].iter().all(|&b| b == 0));
+        d.respond("ACK", false);
+    });
+    program_lun0(&mut fh, "0", "system", &data);
+    dev.join().unwrap();
+}
+
+/// Program all of `data` as `label` from `start_sector` of LUN 0.
+fn program_lun0<L: Transport>(fh: &mut Firehose<L>, start_sector: &str, label: &str, data: &[u8]) {
+    let target = ProgramTarget {
+        lun: 0,
+        start_sector,
+        label,
+        filename: None,
+    };
+    fh.program(&target, &mut &data[..], data.len() as u64)
+        .unwrap();
 }
 
 #[test]
@@ -320,14 +388,7 @@ fn configure_is_sent_once_more_when_an_ack_offers_a_larger_payload() {
     assert_eq!(info.device_supported, Some(4 << 20));
     assert_eq!(info.exchanges, 2);
     let data = vec![0x5a; (4 << 20) + 4096];
-    let target = ProgramTarget {
-        lun: 0,
-        start_sector: "6",
-        label: "system_a",
-        filename: None,
-    };
-    fh.program(&target, &mut &data[..], data.len() as u64)
-        .unwrap();
+    program_lun0(&mut fh, "6", "system_a", &data);
     dev.join().unwrap();
 }
 

@@ -9,7 +9,7 @@ use super::client::Firehose;
 use super::xml::Document;
 use super::FirehoseError;
 use crate::progress::ProgressEvent;
-use crate::transport::{Transport, TransportError};
+use crate::transport::{SendFilledError, Transport, TransportError};
 
 /// Where a program goes.
 #[derive(Debug, Clone, Copy)]
@@ -134,29 +134,60 @@ impl<T: Transport> Firehose<T> {
             return Err(self.protocol_error(command, "ACK without rawmode=\"true\""));
         }
 
-        let sectors_per_chunk = (self.payload_size / self.sector_size).max(1) as u64;
-        let mut buf = vec![0u8; (sectors_per_chunk as usize) * self.sector_size];
+        // Each chunk is read straight into the buffer the link lends, so the image's bytes are
+        // copied once on the host (see `Transport::send_buffer`). A link that lends less than
+        // the payload (USB lends at most its transfer size) gets each payload in several sends
+        // and the ZLP only after the whole payload: on the wire that is one payload as before.
+        let sector = self.sector_size;
+        let timeout = self.config.timeouts.raw_data;
+        let zlp_after = self.zlp_packet_size();
+        let link = self.describe();
+        let sectors_per_chunk = (self.payload_size / sector).max(1) as u64;
+        let mut out = self.link.send_buffer((sectors_per_chunk as usize) * sector);
+        let sectors_per_send = ((out.buffer().len() / sector).max(1) as u64).min(sectors_per_chunk);
         let mut left = num_sectors;
-        while left > 0 {
+        let mut failure = None;
+        'chunks: while left > 0 {
             if self.progress.stop_requested() {
                 return Err(FirehoseError::Stopped {
-                    link: self.describe(),
+                    link,
                     command: command.to_owned(),
                 });
             }
             let n = left.min(sectors_per_chunk);
-            let chunk = &mut buf[..(n as usize) * self.sector_size];
-            fill_chunk(chunk).map_err(|source| FirehoseError::Source {
-                command: command.to_owned(),
-                source,
-            })?;
-            if let Err(e) = self.write_with_zlp(chunk, command) {
-                return Err(self.explain_data_failure(command, e));
+            let mut unsent = n;
+            while unsent > 0 {
+                let len = (unsent.min(sectors_per_send) as usize) * sector;
+                if let Err(e) = out.send_filled(len, fill_chunk, timeout) {
+                    failure = Some(e);
+                    break 'chunks;
+                }
+                unsent -= unsent.min(sectors_per_send);
+                self.progress
+                    .event(ProgressEvent::Bytes { bytes: len as u64 });
+            }
+            let len = (n as usize) * sector;
+            if zlp_after.is_some_and(|mps| len.is_multiple_of(mps)) {
+                if let Err(e) = out.send_zero_length(timeout) {
+                    failure = Some(SendFilledError::Link(e));
+                    break;
+                }
             }
             left -= n;
-            self.progress.event(ProgressEvent::Bytes {
-                bytes: chunk.len() as u64,
-            });
+        }
+        drop(out);
+        match failure {
+            None => {}
+            Some(SendFilledError::Fill(source)) => {
+                return Err(FirehoseError::Source {
+                    command: command.to_owned(),
+                    source,
+                })
+            }
+            Some(SendFilledError::Link(e)) => {
+                let error = self.transport_error(command, e);
+                return Err(self.explain_data_failure(command, error));
+            }
         }
 
         let response = self.await_response(command, self.config.timeouts.program_done)?;

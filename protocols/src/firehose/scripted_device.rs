@@ -118,9 +118,18 @@ pub(super) fn session(
     config: FirehoseConfig,
     script: impl FnOnce(&mut Device) + Send + 'static,
 ) -> (Firehose<MemoryLink>, DeviceThread) {
+    session_on(|link| link, config, script)
+}
+
+/// [`session`] with the host's end of the link wrapped by `wrap`.
+pub(super) fn session_on<L: Transport>(
+    wrap: impl FnOnce(MemoryLink) -> L,
+    config: FirehoseConfig,
+    script: impl FnOnce(&mut Device) + Send + 'static,
+) -> (Firehose<L>, DeviceThread) {
     let (host, dev, _c) = pair_with("fh", Framing::Packets, Some(512));
     (
-        Firehose::new(host, config),
+        Firehose::new(wrap(host), config),
         DeviceThread::spawn(dev, script),
     )
 }
@@ -151,7 +160,17 @@ pub(super) fn configured_with(
     payload: usize,
     script: impl FnOnce(&mut Device) + Send + 'static,
 ) -> (Firehose<MemoryLink>, DeviceThread) {
-    let (mut fh, dev) = session(config, move |d| {
+    configured_on(|link| link, config, payload, script)
+}
+
+/// [`configured_with`] with the host's end of the link wrapped by `wrap`.
+pub(super) fn configured_on<L: Transport>(
+    wrap: impl FnOnce(MemoryLink) -> L,
+    config: FirehoseConfig,
+    payload: usize,
+    script: impl FnOnce(&mut Device) + Send + 'static,
+) -> (Firehose<L>, DeviceThread) {
+    let (mut fh, dev) = session_on(wrap, config, move |d| {
         greet(d);
         d.expect("configure");
         d.answer(

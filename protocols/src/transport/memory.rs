@@ -8,15 +8,15 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::{Framing, Transport, TransportError};
+use super::{too_long, Framing, SendBuffer, Transport, TransportError};
 
 /// Bytes that may wait in one direction before a writer blocks: about one host transfer, as a
 /// real bulk pipe holds (the host's URB and the device controller's FIFO), so a simulated phone
 /// costs the process no more memory than the transfer it is being sent (a 4 MiB queue per link
 /// was 100 of the 264 MiB peak at 32 benchmark phones, and no faster).
 pub const DEFAULT_IN_FLIGHT_LIMIT: usize = 1024 * 1024;
-/// Packets at least this large are handed back to the writer once read
-/// ([`Transport::write_from_buffer`]); smaller ones (commands, answers) are just dropped.
+/// Packets at least this large are handed back to the writer once read, to lend again
+/// ([`Transport::send_buffer`]); smaller ones (commands, answers) are just dropped.
 const RECYCLED_MIN: usize = 64 * 1024;
 /// Read buffers kept for the writer per direction: enough to keep a paced data phase going
 /// without a fresh allocation per chunk (a fresh buffer costs page faults and zeroing, more
@@ -35,8 +35,17 @@ struct Direction {
     queued_bytes: usize,
     /// Total bytes ever written in this direction.
     written: u64,
-    /// Large packets the reader is done with, for the writer's next [`Transport::write_from_buffer`].
+    /// Large packets the reader is done with, for the writer's next [`Transport::send_buffer`].
     spare: Vec<Vec<u8>>,
+}
+
+impl Direction {
+    /// Keep `buf` for this direction's writer to be lent, up to [`SPARE_BUFFERS`].
+    fn keep_spare(&mut self, buf: Vec<u8>) {
+        if self.spare.len() < SPARE_BUFFERS {
+            self.spare.push(buf);
+        }
+    }
 }
 
 struct State {
@@ -263,13 +272,8 @@ impl MemoryLink {
 
     /// Hand a large packet that was read back to the writer of its direction.
     fn recycle(&self, packet: Vec<u8>) {
-        if packet.capacity() < RECYCLED_MIN {
-            return;
-        }
-        let mut state = self.shared.lock();
-        let spare = &mut Self::incoming(&mut state, self.side).spare;
-        if spare.len() < SPARE_BUFFERS {
-            spare.push(packet);
+        if packet.capacity() >= RECYCLED_MIN {
+            Self::incoming(&mut self.shared.lock(), self.side).keep_spare(packet);
         }
     }
 
@@ -278,6 +282,13 @@ impl MemoryLink {
         Self::outgoing(&mut self.shared.lock(), self.side)
             .spare
             .pop()
+    }
+
+    /// Keep a lent buffer the writer is done with for its next data phase.
+    fn keep_spare(&self, buf: Vec<u8>) {
+        if buf.capacity() >= RECYCLED_MIN {
+            Self::outgoing(&mut self.shared.lock(), self.side).keep_spare(buf);
+        }
     }
 
     /// Queue `packet` as one message: wait for room, apply the armed cut, take the link's time
@@ -352,20 +363,10 @@ impl Transport for MemoryLink {
         self.send(data.to_vec(), timeout)
     }
 
-    fn write_from_buffer(
-        &mut self,
-        buf: &mut Vec<u8>,
-        len: usize,
-        timeout: Duration,
-    ) -> Result<(), TransportError> {
-        if len < RECYCLED_MIN {
-            return self.write(&buf[..len], timeout);
-        }
-        let buf_len = buf.len();
-        let mut packet = std::mem::replace(buf, self.take_spare().unwrap_or_default());
-        buf.resize(buf_len, 0);
-        packet.truncate(len);
-        self.send(packet, timeout)
+    fn send_buffer(&mut self, len: usize) -> Box<dyn SendBuffer + '_> {
+        let mut buf = self.take_spare().unwrap_or_default();
+        buf.resize(len, 0);
+        Box::new(MemorySendBuffer { link: self, buf })
     }
 
     fn read_packet(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize, TransportError> {
@@ -423,6 +424,45 @@ impl Transport for MemoryLink {
 
     fn describe(&self) -> String {
         self.name.clone()
+    }
+}
+
+/// What a memory link lends: a large send hands the filled buffer itself to the peer and lends
+/// one the peer is done with (or a new one) in its place, so the host's bytes are not copied
+/// again; a small one is copied, as `write` does.
+struct MemorySendBuffer<'a> {
+    link: &'a mut MemoryLink,
+    buf: Vec<u8>,
+}
+
+impl SendBuffer for MemorySendBuffer<'_> {
+    fn buffer(&mut self) -> &mut [u8] {
+        &mut self.buf
+    }
+
+    fn send(&mut self, len: usize, timeout: Duration) -> Result<(), TransportError> {
+        let capacity = self.buf.len();
+        if len > capacity {
+            return Err(too_long(len, capacity));
+        }
+        if len < RECYCLED_MIN {
+            return self.link.write(&self.buf[..len], timeout);
+        }
+        let next = self.link.take_spare().unwrap_or_default();
+        let mut packet = std::mem::replace(&mut self.buf, next);
+        self.buf.resize(capacity, 0);
+        packet.truncate(len);
+        self.link.send(packet, timeout)
+    }
+
+    fn send_zero_length(&mut self, timeout: Duration) -> Result<(), TransportError> {
+        self.link.write_zero_length(timeout)
+    }
+}
+
+impl Drop for MemorySendBuffer<'_> {
+    fn drop(&mut self) {
+        self.link.keep_spare(std::mem::take(&mut self.buf));
     }
 }
 
@@ -593,36 +633,100 @@ mod tests {
         let data: Vec<u8> = (0..3 * RECYCLED_MIN as u32)
             .map(|i| (i % 253) as u8)
             .collect();
-        let mut buf = vec![0u8; 2 * RECYCLED_MIN];
+        let mut out = host.send_buffer(2 * RECYCLED_MIN);
         let mut first_packet = None;
+        let mut lent = Vec::new();
         let mut received = Vec::new();
         for piece in data.chunks(RECYCLED_MIN + 1000) {
-            buf[..piece.len()].copy_from_slice(piece);
-            first_packet.get_or_insert(buf.as_ptr());
-            host.write_from_buffer(&mut buf, piece.len(), T).unwrap();
+            let buf = out.buffer();
             assert_eq!(
                 buf.len(),
                 2 * RECYCLED_MIN,
                 "a buffer of the same length to fill"
             );
+            buf[..piece.len()].copy_from_slice(piece);
+            first_packet.get_or_insert(buf.as_ptr());
+            lent.push(buf.as_ptr());
+            out.send(piece.len(), T).unwrap();
             let mut into = vec![0u8; piece.len()];
             super::super::read_exact(&mut dev, &mut into, T).unwrap();
             received.extend(into);
         }
         assert!(received == data, "the bytes arrive in order");
         assert_eq!(c.host_bytes_written(), data.len() as u64);
-        // The first packet, read, went back to the writer and was handed out again.
-        let spare = host.take_spare().map(|b| b.as_ptr());
+        // The first packet, read, went back to the writer and was lent again.
         assert!(
-            buf.as_ptr() == first_packet.unwrap() || spare == first_packet,
-            "read packets are reused"
+            lent[1..].contains(&first_packet.unwrap()) || out.buffer().as_ptr() == lent[0],
+            "read packets are reused: {lent:?}"
         );
-        // Small writes are copied as before; a cut armed mid-buffer still cuts there.
+        // A send longer than the buffer is the caller's error, not a panic or a short send.
+        assert!(matches!(
+            out.send(2 * RECYCLED_MIN + 1, T),
+            Err(TransportError::Protocol(_))
+        ));
+        // Small sends are copied as before; a cut armed mid-buffer still cuts there.
         c.cut_after_host_bytes(data.len() as u64 + 10);
         assert!(matches!(
-            host.write_from_buffer(&mut buf, RECYCLED_MIN, T),
+            out.send(RECYCLED_MIN, T),
             Err(TransportError::Disconnected)
         ));
         assert_eq!(c.host_bytes_written(), data.len() as u64 + 10);
+    }
+
+    #[test]
+    fn a_lent_buffer_is_kept_for_the_next_data_phase_and_small_sends_are_copied() {
+        let (mut host, mut dev, c) = pair("t");
+        let mut out = host.send_buffer(RECYCLED_MIN);
+        let first = out.buffer().as_ptr();
+        out.buffer()[..5].copy_from_slice(b"hello");
+        out.send(5, T).unwrap();
+        assert_eq!(
+            out.buffer().as_ptr(),
+            first,
+            "a small send copies and keeps the buffer"
+        );
+        drop(out);
+        let mut into = [0u8; 5];
+        assert_eq!(dev.read_packet(&mut into, T).unwrap(), 5);
+        assert_eq!(&into, b"hello");
+        let mut out = host.send_buffer(RECYCLED_MIN);
+        assert_eq!(
+            out.buffer().as_ptr(),
+            first,
+            "the next data phase is lent the same buffer"
+        );
+        // Filling fails: nothing is sent and the error says it was the source.
+        let err = out
+            .send_filled(10, &mut |_| Err(std::io::Error::other("bad sector")), T)
+            .unwrap_err();
+        assert!(
+            matches!(err, crate::transport::SendFilledError::Fill(_)),
+            "{err}"
+        );
+        assert_eq!(c.host_bytes_written(), 5);
+        // The link fails: the error is the link's.
+        c.cut();
+        let mut ones = |b: &mut [u8]| {
+            b.fill(1);
+            Ok(())
+        };
+        let err = out.send_filled(10, &mut ones, T).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                crate::transport::SendFilledError::Link(TransportError::Disconnected)
+            ),
+            "{err}"
+        );
+        let err = out
+            .send_filled(RECYCLED_MIN + 1, &mut |_| Ok(()), T)
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                crate::transport::SendFilledError::Link(TransportError::Protocol(_))
+            ),
+            "{err}"
+        );
     }
 }

@@ -6,6 +6,7 @@
 //! it is through [`Framing`], so protocol code can frame a stream itself.
 
 use std::fmt;
+use std::io;
 use std::time::Duration;
 
 #[cfg(target_os = "linux")]
@@ -88,18 +89,20 @@ pub trait Transport: Send {
         self.read_packet(buf, timeout)
     }
 
-    /// Send `buf[..len]` as one [`write`](Self::write), and leave in `buf` a buffer of the same
-    /// length for the caller to fill next: `buf` itself, or, on a link that keeps what it sends
-    /// in memory, a buffer the peer is done with, so the bytes are not copied again. A host
-    /// streaming an image reads each chunk into `buf` and sends it with this (one copy on the
-    /// host, as libusb's zero-copy transfer buffers allow on a real bus).
-    fn write_from_buffer(
-        &mut self,
-        buf: &mut Vec<u8>,
-        len: usize,
-        timeout: Duration,
-    ) -> Result<(), TransportError> {
-        self.write(&buf[..len], timeout)
+    /// Lend a buffer of at most `len` bytes for the caller to fill and send from, for a host
+    /// streaming an image in chunks: see [`SendBuffer`]. The buffer is `len` bytes long, or
+    /// shorter where the link's own transfers are (never below `min(len, 64 KiB)`).
+    ///
+    /// Links that can take the caller's bytes where they lie override this, so the host copies
+    /// each byte once (the read that fills the buffer): the in-memory link hands the filled
+    /// buffer itself to the peer, and the USB link lends memory mapped from usbfs, which the
+    /// kernel sends from without copying it in. Elsewhere (TCP, serial, pty, the FunctionFS
+    /// device end) the buffer is the caller's and `send` is a copying [`write`](Self::write).
+    fn send_buffer(&mut self, len: usize) -> Box<dyn SendBuffer + '_> {
+        Box::new(CopyingBuffer {
+            link: self,
+            buf: vec![0; len],
+        })
     }
 
     fn framing(&self) -> Framing {
@@ -131,13 +134,8 @@ impl<T: Transport + ?Sized> Transport for Box<T> {
     fn read_stream(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize, TransportError> {
         (**self).read_stream(buf, timeout)
     }
-    fn write_from_buffer(
-        &mut self,
-        buf: &mut Vec<u8>,
-        len: usize,
-        timeout: Duration,
-    ) -> Result<(), TransportError> {
-        (**self).write_from_buffer(buf, len, timeout)
+    fn send_buffer(&mut self, len: usize) -> Box<dyn SendBuffer + '_> {
+        (**self).send_buffer(len)
     }
     fn framing(&self) -> Framing {
         (**self).framing()
@@ -151,6 +149,81 @@ impl<T: Transport + ?Sized> Transport for Box<T> {
     fn describe(&self) -> String {
         (**self).describe()
     }
+}
+
+/// A buffer a link lends for one outgoing data phase ([`Transport::send_buffer`]): fill
+/// [`buffer`](Self::buffer), [`send`](Self::send) a prefix of it, and again, until the data
+/// phase is done. The buffer keeps its length for the whole data phase; what it holds after a
+/// send is unspecified (the link may have handed the filled one on and lent another).
+pub trait SendBuffer {
+    /// The bytes to fill.
+    fn buffer(&mut self) -> &mut [u8];
+
+    /// Send `buffer()[..len]` as one [`Transport::write`].
+    fn send(&mut self, len: usize, timeout: Duration) -> Result<(), TransportError>;
+
+    /// [`Transport::write_zero_length`] on the lending link, for a protocol that ends a send of
+    /// whole packets with one (Firehose).
+    fn send_zero_length(&mut self, timeout: Duration) -> Result<(), TransportError>;
+
+    /// Fill `buffer()[..len]` with `fill`, then send it: the caller's error (reading the image)
+    /// and the link's stay apart.
+    fn send_filled(
+        &mut self,
+        len: usize,
+        fill: &mut dyn FnMut(&mut [u8]) -> io::Result<()>,
+        timeout: Duration,
+    ) -> Result<(), SendFilledError> {
+        let buf = self.buffer();
+        let capacity = buf.len();
+        let part = buf
+            .get_mut(..len)
+            .ok_or_else(|| SendFilledError::Link(too_long(len, capacity)))?;
+        fill(part).map_err(SendFilledError::Fill)?;
+        self.send(len, timeout).map_err(SendFilledError::Link)
+    }
+}
+
+/// Why [`SendBuffer::send_filled`] sent nothing, or not everything.
+#[derive(Debug, thiserror::Error)]
+pub enum SendFilledError {
+    /// Filling the buffer failed (reading the image): nothing of this chunk was sent.
+    #[error("reading the data to send: {0}")]
+    Fill(#[source] io::Error),
+    /// The link failed while sending the chunk (or was asked for more than it lent).
+    #[error(transparent)]
+    Link(TransportError),
+}
+
+/// The buffer of a link without a zero-copy path: the caller's own, copied by `write`.
+struct CopyingBuffer<'a, T: Transport + ?Sized> {
+    link: &'a mut T,
+    buf: Vec<u8>,
+}
+
+impl<T: Transport + ?Sized> SendBuffer for CopyingBuffer<'_, T> {
+    fn buffer(&mut self) -> &mut [u8] {
+        &mut self.buf
+    }
+
+    fn send(&mut self, len: usize, timeout: Duration) -> Result<(), TransportError> {
+        let data = self
+            .buf
+            .get(..len)
+            .ok_or_else(|| too_long(len, self.buf.len()))?;
+        self.link.write(data, timeout)
+    }
+
+    fn send_zero_length(&mut self, timeout: Duration) -> Result<(), TransportError> {
+        self.link.write_zero_length(timeout)
+    }
+}
+
+/// A send longer than the lent buffer: a bug in the caller, reported rather than panicking.
+pub(crate) fn too_long(len: usize, capacity: usize) -> TransportError {
+    TransportError::Protocol(format!(
+        "{len} bytes to send from a {capacity}-byte send buffer"
+    ))
 }
 
 /// Read exactly `buf.len()` data-phase bytes.

@@ -4,11 +4,12 @@
 //! its class triple — never by a vendor/product allow-list, because phone makers reuse the
 //! standard fastboot and Qualcomm interfaces under many IDs.
 
+use std::ptr::NonNull;
 use std::time::Duration;
 
 use rusb::{Context, Device, DeviceHandle, Direction, TransferType, UsbContext};
 
-use super::{Transport, TransportError};
+use super::{too_long, SendBuffer, Transport, TransportError};
 
 /// Which interface to claim: class, subclass and any of the accepted protocols; optionally the
 /// device's vendor id (Qualcomm EDL is 05c6 plus its interface).
@@ -195,11 +196,60 @@ pub struct UsbLink {
     pending_at: usize,
     /// Receive buffer for `read_stream` (whole packets, see there).
     rx: Vec<u8>,
+    /// What [`Transport::send_buffer`] lends; freed in `drop`, before the handle closes.
+    tx: TxBuffer,
 }
 
-/// Largest bulk transfer handed to libusb at once. usbfs allocates kernel memory for every byte
-/// in flight (16 MiB for all devices by default), so one huge write would fail with ENOMEM on
-/// a busy hub; a multiple of every wMaxPacketSize, so the split is invisible on the wire.
+/// How a USB link sends what the host streams through [`Transport::send_buffer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendPath {
+    /// Nothing lent yet.
+    NotYet,
+    /// From memory mapped from usbfs: the kernel sends it in place (one copy on the host, the
+    /// read that filled it).
+    ZeroCopy,
+    /// From ordinary memory, which usbfs copies into the kernel (libusb or the kernel could not
+    /// map transfer memory: not Linux, Linux before 4.6, or the usbfs memory budget spent).
+    Copying,
+}
+
+/// The transfer buffer a link lends, one per link.
+enum TxBuffer {
+    None,
+    Mapped(DevMem),
+    Heap(Vec<u8>),
+}
+
+/// Memory from `libusb_dev_mem_alloc`: a `MAP_SHARED` mapping of the usbfs file that a bulk
+/// transfer whose buffer lies inside it is sent from without a copy.
+struct DevMem {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the mapping is plain memory that only this link's `TxBuffer` refers to; which thread
+// touches it does not matter, the kernel only reads it during a transfer this link makes.
+unsafe impl Send for DevMem {}
+
+// libusb ≥ 1.0.21 has these (the vendored copy is newer); rusb's ffi does not declare them.
+extern "system" {
+    fn libusb_dev_mem_alloc(
+        dev_handle: *mut rusb::ffi::libusb_device_handle,
+        length: usize,
+    ) -> *mut u8;
+    fn libusb_dev_mem_free(
+        dev_handle: *mut rusb::ffi::libusb_device_handle,
+        buffer: *mut u8,
+        length: usize,
+    ) -> i32;
+}
+
+/// Largest bulk transfer handed to libusb at once, and the largest send buffer a link lends.
+/// usbfs allocates kernel memory for every byte in flight, and for the mapped send buffer while
+/// the link is open (16 MiB for all devices by default), so one huge write would fail with
+/// ENOMEM on a busy hub; a multiple of every wMaxPacketSize, so the split is invisible on the
+/// wire. A mapped buffer is also physically contiguous on controllers without DMA (kmalloc), so
+/// larger ones would often be refused.
 const MAX_TRANSFER: usize = 1 << 20;
 
 impl UsbLink {
@@ -265,7 +315,89 @@ impl UsbLink {
             pending: Vec::new(),
             pending_at: 0,
             rx: Vec::new(),
+            tx: TxBuffer::None,
         })
+    }
+
+    /// Which way the data the host streams goes out ([`Transport::send_buffer`]): tests and
+    /// logs use it to see whether usbfs's zero-copy path is taken.
+    pub fn send_path(&self) -> SendPath {
+        match self.tx {
+            TxBuffer::None => SendPath::NotYet,
+            TxBuffer::Mapped(_) => SendPath::ZeroCopy,
+            TxBuffer::Heap(_) => SendPath::Copying,
+        }
+    }
+
+    /// Make the transfer buffer at least `len` bytes long: usbfs memory while the kernel
+    /// gives it, ordinary memory from the first refusal on.
+    fn ensure_tx(&mut self, len: usize) {
+        match &mut self.tx {
+            TxBuffer::Mapped(mem) if mem.len >= len => return,
+            TxBuffer::Heap(buf) => {
+                if buf.len() < len {
+                    buf.resize(len, 0);
+                }
+                return;
+            }
+            TxBuffer::Mapped(_) | TxBuffer::None => {}
+        }
+        self.free_tx();
+        // SAFETY: the handle is open for the lifetime of `self`; libusb returns NULL or a
+        // mapping of `len` bytes, which `free_tx` unmaps before the handle closes.
+        let ptr = unsafe { libusb_dev_mem_alloc(self.handle.as_raw(), len) };
+        self.tx = match NonNull::new(ptr) {
+            Some(ptr) => {
+                tracing::debug!(link = %self.name, bytes = len, "zero-copy send buffer (usbfs memory)");
+                TxBuffer::Mapped(DevMem { ptr, len })
+            }
+            None => {
+                tracing::info!(
+                    link = %self.name,
+                    bytes = len,
+                    "no usbfs transfer memory (libusb_dev_mem_alloc failed): sends are copied into the kernel"
+                );
+                TxBuffer::Heap(vec![0; len])
+            }
+        };
+    }
+
+    /// Give usbfs memory back (the kernel counts it against usbfs_memory_mb until then).
+    fn free_tx(&mut self) {
+        if let TxBuffer::Mapped(mem) = std::mem::replace(&mut self.tx, TxBuffer::None) {
+            // SAFETY: `mem` came from `libusb_dev_mem_alloc` on this open handle with this
+            // length, and no slice of it outlives this call (lent slices borrow `self`).
+            let code =
+                unsafe { libusb_dev_mem_free(self.handle.as_raw(), mem.ptr.as_ptr(), mem.len) };
+            if code != 0 {
+                tracing::warn!(link = %self.name, code, "freeing usbfs transfer memory failed");
+            }
+        }
+    }
+
+    /// The transfer buffer (as long as [`Self::ensure_tx`] made it).
+    fn tx_bytes(&self) -> &[u8] {
+        match &self.tx {
+            // SAFETY: the mapping is `mem.len` bytes of readable memory that lives until
+            // `free_tx`, which needs `&mut self`, so not while this borrow lasts.
+            TxBuffer::Mapped(mem) => unsafe {
+                std::slice::from_raw_parts(mem.ptr.as_ptr(), mem.len)
+            },
+            TxBuffer::Heap(buf) => buf,
+            TxBuffer::None => &[],
+        }
+    }
+
+    fn tx_bytes_mut(&mut self) -> &mut [u8] {
+        match &mut self.tx {
+            // SAFETY: as in `tx_bytes`; the mapping is also writable, and this borrow of `self`
+            // is the only way to it, so the slice is not aliased.
+            TxBuffer::Mapped(mem) => unsafe {
+                std::slice::from_raw_parts_mut(mem.ptr.as_ptr(), mem.len)
+            },
+            TxBuffer::Heap(buf) => buf,
+            TxBuffer::None => &mut [],
+        }
     }
 }
 
@@ -361,8 +493,10 @@ impl UsbLink {
     }
 }
 
-impl Transport for UsbLink {
-    fn write(&mut self, data: &[u8], timeout: Duration) -> Result<(), TransportError> {
+impl UsbLink {
+    /// Send `data` in bulk OUT transfers of at most [`MAX_TRANSFER`] bytes, straight from where
+    /// it lies (so from usbfs memory without a copy into the kernel).
+    fn bulk_write(&self, data: &[u8], timeout: Duration) -> Result<(), TransportError> {
         let out = self.endpoints.bulk_out;
         if data.is_empty() {
             return self
@@ -386,6 +520,49 @@ impl Transport for UsbLink {
             }
         }
         Ok(())
+    }
+}
+
+/// What a USB link lends: its transfer buffer (see [`SendPath`]).
+struct UsbSendBuffer<'a> {
+    link: &'a mut UsbLink,
+    len: usize,
+}
+
+impl SendBuffer for UsbSendBuffer<'_> {
+    fn buffer(&mut self) -> &mut [u8] {
+        let lent = self.link.tx_bytes_mut();
+        let len = self.len.min(lent.len());
+        &mut lent[..len]
+    }
+
+    fn send(&mut self, len: usize, timeout: Duration) -> Result<(), TransportError> {
+        let lent = self.link.tx_bytes();
+        let capacity = self.len.min(lent.len());
+        if len > capacity {
+            return Err(too_long(len, capacity));
+        }
+        self.link.bulk_write(&lent[..len], timeout)
+    }
+
+    fn send_zero_length(&mut self, timeout: Duration) -> Result<(), TransportError> {
+        self.link.write_zero_length(timeout)
+    }
+}
+
+impl Transport for UsbLink {
+    fn write(&mut self, data: &[u8], timeout: Duration) -> Result<(), TransportError> {
+        self.bulk_write(data, timeout)
+    }
+
+    /// The link's transfer buffer, at most [`MAX_TRANSFER`] bytes: usbfs memory where the kernel
+    /// maps it (see [`SendPath`]), kept for the link's next data phases.
+    fn send_buffer(&mut self, len: usize) -> Box<dyn SendBuffer + '_> {
+        let len = len.min(MAX_TRANSFER);
+        if len > 0 {
+            self.ensure_tx(len);
+        }
+        Box::new(UsbSendBuffer { link: self, len })
     }
 
     fn read_packet(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize, TransportError> {
@@ -497,6 +674,8 @@ impl Transport for UsbLink {
 
 impl Drop for UsbLink {
     fn drop(&mut self) {
+        // Before the handle (a field, dropped after this) closes the usbfs file.
+        self.free_tx();
         let _ = self.handle.release_interface(self.endpoints.interface);
     }
 }

@@ -4,6 +4,9 @@
 //! default). With many phones and large bulk transfers the budget runs out and transfers fail
 //! with ENOMEM, which looks like a flaky phone. The station therefore caps the bytes each slot
 //! keeps in flight so the configured slots fit, and tells the engineer how to raise the budget.
+//! The same cap sizes the usbfs memory each open link maps to send images from without a copy
+//! (one transfer buffer of at most that many bytes, held while the link is open; see
+//! `flashgate_protocols::transport::usb::SendPath`).
 
 use std::path::Path;
 
