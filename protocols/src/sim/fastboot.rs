@@ -30,11 +30,13 @@ mod commands;
 mod faults;
 mod logical;
 mod oem;
+mod phone_memory;
 mod staging;
 mod target;
 mod userspace;
 mod vars;
 
+pub use phone_memory::held_bytes;
 use staging::Staging;
 
 /// Where `fetch:` may read.

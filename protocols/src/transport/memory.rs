@@ -5,7 +5,8 @@
 //! is not reading, and memory stays bounded whatever the image size.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use super::{too_long, Framing, SendBuffer, Transport, TransportError};
@@ -63,6 +64,32 @@ struct State {
 struct Shared {
     state: Mutex<State>,
     changed: Condvar,
+    /// Capacity of the packet the device end is part-way through reading (see [`held_bytes`]).
+    device_pending: AtomicUsize,
+}
+
+/// Every link made in this process, for [`held_bytes`] (dead ones are pruned as links come).
+static LINKS: Mutex<Vec<Weak<Shared>>> = Mutex::new(Vec::new());
+
+/// Bytes of packet buffers the process's memory links hold now: queued on the wire, kept spare
+/// for the next send, or being read by a device end. Simulated phones run in the station's
+/// process (tests, the line benchmark), so the process's RSS counts their links too; this is
+/// what to take off it to see the station's own (the buffer a host is lent to fill is the
+/// host's, as a USB transfer buffer is, and is not counted).
+pub fn held_bytes() -> usize {
+    let links: Vec<Arc<Shared>> = LINKS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .filter_map(Weak::upgrade)
+        .collect();
+    links.iter().map(|link| link.held()).sum()
+}
+
+fn register(link: &Arc<Shared>) {
+    let mut links = LINKS.lock().unwrap_or_else(PoisonError::into_inner);
+    links.retain(|l| l.strong_count() > 0);
+    links.push(Arc::downgrade(link));
 }
 
 impl Shared {
@@ -82,6 +109,20 @@ impl Shared {
                 .unwrap_or_else(|e| e.into_inner())
                 .0,
         )
+    }
+
+    fn held(&self) -> usize {
+        let state = self.lock();
+        let buffers = |dir: &Direction| {
+            dir.queue
+                .iter()
+                .chain(&dir.spare)
+                .map(Vec::capacity)
+                .sum::<usize>()
+        };
+        buffers(&state.to_device)
+            + buffers(&state.to_host)
+            + self.device_pending.load(Ordering::Relaxed)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -142,7 +183,9 @@ pub fn pair_with(
             in_flight_limit: DEFAULT_IN_FLIGHT_LIMIT,
         }),
         changed: Condvar::new(),
+        device_pending: AtomicUsize::new(0),
     });
+    register(&shared);
     let end = |side| MemoryLink {
         shared: shared.clone(),
         side,
@@ -265,9 +308,25 @@ impl MemoryLink {
         if self.pending_pos == self.pending.len() {
             let done = std::mem::take(&mut self.pending);
             self.pending_pos = 0;
+            self.note_pending();
             self.recycle(done);
         }
         n
+    }
+
+    /// Keep `packet` to be read over the next calls.
+    fn hold_pending(&mut self, packet: Vec<u8>) {
+        self.pending = packet;
+        self.note_pending();
+    }
+
+    /// The device end's partly read packet is the link's memory, not the host's.
+    fn note_pending(&self) {
+        if self.side == Side::Device {
+            self.shared
+                .device_pending
+                .store(self.pending.capacity(), Ordering::Relaxed);
+        }
     }
 
     /// Hand a large packet that was read back to the writer of its direction.
@@ -375,7 +434,7 @@ impl Transport for MemoryLink {
         }
         let packet = self.next_packet(timeout)?;
         if self.framing == Framing::Stream {
-            self.pending = packet;
+            self.hold_pending(packet);
             return Ok(self.take_pending(buf));
         }
         if packet.len() > buf.len() {
@@ -401,7 +460,7 @@ impl Transport for MemoryLink {
             let packet = self.next_packet(timeout)?;
             // Zero-length packets carry no data-phase bytes; skip them.
             if !packet.is_empty() {
-                self.pending = packet;
+                self.hold_pending(packet);
             }
         }
     }
@@ -479,6 +538,38 @@ mod tests {
     use super::*;
 
     const T: Duration = Duration::from_millis(200);
+
+    #[test]
+    fn a_link_holds_its_queued_spare_and_part_read_packets_until_it_is_gone() {
+        let (mut host, mut device, control) = pair("held");
+        let shared = Arc::downgrade(&host.shared);
+        let held = |link: &MemoryLink| link.shared.held();
+        assert_eq!(held(&host), 0);
+        host.write(&vec![7u8; 300_000], T).unwrap();
+        assert_eq!(held(&host), 300_000, "queued on the wire");
+        assert!(held_bytes() >= 300_000, "and counted for the process");
+        let mut buf = vec![0u8; 100_000];
+        assert_eq!(device.read_stream(&mut buf, T).unwrap(), 100_000);
+        assert_eq!(held(&host), 300_000, "part read by the device");
+        for _ in 0..2 {
+            device.read_stream(&mut buf, T).unwrap();
+        }
+        assert_eq!(
+            held(&device),
+            300_000,
+            "read, and kept spare for the host's next send"
+        );
+        let link = host.shared.clone();
+        let mut lent = host.send_buffer(300_000);
+        lent.buffer()[0] = 1;
+        assert_eq!(link.held(), 0, "a buffer lent to the host is the host's");
+        drop(lent);
+        drop((link, host, device, control));
+        assert!(
+            shared.upgrade().is_none(),
+            "a link no end holds is not counted"
+        );
+    }
 
     #[test]
     fn packets_keep_their_boundaries() {

@@ -1,6 +1,7 @@
 //! The commands that move data or change storage: download, upload, flash (raw or sparse),
 //! erase, fetch, set_active.
 
+use super::phone_memory::PhoneMemory;
 use super::staging::Staging;
 use super::target::{data_bytes, write_image, write_image_until, Target};
 use super::vars::resolve;
@@ -44,7 +45,7 @@ impl FastbootDevice {
                 Err(e) => return fail(link, format!("No room for the download: {e}")),
             };
         reply(link, Response::Data(size))?;
-        let mut buf = vec![0u8; IO_CHUNK.min(size as usize)];
+        let mut buf = PhoneMemory::zeroed(IO_CHUNK.min(size as usize));
         let mut left = size as usize;
         let mut stage_error = None;
         while left > 0 {
@@ -253,7 +254,7 @@ impl FastbootDevice {
         }
         // Bounded by max_fetch_size (a u32) just above.
         reply(link, Response::Data(len as u32))?;
-        let mut buf = vec![0u8; IO_CHUNK.min(len as usize)];
+        let mut buf = PhoneMemory::zeroed(IO_CHUNK.min(len as usize));
         let mut done = 0u64;
         let sent = self.bytes_to_send(len);
         while done < sent {

@@ -3,6 +3,7 @@
 
 use sha2::{Digest, Sha256};
 
+use super::phone_memory::PhoneMemory;
 use super::IO_CHUNK;
 use super::{fail, info, okay, FastbootDevice, Flow, RebootTo, UNKNOWN_COMMAND};
 use crate::fastboot::command::parse_number;
@@ -71,7 +72,7 @@ impl FastbootDevice {
             );
         }
         let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; IO_CHUNK.min(len as usize).max(1)];
+        let mut buf = PhoneMemory::zeroed(IO_CHUNK.min(len as usize).max(1));
         let mut done = 0u64;
         while done < len {
             let n = (len - done).min(buf.len() as u64) as usize;

@@ -10,8 +10,10 @@
 use std::fs::File;
 use std::io::{self, Cursor, Read, Seek, SeekFrom, Write};
 
+use super::phone_memory::PhoneMemory;
+
 pub(crate) enum Staging {
-    Memory(Vec<u8>),
+    Memory(PhoneMemory),
     Spilled { file: File, len: u64 },
 }
 
@@ -40,7 +42,7 @@ impl Staging {
     ) -> io::Result<Staging> {
         if len <= spill_above {
             // `len` is bounded by max-download-size (checked before this is called).
-            return Ok(Staging::Memory(Vec::with_capacity(len as usize)));
+            return Ok(Staging::Memory(PhoneMemory::with_capacity(len as usize)));
         }
         let file = match previous {
             Some(Staging::Spilled { mut file, .. }) => {
@@ -119,7 +121,7 @@ impl Staging {
 
     pub(crate) fn reader(&self) -> io::Result<StagedReader<'_>> {
         match self {
-            Staging::Memory(v) => Ok(StagedReader::Memory(Cursor::new(v))),
+            Staging::Memory(v) => Ok(StagedReader::Memory(Cursor::new(&v[..]))),
             Staging::Spilled { file, len } => {
                 let mut f = file;
                 f.seek(SeekFrom::Start(0))?;
@@ -132,6 +134,19 @@ impl Staging {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_download_in_memory_is_counted_while_it_lives() {
+        // Other tests stage downloads at the same time: the count is at least this one's.
+        let mut s = Staging::with_len(300_000, 1 << 20, None).unwrap();
+        s.append(&[5u8; 300_000]).unwrap();
+        assert!(super::super::phone_memory::held_bytes() >= 300_000);
+        let Staging::Memory(v) = &s else {
+            panic!("a 300 kB download under the threshold stays in memory")
+        };
+        assert_eq!(v.len(), 300_000);
+        drop(s);
+    }
 
     #[test]
     fn both_kinds_read_back_what_was_appended() {

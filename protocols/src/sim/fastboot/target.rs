@@ -4,6 +4,7 @@
 
 use std::io::{self, Read, Seek, SeekFrom, Write};
 
+use super::phone_memory::PhoneMemory;
 use super::staging::Staging;
 use super::IO_CHUNK;
 use crate::lp::{MappedRange, Metadata};
@@ -225,7 +226,7 @@ pub(super) fn write_image_until(
             ));
         }
         let mut reader = staging.reader().map_err(staged)?;
-        let mut buf = vec![0u8; IO_CHUNK];
+        let mut buf = PhoneMemory::zeroed(IO_CHUNK);
         let mut pos = 0u64;
         let mut left = budget.unwrap_or(u64::MAX);
         loop {

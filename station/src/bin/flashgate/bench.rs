@@ -119,6 +119,9 @@ pub struct Row {
     /// CPU of the simulated phones' threads (in this process, beside the station).
     phones_cpu: Duration,
     peak_rss_kib: u64,
+    /// The most the process's RSS exceeded what the simulated phones held in memory at the
+    /// same moment (see [`StationRss`]).
+    station_rss_kib: u64,
     commit_ms: (f64, f64),
     verdict_ms: (f64, f64),
     /// The machine's 1-minute load average when the batch ended.
@@ -126,6 +129,7 @@ pub struct Row {
 }
 
 fn line(a: LineArgs) -> anyhow::Result<ExitCode> {
+    return_large_buffers_at_once();
     let counts = a.phones.clone().unwrap_or(if a.quick {
         vec![1, 2, 4]
     } else {
@@ -399,6 +403,7 @@ fn run_batch(
     let verdicts = Arc::new(VerdictTimes::default());
     let events: Arc<dyn EventSink> = verdicts.clone();
     reset_peak_rss();
+    let station_rss = StationRss::sample();
     metrics::set_recording(true);
     let cpu_before = metrics::process_cpu_ns();
     let started = Instant::now();
@@ -428,7 +433,10 @@ fn run_batch(
     std::thread::sleep(Duration::from_millis(300));
     let process_cpu = metrics::process_cpu_ns().saturating_sub(cpu_before);
     let phones_cpu = metrics::phone_cpu();
-    let station_cpu = Duration::from_nanos(process_cpu).saturating_sub(phones_cpu);
+    let (station_rss_kib, sampling_cpu) = station_rss.finish();
+    let station_cpu = Duration::from_nanos(process_cpu)
+        .saturating_sub(phones_cpu)
+        .saturating_sub(sampling_cpu);
     let commits = metrics::commits();
     metrics::set_recording(false);
     let passed = match ended {
@@ -458,6 +466,7 @@ fn run_batch(
         station_cpu,
         phones_cpu,
         peak_rss_kib: peak_rss_kib(),
+        station_rss_kib,
         commit_ms: median_max(&mut commit_ms),
         verdict_ms: median_max(&mut verdict_ms),
         load: load_average(),
@@ -483,6 +492,18 @@ fn median_max(v: &mut [f64]) -> (f64, f64) {
     (v[v.len() / 2], v[v.len() - 1])
 }
 
+/// Buffers of 128 KiB and more (the phones' and the station's transfer buffers) get pages of
+/// their own and give them back when freed: glibc otherwise raises that threshold after the
+/// first such free and keeps freed buffers in its arenas, so the simulated phones' churn would
+/// stay in the resident set and be counted as the station's (see [`StationRss`]).
+fn return_large_buffers_at_once() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt sets an allocator parameter; it takes no pointers.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
+}
+
 /// Forget the peak RSS so far (Linux: `5` to /proc/self/clear_refs). The peak restarts from the
 /// current RSS, so the memory an earlier, larger batch freed is first given back to the system:
 /// glibc's allocator keeps it otherwise, and the next batch's peak would be the old one.
@@ -493,6 +514,52 @@ fn reset_peak_rss() {
         libc::malloc_trim(0);
     }
     let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// The station's own memory while the simulated phones run in its process: every 10 ms, the
+/// process's resident set less the bytes the phones hold in memory (their links' packet
+/// buffers, their bootloaders' downloads kept in memory and data buffers); the largest
+/// difference is the station's peak.
+/// Memory the allocator keeps after a phone frees it still counts as the station's, so this
+/// errs high.
+struct StationRss {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    sampler: std::thread::JoinHandle<(u64, Duration)>,
+}
+
+impl StationRss {
+    fn sample() -> Self {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let sampler = std::thread::spawn(move || {
+            let mut peak_kib = 0u64;
+            while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                let phones = protocols::transport::memory::held_bytes()
+                    + protocols::sim::fastboot::held_bytes();
+                let station = resident_kib().saturating_sub(phones as u64 / 1024);
+                peak_kib = peak_kib.max(station);
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            (peak_kib, Duration::from_nanos(metrics::thread_cpu_ns()))
+        });
+        StationRss { stop, sampler }
+    }
+
+    /// The station's peak in KiB, and the sampler's own CPU (the benchmark's, not the station's).
+    fn finish(self) -> (u64, Duration) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.sampler.join().unwrap_or((0, Duration::ZERO))
+    }
+}
+
+/// The process's resident set now (/proc/self/statm: pages).
+fn resident_kib() -> u64 {
+    // SAFETY: sysconf reads a constant of the system; it takes no pointers.
+    let page_bytes = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * page_bytes / 1024)
 }
 
 fn peak_rss_kib() -> u64 {
@@ -541,6 +608,10 @@ impl Row {
 
     pub fn peak_rss_mib(&self) -> f64 {
         self.peak_rss_kib as f64 / 1024.0
+    }
+
+    pub fn station_rss_mib(&self) -> f64 {
+        self.station_rss_kib as f64 / 1024.0
     }
 }
 
@@ -625,6 +696,12 @@ const COLUMNS: &[Column] = &[
         fields: &["peak_rss_mib"],
         decimals: (0, 1),
         figures: |_, r| Figures::One(r.peak_rss_mib()),
+    },
+    Column {
+        heading: "station RSS MiB",
+        fields: &["station_rss_mib"],
+        decimals: (0, 1),
+        figures: |_, r| Figures::One(r.station_rss_mib()),
     },
     Column {
         heading: "commit ms (med/max)",
@@ -743,6 +820,7 @@ mod tests {
             station_cpu: Duration::from_millis(500),
             phones_cpu: Duration::from_secs(3),
             peak_rss_kib: 20 << 10,
+            station_rss_kib: 12 << 10,
             commit_ms: (1.5, 4.25),
             verdict_ms: (0.02, 0.5),
             load: 7.5,
@@ -757,7 +835,7 @@ mod tests {
         let fields = lines[0].split(',').count();
         assert_eq!(
             lines[1],
-            "private-copy,1,1,20.000,1.000,0.500,0.025,0.025,3.000,20.0,1.50,4.25,0.020,0.500,7.50"
+            "private-copy,1,1,20.000,1.000,0.500,0.025,0.025,3.000,20.0,12.0,1.50,4.25,0.020,0.500,7.50"
         );
         assert!(lines[1..].iter().all(|l| l.split(',').count() == fields));
         assert!(
@@ -787,6 +865,7 @@ mod tests {
                 "0.025",
                 "3.0",
                 "20",
+                "12",
                 "1.5",
                 "/",
                 "4.2",
