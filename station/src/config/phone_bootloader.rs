@@ -7,8 +7,8 @@
 //! The values are read loosely and checked here rather than by serde, so that each refusal can
 //! name the phone's slot as well as the key.
 
+use super::yaml::LooseValue as Value;
 use serde::Deserialize;
-use serde_yaml::Value;
 
 use super::error::{ConfigError, KeyPath};
 use super::yaml::YamlDocument;

@@ -25,6 +25,9 @@ use super::error::{ConfigError, KeyPath, KeySegment};
 use super::yaml_bounds::{check_size, nesting_beyond};
 pub use super::yaml_bounds::{MAX_DOCUMENT_BYTES, MAX_NESTING};
 use crate::regular_file::{open_regular, RegularFileError};
+/// A value taken as written, for keys whose several forms are checked by hand (a byte size as
+/// text or a number, a word or a list), so the error can name the phone and what to write.
+pub use serde_yaml::Value as LooseValue;
 
 /// One YAML file as read from disk: kept so that errors found after parsing can be placed.
 #[derive(Debug, Clone)]
