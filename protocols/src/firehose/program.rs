@@ -157,12 +157,13 @@ impl<T: Transport> Firehose<T> {
             let n = left.min(sectors_per_chunk);
             let mut unsent = n;
             while unsent > 0 {
-                let len = (unsent.min(sectors_per_send) as usize) * sector;
+                let sectors = unsent.min(sectors_per_send);
+                let len = (sectors as usize) * sector;
                 if let Err(e) = out.send_filled(len, fill_chunk, timeout) {
                     failure = Some(e);
                     break 'chunks;
                 }
-                unsent -= unsent.min(sectors_per_send);
+                unsent -= sectors;
                 self.progress
                     .event(ProgressEvent::Bytes { bytes: len as u64 });
             }

@@ -7,11 +7,10 @@
 //! The values are read loosely and checked here rather than by serde, so that each refusal can
 //! name the phone's slot as well as the key.
 
-use super::yaml::LooseValue as Value;
 use serde::Deserialize;
 
 use super::error::{ConfigError, KeyPath};
-use super::yaml::YamlDocument;
+use super::yaml::{LooseValue as Value, YamlDocument};
 use crate::byte_size::parse_byte_size;
 use crate::digest::Sha256Digest;
 use crate::events::SlotNumber;

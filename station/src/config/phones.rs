@@ -1,7 +1,8 @@
 //! The phones file (`flashgate run … --phones phones.yaml`, `flashgate sim … --phone FILE`):
 //! which simulated phone arrives on each slot — its mode, identity, A/B state, what its
-//! partitions already hold, how its bootloader is set up, and how it misbehaves. Loaded as strictly as the other configs;
-//! this is only the description: `sim_fleet::scripted` builds the phones from it.
+//! partitions already hold, how its bootloader is set up, and how it misbehaves. Loaded as
+//! strictly as the other configs; this is only the description: `sim_fleet::scripted` builds
+//! the phones from it.
 
 use std::path::{Path, PathBuf};
 

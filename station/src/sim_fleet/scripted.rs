@@ -1,8 +1,9 @@
 //! Simulated phones built from a phones file ([`PhonesFile`]): each starts as the batch
 //! product's rig phone and takes what the file says — mode, identity, A/B state, partition
 //! contents, bootloader settings — and its faults, armed through the simulator's own fault
-//! hooks (device fault rules, dropped writes, link faults, the programmer's boot time). Problems found here (a
-//! partition the phone lacks, an image that does not fit) name the file, line and key.
+//! hooks (device fault rules, dropped writes, link faults, the programmer's boot time).
+//! Problems found here (a partition the phone lacks, an image that does not fit) name the
+//! file, line and key.
 
 use std::fs::File;
 use std::io::Read;

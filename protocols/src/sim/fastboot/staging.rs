@@ -140,7 +140,7 @@ mod tests {
         // Other tests stage downloads at the same time: the count is at least this one's.
         let mut s = Staging::with_len(300_000, 1 << 20, None).unwrap();
         s.append(&[5u8; 300_000]).unwrap();
-        assert!(super::super::phone_memory::held_bytes() >= 300_000);
+        assert!(crate::sim::fastboot::held_bytes() >= 300_000);
         let Staging::Memory(v) = &s else {
             panic!("a 300 kB download under the threshold stays in memory")
         };

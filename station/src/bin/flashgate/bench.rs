@@ -16,6 +16,7 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -523,20 +524,23 @@ fn reset_peak_rss() {
 /// Memory the allocator keeps after a phone frees it still counts as the station's, so this
 /// errs high.
 struct StationRss {
-    stop: Arc<std::sync::atomic::AtomicBool>,
+    stop: Arc<AtomicBool>,
     sampler: std::thread::JoinHandle<(u64, Duration)>,
 }
 
 impl StationRss {
     fn sample() -> Self {
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
         let stopped = stop.clone();
         let sampler = std::thread::spawn(move || {
+            // SAFETY: sysconf reads a constant of the system; it takes no pointers.
+            let page_bytes =
+                u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
             let mut peak_kib = 0u64;
-            while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+            while !stopped.load(Ordering::Relaxed) {
                 let phones = protocols::transport::memory::held_bytes()
                     + protocols::sim::fastboot::held_bytes();
-                let station = resident_kib().saturating_sub(phones as u64 / 1024);
+                let station = resident_kib(page_bytes).saturating_sub(phones as u64 / 1024);
                 peak_kib = peak_kib.max(station);
                 std::thread::sleep(Duration::from_millis(10));
             }
@@ -547,15 +551,13 @@ impl StationRss {
 
     /// The station's peak in KiB, and the sampler's own CPU (the benchmark's, not the station's).
     fn finish(self) -> (u64, Duration) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.stop.store(true, Ordering::Relaxed);
         self.sampler.join().unwrap_or((0, Duration::ZERO))
     }
 }
 
-/// The process's resident set now (/proc/self/statm: pages).
-fn resident_kib() -> u64 {
-    // SAFETY: sysconf reads a constant of the system; it takes no pointers.
-    let page_bytes = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+/// The process's resident set now (/proc/self/statm: pages of `page_bytes`).
+fn resident_kib(page_bytes: u64) -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
         .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())

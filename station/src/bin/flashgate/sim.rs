@@ -143,7 +143,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 #[derive(clap::Args)]
 pub(crate) struct PhoneFileArgs {
     /// A phones file; the phone it describes (identity, slots, partition contents, bootloader
-    /// settings, device faults) is served, over the other options. Link faults (`rate`, `disconnect_after`) need `flashgate run --phones`.
+    /// settings, device faults) is served, over the other options. Link faults (`rate`,
+    /// `disconnect_after`) need `flashgate run --phones`.
     #[arg(long, value_name = "FILE")]
     phone: Option<PathBuf>,
     /// With --phone: the file's phone on this slot (needed when it describes several).
